@@ -1,0 +1,41 @@
+"""The ``lifecert`` command. Each sub-command lives in its own module and registers itself
+with ``register(subparsers)``; this module only assembles them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that define a sub-command: each has ``register(subparsers) -> None`` which adds
+# its parser and sets ``func`` (taking the parsed namespace, returning an exit code).
+COMMAND_MODULES: tuple[str, ...] = (
+    "lifecert.commands.replay",
+    "lifecert.commands.generate",
+    "lifecert.commands.bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lifecert",
+        description="Pension eligibility certification hub (proof of life).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("lifecert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``lifecert`` command line, one module each."""

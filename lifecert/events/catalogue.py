@@ -1,0 +1,148 @@
+"""The event catalogue, read from the Avro schemas shipped in this package.
+
+The ``.avsc`` files are the single source of the event vocabulary: field names, types,
+enum symbols. The JSON interchange parser and the codec both derive from this module.
+
+In memory an event is a flat ``dict``: the envelope fields ``type``, ``event_id``,
+``recorded_at``, ``source_agency`` beside the payload fields, with values of these kinds:
+
+========== ======================== ==============================================
+kind       Python value             Avro
+========== ======================== ==============================================
+string     ``str``                  ``string``
+long       ``int``                  ``long``
+boolean    ``bool``                 ``boolean``
+date       ``datetime.date``        ``int`` / ``date``
+timestamp  aware ``datetime``       ``long`` / ``timestamp-micros``
+month      ``str`` ``"YYYY-MM"``    ``string`` with field property ``lifecert.format: month``
+months     ``list[str]``            ``array<string>`` with ``lifecert.format: month``
+enum       ``str`` (a symbol)       ``enum``
+========== ======================== ==============================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+NAMESPACE = "lifecert.events"
+ENVELOPE = f"{NAMESPACE}.Envelope"
+
+INPUT_TYPES: tuple[str, ...] = (
+    "RetireeEnrolled",
+    "PensionAmountChanged",
+    "CertificationRecorded",
+    "CertificationDocumentsReceived",
+    "DeathRecorded",
+)
+OUTPUT_TYPES: tuple[str, ...] = (
+    "PaymentHoldPlaced",
+    "PaymentHoldReleased",
+    "PaymentTerminated",
+    "OverpaymentDetected",
+    "FraudSuspected",
+    "HomeVisitDue",
+)
+EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
+
+# Envelope fields as they appear flat in the interchange form; ``type`` names the event.
+ENVELOPE_FIELDS: tuple[str, ...] = ("type", "event_id", "recorded_at", "source_agency")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of an event: its name, kind, whether null is allowed, enum symbols."""
+
+    name: str
+    kind: str
+    nullable: bool = False
+    symbols: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An event type: its name, its Avro schema (as loaded JSON) and its payload fields."""
+
+    name: str
+    schema: dict[str, Any]
+    fields: tuple[FieldSpec, ...]
+
+    @property
+    def full_name(self) -> str:
+        return f"{NAMESPACE}.{self.name}"
+
+
+def _schema_text(name: str) -> str:
+    return (resources.files("lifecert.events") / "schemas" / f"{NAMESPACE}.{name}.avsc").read_text(
+        encoding="utf-8"
+    )
+
+
+@cache
+def raw_schema(name: str) -> dict[str, Any]:
+    """The schema of ``name`` (``"Envelope"`` or an event type) exactly as shipped."""
+    return json.loads(_schema_text(name))
+
+
+def _kind(field: dict[str, Any], avro_type: Any) -> tuple[str, tuple[str, ...]]:
+    fmt = field.get("lifecert.format")
+    if isinstance(avro_type, dict):
+        logical = avro_type.get("logicalType")
+        if logical == "date":
+            return "date", ()
+        if logical == "timestamp-micros":
+            return "timestamp", ()
+        if avro_type["type"] == "enum":
+            return "enum", tuple(avro_type["symbols"])
+        if avro_type["type"] == "array" and fmt == "month":
+            return "months", ()
+        raise ValueError(f"unsupported Avro type in field {field['name']!r}: {avro_type!r}")
+    if avro_type == "string":
+        return ("month" if fmt == "month" else "string"), ()
+    if avro_type in ("long", "int"):
+        return "long", ()
+    if avro_type == "boolean":
+        return "boolean", ()
+    raise ValueError(f"unsupported Avro type in field {field['name']!r}: {avro_type!r}")
+
+
+def _field_spec(field: dict[str, Any]) -> FieldSpec:
+    avro_type = field["type"]
+    nullable = False
+    if isinstance(avro_type, list):
+        non_null = [t for t in avro_type if t != "null"]
+        if len(non_null) != 1:
+            raise ValueError(f"only [null, T] unions are supported: field {field['name']!r}")
+        nullable, avro_type = True, non_null[0]
+    kind, symbols = _kind(field, avro_type)
+    return FieldSpec(field["name"], kind, nullable, symbols)
+
+
+@cache
+def event_spec(name: str) -> EventSpec:
+    """The spec of event type ``name``; ``KeyError`` for a name not in the catalogue."""
+    if name not in EVENT_TYPES:
+        raise KeyError(name)
+    schema = raw_schema(name)
+    fields = tuple(_field_spec(f) for f in schema["fields"] if f["name"] != "envelope")
+    return EventSpec(name, schema, fields)
+
+
+@cache
+def envelope_spec() -> tuple[FieldSpec, ...]:
+    """The envelope's fields (``type`` included)."""
+    return tuple(_field_spec(f) for f in raw_schema("Envelope")["fields"])
+
+
+def enum_symbols(enum_name: str) -> tuple[str, ...]:
+    """Symbols of a named enum (e.g. ``"Channel"``) as declared in the schemas."""
+    for name in EVENT_TYPES:
+        for field in raw_schema(name)["fields"]:
+            candidates = field["type"] if isinstance(field["type"], list) else [field["type"]]
+            for t in candidates:
+                if isinstance(t, dict) and t.get("type") == "enum" and t["name"] == enum_name:
+                    return tuple(t["symbols"])
+    raise KeyError(enum_name)

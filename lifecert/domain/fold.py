@@ -1,0 +1,274 @@
+"""The rules of a campaign as a pure fold over one retiree's events.
+
+``decide`` takes a retiree's state (or ``None`` before enrollment), one input event and
+the policy, and returns the state, the output events and the rejection reason (or
+``None``). ``apply_moment`` does the same for a clock moment. Nothing here reads a clock,
+a file or the network: replay, the faust workers and the tests call these functions and
+get the same decisions. For speed the state passed in is updated in place and returned;
+callers treat the argument as consumed.
+
+docs/rules.md explains every choice the rules in DESIGN.md leave open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from lifecert.domain import reasons
+from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, Policy
+from lifecert.domain.state import Certification, RetireeState
+from lifecert.domain.time import (
+    age_on,
+    format_month,
+    local_date,
+    month_of,
+    month_of_date,
+    parse_month,
+)
+
+Event = dict[str, Any]
+Decision = tuple[RetireeState | None, list[Event], str | None]
+
+# Namespace of the deterministic ids of output events (UUIDv5).
+OUTPUT_ID_NAMESPACE = uuid.UUID("5b1c8f1e-3d8a-5c43-9a61-6c1f0e4f2b17")
+
+
+def output_event(
+    policy: Policy, type_name: str, retiree_id: str, at: datetime, key: str, **fields: Any
+) -> Event:
+    """An output event with its deterministic id: one id per (policy, type, retiree, key)."""
+    event_id = str(uuid.uuid5(OUTPUT_ID_NAMESPACE, f"{policy.name}|{type_name}|{retiree_id}|{key}"))
+    return {
+        "type": type_name,
+        "event_id": event_id,
+        "recorded_at": at,
+        "source_agency": "lifecert",
+        "retiree_id": retiree_id,
+        **fields,
+    }
+
+
+def decide(state: RetireeState | None, event: Event, policy: Policy) -> Decision:
+    """Decide one input event for one retiree."""
+    type_name = event["type"]
+    if type_name == "RetireeEnrolled":
+        return _enroll(state, event, policy)
+    if state is None:
+        return None, [], reasons.UNKNOWN_RETIREE
+    event_id = event.get("event_id")
+    if event_id is not None:
+        if state.event_ids is None:
+            state.event_ids = [event_id]
+        elif event_id in state.event_ids:
+            return state, [], reasons.DUPLICATE_EVENT
+        else:
+            state.event_ids.append(event_id)
+    handler = _HANDLERS[type_name]
+    outputs, rejection = handler(state, event, policy)
+    return state, outputs, rejection
+
+
+def apply_moment(state: RetireeState, moment: Moment, policy: Policy) -> list[Event]:
+    """Decide a clock moment for one retiree."""
+    if state.date_of_death is not None or not state.in_scope or state.complete:
+        return []
+    if moment.kind == DEADLINE:
+        if state.hold_month is not None:
+            return []
+        state.hold_month = policy.hold_effective_month
+        month = format_month(policy.hold_effective_month)
+        return [
+            output_event(
+                policy, "PaymentHoldPlaced", state.retiree_id, moment.at, month,
+                effective_month=month, reason="NOT_CERTIFIED",
+            )
+        ]
+    if moment.kind == HOME_VISIT_SWEEP:
+        if not state.home_visit_candidate:
+            return []
+        due = policy.deadline
+        return [
+            output_event(
+                policy, "HomeVisitDue", state.retiree_id, moment.at, due.isoformat(),
+                due_date=due,
+            )
+        ]
+    raise ValueError(f"unknown clock moment kind {moment.kind!r}")
+
+
+def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decision:
+    if state is not None:
+        event_id = event.get("event_id")
+        if event_id is not None and state.event_ids is not None and event_id in state.event_ids:
+            return state, [], reasons.DUPLICATE_EVENT
+        return state, [], reasons.ALREADY_ENROLLED
+    pension_start = event["pension_start"]
+    home_visit = policy.home_visits and event["residence"] in policy.home_visit_residences and (
+        (policy.home_visit_if_disabled and event["disabled"])
+        or age_on(event["birth_date"], policy.deadline) >= policy.home_visit_min_age
+    )
+    state = RetireeState(
+        event["retiree_id"],
+        in_scope=pension_start < policy.scope_pension_start_before,
+        employer_only=event["scheme"] in policy.employer_only_schemes
+        or event["category"] in policy.employer_only_categories,
+        home_visit_candidate=bool(home_visit),
+        pension_start_month=month_of_date(pension_start),
+        enrolled_amount_fen=event["monthly_amount_fen"],
+    )
+    event_id = event.get("event_id")
+    if event_id is not None:
+        state.event_ids = [event_id]
+    return state, [], None
+
+
+Handled = tuple[list[Event], str | None]
+
+
+def _amount_changed(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    if state.date_of_death is not None:
+        return [], reasons.RETIREE_DECEASED
+    change = (parse_month(event["effective_month"]), event["monthly_amount_fen"])
+    if state.amount_changes is None:
+        state.amount_changes = [change]
+    else:
+        state.amount_changes.append(change)
+    return [], None
+
+
+def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    cert_id = event["certification_id"]
+    certs = state.certifications
+    if certs is None:
+        certs = state.certifications = {}
+    elif cert_id in certs:
+        return [], reasons.DUPLICATE_CERTIFICATION
+    channel = event["channel"]
+    performed_on = local_date(event["performed_at"])
+    if state.date_of_death is not None:
+        cert = certs[cert_id] = Certification(channel, performed_on, False, False)
+        return _fraud_check(state, cert_id, cert, event["recorded_at"], policy), (
+            reasons.RETIREE_DECEASED
+        )
+    if state.employer_only != (channel in policy.employer_channels):
+        certs[cert_id] = Certification(channel, performed_on, False, False)
+        return [], reasons.CHANNEL_NOT_ALLOWED
+    if performed_on < policy.window_opens:
+        certs[cert_id] = Certification(channel, performed_on, False, False)
+        return [], reasons.OUTSIDE_WINDOW
+    early = state.early_documents
+    if channel in policy.document_channels and (early is None or cert_id not in early):
+        certs[cert_id] = Certification(channel, performed_on, True, False)
+        state.pending_documents += 1
+        return [], None
+    certs[cert_id] = Certification(channel, performed_on, True, True)
+    return _complete(state, event["recorded_at"], policy), None
+
+
+def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    if state.date_of_death is not None:
+        return [], reasons.RETIREE_DECEASED
+    cert_id = event["certification_id"]
+    cert = state.certifications.get(cert_id) if state.certifications is not None else None
+    if cert is None:
+        if state.early_documents is None:
+            state.early_documents = {}
+        elif cert_id in state.early_documents:
+            return [], reasons.DUPLICATE_DOCUMENTS
+        state.early_documents[cert_id] = event["recorded_at"]
+        return [], None
+    if cert.channel not in policy.document_channels:
+        return [], reasons.DOCUMENTS_NOT_REQUIRED
+    if not cert.counting:
+        return [], reasons.CERTIFICATION_NOT_COUNTING
+    if cert.complete:
+        return [], reasons.DUPLICATE_DOCUMENTS
+    cert.complete = True
+    state.pending_documents -= 1
+    return _complete(state, event["recorded_at"], policy), None
+
+
+def _complete(state: RetireeState, at: datetime, policy: Policy) -> list[Event]:
+    """A counting certification became complete at ``at``: release an open hold."""
+    if state.complete:
+        return []
+    state.complete = True
+    hold = state.hold_month
+    if hold is None:
+        return []
+    state.hold_month = None
+    completed_in = month_of(at)
+    months = range(hold, completed_in + 1)
+    effective = format_month(max(completed_in + 1, hold))
+    return [
+        output_event(
+            policy, "PaymentHoldReleased", state.retiree_id, at, effective,
+            effective_month=effective,
+            backpay_months=[format_month(m) for m in months],
+            backpay_amount_fen=sum(state.amount_in_force(m) for m in months),
+        )
+    ]
+
+
+def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    if state.date_of_death is not None:
+        return [], reasons.DEATH_ALREADY_RECORDED
+    died_on = event["date_of_death"]
+    at = event["recorded_at"]
+    state.date_of_death = died_on
+    death_month = month_of_date(died_on)
+    terminated = format_month(death_month + 1)
+    outputs = [
+        output_event(
+            policy, "PaymentTerminated", state.retiree_id, at, "",
+            effective_month=terminated, reason="DECEASED",
+        )
+    ]
+    if policy.overpayment_checks:
+        first = max(death_month + 1, state.pension_start_month)
+        held_from = state.hold_month
+        paid = [
+            m for m in range(first, month_of(at) + 1) if held_from is None or m < held_from
+        ]
+        if paid:
+            outputs.append(
+                output_event(
+                    policy, "OverpaymentDetected", state.retiree_id, at, "",
+                    months=[format_month(m) for m in paid],
+                    amount_fen=sum(state.amount_in_force(m) for m in paid),
+                )
+            )
+    state.hold_month = None
+    for cert_id, cert in (state.certifications or {}).items():
+        outputs.extend(_fraud_check(state, cert_id, cert, at, policy))
+    return outputs, None
+
+
+def _fraud_check(
+    state: RetireeState, cert_id: str, cert: Certification, at: datetime, policy: Policy
+) -> list[Event]:
+    died_on = state.date_of_death
+    if (
+        not policy.fraud_checks
+        or died_on is None
+        or cert.fraud_flagged
+        or cert.performed_on <= died_on
+    ):
+        return []
+    cert.fraud_flagged = True
+    return [
+        output_event(
+            policy, "FraudSuspected", state.retiree_id, at, cert_id,
+            certification_id=cert_id, reason="CERTIFIED_AFTER_DEATH",
+        )
+    ]
+
+
+_HANDLERS = {
+    "PensionAmountChanged": _amount_changed,
+    "CertificationRecorded": _certification,
+    "CertificationDocumentsReceived": _documents,
+    "DeathRecorded": _death,
+}

@@ -1,0 +1,159 @@
+"""Campaign policies as data: a calendar and rule switches, loaded from TOML.
+
+The policies shipped with lifecert live in ``lifecert/policies/NAME.toml``; ``load_policy``
+also takes a path, so a bureau can try a draft policy without a release.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lifecert.domain.time import Month, parse_month
+from lifecert.events.catalogue import enum_symbols
+
+HOME_VISIT_SWEEP = "HOME_VISIT_SWEEP"
+DEADLINE = "DEADLINE"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A clock moment of the campaign: an instant and what is decided at it."""
+
+    at: datetime
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    cycle: int
+    timezone: str
+    scope_pension_start_before: date
+    window_opens: date
+    deadline: date
+    deadline_moment: datetime
+    hold_effective_month: Month
+    home_visit_moment: datetime
+    employer_only_schemes: frozenset[str]
+    employer_only_categories: frozenset[str]
+    employer_channels: frozenset[str]
+    document_channels: frozenset[str]
+    home_visit_residences: frozenset[str]
+    home_visit_min_age: int
+    home_visit_if_disabled: bool
+    holds: bool
+    home_visits: bool
+    fraud_checks: bool
+    overpayment_checks: bool
+
+    @property
+    def moments(self) -> tuple[Moment, ...]:
+        """The clock moments in time order (switched-off rules have none)."""
+        moments = []
+        if self.home_visits:
+            moments.append(Moment(self.home_visit_moment, HOME_VISIT_SWEEP))
+        if self.holds:
+            moments.append(Moment(self.deadline_moment, DEADLINE))
+        return tuple(sorted(moments, key=lambda m: m.at))
+
+
+def available_policies() -> list[str]:
+    folder = resources.files("lifecert") / "policies"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_policy(name_or_path: str) -> Policy:
+    """Load a shipped policy by name (``foshan-2017``) or a policy file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.exists():
+        text, origin = path.read_text(encoding="utf-8"), str(path)
+    else:
+        resource = resources.files("lifecert") / "policies" / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise PolicyError(
+                f"unknown policy {name_or_path!r}: known policies are "
+                f"{', '.join(available_policies())}, or give the path of a .toml file"
+            )
+        text, origin = resource.read_text(encoding="utf-8"), f"policy {name_or_path}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{origin}: not valid TOML: {exc}") from exc
+    return _policy_from(data, origin)
+
+
+def _policy_from(data: dict[str, Any], origin: str) -> Policy:
+    def get(section: str | None, key: str, kind: type | tuple[type, ...]) -> Any:
+        table = data if section is None else data.get(section, {})
+        where = key if section is None else f"{section}.{key}"
+        if key not in table:
+            raise PolicyError(f"{origin}: missing key {where!r}")
+        value = table[key]
+        if not isinstance(value, kind) or (kind is date and isinstance(value, datetime)):
+            raise PolicyError(f"{origin}: key {where!r} must be {_kind_name(kind)}, got {value!r}")
+        return value
+
+    def aware(section: str, key: str) -> datetime:
+        value = get(section, key, datetime)
+        if value.tzinfo is None:
+            raise PolicyError(f"{origin}: key '{section}.{key}' needs a UTC offset, e.g. +08:00")
+        return value
+
+    def symbols(section: str, key: str, enum_name: str) -> frozenset[str]:
+        values = get(section, key, list)
+        known = enum_symbols(enum_name)
+        for value in values:
+            if value not in known:
+                raise PolicyError(
+                    f"{origin}: key '{section}.{key}' has {value!r}, not one of {', '.join(known)}"
+                )
+        return frozenset(values)
+
+    try:
+        hold_month = parse_month(get("calendar", "hold_effective_month", str))
+    except ValueError as exc:
+        raise PolicyError(f"{origin}: key 'calendar.hold_effective_month': {exc}") from exc
+    policy = Policy(
+        name=get(None, "name", str),
+        cycle=get(None, "cycle", int),
+        timezone=get(None, "timezone", str),
+        scope_pension_start_before=get("calendar", "scope_pension_start_before", date),
+        window_opens=get("calendar", "window_opens", date),
+        deadline=get("calendar", "deadline", date),
+        deadline_moment=aware("calendar", "deadline_moment"),
+        hold_effective_month=hold_month,
+        home_visit_moment=aware("calendar", "home_visit_moment"),
+        employer_only_schemes=symbols("rules", "employer_only_schemes", "Scheme"),
+        employer_only_categories=symbols("rules", "employer_only_categories", "Category"),
+        employer_channels=symbols("rules", "employer_channels", "Channel"),
+        document_channels=symbols("rules", "document_channels", "Channel"),
+        home_visit_residences=symbols("rules", "home_visit_residences", "Residence"),
+        home_visit_min_age=get("rules", "home_visit_min_age", int),
+        home_visit_if_disabled=get("rules", "home_visit_if_disabled", bool),
+        holds=get("switches", "holds", bool),
+        home_visits=get("switches", "home_visits", bool),
+        fraud_checks=get("switches", "fraud_checks", bool),
+        overpayment_checks=get("switches", "overpayment_checks", bool),
+    )
+    if policy.timezone != "Asia/Shanghai":
+        raise PolicyError(f"{origin}: only timezone 'Asia/Shanghai' is supported")
+    if policy.window_opens > policy.deadline:
+        raise PolicyError(f"{origin}: calendar.window_opens is after calendar.deadline")
+    return policy
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list",
+             date: "a date (YYYY-MM-DD)", datetime: "a date-time with offset"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)

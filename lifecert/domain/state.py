@@ -1,0 +1,173 @@
+"""Per-retiree state of a certification cycle, as the fold keeps it.
+
+One :class:`RetireeState` per enrolled retiree; it holds only what the rules need (no name,
+no id numbers). States are plain slotted objects so that a million fit comfortably in
+memory and a faust table can serialise them (``to_dict`` / ``from_dict``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from lifecert.domain.time import Month
+
+# Statuses of a retiree for a cycle, in the order the first applicable one is chosen.
+DECEASED = "DECEASED"
+EXEMPT = "EXEMPT"
+SUSPENDED = "SUSPENDED"
+CERTIFIED = "CERTIFIED"
+PENDING_DOCUMENTS = "PENDING_DOCUMENTS"
+NOT_CERTIFIED = "NOT_CERTIFIED"
+STATUSES = (DECEASED, EXEMPT, SUSPENDED, CERTIFIED, PENDING_DOCUMENTS, NOT_CERTIFIED)
+
+
+class Certification:
+    """A certification kept for a retiree (counting or not: rule 8 needs them all)."""
+
+    __slots__ = ("channel", "complete", "counting", "fraud_flagged", "performed_on")
+
+    def __init__(self, channel: str, performed_on: date, counting: bool, complete: bool):
+        self.channel = channel
+        self.performed_on = performed_on
+        self.counting = counting
+        self.complete = complete
+        self.fraud_flagged = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "performed_on": self.performed_on.isoformat(),
+            "counting": self.counting,
+            "complete": self.complete,
+            "fraud_flagged": self.fraud_flagged,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Certification:
+        cert = cls(
+            data["channel"], date.fromisoformat(data["performed_on"]),
+            data["counting"], data["complete"],
+        )
+        cert.fraud_flagged = data["fraud_flagged"]
+        return cert
+
+
+class RetireeState:
+    __slots__ = (
+        "amount_changes",
+        "certifications",
+        "complete",
+        "date_of_death",
+        "early_documents",
+        "employer_only",
+        "enrolled_amount_fen",
+        "event_ids",
+        "hold_month",
+        "home_visit_candidate",
+        "in_scope",
+        "pending_documents",
+        "pension_start_month",
+        "retiree_id",
+    )
+
+    def __init__(
+        self,
+        retiree_id: str,
+        *,
+        in_scope: bool,
+        employer_only: bool,
+        home_visit_candidate: bool,
+        pension_start_month: Month,
+        enrolled_amount_fen: int,
+    ):
+        self.retiree_id = retiree_id
+        self.in_scope = in_scope
+        self.employer_only = employer_only
+        self.home_visit_candidate = home_visit_candidate
+        self.pension_start_month = pension_start_month
+        self.enrolled_amount_fen = enrolled_amount_fen
+        # (effective month, amount) in the order decided.
+        self.amount_changes: list[tuple[Month, int]] | None = None
+        self.event_ids: list[str] | None = None
+        self.certifications: dict[str, Certification] | None = None
+        # Documents received before their certification was recorded: id -> recorded_at.
+        self.early_documents: dict[str, datetime] | None = None
+        self.complete = False
+        self.pending_documents = 0
+        # First held month of the open hold; None when no hold is open.
+        self.hold_month: Month | None = None
+        self.date_of_death: date | None = None
+
+    @property
+    def deceased(self) -> bool:
+        return self.date_of_death is not None
+
+    def status(self) -> str:
+        if self.date_of_death is not None:
+            return DECEASED
+        if not self.in_scope:
+            return EXEMPT
+        if self.hold_month is not None:
+            return SUSPENDED
+        if self.complete:
+            return CERTIFIED
+        if self.pending_documents:
+            return PENDING_DOCUMENTS
+        return NOT_CERTIFIED
+
+    def amount_in_force(self, month: Month) -> int:
+        """The monthly amount in force in ``month`` (see docs/rules.md, Amounts)."""
+        amount, best = self.enrolled_amount_fen, -1
+        for effective, changed in self.amount_changes or ():
+            if best <= effective <= month:
+                amount, best = changed, effective
+        return amount
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able snapshot, for changelogs and for resuming a replay."""
+        return {
+            "retiree_id": self.retiree_id,
+            "in_scope": self.in_scope,
+            "employer_only": self.employer_only,
+            "home_visit_candidate": self.home_visit_candidate,
+            "pension_start_month": self.pension_start_month,
+            "enrolled_amount_fen": self.enrolled_amount_fen,
+            "amount_changes": [list(c) for c in self.amount_changes or ()],
+            "event_ids": list(self.event_ids or ()),
+            "certifications": {
+                cid: cert.to_dict() for cid, cert in (self.certifications or {}).items()
+            },
+            "early_documents": {
+                cid: at.isoformat() for cid, at in (self.early_documents or {}).items()
+            },
+            "complete": self.complete,
+            "pending_documents": self.pending_documents,
+            "hold_month": self.hold_month,
+            "date_of_death": self.date_of_death.isoformat() if self.date_of_death else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetireeState:
+        state = cls(
+            data["retiree_id"],
+            in_scope=data["in_scope"],
+            employer_only=data["employer_only"],
+            home_visit_candidate=data["home_visit_candidate"],
+            pension_start_month=data["pension_start_month"],
+            enrolled_amount_fen=data["enrolled_amount_fen"],
+        )
+        state.amount_changes = [(m, a) for m, a in data["amount_changes"]] or None
+        state.event_ids = list(data["event_ids"]) or None
+        state.certifications = {
+            cid: Certification.from_dict(c) for cid, c in data["certifications"].items()
+        } or None
+        state.early_documents = {
+            cid: datetime.fromisoformat(at) for cid, at in data["early_documents"].items()
+        } or None
+        state.complete = data["complete"]
+        state.pending_documents = data["pending_documents"]
+        state.hold_month = data["hold_month"]
+        death = data["date_of_death"]
+        state.date_of_death = date.fromisoformat(death) if death else None
+        return state

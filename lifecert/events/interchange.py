@@ -1,0 +1,242 @@
+"""The JSON interchange form of events: one JSON object per line, flat, with ``type``.
+
+``parse_event`` turns a decoded JSON object into an in-memory event (see
+:mod:`lifecert.events.catalogue`), checking every field against the schemas, and raises
+:class:`MalformedEvent` naming the field and what to do. ``to_json`` goes the other way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+from lifecert.domain.time import isoformat_local, parse_month
+from lifecert.events.catalogue import (
+    EVENT_TYPES,
+    INPUT_TYPES,
+    FieldSpec,
+    envelope_spec,
+    event_spec,
+)
+
+Event = dict[str, Any]
+
+
+class MalformedEvent(ValueError):
+    """An input that is not a valid event. ``line`` is 1-based when known, ``field`` names
+    the offending field (``None`` when the line as a whole is bad)."""
+
+    def __init__(self, reason: str, *, field: str | None = None, line: int | None = None):
+        self.reason = reason
+        self.field = field
+        self.line = line
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "event"
+        if self.field is not None:
+            where += f", field {self.field!r}"
+        return f"{where}: {self.reason}"
+
+    def at_line(self, line: int) -> MalformedEvent:
+        return MalformedEvent(self.reason, field=self.field, line=line)
+
+
+Converter = Callable[[Any], Any]
+
+
+def _string(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {_show(value)}")
+    return value
+
+
+def _long(value: Any) -> int:
+    if type(value) is not int:
+        hint = " (money is integer fen, never a decimal)" if isinstance(value, float) else ""
+        raise TypeError(f"expected an integer, got {_show(value)}{hint}")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _date(value: Any) -> date:
+    if type(value) is not str or len(value) != 10:
+        raise TypeError(f"expected a date as YYYY-MM-DD, got {_show(value)}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise TypeError(f"expected a date as YYYY-MM-DD, got {_show(value)}") from None
+
+
+def _timestamp(value: Any) -> datetime:
+    if type(value) is not str:
+        raise TypeError(f"expected an ISO 8601 time with offset, got {_show(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise TypeError(
+            f"expected an ISO 8601 time with offset (e.g. 2017-05-02T09:30:00+08:00), "
+            f"got {_show(value)}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise TypeError(
+            f"time {value!r} has no UTC offset; write it with +08:00 (Asia/Shanghai) or Z"
+        )
+    return parsed
+
+
+def _month(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a month as YYYY-MM, got {_show(value)}")
+    try:
+        parse_month(value)
+    except ValueError as exc:
+        raise TypeError(str(exc)) from None
+    return value
+
+
+def _months(value: Any) -> list[str]:
+    if type(value) is not list:
+        raise TypeError(f"expected a list of months (YYYY-MM), got {_show(value)}")
+    return [_month(item) for item in value]
+
+
+def _enum(symbols: tuple[str, ...]) -> Converter:
+    allowed = frozenset(symbols)
+
+    def convert(value: Any) -> str:
+        if value not in allowed or type(value) is not str:
+            raise TypeError(f"{_show(value)} is not one of {', '.join(symbols)}")
+        return value
+
+    return convert
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "string": _string,
+    "long": _long,
+    "boolean": _boolean,
+    "date": _date,
+    "timestamp": _timestamp,
+    "month": _month,
+    "months": _months,
+}
+
+
+def _converter(spec: FieldSpec) -> Converter:
+    return _enum(spec.symbols) if spec.kind == "enum" else _CONVERTERS[spec.kind]
+
+
+# The envelope in the interchange form: ``event_id`` may be absent (``lifecert publish``
+# assigns one), ``source_agency`` may be absent or null, ``recorded_at`` is required.
+_OPTIONAL_ENVELOPE = frozenset({"event_id", "source_agency"})
+
+
+@cache
+def _plan(type_name: str) -> tuple[tuple[str, Converter, bool], ...]:
+    """(field, converter, required-and-non-null) for the envelope and the payload."""
+    plan: list[tuple[str, Converter, bool]] = []
+    for spec in envelope_spec():
+        if spec.name == "type":
+            continue
+        plan.append((spec.name, _converter(spec), spec.name not in _OPTIONAL_ENVELOPE))
+    for spec in event_spec(type_name).fields:
+        plan.append((spec.name, _converter(spec), not spec.nullable))
+    return tuple(plan)
+
+
+def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
+    """Check and convert one decoded JSON object in place; returns it as an event.
+
+    Unknown extra fields are kept as they are (partners may send more)."""
+    if type(obj) is not dict:
+        raise MalformedEvent(f"expected a JSON object, got {_show(obj)}")
+    type_name = obj.get("type")
+    if type_name not in allowed:
+        if "type" not in obj:
+            raise MalformedEvent("missing field; every event names its type", field="type")
+        raise MalformedEvent(
+            f"unknown event type {_show(type_name)}; expected one of {', '.join(allowed)}",
+            field="type",
+        )
+    for name, convert, required in _plan(type_name):
+        value = obj.get(name)
+        if value is None:
+            if required:
+                raise MalformedEvent(
+                    f"missing or null; {type_name} requires it", field=name
+                )
+            obj[name] = None
+            continue
+        try:
+            obj[name] = convert(value)
+        except TypeError as exc:
+            raise MalformedEvent(str(exc), field=name) from None
+    return obj
+
+
+def parse_line(line: str | bytes, line_no: int | None = None) -> Event:
+    """Parse one line of a JSON-lines event file."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise MalformedEvent(f"not valid JSON: {exc}", line=line_no) from None
+    try:
+        return parse_event(obj)
+    except MalformedEvent as exc:
+        raise exc.at_line(line_no) if line_no is not None else exc from None
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """The interchange form of an event: dates and months as strings, times in
+    Asia/Shanghai with their offset. Key order: type, envelope, then the schema's fields."""
+    type_name = event["type"]
+    if type_name not in EVENT_TYPES:
+        raise MalformedEvent(f"unknown event type {type_name!r}", field="type")
+    out: dict[str, Any] = {"type": type_name}
+    for key in ("event_id", "recorded_at", "source_agency"):
+        if key in event:
+            out[key] = _plain(event[key])
+    for spec in event_spec(type_name).fields:
+        if spec.name in event:
+            out[spec.name] = _plain(event[spec.name])
+    for key, value in event.items():
+        if key not in out:
+            out[key] = _plain(value)
+    return out
+
+
+def dumps(event: Event) -> str:
+    """One line of the interchange form (no newline), keys in catalogue order."""
+    return json.dumps(to_json(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat_local(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if _jsonable(value) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,215 @@
+"""Replay: recompute every decision of a campaign from a JSON-lines event log.
+
+The same :class:`~lifecert.domain.campaign.Campaign` the live workers use decides each
+event; this module only reads lines, routes malformed ones, and hands the results to
+sinks. ``replay_lines`` collects them in memory (tests, small logs); ``replay_file`` streams
+them to ``instructions.jsonl``, ``status.csv`` and ``rejections.jsonl``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from lifecert.domain.campaign import Campaign
+from lifecert.domain.policy import Policy, load_policy
+from lifecert.domain.time import end_of_day
+from lifecert.events.interchange import MalformedEvent, parse_line, to_json
+
+Event = dict[str, Any]
+InstructionSink = Callable[[Event], None]
+RejectionSink = Callable[[dict[str, Any]], None]
+DeadLetterSink = Callable[[dict[str, Any]], None]
+
+
+class ReplayError(Exception):
+    """A replay that cannot go on; the message names the file, line and field."""
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    lines: int = 0
+    decided: int = 0
+    skipped_after_until: int = 0
+    rejected: int = 0
+    dead_lettered: int = 0
+    instructions: int = 0
+    by_instruction: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    instructions: list[dict[str, Any]]
+    statuses: dict[str, str]
+    rejections: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+    stats: ReplayStats
+
+
+def rejection_record(line_no: int, event: Event, reason: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "line": line_no,
+        "type": event["type"],
+        "event_id": event.get("event_id"),
+        "retiree_id": event.get("retiree_id"),
+    }
+    if "certification_id" in event:
+        record["certification_id"] = event["certification_id"]
+    record["reason"] = reason
+    return record
+
+
+def dead_letter_record(line_no: int, error: MalformedEvent, raw: str | bytes) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    return {"line": line_no, "field": error.field, "reason": error.reason, "raw": raw.rstrip("\n")}
+
+
+def run_replay(
+    lines: Iterable[str] | Iterable[bytes],
+    policy: Policy,
+    *,
+    until: date | None,
+    on_instruction: InstructionSink,
+    on_rejection: RejectionSink,
+    on_dead_letter: DeadLetterSink | None,
+    on_line: Callable[[int], None] | None = None,
+    source: str = "events",
+) -> tuple[Campaign, ReplayStats]:
+    """Decide ``lines`` in order. Malformed lines go to ``on_dead_letter`` or, when it is
+    ``None``, stop the run with a :class:`ReplayError`. ``on_line`` is called with the
+    length of each line read (for progress)."""
+    campaign = Campaign(policy)
+    stats = ReplayStats()
+    by_instruction = stats.by_instruction
+    cutoff: datetime | None = end_of_day(until) if until is not None else None
+    decide = campaign.decide
+    line_no = 0
+    for line_no, line in enumerate(lines, 1):  # noqa: B007 - line_no is used after the loop
+        if on_line is not None:
+            on_line(len(line))
+        if not line or line.isspace():
+            continue
+        try:
+            event = parse_line(line, line_no)
+        except MalformedEvent as error:
+            if on_dead_letter is None:
+                raise ReplayError(
+                    f"{source}: {error.describe()}\n"
+                    "Fix the line, or pass --dead-letters FILE to set malformed lines aside "
+                    "and go on."
+                ) from None
+            stats.dead_lettered += 1
+            on_dead_letter(dead_letter_record(line_no, error, line))
+            continue
+        if cutoff is not None and event["recorded_at"] >= cutoff:
+            stats.skipped_after_until += 1
+            continue
+        stats.decided += 1
+        outcome = decide(event)
+        for output in outcome.outputs:
+            by_instruction[output["type"]] = by_instruction.get(output["type"], 0) + 1
+            on_instruction(output)
+        if outcome.rejection is not None:
+            stats.rejected += 1
+            on_rejection(rejection_record(line_no, event, outcome.rejection))
+    stats.lines = line_no
+    if cutoff is not None:
+        for output in campaign.advance_to(cutoff):
+            by_instruction[output["type"]] = by_instruction.get(output["type"], 0) + 1
+            on_instruction(output)
+    stats.instructions = sum(by_instruction.values())
+    return campaign, stats
+
+
+def replay_lines(
+    lines: Iterable[str],
+    policy_name: str = "foshan-2017",
+    until: date | None = None,
+    *,
+    dead_letters: bool = False,
+) -> ReplayResult:
+    """Replay in memory; instructions and rejections as their JSON-form dicts."""
+    instructions: list[dict[str, Any]] = []
+    rejections: list[dict[str, Any]] = []
+    dead: list[dict[str, Any]] = []
+    campaign, stats = run_replay(
+        lines,
+        load_policy(policy_name),
+        until=until,
+        on_instruction=lambda e: instructions.append(to_json(e)),
+        on_rejection=rejections.append,
+        on_dead_letter=dead.append if dead_letters else None,
+    )
+    return ReplayResult(instructions, dict(campaign.statuses()), rejections, dead, stats)
+
+
+def replay_file(
+    events: Path,
+    policy: Policy,
+    out_dir: Path,
+    *,
+    until: date | None = None,
+    dead_letters: Path | None = None,
+    on_line: Callable[[int], None] | None = None,
+) -> ReplayStats:
+    """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        events.open("rb") as source,
+        (out_dir / "instructions.jsonl").open("w", encoding="utf-8") as instructions,
+        (out_dir / "rejections.jsonl").open("w", encoding="utf-8") as rejections,
+        _optional_writer(dead_letters) as dead,
+    ):
+        campaign, stats = run_replay(
+            source,
+            policy,
+            until=until,
+            on_instruction=_jsonl_writer(instructions, to_json),
+            on_rejection=_jsonl_writer(rejections),
+            on_dead_letter=_jsonl_writer(dead) if dead is not None else None,
+            on_line=on_line,
+            source=str(events),
+        )
+    write_status_csv(out_dir / "status.csv", campaign.statuses())
+    return stats
+
+
+def write_status_csv(path: Path, statuses: Iterable[tuple[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(("retiree_id", "status"))
+        writer.writerows(statuses)
+
+
+def _jsonl_writer(
+    fh: IO[str], convert: Callable[[Any], Any] | None = None
+) -> Callable[[Any], None]:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    write = fh.write
+    if convert is None:
+        return lambda record: write(dumps(record) + "\n")
+    return lambda record: write(dumps(convert(record)) + "\n")
+
+
+class _optional_writer:
+    """``open(path, "w")`` when a path is given, else a context yielding ``None``."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> IO[str] | None:
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self._path.open("w", encoding="utf-8")
+        return self._fh
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()

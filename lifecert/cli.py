@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.replay",
     "lifecert.commands.generate",
     "lifecert.commands.bench",
+    "lifecert.commands.demo",
 )
 
 

@@ -82,17 +82,21 @@ def run_replay(
     source: str = "events",
 ) -> tuple[Campaign, ReplayStats]:
     """Decide ``lines`` in order. Malformed lines go to ``on_dead_letter`` or, when it is
-    ``None``, stop the run with a :class:`ReplayError`. ``on_line`` is called with the
-    length of each line read (for progress)."""
+    ``None``, stop the run with a :class:`ReplayError`. ``on_line`` is called every few
+    thousand lines with the length of the lines read since its last call (for progress)."""
     campaign = Campaign(policy)
     stats = ReplayStats()
     by_instruction = stats.by_instruction
     cutoff: datetime | None = end_of_day(until) if until is not None else None
     decide = campaign.decide
     line_no = 0
-    for line_no, line in enumerate(lines, 1):  # noqa: B007 - line_no is used after the loop
+    unreported = 0
+    for line_no, line in enumerate(lines, 1):
         if on_line is not None:
-            on_line(len(line))
+            unreported += len(line)
+            if not line_no & 0xFFF:
+                on_line(unreported)
+                unreported = 0
         if not line or line.isspace():
             continue
         try:
@@ -119,6 +123,8 @@ def run_replay(
             stats.rejected += 1
             on_rejection(rejection_record(line_no, event, outcome.rejection))
     stats.lines = line_no
+    if on_line is not None and unreported:
+        on_line(unreported)
     if cutoff is not None:
         for output in campaign.advance_to(cutoff):
             by_instruction[output["type"]] = by_instruction.get(output["type"], 0) + 1
@@ -157,8 +163,10 @@ def replay_file(
     until: date | None = None,
     dead_letters: Path | None = None,
     on_line: Callable[[int], None] | None = None,
-) -> ReplayStats:
-    """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl."""
+    on_instruction: InstructionSink | None = None,
+) -> tuple[Campaign, ReplayStats]:
+    """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl.
+    ``on_instruction`` also sees every instruction (e.g. to total them up)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with (
         events.open("rb") as source,
@@ -166,18 +174,27 @@ def replay_file(
         (out_dir / "rejections.jsonl").open("w", encoding="utf-8") as rejections,
         _optional_writer(dead_letters) as dead,
     ):
+        write_instruction = _jsonl_writer(instructions, to_json)
+        if on_instruction is not None:
+            also = on_instruction
+
+            def both(event: Event) -> None:
+                write_instruction(event)
+                also(event)
+
+            write_instruction = both
         campaign, stats = run_replay(
             source,
             policy,
             until=until,
-            on_instruction=_jsonl_writer(instructions, to_json),
+            on_instruction=write_instruction,
             on_rejection=_jsonl_writer(rejections),
             on_dead_letter=_jsonl_writer(dead) if dead is not None else None,
             on_line=on_line,
             source=str(events),
         )
     write_status_csv(out_dir / "status.csv", campaign.statuses())
-    return stats
+    return campaign, stats
 
 
 def write_status_csv(path: Path, statuses: Iterable[tuple[str, str]]) -> None:

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.events.is_file():
         print(f"lifecert replay: no such file: {args.events}", file=sys.stderr)
         return 2
-    progress = None if args.quiet else Progress(args.events.stat().st_size, "replay", unit="B")
+    progress = None if args.quiet else Progress(args.events.stat().st_size, "replay", unit="bytes")
     try:
-        stats = replay_file(
+        _, stats = replay_file(
             args.events, policy, args.out,
             until=args.until, dead_letters=args.dead_letters,
             on_line=progress.advance if progress is not None else None,

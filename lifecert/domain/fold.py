@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from hashlib import sha1
 from typing import Any
 
 from lifecert.domain import reasons
@@ -35,11 +36,21 @@ Decision = tuple[RetireeState | None, list[Event], str | None]
 OUTPUT_ID_NAMESPACE = uuid.UUID("5b1c8f1e-3d8a-5c43-9a61-6c1f0e4f2b17")
 
 
+_NAMESPACE_BYTES = OUTPUT_ID_NAMESPACE.bytes
+_VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the top two bits of byte 8 are 10
+
+
+def uuid5(name: str) -> str:
+    """``str(uuid.uuid5(OUTPUT_ID_NAMESPACE, name))``, about twice as fast."""
+    h = sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+
+
 def output_event(
     policy: Policy, type_name: str, retiree_id: str, at: datetime, key: str, **fields: Any
 ) -> Event:
     """An output event with its deterministic id: one id per (policy, type, retiree, key)."""
-    event_id = str(uuid.uuid5(OUTPUT_ID_NAMESPACE, f"{policy.name}|{type_name}|{retiree_id}|{key}"))
+    event_id = uuid5(f"{policy.name}|{type_name}|{retiree_id}|{key}")
     return {
         "type": type_name,
         "event_id": event_id,
@@ -117,6 +128,8 @@ def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decisio
         home_visit_candidate=bool(home_visit),
         pension_start_month=month_of_date(pension_start),
         enrolled_amount_fen=event["monthly_amount_fen"],
+        residence=event["residence"],
+        district=event["district"],
     )
     event_id = event.get("event_id")
     if event_id is not None:
@@ -164,7 +177,7 @@ def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled
         state.pending_documents += 1
         return [], None
     certs[cert_id] = Certification(channel, performed_on, True, True)
-    return _complete(state, event["recorded_at"], policy), None
+    return _complete(state, channel, event["recorded_at"], policy), None
 
 
 def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
@@ -187,14 +200,17 @@ def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
         return [], reasons.DUPLICATE_DOCUMENTS
     cert.complete = True
     state.pending_documents -= 1
-    return _complete(state, event["recorded_at"], policy), None
+    return _complete(state, cert.channel, event["recorded_at"], policy), None
 
 
-def _complete(state: RetireeState, at: datetime, policy: Policy) -> list[Event]:
-    """A counting certification became complete at ``at``: release an open hold."""
+def _complete(state: RetireeState, channel: str, at: datetime, policy: Policy) -> list[Event]:
+    """A counting certification through ``channel`` became complete at ``at``: release an
+    open hold."""
     if state.complete:
         return []
     state.complete = True
+    state.completed_by = channel
+    state.completed_at = at
     hold = state.hold_month
     if hold is None:
         return []

@@ -58,7 +58,10 @@ class RetireeState:
         "amount_changes",
         "certifications",
         "complete",
+        "completed_at",
+        "completed_by",
         "date_of_death",
+        "district",
         "early_documents",
         "employer_only",
         "enrolled_amount_fen",
@@ -68,6 +71,7 @@ class RetireeState:
         "in_scope",
         "pending_documents",
         "pension_start_month",
+        "residence",
         "retiree_id",
     )
 
@@ -80,6 +84,8 @@ class RetireeState:
         home_visit_candidate: bool,
         pension_start_month: Month,
         enrolled_amount_fen: int,
+        residence: str,
+        district: str | None,
     ):
         self.retiree_id = retiree_id
         self.in_scope = in_scope
@@ -87,6 +93,8 @@ class RetireeState:
         self.home_visit_candidate = home_visit_candidate
         self.pension_start_month = pension_start_month
         self.enrolled_amount_fen = enrolled_amount_fen
+        self.residence = residence
+        self.district = district
         # (effective month, amount) in the order decided.
         self.amount_changes: list[tuple[Month, int]] | None = None
         self.event_ids: list[str] | None = None
@@ -94,6 +102,9 @@ class RetireeState:
         # Documents received before their certification was recorded: id -> recorded_at.
         self.early_documents: dict[str, datetime] | None = None
         self.complete = False
+        # Channel and recorded_at of the event that completed the counting certification.
+        self.completed_by: str | None = None
+        self.completed_at: datetime | None = None
         self.pending_documents = 0
         # First held month of the open hold; None when no hold is open.
         self.hold_month: Month | None = None
@@ -133,6 +144,8 @@ class RetireeState:
             "home_visit_candidate": self.home_visit_candidate,
             "pension_start_month": self.pension_start_month,
             "enrolled_amount_fen": self.enrolled_amount_fen,
+            "residence": self.residence,
+            "district": self.district,
             "amount_changes": [list(c) for c in self.amount_changes or ()],
             "event_ids": list(self.event_ids or ()),
             "certifications": {
@@ -142,6 +155,8 @@ class RetireeState:
                 cid: at.isoformat() for cid, at in (self.early_documents or {}).items()
             },
             "complete": self.complete,
+            "completed_by": self.completed_by,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "pending_documents": self.pending_documents,
             "hold_month": self.hold_month,
             "date_of_death": self.date_of_death.isoformat() if self.date_of_death else None,
@@ -156,6 +171,8 @@ class RetireeState:
             home_visit_candidate=data["home_visit_candidate"],
             pension_start_month=data["pension_start_month"],
             enrolled_amount_fen=data["enrolled_amount_fen"],
+            residence=data["residence"],
+            district=data["district"],
         )
         state.amount_changes = [(m, a) for m, a in data["amount_changes"]] or None
         state.event_ids = list(data["event_ids"]) or None
@@ -166,6 +183,9 @@ class RetireeState:
             cid: datetime.fromisoformat(at) for cid, at in data["early_documents"].items()
         } or None
         state.complete = data["complete"]
+        state.completed_by = data["completed_by"]
+        completed_at = data["completed_at"]
+        state.completed_at = datetime.fromisoformat(completed_at) if completed_at else None
         state.pending_documents = data["pending_documents"]
         state.hold_month = data["hold_month"]
         death = data["date_of_death"]

@@ -113,7 +113,7 @@ def _enum(symbols: tuple[str, ...]) -> Converter:
     allowed = frozenset(symbols)
 
     def convert(value: Any) -> str:
-        if value not in allowed or type(value) is not str:
+        if type(value) is not str or value not in allowed:
             raise TypeError(f"{_show(value)} is not one of {', '.join(symbols)}")
         return value
 
@@ -167,13 +167,22 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
             f"unknown event type {_show(type_name)}; expected one of {', '.join(allowed)}",
             field="type",
         )
+    fast = _fast_parser(type_name)
+    try:
+        if fast(obj):
+            return obj
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return _parse_slowly(obj, type_name)
+
+
+def _parse_slowly(obj: dict[str, Any], type_name: str) -> Event:
+    """Field by field, with a precise error for the first bad field."""
     for name, convert, required in _plan(type_name):
         value = obj.get(name)
         if value is None:
             if required:
-                raise MalformedEvent(
-                    f"missing or null; {type_name} requires it", field=name
-                )
+                raise MalformedEvent(f"missing or null; {type_name} requires it", field=name)
             obj[name] = None
             continue
         try:
@@ -181,6 +190,72 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
         except TypeError as exc:
             raise MalformedEvent(str(exc), field=name) from None
     return obj
+
+
+# The fast path: a function per event type, generated from the schemas, that checks and
+# converts every field with inline tests and assigns them only when all are good. It
+# returns False (or raises) on any doubt, and ``_parse_slowly`` then finds the precise
+# error. Replay spends most of its time here, hence the code generation.
+_FAST_CHECKS = {
+    "string": "type({v}) is str",
+    "long": "type({v}) is int",
+    "boolean": "type({v}) is bool",
+    "date": "type({v}) is str and len({v}) == 10",
+    "timestamp": "type({v}) is str",
+    "month": (
+        "type({v}) is str and len({v}) == 7 and {v}[4] == '-' and {v}[:4].isdigit() "
+        "and '01' <= {v}[5:] <= '12' and {v}[5:].isdigit()"
+    ),
+    "months": "type({v}) is list and all(_month_ok(x) for x in {v})",
+    "enum": "{v} in {symbols}",
+}
+
+
+def _month_ok(value: Any) -> bool:
+    try:
+        _month(value)
+    except TypeError:
+        return False
+    return True
+
+
+@cache
+def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
+    names: dict[str, Any] = {
+        "_date": date.fromisoformat,
+        "_datetime": datetime.fromisoformat,
+        "_month_ok": _month_ok,
+    }
+    body = ["def parse(obj):", "    get = obj.get"]
+    assigns = []
+    specs = [s for s in envelope_spec() if s.name != "type"] + list(event_spec(type_name).fields)
+    for i, spec in enumerate(specs):
+        v = f"v{i}"
+        required = not (spec.nullable or spec.name in _OPTIONAL_ENVELOPE)
+        symbols = ""
+        if spec.kind == "enum":
+            symbols = f"_symbols{i}"
+            names[symbols] = frozenset(spec.symbols)
+        check = _FAST_CHECKS[spec.kind].format(v=v, symbols=symbols)
+        body.append(f"    {v} = get({spec.name!r})")
+        if required:
+            body.append(f"    if not ({check}): return False")
+        else:
+            body.append(f"    if {v} is not None and not ({check}): return False")
+        convert = {"date": "_date({v})", "timestamp": "_datetime({v})"}.get(spec.kind)
+        if convert is not None:
+            convert = convert.format(v=v)
+            if required:
+                body.append(f"    {v} = {convert}")
+            else:
+                body.append(f"    {v} = None if {v} is None else {convert}")
+            if spec.kind == "timestamp":
+                body.append(f"    if {v} is not None and {v}.tzinfo is None: return False")
+        assigns.append(f"    obj[{spec.name!r}] = {v}")
+    body.extend(assigns)
+    body.append("    return True")
+    exec("\n".join(body), names)  # the source is built above from the schemas only
+    return names["parse"]
 
 
 def parse_line(line: str | bytes, line_no: int | None = None) -> Event:

@@ -1,0 +1,122 @@
+"""``lifecert replay`` as a bureau analyst runs it: files in, files out, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lifecert.cli import main
+from tests.helpers import cert, death, docs, enroll
+
+LOG = [
+    enroll("R1", birth_date="1937-06-20"),
+    enroll("R2", residence="ABROAD", district=None, country="US"),
+    enroll("R3", scheme="GOV_INSTITUTION", managing_unit="UNIT-7"),
+    cert("C2", "R2", "CONSULATE", performed_at="2017-05-01T10:00:00-07:00",
+         recorded_at="2017-05-05T10:00:00+08:00"),
+    cert("C3", "R3", "FACE_APP", performed_at="2017-05-02T10:00:00+08:00",
+         recorded_at="2017-05-02T10:01:00+08:00"),
+    docs("C2", "R2", recorded_at="2017-07-31T16:00:30Z"),
+    death("R1", date_of_death="2017-05-10", recorded_at="2017-10-05T10:00:00+08:00"),
+]
+
+
+def write_log(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_replay_writes_the_three_files(tmp_path: Path) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    out = tmp_path / "out"
+    assert main(["replay", str(events), "--until", "2017-12-31", "--out", str(out)]) == 0
+    kinds = [i["type"] for i in read_jsonl(out / "instructions.jsonl")]
+    assert kinds == [
+        "HomeVisitDue", "PaymentHoldPlaced", "PaymentHoldPlaced", "PaymentHoldPlaced",
+        "PaymentHoldReleased", "PaymentTerminated", "OverpaymentDetected",
+    ]
+    with (out / "status.csv").open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows == [["retiree_id", "status"], ["R1", "DECEASED"], ["R2", "CERTIFIED"],
+                    ["R3", "SUSPENDED"]]
+    assert read_jsonl(out / "rejections.jsonl") == [
+        {"line": 5, "type": "CertificationRecorded", "event_id": json.loads(LOG[4])["event_id"],
+         "retiree_id": "R3", "certification_id": "C3", "reason": "CHANNEL_NOT_ALLOWED"}
+    ]
+
+
+def test_until_stops_deciding_at_the_end_of_that_day(tmp_path: Path) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    out = tmp_path / "out"
+    assert main(["replay", str(events), "--until", "2017-06-20", "--out", str(out),
+                 "--quiet"]) == 0
+    kinds = [i["type"] for i in read_jsonl(out / "instructions.jsonl")]
+    assert kinds == ["HomeVisitDue", "PaymentHoldPlaced", "PaymentHoldPlaced",
+                     "PaymentHoldPlaced"]
+    statuses = dict(csv.reader((out / "status.csv").open()))
+    assert statuses["R1"] == "SUSPENDED"
+    assert statuses["R2"] == "SUSPENDED"
+
+
+def test_malformed_line_stops_the_run_naming_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = json.loads(LOG[3])
+    bad["performed_at"] = "2017-05-01 10:00"
+    events = write_log(tmp_path / "events.jsonl", [*LOG[:3], json.dumps(bad), *LOG[4:]])
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{events}: line 4, field 'performed_at': time '2017-05-01 10:00' has no UTC offset" in err
+    assert "--dead-letters" in err
+
+
+def test_dead_letters_file_takes_malformed_lines_and_the_run_goes_on(tmp_path: Path) -> None:
+    lines = [*LOG[:2], '{"type": "DeathRecorded", "retiree_id": ', *LOG[2:4],
+             '{"type": "Birth", "recorded_at": "2017-05-01T00:00:00Z"}', *LOG[4:]]
+    events = write_log(tmp_path / "events.jsonl", lines)
+    dead = tmp_path / "dead.jsonl"
+    out = tmp_path / "out"
+    assert main(["replay", str(events), "--until", "2017-12-31", "--out", str(out),
+                 "--dead-letters", str(dead), "--quiet"]) == 0
+    letters = read_jsonl(dead)
+    assert [(d["line"], d["field"]) for d in letters] == [(3, None), (6, "type")]
+    assert letters[0]["raw"] == '{"type": "DeathRecorded", "retiree_id": '
+    assert "not valid JSON" in letters[0]["reason"]
+    assert "unknown event type" in letters[1]["reason"]
+    # The rest decided exactly as without the bad lines.
+    clean = tmp_path / "clean"
+    main(["replay", str(write_log(tmp_path / "c.jsonl", LOG)), "--until", "2017-12-31",
+          "--out", str(clean), "--quiet"])
+    assert (out / "instructions.jsonl").read_text() == (clean / "instructions.jsonl").read_text()
+    assert (out / "status.csv").read_text() == (clean / "status.csv").read_text()
+
+
+def test_unknown_policy_and_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    assert main(["replay", str(events), "--policy", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown policy 'nope'" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_console_script_runs_with_progress_on_stderr(tmp_path: Path) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    done = subprocess.run(
+        [sys.executable, "-m", "lifecert.cli", "replay", str(events), "--until", "2017-12-31",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, check=True,
+    )
+    assert done.stdout == ""
+    assert "decided 7 of 7 lines (1 rejected, 0 dead-lettered" in done.stderr
+    assert "replay" in done.stderr

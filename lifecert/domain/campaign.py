@@ -9,9 +9,8 @@ moments due by an instant (the end of a replay, or a clock event from the schedu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from lifecert.domain.fold import apply_moment, decide
 from lifecert.domain.policy import Moment, Policy
@@ -20,13 +19,12 @@ from lifecert.domain.state import RetireeState
 Event = dict[str, Any]
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What deciding one input produced: the output events (clock moments it triggered
     first, then its own) and its rejection reason, or ``None`` when applied."""
 
-    outputs: list[Event] = field(default_factory=list)
-    rejection: str | None = None
+    outputs: list[Event]
+    rejection: str | None
 
 
 class Campaign:
@@ -38,16 +36,17 @@ class Campaign:
         self._next_at: datetime | None = self._pending[0].at if self._pending else None
 
     def decide(self, event: Event) -> Outcome:
-        outcome = Outcome()
+        moments = None
         if self._next_at is not None and event["recorded_at"] >= self._next_at:
-            outcome.outputs.extend(self.advance_to(event["recorded_at"]))
+            moments = self.advance_to(event["recorded_at"])
         retiree_id = event["retiree_id"]
-        state, outputs, rejection = decide(self.retirees.get(retiree_id), event, self.policy)
-        if state is not None and retiree_id not in self.retirees:
+        known = self.retirees.get(retiree_id)
+        state, outputs, rejection = decide(known, event, self.policy)
+        if known is None and state is not None:
             self.retirees[retiree_id] = state
-        outcome.outputs.extend(outputs)
-        outcome.rejection = rejection
-        return outcome
+        if moments:
+            outputs = moments + outputs
+        return Outcome(outputs, rejection)
 
     def advance_to(self, instant: datetime) -> list[Event]:
         """Decide every pending clock moment at or before ``instant``."""

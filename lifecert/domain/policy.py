@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lifecert.domain.time import Month, parse_month
+from lifecert.domain.time import Month, parse_month, to_utc
 from lifecert.events.catalogue import enum_symbols
 
 HOME_VISIT_SWEEP = "HOME_VISIT_SWEEP"
@@ -106,7 +106,7 @@ def _policy_from(data: dict[str, Any], origin: str) -> Policy:
         value = get(section, key, datetime)
         if value.tzinfo is None:
             raise PolicyError(f"{origin}: key '{section}.{key}' needs a UTC offset, e.g. +08:00")
-        return value
+        return to_utc(value)
 
     def symbols(section: str, key: str, enum_name: str) -> frozenset[str]:
         values = get(section, key, list)

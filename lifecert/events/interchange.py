@@ -13,7 +13,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from lifecert.domain.time import isoformat_local, parse_month
+from lifecert.domain.time import isoformat_local, parse_month, to_utc
 from lifecert.events.catalogue import (
     EVENT_TYPES,
     INPUT_TYPES,
@@ -90,7 +90,7 @@ def _timestamp(value: Any) -> datetime:
         raise TypeError(
             f"time {value!r} has no UTC offset; write it with +08:00 (Asia/Shanghai) or Z"
         )
-    return parsed
+    return to_utc(parsed)
 
 
 def _month(value: Any) -> str:
@@ -224,6 +224,7 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     names: dict[str, Any] = {
         "_date": date.fromisoformat,
         "_datetime": datetime.fromisoformat,
+        "_to_utc": to_utc,
         "_month_ok": _month_ok,
     }
     body = ["def parse(obj):", "    get = obj.get"]
@@ -251,6 +252,7 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
                 body.append(f"    {v} = None if {v} is None else {convert}")
             if spec.kind == "timestamp":
                 body.append(f"    if {v} is not None and {v}.tzinfo is None: return False")
+                body.append(f"    {v} = None if {v} is None else _to_utc({v})")
         assigns.append(f"    obj[{spec.name!r}] = {v}")
     body.extend(assigns)
     body.append("    return True")

@@ -48,7 +48,9 @@ def test_parses_and_converts_values() -> None:
     assert event["source_agency"] is None
     enrolled = parse_line(line(ENROLL), 2)
     assert enrolled["birth_date"] == date(1937, 6, 20)
-    assert enrolled["recorded_at"].utcoffset() == timedelta(hours=8)
+    # Instants are kept in UTC (one tzinfo object makes comparisons cheap).
+    assert enrolled["recorded_at"] == datetime(2017, 1, 3, 9, tzinfo=timezone(timedelta(hours=8)))
+    assert enrolled["recorded_at"].tzinfo is timezone.utc
 
 
 def test_round_trip_through_dumps_keeps_the_instants() -> None:

@@ -174,12 +174,13 @@ def replay_file(
         (out_dir / "rejections.jsonl").open("w", encoding="utf-8") as rejections,
         _optional_writer(dead_letters) as dead,
     ):
-        write_instruction = _jsonl_writer(instructions, to_json)
+        write = _jsonl_writer(instructions, to_json)
+        write_instruction = write
         if on_instruction is not None:
             also = on_instruction
 
             def both(event: Event) -> None:
-                write_instruction(event)
+                write(event)
                 also(event)
 
             write_instruction = both

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from lifecert.domain.policy import load_policy
+from lifecert.generate import write_campaign_file
 from lifecert.progress import Progress
 from lifecert.replay import replay_file
 from lifecert.summary import InstructionTotals, render
@@ -28,13 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lifecert.commands.generate import generate_file
-
     work: Path = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     events = work / "events.jsonl"
     print(f"[1/2] generating a campaign of {args.retirees:,} retirees -> {events}", file=sys.stderr)
-    generate_file(events, retirees=args.retirees, seed=args.seed)
+    with Progress(args.retirees, "generate", unit="retirees") as progress:
+        write_campaign_file(events, args.retirees, args.seed, progress=progress.advance)
     print("[2/2] replaying it under policy foshan-2017 until 2017-12-31", file=sys.stderr)
     progress = Progress(events.stat().st_size, "replay", unit="bytes")
     totals = InstructionTotals()

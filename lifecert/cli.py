@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.generate",
     "lifecert.commands.bench",
     "lifecert.commands.demo",
+    "lifecert.commands.stack",
 )
 
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import cache
+from json.scanner import make_scanner
 from typing import Any
 
 from lifecert.domain.time import isoformat_local, parse_month, to_utc
@@ -260,10 +261,27 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     return names["parse"]
 
 
+_scan_json = make_scanner(json.JSONDecoder())
+
+
+def _loads(line: str | bytes) -> Any:
+    """``json.loads`` for one line, calling the C scanner directly on the common case (a
+    UTF-8 line holding one object and a newline); anything else goes through
+    ``json.loads`` so that its error messages stay exact."""
+    try:
+        text = line.decode("utf-8") if type(line) is bytes else line
+        obj, end = _scan_json(text, 0)
+        if end == len(text) or text[end:].isspace():
+            return obj
+    except (ValueError, StopIteration, AttributeError):
+        pass
+    return json.loads(line)
+
+
 def parse_line(line: str | bytes, line_no: int | None = None) -> Event:
     """Parse one line of a JSON-lines event file."""
     try:
-        obj = json.loads(line)
+        obj = _loads(line)
     except ValueError as exc:
         raise MalformedEvent(f"not valid JSON: {exc}", line=line_no) from None
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -44,13 +44,13 @@ def line(obj: dict) -> str:
 
 def test_parses_and_converts_values() -> None:
     event = parse_line(line(CERT), 1)
-    assert event["performed_at"] == datetime(2017, 3, 31, 16, 20, tzinfo=timezone.utc)
+    assert event["performed_at"] == datetime(2017, 3, 31, 16, 20, tzinfo=UTC)
     assert event["source_agency"] is None
     enrolled = parse_line(line(ENROLL), 2)
     assert enrolled["birth_date"] == date(1937, 6, 20)
     # Instants are kept in UTC (one tzinfo object makes comparisons cheap).
     assert enrolled["recorded_at"] == datetime(2017, 1, 3, 9, tzinfo=timezone(timedelta(hours=8)))
-    assert enrolled["recorded_at"].tzinfo is timezone.utc
+    assert enrolled["recorded_at"].tzinfo is UTC
 
 
 def test_round_trip_through_dumps_keeps_the_instants() -> None:

@@ -75,7 +75,10 @@ def test_malformed_line_stops_the_run_naming_line_and_field(
     events = write_log(tmp_path / "events.jsonl", [*LOG[:3], json.dumps(bad), *LOG[4:]])
     assert main(["replay", str(events), "--out", str(tmp_path / "out"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert f"{events}: line 4, field 'performed_at': time '2017-05-01 10:00' has no UTC offset" in err
+    assert (
+        f"{events}: line 4, field 'performed_at': time '2017-05-01 10:00' has no UTC offset"
+        in err
+    )
     assert "--dead-letters" in err
 
 

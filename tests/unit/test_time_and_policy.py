@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,9 @@ from lifecert.domain.time import (
 
 
 def test_local_dates_are_judged_in_shanghai() -> None:
-    assert local_date(datetime(2017, 3, 31, 16, 20, tzinfo=timezone.utc)) == date(2017, 4, 1)
-    assert local_date(datetime(2017, 3, 31, 15, 59, tzinfo=timezone.utc)) == date(2017, 3, 31)
-    assert format_month(month_of(datetime(2017, 7, 31, 16, 0, 30, tzinfo=timezone.utc))) == (
+    assert local_date(datetime(2017, 3, 31, 16, 20, tzinfo=UTC)) == date(2017, 4, 1)
+    assert local_date(datetime(2017, 3, 31, 15, 59, tzinfo=UTC)) == date(2017, 3, 31)
+    assert format_month(month_of(datetime(2017, 7, 31, 16, 0, 30, tzinfo=UTC))) == (
         "2017-08"
     )
 

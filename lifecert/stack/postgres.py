@@ -1,0 +1,423 @@
+"""The local PostgreSQL cluster: Debian's server binaries (installed with apt-get when
+missing and we are root), a private cluster under the stack's data folder, started with
+pg_ctl on 127.0.0.1, run as a non-root OS user.
+
+Layout under ``StackConfig.data_dir``::
+
+    postgres/            owned by the server's OS user, mode 0700
+    postgres/pgdata/     the cluster (initdb -A trust, superuser `lifecert`)
+    postgres/socket/     unix socket folder
+    logs/postgres.log    the server log (pg_ctl -l)
+    logs/initdb.log      initdb's output (first start only)
+    logs/apt-get.log     apt-get's output, when lifecert installed PostgreSQL
+
+PostgreSQL refuses to run as root. When lifecert runs as root (as CI does), the cluster
+belongs to, and every server command runs as, ``StackConfig.pg_os_user`` (default
+``postgres``, created by Debian's package); otherwise as the calling user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lifecert.stack.config import (
+    MissingPrerequisite,
+    StackConfig,
+    StackError,
+    make_dirs,
+    pid_alive,
+    pid_cmdline,
+    port_open,
+    tail,
+)
+
+Progress = Callable[[str], None]
+DEFAULT_SEARCH_ROOTS: tuple[Path, ...] = (Path("/usr/lib/postgresql"),)
+# the socket path (<dir>/.s.PGSQL.<port>) must fit in sockaddr_un.sun_path (108 bytes)
+MAX_SOCKET_PATH = 107
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ------------------------------------------------------------------------- binaries
+def find_bindir(
+    cfg: StackConfig, search_roots: Sequence[Path] = DEFAULT_SEARCH_ROOTS
+) -> Path | None:
+    """The folder with initdb and pg_ctl: LIFECERT_PG_BINDIR, else the newest
+    <root>/<version>/bin, else the folder of initdb on PATH."""
+    if cfg.pg_bindir is not None:
+        if not (cfg.pg_bindir / "initdb").is_file():
+            raise MissingPrerequisite(
+                f"LIFECERT_PG_BINDIR={cfg.pg_bindir} holds no initdb: point it at the bin/ "
+                "folder of a PostgreSQL server installation, or unset it"
+            )
+        return cfg.pg_bindir
+
+    def version_key(path: Path) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", path.parent.parent.name)) or (0,)
+
+    found = [p for root in search_roots for p in root.glob("*/bin/initdb") if p.is_file()]
+    if found:
+        return max(found, key=version_key).parent
+    on_path = shutil.which("initdb")
+    if on_path and (Path(on_path).resolve().parent / "pg_ctl").is_file():
+        return Path(on_path).resolve().parent
+    return None
+
+
+def check_can_install(apt_get: str | None = "apt-get") -> str:
+    """The apt-get to install PostgreSQL with, or an error saying what to do instead."""
+    apt = shutil.which(apt_get) if apt_get else None
+    if apt is None:
+        raise MissingPrerequisite(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found, and apt-get is not "
+            "available to install them: install the PostgreSQL 15 server with your system's "
+            "package manager and set LIFECERT_PG_BINDIR to its bin/ folder"
+        )
+    if os.geteuid() != 0:
+        raise MissingPrerequisite(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with "
+            "`sudo apt-get install -y postgresql` (lifecert installs them itself only when "
+            "run as root)"
+        )
+    return apt
+
+
+def install_postgres(
+    cfg: StackConfig, progress: Progress = _quiet, apt_get: str | None = "apt-get"
+) -> None:
+    """`apt-get install -y postgresql` (with `apt-get update` first when the package lists
+    are missing or stale). Only as root; says what to do otherwise."""
+    apt = check_can_install(apt_get)
+    cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    log = cfg.logs_dir / "apt-get.log"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    progress(f"installing PostgreSQL with apt-get (first start only; log {log})")
+
+    def run(*args: str) -> bool:
+        with log.open("a") as out:
+            out.write(f"$ {apt} {' '.join(args)}\n")
+            out.flush()
+            return (
+                subprocess.run(
+                    [apt, *args], stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env=env, check=False,
+                ).returncode
+                == 0
+            )
+
+    if run("install", "-y", "--no-install-recommends", "postgresql"):
+        return
+    progress("apt-get install failed; running apt-get update and trying again")
+    if not run("update") or not run("install", "-y", "--no-install-recommends", "postgresql"):
+        raise MissingPrerequisite(
+            f"apt-get could not install postgresql; last lines of {log}:\n{tail(log)}\n"
+            "Install it by hand (apt-get update && apt-get install -y postgresql)."
+        )
+
+
+def ensure_bindir(cfg: StackConfig, progress: Progress = _quiet) -> Path:
+    bindir = find_bindir(cfg)
+    if bindir is None:
+        install_postgres(cfg, progress)
+        bindir = find_bindir(cfg)
+        if bindir is None:
+            raise MissingPrerequisite(
+                "apt-get installed postgresql but no initdb appeared under "
+                "/usr/lib/postgresql/*/bin: set LIFECERT_PG_BINDIR"
+            )
+    return bindir
+
+
+# ------------------------------------------------------------------------- the OS user
+@dataclass(frozen=True)
+class RunAs:
+    """Who runs the server: None fields mean the calling user."""
+
+    name: str
+    uid: int | None
+    gid: int | None
+    home: str
+
+    def kwargs(self) -> dict[str, Any]:
+        if self.uid is None:
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+    def env(self) -> dict[str, str]:
+        # no PG* variables from the caller: they would redirect psql/pg_ctl elsewhere
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        if self.uid is not None:
+            env.update(HOME=self.home, USER=self.name, LOGNAME=self.name)
+        env.setdefault("LC_ALL", "C.UTF-8")
+        return env
+
+
+def run_as(cfg: StackConfig) -> RunAs:
+    if os.geteuid() != 0:
+        me = pwd.getpwuid(os.geteuid())
+        return RunAs(me.pw_name, None, None, me.pw_dir)
+    try:
+        user = pwd.getpwnam(cfg.pg_os_user)
+    except KeyError:
+        raise MissingPrerequisite(
+            f"OS user {cfg.pg_os_user!r} does not exist, and PostgreSQL refuses to run as "
+            "root: install Debian's postgresql package (it creates the `postgres` user) or "
+            "set LIFECERT_PG_OS_USER to an existing non-root user"
+        ) from None
+    if user.pw_uid == 0:
+        raise MissingPrerequisite(
+            f"LIFECERT_PG_OS_USER={cfg.pg_os_user!r} is root; PostgreSQL refuses to run as "
+            "root: name a non-root user"
+        )
+    return RunAs(user.pw_name, user.pw_uid, user.pw_gid, user.pw_dir)
+
+
+def check_reachable(path: Path, who: RunAs) -> None:
+    """Raise when ``who`` cannot enter every ancestor folder of ``path`` (e.g. the data
+    folder lies under a 0700 home or pytest's tmp folder while the server runs as
+    `postgres`)."""
+    if who.uid is None:
+        return
+    groups = set(os.getgrouplist(who.name, who.gid or 0))
+    for folder in reversed(path.parents):
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            return  # we create it, with mode 0755
+        mode = st.st_mode
+        if st.st_uid == who.uid:
+            ok = bool(mode & stat.S_IXUSR)
+        elif st.st_gid in groups:
+            ok = bool(mode & stat.S_IXGRP)
+        else:
+            ok = bool(mode & stat.S_IXOTH)
+        if not ok:
+            raise StackError(
+                f"PostgreSQL runs as OS user {who.name!r}, who cannot enter {folder} "
+                f"(mode {stat.filemode(mode)}, owner uid {st.st_uid}): put the stack's data "
+                f"folder elsewhere (LIFECERT_DATA_DIR) or allow it (chmod o+x {folder})"
+            )
+
+
+# ------------------------------------------------------------------------- state
+@dataclass(frozen=True)
+class PostgresState:
+    running: bool
+    pid: int | None
+    port: int | None
+    ready: bool
+    dsn: str
+    log: Path
+
+
+def _paths(cfg: StackConfig) -> dict[str, Path]:
+    pg = cfg.postgres_dir
+    return {
+        "pgdata": pg / "pgdata",
+        "socket": pg / "socket",
+        "log": cfg.logs_dir / "postgres.log",
+        "initdb_log": cfg.logs_dir / "initdb.log",
+    }
+
+
+def _postmaster(cfg: StackConfig) -> tuple[int, int] | None:
+    """(pid, port) of this cluster's running postmaster, from postmaster.pid."""
+    try:
+        lines = (_paths(cfg)["pgdata"] / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not pid_alive(pid):
+        return None
+    cmdline = pid_cmdline(pid)
+    if not cmdline or "postgres" not in Path(cmdline[0]).name:
+        return None
+    return pid, port
+
+
+def status(cfg: StackConfig) -> PostgresState:
+    pm = _postmaster(cfg)
+    return PostgresState(
+        running=pm is not None,
+        pid=pm[0] if pm else None,
+        port=pm[1] if pm else None,
+        ready=pm is not None and port_open(cfg.host, pm[1]),
+        dsn=cfg.postgres_dsn,
+        log=_paths(cfg)["log"],
+    )
+
+
+# ------------------------------------------------------------------------- start / stop
+def preflight(cfg: StackConfig) -> None:
+    """Check what a start needs before anything runs. Missing binaries are fine when they
+    can be installed (as root, with apt-get): :func:`start` installs them."""
+    if find_bindir(cfg) is None:
+        check_can_install()
+        return  # the package creates the `postgres` user; checked again in start()
+    check_reachable(cfg.postgres_dir, run_as(cfg))
+
+
+def _run(
+    cmd: list[str], who: RunAs, cwd: Path, log: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    if log is not None:
+        with log.open("a") as out:
+            return subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                text=True, cwd=cwd, env=who.env(), timeout=timeout, check=False,
+                **who.kwargs(),
+            )
+    return subprocess.run(
+        cmd, capture_output=True, stdin=subprocess.DEVNULL, text=True, cwd=cwd,
+        env=who.env(), timeout=timeout, check=False, **who.kwargs(),
+    )
+
+
+def _prepare_dirs(cfg: StackConfig, who: RunAs) -> None:
+    p = _paths(cfg)
+    make_dirs(cfg.logs_dir)
+    check_reachable(cfg.postgres_dir, who)
+    cfg.postgres_dir.mkdir(mode=0o700, exist_ok=True)
+    p["socket"].mkdir(mode=0o700, exist_ok=True)
+    p["log"].touch(exist_ok=True)
+    if who.uid is not None:
+        owned = cfg.postgres_dir.stat().st_uid == who.uid
+        for path in (cfg.postgres_dir, p["socket"], p["log"]):
+            os.chown(path, who.uid, who.gid or 0)
+        if not owned:  # e.g. made earlier by another user: hand the whole tree over
+            for root, dirs, files in os.walk(cfg.postgres_dir):
+                for name in dirs + files:
+                    os.chown(os.path.join(root, name), who.uid, who.gid or 0)
+    cfg.postgres_dir.chmod(0o700)
+
+
+def _initdb(cfg: StackConfig, bindir: Path, who: RunAs, progress: Progress) -> None:
+    p = _paths(cfg)
+    if (p["pgdata"] / "PG_VERSION").is_file():
+        return
+    if p["pgdata"].exists():  # a half-made cluster from an interrupted initdb
+        shutil.rmtree(p["pgdata"])
+    progress(f"creating the PostgreSQL cluster in {p['pgdata']}")
+    log = p["initdb_log"]
+    log.write_text("")
+    if who.uid is not None:
+        os.chown(log, who.uid, who.gid or 0)
+    result = _run(
+        [
+            str(bindir / "initdb"), "-D", str(p["pgdata"]), "-U", cfg.pg_superuser,
+            "-A", "trust", "-E", "UTF8", "--no-locale", "--no-instructions",
+        ],
+        who, cfg.postgres_dir, log,
+    )
+    if result.returncode != 0:
+        raise StackError(f"initdb failed (exit {result.returncode}); {log}:\n{tail(log)}")
+
+
+def _server_options(cfg: StackConfig) -> str:
+    socket_dir = _paths(cfg)["socket"]
+    if len(f"{socket_dir}/.s.PGSQL.{cfg.pg_port}") > MAX_SOCKET_PATH:
+        socket_dir_opt = "''"  # path too long for a unix socket: TCP only
+    else:
+        socket_dir_opt = shlex.quote(str(socket_dir))
+    return (
+        f"-p {cfg.pg_port} -c listen_addresses={cfg.host} -k {socket_dir_opt}"
+    )
+
+
+def start(cfg: StackConfig, progress: Progress = _quiet) -> PostgresState:
+    """Start the cluster unless it runs (installing and creating it on the first start);
+    make sure the database exists; return once it accepts connections."""
+    pm = _postmaster(cfg)
+    if pm is not None and pm[1] != cfg.pg_port:
+        raise StackError(
+            f"this stack's PostgreSQL already runs on port {pm[1]}, not {cfg.pg_port}: "
+            "run `lifecert stack down` first to change the port"
+        )
+    bindir = ensure_bindir(cfg, progress)
+    who = run_as(cfg)
+    p = _paths(cfg)
+    if pm is None:
+        if port_open(cfg.host, cfg.pg_port):
+            raise StackError(
+                f"port {cfg.pg_port} on {cfg.host} is already in use by a process that is "
+                "not this stack's PostgreSQL: stop it, or choose another port with "
+                "LIFECERT_PG_PORT"
+            )
+        _prepare_dirs(cfg, who)
+        _initdb(cfg, bindir, who, progress)
+        # A postmaster.pid left by a killed server names a dead pid, which PostgreSQL
+        # itself trusts as long as the pid exists: where PID 1 does not reap orphans (as on
+        # these VMs) the dead server lingers as a zombie and blocks the start. We know it
+        # is not running (_postmaster checked): drop the file.
+        (p["pgdata"] / "postmaster.pid").unlink(missing_ok=True)
+        progress(f"starting PostgreSQL on {cfg.host}:{cfg.pg_port}")
+        timeout = int(cfg.start_timeout)
+        result = _run(
+            [
+                str(bindir / "pg_ctl"), "start", "-D", str(p["pgdata"]), "-l", str(p["log"]),
+                "-w", "-t", str(timeout), "-o", _server_options(cfg),
+            ],
+            who, cfg.postgres_dir, timeout=timeout + 30,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                f"pg_ctl start failed (exit {result.returncode}): {result.stderr.strip()}\n"
+                f"{p['log']}:\n{tail(p['log'])}"
+            )
+    _ensure_database(cfg, bindir, who)
+    return status(cfg)
+
+
+def _psql(cfg: StackConfig, bindir: Path, who: RunAs, sql: str) -> str:
+    psql = bindir / "psql"
+    if not psql.is_file():
+        psql = Path(shutil.which("psql") or "psql")
+    result = _run(
+        [
+            str(psql), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", cfg.host,
+            "-p", str(cfg.pg_port), "-U", cfg.pg_superuser, "-d", "postgres", "-c", sql,
+        ],
+        who, cfg.postgres_dir, timeout=60,
+    )
+    if result.returncode != 0:
+        raise StackError(f"psql failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _ensure_database(cfg: StackConfig, bindir: Path, who: RunAs) -> None:
+    name = cfg.pg_database
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise StackError(f"database name {name!r} must match [a-z_][a-z0-9_]*")
+    exists = _psql(cfg, bindir, who, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+    if exists != "1":
+        _psql(cfg, bindir, who, f"CREATE DATABASE {name}")
+
+
+def stop(cfg: StackConfig) -> bool:
+    """pg_ctl stop -m fast. Returns whether the cluster was running."""
+    if _postmaster(cfg) is None:
+        return False
+    bindir = find_bindir(cfg)
+    if bindir is None:
+        raise MissingPrerequisite("pg_ctl not found: cannot stop PostgreSQL cleanly")
+    result = _run(
+        [str(bindir / "pg_ctl"), "stop", "-D", str(_paths(cfg)["pgdata"]), "-m", "fast",
+         "-w", "-t", "60"],
+        run_as(cfg), cfg.postgres_dir, timeout=90,
+    )
+    if result.returncode != 0 and _postmaster(cfg) is not None:
+        raise StackError(f"pg_ctl stop failed: {result.stderr.strip()}")
+    return True

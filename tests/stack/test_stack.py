@@ -1,0 +1,250 @@
+"""`lifecert stack` against the real thing: a Kafka broker resolved from Maven Central and
+run on Java, a PostgreSQL cluster from Debian's packages. No mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from lifecert.stack import (
+    KAFKA_VERSION,
+    MissingPrerequisite,
+    StackConfig,
+    StackError,
+    StackStatus,
+    up,
+)
+from lifecert.stack import kafka as stack_kafka
+from lifecert.stack import postgres as stack_postgres
+
+
+def cli_module() -> str:
+    """Run through `lifecert` itself once the stack command is registered there."""
+    from lifecert import cli
+
+    if "lifecert.commands.stack" in cli.COMMAND_MODULES:
+        return "lifecert.cli"
+    return "lifecert.commands.stack"
+
+
+def lifecert_stack(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    module = cli_module()
+    argv = [sys.executable, "-m", module]
+    argv += ["stack", *args] if module == "lifecert.cli" else list(args)
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def status_json(env: dict[str, str] | None = None) -> tuple[int, dict]:
+    result = lifecert_stack("status", "--json", env=env)
+    return result.returncode, json.loads(result.stdout)
+
+
+# --------------------------------------------------------------------- the shared stack
+def test_up_again_is_idempotent(stack: StackStatus) -> None:
+    before = (stack.kafka.pid, stack.postgres.pid)
+    started = time.monotonic()
+    result = lifecert_stack("up", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["kafka"]["pid"], info["postgres"]["pid"]) == before
+    assert info["state"] == "running"
+    assert time.monotonic() - started < 30
+    assert up(stack.config).kafka.pid == stack.kafka.pid  # the API too
+
+
+def test_status_json_names_the_endpoints(stack: StackStatus) -> None:
+    code, info = status_json()
+    assert code == 0
+    assert info["kafka_bootstrap"] == stack.kafka_bootstrap
+    assert info["kafka_bootstrap"] == f"127.0.0.1:{stack.config.kafka_port}"
+    assert info["postgres_dsn"] == stack.postgres_dsn
+    assert info["postgres_dsn"].startswith("postgresql://lifecert@127.0.0.1:")
+    assert info["kafka"]["state"] == info["postgres"]["state"] == "running"
+    assert info["kafka"]["version"] == KAFKA_VERSION
+    assert Path(info["kafka"]["log"]).is_file() and Path(info["postgres"]["log"]).is_file()
+
+
+def test_kafka_round_trip_with_idempotent_producer(stack: StackStatus) -> None:
+    bootstrap = json.loads(lifecert_stack("status", "--json").stdout)["kafka_bootstrap"]
+    topic = f"lifecert.test.stack-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="lifecert-test")
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+    )
+    try:
+        meta = producer.send(topic, key=b"R-000042", value=b'{"type":"CertificationRecorded"}').get(
+            timeout=30
+        )
+        producer.flush()
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    got = []
+    deadline = time.monotonic() + 30
+    try:
+        while not got and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                got.extend(batch)
+    finally:
+        consumer.close()
+    assert [(r.key, r.value, r.partition, r.offset) for r in got] == [
+        (b"R-000042", b'{"type":"CertificationRecorded"}', meta.partition, meta.offset)
+    ]
+
+
+def test_postgres_dsn_connects_and_queries(stack: StackStatus) -> None:
+    dsn = json.loads(lifecert_stack("status", "--json").stdout)["postgres_dsn"]
+    with psycopg2.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
+        cur.execute("SELECT current_database(), current_user, inet_server_addr()::text")
+        assert cur.fetchone() == ("lifecert", "lifecert", "127.0.0.1/32")
+        cur.execute("CREATE TEMP TABLE t (retiree_id text PRIMARY KEY, n int)")
+        cur.execute(
+            "INSERT INTO t VALUES ('R-1', 1) ON CONFLICT (retiree_id) DO UPDATE SET n = t.n + 1"
+        )
+        cur.execute("SELECT n FROM t")
+        assert cur.fetchone() == (1,)
+    conn.close()
+
+
+def test_postgres_runs_as_a_non_root_user(stack: StackStatus) -> None:
+    owner = Path(f"/proc/{stack.postgres.pid}").stat().st_uid
+    assert owner != 0
+    assert (stack.config.postgres_dir / "pgdata").stat().st_uid == owner
+
+
+# --------------------------------------------------------------------- a private stack
+def test_up_twice_down_then_status_stopped(private_stack_env: dict[str, str]) -> None:
+    env = private_stack_env
+    code, info = status_json(env)
+    assert code == 3 and info["state"] == "stopped"
+
+    first = lifecert_stack("up", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    one = json.loads(first.stdout)
+    assert one["kafka_bootstrap"] == f"127.0.0.1:{env['LIFECERT_KAFKA_PORT']}"
+    assert one["postgres_dsn"].endswith(f"@127.0.0.1:{env['LIFECERT_PG_PORT']}/lifecert")
+    assert one["data_dir"] == env["LIFECERT_DATA_DIR"]
+
+    second = lifecert_stack("up", "--json", env=env)
+    assert second.returncode == 0, second.stderr
+    two = json.loads(second.stdout)
+    assert (two["kafka"]["pid"], two["postgres"]["pid"]) == (
+        one["kafka"]["pid"],
+        one["postgres"]["pid"],
+    )
+
+    stopped = lifecert_stack("down", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    code, info = status_json(env)
+    assert code == 3
+    assert info["state"] == "stopped"
+    assert info["kafka"]["state"] == info["postgres"]["state"] == "stopped"
+    assert info["kafka"]["pid"] is None and info["postgres"]["pid"] is None
+    assert lifecert_stack("down", env=env).returncode == 0  # down twice is fine too
+
+    # and it comes back on its existing data (no re-format, no re-initdb)
+    again = lifecert_stack("up", "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "formatting" not in again.stderr and "creating the PostgreSQL" not in again.stderr
+
+
+# --------------------------------------------------------------------- missing pieces
+def test_missing_java_is_named(private_stack_env: dict[str, str], tmp_path: Path) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    env = {k: v for k, v in private_stack_env.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(empty_bin)
+    result = lifecert_stack("up", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "java not found on PATH" in result.stderr
+    assert "apt-get install -y openjdk-17-jre-headless" in result.stderr
+    # nothing was started: the check comes before any service
+    code, info = status_json(private_stack_env)
+    assert code == 3 and info["state"] == "stopped"
+
+
+def test_missing_maven_is_named(private_stack_env: dict[str, str], tmp_path: Path) -> None:
+    java = stack_kafka.find_java()
+    only_java = tmp_path / "bin"
+    only_java.mkdir()
+    (only_java / "java").symlink_to(java)
+    env = {k: v for k, v in private_stack_env.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(only_java)
+    env["LIFECERT_CACHE_DIR"] = str(tmp_path / "empty-cache")  # jars not resolved yet
+    result = lifecert_stack("up", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "mvn not found on PATH" in result.stderr
+    assert "apt-get install -y maven" in result.stderr
+
+
+def test_missing_apt_get_is_named(tmp_path: Path) -> None:
+    cfg = StackConfig(data_dir=tmp_path / "stack", cache_dir=tmp_path / "cache")
+    assert stack_postgres.find_bindir(cfg, search_roots=[tmp_path]) != tmp_path
+    with pytest.raises(MissingPrerequisite, match="apt-get is not available"):
+        stack_postgres.install_postgres(cfg, apt_get=None)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server's OS user differs only under root")
+def test_unreachable_data_dir_is_explained(tmp_path: Path) -> None:
+    # pytest's tmp folders are 0700 root: the `postgres` user cannot enter them
+    cfg = StackConfig(
+        data_dir=tmp_path / "stack",
+        cache_dir=tmp_path / "cache",
+        pg_port=1,
+        kafka_port=2,
+        kafka_controller_port=3,
+    )
+    with pytest.raises(StackError, match=r"cannot enter .*LIFECERT_DATA_DIR"):
+        stack_postgres.preflight(cfg)
+
+
+def test_bad_port_variable_is_named() -> None:
+    with pytest.raises(StackError, match="LIFECERT_PG_PORT='fifteen'"):
+        StackConfig.from_env({"LIFECERT_PG_PORT": "fifteen"})
+    with pytest.raises(StackError, match="LIFECERT_KAFKA_PORT=70000 is out of range"):
+        StackConfig.from_env({"LIFECERT_KAFKA_PORT": "70000"})
+
+
+def test_config_defaults_and_overrides(tmp_path: Path) -> None:
+    cfg = StackConfig.from_env({"HOME": str(tmp_path)}, cwd=Path(__file__).parent)
+    repo = Path(__file__).resolve().parents[2]
+    assert cfg.data_dir == repo / "data" / "stack"
+    assert cfg.cache_dir == tmp_path / ".cache" / "lifecert"
+    assert (cfg.kafka_port, cfg.kafka_controller_port, cfg.pg_port) == (19092, 19093, 15432)
+    assert cfg.kafka_version.startswith("4.1.")
+    other = StackConfig.from_env(
+        {
+            "LIFECERT_DATA_DIR": str(tmp_path / "d"),
+            "LIFECERT_KAFKA_PORT": "29092",
+            "LIFECERT_PG_PORT": "25432",
+        }
+    )
+    assert other.data_dir == tmp_path / "d"
+    assert other.kafka_controller_port == 29093
+    assert other.kafka_bootstrap == "127.0.0.1:29092"
+    assert other.postgres_dsn == "postgresql://lifecert@127.0.0.1:25432/lifecert"

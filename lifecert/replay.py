@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import Policy, load_policy
-from lifecert.domain.time import end_of_day
+from lifecert.domain.time import end_of_day, to_utc
 from lifecert.events.interchange import MalformedEvent, parse_line, to_json
 
 Event = dict[str, Any]
@@ -87,7 +87,7 @@ def run_replay(
     campaign = Campaign(policy)
     stats = ReplayStats()
     by_instruction = stats.by_instruction
-    cutoff: datetime | None = end_of_day(until) if until is not None else None
+    cutoff: datetime | None = to_utc(end_of_day(until)) if until is not None else None
     decide = campaign.decide
     line_no = 0
     unreported = 0
@@ -115,13 +115,13 @@ def run_replay(
             stats.skipped_after_until += 1
             continue
         stats.decided += 1
-        outcome = decide(event)
-        for output in outcome.outputs:
+        outputs, rejection = decide(event)
+        for output in outputs:
             by_instruction[output["type"]] = by_instruction.get(output["type"], 0) + 1
             on_instruction(output)
-        if outcome.rejection is not None:
+        if rejection is not None:
             stats.rejected += 1
-            on_rejection(rejection_record(line_no, event, outcome.rejection))
+            on_rejection(rejection_record(line_no, event, rejection))
     stats.lines = line_no
     if on_line is not None and unreported:
         on_line(unreported)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from lifecert.domain.fold import apply_moment, decide
 from lifecert.domain.policy import Moment, Policy
@@ -19,12 +19,10 @@ from lifecert.domain.state import RetireeState
 Event = dict[str, Any]
 
 
-class Outcome(NamedTuple):
-    """What deciding one input produced: the output events (clock moments it triggered
-    first, then its own) and its rejection reason, or ``None`` when applied."""
-
-    outputs: list[Event]
-    rejection: str | None
+# What deciding one input produced: the output events (clock moments it triggered first,
+# then its own) and its rejection reason, or None when applied. A plain tuple: replay
+# makes one per event, and a NamedTuple costs a Python-level constructor call.
+Outcome = tuple[list[Event], str | None]
 
 
 class Campaign:
@@ -36,17 +34,19 @@ class Campaign:
         self._next_at: datetime | None = self._pending[0].at if self._pending else None
 
     def decide(self, event: Event) -> Outcome:
-        moments = None
-        if self._next_at is not None and event["recorded_at"] >= self._next_at:
-            moments = self.advance_to(event["recorded_at"])
+        """Decide one input event: ``(outputs, rejection reason or None)``."""
+        next_at = self._next_at
         retiree_id = event["retiree_id"]
         known = self.retirees.get(retiree_id)
-        state, outputs, rejection = decide(known, event, self.policy)
+        if next_at is not None and event["recorded_at"] >= next_at:
+            moments = self.advance_to(event["recorded_at"])
+            state, outputs, rejection = decide(known, event, self.policy)
+            outputs = moments + outputs
+        else:
+            state, outputs, rejection = decide(known, event, self.policy)
         if known is None and state is not None:
             self.retirees[retiree_id] = state
-        if moments:
-            outputs = moments + outputs
-        return Outcome(outputs, rejection)
+        return outputs, rejection
 
     def advance_to(self, instant: datetime) -> list[Event]:
         """Decide every pending clock moment at or before ``instant``."""

@@ -122,14 +122,14 @@ def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decisio
     )
     state = RetireeState(
         event["retiree_id"],
-        in_scope=pension_start < policy.scope_pension_start_before,
-        employer_only=event["scheme"] in policy.employer_only_schemes
+        pension_start < policy.scope_pension_start_before,  # in scope
+        event["scheme"] in policy.employer_only_schemes  # certified only by the employer
         or event["category"] in policy.employer_only_categories,
-        home_visit_candidate=bool(home_visit),
-        pension_start_month=month_of_date(pension_start),
-        enrolled_amount_fen=event["monthly_amount_fen"],
-        residence=event["residence"],
-        district=event["district"],
+        bool(home_visit),
+        month_of_date(pension_start),
+        event["monthly_amount_fen"],
+        event["residence"],
+        event["district"],
     )
     event_id = event.get("event_id")
     if event_id is not None:

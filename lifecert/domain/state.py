@@ -78,7 +78,6 @@ class RetireeState:
     def __init__(
         self,
         retiree_id: str,
-        *,
         in_scope: bool,
         employer_only: bool,
         home_visit_candidate: bool,

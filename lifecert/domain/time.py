@@ -75,7 +75,8 @@ def start_of_day(day: date) -> datetime:
 
 
 def end_of_day(day: date) -> datetime:
-    """The instant the Asia/Shanghai day ends: 00:00 of the next day."""
+    """The instant the Asia/Shanghai day ends: 00:00 of the next day. (Pass it through
+    ``to_utc`` before comparing it with many event times.)"""
     return start_of_day(day + timedelta(days=1))
 
 

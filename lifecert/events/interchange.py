@@ -161,6 +161,14 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
     if type(obj) is not dict:
         raise MalformedEvent(f"expected a JSON object, got {_show(obj)}")
     type_name = obj.get("type")
+    fast = _FAST_PARSERS.get(type_name) if allowed is INPUT_TYPES else None
+    if fast is not None:
+        try:
+            if fast(obj):
+                return obj
+        except (TypeError, ValueError, AttributeError):
+            pass
+        return _parse_slowly(obj, type_name)
     if type_name not in allowed:
         if "type" not in obj:
             raise MalformedEvent("missing field; every event names its type", field="type")
@@ -259,6 +267,9 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     body.append("    return True")
     exec("\n".join(body), names)  # the source is built above from the schemas only
     return names["parse"]
+
+
+_FAST_PARSERS = {name: _fast_parser(name) for name in INPUT_TYPES}
 
 
 _scan_json = make_scanner(json.JSONDecoder())

@@ -29,7 +29,9 @@ LOOPBACK = "127.0.0.1"
 
 # name -> what it overrides (documentation for `lifecert stack --help` and the README)
 ENV_VARS: dict[str, str] = {
-    "LIFECERT_DATA_DIR": "stack data folder (default <repo or cwd>/data/stack)",
+    "LIFECERT_DATA_DIR": "stack data folder (default <repo or cwd>/data/stack; when the "
+    "PostgreSQL OS user cannot reach the default one, PostgreSQL's part goes to "
+    "/var/tmp/lifecert-<hash>/postgres)",
     "LIFECERT_CACHE_DIR": "download cache: Kafka jars, Maven repository "
     "(default $XDG_CACHE_HOME/lifecert or ~/.cache/lifecert)",
     "LIFECERT_KAFKA_PORT": "Kafka client (PLAINTEXT) port (default 19092)",
@@ -105,6 +107,12 @@ class StackConfig:
     pg_bindir: Path | None = None
     start_timeout: float = 120.0
     host: str = LOOPBACK
+    # True when data_dir is the project's default (no LIFECERT_DATA_DIR): only then may
+    # PostgreSQL's folder move elsewhere when its OS user cannot reach data_dir (see
+    # lifecert.stack.postgres.locate). An explicit data folder is never second-guessed.
+    data_dir_is_default: bool = False
+    # where PostgreSQL's folder was moved to (None: data_dir/postgres)
+    pg_dir: Path | None = None
 
     def __post_init__(self) -> None:
         ports = {
@@ -148,6 +156,7 @@ class StackConfig:
             pg_os_user=env.get("LIFECERT_PG_OS_USER") or "postgres",
             pg_bindir=Path(pg_bindir) if pg_bindir else None,
             start_timeout=float(_int_env(env, "LIFECERT_STACK_TIMEOUT", 120, 1, 3600)),
+            data_dir_is_default=not env.get("LIFECERT_DATA_DIR"),
         )
 
     # ----------------------------------------------------------------- derived paths
@@ -161,7 +170,7 @@ class StackConfig:
 
     @property
     def postgres_dir(self) -> Path:
-        return self.data_dir / "postgres"
+        return self.pg_dir or self.data_dir / "postgres"
 
     @property
     def kafka_libs_dir(self) -> Path:

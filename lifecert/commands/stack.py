@@ -68,6 +68,8 @@ def _report(st: StackStatus, as_json: bool) -> None:
     print(f"kafka     {k['state']:8} {pid_k:11} {k['bootstrap']}  (Apache Kafka {k['version']})")
     print(f"postgres  {p['state']:8} {pid_p:11} {p['dsn']}")
     print(f"data      {info['data_dir']}")
+    if p["fallback"]:
+        print(f"pg data   {p['data_dir']}  (its OS user cannot reach the data folder)")
     print(f"logs      {info['logs_dir']}")
 
 

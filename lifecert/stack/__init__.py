@@ -1,6 +1,8 @@
 """The local stack that the README's commands and the tests use: one Apache Kafka broker
 (KRaft, jars from Maven Central, run on Java 17) and one PostgreSQL cluster (Debian's
-packages), both on 127.0.0.1, both with their data and logs under the stack's data folder.
+packages), both on 127.0.0.1, both with their data and logs under the stack's data folder
+(PostgreSQL's part moves to /var/tmp/lifecert-<hash>/postgres when the server's OS user
+cannot reach the default data folder: see :func:`lifecert.stack.postgres.locate`).
 
     from lifecert.stack import StackConfig, up, down, status
 
@@ -96,6 +98,8 @@ class StackStatus:
                 "database": cfg.pg_database,
                 "user": cfg.pg_superuser,
                 "log": str(self.postgres.log),
+                "data_dir": str(cfg.postgres_dir),
+                "fallback": cfg.pg_dir is not None,
             },
             "data_dir": str(cfg.data_dir),
             "logs_dir": str(cfg.logs_dir),
@@ -110,7 +114,7 @@ def _state(running: bool, ready: bool) -> str:
 
 
 def status(cfg: StackConfig | None = None) -> StackStatus:
-    cfg = cfg or StackConfig.from_env()
+    cfg = postgres.locate(cfg or StackConfig.from_env())
     return StackStatus(cfg, kafka.status(cfg), postgres.status(cfg))
 
 
@@ -118,7 +122,10 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
     """Start whatever of the stack does not run yet; returns once both services answer.
     Every prerequisite (java, mvn, apt-get or initdb, the server's OS user, folder
     permissions) is checked before anything is started."""
-    cfg = cfg or StackConfig.from_env()
+    cfg = postgres.locate(cfg or StackConfig.from_env())
+    note = postgres.fallback_note(cfg)
+    if note:
+        progress(note)
     make_dirs(cfg.logs_dir)
     with file_lock(cfg.data_dir / "stack.lock"):
         current = status(cfg)
@@ -141,7 +148,7 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
 
 def down(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStatus:
     """Stop both services (Kafka first, gracefully). Data stays; `up` resumes it."""
-    cfg = cfg or StackConfig.from_env()
+    cfg = postgres.locate(cfg or StackConfig.from_env())
     if not cfg.data_dir.exists():
         return status(cfg)
     with file_lock(cfg.data_dir / "stack.lock"):

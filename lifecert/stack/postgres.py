@@ -14,10 +14,18 @@ Layout under ``StackConfig.data_dir``::
 PostgreSQL refuses to run as root. When lifecert runs as root (as CI does), the cluster
 belongs to, and every server command runs as, ``StackConfig.pg_os_user`` (default
 ``postgres``, created by Debian's package); otherwise as the calling user.
+
+That user must be able to enter every folder above ``postgres/``. When it cannot (the
+repository was cloned inside a 0700 folder, such as one made by `mktemp -d`) and the data
+folder is the project's default, :func:`locate` moves ``postgres/`` (and the server log,
+``postgres/postgres.log``) to ``/var/tmp/lifecert-<hash of the data folder>/postgres``; an
+explicit LIFECERT_DATA_DIR is kept and :func:`preflight` says why it cannot be used.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import pwd
 import re
@@ -45,6 +53,8 @@ Progress = Callable[[str], None]
 DEFAULT_SEARCH_ROOTS: tuple[Path, ...] = (Path("/usr/lib/postgresql"),)
 # the socket path (<dir>/.s.PGSQL.<port>) must fit in sockaddr_un.sun_path (108 bytes)
 MAX_SOCKET_PATH = 107
+# where PostgreSQL's folder goes when its OS user cannot reach the default data folder
+FALLBACK_ROOT = Path("/var/tmp")
 
 
 def _quiet(_: str) -> None:
@@ -185,31 +195,85 @@ def run_as(cfg: StackConfig) -> RunAs:
     return RunAs(user.pw_name, user.pw_uid, user.pw_gid, user.pw_dir)
 
 
-def check_reachable(path: Path, who: RunAs) -> None:
-    """Raise when ``who`` cannot enter every ancestor folder of ``path`` (e.g. the data
-    folder lies under a 0700 home or pytest's tmp folder while the server runs as
-    `postgres`)."""
-    if who.uid is None:
-        return
-    groups = set(os.getgrouplist(who.name, who.gid or 0))
+def _blocked(path: Path, who: RunAs | None) -> tuple[Path, os.stat_result] | None:
+    """The first ancestor folder of ``path`` that ``who`` cannot enter, or None. ``who`` None
+    stands for a user not created yet (by the package install): judged by the bits for
+    others."""
+    if who is not None and who.uid is None:
+        return None  # the calling user
+    groups = set(os.getgrouplist(who.name, who.gid or 0)) if who else set()
     for folder in reversed(path.parents):
         try:
             st = folder.stat()
         except FileNotFoundError:
-            return  # we create it, with mode 0755
-        mode = st.st_mode
-        if st.st_uid == who.uid:
-            ok = bool(mode & stat.S_IXUSR)
+            return None  # we create it, with mode 0755
+        if who is not None and st.st_uid == who.uid:
+            bit = stat.S_IXUSR
         elif st.st_gid in groups:
-            ok = bool(mode & stat.S_IXGRP)
+            bit = stat.S_IXGRP
         else:
-            ok = bool(mode & stat.S_IXOTH)
-        if not ok:
-            raise StackError(
-                f"PostgreSQL runs as OS user {who.name!r}, who cannot enter {folder} "
-                f"(mode {stat.filemode(mode)}, owner uid {st.st_uid}): put the stack's data "
-                f"folder elsewhere (LIFECERT_DATA_DIR) or allow it (chmod o+x {folder})"
-            )
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return folder, st
+    return None
+
+
+def check_reachable(path: Path, who: RunAs) -> None:
+    """Raise when ``who`` cannot enter every ancestor folder of ``path`` (e.g. the data
+    folder lies under a 0700 home or pytest's tmp folder while the server runs as
+    `postgres`)."""
+    blocked = _blocked(path, who)
+    if blocked is not None:
+        folder, st = blocked
+        raise StackError(
+            f"PostgreSQL runs as OS user {who.name!r}, who cannot enter {folder} "
+            f"(mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid}): put the stack's data "
+            f"folder elsewhere (LIFECERT_DATA_DIR) or allow it (chmod o+x {folder})"
+        )
+
+
+def fallback_dir(cfg: StackConfig) -> Path:
+    """/var/tmp/lifecert-<hash>/postgres: one per data folder, so per clone."""
+    digest = hashlib.sha256(str(cfg.data_dir).encode()).hexdigest()[:12]
+    return FALLBACK_ROOT / f"lifecert-{digest}" / "postgres"
+
+
+def locate(cfg: StackConfig) -> StackConfig:
+    """``cfg`` with PostgreSQL's folder moved to :func:`fallback_dir` when the data folder
+    is the default one and the server's OS user cannot reach it; else ``cfg`` itself."""
+    if not cfg.data_dir_is_default or cfg.pg_dir is not None:
+        return cfg
+    try:
+        who: RunAs | None = run_as(cfg)
+    except MissingPrerequisite:
+        who = None  # installed (or refused, with the reason) by preflight/start
+    if _blocked(cfg.postgres_dir, who) is None:
+        return cfg
+    return dataclasses.replace(cfg, pg_dir=fallback_dir(cfg))
+
+
+def fallback_note(cfg: StackConfig) -> str | None:
+    """One line saying where PostgreSQL's folder went and why, when it moved."""
+    if cfg.pg_dir is None:
+        return None
+    return (
+        f"PostgreSQL's OS user {cfg.pg_os_user!r} cannot reach {cfg.data_dir}: its cluster "
+        f"and log are in {cfg.pg_dir} instead (set LIFECERT_DATA_DIR to a folder that user "
+        "can enter to keep them with the rest)"
+    )
+
+
+def _make_private_folder(folder: Path) -> None:
+    """mkdir ``folder`` (0755) in a shared folder such as /var/tmp, refusing one that someone
+    else made or can write to (we chown what is inside it)."""
+    folder.mkdir(mode=0o755, exist_ok=True)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise StackError(
+            f"{folder} is not a folder of uid {os.geteuid()} that only it can write to: "
+            "remove it, or set LIFECERT_DATA_DIR"
+        )
+    folder.chmod(0o755)
 
 
 # ------------------------------------------------------------------------- state
@@ -228,7 +292,8 @@ def _paths(cfg: StackConfig) -> dict[str, Path]:
     return {
         "pgdata": pg / "pgdata",
         "socket": pg / "socket",
-        "log": cfg.logs_dir / "postgres.log",
+        # pg_ctl opens the log as the server's user: beside the cluster once moved
+        "log": (cfg.pg_dir or cfg.logs_dir) / "postgres.log",
         "initdb_log": cfg.logs_dir / "initdb.log",
     }
 
@@ -289,6 +354,8 @@ def _run(
 def _prepare_dirs(cfg: StackConfig, who: RunAs) -> None:
     p = _paths(cfg)
     make_dirs(cfg.logs_dir)
+    if cfg.pg_dir is not None:
+        _make_private_folder(cfg.pg_dir.parent)
     check_reachable(cfg.postgres_dir, who)
     cfg.postgres_dir.mkdir(mode=0o700, exist_ok=True)
     p["socket"].mkdir(mode=0o700, exist_ok=True)

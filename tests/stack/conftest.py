@@ -1,19 +1,8 @@
-"""Fixtures for tests that need the real local stack (Kafka broker + PostgreSQL).
+"""Fixtures for the tests of the local stack itself.
 
-``stack`` (session scope) brings the stack of ``StackConfig.from_env()`` up once — the
-same one `lifecert stack up` runs, honouring LIFECERT_DATA_DIR, LIFECERT_KAFKA_PORT... —
-and yields its :class:`~lifecert.stack.StackStatus` (``.kafka_bootstrap``,
-``.postgres_dsn``). At the end of the session it leaves the stack as it found it: stopped
-again if the session started it (so CI ends clean), running if it already ran (so a
-developer's `lifecert stack up` survives a test run). Set LIFECERT_KEEP_STACK=1 to keep a
-stack the session started running, which makes the next run's start instant.
-
-Only tests under tests/stack see it; to share it with end-to-end tests elsewhere, move
-the fixture to tests/conftest.py (pytest offers a conftest's fixtures to its folder's
-tests only).
-
-Tests must not stop this shared stack; a test that needs its own lifecycle makes a
-private stack with :func:`private_stack_env`.
+The shared, session-scoped ``stack`` fixture lives in tests/fixtures_stack.py (every test
+of the tree can use it). Tests must not stop that shared stack; a test that needs its own
+lifecycle makes a private stack with :func:`private_stack_env`.
 """
 
 from __future__ import annotations
@@ -27,17 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.stack import StackConfig, StackStatus, down, status, up
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[StackStatus]:
-    cfg = StackConfig.from_env()
-    was_running = status(cfg).running
-    st = up(cfg)
-    yield st
-    if not was_running and os.environ.get("LIFECERT_KEEP_STACK") != "1":
-        down(cfg)
+from lifecert.stack import StackConfig, down
+from lifecert.stack.postgres import FALLBACK_ROOT
 
 
 def free_port() -> int:
@@ -62,14 +42,12 @@ def free_port_pair() -> tuple[int, int]:
 
 @pytest.fixture
 def private_stack_env() -> Iterator[dict[str, str]]:
-    """Environment for a separate, throw-away stack: own data folder (beside the shared
-    stack's, since pytest's tmp folders are 0700 and the PostgreSQL server's OS user could
-    not enter them), own free ports, the shared download cache. Stopped and removed after
-    the test."""
+    """Environment for a separate, throw-away stack: own data folder (an explicit
+    LIFECERT_DATA_DIR in /var/tmp: pytest's tmp folders, and the clone itself in CI, may lie
+    in 0700 folders the PostgreSQL server's OS user cannot enter), own free ports, the
+    shared download cache. Stopped and removed after the test."""
     shared = StackConfig.from_env()
-    parent = shared.data_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(tempfile.mkdtemp(prefix="test-stack-", dir=parent))
+    data_dir = Path(tempfile.mkdtemp(prefix="lifecert-test-stack-", dir=FALLBACK_ROOT))
     data_dir.chmod(0o755)
     kafka_port, controller_port = free_port_pair()
     env = {

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -38,18 +41,21 @@ def cli_module() -> str:
 
 
 def lifecert_stack(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     module = cli_module()
     argv = [sys.executable, "-m", module]
     argv += ["stack", *args] if module == "lifecert.cli" else list(args)
     return subprocess.run(
-        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
+        argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False
     )
 
 
-def status_json(env: dict[str, str] | None = None) -> tuple[int, dict]:
-    result = lifecert_stack("status", "--json", env=env)
+def status_json(env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, dict]:
+    result = lifecert_stack("status", "--json", env=env, cwd=cwd)
     return result.returncode, json.loads(result.stdout)
 
 
@@ -76,6 +82,9 @@ def test_status_json_names_the_endpoints(stack: StackStatus) -> None:
     assert info["kafka"]["state"] == info["postgres"]["state"] == "running"
     assert info["kafka"]["version"] == KAFKA_VERSION
     assert Path(info["kafka"]["log"]).is_file() and Path(info["postgres"]["log"]).is_file()
+    # in CI the clone may lie in a 0700 folder: then PostgreSQL's part lives in /var/tmp
+    assert info["postgres"]["data_dir"] == str(stack.config.postgres_dir)
+    assert info["postgres"]["fallback"] is (stack.config.pg_dir is not None)
 
 
 def test_kafka_round_trip_with_idempotent_producer(stack: StackStatus) -> None:
@@ -209,18 +218,88 @@ def test_missing_apt_get_is_named(tmp_path: Path) -> None:
         stack_postgres.install_postgres(cfg, apt_get=None)
 
 
+def locked_folder(tmp_path: Path) -> Path:
+    """A root-owned 0700 folder, like `mktemp -d`'s: the `postgres` user cannot enter it."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    locked.chmod(0o700)
+    return locked
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the server's OS user differs only under root")
-def test_unreachable_data_dir_is_explained(tmp_path: Path) -> None:
-    # pytest's tmp folders are 0700 root: the `postgres` user cannot enter them
+def test_unreachable_explicit_data_dir_is_explained(
+    tmp_path: Path, private_stack_env: dict[str, str]
+) -> None:
+    locked = locked_folder(tmp_path)
     cfg = StackConfig(
-        data_dir=tmp_path / "stack",
+        data_dir=locked / "stack",
         cache_dir=tmp_path / "cache",
         pg_port=1,
         kafka_port=2,
         kafka_controller_port=3,
     )
+    assert stack_postgres.locate(cfg) is cfg  # configured explicitly: never moved
     with pytest.raises(StackError, match=r"cannot enter .*LIFECERT_DATA_DIR"):
         stack_postgres.preflight(cfg)
+    # the same through the command line, with LIFECERT_DATA_DIR: refused before any start
+    env = {**private_stack_env, "LIFECERT_DATA_DIR": str(locked / "stack")}
+    result = lifecert_stack("up", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "who cannot enter" in result.stderr and "LIFECERT_DATA_DIR" in result.stderr
+    assert "/var/tmp" not in result.stderr
+    code, info = status_json(env)
+    assert code == 3 and info["state"] == "stopped" and info["postgres"]["fallback"] is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server's OS user differs only under root")
+def test_unreachable_default_data_dir_moves_postgres_to_var_tmp(
+    tmp_path: Path, private_stack_env: dict[str, str]
+) -> None:
+    # a clone inside a 0700 folder, no LIFECERT_DATA_DIR: the default data folder
+    # (<clone>/data/stack) is out of the `postgres` user's reach
+    clone = locked_folder(tmp_path) / "clone"
+    clone.mkdir()
+    env = {k: v for k, v in private_stack_env.items() if k != "LIFECERT_DATA_DIR"}
+    cfg = StackConfig.from_env(env, cwd=clone)
+    assert cfg.data_dir == clone.resolve() / "data" / "stack" and cfg.data_dir_is_default
+    moved = stack_postgres.locate(cfg)
+    fallback = stack_postgres.fallback_dir(cfg)
+    assert moved.postgres_dir == fallback
+    assert fallback.parent.parent == stack_postgres.FALLBACK_ROOT
+    assert fallback.parent.name.startswith("lifecert-")
+    try:
+        result = lifecert_stack("up", "--json", env=env, cwd=clone)
+        assert result.returncode == 0, result.stderr
+        notes = [line for line in result.stderr.splitlines() if "cannot reach" in line]
+        assert len(notes) == 1 and str(fallback) in notes[0], result.stderr
+        info = json.loads(result.stdout)
+        assert info["state"] == "running"
+        assert info["data_dir"] == str(cfg.data_dir)
+        assert info["postgres"]["data_dir"] == str(fallback)
+        assert info["postgres"]["fallback"] is True
+        assert info["postgres"]["log"] == str(fallback / "postgres.log")
+        # /var/tmp/lifecert-<hash>: ours, 0755; .../postgres: the server user's, 0700
+        base, pg = fallback.parent.lstat(), fallback.lstat()
+        assert (base.st_uid, stat.S_IMODE(base.st_mode)) == (0, 0o755)
+        pg_uid = pwd.getpwnam(cfg.pg_os_user).pw_uid
+        assert (pg.st_uid, stat.S_IMODE(pg.st_mode)) == (pg_uid, 0o700)
+        assert (fallback / "pgdata" / "PG_VERSION").is_file()
+        assert Path(f"/proc/{info['postgres']['pid']}").stat().st_uid == pg_uid
+        assert not (cfg.data_dir / "postgres").exists()
+        dsn = info["postgres_dsn"]
+        with psycopg2.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
+            cur.execute("SHOW data_directory")
+            assert cur.fetchone() == (str(fallback / "pgdata"),)
+        conn.close()
+        # status and down find it there too
+        code, again = status_json(env, cwd=clone)
+        assert code == 0 and again["postgres"]["pid"] == info["postgres"]["pid"]
+        assert lifecert_stack("down", env=env, cwd=clone).returncode == 0
+        code, after = status_json(env, cwd=clone)
+        assert code == 3 and after["postgres"]["state"] == "stopped"
+    finally:
+        lifecert_stack("down", env=env, cwd=clone)
+        shutil.rmtree(fallback.parent, ignore_errors=True)
 
 
 def test_bad_port_variable_is_named() -> None:
@@ -234,6 +313,8 @@ def test_config_defaults_and_overrides(tmp_path: Path) -> None:
     cfg = StackConfig.from_env({"HOME": str(tmp_path)}, cwd=Path(__file__).parent)
     repo = Path(__file__).resolve().parents[2]
     assert cfg.data_dir == repo / "data" / "stack"
+    assert cfg.data_dir_is_default and cfg.pg_dir is None
+    assert cfg.postgres_dir == cfg.data_dir / "postgres"
     assert cfg.cache_dir == tmp_path / ".cache" / "lifecert"
     assert (cfg.kafka_port, cfg.kafka_controller_port, cfg.pg_port) == (19092, 19093, 15432)
     assert cfg.kafka_version.startswith("4.1.")
@@ -245,6 +326,7 @@ def test_config_defaults_and_overrides(tmp_path: Path) -> None:
         }
     )
     assert other.data_dir == tmp_path / "d"
+    assert not other.data_dir_is_default
     assert other.kafka_controller_port == 29093
     assert other.kafka_bootstrap == "127.0.0.1:29092"
     assert other.postgres_dsn == "postgresql://lifecert@127.0.0.1:25432/lifecert"

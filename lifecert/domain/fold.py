@@ -153,30 +153,29 @@ def _amount_changed(state: RetireeState, event: Event, policy: Policy) -> Handle
 
 def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled:
     cert_id = event["certification_id"]
-    certs = state.certifications
-    if certs is None:
-        certs = state.certifications = {}
-    elif cert_id in certs:
+    if state.certifications is None:
+        state.certifications = []
+    elif state.certification(cert_id) is not None:
         return [], reasons.DUPLICATE_CERTIFICATION
+    keep = state.certifications.append
     channel = event["channel"]
     performed_on = local_date(event["performed_at"])
     if state.date_of_death is not None:
-        cert = certs[cert_id] = Certification(channel, performed_on, False, False)
-        return _fraud_check(state, cert_id, cert, event["recorded_at"], policy), (
-            reasons.RETIREE_DECEASED
-        )
+        cert = Certification(cert_id, channel, performed_on, False, False)
+        keep(cert)
+        return _fraud_check(state, cert, event["recorded_at"], policy), reasons.RETIREE_DECEASED
     if state.employer_only != (channel in policy.employer_channels):
-        certs[cert_id] = Certification(channel, performed_on, False, False)
+        keep(Certification(cert_id, channel, performed_on, False, False))
         return [], reasons.CHANNEL_NOT_ALLOWED
     if performed_on < policy.window_opens:
-        certs[cert_id] = Certification(channel, performed_on, False, False)
+        keep(Certification(cert_id, channel, performed_on, False, False))
         return [], reasons.OUTSIDE_WINDOW
     early = state.early_documents
     if channel in policy.document_channels and (early is None or cert_id not in early):
-        certs[cert_id] = Certification(channel, performed_on, True, False)
+        keep(Certification(cert_id, channel, performed_on, True, False))
         state.pending_documents += 1
         return [], None
-    certs[cert_id] = Certification(channel, performed_on, True, True)
+    keep(Certification(cert_id, channel, performed_on, True, True))
     return _complete(state, channel, event["recorded_at"], policy), None
 
 
@@ -184,7 +183,7 @@ def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
     if state.date_of_death is not None:
         return [], reasons.RETIREE_DECEASED
     cert_id = event["certification_id"]
-    cert = state.certifications.get(cert_id) if state.certifications is not None else None
+    cert = state.certification(cert_id)
     if cert is None:
         if state.early_documents is None:
             state.early_documents = {}
@@ -257,13 +256,13 @@ def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
                 )
             )
     state.hold_month = None
-    for cert_id, cert in (state.certifications or {}).items():
-        outputs.extend(_fraud_check(state, cert_id, cert, at, policy))
+    for cert in state.certifications or ():
+        outputs.extend(_fraud_check(state, cert, at, policy))
     return outputs, None
 
 
 def _fraud_check(
-    state: RetireeState, cert_id: str, cert: Certification, at: datetime, policy: Policy
+    state: RetireeState, cert: Certification, at: datetime, policy: Policy
 ) -> list[Event]:
     died_on = state.date_of_death
     if (
@@ -276,8 +275,8 @@ def _fraud_check(
     cert.fraud_flagged = True
     return [
         output_event(
-            policy, "FraudSuspected", state.retiree_id, at, cert_id,
-            certification_id=cert_id, reason="CERTIFIED_AFTER_DEATH",
+            policy, "FraudSuspected", state.retiree_id, at, cert.certification_id,
+            certification_id=cert.certification_id, reason="CERTIFIED_AFTER_DEATH",
         )
     ]
 

@@ -25,9 +25,19 @@ STATUSES = (DECEASED, EXEMPT, SUSPENDED, CERTIFIED, PENDING_DOCUMENTS, NOT_CERTI
 class Certification:
     """A certification kept for a retiree (counting or not: rule 8 needs them all)."""
 
-    __slots__ = ("channel", "complete", "counting", "fraud_flagged", "performed_on")
+    __slots__ = (
+        "certification_id", "channel", "complete", "counting", "fraud_flagged", "performed_on"
+    )
 
-    def __init__(self, channel: str, performed_on: date, counting: bool, complete: bool):
+    def __init__(
+        self,
+        certification_id: str,
+        channel: str,
+        performed_on: date,
+        counting: bool,
+        complete: bool,
+    ):
+        self.certification_id = certification_id
         self.channel = channel
         self.performed_on = performed_on
         self.counting = counting
@@ -36,6 +46,7 @@ class Certification:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "certification_id": self.certification_id,
             "channel": self.channel,
             "performed_on": self.performed_on.isoformat(),
             "counting": self.counting,
@@ -46,7 +57,7 @@ class Certification:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Certification:
         cert = cls(
-            data["channel"], date.fromisoformat(data["performed_on"]),
+            data["certification_id"], data["channel"], date.fromisoformat(data["performed_on"]),
             data["counting"], data["complete"],
         )
         cert.fraud_flagged = data["fraud_flagged"]
@@ -97,7 +108,9 @@ class RetireeState:
         # (effective month, amount) in the order decided.
         self.amount_changes: list[tuple[Month, int]] | None = None
         self.event_ids: list[str] | None = None
-        self.certifications: dict[str, Certification] | None = None
+        # In the order recorded; a list, not a dict: a retiree has one or two, and a
+        # million small dicts cost twice the memory.
+        self.certifications: list[Certification] | None = None
         # Documents received before their certification was recorded: id -> recorded_at.
         self.early_documents: dict[str, datetime] | None = None
         self.complete = False
@@ -126,6 +139,12 @@ class RetireeState:
             return PENDING_DOCUMENTS
         return NOT_CERTIFIED
 
+    def certification(self, certification_id: str) -> Certification | None:
+        for cert in self.certifications or ():
+            if cert.certification_id == certification_id:
+                return cert
+        return None
+
     def amount_in_force(self, month: Month) -> int:
         """The monthly amount in force in ``month`` (see docs/rules.md, Amounts)."""
         amount, best = self.enrolled_amount_fen, -1
@@ -147,9 +166,7 @@ class RetireeState:
             "district": self.district,
             "amount_changes": [list(c) for c in self.amount_changes or ()],
             "event_ids": list(self.event_ids or ()),
-            "certifications": {
-                cid: cert.to_dict() for cid, cert in (self.certifications or {}).items()
-            },
+            "certifications": [cert.to_dict() for cert in self.certifications or ()],
             "early_documents": {
                 cid: at.isoformat() for cid, at in (self.early_documents or {}).items()
             },
@@ -175,9 +192,9 @@ class RetireeState:
         )
         state.amount_changes = [(m, a) for m, a in data["amount_changes"]] or None
         state.event_ids = list(data["event_ids"]) or None
-        state.certifications = {
-            cid: Certification.from_dict(c) for cid, c in data["certifications"].items()
-        } or None
+        state.certifications = [
+            Certification.from_dict(c) for c in data["certifications"]
+        ] or None
         state.early_documents = {
             cid: datetime.fromisoformat(at) for cid, at in data["early_documents"].items()
         } or None

@@ -111,12 +111,12 @@ def _months(value: Any) -> list[str]:
 
 
 def _enum(symbols: tuple[str, ...]) -> Converter:
-    allowed = frozenset(symbols)
+    canonical = {symbol: symbol for symbol in symbols}
 
     def convert(value: Any) -> str:
-        if type(value) is not str or value not in allowed:
+        if type(value) is not str or value not in canonical:
             raise TypeError(f"{_show(value)} is not one of {', '.join(symbols)}")
-        return value
+        return canonical[value]
 
     return convert
 
@@ -218,6 +218,8 @@ _FAST_CHECKS = {
     "months": "type({v}) is list and all(_month_ok(x) for x in {v})",
     "enum": "{v} in {symbols}",
 }
+# Enum values are replaced by the schema's own symbol objects: JSON makes a new string for
+# every value, and a million states each holding its own "FOSHAN" add up.
 
 
 def _month_ok(value: Any) -> bool:
@@ -245,9 +247,11 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
         symbols = ""
         if spec.kind == "enum":
             symbols = f"_symbols{i}"
-            names[symbols] = frozenset(spec.symbols)
         check = _FAST_CHECKS[spec.kind].format(v=v, symbols=symbols)
         body.append(f"    {v} = get({spec.name!r})")
+        if spec.kind == "enum":
+            names[symbols] = {symbol: symbol for symbol in spec.symbols}
+            body.append(f"    {v} = {symbols}.get({v}, {v}) if type({v}) is str else {v}")
         if required:
             body.append(f"    if not ({check}): return False")
         else:

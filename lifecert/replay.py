@@ -12,7 +12,8 @@ import csv
 import gc
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -86,27 +87,30 @@ def run_replay(
     """Decide ``lines`` in order. Malformed lines go to ``on_dead_letter`` or, when it is
     ``None``, stop the run with a :class:`ReplayError`. ``on_line`` is called every few
     thousand lines with the length of the lines read since its last call (for progress)."""
-    # The fold builds no reference cycles, and with millions of live states the cyclic
-    # collector's full passes cost about a fifth of the run: switch it off meanwhile, and
-    # freeze what survives so that switching it back on does not start with a full pass.
+    with _without_cyclic_gc():
+        return _decide_lines(
+            lines, policy, until, on_instruction, on_rejection, on_dead_letter, on_line, source
+        )
+
+
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """The fold builds no reference cycles, and with millions of live states the cyclic
+    collector's full passes cost about a fifth of a replay: switch it off meanwhile, and
+    freeze what survives so that switching it back on does not start with a full pass."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _run_replay(
-            lines, policy, until=until, on_instruction=on_instruction,
-            on_rejection=on_rejection, on_dead_letter=on_dead_letter, on_line=on_line,
-            source=source,
-        )
+        yield
     finally:
         if collecting:
             gc.freeze()
             gc.enable()
 
 
-def _run_replay(
+def _decide_lines(
     lines: Iterable[str] | Iterable[bytes],
     policy: Policy,
-    *,
     until: date | None,
     on_instruction: InstructionSink,
     on_rejection: RejectionSink,

@@ -123,3 +123,28 @@ def test_console_script_runs_with_progress_on_stderr(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert "decided 7 of 7 lines (1 rejected, 0 dead-lettered" in done.stderr
     assert "replay" in done.stderr
+
+
+def test_status_csv_quotes_ids_that_need_it(tmp_path: Path) -> None:
+    from lifecert.replay import write_status_csv
+
+    path = tmp_path / "status.csv"
+    write_status_csv(path, [("R1", "CERTIFIED"), ('a,"b"', "EXEMPT")])
+    assert path.read_text() == 'retiree_id,status\nR1,CERTIFIED\n"a,""b""",EXEMPT\n'
+    with path.open(newline="") as fh:
+        assert list(csv.reader(fh))[2] == ['a,"b"', "EXEMPT"]
+
+
+def test_bench_replay_runs_and_reports_its_figures(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lifecert.cli", "bench", "replay", "--retirees", "300",
+         "--work-dir", str(tmp_path), "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    figures = json.loads(done.stdout)
+    assert figures["retirees"] == 300
+    assert figures["events"] > 600
+    assert figures["raw_parse_events_per_s"]["cpu"] > 0
+    assert figures["replay_events_per_s"]["wall"] > 0
+    assert figures["peak_rss_mib"] > 10
+    assert (tmp_path / "replay-out" / "status.csv").exists()

@@ -68,17 +68,24 @@ def decide(state: RetireeState | None, event: Event, policy: Policy) -> Decision
         return _enroll(state, event, policy)
     if state is None:
         return None, [], reasons.UNKNOWN_RETIREE
-    event_id = event.get("event_id")
-    if event_id is not None:
-        if state.event_ids is None:
-            state.event_ids = [event_id]
-        elif event_id in state.event_ids:
-            return state, [], reasons.DUPLICATE_EVENT
-        else:
-            state.event_ids.append(event_id)
+    if _seen_before(state, event.get("event_id")):
+        return state, [], reasons.DUPLICATE_EVENT
     handler = _HANDLERS[type_name]
     outputs, rejection = handler(state, event, policy)
     return state, outputs, rejection
+
+
+def _seen_before(state: RetireeState, event_id: str | None) -> bool:
+    """Whether ``event_id`` was decided for this retiree already; remembers it if not."""
+    if event_id is None:
+        return False
+    if state.event_ids is None:
+        state.event_ids = [event_id]
+        return False
+    if event_id in state.event_ids:
+        return True
+    state.event_ids.append(event_id)
+    return False
 
 
 def apply_moment(state: RetireeState, moment: Moment, policy: Policy) -> list[Event]:
@@ -111,8 +118,7 @@ def apply_moment(state: RetireeState, moment: Moment, policy: Policy) -> list[Ev
 
 def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decision:
     if state is not None:
-        event_id = event.get("event_id")
-        if event_id is not None and state.event_ids is not None and event_id in state.event_ids:
+        if _seen_before(state, event.get("event_id")):
             return state, [], reasons.DUPLICATE_EVENT
         return state, [], reasons.ALREADY_ENROLLED
     pension_start = event["pension_start"]

@@ -3,6 +3,7 @@ run on Java, a PostgreSQL cluster from Debian's packages. No mocks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
@@ -300,6 +301,36 @@ def test_unreachable_default_data_dir_moves_postgres_to_var_tmp(
     finally:
         lifecert_stack("down", env=env, cwd=clone)
         shutil.rmtree(fallback.parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server's OS user differs only under root")
+def test_fallback_is_decided_before_postgres_is_installed(tmp_path: Path) -> None:
+    # on a new machine the `postgres` user appears only with the package (installed by
+    # `up`): until then the folders are judged by the bits for others
+    cfg = StackConfig(
+        data_dir=locked_folder(tmp_path) / "clone" / "data" / "stack",
+        cache_dir=tmp_path / "cache",
+        pg_os_user="lifecert-no-such-user",
+        data_dir_is_default=True,
+    )
+    assert stack_postgres.locate(cfg).postgres_dir == stack_postgres.fallback_dir(cfg)
+    reachable = dataclasses.replace(cfg, data_dir=stack_postgres.FALLBACK_ROOT / "x" / "stack")
+    assert stack_postgres.locate(reachable) is reachable
+
+
+def test_fallback_folder_made_by_someone_else_is_refused(tmp_path: Path) -> None:
+    open_to_all = tmp_path / "lifecert-0123456789ab"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)
+    with pytest.raises(StackError, match="only it can write to"):
+        stack_postgres._make_private_folder(open_to_all)
+    link = tmp_path / "lifecert-link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(StackError, match="remove it"):
+        stack_postgres._make_private_folder(link)
+    mine = tmp_path / "lifecert-mine"
+    stack_postgres._make_private_folder(mine)
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755
 
 
 def test_bad_port_variable_is_named() -> None:

@@ -13,7 +13,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from helpers import (
+
+from tests.helpers import (
     DEADLINE_AT,
     HOME_VISIT_AT,
     ReplayImpl,
@@ -22,6 +23,7 @@ from helpers import (
     death,
     docs,
     enroll,
+    first_differences,
     fraud,
     gov_enroll,
     hold_placed,
@@ -33,7 +35,7 @@ from helpers import (
     with_event_id,
     without_event_id,
 )
-from helpers import overpayment as overpaid
+from tests.helpers import overpayment as overpaid
 
 END = dt.date(2017, 12, 31)  # replay the whole year: both moments are decided
 BEFORE_SWEEP = dt.date(2017, 5, 20)  # neither moment decided
@@ -60,7 +62,8 @@ def check(
     statuses: dict[str, str],
     rejections: list[tuple[int, str]] | None = None,
 ) -> None:
-    assert normalize(result.instructions) == normalize(instructions)
+    got, want = normalize(result.instructions), normalize(instructions)
+    assert got == want, "instructions differ\n" + first_differences(want, got)
     assert dict(result.statuses) == statuses
     assert reasons(result) == sorted(rejections or [])
 
@@ -441,6 +444,52 @@ def test_documents_before_certification_before_deadline_no_hold(
         cert("C1", "R1", "CONSULATE", performed_at="2017-05-05T10:00:00+08:00"),
     ]
     check(replay_impl(lines, until=END), instructions=[], statuses={"R1": "CERTIFIED"})
+
+
+def test_documents_twice_before_certification_second_is_duplicate(
+    replay_impl: ReplayImpl,
+) -> None:
+    """docs/rules.md: a form received before its certification is kept; a second form for
+    the same certification, before or after it is recorded, is DUPLICATE_DOCUMENTS."""
+    lines = [
+        enroll("R1"),
+        docs("C1", "R1", recorded_at="2017-05-01T10:00:00+08:00"),
+        docs("C1", "R1", recorded_at="2017-05-02T10:00:00+08:00"),
+        cert("C1", "R1", "CONSULATE", performed_at="2017-05-03T10:00:00+08:00"),
+        docs("C1", "R1", recorded_at="2017-05-04T10:00:00+08:00"),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[],
+        statuses={"R1": "CERTIFIED"},
+        rejections=[(3, "DUPLICATE_DOCUMENTS"), (5, "DUPLICATE_DOCUMENTS")],
+    )
+
+
+def test_documents_before_a_certification_that_needs_none_stay_kept(
+    replay_impl: ReplayImpl,
+) -> None:
+    """Choice: documents kept before their certification are not rejected afterwards when
+    the certification turns out to need no form (or to be rejected); later ones are."""
+    lines = [
+        enroll("R1"),
+        docs("C1", "R1", recorded_at="2017-05-01T10:00:00+08:00"),
+        cert("C1", "R1", "FACE_APP", performed_at="2017-05-03T10:00:00+08:00"),
+        docs("C2", "R1", recorded_at="2017-05-01T10:00:00+08:00"),
+        cert("C2", "R1", "CONSULATE", performed_at="2017-03-03T10:00:00+08:00"),
+        docs("C1", "R1", recorded_at="2017-05-04T10:00:00+08:00"),
+        docs("C2", "R1", recorded_at="2017-05-04T10:00:00+08:00"),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[],
+        statuses={"R1": "CERTIFIED"},
+        rejections=[
+            (5, "OUTSIDE_WINDOW"),
+            (6, "DOCUMENTS_NOT_REQUIRED"),
+            (7, "CERTIFICATION_NOT_COUNTING"),
+        ],
+    )
 
 
 def test_documents_rejections(replay_impl: ReplayImpl) -> None:
@@ -1257,12 +1306,28 @@ def test_rejected_event_id_is_remembered(replay_impl: ReplayImpl) -> None:
         cert("C1", "R1", "FACE_APP", performed_at="2017-05-02T10:00:00+08:00", event_id="E7"),
         cert("C2", "R1", "EMPLOYER_BATCH", performed_at="2017-05-02T10:00:00+08:00", event_id="E8"),
         cert("C3", "R1", "FACE_APP", performed_at="2017-05-03T10:00:00+08:00", event_id="E8"),
+        enroll("R1", pension_start="2017-03-01", event_id="E9"),
+        enroll("R1", pension_start="2017-03-01", event_id="E9"),
+        death("R1", date_of_death="2017-05-01", recorded_at="2017-05-05T10:00:00+08:00"),
+        amount("R1", 1, "2017-06", recorded_at="2017-05-06T10:00:00+08:00", event_id="E10"),
+        amount("R1", 1, "2017-06", recorded_at="2017-05-06T10:00:00+08:00", event_id="E10"),
     ]
     check(
         replay_impl(lines, until=BEFORE_SWEEP),
-        instructions=[],
-        statuses={"R1": "CERTIFIED"},
-        rejections=[(3, "CHANNEL_NOT_ALLOWED"), (4, "DUPLICATE_EVENT")],
+        instructions=[
+            terminated("R1", "2017-06", recorded_at="2017-05-05T10:00:00+08:00"),
+            fraud("R1", "C1", recorded_at="2017-05-05T10:00:00+08:00"),
+            fraud("R1", "C2", recorded_at="2017-05-05T10:00:00+08:00"),
+        ],
+        statuses={"R1": "DECEASED"},
+        rejections=[
+            (3, "CHANNEL_NOT_ALLOWED"),
+            (4, "DUPLICATE_EVENT"),
+            (5, "ALREADY_ENROLLED"),
+            (6, "DUPLICATE_EVENT"),
+            (8, "RETIREE_DECEASED"),
+            (9, "DUPLICATE_EVENT"),
+        ],
     )
 
 

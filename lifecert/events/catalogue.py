@@ -47,6 +47,10 @@ OUTPUT_TYPES: tuple[str, ...] = (
     "HomeVisitDue",
 )
 EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
+# Records of the live pipeline itself: clock ticks in the input log, the status topic, and
+# dead letters. They are not domain events (replay neither reads nor writes them).
+PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
+ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES
 
 # Envelope fields as they appear flat in the interchange form; ``type`` names the event.
 ENVELOPE_FIELDS: tuple[str, ...] = ("type", "event_id", "recorded_at", "source_agency")
@@ -100,6 +104,10 @@ def _kind(field: dict[str, Any], avro_type: Any) -> tuple[str, tuple[str, ...]]:
         if avro_type["type"] == "array" and fmt == "month":
             return "months", ()
         raise ValueError(f"unsupported Avro type in field {field['name']!r}: {avro_type!r}")
+    if isinstance(avro_type, str) and avro_type.startswith(NAMESPACE + "."):
+        return "enum", enum_symbols(avro_type[len(NAMESPACE) + 1 :])
+    if avro_type == "bytes":
+        return "bytes", ()
     if avro_type == "string":
         return ("month" if fmt == "month" else "string"), ()
     if avro_type in ("long", "int"):
@@ -124,7 +132,7 @@ def _field_spec(field: dict[str, Any]) -> FieldSpec:
 @cache
 def event_spec(name: str) -> EventSpec:
     """The spec of event type ``name``; ``KeyError`` for a name not in the catalogue."""
-    if name not in EVENT_TYPES:
+    if name not in ALL_TYPES:
         raise KeyError(name)
     schema = raw_schema(name)
     fields = tuple(_field_spec(f) for f in schema["fields"] if f["name"] != "envelope")
@@ -139,7 +147,7 @@ def envelope_spec() -> tuple[FieldSpec, ...]:
 
 def enum_symbols(enum_name: str) -> tuple[str, ...]:
     """Symbols of a named enum (e.g. ``"Channel"``) as declared in the schemas."""
-    for name in EVENT_TYPES:
+    for name in ALL_TYPES:
         for field in raw_schema(name)["fields"]:
             candidates = field["type"] if isinstance(field["type"], list) else [field["type"]]
             for t in candidates:

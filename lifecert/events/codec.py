@@ -27,7 +27,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
-from lifecert.events.catalogue import EVENT_TYPES, raw_schema
+from lifecert.events.catalogue import ALL_TYPES, raw_schema
 
 __all__ = [
     "HEADER_SIZE",
@@ -718,10 +718,10 @@ class SchemaStore:
         self._readers_by_id: dict[int, tuple[Mapping[str, Any], RegisteredSchema]] = {}
         self._readers_by_text: dict[str, RegisteredSchema] = {}
         _collect_definitions(raw_schema("Envelope"), None, self._definitions)
-        for name in EVENT_TYPES:
+        for name in ALL_TYPES:
             _collect_definitions(raw_schema(name), None, self._definitions)
         if catalogue:
-            for name in EVENT_TYPES:
+            for name in ALL_TYPES:
                 self.register(raw_schema(name))
 
     def prepare(self, schema: Mapping[str, Any] | str) -> RegisteredSchema:

@@ -18,7 +18,7 @@ from fastavro.schema import fingerprint as fastavro_fingerprint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecert.events.catalogue import EVENT_TYPES, enum_symbols, raw_schema
+from lifecert.events.catalogue import ALL_TYPES, EVENT_TYPES, enum_symbols, raw_schema
 from lifecert.events.codec import (
     HEADER_SIZE,
     MARKER,
@@ -232,11 +232,11 @@ def test_samples_cover_the_catalogue() -> None:
 def test_default_store_holds_every_catalogue_schema_once() -> None:
     store = default_store()
     assert store is default_store()
-    assert set(store.type_names()) == set(EVENT_TYPES)
-    assert len(store) == len(EVENT_TYPES)
+    assert set(store.type_names()) == set(ALL_TYPES)
+    assert len(store) == len(ALL_TYPES)
     fingerprints = store.fingerprints()
-    assert len(set(fingerprints)) == len(EVENT_TYPES)
-    for type_name in EVENT_TYPES:
+    assert len(set(fingerprints)) == len(ALL_TYPES)
+    for type_name in ALL_TYPES:
         rs = store.by_type(type_name)
         assert rs.type_name == type_name
         assert rs.full_name == f"lifecert.events.{type_name}"
@@ -261,7 +261,7 @@ def test_store_reports_fingerprints_of_registered_schemas() -> None:
     assert store.register(json.dumps(v2_certification_schema())) is v2  # idempotent
     assert store.register(v2_certification_schema(), current=True) is v2
     assert store.by_type("CertificationRecorded") is v2
-    assert len(default_store()) == len(EVENT_TYPES)  # other stores are untouched
+    assert len(default_store()) == len(ALL_TYPES)  # other stores are untouched
 
 
 @pytest.mark.parametrize(
@@ -709,3 +709,20 @@ def test_round_trip_property(event: dict[str, Any]) -> None:
     plain = {k: v for k, v in event.items() if k not in ("recorded_at", "performed_at")}
     assert {k: v for k, v in decoded.items() if k in plain} == plain
     assert list(decoded) == list(SAMPLES["CertificationRecorded"])
+
+
+def test_pipeline_records_round_trip() -> None:
+    at = dt.datetime(2017, 6, 20, 16, tzinfo=UTC)
+    records = [
+        {"type": "ClockTick", "event_id": "t1", "recorded_at": at, "source_agency": "clock",
+         "policy": "foshan-2017", "moment": "DEADLINE", "at": at},
+        {"type": "RetireeStatus", "event_id": "s1", "recorded_at": at, "source_agency": None,
+         "retiree_id": "R1", "policy": "foshan-2017", "status": "CERTIFIED",
+         "district": "NANHAI", "residence": "FOSHAN", "completed_by": "FACE_APP",
+         "completed_at": at},
+        {"type": "DeadLetter", "event_id": "d1", "recorded_at": at, "source_agency": None,
+         "stage": "worker", "source_topic": "lifecert.events", "source_partition": 3,
+         "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "reason": "truncated"},
+    ]
+    for record in records:
+        assert decode(encode(record)) == record

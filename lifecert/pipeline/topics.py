@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -49,8 +50,17 @@ class TopicLayout:
         return (PAYMENT_INSTRUCTIONS, ALERTS, TASKS)
 
 
+def layout(prefix: str | None = None) -> TopicLayout:
+    """The topic layout; every name gets ``prefix`` (default: the environment variable
+    ``LIFECERT_TOPIC_PREFIX``, else none), so that tests and several campaigns can share a
+    broker without sharing topics."""
+    if prefix is None:
+        prefix = os.environ.get("LIFECERT_TOPIC_PREFIX", "")
+    return _layout(prefix)
+
+
 @cache
-def layout() -> TopicLayout:
+def _layout(prefix: str) -> TopicLayout:
     text = (resources.files("lifecert.pipeline") / "topics.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     defaults = data["defaults"]
@@ -62,7 +72,7 @@ def layout() -> TopicLayout:
             raise ValueError(f"topics.toml: topic {role!r} carries unknown types {unknown}")
         topics[role] = TopicSpec(
             role=role,
-            name=table["name"],
+            name=prefix + table["name"],
             partitions=int(table.get("partitions", defaults["partitions"])),
             replication=int(table.get("replication", defaults["replication"])),
             carries=carries,

@@ -16,6 +16,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.bench",
     "lifecert.commands.demo",
     "lifecert.commands.stack",
+    "lifecert.commands.projections",
+    "lifecert.commands.wait_idle",
 )
 
 

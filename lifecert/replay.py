@@ -208,7 +208,7 @@ def replay_file(
         (out_dir / "rejections.jsonl").open("w", encoding="utf-8") as rejections,
         _optional_writer(dead_letters) as dead,
     ):
-        write = _jsonl_writer(instructions, to_json)
+        write = jsonl_writer(instructions, to_json)
         write_instruction = write
         if on_instruction is not None:
             also = on_instruction
@@ -223,8 +223,8 @@ def replay_file(
             policy,
             until=until,
             on_instruction=write_instruction,
-            on_rejection=_jsonl_writer(rejections),
-            on_dead_letter=_jsonl_writer(dead) if dead is not None else None,
+            on_rejection=jsonl_writer(rejections),
+            on_dead_letter=jsonl_writer(dead) if dead is not None else None,
             on_line=on_line,
             source=str(events),
         )
@@ -253,9 +253,11 @@ def write_status_csv(path: Path, statuses: Iterable[tuple[str, str]]) -> None:
 _CSV_SPECIAL = frozenset(',"\r\n')
 
 
-def _jsonl_writer(
+def jsonl_writer(
     fh: IO[str], convert: Callable[[Any], Any] | None = None
 ) -> Callable[[Any], None]:
+    """A function writing one record per line in lifecert's JSON-lines form (compact, UTF-8
+    as is); ``convert`` first turns the record into its JSON form (e.g. ``to_json``)."""
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     write = fh.write
     if convert is None:

@@ -1,0 +1,239 @@
+"""Reads of the read models: the export files, the campaign counters, one retiree.
+
+``export`` writes the same two files as ``lifecert replay`` (same writers, same JSON
+encoding): ``instructions.jsonl`` ordered by (recorded_at, retiree_id, type, event_id) and
+``status.csv`` ordered by retiree id (byte order), from one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg2.extensions
+
+from lifecert.events.interchange import to_json
+from lifecert.replay import jsonl_writer, write_status_csv
+from lifecert.summary import InstructionTotals
+
+Connection = psycopg2.extensions.connection
+
+_FETCH = 10_000
+
+_INSTRUCTIONS = """
+SELECT payload FROM instruction_ledger
+ORDER BY recorded_at, retiree_id COLLATE "C", type COLLATE "C", event_id COLLATE "C"
+"""
+_STATUSES = """
+SELECT retiree_id, status FROM retiree_status WHERE policy = %s
+ORDER BY retiree_id COLLATE "C"
+"""
+
+
+class ExportError(RuntimeError):
+    """The export cannot be made as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    instructions: int
+    statuses: int
+    policy: str | None
+
+
+def _snapshot(cur: Any) -> None:
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+def policies(conn: Connection) -> list[str]:
+    with conn, conn.cursor() as cur:
+        cur.execute('SELECT policy FROM retiree_status GROUP BY policy ORDER BY policy COLLATE "C"')
+        return [policy for (policy,) in cur.fetchall()]
+
+
+def export(conn: Connection, out_dir: Path, policy: str | None = None) -> ExportResult:
+    """Write ``out_dir/instructions.jsonl`` and ``out_dir/status.csv``. Statuses are those
+    of ``policy``, which may be left out while the read models hold only one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    instructions_path = out_dir / "instructions.jsonl"
+    status_path = out_dir / "status.csv"
+    tmp_instructions = _tmp(instructions_path)
+    tmp_status = _tmp(status_path)
+    try:
+        with conn:
+            with conn.cursor() as cur:
+                _snapshot(cur)
+                policy = _choose_policy(cur, policy)
+            with (
+                conn.cursor(name="lifecert_export_instructions") as cur,
+                tmp_instructions.open("w", encoding="utf-8") as fh,
+            ):
+                cur.itersize = _FETCH
+                cur.execute(_INSTRUCTIONS)
+                # Reordering by to_json is needed: jsonb does not keep the key order.
+                write = jsonl_writer(fh, to_json)
+                n_instructions = 0
+                for (payload,) in cur:
+                    write(payload)
+                    n_instructions += 1
+            counted = _Counted(_status_rows(conn, policy))
+            write_status_csv(tmp_status, counted)
+        os.replace(tmp_instructions, instructions_path)
+        os.replace(tmp_status, status_path)
+    finally:
+        tmp_instructions.unlink(missing_ok=True)
+        tmp_status.unlink(missing_ok=True)
+    return ExportResult(n_instructions, counted.n, policy)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _choose_policy(cur: Any, policy: str | None) -> str | None:
+    if policy is not None:
+        return policy
+    cur.execute('SELECT policy FROM retiree_status GROUP BY policy ORDER BY policy COLLATE "C"')
+    found = [p for (p,) in cur.fetchall()]
+    if len(found) > 1:
+        raise ExportError(
+            f"retiree_status holds several policies ({', '.join(found)}); choose one with "
+            "--policy"
+        )
+    return found[0] if found else None
+
+
+def _status_rows(conn: Connection, policy: str | None) -> Iterator[tuple[str, str]]:
+    if policy is None:
+        return
+    with conn.cursor(name="lifecert_export_statuses") as cur:
+        cur.itersize = _FETCH
+        cur.execute(_STATUSES, (policy,))
+        yield from cur
+
+
+class _Counted:
+    def __init__(self, rows: Iterator[tuple[str, str]]) -> None:
+        self._rows = rows
+        self.n = 0
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for row in self._rows:
+            self.n += 1
+            yield row
+
+
+# ------------------------------------------------------------------ counters
+
+
+@dataclass
+class CampaignCounters:
+    """The campaign's counters for one policy, from the ``campaign_counters`` view and
+    the ledger. ``in_scope`` counts every status but EXEMPT (a retiree's scope is not on
+    the status topic: a deceased retiree counts as in scope)."""
+
+    policy: str
+    statuses: Counter[str] = field(default_factory=Counter)
+    channels: Counter[str] = field(default_factory=Counter)  # completed certifications
+    completed_by_day: Counter[date] = field(default_factory=Counter)  # Asia/Shanghai days
+    in_scope: Counter[str] = field(default_factory=Counter)  # by area
+    certified: Counter[str] = field(default_factory=Counter)  # by area
+    instructions: InstructionTotals = field(default_factory=InstructionTotals)
+
+    @property
+    def retirees(self) -> int:
+        return sum(self.statuses.values())
+
+
+def area(district: str | None, residence: str) -> str:
+    """As lifecert.summary: the district, else the residence in brackets."""
+    return district if district is not None else f"({residence})"
+
+
+def campaign_counters(conn: Connection, policy: str) -> CampaignCounters:
+    counters = CampaignCounters(policy)
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(
+            "SELECT district, residence, status, channel, completed_day, retirees "
+            "FROM campaign_counters WHERE policy = %s",
+            (policy,),
+        )
+        for district, residence, status, channel, day, n in cur.fetchall():
+            counters.statuses[status] += n
+            if channel is not None:
+                counters.channels[channel] += n
+                counters.completed_by_day[day] += n
+            if status != "EXEMPT":
+                where = area(district, residence)
+                counters.in_scope[where] += n
+                if channel is not None:
+                    counters.certified[where] += n
+        cur.execute(
+            "SELECT type, count(*), coalesce(sum(amount_fen), 0), "
+            "coalesce(sum(jsonb_array_length(payload -> 'backpay_months')), 0) "
+            "FROM instruction_ledger GROUP BY type"
+        )
+        totals = counters.instructions
+        for kind, n, amount, months in cur.fetchall():
+            totals.counts[kind] += n
+            if kind == "PaymentHoldReleased":
+                totals.backpay_fen += int(amount)
+                totals.backpay_months += int(months)
+            elif kind == "OverpaymentDetected":
+                totals.overpaid_fen += int(amount)
+    return counters
+
+
+# ------------------------------------------------------------------ one retiree
+
+
+@dataclass(frozen=True)
+class CycleStatus:
+    policy: str
+    status: str
+    district: str | None
+    residence: str
+    completed_by: str | None
+    completed_at: datetime | None
+    as_of: datetime  # recorded_at of the status record
+
+
+@dataclass(frozen=True)
+class RetireeView:
+    retiree_id: str
+    cycles: list[CycleStatus]
+    open_holds: list[tuple[str, str]]  # (effective month, hold event id)
+    instructions: list[dict[str, Any]]  # interchange JSON, in export order
+
+
+def retiree(conn: Connection, retiree_id: str) -> RetireeView | None:
+    """What the read models know of one retiree, or None when nothing."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(
+            "SELECT policy, status, district, residence, completed_by, completed_at, "
+            'recorded_at FROM retiree_status WHERE retiree_id = %s ORDER BY policy COLLATE "C"',
+            (retiree_id,),
+        )
+        cycles = [CycleStatus(*row) for row in cur.fetchall()]
+        cur.execute(
+            "SELECT effective_month, hold_event_id FROM open_holds WHERE retiree_id = %s "
+            "ORDER BY effective_month",
+            (retiree_id,),
+        )
+        holds = [(month, event_id) for month, event_id in cur.fetchall()]
+        cur.execute(
+            "SELECT payload FROM instruction_ledger WHERE retiree_id = %s "
+            'ORDER BY recorded_at, type COLLATE "C", event_id COLLATE "C"',
+            (retiree_id,),
+        )
+        instructions = [to_json(payload) for (payload,) in cur.fetchall()]
+    if not cycles and not instructions:
+        return None
+    return RetireeView(retiree_id, cycles, holds, instructions)

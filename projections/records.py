@@ -1,0 +1,234 @@
+"""From Kafka records to read-model rows (pure: no I/O).
+
+A :class:`BatchBuilder` takes consumed records in poll order and sorts each into a ledger
+row (output topics), a status row (status topic) or a rejection (undecodable, empty, or
+not a type its topic carries), and tracks the next offset of every partition it saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from lifecert.events.codec import CodecError, decode
+from lifecert.events.interchange import MalformedEvent, parse_event, to_json
+from lifecert.pipeline.topics import STATUS, TopicLayout
+
+TopicPartitionKey = tuple[str, int]
+
+HOLD_PLACED = "PaymentHoldPlaced"
+HOLD_ENDED = frozenset({"PaymentHoldReleased", "PaymentTerminated"})
+
+
+class Record(Protocol):
+    """What the builder reads of a kafka-python ``ConsumerRecord``."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    event_id: str
+    type: str
+    retiree_id: str
+    recorded_at: datetime
+    effective_month: str | None
+    amount_fen: int | None
+    payload: dict[str, Any]  # the interchange JSON form (interchange.to_json)
+    payload_text: str  # and as JSON text
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class StatusRow:
+    retiree_id: str
+    policy: str
+    status: str
+    district: str | None
+    residence: str
+    completed_by: str | None
+    completed_at: datetime | None
+    event_id: str
+    recorded_at: datetime
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class Rejected:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+@dataclass
+class Batch:
+    """Records of one transaction, sorted. ``ledger`` keeps poll order (so one retiree's
+    instructions keep their log order) and the first record of each event id; ``statuses``
+    keeps the latest record per (retiree, policy)."""
+
+    ledger: list[LedgerRow] = field(default_factory=list)
+    statuses: dict[tuple[str, str], StatusRow] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    records: int = 0
+
+
+class BatchBuilder:
+    def __init__(self, topics: TopicLayout) -> None:
+        self._status_topic = topics[STATUS].name
+        self._carries: dict[str, frozenset[str]] = {
+            topics[role].name: frozenset(topics[role].carries) for role in topics.output_roles
+        }
+        self._carries[self._status_topic] = frozenset(topics[STATUS].carries)
+        self.batch = Batch()
+        self._ledger_ids: set[str] = set()
+
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        return tuple(self._carries)
+
+    def add(self, record: Record) -> None:
+        batch = self.batch
+        batch.records += 1
+        batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
+        try:
+            event = self._decode(record)
+            if record.topic == self._status_topic:
+                self._add_status(record, event)
+            else:
+                self._add_ledger(record, event)
+        except _Reject as reject:
+            batch.rejected.append(
+                Rejected(
+                    record.topic, record.partition, record.offset,
+                    record.key, record.value, str(reject),
+                )
+            )
+
+    def _decode(self, record: Record) -> dict[str, Any]:
+        carries = self._carries.get(record.topic)
+        if carries is None:
+            raise _Reject(f"projections do not read topic {record.topic!r}")
+        if record.value is None:
+            raise _Reject(
+                "record has no value (a tombstone?); projections expect an Avro "
+                f"single-object encoded {' or '.join(sorted(carries))}"
+            )
+        try:
+            event = decode(record.value)
+        except CodecError as exc:
+            raise _Reject(f"undecodable record: {exc}") from None
+        if event["type"] not in carries:
+            raise _Reject(
+                f"{event['type']} does not belong on topic {record.topic} "
+                f"(it carries {', '.join(sorted(carries))}); see lifecert/pipeline/topics.toml"
+            )
+        return event
+
+    def _add_ledger(self, record: Record, event: dict[str, Any]) -> None:
+        event_id = event["event_id"]
+        if event_id in self._ledger_ids:
+            return  # a duplicate delivery within the batch: the first one counts
+        payload = to_json(event)
+        try:  # what the codec does not check: months are YYYY-MM, the lists' items too
+            parse_event(dict(payload), allowed=(event["type"],))
+        except MalformedEvent as exc:
+            raise _Reject(f"invalid {event['type']} {event_id!r}: {exc.describe()}") from None
+        text = _dumps(payload)
+        if "\\u0000" in text and _has_nul(payload):  # JSON escapes NUL: a cheap pre-check
+            raise _nul(event)
+        self._ledger_ids.add(event_id)
+        amount = event.get("backpay_amount_fen", event.get("amount_fen"))
+        self.batch.ledger.append(
+            LedgerRow(
+                event_id=event_id,
+                type=event["type"],
+                retiree_id=event["retiree_id"],
+                recorded_at=event["recorded_at"],
+                effective_month=event.get("effective_month"),
+                amount_fen=amount,
+                payload=payload,
+                payload_text=text,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+
+    def _add_status(self, record: Record, event: dict[str, Any]) -> None:
+        # Enum fields cannot hold a NUL; the free strings can.
+        if "\x00" in event["retiree_id"] + event["policy"] + event["event_id"]:
+            raise _nul(event)
+        row = StatusRow(
+            retiree_id=event["retiree_id"],
+            policy=event["policy"],
+            status=event["status"],
+            district=event.get("district"),
+            residence=event["residence"],
+            completed_by=event.get("completed_by"),
+            completed_at=event.get("completed_at"),
+            event_id=event["event_id"],
+            recorded_at=event["recorded_at"],
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        # Poll order is offset order within a partition, and a retiree's statuses share one
+        # partition: the last one added is the latest.
+        self.batch.statuses[(row.retiree_id, row.policy)] = row
+
+
+class _Reject(Exception):
+    pass
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _nul(event: dict[str, Any]) -> _Reject:
+    return _Reject(
+        f"{event['type']} {event['event_id']!r} has a NUL character in a string; "
+        "PostgreSQL text cannot hold it"
+    )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def hold_changes(new_rows: list[LedgerRow]) -> tuple[set[str], list[LedgerRow]]:
+    """The net effect on ``open_holds`` of newly ledgered instructions, in log order:
+    retirees whose holds end (delete them first), then holds placed after that."""
+    ended: set[str] = set()
+    placed: dict[str, list[LedgerRow]] = {}
+    for row in new_rows:
+        if row.type == HOLD_PLACED:
+            placed.setdefault(row.retiree_id, []).append(row)
+        elif row.type in HOLD_ENDED:
+            ended.add(row.retiree_id)
+            placed.pop(row.retiree_id, None)
+    return ended, [row for rows in placed.values() for row in rows]

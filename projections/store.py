@@ -1,0 +1,227 @@
+"""The projections' writes: one batch of rows and the offsets it accounts for, in one
+PostgreSQL transaction.
+
+Rows are bulk-loaded with COPY into temporary tables, then merged: the ledger with
+``ON CONFLICT (event_id) DO NOTHING`` (its ``RETURNING`` says which instructions are new,
+and only those change ``open_holds``), statuses with ``ON CONFLICT DO UPDATE`` guarded by
+the source offset. Every transaction first takes an advisory lock and checks that the
+stored offsets are still where this writer left them, so two writers (or a writer and a
+rebuild) never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2.extensions
+from psycopg2.extras import execute_values
+
+from projections.records import Batch, LedgerRow, StatusRow, TopicPartitionKey, hold_changes
+
+# pg_advisory_xact_lock key taken by every write transaction ("lifecert" + 2).
+WRITER_LOCK = 0x6C69666563657202
+
+READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "projection_offsets")
+
+
+class OffsetsMoved(RuntimeError):
+    """The stored offsets are not where this writer left them (another writer, or a
+    rebuild, ran meanwhile): nothing was written; read them again and seek there."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    new_instructions: int
+    statuses: int
+
+
+_LEDGER_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS projection_ledger_in
+    (LIKE instruction_ledger INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
+_STATUS_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS projection_status_in
+    (LIKE retiree_status INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
+
+_LEDGER_COLUMNS = (
+    "event_id, type, retiree_id, recorded_at, effective_month, amount_fen, payload, "
+    "source_topic, source_partition, source_offset"
+)
+_STATUS_COLUMNS = (
+    "retiree_id, policy, status, district, residence, completed_by, completed_at, "
+    "event_id, recorded_at, source_topic, source_partition, source_offset"
+)
+_STATUS_MERGE = f"""
+INSERT INTO retiree_status AS s ({_STATUS_COLUMNS})
+SELECT {_STATUS_COLUMNS} FROM projection_status_in
+ON CONFLICT (retiree_id, policy) DO UPDATE SET
+    status = excluded.status, district = excluded.district, residence = excluded.residence,
+    completed_by = excluded.completed_by, completed_at = excluded.completed_at,
+    event_id = excluded.event_id, recorded_at = excluded.recorded_at,
+    source_topic = excluded.source_topic, source_partition = excluded.source_partition,
+    source_offset = excluded.source_offset
+WHERE s.source_topic <> excluded.source_topic
+   OR s.source_partition <> excluded.source_partition
+   OR s.source_offset < excluded.source_offset"""
+_OFFSETS_UPSERT = """
+INSERT INTO projection_offsets (topic, "partition", next_offset) VALUES %s
+ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = excluded.next_offset"""
+
+
+@contextlib.contextmanager
+def transaction(conn: psycopg2.extensions.connection) -> Iterator[Any]:
+    """A cursor in a transaction: committed on success, else rolled back. Unlike ``with
+    conn``, a failed rollback on a dead connection does not hide the original error."""
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        raise
+
+
+class Store:
+    """Writes of one connection. Any psycopg2 error leaves the transaction rolled back
+    (or the connection dead): the caller reconnects and starts again from
+    :meth:`offsets`."""
+
+    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+        self.conn = conn
+
+    def offsets(self, topics: Iterable[str]) -> dict[TopicPartitionKey, int]:
+        with transaction(self.conn) as cur:
+            return _read_offsets(cur, list(topics))
+
+    def apply(self, batch: Batch, expected: Mapping[TopicPartitionKey, int]) -> Applied:
+        """Write ``batch`` and its offsets in one transaction; ``expected`` holds the
+        offsets this writer believes stored."""
+        with transaction(self.conn) as cur:
+            _lock_and_check(cur, batch.next_offsets, expected)
+            new_ids = _merge_ledger(cur, batch.ledger)
+            if new_ids:
+                _apply_holds(cur, [row for row in batch.ledger if row.event_id in new_ids])
+            if batch.statuses:
+                _copy(cur, _STATUS_TEMP, "projection_status_in", _STATUS_COLUMNS,
+                      map(_status_line, batch.statuses.values()))
+                cur.execute(_STATUS_MERGE)
+            _write_offsets(cur, batch.next_offsets)
+        return Applied(len(new_ids), len(batch.statuses))
+
+    def advance(
+        self, offsets: Mapping[TopicPartitionKey, int], expected: Mapping[TopicPartitionKey, int]
+    ) -> None:
+        """Move offsets on without rows (past control records, or to the start of an
+        empty or compacted partition)."""
+        with transaction(self.conn) as cur:
+            _lock_and_check(cur, offsets, expected)
+            _write_offsets(cur, offsets)
+
+    def reset(self) -> None:
+        """Empty the read models and forget every offset (a rebuild starts here)."""
+        with transaction(self.conn) as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+            cur.execute("TRUNCATE " + ", ".join(READ_MODELS))
+
+
+def _read_offsets(cur: Any, topics: list[str]) -> dict[TopicPartitionKey, int]:
+    cur.execute(
+        'SELECT topic, "partition", next_offset FROM projection_offsets WHERE topic = ANY(%s)',
+        (topics,),
+    )
+    return {(topic, partition): offset for topic, partition, offset in cur.fetchall()}
+
+
+def _lock_and_check(
+    cur: Any, offsets: Mapping[TopicPartitionKey, int], expected: Mapping[TopicPartitionKey, int]
+) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+    stored = _read_offsets(cur, sorted({topic for topic, _ in offsets}))
+    moved = [tp for tp in offsets if stored.get(tp) != expected.get(tp)]
+    if moved:
+        topic, partition = moved[0]
+        raise OffsetsMoved(
+            f"stored offset of {topic}[{partition}] is {stored.get(moved[0])}, this writer "
+            f"expected {expected.get(moved[0])}"
+        )
+
+
+def _merge_ledger(cur: Any, rows: list[LedgerRow]) -> set[str]:
+    if not rows:
+        return set()
+    _copy(cur, _LEDGER_TEMP, "projection_ledger_in", _LEDGER_COLUMNS,
+          map(_ledger_line, rows))
+    cur.execute(
+        f"INSERT INTO instruction_ledger ({_LEDGER_COLUMNS}) "
+        f"SELECT {_LEDGER_COLUMNS} FROM projection_ledger_in "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+    return {event_id for (event_id,) in cur.fetchall()}
+
+
+def _apply_holds(cur: Any, new_rows: list[LedgerRow]) -> None:
+    ended, placed = hold_changes(new_rows)
+    if ended:
+        cur.execute("DELETE FROM open_holds WHERE retiree_id = ANY(%s)", (sorted(ended),))
+    if placed:
+        execute_values(
+            cur,
+            "INSERT INTO open_holds (retiree_id, effective_month, hold_event_id, placed_at) "
+            "VALUES %s ON CONFLICT (retiree_id, effective_month) DO NOTHING",
+            [(r.retiree_id, r.effective_month, r.event_id, r.recorded_at) for r in placed],
+        )
+
+
+def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:
+    if offsets:
+        execute_values(
+            cur, _OFFSETS_UPSERT, [(t, p, o) for (t, p), o in sorted(offsets.items())]
+        )
+
+
+# Lines of COPY's text format. Enum values (type, status, district, residence, channel)
+# and months are plain symbols; free strings are escaped.
+
+
+def _ledger_line(row: LedgerRow) -> str:
+    amount = "\\N" if row.amount_fen is None else row.amount_fen
+    return (
+        f"{_text(row.event_id)}\t{row.type}\t{_text(row.retiree_id)}\t"
+        f"{row.recorded_at.isoformat()}\t{_optional(row.effective_month)}\t{amount}\t"
+        f"{_text(row.payload_text)}\t{_text(row.topic)}\t{row.partition}\t{row.offset}\n"
+    )
+
+
+def _status_line(row: StatusRow) -> str:
+    completed_at = "\\N" if row.completed_at is None else row.completed_at.isoformat()
+    return (
+        f"{_text(row.retiree_id)}\t{_text(row.policy)}\t{row.status}\t"
+        f"{_optional(row.district)}\t{row.residence}\t{_optional(row.completed_by)}\t"
+        f"{completed_at}\t{_text(row.event_id)}\t{row.recorded_at.isoformat()}\t"
+        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\n"
+    )
+
+
+def _copy(cur: Any, create: str, table: str, columns: str, lines: Iterable[str]) -> None:
+    cur.execute(create)
+    buffer = io.StringIO("".join(lines))
+    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", buffer)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str) -> str:
+    # Tab, newline and carriage return are not printable: one C-speed test for the
+    # common case of nothing to escape.
+    if "\\" in value or not value.isprintable():
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _optional(value: str | None) -> str:
+    return "\\N" if value is None else _text(value)

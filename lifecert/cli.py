@@ -16,6 +16,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.bench",
     "lifecert.commands.demo",
     "lifecert.commands.stack",
+    "lifecert.commands.topics",
+    "lifecert.commands.publish",
+    "lifecert.commands.clock",
     "lifecert.commands.projections",
     "lifecert.commands.wait_idle",
 )

@@ -1,0 +1,88 @@
+"""``lifecert clock advance --to DAY``: publish the clock moments due by the end of DAY.
+
+    lifecert clock advance --to 2017-06-20      # the home-visit sweep and the deadline
+
+Reads the clock topic to its end to learn which moments of the policy were published
+already, and publishes the others that fall at or before the end of DAY (Asia/Shanghai):
+a ClockTick into every partition of the events topic, then a record on the clock topic.
+Running it twice publishes nothing new. Exit codes: 0 success; 1 the broker is unreachable
+or refused, or a topic is missing; 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from lifecert.commands.topics import add_broker_arguments
+from lifecert.domain.policy import PolicyError, load_policy
+from lifecert.domain.time import isoformat_local
+from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.clock import advance
+from lifecert.pipeline.topics import layout
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "clock",
+        help="publish the campaign clock's moments (advance)",
+        description="The campaign clock of the live pipeline: time is an event.",
+    )
+    actions = parser.add_subparsers(dest="clock_action", required=True, metavar="ACTION")
+    adv = actions.add_parser(
+        "advance",
+        help="publish the moments due by the end of a day that are not published yet",
+        description=(
+            "Publish every clock moment of the policy at or before the end of --to "
+            "(Asia/Shanghai) that the clock topic does not show as published: a ClockTick "
+            "into every partition of the events topic, and a record on the clock topic. "
+            "Idempotent."
+        ),
+    )
+    adv.add_argument("--to", type=_date, required=True, metavar="YYYY-MM-DD",
+                     help="last day whose moments are due")
+    adv.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
+    add_broker_arguments(adv)
+    adv.add_argument("--json", action="store_true", help="print the result as JSON")
+    adv.set_defaults(func=run_advance)
+
+
+def run_advance(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        print(f"lifecert clock: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = advance(lk.bootstrap_servers(args.bootstrap), layout(args.prefix), policy, args.to)
+    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+        print(f"lifecert clock: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        def moments(ms: tuple[Any, ...]) -> list[dict[str, str]]:
+            return [{"moment": m.kind, "at": isoformat_local(m.at)} for m in ms]
+
+        print(json.dumps({
+            "policy": result.policy,
+            "until": isoformat_local(result.until),
+            "published": moments(result.published),
+            "already_published": moments(result.already),
+            "not_due": moments(result.not_due),
+            "partitions": result.partitions,
+        }, indent=2))
+    else:
+        print(result.describe())
+    return 0

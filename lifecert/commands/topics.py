@@ -1,0 +1,124 @@
+"""``lifecert topics create | list``: the Kafka topics of the pipeline (topics.toml).
+
+    lifecert topics create                 # every topic of the layout; existing ones kept
+    lifecert topics list [--json]          # what exists, with partitions and config
+    lifecert topics create --prefix t42.   # a side-by-side set (tests, trial campaigns)
+
+Exit codes: 0 success; 1 the broker is unreachable or refused, or (``create``) a topic
+exists with other partitions or config than topics.toml says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.topics import layout
+
+EXIT_FAILED = 1
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--bootstrap`` and ``--prefix``, shared by the pipeline's commands."""
+    parser.add_argument(
+        "--bootstrap", metavar="HOST:PORT",
+        help=f"Kafka broker (default: ${lk.BOOTSTRAP_ENV}, else the local stack's)",
+    )
+    parser.add_argument(
+        "--prefix", metavar="P",
+        help="prefix of every topic name (default: $LIFECERT_TOPIC_PREFIX, else none)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "topics",
+        help="create or list the pipeline's Kafka topics (create | list)",
+        description=(
+            "The Kafka topics of the live pipeline, as lifecert/pipeline/topics.toml lays "
+            "them out: names, partitions, replication and config."
+        ),
+    )
+    actions = parser.add_subparsers(dest="topics_action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="create every topic that does not exist yet (idempotent)"
+    )
+    listing = actions.add_parser("list", help="show the topics as the broker has them")
+    for action, func in ((create, run_create), (listing, run_list)):
+        add_broker_arguments(action)
+        action.add_argument("--json", action="store_true", help="print the topics as JSON")
+        action.set_defaults(func=func)
+
+
+def _as_dict(state: lk.TopicState) -> dict[str, Any]:
+    return {
+        "role": state.spec.role,
+        "name": state.spec.name,
+        "exists": state.exists,
+        "created": state.created,
+        "partitions": state.partitions,
+        "replication": state.replication,
+        "config": dict(sorted(state.config.items())),
+        "problems": state.problems if state.exists else [],
+    }
+
+
+def _print(states: list[lk.TopicState], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([_as_dict(s) for s in states], indent=2))
+        return
+    width = max(len(s.spec.name) for s in states)
+    for s in states:
+        if not s.exists:
+            print(f"{s.spec.name:{width}}  missing")
+            continue
+        config = ", ".join(f"{k}={v}" for k, v in sorted(s.config.items())) or "-"
+        mark = "  (created)" if s.created else ""
+        print(
+            f"{s.spec.name:{width}}  partitions={s.partitions} replication={s.replication}  "
+            f"{config}{mark}"
+        )
+
+
+def _fail(message: str) -> int:
+    print(f"lifecert topics: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def run_create(args: argparse.Namespace) -> int:
+    bootstrap = lk.bootstrap_servers(args.bootstrap)
+    try:
+        with lk.admin_client(bootstrap) as admin:
+            states = lk.ensure_topics(admin, layout(args.prefix))
+    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+        return _fail(str(exc))
+    _print(states, args.json)
+    problems = [p for s in states for p in s.problems]
+    for note in (n for s in states for n in s.notes):
+        print(f"lifecert topics: note: {note}", file=sys.stderr)
+    if problems:
+        return _fail(
+            "\n  ".join(["topics differ from lifecert/pipeline/topics.toml:", *problems])
+            + "\nDelete and re-create them (their data is lost), or use another --prefix."
+        )
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    bootstrap = lk.bootstrap_servers(args.bootstrap)
+    try:
+        with lk.admin_client(bootstrap) as admin:
+            states = lk.describe_topics(admin, layout(args.prefix))
+    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+        return _fail(str(exc))
+    _print(states, args.json)
+    if not args.json:
+        for problem in (p for s in states if s.exists for p in s.problems):
+            print(f"lifecert topics: warning: {problem}", file=sys.stderr)
+        if not all(s.exists for s in states):
+            print("lifecert topics: create the missing ones with `lifecert topics create`",
+                  file=sys.stderr)
+    return 0

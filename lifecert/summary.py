@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from lifecert.domain.state import STATUSES, RetireeState
+from lifecert.domain.time import local_date
 
 
 @dataclass
@@ -37,30 +39,55 @@ def yuan(fen: int) -> str:
     return f"{sign}{whole:,}.{cents:02d}"
 
 
-def _area(state: RetireeState) -> str:
-    return state.district if state.district is not None else f"({state.residence})"
+def area(district: str | None, residence: str) -> str:
+    """Where a retiree is counted: the Foshan district, else the residence in brackets."""
+    return district if district is not None else f"({residence})"
 
 
-def render(retirees: Iterable[RetireeState], totals: InstructionTotals) -> str:
+@dataclass
+class CampaignCounters:
+    """What the summary shows, counted from replay's states or from the PostgreSQL read
+    models (``projections.queries.campaign_counters``)."""
+
+    policy: str
+    statuses: Counter[str] = field(default_factory=Counter)
+    channels: Counter[str] = field(default_factory=Counter)  # completed certifications
+    completed_by_day: Counter[date] = field(default_factory=Counter)  # Asia/Shanghai days
+    in_scope: Counter[str] = field(default_factory=Counter)  # by area
+    certified: Counter[str] = field(default_factory=Counter)  # by area
+    instructions: InstructionTotals = field(default_factory=InstructionTotals)
+
+    @property
+    def retirees(self) -> int:
+        return sum(self.statuses.values())
+
+    @classmethod
+    def from_states(
+        cls, policy: str, retirees: Iterable[RetireeState], totals: InstructionTotals
+    ) -> CampaignCounters:
+        counters = cls(policy, instructions=totals)
+        for state in retirees:
+            counters.statuses[state.status()] += 1
+            if state.completed_by is not None and state.completed_at is not None:
+                counters.channels[state.completed_by] += 1
+                counters.completed_by_day[local_date(state.completed_at)] += 1
+            if state.in_scope:
+                where = area(state.district, state.residence)
+                counters.in_scope[where] += 1
+                if state.complete:
+                    counters.certified[where] += 1
+        return counters
+
+
+def render(counters: CampaignCounters) -> str:
     """The summary as fixed-width text tables."""
-    in_scope: Counter[str] = Counter()
-    certified: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
-    channels: Counter[str] = Counter()
-    for state in retirees:
-        statuses[state.status()] += 1
-        if state.completed_by is not None:
-            channels[state.completed_by] += 1
-        if state.in_scope:
-            area = _area(state)
-            in_scope[area] += 1
-            if state.complete:
-                certified[area] += 1
+    in_scope, certified = counters.in_scope, counters.certified
+    channels, statuses, totals = counters.channels, counters.statuses, counters.instructions
     lines = ["Certification by district (in-scope retirees; other residences in brackets)"]
     lines.append(f"  {'area':<18}{'in scope':>10}{'certified':>11}{'rate':>8}")
-    for area in sorted(in_scope, key=lambda a: (a.startswith("("), a)):
-        n, c = in_scope[area], certified[area]
-        lines.append(f"  {area:<18}{n:>10,}{c:>11,}{_pct(c, n):>8}")
+    for where in sorted(in_scope, key=lambda a: (a.startswith("("), a)):
+        n, c = in_scope[where], certified[where]
+        lines.append(f"  {where:<18}{n:>10,}{c:>11,}{_pct(c, n):>8}")
     n, c = sum(in_scope.values()), sum(certified.values())
     lines.append(f"  {'all':<18}{n:>10,}{c:>11,}{_pct(c, n):>8}")
     lines.append("")

@@ -8,10 +8,9 @@ encoding): ``instructions.jsonl`` ordered by (recorded_at, retiree_id, type, eve
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import psycopg2.extensions
 
 from lifecert.events.interchange import to_json
 from lifecert.replay import jsonl_writer, write_status_csv
-from lifecert.summary import InstructionTotals
+from lifecert.summary import CampaignCounters, area
 
 Connection = psycopg2.extensions.connection
 
@@ -129,30 +128,6 @@ class _Counted:
 
 
 # ------------------------------------------------------------------ counters
-
-
-@dataclass
-class CampaignCounters:
-    """The campaign's counters for one policy, from the ``campaign_counters`` view and
-    the ledger. ``in_scope`` counts every status but EXEMPT (a retiree's scope is not on
-    the status topic: a deceased retiree counts as in scope)."""
-
-    policy: str
-    statuses: Counter[str] = field(default_factory=Counter)
-    channels: Counter[str] = field(default_factory=Counter)  # completed certifications
-    completed_by_day: Counter[date] = field(default_factory=Counter)  # Asia/Shanghai days
-    in_scope: Counter[str] = field(default_factory=Counter)  # by area
-    certified: Counter[str] = field(default_factory=Counter)  # by area
-    instructions: InstructionTotals = field(default_factory=InstructionTotals)
-
-    @property
-    def retirees(self) -> int:
-        return sum(self.statuses.values())
-
-
-def area(district: str | None, residence: str) -> str:
-    """As lifecert.summary: the district, else the residence in brackets."""
-    return district if district is not None else f"({residence})"
 
 
 def campaign_counters(conn: Connection, policy: str) -> CampaignCounters:

@@ -15,7 +15,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.generate import write_campaign_file
 from lifecert.progress import Progress
 from lifecert.replay import replay_file
-from lifecert.summary import InstructionTotals, render
+from lifecert.summary import CampaignCounters, InstructionTotals, render
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"lifecert demo: campaign 2017 of {args.retirees:,} retirees, "
           f"{stats.decided:,} events decided, {stats.rejected:,} rejected")
     print()
-    print(render(campaign.retirees.values(), totals))
+    print(render(CampaignCounters.from_states("foshan-2017", campaign.retirees.values(), totals)))
     print()
     print(f"Files: {work / 'out'}/instructions.jsonl, status.csv, rejections.jsonl")
     return 0

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from lifecert.domain.campaign import Campaign
+from lifecert.domain.clock import cutoff
 from lifecert.domain.policy import Policy, load_policy
-from lifecert.domain.time import end_of_day, to_utc
 from lifecert.events.interchange import MalformedEvent, parse_line, to_json
 
 Event = dict[str, Any]
@@ -121,7 +121,7 @@ def _decide_lines(
     campaign = Campaign(policy)
     stats = ReplayStats()
     by_instruction = stats.by_instruction
-    cutoff: datetime | None = to_utc(end_of_day(until)) if until is not None else None
+    until_at: datetime | None = cutoff(until) if until is not None else None
     decide = campaign.decide
     line_no = 0
     unreported = 0
@@ -145,7 +145,7 @@ def _decide_lines(
             stats.dead_lettered += 1
             on_dead_letter(dead_letter_record(line_no, error, line))
             continue
-        if cutoff is not None and event["recorded_at"] >= cutoff:
+        if until_at is not None and event["recorded_at"] >= until_at:
             stats.skipped_after_until += 1
             continue
         stats.decided += 1
@@ -159,8 +159,8 @@ def _decide_lines(
     stats.lines = line_no
     if on_line is not None and unreported:
         on_line(unreported)
-    if cutoff is not None:
-        for output in campaign.advance_to(cutoff):
+    if until_at is not None:
+        for output in campaign.advance_to(until_at):
             by_instruction[output["type"]] = by_instruction.get(output["type"], 0) + 1
             on_instruction(output)
     stats.instructions = sum(by_instruction.values())

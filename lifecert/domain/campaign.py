@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from lifecert.domain.clock import MomentClock
 from lifecert.domain.fold import apply_moment, decide
 from lifecert.domain.policy import Moment, Policy
 from lifecert.domain.state import RetireeState
@@ -30,12 +31,11 @@ class Campaign:
         self.policy = policy
         # Insertion order is enrollment order: clock moments visit retirees in it.
         self.retirees: dict[str, RetireeState] = {}
-        self._pending: list[Moment] = list(policy.moments)
-        self._next_at: datetime | None = self._pending[0].at if self._pending else None
+        self._clock = MomentClock(policy.moments)
 
     def decide(self, event: Event) -> Outcome:
         """Decide one input event: ``(outputs, rejection reason or None)``."""
-        next_at = self._next_at
+        next_at = self._clock.next_at
         retiree_id = event["retiree_id"]
         known = self.retirees.get(retiree_id)
         if next_at is not None and event["recorded_at"] >= next_at:
@@ -51,9 +51,7 @@ class Campaign:
     def advance_to(self, instant: datetime) -> list[Event]:
         """Decide every pending clock moment at or before ``instant``."""
         outputs: list[Event] = []
-        while self._next_at is not None and self._next_at <= instant:
-            moment = self._pending.pop(0)
-            self._next_at = self._pending[0].at if self._pending else None
+        for moment in self._clock.due(instant):
             for state in self.retirees.values():
                 decided = apply_moment(state, moment, self.policy)
                 if decided:
@@ -62,7 +60,7 @@ class Campaign:
 
     @property
     def pending_moments(self) -> tuple[Moment, ...]:
-        return tuple(self._pending)
+        return self._clock.pending
 
     def statuses(self) -> Iterator[tuple[str, str]]:
         """(retiree_id, status) for every enrolled retiree, in enrollment order."""
@@ -73,7 +71,7 @@ class Campaign:
         """A JSON-able snapshot from which ``restore`` continues exactly."""
         return {
             "policy": self.policy.name,
-            "pending_moments": [m.kind for m in self._pending],
+            "pending_moments": [m.kind for m in self._clock.pending],
             "retirees": [s.to_dict() for s in self.retirees.values()],
         }
 
@@ -84,8 +82,10 @@ class Campaign:
                 f"snapshot was taken under policy {snapshot['policy']!r}, not {policy.name!r}"
             )
         campaign = cls(policy)
-        campaign._pending = [m for m in policy.moments if m.kind in snapshot["pending_moments"]]
-        campaign._next_at = campaign._pending[0].at if campaign._pending else None
+        pending = set(snapshot["pending_moments"])
+        campaign._clock = MomentClock(
+            policy.moments, fired=[m.kind for m in policy.moments if m.kind not in pending]
+        )
         for data in snapshot["retirees"]:
             state = RetireeState.from_dict(data)
             campaign.retirees[state.retiree_id] = state

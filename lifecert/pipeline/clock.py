@@ -8,7 +8,8 @@ partition of the events topic there, and records the moment on the clock topic.
 
 The pure part, usable without a broker:
 
-- :class:`MomentClock`: the pending moments of a policy and the rule above;
+- :class:`~lifecert.domain.clock.MomentClock` (re-exported): the pending moments of a
+  policy and the rule above, shared with the campaign;
 - :func:`place_ticks`: an event stream with ``("tick", moment)`` items inserted exactly
   where replay decides each moment (``lifecert publish`` writes the ticks there);
 - :func:`tick_event` / :func:`clock_key`: the records, with deterministic ids.
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from lifecert.domain.clock import MomentClock, cutoff
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
-from lifecert.domain.time import end_of_day, isoformat_local, to_utc
+from lifecert.domain.time import isoformat_local
 from lifecert.events import codec
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout
 
@@ -63,39 +65,6 @@ E = TypeVar("E", bound=Mapping[str, Any])
 
 
 # ----------------------------------------------------------------------------- pure
-
-
-class MomentClock:
-    """The pending clock moments of a policy, and the rule that fires them.
-
-    ``next_at`` is the instant of the next pending moment (``None`` when none is left):
-    an event with ``recorded_at >= next_at`` makes :meth:`due` return the moments to
-    decide before it. Cheap enough to ask per event (one comparison)."""
-
-    __slots__ = ("_pending", "next_at")
-
-    def __init__(self, moments: Iterable[Moment], *, fired: Collection[str] = ()) -> None:
-        self._pending = sorted((m for m in moments if m.kind not in fired), key=lambda m: m.at)
-        self.next_at: datetime | None = self._pending[0].at if self._pending else None
-
-    @property
-    def pending(self) -> tuple[Moment, ...]:
-        return tuple(self._pending)
-
-    def due(self, instant: datetime) -> list[Moment]:
-        """Fire and return, in time order, every pending moment at or before ``instant``
-        (the ``recorded_at`` of the next event, or the end of a run)."""
-        fired: list[Moment] = []
-        while self.next_at is not None and self.next_at <= instant:
-            fired.append(self._pending.pop(0))
-            self.next_at = self._pending[0].at if self._pending else None
-        return fired
-
-
-def cutoff(day: date) -> datetime:
-    """The instant ``day`` ends in Asia/Shanghai (00:00 of the next day), in UTC: moments
-    at or before it are due by the end of ``day`` (replay's ``--until``)."""
-    return to_utc(end_of_day(day))
 
 
 def place_ticks(

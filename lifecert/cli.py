@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.topics",
     "lifecert.commands.publish",
     "lifecert.commands.clock",
+    "lifecert.commands.worker",
     "lifecert.commands.projections",
     "lifecert.commands.wait_idle",
 )

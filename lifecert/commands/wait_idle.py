@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout", type=float, required=True, metavar="SECONDS", help="give up after this"
     )
     parser.add_argument(
-        "--worker-group", default="lifecert-worker",
-        help="the worker's consumer group (default lifecert-worker)",
+        "--worker-group",
+        help="the worker's consumer group (default: the topic prefix + lifecert-worker, "
+        "as `lifecert worker` names it)",
     )
     parser.add_argument(
         "--interval", type=float, default=0.5, metavar="SECONDS",
@@ -48,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from projections.config import resolve_bootstrap, resolve_dsn
     from projections.lag import wait_idle
 
+    topics = layout(args.topic_prefix)
+    prefix = topics.prefix
+    group = args.worker_group or f"{prefix}lifecert-worker"
     result = wait_idle(
-        resolve_bootstrap(args.bootstrap), resolve_dsn(args.dsn), layout(args.topic_prefix),
-        args.worker_group, timeout=args.timeout, interval=args.interval,
+        resolve_bootstrap(args.bootstrap), resolve_dsn(args.dsn), topics,
+        group, timeout=args.timeout, interval=args.interval,
     )
     if result.idle:
         print("lifecert wait-idle: idle", file=sys.stderr)

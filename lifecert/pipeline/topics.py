@@ -33,6 +33,7 @@ class TopicSpec:
 @dataclass(frozen=True)
 class TopicLayout:
     topics: dict[str, TopicSpec]
+    prefix: str = ""
 
     def __getitem__(self, role: str) -> TopicSpec:
         return self.topics[role]
@@ -78,4 +79,4 @@ def _layout(prefix: str) -> TopicLayout:
             carries=carries,
             config={k: str(v) for k, v in table.get("config", {}).items()},
         )
-    return TopicLayout(topics)
+    return TopicLayout(topics, prefix)

@@ -1,0 +1,9 @@
+"""The live pipeline's stream processing: the ``lifecert worker`` faust app.
+
+- :mod:`streams.records` turns raw records of the input log into inputs, clock ticks or
+  dead letters, and builds the worker's own records (RetireeStatus, DeadLetter).
+- :mod:`streams.partition_state` holds one :class:`~lifecert.domain.campaign.Campaign` per
+  partition and says what each record changes (outputs, statuses, table writes).
+- :mod:`streams.app` wires that into a faust app: the agent, the state table and sends.
+- :mod:`streams.worker` runs the app until SIGTERM/SIGINT (``python -m streams.worker``).
+"""

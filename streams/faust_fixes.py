@@ -1,0 +1,104 @@
+"""A fix to faust-streaming 0.15's recovery that otherwise loses records after a restart.
+
+After a rebalance in which tables were recovered from their changelog, faust's
+``Recovery.on_recovery_completed`` (and ``_resume_streams``) resumes fetching the stream
+partitions first, then seeks them to the committed offsets, then resumes the flow, which
+clears the stream queues. The fetcher is already running (it read the changelog), so
+records fetched in between are cleared from the queues while faust's read offset has moved
+past them, and their second fetch after the seek is dropped as already read. Seen here:
+a restarted worker got offsets 83..90, then 93.. of a partition; 91 and 92 were never
+delivered. faust then cannot commit past the hole (or, with a hole of one record, commits
+straight past it: faust-streaming issue 606), so the loss is silent or the partition stalls.
+
+The fix keeps faust's steps and changes their order: seek while the stream partitions are
+still paused, resume the flow (clearing queues that can hold nothing yet), and resume the
+stream partitions last. :class:`streams.app` also checks every partition's offsets are
+consecutive, and stops the worker rather than skip a record, should a hole ever appear.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.tables.recovery import Recovery
+
+log = logging.getLogger("lifecert.worker")
+
+PATCHED_VERSIONS = ("0.15.",)
+_applied = False
+
+
+def apply() -> bool:
+    """Patch faust's Recovery (once); False when the faust version is not one it fits."""
+    global _applied
+    if _applied:
+        return True
+    if not faust.__version__.startswith(PATCHED_VERSIONS):
+        log.warning(
+            "faust %s: recovery ordering fix not applied (made for %s); the offset guard "
+            "still stops the worker on a hole", faust.__version__, ", ".join(PATCHED_VERSIONS),
+        )
+        return False
+    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
+    Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
+    _applied = True
+    return True
+
+
+async def _resume_stream_partitions(recovery: Any) -> None:
+    """faust's tail of both methods, reordered: seek, resume flow, then partitions."""
+    app = recovery.app
+    consumer = app.consumer
+    stream_tps = {tp for tp in consumer.assignment() if not recovery._is_changelog_tp(tp)}
+    if stream_tps:
+        recovery.log.info("Seek stream partitions to committed offsets.")
+        await recovery._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    recovery.completed.set()
+    app.flow_control.resume()
+    consumer.resume_flow()
+    consumer.resume_partitions(stream_tps)
+    await app._fetcher.maybe_start()
+
+
+async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:
+    import asyncio
+
+    self.log.info("Restore complete!")
+    await self.app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    callbacks = [
+        asyncio.ensure_future(
+            table.on_recovery_completed(
+                self.actives_for_table[table], self.standbys_for_table[table]
+            )
+        )
+        for table in self.tables.values()
+    ]
+    if callbacks:
+        await asyncio.wait(callbacks)
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning(
+            f"Recovery rebalancing again app id {self.app.consumer_generation_id} "
+            f"param {generation_id}"
+        )
+        return
+    await _resume_stream_partitions(self)
+    self.tables.on_actives_ready()
+    if not self.app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    self.app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+async def _resume_streams(self: Recovery, generation_id: int = 0) -> None:
+    await self.app.on_rebalance_complete.send()
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again")
+        return
+    await _resume_stream_partitions(self)
+    self.tables.on_actives_ready()
+    self.tables.on_standbys_ready()
+    self.app.on_rebalance_end()
+    self.log.info("Worker ready")

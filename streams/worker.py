@@ -1,0 +1,154 @@
+"""Run the worker until SIGTERM/SIGINT: ``python -m streams.worker [options]``, which is
+also what ``lifecert worker`` runs (the options are defined in lifecert/commands/worker.py).
+
+faust is imported only when the worker runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lifecert.commands.worker import DEFAULT_APP_ID, add_arguments
+from lifecert.pipeline.topics import EVENTS, TopicLayout, layout
+
+if TYPE_CHECKING:
+    from streams.app import WorkerSettings
+
+LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+
+
+def settings_from(args: argparse.Namespace) -> WorkerSettings:
+    from lifecert.pipeline import kafka as lk
+    from streams.app import WorkerSettings
+
+    prefix = args.topic_prefix
+    if prefix is None:
+        prefix = os.environ.get("LIFECERT_TOPIC_PREFIX", "")
+    app_id = args.app_id or f"{prefix}{DEFAULT_APP_ID}"
+    bootstrap = lk.bootstrap_servers(args.bootstrap)
+    data_dir = args.data_dir or Path("data") / "worker" / app_id
+    return WorkerSettings(
+        bootstrap=bootstrap,
+        app_id=app_id,
+        data_dir=data_dir,
+        policy=args.policy,
+        topic_prefix=prefix,
+        store=args.store,
+        commit_interval=args.commit_interval,
+        session_timeout=args.session_timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until stopped; the exit code."""
+    import faust
+
+    from lifecert.domain.policy import PolicyError
+    from lifecert.pipeline import kafka as lk
+    from streams.app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python's admin chatter
+    log = logging.getLogger("lifecert.worker")
+    try:
+        settings = settings_from(args)
+        app, _ = create_app(settings)
+    except (PolicyError, ValueError) as exc:
+        print(f"lifecert worker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        _ensure_topics(settings.bootstrap, layout(settings.topic_prefix))
+    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+        print(f"lifecert worker: {exc}", file=sys.stderr)
+        return 1
+    log.info(
+        "worker %s: policy %s, events topic %s, store %s, data in %s",
+        settings.app_id, settings.policy, layout(settings.topic_prefix)[EVENTS].name,
+        app.conf.store, settings.data_dir,
+    )
+    with running_marker(settings.data_dir, Path(app.conf.tabledir)) as clean:
+        worker = faust.Worker(app, loglevel=args.log_level, quiet=True, stdout=sys.stderr)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = 0
+        clean(code == 0)
+    return code
+
+
+@contextmanager
+def running_marker(data_dir: Path, tabledir: Path) -> Iterator[Callable[[bool], None]]:
+    """Keep the local table store only across clean stops.
+
+    faust writes a table's local RocksDB store at once, and its changelog through the
+    producer's buffer, flushed before each offset commit and at a clean stop. After a
+    crash the local store can be ahead of the changelog, and a record re-decided from it
+    is a duplicate that writes nothing, so the changelog would never get that state (a
+    later recovery elsewhere would lose it). So a marker file lives while the worker
+    runs; finding it at start means the last run crashed, and the local store is dropped
+    to be rebuilt from the changelog."""
+    log = logging.getLogger("lifecert.worker")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker = data_dir / "worker.running"
+    if marker.exists() and tabledir.exists():
+        log.warning(
+            "the last run did not stop cleanly: dropping the local table store %s, to be "
+            "rebuilt from the changelog", tabledir,
+        )
+        shutil.rmtree(tabledir)
+    marker.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    stopped_cleanly = False
+
+    def clean(ok: bool) -> None:
+        nonlocal stopped_cleanly
+        stopped_cleanly = ok
+
+    try:
+        yield clean
+    finally:
+        if stopped_cleanly:
+            marker.unlink(missing_ok=True)
+
+
+def _ensure_topics(bootstrap: str, topics: TopicLayout) -> None:
+    """Create the layout's missing topics; refuse an events topic whose partition count
+    differs from the layout's (the table's changelog is co-partitioned with it)."""
+    from lifecert.pipeline import kafka as lk
+
+    log = logging.getLogger("lifecert.worker")
+    with lk.admin_client(bootstrap) as admin:
+        states = lk.ensure_topics(admin, topics)
+    for state in states:
+        if state.created:
+            log.info("created topic %s (%d partitions)", state.spec.name, state.partitions)
+        for problem in state.problems:
+            if state.spec.role == EVENTS and state.partitions != state.spec.partitions:
+                raise lk.TopicProblem(problem)
+            log.warning("%s", problem)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.worker",
+        description="Decide the events topic live (the faust worker of lifecert).",
+    )
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

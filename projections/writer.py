@@ -26,6 +26,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, TopicLayout, layout
 from projections.config import connect
@@ -63,6 +64,7 @@ class WriterStats:
     statuses: int = 0
     dead_letters: int = 0
     reconnects: int = 0
+    kafka_reconnects: int = 0
     offset_conflicts: int = 0
 
 
@@ -103,6 +105,32 @@ class ProjectionWriter:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> WriterStats:
+        """Project until stopped (or, with ``until_idle``, caught up). A broker outage is
+        waited out with backoff: the consumer is made anew and seeks to the offsets stored
+        in PostgreSQL, so nothing is lost or doubled."""
+        delay = self.options.backoff_initial
+        try:
+            while True:
+                try:
+                    self._consume()
+                    break
+                except KafkaError as exc:
+                    if self._stop.is_set():
+                        break
+                    self.stats.kafka_reconnects += 1
+                    log.warning("Kafka unavailable (%s); retrying in %.1fs", _one_line(exc), delay)
+                    self._dead.close()
+                    if self._stop.wait(delay):
+                        break
+                    delay = min(delay * 2, self.options.backoff_max)
+        except _Stopped:
+            pass
+        finally:
+            self._dead.close()
+            self._close_quietly()
+        return self.stats
+
+    def _consume(self) -> None:
         consumer: KafkaConsumer | None = None
         try:
             self._recover(None, migrate_schema=True)
@@ -126,14 +154,10 @@ class ProjectionWriter:
                 if not complete or time.monotonic() - refreshed > self.options.refresh_seconds:
                     complete = self._assign(consumer)
                     refreshed = time.monotonic()
-        except _Stopped:
-            pass
         finally:
             if consumer is not None:
-                consumer.close(autocommit=False)
-            self._dead.close()
-            self._close_quietly()
-        return self.stats
+                with contextlib.suppress(Exception):  # the broker may be gone
+                    consumer.close(autocommit=False)
 
     def _consumer(self) -> KafkaConsumer:
         return KafkaConsumer(

@@ -80,6 +80,8 @@ def wait_for_progress(run: live.LiveRun, children: list, fraction: float) -> Non
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        died = [child.args[3] for child in children if child.poll() is not None]
+        assert not died, f"{died} exited; see {run.work_dir}/logs/"
         live.wait_until_idle(run, 1.5, children, seen)
         if total and total[-1] <= max(total) * (1 - fraction):
             return

@@ -26,6 +26,7 @@ from lifecert.stack import (
     StackConfig,
     StackError,
     StackStatus,
+    status,
     up,
 )
 from lifecert.stack import kafka as stack_kafka
@@ -62,7 +63,9 @@ def status_json(env: dict[str, str] | None = None, cwd: Path | None = None) -> t
 
 # --------------------------------------------------------------------- the shared stack
 def test_up_again_is_idempotent(stack: StackStatus) -> None:
-    before = (stack.kafka.pid, stack.postgres.pid)
+    # Read the pids now: fault tests may have restarted the shared services since.
+    current = status(stack.config)
+    before = (current.kafka.pid, current.postgres.pid)
     started = time.monotonic()
     result = lifecert_stack("up", "--json")
     assert result.returncode == 0, result.stderr
@@ -70,7 +73,7 @@ def test_up_again_is_idempotent(stack: StackStatus) -> None:
     assert (info["kafka"]["pid"], info["postgres"]["pid"]) == before
     assert info["state"] == "running"
     assert time.monotonic() - started < 30
-    assert up(stack.config).kafka.pid == stack.kafka.pid  # the API too
+    assert up(stack.config).kafka.pid == current.kafka.pid  # the API too
 
 
 def test_status_json_names_the_endpoints(stack: StackStatus) -> None:
@@ -142,7 +145,7 @@ def test_postgres_dsn_connects_and_queries(stack: StackStatus) -> None:
 
 
 def test_postgres_runs_as_a_non_root_user(stack: StackStatus) -> None:
-    owner = Path(f"/proc/{stack.postgres.pid}").stat().st_uid
+    owner = Path(f"/proc/{status(stack.config).postgres.pid}").stat().st_uid
     assert owner != 0
     assert (stack.config.postgres_dir / "pgdata").stat().st_uid == owner
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from datetime import date
+import threading
+from datetime import UTC, date, datetime
 from typing import Any
 
 from lifecert.commands.topics import add_broker_arguments
@@ -38,7 +40,7 @@ def _date(text: str) -> date:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "clock",
-        help="publish the campaign clock's moments (advance)",
+        help="publish the campaign clock's moments (advance, run)",
         description="The campaign clock of the live pipeline: time is an event.",
     )
     actions = parser.add_subparsers(dest="clock_action", required=True, metavar="ACTION")
@@ -58,6 +60,60 @@ def register(subparsers: Any) -> None:
     add_broker_arguments(adv)
     adv.add_argument("--json", action="store_true", help="print the result as JSON")
     adv.set_defaults(func=run_advance)
+
+    follow = actions.add_parser(
+        "run",
+        help="the scheduler: publish each moment when the wall clock reaches it",
+        description=(
+            "Follow the wall clock: every --interval seconds, publish the policy's moments "
+            "whose instant has passed and that the clock topic does not show as published "
+            "(as `advance` does). Runs until SIGTERM or SIGINT."
+        ),
+    )
+    follow.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
+    follow.add_argument("--interval", type=float, default=30.0, metavar="SECONDS",
+                        help="seconds between looks at the clock (default 30)")
+    follow.add_argument("--now", type=_instant, metavar="ISO-TIME",
+                        help="pretend the wall clock shows this instant (tests, drills)")
+    add_broker_arguments(follow)
+    follow.set_defaults(func=run_follow)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time with offset, e.g. 2017-06-21T00:00:00+08:00, got {text!r}"
+        )
+    return value
+
+
+def run_follow(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        print(f"lifecert clock: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    bootstrap, topics = lk.bootstrap_servers(args.bootstrap), layout(args.prefix)
+    print(f"lifecert clock: following the wall clock for {policy.name}", file=sys.stderr)
+    while not stop.is_set():
+        now = args.now or datetime.now(UTC)
+        try:
+            result = advance(bootstrap, topics, policy, now)
+        except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+            print(f"lifecert clock: {exc}; trying again", file=sys.stderr)
+        else:
+            for moment in result.published:
+                print(f"lifecert clock: published {moment.kind} of {isoformat_local(moment.at)}",
+                      file=sys.stderr, flush=True)
+        stop.wait(args.interval)
+    return 0
 
 
 def run_advance(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from lifecert.domain.clock import MomentClock, cutoff
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
-from lifecert.domain.time import isoformat_local
+from lifecert.domain.time import isoformat_local, to_utc
 from lifecert.events import codec
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout
 
@@ -232,19 +232,20 @@ def advance(
     bootstrap: str,
     layout: TopicLayout,
     policy: Policy,
-    to: date,
+    to: date | datetime,
     *,
     connect_timeout: float | None = None,
 ) -> AdvanceResult:
-    """Publish every moment of ``policy`` at or before the end of day ``to`` (Asia/Shanghai)
-    that the clock topic does not show as published; idempotent. Raises
+    """Publish every moment of ``policy`` at or before the end of day ``to`` (Asia/Shanghai),
+    or at or before the instant ``to``, that the clock topic does not show as published;
+    idempotent. Raises
     :class:`~lifecert.pipeline.kafka.KafkaUnavailable` or
     :class:`~lifecert.pipeline.kafka.TopicProblem`."""
     from lifecert.pipeline import kafka as lk
 
     if connect_timeout is None:
         connect_timeout = lk.CONNECT_TIMEOUT_S
-    until = cutoff(to)
+    until = to_utc(to) if isinstance(to, datetime) else cutoff(to)
     consumer = lk.consumer(bootstrap, connect_timeout=connect_timeout)
     try:
         partitions = lk.partitions_of(consumer, layout[EVENTS].name)

@@ -4,6 +4,10 @@ against replay's Campaign, and ``lifecert clock advance`` against the real broke
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -291,3 +295,31 @@ def test_clock_advance_without_a_broker_fails_clearly() -> None:
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
         lc.advance("127.0.0.1:1", layout("nowhere."), POLICY, date(2017, 6, 20),
                    connect_timeout=1)
+
+
+def test_clock_run_follows_the_wall_clock_and_stops_on_sigterm(
+    stack: Any, fresh_layout: TopicLayout
+) -> None:
+    """`lifecert clock run` as a process: with the wall clock at 2017-06-10 (--now), only the
+    home-visit sweep is due; it is published once however many times the scheduler looks."""
+    prefix = fresh_layout[EVENTS].name.removesuffix("lifecert.events")
+    argv = [sys.executable, "-m", "lifecert.cli", "clock", "run", "--interval", "0.2",
+            "--now", "2017-06-10T08:00:00+08:00", "--bootstrap", stack.kafka_bootstrap,
+            "--prefix", prefix]
+    scheduler = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _records(stack.kafka_bootstrap, fresh_layout[CLOCK].name):
+                break
+            time.sleep(0.5)
+        time.sleep(1.5)  # several more looks at the clock
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        _, err = scheduler.communicate(timeout=30)
+    assert scheduler.returncode == 0, err
+    assert err.count("published HOME_VISIT_SWEEP") == 1
+    clock_records = _records(stack.kafka_bootstrap, fresh_layout[CLOCK].name)
+    assert [r.key for r in clock_records] == [b"foshan-2017/HOME_VISIT_SWEEP"]
+    ticks = _records(stack.kafka_bootstrap, fresh_layout[EVENTS].name)
+    assert len(ticks) == fresh_layout[EVENTS].partitions

@@ -16,25 +16,16 @@ import json
 import signal
 import sys
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.domain.time import isoformat_local
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.clock import advance
 from lifecert.pipeline.topics import layout
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +45,7 @@ def register(subparsers: Any) -> None:
             "Idempotent."
         ),
     )
-    adv.add_argument("--to", type=_date, required=True, metavar="YYYY-MM-DD",
+    adv.add_argument("--to", type=iso_date, required=True, metavar="YYYY-MM-DD",
                      help="last day whose moments are due")
     adv.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
     add_broker_arguments(adv)

@@ -15,26 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import layout
 from lifecert.progress import Progress
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +48,7 @@ def register(subparsers: Any) -> None:
         help="publish the events only, no clock ticks (see `lifecert clock advance`)",
     )
     ticks.add_argument(
-        "--until", type=_date, metavar="YYYY-MM-DD",
+        "--until", type=iso_date, metavar="YYYY-MM-DD",
         help="at the end, also write the moments due by the end of this day (Asia/Shanghai)",
     )
     parser.add_argument(

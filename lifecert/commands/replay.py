@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
+from lifecert.commands.args import iso_date
 from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.progress import Progress
 from lifecert.replay import ReplayError, ReplayStats, replay_file
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("events", type=Path, help="event log, one JSON object per line")
     parser.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
-    parser.add_argument("--until", type=_date, help="last day decided, YYYY-MM-DD")
+    parser.add_argument("--until", type=iso_date, help="last day decided, YYYY-MM-DD")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--dead-letters", type=Path, metavar="FILE",
@@ -33,12 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress or summary")
     parser.set_defaults(func=run)
 
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,30 +9,23 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from lifecert.pipeline.kafka import bootstrap_servers
+
 DSN_ENV = "LIFECERT_POSTGRES_DSN"
-BOOTSTRAP_ENV = "LIFECERT_KAFKA_BOOTSTRAP"
 APPLICATION_NAME = "lifecert-projections"
 
-_FALLBACK_DSN = "postgresql://lifecert@127.0.0.1:15432/lifecert"
-_FALLBACK_BOOTSTRAP = "127.0.0.1:19092"
-
-
-def _stack_defaults() -> tuple[str, str]:
-    try:
-        from lifecert.stack.config import StackConfig
-
-        cfg = StackConfig.from_env()
-    except Exception:  # a bad LIFECERT_* override must not hide an explicit --dsn
-        return _FALLBACK_DSN, _FALLBACK_BOOTSTRAP
-    return cfg.postgres_dsn, cfg.kafka_bootstrap
-
-
 def resolve_dsn(explicit: str | None = None) -> str:
-    return explicit or os.environ.get(DSN_ENV) or _stack_defaults()[0]
+    """``explicit`` (``--dsn``), else ``LIFECERT_POSTGRES_DSN``, else the local stack's."""
+    if explicit or os.environ.get(DSN_ENV):
+        return explicit or os.environ[DSN_ENV]
+    from lifecert.stack.config import StackConfig  # the stack's defaults, read lazily
+
+    return StackConfig.from_env().postgres_dsn
 
 
 def resolve_bootstrap(explicit: str | None = None) -> str:
-    return explicit or os.environ.get(BOOTSTRAP_ENV) or _stack_defaults()[1]
+    """The broker, found as every other part of lifecert finds it."""
+    return bootstrap_servers(explicit)
 
 
 def connect(dsn: str, **kwargs: Any) -> psycopg2.extensions.connection:

@@ -21,7 +21,7 @@ from typing import Any
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
-from lifecert.domain.policy import PolicyError, load_policy
+from lifecert.domain.policy import Policy, PolicyError, load_policy
 from lifecert.domain.time import isoformat_local
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.clock import advance
@@ -82,11 +82,18 @@ def _instant(text: str) -> datetime:
     return value
 
 
-def run_follow(args: argparse.Namespace) -> int:
+def _policy(name: str) -> Policy | None:
+    """The policy, or ``None`` after saying why it cannot be loaded."""
     try:
-        policy = load_policy(args.policy)
+        return load_policy(name)
     except PolicyError as exc:
         print(f"lifecert clock: {exc}", file=sys.stderr)
+        return None
+
+
+def run_follow(args: argparse.Namespace) -> int:
+    policy = _policy(args.policy)
+    if policy is None:
         return EXIT_USAGE
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -108,10 +115,8 @@ def run_follow(args: argparse.Namespace) -> int:
 
 
 def run_advance(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as exc:
-        print(f"lifecert clock: {exc}", file=sys.stderr)
+    policy = _policy(args.policy)
+    if policy is None:
         return EXIT_USAGE
     try:
         result = advance(lk.bootstrap_servers(args.bootstrap), layout(args.prefix), policy, args.to)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lifecert.events.catalogue import enum_symbols
 from tests.helpers import ReplayImpl, first_differences, normalize, reasons
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -32,20 +33,7 @@ DEADLINE_MOMENT = dt.datetime(2017, 6, 21, tzinfo=SHANGHAI)
 WINDOW_OPENS = dt.date(2017, 4, 1)
 HOLD_MONTH = "2017-07"
 FORM_CHANNELS = ("ASSISTED_OFFICE", "ASSISTING_AGENCY", "CONSULATE", "HK_AGENCY")
-CHANNELS = (
-    "FACE_APP",
-    "FACE_COUNTER",
-    "COUNTER",
-    "PROVINCIAL_XREGION",
-    "MINISTRY_OFFSITE",
-    "ASSISTED_OFFICE",
-    "ASSISTING_AGENCY",
-    "CONSULATE",
-    "HK_AGENCY",
-    "MACAU_SSF",
-    "EMPLOYER_BATCH",
-    "HOME_VISIT",
-)
+CHANNELS = enum_symbols("Channel")  # the schema's vocabulary, not the fold's rules
 OFFSETS = (
     dt.timezone(dt.timedelta(hours=8)),
     dt.UTC,

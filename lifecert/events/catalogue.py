@@ -50,7 +50,10 @@ EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
 # Records of the live pipeline itself: clock ticks in the input log, the status topic, and
 # dead letters. They are not domain events (replay neither reads nor writes them).
 PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
-ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES
+# Records exchanged with partner systems that are not part of the campaign fold: Foshan's
+# results for other regions' retirees living in Foshan (sent to the provincial system).
+PARTNER_TYPES: tuple[str, ...] = ("AssistanceResult",)
+ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES + PARTNER_TYPES
 
 # Envelope fields as they appear flat in the interchange form; ``type`` names the event.
 ENVELOPE_FIELDS: tuple[str, ...] = ("type", "event_id", "recorded_at", "source_agency")

@@ -722,7 +722,8 @@ def test_pipeline_records_round_trip() -> None:
          "completed_at": at},
         {"type": "DeadLetter", "event_id": "d1", "recorded_at": at, "source_agency": None,
          "stage": "worker", "source_topic": "lifecert.events", "source_partition": 3,
-         "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "reason": "truncated"},
+         "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "source_position": None,
+         "reason": "truncated"},
     ]
     for record in records:
         assert decode(encode(record)) == record

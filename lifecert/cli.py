@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.worker",
     "lifecert.commands.projections",
     "lifecert.commands.wait_idle",
+    "lifecert.commands.connectors",
 )
 
 

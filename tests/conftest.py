@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from lifecert.stack import StackStatus
 from tests.reference import reference_replay
 
 POLICY = "foshan-2017"
@@ -65,3 +66,9 @@ def replay_impl(request: pytest.FixtureRequest) -> Impl:
 
 # The session-scoped `stack` fixture (the real Kafka broker + PostgreSQL), for any test.
 pytest_plugins = ["fixtures_stack"]
+
+
+@pytest.fixture
+def connector_kit_bootstrap(stack: StackStatus) -> str:
+    """The connector test kit runs against the project's own local stack."""
+    return stack.kafka_bootstrap

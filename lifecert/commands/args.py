@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 

@@ -18,6 +18,8 @@ ALERTS = "alerts"
 TASKS = "tasks"
 STATUS = "status"
 DEAD_LETTERS = "dead_letters"
+ASSISTANCE_RESULTS = "assistance_results"
+CONNECTOR_CHECKPOINTS = "connector_checkpoints"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,402 @@
+"""The runner: drives one connector instance against the broker.
+
+Source: read the checkpoint; then, until stopped, poll a batch from the partner, turn each
+record into events (deterministic ids), publish them with the idempotent producer, wait for
+every acknowledgement, commit the checkpoint, and tell the connector (``_committed``). A
+crash anywhere before the commit reads the batch again after a restart, giving the same
+event ids: the worker decides an event id once, so nothing is doubled in effect.
+
+Sink: start from the offsets the partner stores (exactly-once sinks) or the checkpoint,
+poll a batch, dead-letter what cannot be decoded, apply the rest (``_apply``), dead-letter
+what the partner refused for good, commit the offsets.
+
+Transient failures (the partner or the broker away) are retried with exponential backoff
+and jitter, for ever; the partner connection is re-opened before each retry. SIGTERM (the
+``stop`` event) ends the loop after the current batch is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from connectors.sdk.base import (
+    Connector,
+    Event,
+    PartnerRecord,
+    Position,
+    SinkConnector,
+    SinkRecord,
+    SourceConnector,
+)
+from connectors.sdk.checkpoints import CheckpointStore
+from connectors.sdk.config import InstanceConfig
+from connectors.sdk.errors import PartnerUnavailable, RecordRejected
+from connectors.sdk.metrics import ConnectorMetrics
+from connectors.sdk.retry import Backoff, Stopped, retrying
+from lifecert.domain.fold import uuid5
+from lifecert.events import codec
+from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, DEAD_LETTERS, TopicLayout
+
+# A dead letter keeps at most this much of the raw record (a Kafka record stays < 1 MiB).
+MAX_RAW = 256 * 1024
+LAG_EVERY_S = 5.0
+
+
+def stage_of(instance: str) -> str:
+    """The ``stage`` of the dead letters of a connector instance."""
+    return f"connector:{instance}"
+
+
+def event_id_of(kind: str, record_key: str, index: int) -> str:
+    """The id of the ``index``-th event of a partner record: UUIDv5 of the connector kind
+    (the partner) and the record's key, so a record read again yields the same id."""
+    return uuid5(f"{kind}|{record_key}|{index}")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise MalformedEvent(f"naive time {value.isoformat()}: give the offset")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+class _Runner:
+    def __init__(
+        self,
+        connector: Connector,
+        instance: InstanceConfig,
+        *,
+        bootstrap: str,
+        layout: TopicLayout,
+        metrics: ConnectorMetrics,
+        stop: threading.Event,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.connector = connector
+        self.instance = instance
+        self.name = instance.name
+        self.kind = instance.kind
+        self.bootstrap = bootstrap
+        self.layout = layout
+        self.metrics = metrics
+        self.stop = stop
+        self.now = now
+        self.log = logging.getLogger(f"lifecert.connectors.{self.name}")
+        self.backoff = Backoff(instance.runner.retry_initial, instance.runner.retry_max)
+        self.producer: KafkaProducer | None = None
+        self.checkpoints: CheckpointStore | None = None
+        self._open = False
+        self._dead_topic = layout[DEAD_LETTERS].name
+
+    # -- plumbing shared by sources and sinks ---------------------------------------
+    def _retry(self, step: Callable[[], Any], what: str) -> Any:
+        return retrying(step, what, backoff=self.backoff, stop=self.stop, log=self.log,
+                        on_retry=lambda _exc: self.metrics.retries.inc())
+
+    def _partner(self, call: Callable[[], Any]) -> Any:
+        """``call()`` against the partner, opening the connection first; a transient
+        failure closes it so that the retry starts from a fresh connection."""
+        if not self._open:
+            self.connector._open()
+            self._open = True
+        try:
+            return call()
+        except PartnerUnavailable:
+            self._close_partner()
+            raise
+
+    def _close_partner(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                self.connector._close()
+            except Exception:  # closing a broken connection may fail too
+                self.log.debug("closing the partner connection failed", exc_info=True)
+
+    def _connect_kafka(self) -> None:
+        def connect() -> None:
+            self.producer = lk.producer(self.bootstrap)
+            self.checkpoints = CheckpointStore(
+                self.bootstrap, self.layout[CONNECTOR_CHECKPOINTS].name, self.producer
+            )
+
+        self._retry(connect, "connecting to the broker")
+
+    def _send_all(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """Send ``(topic, key, value)`` records and wait until the broker acknowledged
+        every one; a failure raises KafkaUnavailable (the caller retries the batch)."""
+        assert self.producer is not None
+        futures = []
+        try:
+            for topic, key, value in records:
+                futures.append(self.producer.send(topic, key=key, value=value))
+            self.producer.flush(timeout=60)
+            for future in futures:
+                future.get(timeout=0)
+        except KafkaError as exc:
+            raise lk.KafkaUnavailable(f"publishing failed: {lk.describe_error(exc)}") from exc
+
+    def _dead_letter(
+        self, id_key: str, reason: str, *, key: bytes | None, raw: bytes,
+        position: Position | None = None, topic: str | None = None,
+        partition: int | None = None, offset: int | None = None,
+    ) -> tuple[str, bytes | None, bytes]:
+        cut = ""
+        if len(raw) > MAX_RAW:
+            cut = f" (raw record cut to its first {MAX_RAW:,} of {len(raw):,} bytes)"
+            raw = raw[:MAX_RAW]
+        letter = {
+            "type": "DeadLetter",
+            "event_id": uuid5(f"DeadLetter|{stage_of(self.name)}|{id_key}"),
+            "recorded_at": self.now(),
+            "source_agency": getattr(self.connector, "source_agency", None) or None,
+            "stage": stage_of(self.name),
+            "source_topic": topic,
+            "source_partition": partition,
+            "source_offset": offset,
+            "key": key,
+            "value": raw,
+            "source_position": None if position is None else json.dumps(position,
+                                                                        ensure_ascii=False),
+            "reason": reason + cut,
+        }
+        self.metrics.dead_lettered.inc()
+        self.log.warning("dead letter: %s", reason)
+        return self._dead_topic, key, codec.encode(letter)
+
+    def close(self) -> None:
+        self._close_partner()
+        if self.producer is not None:
+            self.producer.close(timeout=10)
+            self.producer = None
+
+
+class SourceRunner(_Runner):
+    connector: SourceConnector
+
+    def run(self) -> None:
+        """Run until ``stop`` is set (returns) or a connector bug raises."""
+        try:
+            self._connect_kafka()
+            assert self.checkpoints is not None
+            checkpoints = self.checkpoints
+            position = self._retry(lambda: checkpoints.load(self.name), "reading the checkpoint")
+            self.log.info("%s (%s) starting from %s", self.name, self.kind,
+                          "the beginning" if position is None else json.dumps(position))
+            idle = getattr(self.connector, "idle_interval", None) or \
+                self.instance.runner.idle_interval
+            last_lag = 0.0
+            while not self.stop.is_set():
+                records = self._retry(
+                    lambda pos=position: self._partner(
+                        lambda: self.connector._poll(pos, self.instance.runner.batch_size)),
+                    "polling the partner",
+                )
+                if time.monotonic() - last_lag > LAG_EVERY_S or not records:
+                    last_lag = time.monotonic()
+                    self._update_lag(position if not records else records[-1].position)
+                if not records:
+                    if self._open:
+                        self._partner(lambda: self.connector._wait(idle))
+                    else:
+                        self.stop.wait(idle)
+                    continue
+                position = self._publish(records)
+        except Stopped:
+            pass
+        finally:
+            self.close()
+
+    def _update_lag(self, position: Position | None) -> None:
+        try:
+            lag = self._partner(lambda: self.connector._lag(position))
+        except PartnerUnavailable:
+            return
+        if lag is not None:
+            self.metrics.lag.set(lag)
+
+    def events_of(self, record: PartnerRecord) -> list[Event]:
+        """The record's events, with ids, times and agency, checked against the schemas.
+        Raises RecordRejected (the connector's reason, or the schema's)."""
+        raw_events = self.connector._to_events(record)
+        out = []
+        for index, event in enumerate(raw_events):
+            candidate = {k: _jsonable(v) for k, v in event.items()}
+            candidate["event_id"] = event_id_of(self.kind, record.key, index)
+            if candidate.get("recorded_at") is None:
+                candidate["recorded_at"] = self.now().isoformat()
+            if not candidate.get("source_agency"):
+                candidate["source_agency"] = self.connector.source_agency or None
+            try:
+                parsed = parse_event(candidate)
+                codec.encode(parsed)  # the schema check of the encoder, before sending
+            except (MalformedEvent, codec.CodecError) as exc:
+                text = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
+                raise RecordRejected(f"mapped to an invalid {event.get('type')}: {text}") \
+                    from None
+            out.append(parsed)
+        return out
+
+    def _publish(self, records: Sequence[PartnerRecord]) -> Position:
+        outgoing: list[tuple[str, bytes | None, bytes]] = []
+        rejected: list[tuple[PartnerRecord, str]] = []
+        published = 0
+        for record in records:
+            self.metrics.records_in.inc()
+            try:
+                events = self.events_of(record)
+            except RecordRejected as exc:
+                reason = f"{self.kind} record {record.key}: {exc.reason}"
+                rejected.append((record, exc.reason))
+                outgoing.append(self._dead_letter(
+                    record.key, reason, key=record.key.encode("utf-8"), raw=record.raw,
+                    position=record.position))
+                continue
+            for event in events:
+                topic = self.layout.for_type(event["type"]).name
+                outgoing.append((topic, event["retiree_id"].encode("utf-8"),
+                                 codec.encode(event)))
+                published += 1
+        self._retry(lambda: self._send_all(outgoing), "publishing a batch")
+        self.metrics.published.inc(published)
+        position = records[-1].position
+        assert self.checkpoints is not None
+        checkpoints = self.checkpoints
+        self._retry(lambda: checkpoints.commit(self.name, self.kind, position),
+                    "committing the checkpoint")
+        self.metrics.committed()
+        self._retry(lambda: self._partner(
+            lambda: self.connector._committed(records, rejected, position)),
+            "confirming the batch to the partner")
+        return position
+
+
+def _offset_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class SinkRunner(_Runner):
+    connector: SinkConnector
+
+    def run(self) -> None:
+        consumer = None
+        try:
+            self._connect_kafka()
+            topics = [self.layout[role].name for role in self.connector.topics]
+            consumer = self._retry(lambda: self._assign(topics), "assigning the topics")
+            last_lag = 0.0
+            while not self.stop.is_set():
+                polled = self._retry(lambda: self._poll(consumer), "reading the topics")
+                if time.monotonic() - last_lag > LAG_EVERY_S or not polled:
+                    last_lag = time.monotonic()
+                    self._update_lag(consumer)
+                if polled:
+                    self._handle(polled)
+        except Stopped:
+            pass
+        finally:
+            if consumer is not None:
+                consumer.close()
+            self.close()
+
+    def _assign(self, topics: list[str]) -> Any:
+        consumer = lk.consumer(self.bootstrap, max_poll_records=self.instance.runner.batch_size)
+        tps = [TopicPartition(t, p) for t in topics for p in lk.partitions_of(consumer, t)]
+        consumer.assign(tps)
+        stored = self._partner(self.connector._stored_offsets)
+        if stored is None:
+            assert self.checkpoints is not None
+            saved = self.checkpoints.load(self.name) or {}
+            stored = {tuple(k.rsplit(":", 1)): v for k, v in saved.items()}
+            stored = {(t, int(p)): v for (t, p), v in stored.items()}
+            self._exactly_once = False
+        else:
+            self._exactly_once = True
+        starts = consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(stored.get((tp.topic, tp.partition), 0), starts[tp]))
+        self._tps = tps
+        self._offsets = {_offset_key(tp.topic, tp.partition): consumer.position(tp) for tp in tps}
+        self.log.info("%s (%s) consuming %s from %s", self.name, self.kind, ", ".join(topics),
+                      json.dumps(self._offsets))
+        return consumer
+
+    def _poll(self, consumer: Any) -> list[Any]:
+        try:
+            batches = consumer.poll(
+                timeout_ms=int(self.instance.runner.idle_interval * 1000),
+                max_records=self.instance.runner.batch_size)
+        except KafkaError as exc:
+            raise lk.KafkaUnavailable(f"cannot read: {lk.describe_error(exc)}") from exc
+        records = [r for batch in batches.values() for r in batch]
+        records.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return records
+
+    def _update_lag(self, consumer: Any) -> None:
+        try:
+            ends = consumer.end_offsets(self._tps)
+        except KafkaError:
+            return
+        self.metrics.lag.set(sum(
+            max(0, ends[tp] - self._offsets.get(_offset_key(tp.topic, tp.partition), 0))
+            for tp in self._tps))
+
+    def _handle(self, polled: list[Any]) -> None:
+        good: list[SinkRecord] = []
+        letters: list[tuple[str, bytes | None, bytes]] = []
+        for r in polled:
+            self.metrics.records_in.inc()
+            try:
+                if not r.value:
+                    raise codec.DecodeError("the record has no value")
+                event = codec.decode(r.value)
+            except codec.CodecError as exc:
+                letters.append(self._dead_letter(
+                    f"{r.topic}|{r.partition}|{r.offset}",
+                    f"record {r.topic}[{r.partition}]@{r.offset} cannot be decoded: {exc}",
+                    key=r.key, raw=r.value or b"", topic=r.topic, partition=r.partition,
+                    offset=r.offset))
+                continue
+            good.append(SinkRecord(r.topic, r.partition, r.offset, r.key, r.value, event))
+        rejected = self._retry(lambda: self._partner(lambda: self.connector._apply(good)),
+                               "applying a batch") if good else []
+        for record, reason in rejected:
+            letters.append(self._dead_letter(
+                f"{record.topic}|{record.partition}|{record.offset}",
+                f"{self.kind} refused {record.event.get('type')} {record.event.get('event_id')}"
+                f" ({record.topic}[{record.partition}]@{record.offset}): {reason}",
+                key=record.key, raw=record.value, topic=record.topic,
+                partition=record.partition, offset=record.offset))
+        self.metrics.published.inc(len(good) - len(rejected))
+        if letters:
+            self._retry(lambda: self._send_all(letters), "publishing dead letters")
+        for r in polled:
+            self._offsets[_offset_key(r.topic, r.partition)] = r.offset + 1
+        if not self._exactly_once:
+            assert self.checkpoints is not None
+            checkpoints, offsets = self.checkpoints, dict(self._offsets)
+            self._retry(lambda: checkpoints.commit(self.name, self.kind, offsets),
+                        "committing the checkpoint")
+        self.metrics.committed()
+
+
+def runner_for(connector: Connector, instance: InstanceConfig, **kwargs: Any) -> _Runner:
+    if isinstance(connector, SourceConnector):
+        return SourceRunner(connector, instance, **kwargs)
+    if isinstance(connector, SinkConnector):
+        return SinkRunner(connector, instance, **kwargs)
+    raise TypeError(f"{type(connector).__name__} is neither a source nor a sink connector")

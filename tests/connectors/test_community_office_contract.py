@@ -1,0 +1,14 @@
+"""The guide's worked example passes the connector test kit."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.examples.community_office.harness import CommunityOfficeHarness
+from connectors.testkit.contract import SourceContract
+
+
+class TestCommunityOffice(SourceContract):
+    @pytest.fixture
+    def harness(self) -> CommunityOfficeHarness:
+        return CommunityOfficeHarness()

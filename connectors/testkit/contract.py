@@ -31,9 +31,9 @@ from typing import Any
 
 import pytest
 
+from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from connectors.sdk.runner import stage_of
 from connectors.testkit.harness import Harness, SinkHarness, SourceHarness
-from connectors.testkit.process import ConnectorProcess, write_config
 from connectors.testkit.samples import sample_events
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
@@ -136,9 +136,9 @@ class _Contract:
             lk.ensure_topics(admin, topics)
         settings = harness.start(tmp_path / "partner")
         config = write_config(
-            tmp_path / "connectors.toml", name=INSTANCE, kind=harness.connector_kind,
-            settings=settings, bootstrap=connector_kit_bootstrap, topic_prefix=prefix,
-            runner=RUNNER)
+            tmp_path / "connectors.toml", bootstrap=connector_kit_bootstrap,
+            topic_prefix=prefix,
+            instances={INSTANCE: InstanceSpec(harness.connector_kind, settings, RUNNER)})
         kit = Kit(harness, settings, connector_kit_bootstrap, topics, tmp_path, config, [])
         try:
             yield kit

@@ -32,6 +32,12 @@ class CommunityOfficeSource(SourceConnector):
             raise ConfigError(f"connector {self.name!r}: log_file must be an absolute path, "
                               f"got {str(self.log_file)!r}")
 
+    def _check(self) -> list[str]:
+        if not self.log_file.is_file():
+            return [f"{self.name}: the office log {self.log_file} is not there; mount the "
+                    f"offices' share or fix log_file"]
+        return []
+
     def _poll(self, position: int | None, max_records: int) -> Sequence[PartnerRecord]:
         offset = position or 0
         try:

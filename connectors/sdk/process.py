@@ -1,5 +1,6 @@
-"""A connector instance run the way production runs it: ``lifecert connectors run`` as a
-child process, with its log in a file and its metrics on a local port."""
+"""Connector instances run the way production runs them: ``lifecert connectors run`` as a
+child process, with its log in a file and its metrics on a local port (the test kit and
+the demo use this), and the configuration file they read."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -38,14 +40,26 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} to TOML")
 
 
-def write_config(path: Path, *, name: str, kind: str, settings: Mapping[str, Any],
-                 bootstrap: str, topic_prefix: str, runner: Mapping[str, Any]) -> Path:
+@dataclass(frozen=True)
+class InstanceSpec:
+    """One ``[connectors.NAME]`` table to write."""
+
+    kind: str
+    settings: Mapping[str, Any]
+    runner: Mapping[str, Any] = field(default_factory=dict)
+
+
+def write_config(path: Path, *, bootstrap: str, topic_prefix: str,
+                 instances: Mapping[str, InstanceSpec]) -> Path:
+    """Write a connectors configuration file (the format of :mod:`connectors.sdk.config`)."""
     lines = ["[kafka]", f"bootstrap = {_toml_value(bootstrap)}",
-             f"topic_prefix = {_toml_value(topic_prefix)}", "",
-             f"[connectors.{name}]", f"kind = {_toml_value(kind)}"]
-    lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in settings.items()]
-    lines += ["", f"[connectors.{name}.runner]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in runner.items()]
+             f"topic_prefix = {_toml_value(topic_prefix)}"]
+    for name, spec in instances.items():
+        lines += ["", f"[connectors.{name}]", f"kind = {_toml_value(spec.kind)}"]
+        lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in spec.settings.items()]
+        if spec.runner:
+            lines += ["", f"[connectors.{name}.runner]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in spec.runner.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -1,0 +1,49 @@
+"""`lifecert connectors list | check | run` as an operator uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from connectors.sdk.process import InstanceSpec, write_config
+from lifecert.stack import StackStatus
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lifecert.cli", "connectors", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_list_shows_every_installed_connector() -> None:
+    done = cli("list", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["kind"]: row for row in json.loads(done.stdout)["connectors"]}
+    assert rows["community-office"]["role"] == "source"
+    assert rows["community-office"]["problem"] == ""
+
+
+def test_check_reports_a_missing_partner_and_never_prints_secrets(
+    stack: StackStatus, tmp_path: Path
+) -> None:
+    config = tmp_path / "connectors.toml"
+    write_config(config, bootstrap=stack.kafka_bootstrap, topic_prefix="cli-check-absent.",
+                 instances={"offices": InstanceSpec("community-office", {
+                     "log_file": str(tmp_path / "missing.csv"), "token": {"env": "OFFICE_TOKEN"}})})
+    done = cli("check", "offices", "--config", str(config), env={"OFFICE_TOKEN": "hunter2"})
+    assert done.returncode == 1
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "token=***" in done.stdout
+    assert "cli-check-absent.lifecert.events does not exist" in done.stdout
+    assert f"the office log {tmp_path / 'missing.csv'} is not there" in done.stdout
+
+
+def test_run_refuses_an_unknown_instance_with_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "connectors.toml"
+    config.write_text("[connectors.a]\nkind = \"community-office\"\nlog_file = \"/x\"\n")
+    done = cli("run", "b", "--config", str(config))
+    assert done.returncode == 2
+    assert "no connector instance named 'b'" in done.stderr

@@ -1,9 +1,16 @@
 """``lifecert demo``: the README's main job.
 
-Live (the default): brings the local stack up, generates a campaign, publishes it to Kafka
-with its clock ticks, runs the stream worker and the PostgreSQL projections until every
-event is decided and projected, prints the campaign summary from PostgreSQL, and checks it
-against an offline replay of the same file. ``--offline`` only generates and replays.
+Live (the default): brings the local stack up, generates a campaign and plays it through
+the simulated partner systems: the pension master's database, the Guangdong provincial
+feed and the ministry's batch files, each read by its connector (events no connector
+carries yet, such as the face app's and the counters', are published directly, as the
+partner API will); the scheduler publishes the clock moments; the stream worker and the
+PostgreSQL projections decide and project; the payment-system connector applies the
+instructions to the payment ledger, and the Guangdong results connector posts Foshan's
+assistance results to the province. It prints the campaign summary from PostgreSQL,
+reconciles the payment ledger with the instructions sent, and checks the live result
+against an offline replay of the same file. ``--direct`` publishes the generated file to
+Kafka itself instead; ``--offline`` only generates and replays.
 """
 
 from __future__ import annotations
@@ -13,12 +20,18 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifecert.domain.policy import load_policy
 from lifecert.generate import write_campaign_file
 from lifecert.progress import Progress
 from lifecert.replay import replay_file
 from lifecert.summary import CampaignCounters, InstructionTotals, render
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from lifecert.pipeline.live import LiveRun
 
 POLICY = "foshan-2017"
 UNTIL = date(2017, 12, 31)
@@ -34,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/demo"))
     parser.add_argument("--offline", action="store_true",
                         help="no Kafka or PostgreSQL: generate and replay only")
+    parser.add_argument("--direct", action="store_true",
+                        help="publish the generated file to Kafka directly, not through the "
+                             "partner systems and their connectors")
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds to wait for the pipeline to catch up (default 1800)")
     parser.set_defaults(func=run)
@@ -87,30 +103,27 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
     live.prepare(run)
     generate(args, events)
 
-    step("publishing it to Kafka, with the clock ticks of the policy")
-    progress = Progress(events.stat().st_size, "publish", unit="bytes")
-    stats = live.publish(run, events, load_policy(POLICY), UNTIL, on_bytes=progress.advance)
-    progress.close()
-    print(stats, file=sys.stderr)
-
-    step("the stream worker and the projections decide and project it")
+    step("starting the stream worker and the projections")
     logs = work / "logs"
+    ledger: str | None = None
+    ledger_equal = False
     with (
         live.running(run.worker_argv(), logs / "worker.log") as worker,
         live.running(run.projections_argv(), logs / "projections.log") as projections,
     ):
         started = time.monotonic()
-        last = [0.0]
-
-        def show(worker_behind: int, projections_behind: int) -> None:
-            if time.monotonic() - last[0] >= 5:
-                last[0] = time.monotonic()
-                state = ("starting" if worker_behind < 0 else
-                         f"worker {worker_behind:,} events behind, "
-                         f"projections {projections_behind:,} records behind")
-                print(f"  {time.monotonic() - started:5.0f} s  {state}", file=sys.stderr)
-
-        idle = live.wait_until_idle(run, args.timeout, [worker, projections], show)
+        children = [worker, projections]
+        if args.direct:
+            step("publishing it to Kafka, with the clock ticks of the policy")
+            progress = Progress(events.stat().st_size, "publish", unit="bytes")
+            stats = live.publish(run, events, load_policy(POLICY), UNTIL,
+                                 on_bytes=progress.advance)
+            progress.close()
+            print(stats, file=sys.stderr)
+            idle = _wait_idle(run, args.timeout, children, started)
+        else:
+            idle, ledger, ledger_equal = _through_partners(args, run, work, events, children,
+                                                           started)
     if not idle:
         print(f"lifecert demo: the pipeline did not catch up; see {logs}/", file=sys.stderr)
         return 1
@@ -129,12 +142,77 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
     step("checking the live result against an offline replay of the same file")
     replay(events, work / "replay")
     same = _same_lines(work / "live", work / "replay")
-    print(f"\nlifecert demo: campaign 2017 of {args.retirees:,} retirees through Kafka, the "
-          f"stream worker and PostgreSQL\n")
+    route = "Kafka" if args.direct else "the partner systems' connectors, Kafka"
+    print(f"\nlifecert demo: campaign 2017 of {args.retirees:,} retirees through {route}, "
+          f"the stream worker and PostgreSQL\n")
     print(render(counters))
+    if ledger is not None:
+        print(f"\n{ledger}")
     print(f"\nLive instructions and statuses {'==' if same else '!='} offline replay "
           f"({work}/live vs {work}/replay)")
-    return 0 if same else 1
+    return 0 if same and (args.direct or ledger_equal) else 1
+
+
+def _wait_idle(run: LiveRun, timeout: float, children: list[subprocess.Popen[bytes]],
+               started: float) -> bool:
+    from lifecert.pipeline import live
+
+    last = [0.0]
+
+    def show(worker_behind: int, projections_behind: int) -> None:
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            state = ("starting" if worker_behind < 0 else
+                     f"worker {worker_behind:,} events behind, "
+                     f"projections {projections_behind:,} records behind")
+            print(f"  {time.monotonic() - started:5.0f} s  {state}", file=sys.stderr)
+
+    return live.wait_until_idle(run, timeout, children, show)
+
+
+def _through_partners(
+    args: argparse.Namespace, run: LiveRun, work: Path, events: Path,
+    children: list[subprocess.Popen[bytes]], started: float,
+) -> tuple[bool, str | None, bool]:
+    """Play the campaign through the partners; (caught up, ledger report, ledger equal)."""
+    from connectors.partners import Partners, PartnersFailed, play, read_log, wait_for_sink
+    from connectors.payment_ledger import reconcile
+    from lifecert.pipeline import kafka as lk
+    from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS
+
+    step("starting the partner systems' simulators and their connectors")
+    with Partners(run.bootstrap, run.topics, work) as partners:
+        print("  connectors: " + ", ".join(partners.processes), file=sys.stderr)
+        step("playing the campaign through the partner systems")
+
+        def shown(n: int, total: int, stats: object) -> None:
+            if n == total or n % 5 == 0:
+                print(f"  window {n}/{total}: {getattr(stats, 'events', 0):,} events "
+                      f"published ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+
+        try:
+            stats = play(partners, read_log(events), load_policy(POLICY), until=UNTIL,
+                         seed=args.seed, on_window=shown)
+            print(f"  {stats.describe()}", file=sys.stderr)
+            step("waiting for the worker, the projections and the payment system")
+            if not _wait_idle(run, args.timeout, children, started):
+                return False, None, False
+            consumer = lk.consumer(run.bootstrap)
+            try:
+                sent = sum(lk.end_offsets(consumer,
+                                          run.topics[PAYMENT_INSTRUCTIONS].name).values())
+            finally:
+                consumer.close()
+            wait_for_sink(partners, "payment-ledger", sent, args.timeout)
+            wait_for_sink(partners, "guangdong-results", stats.assistance_results,
+                          args.timeout)
+        except PartnersFailed as exc:
+            print(f"lifecert demo: {exc}", file=sys.stderr)
+            return False, None, False
+        report = reconcile.reconcile(run.bootstrap, run.topics, partners.ledger_dsn)
+        text = ("Payment system ledger, reconciled with the instructions sent:\n"
+                + reconcile.render(report, limit=10))
+        return True, text, report.equal
 
 
 def _same_lines(a: Path, b: Path) -> bool:

@@ -9,65 +9,11 @@ database (lifecert.pipeline.live).
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
-import pytest
-
-from lifecert.domain.policy import load_policy
-from lifecert.generate import write_campaign_file
 from lifecert.pipeline import live
-from lifecert.replay import replay_file
 from lifecert.stack import StackStatus, kafka, postgres
-from projections.config import connect
-from projections.queries import export
-
-POLICY = load_policy("foshan-2017")
-UNTIL = date(2017, 12, 31)
-
-
-@pytest.fixture
-def run(stack: StackStatus, tmp_path: Path) -> Iterator[live.LiveRun]:
-    tag = uuid.uuid4().hex[:10]
-    run = live.LiveRun(stack.kafka_bootstrap, stack.postgres_dsn, f"e2e{tag}.",
-                       f"lifecert_e2e_{tag}", tmp_path)
-    live.prepare(run)
-    yield run
-    live.drop_topics(run.bootstrap, run.prefix)
-    conn = connect(run.admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{run.database}" WITH (FORCE)')
-    conn.close()
-
-
-def campaign(tmp_path: Path, retirees: int, seed: int) -> Path:
-    events = tmp_path / "events.jsonl"
-    write_campaign_file(events, retirees, seed)
-    return events
-
-
-def sorted_lines(folder: Path) -> dict[str, list[str]]:
-    return {
-        name: sorted((folder / name).read_text(encoding="utf-8").splitlines())
-        for name in ("instructions.jsonl", "status.csv")
-    }
-
-
-def assert_live_equals_replay(run: live.LiveRun, events: Path) -> None:
-    replay_file(events, POLICY, run.work_dir / "replay", until=UNTIL)
-    conn = connect(run.dsn)
-    try:
-        export(conn, run.work_dir / "live", POLICY.name)
-    finally:
-        conn.close()
-    expected, got = sorted_lines(run.work_dir / "replay"), sorted_lines(run.work_dir / "live")
-    for name in expected:
-        missing = sorted(set(expected[name]) - set(got[name]))[:3]
-        extra = sorted(set(got[name]) - set(expected[name]))[:3]
-        assert got[name] == expected[name], f"{name}: missing {missing}, extra {extra}"
+from tests.pipeline.live_helpers import POLICY, UNTIL, assert_live_equals_replay, campaign
 
 
 def wait_for_progress(run: live.LiveRun, children: list, fraction: float) -> None:

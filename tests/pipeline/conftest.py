@@ -1,0 +1,29 @@
+"""The ``run`` fixture: one live-pipeline run (its own topic prefix, worker group and
+database on the shared local stack), cleaned up afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lifecert.pipeline import live
+from lifecert.stack import StackStatus
+from projections.config import connect
+
+
+@pytest.fixture
+def run(stack: StackStatus, tmp_path: Path) -> Iterator[live.LiveRun]:
+    tag = uuid.uuid4().hex[:10]
+    run = live.LiveRun(stack.kafka_bootstrap, stack.postgres_dsn, f"e2e{tag}.",
+                       f"lifecert_e2e_{tag}", tmp_path)
+    live.prepare(run)
+    yield run
+    live.drop_topics(run.bootstrap, run.prefix)
+    conn = connect(run.admin_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{run.database}" WITH (FORCE)')
+    conn.close()

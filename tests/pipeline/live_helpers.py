@@ -1,0 +1,44 @@
+"""Helpers of the end-to-end tests of the live pipeline: a generated campaign, and the
+comparison of what PostgreSQL holds with an offline replay of the same file."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from lifecert.domain.policy import load_policy
+from lifecert.generate import write_campaign_file
+from lifecert.pipeline import live
+from lifecert.replay import replay_file
+from projections.config import connect
+from projections.queries import export
+
+POLICY = load_policy("foshan-2017")
+UNTIL = date(2017, 12, 31)
+
+
+def campaign(tmp_path: Path, retirees: int, seed: int) -> Path:
+    events = tmp_path / "events.jsonl"
+    write_campaign_file(events, retirees, seed)
+    return events
+
+
+def sorted_lines(folder: Path) -> dict[str, list[str]]:
+    return {
+        name: sorted((folder / name).read_text(encoding="utf-8").splitlines())
+        for name in ("instructions.jsonl", "status.csv")
+    }
+
+
+def assert_live_equals_replay(run: live.LiveRun, events: Path) -> None:
+    replay_file(events, POLICY, run.work_dir / "replay", until=UNTIL)
+    conn = connect(run.dsn)
+    try:
+        export(conn, run.work_dir / "live", POLICY.name)
+    finally:
+        conn.close()
+    expected, got = sorted_lines(run.work_dir / "replay"), sorted_lines(run.work_dir / "live")
+    for name in expected:
+        missing = sorted(set(expected[name]) - set(got[name]))[:3]
+        extra = sorted(set(got[name]) - set(expected[name]))[:3]
+        assert got[name] == expected[name], f"{name}: missing {missing}, extra {extra}"

@@ -1,0 +1,74 @@
+"""A generated campaign played through the partner systems' simulators and connectors
+(pension master, Guangdong feed, ministry batch files) ends, in the payment system's own
+ledger, exactly as `replay` decides for the same file (the connectors issue)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from connectors.partners import Partners, play, read_log, wait_for_sink
+from connectors.payment_ledger import reconcile
+from connectors.payment_ledger.connector import to_instruction
+from connectors.payment_ledger.simulator import connect as ledger_connect
+from lifecert.events.catalogue import OUTPUT_TYPES
+from lifecert.events.interchange import parse_event
+from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import live
+from lifecert.pipeline.topics import EVENTS, PAYMENT_INSTRUCTIONS
+from tests.pipeline.live_helpers import POLICY, UNTIL, assert_live_equals_replay, campaign
+
+
+def replay_instructions(folder: Path) -> Counter:
+    out: Counter = Counter()
+    for line in (folder / "instructions.jsonl").read_text(encoding="utf-8").splitlines():
+        event = parse_event(json.loads(line), allowed=OUTPUT_TYPES)
+        if event["type"] in reconcile.KIND_OF:
+            ins = to_instruction(event)
+            out[(ins.event_id, *ins.content())] += 1
+    return out
+
+
+def test_campaign_through_the_partners_ends_in_the_ledger_as_replay_decides(
+    run: live.LiveRun,
+) -> None:
+    events = campaign(run.work_dir, 600, seed=4)
+    log = read_log(events)
+    logs = run.work_dir / "logs"
+    with (
+        live.running(run.worker_argv(), logs / "worker.log") as worker,
+        live.running(run.projections_argv(), logs / "projections.log") as projections,
+        Partners(run.bootstrap, run.topics, run.work_dir) as partners,
+    ):
+        stats = play(partners, log, POLICY, until=UNTIL, seed=4)
+        assert stats.by_source["pension-master"] > 600
+        assert stats.by_source["guangdong-xregion"] > 0
+        assert stats.by_source["ministry-offsite"] > 0
+        assert live.wait_until_idle(run, 300, [worker, projections]), \
+            "the worker and the projections did not catch up"
+        consumer = lk.consumer(run.bootstrap)
+        try:
+            sent = sum(lk.end_offsets(consumer, run.topics[PAYMENT_INSTRUCTIONS].name).values())
+            dead = sum(lk.end_offsets(consumer, run.topics["dead_letters"].name).values())
+            published = sum(lk.end_offsets(consumer, run.topics[EVENTS].name).values())
+        finally:
+            consumer.close()
+        wait_for_sink(partners, "payment-ledger", sent, 120)
+        wait_for_sink(partners, "guangdong-results", stats.assistance_results, 120)
+        report = reconcile.reconcile(run.bootstrap, run.topics, partners.ledger_dsn)
+        conn = ledger_connect(partners.ledger_dsn)
+        try:
+            ledger = reconcile.read_ledger(conn)
+        finally:
+            conn.close()
+
+    assert dead == 0, "no partner record of a generated campaign is dead-lettered"
+    assert published >= len(log), "every event of the log is on the events topic"
+    assert report.equal, reconcile.render(report, limit=10)
+    assert_live_equals_replay(run, events)  # statuses and instructions via the projections
+    expected = replay_instructions(run.work_dir / "replay")
+    got = Counter((ins.event_id, *ins.content()) for ins, _, _ in ledger.instructions.values())
+    assert sum(expected.values()) > 50, "a campaign with holds, releases, terminations"
+    assert got == expected, (f"ledger differs from replay: missing {list(expected - got)[:3]}, "
+                             f"extra {list(got - expected)[:3]}")

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.projections",
     "lifecert.commands.wait_idle",
     "lifecert.commands.connectors",
+    "lifecert.commands.reconcile",
 )
 
 

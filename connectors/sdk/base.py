@@ -149,9 +149,10 @@ class SourceConnector(Connector, ABC):
 
     #: ``envelope.source_agency`` of every event this connector publishes.
     source_agency: ClassVar[str] = ""
-    #: How long the runner waits between polls that returned nothing (seconds); the
-    #: connector may wake it earlier by overriding :meth:`_wait` (e.g. LISTEN/NOTIFY).
-    idle_interval: float = 1.0
+    #: How long the runner waits between polls that returned nothing (seconds); ``None``:
+    #: the instance's ``[runner] idle_interval`` (default 1 s). The connector may wake
+    #: earlier by overriding :meth:`_wait` (e.g. LISTEN/NOTIFY).
+    idle_interval: float | None = None
 
     @abstractmethod
     def _poll(self, position: Position | None, max_records: int) -> Sequence[PartnerRecord]:
@@ -200,6 +201,17 @@ class SinkConnector(Connector, ABC):
         dead-letters them). Raise :class:`PartnerUnavailable` to have the whole batch
         retried: the partner side must therefore apply a record at most once by its
         ``event_id`` (an idempotency key), whatever the retries."""
+
+    def _apply_through(
+        self, records: Sequence[SinkRecord], next_offsets: Mapping[tuple[str, int], int]
+    ) -> Sequence[tuple[SinkRecord, str]]:
+        """Apply ``records`` (maybe none) as :meth:`_apply` does; ``next_offsets`` are the
+        offsets to resume from per (topic, partition) once this batch is applied, counting
+        the records the runner dead-lettered itself (undecodable). An exactly-once sink
+        overrides this to store them in the same transaction as the effects; the runner
+        then calls it even for a batch of nothing but undecodable records, so that those
+        are not read (and dead-lettered) again after a restart."""
+        return self._apply(records) if records else []
 
     def _stored_offsets(self) -> Mapping[tuple[str, int], int] | None:
         """For an exactly-once sink: the next offset to consume per (topic, partition), as

@@ -58,10 +58,12 @@ def stage_of(instance: str) -> str:
     return f"connector:{instance}"
 
 
-def event_id_of(kind: str, record_key: str, index: int) -> str:
-    """The id of the ``index``-th event of a partner record: UUIDv5 of the connector kind
-    (the partner) and the record's key, so a record read again yields the same id."""
-    return uuid5(f"{kind}|{record_key}|{index}")
+def event_id_of(instance: str, record_key: str, index: int) -> str:
+    """The id of the ``index``-th event of a partner record: UUIDv5 of the connector
+    instance (one partner system) and the record's key, so a record read again yields the
+    same id, and two partner systems whose keys coincide (two inboxes, both with a file
+    ``B1.csv``) never share one. Renaming an instance changes its ids: keep names stable."""
+    return uuid5(f"{instance}|{record_key}|{index}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -197,8 +199,7 @@ class SourceRunner(_Runner):
             position = self._retry(lambda: checkpoints.load(self.name), "reading the checkpoint")
             self.log.info("%s (%s) starting from %s", self.name, self.kind,
                           "the beginning" if position is None else json.dumps(position))
-            idle = getattr(self.connector, "idle_interval", None) or \
-                self.instance.runner.idle_interval
+            idle = self.connector.idle_interval or self.instance.runner.idle_interval
             last_lag = 0.0
             while not self.stop.is_set():
                 records = self._retry(
@@ -236,7 +237,7 @@ class SourceRunner(_Runner):
         out = []
         for index, event in enumerate(raw_events):
             candidate = {k: _jsonable(v) for k, v in event.items()}
-            candidate["event_id"] = event_id_of(self.kind, record.key, index)
+            candidate["event_id"] = event_id_of(self.name, record.key, index)
             if candidate.get("recorded_at") is None:
                 candidate["recorded_at"] = self.now().isoformat()
             if not candidate.get("source_agency"):
@@ -372,8 +373,14 @@ class SinkRunner(_Runner):
                     offset=r.offset))
                 continue
             good.append(SinkRecord(r.topic, r.partition, r.offset, r.key, r.value, event))
-        rejected = self._retry(lambda: self._partner(lambda: self.connector._apply(good)),
-                               "applying a batch") if good else []
+        next_offsets = {(r.topic, r.partition): r.offset + 1 for r in polled}
+        if letters:  # before the batch's offsets can be stored with its effects
+            self._retry(lambda: self._send_all(letters), "publishing dead letters")
+            letters = []
+        rejected: Sequence[tuple[SinkRecord, str]] = []
+        if good or self._exactly_once:
+            rejected = self._retry(lambda: self._partner(
+                lambda: self.connector._apply_through(good, next_offsets)), "applying a batch")
         for record, reason in rejected:
             letters.append(self._dead_letter(
                 f"{record.topic}|{record.partition}|{record.offset}",

@@ -67,7 +67,11 @@ class Kit:
     def connector(self) -> ConnectorProcess:
         proc = ConnectorProcess(self.config, INSTANCE, self.work_dir / "connector.log")
         self.processes.append(proc)
-        return proc.start()
+        proc.start()
+        # The runner installs its SIGTERM handler before it serves metrics: once they
+        # answer, a stop is graceful rather than death by the default signal action.
+        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
+        return proc
 
     def read(self, role: str) -> list[dict[str, Any]]:
         """Every record of a topic, decoded, in offset order per partition."""
@@ -194,7 +198,7 @@ class SourceContract(_Contract):
         fed = self.expected(harness, 300, seed=2)
         harness.feed(fed)
         proc = kit.connector()
-        wait_for("the first events", lambda: len(self._published(kit)) > 0, proc)
+        proc.wait_metric("lifecert_connector_published_total", 1, TIMEOUT)
         proc.kill()
         first_run = len(self._published(kit))
         proc = kit.connector()
@@ -326,6 +330,11 @@ class SinkContract(_Contract):
         assert letters[0]["source_topic"] == kit.topics[self._role(kit)].name
         assert letters[0]["source_offset"] is not None
         assert letters[0]["value"] == b"\xc3\x01not an avro record"
+        proc = kit.connector()  # a restart does not read the bad record (or any) again
+        time.sleep(1.5)
+        assert proc.stop() == 0, proc.log_tail()
+        assert len(kit.read(DEAD_LETTERS)) == 1, "the bad record was dead-lettered again"
+        self._assert_once(kit, events)
 
     def test_partner_down_is_retried_and_recovered(self, kit: Kit) -> None:
         events = self._sample(kit, 5, seed=4)

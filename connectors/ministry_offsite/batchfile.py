@@ -1,0 +1,438 @@
+"""The ministry off-site retiree system's nightly batch file, and the receipt Foshan returns.
+
+Batch file: specification (version 1)
+=====================================
+
+One batch is one file dropped into Foshan's inbox folder on the exchange share.
+
+Name
+    ``MOHRSS_440600_<batch id>.csv``: 440600 is Foshan's administrative division code, the
+    batch id is 1 to 40 characters from ``0-9 A-Z a-z -``. Files are read in name order, so
+    batch ids must sort in the order the batches are made (e.g. ``20170402-001``). A batch
+    id is used once: a file whose name was already received (accepted or refused) is
+    refused as a whole, unread.
+
+Delivery
+    Write the file under another name (e.g. ``.MOHRSS_440600_<batch id>.csv.part``, a name
+    that does not match the pattern above) and rename it when complete. Foshan never reads
+    a file whose name does not match the pattern.
+
+Encoding and lines
+    GB18030, no byte-order mark. Every line ends with CRLF (a bare LF is accepted too); the
+    trailer's own line end is optional. Nothing follows the trailer.
+
+    line 1           the header
+    lines 2 .. n+1   one record per line (n >= 0)
+    line n+2         the trailer
+
+Header (exactly, after decoding)::
+
+    认证编号,养老金编号,姓名,认证时间,经办机构代码,上报时间
+
+Record lines: CSV as in RFC 4180, six fields in the header's order. A field that contains
+a comma or a double quote is enclosed in double quotes, with each double quote doubled. No
+field may contain CR or LF.
+
+    ==============  ==================  ==================================================
+    column          meaning             format
+    ==============  ==================  ==================================================
+    认证编号        certification id    1-64 of ``0-9 A-Z a-z _ -``; the same id is the
+                                        same certification (a resend has no second effect)
+    养老金编号      Foshan pension id   1-32 of ``0-9 A-Z a-z _ -`` (e.g. ``FS095160846``)
+    姓名            retiree's name      up to 50 characters, may be empty; read only to
+                                        help a person check a receipt, never published
+    认证时间        when certified      ``YYYY-MM-DDTHH:MM:SS[.ffffff]+08:00`` (Beijing
+                                        time; another explicit offset is converted, a time
+                                        without offset is refused)
+    经办机构代码    reporting office    1-64 of ``0-9 A-Z a-z _ -`` (e.g. ``HB-WUHAN-SIB``)
+    上报时间        when reported       as 认证时间: when the ministry received the report
+    ==============  ==================  ==================================================
+
+The citizen id number (身份证号码) must not be sent: Foshan's pension id identifies the
+retiree. A line whose 养老金编号 looks like one (18 characters, or 15 digits) is rejected,
+and Foshan masks any such number (``*``) in what it keeps of a rejected line or batch.
+
+Trailer (ASCII)::
+
+    #END,<batch id>,<n>,<checksum>
+
+``<batch id>`` equals the one in the file name; ``<n>`` is the number of record lines (a
+decimal integer); ``<checksum>`` is the SHA-256 of the bytes of lines 2 .. n+1 exactly as
+in the file, each with its line end, concatenated, in lower-case hexadecimal (64 digits).
+For an empty batch (n = 0) it is the SHA-256 of nothing, ``e3b0c442...b855``.
+
+What Foshan does with a batch
+    If the header, the trailer, the count or the checksum does not match, or the name was
+    used before, the batch is **refused as a whole**: none of its records is used, the file
+    is kept in Foshan's ``refused/`` folder and the receipt says why. Otherwise every
+    record line is taken on its own: a good line becomes one certification, a malformed
+    one (wrong field count, an empty required field, a time that is not a time, bytes that
+    are not GB18030...) is rejected with its line number, field and reason, and the other
+    lines still count. Send a correction of a rejected line in a new batch.
+
+Receipt (Foshan -> ministry): specification (version 1)
+=======================================================
+
+For every batch file Foshan writes ``<batch file stem>.receipt.csv`` into the receipts
+folder of the share (for a refused re-drop of a used name:
+``<stem>.redrop-<k>.receipt.csv``, k = 1, 2, ...), atomically (written under a ``.part``
+name, then renamed). GB18030, CRLF, CSV as above. Header::
+
+    行号,认证编号,结果,原因
+
+then one line per record line of the batch, in order: the line number in the batch file
+(2 .. n+1), the certification id as read (empty when unreadable), ``ACCEPTED`` or
+``REJECTED``, and for a rejected line the reason (field and what is wrong). A refused
+batch has no such lines. Last line::
+
+    #END,<batch id>,<status>,<n>,<accepted>,<rejected>,<reason>
+
+``<status>`` is ``ACCEPTED`` (every line accepted), ``PARTIAL`` (some lines rejected) or
+``REFUSED`` (the whole batch; ``<n>`` is then the count the trailer claimed, or empty,
+``<accepted>`` and ``<rejected>`` are 0 and ``<reason>`` says why). ``<reason>`` is empty
+otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+ENCODING = "gb18030"
+EOL = b"\r\n"
+NAME_RE = re.compile(r"^MOHRSS_440600_([0-9A-Za-z-]{1,40})\.csv$")
+BATCH_ID_RE = re.compile(r"^[0-9A-Za-z-]{1,40}$")
+TRAILER_TAG = "#END"
+
+# (column as in the header, the name used in events and reasons)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("认证编号", "certification_id"),
+    ("养老金编号", "retiree_id"),
+    ("姓名", "name"),
+    ("认证时间", "performed_at"),
+    ("经办机构代码", "agency_id"),
+    ("上报时间", "reported_at"),
+)
+HEADER = ",".join(column for column, _ in COLUMNS)
+RECEIPT_HEADER = "行号,认证编号,结果,原因"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+_PENSION_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:\d{2}|Z)$")
+# A citizen id number (18 characters, or 15 digits for the first generation), standing alone.
+_CITIZEN_ID = r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])"
+_CITIZEN_ID_RE = re.compile(_CITIZEN_ID)
+_CITIZEN_ID_BYTES_RE = re.compile(_CITIZEN_ID.encode())
+_MAX_NAME = 50
+_FIX = "correct the line and send it again in a new batch"
+
+
+def file_name(batch_id: str) -> str:
+    """The file name of batch ``batch_id``; ``ValueError`` for an id the spec forbids."""
+    if not BATCH_ID_RE.match(batch_id):
+        raise ValueError(f"batch id {batch_id!r} must be 1-40 characters of 0-9 A-Z a-z -")
+    return f"MOHRSS_440600_{batch_id}.csv"
+
+
+def batch_id_of(name: str) -> str | None:
+    """The batch id of a batch file name, ``None`` for any other name."""
+    match = NAME_RE.match(name)
+    return match.group(1) if match else None
+
+
+def checksum(record_bytes: bytes) -> str:
+    return hashlib.sha256(record_bytes).hexdigest()
+
+
+def csv_line(fields: Sequence[str]) -> str:
+    """One CSV line (without its line end), quoting only where RFC 4180 requires it."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A record line's six fields as text (times already in the file's format)."""
+
+    certification_id: str
+    retiree_id: str
+    name: str
+    performed_at: str
+    agency_id: str
+    reported_at: str
+
+    def fields(self) -> tuple[str, ...]:
+        return (self.certification_id, self.retiree_id, self.name, self.performed_at,
+                self.agency_id, self.reported_at)
+
+
+def encode_records(lines: Iterable[str]) -> bytes:
+    """Record lines (text without line ends) as the bytes of lines 2 .. n+1."""
+    return b"".join(line.encode(ENCODING) + EOL for line in lines)
+
+
+def encode_batch(batch_id: str, records: bytes, *, count: int | None = None,
+                 digest: str | None = None) -> bytes:
+    """A whole batch file: header, ``records`` (from :func:`encode_records`, or bytes made
+    by hand), trailer. ``count``/``digest`` override the trailer's values (for a corrupt
+    batch); by default they are computed from ``records``."""
+    if count is None:
+        count = records.count(b"\n")
+    if digest is None:
+        digest = checksum(records)
+    trailer = f"{TRAILER_TAG},{batch_id},{count},{digest}"
+    return HEADER.encode(ENCODING) + EOL + records + trailer.encode("ascii") + EOL
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+class BatchRefused(Exception):
+    """The batch as a whole does not follow the spec; ``reason`` says what and where."""
+
+    def __init__(self, reason: str, claimed_count: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.claimed_count = claimed_count
+
+
+class LineRejected(Exception):
+    """One record line is malformed. ``column`` is the header's column name (``None`` when
+    the line as a whole is bad)."""
+
+    def __init__(self, line: int, column: str | None, problem: str) -> None:
+        self.line = line
+        self.column = column
+        self.problem = problem
+        where = f"line {line}"
+        if column is not None:
+            where += f", field {column} ({dict(COLUMNS)[column]})"
+        self.reason = f"{where}: {problem}; {_FIX}"
+        super().__init__(self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    number: int  # 1-based line number in the file
+    raw: bytes  # with its line end
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: str
+    records: tuple[Line, ...]
+
+    @property
+    def last_line(self) -> int:
+        """The line number of the last record line (1 when there is none)."""
+        return self.records[-1].number if self.records else 1
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The file's lines, each with its line end (the last may have none). Splitting the
+    bytes is safe: no GB18030 multi-byte sequence contains the byte 0x0A."""
+    lines = data.split(b"\n")
+    out = [line + b"\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
+def read_batch(name: str, data: bytes) -> Batch:
+    """Check a batch file's name, header and trailer (count and checksum) and return its
+    record lines, unparsed. Raises :class:`BatchRefused`."""
+    batch_id = batch_id_of(name)
+    if batch_id is None:
+        raise BatchRefused(f"{name}: not a batch file name (expected MOHRSS_440600_<batch id>"
+                           f".csv)")
+    lines = split_lines(data)
+    if not lines:
+        raise BatchRefused(f"{name}: the file is empty (no header, no trailer)")
+    header = _text(lines[0]).removesuffix("\r")
+    if header != HEADER:
+        raise BatchRefused(f"{name} line 1: the header is {_show(header[:120])}, expected "
+                           f"{HEADER!r} (GB18030)")
+    if len(lines) < 2:
+        raise BatchRefused(f"{name}: no trailer line after the header (file cut short?)")
+    trailer_no = len(lines)
+    claimed, digest = _trailer(name, trailer_no, lines[-1], batch_id)
+    records = lines[1:-1]
+    if claimed != len(records):
+        raise BatchRefused(
+            f"{name} line {trailer_no}: the trailer says {claimed} records but the file has "
+            f"{len(records)} record lines (lines 2-{len(records) + 1}); file cut short or "
+            f"trailer wrong", claimed)
+    actual = checksum(b"".join(records))
+    if digest != actual:
+        raise BatchRefused(
+            f"{name} line {trailer_no}: the trailer's checksum {digest} does not match the "
+            f"SHA-256 of record lines 2-{len(records) + 1}, {actual}; the file was changed "
+            f"or damaged after the trailer was made", claimed)
+    return Batch(batch_id, tuple(Line(i + 2, raw) for i, raw in enumerate(records)))
+
+
+def _text(raw: bytes) -> str:
+    return raw.removesuffix(b"\n").decode(ENCODING, errors="replace")
+
+
+def _trailer(name: str, number: int, raw: bytes, batch_id: str) -> tuple[int, str]:
+    text = _text(raw).removesuffix("\r")
+    parts = text.split(",")
+    where = f"{name} line {number}"
+    if parts[0] != TRAILER_TAG:
+        raise BatchRefused(f"{where}: the last line is not a trailer ({TRAILER_TAG},<batch id>"
+                           f",<count>,<sha256>), got {_show(text[:80])}; file cut short?")
+    if len(parts) != 4:
+        raise BatchRefused(f"{where}: the trailer has {len(parts)} fields, expected 4 "
+                           f"({TRAILER_TAG},<batch id>,<count>,<sha256>)")
+    _, trailer_id, count, digest = parts
+    if trailer_id != batch_id:
+        raise BatchRefused(f"{where}: the trailer names batch {trailer_id!r} but the file "
+                           f"name says {batch_id!r}")
+    if not count.isascii() or not count.isdigit():
+        raise BatchRefused(f"{where}: the trailer's record count {count!r} is not a number")
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise BatchRefused(f"{where}: the trailer's checksum {digest!r} is not 64 lower-case "
+                           f"hexadecimal digits (SHA-256); file cut short?", int(count))
+    return int(count), digest
+
+
+def parse_line(line: Line) -> Row:
+    """A record line's fields, checked against the spec. Raises :class:`LineRejected`."""
+    n = line.number
+    body = line.raw.removesuffix(b"\n").removesuffix(b"\r")
+    try:
+        text = body.decode(ENCODING)
+    except UnicodeDecodeError as exc:
+        # A comma is never part of a GB18030 multi-byte sequence: counting them finds the
+        # field (unless a quoted field before it holds one).
+        index = body[:exc.start].count(b",")
+        column = COLUMNS[index][0] if index < len(COLUMNS) else None
+        raise LineRejected(n, column, f"bytes {body[exc.start:exc.end].hex(' ')} at byte "
+                                      f"{exc.start + 1} of the line are not GB18030") from None
+    if not text.strip():
+        raise LineRejected(n, None, "the line is empty")
+    if "\r" in text:
+        raise LineRejected(n, None, "the line contains a carriage return inside a field")
+    try:
+        fields = next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise LineRejected(n, None, f"not a CSV line ({exc})") from None
+    if len(fields) != len(COLUMNS):
+        raise LineRejected(n, None, f"{len(fields)} fields, expected {len(COLUMNS)} "
+                                    f"({HEADER})")
+    cert, pension, name, performed, office, reported = fields
+    _match(n, "认证编号", cert, _ID_RE, "1-64 characters of 0-9 A-Z a-z _ -")
+    if _CITIZEN_ID_RE.fullmatch(pension):
+        raise LineRejected(n, "养老金编号", "holds what looks like a citizen id number "
+                           "(身份证号码), which must not be sent; send the Foshan pension id")
+    _match(n, "养老金编号", pension, _PENSION_ID_RE, "1-32 characters of 0-9 A-Z a-z _ -")
+    if len(name) > _MAX_NAME:
+        raise LineRejected(n, "姓名", f"{len(name)} characters, at most {_MAX_NAME}")
+    _time(n, "认证时间", performed)
+    _match(n, "经办机构代码", office, _ID_RE, "1-64 characters of 0-9 A-Z a-z _ -")
+    _time(n, "上报时间", reported)
+    return Row(cert, pension, name, performed, office, reported)
+
+
+def mask_citizen_ids(raw: bytes) -> bytes:
+    """``raw`` with every citizen id number replaced by asterisks, so that one sent by
+    mistake never reaches a topic (a dead letter keeps the raw record). ASCII digits in
+    GB18030 are single bytes, and no multi-byte sequence holds a run of them."""
+    return _CITIZEN_ID_BYTES_RE.sub(lambda m: b"*" * len(m.group()), raw)
+
+
+def _show(value: str) -> str:
+    """A value for a reason, with any citizen id number masked."""
+    return repr(_CITIZEN_ID_RE.sub(lambda m: "*" * len(m.group()), value))
+
+
+def _match(n: int, column: str, value: str, pattern: re.Pattern[str], expected: str) -> None:
+    if not value:
+        raise LineRejected(n, column, "empty; the field is required")
+    if not pattern.match(value):
+        raise LineRejected(n, column, f"{_show(value[:80])} is not valid (expected {expected})")
+
+
+def _time(n: int, column: str, value: str) -> None:
+    if not value:
+        raise LineRejected(n, column, "empty; the field is required")
+    problem = f"{_show(value[:60])} is not a time as YYYY-MM-DDTHH:MM:SS+08:00"
+    if not _TIME_RE.match(value):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?", value):
+            problem = f"{value!r} has no UTC offset; write Beijing time with +08:00"
+        raise LineRejected(n, column, problem)
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise LineRejected(n, column, f"{problem} (no such date or time)") from None
+
+
+# ------------------------------------------------------------------------------- receipts
+
+ACCEPTED, REJECTED, PARTIAL, REFUSED = "ACCEPTED", "REJECTED", "PARTIAL", "REFUSED"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    line: int
+    certification_id: str
+    result: str  # ACCEPTED or REJECTED
+    reason: str = ""
+
+
+def receipt_name(claim_name: str) -> str:
+    """``MOHRSS_440600_X.csv`` -> ``MOHRSS_440600_X.receipt.csv`` (also for
+    ``...X.redrop-1.csv``)."""
+    return claim_name.removesuffix(".csv") + ".receipt.csv"
+
+
+def encode_receipt(batch_id: str, lines: Sequence[ReceiptLine], *, refused: str | None = None,
+                   claimed_count: int | None = None) -> bytes:
+    """The receipt of a batch: its lines, or (``refused`` = the reason) a refusal."""
+    accepted = sum(1 for r in lines if r.result == ACCEPTED)
+    if refused is not None:
+        status, count, reason = REFUSED, "" if claimed_count is None else str(claimed_count), \
+            refused
+        lines, accepted = (), 0
+    else:
+        status = ACCEPTED if accepted == len(lines) else PARTIAL
+        count, reason = str(len(lines)), ""
+    text = [RECEIPT_HEADER]
+    text += [csv_line((str(r.line), r.certification_id, r.result, r.reason)) for r in lines]
+    text.append(csv_line((TRAILER_TAG, batch_id, status, count, str(accepted),
+                          str(len(lines) - accepted), reason)))
+    return b"".join(t.encode(ENCODING) + EOL for t in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    batch_id: str
+    status: str
+    count: str
+    accepted: int
+    rejected: int
+    reason: str
+    lines: tuple[ReceiptLine, ...]
+
+
+def read_receipt(data: bytes) -> Receipt:
+    """Parse a receipt (for the ministry's side, the simulator and tests)."""
+    rows = list(csv.reader(io.StringIO(data.decode(ENCODING), newline="")))
+    if not rows or ",".join(rows[0]) != RECEIPT_HEADER:
+        raise ValueError(f"not a receipt: first line {rows[:1]!r}")
+    tag, batch_id, status, count, accepted, rejected, reason = rows[-1]
+    if tag != TRAILER_TAG:
+        raise ValueError(f"receipt without trailer: last line {rows[-1]!r}")
+    lines = tuple(ReceiptLine(int(r[0]), r[1], r[2], r[3]) for r in rows[1:-1])
+    return Receipt(batch_id, status, count, int(accepted), int(rejected), reason, lines)

@@ -1,0 +1,357 @@
+"""Source connector for the ministry's off-site retiree system (channel MINISTRY_OFFSITE).
+
+The ministry drops nightly batch files (format: :mod:`connectors.ministry_offsite.batchfile`)
+into an inbox folder of the exchange share. Settings and folders::
+
+    inbox               required: the ministry's drop folder. A missing inbox (the share
+                        is not mounted) is PartnerUnavailable, retried; never "no files"
+    receipts            our answer per batch (default: ``receipts`` beside the inbox)
+    archive             ours (default: ``archive`` beside the inbox), holding
+      processing/       the one batch being published,
+      done/             batches fully published,
+      refused/          batches refused as a whole; done/ and refused/ are the memory of
+                        used names, never empty them
+    scan_interval       seconds between scans of an empty inbox (default 1)
+
+A batch goes inbox -> processing (claimed, in name order, one at a time) -> done or
+refused, after its receipt is written. A name found in done/ or refused/ again is a
+re-drop: it is claimed as ``<stem>.redrop-<k>.csv`` and refused unread. Keep the archive on
+the inbox's file system: the claim is then an atomic rename (across file systems it is
+copy-then-delete, and a crash in between leaves the inbox copy, later refused as a
+re-drop).
+
+Records and positions: each record line is one PartnerRecord with key ``<claim>:<line>``
+and position ``{"file": <claim>, "line": <line>}``; a restart resumes after the line of the
+checkpoint. A batch refused as a whole is ONE record with key ``<claim>``, position
+``{"file": <claim>, "refused": true}`` and raw bytes the whole file (the runner keeps the
+first 256 KiB); its ``_to_events`` raises RecordRejected, so it becomes one dead letter
+whose reason says why the batch was refused, where the file and its receipt are, and what
+the ministry must do. None of its lines is published. In every record's raw bytes a
+citizen id number sent by mistake is masked, so it never reaches the dead-letter topic.
+
+The receipt is made from the file itself when the batch is finished (each line mapped
+again, which is deterministic), so it is complete even when the batch was published over
+several runs; writing it and moving the file are idempotent, and a batch whose last line is
+in the checkpoint but which is still in processing/ (a crash before ``_committed``) is
+finished by the next ``_poll``.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.ministry_offsite import batchfile as bf
+from connectors.sdk.base import Event, PartnerRecord, Position, SourceConnector
+from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
+from lifecert.events.interchange import MalformedEvent, parse_event
+
+CHANNEL = "MINISTRY_OFFSITE"
+SETTINGS = ("inbox", "receipts", "archive", "scan_interval")
+_REDROP_RE = re.compile(r"^(MOHRSS_440600_[0-9A-Za-z-]{1,40})\.redrop-(\d+)\.csv$")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A batch refused as a whole (the data of its single PartnerRecord)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The batch in processing/, read and checked once."""
+
+    claim: str  # its name in processing/ (the batch file name, or a re-drop name)
+    batch_id: str
+    data: bytes
+    batch: bf.Batch | None  # None when refused
+    refusal: str | None = None
+    claimed_count: int | None = None
+
+    @property
+    def last_line(self) -> int:
+        return self.batch.last_line if self.batch is not None else 1
+
+
+def map_line(line: bf.Line) -> Event:
+    """The event of one record line. Raises RecordRejected naming the line and field."""
+    try:
+        row = bf.parse_line(line)
+    except bf.LineRejected as exc:
+        raise RecordRejected(exc.reason) from None
+    event: Event = {
+        "type": "CertificationRecorded",
+        "recorded_at": row.reported_at,
+        "certification_id": row.certification_id,
+        "retiree_id": row.retiree_id,
+        "channel": CHANNEL,
+        "agency_id": row.agency_id,
+        "performed_at": row.performed_at,
+    }
+    try:  # the runner's own schema check, done here too so that receipts agree with it
+        parse_event(dict(event))
+    except MalformedEvent as exc:
+        raise RecordRejected(f"line {line.number}: {exc.describe()}") from None
+    return event
+
+
+class MinistryOffsiteSource(SourceConnector):
+    kind = "ministry-offsite"
+    description = ("Ministry off-site retiree system: nightly GB18030 CSV batches from an "
+                   "inbox folder, with a receipt per batch")
+    source_agency = "MOHRSS-OFFSITE"
+
+    def _configure(self, settings: dict[str, Any]) -> None:
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise ConfigError(f"connector {self.name!r} ({self.kind}): unknown setting(s) "
+                              f"{unknown}; known: {', '.join(SETTINGS)}")
+        self.inbox = Path(self._setting(settings, "inbox", str))
+        beside = self.inbox.parent
+        self.receipts = Path(self._setting(settings, "receipts", str, str(beside / "receipts")))
+        archive = Path(self._setting(settings, "archive", str, str(beside / "archive")))
+        self.processing = archive / "processing"
+        self.done = archive / "done"
+        self.refused = archive / "refused"
+        self.idle_interval = self._setting(settings, "scan_interval", float, 1.0)
+        if self.idle_interval <= 0:
+            raise ConfigError(f"connector {self.name!r} ({self.kind}): scan_interval must be "
+                              f"positive, got {self.idle_interval}")
+        self._claimed: Claimed | None = None
+        self._ignored: set[str] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _open(self) -> None:
+        self._require_inbox()
+        try:
+            for folder in (self.receipts, self.processing, self.done, self.refused):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+
+    def _close(self) -> None:
+        self._claimed = None
+
+    def _check(self) -> list[str]:
+        problems = []
+        if not self.inbox.is_dir():
+            problems.append(f"{self.name}: inbox {self.inbox} is not a folder (share not "
+                            f"mounted?); mount the exchange share or fix `inbox`")
+        for folder in (self.receipts, self.processing.parent):
+            probe = folder
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            if not os.access(probe, os.W_OK):
+                problems.append(f"{self.name}: cannot write {folder} (nearest existing folder "
+                                f"{probe} is not writable); fix the permissions or the setting")
+        return problems
+
+    # -- reading --------------------------------------------------------------------------
+    def _poll(self, position: Position | None, max_records: int) -> Sequence[PartnerRecord]:
+        self._require_inbox()
+        while True:
+            claim = self._current() or self._claim_next()
+            if claim is None:
+                return []
+            claimed = self._load(claim)
+            mine: dict[str, Any] = position if isinstance(position, dict) and \
+                position.get("file") == claim else {}
+            if claimed.batch is None:
+                if mine.get("refused"):
+                    self._finish(claimed)
+                    continue
+                reason = self._refusal_reason(claimed)
+                return [PartnerRecord(key=claim, position={"file": claim, "refused": True},
+                                      raw=bf.mask_citizen_ids(claimed.data),
+                                      data=Refusal(reason))]
+            after = int(mine.get("line", 1))
+            # Record lines are numbered 2, 3, ...: the one after line `after` is at index
+            # after - 1.
+            lines = claimed.batch.records[max(0, after - 1):][:max_records]
+            if not lines:
+                self._finish(claimed)
+                continue
+            return [PartnerRecord(key=f"{claim}:{line.number}",
+                                  position={"file": claim, "line": line.number},
+                                  raw=bf.mask_citizen_ids(line.raw), data=line)
+                    for line in lines]
+
+    def _to_events(self, record: PartnerRecord) -> list[Event]:
+        if isinstance(record.data, Refusal):
+            raise RecordRejected(record.data.reason)
+        return [map_line(record.data)]
+
+    def _committed(
+        self,
+        records: Sequence[PartnerRecord],
+        rejected: Sequence[tuple[PartnerRecord, str]],
+        position: Position,
+    ) -> None:
+        claim = position["file"]
+        if not (self.processing / claim).exists():
+            return  # already finished (a second call after a crash)
+        claimed = self._load(claim)
+        if position.get("refused") or position.get("line") == claimed.last_line:
+            self._finish(claimed)
+
+    def _lag(self, position: Position | None) -> int | None:
+        waiting = 0
+        claimed = self._claimed
+        if claimed is not None and claimed.batch is not None:
+            done = position.get("line", 1) if isinstance(position, dict) and \
+                position.get("file") == claimed.claim else 1
+            waiting += max(0, claimed.last_line - done)
+        for name in self._batch_names():
+            waiting += _trailer_count(self.inbox / name)
+        return waiting
+
+    # -- folders --------------------------------------------------------------------------
+    def _require_inbox(self) -> None:
+        if not self.inbox.is_dir():
+            raise PartnerUnavailable(f"inbox {self.inbox} is missing (exchange share not "
+                                     f"mounted?); waiting for it to come back")
+
+    def _batch_names(self) -> list[str]:
+        try:
+            entries = [(e.name, e.is_file()) for e in os.scandir(self.inbox)]
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot list inbox {self.inbox}: {exc.strerror}") \
+                from exc
+        batches = []
+        for name, is_file in entries:
+            if is_file and bf.batch_id_of(name) is not None:
+                batches.append(name)
+            elif not name.startswith(".") and name not in self._ignored:
+                self._ignored.add(name)
+                self.log.warning("inbox %s: ignoring %r, not a batch file name "
+                                 "(MOHRSS_440600_<batch id>.csv)", self.inbox, name)
+        return sorted(batches)
+
+    def _current(self) -> str | None:
+        try:
+            names = sorted(n for n in os.listdir(self.processing) if n.endswith(".csv")
+                           and not n.startswith("."))
+        except OSError as exc:  # the archive was removed: _open makes it again on retry
+            raise PartnerUnavailable(f"cannot list {self.processing}: {exc.strerror}") \
+                from exc
+        return names[0] if names else None
+
+    def _claim_next(self) -> str | None:
+        names = self._batch_names()
+        if not names:
+            return None
+        name = names[0]
+        claim = name
+        if (self.done / name).exists() or (self.refused / name).exists():
+            stem = name.removesuffix(".csv")
+            used = [int(m.group(2)) for n in os.listdir(self.refused)
+                    if (m := _REDROP_RE.match(n)) and m.group(1) == stem]
+            claim = f"{stem}.redrop-{max(used, default=0) + 1}.csv"
+        try:
+            _move(self.inbox / name, self.processing / claim)
+        except FileNotFoundError:
+            return None  # gone meanwhile (share unmounted): the next poll sees why
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot claim {self.inbox / name}: {exc.strerror}") \
+                from exc
+        self.log.info("claimed batch %s%s", name, "" if claim == name else f" as {claim}")
+        return claim
+
+    def _load(self, claim: str) -> Claimed:
+        if self._claimed is not None and self._claimed.claim == claim:
+            return self._claimed
+        try:
+            data = (self.processing / claim).read_bytes()
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot read {self.processing / claim}: {exc.strerror}") \
+                from exc
+        redrop = _REDROP_RE.match(claim)
+        if redrop:
+            original = redrop.group(1) + ".csv"
+            where = "done" if (self.done / original).exists() else "refused"
+            claimed = Claimed(claim, bf.batch_id_of(original) or "", data, None,
+                              f"batch name {original} was already received (the earlier file "
+                              f"is in {where}/); a batch id is used once, so this file was "
+                              f"not read")
+        else:
+            batch_id = bf.batch_id_of(claim) or ""
+            try:
+                claimed = Claimed(claim, batch_id, data, bf.read_batch(claim, data))
+            except bf.BatchRefused as exc:
+                claimed = Claimed(claim, batch_id, data, None, exc.reason, exc.claimed_count)
+        self._claimed = claimed
+        return claimed
+
+    def _refusal_reason(self, claimed: Claimed) -> str:
+        return (f"batch refused as a whole, none of its lines published: {claimed.refusal}. "
+                f"Kept as {self.refused / claimed.claim}, receipt "
+                f"{self.receipts / bf.receipt_name(claimed.claim)}; the ministry must send the "
+                f"batch again under a new batch id")
+
+    def _finish(self, claimed: Claimed) -> None:
+        """Write the receipt, then move the batch to done/ or refused/ (idempotent)."""
+        if claimed.batch is None:
+            receipt = bf.encode_receipt(claimed.batch_id, [], refused=claimed.refusal,
+                                        claimed_count=claimed.claimed_count)
+            target = self.refused
+        else:
+            receipt = bf.encode_receipt(claimed.batch_id,
+                                        [_receipt_line(line) for line in claimed.batch.records])
+            target = self.done
+        try:
+            _write_atomically(self.receipts / bf.receipt_name(claimed.claim), receipt)
+            os.replace(self.processing / claimed.claim, target / claimed.claim)
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot finish batch {claimed.claim}: {exc.filename}: "
+                                     f"{exc.strerror}") from exc
+        self._claimed = None
+        self.log.info("batch %s finished: %s/", claimed.claim, target.name)
+
+
+def _receipt_line(line: bf.Line) -> bf.ReceiptLine:
+    try:
+        event = map_line(line)
+    except RecordRejected as exc:
+        first = line.raw.split(b",", 1)[0].decode(bf.ENCODING, errors="replace")
+        cert = first if re.fullmatch(r"[0-9A-Za-z_-]{1,64}", first) else ""
+        return bf.ReceiptLine(line.number, cert, bf.REJECTED, exc.reason)
+    return bf.ReceiptLine(line.number, event["certification_id"], bf.ACCEPTED)
+
+
+def _trailer_count(path: Path) -> int:
+    """The record count a batch's trailer claims (0 when unreadable: lag is a hint)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 200))
+            last = f.read().rstrip(b"\r\n").rsplit(b"\n", 1)[-1].split(b",")
+        return int(last[2]) if len(last) == 4 and last[0] == b"#END" else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.part")
+    with temp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+
+
+def _move(src: Path, dst: Path) -> None:
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        temp = dst.with_name(f".{dst.name}.part")
+        shutil.copyfile(src, temp)
+        os.replace(temp, dst)
+        src.unlink()

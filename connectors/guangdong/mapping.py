@@ -1,0 +1,158 @@
+"""Pure mapping between the province's records and lifecert's events (no I/O).
+
+``record_to_event``: a feed record -> a CertificationRecorded (interchange form, without
+``event_id``), or :class:`RecordRejected` naming the province's field and what is wrong.
+``result_body``: an AssistanceResult -> the body the province takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from connectors.guangdong import province as gd
+from connectors.sdk.errors import RecordRejected
+from lifecert.domain.time import isoformat_local
+from lifecert.events.interchange import MalformedEvent, parse_event
+
+Event = dict[str, Any]
+
+_RECORD_TEXT_FIELDS = ("certNo", "insuredId", "insuredCity", "certType", "handlerOrgCode")
+_CERT_TYPE_LIST = ", ".join(f"{code} ({channel})" for code, channel in gd.CERT_TYPES.items())
+
+
+def record_to_event(record: Any, city: str) -> Event:
+    """The CertificationRecorded a feed record of ``city``'s feed reports."""
+    if not isinstance(record, dict):
+        raise RecordRejected(f"the feed record is not a JSON object but "
+                             f"{type(record).__name__}; nothing can be read from it")
+    for name in _RECORD_TEXT_FIELDS:
+        value = record.get(name)
+        if value is None:
+            raise RecordRejected(f"field {name} is missing; every certification record of "
+                                 f"the province carries it")
+        if not isinstance(value, str) or not value.strip():
+            raise RecordRejected(f"field {name} must be a non-empty string, got {value!r}")
+    if record["insuredCity"] != city:
+        raise RecordRejected(
+            f"field insuredCity is {gd.city_label(record['insuredCity'])}, not this feed's "
+            f"city {gd.city_label(city)}: the province routed another city's record here")
+    channel = gd.CERT_TYPES.get(record["certType"])
+    if channel is None:
+        raise RecordRejected(f"field certType {record['certType']!r} is not a known "
+                             f"certification type; expected one of {_CERT_TYPE_LIST}")
+    performed = _time(record, "certTime")
+    reported = _time(record, "reportTime")
+    if performed > reported:
+        raise RecordRejected(
+            f"field certTime {record['certTime']!r} is after reportTime "
+            f"{record['reportTime']!r}: a certification cannot be reported before it is "
+            f"performed; ask the province to correct the record")
+    event: Event = {
+        "type": "CertificationRecorded",
+        "recorded_at": isoformat_local(reported),
+        "certification_id": record["certNo"],
+        "retiree_id": record["insuredId"],
+        "channel": channel,
+        "agency_id": record["handlerOrgCode"],
+        "performed_at": isoformat_local(performed),
+    }
+    try:
+        parse_event(dict(event))
+    except MalformedEvent as exc:  # a guard: the checks above should make this unreachable
+        raise RecordRejected(f"the record maps to an invalid event: {exc.describe()}") from None
+    return event
+
+
+def _time(record: Mapping[str, Any], name: str) -> datetime:
+    if record.get(name) is None:
+        raise RecordRejected(f"field {name} is missing; every certification record of the "
+                             f"province carries it")
+    try:
+        return gd.parse_time(record[name])
+    except ValueError as exc:
+        raise RecordRejected(f"field {name}: {exc}") from None
+
+
+def result_body(event: Mapping[str, Any], assisting_city: str) -> dict[str, str]:
+    """The province's body for an AssistanceResult that ``assisting_city`` (a division
+    code) performed; :class:`RecordRejected` for one the province cannot take."""
+    missing = [name for name in ("event_id", "certification_id", "retiree_id", "home_region",
+                                 "method", "agency_id", "performed_at")
+               if event.get(name) in (None, "")]
+    if missing:
+        raise RecordRejected(f"AssistanceResult lacks {', '.join(missing)}")
+    home = gd.CITY_CODES.get(event["home_region"])
+    if home is None:
+        raise RecordRejected(
+            f"home_region {event['home_region']!r} is not a Guangdong city (known: "
+            f"{', '.join(sorted(gd.CITY_CODES))}); the provincial system relays results only "
+            f"between Guangdong cities: send it through the ministry's off-site system")
+    if home == assisting_city:
+        raise RecordRejected(
+            f"home_region {event['home_region']!r} is the assisting city itself "
+            f"({gd.city_label(assisting_city)}): its own retirees are not cross-region results")
+    method = gd.ASSIST_METHODS.get(event["method"])
+    if method is None:
+        raise RecordRejected(f"method {event['method']!r} has no assistMethod code; expected "
+                             f"one of {', '.join(gd.ASSIST_METHODS)}")
+    performed = event["performed_at"]
+    try:
+        performed_dt = (performed if isinstance(performed, datetime)
+                        else gd.parse_time(performed))
+        cert_time = gd.format_time(performed_dt)
+    except ValueError as exc:
+        raise RecordRejected(f"performed_at: {exc}") from None
+    return {
+        "certNo": event["certification_id"],
+        "insuredId": event["retiree_id"],
+        "insuredCity": home,
+        "assistCity": assisting_city,
+        "assistMethod": method,
+        "handlerOrgCode": event["agency_id"],
+        "certTime": cert_time,
+    }
+
+
+def event_to_record(event: Mapping[str, Any], city: str) -> dict[str, str]:
+    """The feed record carrying a CertificationRecorded of ``city``'s retiree, as the
+    province reports it (the province adds its ``itemId`` when the record enters the
+    feed). Used by the harness; ``ValueError`` for an event the province does not carry."""
+    if event.get("type") != "CertificationRecorded":
+        raise ValueError(f"the province's feed carries CertificationRecorded only, got "
+                         f"{event.get('type')!r}")
+    code = gd.CERT_TYPE_OF_CHANNEL.get(event.get("channel", ""))
+    if code is None:
+        raise ValueError(f"channel {event.get('channel')!r} does not come through the "
+                         f"province; it carries {', '.join(gd.CERT_TYPE_OF_CHANNEL)}")
+    record = {
+        "certNo": event["certification_id"],
+        "insuredId": event["retiree_id"],
+        "insuredCity": city,
+        "certType": code,
+        "handlerOrgCode": event["agency_id"],
+        "certTime": gd.format_time(_instant(event["performed_at"], "performed_at")),
+        "reportTime": gd.format_time(_instant(event["recorded_at"], "recorded_at")),
+    }
+    residence = _residence_city(event["agency_id"])
+    if residence is not None:
+        record["residenceCity"] = residence
+    return record
+
+
+def _instant(value: Any, name: str) -> datetime:
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"{name} {value.isoformat()} has no UTC offset")
+        return value
+    try:
+        return gd.parse_time(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _residence_city(agency_id: str) -> str | None:
+    """The city in an agency code such as ``GD-GUANGZHOU-SIB`` (where the retiree lives)."""
+    parts = agency_id.split("-")
+    return gd.CITY_CODES.get(parts[1]) if len(parts) > 1 and parts[0] == "GD" else None

@@ -1,0 +1,94 @@
+"""The provincial system's own vocabulary: paths, field names, codes and time format.
+
+Shared by the simulator (which speaks it), the connectors (which map it to lifecert's
+events) and the harnesses (which map lifecert's events to it).
+
+A feed record (``GET /api/v1/certifications``)::
+
+    {"itemId": "GDX17-000000042",          # the feed entry (a resend is a new entry)
+     "certNo": "GDXR-17-00000042",         # the certification (a resend keeps it)
+     "insuredId": "FS000123456",           # the retiree in the insuring city's system
+     "insuredCity": "440600",              # insuring city (division code; 440600 = Foshan)
+     "residenceCity": "440100",            # where the retiree lives (optional)
+     "certType": "01",                     # see CERT_TYPES
+     "handlerOrgCode": "GD-GUANGZHOU-SIB", # the office or agency that certified
+     "certTime": "2017-05-02 09:30:00+08:00",
+     "reportTime": "2017-05-02 10:12:45+08:00"}   # when it reached the provincial system
+
+An assistance result (``POST /api/v1/assistance-results``, header ``Idempotency-Key``)::
+
+    {"certNo": "...", "insuredId": "GZ000000017", "insuredCity": "440100",
+     "assistCity": "440600", "assistMethod": "1", "handlerOrgCode": "FS-NANHAI-OFFICE02",
+     "certTime": "2017-05-02 09:30:00+08:00"}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from lifecert.domain.time import SHANGHAI
+
+FEED_PATH: Final = "/api/v1/certifications"
+RESULTS_PATH: Final = "/api/v1/assistance-results"
+HEALTH_PATH: Final = "/api/v1/health"
+MAX_PAGE: Final = 1000
+
+FOSHAN: Final = "440600"
+
+# lifecert's region names (AssistanceResult.home_region, the generator's cities) and the
+# cities' administrative division codes (GB/T 2260), which the province uses.
+CITY_CODES: Final[dict[str, str]] = {
+    "GUANGZHOU": "440100", "SHAOGUAN": "440200", "SHENZHEN": "440300", "ZHUHAI": "440400",
+    "SHANTOU": "440500", "FOSHAN": "440600", "JIANGMEN": "440700", "ZHANJIANG": "440800",
+    "MAOMING": "440900", "ZHAOQING": "441200", "HUIZHOU": "441300", "MEIZHOU": "441400",
+    "SHANWEI": "441500", "HEYUAN": "441600", "YANGJIANG": "441700", "QINGYUAN": "441800",
+    "DONGGUAN": "441900", "ZHONGSHAN": "442000", "CHAOZHOU": "445100", "JIEYANG": "445200",
+    "YUNFU": "445300",
+}
+CITY_NAMES: Final[dict[str, str]] = {code: name for name, code in CITY_CODES.items()}
+
+# certType of a feed record: who certified the Foshan retiree living elsewhere.
+CERT_TYPES: Final[dict[str, str]] = {
+    "01": "PROVINCIAL_XREGION",  # 省内异地协助认证: face/ID check in the provincial system
+    "02": "ASSISTED_OFFICE",     # 居住地社保经办机构协助 (paper form follows)
+    "03": "ASSISTING_AGENCY",    # 派出所、街道、社区协助 (form 1 follows)
+}
+CERT_TYPE_OF_CHANNEL: Final[dict[str, str]] = {ch: code for code, ch in CERT_TYPES.items()}
+
+# assistMethod of an assistance result: how Foshan certified another city's retiree.
+ASSIST_METHODS: Final[dict[str, str]] = {"COUNTER": "1", "FACE_COUNTER": "2", "HOME_VISIT": "3"}
+
+RECORD_FIELDS: Final = ("itemId", "certNo", "insuredId", "insuredCity", "certType",
+                        "handlerOrgCode", "certTime", "reportTime")
+RESULT_FIELDS: Final = ("certNo", "insuredId", "insuredCity", "assistCity", "assistMethod",
+                        "handlerOrgCode", "certTime")
+
+
+def format_time(instant: datetime) -> str:
+    """The province's time format: Beijing wall time with its offset, a space before the
+    time, e.g. ``2017-05-02 09:30:00+08:00`` (microseconds only when there are some)."""
+    if instant.utcoffset() is None:
+        raise ValueError(f"naive datetime {instant.isoformat()}: a UTC offset is required")
+    return instant.astimezone(SHANGHAI).isoformat(sep=" ")
+
+
+def parse_time(text: object) -> datetime:
+    """A time in the province's format (``T`` accepted for the space); ``ValueError``
+    saying what was expected for anything else, including a time without its offset."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a time like 2017-05-02 09:30:00+08:00, got {text!r}")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected a time like 2017-05-02 09:30:00+08:00, got {text!r}") \
+            from None
+    if parsed.utcoffset() is None:
+        raise ValueError(f"time {text!r} has no UTC offset; the province writes +08:00")
+    return parsed
+
+
+def city_label(code: str) -> str:
+    """``440600 (FOSHAN)`` for messages."""
+    name = CITY_NAMES.get(code)
+    return f"{code} ({name})" if name else code

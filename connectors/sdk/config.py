@@ -24,6 +24,7 @@ and a missing variable is an error naming the instance, the key and the variable
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,8 +60,10 @@ class InstanceConfig:
     secret_keys: frozenset[str] = frozenset()
 
     def public_settings(self) -> dict[str, Any]:
-        """The settings with every secret masked: what may be shown or logged."""
-        return {k: (MASK if k in self.secret_keys else v) for k, v in self.settings.items()}
+        """The settings with every secret masked, and any password written inside a URL
+        (``postgresql://user:pw@host``) too: what may be shown or logged."""
+        return {k: (MASK if k in self.secret_keys else _mask_url_password(v))
+                for k, v in self.settings.items()}
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,15 @@ class ConnectorsConfig:
                 f"{self.path}: no connector instance named {name!r} "
                 f"(instances in this file: {known}); add a [connectors.{name}] table"
             ) from None
+
+
+def _mask_url_password(value: Any) -> Any:
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1{MASK}@", value)
+    return value
+
+
+_URL_PASSWORD = re.compile(r"(\w+://[^/:@\s]*:)[^@\s]*@")
 
 
 def load(path: Path, environ: Mapping[str, str] | None = None) -> ConnectorsConfig:

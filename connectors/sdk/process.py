@@ -88,6 +88,11 @@ class ConnectorProcess:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait: the exit code (a graceful stop is 0)."""
         assert self.proc is not None
+        # Its SIGTERM handler is installed before its metrics answer: a signal sent while
+        # it is still starting would kill it rather than stop it.
+        deadline = time.monotonic() + 15
+        while self.alive and not self.metrics() and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:

@@ -48,6 +48,12 @@ def test_config_resolves_secrets_from_the_environment_and_masks_them(tmp_path: P
     assert master.runner.retry_initial == 0.5  # default
 
 
+def test_a_password_inside_a_url_is_masked_too(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, "[connectors.m]\nkind = 'k'\n"
+                                          "dsn = 'postgresql://sync:pa55@master:5432/db'\n"))
+    assert loaded.instance("m").public_settings()["dsn"] == "postgresql://sync:***@master:5432/db"
+
+
 @pytest.mark.parametrize(("text", "message"), [
     (GOOD, "MASTER_PW"),  # the variable is not set
     ("[connectors.x]\nurl = 'http://p'\n", "`kind` is required"),

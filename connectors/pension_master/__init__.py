@@ -1,0 +1,12 @@
+"""Connector 1: the Foshan pension master system (the bureau's own core system), source of
+RetireeEnrolled and PensionAmountChanged.
+
+- ``connector.py``: :class:`PensionMasterSource` reads the master's transactional outbox
+  (PostgreSQL, LISTEN/NOTIFY plus polling), in commit-safe order, and why that order;
+- ``mapping.py``: an outbox row in the master's own shape -> a lifecert event, or the
+  precise reason it cannot be one;
+- ``codes.py``: the master's code tables (insurance types, residence, districts...);
+- ``schema.sql`` and ``simulator.py``: the simulated master database and its command
+  (``python -m connectors.pension_master.simulator init|apply|refuse|accept``);
+- ``harness.py``: the simulator for the test kit and the demo.
+"""

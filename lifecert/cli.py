@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.wait_idle",
     "lifecert.commands.connectors",
     "lifecert.commands.reconcile",
+    "lifecert.commands.api",
+    "lifecert.commands.pki",
 )
 
 

@@ -33,6 +33,7 @@ def dead_letter_event(rejected: Rejected, now: datetime | None = None) -> dict[s
         "source_offset": rejected.offset,
         "key": rejected.key,
         "value": rejected.value,
+        "source_position": None,
         "reason": rejected.reason,
     }
 

@@ -128,5 +128,6 @@ def dead_letter(position: Position, key: bytes | None, value: bytes | None, reas
         "source_offset": position.offset,
         "key": key,
         "value": value,
+        "source_position": None,
         "reason": reason,
     }

@@ -42,6 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     replay.add_argument("--json", action="store_true", help="print the figures as JSON")
     replay.set_defaults(func=run_replay_bench)
+    # Its options belong to lifecert.face.bench: hand everything after `face` over as is.
+    face = benches.add_parser(
+        "face", add_help=False, prefix_chars="\0",
+        help="face verification p50/p95 per five-frame request on one core "
+             "(`lifecert bench face --help` for its options)",
+    )
+    face.add_argument("face_args", nargs="*")
+    face.set_defaults(func=run_face_bench)
+
+
+def run_face_bench(args: argparse.Namespace) -> int:
+    from lifecert.face.bench import main
+
+    return main(args.face_args)
 
 
 @dataclass(frozen=True)

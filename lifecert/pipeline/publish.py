@@ -270,6 +270,7 @@ def dead_letter_event(
         "source_offset": line_no,
         "key": None,
         "value": raw,
+        "source_position": None,
         "reason": reason,
     }
 

@@ -1,0 +1,224 @@
+"""The authorization matrix of the partner API: what each role may do, and about whom.
+
+This is the one place that decides. A client certificate names an agency and a role
+(``lifecert pki issue AGENCY --role ROLE``); the server looks the role up here. Every
+refusal is a :class:`Refusal` whose text is sent to the caller with PERMISSION_DENIED.
+
+Scope is about the retiree an item concerns, from the API's retiree directory (the
+RetireeEnrolled records): where the retiree resides, and which unit manages a
+government retiree. The same scope applies to what a role reports, what it receives by
+Subscribe and whose status it may query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lifecert.events.catalogue import OUTPUT_TYPES
+
+# Method names used in the matrix (and in the audit table).
+SUBMIT = "PartnerExchange/SubmitBatch"
+SUBSCRIBE = "PartnerExchange/Subscribe"
+ACKNOWLEDGE = "PartnerExchange/Acknowledge"
+STATUS = "StatusQuery/GetStatus"
+FACE_ENROLL = "FaceVerification/Enroll"
+FACE_VERIFY = "FaceVerification/Verify"
+
+# Event kinds a partner may submit.
+CERTIFICATION = "CertificationRecorded"
+DOCUMENTS = "CertificationDocumentsReceived"
+DEATH = "DeathRecorded"
+
+PAYMENT_TYPES = frozenset(
+    {"PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated"}
+)
+PARTNER_FEED = PAYMENT_TYPES | {"RetireeStatus"}
+
+
+class Refusal(Exception):
+    """The caller may not do this; ``str()`` is the reason sent with PERMISSION_DENIED."""
+
+
+@dataclass(frozen=True)
+class Retiree:
+    """What the directory knows of a retiree (the fields the matrix needs)."""
+
+    retiree_id: str
+    residence: str
+    managing_unit: str | None
+    scheme: str
+    category: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose events a role may handle: ``residences`` (None: any residence) and, with
+    ``own_unit``, only the retirees whose managing unit is the calling agency."""
+
+    residences: frozenset[str] | None = None
+    own_unit: bool = False
+
+    def check(self, role: str, agency: str, retiree: Retiree) -> None:
+        if self.residences is not None and retiree.residence not in self.residences:
+            allowed = " or ".join(sorted(self.residences))
+            raise Refusal(
+                f"role {role} may only act for retirees residing in {allowed}; "
+                f"this retiree resides in {retiree.residence}"
+            )
+        if self.own_unit and retiree.managing_unit != agency:
+            raise Refusal(
+                f"role {role} may only act for the retirees its own unit ({agency}) manages; "
+                "this retiree is managed by "
+                + ("another unit" if retiree.managing_unit else "no unit")
+            )
+
+    @property
+    def everyone(self) -> bool:
+        return self.residences is None and not self.own_unit
+
+
+@dataclass(frozen=True)
+class RoleRules:
+    description: str
+    channels: frozenset[str] = frozenset()  # channels it may report by SubmitBatch
+    documents: bool = False  # may report CertificationDocumentsReceived
+    deaths: bool = False  # may report DeathRecorded
+    scope: Scope = field(default_factory=Scope)
+    feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
+    status_query: bool = False
+    face_enroll: bool = False
+    face_channel: str | None = None  # channel a face MATCH records, when it may verify
+    # Token bucket of the agency: sustained units per second and burst (a unit is one
+    # call, or one item of a batch).
+    rate: float = 50.0
+    burst: float = 500.0
+
+    @property
+    def submits(self) -> bool:
+        return bool(self.channels) or self.documents or self.deaths
+
+
+_DOMESTIC_ELSEWHERE = frozenset({"GUANGDONG", "OTHER_PROVINCE"})
+
+MATRIX: dict[str, RoleRules] = {
+    "MACAU_SSF": RoleRules(
+        "Macau Social Security Fund",
+        channels=frozenset({"MACAU_SSF"}), deaths=True,
+        scope=Scope(frozenset({"MACAU"})), feed=PARTNER_FEED, status_query=True,
+    ),
+    "HK_AGENCY": RoleRules(
+        "Hong Kong assisting body",
+        channels=frozenset({"HK_AGENCY"}), deaths=True,
+        scope=Scope(frozenset({"HONG_KONG"})), feed=PARTNER_FEED, status_query=True,
+    ),
+    "CONSULATE": RoleRules(
+        "embassy, consulate or trade office (form 2)",
+        channels=frozenset({"CONSULATE"}), deaths=True,
+        scope=Scope(frozenset({"ABROAD"})), feed=PARTNER_FEED, status_query=True,
+    ),
+    "EMPLOYER": RoleRules(
+        "managing unit of government retirees (batch certification)",
+        channels=frozenset({"EMPLOYER_BATCH"}), deaths=True,
+        scope=Scope(own_unit=True), feed=PARTNER_FEED, status_query=True,
+        rate=200.0, burst=5000.0,
+    ),
+    "PROVINCIAL_XREGION": RoleRules(
+        "Guangdong cross-region collaboration system",
+        channels=frozenset({"PROVINCIAL_XREGION"}),
+        scope=Scope(frozenset({"GUANGDONG"})), feed=PARTNER_FEED, status_query=True,
+        rate=500.0, burst=5000.0,
+    ),
+    "MINISTRY_OFFSITE": RoleRules(
+        "the ministry's off-site retiree system",
+        channels=frozenset({"MINISTRY_OFFSITE"}),
+        scope=Scope(frozenset({"OTHER_PROVINCE"})), feed=PARTNER_FEED, status_query=True,
+        rate=500.0, burst=5000.0,
+    ),
+    "ASSISTED_OFFICE": RoleRules(
+        "another region's social-insurance office",
+        channels=frozenset({"ASSISTED_OFFICE"}),
+        scope=Scope(_DOMESTIC_ELSEWHERE), status_query=True,
+    ),
+    "ASSISTING_AGENCY": RoleRules(
+        "police station, street office or community (form 1)",
+        channels=frozenset({"ASSISTING_AGENCY"}),
+        scope=Scope(_DOMESTIC_ELSEWHERE), status_query=True,
+    ),
+    "HOME_VISIT": RoleRules(
+        "the bureau's home-visit team",
+        channels=frozenset({"HOME_VISIT"}), deaths=True,
+        scope=Scope(frozenset({"FOSHAN"})), feed=frozenset({"HomeVisitDue", "RetireeStatus"}),
+        status_query=True,
+    ),
+    "COUNTER": RoleRules(
+        "a window of the bureau (ID card check, camera, returned paper forms)",
+        channels=frozenset({"COUNTER"}), documents=True, status_query=True,
+        face_channel="FACE_COUNTER",
+    ),
+    "APP": RoleRules(
+        "the bureau's mobile app (remote face verification)",
+        face_channel="FACE_APP", status_query=True, rate=200.0, burst=1000.0,
+    ),
+    "PORTAL": RoleRules(
+        "the retirees' portal and WeChat account (status queries)",
+        status_query=True, rate=2000.0, burst=4000.0,
+    ),
+    "STAFF": RoleRules(
+        "bureau staff (face enrollment, returned forms, deaths, the whole feed)",
+        documents=True, deaths=True, feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"},
+        status_query=True, face_enroll=True,
+    ),
+}
+
+ROLES: tuple[str, ...] = tuple(MATRIX)
+
+
+def rules(role: str) -> RoleRules:
+    try:
+        return MATRIX[role]
+    except KeyError:
+        raise Refusal(
+            f"role {role!r} of the client certificate is not a lifecert role"
+        ) from None
+
+
+def check_method(role: str, method: str) -> RoleRules:
+    """May ``role`` call ``method`` at all? Returns its rules."""
+    r = rules(role)
+    allowed = {
+        SUBMIT: r.submits,
+        SUBSCRIBE: bool(r.feed),
+        ACKNOWLEDGE: bool(r.feed),
+        STATUS: r.status_query,
+        FACE_ENROLL: r.face_enroll,
+        FACE_VERIFY: r.face_channel is not None,
+    }.get(method, False)
+    if not allowed:
+        raise Refusal(f"role {role} may not call {method}")
+    return r
+
+
+def check_item(
+    role: str, agency: str, kind: str, channel: str | None, retiree: Retiree | None
+) -> None:
+    """May ``agency`` (of ``role``) report an event of ``kind`` (with ``channel`` for a
+    certification) about ``retiree``? Raises :class:`Refusal` with the reason. Without
+    ``retiree`` (not in the directory) only the kind and channel are checked."""
+    r = rules(role)
+    if kind == CERTIFICATION:
+        if channel not in r.channels:
+            own = ", ".join(sorted(r.channels)) or "none"
+            raise Refusal(
+                f"role {role} may not report certifications by channel {channel} "
+                f"(its channels: {own})"
+            )
+    elif kind == DOCUMENTS:
+        if not r.documents:
+            raise Refusal(f"role {role} may not report returned paper forms")
+    elif kind == DEATH:
+        if not r.deaths:
+            raise Refusal(f"role {role} may not report deaths")
+    else:
+        raise Refusal(f"role {role} may not report {kind} events")
+    if retiree is not None:
+        r.scope.check(role, agency, retiree)

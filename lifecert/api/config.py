@@ -1,0 +1,108 @@
+"""Configuration of the API server: where it listens, its certificates, the broker, the
+database, and its limits. Built from ``lifecert api serve`` flags, the environment and
+the local stack's defaults, like the rest of lifecert."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lifecert.pki import PkiPaths
+
+LISTEN_ENV = "LIFECERT_API_LISTEN"
+SECOND_FACTOR_KEY_ENV = "LIFECERT_SECOND_FACTOR_KEY"
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+@dataclass(frozen=True)
+class Limits:
+    # gRPC message sizes (bytes): a batch of 1000 items is ~150 KiB; five camera frames
+    # of 640x480 JPEG are ~0.5 MiB.
+    max_receive_bytes: int = 4 * 1024 * 1024
+    max_send_bytes: int = 4 * 1024 * 1024
+    max_batch_items: int = 1000
+    max_frames: int = 10
+    max_image_bytes: int = 2 * 1024 * 1024
+    # Wrong second factors for one retiree id before it is locked for a while.
+    second_factor_attempts: int = 5
+    second_factor_lock_seconds: float = 900.0
+    # Multiplies every role's token-bucket rate and burst (tests and benchmarks).
+    rate_scale: float = 1.0
+    max_concurrent_streams: int = 256  # per connection (HTTP/2)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    listen: str
+    pki: PkiPaths
+    dsn: str
+    bootstrap: str
+    topic_prefix: str
+    second_factor_key: bytes
+    limits: Limits = field(default_factory=Limits)
+    db_pool: int = 4
+    kafka_timeout: float = 30.0
+    # Without the face engine (lifecert/face) the FaceVerification service is not served.
+    face: bool = True
+    face_threshold: float | None = None  # None: the face engine's default
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        listen: str | None = None,
+        pki_dir: Path | None = None,
+        dsn: str | None = None,
+        bootstrap: str | None = None,
+        topic_prefix: str | None = None,
+        limits: Limits | None = None,
+        face: bool = True,
+        face_threshold: float | None = None,
+    ) -> ApiConfig:
+        from lifecert.pipeline.kafka import bootstrap_servers
+        from projections.config import resolve_dsn
+
+        pki = PkiPaths.default(pki_dir)
+        return cls(
+            listen=listen or os.environ.get(LISTEN_ENV) or DEFAULT_LISTEN,
+            pki=pki,
+            dsn=resolve_dsn(dsn),
+            bootstrap=bootstrap_servers(bootstrap),
+            topic_prefix=(
+                topic_prefix if topic_prefix is not None
+                else os.environ.get("LIFECERT_TOPIC_PREFIX", "")
+            ),
+            second_factor_key=second_factor_key(pki.root.parent / "api"),
+            limits=limits or Limits(),
+            face=face,
+            face_threshold=face_threshold,
+        )
+
+
+def second_factor_key(folder: Path) -> bytes:
+    """The secret key of the second-factor hashes: ``$LIFECERT_SECOND_FACTOR_KEY`` (hex,
+    at least 32 bytes), else ``FOLDER/second-factor.key``, made on first use (mode 0600).
+    Without it the stored hashes of 4 characters could be searched exhaustively; keep it
+    out of the database and its backups."""
+    text = os.environ.get(SECOND_FACTOR_KEY_ENV)
+    if text:
+        try:
+            key = bytes.fromhex(text.strip())
+        except ValueError:
+            raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must be hex") from None
+        if len(key) < 32:
+            raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must hold at least 32 bytes (64 hex)")
+        return key
+    path = folder / "second-factor.key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+    return bytes.fromhex(path.read_text().strip())

@@ -1,0 +1,159 @@
+"""The API's retiree directory: residence, managing unit, scheme and category of every
+enrolled retiree, which the authorization matrix needs (a RetireeStatus carries the
+residence but not the managing unit, and exists only once the worker decided).
+
+A background thread of the API server reads the events topic from the offsets stored in
+``api_directory_offsets``, keeps the RetireeEnrolled records (recognised by their schema
+fingerprint, without decoding the rest) and writes rows and offsets in one transaction.
+The first enrollment of a retiree wins, as in the fold. ``caught_up`` is set once the
+topic has been read to the end it had when the thread started: the server reports
+SERVING only from then on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg2
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+from psycopg2.extras import execute_values
+
+from lifecert.events import codec
+from lifecert.pipeline import kafka
+from lifecert.pipeline.topics import EVENTS, TopicLayout
+
+log = logging.getLogger("lifecert.api")
+
+
+class DirectoryFeed:
+    def __init__(
+        self, dsn: str, bootstrap: str, topics: TopicLayout, *, poll_ms: int = 200
+    ) -> None:
+        self.dsn = dsn
+        self.bootstrap = bootstrap
+        self.topic = topics[EVENTS].name
+        self.poll_ms = poll_ms
+        self.caught_up = threading.Event()
+        self.enrolled = 0  # rows written by this process
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._store = codec.default_store()
+        self._thread = threading.Thread(target=self._run, name="api-directory", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self._follow()
+                return
+            except (KafkaError, kafka.KafkaUnavailable, kafka.TopicProblem,
+                    psycopg2.Error) as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("retiree directory: %s; retrying in %.1f s", self.error, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _follow(self) -> None:
+        consumer = kafka.consumer(self.bootstrap, max_poll_records=5000)
+        conn = psycopg2.connect(self.dsn, application_name="lifecert-api-directory")
+        try:
+            partitions = kafka.partitions_of(consumer, self.topic)
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            consumer.assign(tps)
+            stored = self._stored(conn)
+            for tp in tps:
+                if tp.partition in stored:
+                    consumer.seek(tp, stored[tp.partition])
+                else:
+                    consumer.seek_to_beginning(tp)
+            target = {tp: o for tp, o in consumer.end_offsets(tps).items()}
+            self.error = None
+            while not self._stop.is_set():
+                batches = consumer.poll(timeout_ms=self.poll_ms)
+                rows: list[tuple[Any, ...]] = []
+                offsets: dict[int, int] = {}
+                for tp, records in batches.items():
+                    for record in records:
+                        offsets[tp.partition] = record.offset + 1
+                        row = self._row(record)
+                        if row is not None:
+                            rows.append(row)
+                if offsets:
+                    self._write(conn, rows, offsets)
+                if not self.caught_up.is_set() and all(
+                    consumer.position(tp) >= end for tp, end in target.items()
+                ):
+                    self.caught_up.set()
+                    log.info("retiree directory caught up with %s", self.topic)
+        finally:
+            consumer.close()
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
+
+    def _row(self, record: Any) -> tuple[Any, ...] | None:
+        value = record.value
+        if value is None or value[:2] != codec.MARKER:
+            return None
+        try:  # any registered version of RetireeEnrolled; other types are skipped undecoded
+            if self._store.by_fingerprint(bytes(value[2:10])).type_name != "RetireeEnrolled":
+                return None
+        except KeyError:
+            return None
+        try:
+            event = codec.decode(value)
+        except codec.CodecError:
+            return None  # the worker dead-letters it; the directory ignores it
+        return (
+            event["retiree_id"], event["residence"], event.get("managing_unit"),
+            event["scheme"], event["category"], event["event_id"],
+            record.topic, record.partition, record.offset,
+        )
+
+    def _stored(self, conn: Any) -> dict[int, int]:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                'SELECT "partition", next_offset FROM api_directory_offsets WHERE topic = %s',
+                (self.topic,),
+            )
+            return dict(cur.fetchall())
+
+    def _write(self, conn: Any, rows: list[tuple[Any, ...]], offsets: dict[int, int]) -> None:
+        with conn, conn.cursor() as cur:
+            if rows:
+                execute_values(
+                    cur,
+                    "INSERT INTO api_retiree_directory (retiree_id, residence, managing_unit, "
+                    "scheme, category, event_id, source_topic, source_partition, "
+                    "source_offset) VALUES %s ON CONFLICT (retiree_id) DO NOTHING",
+                    rows, page_size=5000,
+                )
+            execute_values(
+                cur,
+                'INSERT INTO api_directory_offsets (topic, "partition", next_offset) VALUES %s '
+                'ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = '
+                "GREATEST(api_directory_offsets.next_offset, excluded.next_offset)",
+                [(self.topic, p, o) for p, o in sorted(offsets.items())],
+            )
+        self.enrolled += len(rows)
+
+
+def wait_caught_up(feed: DirectoryFeed, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not feed.caught_up.wait(0.1):
+        if time.monotonic() > deadline:
+            return False
+    return True

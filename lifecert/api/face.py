@@ -1,0 +1,281 @@
+"""FaceVerification: Enroll (staff) and Verify (app, counter) over the face engine of
+``lifecert.face`` (FaceEngine: enroll / verify, seal / unseal).
+
+Images are decoded in memory by the engine and dropped; only the reference encoding is
+stored, sealed with AES-GCM under ``LIFECERT_FACE_KEY`` and bound to the retiree id.
+Every decision is recorded in ``api_face_decisions`` with model, threshold, distance and
+the liveness evidence. A MATCH records a CertificationRecorded (FACE_APP for the app
+role, FACE_COUNTER for a counter), published and acknowledged by the broker before the
+answer, idempotent by the attempt id (or by the frames when no attempt id is sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from psycopg2.extras import Json
+
+from lifecert.api import authz, db
+from lifecert.api.config import ApiConfig
+from lifecert.api.gate import Call, Gate
+from lifecert.api.partner import event_id_for, timestamp
+from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grpc
+from lifecert.api.publisher import Publisher, Written
+from lifecert.domain.time import isoformat_local
+from lifecert.events.interchange import parse_event
+from lifecert.face import (
+    DEFAULT_THRESHOLD,
+    EnrollmentRefused,
+    FaceDecision,
+    FaceEngine,
+    FaceKeyError,
+    SealError,
+    Verification,
+    key_from_env,
+    seal,
+    unseal,
+)
+
+log = logging.getLogger("lifecert.api")
+pb = face_verification_pb2
+
+
+def _associated(retiree_id: str) -> bytes:
+    return b"lifecert-face-reference\0" + retiree_id.encode("utf-8")
+
+
+class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
+    def __init__(
+        self, gate: Gate, database: db.Database, publisher: Publisher, config: ApiConfig,
+        *, threshold: float | None = None,
+    ) -> None:
+        try:
+            self.key = key_from_env()
+        except FaceKeyError as exc:
+            raise ImportError(str(exc)) from None  # not served, with the reason
+        self.gate = gate
+        self.db = database
+        self.publisher = publisher
+        self.limits = config.limits
+        self.engine = FaceEngine(
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            max_frames=config.limits.max_frames,
+        )
+        # dlib is CPU-bound: two verifications at a time on the 2-core machines.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-face")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _retiree(self, call: Call, retiree_id: str) -> authz.Retiree:
+        if not retiree_id or len(retiree_id) > 64 or not retiree_id.isprintable():
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              "retiree_id must be 1-64 printable characters")
+        found = await self.db.run(lambda c: db.directory(c, [retiree_id]))
+        retiree = found.get(retiree_id)
+        if retiree is None:
+            await call.refuse(grpc.StatusCode.NOT_FOUND, "no retiree with this id is enrolled",
+                              detail="UNKNOWN_RETIREE", subject=retiree_id)
+        assert call.rules is not None
+        try:
+            call.rules.scope.check(call.role, call.agency, retiree)
+        except authz.Refusal as exc:
+            await call.refuse(grpc.StatusCode.PERMISSION_DENIED, str(exc), subject=retiree_id)
+        return retiree
+
+    def _record(self, call: Call, retiree_id: str, operation: str, decision: str,
+                verification: Verification | None = None, event_id: str | None = None,
+                frames: int | None = None, model: str | None = None) -> Any:
+        """The insert of one face decision (run it with ``self.db.run``)."""
+        evidence = None
+        if verification is not None:
+            evidence = dict(verification.liveness)
+            evidence["reason"] = verification.reason
+            evidence["frame_size"] = list(verification.frame_size)
+        row = (
+            datetime.now(UTC), call.agency, call.role,
+            self.gate_subject(retiree_id), operation, decision,
+            model or (verification.model if verification else None),
+            verification.threshold if verification else None,
+            verification.distance if verification else None,
+            bool(verification.liveness.get("live")) if verification else None,
+            Json(evidence, dumps=lambda v: json.dumps(v, default=str)) if evidence else None,
+            frames, event_id,
+        )
+
+        def insert(conn: Any) -> None:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO api_face_decisions (at, agency, role, subject, operation, "
+                    "decision, model, threshold, distance, live, evidence, frames, event_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", row,
+                )
+
+        return insert
+
+    def gate_subject(self, retiree_id: str) -> str:
+        from lifecert.api.secondfactor import subject_ref
+
+        return subject_ref(self.gate.subject_key, retiree_id)
+
+    # ---------------------------------------------------------------- Enroll
+
+    async def Enroll(
+        self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EnrollResponse:
+        call = await self.gate.enter(context, authz.FACE_ENROLL)
+        retiree_id = request.retiree_id
+        if not request.photo or len(request.photo) > self.limits.max_image_bytes:
+            await call.refuse(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"photo must be 1 byte to {self.limits.max_image_bytes} bytes (JPEG or PNG)",
+                subject=retiree_id,
+            )
+        await self._retiree(call, retiree_id)
+        try:
+            enrollment = await self._run(self.engine.enroll, bytes(request.photo))
+        except EnrollmentRefused as refused:
+            await self._store_decision(call, retiree_id, "ENROLL", refused.decision.value,
+                                       model=self.engine.model)
+            call.done("REFUSED", refused.decision.value, subject=retiree_id)
+            return pb.EnrollResponse(
+                enrolled=False, refusal=pb.FaceDecision.Value(refused.decision.value),
+                reason=refused.reason, model=self.engine.model,
+            )
+        sealed = seal(enrollment.encoding, self.key, _associated(retiree_id))
+        now = datetime.now(UTC)
+
+        def store(conn: Any) -> None:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO api_face_references (retiree_id, sealed, model, enrolled_by, "
+                    "enrolled_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (retiree_id) DO "
+                    "UPDATE SET sealed = excluded.sealed, model = excluded.model, "
+                    "enrolled_by = excluded.enrolled_by, enrolled_at = excluded.enrolled_at",
+                    (retiree_id, sealed, enrollment.model, call.agency, now),
+                )
+
+        await self.db.run(store)
+        await self._store_decision(call, retiree_id, "ENROLL", "ENROLLED", model=enrollment.model)
+        call.done("OK", "ENROLLED", subject=retiree_id)
+        return pb.EnrollResponse(enrolled=True, model=enrollment.model)
+
+    async def _store_decision(self, call: Call, retiree_id: str, operation: str,
+                              decision: str, **kwargs: Any) -> None:
+        await self.db.run(self._record(call, retiree_id, operation, decision, **kwargs))
+
+    # ---------------------------------------------------------------- Verify
+
+    async def Verify(
+        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyResponse:
+        call = await self.gate.enter(context, authz.FACE_VERIFY)
+        assert call.rules is not None and call.rules.face_channel is not None
+        retiree_id = request.retiree_id
+        frames = [bytes(f) for f in request.frames]
+        if not frames or len(frames) > self.limits.max_frames:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"send 1 to {self.limits.max_frames} frames", subject=retiree_id)
+        if any(not f or len(f) > self.limits.max_image_bytes for f in frames):
+            await call.refuse(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"each frame must be 1 byte to {self.limits.max_image_bytes} bytes",
+                subject=retiree_id,
+            )
+        if request.attempt_id and (len(request.attempt_id) > 128
+                                   or not request.attempt_id.isprintable()):
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              "attempt_id must be at most 128 printable characters")
+        await self._retiree(call, retiree_id)
+        rows = await self.db.run(lambda c: _reference(c, retiree_id))
+        if rows is None:
+            await call.refuse(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "no face reference is enrolled for this retiree: certify at a counter, where "
+                "staff can enroll the reference photo",
+                detail="NO_REFERENCE", subject=retiree_id,
+            )
+        sealed, model = rows
+        try:
+            encoding = unseal(sealed, self.key, _associated(retiree_id))
+        except SealError:
+            log.error("a face reference does not open with the configured key")
+            await call.refuse(grpc.StatusCode.FAILED_PRECONDITION,
+                              "the face reference cannot be read: enroll the retiree again",
+                              detail="SEAL_ERROR", subject=retiree_id)
+        if model != self.engine.model:
+            await call.refuse(grpc.StatusCode.FAILED_PRECONDITION,
+                              "the face reference was made with another model: enroll again",
+                              detail="MODEL_CHANGED", subject=retiree_id)
+        try:
+            result: Verification = await self._run(self.engine.verify, encoding, frames)
+        except ValueError as exc:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
+        reply = pb.VerifyResponse(
+            decision=pb.FaceDecision.Value(result.decision.value), reason=result.reason,
+            distance=result.distance or 0.0, threshold=result.threshold, model=result.model,
+            live=bool(result.liveness.get("live")),
+        )
+        if result.decision is not FaceDecision.MATCH:
+            await self._store_decision(call, retiree_id, "VERIFY", result.decision.value,
+                                       verification=result, frames=len(frames))
+            call.done("OK", result.decision.value, subject=retiree_id)
+            return reply
+        certification_id = request.attempt_id or self._attempt_id(call, retiree_id, frames)
+        event_id = event_id_for(call.agency, authz.CERTIFICATION, certification_id)
+        recorded_at = await self._certify(call, retiree_id, certification_id, event_id,
+                                          call.rules.face_channel)
+        await self._store_decision(call, retiree_id, "VERIFY", "MATCH", verification=result,
+                                   frames=len(frames), event_id=event_id)
+        reply.certification_id = certification_id
+        reply.event_id = event_id
+        reply.recorded_at.CopyFrom(timestamp(recorded_at))
+        call.done("OK", "MATCH", subject=retiree_id, accepted=1)
+        return reply
+
+    @staticmethod
+    def _attempt_id(call: Call, retiree_id: str, frames: list[bytes]) -> str:
+        h = hashlib.sha256(retiree_id.encode() + b"\0")
+        for frame in frames:
+            h.update(hashlib.sha256(frame).digest())
+        return f"{call.agency}-FACE-{h.hexdigest()[:24]}"
+
+    async def _certify(self, call: Call, retiree_id: str, certification_id: str,
+                       event_id: str, channel: str) -> datetime:
+        """Publish the certification of a MATCH (once per certification id)."""
+        known = await self.db.run(lambda c: db.accepted(c, [event_id]))
+        if event_id in known:
+            return known[event_id].recorded_at
+        now = datetime.now(UTC)
+        event = parse_event({
+            "type": authz.CERTIFICATION, "event_id": event_id,
+            "recorded_at": isoformat_local(now), "source_agency": call.agency,
+            "certification_id": certification_id, "retiree_id": retiree_id,
+            "channel": channel, "agency_id": call.agency, "performed_at": isoformat_local(now),
+        })
+        [written] = await self.publisher.publish([event])
+        if not isinstance(written, Written):
+            await call.refuse(grpc.StatusCode.UNAVAILABLE,
+                              "the certification could not be recorded: verify again",
+                              detail="NOT_RECORDED", subject=retiree_id)
+        assert isinstance(written, Written)
+        digest = hashlib.sha256(f"face|{retiree_id}|{channel}".encode()).hexdigest()
+        row = db.NewAccepted(event_id, call.agency, authz.CERTIFICATION, certification_id,
+                             digest, written.topic, written.partition, written.offset, now)
+        await self.db.run(lambda c: db.record_accepted(c, [row]))
+        return now
+
+
+def _reference(conn: Any, retiree_id: str) -> tuple[bytes, str] | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT sealed, model FROM api_face_references WHERE retiree_id = %s",
+                    (retiree_id,))
+        row = cur.fetchone()
+    return (bytes(row[0]), row[1]) if row else None

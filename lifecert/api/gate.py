@@ -1,0 +1,131 @@
+"""What every call goes through: the caller's identity from its client certificate, the
+authorization matrix for the method, the agency's rate limit, and the audit row.
+
+    call = await gate.enter(context, authz.STATUS, cost=1)   # aborts when refused
+    ...
+    await call.refuse(grpc.StatusCode.NOT_FOUND, "...")     # audited, then aborted
+    call.done(outcome="OK", subject=retiree_id)              # audited
+
+Servicer methods never raise to gRPC for an expected outcome: each ends through
+``done`` or ``refuse``, so each call leaves exactly one audit row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import grpc
+
+from lifecert.api import authz
+from lifecert.api.db import AuditRow, AuditWriter
+from lifecert.api.ratelimit import RateLimiter
+from lifecert.api.secondfactor import subject_ref
+from lifecert.pki import Identity, PkiError, identity_of
+
+log = logging.getLogger("lifecert.api")
+
+
+class Aborted(Exception):
+    """Raised after a call was refused and audited (``context.abort`` raises too; this
+    is for code paths that must not continue)."""
+
+
+@dataclass
+class Call:
+    gate: Gate
+    context: grpc.aio.ServicerContext
+    method: str
+    identity: Identity | None
+    rules: authz.RoleRules | None
+    peer: str | None
+    started: float = field(default_factory=time.perf_counter)
+    finished: bool = False
+
+    @property
+    def agency(self) -> str:
+        assert self.identity is not None
+        return self.identity.agency
+
+    @property
+    def role(self) -> str:
+        assert self.identity is not None
+        return self.identity.role
+
+    def _audit(self, outcome: str, detail: str | None, **counts: Any) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        subject = counts.pop("subject", None)
+        row = AuditRow(
+            at=datetime.now(UTC),
+            agency=self.identity.agency if self.identity else None,
+            role=self.identity.role if self.identity else None,
+            peer=self.peer,
+            method=self.method,
+            outcome=outcome,
+            detail=detail,
+            subject=subject_ref(self.gate.subject_key, subject) if subject else None,
+            duration_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            **counts,
+        )
+        self.gate.audit.write(row)
+        log.info(
+            "%s %s %s: %s%s (%.1f ms)", row.agency or "-", row.role or "-", self.method,
+            outcome, f" [{detail}]" if detail else "", row.duration_ms or 0.0,
+        )
+
+    def done(self, outcome: str = "OK", detail: str | None = None, **counts: Any) -> None:
+        self._audit(outcome, detail, **counts)
+
+    async def refuse(
+        self, code: grpc.StatusCode, message: str, *, detail: str | None = None,
+        **counts: Any,
+    ) -> NoReturn:
+        """Audit, then end the call with ``code`` and ``message`` (sent to the caller;
+        it must not contain ID numbers)."""
+        self._audit(code.name, detail or message, **counts)
+        await self.context.abort(code, message)
+        raise Aborted(message)  # abort raises; this line is for the type checker
+
+
+class Gate:
+    def __init__(self, audit: AuditWriter, limiter: RateLimiter, subject_key: bytes) -> None:
+        self.audit = audit
+        self.limiter = limiter
+        self.subject_key = subject_key
+
+    async def enter(
+        self, context: grpc.aio.ServicerContext, method: str, cost: float = 1.0
+    ) -> Call:
+        peer = context.peer()
+        call = Call(self, context, method, None, None, peer)
+        try:
+            call.identity = caller_identity(context)
+        except PkiError as exc:
+            await call.refuse(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        try:
+            call.rules = authz.check_method(call.role, method)
+        except authz.Refusal as exc:
+            await call.refuse(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        rules = call.rules
+        wait = self.limiter.take(call.agency, rules.rate, rules.burst, max(cost, 1.0))
+        if wait > 0:
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit of agency {call.agency} exceeded; retry in {wait:.2f} s",
+                detail="RATE_LIMITED",
+            )
+        return call
+
+
+def caller_identity(context: grpc.aio.ServicerContext) -> Identity:
+    """Agency and role from the verified client certificate of the call."""
+    auth = context.auth_context()
+    pems = auth.get("x509_pem_cert") or []
+    if not pems:
+        raise PkiError("no client certificate: the API requires mutual TLS")
+    return identity_of(bytes(pems[0]))

@@ -1,0 +1,50 @@
+"""Command-line options of the API server and its benchmark, kept free of heavy imports
+(gRPC, Kafka, PostgreSQL) so that `lifecert --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", help="host:port (default: $LIFECERT_API_LISTEN, else "
+                        "127.0.0.1:50051; port 0 picks a free one)")
+    parser.add_argument("--pki-dir", type=Path,
+                        help="the CA and server certificate (default: $LIFECERT_PKI_DIR, "
+                        "else data/pki)")
+    parser.add_argument("--dsn", help="PostgreSQL DSN (default: $LIFECERT_POSTGRES_DSN, "
+                        "else the local stack)")
+    parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: "
+                        "$LIFECERT_KAFKA_BOOTSTRAP, else the local stack)")
+    parser.add_argument("--topic-prefix", help="prefix of every topic name (default: "
+                        "$LIFECERT_TOPIC_PREFIX)")
+    parser.add_argument("--rate-scale", type=float, default=1.0,
+                        help="multiply every role's rate limit (default 1)")
+    parser.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024,
+                        help="largest request accepted (default 4 MiB)")
+    parser.add_argument("--no-face", action="store_true",
+                        help="do not serve FaceVerification")
+    parser.add_argument("--face-threshold", type=float,
+                        help="largest face-encoding distance that matches (default: the "
+                        "face engine's, chosen in docs/face.md)")
+    parser.add_argument("--ready-file", type=Path,
+                        help="write {\"port\", \"pid\"} as JSON here once serving")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every call (agency, method, outcome; no personal data)")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="status queries per second, sent on a fixed schedule "
+                        "(default 500)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="measured duration (default 10), after 2 s of warm-up")
+    parser.add_argument("--retirees", type=int, default=2000,
+                        help="retirees seeded in the benchmark's own database (default 2000)")
+    parser.add_argument("--wrong-rate", type=float, default=0.0,
+                        help="share of queries with a wrong second factor (default 0)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also measure the gRPC health check at the same rate (what "
+                        "this machine's gRPC, TLS and load allow without lifecert's work)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")

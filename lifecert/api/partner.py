@@ -1,0 +1,576 @@
+"""PartnerExchange: SubmitBatch, Subscribe, Acknowledge (proto/lifecert/v1/
+partner_exchange.proto).
+
+SubmitBatch, item by item: build the interchange event (the agency comes from the
+certificate, ``recorded_at`` is now) and check it with ``parse_event``; find the retiree
+in the directory; ask the authorization matrix (one refused item refuses the batch with
+PERMISSION_DENIED, nothing recorded); answer DUPLICATE for an event id the API accepted
+before; publish the rest, wait for the broker's acknowledgements, remember them in
+``api_accepted_events``, answer ACCEPTED. Event ids are uuid5 of agency, kind and the
+idempotency key, so a resubmission that slips past the table (a crash between the
+broker's ack and the insert) republishes the same event id, which the fold ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import grpc
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.structs import TopicPartition
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lifecert.api import authz, db
+from lifecert.api.gate import Aborted, Call, Gate
+from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
+from lifecert.api.publisher import Publisher, Written
+from lifecert.domain.fold import uuid5
+from lifecert.domain.time import isoformat_local
+from lifecert.events import codec
+from lifecert.events.catalogue import EVENT_TYPES
+from lifecert.events.interchange import MalformedEvent, parse_event, to_json
+from lifecert.pipeline.topics import TopicLayout
+
+log = logging.getLogger("lifecert.api")
+
+pb = partner_exchange_pb2
+ItemResult = pb.ItemResult
+
+MAX_ID_LENGTH = 128
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+def event_id_for(agency: str, kind: str, key: str) -> str:
+    """The deterministic id of an event submitted through the API."""
+    return uuid5(f"lifecert-api|{agency}|{kind}|{key}")
+
+
+def timestamp(at: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at.astimezone(UTC))
+    return ts
+
+
+@dataclass
+class Prepared:
+    index: int
+    kind: str
+    key: str
+    channel: str | None
+    retiree_id: str
+    event: dict[str, Any]
+    digest: str
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["event_id"])
+
+
+class ItemError(ValueError):
+    """An item that is not valid; ``str()`` says why (no personal data)."""
+
+
+def _text_field(value: str, name: str) -> str:
+    if not value or not value.strip():
+        raise ItemError(f"{name} is missing")
+    if len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise ItemError(f"{name} must be at most {MAX_ID_LENGTH} printable characters")
+    return value
+
+
+def _instant(message: Any, name: str, now: datetime) -> str:
+    if not message.HasField(name):
+        raise ItemError(f"{name} is missing")
+    at = getattr(message, name).ToDatetime(tzinfo=UTC)
+    if at > now + FUTURE_TOLERANCE:
+        raise ItemError(f"{name} is in the future")
+    return isoformat_local(at)
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prepared:
+    """The event an item stands for; raises ItemError or MalformedEvent."""
+    which = item.WhichOneof("item")
+    recorded_at = isoformat_local(now)
+    if which == "certification":
+        c = item.certification
+        if c.channel == common_pb2.CHANNEL_UNSPECIFIED:
+            raise ItemError("channel is missing")
+        channel = common_pb2.Channel.Name(c.channel)
+        fields = {
+            "certification_id": _text_field(c.certification_id, "certification_id"),
+            "retiree_id": _text_field(c.retiree_id, "retiree_id"),
+            "channel": channel,
+            "agency_id": agency,
+            "performed_at": _instant(c, "performed_at", now),
+        }
+        kind, key = authz.CERTIFICATION, fields["certification_id"]
+    elif which == "documents_received":
+        d = item.documents_received
+        fields = {
+            "certification_id": _text_field(d.certification_id, "certification_id"),
+            "retiree_id": _text_field(d.retiree_id, "retiree_id"),
+            "received_at": _instant(d, "received_at", now),
+        }
+        kind, key, channel = authz.DOCUMENTS, fields["certification_id"], None
+    elif which == "death":
+        r = item.death
+        try:
+            died = date.fromisoformat(r.date_of_death)
+        except ValueError:
+            raise ItemError("date_of_death must be a date written YYYY-MM-DD") from None
+        if died > (now + FUTURE_TOLERANCE).date():
+            raise ItemError("date_of_death is in the future")
+        fields = {
+            "retiree_id": _text_field(r.retiree_id, "retiree_id"),
+            "date_of_death": died.isoformat(),
+            "source": agency,
+        }
+        kind, key, channel = authz.DEATH, f"{fields['retiree_id']}|{died.isoformat()}", None
+    else:
+        raise ItemError("the item is empty (set certification, documents_received or death)")
+    digest = _digest({"kind": kind, **fields})
+    event = parse_event({
+        "type": kind,
+        "event_id": event_id_for(agency, kind, key),
+        "recorded_at": recorded_at,
+        "source_agency": agency,
+        **fields,
+    })
+    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest)
+
+
+def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.ItemResult:
+    return ItemResult(index=index, outcome=outcome, **kwargs)
+
+
+# ------------------------------------------------------------------------ cursors
+
+
+class CursorError(ValueError):
+    pass
+
+
+class TopicMissing(RuntimeError):
+    pass
+
+
+CURSOR_PREFIX = "c1."
+
+
+def encode_cursor(positions: dict[str, dict[int, int]]) -> str:
+    body = {t: {str(p): o for p, o in sorted(parts.items())} for t, parts in
+            sorted(positions.items())}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, topics: set[str]) -> dict[str, dict[int, int]]:
+    if not cursor.startswith(CURSOR_PREFIX) or len(cursor) > 10_000:
+        raise CursorError("not a lifecert cursor")
+    text = cursor[len(CURSOR_PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        body = json.loads(raw)
+        positions = {
+            str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in body.items()
+        }
+    except (binascii.Error, ValueError, AttributeError, TypeError):
+        raise CursorError("not a lifecert cursor") from None
+    unknown = set(positions) - topics
+    if unknown:
+        raise CursorError("the cursor is for other topics than this server's")
+    if any(o < 0 for parts in positions.values() for o in parts.values()):
+        raise CursorError("not a lifecert cursor")
+    return positions
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat_local(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def interchange(event: dict[str, Any]) -> dict[str, Any]:
+    if event["type"] in EVENT_TYPES:
+        return to_json(event)
+    return {k: _plain(v) for k, v in event.items()}
+
+
+# ------------------------------------------------------------------------ servicer
+
+
+class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
+    def __init__(
+        self,
+        gate: Gate,
+        database: db.Database,
+        publisher: Publisher,
+        topics: TopicLayout,
+        bootstrap: str,
+        partitions: dict[str, list[int]],
+        *,
+        max_batch_items: int = 1000,
+        max_streams_per_agency: int = 4,
+        idle_checkpoint_seconds: float = 30.0,
+    ) -> None:
+        self.gate = gate
+        self.db = database
+        self.publisher = publisher
+        self.topics = topics
+        self.bootstrap = bootstrap
+        self.partitions = partitions  # of the feed topics, read when the server started
+        self.max_batch_items = max_batch_items
+        self.max_streams_per_agency = max_streams_per_agency
+        self.idle_checkpoint_seconds = idle_checkpoint_seconds
+        self._streams: dict[str, int] = {}
+        feed_topics: set[str] = set()
+        for rules in authz.MATRIX.values():
+            feed_topics |= {topics.for_type(t).name for t in rules.feed}
+        self.feed_topics = feed_topics
+
+    # ---------------------------------------------------------------- SubmitBatch
+
+    async def SubmitBatch(
+        self, request: pb.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitBatchResponse:
+        n = len(request.items)
+        call = await self.gate.enter(context, authz.SUBMIT, cost=n)
+        if n > self.max_batch_items:
+            await call.refuse(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a batch holds at most {self.max_batch_items} items, this one {n}",
+                items=n,
+            )
+        now = datetime.now(UTC)
+        results: list[pb.ItemResult | None] = [None] * n
+        prepared: list[Prepared] = []
+        for index, item in enumerate(request.items):
+            try:
+                prepared.append(prepare(index, item, call.agency, now))
+            except (ItemError, MalformedEvent) as exc:
+                reason = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
+                results[index] = _result(index, ItemResult.REJECTED, reason_code="MALFORMED",
+                                         reason=reason)
+        try:
+            directory = await self.db.run(
+                lambda conn: db.directory(conn, [p.retiree_id for p in prepared])
+            )
+        except Exception as exc:  # database trouble: nothing recorded, try again
+            await self._unavailable(call, exc, n)
+        refusals: list[str] = []
+        checked: list[Prepared] = []
+        for p in prepared:
+            retiree = directory.get(p.retiree_id)
+            try:
+                authz.check_item(call.role, call.agency, p.kind, p.channel, retiree)
+            except authz.Refusal as exc:
+                refusals.append(f"item {p.index}: {exc}")
+                continue
+            if retiree is None:
+                results[p.index] = _result(
+                    p.index, ItemResult.REJECTED, reason_code="UNKNOWN_RETIREE",
+                    reason="no retiree with this id is enrolled", event_id=p.event_id,
+                )
+                continue
+            checked.append(p)
+        if refusals:
+            more = f" (and {len(refusals) - 3} more)" if len(refusals) > 3 else ""
+            await call.refuse(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "; ".join(refusals[:3]) + more + "; nothing of this batch was recorded",
+                detail=f"ROLE_REFUSED x{len(refusals)}", items=n,
+            )
+        try:
+            known = await self.db.run(
+                lambda conn: db.accepted(conn, [p.event_id for p in checked])
+            )
+        except Exception as exc:
+            await self._unavailable(call, exc, n)
+        first_in_batch: dict[str, Prepared] = {}
+        to_publish: list[Prepared] = []
+        for p in checked:
+            before = known.get(p.event_id)
+            if before is not None:
+                results[p.index] = self._again(p, before.content_digest, before.recorded_at)
+            elif p.event_id in first_in_batch:
+                results[p.index] = self._again(p, first_in_batch[p.event_id].digest, None)
+            else:
+                first_in_batch[p.event_id] = p
+                to_publish.append(p)
+        written = await self.publisher.publish([p.event for p in to_publish])
+        rows: list[db.NewAccepted] = []
+        for p, outcome in zip(to_publish, written, strict=True):
+            if isinstance(outcome, Written):
+                rows.append(db.NewAccepted(
+                    p.event_id, call.agency, p.kind, p.key, p.digest,
+                    outcome.topic, outcome.partition, outcome.offset, p.event["recorded_at"],
+                ))
+            else:
+                log.warning("%s: an event was not written: %s", call.agency, outcome.reason)
+                results[p.index] = _result(
+                    p.index, ItemResult.REJECTED, reason_code="NOT_RECORDED",
+                    reason="the event log could not be reached; submit the item again",
+                    event_id=p.event_id,
+                )
+        try:
+            inserted = await self.db.run(lambda conn: db.record_accepted(conn, rows))
+        except Exception as exc:
+            # Written to the log but not remembered: a resubmission publishes the same
+            # event ids again, which the fold ignores.
+            await self._unavailable(call, exc, n)
+        by_id = {p.event_id: p for p in to_publish}
+        for row in rows:
+            p = by_id[row.event_id]
+            outcome_code = ItemResult.ACCEPTED if row.event_id in inserted else \
+                ItemResult.DUPLICATE
+            results[p.index] = _result(
+                p.index, outcome_code, event_id=p.event_id,
+                recorded_at=timestamp(row.recorded_at),
+            )
+        final = [r for r in results if r is not None]
+        assert len(final) == n
+        counts = {
+            "accepted": sum(r.outcome == ItemResult.ACCEPTED for r in final),
+            "duplicates": sum(r.outcome == ItemResult.DUPLICATE for r in final),
+            "rejected": sum(r.outcome == ItemResult.REJECTED for r in final),
+        }
+        reasons = sorted({r.reason_code for r in final if r.reason_code})
+        call.done("OK", ",".join(reasons) or None, items=n, **counts)
+        return pb.SubmitBatchResponse(results=final)
+
+    @staticmethod
+    def _again(p: Prepared, digest: str, recorded_at: datetime | None) -> pb.ItemResult:
+        if digest != p.digest:
+            return _result(
+                p.index, ItemResult.REJECTED, reason_code="CONFLICT",
+                reason="this idempotency key was accepted before with other content",
+                event_id=p.event_id,
+            )
+        kwargs: dict[str, Any] = {"event_id": p.event_id}
+        if recorded_at is not None:
+            kwargs["recorded_at"] = timestamp(recorded_at)
+        return _result(p.index, ItemResult.DUPLICATE, **kwargs)
+
+    @staticmethod
+    async def _unavailable(call: Call, exc: BaseException, items: int) -> None:
+        log.warning("%s: database unavailable: %s", call.method, type(exc).__name__)
+        await call.refuse(
+            grpc.StatusCode.UNAVAILABLE,
+            "the hub's database is unavailable; submit the batch again (no second effect)",
+            detail=f"DB_UNAVAILABLE {type(exc).__name__}", items=items,
+        )
+
+    # ---------------------------------------------------------------- Subscribe
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        call = await self.gate.enter(context, authz.SUBSCRIBE)
+        assert call.rules is not None
+        rules = call.rules
+        wanted = set(request.types) if request.types else set(rules.feed)
+        unknown = {t for t in wanted if t not in EVENT_TYPES and t != "RetireeStatus"}
+        if unknown:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"unknown event types: {', '.join(sorted(unknown))}")
+        outside = wanted - rules.feed
+        if outside:
+            await call.refuse(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"role {call.role} does not receive {', '.join(sorted(outside))}",
+            )
+        topics = sorted({self.topics.for_type(t).name for t in wanted})
+        cursor_text = request.cursor
+        if not cursor_text:
+            try:
+                stored = await self.db.run(partial(db.load_cursor, agency=call.agency))
+                cursor_text = stored or ""
+            except Exception as exc:
+                await self._unavailable(call, exc, 0)
+        try:
+            start = decode_cursor(cursor_text, self.feed_topics) if cursor_text else {}
+        except CursorError as exc:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if self._streams.get(call.agency, 0) >= self.max_streams_per_agency:
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"agency {call.agency} has {self.max_streams_per_agency} subscriptions open "
+                "already",
+            )
+        self._streams[call.agency] = self._streams.get(call.agency, 0) + 1
+        delivered = 0
+        outcome = "OK"
+        try:
+            async for response in self._stream(call, rules, wanted, topics, start):
+                if response.HasField("event"):
+                    delivered += 1
+                yield response
+        except asyncio.CancelledError:
+            outcome = "CANCELLED"
+            raise
+        except (AioKafkaError, TopicMissing) as exc:
+            outcome = "UNAVAILABLE"
+            call.done(outcome, f"KAFKA {type(exc).__name__}", items=delivered)
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                "the event log is unavailable; subscribe again from your "
+                                "last cursor")
+        finally:
+            self._streams[call.agency] -= 1
+            call.done(outcome, f"delivered {delivered}", items=delivered)
+
+    async def _stream(
+        self,
+        call: Call,
+        rules: authz.RoleRules,
+        wanted: set[str],
+        topics: list[str],
+        start: dict[str, dict[int, int]],
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, client_id="lifecert-api-subscribe",
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=200,
+        )
+        await consumer.start()
+        try:
+            tps: list[TopicPartition] = []
+            for topic in topics:
+                parts = self.partitions.get(topic)
+                if not parts:
+                    raise TopicMissing(topic)
+                tps += [TopicPartition(topic, p) for p in parts]
+            consumer.assign(tps)
+            positions: dict[str, dict[int, int]] = {
+                t: dict(parts) for t, parts in start.items()
+            }
+            for tp in tps:
+                offset = start.get(tp.topic, {}).get(tp.partition)
+                if offset is None:
+                    await consumer.seek_to_beginning(tp)
+                    positions.setdefault(tp.topic, {})[tp.partition] = 0
+                else:
+                    consumer.seek(tp, offset)
+            checkpointed: str | None = None
+            idle_since = asyncio.get_running_loop().time()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                records = [r for rs in batch.values() for r in rs]
+                if records:
+                    events = []
+                    for record in records:
+                        event = self._decode(record.value, wanted)
+                        events.append((record, event))
+                    scope = rules.scope
+                    need = [e["retiree_id"] for _, e in events if e is not None]
+                    directory: dict[str, authz.Retiree] = {}
+                    if need and not scope.everyone:
+                        directory = await self.db.run(partial(db.directory, retiree_ids=need))
+                    for record, event in events:
+                        positions.setdefault(record.topic, {})[record.partition] = \
+                            record.offset + 1
+                        if event is None or not self._in_scope(call, scope, event, directory):
+                            continue
+                        yield pb.SubscribeResponse(
+                            event=self._partner_event(event), cursor=encode_cursor(positions)
+                        )
+                    continue
+                cursor = encode_cursor(positions)
+                now = asyncio.get_running_loop().time()
+                if cursor == checkpointed and now - idle_since < self.idle_checkpoint_seconds:
+                    continue
+                ends = await consumer.end_offsets(tps)
+                caught_up = True
+                for tp in tps:
+                    pos = await consumer.position(tp)
+                    positions.setdefault(tp.topic, {})[tp.partition] = pos
+                    caught_up = caught_up and pos >= ends[tp]
+                if caught_up:
+                    cursor = encode_cursor(positions)
+                    checkpointed, idle_since = cursor, now
+                    yield pb.SubscribeResponse(
+                        checkpoint=pb.Checkpoint(at=timestamp(datetime.now(UTC))),
+                        cursor=cursor,
+                    )
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    def _decode(value: bytes | None, wanted: set[str]) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            event = codec.decode(value)
+        except codec.CodecError:
+            return None
+        if event.get("type") not in wanted or not isinstance(event.get("retiree_id"), str):
+            return None
+        return event
+
+    @staticmethod
+    def _in_scope(
+        call: Call, scope: authz.Scope, event: dict[str, Any],
+        directory: dict[str, authz.Retiree],
+    ) -> bool:
+        if scope.everyone:
+            return True
+        retiree = directory.get(event["retiree_id"])
+        if retiree is None:
+            return False
+        try:
+            scope.check(call.role, call.agency, retiree)
+        except authz.Refusal:
+            return False
+        return True
+
+    @staticmethod
+    def _partner_event(event: dict[str, Any]) -> pb.PartnerEvent:
+        return pb.PartnerEvent(
+            type=event["type"],
+            event_id=event["event_id"],
+            retiree_id=event["retiree_id"],
+            recorded_at=timestamp(event["recorded_at"]),
+            interchange_json=json.dumps(interchange(event), ensure_ascii=False,
+                                        separators=(",", ":")),
+        )
+
+    # ---------------------------------------------------------------- Acknowledge
+
+    async def Acknowledge(
+        self, request: pb.AcknowledgeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AcknowledgeResponse:
+        call = await self.gate.enter(context, authz.ACKNOWLEDGE)
+        try:
+            decode_cursor(request.cursor, self.feed_topics)
+        except CursorError as exc:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        now = datetime.now(UTC)
+        try:
+            await self.db.run(lambda c: db.save_cursor(c, call.agency, request.cursor, now))
+        except Exception as exc:
+            await self._unavailable(call, exc, 0)
+        call.done("OK")
+        return pb.AcknowledgeResponse(acknowledged_at=timestamp(now))
+
+
+__all__ = ["Aborted", "PartnerExchange", "decode_cursor", "encode_cursor", "event_id_for"]

@@ -1,0 +1,301 @@
+"""The partner API server (``lifecert api serve``; also ``python -m lifecert.api.server``):
+an asyncio gRPC server over mutual TLS with PartnerExchange, StatusQuery,
+FaceVerification (when the face engine is installed), gRPC health checking and server
+reflection.
+
+On start it applies the database migrations, checks that the topics exist, starts the
+retiree-directory feed and listens; health turns SERVING once the directory has read the
+events topic to its end. SIGTERM or SIGINT: health NOT_SERVING, calls in flight get a
+grace period, the audit rows are written, then it exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from lifecert.api import protos
+from lifecert.api.config import ApiConfig, Limits
+from lifecert.api.db import AsyncReader, AuditWriter, Database
+from lifecert.api.directory import DirectoryFeed
+from lifecert.api.gate import Gate
+from lifecert.api.options import add_serve_arguments
+from lifecert.api.partner import PartnerExchange
+from lifecert.api.publisher import Publisher
+from lifecert.api.ratelimit import RateLimiter
+from lifecert.api.status import Lockout, StatusQuery
+from lifecert.pipeline import kafka
+from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
+
+log = logging.getLogger("lifecert.api")
+
+EXIT_FAILED = 1
+
+
+class ServerError(RuntimeError):
+    """The server cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Running:
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    services: list[str]
+    directory: DirectoryFeed
+    audit: AuditWriter
+    database: Database
+    publisher: Publisher
+    reader: AsyncReader
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for task in self.tasks:
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.directory.stop)
+        await loop.run_in_executor(None, self.audit.close)
+        await loop.run_in_executor(None, self.publisher.close)
+        self.database.close()
+        self.reader.close()
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ServerError(
+            f"cannot read the {what} {path}: {exc.strerror}; create the PKI with "
+            "`lifecert pki init`"
+        ) from None
+
+
+def credentials(config: ApiConfig) -> grpc.ServerCredentials:
+    """Mutual TLS: the server's certificate, and client certificates required and
+    verified against the lifecert CA."""
+    return grpc.ssl_server_credentials(
+        [(_read(config.pki.server_key, "server key"),
+          _read(config.pki.server_cert, "server certificate"))],
+        root_certificates=_read(config.pki.ca_cert, "CA certificate"),
+        require_client_auth=True,
+    )
+
+
+def _prepare_database(dsn: str) -> None:
+    import psycopg2
+
+    from lifecert.api.migrate import migrate
+    from projections.config import connect
+    from projections.migrate import MigrationError
+
+    try:
+        conn = connect(dsn)
+    except psycopg2.Error as exc:
+        raise ServerError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
+    try:
+        migrate(conn)
+    except (MigrationError, psycopg2.Error) as exc:
+        raise ServerError(f"PostgreSQL migrations: {str(exc).strip()}") from None
+    finally:
+        conn.close()
+
+
+def _partitions(bootstrap: str, topics: TopicLayout) -> dict[str, list[int]]:
+    """The partitions of every topic the server reads or writes (they must exist)."""
+    roles = [EVENTS, STATUS, *topics.output_roles]
+    try:
+        client = kafka.consumer(bootstrap)
+        try:
+            return {topics[r].name: kafka.partitions_of(client, topics[r].name) for r in roles}
+        finally:
+            client.close()
+    except (kafka.KafkaUnavailable, kafka.TopicProblem) as exc:
+        raise ServerError(str(exc)) from None
+
+
+def _face_servicer(config: ApiConfig, gate: Gate, database: Database,
+                   publisher: Publisher) -> Any | None:
+    if not config.face:
+        return None
+    try:
+        from lifecert.api.face import FaceService
+
+        return FaceService(gate, database, publisher, config, threshold=config.face_threshold)
+    except (ImportError, RuntimeError) as exc:  # no face engine, no dlib, no key
+        log.warning("FaceVerification is not served: %s", exc)
+        return None
+
+
+async def start(config: ApiConfig) -> Running:
+    """Start the server; returns once it listens (health may still be NOT_SERVING)."""
+    loop = asyncio.get_running_loop()
+    topics = layout(config.topic_prefix)
+    await loop.run_in_executor(None, _prepare_database, config.dsn)
+    partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)
+    creds = credentials(config)
+    limits = config.limits
+    database = Database(config.dsn, config.db_pool)
+    audit = AuditWriter(config.dsn)
+    try:
+        publisher = await loop.run_in_executor(
+            None, lambda: Publisher(config.bootstrap, topics, timeout=config.kafka_timeout)
+        )
+    except kafka.KafkaUnavailable as exc:
+        audit.close()
+        database.close()
+        raise ServerError(str(exc)) from None
+    directory = DirectoryFeed(config.dsn, config.bootstrap, topics)
+    directory.start()
+    gate = Gate(audit, RateLimiter(limits.rate_scale), config.second_factor_key)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limits.max_receive_bytes),
+            ("grpc.max_send_message_length", limits.max_send_bytes),
+            ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
+                              max_batch_items=limits.max_batch_items)
+    protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
+    reader = AsyncReader(config.dsn, size=4)
+    status = StatusQuery(
+        gate, reader, config.second_factor_key,
+        Lockout(limits.second_factor_attempts, limits.second_factor_lock_seconds),
+    )
+    protos.status_query_pb2_grpc.add_StatusQueryServicer_to_server(status, server)
+    services = list(protos.SERVICE_NAMES[:2])
+    face = _face_servicer(config, gate, database, publisher)
+    if face is not None:
+        log.info("FaceVerification served (model %s, threshold %.2f)", face.engine.model,
+                 face.engine.threshold)
+        protos.face_verification_pb2_grpc.add_FaceVerificationServicer_to_server(face, server)
+        services.append(protos.SERVICE_NAMES[2])
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ["", *services]:
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME],
+        server,
+    )
+    try:
+        port = server.add_secure_port(config.listen, creds)
+    except RuntimeError as exc:
+        port = 0
+        log.error("cannot listen on %s: %s", config.listen, exc)
+    if port == 0:
+        directory.stop()
+        audit.close()
+        publisher.close()
+        database.close()
+        raise ServerError(f"cannot listen on {config.listen} (address in use?)")
+    await server.start()
+    running = Running(server, port, health, services, directory, audit, database, publisher,
+                      reader)
+    running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
+    return running
+
+
+async def _serving_when_ready(running: Running) -> None:
+    loop = asyncio.get_running_loop()
+    while not await loop.run_in_executor(None, running.directory.caught_up.wait, 0.5):
+        pass
+    for name in ["", *running.services]:
+        await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving")
+
+
+async def serve(config: ApiConfig, ready_file: Path | None = None) -> int:
+    try:
+        running = await start(config)
+    except ServerError as exc:
+        print(f"lifecert api: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    host = config.listen.rpartition(":")[0] or "127.0.0.1"
+    print(f"lifecert api: listening on {host}:{running.port} (mutual TLS; CA "
+          f"{config.pki.ca_cert})", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    if ready_file is not None:
+        await _write_ready(running, ready_file)
+    await stop.wait()
+    print("lifecert api: stopping", file=sys.stderr, flush=True)
+    await running.stop()
+    return 0
+
+
+async def _write_ready(running: Running, path: Path) -> None:
+    """Write {"port", "pid"} to ``path`` once the server is SERVING (tests wait on it)."""
+    loop = asyncio.get_running_loop()
+    while not await loop.run_in_executor(None, running.directory.caught_up.wait, 0.5):
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"port": running.port, "pid": os.getpid()}))
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------------ command line
+
+
+def setup_logging(verbose: bool) -> None:
+    logger = logging.getLogger("lifecert.api")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lifecert api: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def config_from_args(args: argparse.Namespace) -> ApiConfig:
+    limits = replace(
+        Limits(), rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes
+    )
+    return ApiConfig.resolve(
+        listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,
+        topic_prefix=args.topic_prefix, limits=limits, face=not args.no_face,
+        face_threshold=args.face_threshold,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"lifecert api: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return asyncio.run(serve(config, args.ready_file))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lifecert.api.server",
+                                     description=__doc__.split("\n\n")[0])
+    add_serve_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Threshold study: false-accept and false-reject rates over the photos of
+:mod:`lifecert.face.photos`, and the liveness margins of still-photo presentations.
+
+Every photo is enrolled (as staff would enroll a card photo) and also turned into several
+camera-like probe frames (640x480 crop around the face, then JPEG quality 40, darker,
+brighter, blurred, half resolution, rotated 8 degrees). Each probe is compared with each
+reference through the engine's own pipeline (:meth:`FaceEngine.distance`):
+
+- *genuine, other photo*: reference and probe are different photos of the same person
+  (only Barack Obama has several independent photos here: 3 photos, 6 ordered pairs);
+- *genuine, same photo*: the probe is derived from the reference photo itself (optimistic:
+  it measures robustness to capture degradation, not to ageing, pose or another day);
+- *impostor*: reference and probe show different people (11 people).
+
+The six faces of the insightface group photo and its 112x112 crop are smaller than the
+engine's 100 px minimum, so the study runs with ``min_face_px=60``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from lifecert.face import photos, synth
+from lifecert.face.engine import FaceEngine, FaceRefused
+from lifecert.face.images import decode
+
+GROUP = "t1.jpg"
+_GROUP_BOXES = (  # the six faces of t1.jpg (dlib boxes, widened 2.4x)
+    (1118, 283, 109),
+    (67, 283, 109),
+    (724, 367, 109),
+    (450, 295, 108),
+    (870, 67, 130),
+    (275, 176, 90),
+)
+
+
+@dataclass(frozen=True)
+class Subject:
+    label: str
+    person: str
+    photo: str
+    crop: tuple[int, int, int, int] | None = None
+    upscale: float = 1.0
+    pad: int = 0  # grey border added around the (upscaled) image, pixels
+
+
+def subjects() -> list[Subject]:
+    out = [
+        Subject("obama", "Barack Obama", "obama.jpg"),
+        Subject("obama2", "Barack Obama", "obama2.jpg"),
+        Subject("obama3", "Barack Obama", "obama3.jpg"),
+        Subject("biden", "Joe Biden", "biden.jpg"),
+        # cropped above the mission patch, which HOG also takes for a face
+        Subject("astronaut", "Eileen Collins", "astronaut.png", (96, 0, 416, 320)),
+        Subject("grace_hopper", "Grace Hopper", "grace_hopper.jpg"),
+        # a tight 112x112 crop: upscaled, with a border so that the face is not at the edge
+        Subject("tom_hanks", "Tom Hanks", "Tom_Hanks_54745.png", None, 2.0, 100),
+    ]
+    for i, (left, top, size) in enumerate(_GROUP_BOXES):
+        cx, cy, half = left + size / 2, top + size / 2, 1.2 * size
+        box = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
+        out.append(Subject(f"group{i}", f"group photo person {i}", GROUP, box))
+    return out
+
+
+def subject_image(subject: Subject, folder: Path) -> Image.Image:
+    image = Image.open(folder / subject.photo).convert("RGB")
+    if subject.crop:
+        image = image.crop(subject.crop)
+    if subject.upscale != 1.0:
+        size = (round(image.width * subject.upscale), round(image.height * subject.upscale))
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    if subject.pad:
+        canvas = Image.new(
+            "RGB", (image.width + 2 * subject.pad, image.height + 2 * subject.pad), (120, 120, 120)
+        )
+        canvas.paste(image, (subject.pad, subject.pad))
+        image = canvas
+    return image
+
+
+def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    return synth.to_bytes(image, "JPEG", quality)
+
+
+def _rotate(image: Image.Image) -> Image.Image:
+    return image.rotate(8, resample=Image.Resampling.BILINEAR, fillcolor=(90, 90, 90))
+
+
+def _half(image: Image.Image) -> Image.Image:
+    small = image.resize((image.width // 2, image.height // 2), Image.Resampling.BILINEAR)
+    return small.resize(image.size, Image.Resampling.BILINEAR)
+
+
+VARIANTS: dict[str, Callable[[Image.Image], bytes]] = {
+    "plain": lambda im: _jpeg(im),
+    "jpeg40": lambda im: _jpeg(im, 40),
+    "dark": lambda im: _jpeg(ImageEnhance.Brightness(im).enhance(0.55)),
+    "bright": lambda im: _jpeg(ImageEnhance.Brightness(im).enhance(1.35)),
+    "blur": lambda im: _jpeg(im.filter(ImageFilter.GaussianBlur(1.5))),
+    "half": lambda im: _jpeg(_half(im)),
+    "rotated": lambda im: _jpeg(_rotate(im)),
+}
+
+
+def camera_frame(image: Image.Image) -> Image.Image:
+    """The image as a 640x480 frame (or the image itself, if smaller)."""
+    if image.width < 640 or image.height < 480:
+        return image
+    return synth.fit(_jpeg(image, 95))
+
+
+@dataclass
+class Study:
+    thresholds: list[float]
+    far: list[float]
+    frr_other: list[float]
+    frr_same: list[float]
+    genuine_other: list[float]
+    genuine_same: list[float]
+    impostor: list[float]
+    closest_impostors: list[tuple[float, str, str]]
+    refused: list[str]
+
+
+def run_study(thresholds: Iterable[float], folder: Path | None = None) -> Study:
+    folder = folder or photos.ensure_photos()
+    engine = FaceEngine(min_face_px=60)
+    subs = subjects()
+    refs: dict[str, bytes] = {}
+    refused: list[str] = []
+    for s in subs:
+        try:
+            refs[s.label] = engine.enroll(_jpeg(subject_image(s, folder), 95)).encoding
+        except FaceRefused as exc:
+            refused.append(f"enroll {s.label}: {exc}")
+    probes: dict[tuple[str, str], np.ndarray] = {}
+    for s in subs:
+        frame = camera_frame(subject_image(s, folder))
+        for name, make in VARIANTS.items():
+            data = make(frame)
+            try:
+                probes[(s.label, name)] = _probe_encoding(engine, data)
+            except FaceRefused as exc:
+                refused.append(f"probe {s.label}/{name}: {exc}")
+    person = {s.label: s.person for s in subs}
+    genuine_other: list[float] = []
+    genuine_same: list[float] = []
+    impostor: list[tuple[float, str, str]] = []
+    for ref_label, ref in refs.items():
+        ref_vec = np.frombuffer(ref, dtype="<f8")
+        for (label, variant), vec in probes.items():
+            d = float(np.linalg.norm(vec - ref_vec))
+            if label == ref_label:
+                genuine_same.append(d)
+            elif person[label] == person[ref_label]:
+                genuine_other.append(d)
+            else:
+                impostor.append((d, ref_label, f"{label}/{variant}"))
+    ts = list(thresholds)
+    imp = [d for d, _, _ in impostor]
+    return Study(
+        thresholds=ts,
+        far=[_rate(imp, t, below=True) for t in ts],
+        frr_other=[_rate(genuine_other, t, below=False) for t in ts],
+        frr_same=[_rate(genuine_same, t, below=False) for t in ts],
+        genuine_other=sorted(genuine_other),
+        genuine_same=sorted(genuine_same),
+        impostor=sorted(imp),
+        closest_impostors=sorted(impostor)[:5],
+        refused=refused,
+    )
+
+
+def _probe_encoding(engine: FaceEngine, data: bytes) -> np.ndarray:
+    # The same path as one verification frame: decode, detect, exactly one face, encode.
+    decoded = decode(data, max_width=engine.work_width)
+    face = engine._one_face(decoded, engine.detection_width, "the probe", "-")
+    return engine._encode(decoded.rgb, face.box, 1)
+
+
+def _rate(values: list[float], threshold: float, *, below: bool) -> float:
+    if not values:
+        return float("nan")
+    hits = sum(1 for v in values if (v <= threshold if below else v > threshold))
+    return hits / len(values)
+
+
+def liveness_margins(seed: int = 2017, sequences: int = 8) -> dict[str, object]:
+    """Still-photo presentations (each photo repeated, and waved/tilted at random) and
+    synthetic live sequences: the largest nose parallax and smallest blink ratio that the
+    still presentations reach, against the policy's thresholds."""
+    folder = photos.ensure_photos()
+    engine = FaceEngine()
+    rng = random.Random(seed)
+    still_turn: list[float] = []
+    still_blink: list[float] = []
+    live_turn: list[float] = []
+    live_blink: list[float] = []
+    passed_still = 0
+    total_still = 0
+    stretched = 0
+    live_passed = {"turn": 0, "blink": 0}
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "grace_hopper.jpg",
+                 "astronaut.png"):  # fmt: skip
+        frame = synth.fit((folder / name).read_bytes())
+        ref = engine.enroll(_jpeg(frame, 95))
+        runs = [synth.still(frame)]
+        for _ in range(sequences):
+            moves = [
+                (
+                    rng.uniform(-8, 8),
+                    rng.uniform(0.8, 1.05),
+                    rng.uniform(0.8, 1.05),
+                    rng.uniform(-20, 20),
+                    rng.uniform(-15, 15),
+                    rng.uniform(0.8, 1.2),
+                )
+                for _ in range(5)
+            ]
+            runs.append(synth.handheld(frame, moves))
+        for frames in runs:
+            v = engine.verify(ref, frames)
+            if "yaw_range" not in v.liveness:
+                continue
+            total_still += 1
+            passed_still += v.decision.value != "NOT_LIVE"
+            if max(v.liveness["anisotropy"]) <= engine.liveness_policy.max_anisotropy:
+                still_turn.append(v.liveness["yaw_range"])
+                still_blink.append(v.liveness["blink_ratio_min"] or 1.0)
+            else:
+                stretched += 1
+        turn = engine.verify(ref, synth.head_turn(frame))
+        live_turn.append(turn.liveness.get("yaw_range", 0.0))
+        live_passed["turn"] += turn.liveness.get("live", False)
+        blink = engine.verify(ref, synth.blink(frame))
+        live_blink.append(blink.liveness.get("blink_ratio_min") or 1.0)
+        live_passed["blink"] += blink.liveness.get("live", False)
+    return {
+        "still_sequences": total_still,
+        "still_passed_liveness": passed_still,
+        "still_refused_as_stretched": stretched,
+        "still_within_anisotropy_max_yaw_range": round(max(still_turn), 4),
+        "still_within_anisotropy_min_blink_ratio": round(min(still_blink), 4),
+        "synthetic_live_passed": live_passed,
+        "synthetic_turn_yaw_ranges": [round(x, 4) for x in live_turn],
+        "synthetic_blink_ratios": [round(x, 4) for x in live_blink],
+        "policy": engine.liveness_policy,
+    }
+
+
+def _fmt(rate: float) -> str:
+    return "n/a" if rate != rate else f"{100 * rate:.1f}%"
+
+
+def report(study: Study) -> str:
+    lines = [
+        f"comparisons: {len(study.genuine_other)} genuine (other photo), "
+        f"{len(study.genuine_same)} genuine (same photo), {len(study.impostor)} impostor",
+        "",
+        "| threshold | FAR (impostor accepted) | FRR other photo | FRR same photo |",
+        "|---|---|---|---|",
+    ]
+    for t, far, fo, fs in zip(
+        study.thresholds, study.far, study.frr_other, study.frr_same, strict=True
+    ):
+        lines.append(f"| {t:.2f} | {_fmt(far)} | {_fmt(fo)} | {_fmt(fs)} |")
+    lines += [
+        "",
+        f"genuine other-photo distances: min {min(study.genuine_other):.3f} "
+        f"max {max(study.genuine_other):.3f}",
+        f"genuine same-photo distances: min {min(study.genuine_same):.3f} "
+        f"max {max(study.genuine_same):.3f}",
+        f"impostor distances: min {min(study.impostor):.3f} "
+        f"median {float(np.median(study.impostor)):.3f}",
+        "closest impostors: "
+        + "; ".join(f"{d:.3f} {r} vs {p}" for d, r, p in study.closest_impostors),
+    ]
+    if study.refused:
+        lines.append("refused: " + "; ".join(study.refused))
+    return "\n".join(lines)

@@ -1,0 +1,361 @@
+"""Face verification for the FACE_APP and FACE_COUNTER channels (face_recognition / dlib).
+
+- :meth:`FaceEngine.enroll` turns a reference photo (the social-security card photo) into a
+  128-d encoding, computed with several jitters; it refuses a photo with no face, several
+  faces, a face cut off at the edge, or too little resolution.
+- :meth:`FaceEngine.verify` takes a short sequence of camera frames: it downscales each for
+  detection, requires exactly one face per frame, judges liveness from the landmarks over
+  the frames (see :mod:`lifecert.face.liveness`), and compares the encoding distance of the
+  best frame and of the frame that showed the blink or turn with the threshold.
+
+Images are decoded in memory and never stored; only encodings leave this module (seal them
+with :func:`lifecert.face.crypto.seal` before storing them).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from lifecert.face import _lib
+from lifecert.face.images import BadImage, Decoded, decode, downscale
+from lifecert.face.liveness import LivenessPolicy, assess
+
+# Chosen from the measured trade-off in docs/face.md (the library's own default is 0.6).
+DEFAULT_THRESHOLD = 0.5
+MODEL = "dlib_face_recognition_resnet_model_v1/shape_predictor_5_face_landmarks"
+ENCODING_DIMS = 128
+ENCODING_BYTES = ENCODING_DIMS * 8
+
+Box = tuple[int, int, int, int]  # (top, right, bottom, left), pixels, as face_recognition
+
+
+class FaceDecision(enum.Enum):
+    MATCH = "MATCH"
+    NO_MATCH = "NO_MATCH"
+    NO_FACE = "NO_FACE"
+    MULTIPLE_FACES = "MULTIPLE_FACES"
+    NOT_LIVE = "NOT_LIVE"
+    POOR_QUALITY = "POOR_QUALITY"
+
+
+class FaceRefused(ValueError):
+    """An image that cannot be used; ``decision`` and ``reason`` say why and what to do."""
+
+    def __init__(self, decision: FaceDecision, reason: str) -> None:
+        super().__init__(f"{decision.value}: {reason}")
+        self.decision = decision
+        self.reason = reason
+
+
+class EnrollmentRefused(FaceRefused):
+    """The reference photo is refused (NO_FACE, MULTIPLE_FACES or POOR_QUALITY)."""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A reference encoding: 128 float64, little-endian (``numpy.tobytes``)."""
+
+    encoding: bytes
+    model: str
+    jitters: int
+    face_box: Box  # (top, right, bottom, left) in the original photo's pixels
+    image_size: tuple[int, int]  # (width, height) of the original photo
+
+    def vector(self) -> np.ndarray:
+        return encoding_vector(self.encoding)
+
+
+@dataclass(frozen=True)
+class Verification:
+    decision: FaceDecision
+    distance: float | None
+    threshold: float
+    model: str
+    frames: int
+    frame_size: tuple[int, int]  # (width, height) of the frames as sent
+    liveness: dict[str, Any]
+    reason: str
+
+    @property
+    def matched(self) -> bool:
+        return self.decision is FaceDecision.MATCH
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-ready record of the decision (no image data), for the audit trail."""
+        record = asdict(self)
+        record["decision"] = self.decision.value
+        record["frame_size"] = list(self.frame_size)
+        return record
+
+
+def encoding_vector(encoding: bytes) -> np.ndarray:
+    if len(encoding) != ENCODING_BYTES:
+        raise ValueError(
+            f"a face encoding is {ENCODING_BYTES} bytes (128 float64), got {len(encoding)}"
+        )
+    vector = np.frombuffer(encoding, dtype="<f8")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("the face encoding contains non-finite values")
+    return vector
+
+
+def encoding_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f8").reshape(ENCODING_DIMS).tobytes()
+
+
+@dataclass
+class _Face:
+    box: Box  # in working pixels
+    score: float
+    landmarks: np.ndarray | None = field(default=None)
+
+
+class FaceEngine:
+    """Enrollment and verification with one configuration.
+
+    ``threshold``: largest encoding distance that still matches. ``detection_width``: frames
+    are downscaled to this width for face detection (HOG, no upsampling), so a frame's face
+    must be at least about 80/detection_width of its width. ``min_face_px``: smallest face
+    box width, in the original image's pixels, for enrollment and verification.
+    ``jitters``: re-samplings averaged into the reference encoding.
+    """
+
+    def __init__(
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        *,
+        detection_width: int = 320,
+        min_face_px: int = 100,
+        jitters: int = 10,
+        work_width: int = 640,
+        enrollment_width: int = 1024,
+        max_frames: int = 12,
+        liveness: LivenessPolicy | None = None,
+    ) -> None:
+        if not 0.0 < threshold < 2.0:
+            raise ValueError(f"threshold must be between 0 and 2 (a distance), got {threshold}")
+        if detection_width < 80 or work_width < detection_width:
+            raise ValueError("need 80 <= detection_width <= work_width")
+        if jitters < 1 or min_face_px < 1 or max_frames < 1:
+            raise ValueError("jitters, min_face_px and max_frames must be positive")
+        self._fr: ModuleType = _lib.load()
+        import dlib  # after _lib.load() checked it
+
+        self._dlib = dlib
+        self.threshold = float(threshold)
+        self.detection_width = detection_width
+        self.min_face_px = min_face_px
+        self.jitters = jitters
+        self.work_width = work_width
+        self.enrollment_width = enrollment_width
+        self.max_frames = max_frames
+        self.liveness_policy = liveness or LivenessPolicy()
+        self.model = MODEL
+
+    # ----------------------------------------------------------------- detection
+    def _detect(self, rgb: np.ndarray, width: int, upsample: int) -> list[_Face]:
+        small, scale = downscale(rgb, width)
+        rects, scores, _ = self._fr.api.face_detector.run(small, upsample, 0.0)
+        faces = []
+        for rect, score in zip(rects, scores, strict=True):
+            faces.append(
+                _Face(
+                    box=(
+                        round(rect.top() / scale),
+                        round(rect.right() / scale),
+                        round(rect.bottom() / scale),
+                        round(rect.left() / scale),
+                    ),
+                    score=float(score),
+                )
+            )
+        faces.sort(key=lambda f: f.box[1] - f.box[3], reverse=True)
+        return faces
+
+    def _one_face(
+        self, image: Decoded, width: int, what: str, fix: str, upsample: int = 0
+    ) -> _Face:
+        """The single usable face of ``image`` or :class:`FaceRefused`."""
+        faces = self._detect(image.rgb, width, upsample)
+        if not faces and upsample == 0:
+            # Look again for smaller faces, to tell "too small" from "none".
+            faces = self._detect(image.rgb, width, 1)
+        if not faces:
+            raise FaceRefused(FaceDecision.NO_FACE, f"no face found in {what}: {fix}")
+        if len(faces) > 1:
+            raise FaceRefused(
+                FaceDecision.MULTIPLE_FACES,
+                f"{len(faces)} faces found in {what}: exactly one person may be in the picture",
+            )
+        face = faces[0]
+        top, right, bottom, left = face.box
+        height, width_px = image.rgb.shape[:2]
+        face_px = round((right - left) / image.scale)
+        if face_px < self.min_face_px:
+            raise FaceRefused(
+                FaceDecision.POOR_QUALITY,
+                f"the face in {what} is {face_px} px wide, below the {self.min_face_px} px "
+                "minimum: use a higher resolution or move closer to the camera",
+            )
+        margin = 1
+        if top < -margin or left < -margin or bottom > height + margin or right > width_px + margin:
+            raise FaceRefused(
+                FaceDecision.POOR_QUALITY,
+                f"the face in {what} is cut off at the image edge: centre the whole face",
+            )
+        return face
+
+    def _clip(self, box: Box, rgb: np.ndarray) -> Box:
+        height, width = rgb.shape[:2]
+        top, right, bottom, left = box
+        return (max(top, 0), min(right, width - 1), min(bottom, height - 1), max(left, 0))
+
+    def _encode(self, rgb: np.ndarray, box: Box, jitters: int) -> np.ndarray:
+        found = self._fr.face_encodings(
+            rgb, known_face_locations=[self._clip(box, rgb)], num_jitters=jitters, model="small"
+        )
+        return np.asarray(found[0], dtype=np.float64)
+
+    def _landmarks(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        top, right, bottom, left = box
+        shape = self._fr.api.pose_predictor_68_point(
+            rgb, self._dlib.rectangle(left, top, right, bottom)
+        )
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+    # ---------------------------------------------------------------- enrollment
+    def enroll(self, image: bytes) -> Enrollment:
+        """The reference encoding of the one face in ``image`` (JPEG or PNG bytes)."""
+        try:
+            decoded = decode(image, max_width=self.enrollment_width)
+        except BadImage as exc:
+            raise EnrollmentRefused(FaceDecision.POOR_QUALITY, str(exc)) from exc
+        try:
+            face = self._one_face(
+                decoded,
+                min(640, self.enrollment_width),
+                "the reference photo",
+                "use a frontal photo of the retiree's face, well lit, not a document scan "
+                "of poor quality",
+                upsample=1,  # one photo: also look for small faces in the background
+            )
+        except FaceRefused as refused:
+            raise EnrollmentRefused(refused.decision, refused.reason) from None
+        vector = self._encode(decoded.rgb, face.box, self.jitters)
+        top, right, bottom, left = (round(v / decoded.scale) for v in face.box)
+        return Enrollment(
+            encoding=encoding_bytes(vector),
+            model=self.model,
+            jitters=self.jitters,
+            face_box=(top, right, bottom, left),
+            image_size=decoded.size,
+        )
+
+    def _reference(self, reference: Enrollment | bytes) -> np.ndarray:
+        if isinstance(reference, Enrollment):
+            if reference.model != self.model:
+                raise ValueError(
+                    f"the reference was enrolled with model {reference.model!r}, this engine "
+                    f"uses {self.model!r}: enroll the retiree again"
+                )
+            return reference.vector()
+        return encoding_vector(bytes(reference))
+
+    def distance(self, reference: Enrollment | bytes, image: bytes) -> float:
+        """Encoding distance between the reference and the one face of a single image,
+        without liveness (for calibration and diagnostics; never a certification).
+        Raises :class:`FaceRefused` when the image has no usable face."""
+        ref = self._reference(reference)
+        try:
+            decoded = decode(image, max_width=self.work_width)
+        except BadImage as exc:
+            raise FaceRefused(FaceDecision.POOR_QUALITY, str(exc)) from exc
+        face = self._one_face(decoded, self.detection_width, "the image", "show one face")
+        return float(np.linalg.norm(self._encode(decoded.rgb, face.box, 1) - ref))
+
+    # -------------------------------------------------------------- verification
+    def verify(self, reference: Enrollment | bytes, frames: Sequence[bytes]) -> Verification:
+        """Verify that ``frames`` (JPEG/PNG bytes of one short capture, e.g. five frames)
+        show the enrolled person, alive. A ``bytes`` reference is a raw encoding."""
+        ref = self._reference(reference)
+        if isinstance(frames, bytes | bytearray):
+            raise TypeError("frames is a sequence of images, not one image")
+        if not frames:
+            raise ValueError("no frames: send a short sequence of camera frames")
+        if len(frames) > self.max_frames:
+            raise ValueError(f"{len(frames)} frames, at most {self.max_frames} are accepted")
+        count = len(frames)
+        frame_size = (0, 0)
+        evidence: dict[str, Any] = {"frames": count}
+
+        def refuse(
+            decision: FaceDecision, reason: str, distance: float | None = None
+        ) -> Verification:
+            return Verification(
+                decision, distance, self.threshold, self.model, count, frame_size, evidence, reason
+            )
+
+        decoded: list[Decoded] = []
+        for i, data in enumerate(frames):
+            try:
+                decoded.append(decode(data, max_width=self.work_width))
+            except BadImage as exc:
+                return refuse(FaceDecision.POOR_QUALITY, f"frame {i}: {exc}")
+            if i == 0:
+                frame_size = decoded[0].size
+            elif decoded[i].size != frame_size:
+                return refuse(
+                    FaceDecision.POOR_QUALITY,
+                    f"frame {i} is {decoded[i].size[0]}x{decoded[i].size[1]}, frame 0 is "
+                    f"{frame_size[0]}x{frame_size[1]}: send frames of one capture",
+                )
+        faces: list[_Face] = []
+        for i, image in enumerate(decoded):
+            try:
+                face = self._one_face(
+                    image,
+                    self.detection_width,
+                    f"frame {i}",
+                    "face the camera, closer and in better light, so that the face fills "
+                    f"at least {100 * 80 // self.detection_width}% of the frame's width",
+                )
+            except FaceRefused as refused:
+                return refuse(refused.decision, refused.reason)
+            face.landmarks = self._landmarks(image.rgb, face.box)
+            faces.append(face)
+        evidence["face_px"] = [round((f.box[1] - f.box[3]) / decoded[0].scale) for f in faces]
+        landmarks = np.stack([f.landmarks for f in faces if f.landmarks is not None])
+        live = assess(landmarks, [f.box for f in faces], self.liveness_policy)
+        evidence.update(live.evidence)
+        evidence["live"] = live.live
+
+        best = live.best_frame
+        d_best = float(np.linalg.norm(self._encode(decoded[best].rgb, faces[best].box, 1) - ref))
+        distances = {best: d_best}
+        if live.live and live.event_frame is not None and live.event_frame != best:
+            event = live.event_frame
+            distances[event] = float(
+                np.linalg.norm(self._encode(decoded[event].rgb, faces[event].box, 1) - ref)
+            )
+        evidence["distances"] = {str(k): round(v, 4) for k, v in sorted(distances.items())}
+        distance = max(distances.values())
+        if not live.live:
+            return refuse(FaceDecision.NOT_LIVE, live.reason, distance)
+        if distance <= self.threshold:
+            return refuse(
+                FaceDecision.MATCH,
+                f"{live.reason}; distance {distance:.3f} <= threshold {self.threshold:.3f}",
+                distance,
+            )
+        return refuse(
+            FaceDecision.NO_MATCH,
+            f"{live.reason}; distance {distance:.3f} > threshold {self.threshold:.3f}: not the "
+            "enrolled person (or a very different photo): certify at a counter instead",
+            distance,
+        )

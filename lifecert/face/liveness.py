@@ -1,0 +1,242 @@
+"""Liveness from the 68-point landmarks of a short frame sequence.
+
+A live person blinks or turns the head; a photo held up to the camera does neither, however
+it is moved. Both signals are measured after an *affine normalisation*: each frame's rigid
+anchor points (eye corners, mouth corners, chin) are mapped onto those of the first frame by
+a least-squares affine transform, and the eyelids and nose tip are measured in that common
+frame. Moving, rotating, scaling, or tilting a flat photo is (close to) an affine transform
+of its image, so it is normalised away; closing the eyelids (which moves them relative to the
+eye corners) and turning the head (which moves the protruding nose tip relative to the flat
+anchors: parallax) are not.
+
+- Eye aspect ratio (EAR, Soukupová and Čech 2016): for eye points p1..p6,
+  (|p2-p6| + |p3-p5|) / (2 |p1-p4|). About 0.25-0.35 open, under 0.15 closed.
+- Blink: in some frame both eyes' normalised EAR falls to at most ``blink_ratio`` times the
+  most open frame's, and the most open frame has EAR >= ``open_ear``.
+- Head turn: the nose tip's horizontal offset from the eyes' midpoint, in units of the
+  outer-eye-corner distance, spans at least ``turn_range`` over the frames.
+- The affine fits must be close to similarity transforms (anisotropy at most
+  ``max_anisotropy``): a head turned by 30 degrees narrows the face by cos 30 = 0.87, a
+  flat picture tilted further stretches it more, and the landmark model's eyelid and nose
+  points then drift enough to mimic a blink or a turn.
+- The face must be tracked continuously: between consecutive frames its box may move by at
+  most ``max_jump`` box widths and change size by at most ``max_resize`` times.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# 68-point indices (iBUG 300-W markup, as dlib's shape_predictor_68_face_landmarks).
+LEFT_EYE = (36, 37, 38, 39, 40, 41)  # the subject's right eye, on the image's left
+RIGHT_EYE = (42, 43, 44, 45, 46, 47)
+NOSE_TIP = 30
+ANCHORS = (36, 39, 42, 45, 48, 54, 8)  # eye corners, mouth corners, chin
+
+
+@dataclass(frozen=True)
+class LivenessPolicy:
+    min_frames: int = 3
+    open_ear: float = 0.18
+    blink_ratio: float = 0.65
+    turn_range: float = 0.09
+    max_jump: float = 0.5
+    max_resize: float = 1.5
+    max_anisotropy: float = 1.15
+
+
+@dataclass(frozen=True)
+class LivenessResult:
+    live: bool
+    reason: str
+    best_frame: int  # the frame with the most open eyes, most frontal: the one to match
+    event_frame: int | None  # the frame showing the blink or the turn (also matched)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def eye_aspect_ratio(eye: np.ndarray) -> float:
+    p1, p2, p3, p4, p5, p6 = eye
+    width = float(np.linalg.norm(p1 - p4))
+    if width == 0.0:
+        return 0.0
+    return float((np.linalg.norm(p2 - p6) + np.linalg.norm(p3 - p5)) / (2.0 * width))
+
+
+def _similarity_reference(points: np.ndarray) -> np.ndarray:
+    """``points`` moved so the outer eye corners sit at (0, 0) and (1, 0)."""
+    a, b = points[36], points[45]
+    d = b - a
+    scale = float(np.hypot(*d)) or 1.0
+    cos, sin = d / scale
+    rot = np.array([[cos, sin], [-sin, cos]])
+    return ((points - a) @ rot.T) / scale
+
+
+def _affine_to(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """3x2 least-squares affine matrix M with [src, 1] @ M ~ dst."""
+    ones = np.ones((src.shape[0], 1))
+    matrix, *_ = np.linalg.lstsq(np.hstack([src, ones]), dst, rcond=None)
+    return matrix
+
+
+def normalise(landmarks: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
+    """All frames' landmarks mapped into the first frame's eye-corner coordinates by an
+    affine fit on the rigid anchors; each frame's fit residual (anchor RMS error); and each
+    fit's anisotropy (ratio of the singular values of its linear part: 1 for a mere move,
+    turn or zoom, more when the face is stretched one way, as a tilted flat picture is)."""
+    reference = _similarity_reference(landmarks[0])
+    anchors = list(ANCHORS)
+    out = np.empty_like(landmarks, dtype=float)
+    residuals: list[float] = []
+    anisotropy: list[float] = []
+    for i, points in enumerate(landmarks):
+        matrix = _affine_to(points[anchors].astype(float), reference[anchors])
+        mapped = np.hstack([points.astype(float), np.ones((68, 1))]) @ matrix
+        out[i] = mapped
+        residuals.append(float(np.sqrt(np.mean((mapped[anchors] - reference[anchors]) ** 2))))
+        singular = np.linalg.svd(matrix[:2, :2], compute_uv=False)
+        anisotropy.append(float(singular[0] / max(singular[1], 1e-9)))
+    return out, residuals, anisotropy
+
+
+def _r(values: Sequence[float]) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+def assess(
+    landmarks: np.ndarray,
+    boxes: Sequence[tuple[int, int, int, int]],
+    policy: LivenessPolicy = LivenessPolicy(),
+) -> LivenessResult:
+    """Judge liveness from ``landmarks`` (frames x 68 x 2, any pixel scale) and the face
+    boxes (top, right, bottom, left) of the same frames."""
+    n = int(landmarks.shape[0])
+    raw_ear = [
+        (eye_aspect_ratio(f[list(LEFT_EYE)]) + eye_aspect_ratio(f[list(RIGHT_EYE)])) / 2
+        for f in landmarks
+    ]
+    evidence: dict[str, Any] = {
+        "method": "affine-normalised eye aspect ratio (blink) and nose-tip parallax (head turn)",
+        "frames": n,
+        "ear_raw": _r(raw_ear),
+    }
+    if n < policy.min_frames:
+        return LivenessResult(
+            False,
+            f"liveness needs at least {policy.min_frames} frames of one capture, got {n}",
+            0,
+            None,
+            evidence,
+        )
+
+    # Track continuity: the same face throughout, no splice.
+    jumps: list[float] = []
+    resizes: list[float] = []
+    for (t0, r0, b0, l0), (t1, r1, b1, l1) in itertools.pairwise(boxes):
+        w0, w1 = max(1, r0 - l0), max(1, r1 - l1)
+        c0 = np.array([(l0 + r0) / 2, (t0 + b0) / 2])
+        c1 = np.array([(l1 + r1) / 2, (t1 + b1) / 2])
+        jumps.append(float(np.linalg.norm(c1 - c0)) / w0)
+        resizes.append(max(w0, w1) / min(w0, w1))
+    continuous = all(j <= policy.max_jump for j in jumps) and all(
+        s <= policy.max_resize for s in resizes
+    )
+    evidence["track_jumps"] = _r(jumps)
+    evidence["track_continuous"] = continuous
+
+    norm, residuals, anisotropy = normalise(landmarks)
+    left = [eye_aspect_ratio(f[list(LEFT_EYE)]) for f in norm]
+    right = [eye_aspect_ratio(f[list(RIGHT_EYE)]) for f in norm]
+    ear = [(a + b) / 2 for a, b in zip(left, right, strict=True)]
+    eye_mid_x = [(f[36, 0] + f[39, 0] + f[42, 0] + f[45, 0]) / 4 for f in norm]
+    yaw = [float(f[NOSE_TIP, 0] - m) for f, m in zip(norm, eye_mid_x, strict=True)]
+    evidence.update(
+        {
+            "ear_left": _r(left),
+            "ear_right": _r(right),
+            "ear": _r(ear),
+            "yaw_offset": _r(yaw),
+            "affine_residual": _r(residuals),
+            "anisotropy": _r(anisotropy),
+        }
+    )
+
+    open_i = int(np.argmax(ear))
+    open_ear = ear[open_i]
+    blink_i: int | None = None
+    ratios: list[float] = []
+    if open_ear >= policy.open_ear:
+        for i in range(n):
+            lr = left[i] / max(left[open_i], 1e-9)
+            rr = right[i] / max(right[open_i], 1e-9)
+            ratios.append(max(lr, rr))
+        closest = int(np.argmin(ratios))
+        if ratios[closest] <= policy.blink_ratio:
+            blink_i = closest
+    yaw_range = max(yaw) - min(yaw)
+    median_yaw = float(np.median(yaw))
+    turn_i = int(np.argmax([abs(y - median_yaw) for y in yaw]))
+    turned = yaw_range >= policy.turn_range
+    evidence.update(
+        {
+            "blink_ratio_min": round(min(ratios), 4) if ratios else None,
+            "blink_detected": blink_i is not None,
+            "blink_frame": blink_i,
+            "yaw_range": round(yaw_range, 4),
+            "head_turn_detected": turned,
+            "thresholds": {
+                "open_ear": policy.open_ear,
+                "blink_ratio": policy.blink_ratio,
+                "turn_range": policy.turn_range,
+                "max_jump": policy.max_jump,
+                "max_resize": policy.max_resize,
+                "max_anisotropy": policy.max_anisotropy,
+            },
+        }
+    )
+    # Best frame to match: eyes open (>= 90% of the most open) and most frontal.
+    candidates = [i for i in range(n) if ear[i] >= 0.9 * open_ear] or [open_i]
+    best = min(candidates, key=lambda i: abs(yaw[i] - median_yaw))
+    evidence["best_frame"] = best
+
+    if not continuous:
+        return LivenessResult(
+            False,
+            "the face jumps or changes size between frames: send consecutive frames of one "
+            "continuous capture",
+            best,
+            None,
+            evidence,
+        )
+    if max(anisotropy) > policy.max_anisotropy:
+        return LivenessResult(
+            False,
+            f"the face is stretched between frames (anisotropy {max(anisotropy):.2f} > "
+            f"{policy.max_anisotropy}) the way a tilted flat picture is: hold the camera "
+            "steady, facing it",
+            best,
+            None,
+            evidence,
+        )
+    if blink_i is not None:
+        return LivenessResult(True, f"blink seen in frame {blink_i}", best, blink_i, evidence)
+    if turned:
+        return LivenessResult(
+            True, f"head turn seen (nose parallax {yaw_range:.3f})", best, turn_i, evidence
+        )
+    if open_ear < policy.open_ear:
+        reason = (
+            f"eyes never open enough (EAR {open_ear:.2f} < {policy.open_ear}): look at the "
+            "camera with open eyes, then blink"
+        )
+    else:
+        reason = (
+            "no blink and no head turn across the frames (a still picture?): blink once or "
+            "turn the head slightly while the frames are taken"
+        )
+    return LivenessResult(False, reason, best, None, evidence)

@@ -1,0 +1,193 @@
+"""Synthetic frame sequences made from one real photo, for tests and the benchmark.
+
+These are honest stand-ins, not recordings:
+
+- :func:`still` repeats the photo (a photo held still in front of the camera);
+- :func:`handheld` moves, rotates, scales and tilts the whole photo from frame to frame
+  (a printed photo waved in front of the camera): it must fail liveness;
+- :func:`blink` paints the eyes shut in the middle frames (skin colour from below the eye
+  over the eye opening, a dark lash line along the lower lid): the landmark model then sees
+  closed eyelids, so it shows that the pipeline reacts to an eyelid closure, not that a
+  real blink in a real video is detected at any measured rate;
+- :func:`head_turn` warps the face sideways by a crude depth model (a cylinder and a nose
+  ridge), the 2-D parallax a head turn produces (the nose moves more than the eye and
+  mouth corners); it is not a 3-D render of a turned head.
+
+Landmarks come from dlib's 68-point model on the photo itself.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from lifecert.face import _lib
+
+
+def _landmarks(rgb: np.ndarray) -> np.ndarray:
+    fr = _lib.load()
+    import dlib
+
+    rects = fr.api.face_detector(rgb, 1)
+    if not rects:
+        raise ValueError("no face in the photo to synthesise from")
+    rect = max(rects, key=lambda r: r.width())
+    shape = fr.api.pose_predictor_68_point(rgb, dlib.rectangle(rect))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
+def to_bytes(image: Image.Image, fmt: str = "JPEG", quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(out, "JPEG", quality=quality)
+    else:
+        image.save(out, fmt)
+    return out.getvalue()
+
+
+def fit(photo: bytes, width: int = 640, height: int = 480) -> Image.Image:
+    """The photo as a camera frame of ``width`` x ``height``: scaled to cover the frame
+    and centre-cropped around the face."""
+    image = Image.open(io.BytesIO(photo)).convert("RGB")
+    scale = max(width / image.width, height / image.height)
+    image = image.resize((round(image.width * scale), round(image.height * scale)))
+    points = _landmarks(np.asarray(image))
+    cx, cy = points[:, 0].mean(), points[:, 1].mean()
+    left = int(min(max(cx - width / 2, 0), image.width - width))
+    top = int(min(max(cy - height / 2, 0), image.height - height))
+    return image.crop((left, top, left + width, top + height))
+
+
+def still(frame: Image.Image, count: int = 5) -> list[bytes]:
+    data = to_bytes(frame)
+    return [data] * count
+
+
+def _affine(image: Image.Image, angle: float, scale_x: float, scale_y: float,
+            dx: float, dy: float) -> Image.Image:  # fmt: skip
+    """The photo rotated/scaled (anisotropically: a tilted sheet) about its centre."""
+    w, h = image.size
+    cx, cy = w / 2, h / 2
+    a = math.radians(angle)
+    # forward: p' = R S (p - c) + c + d; PIL wants the inverse mapping.
+    m = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) @ np.diag(
+        [scale_x, scale_y]
+    )
+    inv = np.linalg.inv(m)
+    offset = np.array([cx, cy]) - inv @ np.array([cx + dx, cy + dy])
+    coeffs = (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1])
+    return image.transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR,
+                           fillcolor=(90, 90, 90))  # fmt: skip
+
+
+# (angle degrees, scale x, scale y, shift x, shift y, brightness)
+HANDHELD_MOVES: tuple[tuple[float, float, float, float, float, float], ...] = (
+    (0.0, 1.0, 1.0, 0, 0, 1.0),
+    (4.0, 0.97, 1.0, 12, -6, 0.95),
+    (-3.0, 1.0, 0.82, -10, 8, 1.05),  # sheet tilted backwards: vertical squeeze
+    (2.0, 0.85, 1.0, 6, 4, 1.0),  # sheet turned about its vertical axis
+    (-5.0, 1.05, 1.05, -14, -8, 0.9),
+)
+
+
+def handheld(
+    frame: Image.Image, moves: Sequence[tuple[float, ...]] = HANDHELD_MOVES
+) -> list[bytes]:
+    out = []
+    for angle, sx, sy, dx, dy, light in moves:
+        moved = _affine(frame, angle, sx, sy, dx, dy)
+        moved = Image.fromarray(np.clip(np.asarray(moved) * light, 0, 255).astype(np.uint8))
+        out.append(to_bytes(moved))
+    return out
+
+
+def _lid_line(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    order = np.argsort(points[:, 0])
+    return np.interp(xs, points[order, 0], points[order, 1])
+
+
+def close_eyes(frame: Image.Image, closure: float = 1.0, lid: float = 0.3) -> Image.Image:
+    """The frame with both eyelids pulled down: in each column of an eye, the upper lid
+    (with its lashes) is moved down to the lower lid and the lid skin above it is stretched
+    to follow, as the upper lid does in a blink; the eye opening disappears."""
+    rgb = np.asarray(frame)
+    out = rgb.copy()
+    points = _landmarks(rgb)
+    height = rgb.shape[0]
+    for eye in (points[36:42], points[42:48]):
+        width = float(np.linalg.norm(eye[0] - eye[3]))
+        xs = np.arange(int(eye[:, 0].min()), int(np.ceil(eye[:, 0].max())) + 1)
+        upper = _lid_line(eye[[0, 1, 2, 3]], xs) - 0.04 * width  # just above the lashes
+        lower = _lid_line(eye[[0, 5, 4, 3]], xs)
+        target = upper + closure * (lower - upper)  # where the upper lid ends up
+        top = upper - lid * width  # lid skin up to below the brow, stretched
+        for j, x in enumerate(xs):
+            if x < 0 or x >= rgb.shape[1] or target[j] - upper[j] < 0.5:
+                continue
+            y0 = max(0, int(np.floor(top[j])))
+            y1 = min(height - 1, int(np.ceil(lower[j] + 0.02 * width)))
+            ys = np.arange(y0, y1 + 1, dtype=np.float64)
+            src = np.where(
+                ys <= target[j],
+                top[j] + (ys - top[j]) * (upper[j] - top[j]) / (target[j] - top[j]),
+                upper[j] + 0.04 * width,  # the lash line fills the rest of the opening
+            )
+            src = np.clip(np.rint(src), 0, height - 1).astype(int)
+            out[y0 : y1 + 1, x] = rgb[src, x]
+    return Image.fromarray(out)
+
+
+def blink(frame: Image.Image, count: int = 5, closed: Sequence[int] = (2,)) -> list[bytes]:
+    shut = to_bytes(close_eyes(frame))
+    opened = to_bytes(frame)
+    return [shut if i in closed else opened for i in range(count)]
+
+
+def _sample_rows(rgb: np.ndarray, src_x: np.ndarray) -> np.ndarray:
+    """Bilinear sampling of ``rgb`` at (src_x, row) for every pixel."""
+    h, w = rgb.shape[:2]
+    x = np.clip(src_x, 0, w - 1.001)
+    x0 = np.floor(x).astype(int)
+    frac = (x - x0)[..., None]
+    rows = np.arange(h)[:, None]
+    out = rgb[rows, x0] * (1 - frac) + rgb[rows, x0 + 1] * frac
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def turn_head(frame: Image.Image, degrees: float, nose_height: float = 0.5) -> Image.Image:
+    """The frame with the head turned about a vertical axis by roughly ``degrees``, from a
+    crude depth model: the head as a vertical cylinder (radius one outer-eye-corner
+    distance) plus a nose ridge standing ``nose_height`` of that distance proud of the face.
+    Each pixel moves sideways by depth x sin(angle): the nose moves more than the eyes and
+    mouth."""
+    rgb = np.asarray(frame).astype(np.float64)
+    points = _landmarks(np.asarray(frame))
+    iod = float(np.linalg.norm(points[45] - points[36]))
+    cx = float(points[[36, 45, 48, 54], 0].mean())
+    top, bottom = float(points[27, 1]), float(points[33, 1])
+    ridge_x = np.interp  # the nose ridge: bridge (27) to tip (30) to base (33)
+    h, w = rgb.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    radius = iod
+    cylinder = np.sqrt(np.clip(1 - ((xs - cx) / radius) ** 2, 0, 1)) * radius
+    face_rows = np.exp(-(((ys - (top + bottom) / 2) / (1.2 * iod)) ** 2))
+    nose_line = ridge_x(ys, points[[27, 30, 33], 1], points[[27, 30, 33], 0])
+    along = np.clip((ys - top) / max(1.0, bottom - top), 0, 1)
+    below = np.exp(-((np.clip(ys - bottom, 0, None) / (0.12 * iod)) ** 2))
+    above = np.exp(-((np.clip(top - ys, 0, None) / (0.12 * iod)) ** 2))
+    width = 0.22 * iod
+    nose = nose_height * iod * along * below * above
+    nose = nose * np.exp(-(((xs - nose_line) / width) ** 2))
+    depth = (cylinder - radius * 0.6).clip(0) * face_rows + nose
+    shift = depth * np.sin(np.radians(degrees))
+    return Image.fromarray(_sample_rows(rgb, xs - shift))
+
+
+def head_turn(
+    frame: Image.Image, degrees: Sequence[float] = (0.0, 10.0, 20.0, 10.0, 0.0)
+) -> list[bytes]:
+    return [to_bytes(turn_head(frame, d) if d else frame) for d in degrees]

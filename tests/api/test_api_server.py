@@ -1,0 +1,415 @@
+"""The partner API end to end: the real server process (``python -m lifecert.api.server``)
+over mutual TLS on loopback, against the real Kafka broker and PostgreSQL of the stack
+fixture, in a sandbox of its own (PKI, database, topic prefix).
+
+The status and the subscription are fed as in production: the certifications submitted
+through the API are read back from the events topic, decided by the production fold (as
+the worker does) into outputs and statuses on their topics, and projected into
+PostgreSQL by the real projection writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from lifecert.api.client import secure_channel
+from lifecert.api.harness import Sandbox, ServerProcess
+from lifecert.api.partner import event_id_for
+from lifecert.api.protos import common_pb2
+from lifecert.api.protos import partner_exchange_pb2 as px
+from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
+from lifecert.api.protos import status_query_pb2 as sq
+from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
+from lifecert.domain.campaign import Campaign
+from lifecert.domain.policy import load_policy
+from lifecert.events import codec
+from lifecert.pipeline import kafka
+from lifecert.pipeline.topics import EVENTS, STATUS
+from lifecert.pki import PkiPaths, init, issue
+from projections.writer import run_until_idle
+from tests.api.api_world import ID_NUMBERS, POLICY
+
+OK = px.ItemResult
+PERFORMED = dt.datetime(2017, 5, 2, 1, 30, tzinfo=dt.UTC)
+
+
+def certification(
+    cid: str, rid: str, channel: common_pb2.Channel, at: dt.datetime = PERFORMED
+) -> px.SubmitItem:
+    return px.SubmitItem(certification=px.Certification(
+        certification_id=cid, retiree_id=rid, channel=channel, performed_at=at))
+
+
+def batch(*items: px.SubmitItem) -> px.SubmitBatchRequest:
+    return px.SubmitBatchRequest(items=items)
+
+
+def events_on(box: Sandbox, role: str = EVENTS) -> list[dict[str, Any]]:
+    client = kafka.consumer(box.bootstrap)
+    try:
+        return [codec.decode(r.value) for r in kafka.read_to_end(client, box.topics[role].name)]
+    finally:
+        client.close()
+
+
+def decide_and_project(box: Sandbox) -> None:
+    """Do what the worker and the projections do for the sandbox's events topic: decide
+    every input with the production fold (in log order per retiree: the topic is keyed
+    by retiree id), publish outputs and statuses, project them into PostgreSQL."""
+    campaign = Campaign(load_policy(POLICY))
+    inputs = sorted(
+        (e for e in events_on(box) if e["type"] != "ClockTick"),
+        key=lambda e: (e["recorded_at"], e["type"] != "RetireeEnrolled"),
+    )
+    records: list[tuple[str, dict[str, Any]]] = []
+    for event in inputs:
+        outputs, _ = campaign.decide(event)
+        for output in outputs:
+            records.append((box.topics.for_type(output["type"]).role, output))
+        touched = dict.fromkeys([*(o["retiree_id"] for o in outputs), event["retiree_id"]])
+        for rid in touched:
+            state = campaign.retirees.get(rid)
+            if state is not None:
+                records.append((STATUS, {
+                    "type": "RetireeStatus", "event_id": f"status-{event['event_id']}-{rid}",
+                    "recorded_at": event["recorded_at"], "source_agency": "lifecert",
+                    "retiree_id": rid, "policy": POLICY, "status": state.status(),
+                    "district": state.district, "residence": state.residence,
+                    "completed_by": state.completed_by, "completed_at": state.completed_at,
+                }))
+    box.publish(records)
+    run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+
+
+def expect_error(code: grpc.StatusCode, fn: Any, *args: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        fn(*args, timeout=20)
+    error = info.value
+    assert error.code() == code, error.details()
+    return error
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def macau(server: ServerProcess) -> Iterator[px_grpc.PartnerExchangeStub]:
+    with server.channel("MO-SSF", "MACAU_SSF") as channel:
+        yield px_grpc.PartnerExchangeStub(channel)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_health_and_reflection(server: ServerProcess) -> None:
+    with server.channel("FS-PORTAL", "PORTAL") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "lifecert.v1.PartnerExchange", "lifecert.v1.StatusQuery"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        [reply] = list(stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+        names = {s.name for s in reply.list_services_response.service}
+        assert {"lifecert.v1.PartnerExchange", "lifecert.v1.StatusQuery",
+                "grpc.health.v1.Health"} <= names
+
+
+def test_submit_lands_on_the_events_topic_and_resubmitting_changes_nothing(
+    box: Sandbox, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    request = batch(
+        certification("MO-SSF-2017-1", "MO-1", common_pb2.MACAU_SSF),
+        certification("MO-SSF-2017-2", "MO-2", common_pb2.MACAU_SSF),
+        px.SubmitItem(death=px.DeathReport(retiree_id="MO-3", date_of_death="2017-04-20")),
+    )
+    first = macau.SubmitBatch(request, timeout=20)
+    assert [r.outcome for r in first.results] == [OK.ACCEPTED] * 3
+    assert [r.index for r in first.results] == [0, 1, 2]
+    before = events_on(box)
+    mine = {e["event_id"]: e for e in before if e.get("source_agency") == "MO-SSF"}
+    assert set(mine) == {r.event_id for r in first.results}
+    cert = mine[event_id_for("MO-SSF", "CertificationRecorded", "MO-SSF-2017-1")]
+    assert cert["agency_id"] == "MO-SSF" and cert["channel"] == "MACAU_SSF"
+    assert cert["performed_at"] == PERFORMED
+    death = mine[first.results[2].event_id]
+    assert death["type"] == "DeathRecorded" and death["source"] == "MO-SSF"
+
+    again = macau.SubmitBatch(request, timeout=20)
+    assert [r.outcome for r in again.results] == [OK.DUPLICATE] * 3
+    assert [r.event_id for r in again.results] == [r.event_id for r in first.results]
+    assert [r.recorded_at for r in again.results] == [r.recorded_at for r in first.results]
+    assert len(events_on(box)) == len(before)  # no second record on the log
+
+
+def test_item_results_rejected_duplicate_conflict(
+    box: Sandbox, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    reply = macau.SubmitBatch(batch(
+        certification("MO-SSF-X-1", "MO-2", common_pb2.MACAU_SSF),
+        certification("MO-SSF-X-1", "MO-2", common_pb2.MACAU_SSF),  # twice in one batch
+        certification("MO-SSF-X-2", "NOBODY", common_pb2.MACAU_SSF),
+        certification("", "MO-2", common_pb2.MACAU_SSF),
+        certification("MO-SSF-X-3", "MO-2", common_pb2.MACAU_SSF,
+                      dt.datetime(2099, 1, 1, tzinfo=dt.UTC)),
+    ), timeout=20)
+    outcomes = [(r.outcome, r.reason_code) for r in reply.results]
+    assert outcomes == [
+        (OK.ACCEPTED, ""), (OK.DUPLICATE, ""), (OK.REJECTED, "UNKNOWN_RETIREE"),
+        (OK.REJECTED, "MALFORMED"), (OK.REJECTED, "MALFORMED"),
+    ]
+    assert "future" in reply.results[4].reason
+    # The same certification id again, about another retiree: not a resubmission.
+    conflict = macau.SubmitBatch(batch(
+        certification("MO-SSF-X-1", "MO-3", common_pb2.MACAU_SSF)), timeout=20)
+    assert conflict.results[0].outcome == OK.REJECTED
+    assert conflict.results[0].reason_code == "CONFLICT"
+
+
+@pytest.mark.parametrize(
+    ("agency", "role", "request_", "reason"),
+    [
+        ("MO-SSF", "MACAU_SSF", batch(certification("MO-Y-1", "FS-1", common_pb2.MACAU_SSF)),
+         "residing in MACAU"),
+        ("MO-SSF", "MACAU_SSF", batch(certification("MO-Y-2", "MO-1", common_pb2.COUNTER)),
+         "channel COUNTER"),
+        ("CN-SFO", "CONSULATE", batch(certification("CN-Y-1", "MO-1", common_pb2.CONSULATE)),
+         "residing in ABROAD"),
+        ("UNIT-A", "EMPLOYER",
+         batch(certification("UA-Y-1", "GOV-B1", common_pb2.EMPLOYER_BATCH)), "own unit"),
+        ("FS-W01", "COUNTER", batch(certification("W-Y-1", "FS-1", common_pb2.FACE_COUNTER)),
+         "channel FACE_COUNTER"),
+        ("FS-APP", "APP", batch(certification("APP-Y-1", "FS-1", common_pb2.FACE_APP)),
+         "may not call PartnerExchange/SubmitBatch"),
+    ],
+)
+def test_acting_outside_the_role_is_permission_denied(
+    box: Sandbox, server: ServerProcess, agency: str, role: str,
+    request_: px.SubmitBatchRequest, reason: str,
+) -> None:
+    before = len(events_on(box))
+    with server.channel(agency, role) as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        # A good item in the same batch is not recorded either.
+        request = px.SubmitBatchRequest()
+        request.CopyFrom(request_)
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED, stub.SubmitBatch, request)
+    assert reason in error.details()
+    assert len(events_on(box)) == before
+
+
+def test_batch_refused_whole_when_one_item_is_outside_the_role(
+    box: Sandbox, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    before = len(events_on(box))
+    error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch, batch(
+        certification("MO-Z-1", "MO-1", common_pb2.MACAU_SSF),
+        certification("MO-Z-2", "AB-1", common_pb2.MACAU_SSF),
+    ))
+    assert "item 1:" in error.details() and "nothing of this batch" in error.details()
+    assert len(events_on(box)) == before
+
+
+def test_employer_certifies_its_own_retirees(box: Sandbox, server: ServerProcess) -> None:
+    with server.channel("UNIT-A", "EMPLOYER") as channel:
+        reply = px_grpc.PartnerExchangeStub(channel).SubmitBatch(
+            batch(certification("UA-2017-1", "GOV-A1", common_pb2.EMPLOYER_BATCH)), timeout=20)
+    assert reply.results[0].outcome == OK.ACCEPTED
+
+
+def test_no_client_certificate_is_refused(server: ServerProcess) -> None:
+    with server.channel(None) as channel:
+        stub = sq_grpc.StatusQueryStub(channel)
+        expect_error(grpc.StatusCode.UNAVAILABLE, stub.GetStatus,
+                     sq.GetStatusRequest(retiree_id="FS-1", second_factor="002X"))
+
+
+def test_certificate_from_another_ca_is_refused(server: ServerProcess, tmp_path: Path) -> None:
+    rogue = PkiPaths(tmp_path / "rogue")
+    init(rogue)
+    issued = issue(rogue, "FS-PORTAL", role="PORTAL")  # same names, another CA
+    with secure_channel(server.target, ca=server.box.pki.ca_cert, cert=issued.cert,
+                        key=issued.key) as channel:
+        stub = sq_grpc.StatusQueryStub(channel)
+        expect_error(grpc.StatusCode.UNAVAILABLE, stub.GetStatus,
+                     sq.GetStatusRequest(retiree_id="FS-1", second_factor="002X"))
+
+
+def test_limits(server: ServerProcess) -> None:
+    with server.channel("GZ-POLICE-7", "ASSISTING_AGENCY") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        too_many = batch(*[px.SubmitItem()] * 1001)
+        error = expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.SubmitBatch, too_many)
+        assert "at most 1000" in error.details()
+        huge = batch(certification("X" * (5 * 1024 * 1024), "FS-1", common_pb2.COUNTER))
+        expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED, stub.SubmitBatch, huge)
+    with server.channel("GZ-POLICE-8", "ASSISTING_AGENCY") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        # The agency's bucket (burst 500, 50/s) is emptied by one large batch.
+        reply = stub.SubmitBatch(batch(*[px.SubmitItem()] * 600), timeout=20)
+        assert {r.reason_code for r in reply.results} == {"MALFORMED"}
+        error = expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED, stub.SubmitBatch, batch())
+        assert "rate limit of agency GZ-POLICE-8" in error.details()
+
+
+def _subscribe(
+    stub: px_grpc.PartnerExchangeStub, cursor: str = "", types: tuple[str, ...] = ()
+) -> tuple[list[px.PartnerEvent], str]:
+    """Events until the first checkpoint, and the checkpoint's cursor."""
+    events: list[px.PartnerEvent] = []
+    stream = stub.Subscribe(px.SubscribeRequest(cursor=cursor, types=types), timeout=30)
+    try:
+        for message in stream:
+            if message.HasField("checkpoint"):
+                return events, message.cursor
+            events.append(message.event)
+    finally:
+        stream.cancel()
+    raise AssertionError("the subscription ended without a checkpoint")
+
+
+@pytest.fixture(scope="module")
+def decided(box: Sandbox, macau: px_grpc.PartnerExchangeStub) -> None:
+    """The certifications of the other tests decided and projected (as live)."""
+    macau.SubmitBatch(batch(certification("MO-SSF-2017-1", "MO-1", common_pb2.MACAU_SSF)),
+                      timeout=20)
+    decide_and_project(box)
+
+
+def test_subscribe_delivers_only_the_partners_events_and_resumes_after_ack(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub, decided: None
+) -> None:
+    events, cursor = _subscribe(macau)
+    assert events, "the Macau SSF receives the statuses of Macau residents"
+    assert {e.retiree_id for e in events} <= {"MO-1", "MO-2", "MO-3"}
+    assert {"RetireeStatus", "PaymentHoldPlaced", "PaymentHoldReleased",
+            "PaymentTerminated"} >= {e.type for e in events}
+    for e in events:
+        body = json.loads(e.interchange_json)
+        assert body["type"] == e.type and body["event_id"] == e.event_id
+    # The whole feed (staff) holds other retirees' events too.
+    with server.channel("FS-HQ", "STAFF") as channel:
+        everything, _ = _subscribe(px_grpc.PartnerExchangeStub(channel))
+    assert {e.retiree_id for e in everything} > {e.retiree_id for e in events}
+    # Only the types asked for.
+    holds, _ = _subscribe(macau, types=("PaymentHoldPlaced",))
+    assert holds and {e.type for e in holds} == {"PaymentHoldPlaced"}
+    # Acknowledge half-way; an empty cursor resumes after the acknowledged event.
+    # (Partitions interleave in any order; within one, the order is the log's.)
+    middle = len(events) // 2
+    seen: list[str] = []
+    stream = macau.Subscribe(px.SubscribeRequest(), timeout=30)
+    try:
+        for message in stream:
+            seen.append(message.event.event_id)
+            if len(seen) == middle + 1:
+                macau.Acknowledge(px.AcknowledgeRequest(cursor=message.cursor), timeout=10)
+                break
+    finally:
+        stream.cancel()
+    rest, end_cursor = _subscribe(macau)
+    assert sorted(e.event_id for e in rest) == sorted(
+        {e.event_id for e in events} - set(seen))
+    assert len(rest) == len(events) - len(seen)
+    assert end_cursor == cursor
+    # From the end: nothing more.
+    assert _subscribe(macau, cursor=cursor)[0] == []
+    expect_error(grpc.StatusCode.INVALID_ARGUMENT, macau.Acknowledge,
+                 px.AcknowledgeRequest(cursor="c1.bogus"))
+    with pytest.raises(grpc.RpcError) as refused:
+        next(macau.Subscribe(px.SubscribeRequest(types=["HomeVisitDue"]), timeout=10))
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "does not receive HomeVisitDue" in refused.value.details()
+
+
+def test_status_query_reads_the_projections(server: ServerProcess, decided: None) -> None:
+    with server.channel("FS-PORTAL", "PORTAL") as channel:
+        stub = sq_grpc.StatusQueryStub(channel)
+        reply = stub.GetStatus(
+            sq.GetStatusRequest(retiree_id="MO-1", second_factor="1234"), timeout=10)
+        assert reply.cycle == POLICY
+        assert reply.status == sq.CERTIFIED
+        assert reply.channel == common_pb2.MACAU_SSF
+        assert reply.completed_on  # a local date
+        assert reply.next_step.code == "NOTHING_TO_DO" and reply.next_step.zh
+        # FS-1 never certified: the deadline passed, the hold is open.
+        fs = stub.GetStatus(sq.GetStatusRequest(retiree_id="FS-1", second_factor="002x"),
+                            timeout=10)
+        assert fs.status == sq.SUSPENDED
+        assert fs.open_hold.effective_month == "2017-07"
+        assert fs.next_step.code == "CERTIFY_TO_RESUME"
+        assert "恢复发放" in fs.next_step.zh and "suspended" in fs.next_step.en
+        # A wrong second factor and an unknown retiree get the same answer.
+        wrong = expect_error(grpc.StatusCode.NOT_FOUND, stub.GetStatus,
+                             sq.GetStatusRequest(retiree_id="MO-1", second_factor="4321"))
+        unknown = expect_error(grpc.StatusCode.NOT_FOUND, stub.GetStatus,
+                               sq.GetStatusRequest(retiree_id="NOBODY", second_factor="4321"))
+        assert wrong.details() == unknown.details()
+        expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.GetStatus,
+                     sq.GetStatusRequest(retiree_id="MO-1", second_factor="12"))
+    # A partner queries only within its scope.
+    with server.channel("MO-SSF", "MACAU_SSF") as channel:
+        stub = sq_grpc.StatusQueryStub(channel)
+        assert stub.GetStatus(sq.GetStatusRequest(retiree_id="MO-1", second_factor="1234"),
+                              timeout=10).status == sq.CERTIFIED
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED, stub.GetStatus,
+                             sq.GetStatusRequest(retiree_id="FS-1", second_factor="002X"))
+        assert "residing in MACAU" in error.details()
+
+
+def test_wrong_second_factors_lock_the_retiree_id(server: ServerProcess, decided: None) -> None:
+    with server.channel("FS-PORTAL", "PORTAL") as channel:
+        stub = sq_grpc.StatusQueryStub(channel)
+        for _ in range(5):
+            expect_error(grpc.StatusCode.NOT_FOUND, stub.GetStatus,
+                         sq.GetStatusRequest(retiree_id="FS-2", second_factor="0000"))
+        expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED, stub.GetStatus,
+                     sq.GetStatusRequest(retiree_id="FS-2", second_factor="0000"))
+
+
+def test_audit_rows_and_no_id_numbers_anywhere(box: Sandbox, server: ServerProcess) -> None:
+    # One call of each outcome, made here (earlier tests of the module made more).
+    with server.channel("AUDIT-UNIT", "EMPLOYER") as channel:
+        exchange = px_grpc.PartnerExchangeStub(channel)
+        exchange.SubmitBatch(batch(), timeout=10)
+        expect_error(grpc.StatusCode.PERMISSION_DENIED, exchange.SubmitBatch,
+                     batch(certification("AU-1", "MO-1", common_pb2.EMPLOYER_BATCH)))
+        status = sq_grpc.StatusQueryStub(channel)
+        expect_error(grpc.StatusCode.NOT_FOUND, status.GetStatus,
+                     sq.GetStatusRequest(retiree_id="FS-1", second_factor="9999"))
+    expected = {
+        ("AUDIT-UNIT", "PartnerExchange/SubmitBatch", "OK"),
+        ("AUDIT-UNIT", "PartnerExchange/SubmitBatch", "PERMISSION_DENIED"),
+        ("AUDIT-UNIT", "StatusQuery/GetStatus", "NOT_FOUND"),
+    }
+    deadline = time.monotonic() + 10
+    while True:  # the audit writer batches its rows
+        rows = box.query("SELECT agency, role, method, outcome, detail, subject FROM api_audit")
+        by = {(r[0], r[2], r[3]) for r in rows}
+        if expected <= by or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert expected <= by
+    subjects = {r[5] for r in rows if r[5]}
+    assert subjects and not subjects & {"MO-1", "FS-1", "FS-2"}  # keyed hashes only
+    dump = json.dumps(
+        [box.query(f"SELECT * FROM {table}") for table in (
+            "api_audit", "api_second_factors", "api_accepted_events", "api_retiree_directory",
+            "api_subscription_cursors")],
+        default=str,
+    )
+    log = server.log()
+    for id_number in ID_NUMBERS.values():
+        for text in (dump, log):
+            assert id_number not in text and id_number.lower() not in text
+            assert id_number[:-4] not in text

@@ -1,0 +1,259 @@
+"""Unit tests of the API's parts that need no server: PKI, the authorization matrix,
+cursors, second factors, rate limits, the next-step texts, the generated code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from pathlib import Path
+
+import pytest
+
+from lifecert.api import authz, secondfactor
+from lifecert.api.build_protos import is_current
+from lifecert.api.build_protos import main as build_main
+from lifecert.api.nextstep import next_step
+from lifecert.api.partner import (
+    CursorError,
+    ItemError,
+    decode_cursor,
+    encode_cursor,
+    event_id_for,
+    prepare,
+)
+from lifecert.api.protos import common_pb2
+from lifecert.api.protos import partner_exchange_pb2 as px
+from lifecert.api.ratelimit import TokenBucket
+from lifecert.api.status import Lockout
+from lifecert.pki import Identity, PkiError, PkiPaths, identity_of, init, issue
+
+MACAU = authz.Retiree("R1", "MACAU", None, "URBAN_EMPLOYEE", "REGULAR")
+FOSHAN = authz.Retiree("R2", "FOSHAN", None, "URBAN_EMPLOYEE", "REGULAR")
+ABROAD = authz.Retiree("R3", "ABROAD", None, "URBAN_EMPLOYEE", "REGULAR")
+GOV_A = authz.Retiree("R4", "FOSHAN", "UNIT-A", "GOV_INSTITUTION", "REGULAR")
+
+
+# --------------------------------------------------------------------------- PKI
+
+
+def test_pki_issues_certificates_naming_agency_and_role(tmp_path: Path) -> None:
+    paths = PkiPaths(tmp_path / "pki")
+    written = init(paths, hosts=["localhost", "127.0.0.1"])
+    assert paths.ca_cert in written and paths.server_cert in written
+    assert stat.S_IMODE(paths.ca_key.stat().st_mode) == 0o600
+    issued = issue(paths, "MO-SSF", role="MACAU_SSF")
+    assert stat.S_IMODE(issued.key.stat().st_mode) == 0o600
+    assert identity_of(issued.cert.read_bytes()) == Identity("MO-SSF", "MACAU_SSF")
+    assert issued.not_after > dt.datetime.now(dt.UTC) + dt.timedelta(days=300)
+
+
+def test_pki_refuses_bad_input_and_keeps_existing(tmp_path: Path) -> None:
+    paths = PkiPaths(tmp_path / "pki")
+    with pytest.raises(PkiError, match="pki init"):
+        issue(paths, "MO-SSF", role="MACAU_SSF")
+    init(paths)
+    ca_before = paths.ca_cert.read_bytes()
+    init(paths)  # a second init keeps the CA (only the server certificate is renewed)
+    assert paths.ca_cert.read_bytes() == ca_before
+    with pytest.raises(PkiError, match="unknown role"):
+        issue(paths, "MO-SSF", role="ROOT")
+    with pytest.raises(PkiError, match="not valid"):
+        issue(paths, "../etc", role="STAFF")
+    issue(paths, "UNIT-A", role="EMPLOYER")
+    with pytest.raises(PkiError, match="--force"):
+        issue(paths, "UNIT-A", role="EMPLOYER")
+    issue(paths, "UNIT-A", role="EMPLOYER", force=True)
+
+
+# --------------------------------------------------------------------------- matrix
+
+
+def test_every_role_of_the_matrix_is_consistent() -> None:
+    for role, rules in authz.MATRIX.items():
+        assert rules.rate > 0 and rules.burst >= 1, role
+        if rules.face_channel:
+            assert rules.face_channel in ("FACE_APP", "FACE_COUNTER")
+        assert not ({"FACE_APP", "FACE_COUNTER"} & rules.channels), (
+            f"{role}: face channels are recorded only by FaceVerification"
+        )
+
+
+@pytest.mark.parametrize(
+    ("role", "agency", "kind", "channel", "retiree", "reason"),
+    [
+        ("MACAU_SSF", "MO-SSF", authz.CERTIFICATION, "MACAU_SSF", FOSHAN, "residing in MACAU"),
+        ("MACAU_SSF", "MO-SSF", authz.CERTIFICATION, "COUNTER", MACAU, "channel COUNTER"),
+        ("MACAU_SSF", "MO-SSF", authz.DOCUMENTS, None, MACAU, "paper forms"),
+        ("CONSULATE", "CN-SF", authz.CERTIFICATION, "CONSULATE", MACAU, "residing in ABROAD"),
+        ("EMPLOYER", "UNIT-B", authz.CERTIFICATION, "EMPLOYER_BATCH", GOV_A, "own unit"),
+        ("EMPLOYER", "UNIT-A", authz.CERTIFICATION, "EMPLOYER_BATCH", FOSHAN, "own unit"),
+        ("COUNTER", "FS-W1", authz.CERTIFICATION, "FACE_COUNTER", FOSHAN, "FACE_COUNTER"),
+        ("COUNTER", "FS-W1", authz.DEATH, None, FOSHAN, "deaths"),
+        ("APP", "FS-APP", authz.CERTIFICATION, "FACE_APP", FOSHAN, "FACE_APP"),
+    ],
+)
+def test_matrix_refuses_with_a_reason(
+    role: str, agency: str, kind: str, channel: str | None, retiree: authz.Retiree, reason: str
+) -> None:
+    with pytest.raises(authz.Refusal, match=reason):
+        authz.check_item(role, agency, kind, channel, retiree)
+
+
+@pytest.mark.parametrize(
+    ("role", "agency", "kind", "channel", "retiree"),
+    [
+        ("MACAU_SSF", "MO-SSF", authz.CERTIFICATION, "MACAU_SSF", MACAU),
+        ("MACAU_SSF", "MO-SSF", authz.DEATH, None, MACAU),
+        ("CONSULATE", "CN-SF", authz.CERTIFICATION, "CONSULATE", ABROAD),
+        ("EMPLOYER", "UNIT-A", authz.CERTIFICATION, "EMPLOYER_BATCH", GOV_A),
+        ("COUNTER", "FS-W1", authz.CERTIFICATION, "COUNTER", MACAU),
+        ("COUNTER", "FS-W1", authz.DOCUMENTS, None, ABROAD),
+        ("STAFF", "FS-HQ", authz.DEATH, None, FOSHAN),
+    ],
+)
+def test_matrix_allows_what_a_role_is_for(
+    role: str, agency: str, kind: str, channel: str | None, retiree: authz.Retiree
+) -> None:
+    authz.check_item(role, agency, kind, channel, retiree)
+
+
+def test_methods_by_role() -> None:
+    with pytest.raises(authz.Refusal, match="may not call"):
+        authz.check_method("APP", authz.SUBMIT)
+    with pytest.raises(authz.Refusal, match="may not call"):
+        authz.check_method("PORTAL", authz.SUBSCRIBE)
+    with pytest.raises(authz.Refusal, match="may not call"):
+        authz.check_method("COUNTER", authz.FACE_ENROLL)
+    with pytest.raises(authz.Refusal, match="not a lifecert role"):
+        authz.check_method("ADMIN", authz.STATUS)
+    assert authz.check_method("STAFF", authz.FACE_ENROLL).face_enroll
+    assert authz.check_method("APP", authz.FACE_VERIFY).face_channel == "FACE_APP"
+
+
+# --------------------------------------------------------------------------- items
+
+
+def _cert_item(**overrides: object) -> px.SubmitItem:
+    fields: dict[str, object] = {
+        "certification_id": "C-1", "retiree_id": "R1", "channel": common_pb2.MACAU_SSF,
+        "performed_at": dt.datetime(2017, 5, 2, 1, 30, tzinfo=dt.UTC),
+    }
+    fields.update(overrides)
+    return px.SubmitItem(certification=px.Certification(**fields))  # type: ignore[arg-type]
+
+
+def test_items_become_events_with_deterministic_ids() -> None:
+    now = dt.datetime(2017, 5, 3, tzinfo=dt.UTC)
+    p = prepare(0, _cert_item(), "MO-SSF", now)
+    assert p.event["agency_id"] == "MO-SSF" and p.event["source_agency"] == "MO-SSF"
+    assert p.event["channel"] == "MACAU_SSF"
+    assert p.event_id == event_id_for("MO-SSF", "CertificationRecorded", "C-1")
+    later = prepare(5, _cert_item(), "MO-SSF", now + dt.timedelta(days=1))
+    assert later.event_id == p.event_id and later.digest == p.digest
+    other = prepare(0, _cert_item(retiree_id="R9"), "MO-SSF", now)
+    assert other.event_id == p.event_id and other.digest != p.digest
+    death = prepare(0, px.SubmitItem(death=px.DeathReport(retiree_id="R1",
+                                                          date_of_death="2017-04-01")),
+                    "MO-SSF", now)
+    assert death.event["source"] == "MO-SSF" and death.key == "R1|2017-04-01"
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (px.SubmitItem(), "empty"),
+        (_cert_item(certification_id=""), "certification_id is missing"),
+        (_cert_item(channel=common_pb2.CHANNEL_UNSPECIFIED), "channel is missing"),
+        (_cert_item(performed_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC)), "future"),
+        (px.SubmitItem(certification=px.Certification(
+            certification_id="C", retiree_id="R", channel=common_pb2.COUNTER)),
+         "performed_at is missing"),
+        (px.SubmitItem(death=px.DeathReport(retiree_id="R", date_of_death="1.4.2017")),
+         "YYYY-MM-DD"),
+    ],
+)
+def test_malformed_items(item: px.SubmitItem, reason: str) -> None:
+    with pytest.raises(ItemError, match=reason):
+        prepare(0, item, "MO-SSF", dt.datetime(2017, 5, 3, tzinfo=dt.UTC))
+
+
+# --------------------------------------------------------------------------- cursors
+
+
+def test_cursor_round_trip_and_refusals() -> None:
+    positions = {"t.status": {0: 5, 1: 0}, "t.pay": {3: 12}}
+    cursor = encode_cursor(positions)
+    assert decode_cursor(cursor, {"t.status", "t.pay"}) == positions
+    with pytest.raises(CursorError):
+        decode_cursor(cursor, {"t.status"})
+    for bad in ("", "c1.!!", "c1.e30", "x" * 20, "c1." + "A" * 20_000):
+        if bad == "c1.e30":  # {} is a valid (empty) cursor
+            assert decode_cursor(bad, set()) == {}
+            continue
+        with pytest.raises(CursorError):
+            decode_cursor(bad, {"t.status"})
+
+
+# --------------------------------------------------------------------------- second factor
+
+
+def test_second_factor_is_a_keyed_salted_hash() -> None:
+    key = b"k" * 32
+    [reg] = secondfactor.register_rows(key, [("R1", "44060419500315002x")])
+    assert secondfactor.matches(key, reg.salt, reg.digest, "R1", "002X")
+    assert not secondfactor.matches(key, reg.salt, reg.digest, "R1", "0021")
+    assert not secondfactor.matches(key, reg.salt, reg.digest, "R2", "002X")
+    assert not secondfactor.matches(b"o" * 32, reg.salt, reg.digest, "R1", "002X")
+    [again] = secondfactor.register_rows(key, [("R1", "44060419500315002X")])
+    assert again.salt != reg.salt and again.digest != reg.digest
+    assert secondfactor.normalize_factor(" 002x ") == "002X"
+    with pytest.raises(secondfactor.SecondFactorError) as err:
+        secondfactor.normalize_factor("12345")
+    assert "12345" not in str(err.value)
+    with pytest.raises(secondfactor.SecondFactorError) as err2:
+        list(secondfactor.register_rows(key, [("R7", "4406041950031500ZZ")]))
+    assert "R7" in str(err2.value) and "4406041950031500ZZ" not in str(err2.value)
+
+
+def test_lockout_after_wrong_attempts() -> None:
+    lock = Lockout(attempts=3, seconds=60)
+    for t in (0.0, 1.0, 2.0):
+        assert lock.locked("R1", t) == 0
+        lock.failed("R1", t)
+    assert lock.locked("R1", 3.0) > 0
+    assert lock.locked("R2", 3.0) == 0
+    assert lock.locked("R1", 61.0) == 0
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(rate=10, burst=20, tokens=20, updated=0.0)
+    assert bucket.take(15, now=0.0) == 0
+    assert bucket.take(10, now=0.0) > 0  # 5 left
+    assert bucket.take(10, now=0.5) == 0  # 10 after half a second
+    assert bucket.take(100, now=10.0) == 0  # above the burst: served from a full bucket
+    assert bucket.take(1, now=10.0) > 0
+
+
+# --------------------------------------------------------------------------- texts, build
+
+
+def test_next_steps_are_bilingual() -> None:
+    step = next_step("NOT_CERTIFIED", "foshan-2017", "MACAU", False)
+    assert step.code == "CERTIFY_BEFORE_DEADLINE"
+    assert "2017年6月20日" in step.zh and "20 June 2017" in step.en
+    assert "澳门" in step.zh and "Macau" in step.en
+    unit = next_step("NOT_CERTIFIED", "foshan-2017", "FOSHAN", True)
+    assert "单位" in unit.zh and "unit" in unit.en
+    suspended = next_step("SUSPENDED", "foshan-2017", "FOSHAN", False, "2017-07")
+    assert "2017-07" in suspended.zh and "paid back" in suspended.en
+    for status in ("CERTIFIED", "EXEMPT", "DECEASED", "PENDING_DOCUMENTS", None):
+        step = next_step(status, "foshan-2017", "FOSHAN", False)
+        assert step.zh and step.en and step.code
+
+
+def test_generated_code_is_current() -> None:
+    assert is_current()
+    assert build_main(["--check"]) == 0
+    generated = Path(__file__).resolve().parents[2] / "lifecert" / "api" / "v1"
+    assert (generated / "partner_exchange_pb2.pyi").exists()
+    assert (generated / ".gitignore").read_text().strip().endswith("*")

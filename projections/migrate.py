@@ -38,64 +38,90 @@ class Migration:
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
-def available() -> list[Migration]:
-    """The migrations shipped in ``projections/migrations``, in order."""
-    folder = resources.files("projections") / "migrations"
-    found: dict[str, Migration] = {}
-    for entry in folder.iterdir():
-        match = _FILE_NAME.fullmatch(entry.name)
-        if match is None:
-            continue
-        version = match["version"]
-        if version in found:
-            raise MigrationError(
-                f"two migrations numbered {version}: {found[version].name} and {match['name']}"
-            )
-        found[version] = Migration(version, match["name"], entry.read_text(encoding="utf-8"))
-    return [found[v] for v in sorted(found)]
+@dataclass(frozen=True)
+class MigrationSet:
+    """A folder of migrations of a package and the table recording them. The read models
+    (``projections/migrations``, ``schema_migrations``) are one set; the partner API's own
+    tables are another (lifecert/api/migrate.py): they evolve independently."""
+
+    package: str
+    table: str
+    lock: int  # pg_advisory_xact_lock key serialising the runs of this set
+    label: str = "migration"
+
+    def available(self) -> list[Migration]:
+        """The migrations shipped in ``<package>/migrations``, in order."""
+        folder = resources.files(self.package) / "migrations"
+        found: dict[str, Migration] = {}
+        for entry in folder.iterdir():
+            match = _FILE_NAME.fullmatch(entry.name)
+            if match is None:
+                continue
+            version = match["version"]
+            if version in found:
+                raise MigrationError(
+                    f"two {self.label}s numbered {version}: {found[version].name} and "
+                    f"{match['name']}"
+                )
+            found[version] = Migration(version, match["name"],
+                                       entry.read_text(encoding="utf-8"))
+        return [found[v] for v in sorted(found)]
+
+    def migrate(
+        self, conn: psycopg2.extensions.connection, log: Callable[[str], None] | None = None
+    ) -> list[Migration]:
+        """Apply the pending migrations; returns those applied now (none when up to date)."""
+        migrations = self.available()
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock,))
+            cur.execute(_CREATE_TABLE.format(table=self.table))
+            cur.execute(f"SELECT version, name, checksum FROM {self.table}")
+            recorded = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
+            pending = []
+            for migration in migrations:
+                if migration.version not in recorded:
+                    pending.append(migration)
+                    continue
+                name, checksum = recorded[migration.version]
+                if checksum != migration.checksum:
+                    raise MigrationError(
+                        f"{self.label} {migration.version}_{migration.name}.sql has changed "
+                        f"since it was applied (as {migration.version}_{name}.sql); add a new "
+                        "migration instead of editing an applied one"
+                    )
+            for migration in pending:
+                if log is not None:
+                    log(f"applying {migration.version}_{migration.name}.sql")
+                cur.execute(migration.sql)
+                cur.execute(
+                    f"INSERT INTO {self.table} (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+        return pending
 
 
 _CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
+CREATE TABLE IF NOT EXISTS {table} (
     version    text        PRIMARY KEY,
     name       text        NOT NULL,
     checksum   text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
 
+READ_MODELS = MigrationSet("projections", "schema_migrations", MIGRATION_LOCK)
+
+
+def available() -> list[Migration]:
+    """The read models' migrations (``projections/migrations``), in order."""
+    return READ_MODELS.available()
+
 
 def migrate(
     conn: psycopg2.extensions.connection,
     log: Callable[[str], None] | None = None,
 ) -> list[Migration]:
-    """Apply the pending migrations; returns those applied now (none when up to date)."""
-    migrations = available()
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        cur.execute(_CREATE_TABLE)
-        cur.execute("SELECT version, name, checksum FROM schema_migrations")
-        recorded = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
-        pending = []
-        for migration in migrations:
-            if migration.version not in recorded:
-                pending.append(migration)
-                continue
-            name, checksum = recorded[migration.version]
-            if checksum != migration.checksum:
-                raise MigrationError(
-                    f"migration {migration.version}_{migration.name}.sql has changed since it "
-                    f"was applied (as {migration.version}_{name}.sql); add a new migration "
-                    "instead of editing an applied one"
-                )
-        for migration in pending:
-            if log is not None:
-                log(f"applying {migration.version}_{migration.name}.sql")
-            cur.execute(migration.sql)
-            cur.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                (migration.version, migration.name, migration.checksum),
-            )
-    return pending
+    """Apply the read models' pending migrations; returns those applied now."""
+    return READ_MODELS.migrate(conn, log)
 
 
 def applied_versions(conn: psycopg2.extensions.connection) -> list[str]:

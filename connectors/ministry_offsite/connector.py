@@ -52,7 +52,6 @@ from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejecte
 from lifecert.events.interchange import MalformedEvent, parse_event
 
 CHANNEL = "MINISTRY_OFFSITE"
-SETTINGS = ("inbox", "receipts", "archive", "scan_interval")
 _REDROP_RE = re.compile(r"^(MOHRSS_440600_[0-9A-Za-z-]{1,40})\.redrop-(\d+)\.csv$")
 
 
@@ -108,10 +107,6 @@ class MinistryOffsiteSource(SourceConnector):
     source_agency = "MOHRSS-OFFSITE"
 
     def _configure(self, settings: dict[str, Any]) -> None:
-        unknown = sorted(set(settings) - set(SETTINGS))
-        if unknown:
-            raise ConfigError(f"connector {self.name!r} ({self.kind}): unknown setting(s) "
-                              f"{unknown}; known: {', '.join(SETTINGS)}")
         self.inbox = Path(self._setting(settings, "inbox", str))
         beside = self.inbox.parent
         self.receipts = Path(self._setting(settings, "receipts", str, str(beside / "receipts")))

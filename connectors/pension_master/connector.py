@@ -67,10 +67,6 @@ class PensionMasterSource(SourceConnector):
         self.password: str | None = self._setting(settings, "password", str, None)
         self.idle_interval = self._setting(settings, "poll_interval", float, 1.0)
         self.connect_timeout: int = self._setting(settings, "connect_timeout", int, 5)
-        unknown = sorted(set(settings) - {"dsn", "password", "poll_interval", "connect_timeout"})
-        if unknown:
-            raise ConfigError(f"connector {self.name!r} ({self.kind}): unknown setting(s) "
-                              f"{unknown}; known: dsn, password, poll_interval, connect_timeout")
         if self.idle_interval <= 0:
             raise ConfigError(f"connector {self.name!r} ({self.kind}): setting "
                               f"'poll_interval' must be > 0 seconds, got {self.idle_interval}")

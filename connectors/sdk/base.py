@@ -93,7 +93,13 @@ class Connector:
         #: The instance name from the configuration file (``[connectors.NAME]``).
         self.name = name
         self.log = logging.getLogger(f"lifecert.connectors.{name}")
+        self._settings_read: set[str] = set()
         self._configure(dict(settings))
+        unknown = sorted(set(settings) - self._settings_read)
+        if unknown:
+            known = ", ".join(sorted(self._settings_read)) or "none"
+            raise ConfigError(f"connector {name!r} ({self.kind}): unknown setting(s) "
+                              f"{unknown} (known: {known}); check the spelling")
 
     # -- hooks -------------------------------------------------------------------
     def _configure(self, settings: dict[str, Any]) -> None:
@@ -126,7 +132,8 @@ class Connector:
         default: Any = ...,
     ) -> Any:
         """``settings[key]`` checked to be of ``kind``; ``default`` when absent (required
-        when no default is given)."""
+        when no default is given). A setting never read this way is refused as unknown."""
+        self._settings_read.add(key)
         if key not in settings:
             if default is ...:
                 raise ConfigError(f"connector {self.name!r} ({self.kind}): setting {key!r} "

@@ -31,14 +31,31 @@ def test_check_reports_a_missing_partner_and_never_prints_secrets(
 ) -> None:
     config = tmp_path / "connectors.toml"
     write_config(config, bootstrap=stack.kafka_bootstrap, topic_prefix="cli-check-absent.",
-                 instances={"offices": InstanceSpec("community-office", {
-                     "log_file": str(tmp_path / "missing.csv"), "token": {"env": "OFFICE_TOKEN"}})})
-    done = cli("check", "offices", "--config", str(config), env={"OFFICE_TOKEN": "hunter2"})
+                 instances={
+                     "offices": InstanceSpec("community-office",
+                                             {"log_file": str(tmp_path / "missing.csv")}),
+                     "master": InstanceSpec("pension-master", {
+                         "dsn": "postgresql://sync@127.0.0.1:1/pension",
+                         "password": {"env": "MASTER_PW"}}),
+                 })
+    done = cli("check", "offices", "--config", str(config), env={"MASTER_PW": "hunter2"})
     assert done.returncode == 1
-    assert "hunter2" not in done.stdout + done.stderr
-    assert "token=***" in done.stdout
     assert "cli-check-absent.lifecert.events does not exist" in done.stdout
     assert f"the office log {tmp_path / 'missing.csv'} is not there" in done.stdout
+    done = cli("check", "master", "--config", str(config), env={"MASTER_PW": "hunter2"})
+    assert done.returncode == 1
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "password=***" in done.stdout
+    assert "Connection refused" in done.stdout
+
+
+def test_an_unknown_setting_is_refused_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "connectors.toml"
+    config.write_text("[connectors.a]\nkind = \"community-office\"\nlog_file = \"/x\"\n"
+                      "logfile = \"/y\"\n")
+    done = cli("run", "a", "--config", str(config))
+    assert done.returncode == 2
+    assert "unknown setting(s) ['logfile'] (known: log_file)" in done.stderr
 
 
 def test_run_refuses_an_unknown_instance_with_exit_2(tmp_path: Path) -> None:

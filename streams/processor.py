@@ -258,10 +258,10 @@ async def _all_acknowledged(pending: list[Awaitable[Any]]) -> list[Any]:
         return []
     futures = [asyncio.ensure_future(ack) for ack in pending]
     await asyncio.wait(futures)
-    for future in futures:
-        if future.cancelled():
-            raise asyncio.CancelledError("a send was cancelled")
-        exc = future.exception()
-        if exc is not None:
-            raise exc
+    if any(future.cancelled() for future in futures):
+        raise asyncio.CancelledError("a send was cancelled")
+    # Retrieve every failure (else asyncio logs each as never retrieved); raise the first.
+    failures = [exc for exc in (future.exception() for future in futures) if exc is not None]
+    if failures:
+        raise failures[0]
     return [future.result() for future in futures]

@@ -356,6 +356,10 @@ def latency(run: Any, events: Path, policy: Any, rate: float, seconds: float,
     # The worker's part: until the producer of the worker stamped the status record.
     produced = _status_times(run)
     worker_part = sorted((produced[k] - t) * 1000 for k, t in sent.items() if k in produced)
+    with (run.work_dir / "latency.tsv").open("w", encoding="utf-8") as out:
+        out.write("published\tstatus_made\tcommitted\n")  # epoch seconds, per event
+        for k, t in sorted(sent.items(), key=lambda item: item[1]):
+            out.write(f"{t:.6f}\t{produced.get(k, '')}\t{committed.get(k, '')}\n")
     return {
         "rate": rate,
         "published": n,

@@ -6,7 +6,8 @@ Faust choices that matter for correctness (see docs/pipeline.md, Delivery):
   loop. The agent only hands the records it receives to that loop, which takes whatever
   has arrived (up to ``BATCH_MAX`` records) as one batch: decides it, sends all its
   outputs, waits for their acknowledgements once, then writes the batch's states
-  (:mod:`streams.processor`). The loop never waits for more records while it holds some.
+  (:mod:`streams.processor`). While it holds records it waits at most ``BATCH_WAIT`` for
+  more, never for a record to arrive.
 - **acks by hand**: faust acks a record in a ``finally`` when the agent's loop moves on,
   also when the body raised or was cancelled, and the offset is then committed. The agent
   switches that off (``stream.enable_acks = False``, as ``Stream.take`` does) and the
@@ -284,8 +285,9 @@ async def _decide_batches(
     inbox: asyncio.Queue[EventT],
 ) -> None:
     """Take what the agent has received so far (up to BATCH_MAX records), decide it as
-    one batch, acknowledge its records; again. Never waits for more records while it
-    holds some: a rebalance waits for every record handed out to be acknowledged."""
+    one batch, acknowledge its records; again. While it holds records it waits at most
+    BATCH_WAIT for more, never for a record to arrive: a rebalance waits until every
+    record handed out is acknowledged, and records stop arriving meanwhile."""
     try:
         while True:
             events = [await inbox.get()]

@@ -43,6 +43,9 @@ class ApiConfig:
     second_factor_key: bytes
     limits: Limits = field(default_factory=Limits)
     db_pool: int = 4
+    # Connections of the status query (asynchronous, on the event loop): enough that a
+    # query whose PostgreSQL backend waits for a CPU does not hold up the next ones.
+    status_pool: int = 8
     kafka_timeout: float = 30.0
     # Without the face engine (lifecert/face) the FaceVerification service is not served.
     face: bool = True

@@ -8,9 +8,8 @@ import asyncio
 import contextlib
 import io
 import logging
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, fields
@@ -75,29 +74,99 @@ class Database:
 class AsyncReader:
     """Connections in psycopg2's asynchronous mode, driven by the asyncio loop itself
     (no worker thread, no GIL hand-over): for the hot read of the status query. Each
-    query takes a connection from the pool for its duration."""
+    query takes a connection from the pool for its duration.
 
-    def __init__(self, dsn: str, size: int = 4) -> None:
+    ``prepare``: PREPARE statements run on every connection when it opens; a query
+    ``EXECUTE name(%s)`` then skips PostgreSQL's parsing and planning, most of its work
+    for a one-row lookup. (This needs session-level connections to PostgreSQL, as here:
+    a pooler in transaction mode between them would lose the prepared statements.)
+
+    Idle connections are reused last-in, first-out: at a steady rate one or two backends
+    answer nearly every query and stay warm (caches, scheduler), the others are spares
+    for bursts. Taken in turn (first-in, first-out), each backend would wake cold for
+    every query and cost PostgreSQL several times the CPU."""
+
+    def __init__(self, dsn: str, size: int = 4, prepare: Sequence[str] = ()) -> None:
         self.dsn = dsn
         self.size = size
-        self._idle: asyncio.Queue[Connection] = asyncio.Queue()
-        self._opened = 0
+        self.prepare = tuple(prepare)
+        self._idle: list[Connection] = []  # a stack: the most recently used on top
+        # Queries waiting for a connection; each gets one, or None: the slot of a
+        # connection that was discarded, to open a new one in.
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
+        self._opened = 0  # connections open or being opened
 
     async def _connect(self) -> Connection:
-        conn = psycopg2.connect(self.dsn, async_=True, **_connect_options())
-        await _ready(conn)
+        conn = psycopg2.connect(
+            self.dsn, async_=True, **_connect_options("lifecert-api-status")
+        )
+        try:
+            await _ready(conn)
+            for statement in self.prepare:
+                cur = conn.cursor()
+                cur.execute(statement)
+                await _ready(conn)
+                cur.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
         return conn
 
-    async def fetchone(self, sql: str, params: Any) -> tuple[Any, ...] | None:
-        if self._idle.empty() and self._opened < self.size:
-            self._opened += 1
-            try:
-                conn = await self._connect()
-            except BaseException:
-                self._opened -= 1
-                raise
+    def _hand_over(self, conn: Connection | None) -> None:
+        """Give ``conn`` (None: a free slot) to the first query waiting, else keep it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is None:
+            self._opened -= 1
         else:
-            conn = await self._idle.get()
+            self._idle.append(conn)
+
+    async def _acquire(self) -> Connection:
+        if self._idle:
+            return self._idle.pop()
+        if self._opened < self.size:
+            self._opened += 1
+        else:
+            waiter: asyncio.Future[Connection | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._waiters.append(waiter)
+            try:
+                conn = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._hand_over(waiter.result())  # handed over as it was cancelled
+                else:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                raise
+            if conn is not None:
+                return conn
+        try:  # in a free slot
+            return await self._connect()
+        except BaseException:
+            self._hand_over(None)
+            raise
+
+    async def open(self) -> None:
+        """Open the whole pool now (at start-up) rather than on the first queries."""
+        missing = self.size - self._opened
+        self._opened += missing
+        results = await asyncio.gather(
+            *(self._connect() for _ in range(missing)), return_exceptions=True
+        )
+        for result in results:
+            self._hand_over(None if isinstance(result, BaseException) else result)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def fetchone(self, sql: str, params: Any) -> tuple[Any, ...] | None:
+        conn = await self._acquire()
         try:
             cur = conn.cursor()
             cur.execute(sql, params)
@@ -106,17 +175,17 @@ class AsyncReader:
             cur.close()
         except BaseException:
             # A failed or cancelled query leaves the connection in an unknown state.
-            self._opened -= 1
             with contextlib.suppress(Exception):
                 conn.close()
+            self._hand_over(None)
             raise
-        self._idle.put_nowait(conn)
+        self._hand_over(conn)
         return row
 
     def close(self) -> None:
-        while not self._idle.empty():
+        while self._idle:
             with contextlib.suppress(Exception):
-                self._idle.get_nowait().close()
+                self._idle.pop().close()
 
 
 async def _ready(conn: Connection) -> None:
@@ -149,9 +218,11 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _connect_options() -> dict[str, Any]:
+def _connect_options(application_name: str = "lifecert-api") -> dict[str, Any]:
+    """Options of every connection of the server; the application names tell its
+    connections apart in pg_stat_activity (lifecert-api, -status, -audit, -directory)."""
     return {
-        "application_name": "lifecert-api",
+        "application_name": application_name,
         "connect_timeout": 10,
         "keepalives": 1,
         "keepalives_idle": 10,
@@ -224,6 +295,8 @@ def record_accepted(conn: Connection, rows: Sequence[NewAccepted]) -> set[str]:
         return {event_id for (event_id,) in inserted}
 
 
+# The status query, prepared on each connection of the AsyncReader (``STATUS_PREPARE``).
+STATUS_STATEMENT = "api_status"
 _STATUS_SQL = """
 SELECT sf.salt, sf.digest,
        d.residence, d.managing_unit, d.scheme, d.category,
@@ -231,15 +304,16 @@ SELECT sf.salt, sf.digest,
                    s.policy, s.status, s.residence, s.completed_by,
                    extract(epoch FROM s.completed_at), extract(epoch FROM s.recorded_at))
                ORDER BY s.policy COLLATE "C"), '[]'::json)
-          FROM retiree_status s WHERE s.retiree_id = %(id)s) AS statuses,
+          FROM retiree_status s WHERE s.retiree_id = $1) AS statuses,
        (SELECT coalesce(json_agg(json_build_array(
                    h.effective_month, extract(epoch FROM h.placed_at))
                ORDER BY h.effective_month), '[]'::json)
-          FROM open_holds h WHERE h.retiree_id = %(id)s) AS holds
-FROM (SELECT %(id)s::text AS retiree_id) AS q
+          FROM open_holds h WHERE h.retiree_id = $1) AS holds
+FROM (SELECT $1::text AS retiree_id) AS q
 LEFT JOIN api_second_factors sf ON sf.retiree_id = q.retiree_id
 LEFT JOIN api_retiree_directory d ON d.retiree_id = q.retiree_id
 """
+STATUS_PREPARE = f"PREPARE {STATUS_STATEMENT}(text) AS {_STATUS_SQL}"
 
 
 @dataclass(frozen=True)
@@ -263,8 +337,9 @@ class StatusLookup:
 
 async def status_lookup(reader: AsyncReader, retiree_id: str) -> StatusLookup:
     """Everything a status answer needs, in one round trip and one snapshot (one
-    statement in autocommit)."""
-    row = await reader.fetchone(_STATUS_SQL, {"id": retiree_id})
+    statement in autocommit), by the statement prepared on ``reader``'s connections
+    (``AsyncReader(dsn, prepare=[STATUS_PREPARE])``)."""
+    row = await reader.fetchone(f"EXECUTE {STATUS_STATEMENT}(%s)", (retiree_id,))
     assert row is not None
     salt, dig, residence, unit, scheme, category, statuses, holds = row
     retiree = (
@@ -342,10 +417,14 @@ def _audit_line(row: AuditRow) -> str:
 
 
 class AuditWriter:
-    """Audit rows written in batches by a background thread (every ``interval`` seconds
-    or ``batch`` rows). ``close`` writes what is left. A database outage keeps the rows
-    in memory (up to ``max_pending``) and retries; rows beyond that are counted as lost
-    in the server log."""
+    """Audit rows written in batches by a background thread (every ``interval`` seconds,
+    up to ``batch`` rows per transaction). ``close`` writes what is left. A database
+    outage keeps the rows in memory (up to ``max_pending``) and retries; rows beyond that
+    are counted as lost in the server log.
+
+    ``write`` only appends to a deque (atomic under the GIL): it never wakes the writer
+    thread, which would then compete with the event loop for the GIL on every call. The
+    writer wakes on its own every ``interval`` and takes what has accumulated."""
 
     def __init__(
         self, dsn: str, *, interval: float = 0.2, batch: int = 1000, max_pending: int = 100_000
@@ -353,7 +432,8 @@ class AuditWriter:
         self._dsn = dsn
         self._interval = interval
         self._batch = batch
-        self._queue: queue.Queue[AuditRow] = queue.Queue(maxsize=max_pending)
+        self._max_pending = max_pending
+        self._rows: deque[AuditRow] = deque()
         self._stop = threading.Event()
         self._written = 0
         self._lost = 0
@@ -361,12 +441,12 @@ class AuditWriter:
         self._thread.start()
 
     def write(self, row: AuditRow) -> None:
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
+        if len(self._rows) >= self._max_pending:
             self._lost += 1
             if self._lost in (1, 100, 10_000):
                 log.error("audit queue full: %d audit rows lost so far", self._lost)
+            return
+        self._rows.append(row)
 
     @property
     def written(self) -> int:
@@ -376,27 +456,32 @@ class AuditWriter:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    def _take(self) -> list[AuditRow]:
+        rows = self._rows
+        taken: list[AuditRow] = []
+        with contextlib.suppress(IndexError):
+            while len(taken) < self._batch:
+                taken.append(rows.popleft())
+        return taken
+
     def _run(self) -> None:
         conn: Connection | None = None
         pending: list[AuditRow] = []
+        stopping = False
         while True:
-            stopping = self._stop.is_set()
-            # Gather for up to ``interval`` after the first row: one transaction (one WAL
-            # flush) per batch, not per call.
-            deadline = time.monotonic() + (0.0 if stopping else self._interval)
-            try:
-                while len(pending) < self._batch:
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
-                        pending.append(self._queue.get_nowait())
-                    else:
-                        pending.append(self._queue.get(timeout=wait))
-            except queue.Empty:
-                pass
+            if not pending and len(self._rows) < self._batch and not stopping:
+                # Gather for ``interval``: one transaction (one WAL flush) per batch, not
+                # per call.
+                stopping = self._stop.wait(self._interval)
+            stopping = stopping or self._stop.is_set()
+            if not pending:
+                pending = self._take()
             if pending:
                 try:
                     if conn is None or conn.closed:
-                        conn = psycopg2.connect(self._dsn, **_connect_options())
+                        conn = psycopg2.connect(
+                            self._dsn, **_connect_options("lifecert-api-audit")
+                        )
                     with conn, conn.cursor() as cur:
                         cur.copy_expert(_AUDIT_COPY,
                                         io.StringIO("".join(map(_audit_line, pending))))
@@ -410,10 +495,11 @@ class AuditWriter:
                             conn.close()
                     conn = None
                     if stopping:
-                        log.error("%d audit rows lost at shutdown", len(pending))
+                        log.error("%d audit rows lost at shutdown",
+                                  len(pending) + len(self._rows))
                         break
-                    time.sleep(1.0)
-            if stopping and self._queue.empty() and not pending:
+                    self._stop.wait(1.0)
+            if stopping and not pending and not self._rows:
                 break
         if conn is not None:
             conn.close()

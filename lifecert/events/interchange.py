@@ -309,13 +309,13 @@ def to_json(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type_name}
     for key in ("event_id", "recorded_at", "source_agency"):
         if key in event:
-            out[key] = _plain(event[key])
+            out[key] = plain(event[key])
     for spec in event_spec(type_name).fields:
         if spec.name in event:
-            out[spec.name] = _plain(event[spec.name])
+            out[spec.name] = plain(event[spec.name])
     for key, value in event.items():
         if key not in out:
-            out[key] = _plain(value)
+            out[key] = plain(value)
     return out
 
 
@@ -324,13 +324,15 @@ def dumps(event: Event) -> str:
     return json.dumps(to_json(event), ensure_ascii=False, separators=(",", ":"))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value in its interchange (JSON) form: times in Asia/Shanghai with offset, dates
+    ISO, lists element by element; anything else as is."""
     if isinstance(value, datetime):
         return isoformat_local(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 

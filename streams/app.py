@@ -120,8 +120,13 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
     processor = Processor(policy, topics, send, table, table_items, _fault_from_env())
     source = app.topic(events.name, key_serializer="raw", value_serializer="raw")
 
-    # faust's committed offsets as loaded at each assignment (None for offset 0 or none).
-    guard = OffsetGuard(lambda tp: app.consumer._committed_offset.get(tp))
+    # faust's committed offsets as loaded at each assignment (None for offset 0 or none),
+    # else the partition's first offset, where the fix's seek put the fetcher.
+    def committed(tp: Any) -> int | None:
+        found = app.consumer._committed_offset.get(tp)
+        return found if found is not None else faust_fixes.first_offsets.get(tp)
+
+    guard = OffsetGuard(committed)
 
     @app.agent(source, name="decide-events", concurrency=1)
     async def decide_events(stream: faust.StreamT) -> None:

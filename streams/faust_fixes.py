@@ -11,9 +11,11 @@ delivered. faust then cannot commit past the hole (or, with a hole of one record
 straight past it: faust-streaming issue 606), so the loss is silent or the partition stalls.
 
 The fix keeps faust's steps and changes their order: seek while the stream partitions are
-still paused, resume the flow (clearing queues that can hold nothing yet), and resume the
-stream partitions last. :class:`streams.app` also checks every partition's offsets are
-consecutive, and stops the worker rather than skip a record, should a hole ever appear.
+still paused (partitions without a committed offset to their beginning, which aiokafka's
+seek to committed leaves alone), resume the flow (clearing queues that can hold nothing
+yet), and resume the stream partitions last. :class:`streams.app` also checks every
+partition's offsets are consecutive (from the first offset when nothing is committed), and
+stops the worker rather than skip a record, should a hole ever appear.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ log = logging.getLogger("lifecert.worker")
 
 PATCHED_VERSIONS = ("0.15.",)
 _applied = False
+# Stream partition -> its first offset, for the partitions that had no committed offset at
+# their last assignment (where the offset guard expects the first record).
+first_offsets: dict[Any, int] = {}
 
 
 def apply() -> bool:
@@ -55,11 +60,31 @@ async def _resume_stream_partitions(recovery: Any) -> None:
     if stream_tps:
         recovery.log.info("Seek stream partitions to committed offsets.")
         await recovery._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        await _seek_uncommitted_to_beginning(consumer, stream_tps)
     recovery.completed.set()
     app.flow_control.resume()
     consumer.resume_flow()
     consumer.resume_partitions(stream_tps)
     await app._fetcher.maybe_start()
+
+
+async def _seek_uncommitted_to_beginning(consumer: Any, tps: set[Any]) -> None:
+    """Seek the partitions without a committed offset to their first record.
+
+    aiokafka's ``seek_to_committed`` leaves a partition without a committed offset (or
+    with offset 0) where the fetcher is, and faust drops the records it had fetched for it
+    while the flow was suspended for a rebalance: a worker that starts while the topic
+    fills lost the records of its first fetches (seen: 4,708 of 10,000 retirees of the
+    partner demo). ``auto_offset_reset=earliest`` means such a partition starts at its
+    beginning, so seek there explicitly, and remember where that is for the offset guard."""
+    uncommitted = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
+    if not uncommitted:
+        return
+    starts = await consumer.earliest_offsets(*uncommitted)
+    for tp in uncommitted:
+        start = starts.get(tp, 0)
+        await consumer.seek(tp, start)
+        first_offsets[tp] = start
 
 
 async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:

@@ -1,19 +1,18 @@
 """``lifecert demo``: the README's main job.
 
-Live (the default): brings the local stack up, generates a campaign, publishes it to Kafka
-with its clock ticks, runs the stream worker and the PostgreSQL projections until every
-event is decided and projected, prints the campaign summary from PostgreSQL and checks it
-against an offline replay of the same file.
+Live (the default): brings the local stack up, generates a campaign and plays it through
+the simulated partner systems: the pension master's database, the Guangdong provincial
+feed and the ministry's batch files, each read by its connector (events no connector
+carries yet, such as the face app's and the counters', are published directly, as the
+partner API will). The stream worker and the PostgreSQL projections decide and project
+until every event is done; the payment-system connector applies the instructions to the
+payment ledger, and the Guangdong results connector posts Foshan's assistance results to
+the province. It prints the campaign summary from PostgreSQL, reconciles the ledger with
+the instructions sent, and checks the live result against an offline replay of the same
+file.
 
-With ``--partners`` it plays the campaign through the simulated partner systems instead:
-the pension master's database, the Guangdong provincial feed and the ministry's batch
-files, each read by its connector (events no connector carries yet, such as the face
-app's and the counters', are published directly, as the partner API will); the payment-
-system connector applies the instructions to the payment ledger, and the Guangdong results
-connector posts Foshan's assistance results to the province; the ledger is reconciled
-with the instructions sent. Known gap (issue 4): above a few thousand retirees the partner
-path's live result differs from replay; 2,000 retirees agree.
-``--offline`` only generates and replays.
+``--direct`` publishes the generated file to Kafka itself, with its clock ticks, instead of
+going through the partners; ``--offline`` only generates and replays.
 """
 
 from __future__ import annotations
@@ -50,10 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/demo"))
     parser.add_argument("--offline", action="store_true",
                         help="no Kafka or PostgreSQL: generate and replay only")
-    parser.add_argument("--partners", action="store_true",
-                        help="play the campaign through the partner systems' simulators and "
-                             "their connectors (differs from replay above a few thousand "
-                             "retirees: see issue 4)")
+    parser.add_argument("--direct", dest="partners", action="store_false",
+                        help="publish the generated file to Kafka directly instead of "
+                             "playing it through the partner systems and their connectors")
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds to wait for the pipeline to catch up (default 1800)")
     parser.set_defaults(func=run)

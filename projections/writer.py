@@ -48,7 +48,10 @@ def read_topics(topics: TopicLayout) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class WriterOptions:
     batch_records: int = 20_000  # at most this many records per transaction
-    batch_seconds: float = 0.5  # and gathered for at most this long
+    # and gathered for at most this long: while records keep coming, a batch is held this
+    # long before its commit, so it bounds the latency the writer adds (a backlog fills
+    # batches by count much sooner)
+    batch_seconds: float = 0.1
     poll_ms: int = 200
     until_idle: bool = False  # stop once every partition is read to its end
     backoff_initial: float = 0.2  # seconds before the first reconnection attempt
@@ -81,12 +84,14 @@ class ProjectionWriter:
         options: WriterOptions | None = None,
         *,
         on_batch: Callable[[int], None] | None = None,
+        on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
         self.dsn = dsn
         self.bootstrap = bootstrap
         self.topics = topics if topics is not None else layout()
         self.options = options or WriterOptions()
         self.on_batch = on_batch
+        self.on_commit = on_commit  # each batch right after its transaction committed
         self.stats = WriterStats()
         self._names = read_topics(self.topics)
         self._stop = threading.Event()
@@ -211,6 +216,8 @@ class ProjectionWriter:
         except _DB_ERRORS as exc:
             self._lost(consumer, exc)
             return
+        if self.on_commit is not None:
+            self.on_commit(batch)
         self._expected.update(batch.next_offsets)
         stats = self.stats
         stats.records += batch.records

@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     face.add_argument("face_args", nargs="*")
     face.set_defaults(func=run_face_bench)
+    from lifecert.commands import bench_pipeline
+
+    bench_pipeline.add_parser(benches)
 
 
 def run_face_bench(args: argparse.Namespace) -> int:
@@ -90,20 +93,26 @@ def timed_child(argv: list[str]) -> Timing:
     return Timing(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
 
 
-def run_replay_bench(args: argparse.Namespace) -> int:
-    work = args.work_dir
+def campaign_file(work: Path, retirees: int, seed: int) -> Path:
+    """The generated campaign of that size and seed in ``work`` (made once, then kept)."""
     work.mkdir(parents=True, exist_ok=True)
-    events = work / f"campaign-{args.retirees}-{args.seed}.jsonl"
-    lifecert = [sys.executable, "-m", "lifecert.cli"]
+    events = work / f"campaign-{retirees}-{seed}.jsonl"
     if not events.exists():
-        print(f"generating {args.retirees:,} retirees into {events} ...", file=sys.stderr)
+        print(f"generating {retirees:,} retirees into {events} ...", file=sys.stderr)
         partial = events.with_suffix(".partial")
         generated = timed_child(
-            [*lifecert, "generate", "--retirees", str(args.retirees),
-             "--seed", str(args.seed), "--out", str(partial)]
+            [sys.executable, "-m", "lifecert.cli", "generate", "--retirees", str(retirees),
+             "--seed", str(seed), "--out", str(partial)]
         )
         partial.rename(events)
         print(f"generated in {generated.wall_s:.1f} s", file=sys.stderr)
+    return events
+
+
+def run_replay_bench(args: argparse.Namespace) -> int:
+    work = args.work_dir
+    events = campaign_file(work, args.retirees, args.seed)
+    lifecert = [sys.executable, "-m", "lifecert.cli"]
     print("measuring the raw parse rate (best of two) ...", file=sys.stderr)
     lines, raw_first = raw_parse(events)
     print("replaying ...", file=sys.stderr)

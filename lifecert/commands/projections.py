@@ -100,8 +100,8 @@ def _batch_options(parser: argparse.ArgumentParser) -> None:
         help="most records per transaction (default 20000)",
     )
     parser.add_argument(
-        "--batch-seconds", type=float, default=0.5,
-        help="most time spent gathering one batch (default 0.5)",
+        "--batch-seconds", type=float, default=0.1,
+        help="most time spent gathering one batch (default 0.1)",
     )
 
 

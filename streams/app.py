@@ -135,6 +135,11 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
             event = stream.current_event
             assert event is not None
             message = event.message
+            if guard.expected(message.tp) is None:
+                # Nothing committed and no seek seen yet: the partition starts at its first
+                # offset, so that a record lost before this one is a hole, not the start.
+                starts = await app.consumer.earliest_offsets(message.tp)
+                faust_fixes.first_offsets[message.tp] = starts.get(message.tp, 0)
             verdict = guard.check(message.tp, message.offset)
             if verdict == "seen":
                 await stream.ack(event)

@@ -11,9 +11,11 @@ delivered. faust then cannot commit past the hole (or, with a hole of one record
 straight past it: faust-streaming issue 606), so the loss is silent or the partition stalls.
 
 The fix keeps faust's steps and changes their order: seek while the stream partitions are
-still paused (partitions without a committed offset to their beginning, which aiokafka's
-seek to committed leaves alone), resume the flow (clearing queues that can hold nothing
-yet), and resume the stream partitions last. :class:`streams.app` also checks every
+still paused, resume the flow (clearing queues that can hold nothing yet), and resume the
+stream partitions last. Every seek to the committed offsets (this one, and the one
+``getmany`` makes after discarding records fetched while the flow is stopped) also seeks
+the partitions without a committed offset to their beginning, which aiokafka's
+``seek_to_committed`` leaves alone. :class:`streams.app` also checks every
 partition's offsets are consecutive (from the first offset when nothing is committed), and
 stops the worker rather than skip a record, should a hole ever appear.
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 import faust
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 
 log = logging.getLogger("lifecert.worker")
 
@@ -48,6 +51,16 @@ def apply() -> bool:
         return False
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
+    seek_to_committed = Consumer.perform_seek
+
+    async def perform_seek(self: Consumer) -> None:
+        await seek_to_committed(self)
+        stream_tps = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
+        await _seek_uncommitted_to_beginning(self, stream_tps)
+
+    # Both callers: the recovery's resume (below), and getmany when records arrive while
+    # the flow is stopped for a rebalance (it drops them and seeks back).
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     _applied = True
     return True
 
@@ -60,7 +73,6 @@ async def _resume_stream_partitions(recovery: Any) -> None:
     if stream_tps:
         recovery.log.info("Seek stream partitions to committed offsets.")
         await recovery._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-        await _seek_uncommitted_to_beginning(consumer, stream_tps)
     recovery.completed.set()
     app.flow_control.resume()
     consumer.resume_flow()
@@ -73,9 +85,11 @@ async def _seek_uncommitted_to_beginning(consumer: Any, tps: set[Any]) -> None:
 
     aiokafka's ``seek_to_committed`` leaves a partition without a committed offset (or
     with offset 0) where the fetcher is, and faust drops the records it had fetched for it
-    while the flow was suspended for a rebalance: a worker that starts while the topic
-    fills lost the records of its first fetches (seen: 4,708 of 10,000 retirees of the
-    partner demo). ``auto_offset_reset=earliest`` means such a partition starts at its
+    while the flow was suspended for a rebalance (in the queues it clears, and in
+    ``getmany``, which discards what arrives while the flow is stopped and seeks back to
+    the committed offsets): a worker that starts while the topic fills lost the records
+    of its first fetches (seen: 4,708 of 10,000 retirees, in the partner demo and in the
+    direct one). ``auto_offset_reset=earliest`` means such a partition starts at its
     beginning, so seek there explicitly, and remember where that is for the offset guard."""
     uncommitted = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
     if not uncommitted:

@@ -87,9 +87,9 @@ async def _seek_uncommitted_to_beginning(consumer: Any, tps: set[Any]) -> None:
     with offset 0) where the fetcher is, and faust drops the records it had fetched for it
     while the flow was suspended for a rebalance (in the queues it clears, and in
     ``getmany``, which discards what arrives while the flow is stopped and seeks back to
-    the committed offsets): a worker that starts while the topic fills lost the records
-    of its first fetches (seen: 4,708 of 10,000 retirees, in the partner demo and in the
-    direct one). ``auto_offset_reset=earliest`` means such a partition starts at its
+    the committed offsets): a worker that starts while the topic fills can lose the
+    records of its first fetches (the partner demo lost 4,708 of 10,000 retirees so).
+    ``auto_offset_reset=earliest`` means such a partition starts at its
     beginning, so seek there explicitly, and remember where that is for the offset guard."""
     uncommitted = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
     if not uncommitted:

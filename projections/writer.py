@@ -45,10 +45,6 @@ def read_topics(topics: TopicLayout) -> tuple[str, ...]:
     return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles))
 
 
-FETCH_MIN_BYTES = 64 * 1024
-FETCH_MAX_WAIT_MS = 100
-
-
 @dataclass(frozen=True)
 class WriterOptions:
     batch_records: int = 20_000  # at most this many records per transaction
@@ -177,11 +173,7 @@ class ProjectionWriter:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self.options.batch_records,
-            # A fetch waits at the broker until 64 KiB are there (or the wait is up):
-            # following a live worker, fetching whatever few records have arrived kept
-            # kafka-python's network thread busy (most of the writer's CPU).
-            fetch_min_bytes=FETCH_MIN_BYTES,
-            fetch_max_wait_ms=min(self.options.poll_ms, FETCH_MAX_WAIT_MS),
+            fetch_max_wait_ms=min(self.options.poll_ms, 500),
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
 

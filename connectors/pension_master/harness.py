@@ -21,6 +21,7 @@ import psycopg2.extensions
 
 from connectors.pension_master import codes, simulator
 from connectors.testkit.harness import Event, SourceHarness
+from lifecert.databases import create_database, drop_database
 from projections.config import resolve_dsn
 
 # Changes per transaction in feed(): a generated campaign's enrolments go in at some
@@ -51,20 +52,10 @@ class PensionMasterHarness(SourceHarness):
         self.dsn: str | None = None
         self._malformed = 0
 
-    def _admin(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        conn = psycopg2.connect(self.admin_dsn, connect_timeout=10)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-        finally:
-            conn.close()
-
     def start(self, work_dir: Path) -> dict[str, Any]:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.dbname = f"pension_master_{uuid.uuid4().hex[:12]}"
-        self._admin(f'CREATE DATABASE "{self.dbname}"')
-        self.dsn = psycopg2.extensions.make_dsn(self.admin_dsn, dbname=self.dbname)
+        self.dsn = create_database(self.admin_dsn, self.dbname)
         argv = [sys.executable, "-m", "connectors.pension_master.simulator", "init",
                 "--dsn", self.dsn]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -77,7 +68,7 @@ class PensionMasterHarness(SourceHarness):
 
     def stop(self) -> None:
         if self.dbname is not None:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+            drop_database(self.admin_dsn, self.dbname)
             self.dbname = self.dsn = None
 
     def break_partner(self) -> None:

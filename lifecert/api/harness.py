@@ -26,12 +26,12 @@ from typing import Any
 
 import grpc
 import psycopg2
-import psycopg2.extensions
 from psycopg2.extras import execute_values
 
 from lifecert.api import secondfactor
 from lifecert.api.client import aio_secure_channel, secure_channel
 from lifecert.api.config import second_factor_key
+from lifecert.databases import create_database, drop_database
 from lifecert.events import codec
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import TopicLayout, layout
@@ -103,19 +103,12 @@ class Sandbox:
     def create(cls, admin_dsn: str, bootstrap: str, root: Path) -> Sandbox:
         token = uuid.uuid4().hex[:10]
         db_name = f"lifecert_api_{token}"
-        admin = psycopg2.connect(admin_dsn)
-        admin.autocommit = True
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{db_name}"')
-        finally:
-            admin.close()
+        dsn = create_database(admin_dsn, db_name)
         topics = layout(f"api{token}.")
         with kafka.admin_client(bootstrap) as client:
             kafka.ensure_topics(client, topics)
         pki = PkiPaths(root / "pki")
         init(pki, hosts=["localhost", "127.0.0.1"])
-        dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=db_name)
         box = cls(root, admin_dsn, db_name, dsn, bootstrap, topics, pki)
         from lifecert.api.migrate import migrate
         from projections.config import connect
@@ -259,13 +252,7 @@ class Sandbox:
             server.stop()
         with contextlib.suppress(Exception), kafka.admin_client(self.bootstrap) as client:
             client.delete_topics([s.name for s in self.topics.topics.values()])
-        admin = psycopg2.connect(self.admin_dsn)
-        admin.autocommit = True
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        finally:
-            admin.close()
+        drop_database(self.admin_dsn, self.db_name)
 
     def __enter__(self) -> Sandbox:
         return self

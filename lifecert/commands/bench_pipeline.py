@@ -441,20 +441,11 @@ def _new_run(bootstrap: str, admin_dsn: str, work: Path, tag: str) -> Any:
 
 
 def _discard(run: Any) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
+    from lifecert.databases import drop_database
     from lifecert.pipeline import live
 
     live.drop_topics(run.bootstrap, run.prefix)
-    conn = psycopg2.connect(run.admin_dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(run.database)))
-    finally:
-        conn.close()
+    drop_database(run.admin_dsn, run.database)
 
 
 def run_pipeline_bench(args: argparse.Namespace) -> int:

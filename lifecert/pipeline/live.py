@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import psycopg2
 from kafka.errors import KafkaError
-from psycopg2 import sql
 
+from lifecert.databases import create_database, drop_database
 from lifecert.domain.policy import Policy
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.publish import PublishStats, publish_file
@@ -78,15 +78,8 @@ class LiveRun:
 
 def fresh_database(run: LiveRun) -> None:
     """Drop and create the run's database."""
-    conn = psycopg2.connect(run.admin_dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            name = sql.Identifier(run.database)
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    finally:
-        conn.close()
+    drop_database(run.admin_dsn, run.database)
+    create_database(run.admin_dsn, run.database)
 
 
 def drop_topics(bootstrap: str, prefix: str) -> None:

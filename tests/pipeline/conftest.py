@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lifecert.databases import drop_database
 from lifecert.pipeline import live
 from lifecert.stack import StackStatus
-from projections.config import connect
 
 
 @pytest.fixture
@@ -22,8 +22,4 @@ def run(stack: StackStatus, tmp_path: Path) -> Iterator[live.LiveRun]:
     live.prepare(run)
     yield run
     live.drop_topics(run.bootstrap, run.prefix)
-    conn = connect(run.admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{run.database}" WITH (FORCE)')
-    conn.close()
+    drop_database(run.admin_dsn, run.database)

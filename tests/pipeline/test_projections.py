@@ -38,6 +38,7 @@ from kafka.structs import OffsetAndMetadata
 
 from lifecert.commands import projections as projections_command
 from lifecert.commands import wait_idle as wait_idle_command
+from lifecert.databases import create_database, drop_database
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
@@ -321,22 +322,16 @@ def new_topics(kafka_admin: KafkaAdminClient) -> Iterator[Callable[[], TopicLayo
 
 @pytest.fixture(scope="module")
 def new_database(stack: StackStatus) -> Iterator[Callable[[], str]]:
-    admin = psycopg2.connect(stack.postgres_dsn)
-    admin.autocommit = True
     made: list[str] = []
 
     def make() -> str:
         name = f"lifecert_test_{uuid.uuid4().hex[:12]}"
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
         made.append(name)
-        return psycopg2.extensions.make_dsn(stack.postgres_dsn, dbname=name)
+        return create_database(stack.postgres_dsn, name)
 
     yield make
-    with admin.cursor() as cur:
-        for name in made:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    for name in made:
+        drop_database(stack.postgres_dsn, name)
 
 
 @pytest.fixture(scope="module")

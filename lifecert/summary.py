@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from lifecert.domain.state import STATUSES, RetireeState
+from lifecert.domain.state import DECEASED, EXEMPT, STATUSES, RetireeState
 from lifecert.domain.time import local_date
 
 
@@ -39,6 +39,12 @@ def yuan(fen: int) -> str:
     return f"{sign}{whole:,}.{cents:02d}"
 
 
+# Statuses left out of the certification rate (the "in scope" column): exempt retirees
+# need not certify, and a dead retiree's pension stops instead. Decided from the status
+# alone, which is all the read models keep (the status record has no in-scope flag).
+OUTSIDE_RATE = frozenset({DECEASED, EXEMPT})
+
+
 def area(district: str | None, residence: str) -> str:
     """Where a retiree is counted: the Foshan district, else the residence in brackets."""
     return district if district is not None else f"({residence})"
@@ -61,21 +67,34 @@ class CampaignCounters:
     def retirees(self) -> int:
         return sum(self.statuses.values())
 
+    def add(
+        self, status: str, district: str | None, residence: str, channel: str | None,
+        completed_day: date | None, n: int = 1,
+    ) -> None:
+        """Count ``n`` retirees with these values (a state of replay's, or a group of
+        rows of the read models: both sides count through here, so they agree)."""
+        self.statuses[status] += n
+        if channel is not None:
+            self.channels[channel] += n
+            if completed_day is not None:
+                self.completed_by_day[completed_day] += n
+        if status not in OUTSIDE_RATE:
+            where = area(district, residence)
+            self.in_scope[where] += n
+            if channel is not None:
+                self.certified[where] += n
+
     @classmethod
     def from_states(
         cls, policy: str, retirees: Iterable[RetireeState], totals: InstructionTotals
     ) -> CampaignCounters:
         counters = cls(policy, instructions=totals)
         for state in retirees:
-            counters.statuses[state.status()] += 1
-            if state.completed_by is not None and state.completed_at is not None:
-                counters.channels[state.completed_by] += 1
-                counters.completed_by_day[local_date(state.completed_at)] += 1
-            if state.in_scope:
-                where = area(state.district, state.residence)
-                counters.in_scope[where] += 1
-                if state.complete:
-                    counters.certified[where] += 1
+            completed_at = state.completed_at
+            counters.add(
+                state.status(), state.district, state.residence, state.completed_by,
+                None if completed_at is None else local_date(completed_at),
+            )
         return counters
 
 
@@ -83,7 +102,8 @@ def render(counters: CampaignCounters) -> str:
     """The summary as fixed-width text tables."""
     in_scope, certified = counters.in_scope, counters.certified
     channels, statuses, totals = counters.channels, counters.statuses, counters.instructions
-    lines = ["Certification by district (in-scope retirees; other residences in brackets)"]
+    lines = ["Certification by district (living retirees who must certify; other residences "
+             "in brackets)"]
     lines.append(f"  {'area':<18}{'in scope':>10}{'certified':>11}{'rate':>8}")
     for where in sorted(in_scope, key=lambda a: (a.startswith("("), a)):
         n, c = in_scope[where], certified[where]

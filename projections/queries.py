@@ -18,7 +18,7 @@ import psycopg2.extensions
 
 from lifecert.events.interchange import to_json
 from lifecert.replay import jsonl_writer, write_status_csv
-from lifecert.summary import CampaignCounters, area
+from lifecert.summary import CampaignCounters
 
 Connection = psycopg2.extensions.connection
 
@@ -140,15 +140,7 @@ def campaign_counters(conn: Connection, policy: str) -> CampaignCounters:
             (policy,),
         )
         for district, residence, status, channel, day, n in cur.fetchall():
-            counters.statuses[status] += n
-            if channel is not None:
-                counters.channels[channel] += n
-                counters.completed_by_day[day] += n
-            if status != "EXEMPT":
-                where = area(district, residence)
-                counters.in_scope[where] += n
-                if channel is not None:
-                    counters.certified[where] += n
+            counters.add(status, district, residence, channel, day, n)
         cur.execute(
             "SELECT type, count(*), coalesce(sum(amount_fen), 0), "
             "coalesce(sum(jsonb_array_length(payload -> 'backpay_months')), 0) "

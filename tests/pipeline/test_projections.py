@@ -47,6 +47,7 @@ from lifecert.generate import write_campaign_file
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
 from lifecert.stack import StackStatus
+from lifecert.summary import CampaignCounters, InstructionTotals
 from projections.lag import LagProbe, wait_idle
 from projections.migrate import applied_versions, migrate
 from projections.queries import campaign_counters, export, retiree
@@ -84,6 +85,7 @@ class World:
     inputs: list[dict[str, Any]]
     records: list[tuple[str, dict[str, Any]]]  # (topic role, event), in decision order
     output_ids: set[str]
+    counters: CampaignCounters  # the summary's figures, counted from replay's states
 
 
 def simulate_worker(lines: list[str]) -> tuple[list[dict[str, Any]], list[tuple[str, dict]]]:
@@ -340,11 +342,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     events_file = folder / "events.jsonl"
     write_campaign_file(events_file, RETIREES, seed=SEED)
     replay_dir = folder / "replay"
-    replay_file(events_file, load_policy(POLICY), replay_dir)
+    totals = InstructionTotals()
+    campaign, _ = replay_file(events_file, load_policy(POLICY), replay_dir,
+                              on_instruction=totals)
+    counters = CampaignCounters.from_states(POLICY, campaign.retirees.values(), totals)
     lines = events_file.read_text(encoding="utf-8").splitlines()
     inputs, records = simulate_worker(lines)
     output_ids = {e["event_id"] for role, e in records if role != STATUS}
-    return World(events_file, replay_dir, inputs, records, output_ids)
+    return World(events_file, replay_dir, inputs, records, output_ids, counters)
 
 
 @pytest.fixture(scope="module")
@@ -444,6 +449,8 @@ def test_read_models_agree_with_replay(projected: Projected, world: World) -> No
     assert dict(counters.instructions.counts) == {
         k: instruction_kinds.count(k) for k in set(instruction_kinds)
     }
+    # The summary's figures, from PostgreSQL and from replay's states.
+    assert counters == world.counters
     assert view is not None
     assert [c.status for c in view.cycles] == ["SUSPENDED"]
     assert len(view.open_holds) == 1

@@ -28,10 +28,7 @@ def record_to_event(record: Any, city: str) -> Event:
         raise RecordRejected(f"the feed record is not a JSON object but "
                              f"{type(record).__name__}; nothing can be read from it")
     for name in _RECORD_TEXT_FIELDS:
-        value = record.get(name)
-        if value is None:
-            raise RecordRejected(f"field {name} is missing; every certification record of "
-                                 f"the province carries it")
+        value = _required(record, name)
         if not isinstance(value, str) or not value.strip():
             raise RecordRejected(f"field {name} must be a non-empty string, got {value!r}")
     if record["insuredCity"] != city:
@@ -65,12 +62,18 @@ def record_to_event(record: Any, city: str) -> Event:
     return event
 
 
-def _time(record: Mapping[str, Any], name: str) -> datetime:
-    if record.get(name) is None:
+def _required(record: Mapping[str, Any], name: str) -> Any:
+    value = record.get(name)
+    if value is None:
         raise RecordRejected(f"field {name} is missing; every certification record of the "
                              f"province carries it")
+    return value
+
+
+def _time(record: Mapping[str, Any], name: str) -> datetime:
+    value = _required(record, name)
     try:
-        return gd.parse_time(record[name])
+        return gd.parse_time(value)
     except ValueError as exc:
         raise RecordRejected(f"field {name}: {exc}") from None
 

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    loop = use_uvloop()
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python's admin chatter
     log = logging.getLogger("lifecert.worker")
     try:
@@ -70,12 +71,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert worker: {exc}", file=sys.stderr)
         return 1
     log.info(
-        "worker %s: policy %s, events topic %s, store %s, data in %s",
+        "worker %s: policy %s, events topic %s, store %s, data in %s, event loop %s",
         settings.app_id, settings.policy, layout(settings.topic_prefix)[EVENTS].name,
-        app.conf.store, settings.data_dir,
+        app.conf.store, settings.data_dir, loop,
     )
     with running_marker(settings.data_dir, Path(app.conf.tabledir)) as clean:
         worker = faust.Worker(app, loglevel=args.log_level, quiet=True, stdout=sys.stderr)
+        # No progress spinner: to spin at every log record, faust sets the root logger to
+        # DEBUG, and every library's debug call then builds a record (per message sent).
+        worker.spinner = None
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
@@ -84,6 +88,22 @@ def run(args: argparse.Namespace) -> int:
             code = 0
         clean(code == 0)
     return code
+
+
+def use_uvloop() -> str:
+    """Run on uvloop when it is installed (the ``live`` extra has it): the worker spends
+    much of its time in the event loop's own bookkeeping (faust hands each record over
+    through several tasks), which uvloop does in C. Set LIFECERT_WORKER_LOOP=asyncio to
+    keep the standard loop."""
+    if os.environ.get("LIFECERT_WORKER_LOOP", "auto") == "asyncio":
+        return "asyncio"
+    try:
+        import mode.loop
+
+        mode.loop.use("uvloop")
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
 
 
 @contextmanager

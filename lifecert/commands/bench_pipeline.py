@@ -6,15 +6,18 @@ campaign (cached by size and seed) and measures:
 
 1. the raw consume rate of the events topic: aiokafka reading every record of it, no
    decoding (best of two);
-2. the raw COPY rate of PostgreSQL: rows shaped like the status read model, COPY'd into a
+2. faust's floor: the same topic delivered by faust (the worker's consumer settings) to
+   an agent that does nothing (``python -m streams.floor``), from its first record to its
+   last: what faust's own record delivery allows before any decision;
+3. the raw COPY rate of PostgreSQL: rows shaped like the status read model, COPY'd into a
    table of the same database in one transaction;
-3. the pipeline: ``lifecert worker`` and ``lifecert projections run`` started on the
+4. the pipeline: ``lifecert worker`` and ``lifecert projections run`` started on the
    published log, until both are idle; records of the events topic per second, from
    their start (the worker's start-up included) and steady (from the worker's first
    commit), with the CPU seconds each process used;
-4. a full projection rebuild (``lifecert projections rebuild``) of what the pipeline
+5. a full projection rebuild (``lifecert projections rebuild``) of what the pipeline
    wrote;
-5. latency at a steady rate: on a second fresh topic set, with the worker and a
+6. latency at a steady rate: on a second fresh topic set, with the worker and a
    projection writer running, the campaign's events are published at ``--rate`` events/s
    for ``--latency-seconds`` (events recorded before the campaign's first clock moment:
    a moment is a burst of decisions, not a steady rate); for every event whose decision
@@ -29,7 +32,7 @@ latency under 500 ms at 1,000 events/s.
 The machine is shared by the broker, PostgreSQL, the worker and the projections: rates
 are per wall-clock second of the whole system, and the CPU seconds of each process are
 printed beside them. ``python -m lifecert.commands.bench_pipeline projector ...`` is the
-projection writer of step 5 (``lifecert projections run`` that notes each commit).
+projection writer of step 6 (``lifecert projections run`` that notes each commit).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def add_parser(benches: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=float, default=4 * 3600.0,
                         help="give up on a phase after this many seconds")
     parser.add_argument("--latency-only", action="store_true",
-                        help="run only the latency phase (step 5)")
+                        help="run only the latency phase (step 6)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the topics and databases afterwards")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -172,6 +175,32 @@ def raw_copy(dsn: str, rows: int) -> dict[str, Any]:
     finally:
         conn.close()
     return {"rows": rows, "seconds": round(seconds, 3), "per_s": round(rows / seconds)}
+
+
+def faust_floor(run: Any, timeout: float) -> dict[str, Any]:
+    """faust delivering every record of the events topic to an agent that does nothing
+    (``python -m streams.floor``): the most a faust worker can take on this machine."""
+    from lifecert.pipeline.topics import EVENTS
+
+    topic = run.topics[EVENTS].name
+    records = _topic_ends(run.bootstrap, [topic])
+    out = run.work_dir / "floor.json"
+    out.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "streams.floor", "--bootstrap", run.bootstrap,
+            "--topic", topic, "--records", str(records),
+            "--data-dir", str(run.work_dir / "floor-data"), "--out", str(out)]
+    log = run.work_dir / "logs" / "floor.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        child = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            child.wait(timeout=timeout)
+        except BaseException:
+            child.kill()
+            raise
+    if not out.exists():
+        raise SystemExit(f"lifecert bench: the faust floor run gave no figures; see {log}")
+    return dict(json.loads(out.read_text(encoding="utf-8")))
 
 
 # ------------------------------------------------------------------ processes
@@ -480,6 +509,8 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
                               "seconds": round(published.seconds, 1)}
         _say("raw consume rate (aiokafka, best of two) ...")
         figures["raw_consume"] = raw_consume(bootstrap, run.topics[EVENTS].name)
+        _say("faust floor: an agent that only acknowledges records ...")
+        figures["faust_floor"] = faust_floor(run, args.timeout)
         _say("raw COPY rate ...")
         figures["raw_copy"] = raw_copy(run.dsn, figures["raw_consume"]["records"])
         _say("pipeline: worker + projections until idle ...")
@@ -531,6 +562,7 @@ def _judge(f: dict[str, Any]) -> None:
 def _describe(f: dict[str, Any]) -> str:
     raw, copy, pipe, reb, lat, t = (f["raw_consume"], f["raw_copy"], f["pipeline"],
                                     f["rebuild"], f["latency"], f["targets"])
+    floor = f["faust_floor"]
 
     def ok(met: bool) -> str:
         return "met" if met else "MISSED"
@@ -543,6 +575,9 @@ def _describe(f: dict[str, Any]) -> str:
         f"events topic ({f['publish']['events']:,} events and the clock ticks)",
         f"  raw consume (aiokafka)       {raw['per_s']:>10,} records/s  "
         f"({raw['per_cpu_s']:,} per CPU second)",
+        f"  faust floor (agent only acks){floor['per_s']:>10,} records/s  "
+        f"({floor['per_cpu_s']:,} per CPU second; "
+        f"{floor['per_s'] / raw['per_s']:.4f} of raw consume)",
         f"  raw COPY (PostgreSQL)        {copy['per_s']:>10,} rows/s",
         f"  pipeline Kafka->worker->PG   {pipe['per_s']:>10,} events/s start to idle "
         f"({pipe['seconds']:,} s, the worker's start-up included)",

@@ -66,8 +66,9 @@ OUTPUT_ROLES = (PAYMENT_INSTRUCTIONS, ALERTS, TASKS)
 DECIDE_TIMEOUT = 120.0
 FAULT_ENV = "LIFECERT_WORKER_FAULT"
 # A killed worker's partitions are reassigned once its session times out: the broker's
-# minimum (group.min.session.timeout.ms), to keep the restart tests short.
-SESSION = ("--session-timeout", "6")
+# minimum (group.min.session.timeout.ms), to keep the restart tests short. Their workers
+# log at info level (assignments, recovery, progress): shown when such a test fails.
+SESSION = ("--session-timeout", "6", "--log-level", "info")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -399,7 +400,9 @@ def test_a_restarted_worker_continues_from_its_table(pipeline: Pipeline) -> None
 
 
 def test_sigkill_mid_stream_loses_nothing(pipeline: Pipeline) -> None:
-    lines = publish(pipeline, campaign(pipeline.tmp, 2000, seed=13))
+    # Large enough that the batched worker (a few thousand records a second) is still
+    # mid-stream when it has committed 30%: it is killed inside a batch, most likely.
+    lines = publish(pipeline, campaign(pipeline.tmp, 12000, seed=13))
     with Worker(pipeline, "--commit-interval", "1", *SESSION, label="killed") as killed:
         at_kill = wait_until(killed, reached=0.3)
         killed.stop(signal.SIGKILL)
@@ -424,7 +427,7 @@ def test_a_second_worker_joining_before_the_first_commit_loses_nothing(
     the queued records were never decided (the partner demo lost 4,708 of 10,000 retirees
     this way). The two workers then share the partitions; nothing is lost."""
     lines = publish(pipeline, campaign(pipeline.tmp, 2000, seed=17))
-    slow_commits = ("--commit-interval", "40", "--log-level", "info", *SESSION)
+    slow_commits = ("--commit-interval", "40", *SESSION)
     with Worker(pipeline, *slow_commits, label="first") as first:
         deadline = time.monotonic() + DECIDE_TIMEOUT
         while records_on(pipeline, STATUS) < 100:

@@ -102,20 +102,34 @@ def store_url(choice: str) -> str:
     return f"{choice}://"
 
 
-def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
+def faust_app(app_id: str, bootstrap: str, data_dir: Path, **options: Any) -> faust.App:
+    """A faust app reading raw records from the first offset, at least once, with
+    :mod:`streams.faust_fixes` applied: the worker's, and the benchmark's floor
+    (:mod:`streams.floor`). ``options``: further faust settings."""
     faust_fixes.apply()
-    policy = load_policy(settings.policy)
-    topics = layout(settings.topic_prefix)
-    events = topics[EVENTS]
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.bootstrap}",
-        store=store_url(settings.store),
-        datadir=str(settings.data_dir),
+    return faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        datadir=str(data_dir),
         autodiscover=False,
         web_enabled=False,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        **options,
+    )
+
+
+def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
+    policy = load_policy(settings.policy)
+    topics = layout(settings.topic_prefix)
+    events = topics[EVENTS]
+    app = faust_app(
+        settings.app_id,
+        settings.bootstrap,
+        settings.data_dir,
+        store=store_url(settings.store),
         producer_acks=-1,
         # The changelog is co-partitioned with the events topic (faust checks it).
         topic_partitions=events.partitions,
@@ -124,8 +138,6 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
         broker_commit_interval=settings.commit_interval,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
-        key_serializer="raw",
-        value_serializer="raw",
     )
     table = app.Table(
         TABLE_NAME,
@@ -212,10 +224,9 @@ class FaustTable:
     async def send(self, record: Record, entry: tuple[bytes, bytes, TableValue]
                    ) -> Awaitable[Any]:
         key, value, _ = entry
-        ack = await self._app.producer.send(
+        return await self._app.producer.send(
             self._topic, key, value, record.position.partition, None, None
         )
-        return ack
 
     def sent(self, acks: Iterable[Any]) -> None:
         """Record how far each changelog partition is written (the store resumes its

@@ -35,24 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import faust
 
-    from streams import faust_fixes
-    from streams.worker import use_uvloop
+    from streams.app import faust_app
+    from streams.worker import execute, use_uvloop
 
     logging.basicConfig(level="WARNING", stream=sys.stderr)
     loop = use_uvloop()
-    faust_fixes.apply()
-    app = faust.App(
-        f"lifecert-floor-{uuid.uuid4().hex[:8]}",
-        broker=f"kafka://{args.bootstrap}",
-        store="memory://",
-        datadir=str(args.data_dir),
-        autodiscover=False,
-        web_enabled=False,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app = faust_app(f"lifecert-floor-{uuid.uuid4().hex[:8]}", args.bootstrap, args.data_dir,
+                    store="memory://")
     topic = app.topic(args.topic, key_serializer="raw", value_serializer="raw")
     seen: dict[str, Any] = {"records": 0}
 
@@ -73,13 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }), encoding="utf-8")
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    worker = faust.Worker(app, loglevel="warning", quiet=True, stdout=sys.stderr)
-    worker.spinner = None
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    return execute(app, "warning")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ class Processor:
     def _decide(self, records: Sequence[Record]) -> _Run:
         run = _Run()
         counters = self.counters
+        entry = self._table.entry
         for record in records:
             position = record.position
             classified = classify(record.key, record.value)
@@ -215,7 +216,6 @@ class Processor:
             run.records.append(record)
             run.steps.append(step)
             run.sends.extend(self._records_of(step))
-            entry = self._table.entry
             run.writes.extend((record, entry(key, value)) for key, value in step.writes)
         return run
 

@@ -20,6 +20,8 @@ from lifecert.commands.worker import DEFAULT_APP_ID, add_arguments
 from lifecert.pipeline.topics import EVENTS, TopicLayout, layout
 
 if TYPE_CHECKING:
+    import faust
+
     from streams.app import WorkerSettings
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
@@ -49,8 +51,6 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 
 def run(args: argparse.Namespace) -> int:
     """Run until stopped; the exit code."""
-    import faust
-
     from lifecert.domain.policy import PolicyError
     from lifecert.pipeline import kafka as lk
     from streams.app import create_app
@@ -76,18 +76,24 @@ def run(args: argparse.Namespace) -> int:
         app.conf.store, settings.data_dir, loop,
     )
     with running_marker(settings.data_dir, Path(app.conf.tabledir)) as clean:
-        worker = faust.Worker(app, loglevel=args.log_level, quiet=True, stdout=sys.stderr)
-        # No progress spinner: to spin at every log record, faust sets the root logger to
-        # DEBUG, and every library's debug call then builds a record (per message sent).
-        worker.spinner = None
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:
-            code = 0
+        code = execute(app, args.log_level)
         clean(code == 0)
     return code
+
+
+def execute(app: faust.App, log_level: str) -> int:
+    """Run ``app`` as a faust worker until it stops (SIGTERM/SIGINT); the exit code."""
+    import faust
+
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, stdout=sys.stderr)
+    # No progress spinner: to spin at every log record, faust sets the root logger to
+    # DEBUG, and every library's debug call then builds a record (per message sent).
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 def use_uvloop() -> str:

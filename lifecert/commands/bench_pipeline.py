@@ -469,14 +469,6 @@ def _new_run(bootstrap: str, admin_dsn: str, work: Path, tag: str) -> Any:
     return run
 
 
-def _discard(run: Any) -> None:
-    from lifecert.databases import drop_database
-    from lifecert.pipeline import live
-
-    live.drop_topics(run.bootstrap, run.prefix)
-    drop_database(run.admin_dsn, run.database)
-
-
 def run_pipeline_bench(args: argparse.Namespace) -> int:
     from lifecert.commands.bench import campaign_file
     from lifecert.domain.policy import load_policy
@@ -528,7 +520,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
         if not args.keep:
             for made in runs:
                 try:
-                    _discard(made)
+                    live.discard(made)
                 except Exception as exc:  # cleanup must not hide the figures' failure
                     _say(f"could not remove {made.prefix}*: {exc}")
     _judge(figures)

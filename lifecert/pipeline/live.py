@@ -93,6 +93,12 @@ def drop_topics(bootstrap: str, prefix: str) -> None:
             admin.delete_topics(doomed)
 
 
+def discard(run: LiveRun) -> None:
+    """Drop the run's topics and database (what :func:`prepare` made)."""
+    drop_topics(run.bootstrap, run.prefix)
+    drop_database(run.admin_dsn, run.database)
+
+
 def prepare(run: LiveRun) -> None:
     """Fresh topics, worker store and database for ``run``."""
     drop_topics(run.bootstrap, run.prefix)

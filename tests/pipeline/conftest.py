@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.databases import drop_database
 from lifecert.pipeline import live
 from lifecert.stack import StackStatus
 
@@ -21,5 +20,4 @@ def run(stack: StackStatus, tmp_path: Path) -> Iterator[live.LiveRun]:
                        f"lifecert_e2e_{tag}", tmp_path)
     live.prepare(run)
     yield run
-    live.drop_topics(run.bootstrap, run.prefix)
-    drop_database(run.admin_dsn, run.database)
+    live.discard(run)

@@ -31,6 +31,21 @@ class Limits:
     # Multiplies every role's token-bucket rate and burst (tests and benchmarks).
     rate_scale: float = 1.0
     max_concurrent_streams: int = 256  # per connection (HTTP/2)
+    # Face verification (docs/face.md, Challenge-response). A frame's header may declare
+    # at most this many pixels (checked before decoding).
+    max_frame_pixels: int = 12_000_000
+    face_challenge_actions: int = 3
+    face_challenge_seconds: float = 30.0
+    # Failed face attempts (any decision but MATCH, and refused challenges), counted in
+    # api_face_decisions: per retiree in the last 24 hours, per agency in the last minute.
+    face_failures_per_retiree_day: int = 5
+    face_failures_per_agency_minute: int = 30
+    # Face calls (BeginChallenge, Verify, Enroll) running at once for one agency, in one
+    # API process.
+    face_concurrent_per_agency: int = 2
+    # A MATCH after a NOT_LIVE for the same retiree within this many seconds raises a
+    # FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
+    face_alert_window_seconds: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)

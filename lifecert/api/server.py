@@ -292,8 +292,16 @@ def setup_logging(verbose: bool) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ApiConfig:
+    face = {
+        "face_concurrent_per_agency": args.face_concurrency,
+        "face_failures_per_retiree_day": args.face_failures_per_retiree_day,
+        "face_failures_per_agency_minute": args.face_failures_per_agency_minute,
+        "face_challenge_seconds": args.face_challenge_seconds,
+        "max_frame_pixels": args.max_frame_pixels,
+    }
     limits = replace(
-        Limits(), rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes
+        Limits(), rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes,
+        **{k: v for k, v in face.items() if v is not None},
     )
     return ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,

@@ -65,6 +65,10 @@ class ApiConfig:
     # Without the face engine (lifecert/face) the FaceVerification service is not served.
     face: bool = True
     face_threshold: float | None = None  # None: the face engine's default
+    # The head-turn parallax a challenge answer must show (None: the engine's default,
+    # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: only for
+    # exercising the protocol with synthetic frames.
+    face_min_parallax: float | None = None
 
     @classmethod
     def resolve(
@@ -78,6 +82,7 @@ class ApiConfig:
         limits: Limits | None = None,
         face: bool = True,
         face_threshold: float | None = None,
+        face_min_parallax: float | None = None,
     ) -> ApiConfig:
         from lifecert.pipeline.kafka import bootstrap_servers
         from projections.config import resolve_dsn
@@ -96,6 +101,7 @@ class ApiConfig:
             limits=limits or Limits(),
             face=face,
             face_threshold=face_threshold,
+            face_min_parallax=face_min_parallax,
         )
 
 

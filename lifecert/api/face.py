@@ -58,7 +58,7 @@ from lifecert.face import (
     unseal,
 )
 from lifecert.face.images import BadImage, check_pixels
-from lifecert.face.liveness import random_actions
+from lifecert.face.liveness import ChallengePolicy, random_actions
 
 log = logging.getLogger("lifecert.api")
 pb = face_verification_pb2
@@ -84,6 +84,8 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         self.engine = FaceEngine(
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             max_frames=config.limits.max_frames, max_pixels=config.limits.max_frame_pixels,
+            challenge=(ChallengePolicy() if config.face_min_parallax is None
+                       else ChallengePolicy(min_parallax=config.face_min_parallax)),
         )
         self._running: Counter[str] = Counter()  # face calls in progress, per agency
         # dlib is CPU-bound: two verifications at a time on the 2-core machines.

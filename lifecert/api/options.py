@@ -39,6 +39,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         "must wait (default 30)")
     parser.add_argument("--face-challenge-seconds", type=float,
                         help="how long a face challenge may be answered (default 30)")
+    parser.add_argument("--face-min-parallax", type=float,
+                        help="head-turn parallax a challenge answer must show (default: the "
+                        "face engine's, chosen in docs/face.md; lower only to exercise the "
+                        "protocol with synthetic frames: it lets 2-D warps of a photo pass)")
     parser.add_argument("--max-frame-pixels", type=int,
                         help="largest frame, in pixels, read from its header before "
                         "decoding (default 12000000)")

@@ -306,7 +306,7 @@ def config_from_args(args: argparse.Namespace) -> ApiConfig:
     return ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,
         topic_prefix=args.topic_prefix, limits=limits, face=not args.no_face,
-        face_threshold=args.face_threshold,
+        face_threshold=args.face_threshold, face_min_parallax=args.face_min_parallax,
     )
 
 

@@ -338,12 +338,7 @@ def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any
     path (decode, detect, landmarks, liveness, encodings) against a reference enrolled
     from the same photo; (b) and (d) are landmark-level
     (see :func:`synth.live_answer_landmarks`)."""
-    from lifecert.face.liveness import (
-        TURN_LEFT,
-        TURN_RIGHT,
-        assess_challenge,
-        random_actions,
-    )
+    from lifecert.face.liveness import assess_challenge, random_actions
 
     folder = photos.ensure_photos()
     engine = FaceEngine()
@@ -353,11 +348,11 @@ def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any
     for name in STUDY_PHOTOS:
         frame = synth.fit((folder / name).read_bytes())
         ref = engine.enroll(_jpeg(frame, 95))
-        # (a) the attacker answers turn-only challenges with 2-D warps of the photo
-        for actions in ([TURN_LEFT, TURN_RIGHT, TURN_LEFT], [TURN_RIGHT, TURN_LEFT, TURN_RIGHT]):
-            for degrees in (12.0, 20.0, 30.0):
-                v = engine.verify(ref, synth.still_answer(frame, actions, degrees), actions)
-                synthetic.add(v.liveness.get("live", False), v.matched, v.reason, v.liveness)
+        # (a) the attacker answers random challenges with 2-D edits of the photo
+        for degrees in (12.0, 20.0, 30.0) * 2:
+            actions = random_actions(3, rng)
+            v = engine.verify(ref, synth.still_answer(frame, actions, degrees), actions)
+            synthetic.add(v.liveness.get("live", False), v.matched, v.reason, v.liveness)
         # ... and the project's original synthetic head turn, against a random challenge
         actions = random_actions(3, rng)
         v = engine.verify(ref, synth.head_turn(frame, (0.0, 10.0, 20.0, 10.0, 0.0, -10.0,

@@ -292,17 +292,50 @@ def live_answer_landmarks(
 
 def still_answer(frame: Image.Image, actions: Sequence[str], degrees: float = 20.0) -> list[bytes]:
     """An attacker's answer made from one photo: the photo, then each turn as the 2-D warp
-    of :func:`turn_head` (TURN_LEFT moves the nose to the image's right), with the photo
-    between actions. Mouth actions are not synthesised (the photo is sent)."""
+    of :func:`turn_head` (TURN_LEFT moves the nose to the image's right), each open mouth
+    the 2-D edit of :func:`open_mouth`, with the photo between actions (re-encoded, so that
+    no two frames are byte-identical)."""
     out = [to_bytes(frame)]
     for i, action in enumerate(actions):
         if i:
-            out.append(to_bytes(frame, quality=89))
+            out.append(to_bytes(frame, quality=89 - i))
         if action == "TURN_LEFT":
             out.append(to_bytes(turn_head(frame, degrees)))
         elif action == "TURN_RIGHT":
             out.append(to_bytes(turn_head(frame, -degrees)))
         else:
-            out.append(to_bytes(frame, quality=88))
+            out.append(to_bytes(open_mouth(frame)))
     out.append(to_bytes(frame, quality=87))
     return out
+
+
+def open_mouth(frame: Image.Image, opening: float = 0.5) -> Image.Image:
+    """The frame with the mouth opened by a crude 2-D edit: everything below the lips'
+    meeting line, between the mouth corners (fading out towards the jaw), is moved down by
+    ``opening`` mouth widths, and the gap is painted as a dark mouth cavity."""
+    rgb = np.asarray(frame)
+    out = rgb.copy()
+    points = _landmarks(rgb)
+    h, w = rgb.shape[:2]
+    left, right = points[48, 0], points[54, 0]
+    width = right - left
+    drop = opening * width
+    meet = _lid_line(points[[60, 61, 62, 63, 64]], np.arange(w, dtype=np.float64))
+    chin = float(points[8, 1])
+    for x in range(max(0, int(left - 0.3 * width)), min(w, int(right + 0.3 * width) + 1)):
+        inside = 1.0 - max(0.0, max(left - x, x - right) / (0.3 * width))
+        if x < left or x > right:
+            inside *= 0.5  # lip corners stay
+        d = drop * inside
+        if d < 0.5:
+            continue
+        y0 = int(np.floor(meet[x]))
+        y1 = min(h - 1, int(chin + 0.6 * width))
+        ys = np.arange(y0, y1 + 1, dtype=np.float64)
+        # rows below the meeting line come from higher up (stretched towards the chin)
+        gap = ys < y0 + d
+        src = np.clip(np.rint(y0 + (ys - y0 - d) * (y1 - y0) / max(1.0, y1 - y0 - d)), 0, h - 1)
+        column = rgb[src.astype(int), x].copy()
+        column[gap] = (45, 18, 18)
+        out[y0 : y1 + 1, x] = column
+    return Image.fromarray(out)

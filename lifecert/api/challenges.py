@@ -20,7 +20,6 @@ import psycopg2
 
 CHALLENGE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 CHALLENGE_REFUSED = "CHALLENGE_REFUSED"  # the decision recorded for a refused challenge
-REPLAYED = "REPLAYED"  # ... and for frames sent before
 
 
 def new_challenge_id() -> str:

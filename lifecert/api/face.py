@@ -153,9 +153,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
 
     def _record(self, call: Call, retiree_id: str, operation: str, decision: str,
                 verification: Verification | None = None, event_id: str | None = None,
-                frames: int | None = None, model: str | None = None) -> Any:
+                frames: int | None = None, model: str | None = None,
+                evidence: dict[str, Any] | None = None) -> Any:
         """The insert of one face decision (run it with ``self.db.run``)."""
-        evidence = None
         if verification is not None:
             evidence = dict(verification.liveness)
             evidence["reason"] = verification.reason
@@ -312,6 +312,16 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 "this attempt_id already certified another retiree (or another channel): "
                 "send a new attempt_id for each attempt", detail="ATTEMPT_ID_REUSED",
                 subject=retiree_id)
+        subject = self.gate_subject(retiree_id)
+        now = datetime.now(UTC)
+        try:
+            consumed = await self.db.run(lambda c: challenges.consume(
+                c, request.challenge_id, call.agency or "", subject, now, frames))
+        except challenges.ChallengeRefused as refused:
+            await self._store_decision(call, retiree_id, "VERIFY", challenges.CHALLENGE_REFUSED,
+                                       frames=len(frames), model=self.engine.model)
+            await call.refuse(grpc.StatusCode.FAILED_PRECONDITION, str(refused),
+                              detail=refused.code, subject=retiree_id)
         rows = await self.db.run(lambda c: _reference(c, retiree_id))
         if rows is None:
             await call.refuse(
@@ -332,19 +342,8 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             await call.refuse(grpc.StatusCode.FAILED_PRECONDITION,
                               "the face reference was made with another model: enroll again",
                               detail="MODEL_CHANGED", subject=retiree_id)
-        subject = self.gate_subject(retiree_id)
-        now = datetime.now(UTC)
-        try:
-            consumed = await self.db.run(lambda c: challenges.consume(
-                c, request.challenge_id, call.agency or "", subject, now, frames))
-        except challenges.ChallengeRefused as refused:
-            await self._store_decision(call, retiree_id, "VERIFY", challenges.CHALLENGE_REFUSED,
-                                       frames=len(frames), model=self.engine.model)
-            await call.refuse(grpc.StatusCode.FAILED_PRECONDITION, str(refused),
-                              detail=refused.code, subject=retiree_id)
         repeated = len(frames) - len(set(frames))
         if consumed.replayed or repeated:
-            decision = challenges.REPLAYED if consumed.replayed else FaceDecision.NOT_LIVE.value
             reason = (
                 f"{consumed.replayed} of the frames were sent before, byte for byte: a "
                 "replayed answer; capture new frames for a new challenge"
@@ -352,9 +351,11 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 f"{repeated} frames repeat another frame byte for byte: a still picture, "
                 "not a camera capture"
             )
-            await self._store_decision(call, retiree_id, "VERIFY", decision,
-                                       frames=len(frames), model=self.engine.model)
-            call.done("OK", decision, subject=retiree_id)
+            await self._store_decision(
+                call, retiree_id, "VERIFY", FaceDecision.NOT_LIVE.value, frames=len(frames),
+                model=self.engine.model,
+                evidence={"replayed_frames": consumed.replayed, "repeated_frames": repeated})
+            call.done("OK", FaceDecision.NOT_LIVE.value, subject=retiree_id)
             return pb.VerifyResponse(decision=pb.NOT_LIVE, reason=reason,
                                      threshold=self.engine.threshold, model=self.engine.model)
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import math
+import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -290,11 +291,23 @@ def live_answer_landmarks(
     return np.stack(frames), boxes
 
 
-def still_answer(frame: Image.Image, actions: Sequence[str], degrees: float = 20.0) -> list[bytes]:
+def _marked(image: Image.Image, rng: random.Random | None) -> Image.Image:
+    """``image`` with its top-left pixel set at random (when ``rng`` is given): frames of
+    two answers are then never byte-identical, as a camera's are not."""
+    if rng is None:
+        return image
+    out = image.copy()
+    out.putpixel((0, 0), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    return out
+
+
+def still_answer(frame: Image.Image, actions: Sequence[str], degrees: float = 20.0,
+                 rng: random.Random | None = None) -> list[bytes]:  # fmt: skip
     """An attacker's answer made from one photo: the photo, then each turn as the 2-D warp
     of :func:`turn_head` (TURN_LEFT moves the nose to the image's right), each open mouth
     the 2-D edit of :func:`open_mouth`, with the photo between actions (re-encoded, so that
-    no two frames are byte-identical)."""
+    no two frames are byte-identical; with ``rng``, not across answers either)."""
+    frame = _marked(frame, rng)
     out = [to_bytes(frame)]
     for i, action in enumerate(actions):
         if i:

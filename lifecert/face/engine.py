@@ -371,6 +371,20 @@ class FaceEngine:
         distance = max(distances.values())
         if not is_live:
             return refuse(FaceDecision.NOT_LIVE, reason, distance)
+        if actions is not None and len(distances) == 2:
+            # The turned face is compared with a frontal reference: it is farther from it
+            # than the frontal frame (docs/face.md), so it gets the splice margin.
+            assert event_frame is not None
+            turned = evidence["states"][event_frame] in ("TURN_LEFT", "TURN_RIGHT")
+            limit = self.threshold + (self.challenge_policy.turned_margin if turned else 0.0)
+            evidence["action_frame_limit"] = round(limit, 4)
+            if distances[event_frame] > limit:
+                return refuse(
+                    FaceDecision.NO_MATCH,
+                    f"{reason}; but frame {event_frame} (an action) is {distances[event_frame]:.3f}"
+                    f" from the reference, above {limit:.3f}: not the same person throughout: "
+                    "certify at a counter instead", distance)
+            distance = d_best
         if distance <= self.threshold:
             return refuse(
                 FaceDecision.MATCH,

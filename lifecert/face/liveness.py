@@ -279,6 +279,9 @@ class ChallengePolicy:
     max_jump: float = 0.5
     max_resize: float = 1.5
     max_anisotropy: float = 1.35
+    # A turned action frame must match the reference within the threshold plus this
+    # (turned faces lie farther from a frontal reference: docs/face.md).
+    turned_margin: float = 0.1
 
 
 @dataclass(frozen=True)

@@ -291,13 +291,13 @@ def live_answer_landmarks(
     return np.stack(frames), boxes
 
 
-def _marked(image: Image.Image, rng: random.Random | None) -> Image.Image:
-    """``image`` with its top-left pixel set at random (when ``rng`` is given): frames of
-    two answers are then never byte-identical, as a camera's are not."""
-    if rng is None:
-        return image
+def _marked(image: Image.Image, index: int, rng: random.Random | None) -> Image.Image:
+    """``image`` with its top-left pixel set from ``index`` (and at random, when ``rng`` is
+    given): no two frames of an answer, nor of two answers, are then byte-identical, as a
+    camera's frames are not."""
     out = image.copy()
-    out.putpixel((0, 0), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    salt = (rng.randrange(256), rng.randrange(256)) if rng else (0, 0)
+    out.putpixel((0, 0), ((40 * index) % 256, *salt))
     return out
 
 
@@ -305,20 +305,20 @@ def still_answer(frame: Image.Image, actions: Sequence[str], degrees: float = 20
                  rng: random.Random | None = None) -> list[bytes]:  # fmt: skip
     """An attacker's answer made from one photo: the photo, then each turn as the 2-D warp
     of :func:`turn_head` (TURN_LEFT moves the nose to the image's right), each open mouth
-    the 2-D edit of :func:`open_mouth`, with the photo between actions (re-encoded, so that
+    the 2-D edit of :func:`open_mouth`, with the photo between actions (each frame marked, so that
     no two frames are byte-identical; with ``rng``, not across answers either)."""
-    frame = _marked(frame, rng)
-    out = [to_bytes(frame)]
+    images = [frame]
     for i, action in enumerate(actions):
         if i:
-            out.append(to_bytes(frame, quality=89 - i))
+            images.append(frame)
         if action == "TURN_LEFT":
-            out.append(to_bytes(turn_head(frame, degrees)))
+            images.append(turn_head(frame, degrees))
         elif action == "TURN_RIGHT":
-            out.append(to_bytes(turn_head(frame, -degrees)))
+            images.append(turn_head(frame, -degrees))
         else:
-            out.append(to_bytes(open_mouth(frame)))
-    out.append(to_bytes(frame, quality=87))
+            images.append(open_mouth(frame))
+    images.append(frame)
+    out = [to_bytes(_marked(image, i, rng)) for i, image in enumerate(images)]
     return out
 
 

@@ -63,8 +63,8 @@ def still(frame: Image.Image) -> list[bytes]:
     each other or to another call's)."""
     from lifecert.face import synth
 
-    frame = synth._marked(frame, random.Random())
-    return [synth.to_bytes(frame, quality=95 - i) for i in range(7)]
+    rng = random.Random()
+    return [synth.to_bytes(synth._marked(frame, i, rng)) for i in range(7)]
 
 
 @pytest.fixture(scope="module")

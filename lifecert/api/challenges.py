@@ -54,6 +54,17 @@ def issue(conn: Any, challenge_id: str, agency: str, subject: str, actions: Sequ
         )
 
 
+def answered(conn: Any, subject: str, since: datetime) -> dict[tuple[str, ...], datetime]:
+    """The action sequences of this retiree's challenges answered since ``since``, each
+    with when it was last answered."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT actions, max(used_at) FROM api_face_challenges WHERE subject = %s "
+            "AND used_at > %s GROUP BY actions", (subject, since),
+        )
+        return {tuple(actions): at for actions, at in cur.fetchall()}
+
+
 def consume(conn: Any, challenge_id: str, agency: str, subject: str, now: datetime,
             frames: Sequence[bytes]) -> Consumed:  # fmt: skip
     """Mark the challenge used and record the frames' digests, in one transaction; or

@@ -36,6 +36,9 @@ class Limits:
     max_frame_pixels: int = 12_000_000
     face_challenge_actions: int = 3
     face_challenge_seconds: float = 30.0
+    # A sequence of actions answered for a retiree is not asked of them again for this
+    # long (while another remains), so that a recorded answer cannot be replayed whole.
+    face_sequence_memory_days: int = 400
     # Failed face attempts (any decision but MATCH, and refused challenges), counted in
     # api_face_decisions: per retiree in the last 24 hours, per agency in the last minute.
     face_failures_per_retiree_day: int = 5

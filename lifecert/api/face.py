@@ -58,7 +58,7 @@ from lifecert.face import (
     unseal,
 )
 from lifecert.face.images import BadImage, check_pixels
-from lifecert.face.liveness import ChallengePolicy, random_actions
+from lifecert.face.liveness import ChallengePolicy, fresh_actions
 
 log = logging.getLogger("lifecert.api")
 pb = face_verification_pb2
@@ -242,11 +242,14 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         retiree_id = request.retiree_id
         await self._retiree(call, retiree_id)
         await self._budget(call, retiree_id)
-        actions = random_actions(self.limits.face_challenge_actions, secrets.SystemRandom())
-        challenge_id = challenges.new_challenge_id()
-        now = datetime.now(UTC)
-        deadline = now + timedelta(seconds=self.limits.face_challenge_seconds)
         subject = self.gate_subject(retiree_id)
+        now = datetime.now(UTC)
+        since = now - timedelta(days=self.limits.face_sequence_memory_days)
+        recent = await self.db.run(lambda c: challenges.answered(c, subject, since))
+        actions = fresh_actions(self.limits.face_challenge_actions, secrets.SystemRandom(),
+                                recent)
+        challenge_id = challenges.new_challenge_id()
+        deadline = now + timedelta(seconds=self.limits.face_challenge_seconds)
         await self.db.run(lambda c: challenges.issue(
             c, challenge_id, call.agency or "", subject, actions, now, deadline))
         call.done("OK", "CHALLENGE", subject=retiree_id)

@@ -330,6 +330,29 @@ def _landmarks_of(engine: FaceEngine, data: bytes) -> np.ndarray:
     return engine._landmarks(decoded.rgb, face.box)
 
 
+def _reordered(marks: np.ndarray, boxes: list[Any], actions: list[str],
+               policy: Any) -> tuple[np.ndarray, list[Any]] | None:  # fmt: skip
+    """A recorded answer's frames cut into its actions and put together in the order of
+    ``actions`` (frame 0, then each action's frames with a neutral frame between), or None
+    when the recording lacks one of them."""
+    from lifecert.face.liveness import NEUTRAL, _runs, frame_states, motion_features
+
+    states = frame_states(motion_features(marks), policy)
+    segments: dict[str, list[int]] = {}
+    for state, first, last in _runs(states):
+        segments.setdefault(state, list(range(first, last + 1)))
+    neutral = [i for i, state in enumerate(states) if state == NEUTRAL and i > 0] or [0]
+    if any(a not in segments for a in actions):
+        return None
+    order = [0]
+    for k, action in enumerate(actions):
+        if k:
+            order.append(neutral[k % len(neutral)])
+        order += segments[action]
+    order.append(neutral[-1])
+    return marks[order], [boxes[i] for i in order]
+
+
 def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any]:
     """The figures of docs/face.md, Challenge-response: on the photos of
     :data:`STUDY_PHOTOS`, how many (a) synthetic head turns from stills, (b) replayed
@@ -338,13 +361,14 @@ def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any
     path (decode, detect, landmarks, liveness, encodings) against a reference enrolled
     from the same photo; (b) and (d) are landmark-level
     (see :func:`synth.live_answer_landmarks`)."""
-    from lifecert.face.liveness import assess_challenge, random_actions
+    from lifecert.face.liveness import assess_challenge, fresh_actions, random_actions
 
     folder = photos.ensure_photos()
     engine = FaceEngine()
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
-    synthetic, old_turn, still, live, replay = Tally(), Tally(), Tally(), Tally(), Tally()
+    synthetic, old_turn, still, live = Tally(), Tally(), Tally(), Tally()
+    replay, replay_any, recut = Tally(), Tally(), Tally()
     for name in STUDY_PHOTOS:
         frame = synth.fit((folder / name).read_bytes())
         ref = engine.enroll(_jpeg(frame, 95))
@@ -381,14 +405,31 @@ def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any
             marks, boxes = synth.live_answer_landmarks(points, actions, nprng)
             a = assess_challenge(marks, boxes, actions, engine.challenge_policy)
             live.add(a.live, False, a.reason, a.evidence)
-            later = random_actions(3, rng)
+            if not a.live:
+                continue
+            # (b) the recorded answer sent whole to the retiree's next challenge, which the
+            # server draws among the sequences not answered lately ...
+            later = fresh_actions(3, rng, {tuple(actions): 0})
             b = assess_challenge(marks, boxes, later, engine.challenge_policy)
             replay.add(b.live, False, b.reason, {})
+            # ... and, without that rule, to any random challenge
+            anyone = random_actions(3, rng)
+            b = assess_challenge(marks, boxes, anyone, engine.challenge_policy)
+            replay_any.add(b.live, False, b.reason, {})
+            # (b') the recorded answer cut into its actions and re-ordered for the challenge
+            cut = _reordered(marks, boxes, later, engine.challenge_policy)
+            if cut is None:
+                recut.add(False, False, "the recording lacks an action the challenge asks", {})
+            else:
+                b = assess_challenge(cut[0], cut[1], later, engine.challenge_policy)
+                recut.add(b.live, False, b.reason, {})
     return {
         "photos": list(STUDY_PHOTOS),
         "a_synthetic_turns_from_stills": synthetic.as_dict(),
         "a_original_synthetic_head_turn": old_turn.as_dict(),
         "b_replayed_to_a_new_challenge_landmarks": replay.as_dict(),
+        "b_replayed_without_the_sequence_memory": replay_any.as_dict(),
+        "b_cut_and_reordered_landmarks": recut.as_dict(),
         "c_still_photo_sequences": still.as_dict(),
         "d_genuine_like_live_answers_landmarks": live.as_dict(),
         "policy": engine.challenge_policy,
@@ -412,8 +453,12 @@ def challenge_report(study: dict[str, Any]) -> str:
              "a_synthetic_turns_from_stills"),
         line("    the original synthetic head turn against a random challenge",
              "a_original_synthetic_head_turn"),
-        line("(b) replayed answers to a new challenge (landmark level)",
+        line("(b) live answers replayed whole to the next challenge (landmark level)",
              "b_replayed_to_a_new_challenge_landmarks"),
+        line("    the same, if challenges were drawn without the sequence memory",
+             "b_replayed_without_the_sequence_memory"),
+        line("    live answers cut into their actions and re-ordered (landmark level)",
+             "b_cut_and_reordered_landmarks"),
         line("(c) still-photo sequences (held still, waved and tilted)",
              "c_still_photo_sequences"),
         line("(d) genuine-like live answers (landmark level), false refusals",
@@ -425,7 +470,8 @@ def challenge_report(study: dict[str, Any]) -> str:
             lines.append(f"turn parallax, {key[:1]}: min {p['min']} max {p['max']} "
                          f"over {p['n']} turns (threshold {study['policy'].min_parallax})")
     for key in ("a_synthetic_turns_from_stills", "b_replayed_to_a_new_challenge_landmarks",
-                "c_still_photo_sequences", "d_genuine_like_live_answers_landmarks"):
+                "b_cut_and_reordered_landmarks", "c_still_photo_sequences",
+                "d_genuine_like_live_answers_landmarks"):
         for reason, count in sorted(study[key]["refused_because"].items(),
                                     key=lambda kv: -kv[1]):
             lines.append(f"  {key[:1]} refused {count}: {reason}")

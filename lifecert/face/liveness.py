@@ -26,7 +26,7 @@ anchors: parallax) are not.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -443,6 +443,25 @@ def assess_challenge(
                 "itself, from the neck", best)
     return ChallengeAnswer(True, f"answered {' then '.join(actions)} in order", best, peaks,
                            evidence)
+
+
+def sequences(count: int) -> list[tuple[str, ...]]:
+    """Every challenge of ``count`` actions: no action twice in a row, at least one turn."""
+    return [
+        seq for seq in itertools.product(ACTIONS, repeat=count)
+        if all(a != b for a, b in itertools.pairwise(seq))
+        and (TURN_LEFT in seq or TURN_RIGHT in seq)
+    ]
+
+
+def fresh_actions(count: int, rng: Any, answered: Mapping[tuple[str, ...], Any]) -> list[str]:
+    """A random challenge of ``count`` actions that is not among the sequences ``answered``
+    lately for this retiree (sequence -> when), so that an answer recorded then cannot be
+    replayed whole; when every sequence was answered, the least recently answered one."""
+    fresh = [seq for seq in sequences(count) if seq not in answered]
+    if fresh:
+        return list(rng.choice(fresh))
+    return list(min(answered, key=lambda seq: answered[seq]))
 
 
 def random_actions(count: int, rng: Any) -> list[str]:

@@ -180,6 +180,9 @@ def test_a_replayed_answer_is_refused(
     assert used.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already answered" in used.details()
     fresh = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-1"), timeout=30)
+    [(answered,)] = box.query("SELECT actions FROM api_face_challenges WHERE challenge_id = %s",
+                              (request.challenge_id,))
+    assert [fv.ChallengeAction.Name(a) for a in fresh.actions] != list(answered)
     replayed = app.Verify(fv.VerifyRequest(
         retiree_id="FC-1", frames=request.frames, challenge_id=fresh.challenge_id), timeout=60)
     assert replayed.decision == fv.NOT_LIVE and "sent before" in replayed.reason

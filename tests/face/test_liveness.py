@@ -154,6 +154,20 @@ REAL_FACE = np.array([
 ], dtype=float)
 
 
+def test_fresh_actions_avoid_the_sequences_answered_lately() -> None:
+    import random
+
+    from lifecert.face.liveness import fresh_actions, sequences
+
+    rng = random.Random(5)
+    everything = sequences(3)
+    answered = {seq: i for i, seq in enumerate(everything[:11])}
+    for _ in range(20):
+        assert tuple(fresh_actions(3, rng, answered)) == everything[11]
+    answered[everything[11]] = 99
+    assert tuple(fresh_actions(3, rng, answered)) == everything[0]  # the least recent
+
+
 def live_answer(actions: list[str], seed: int = 3) -> tuple[np.ndarray, list[Any]]:
     from lifecert.face import synth
 

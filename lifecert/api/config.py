@@ -43,7 +43,7 @@ class Limits:
     # api_face_decisions: per retiree in the last 24 hours, per agency in the last minute.
     face_failures_per_retiree_day: int = 5
     face_failures_per_agency_minute: int = 30
-    # Face calls (BeginChallenge, Verify, Enroll) running at once for one agency, in one
+    # Face calls that run the engine (Verify, Enroll) at once for one agency, in one
     # API process.
     face_concurrent_per_agency: int = 2
     # A MATCH after a NOT_LIVE for the same retiree within this many seconds raises a

@@ -118,15 +118,17 @@ class Failures:
 
 def failures(conn: Any, agency: str, subject: str, now: datetime,
              alert_window: timedelta) -> Failures:  # fmt: skip
-    """Failed face verifications (any VERIFY decision but MATCH) of this retiree in the
-    last 24 hours and of this agency in the last minute, and the retiree's NOT_LIVE
-    decisions within ``alert_window``."""
+    """Failed face verifications of this retiree in the last 24 hours (any decision of the
+    engine but MATCH: a refused challenge does not count here, so that an agency cannot
+    close face verification for a retiree by sending made-up challenge ids), of this agency
+    in the last minute (refused challenges included), and the retiree's NOT_LIVE decisions
+    within ``alert_window``."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FILTER (WHERE decision <> 'MATCH' AND at > %s), "
+            "SELECT count(*) FILTER (WHERE decision NOT IN ('MATCH', %s) AND at > %s), "
             "count(*) FILTER (WHERE decision = 'NOT_LIVE' AND at > %s) "
             "FROM api_face_decisions WHERE subject = %s AND operation = 'VERIFY'",
-            (now - timedelta(days=1), now - alert_window, subject),
+            (CHALLENGE_REFUSED, now - timedelta(days=1), now - alert_window, subject),
         )
         retiree_day, not_live = cur.fetchone()
         cur.execute(

@@ -97,9 +97,9 @@ def staff(server: ServerProcess) -> fv_grpc.FaceVerificationStub:
 
 @pytest.fixture(scope="module")
 def enrolled(staff: fv_grpc.FaceVerificationStub, photos: Path) -> dict[str, str]:
-    """FC-1, FC-4 and FC-5: obama.jpg; FC-2: another man (biden.jpg)."""
+    """FC-1, FC-4, FC-5 and FC-6: obama.jpg; FC-2: another man (biden.jpg)."""
     references = {"FC-1": "obama.jpg", "FC-2": "biden.jpg", "FC-4": "obama.jpg",
-                  "FC-5": "obama.jpg"}
+                  "FC-5": "obama.jpg", "FC-6": "obama.jpg"}
     for retiree_id, photo in references.items():
         reply = staff.Enroll(fv.EnrollRequest(retiree_id=retiree_id,
                                               photo=(photos / photo).read_bytes()), timeout=60)
@@ -299,26 +299,44 @@ def test_match_after_not_live_raises_an_alert(
 def test_failure_budgets_per_retiree_and_per_agency(
     limited: ServerProcess, enrolled: dict[str, str],
 ) -> None:
-    """``limited``: 3 failures per retiree a day, 4 per agency a minute."""
+    """``limited``: 3 failures per retiree a day, 4 per agency a minute. Made-up challenge
+    ids count for the agency that sends them, not against the retiree."""
     app = stub(limited, "FS-APP-B", "APP")
-    png = _png_header(64, 64)
+    other = stub(limited, "FS-APP-C", "APP")
+    dark = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(dark, "PNG")
 
-    def fail(retiree_id: str) -> None:
-        refused = refusal(app.Verify, fv.VerifyRequest(retiree_id=retiree_id, frames=[png],
-                                                       challenge_id="B" * 22))
+    def made_up(client: fv_grpc.FaceVerificationStub, retiree_id: str) -> None:
+        refused = refusal(client.Verify, fv.VerifyRequest(
+            retiree_id=retiree_id, frames=[dark.getvalue()], challenge_id="B" * 22))
         assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION, refused.details()
 
     for _ in range(3):
-        fail("FC-6")
+        made_up(other, "FC-6")
+    for _ in range(3):  # three answers without a face
+        challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-6"), timeout=30)
+        reply = app.Verify(fv.VerifyRequest(
+            retiree_id="FC-6", challenge_id=challenge.challenge_id,
+            frames=[synth_png(i) for i in range(4)]), timeout=60)
+        assert reply.decision == fv.NO_FACE, reply.reason
     spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
     assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "this retiree in the last 24 hours" in spent.details()
-    fail("FC-7")
+    made_up(app, "FC-7")  # the agency's fourth failure this minute
     busy = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-7"))
     assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "by this agency in the last minute" in busy.details()
-    other = stub(limited, "FS-APP-C", "APP")  # another agency is not held up
+    # the other agency (3 failures) is not held up
     assert other.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
+
+
+def synth_png(i: int) -> bytes:
+    """A small grey frame without a face, never the same twice."""
+    out = io.BytesIO()
+    rng = random.Random()
+    Image.new("RGB", (160, 120), (100 + i, rng.randrange(256), rng.randrange(256))).save(
+        out, "PNG")
+    return out.getvalue()
 
 
 def test_concurrent_face_calls_per_agency_are_capped(

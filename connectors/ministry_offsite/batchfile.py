@@ -15,7 +15,10 @@ Name
 Delivery
     Write the file under another name (e.g. ``.MOHRSS_440600_<batch id>.csv.part``, a name
     that does not match the pattern above) and rename it when complete. Foshan never reads
-    a file whose name does not match the pattern.
+    a file whose name does not match the pattern as a whole (nothing before or after it).
+    The file must be a regular file of at most 32 MiB (Foshan's setting
+    ``max_file_bytes``; split a larger batch): a symbolic link, a FIFO or any other special
+    file under a batch name, or a larger file, is refused as a whole, unread.
 
 Encoding and lines
     GB18030, no byte-order mark. Every line ends with CRLF (a bare LF is accepted too); the

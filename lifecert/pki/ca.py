@@ -537,9 +537,10 @@ def parse_serial(text: str) -> int:
 
 
 def issued_certificates(paths: PkiPaths) -> list[x509.Certificate]:
-    """Every certificate the CA recorded (and those in the clients folder)."""
+    """Every certificate the CA recorded, and those in the clients folders (the one
+    ``issue`` writes, and ``PKI_DIR/clients`` where it wrote before the CA had a folder)."""
     found: dict[int, x509.Certificate] = {}
-    for folder in (paths.issued, paths.clients):
+    for folder in (paths.issued, paths.clients, paths.root / "clients"):
         for path in sorted(folder.glob("*.crt")) if folder.is_dir() else []:
             try:
                 cert = x509.load_pem_x509_certificate(path.read_bytes())

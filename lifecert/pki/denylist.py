@@ -86,9 +86,11 @@ class DenyList:
             log.error("CRL %s has number %d, older than the one in force (%d): not installed",
                       self.path, number, self._listed.number)
             return
+        changed = number != self._listed.number
         self._listed = _Listed(number, {e.serial_number: e.revocation_date_utc for e in crl})
-        log.warning("CRL number %d in force: %d certificate(s) revoked", number,
-                    len(self._listed.revoked))
+        log.log(logging.WARNING if changed and number > 1 else logging.INFO,
+                "CRL number %d in force: %d certificate(s) revoked", number,
+                len(self._listed.revoked))
 
     def refusal(self, cert_pem: bytes) -> str | None:
         self.refresh()

@@ -24,7 +24,7 @@ from lifecert.api import authz
 from lifecert.api.db import AuditRow, AuditWriter
 from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.secondfactor import subject_ref
-from lifecert.pki import Identity, PkiError, identity_of
+from lifecert.pki import DenyList, Identity, PkiError, identity_of
 
 log = logging.getLogger("lifecert.api")
 
@@ -94,10 +94,12 @@ class Call:
 
 
 class Gate:
-    def __init__(self, audit: AuditWriter, limiter: RateLimiter, subject_key: bytes) -> None:
+    def __init__(self, audit: AuditWriter, limiter: RateLimiter, subject_key: bytes,
+                 deny: DenyList | None = None) -> None:
         self.audit = audit
         self.limiter = limiter
         self.subject_key = subject_key
+        self.deny = deny
 
     async def enter(
         self, context: grpc.aio.ServicerContext, method: str, cost: float = 1.0
@@ -108,6 +110,8 @@ class Gate:
             call.identity = caller_identity(context)
         except PkiError as exc:
             await call.refuse(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if self.deny is not None and (revoked := self.deny.refusal(caller_certificate(context))):
+            await call.refuse(grpc.StatusCode.UNAUTHENTICATED, revoked)
         try:
             call.rules = authz.check_method(call.role, method)
         except authz.Refusal as exc:
@@ -125,8 +129,12 @@ class Gate:
 
 def caller_identity(context: grpc.aio.ServicerContext) -> Identity:
     """Agency and role from the verified client certificate of the call."""
-    auth = context.auth_context()
-    pems = auth.get("x509_pem_cert") or []
+    return identity_of(caller_certificate(context))
+
+
+def caller_certificate(context: grpc.aio.ServicerContext) -> bytes:
+    """The verified client certificate of the call (PEM)."""
+    pems = context.auth_context().get("x509_pem_cert") or []
     if not pems:
         raise PkiError("no client certificate: the API requires mutual TLS")
-    return identity_of(bytes(pems[0]))
+    return bytes(pems[0])

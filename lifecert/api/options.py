@@ -11,8 +11,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", help="host:port (default: $LIFECERT_API_LISTEN, else "
                         "127.0.0.1:50051; port 0 picks a free one)")
     parser.add_argument("--pki-dir", type=Path,
-                        help="the CA and server certificate (default: $LIFECERT_PKI_DIR, "
-                        "else data/pki)")
+                        help="the server's key and certificate, the CA certificate and the "
+                        "CRL; never the CA key (default: $LIFECERT_PKI_DIR, else data/pki)")
     parser.add_argument("--dsn", help="PostgreSQL DSN (default: $LIFECERT_POSTGRES_DSN, "
                         "else the local stack)")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: "

@@ -43,6 +43,7 @@ from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.status import Lockout, StatusQuery
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
+from lifecert.pki import DenyList, PkiError
 
 log = logging.getLogger("lifecert.api")
 
@@ -91,13 +92,35 @@ def _read(path: Path, what: str) -> bytes:
 
 def credentials(config: ApiConfig) -> grpc.ServerCredentials:
     """Mutual TLS: the server's certificate, and client certificates required and
-    verified against the lifecert CA."""
+    verified against the lifecert CA. The server reads only its own key, its certificate,
+    the CA certificate and the CRL; it refuses to start while the CA's private key lies
+    in its folder (where ``pki init`` put it before the CA had a folder of its own)."""
+    if config.pki.misplaced_ca_key.exists():
+        raise ServerError(
+            f"the CA's private key {config.pki.misplaced_ca_key} is in the server's PKI "
+            f"folder; the server must not be able to issue certificates. Run `lifecert pki "
+            f"init` once (it moves the key to {config.pki.ca_dir}) and keep that folder "
+            "offline (docs/pki.md)"
+        )
     return grpc.ssl_server_credentials(
         [(_read(config.pki.server_key, "server key"),
           _read(config.pki.server_cert, "server certificate"))],
         root_certificates=_read(config.pki.ca_cert, "CA certificate"),
         require_client_auth=True,
     )
+
+
+def deny_list(config: ApiConfig) -> DenyList:
+    """The CRL checked on every call (re-read when its file changes)."""
+    try:
+        deny = DenyList(config.pki.crl, config.pki.ca_cert)
+        deny.load()
+    except PkiError as exc:
+        raise ServerError(f"{exc}; install the CA's current CRL (docs/pki.md)") from None
+    except (OSError, ValueError) as exc:
+        raise ServerError(f"cannot read the CA certificate {config.pki.ca_cert}: {exc}; "
+                          "create the PKI with `lifecert pki init`") from None
+    return deny
 
 
 def _prepare_database(dsn: str) -> None:
@@ -152,6 +175,7 @@ async def start(config: ApiConfig) -> Running:
     await loop.run_in_executor(None, _prepare_database, config.dsn)
     partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)
     creds = credentials(config)
+    deny = deny_list(config)
     limits = config.limits
     # The status query's connections, its statement prepared on each, opened now.
     reader = AsyncReader(config.dsn, size=config.status_pool, prepare=[STATUS_PREPARE])
@@ -173,7 +197,7 @@ async def start(config: ApiConfig) -> Running:
         raise ServerError(str(exc)) from None
     directory = DirectoryFeed(config.dsn, config.bootstrap, topics)
     directory.start()
-    gate = Gate(audit, RateLimiter(limits.rate_scale), config.second_factor_key)
+    gate = Gate(audit, RateLimiter(limits.rate_scale), config.second_factor_key, deny)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limits.max_receive_bytes),

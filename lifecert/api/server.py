@@ -35,6 +35,7 @@ from lifecert.api import protos
 from lifecert.api.config import ApiConfig, Limits
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
+from lifecert.api.escape import EscapingFormatter
 from lifecert.api.gate import Gate
 from lifecert.api.options import add_serve_arguments
 from lifecert.api.partner import PartnerExchange
@@ -309,7 +310,8 @@ def setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("lifecert.api")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("lifecert api: %(message)s"))
+        # Messages quote client text (refusal details): escaped, one line each.
+        handler.setFormatter(EscapingFormatter("lifecert api: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.INFO if verbose else logging.WARNING)

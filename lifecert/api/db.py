@@ -548,7 +548,7 @@ class AuditWriter:
             if pending:
                 try:
                     if conn is None or conn.closed:
-                        conn = self._connect()
+                        conn = self._connect(pending)
                     self._flush(conn, pending)
                     pending = []
                 except _Outage as outage:
@@ -571,11 +571,11 @@ class AuditWriter:
         if conn is not None:
             conn.close()
 
-    def _connect(self) -> Connection:
+    def _connect(self, pending: list[AuditRow]) -> Connection:
         try:
             return psycopg2.connect(self._dsn, **_connect_options("lifecert-api-audit"))
         except psycopg2.Error as exc:
-            raise _Outage(exc, []) from exc
+            raise _Outage(exc, pending) from exc
 
     def _flush(self, conn: Connection, rows: list[AuditRow]) -> None:
         """Write ``rows``, or set aside those the database refuses. Raises ``_Outage``

@@ -410,6 +410,10 @@ AUDIT_TEXT_LIMIT = 1000
 _OUTAGE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
 
 
+class _Escaped(str):
+    """Text escaped and capped already (by ``AuditWriter.write``)."""
+
+
 def _copy_field(value: object) -> str:
     if value is None:
         return "\\N"
@@ -418,7 +422,8 @@ def _copy_field(value: object) -> str:
     if isinstance(value, str):
         # Escaped first: no NUL, control character or lone surrogate reaches COPY, nor a
         # tab or newline; the backslashes of the escapes are COPY's to double.
-        return escaped(value, AUDIT_TEXT_LIMIT).replace("\\", "\\\\")
+        text = value if isinstance(value, _Escaped) else escaped(value, AUDIT_TEXT_LIMIT)
+        return text.replace("\\", "\\\\")
     return str(value)
 
 
@@ -431,14 +436,19 @@ def _audit_line(row: AuditRow) -> str:
 def _safe_row(row: AuditRow) -> str:
     """The row as JSON of escaped text, for a dead letter or the server log."""
     return json.dumps(
-        {name: v if isinstance(v, int) else escaped(v, AUDIT_TEXT_LIMIT)
+        {name: v if isinstance(v, int | _Escaped) else escaped(v, AUDIT_TEXT_LIMIT)
          for name in _AUDIT_FIELDS if (v := getattr(row, name)) is not None},
         ensure_ascii=False, separators=(",", ":"),
     )
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip()}"
+
+
 def _error_text(exc: BaseException) -> str:
-    return escaped(f"{type(exc).__name__}: {str(exc).strip()}", AUDIT_TEXT_LIMIT)
+    """The error as stored (escaped and capped: PostgreSQL may quote the refused line)."""
+    return escaped(_describe(exc), AUDIT_TEXT_LIMIT)
 
 
 def is_outage(exc: BaseException, conn: Connection | None) -> bool:
@@ -501,6 +511,10 @@ class AuditWriter:
             if self._lost in (1, 100, 10_000):
                 log.error("audit queue full: %d audit rows lost so far", self._lost)
             return
+        detail = row.detail
+        if detail is not None and len(detail) > AUDIT_TEXT_LIMIT:
+            # Cut now: a pending row must not hold a client's megabytes in memory.
+            row.detail = _Escaped(escaped(detail, AUDIT_TEXT_LIMIT))
         self._rows.append(row)
 
     @property
@@ -555,7 +569,7 @@ class AuditWriter:
                     self._outages += 1
                     pending = outage.left
                     log.warning("audit rows not written yet (database unavailable: %s); "
-                                "retrying", _error_text(outage.cause))
+                                "retrying", _describe(outage.cause))
                     if conn is not None:
                         with contextlib.suppress(psycopg2.Error):
                             conn.close()
@@ -603,7 +617,7 @@ class AuditWriter:
                     # Refused as a dead letter too: the server log is the last place.
                     self._lost += 1
                     log.error("audit row refused by the database (%s) and not set aside "
-                              "(%s): %s", _error_text(exc), _error_text(again),
+                              "(%s): %s", _describe(exc), _describe(again),
                               _safe_row(chunk[0]))
             else:
                 self._written += len(chunk)
@@ -618,4 +632,4 @@ class AuditWriter:
             )
         self._set_aside += 1
         log.error("an audit row was refused by the database and set aside in "
-                  "api_audit_dead_letters: %s", _error_text(exc))
+                  "api_audit_dead_letters: %s", _describe(exc))

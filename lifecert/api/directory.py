@@ -8,6 +8,12 @@ fingerprint, without decoding the rest) and writes rows and offsets in one trans
 The first enrollment of a retiree wins, as in the fold. ``caught_up`` is set once the
 topic has been read to the end it had when the thread started: the server reports
 SERVING only from then on.
+
+A record it cannot take (no value, not a lifecert event, an unknown schema, a corrupt
+enrollment, ids with control characters) is set aside in ``api_directory_dead_letters``
+with the reason, in the same transaction as the offsets: the directory reads on. Should
+the database refuse a batch of rows, they are written one by one and the refused ones set
+aside; only an outage makes it retry.
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ class DirectoryFeed:
                 self._follow()
                 return
             except Exception as exc:  # the thread must not die: retry
-                self.error = escaped(f"{type(exc).__name__}: {exc}")
+                self.error = f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, KafkaError | kafka.KafkaUnavailable | kafka.TopicProblem
                               | psycopg2.Error):
                     log.warning("retiree directory: %s; retrying in %.1f s", self.error,
@@ -164,8 +170,8 @@ class DirectoryFeed:
         except Exception as exc:
             if is_outage(exc, conn) or not rows:
                 raise
-            log.warning("retiree directory: a batch was refused (%s); writing it row by row",
-                        escaped(f"{type(exc).__name__}: {exc}"))
+            log.warning("retiree directory: a batch was refused (%s: %s); writing it row by "
+                        "row", type(exc).__name__, exc)
             kept: list[tuple[Any, ...]] = []
             for row in rows:
                 try:
@@ -184,7 +190,7 @@ class DirectoryFeed:
         for partition, offset, reason in refused:
             log.warning("retiree directory: %s[%d] offset %d set aside in "
                         "api_directory_dead_letters: %s", self.topic, partition, offset,
-                        escaped(reason))
+                        reason)
         self.refused += len(refused)
 
     def _transaction(

@@ -28,20 +28,23 @@ def _escape_char(c: str) -> str:
 
 def escaped(value: object, limit: int = 1000) -> str:
     """``value`` as text of at most ``limit`` characters (plus a note of how much was cut)
-    holding only printable characters and no unescaped backslash."""
+    holding only printable characters and no unescaped backslash. Reads at most ``limit``
+    characters of ``value``, however long it is."""
     text = value if isinstance(value, str) else str(value)
-    if "\\" not in text and text.isprintable():  # the common case, at C speed
-        if len(text) <= limit:
-            return text
-        return f"{text[:limit]}...[{len(text) - limit} more characters]"
+    total = len(text)
+    head = text[:limit]  # an escape is never shorter than its character
+    if "\\" not in head and head.isprintable():  # the common case, at C speed
+        return head if total <= limit else f"{head}...[{total - limit} more characters]"
     out: list[str] = []
     size = 0
-    for i, c in enumerate(text):
+    for i, c in enumerate(head):
         e = _escape_char(c)
         if size + len(e) > limit:
-            return "".join(out) + f"...[{len(text) - i} more characters]"
+            return "".join(out) + f"...[{total - i} more characters]"
         out.append(e)
         size += len(e)
+    if total > limit:
+        return "".join(out) + f"...[{total - limit} more characters]"
     return "".join(out)
 
 

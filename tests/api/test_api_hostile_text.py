@@ -166,6 +166,18 @@ def test_audit_writer_stores_hostile_text_escaped_and_keeps_writing(scratch: str
         assert row[0].isprintable() and len(row[0]) < db.AUDIT_TEXT_LIMIT + 40
 
 
+def test_a_pending_row_does_not_keep_a_clients_megabytes(scratch: str) -> None:
+    writer = db.AuditWriter(scratch, interval=30.0)
+    row = _row("AG", 0, detail="unknown event types: " + "\x00" * 4_000_000)
+    writer.write(row)
+    assert row.detail is not None and len(row.detail) < db.AUDIT_TEXT_LIMIT + 40
+    assert row.detail.endswith(f"...[{4_000_021 - 265} more characters]")
+    writer.close()
+    assert writer.written == 1
+    (detail,) = _query(scratch, "SELECT detail FROM api_audit")[0]
+    assert detail == row.detail and detail.startswith("unknown event types: \\x00\\x00")
+
+
 def test_a_refused_row_is_set_aside_and_the_rest_flows_on(scratch: str) -> None:
     writer = db.AuditWriter(scratch, interval=0.05, batch=100)
     try:

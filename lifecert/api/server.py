@@ -36,7 +36,7 @@ from lifecert.api.config import ApiConfig, Limits
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
 from lifecert.api.escape import EscapingFormatter
-from lifecert.api.gate import Gate
+from lifecert.api.gate import Gate, MalformedRequests
 from lifecert.api.options import add_serve_arguments
 from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
@@ -206,6 +206,7 @@ async def start(config: ApiConfig) -> Running:
             ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
             ("grpc.so_reuseport", 0),
         ],
+        interceptors=[MalformedRequests(gate)],
     )
     partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
                               max_batch_items=limits.max_batch_items)

@@ -398,11 +398,12 @@ def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
     assert len(fields) >= 15
     face_served = not any(m.startswith("FaceVerification/") and c == grpc.StatusCode.UNIMPLEMENTED
                           for m, _, _, c in codes)
-    # Invalid UTF-8 never reaches a servicer: protobuf refuses the request (not audited).
-    raw_codes = {c for _, _, raw, c in codes if raw}
-    assert raw_codes and grpc.StatusCode.OK not in raw_codes
-    audited = [c for m, _, raw, c in codes if not raw
-               and (face_served or not m.startswith("FaceVerification/"))]
+    # Invalid UTF-8 does not parse: refused through the gate like any bad input, audited.
+    raw_codes = {c for m, _, raw, c in codes if raw
+                 and (face_served or not m.startswith("FaceVerification/"))}
+    assert raw_codes == {grpc.StatusCode.INVALID_ARGUMENT}
+    audited = [c for m, _, raw, c in codes
+               if face_served or not m.startswith("FaceVerification/")]
     assert all(c != grpc.StatusCode.UNKNOWN for c in audited)  # no traceback to a client
 
     # A plain call after them: its row is written too (the writer is not stuck).
@@ -423,6 +424,15 @@ def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
         f"audit rows (hostile calls, the call after): {counted()}, expected "
         f"({len(audited)}, 1)\n{server.log()[-3000:]}")
     assert box.query("SELECT count(*) FROM api_audit_dead_letters") == [(0,)]
+    malformed = box.query("SELECT method, outcome, detail FROM api_audit WHERE detail LIKE "
+                          "'MALFORMED_REQUEST %%'")
+    assert len(malformed) == sum(raw for _, _, raw, _ in codes) - (
+        0 if face_served else sum(raw for m, _, raw, _ in codes
+                                  if m.startswith("FaceVerification/")))
+    assert {m for m, _, _ in malformed} >= {"PartnerExchange/SubmitBatch",
+                                            "PartnerExchange/Subscribe",
+                                            "StatusQuery/GetStatus"}
+    assert all(o == "INVALID_ARGUMENT" for _, o, _ in malformed)
     for row in box.query("SELECT agency, role, peer, method, outcome, detail FROM api_audit "
                          "WHERE agency LIKE 'HOSTILE-%%'"):
         for text in row:

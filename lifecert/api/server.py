@@ -35,7 +35,8 @@ from lifecert.api import protos
 from lifecert.api.config import ApiConfig, Limits
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
-from lifecert.api.gate import Gate
+from lifecert.api.escape import EscapingFormatter
+from lifecert.api.gate import Gate, MalformedRequests
 from lifecert.api.options import add_serve_arguments
 from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
@@ -205,6 +206,7 @@ async def start(config: ApiConfig) -> Running:
             ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
             ("grpc.so_reuseport", 0),
         ],
+        interceptors=[MalformedRequests(gate)],
     )
     partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
                               max_batch_items=limits.max_batch_items)
@@ -309,7 +311,8 @@ def setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("lifecert.api")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("lifecert api: %(message)s"))
+        # Messages quote client text (refusal details): escaped, one line each.
+        handler.setFormatter(EscapingFormatter("lifecert api: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -8,6 +8,7 @@ agency that guessed) touch no other test.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
+from lifecert.api import lockouts
 from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import common_pb2
@@ -26,7 +28,7 @@ from lifecert.events import codec
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import ALERTS
 from projections.writer import run_until_idle
-from tests.api.test_api_server import PERFORMED, batch, certification
+from tests.api.test_api_server import PERFORMED, _subscribe, batch, certification
 
 OK = px.ItemResult
 RIGHT = {"MO-1": "1234", "FS-1": "002X"}  # the second factors of api_world's ID numbers
@@ -158,6 +160,7 @@ def test_the_agency_budget_refuses_and_raises_exactly_one_alert(box: Sandbox) ->
         # Wrong factors for many ids (no lockout of a single id stops it), 12 at once:
         # the budget of 6 is spent by exactly one of them, whatever the interleaving.
         ids = [f"NOBODY-{n}" for n in range(12)]
+        box.certificate("LK-HK-1", "HK_AGENCY")  # issued once, before the threads
         with ThreadPoolExecutor(max_workers=6) as pool:
             answers = list(pool.map(
                 lambda rid: status(budgeted, "LK-HK-1", "HK_AGENCY", rid, "0000"), ids))
@@ -182,6 +185,10 @@ def test_the_agency_budget_refuses_and_raises_exactly_one_alert(box: Sandbox) ->
         assert alert["refused_until"] > alert["window_started"]
         assert "retiree_id" not in alert  # about the agency, never a person
         assert not [a for a in alerts if a["agency"] == "LK-HK-2"]
+        # The whole feed reads the alerts topic (for FraudSuspected): it reads past it.
+        with budgeted.channel("LK-HQ", "STAFF") as channel:
+            feed, _ = _subscribe(px_grpc.PartnerExchangeStub(channel))
+        assert "SecurityAlert" not in {e.type for e in feed}
     finally:
         budgeted.stop()
     # Every consumer of the alerts topic reads past it: the projections (no dead letter).
@@ -261,3 +268,45 @@ def test_a_role_refusal_still_refuses_the_whole_batch_and_names_no_retiree(
     details = info.value.details() or ""
     assert "item 1:" in details and "paper forms" in details
     assert not any(word in details for word in LEAKS)
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def _failed(box: Sandbox, agency: str, attempts: int, lock: float, budget: int,
+            window: float, subject: str = "S1") -> tuple[Any, ...]:
+    [row] = box.query("SELECT * FROM api_second_factor_failed(%s, %s, '', %s, %s, %s, %s)",
+                      (subject, agency, attempts, lock, budget, window))
+    return row
+
+
+def test_counts_lock_and_budget_start_again_once_their_window_is_over(box: Sandbox) -> None:
+    # (key failures, locked until, budget failures, window started, refused until, spent)
+    rows = [_failed(box, "LK-T-1", 3, 1.0, 2, 1.0) for _ in range(3)]
+    assert [r[0] for r in rows] == [1, 2, 3]
+    assert rows[0][1] is None and rows[1][1] is None and rows[2][1] is not None  # locked
+    assert [r[2] for r in rows] == [1, 2, 3]
+    assert [r[5] for r in rows] == [False, True, False]  # spent once, by the 2nd
+    assert rows[1][4] is not None
+    time.sleep(1.3)  # lock and window over: both count from 1 again
+    again = _failed(box, "LK-T-1", 3, 1.0, 2, 1.0)
+    assert again[0] == 1 and again[1] is None and again[2] == 1 and again[4] is None
+
+
+def test_purge_deletes_only_what_is_no_longer_in_force(box: Sandbox) -> None:
+    box.query(
+        "INSERT INTO api_second_factor_lockouts VALUES "
+        "('P1', 'LK-P', '', 5, now() - interval '2 hours', now() + interval '1 hour'), "
+        "('P2', 'LK-P', '', 5, now() - interval '2 hours', now() - interval '1 hour'), "
+        "('P3', 'LK-P', '', 2, now() - interval '1 minute', NULL) RETURNING 1")
+    box.query(
+        "INSERT INTO api_agency_failure_budgets VALUES "
+        "('LK-P-1', 9, now() - interval '3 hours', now() + interval '1 hour'), "
+        "('LK-P-2', 9, now() - interval '3 hours', now() - interval '1 hour') RETURNING 1")
+    policy = lockouts.Policy(5, 900.0, budget=100, public_budget=2000, window_seconds=3600.0)
+    with box.connect() as conn:
+        lockouts.purge(conn, policy)
+    assert sorted(r[0] for r in box.query(
+        "SELECT subject FROM api_second_factor_lockouts WHERE agency = 'LK-P'")) == ["P1", "P3"]
+    assert [r[0] for r in box.query(
+        "SELECT agency FROM api_agency_failure_budgets WHERE agency LIKE 'LK-P-%%'")] == ["LK-P-1"]

@@ -2,7 +2,9 @@
 
 This is the one place that decides. A client certificate names an agency and a role
 (``lifecert pki issue AGENCY --role ROLE``); the server looks the role up here. Every
-refusal is a :class:`Refusal` whose text is sent to the caller with PERMISSION_DENIED.
+refusal is a :class:`Refusal` whose text is sent to the caller with PERMISSION_DENIED,
+except a retiree outside the caller's scope: the servicers answer that exactly as they
+answer a retiree who is not enrolled, and the texts here name the caller's scope only.
 
 Scope is about the retiree an item concerns, from the API's retiree directory (the
 RetireeEnrolled records): where the retiree resides, and which unit manages a

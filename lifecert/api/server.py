@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import psycopg2
@@ -47,6 +47,8 @@ from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
 
 log = logging.getLogger("lifecert.api")
+
+T = TypeVar("T", int, float)
 
 EXIT_FAILED = 1
 
@@ -329,13 +331,24 @@ def setup_logging(verbose: bool) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _positive(value: T | None, option: str, default: T) -> T:
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{option} must be above 0, not {value}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> ApiConfig:
     defaults = Limits()
     limits = replace(
         defaults, rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes,
-        failure_budget=args.failure_budget or defaults.failure_budget,
-        public_failure_budget=args.public_failure_budget or defaults.public_failure_budget,
-        failure_window_seconds=args.failure_window or defaults.failure_window_seconds,
+        failure_budget=_positive(args.failure_budget, "--failure-budget",
+                                 defaults.failure_budget),
+        public_failure_budget=_positive(args.public_failure_budget, "--public-failure-budget",
+                                        defaults.public_failure_budget),
+        failure_window_seconds=_positive(args.failure_window, "--failure-window",
+                                         defaults.failure_window_seconds),
     )
     return ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,

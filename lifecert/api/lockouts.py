@@ -1,5 +1,5 @@
 """Wrong second factors of the status query: who is locked out of what, in PostgreSQL
-(migration 0002: shared by every API process, kept across restarts, never evicted while
+(migration 0003: shared by every API process, kept across restarts, never evicted while
 in force).
 
 Two limits, both counted by one call of ``api_second_factor_failed`` per wrong factor:

@@ -540,13 +540,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         if scope.everyone:
             return True
         retiree = directory.get(event["retiree_id"])
-        if retiree is None:
-            return False
-        try:
-            scope.check(call.role, call.agency, retiree)
-        except authz.Refusal:
-            return False
-        return True
+        return retiree is not None and scope.allows(call.agency, retiree)
 
     @staticmethod
     def _partner_event(event: dict[str, Any]) -> pb.PartnerEvent:

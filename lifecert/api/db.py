@@ -311,12 +311,19 @@ SELECT sf.salt, sf.digest,
        (SELECT coalesce(json_agg(json_build_array(
                    h.effective_month, extract(epoch FROM h.placed_at))
                ORDER BY h.effective_month), '[]'::json)
-          FROM open_holds h WHERE h.retiree_id = $1) AS holds
+          FROM open_holds h WHERE h.retiree_id = $1) AS holds,
+       lo.failures, extract(epoch FROM lo.locked_until - now()) AS locked_for,
+       b.failures, extract(epoch FROM b.refused_until - now()) AS refused_for
 FROM (SELECT $1::text AS retiree_id) AS q
 LEFT JOIN api_second_factors sf ON sf.retiree_id = q.retiree_id
 LEFT JOIN api_retiree_directory d ON d.retiree_id = q.retiree_id
+LEFT JOIN api_second_factor_lockouts lo
+       ON lo.subject = $2 AND lo.agency = $3 AND lo.client = $4
+LEFT JOIN api_agency_failure_budgets b ON b.agency = $3
 """
-STATUS_PREPARE = f"PREPARE {STATUS_STATEMENT}(text) AS {_STATUS_SQL}"
+# $1 retiree id, then the lockout key (lifecert/api/lockouts.py): $2 the retiree's keyed
+# hash, $3 the calling agency, $4 the client address's keyed hash ('' for none).
+STATUS_PREPARE = f"PREPARE {STATUS_STATEMENT}(text, text, text, text) AS {_STATUS_SQL}"
 
 
 @dataclass(frozen=True)
@@ -336,15 +343,29 @@ class StatusLookup:
     retiree: Retiree | None
     statuses: list[StatusRow]
     holds: list[tuple[str, float]]  # (effective month, placed at epoch seconds)
+    # The caller's wrong second factors for this retiree (None: none on record) and the
+    # seconds left of its lock (<= 0: not locked); the agency's failures in its budget
+    # window and the seconds left of its refusal.
+    key_failures: int | None = None
+    locked_for: float = 0.0
+    budget_failures: int = 0
+    refused_for: float = 0.0
 
 
-async def status_lookup(reader: AsyncReader, retiree_id: str) -> StatusLookup:
+async def status_lookup(
+    reader: AsyncReader, retiree_id: str, subject: str = "", agency: str = "",
+    client: str = "",
+) -> StatusLookup:
     """Everything a status answer needs, in one round trip and one snapshot (one
     statement in autocommit), by the statement prepared on ``reader``'s connections
-    (``AsyncReader(dsn, prepare=[STATUS_PREPARE])``)."""
-    row = await reader.fetchone(f"EXECUTE {STATUS_STATEMENT}(%s)", (retiree_id,))
+    (``AsyncReader(dsn, prepare=[STATUS_PREPARE])``): with the lockout of the caller
+    (``subject``, ``agency``, ``client``: see lifecert/api/lockouts.py)."""
+    row = await reader.fetchone(
+        f"EXECUTE {STATUS_STATEMENT}(%s, %s, %s, %s)", (retiree_id, subject, agency, client)
+    )
     assert row is not None
-    salt, dig, residence, unit, scheme, category, statuses, holds = row
+    salt, dig, residence, unit, scheme, category, statuses, holds = row[:8]
+    key_failures, locked_for, budget_failures, refused_for = row[8:]
     retiree = (
         Retiree(retiree_id, residence, unit, scheme, category) if residence is not None else None
     )
@@ -357,6 +378,10 @@ async def status_lookup(reader: AsyncReader, retiree_id: str) -> StatusLookup:
             for p, s, r, c, ca, a in statuses
         ],
         [(m, float(at)) for m, at in holds],
+        key_failures,
+        float(locked_for or 0.0),
+        budget_failures or 0,
+        float(refused_for or 0.0),
     )
 
 

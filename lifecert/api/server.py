@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import psycopg2
@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from lifecert.api import protos
+from lifecert.api import lockouts, protos
 from lifecert.api.config import ApiConfig, Limits
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
@@ -41,12 +41,14 @@ from lifecert.api.options import add_serve_arguments
 from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
 from lifecert.api.ratelimit import RateLimiter
-from lifecert.api.status import Lockout, StatusQuery
+from lifecert.api.status import StatusQuery
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
 
 log = logging.getLogger("lifecert.api")
+
+T = TypeVar("T", int, float)
 
 EXIT_FAILED = 1
 
@@ -211,10 +213,8 @@ async def start(config: ApiConfig) -> Running:
     partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
                               max_batch_items=limits.max_batch_items)
     protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
-    status = StatusQuery(
-        gate, reader, config.second_factor_key,
-        Lockout(limits.second_factor_attempts, limits.second_factor_lock_seconds),
-    )
+    policy = lockouts.Policy.of(limits)
+    status = StatusQuery(gate, reader, config.second_factor_key, policy, publisher)
     protos.status_query_pb2_grpc.add_StatusQueryServicer_to_server(status, server)
     services = list(protos.SERVICE_NAMES[:2])
     face = _face_servicer(config, gate, database, publisher)
@@ -248,7 +248,20 @@ async def start(config: ApiConfig) -> Running:
     running = Running(server, port, health, services, directory, audit, database, publisher,
                       reader)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
+    running.tasks.append(asyncio.create_task(_purge_lockouts(database, policy)))
     return running
+
+
+async def _purge_lockouts(database: Database, policy: lockouts.Policy,
+                          every: float = 300.0) -> None:
+    """Delete the second-factor lockouts and agency budgets no longer in force, now and
+    then (every server does; it is idempotent)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await database.run(lambda conn: lockouts.purge(conn, policy))
+        except Exception as exc:  # the database's trouble; the next round tries again
+            log.warning("purging old second-factor lockouts failed: %s", type(exc).__name__)
 
 
 async def _serving_when_ready(running: Running) -> None:
@@ -318,9 +331,24 @@ def setup_logging(verbose: bool) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _positive(value: T | None, option: str, default: T) -> T:
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{option} must be above 0, not {value}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> ApiConfig:
+    defaults = Limits()
     limits = replace(
-        Limits(), rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes
+        defaults, rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes,
+        failure_budget=_positive(args.failure_budget, "--failure-budget",
+                                 defaults.failure_budget),
+        public_failure_budget=_positive(args.public_failure_budget, "--public-failure-budget",
+                                        defaults.public_failure_budget),
+        failure_window_seconds=_positive(args.failure_window, "--failure-window",
+                                         defaults.failure_window_seconds),
     )
     return ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,

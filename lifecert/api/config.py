@@ -25,9 +25,18 @@ class Limits:
     max_batch_items: int = 1000
     max_frames: int = 10
     max_image_bytes: int = 2 * 1024 * 1024
-    # Wrong second factors for one retiree id before it is locked for a while.
+    # Wrong second factors for one retiree id by one caller (agency, and client address
+    # behind the portal) before that caller is locked out of that id for a while.
     second_factor_attempts: int = 5
     second_factor_lock_seconds: float = 900.0
+    # Each agency's budget of wrong second factors per window (whatever the retiree ids):
+    # once spent, its status queries are refused for a window and one SecurityAlert goes
+    # to lifecert.alerts. An honest counter or partner mistypes a few a day; guessing
+    # needs thousands (4 characters: 11,000 values). Roles that act for the public behind
+    # them (the portal) get the larger budget: many people mistype through one agency.
+    failure_budget: int = 100
+    public_failure_budget: int = 2000
+    failure_window_seconds: float = 3600.0
     # Multiplies every role's token-bucket rate and burst (tests and benchmarks).
     rate_scale: float = 1.0
     max_concurrent_streams: int = 256  # per connection (HTTP/2)

@@ -11,8 +11,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", help="host:port (default: $LIFECERT_API_LISTEN, else "
                         "127.0.0.1:50051; port 0 picks a free one)")
     parser.add_argument("--pki-dir", type=Path,
-                        help="the CA and server certificate (default: $LIFECERT_PKI_DIR, "
-                        "else data/pki)")
+                        help="the server's key and certificate, the CA certificate and the "
+                        "CRL; never the CA key (default: $LIFECERT_PKI_DIR, else data/pki)")
     parser.add_argument("--dsn", help="PostgreSQL DSN (default: $LIFECERT_POSTGRES_DSN, "
                         "else the local stack)")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: "
@@ -23,6 +23,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="multiply every role's rate limit (default 1)")
     parser.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024,
                         help="largest request accepted (default 4 MiB)")
+    parser.add_argument("--failure-budget", type=int,
+                        help="wrong second factors an agency may give per window before its "
+                        "status queries are refused and an alert is raised (default 100)")
+    parser.add_argument("--public-failure-budget", type=int,
+                        help="the same for roles that act for the public, the portal "
+                        "(default 2000)")
+    parser.add_argument("--failure-window", type=float,
+                        help="the window of the failure budget, in seconds (default 3600)")
     parser.add_argument("--no-face", action="store_true",
                         help="do not serve FaceVerification")
     parser.add_argument("--face-threshold", type=float,

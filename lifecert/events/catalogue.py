@@ -53,7 +53,10 @@ PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
 # Records exchanged with partner systems that are not part of the campaign fold: Foshan's
 # results for other regions' retirees living in Foshan (sent to the provincial system).
 PARTNER_TYPES: tuple[str, ...] = ("AssistanceResult",)
-ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES + PARTNER_TYPES
+# What the hub's edge raises for its security staff (on lifecert.alerts): about an agency,
+# never about a retiree; the read models do not project them.
+SECURITY_TYPES: tuple[str, ...] = ("SecurityAlert",)
+ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES + PARTNER_TYPES + SECURITY_TYPES
 
 # Envelope fields as they appear flat in the interchange form; ``type`` names the event.
 ENVELOPE_FIELDS: tuple[str, ...] = ("type", "event_id", "recorded_at", "source_agency")

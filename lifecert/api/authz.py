@@ -25,6 +25,7 @@ ACKNOWLEDGE = "PartnerExchange/Acknowledge"
 STATUS = "StatusQuery/GetStatus"
 FACE_ENROLL = "FaceVerification/Enroll"
 FACE_VERIFY = "FaceVerification/Verify"
+FACE_CHALLENGE = "FaceVerification/BeginChallenge"
 
 # Event kinds a partner may submit.
 CERTIFICATION = "CertificationRecorded"
@@ -215,6 +216,7 @@ def check_method(role: str, method: str) -> RoleRules:
         STATUS: r.status_query,
         FACE_ENROLL: r.face_enroll,
         FACE_VERIFY: r.face_channel is not None,
+        FACE_CHALLENGE: r.face_channel is not None,
     }.get(method, False)
     if not allowed:
         raise Refusal(f"role {role} may not call {method}")

@@ -40,6 +40,24 @@ class Limits:
     # Multiplies every role's token-bucket rate and burst (tests and benchmarks).
     rate_scale: float = 1.0
     max_concurrent_streams: int = 256  # per connection (HTTP/2)
+    # Face verification (docs/face.md, Challenge-response). A frame's header may declare
+    # at most this many pixels (checked before decoding).
+    max_frame_pixels: int = 12_000_000
+    face_challenge_actions: int = 3
+    face_challenge_seconds: float = 30.0
+    # A sequence of actions answered for a retiree is not asked of them again for this
+    # long (while another remains), so that a recorded answer cannot be replayed whole.
+    face_sequence_memory_days: int = 400
+    # Failed face attempts (any decision but MATCH, and refused challenges), counted in
+    # api_face_decisions: per retiree in the last 24 hours, per agency in the last minute.
+    face_failures_per_retiree_day: int = 5
+    face_failures_per_agency_minute: int = 30
+    # Face calls that run the engine (Verify, Enroll) at once for one agency, in one
+    # API process.
+    face_concurrent_per_agency: int = 2
+    # A MATCH after a NOT_LIVE for the same retiree within this many seconds raises a
+    # FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
+    face_alert_window_seconds: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,10 @@ class ApiConfig:
     # Without the face engine (lifecert/face) the FaceVerification service is not served.
     face: bool = True
     face_threshold: float | None = None  # None: the face engine's default
+    # The head-turn parallax a challenge answer must show (None: the engine's default,
+    # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: only for
+    # exercising the protocol with synthetic frames.
+    face_min_parallax: float | None = None
 
     @classmethod
     def resolve(
@@ -72,6 +94,7 @@ class ApiConfig:
         limits: Limits | None = None,
         face: bool = True,
         face_threshold: float | None = None,
+        face_min_parallax: float | None = None,
     ) -> ApiConfig:
         from lifecert.pipeline.kafka import bootstrap_servers
         from projections.config import resolve_dsn
@@ -90,6 +113,7 @@ class ApiConfig:
             limits=limits or Limits(),
             face=face,
             face_threshold=face_threshold,
+            face_min_parallax=face_min_parallax,
         )
 
 

@@ -36,6 +36,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-threshold", type=float,
                         help="largest face-encoding distance that matches (default: the "
                         "face engine's, chosen in docs/face.md)")
+    # Face limits: unset = the defaults of lifecert.api.config.Limits.
+    parser.add_argument("--face-concurrency", type=int,
+                        help="face calls one agency may run at once (default 2)")
+    parser.add_argument("--face-failures-per-retiree-day", type=int,
+                        help="failed face verifications of one retiree in 24 hours before "
+                        "face verification closes for them (default 5)")
+    parser.add_argument("--face-failures-per-agency-minute", type=int,
+                        help="failed face verifications by one agency in a minute before it "
+                        "must wait (default 30)")
+    parser.add_argument("--face-challenge-seconds", type=float,
+                        help="how long a face challenge may be answered (default 30)")
+    parser.add_argument("--face-min-parallax", type=float,
+                        help="head-turn parallax a challenge answer must show (default: the "
+                        "face engine's, chosen in docs/face.md; lower only to exercise the "
+                        "protocol with synthetic frames: it lets 2-D warps of a photo pass)")
+    parser.add_argument("--max-frame-pixels", type=int,
+                        help="largest frame, in pixels, read from its header before "
+                        "decoding (default 12000000)")
     parser.add_argument("--ready-file", type=Path,
                         help="write {\"port\", \"pid\"} as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true",

@@ -341,6 +341,15 @@ def _positive(value: T | None, option: str, default: T) -> T:
 
 def config_from_args(args: argparse.Namespace) -> ApiConfig:
     defaults = Limits()
+    face = {  # Limits field: (option, value)
+        "face_concurrent_per_agency": ("--face-concurrency", args.face_concurrency),
+        "face_failures_per_retiree_day": ("--face-failures-per-retiree-day",
+                                          args.face_failures_per_retiree_day),
+        "face_failures_per_agency_minute": ("--face-failures-per-agency-minute",
+                                            args.face_failures_per_agency_minute),
+        "face_challenge_seconds": ("--face-challenge-seconds", args.face_challenge_seconds),
+        "max_frame_pixels": ("--max-frame-pixels", args.max_frame_pixels),
+    }
     limits = replace(
         defaults, rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes,
         failure_budget=_positive(args.failure_budget, "--failure-budget",
@@ -349,11 +358,13 @@ def config_from_args(args: argparse.Namespace) -> ApiConfig:
                                         defaults.public_failure_budget),
         failure_window_seconds=_positive(args.failure_window, "--failure-window",
                                          defaults.failure_window_seconds),
+        **{field: _positive(value, option, getattr(defaults, field))
+           for field, (option, value) in face.items()},
     )
     return ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,
         topic_prefix=args.topic_prefix, limits=limits, face=not args.no_face,
-        face_threshold=args.face_threshold,
+        face_threshold=args.face_threshold, face_min_parallax=args.face_min_parallax,
     )
 
 

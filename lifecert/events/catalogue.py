@@ -97,6 +97,16 @@ def raw_schema(name: str) -> dict[str, Any]:
     return json.loads(_schema_text(name))
 
 
+def previous_schemas() -> list[dict[str, Any]]:
+    """Earlier versions of shipped schemas (``schemas/previous/NAME.vN.avsc``), which a
+    schema store still registers so that records written with them decode; e.g.
+    FraudSuspected before ``FACE_MATCH_AFTER_NOT_LIVE`` was added to its reasons."""
+    folder = resources.files("lifecert.events") / "schemas" / "previous"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".avsc")),
+                   key=lambda f: f.name)
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
 def _kind(field: dict[str, Any], avro_type: Any) -> tuple[str, tuple[str, ...]]:
     fmt = field.get("lifecert.format")
     if isinstance(avro_type, dict):

@@ -173,7 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    from lifecert.pipeline.credentials import acting_as
+
+    with acting_as("worker"):
+        return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

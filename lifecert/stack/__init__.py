@@ -138,6 +138,7 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
         kafka_pid = kafka.launch(cfg, progress)
         postgres.start(cfg, progress)
         kafka.wait_ready(cfg, kafka_pid)
+        kafka.apply_default_acls(cfg)
         final = status(cfg)
         if not final.running:
             raise StackError(f"the stack did not come up: {final.to_dict()}")

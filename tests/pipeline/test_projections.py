@@ -44,6 +44,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
 from lifecert.events.interchange import parse_line
 from lifecert.generate import write_campaign_file
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
 from lifecert.stack import StackStatus
@@ -139,7 +140,8 @@ def publish(
     published: Published | None = None,
 ) -> Published:
     published = published or Published(topics)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap,
+        **client_security().kafka_python(), enable_idempotence=True, acks="all")
     try:
         futures = []
         for role, event in records:
@@ -301,7 +303,8 @@ def bootstrap(stack: StackStatus) -> str:
 
 @pytest.fixture(scope="module")
 def kafka_admin(bootstrap: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-projections")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap,
+        **client_security().kafka_python(), client_id="test-projections")
     yield admin
     admin.close()
 
@@ -613,7 +616,8 @@ def test_garbage_goes_to_dead_letters(
         (status, b"R4", None),
         (payments, b"R5", bad_month_hold()),
     ]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap,
+        **client_security().kafka_python(), enable_idempotence=True, acks="all")
     try:
         positions = {}
         for topic, key, value in bad:
@@ -633,7 +637,8 @@ def test_garbage_goes_to_dead_letters(
     assert all(offsets[tp] >= end for tp, end in ends.items())
 
     consumer = KafkaConsumer(
-        topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap, group_id=None,
+        topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap,
+            **client_security().kafka_python(), group_id=None,
         auto_offset_reset="earliest",
     )
     letters: list[dict[str, Any]] = []
@@ -675,7 +680,8 @@ def test_wait_idle(
     assert {lag.topic for lag in result.lags} == {topics[EVENTS].name}
 
     # The "worker" commits the end of every events partition.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
+        **client_security().kafka_python(), group_id=group,
                              enable_auto_commit=False)
     try:
         tps = [TopicPartition(topics[EVENTS].name, p)

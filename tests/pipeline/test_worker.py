@@ -43,6 +43,7 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
 from lifecert.generate import iter_campaign, write_campaign_file
 from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import (
     ALERTS,
@@ -116,7 +117,8 @@ def publish(pipeline: Pipeline, lines: list[str]) -> list[str]:
 def publish_raw(pipeline: Pipeline, records: Iterable[tuple[bytes | None, bytes | None]]
                 ) -> list[tuple[int, int]]:
     """Publish raw records to the events topic; their (partition, offset)."""
-    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap,
+        **client_security().kafka_python(), acks="all")
     try:
         topic = pipeline.name(EVENTS)
         metas = [producer.send(topic, key=k, value=v).get(timeout=30) for k, v in records]
@@ -178,7 +180,8 @@ class Worker:
 def committed(pipeline: Pipeline) -> tuple[int, int]:
     """(offsets the worker's group committed on the events topic, records in it)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=pipeline.bootstrap, group_id=pipeline.app_id,
+        bootstrap_servers=pipeline.bootstrap,
+            **client_security().kafka_python(), group_id=pipeline.app_id,
         enable_auto_commit=False,
     )
     try:

@@ -12,6 +12,7 @@ made (:func:`lifecert.pipeline.kafka.ensure_topics`, `lifecert topics create`).
 
 from __future__ import annotations
 
+import time
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -95,6 +96,24 @@ def grants(layout: TopicLayout) -> list[Grant]:
     return sorted(found)
 
 
+def _every_acl() -> Any:
+    """A filter matching every ACL on the broker."""
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    return ACLFilter(
+        principal=None, host=None, operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+
+
 def _binding(grant: Grant) -> Any:
     from kafka.admin import (
         ACL,
@@ -114,13 +133,15 @@ def _binding(grant: Grant) -> Any:
     )
 
 
-def apply(admin: Any, layout: TopicLayout) -> list[Grant]:
+def apply(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[Grant]:
     """Create the ACLs of ``layout`` on the broker (a kafka-python admin client logged in
-    as admin); ones that exist already stay as they are. Returns the grants."""
+    as admin) and wait until the broker enforces them; ones that exist already stay as
+    they are. Returns the grants."""
     from lifecert.pipeline.kafka import KafkaUnavailable
 
     wanted = grants(layout)
-    result = admin.create_acls([_binding(g) for g in wanted])
+    bindings = [_binding(g) for g in wanted]
+    result = admin.create_acls(bindings)
     failed = result.get("failed") or []
     if failed:
         raise KafkaUnavailable(
@@ -128,4 +149,16 @@ def apply(admin: Any, layout: TopicLayout) -> list[Grant]:
             f"topics of prefix {layout.prefix!r}: {failed[0]!r}. Run it as the admin "
             "principal (a super user)."
         )
-    return wanted
+    # The controller has them; the broker's authorizer applies them a moment later, and a
+    # component started right away would be refused: wait until the broker lists them all.
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = set(bindings) - set(admin.describe_acls(_every_acl())[0])
+        if not missing:
+            return wanted
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(
+                f"the broker did not apply {len(missing)} of the {len(wanted)} ACLs of "
+                f"prefix {layout.prefix!r} within {timeout:.0f} s"
+            )
+        time.sleep(0.05)

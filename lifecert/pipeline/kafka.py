@@ -20,6 +20,7 @@ message that says what to do; kafka-python's own exceptions are chained, never s
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -79,6 +80,18 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     # never a topic to create on the fly with the broker's default partitions and config.
     "allow_auto_create_topics": False,
 }
+
+
+class _ScramNeedsNoTls(logging.Filter):
+    """kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials go in
+    the clear; with SCRAM they do not (a salted challenge-response: the password never
+    travels), and SASL_PLAINTEXT is used on loopback only (docs/kafka-security.md)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "credentials in the clear" not in record.getMessage()
+
+
+logging.getLogger("kafka.net.sasl.scram").addFilter(_ScramNeedsNoTls())
 
 
 class KafkaUnavailable(RuntimeError):

@@ -82,7 +82,8 @@ class Pipeline:
         tag = uuid.uuid4().hex[:10]
         self.bootstrap = bootstrap
         self.topics: TopicLayout = layout(f"t{tag}.")
-        self.app_id = f"t{tag}-worker"
+        # the worker's ACLs cover the group "<prefix>lifecert-worker..." (acls.toml)
+        self.app_id = f"t{tag}.lifecert-worker"
         self.data_dir = tmp / "worker-data"
         self.tmp = tmp
         with lk.admin_client(bootstrap) as admin:
@@ -465,12 +466,15 @@ def test_a_crash_between_send_and_store_resends_the_same_outputs(pipeline: Pipel
 
 
 @pytest.fixture
-def private_broker(stack: Any) -> Iterator[StackConfig]:
+def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackConfig]:
     """A throw-away Kafka broker of this test's own (ports, data folder; the shared jar
-    cache): the shared broker must never be stopped, other tests are using it."""
+    cache): the shared broker must never be stopped, other tests are using it. Its data
+    folder goes into the environment, so that this test's clients and the worker it
+    starts log in with that broker's credentials."""
     shared = StackConfig.from_env()
     data_dir = Path(tempfile.mkdtemp(prefix="lifecert-worker-broker-", dir="/var/tmp"))
     port = free_port_pair()
+    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data_dir))
     cfg = StackConfig.from_env({
         **os.environ, "LIFECERT_DATA_DIR": str(data_dir),
         "LIFECERT_CACHE_DIR": str(shared.cache_dir), "LIFECERT_KAFKA_PORT": str(port),

@@ -44,6 +44,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
 from lifecert.events.interchange import parse_line
 from lifecert.generate import write_campaign_file
+from lifecert.pipeline import acls
 from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
@@ -133,6 +134,7 @@ def create_topics(admin: KafkaAdminClient, topics: TopicLayout) -> None:
         },
         wait_for_metadata=True,
     )
+    acls.apply(admin, topics)  # as `lifecert topics create` does
 
 
 def publish(
@@ -672,7 +674,8 @@ def test_wait_idle(
     new_database: Callable[[], str],
 ) -> None:
     topics = published.topics
-    group = f"test-worker-{uuid.uuid4().hex[:8]}"
+    # a group the projections may describe: "<prefix>lifecert-worker..." (acls.toml)
+    group = f"{topics.prefix}lifecert-worker-{uuid.uuid4().hex[:8]}"
     # No worker has read the events: not idle, and the lag names the events partitions.
     result = wait_idle(bootstrap, projected.dsn, topics, group, timeout=0.5, interval=0.2)
     assert not result.idle

@@ -50,6 +50,9 @@ PROTOCOL_ENV = "LIFECERT_KAFKA_SECURITY_PROTOCOL"
 CA_ENV = "LIFECERT_KAFKA_CA_FILE"
 
 _acting: ContextVar[str | None] = ContextVar("lifecert_kafka_component", default=None)
+# The innermost acting_as block open in the process, for threads that the block starts
+# (a thread pool's workers do not inherit context variables).
+_open_blocks: list[str] = []
 _process_default: str | None = None
 
 
@@ -78,12 +81,14 @@ def _check(component: str) -> str:
 
 @contextmanager
 def acting_as(component: str) -> Iterator[None]:
-    """Clients made inside the block (in this thread or task) authenticate as
-    ``component``."""
+    """Clients made inside the block authenticate as ``component``: in this thread or
+    task, and in threads it starts (unless they act as another)."""
     token = _acting.set(_check(component))
+    _open_blocks.append(component)
     try:
         yield
     finally:
+        _open_blocks.remove(component)
         _acting.reset(token)
 
 
@@ -95,7 +100,12 @@ def set_process_component(component: str | None) -> None:
 
 
 def current_component() -> str:
-    found = _acting.get() or _process_default or os.environ.get(COMPONENT_ENV, "").strip()
+    found = (
+        _acting.get()
+        or (_open_blocks[-1] if _open_blocks else None)
+        or _process_default
+        or os.environ.get(COMPONENT_ENV, "").strip()
+    )
     if not found:
         raise CredentialsMissing(
             "this process did not say which lifecert component it is on Kafka (every "

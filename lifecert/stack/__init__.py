@@ -88,6 +88,9 @@ class StackStatus:
                 "version": self.kafka.version,
                 "port": cfg.kafka_port,
                 "controller_port": cfg.kafka_controller_port,
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "credentials_dir": str(cfg.kafka_dir / "credentials"),
                 "log": str(self.kafka.log),
             },
             "postgres": {

@@ -437,6 +437,13 @@ def launch(cfg: StackConfig, progress: Progress = _quiet) -> int:
     f = _files(cfg)
     pid = _running_pid(cfg)
     if pid is not None:
+        if not (f["credentials"] / f"{ADMIN}.json").is_file():
+            raise StackError(
+                f"the running Kafka broker (pid {pid}) was started before the broker "
+                "required SASL/SCRAM logins and its storage holds no users. Its topics are "
+                f"test and demo data: run `lifecert stack down`, delete {cfg.kafka_dir} and "
+                "run `lifecert stack up` again."
+            )
         return pid
     java = preflight(cfg)
     for port in (cfg.kafka_port, cfg.kafka_controller_port):

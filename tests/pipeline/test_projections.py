@@ -142,8 +142,8 @@ def publish(
     published: Published | None = None,
 ) -> Published:
     published = published or Published(topics)
-    producer = KafkaProducer(bootstrap_servers=bootstrap,
-        **client_security().kafka_python(), enable_idempotence=True, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                             **client_security().kafka_python())
     try:
         futures = []
         for role, event in records:
@@ -305,8 +305,8 @@ def bootstrap(stack: StackStatus) -> str:
 
 @pytest.fixture(scope="module")
 def kafka_admin(bootstrap: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap,
-        **client_security().kafka_python(), client_id="test-projections")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-projections",
+                             **client_security().kafka_python())
     yield admin
     admin.close()
 
@@ -618,8 +618,8 @@ def test_garbage_goes_to_dead_letters(
         (status, b"R4", None),
         (payments, b"R5", bad_month_hold()),
     ]
-    producer = KafkaProducer(bootstrap_servers=bootstrap,
-        **client_security().kafka_python(), enable_idempotence=True, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                             **client_security().kafka_python())
     try:
         positions = {}
         for topic, key, value in bad:
@@ -639,8 +639,8 @@ def test_garbage_goes_to_dead_letters(
     assert all(offsets[tp] >= end for tp, end in ends.items())
 
     consumer = KafkaConsumer(
-        topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap,
-            **client_security().kafka_python(), group_id=None,
+        topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap, group_id=None,
+        **client_security().kafka_python(),
         auto_offset_reset="earliest",
     )
     letters: list[dict[str, Any]] = []
@@ -683,8 +683,8 @@ def test_wait_idle(
     assert {lag.topic for lag in result.lags} == {topics[EVENTS].name}
 
     # The "worker" commits the end of every events partition.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
-        **client_security().kafka_python(), group_id=group,
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             **client_security().kafka_python(),
                              enable_auto_commit=False)
     try:
         tps = [TopicPartition(topics[EVENTS].name, p)

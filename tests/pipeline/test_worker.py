@@ -118,8 +118,8 @@ def publish(pipeline: Pipeline, lines: list[str]) -> list[str]:
 def publish_raw(pipeline: Pipeline, records: Iterable[tuple[bytes | None, bytes | None]]
                 ) -> list[tuple[int, int]]:
     """Publish raw records to the events topic; their (partition, offset)."""
-    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap,
-        **client_security().kafka_python(), acks="all")
+    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all",
+                             **client_security().kafka_python())
     try:
         topic = pipeline.name(EVENTS)
         metas = [producer.send(topic, key=k, value=v).get(timeout=30) for k, v in records]
@@ -181,8 +181,8 @@ class Worker:
 def committed(pipeline: Pipeline) -> tuple[int, int]:
     """(offsets the worker's group committed on the events topic, records in it)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=pipeline.bootstrap,
-            **client_security().kafka_python(), group_id=pipeline.app_id,
+        bootstrap_servers=pipeline.bootstrap, group_id=pipeline.app_id,
+        **client_security().kafka_python(),
         enable_auto_commit=False,
     )
     try:

@@ -201,3 +201,15 @@ def test_acls_toml_names_only_real_topics_and_principals() -> None:
             assert grant.name in names
         else:
             assert grant.name.startswith("x.")
+
+
+def test_a_worker_app_id_outside_its_acls_is_refused_before_it_starts() -> None:
+    from streams.worker import build_parser, settings_from
+
+    args = build_parser().parse_args(
+        ["--bootstrap", "127.0.0.1:1", "--topic-prefix", "t1.", "--app-id", "t1-worker"]
+    )
+    with pytest.raises(ValueError, match=r"begins with 't1\.lifecert-worker'"):
+        settings_from(args)
+    ok = build_parser().parse_args(["--bootstrap", "127.0.0.1:1", "--topic-prefix", "t1."])
+    assert settings_from(ok).app_id == "t1.lifecert-worker"

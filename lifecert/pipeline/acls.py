@@ -4,6 +4,7 @@ principal may do on the topics of a layout (one place decides; docs/kafka-securi
     from lifecert.pipeline import acls, kafka as lk
     with lk.admin_client(bootstrap) as admin:
         acls.apply(admin, layout("demo."))      # idempotent: existing ACLs stay
+        acls.prune(admin, layout("demo."))      # grants acls.toml does not make go
 
 Topic names carry the layout's prefix anywhere in front of them, so the ACLs are made per
 layout (exact names; groups and the worker's own topics by prefix), when its topics are
@@ -22,7 +23,7 @@ from typing import Any
 from lifecert.pipeline.credentials import ADMIN, COMPONENTS
 from lifecert.pipeline.topics import TopicLayout
 
-__all__ = ["Grant", "apply", "grants", "rules"]
+__all__ = ["Grant", "apply", "grants", "prune", "rules"]
 
 KINDS = ("read", "write", "groups", "describe_groups", "own_topics")
 # operations per kind (kafka-python's ACLOperation names)
@@ -162,3 +163,58 @@ def apply(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[Gra
                 f"prefix {layout.prefix!r} within {timeout:.0f} s"
             )
         time.sleep(0.05)
+
+
+def prune(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[str]:
+    """Delete every ALLOW ACL on the resources of ``layout`` (its topics; the groups and
+    topics acls.toml names by prefix) that acls.toml does not grant, whoever it names: the
+    file is the one place that decides. DENY ACLs stay (they grant nothing). Waits until
+    the broker no longer lists them; returns what was removed, described."""
+    from kafka.admin import ACLFilter, ACLPermissionType, ResourcePatternFilter
+
+    from lifecert.pipeline.kafka import KafkaUnavailable
+
+    wanted = {_binding(g) for g in grants(layout)}
+    literal = {spec.name for spec in layout.topics.values()}
+    prefixed = {
+        layout.prefix + stem
+        for kinds in rules().values()
+        for kind in ("groups", "describe_groups", "own_topics")
+        for stem in kinds[kind]
+    }
+
+    def ours(acl: Any) -> bool:
+        pattern = acl.resource_pattern
+        if acl.permission_type != ACLPermissionType.ALLOW or acl in wanted:
+            return False
+        if pattern.pattern_type.name == "LITERAL":
+            return pattern.resource_type.name == "TOPIC" and pattern.resource_name in literal
+        return pattern.pattern_type.name == "PREFIXED" and pattern.resource_name in prefixed
+
+    stray = [acl for acl in admin.describe_acls(_every_acl())[0] if ours(acl)]
+    if not stray:
+        return []
+    filters = [
+        ACLFilter(
+            principal=acl.principal, host=acl.host, operation=acl.operation,
+            permission_type=acl.permission_type,
+            resource_pattern=ResourcePatternFilter(
+                acl.resource_pattern.resource_type, acl.resource_pattern.resource_name,
+                acl.resource_pattern.pattern_type,
+            ),
+        )
+        for acl in stray
+    ]
+    admin.delete_acls(filters)
+    deadline = time.monotonic() + timeout
+    while set(stray) & set(admin.describe_acls(_every_acl())[0]):
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(
+                f"the broker still lists ACLs of prefix {layout.prefix!r} that acls.toml does "
+                f"not grant {timeout:.0f} s after deleting them"
+            )
+        time.sleep(0.05)
+    return [
+        f"{acl.principal} {acl.operation.name} {acl.resource_pattern.resource_type.name} "
+        f"{acl.resource_pattern.resource_name}" for acl in stray
+    ]

@@ -517,6 +517,7 @@ def apply_default_acls(cfg: StackConfig) -> None:
         client = KafkaAdminClient(**_admin_settings(cfg, cfg.start_timeout))
         try:
             acls.apply(client, layout())
+            acls.prune(client, layout())
         finally:
             client.close()
     except (KafkaError, KafkaUnavailable, OSError) as exc:

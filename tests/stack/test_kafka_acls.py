@@ -213,3 +213,45 @@ def test_a_worker_app_id_outside_its_acls_is_refused_before_it_starts() -> None:
         settings_from(args)
     ok = build_parser().parse_args(["--bootstrap", "127.0.0.1:1", "--topic-prefix", "t1."])
     assert settings_from(ok).app_id == "t1.lifecert-worker"
+
+
+def test_topics_create_removes_a_grant_acls_toml_does_not_make(
+    stack: StackStatus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """acls.toml is the one place that decides: a hand-made ALLOW on the layout's topics
+    (here: the payment system writing instructions) is gone after `lifecert topics
+    create`."""
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    from lifecert import cli
+
+    bootstrap = stack.kafka_bootstrap
+    lay = layout(f"acl{uuid.uuid4().hex[:10]}.")
+    instructions = lay[PAYMENT_INSTRUCTIONS].name
+    try:
+        assert cli.main(["topics", "create", "--bootstrap", bootstrap,
+                         "--prefix", lay.prefix]) == 0
+        stray = ACL("User:payment-system", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
+                    ResourcePattern(ResourceType.TOPIC, instructions,
+                                    ACLResourcePatternType.LITERAL))
+        with lk.admin_client(bootstrap) as admin:
+            assert not admin.create_acls([stray])["failed"]
+        deadline = time.monotonic() + BOUND_S
+        while _write(bootstrap, "payment-system", instructions) is not None:
+            assert time.monotonic() < deadline, "the hand-made grant never took effect"
+            time.sleep(0.2)
+        capsys.readouterr()
+        assert cli.main(["topics", "create", "--bootstrap", bootstrap,
+                         "--prefix", lay.prefix]) == 0
+        assert "User:payment-system WRITE TOPIC " + instructions in capsys.readouterr().err
+        assert refused(_write(bootstrap, "payment-system", instructions))
+    finally:
+        with lk.admin_client(bootstrap) as admin:
+            admin.delete_topics([s.name for s in lay.topics.values()])

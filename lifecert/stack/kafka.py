@@ -1,9 +1,14 @@
 """The local Apache Kafka broker: a single KRaft node (combined broker + controller) run
 from the release's jars, which Maven resolves from Maven Central into the cache folder.
+Clients log in with SASL/SCRAM-SHA-512 and the broker authorizes them with the ACLs of
+lifecert/pipeline/acls.toml (docs/kafka-security.md).
 
 Layout under ``StackConfig.data_dir``::
 
-    kafka/server.properties   generated from the config on every start
+    kafka/server.properties   generated from the config on every start (0600: it holds
+                              the broker's own passwords)
+    kafka/credentials/        <user>.json, a SCRAM user per component and the broker's
+                              own (0700 folder, 0600 files), made on the first start
     kafka/log4j2.properties   logging to logs/kafka-server.log
     kafka/cluster.id          the cluster id the storage was formatted with
     kafka/kraft-data/         log.dirs (metadata log and topic partitions)

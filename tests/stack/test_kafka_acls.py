@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -255,3 +256,16 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
     finally:
         with lk.admin_client(bootstrap) as admin:
             admin.delete_topics([s.name for s in lay.topics.values()])
+
+
+def test_a_storage_formatted_without_users_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """A local stack made before logins were required holds no SCRAM users: `stack up`
+    says so and what to delete, rather than waiting for a broker nobody can log in to."""
+    from lifecert.stack import StackConfig, StackError
+    from lifecert.stack import kafka as stack_kafka
+
+    cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "old")})
+    (cfg.kafka_dir / "kraft-data").mkdir(parents=True)
+    (cfg.kafka_dir / "kraft-data" / "meta.properties").write_text("cluster.id=x\n")
+    with pytest.raises(StackError, match=r"holds no users.*delete .*kafka"):
+        stack_kafka.write_config(cfg)

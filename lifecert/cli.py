@@ -29,6 +29,25 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+# The Kafka principal each command's clients log in as (lifecert/pipeline/acls.toml says
+# what each may do). Commands that set up or tear down topics and ACLs, or drive a whole
+# local run (the demo, the benchmarks), are the admin; commands absent use none.
+COMMAND_COMPONENTS: dict[str, str] = {
+    "stack": "admin",
+    "topics": "admin",
+    "demo": "admin",
+    "bench": "admin",
+    "publish": "connector",
+    "connectors": "connector",
+    "reconcile": "connector",
+    "clock": "scheduler",
+    "worker": "worker",
+    "projections": "projections",
+    "wait-idle": "projections",
+    "api": "api",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lifecert",
@@ -42,8 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lifecert.pipeline.credentials import acting_as
+
+    component = COMMAND_COMPONENTS.get(args.command)
     try:
-        return int(args.func(args) or 0)
+        if component is None:
+            return int(args.func(args) or 0)
+        with acting_as(component):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("lifecert: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from lifecert.events.codec import encode
+from lifecert.pipeline.kafka import client_security
 from projections.records import Rejected
 
 STAGE = "projections"
@@ -54,6 +55,7 @@ class DeadLetterSender:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap,
                 client_id="lifecert-projections-dead-letters",
+                **client_security().kafka_python(),
                 enable_idempotence=True,
                 acks="all",
                 linger_ms=5,

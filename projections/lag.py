@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import EVENTS, TopicLayout
 from projections.config import connect
 from projections.writer import read_topics
@@ -58,11 +59,15 @@ class LagProbe:
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             client_id="lifecert-wait-idle",
+            **client_security().kafka_python(),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
-        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="lifecert-wait-idle")
+        self._admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="lifecert-wait-idle",
+            **client_security().kafka_python(),
+        )
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
@@ -135,6 +140,7 @@ def backlog(bootstrap: str, names: Iterable[str]) -> int:
     (what a rebuild reads; compaction makes it an upper bound)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, client_id="lifecert-projections-backlog", group_id=None,
+        **client_security().kafka_python(),
         enable_auto_commit=False, isolation_level="read_committed",
     )
     try:

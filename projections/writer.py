@@ -28,6 +28,7 @@ import psycopg2.extensions
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, TopicLayout, layout
 from projections.config import connect
 from projections.dead_letters import DeadLetterSender
@@ -168,6 +169,7 @@ class ProjectionWriter:
         return KafkaConsumer(
             bootstrap_servers=self.bootstrap,
             client_id="lifecert-projections",
+            **client_security().kafka_python(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

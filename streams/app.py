@@ -47,6 +47,7 @@ from faust.streams import _current_event
 from faust.types import TP, EventT
 
 from lifecert.domain.policy import load_policy
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import EVENTS, layout
 from streams import faust_fixes
 from streams.offsets import OffsetGuard
@@ -117,6 +118,7 @@ def faust_app(app_id: str, bootstrap: str, data_dir: Path, **options: Any) -> fa
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",
+        broker_credentials=client_security().faust(),
         **options,
     )
 

@@ -35,6 +35,13 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     if prefix is None:
         prefix = os.environ.get("LIFECERT_TOPIC_PREFIX", "")
     app_id = args.app_id or f"{prefix}{DEFAULT_APP_ID}"
+    if not app_id.startswith(f"{prefix}{DEFAULT_APP_ID}"):
+        raise ValueError(
+            f"--app-id {app_id!r}: the worker's Kafka ACLs (lifecert/pipeline/acls.toml) "
+            f"cover its consumer group and its changelog topics only when the app id begins "
+            f"with {prefix + DEFAULT_APP_ID!r} (the topic prefix, then {DEFAULT_APP_ID!r}); "
+            "choose one that does"
+        )
     bootstrap = lk.bootstrap_servers(args.bootstrap)
     data_dir = args.data_dir or Path("data") / "worker" / app_id
     return WorkerSettings(
@@ -173,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    from lifecert.pipeline.credentials import acting_as
+
+    with acting_as("worker"):
+        return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from lifecert.pipeline.credentials import ADMIN, set_process_component
 from lifecert.stack import StackStatus
 from tests.reference import reference_replay
 
@@ -66,6 +67,11 @@ def replay_impl(request: pytest.FixtureRequest) -> Impl:
 
 # The session-scoped `stack` fixture (the real Kafka broker + PostgreSQL), for any test.
 pytest_plugins = ["fixtures_stack"]
+
+# The tests' own set-up and checks (making topics, publishing a campaign, reading the
+# outputs) log in to Kafka as the admin; the processes they start (worker, projections,
+# API server, connectors) log in as themselves (lifecert/pipeline/acls.toml).
+set_process_component(ADMIN)
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from lifecert.domain.time import isoformat_local
 from lifecert.events import codec
 from lifecert.events.catalogue import EVENT_TYPES
 from lifecert.events.interchange import MalformedEvent, parse_event, plain, to_json
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import TopicLayout
 
 log = logging.getLogger("lifecert.api")
@@ -454,6 +455,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     ) -> AsyncIterator[pb.SubscribeResponse]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, client_id="lifecert-api-subscribe",
+            **client_security().aiokafka(),
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
         )

@@ -382,7 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lifecert.api.server",
                                      description=__doc__.split("\n\n")[0])
     add_serve_arguments(parser)
-    return run(parser.parse_args(argv))
+    from lifecert.pipeline.credentials import acting_as
+
+    with acting_as("api"):
+        return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -105,8 +105,11 @@ def _say(message: str) -> None:
 async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from lifecert.pipeline import kafka as lk
+
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        **lk.client_security().aiokafka(),
         auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=64 << 20,
     )
@@ -439,6 +442,9 @@ def projector_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--topic-prefix", required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    from lifecert.pipeline.credentials import set_process_component
+
+    set_process_component("projections")
     out = args.out.open("a", encoding="utf-8")
 
     def noted(batch: Any) -> None:

@@ -1,6 +1,8 @@
 """``lifecert topics create | list``: the Kafka topics of the pipeline (topics.toml).
 
-    lifecert topics create                 # every topic of the layout; existing ones kept
+    lifecert topics create                 # every topic of the layout (existing ones kept)
+                                           # and its ACLs (acls.toml, nothing more), as
+                                           # the admin
     lifecert topics list [--json]          # what exists, with partitions and config
     lifecert topics create --prefix t42.   # a side-by-side set (tests, trial campaigns)
 
@@ -15,6 +17,7 @@ import json
 import sys
 from typing import Any
 
+from lifecert.pipeline import acls
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import layout
 
@@ -93,9 +96,14 @@ def run_create(args: argparse.Namespace) -> int:
     try:
         with lk.admin_client(bootstrap) as admin:
             states = lk.ensure_topics(admin, layout(args.prefix))
+            acls.apply(admin, layout(args.prefix))
+            removed = acls.prune(admin, layout(args.prefix))
     except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
+    for stray in removed:
+        print(f"lifecert topics: removed an ACL acls.toml does not grant: {stray}",
+              file=sys.stderr)
     problems = [p for s in states for p in s.problems]
     for note in (n for s in states for n in s.notes):
         print(f"lifecert topics: note: {note}", file=sys.stderr)

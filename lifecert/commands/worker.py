@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--app-id",
         help=f"faust app id = consumer group and prefix of the table's changelog topic "
-        f"(default: {DEFAULT_APP_ID}, after the topic prefix when one is set)",
+        f"(default: {DEFAULT_APP_ID}, after the topic prefix when one is set; must begin "
+        "with that default: the worker's Kafka ACLs cover those names)",
     )
     parser.add_argument(
         "--data-dir", type=Path,

@@ -9,6 +9,10 @@ every lifecert writer uses, topic creation from the layout, key partitioning, of
     producer = kafka.producer(bootstrap)                    # idempotent, acks=all, batched
     kafka.partition_for_key("FS000104729", 6)               # what Kafka's partitioner picks
 
+Every client logs in as the component its process says it is (SASL/SCRAM-SHA-512; the
+broker authorizes each request with the ACLs of ``acls.toml``): :func:`client_security`
+gives the settings for kafka-python, aiokafka and faust alike.
+
 Every failure to reach or use the broker is raised as :class:`KafkaUnavailable` (or
 :class:`TopicProblem` for a topic that is missing or differs from ``topics.toml``), with a
 message that says what to do; kafka-python's own exceptions are chained, never shown raw.
@@ -16,6 +20,7 @@ message that says what to do; kafka-python's own exceptions are chained, never s
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,16 +34,19 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner import murmur2
 
+from lifecert.pipeline import credentials as creds
 from lifecert.pipeline.topics import TopicLayout, TopicSpec
 
 __all__ = [
     "BOOTSTRAP_ENV",
     "PRODUCER_SETTINGS",
+    "ClientSecurity",
     "KafkaUnavailable",
     "TopicProblem",
     "TopicState",
     "admin_client",
     "bootstrap_servers",
+    "client_security",
     "consumer",
     "describe_error",
     "describe_topics",
@@ -72,6 +80,18 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     # never a topic to create on the fly with the broker's default partitions and config.
     "allow_auto_create_topics": False,
 }
+
+
+class _ScramNeedsNoTls(logging.Filter):
+    """kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials go in
+    the clear; with SCRAM they do not (a salted challenge-response: the password never
+    travels), and SASL_PLAINTEXT is used on loopback only (docs/kafka-security.md)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "credentials in the clear" not in record.getMessage()
+
+
+logging.getLogger("kafka.net.sasl.scram").addFilter(_ScramNeedsNoTls())
 
 
 class KafkaUnavailable(RuntimeError):
@@ -114,20 +134,94 @@ def describe_error(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
-def _client_settings(bootstrap: str, connect_timeout: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ClientSecurity:
+    """How a client logs in to the broker: SASL/SCRAM-SHA-512 as ``username``, over TLS
+    (SASL_SSL) when a CA file is given, else SASL_PLAINTEXT (the local stack, loopback)."""
+
+    component: str
+    username: str
+    password: str = field(repr=False)
+    protocol: str = "SASL_PLAINTEXT"
+    ca_file: str | None = None
+
+    def kafka_python(self) -> dict[str, Any]:
+        """Keyword arguments of KafkaProducer / KafkaConsumer / KafkaAdminClient."""
+        out: dict[str, Any] = {
+            "security_protocol": self.protocol,
+            "sasl_mechanism": creds.MECHANISM,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
+        if self.ca_file:
+            out["ssl_cafile"] = self.ca_file
+        return out
+
+    def ssl_context(self) -> Any:
+        if self.protocol != "SASL_SSL":
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Keyword arguments of AIOKafkaConsumer / AIOKafkaProducer."""
+        out = {k: v for k, v in self.kafka_python().items() if k != "ssl_cafile"}
+        if self.protocol == "SASL_SSL":
+            out["ssl_context"] = self.ssl_context()
+        return out
+
+    def faust(self) -> Any:
+        """faust's ``broker_credentials``."""
+        import faust
+
+        return faust.SASLCredentials(
+            username=self.username, password=self.password, mechanism=creds.MECHANISM,
+            ssl_context=self.ssl_context(),
+        )
+
+
+def client_security(component: str | None = None) -> ClientSecurity:
+    """How a client of ``component`` (default: the component this process acts as, see
+    :mod:`lifecert.pipeline.credentials`) logs in. Protocol: ``SASL_SSL`` when
+    ``LIFECERT_KAFKA_CA_FILE`` names the CA that signed the brokers' certificates (docker/),
+    else ``LIFECERT_KAFKA_SECURITY_PROTOCOL`` (default ``SASL_PLAINTEXT``, the local
+    stack's loopback listener). Raises :class:`KafkaUnavailable` when there are no
+    credentials."""
+    try:
+        found = creds.credentials_for(component)
+    except creds.CredentialsMissing as exc:
+        raise KafkaUnavailable(str(exc)) from None
+    ca_file = os.environ.get(creds.CA_ENV, "").strip() or None
+    protocol = os.environ.get(creds.PROTOCOL_ENV, "").strip().upper()
+    protocol = protocol or ("SASL_SSL" if ca_file else "SASL_PLAINTEXT")
+    if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+        raise KafkaUnavailable(
+            f"{creds.PROTOCOL_ENV}={protocol}: the broker takes SASL_PLAINTEXT (loopback) or "
+            "SASL_SSL only"
+        )
+    return ClientSecurity(found.component, found.username, found.password, protocol, ca_file)
+
+
+def _client_settings(
+    bootstrap: str, connect_timeout: float, component: str | None = None
+) -> dict[str, Any]:
     return {
         "bootstrap_servers": bootstrap,
         "client_id": CLIENT_ID,
         "bootstrap_timeout_ms": int(connect_timeout * 1000),
+        **client_security(component).kafka_python(),
     }
 
 
 def producer(
-    bootstrap: str, *, connect_timeout: float = CONNECT_TIMEOUT_S, **overrides: Any
+    bootstrap: str, *, connect_timeout: float = CONNECT_TIMEOUT_S,
+    component: str | None = None, **overrides: Any,
 ) -> KafkaProducer:
-    """A producer with :data:`PRODUCER_SETTINGS` (``overrides`` replace single settings).
-    Raises :class:`KafkaUnavailable` when the broker does not answer."""
-    settings = {**_client_settings(bootstrap, connect_timeout), **PRODUCER_SETTINGS}
+    """A producer with :data:`PRODUCER_SETTINGS` (``overrides`` replace single settings),
+    logged in as ``component`` (default: this process's). Raises
+    :class:`KafkaUnavailable` when the broker does not answer."""
+    settings = {**_client_settings(bootstrap, connect_timeout, component), **PRODUCER_SETTINGS}
     settings["max_block_ms"] = int(connect_timeout * 1000)
     settings.update(overrides)
     try:
@@ -137,12 +231,13 @@ def producer(
 
 
 def consumer(
-    bootstrap: str, *, connect_timeout: float = CONNECT_TIMEOUT_S, **overrides: Any
+    bootstrap: str, *, connect_timeout: float = CONNECT_TIMEOUT_S,
+    component: str | None = None, **overrides: Any,
 ) -> KafkaConsumer:
     """A consumer without a group (callers ``assign`` partitions themselves), reading
     from the earliest offset, never committing, never creating topics."""
     settings = {
-        **_client_settings(bootstrap, connect_timeout),
+        **_client_settings(bootstrap, connect_timeout, component),
         "group_id": None,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -158,12 +253,12 @@ def consumer(
 
 @contextmanager
 def admin_client(
-    bootstrap: str, *, connect_timeout: float = CONNECT_TIMEOUT_S
+    bootstrap: str, *, connect_timeout: float = CONNECT_TIMEOUT_S, component: str | None = None
 ) -> Iterator[KafkaAdminClient]:
     """An admin client, closed on exit. Broker errors inside the block are raised as
     :class:`KafkaUnavailable` (``TopicProblem`` passes through)."""
     try:
-        admin = KafkaAdminClient(**_client_settings(bootstrap, connect_timeout))
+        admin = KafkaAdminClient(**_client_settings(bootstrap, connect_timeout, component))
     except KafkaError as exc:
         raise _unreachable(bootstrap, exc) from exc
     try:
@@ -264,9 +359,10 @@ def ensure_topics(
     admin: KafkaAdminClient, layout: TopicLayout, *, timeout: float = 30.0
 ) -> list[TopicState]:
     """Create every topic of ``layout`` that does not exist yet, with its partitions,
-    replication and config; existing ones are left as they are (idempotent). Waits until
-    each has a leader for every partition, and returns them as the broker has them
-    (``created`` marks the new ones; see ``TopicState.problems`` for differences)."""
+    replication and config, and the ACLs of the layout (acls.toml) when it created one;
+    existing ones are left as they are (idempotent). Waits until each has a leader for
+    every partition, and returns them as the broker has them (``created`` marks the new
+    ones; see ``TopicState.problems`` for differences)."""
     before = {s.spec.name: s for s in describe_topics(admin, layout)}
     missing = [spec for spec in layout.topics.values() if not before[spec.name].exists]
     created: set[str] = set()
@@ -292,6 +388,9 @@ def ensure_topics(
         if errors:
             raise TopicProblem("the broker refused to create topics: " + "; ".join(errors))
         admin.wait_for_topics([spec.name for spec in missing], timeout_ms=int(timeout * 1000))
+        from lifecert.pipeline import acls
+
+        acls.apply(admin, layout)
     states = describe_topics(admin, layout)
     return [
         TopicState(s.spec, s.exists, s.partitions, s.replication, s.config, s.spec.name in created)

@@ -88,6 +88,9 @@ class StackStatus:
                 "version": self.kafka.version,
                 "port": cfg.kafka_port,
                 "controller_port": cfg.kafka_controller_port,
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "credentials_dir": str(cfg.kafka_dir / "credentials"),
                 "log": str(self.kafka.log),
             },
             "postgres": {
@@ -138,6 +141,7 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
         kafka_pid = kafka.launch(cfg, progress)
         postgres.start(cfg, progress)
         kafka.wait_ready(cfg, kafka_pid)
+        kafka.apply_default_acls(cfg)
         final = status(cfg)
         if not final.running:
             raise StackError(f"the stack did not come up: {final.to_dict()}")

@@ -34,7 +34,7 @@ ENV_VARS: dict[str, str] = {
     "/var/tmp/lifecert-<hash>/postgres)",
     "LIFECERT_CACHE_DIR": "download cache: Kafka jars, Maven repository "
     "(default $XDG_CACHE_HOME/lifecert or ~/.cache/lifecert)",
-    "LIFECERT_KAFKA_PORT": "Kafka client (PLAINTEXT) port (default 19092)",
+    "LIFECERT_KAFKA_PORT": "Kafka client (SASL/SCRAM) port (default 19092)",
     "LIFECERT_KAFKA_CONTROLLER_PORT": "KRaft controller port (default Kafka port + 1)",
     "LIFECERT_KAFKA_VERSION": f"Apache Kafka release (default {KAFKA_VERSION})",
     "LIFECERT_KAFKA_HEAP": "broker JVM max heap, e.g. 512m, 1g (default 1g)",

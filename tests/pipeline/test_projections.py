@@ -44,6 +44,8 @@ from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
 from lifecert.events.interchange import parse_line
 from lifecert.generate import write_campaign_file
+from lifecert.pipeline import acls
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
 from lifecert.stack import StackStatus
@@ -132,6 +134,7 @@ def create_topics(admin: KafkaAdminClient, topics: TopicLayout) -> None:
         },
         wait_for_metadata=True,
     )
+    acls.apply(admin, topics)  # as `lifecert topics create` does
 
 
 def publish(
@@ -139,7 +142,8 @@ def publish(
     published: Published | None = None,
 ) -> Published:
     published = published or Published(topics)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                             **client_security().kafka_python())
     try:
         futures = []
         for role, event in records:
@@ -301,7 +305,8 @@ def bootstrap(stack: StackStatus) -> str:
 
 @pytest.fixture(scope="module")
 def kafka_admin(bootstrap: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-projections")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-projections",
+                             **client_security().kafka_python())
     yield admin
     admin.close()
 
@@ -613,7 +618,8 @@ def test_garbage_goes_to_dead_letters(
         (status, b"R4", None),
         (payments, b"R5", bad_month_hold()),
     ]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                             **client_security().kafka_python())
     try:
         positions = {}
         for topic, key, value in bad:
@@ -634,6 +640,7 @@ def test_garbage_goes_to_dead_letters(
 
     consumer = KafkaConsumer(
         topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap, group_id=None,
+        **client_security().kafka_python(),
         auto_offset_reset="earliest",
     )
     letters: list[dict[str, Any]] = []
@@ -667,7 +674,8 @@ def test_wait_idle(
     new_database: Callable[[], str],
 ) -> None:
     topics = published.topics
-    group = f"test-worker-{uuid.uuid4().hex[:8]}"
+    # a group the projections may describe: "<prefix>lifecert-worker..." (acls.toml)
+    group = f"{topics.prefix}lifecert-worker-{uuid.uuid4().hex[:8]}"
     # No worker has read the events: not idle, and the lag names the events partitions.
     result = wait_idle(bootstrap, projected.dsn, topics, group, timeout=0.5, interval=0.2)
     assert not result.idle
@@ -676,6 +684,7 @@ def test_wait_idle(
 
     # The "worker" commits the end of every events partition.
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             **client_security().kafka_python(),
                              enable_auto_commit=False)
     try:
         tps = [TopicPartition(topics[EVENTS].name, p)

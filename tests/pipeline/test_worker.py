@@ -43,6 +43,7 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
 from lifecert.generate import iter_campaign, write_campaign_file
 from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import (
     ALERTS,
@@ -81,7 +82,8 @@ class Pipeline:
         tag = uuid.uuid4().hex[:10]
         self.bootstrap = bootstrap
         self.topics: TopicLayout = layout(f"t{tag}.")
-        self.app_id = f"t{tag}-worker"
+        # the worker's ACLs cover the group "<prefix>lifecert-worker..." (acls.toml)
+        self.app_id = f"t{tag}.lifecert-worker"
         self.data_dir = tmp / "worker-data"
         self.tmp = tmp
         with lk.admin_client(bootstrap) as admin:
@@ -116,7 +118,8 @@ def publish(pipeline: Pipeline, lines: list[str]) -> list[str]:
 def publish_raw(pipeline: Pipeline, records: Iterable[tuple[bytes | None, bytes | None]]
                 ) -> list[tuple[int, int]]:
     """Publish raw records to the events topic; their (partition, offset)."""
-    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap, acks="all",
+                             **client_security().kafka_python())
     try:
         topic = pipeline.name(EVENTS)
         metas = [producer.send(topic, key=k, value=v).get(timeout=30) for k, v in records]
@@ -179,6 +182,7 @@ def committed(pipeline: Pipeline) -> tuple[int, int]:
     """(offsets the worker's group committed on the events topic, records in it)."""
     consumer = KafkaConsumer(
         bootstrap_servers=pipeline.bootstrap, group_id=pipeline.app_id,
+        **client_security().kafka_python(),
         enable_auto_commit=False,
     )
     try:
@@ -462,12 +466,15 @@ def test_a_crash_between_send_and_store_resends_the_same_outputs(pipeline: Pipel
 
 
 @pytest.fixture
-def private_broker(stack: Any) -> Iterator[StackConfig]:
+def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackConfig]:
     """A throw-away Kafka broker of this test's own (ports, data folder; the shared jar
-    cache): the shared broker must never be stopped, other tests are using it."""
+    cache): the shared broker must never be stopped, other tests are using it. Its data
+    folder goes into the environment, so that this test's clients and the worker it
+    starts log in with that broker's credentials."""
     shared = StackConfig.from_env()
     data_dir = Path(tempfile.mkdtemp(prefix="lifecert-worker-broker-", dir="/var/tmp"))
     port = free_port_pair()
+    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data_dir))
     cfg = StackConfig.from_env({
         **os.environ, "LIFECERT_DATA_DIR": str(data_dir),
         "LIFECERT_CACHE_DIR": str(shared.cache_dir), "LIFECERT_KAFKA_PORT": str(port),

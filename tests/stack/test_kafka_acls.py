@@ -1,0 +1,271 @@
+"""The broker is not open: every client logs in (SASL/SCRAM-SHA-512) as a component, and
+each component may do only what lifecert/pipeline/acls.toml grants it. Tried through the
+real broker of the local stack, on a topic set of the test's own (unique prefix) whose
+ACLs `ensure_topics` made, as `lifecert topics create` does."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailedError,
+    TopicAuthorizationFailedError,
+)
+
+from lifecert.pipeline import acls
+from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.credentials import ADMIN, COMPONENTS
+from lifecert.pipeline.topics import (
+    ALERTS,
+    CLOCK,
+    EVENTS,
+    PAYMENT_INSTRUCTIONS,
+    STATUS,
+    TASKS,
+    TopicLayout,
+    layout,
+)
+from lifecert.stack import StackStatus
+
+# A refusal must come as an answer, never as a hang: every try is bounded by this.
+BOUND_S = 15.0
+REFUSED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
+
+
+def refused(outcome: object) -> bool:
+    """A write or read the broker refused for want of an ACL (kafka-python wraps an
+    idempotent producer's refused InitProducerId in a plain KafkaError)."""
+    return isinstance(outcome, REFUSED) or (
+        isinstance(outcome, KafkaError) and "AuthorizationFailed" in str(outcome)
+    )
+
+
+@pytest.fixture(scope="module")
+def topics(stack: StackStatus) -> Iterator[TopicLayout]:
+    lay = layout(f"acl{uuid.uuid4().hex[:10]}.")
+    with lk.admin_client(stack.kafka_bootstrap) as admin:
+        lk.ensure_topics(admin, lay)
+    # one payment instruction for the readers to find
+    producer = lk.producer(stack.kafka_bootstrap, component="worker")
+    producer.send(lay[PAYMENT_INSTRUCTIONS].name, key=b"FS1", value=b"instruction").get(30)
+    producer.close()
+    yield lay
+    with lk.admin_client(stack.kafka_bootstrap) as admin:
+        admin.delete_topics([s.name for s in lay.topics.values()])
+
+
+def _write(bootstrap: str, component: str, topic: str) -> KafkaError | None:
+    """None when ``component`` wrote a record to ``topic``, else the broker's refusal."""
+    producer = lk.producer(bootstrap, component=component, connect_timeout=BOUND_S)
+    try:
+        producer.send(topic, key=b"FS1", value=b"x").get(timeout=BOUND_S)
+        return None
+    except KafkaError as exc:
+        return exc
+    finally:
+        producer.close(timeout=5)
+
+
+def _read(bootstrap: str, component: str, topic: str) -> list[bytes] | KafkaError:
+    """The values of ``topic`` as ``component`` reads them from the start, or the refusal."""
+    consumer = lk.consumer(bootstrap, component=component, connect_timeout=BOUND_S)
+    try:
+        tps = [TopicPartition(topic, p) for p in lk.partitions_of(consumer, topic)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        got: list[bytes] = []
+        deadline = time.monotonic() + BOUND_S
+        while time.monotonic() < deadline and not got:
+            for records in consumer.poll(timeout_ms=500).values():
+                got += [r.value for r in records]
+        return got
+    except KafkaError as exc:
+        return exc
+    finally:
+        consumer.close()
+
+
+def test_a_client_without_credentials_can_neither_write_nor_read(
+    stack: StackStatus, topics: TopicLayout
+) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(KafkaError):
+        producer = KafkaProducer(
+            bootstrap_servers=stack.kafka_bootstrap, bootstrap_timeout_ms=5000,
+            max_block_ms=5000,
+        )
+        try:
+            producer.send(topics[EVENTS].name, b"x").get(timeout=5)
+        finally:
+            producer.close(timeout=1)
+    with pytest.raises(KafkaError):
+        consumer = KafkaConsumer(
+            bootstrap_servers=stack.kafka_bootstrap, bootstrap_timeout_ms=5000,
+            request_timeout_ms=5000, group_id=None,
+        )
+        try:
+            tp = TopicPartition(topics[PAYMENT_INSTRUCTIONS].name, 0)
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                assert not consumer.poll(timeout_ms=500), "read without logging in"
+            raise KafkaError("no record and no error within 5 s")
+        finally:
+            consumer.close()
+    assert time.monotonic() - t0 < 4 * BOUND_S
+
+
+def test_a_wrong_password_is_refused(stack: StackStatus, topics: TopicLayout) -> None:
+    settings = {**lk.client_security("connector").kafka_python(),
+                "sasl_plain_password": "not-the-password"}
+    t0 = time.monotonic()
+    with pytest.raises((SaslAuthenticationFailedError, KafkaError)):
+        producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap,
+                                 bootstrap_timeout_ms=5000, max_block_ms=5000, **settings)
+        try:
+            producer.send(topics[EVENTS].name, b"x").get(timeout=5)
+        finally:
+            producer.close(timeout=1)
+    assert time.monotonic() - t0 < BOUND_S
+
+
+def test_the_payment_system_reads_instructions_only(
+    stack: StackStatus, topics: TopicLayout
+) -> None:
+    bootstrap = stack.kafka_bootstrap
+    assert _read(bootstrap, "payment-system", topics[PAYMENT_INSTRUCTIONS].name) == [
+        b"instruction"
+    ]
+    assert refused(_write(bootstrap, "payment-system", topics[PAYMENT_INSTRUCTIONS].name))
+    for role in (EVENTS, STATUS, ALERTS):
+        outcome = _read(bootstrap, "payment-system", topics[role].name)
+        assert isinstance(outcome, TopicAuthorizationFailedError), (role, outcome)
+
+
+def test_only_the_worker_writes_outputs_and_it_writes_no_input(
+    stack: StackStatus, topics: TopicLayout
+) -> None:
+    bootstrap = stack.kafka_bootstrap
+    for component in (c for c in COMPONENTS if c != ADMIN):
+        refusal = _write(bootstrap, component, topics[PAYMENT_INSTRUCTIONS].name)
+        if component == "worker":
+            assert refusal is None, refusal
+        else:
+            assert refused(refusal), (component, refusal)
+    for role in (TASKS, STATUS):
+        assert refused(_write(bootstrap, "connector", topics[role].name)), role
+    for role in (EVENTS, CLOCK):
+        assert refused(_write(bootstrap, "worker", topics[role].name)), role
+
+
+def test_only_the_api_connectors_and_scheduler_write_the_input_log(
+    stack: StackStatus, topics: TopicLayout
+) -> None:
+    writers = {c for c in COMPONENTS if c != ADMIN
+               if _write(stack.kafka_bootstrap, c, topics[EVENTS].name) is None}
+    assert writers == {"api", "connector", "scheduler"}
+
+
+def test_a_worker_group_of_another_prefix_is_refused(
+    stack: StackStatus, topics: TopicLayout
+) -> None:
+    """The worker joins only its own layout's group ("<prefix>lifecert-worker...")."""
+    consumer = KafkaConsumer(
+        topics[EVENTS].name, bootstrap_servers=stack.kafka_bootstrap,
+        group_id="someone-else", **lk.client_security("worker").kafka_python(),
+        request_timeout_ms=int(BOUND_S * 1000),
+    )
+    try:
+        with pytest.raises(GroupAuthorizationFailedError):
+            deadline = time.monotonic() + BOUND_S
+            while time.monotonic() < deadline:
+                consumer.poll(timeout_ms=500)
+    finally:
+        consumer.close()
+
+
+def test_acls_toml_names_only_real_topics_and_principals() -> None:
+    lay = layout("x.")
+    names = {s.name for s in lay.topics.values()}
+    for grant in acls.grants(lay):
+        assert grant.principal in COMPONENTS and grant.principal != ADMIN
+        if grant.resource == "TOPIC" and grant.pattern == "LITERAL":
+            assert grant.name in names
+        else:
+            assert grant.name.startswith("x.")
+
+
+def test_a_worker_app_id_outside_its_acls_is_refused_before_it_starts() -> None:
+    from streams.worker import build_parser, settings_from
+
+    args = build_parser().parse_args(
+        ["--bootstrap", "127.0.0.1:1", "--topic-prefix", "t1.", "--app-id", "t1-worker"]
+    )
+    with pytest.raises(ValueError, match=r"begins with 't1\.lifecert-worker'"):
+        settings_from(args)
+    ok = build_parser().parse_args(["--bootstrap", "127.0.0.1:1", "--topic-prefix", "t1."])
+    assert settings_from(ok).app_id == "t1.lifecert-worker"
+
+
+def test_topics_create_removes_a_grant_acls_toml_does_not_make(
+    stack: StackStatus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """acls.toml is the one place that decides: a hand-made ALLOW on the layout's topics
+    (here: the payment system writing instructions) is gone after `lifecert topics
+    create`."""
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    from lifecert import cli
+
+    bootstrap = stack.kafka_bootstrap
+    lay = layout(f"acl{uuid.uuid4().hex[:10]}.")
+    instructions = lay[PAYMENT_INSTRUCTIONS].name
+    try:
+        assert cli.main(["topics", "create", "--bootstrap", bootstrap,
+                         "--prefix", lay.prefix]) == 0
+        stray = ACL("User:payment-system", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
+                    ResourcePattern(ResourceType.TOPIC, instructions,
+                                    ACLResourcePatternType.LITERAL))
+        with lk.admin_client(bootstrap) as admin:
+            assert not admin.create_acls([stray])["failed"]
+        deadline = time.monotonic() + BOUND_S
+        while _write(bootstrap, "payment-system", instructions) is not None:
+            assert time.monotonic() < deadline, "the hand-made grant never took effect"
+            time.sleep(0.2)
+        capsys.readouterr()
+        assert cli.main(["topics", "create", "--bootstrap", bootstrap,
+                         "--prefix", lay.prefix]) == 0
+        assert "User:payment-system WRITE TOPIC " + instructions in capsys.readouterr().err
+        assert refused(_write(bootstrap, "payment-system", instructions))
+    finally:
+        with lk.admin_client(bootstrap) as admin:
+            admin.delete_topics([s.name for s in lay.topics.values()])
+
+
+def test_a_storage_formatted_without_users_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """A local stack made before logins were required holds no SCRAM users: `stack up`
+    says so and what to delete, rather than waiting for a broker nobody can log in to."""
+    from lifecert.stack import StackConfig, StackError
+    from lifecert.stack import kafka as stack_kafka
+
+    cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "old")})
+    (cfg.kafka_dir / "kraft-data").mkdir(parents=True)
+    (cfg.kafka_dir / "kraft-data" / "meta.properties").write_text("cluster.id=x\n")
+    with pytest.raises(StackError, match=r"holds no users.*delete .*kafka"):
+        stack_kafka.write_config(cfg)

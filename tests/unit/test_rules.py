@@ -871,15 +871,76 @@ def test_death_of_exempt_retiree_terminates_and_overpays_from_pension_start(
     )
 
 
-def test_death_in_the_future_of_its_recording_no_overpayment(
+def test_death_after_its_own_report_is_impossible_and_terminates_nothing(
     replay_impl: ReplayImpl,
 ) -> None:
-    died_rec = "2017-05-10T10:00:00+08:00"
-    lines = [enroll("R1"), death("R1", date_of_death="2017-06-02", recorded_at=died_rec)]
+    """A report recorded on 10 May cannot know of a death on 2 June (IMPOSSIBLE_DEATH_DATE):
+    the retiree stays alive, is held at the deadline like anyone not certified, and a later
+    report with a possible date is decided as the first one."""
+    later = "2017-07-05T10:00:00+08:00"
+    lines = [
+        enroll("R1"),
+        death("R1", date_of_death="2017-06-02", recorded_at="2017-05-10T10:00:00+08:00"),
+        death("R1", date_of_death="2017-07-01", recorded_at=later),
+    ]
     check(
         replay_impl(lines, until=END),
-        instructions=[terminated("R1", "2017-07", recorded_at=died_rec)],
+        instructions=[hold_placed("R1"), terminated("R1", "2017-08", recorded_at=later)],
         statuses={"R1": "DECEASED"},
+        rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
+    )
+
+
+def test_death_before_birth_is_impossible_and_the_retiree_stays_alive(
+    replay_impl: ReplayImpl,
+) -> None:
+    lines = [
+        enroll("R1", birth_date="1950-03-15"),
+        death("R1", date_of_death="1950-03-14", recorded_at="2017-05-10T10:00:00+08:00"),
+        cert("C1", "R1", "FACE_APP", performed_at="2017-05-11T10:00:00+08:00"),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[],
+        statuses={"R1": "CERTIFIED"},
+        rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
+    )
+
+
+def test_death_on_the_birth_day_or_the_report_day_is_possible(
+    replay_impl: ReplayImpl,
+) -> None:
+    """The bounds are inclusive, and the report's day is its Asia/Shanghai date:
+    2017-05-09T17:00Z is 10 May in Shanghai."""
+    r1_at, r2_at = "2017-05-09T17:00:00Z", "2017-05-10T09:00:00+08:00"
+    lines = [
+        enroll("R1"),
+        enroll("R2", birth_date="2017-04-30", pension_start="2017-05-01"),
+        death("R1", date_of_death="2017-05-10", recorded_at=r1_at),
+        death("R2", date_of_death="2017-04-30", recorded_at=r2_at),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[
+            terminated("R1", "2017-06", recorded_at=r1_at),
+            terminated("R2", "2017-05", recorded_at=r2_at),
+            overpaid("R2", ["2017-05"], AMOUNT, recorded_at=r2_at),
+        ],
+        statuses={"R1": "DECEASED", "R2": "DECEASED"},
+    )
+
+
+def test_impossible_death_date_a_day_after_the_report_day(replay_impl: ReplayImpl) -> None:
+    """2017-05-09T15:59:59Z is still 9 May in Shanghai: a death on 10 May is impossible."""
+    lines = [
+        enroll("R1"),
+        death("R1", date_of_death="2017-05-10", recorded_at="2017-05-09T15:59:59Z"),
+    ]
+    check(
+        replay_impl(lines, until=BEFORE_SWEEP),
+        instructions=[],
+        statuses={"R1": "NOT_CERTIFIED"},
+        rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
     )
 
 

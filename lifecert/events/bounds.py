@@ -56,11 +56,12 @@ def id_problem(field: str, value: str) -> str | None:
     return f"{show(value)} is not a valid {field}: expected {rule[1]}"
 
 
-def year_problem(value: date) -> str | None:
-    """What is wrong with a date's or time's year (None when it is in range)."""
-    if EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+def year_problem(value: date | int) -> str | None:
+    """What is wrong with a year, or a date's or time's year (None when it is in range)."""
+    year = value if isinstance(value, int) else value.year
+    if EARLIEST_YEAR <= year <= LATEST_YEAR:
         return None
-    return f"year {value.year} is out of range ({EARLIEST_YEAR}-{LATEST_YEAR})"
+    return f"year {year} is out of range ({EARLIEST_YEAR}-{LATEST_YEAR})"
 
 
 def text_problem(value: str) -> str | None:

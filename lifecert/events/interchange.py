@@ -142,7 +142,7 @@ def _month(value: Any) -> str:
         parse_month(value)
     except ValueError as exc:
         raise TypeError(str(exc)) from None
-    problem = bounds.year_problem(date(int(value[:4]), 1, 1))
+    problem = bounds.year_problem(int(value[:4]))
     if problem is not None:
         raise TypeError(f"{_show(value)}: {problem}")
     return value

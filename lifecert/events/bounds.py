@@ -98,7 +98,12 @@ def event_problem(event: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def show(value: Any, limit: int = 60) -> str:
     """A value for a message: ``repr`` (control characters escaped), cut at ``limit``."""
-    text = repr(value)
+    if type(value) is str and len(value) > limit:
+        value = value[:limit]
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a deeply nested {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

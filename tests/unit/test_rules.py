@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+from lifecert.domain.fold import decide
+from lifecert.domain.policy import load_policy
+from lifecert.domain.state import RetireeState
+from lifecert.events.interchange import parse_line
 from tests.helpers import (
     DEADLINE_AT,
     HOME_VISIT_AT,
@@ -942,6 +946,27 @@ def test_impossible_death_date_a_day_after_the_report_day(replay_impl: ReplayImp
         statuses={"R1": "NOT_CERTIFIED"},
         rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
     )
+
+
+def test_states_keep_the_birth_date_and_older_snapshots_still_load() -> None:
+    """The live worker's changelog and replay's snapshots hold RetireeState.to_dict(); the
+    birth date was added for IMPOSSIBLE_DEATH_DATE, so a snapshot without it loads (and
+    only the report-day bound is then checked)."""
+    policy = load_policy("foshan-2017")
+    state, _, _ = decide(None, parse_line(enroll("R1", birth_date="1950-03-15")), policy)
+    assert state is not None
+    saved = state.to_dict()
+    assert saved["birth_date"] == "1950-03-15"
+    assert RetireeState.from_dict(saved).birth_date == dt.date(1950, 3, 15)
+    del saved["birth_date"]
+    old = RetireeState.from_dict(saved)
+    assert old.birth_date is None
+    early = parse_line(death("R1", date_of_death="1900-01-01",
+                             recorded_at="2017-05-10T10:00:00+08:00"))
+    assert decide(old, early, policy)[2] is None
+    late = parse_line(death("R1", date_of_death="2017-05-11",
+                            recorded_at="2017-05-10T10:00:00+08:00"))
+    assert decide(RetireeState.from_dict(saved), late, policy)[2] == "IMPOSSIBLE_DEATH_DATE"
 
 
 def test_after_death_inputs_rejected(replay_impl: ReplayImpl) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from lifecert.events import bounds, codec
 from lifecert.events.catalogue import INPUT_TYPES, envelope_spec, event_spec
 from lifecert.events.interchange import MalformedEvent, parse_event, parse_line
 from lifecert.pipeline.publish import prepare_line
+from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS, layout
+from projections.records import BatchBuilder
 from streams.records import Input, Unusable, classify
 from tests.helpers import cert, death, docs, enroll
 
@@ -253,3 +256,44 @@ def test_examples_of_unusable_records() -> None:
     ]:
         got = classify(b"FS000000001", data)
         assert isinstance(got, Unusable) and words in got.reason, got
+
+
+# ------------------------------------------------------------------ projections
+
+@dataclass
+class _KafkaRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _written(type_name: str, event: dict[str, Any]) -> bytes:
+    rs = codec.default_store().by_type(type_name)
+    buf = io.BytesIO()
+    buf.write(rs.header)
+    schemaless_writer(buf, rs.parsed, codec.to_datum(event))
+    return buf.getvalue()
+
+
+_AT = parse_event(dict(GOOD["DeathRecorded"]))["recorded_at"]
+_HOLD = {"type": "PaymentHoldPlaced", "event_id": "h-1", "recorded_at": _AT,
+         "source_agency": "lifecert", "retiree_id": "FS000000001", "effective_month": "2017-07",
+         "reason": "NOT_CERTIFIED"}
+
+
+@pytest.mark.parametrize("field", ["event_id", "retiree_id", "source_agency"])
+@FAST
+@given(value=st.text(st.characters(blacklist_categories=("Cs",)), max_size=60))
+def test_projections_reject_hostile_records(field: str, value: str) -> None:
+    topics = layout("hostile.")
+    builder = BatchBuilder(topics)
+    topic = topics[PAYMENT_INSTRUCTIONS].name
+    builder.add(_KafkaRecord(topic, 0, 1, b"FS000000001", _written(
+        "PaymentHoldPlaced", {**_HOLD, field: value})))
+    rejected = builder.batch.rejected
+    if bounds.id_problem(field, value) is None:
+        assert rejected == [] and len(builder.batch.ledger) == 1
+    else:
+        assert len(rejected) == 1 and repr(field) in rejected[0].reason

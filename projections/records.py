@@ -3,6 +3,9 @@
 A :class:`BatchBuilder` takes consumed records in poll order and sorts each into a ledger
 row (output topics), a status row (status topic) or a rejection (undecodable, empty, or
 not a type its topic carries), and tracks the next offset of every partition it saw.
+The API's security alerts (``SecurityAlert``, on the alerts topic beside the worker's
+``FraudSuspected``) concern an agency, not a retiree: they are read past, not projected
+(the topic keeps them; the bureau's security staff read them there).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from lifecert.events.catalogue import SECURITY_TYPES
 from lifecert.events.codec import CodecError, decode
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.pipeline.topics import STATUS, TopicLayout
@@ -111,6 +115,8 @@ class BatchBuilder:
         batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
         try:
             event = self._decode(record)
+            if event["type"] in SECURITY_TYPES:
+                return  # not a retiree's: nothing to project (see the module's doc)
             if record.topic == self._status_topic:
                 self._add_status(record, event)
             else:

@@ -15,7 +15,10 @@ Name
 Delivery
     Write the file under another name (e.g. ``.MOHRSS_440600_<batch id>.csv.part``, a name
     that does not match the pattern above) and rename it when complete. Foshan never reads
-    a file whose name does not match the pattern.
+    a file whose name does not match the pattern as a whole (nothing before or after it).
+    The file must be a regular file of at most 32 MiB (Foshan's setting
+    ``max_file_bytes``; split a larger batch): a symbolic link, a FIFO or any other special
+    file under a batch name, or a larger file, is refused as a whole, unread.
 
 Encoding and lines
     GB18030, no byte-order mark. Every line ends with CRLF (a bare LF is accepted too); the
@@ -107,8 +110,9 @@ from lifecert.events import bounds
 
 ENCODING = "gb18030"
 EOL = b"\r\n"
-NAME_RE = re.compile(r"^MOHRSS_440600_([0-9A-Za-z-]{1,40})\.csv$")
-BATCH_ID_RE = re.compile(r"^[0-9A-Za-z-]{1,40}$")
+# Names are matched whole (``fullmatch``): "$" would accept a name ending in a newline.
+NAME_RE = re.compile(r"MOHRSS_440600_([0-9A-Za-z-]{1,40})\.csv")
+BATCH_ID_RE = re.compile(r"[0-9A-Za-z-]{1,40}")
 TRAILER_TAG = "#END"
 
 # (column as in the header, the name used in events and reasons)
@@ -126,23 +130,27 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:\d{2}|Z)$")
 # A citizen id number (18 characters, or 15 digits for the first generation), standing alone.
-_CITIZEN_ID = r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])"
-_CITIZEN_ID_RE = re.compile(_CITIZEN_ID)
-_CITIZEN_ID_BYTES_RE = re.compile(_CITIZEN_ID.encode())
+_CITIZEN_ID_RE = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+# The same in decoded text for masking, also in full-width digits (０-９, Ｘ) as a person
+# may type them.
+_CITIZEN_ID_TEXT_RE = re.compile(
+    r"(?<![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])(?:[0-9０-９]{17}[0-9Xx０-９Ｘｘ]|[0-9０-９]{15})"
+    r"(?![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
+_CITIZEN_ID_BYTES_RE = re.compile(_CITIZEN_ID_RE.pattern.encode())
 _MAX_NAME = 50
 _FIX = "correct the line and send it again in a new batch"
 
 
 def file_name(batch_id: str) -> str:
     """The file name of batch ``batch_id``; ``ValueError`` for an id the spec forbids."""
-    if not BATCH_ID_RE.match(batch_id):
+    if not BATCH_ID_RE.fullmatch(batch_id):
         raise ValueError(f"batch id {batch_id!r} must be 1-40 characters of 0-9 A-Z a-z -")
     return f"MOHRSS_440600_{batch_id}.csv"
 
 
 def batch_id_of(name: str) -> str | None:
     """The batch id of a batch file name, ``None`` for any other name."""
-    match = NAME_RE.match(name)
+    match = NAME_RE.fullmatch(name)
     return match.group(1) if match else None
 
 
@@ -260,7 +268,7 @@ def read_batch(name: str, data: bytes) -> Batch:
         raise BatchRefused(f"{name}: the file is empty (no header, no trailer)")
     header = _text(lines[0]).removesuffix("\r")
     if header != HEADER:
-        raise BatchRefused(f"{name} line 1: the header is {_show(header[:120])}, expected "
+        raise BatchRefused(f"{name} line 1: the header is {_show(header, 120)}, expected "
                            f"{HEADER!r} (GB18030)")
     if len(lines) < 2:
         raise BatchRefused(f"{name}: no trailer line after the header (file cut short?)")
@@ -291,19 +299,21 @@ def _trailer(name: str, number: int, raw: bytes, batch_id: str) -> tuple[int, st
     where = f"{name} line {number}"
     if parts[0] != TRAILER_TAG:
         raise BatchRefused(f"{where}: the last line is not a trailer ({TRAILER_TAG},<batch id>"
-                           f",<count>,<sha256>), got {_show(text[:80])}; file cut short?")
+                           f",<count>,<sha256>), got {_show(text, 80)}; file cut short?")
     if len(parts) != 4:
         raise BatchRefused(f"{where}: the trailer has {len(parts)} fields, expected 4 "
                            f"({TRAILER_TAG},<batch id>,<count>,<sha256>)")
     _, trailer_id, count, digest = parts
     if trailer_id != batch_id:
-        raise BatchRefused(f"{where}: the trailer names batch {trailer_id!r} but the file "
-                           f"name says {batch_id!r}")
+        raise BatchRefused(f"{where}: the trailer names batch {_show(trailer_id, 60)} but "
+                           f"the file name says {batch_id!r}")
     if not count.isascii() or not count.isdigit():
-        raise BatchRefused(f"{where}: the trailer's record count {count!r} is not a number")
+        raise BatchRefused(f"{where}: the trailer's record count {_show(count, 40)} is not "
+                           f"a number")
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise BatchRefused(f"{where}: the trailer's checksum {digest!r} is not 64 lower-case "
-                           f"hexadecimal digits (SHA-256); file cut short?", int(count))
+        raise BatchRefused(f"{where}: the trailer's checksum {_show(digest, 80)} is not 64 "
+                           f"lower-case hexadecimal digits (SHA-256); file cut short?",
+                           int(count))
     return int(count), digest
 
 
@@ -347,14 +357,35 @@ def parse_line(line: Line) -> Row:
 
 def mask_citizen_ids(raw: bytes) -> bytes:
     """``raw`` with every citizen id number replaced by asterisks, so that one sent by
-    mistake never reaches a topic (a dead letter keeps the raw record). ASCII digits in
-    GB18030 are single bytes, and no multi-byte sequence holds a run of them."""
+    mistake never reaches a topic (a dead letter keeps the raw record). The bytes are
+    decoded first: in GB18030 the second and fourth bytes of a four-byte character are
+    ASCII digits, and the second of a two-byte one may be an ASCII letter, so a number
+    right after such a character is not "standing alone" in the bytes. Bytes that are
+    not GB18030 are kept as they are (``surrogateescape``), and a second pass over the
+    bytes masks a number that a byte which is not GB18030 hid from the decoder (it
+    may then also mask a digit that ends a four-byte character: safe side)."""
+    text = raw.decode(ENCODING, errors="surrogateescape")
+    masked = mask_text(text)
+    if masked != text:
+        raw = masked.encode(ENCODING, errors="surrogateescape")
     return _CITIZEN_ID_BYTES_RE.sub(lambda m: b"*" * len(m.group()), raw)
 
 
-def _show(value: str) -> str:
-    """A value for a reason, with any citizen id number masked."""
-    return repr(_CITIZEN_ID_RE.sub(lambda m: "*" * len(m.group()), value))
+def mask_text(text: str) -> str:
+    """``text`` with every citizen id number replaced by asterisks."""
+    return _CITIZEN_ID_TEXT_RE.sub(lambda m: "*" * len(m.group()), text)
+
+
+def _show(value: str, limit: int | None = None) -> str:
+    """A value for a reason, with any citizen id number masked (before it is cut to its
+    first ``limit`` characters, so that no part of a number is left)."""
+    return repr(mask_text(value)[:limit])
+
+
+def show_name(name: str) -> str:
+    """A file name for a log line or a reason: quoted, control characters escaped, any
+    citizen id number masked."""
+    return _show(name)
 
 
 def _match(n: int, column: str, value: str, id_field: str) -> None:
@@ -363,13 +394,13 @@ def _match(n: int, column: str, value: str, id_field: str) -> None:
         raise LineRejected(n, column, "empty; the field is required")
     pattern, expected = bounds.ID_FIELDS[id_field]
     if not pattern.fullmatch(value):
-        raise LineRejected(n, column, f"{_show(value[:80])} is not valid (expected {expected})")
+        raise LineRejected(n, column, f"{_show(value, 80)} is not valid (expected {expected})")
 
 
 def _time(n: int, column: str, value: str) -> None:
     if not value:
         raise LineRejected(n, column, "empty; the field is required")
-    problem = f"{_show(value[:60])} is not a time as YYYY-MM-DDTHH:MM:SS+08:00"
+    problem = f"{_show(value, 60)} is not a time as YYYY-MM-DDTHH:MM:SS+08:00"
     if not _TIME_RE.match(value):
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?", value):
             problem = f"{value!r} has no UTC offset; write Beijing time with +08:00"
@@ -383,7 +414,7 @@ def _time(n: int, column: str, value: str) -> None:
     except OverflowError:  # 0001-01-01T00:00:00+08:00 is before year 1 in UTC
         out_of_range = bounds.year_problem(at) or "out of range"
     if out_of_range:
-        raise LineRejected(n, column, f"{_show(value[:60])}: {out_of_range}")
+        raise LineRejected(n, column, f"{_show(value, 60)}: {out_of_range}")
 
 
 # ------------------------------------------------------------------------------- receipts

@@ -12,6 +12,16 @@ into an inbox folder of the exchange share. Settings and folders::
       refused/          batches refused as a whole; done/ and refused/ are the memory of
                         used names, never empty them
     scan_interval       seconds between scans of an empty inbox (default 1)
+    max_file_bytes      the largest batch file read (default 32 MiB, some 200,000 records);
+                        a larger one is refused as a whole, unread
+
+Only a regular file whose name is a batch file name, whole, is read: a symbolic link, a
+FIFO, a device or a socket under such a name is claimed and refused as a whole unread
+(its receipt and dead letter say what it was), as is a file over ``max_file_bytes``; a
+folder under such a name, and any entry with another name (a ``.part`` being written, a
+name with anything before or after the pattern), is left in the inbox, with a warning
+logged once. The file is checked again when it is opened (``O_NOFOLLOW``, then ``fstat``),
+so a link swapped in meanwhile is refused too.
 
 A batch goes inbox -> processing (claimed, in name order, one at a time) -> done or
 refused, after its receipt is written. A name found in done/ or refused/ again is a
@@ -40,7 +50,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +58,13 @@ from typing import Any
 from connectors.ministry_offsite import batchfile as bf
 from connectors.sdk.base import Event, PartnerRecord, Position, SourceConnector
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
+from connectors.sdk.files import FileRefused, check_regular, read_regular_file
 from lifecert.events import bounds
 from lifecert.events.interchange import MalformedEvent, parse_event
 
 CHANNEL = "MINISTRY_OFFSITE"
-_REDROP_RE = re.compile(r"^(MOHRSS_440600_[0-9A-Za-z-]{1,40})\.redrop-(\d+)\.csv$")
+_REDROP_RE = re.compile(r"(MOHRSS_440600_[0-9A-Za-z-]{1,40})\.redrop-([1-9][0-9]{0,8})\.csv")
+MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,10 @@ class MinistryOffsiteSource(SourceConnector):
         if self.idle_interval <= 0:
             raise ConfigError(f"connector {self.name!r} ({self.kind}): scan_interval must be "
                               f"positive, got {self.idle_interval}")
+        self.max_file_bytes = self._setting(settings, "max_file_bytes", int, MAX_FILE_BYTES)
+        if self.max_file_bytes < 1:
+            raise ConfigError(f"connector {self.name!r} ({self.kind}): max_file_bytes must be "
+                              f"positive, got {self.max_file_bytes}")
         self._claimed: Claimed | None = None
         self._ignored: set[str] = set()
 
@@ -214,25 +229,30 @@ class MinistryOffsiteSource(SourceConnector):
                                      f"mounted?); waiting for it to come back")
 
     def _batch_names(self) -> list[str]:
+        """The batch files of the inbox, in name order: every entry whose name is a batch
+        file name, whole, except folders (a link or a FIFO is claimed, then refused)."""
         try:
-            entries = [(e.name, e.is_file()) for e in os.scandir(self.inbox)]
+            # DirEntry.is_dir(follow_symlinks=False) looks at the entry, never its target.
+            entries = [(e.name, e.is_dir(follow_symlinks=False))
+                       for e in os.scandir(self.inbox)]
         except OSError as exc:
             raise PartnerUnavailable(f"cannot list inbox {self.inbox}: {exc.strerror}") \
                 from exc
         batches = []
-        for name, is_file in entries:
-            if is_file and bf.batch_id_of(name) is not None:
+        for name, is_dir in entries:
+            if not is_dir and bf.batch_id_of(name) is not None:
                 batches.append(name)
-            elif not name.startswith(".") and name not in self._ignored:
+            elif name[:1] != "." and name not in self._ignored:
                 self._ignored.add(name)
-                self.log.warning("inbox %s: ignoring %r, not a batch file name "
-                                 "(MOHRSS_440600_<batch id>.csv)", self.inbox, name)
+                what = "a folder" if is_dir else "not a batch file name"
+                self.log.warning("inbox %s: ignoring %s, %s (MOHRSS_440600_<batch id>.csv)",
+                                 self.inbox, bf.show_name(name), what)
         return sorted(batches)
 
     def _current(self) -> str | None:
         try:
-            names = sorted(n for n in os.listdir(self.processing) if n.endswith(".csv")
-                           and not n.startswith("."))
+            names = sorted(n for n in os.listdir(self.processing)
+                           if bf.batch_id_of(n) is not None or _REDROP_RE.fullmatch(n))
         except OSError as exc:  # the archive was removed: _open makes it again on retry
             raise PartnerUnavailable(f"cannot list {self.processing}: {exc.strerror}") \
                 from exc
@@ -247,12 +267,18 @@ class MinistryOffsiteSource(SourceConnector):
         if (self.done / name).exists() or (self.refused / name).exists():
             stem = name.removesuffix(".csv")
             used = [int(m.group(2)) for n in os.listdir(self.refused)
-                    if (m := _REDROP_RE.match(n)) and m.group(1) == stem]
+                    if (m := _REDROP_RE.fullmatch(n)) and m.group(1) == stem]
             claim = f"{stem}.redrop-{max(used, default=0) + 1}.csv"
         try:
-            _move(self.inbox / name, self.processing / claim)
+            _move(self.inbox / name, self.processing / claim, self.max_file_bytes)
         except FileNotFoundError:
             return None  # gone meanwhile (share unmounted): the next poll sees why
+        except FileRefused as exc:  # cannot be moved across file systems (not copied)
+            self._ignored.add(name)
+            self.log.error("inbox %s: cannot claim %s: it %s, and the archive is on another "
+                           "file system; remove it from the inbox", self.inbox,
+                           bf.show_name(name), exc.reason)
+            return None
         except OSError as exc:
             raise PartnerUnavailable(f"cannot claim {self.inbox / name}: {exc.strerror}") \
                 from exc
@@ -262,12 +288,20 @@ class MinistryOffsiteSource(SourceConnector):
     def _load(self, claim: str) -> Claimed:
         if self._claimed is not None and self._claimed.claim == claim:
             return self._claimed
+        redrop = _REDROP_RE.fullmatch(claim)
         try:
-            data = (self.processing / claim).read_bytes()
+            data = read_regular_file(self.processing / claim, self.max_file_bytes)
+        except FileRefused as exc:
+            original = redrop.group(1) + ".csv" if redrop else claim
+            setting = f" (setting max_file_bytes of connector {self.name})" \
+                if exc.oversize else ""
+            claimed = Claimed(claim, bf.batch_id_of(original) or "", b"", None,
+                              f"{claim} {exc.reason}{setting}")
+            self._claimed = claimed
+            return claimed
         except OSError as exc:
             raise PartnerUnavailable(f"cannot read {self.processing / claim}: {exc.strerror}") \
                 from exc
-        redrop = _REDROP_RE.match(claim)
         if redrop:
             original = redrop.group(1) + ".csv"
             where = "done" if (self.done / original).exists() else "refused"
@@ -321,13 +355,18 @@ def _receipt_line(line: bf.Line) -> bf.ReceiptLine:
 
 
 def _trailer_count(path: Path) -> int:
-    """The record count a batch's trailer claims (0 when unreadable: lag is a hint)."""
+    """The record count a batch's trailer claims (0 when unreadable or not a regular
+    file: lag is a hint)."""
     try:
-        with path.open("rb") as f:
-            f.seek(max(0, path.stat().st_size - 200))
-            last = f.read().rstrip(b"\r\n").rsplit(b"\n", 1)[-1].split(b",")
+        size = check_regular(path, 1 << 62).st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            tail = os.pread(fd, 200, max(0, size - 200))
+        finally:
+            os.close(fd)
+        last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].split(b",")
         return int(last[2]) if len(last) == 4 and last[0] == b"#END" else 0
-    except (OSError, ValueError):
+    except (OSError, ValueError, FileRefused):
         return 0
 
 
@@ -341,13 +380,17 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(temp, path)
 
 
-def _move(src: Path, dst: Path) -> None:
+def _move(src: Path, dst: Path, max_bytes: int) -> None:
+    """Rename ``src`` (whatever it is: a link is moved, not followed); across file
+    systems, copy a regular file (read as :func:`read_regular_file` reads it), refuse
+    anything else (:class:`FileRefused`)."""
     try:
         os.rename(src, dst)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
+        data = read_regular_file(src, max_bytes)
         temp = dst.with_name(f".{dst.name}.part")
-        shutil.copyfile(src, temp)
+        temp.write_bytes(data)
         os.replace(temp, dst)
         src.unlink()

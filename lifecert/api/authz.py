@@ -2,7 +2,9 @@
 
 This is the one place that decides. A client certificate names an agency and a role
 (``lifecert pki issue AGENCY --role ROLE``); the server looks the role up here. Every
-refusal is a :class:`Refusal` whose text is sent to the caller with PERMISSION_DENIED.
+refusal is a :class:`Refusal` whose text is sent to the caller with PERMISSION_DENIED,
+except a retiree outside the caller's scope: the servicers answer that exactly as they
+answer a retiree who is not enrolled, and the texts here name the caller's scope only.
 
 Scope is about the retiree an item concerns, from the API's retiree directory (the
 RetireeEnrolled records): where the retiree resides, and which unit manages a
@@ -23,6 +25,7 @@ ACKNOWLEDGE = "PartnerExchange/Acknowledge"
 STATUS = "StatusQuery/GetStatus"
 FACE_ENROLL = "FaceVerification/Enroll"
 FACE_VERIFY = "FaceVerification/Verify"
+FACE_CHALLENGE = "FaceVerification/BeginChallenge"
 
 # Event kinds a partner may submit.
 CERTIFICATION = "CertificationRecorded"
@@ -58,23 +61,40 @@ class Scope:
     residences: frozenset[str] | None = None
     own_unit: bool = False
 
-    def check(self, role: str, agency: str, retiree: Retiree) -> None:
+    def allows(self, agency: str, retiree: Retiree) -> bool:
+        """May ``agency`` act for ``retiree``?"""
         if self.residences is not None and retiree.residence not in self.residences:
-            allowed = " or ".join(sorted(self.residences))
-            raise Refusal(
-                f"role {role} may only act for retirees residing in {allowed}; "
-                f"this retiree resides in {retiree.residence}"
-            )
-        if self.own_unit and retiree.managing_unit != agency:
-            raise Refusal(
-                f"role {role} may only act for the retirees its own unit ({agency}) manages; "
-                "this retiree is managed by "
-                + ("another unit" if retiree.managing_unit else "no unit")
-            )
+            return False
+        return not (self.own_unit and retiree.managing_unit != agency)
+
+    def describe(self, agency: str) -> str:
+        """Whom the scope covers, in words (about the caller, never about a retiree)."""
+        if self.everyone:
+            return "any retiree"
+        words = []
+        if self.residences is not None:
+            words.append("retirees residing in " + " or ".join(sorted(self.residences)))
+        if self.own_unit:
+            words.append(f"the retirees its own unit ({agency}) manages")
+        return " and ".join(words)
+
+    def check(self, role: str, agency: str, retiree: Retiree) -> None:
+        """Raises :class:`Refusal` when ``agency`` may not act for ``retiree``. The text
+        names the caller's scope only: where the retiree lives, which unit manages them
+        and whether they are enrolled are not the business of an agency outside that
+        scope, so an out-of-scope retiree reads like an unknown one."""
+        if not self.allows(agency, retiree):
+            raise Refusal(out_of_scope(role, agency, self))
 
     @property
     def everyone(self) -> bool:
         return self.residences is None and not self.own_unit
+
+
+def out_of_scope(role: str, agency: str, scope: Scope) -> str:
+    """The one text for a retiree the caller may not act for, or that is not enrolled."""
+    return (f"no retiree with this id is enrolled that role {role} may act for "
+            f"({scope.describe(agency)})")
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,9 @@ class RoleRules:
     status_query: bool = False
     face_enroll: bool = False
     face_channel: str | None = None  # channel a face MATCH records, when it may verify
+    # Acts for members of the public behind it (the portal, the app): it may name the
+    # client address of a status query, which then keys the second-factor lockout too.
+    public_front: bool = False
     # Token bucket of the agency: sustained units per second and burst (a unit is one
     # call, or one item of a batch).
     rate: float = 50.0
@@ -158,10 +181,11 @@ MATRIX: dict[str, RoleRules] = {
     "APP": RoleRules(
         "the bureau's mobile app (remote face verification)",
         face_channel="FACE_APP", status_query=True, rate=200.0, burst=1000.0,
+        public_front=True,
     ),
     "PORTAL": RoleRules(
         "the retirees' portal and WeChat account (status queries)",
-        status_query=True, rate=2000.0, burst=4000.0,
+        status_query=True, rate=2000.0, burst=4000.0, public_front=True,
     ),
     "STAFF": RoleRules(
         "bureau staff (face enrollment, returned forms, deaths, the whole feed)",
@@ -192,18 +216,16 @@ def check_method(role: str, method: str) -> RoleRules:
         STATUS: r.status_query,
         FACE_ENROLL: r.face_enroll,
         FACE_VERIFY: r.face_channel is not None,
+        FACE_CHALLENGE: r.face_channel is not None,
     }.get(method, False)
     if not allowed:
         raise Refusal(f"role {role} may not call {method}")
     return r
 
 
-def check_item(
-    role: str, agency: str, kind: str, channel: str | None, retiree: Retiree | None
-) -> None:
-    """May ``agency`` (of ``role``) report an event of ``kind`` (with ``channel`` for a
-    certification) about ``retiree``? Raises :class:`Refusal` with the reason. Without
-    ``retiree`` (not in the directory) only the kind and channel are checked."""
+def check_kind(role: str, kind: str, channel: str | None) -> None:
+    """May ``role`` report an event of ``kind`` (with ``channel`` for a certification) at
+    all, whoever it is about? Raises :class:`Refusal` with the reason."""
     r = rules(role)
     if kind == CERTIFICATION:
         if channel not in r.channels:
@@ -220,5 +242,14 @@ def check_item(
             raise Refusal(f"role {role} may not report deaths")
     else:
         raise Refusal(f"role {role} may not report {kind} events")
+
+
+def check_item(
+    role: str, agency: str, kind: str, channel: str | None, retiree: Retiree | None
+) -> None:
+    """May ``agency`` (of ``role``) report an event of ``kind`` (with ``channel`` for a
+    certification) about ``retiree``? Raises :class:`Refusal` with the reason. Without
+    ``retiree`` (not in the directory) only the kind and channel are checked."""
+    check_kind(role, kind, channel)
     if retiree is not None:
-        r.scope.check(role, agency, retiree)
+        rules(role).scope.check(role, agency, retiree)

@@ -225,7 +225,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"lifecert api bench: {args.retirees:,} retirees seeded in "
                   f"{time.perf_counter() - t0:.1f} s; starting the server", file=sys.stderr)
             try:
-                server = box.start_server("--no-face", verbose=False)
+                # Its wrong factors (--wrong-rate) measure the failure path, not the
+                # agency's failure budget.
+                server = box.start_server("--no-face", "--public-failure-budget",
+                                          "1000000000", verbose=False)
             except SandboxError as exc:
                 print(f"lifecert api bench: {exc}", file=sys.stderr)
                 return 1

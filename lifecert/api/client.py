@@ -4,8 +4,8 @@
     from lifecert.api.protos import status_query_pb2 as sq, status_query_pb2_grpc as sq_grpc
 
     with secure_channel("127.0.0.1:50051", ca="data/pki/ca.crt",
-                        cert="data/pki/clients/PORTAL.crt",
-                        key="data/pki/clients/PORTAL.key") as channel:
+                        cert="data/pki-ca/clients/PORTAL.crt",
+                        key="data/pki-ca/clients/PORTAL.key") as channel:
         stub = sq_grpc.StatusQueryStub(channel)
         print(stub.GetStatus(sq.GetStatusRequest(retiree_id="FS...", second_factor="1234")))
 

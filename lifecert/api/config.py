@@ -25,12 +25,39 @@ class Limits:
     max_batch_items: int = 1000
     max_frames: int = 10
     max_image_bytes: int = 2 * 1024 * 1024
-    # Wrong second factors for one retiree id before it is locked for a while.
+    # Wrong second factors for one retiree id by one caller (agency, and client address
+    # behind the portal) before that caller is locked out of that id for a while.
     second_factor_attempts: int = 5
     second_factor_lock_seconds: float = 900.0
+    # Each agency's budget of wrong second factors per window (whatever the retiree ids):
+    # once spent, its status queries are refused for a window and one SecurityAlert goes
+    # to lifecert.alerts. An honest counter or partner mistypes a few a day; guessing
+    # needs thousands (4 characters: 11,000 values). Roles that act for the public behind
+    # them (the portal) get the larger budget: many people mistype through one agency.
+    failure_budget: int = 100
+    public_failure_budget: int = 2000
+    failure_window_seconds: float = 3600.0
     # Multiplies every role's token-bucket rate and burst (tests and benchmarks).
     rate_scale: float = 1.0
     max_concurrent_streams: int = 256  # per connection (HTTP/2)
+    # Face verification (docs/face.md, Challenge-response). A frame's header may declare
+    # at most this many pixels (checked before decoding).
+    max_frame_pixels: int = 12_000_000
+    face_challenge_actions: int = 3
+    face_challenge_seconds: float = 30.0
+    # A sequence of actions answered for a retiree is not asked of them again for this
+    # long (while another remains), so that a recorded answer cannot be replayed whole.
+    face_sequence_memory_days: int = 400
+    # Failed face attempts (any decision but MATCH, and refused challenges), counted in
+    # api_face_decisions: per retiree in the last 24 hours, per agency in the last minute.
+    face_failures_per_retiree_day: int = 5
+    face_failures_per_agency_minute: int = 30
+    # Face calls that run the engine (Verify, Enroll) at once for one agency, in one
+    # API process.
+    face_concurrent_per_agency: int = 2
+    # A MATCH after a NOT_LIVE for the same retiree within this many seconds raises a
+    # FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
+    face_alert_window_seconds: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,10 @@ class ApiConfig:
     # Without the face engine (lifecert/face) the FaceVerification service is not served.
     face: bool = True
     face_threshold: float | None = None  # None: the face engine's default
+    # The head-turn parallax a challenge answer must show (None: the engine's default,
+    # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: only for
+    # exercising the protocol with synthetic frames.
+    face_min_parallax: float | None = None
 
     @classmethod
     def resolve(
@@ -63,6 +94,7 @@ class ApiConfig:
         limits: Limits | None = None,
         face: bool = True,
         face_threshold: float | None = None,
+        face_min_parallax: float | None = None,
     ) -> ApiConfig:
         from lifecert.pipeline.kafka import bootstrap_servers
         from projections.config import resolve_dsn
@@ -81,6 +113,7 @@ class ApiConfig:
             limits=limits or Limits(),
             face=face,
             face_threshold=face_threshold,
+            face_min_parallax=face_min_parallax,
         )
 
 

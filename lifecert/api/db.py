@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
+import json
 import logging
 import threading
 from collections import deque
@@ -22,6 +24,7 @@ import psycopg2.pool
 from psycopg2.extras import execute_values
 
 from lifecert.api.authz import Retiree
+from lifecert.api.escape import escaped
 
 log = logging.getLogger("lifecert.api")
 
@@ -308,12 +311,19 @@ SELECT sf.salt, sf.digest,
        (SELECT coalesce(json_agg(json_build_array(
                    h.effective_month, extract(epoch FROM h.placed_at))
                ORDER BY h.effective_month), '[]'::json)
-          FROM open_holds h WHERE h.retiree_id = $1) AS holds
+          FROM open_holds h WHERE h.retiree_id = $1) AS holds,
+       lo.failures, extract(epoch FROM lo.locked_until - now()) AS locked_for,
+       b.failures, extract(epoch FROM b.refused_until - now()) AS refused_for
 FROM (SELECT $1::text AS retiree_id) AS q
 LEFT JOIN api_second_factors sf ON sf.retiree_id = q.retiree_id
 LEFT JOIN api_retiree_directory d ON d.retiree_id = q.retiree_id
+LEFT JOIN api_second_factor_lockouts lo
+       ON lo.subject = $2 AND lo.agency = $3 AND lo.client = $4
+LEFT JOIN api_agency_failure_budgets b ON b.agency = $3
 """
-STATUS_PREPARE = f"PREPARE {STATUS_STATEMENT}(text) AS {_STATUS_SQL}"
+# $1 retiree id, then the lockout key (lifecert/api/lockouts.py): $2 the retiree's keyed
+# hash, $3 the calling agency, $4 the client address's keyed hash ('' for none).
+STATUS_PREPARE = f"PREPARE {STATUS_STATEMENT}(text, text, text, text) AS {_STATUS_SQL}"
 
 
 @dataclass(frozen=True)
@@ -333,15 +343,29 @@ class StatusLookup:
     retiree: Retiree | None
     statuses: list[StatusRow]
     holds: list[tuple[str, float]]  # (effective month, placed at epoch seconds)
+    # The caller's wrong second factors for this retiree (None: none on record) and the
+    # seconds left of its lock (<= 0: not locked); the agency's failures in its budget
+    # window and the seconds left of its refusal.
+    key_failures: int | None = None
+    locked_for: float = 0.0
+    budget_failures: int = 0
+    refused_for: float = 0.0
 
 
-async def status_lookup(reader: AsyncReader, retiree_id: str) -> StatusLookup:
+async def status_lookup(
+    reader: AsyncReader, retiree_id: str, subject: str = "", agency: str = "",
+    client: str = "",
+) -> StatusLookup:
     """Everything a status answer needs, in one round trip and one snapshot (one
     statement in autocommit), by the statement prepared on ``reader``'s connections
-    (``AsyncReader(dsn, prepare=[STATUS_PREPARE])``)."""
-    row = await reader.fetchone(f"EXECUTE {STATUS_STATEMENT}(%s)", (retiree_id,))
+    (``AsyncReader(dsn, prepare=[STATUS_PREPARE])``): with the lockout of the caller
+    (``subject``, ``agency``, ``client``: see lifecert/api/lockouts.py)."""
+    row = await reader.fetchone(
+        f"EXECUTE {STATUS_STATEMENT}(%s, %s, %s, %s)", (retiree_id, subject, agency, client)
+    )
     assert row is not None
-    salt, dig, residence, unit, scheme, category, statuses, holds = row
+    salt, dig, residence, unit, scheme, category, statuses, holds = row[:8]
+    key_failures, locked_for, budget_failures, refused_for = row[8:]
     retiree = (
         Retiree(retiree_id, residence, unit, scheme, category) if residence is not None else None
     )
@@ -354,6 +378,10 @@ async def status_lookup(reader: AsyncReader, retiree_id: str) -> StatusLookup:
             for p, s, r, c, ca, a in statuses
         ],
         [(m, float(at)) for m, at in holds],
+        key_failures,
+        float(locked_for or 0.0),
+        budget_failures or 0,
+        float(refused_for or 0.0),
     )
 
 
@@ -399,7 +427,16 @@ _AUDIT_COPY = (
     "COPY api_audit (at, agency, role, peer, method, outcome, detail, items, accepted, "
     "duplicates, rejected, subject, duration_ms) FROM STDIN"
 )
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# The longest text an audit field keeps (a refusal message may quote a client's input).
+AUDIT_TEXT_LIMIT = 1000
+# SQLSTATE classes of a database that is down or busy rather than refusing the rows:
+# connection exception, transaction rollback, insufficient resources, object not in
+# prerequisite state (lock not available), operator intervention, system error.
+_OUTAGE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+class _Escaped(str):
+    """Text escaped and capped already (by ``AuditWriter.write``)."""
 
 
 def _copy_field(value: object) -> str:
@@ -407,7 +444,12 @@ def _copy_field(value: object) -> str:
         return "\\N"
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
+    if isinstance(value, str):
+        # Escaped first: no NUL, control character or lone surrogate reaches COPY, nor a
+        # tab or newline; the backslashes of the escapes are COPY's to double.
+        text = value if isinstance(value, _Escaped) else escaped(value, AUDIT_TEXT_LIMIT)
+        return text.replace("\\", "\\\\")
+    return str(value)
 
 
 def _audit_line(row: AuditRow) -> str:
@@ -416,27 +458,75 @@ def _audit_line(row: AuditRow) -> str:
     return "\t".join(_copy_field(getattr(row, name)) for name in _AUDIT_FIELDS) + "\n"
 
 
+def _safe_row(row: AuditRow) -> str:
+    """The row as JSON of escaped text, for a dead letter or the server log."""
+    return json.dumps(
+        {name: v if isinstance(v, int | _Escaped) else escaped(v, AUDIT_TEXT_LIMIT)
+         for name in _AUDIT_FIELDS if (v := getattr(row, name)) is not None},
+        ensure_ascii=False, separators=(",", ":"),
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip()}"
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error as stored (escaped and capped: PostgreSQL may quote the refused line)."""
+    return escaped(_describe(exc), AUDIT_TEXT_LIMIT)
+
+
+def is_outage(exc: BaseException, conn: Connection | None) -> bool:
+    """Is ``exc`` the database being unreachable or busy (try again later), rather than
+    the database refusing what was sent (trying again would fail again)?"""
+    if isinstance(exc, psycopg2.InterfaceError) or conn is None or conn.closed:
+        return True
+    if not isinstance(exc, psycopg2.Error):
+        return False
+    code = exc.pgcode
+    if code is None:  # no answer from the server: the connection failed
+        return isinstance(exc, psycopg2.OperationalError)
+    return code[:2] in _OUTAGE_CLASSES
+
+
+class _Outage(Exception):
+    def __init__(self, cause: BaseException, left: list[AuditRow]) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+        self.left = left  # the rows neither written nor set aside, in order
+
+
 class AuditWriter:
     """Audit rows written in batches by a background thread (every ``interval`` seconds,
-    up to ``batch`` rows per transaction). ``close`` writes what is left. A database
-    outage keeps the rows in memory (up to ``max_pending``) and retries; rows beyond that
-    are counted as lost in the server log.
+    up to ``batch`` rows per transaction). ``close`` writes what is left.
+
+    Text fields are escaped (:func:`lifecert.api.escape.escaped`) and capped, so no
+    client's text can break COPY. Two kinds of failure are told apart (:func:`is_outage`):
+    a database outage keeps the rows in memory (up to ``max_pending``) and retries; rows
+    beyond that are counted as lost in the server log. A batch the database refuses is
+    split in halves until the refused rows are found; each is set aside in
+    ``api_audit_dead_letters`` with the error, the others are written. The writer never
+    retries a refused row, so one row cannot hold up those after it.
 
     ``write`` only appends to a deque (atomic under the GIL): it never wakes the writer
     thread, which would then compete with the event loop for the GIL on every call. The
     writer wakes on its own every ``interval`` and takes what has accumulated."""
 
     def __init__(
-        self, dsn: str, *, interval: float = 0.2, batch: int = 1000, max_pending: int = 100_000
+        self, dsn: str, *, interval: float = 0.2, batch: int = 1000, max_pending: int = 100_000,
+        retry_seconds: float = 1.0,
     ) -> None:
         self._dsn = dsn
         self._interval = interval
         self._batch = batch
         self._max_pending = max_pending
+        self._retry_seconds = retry_seconds
         self._rows: deque[AuditRow] = deque()
         self._stop = threading.Event()
         self._written = 0
+        self._set_aside = 0
         self._lost = 0
+        self._outages = 0
         self._thread = threading.Thread(target=self._run, name="api-audit", daemon=True)
         self._thread.start()
 
@@ -446,11 +536,29 @@ class AuditWriter:
             if self._lost in (1, 100, 10_000):
                 log.error("audit queue full: %d audit rows lost so far", self._lost)
             return
+        detail = row.detail
+        if detail is not None and len(detail) > AUDIT_TEXT_LIMIT:
+            # Cut now: a pending row must not hold a client's megabytes in memory.
+            row.detail = _Escaped(escaped(detail, AUDIT_TEXT_LIMIT))
         self._rows.append(row)
 
     @property
     def written(self) -> int:
         return self._written
+
+    @property
+    def set_aside(self) -> int:
+        """Rows the database refused, kept in ``api_audit_dead_letters``."""
+        return self._set_aside
+
+    @property
+    def lost(self) -> int:
+        return self._lost
+
+    @property
+    def outages(self) -> int:
+        """Writes that failed because the database was unreachable (and were retried)."""
+        return self._outages
 
     def close(self) -> None:
         self._stop.set()
@@ -479,17 +587,14 @@ class AuditWriter:
             if pending:
                 try:
                     if conn is None or conn.closed:
-                        conn = psycopg2.connect(
-                            self._dsn, **_connect_options("lifecert-api-audit")
-                        )
-                    with conn, conn.cursor() as cur:
-                        cur.copy_expert(_AUDIT_COPY,
-                                        io.StringIO("".join(map(_audit_line, pending))))
-                    self._written += len(pending)
+                        conn = self._connect(pending)
+                    self._flush(conn, pending)
                     pending = []
-                except psycopg2.Error as exc:
-                    log.warning("audit rows not written yet (%s); retrying",
-                                type(exc).__name__)
+                except _Outage as outage:
+                    self._outages += 1
+                    pending = outage.left
+                    log.warning("audit rows not written yet (database unavailable: %s); "
+                                "retrying", _describe(outage.cause))
                     if conn is not None:
                         with contextlib.suppress(psycopg2.Error):
                             conn.close()
@@ -497,9 +602,59 @@ class AuditWriter:
                     if stopping:
                         log.error("%d audit rows lost at shutdown",
                                   len(pending) + len(self._rows))
+                        self._lost += len(pending) + len(self._rows)
                         break
-                    self._stop.wait(1.0)
+                    self._stop.wait(self._retry_seconds)
             if stopping and not pending and not self._rows:
                 break
         if conn is not None:
             conn.close()
+
+    def _connect(self, pending: list[AuditRow]) -> Connection:
+        try:
+            return psycopg2.connect(self._dsn, **_connect_options("lifecert-api-audit"))
+        except psycopg2.Error as exc:
+            raise _Outage(exc, pending) from exc
+
+    def _flush(self, conn: Connection, rows: list[AuditRow]) -> None:
+        """Write ``rows``, or set aside those the database refuses. Raises ``_Outage``
+        (with the rows left) when the database cannot be reached."""
+        chunks: deque[list[AuditRow]] = deque([rows])
+        while chunks:
+            chunk = chunks.popleft()
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.copy_expert(_AUDIT_COPY, io.StringIO("".join(map(_audit_line, chunk))))
+            except Exception as exc:
+                if is_outage(exc, conn):
+                    raise _Outage(exc, [*chunk, *itertools.chain.from_iterable(chunks)]) \
+                        from exc
+                if len(chunk) > 1:  # which rows? halves, first half first
+                    mid = len(chunk) // 2
+                    chunks.extendleft((chunk[mid:], chunk[:mid]))
+                    continue
+                try:
+                    self._dead_letter(conn, chunk[0], exc)
+                except Exception as again:
+                    if is_outage(again, conn):
+                        raise _Outage(again, [*chunk, *itertools.chain.from_iterable(chunks)]) \
+                            from again
+                    # Refused as a dead letter too: the server log is the last place.
+                    self._lost += 1
+                    log.error("audit row refused by the database (%s) and not set aside "
+                              "(%s): %s", _describe(exc), _describe(again),
+                              _safe_row(chunk[0]))
+            else:
+                self._written += len(chunk)
+
+    def _dead_letter(self, conn: Connection, row: AuditRow, exc: BaseException) -> None:
+        sqlstate = getattr(exc, "pgcode", None)
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO api_audit_dead_letters (sqlstate, error, row) "
+                "VALUES (%s, %s, %s)",
+                (sqlstate, _error_text(exc), _safe_row(row)),
+            )
+        self._set_aside += 1
+        log.error("an audit row was refused by the database and set aside in "
+                  "api_audit_dead_letters: %s", _describe(exc))

@@ -8,6 +8,12 @@ fingerprint, without decoding the rest) and writes rows and offsets in one trans
 The first enrollment of a retiree wins, as in the fold. ``caught_up`` is set once the
 topic has been read to the end it had when the thread started: the server reports
 SERVING only from then on.
+
+A record it cannot take (no value, not a lifecert event, an unknown schema, a corrupt
+enrollment, ids with control characters) is set aside in ``api_directory_dead_letters``
+with the reason, in the same transaction as the offsets: the directory reads on. Should
+the database refuse a batch of rows, they are written one by one and the refused ones set
+aside; only an outage makes it retry.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
@@ -23,6 +30,8 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from psycopg2.extras import execute_values
 
+from lifecert.api.db import is_outage
+from lifecert.api.escape import escaped
 from lifecert.events import codec
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, TopicLayout
@@ -40,6 +49,7 @@ class DirectoryFeed:
         self.poll_ms = poll_ms
         self.caught_up = threading.Event()
         self.enrolled = 0  # rows written by this process
+        self.refused = 0  # records set aside in api_directory_dead_letters
         self.error: str | None = None
         self._stop = threading.Event()
         self._store = codec.default_store()
@@ -60,10 +70,15 @@ class DirectoryFeed:
             try:
                 self._follow()
                 return
-            except (KafkaError, kafka.KafkaUnavailable, kafka.TopicProblem,
-                    psycopg2.Error) as exc:
+            except Exception as exc:  # the thread must not die: retry
                 self.error = f"{type(exc).__name__}: {exc}"
-                log.warning("retiree directory: %s; retrying in %.1f s", self.error, backoff)
+                if isinstance(exc, KafkaError | kafka.KafkaUnavailable | kafka.TopicProblem
+                              | psycopg2.Error):
+                    log.warning("retiree directory: %s; retrying in %.1f s", self.error,
+                                backoff)
+                else:  # a fault of ours: say where
+                    log.exception("retiree directory: %s; retrying in %.1f s", self.error,
+                                  backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -85,15 +100,18 @@ class DirectoryFeed:
             while not self._stop.is_set():
                 batches = consumer.poll(timeout_ms=self.poll_ms)
                 rows: list[tuple[Any, ...]] = []
+                refused: list[tuple[int, int, str]] = []
                 offsets: dict[int, int] = {}
                 for tp, records in batches.items():
                     for record in records:
                         offsets[tp.partition] = record.offset + 1
                         row = self._row(record)
-                        if row is not None:
+                        if isinstance(row, Refused):
+                            refused.append((record.partition, record.offset, row.reason))
+                        elif row is not None:
                             rows.append(row)
                 if offsets:
-                    self._write(conn, rows, offsets)
+                    self._write(conn, rows, refused, offsets)
                 if not self.caught_up.is_set() and all(
                     consumer.position(tp) >= end for tp, end in target.items()
                 ):
@@ -104,19 +122,28 @@ class DirectoryFeed:
             with contextlib.suppress(psycopg2.Error):
                 conn.close()
 
-    def _row(self, record: Any) -> tuple[Any, ...] | None:
+    def _row(self, record: Any) -> tuple[Any, ...] | Refused | None:
+        """The directory row of an enrollment; None for a record of another type
+        (skipped undecoded); :class:`Refused` for a record that is not a decodable event
+        or an enrollment whose fields cannot be stored."""
         value = record.value
-        if value is None or value[:2] != codec.MARKER:
-            return None
+        if value is None:
+            return Refused("the record has no value")
+        if value[:2] != codec.MARKER:
+            return Refused(f"not a lifecert event: expected marker c3 01, got "
+                           f"{bytes(value[:2]).hex(' ') or 'nothing'}")
         try:  # any registered version of RetireeEnrolled; other types are skipped undecoded
             if self._store.by_fingerprint(bytes(value[2:10])).type_name != "RetireeEnrolled":
                 return None
         except KeyError:
-            return None
+            return Refused(f"unknown schema fingerprint {bytes(value[2:10]).hex()}")
         try:
             event = codec.decode(value)
-        except codec.CodecError:
-            return None  # the worker dead-letters it; the directory ignores it
+        except codec.CodecError as exc:  # the worker dead-letters it too
+            return Refused(f"RetireeEnrolled does not decode: {exc}")
+        problem = _unstorable(event)
+        if problem:
+            return Refused(f"RetireeEnrolled {problem}")
         return (
             event["retiree_id"], event["residence"], event.get("managing_unit"),
             event["scheme"], event["category"], event["event_id"],
@@ -131,7 +158,45 @@ class DirectoryFeed:
             )
             return dict(cur.fetchall())
 
-    def _write(self, conn: Any, rows: list[tuple[Any, ...]], offsets: dict[int, int]) -> None:
+    def _write(
+        self, conn: Any, rows: list[tuple[Any, ...]], refused: list[tuple[int, int, str]],
+        offsets: dict[int, int],
+    ) -> None:
+        """Rows, dead letters and offsets in one transaction. Should the database refuse
+        the rows (not an outage), they are written one by one and each refused one
+        becomes a dead letter with the database's error: the feed moves on."""
+        try:
+            self._transaction(conn, rows, refused, offsets)
+        except Exception as exc:
+            if is_outage(exc, conn) or not rows:
+                raise
+            log.warning("retiree directory: a batch was refused (%s: %s); writing it row by "
+                        "row", type(exc).__name__, exc)
+            kept: list[tuple[Any, ...]] = []
+            for row in rows:
+                try:
+                    self._transaction(conn, [row], [], {})
+                except Exception as one:
+                    if is_outage(one, conn):
+                        raise
+                    refused.append((row[7], row[8], "RetireeEnrolled refused by the "
+                                    f"database: {type(one).__name__}: {one}"))
+                else:
+                    kept.append(row)
+            self._transaction(conn, [], refused, offsets)
+            self.enrolled += len(kept)
+        else:
+            self.enrolled += len(rows)
+        for partition, offset, reason in refused:
+            log.warning("retiree directory: %s[%d] offset %d set aside in "
+                        "api_directory_dead_letters: %s", self.topic, partition, offset,
+                        reason)
+        self.refused += len(refused)
+
+    def _transaction(
+        self, conn: Any, rows: list[tuple[Any, ...]], refused: list[tuple[int, int, str]],
+        offsets: dict[int, int],
+    ) -> None:
         with conn, conn.cursor() as cur:
             if rows:
                 execute_values(
@@ -141,14 +206,49 @@ class DirectoryFeed:
                     "source_offset) VALUES %s ON CONFLICT (retiree_id) DO NOTHING",
                     rows, page_size=5000,
                 )
-            execute_values(
-                cur,
-                'INSERT INTO api_directory_offsets (topic, "partition", next_offset) VALUES %s '
-                'ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = '
-                "GREATEST(api_directory_offsets.next_offset, excluded.next_offset)",
-                [(self.topic, p, o) for p, o in sorted(offsets.items())],
-            )
-        self.enrolled += len(rows)
+            if refused:
+                execute_values(
+                    cur,
+                    'INSERT INTO api_directory_dead_letters (topic, "partition", "offset", '
+                    'reason) VALUES %s ON CONFLICT (topic, "partition", "offset") DO NOTHING',
+                    [(self.topic, p, o, escaped(reason)) for p, o, reason in refused],
+                )
+            if offsets:
+                execute_values(
+                    cur,
+                    'INSERT INTO api_directory_offsets (topic, "partition", next_offset) '
+                    'VALUES %s ON CONFLICT (topic, "partition") DO UPDATE SET next_offset = '
+                    "GREATEST(api_directory_offsets.next_offset, excluded.next_offset)",
+                    [(self.topic, p, o) for p, o in sorted(offsets.items())],
+                )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record the directory cannot take, and why (no field values)."""
+
+    reason: str
+
+
+# Limits of the text fields stored in the directory (the API's ids are at most 128).
+_MAX_TEXT = 128
+
+
+def _unstorable(event: dict[str, Any]) -> str | None:
+    """Why the enrollment's text fields cannot be stored, if they cannot: each must be
+    printable (no NUL or other control character, no lone surrogate) and short."""
+    for name in ("retiree_id", "event_id", "managing_unit", "residence", "scheme",
+                 "category"):
+        value = event.get(name)
+        if value is None and name == "managing_unit":
+            continue
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} is missing"
+        if len(value) > _MAX_TEXT:
+            return f"{name} is longer than {_MAX_TEXT} characters ({len(value)})"
+        if not value.isprintable():
+            return f"{name} holds a control or other non-printable character"
+    return None
 
 
 def wait_caught_up(feed: DirectoryFeed, timeout: float) -> bool:

@@ -1,12 +1,22 @@
-"""FaceVerification: Enroll (staff) and Verify (app, counter) over the face engine of
-``lifecert.face`` (FaceEngine: enroll / verify, seal / unseal).
+"""FaceVerification: Enroll (staff), BeginChallenge and Verify (app, counter) over the face
+engine of ``lifecert.face`` (FaceEngine: enroll / verify, seal / unseal).
+
+Verify answers a challenge: BeginChallenge stores a random sequence of actions for one
+retiree and the asking agency in PostgreSQL (lifecert.api.challenges); Verify consumes it
+once, before its deadline, and the frames must show the actions in order with the parallax
+of a real head (lifecert.face.liveness.assess_challenge). Failed attempts are budgeted per
+retiree per day and per agency per minute; a MATCH after recent NOT_LIVE results for the
+same retiree raises a FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
+Frames are size-checked from their headers before any decoding, and each agency may run a
+few face calls at once.
 
 Images are decoded in memory by the engine and dropped; only the reference encoding is
 stored, sealed with AES-GCM under ``LIFECERT_FACE_KEY`` and bound to the retiree id.
 Every decision is recorded in ``api_face_decisions`` with model, threshold, distance and
 the liveness evidence. A MATCH records a CertificationRecorded (FACE_APP for the app
 role, FACE_COUNTER for a counter), published and acknowledged by the broker before the
-answer, idempotent by the attempt id (or by the frames when no attempt id is sent).
+answer, idempotent by the attempt id (bound to the retiree: reusing it for another retiree
+is refused), or by the challenge when no attempt id is sent.
 """
 
 from __future__ import annotations
@@ -15,19 +25,24 @@ import asyncio
 import hashlib
 import json
 import logging
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 from psycopg2.extras import Json
 
-from lifecert.api import authz, db
+from lifecert.api import authz, challenges, db
 from lifecert.api.config import ApiConfig
 from lifecert.api.gate import Call, Gate
 from lifecert.api.partner import event_id_for, timestamp
 from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
+from lifecert.domain.fold import uuid5
 from lifecert.domain.time import isoformat_local
 from lifecert.events.interchange import parse_event
 from lifecert.face import (
@@ -42,6 +57,8 @@ from lifecert.face import (
     seal,
     unseal,
 )
+from lifecert.face.images import BadImage, check_pixels
+from lifecert.face.liveness import ChallengePolicy, fresh_actions
 
 log = logging.getLogger("lifecert.api")
 pb = face_verification_pb2
@@ -66,13 +83,57 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         self.limits = config.limits
         self.engine = FaceEngine(
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-            max_frames=config.limits.max_frames,
+            max_frames=config.limits.max_frames, max_pixels=config.limits.max_frame_pixels,
+            challenge=(ChallengePolicy() if config.face_min_parallax is None
+                       else ChallengePolicy(min_parallax=config.face_min_parallax)),
         )
+        self._running: Counter[str] = Counter()  # face calls in progress, per agency
         # dlib is CPU-bound: two verifications at a time on the 2-core machines.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-face")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @asynccontextmanager
+    async def _slot(self, call: Call, retiree_id: str) -> AsyncIterator[None]:
+        """One of the agency's concurrent face calls (RESOURCE_EXHAUSTED beyond the cap).
+        All calls run on this process's event loop, so the counter needs no lock."""
+        agency = call.agency or ""
+        cap = self.limits.face_concurrent_per_agency
+        if self._running[agency] >= cap:
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this agency already has {cap} face calls in progress: wait for one to "
+                "finish, then retry", detail="FACE_CONCURRENCY", subject=retiree_id)
+        self._running[agency] += 1
+        try:
+            yield
+        finally:
+            self._running[agency] -= 1
+            if self._running[agency] <= 0:
+                del self._running[agency]
+
+    async def _budget(self, call: Call, retiree_id: str) -> challenges.Failures:
+        """Refuse when the retiree's daily or the agency's per-minute failures are spent."""
+        subject = self.gate_subject(retiree_id)
+        window = timedelta(seconds=self.limits.face_alert_window_seconds)
+        now = datetime.now(UTC)
+        spent = await self.db.run(
+            lambda c: challenges.failures(c, call.agency or "", subject, now, window))
+        if spent.retiree_day >= self.limits.face_failures_per_retiree_day:
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{spent.retiree_day} failed face verifications of this retiree in the last "
+                "24 hours: face verification is closed for this retiree until tomorrow; "
+                "certify at a counter with an identity document",
+                detail="FACE_RETIREE_BUDGET", subject=retiree_id)
+        if spent.agency_minute >= self.limits.face_failures_per_agency_minute:
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{spent.agency_minute} failed face verifications by this agency in the last "
+                "minute: wait a minute, then retry", detail="FACE_AGENCY_BUDGET",
+                subject=retiree_id)
+        return spent
 
     async def _retiree(self, call: Call, retiree_id: str) -> authz.Retiree:
         if not retiree_id or len(retiree_id) > 64 or not retiree_id.isprintable():
@@ -92,9 +153,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
 
     def _record(self, call: Call, retiree_id: str, operation: str, decision: str,
                 verification: Verification | None = None, event_id: str | None = None,
-                frames: int | None = None, model: str | None = None) -> Any:
+                frames: int | None = None, model: str | None = None,
+                evidence: dict[str, Any] | None = None) -> Any:
         """The insert of one face decision (run it with ``self.db.run``)."""
-        evidence = None
         if verification is not None:
             evidence = dict(verification.liveness)
             evidence["reason"] = verification.reason
@@ -140,7 +201,8 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             )
         await self._retiree(call, retiree_id)
         try:
-            enrollment = await self._run(self.engine.enroll, bytes(request.photo))
+            async with self._slot(call, retiree_id):
+                enrollment = await self._run(self.engine.enroll, bytes(request.photo))
         except EnrollmentRefused as refused:
             await self._store_decision(call, retiree_id, "ENROLL", refused.decision.value,
                                        model=self.engine.model)
@@ -171,6 +233,31 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                               decision: str, **kwargs: Any) -> None:
         await self.db.run(self._record(call, retiree_id, operation, decision, **kwargs))
 
+    # -------------------------------------------------------- BeginChallenge
+
+    async def BeginChallenge(
+        self, request: pb.BeginChallengeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Challenge:
+        call = await self.gate.enter(context, authz.FACE_CHALLENGE)
+        retiree_id = request.retiree_id
+        await self._retiree(call, retiree_id)
+        await self._budget(call, retiree_id)
+        subject = self.gate_subject(retiree_id)
+        now = datetime.now(UTC)
+        since = now - timedelta(days=self.limits.face_sequence_memory_days)
+        recent = await self.db.run(lambda c: challenges.answered(c, subject, since))
+        actions = fresh_actions(self.limits.face_challenge_actions, secrets.SystemRandom(),
+                                recent)
+        challenge_id = challenges.new_challenge_id()
+        deadline = now + timedelta(seconds=self.limits.face_challenge_seconds)
+        await self.db.run(lambda c: challenges.issue(
+            c, challenge_id, call.agency or "", subject, actions, now, deadline))
+        call.done("OK", "CHALLENGE", subject=retiree_id)
+        reply = pb.Challenge(challenge_id=challenge_id,
+                             actions=[pb.ChallengeAction.Value(a) for a in actions])
+        reply.deadline.CopyFrom(timestamp(deadline))
+        return reply
+
     # ---------------------------------------------------------------- Verify
 
     async def Verify(
@@ -193,7 +280,51 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                                    or not request.attempt_id.isprintable()):
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
                               "attempt_id must be at most 128 printable characters")
+        if not request.challenge_id:
+            await call.refuse(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "begin a challenge first: call BeginChallenge for this retiree and send "
+                "frames that answer its actions, with its challenge_id",
+                detail="NO_CHALLENGE", subject=retiree_id)
+        if not challenges.well_formed(request.challenge_id):
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              "challenge_id must be the id BeginChallenge returned "
+                              "(16-64 characters A-Z a-z 0-9 - _)", subject=retiree_id)
+        for i, frame in enumerate(frames):  # from the headers: nothing is decoded yet
+            try:
+                check_pixels(frame, self.limits.max_frame_pixels)
+            except BadImage as exc:
+                await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, f"frame {i}: {exc}",
+                                  detail="FRAME_REFUSED", subject=retiree_id)
+        async with self._slot(call, retiree_id):
+            return await self._verify(call, request, retiree_id, frames)
+
+    async def _verify(self, call: Call, request: pb.VerifyRequest, retiree_id: str,
+                      frames: list[bytes]) -> pb.VerifyResponse:  # fmt: skip
+        assert call.rules is not None and call.rules.face_channel is not None
+        channel = call.rules.face_channel
         await self._retiree(call, retiree_id)
+        spent = await self._budget(call, retiree_id)
+        certification_id = request.attempt_id or self._attempt_id(call, request.challenge_id)
+        event_id = event_id_for(call.agency, authz.CERTIFICATION, certification_id)
+        digest = _certification_digest(retiree_id, channel)
+        known = await self.db.run(lambda c: db.accepted(c, [event_id]))
+        if event_id in known and known[event_id].content_digest != digest:
+            await call.refuse(
+                grpc.StatusCode.ALREADY_EXISTS,
+                "this attempt_id already certified another retiree (or another channel): "
+                "send a new attempt_id for each attempt", detail="ATTEMPT_ID_REUSED",
+                subject=retiree_id)
+        subject = self.gate_subject(retiree_id)
+        now = datetime.now(UTC)
+        try:
+            consumed = await self.db.run(lambda c: challenges.consume(
+                c, request.challenge_id, call.agency or "", subject, now, frames))
+        except challenges.ChallengeRefused as refused:
+            await self._store_decision(call, retiree_id, "VERIFY", challenges.CHALLENGE_REFUSED,
+                                       frames=len(frames), model=self.engine.model)
+            await call.refuse(grpc.StatusCode.FAILED_PRECONDITION, str(refused),
+                              detail=refused.code, subject=retiree_id)
         rows = await self.db.run(lambda c: _reference(c, retiree_id))
         if rows is None:
             await call.refuse(
@@ -214,8 +345,25 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             await call.refuse(grpc.StatusCode.FAILED_PRECONDITION,
                               "the face reference was made with another model: enroll again",
                               detail="MODEL_CHANGED", subject=retiree_id)
+        repeated = len(frames) - len(set(frames))
+        if consumed.replayed or repeated:
+            reason = (
+                f"{consumed.replayed} of the frames were sent before, byte for byte: a "
+                "replayed answer; capture new frames for a new challenge"
+                if consumed.replayed else
+                f"{repeated} frames repeat another frame byte for byte: a still picture, "
+                "not a camera capture"
+            )
+            await self._store_decision(
+                call, retiree_id, "VERIFY", FaceDecision.NOT_LIVE.value, frames=len(frames),
+                model=self.engine.model,
+                evidence={"replayed_frames": consumed.replayed, "repeated_frames": repeated})
+            call.done("OK", FaceDecision.NOT_LIVE.value, subject=retiree_id)
+            return pb.VerifyResponse(decision=pb.NOT_LIVE, reason=reason,
+                                     threshold=self.engine.threshold, model=self.engine.model)
         try:
-            result: Verification = await self._run(self.engine.verify, encoding, frames)
+            result: Verification = await self._run(self.engine.verify, encoding, frames,
+                                                   consumed.actions)
         except ValueError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
         reply = pb.VerifyResponse(
@@ -228,23 +376,40 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                                        verification=result, frames=len(frames))
             call.done("OK", result.decision.value, subject=retiree_id)
             return reply
-        certification_id = request.attempt_id or self._attempt_id(call, retiree_id, frames)
-        event_id = event_id_for(call.agency, authz.CERTIFICATION, certification_id)
         recorded_at = await self._certify(call, retiree_id, certification_id, event_id,
-                                          call.rules.face_channel)
+                                          channel)
         await self._store_decision(call, retiree_id, "VERIFY", "MATCH", verification=result,
                                    frames=len(frames), event_id=event_id)
+        if spent.not_live_recent:
+            await self._alert(call, retiree_id, certification_id, spent.not_live_recent)
         reply.certification_id = certification_id
         reply.event_id = event_id
         reply.recorded_at.CopyFrom(timestamp(recorded_at))
         call.done("OK", "MATCH", subject=retiree_id, accepted=1)
         return reply
 
+    async def _alert(self, call: Call, retiree_id: str, certification_id: str,
+                     not_live: int) -> None:  # fmt: skip
+        """FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts: the retiree id and
+        the certification id, nothing else about the person."""
+        alert = {
+            "type": "FraudSuspected",
+            "event_id": uuid5(f"lifecert-api|FraudSuspected|{retiree_id}|{certification_id}"),
+            "recorded_at": datetime.now(UTC), "source_agency": "lifecert-api",
+            "retiree_id": retiree_id, "certification_id": certification_id,
+            "reason": "FACE_MATCH_AFTER_NOT_LIVE",
+        }
+        [written] = await self.publisher.publish([alert])
+        if not isinstance(written, Written):  # the certification stands; say so loudly
+            log.error("the FACE_MATCH_AFTER_NOT_LIVE alert of certification %r could not be "
+                      "published: %s", certification_id, written.reason)
+        else:
+            log.warning("face MATCH after %d NOT_LIVE results: alert %s published",
+                        not_live, alert["event_id"])
+
     @staticmethod
-    def _attempt_id(call: Call, retiree_id: str, frames: list[bytes]) -> str:
-        h = hashlib.sha256(retiree_id.encode() + b"\0")
-        for frame in frames:
-            h.update(hashlib.sha256(frame).digest())
+    def _attempt_id(call: Call, challenge_id: str) -> str:
+        h = hashlib.sha256(b"face-challenge\0" + challenge_id.encode())
         return f"{call.agency}-FACE-{h.hexdigest()[:24]}"
 
     async def _certify(self, call: Call, retiree_id: str, certification_id: str,
@@ -266,11 +431,15 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                               "the certification could not be recorded: verify again",
                               detail="NOT_RECORDED", subject=retiree_id)
         assert isinstance(written, Written)
-        digest = hashlib.sha256(f"face|{retiree_id}|{channel}".encode()).hexdigest()
+        digest = _certification_digest(retiree_id, channel)
         row = db.NewAccepted(event_id, call.agency, authz.CERTIFICATION, certification_id,
                              digest, written.topic, written.partition, written.offset, now)
         await self.db.run(lambda c: db.record_accepted(c, [row]))
         return now
+
+
+def _certification_digest(retiree_id: str, channel: str) -> str:
+    return hashlib.sha256(f"face|{retiree_id}|{channel}".encode()).hexdigest()
 
 
 def _reference(conn: Any, retiree_id: str) -> tuple[bytes, str] | None:

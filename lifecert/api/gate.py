@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -24,7 +25,7 @@ from lifecert.api import authz
 from lifecert.api.db import AuditRow, AuditWriter
 from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.secondfactor import subject_ref
-from lifecert.pki import Identity, PkiError, identity_of
+from lifecert.pki import DenyList, Identity, PkiError, identity_of
 
 log = logging.getLogger("lifecert.api")
 
@@ -94,10 +95,12 @@ class Call:
 
 
 class Gate:
-    def __init__(self, audit: AuditWriter, limiter: RateLimiter, subject_key: bytes) -> None:
+    def __init__(self, audit: AuditWriter, limiter: RateLimiter, subject_key: bytes,
+                 deny: DenyList | None = None) -> None:
         self.audit = audit
         self.limiter = limiter
         self.subject_key = subject_key
+        self.deny = deny
 
     async def enter(
         self, context: grpc.aio.ServicerContext, method: str, cost: float = 1.0
@@ -108,6 +111,8 @@ class Gate:
             call.identity = caller_identity(context)
         except PkiError as exc:
             await call.refuse(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if self.deny is not None and (revoked := self.deny.refusal(caller_certificate(context))):
+            await call.refuse(grpc.StatusCode.UNAUTHENTICATED, revoked)
         try:
             call.rules = authz.check_method(call.role, method)
         except authz.Refusal as exc:
@@ -123,10 +128,92 @@ class Gate:
         return call
 
 
+@dataclass(frozen=True)
+class _Unparsable:
+    """What a request that protobuf cannot parse is handed to the servicer as."""
+
+    type_name: str
+    error: str
+
+
+class MalformedRequests(grpc.aio.ServerInterceptor):
+    """A request of a lifecert service that does not parse as its message (invalid UTF-8
+    in a string field, a truncated or corrupt body) goes through the gate like any call
+    and is refused INVALID_ARGUMENT, so it is audited, instead of ending in gRPC's bare
+    UNKNOWN before any of the server's code runs."""
+
+    PREFIX = "/lifecert.v1."
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        name: str = details.method  # type: ignore[attr-defined]
+        if handler is None or not name.startswith(self.PREFIX) or \
+                handler.request_deserializer is None or handler.request_streaming:
+            return handler
+        wrapped = self._handlers.get(name)
+        if wrapped is None:
+            wrapped = self._handlers[name] = self._wrap(name[len(self.PREFIX):], handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        parse = handler.request_deserializer
+        # FromString of the request's message class
+        type_name = getattr(getattr(parse, "__self__", None), "__name__", "request")
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as exc:
+                return _Unparsable(type_name, f"{type(exc).__name__}: {exc}")
+
+        async def refuse(request: _Unparsable, context: grpc.aio.ServicerContext) -> NoReturn:
+            call = await self.gate.enter(context, method)
+            await call.refuse(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request.type_name} message (is every string "
+                "field valid UTF-8?)",
+                detail=f"MALFORMED_REQUEST {request.error}",
+            )
+
+        if handler.response_streaming:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, _Unparsable):
+                    await refuse(request, context)
+                async for response in inner_stream(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, request_deserializer=deserialize,
+                response_serializer=handler.response_serializer)
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, _Unparsable):
+                await refuse(request, context)
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, request_deserializer=deserialize,
+            response_serializer=handler.response_serializer)
+
+
 def caller_identity(context: grpc.aio.ServicerContext) -> Identity:
     """Agency and role from the verified client certificate of the call."""
-    auth = context.auth_context()
-    pems = auth.get("x509_pem_cert") or []
+    return identity_of(caller_certificate(context))
+
+
+def caller_certificate(context: grpc.aio.ServicerContext) -> bytes:
+    """The verified client certificate of the call (PEM)."""
+    pems = context.auth_context().get("x509_pem_cert") or []
     if not pems:
         raise PkiError("no client certificate: the API requires mutual TLS")
-    return identity_of(bytes(pems[0]))
+    return bytes(pems[0])

@@ -3,8 +3,11 @@ partner_exchange.proto).
 
 SubmitBatch, item by item: build the interchange event (the agency comes from the
 certificate, ``recorded_at`` is now) and check it with ``parse_event``; find the retiree
-in the directory; ask the authorization matrix (one refused item refuses the batch with
-PERMISSION_DENIED, nothing recorded); answer DUPLICATE for an event id the API accepted
+in the directory; ask the authorization matrix (an item of a kind or channel the role
+may not report refuses the batch with PERMISSION_DENIED, nothing recorded; a retiree the
+agency may not act for is rejected exactly as one not enrolled, UNKNOWN_RETIREE with the
+same text, so that the answer tells nothing of where a retiree lives, which unit manages
+them or whether they are enrolled); answer DUPLICATE for an event id the API accepted
 before; publish the rest, wait for the broker's acknowledgements, remember them in
 ``api_accepted_events``, answer ACCEPTED. Event ids are uuid5 of agency, kind and the
 idempotency key, so a resubmission that slips past the table (a crash between the
@@ -302,17 +305,27 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             await self._unavailable(call, exc, n)
         refusals: list[str] = []
         checked: list[Prepared] = []
+        scope = authz.rules(call.role).scope
+        # A retiree the agency may not act for and one not enrolled get the same answer
+        # (nothing of their residence, unit or enrolment to an agency outside its scope);
+        # the audit row tells them apart.
+        unknown = (
+            "no retiree with this id is enrolled" if scope.everyone
+            else authz.out_of_scope(call.role, call.agency, scope)
+        )
+        out_of_scope = 0
         for p in prepared:
             retiree = directory.get(p.retiree_id)
             try:
-                authz.check_item(call.role, call.agency, p.kind, p.channel, retiree)
+                authz.check_kind(call.role, p.kind, p.channel)
             except authz.Refusal as exc:
                 refusals.append(f"item {p.index}: {exc}")
                 continue
-            if retiree is None:
+            if retiree is None or not scope.allows(call.agency, retiree):
+                out_of_scope += retiree is not None
                 results[p.index] = _result(
                     p.index, ItemResult.REJECTED, reason_code="UNKNOWN_RETIREE",
-                    reason="no retiree with this id is enrolled", event_id=p.event_id,
+                    reason=unknown, event_id=p.event_id,
                 )
                 continue
             checked.append(p)
@@ -378,6 +391,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             "rejected": sum(r.outcome == ItemResult.REJECTED for r in final),
         }
         reasons = sorted({r.reason_code for r in final if r.reason_code})
+        if out_of_scope:
+            reasons.append(f"OUT_OF_SCOPE x{out_of_scope}")
         call.done("OK", ",".join(reasons) or None, items=n, **counts)
         return pb.SubmitBatchResponse(results=final)
 
@@ -557,13 +572,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         if scope.everyone:
             return True
         retiree = directory.get(event["retiree_id"])
-        if retiree is None:
-            return False
-        try:
-            scope.check(call.role, call.agency, retiree)
-        except authz.Refusal:
-            return False
-        return True
+        return retiree is not None and scope.allows(call.agency, retiree)
 
     @staticmethod
     def _partner_event(event: dict[str, Any]) -> pb.PartnerEvent:

@@ -37,7 +37,8 @@ class Publisher:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-kafka")
 
     async def publish(self, events: Sequence[dict[str, Any]]) -> list[Written | NotWritten]:
-        """Encode and send ``events`` (keyed by retiree id, to the topic of their type);
+        """Encode and send ``events`` (keyed by retiree id, else by agency: a security
+        alert concerns no retiree; to the topic of their type);
         one result per event, in order, once the broker answered for each."""
         if not events:
             return []
@@ -50,7 +51,7 @@ class Publisher:
             try:
                 futures.append(self._producer.send(
                     self.topics.for_type(event["type"]).name,
-                    key=event["retiree_id"].encode("utf-8"),
+                    key=(event.get("retiree_id") or event["agency"]).encode("utf-8"),
                     value=codec.encode(event),
                 ))
             except (KafkaError, codec.CodecError) as exc:

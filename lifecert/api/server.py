@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import psycopg2
@@ -31,20 +31,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from lifecert.api import protos
+from lifecert.api import lockouts, protos
 from lifecert.api.config import ApiConfig, Limits
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
-from lifecert.api.gate import Gate
+from lifecert.api.escape import EscapingFormatter
+from lifecert.api.gate import Gate, MalformedRequests
 from lifecert.api.options import add_serve_arguments
 from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
 from lifecert.api.ratelimit import RateLimiter
-from lifecert.api.status import Lockout, StatusQuery
+from lifecert.api.status import StatusQuery
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
+from lifecert.pki import DenyList, PkiError
 
 log = logging.getLogger("lifecert.api")
+
+T = TypeVar("T", int, float)
 
 EXIT_FAILED = 1
 
@@ -91,13 +95,35 @@ def _read(path: Path, what: str) -> bytes:
 
 def credentials(config: ApiConfig) -> grpc.ServerCredentials:
     """Mutual TLS: the server's certificate, and client certificates required and
-    verified against the lifecert CA."""
+    verified against the lifecert CA. The server reads only its own key, its certificate,
+    the CA certificate and the CRL; it refuses to start while the CA's private key lies
+    in its folder (where ``pki init`` put it before the CA had a folder of its own)."""
+    if config.pki.misplaced_ca_key.exists():
+        raise ServerError(
+            f"the CA's private key {config.pki.misplaced_ca_key} is in the server's PKI "
+            f"folder; the server must not be able to issue certificates. Run `lifecert pki "
+            f"init` once (it moves the key to {config.pki.ca_dir}) and keep that folder "
+            "offline (docs/pki.md)"
+        )
     return grpc.ssl_server_credentials(
         [(_read(config.pki.server_key, "server key"),
           _read(config.pki.server_cert, "server certificate"))],
         root_certificates=_read(config.pki.ca_cert, "CA certificate"),
         require_client_auth=True,
     )
+
+
+def deny_list(config: ApiConfig) -> DenyList:
+    """The CRL checked on every call (re-read when its file changes)."""
+    try:
+        deny = DenyList(config.pki.crl, config.pki.ca_cert)
+        deny.load()
+    except PkiError as exc:
+        raise ServerError(f"{exc}; install the CA's current CRL (docs/pki.md)") from None
+    except (OSError, ValueError) as exc:
+        raise ServerError(f"cannot read the CA certificate {config.pki.ca_cert}: {exc}; "
+                          "create the PKI with `lifecert pki init`") from None
+    return deny
 
 
 def _prepare_database(dsn: str) -> None:
@@ -152,6 +178,7 @@ async def start(config: ApiConfig) -> Running:
     await loop.run_in_executor(None, _prepare_database, config.dsn)
     partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)
     creds = credentials(config)
+    deny = deny_list(config)
     limits = config.limits
     # The status query's connections, its statement prepared on each, opened now.
     reader = AsyncReader(config.dsn, size=config.status_pool, prepare=[STATUS_PREPARE])
@@ -173,7 +200,7 @@ async def start(config: ApiConfig) -> Running:
         raise ServerError(str(exc)) from None
     directory = DirectoryFeed(config.dsn, config.bootstrap, topics)
     directory.start()
-    gate = Gate(audit, RateLimiter(limits.rate_scale), config.second_factor_key)
+    gate = Gate(audit, RateLimiter(limits.rate_scale), config.second_factor_key, deny)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limits.max_receive_bytes),
@@ -181,14 +208,13 @@ async def start(config: ApiConfig) -> Running:
             ("grpc.max_concurrent_streams", limits.max_concurrent_streams),
             ("grpc.so_reuseport", 0),
         ],
+        interceptors=[MalformedRequests(gate)],
     )
     partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
                               max_batch_items=limits.max_batch_items)
     protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
-    status = StatusQuery(
-        gate, reader, config.second_factor_key,
-        Lockout(limits.second_factor_attempts, limits.second_factor_lock_seconds),
-    )
+    policy = lockouts.Policy.of(limits)
+    status = StatusQuery(gate, reader, config.second_factor_key, policy, publisher)
     protos.status_query_pb2_grpc.add_StatusQueryServicer_to_server(status, server)
     services = list(protos.SERVICE_NAMES[:2])
     face = _face_servicer(config, gate, database, publisher)
@@ -222,7 +248,20 @@ async def start(config: ApiConfig) -> Running:
     running = Running(server, port, health, services, directory, audit, database, publisher,
                       reader)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
+    running.tasks.append(asyncio.create_task(_purge_lockouts(database, policy)))
     return running
+
+
+async def _purge_lockouts(database: Database, policy: lockouts.Policy,
+                          every: float = 300.0) -> None:
+    """Delete the second-factor lockouts and agency budgets no longer in force, now and
+    then (every server does; it is idempotent)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await database.run(lambda conn: lockouts.purge(conn, policy))
+        except Exception as exc:  # the database's trouble; the next round tries again
+            log.warning("purging old second-factor lockouts failed: %s", type(exc).__name__)
 
 
 async def _serving_when_ready(running: Running) -> None:
@@ -285,20 +324,47 @@ def setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("lifecert.api")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("lifecert api: %(message)s"))
+        # Messages quote client text (refusal details): escaped, one line each.
+        handler.setFormatter(EscapingFormatter("lifecert api: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _positive(value: T | None, option: str, default: T) -> T:
+    if value is None:
+        return default
+    if value <= 0:
+        raise ValueError(f"{option} must be above 0, not {value}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> ApiConfig:
+    defaults = Limits()
+    face = {  # Limits field: (option, value)
+        "face_concurrent_per_agency": ("--face-concurrency", args.face_concurrency),
+        "face_failures_per_retiree_day": ("--face-failures-per-retiree-day",
+                                          args.face_failures_per_retiree_day),
+        "face_failures_per_agency_minute": ("--face-failures-per-agency-minute",
+                                            args.face_failures_per_agency_minute),
+        "face_challenge_seconds": ("--face-challenge-seconds", args.face_challenge_seconds),
+        "max_frame_pixels": ("--max-frame-pixels", args.max_frame_pixels),
+    }
     limits = replace(
-        Limits(), rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes
+        defaults, rate_scale=args.rate_scale, max_receive_bytes=args.max_message_bytes,
+        failure_budget=_positive(args.failure_budget, "--failure-budget",
+                                 defaults.failure_budget),
+        public_failure_budget=_positive(args.public_failure_budget, "--public-failure-budget",
+                                        defaults.public_failure_budget),
+        failure_window_seconds=_positive(args.failure_window, "--failure-window",
+                                         defaults.failure_window_seconds),
+        **{field: _positive(value, option, getattr(defaults, field))
+           for field, (option, value) in face.items()},
     )
     return ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,
         topic_prefix=args.topic_prefix, limits=limits, face=not args.no_face,
-        face_threshold=args.face_threshold,
+        face_threshold=args.face_threshold, face_min_parallax=args.face_min_parallax,
     )
 
 

@@ -1,25 +1,43 @@
 """StatusQuery.GetStatus: a retiree's status for a cycle, from the PostgreSQL projections
-(retiree_status, open_holds) and the API's directory, after the second factor."""
+(retiree_status, open_holds) and the API's directory, for a caller that may act for the
+retiree and gives the right second factor.
+
+Order of the checks: the caller's agency budget and its lockout for this retiree id
+(lifecert/api/lockouts.py, read by the same statement as the status), then scope, then
+the second factor. An unknown retiree id, a retiree outside the caller's scope and a
+wrong second factor get one identical NOT_FOUND, and each costs the same work (the HMAC
+is computed in every case, against a decoy when there is nothing to compare with) and
+counts as a wrong guess of the caller.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
+import logging
+import secrets
 from datetime import UTC, datetime
+from typing import NoReturn
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from lifecert.api import authz, db
-from lifecert.api.gate import Gate
+from lifecert.api import authz, db, lockouts
+from lifecert.api.gate import Call, Gate
 from lifecert.api.nextstep import next_step
 from lifecert.api.protos import common_pb2, status_query_pb2, status_query_pb2_grpc
+from lifecert.api.publisher import NotWritten, Publisher
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
 from lifecert.domain.time import local_date
+
+log = logging.getLogger("lifecert.api")
 
 pb = status_query_pb2
 
 NOT_FOUND = "no retiree matches this retiree id and second factor"
+
+# Compared against when the retiree has no second factor registered (or is not known):
+# the same HMAC work as a real comparison, never a match.
+_DECOY_SALT = secrets.token_bytes(16)
+_DECOY_DIGEST = secrets.token_bytes(32)
 
 
 def _set_ts(ts: Timestamp, epoch: float) -> None:
@@ -30,48 +48,23 @@ def _set_ts(ts: Timestamp, epoch: float) -> None:
     ts.nanos = micros * 1000
 
 
-class Lockout:
-    """Wrong second factors per retiree id: ``attempts`` within ``seconds`` lock the id
-    for ``seconds`` (whether or not the id exists, so that the lock tells nothing)."""
-
-    def __init__(self, attempts: int, seconds: float, capacity: int = 100_000) -> None:
-        self.attempts = attempts
-        self.seconds = seconds
-        self.capacity = capacity
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
-
-    def locked(self, key: str, now: float) -> float:
-        """Seconds left of a lock on ``key`` (0 when not locked)."""
-        recent = [t for t in self._failures.get(key, []) if now - t < self.seconds]
-        if len(recent) >= self.attempts:
-            return self.seconds - (now - recent[-self.attempts])
-        return 0.0
-
-    def failed(self, key: str, now: float) -> None:
-        recent = [t for t in self._failures.pop(key, []) if now - t < self.seconds]
-        recent.append(now)
-        self._failures[key] = recent[-self.attempts:]
-        while len(self._failures) > self.capacity:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
-
-
 class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
     def __init__(
-        self, gate: Gate, reader: db.AsyncReader, second_factor_key: bytes, lockout: Lockout
+        self, gate: Gate, reader: db.AsyncReader, second_factor_key: bytes,
+        policy: lockouts.Policy, publisher: Publisher | None = None,
     ) -> None:
         self.gate = gate
         self.reader = reader
         self.key = second_factor_key
-        self.lockout = lockout
+        self.policy = policy
+        self.publisher = publisher  # where a spent budget's SecurityAlert goes
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatusResponse:
         call = await self.gate.enter(context, authz.STATUS)
         assert call.rules is not None
+        rules = call.rules
         retiree_id = request.retiree_id.strip()
         if not retiree_id or len(retiree_id) > 64 or not retiree_id.isprintable():
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
@@ -80,42 +73,49 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
             factor = normalize_factor(request.second_factor)
         except SecondFactorError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
-        now = time.monotonic()
-        left = self.lockout.locked(retiree_id, now)
-        if left > 0:
+        try:
+            address = lockouts.client_of(context.invocation_metadata(), call.role, rules)
+        except lockouts.ClientAddressError as exc:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
+        who = lockouts.caller(self.key, retiree_id, call.agency, address)
+        try:
+            found = await db.status_lookup(self.reader, retiree_id, who.subject, who.agency,
+                                           who.client)
+        except Exception as exc:
+            await self._unavailable(call, exc, retiree_id)
+        if found.refused_for > 0:
             await call.refuse(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many wrong second factors for this retiree id; try again in "
-                f"{int(left // 60) + 1} minutes",
+                f"agency {call.agency} gave {found.budget_failures} wrong second factors "
+                f"within {lockouts.minutes(self.policy.window_seconds)} minutes, its whole "
+                f"budget of {self.policy.budget_of(rules)}: its status queries are refused "
+                f"for {lockouts.minutes(found.refused_for)} more minutes, and the bureau's "
+                "security staff are alerted",
+                detail="BUDGET_SPENT", subject=retiree_id,
+            )
+        if found.locked_for > 0:
+            by = "your agency" + (" from this client address" if address else "")
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many wrong second factors for this retiree id by {by}; try again in "
+                f"{lockouts.minutes(found.locked_for)} minutes",
                 detail="LOCKED", subject=retiree_id,
             )
-        try:
-            found = await db.status_lookup(self.reader, retiree_id)
-        except Exception as exc:
-            await call.refuse(
-                grpc.StatusCode.UNAVAILABLE, "the hub's database is unavailable; try again",
-                detail=f"DB_UNAVAILABLE {type(exc).__name__}", subject=retiree_id,
-            )
-        if found.salt is None or found.digest is None or not matches(
-            self.key, found.salt, found.digest, retiree_id, factor
-        ):
-            self.lockout.failed(retiree_id, now)
-            await call.refuse(grpc.StatusCode.NOT_FOUND, NOT_FOUND, detail="NO_MATCH",
-                              subject=retiree_id)
-        self.lockout.succeeded(retiree_id)
-        if found.retiree is not None:
+        retiree = found.retiree
+        in_scope = (rules.scope.allows(call.agency, retiree) if retiree is not None
+                    else rules.scope.everyone)
+        registered = found.salt is not None and found.digest is not None
+        right = matches(self.key, found.salt if registered else _DECOY_SALT,
+                        found.digest if registered else _DECOY_DIGEST, retiree_id, factor)
+        if not (in_scope and registered and right):
+            why = ("OUT_OF_SCOPE" if not in_scope else "NO_MATCH" if registered
+                   else "NO_SECOND_FACTOR")
+            await self._wrong(call, who, why, retiree_id)
+        if found.key_failures is not None:
             try:
-                call.rules.scope.check(call.role, call.agency, found.retiree)
-            except authz.Refusal as exc:
-                await call.refuse(grpc.StatusCode.PERMISSION_DENIED, str(exc),
-                                  detail="OUT_OF_SCOPE", subject=retiree_id)
-        elif not call.rules.scope.everyone:
-            await call.refuse(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"role {call.role} may only query retirees in its scope, and this retiree's "
-                "residence is not known yet",
-                detail="OUT_OF_SCOPE", subject=retiree_id,
-            )
+                await lockouts.clear(self.reader, who)
+            except Exception as exc:
+                await self._unavailable(call, exc, retiree_id)
         statuses = found.statuses
         if request.cycle:
             statuses = [s for s in statuses if s.policy == request.cycle]
@@ -149,3 +149,40 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
             _set_ts(reply.open_hold.placed_at, placed)
         call.done("OK", row.status if row else "NO_STATUS", subject=retiree_id)
         return reply
+
+    async def _wrong(self, call: Call, who: lockouts.Caller, why: str,
+                     retiree_id: str) -> NoReturn:
+        """Count the wrong guess (the caller's key, the agency's budget), raise the alert
+        when it spent the budget, answer the one NOT_FOUND."""
+        assert call.rules is not None
+        budget = self.policy.budget_of(call.rules)
+        try:
+            failure = await lockouts.record_failure(self.reader, who, self.policy, budget)
+        except Exception as exc:
+            # Not counted, so not answered: an uncounted NOT_FOUND would be a free guess.
+            await self._unavailable(call, exc, retiree_id)
+        if failure.budget_spent:
+            await self._alert(call, failure, budget)
+        await call.refuse(grpc.StatusCode.NOT_FOUND, NOT_FOUND, detail=why, subject=retiree_id)
+        raise AssertionError("refuse returns only by raising")  # pragma: no cover
+
+    async def _alert(self, call: Call, failure: lockouts.Failure, budget: int) -> None:
+        alert = lockouts.budget_alert(call.agency, failure, budget, self.policy.window_seconds)
+        log.warning("agency %s spent its budget of %d wrong second factors; its status "
+                    "queries are refused until %s", call.agency, budget,
+                    failure.refused_until.isoformat() if failure.refused_until else "-")
+        if self.publisher is None:
+            log.error("no publisher: SecurityAlert %s not published", alert["event_id"])
+            return
+        [outcome] = await self.publisher.publish([alert])
+        if isinstance(outcome, NotWritten):
+            log.error("SecurityAlert %s (agency %s) could not be published: %s",
+                      alert["event_id"], call.agency, outcome.reason)
+
+    @staticmethod
+    async def _unavailable(call: Call, exc: BaseException, retiree_id: str) -> NoReturn:
+        await call.refuse(
+            grpc.StatusCode.UNAVAILABLE, "the hub's database is unavailable; try again",
+            detail=f"DB_UNAVAILABLE {type(exc).__name__}", subject=retiree_id,
+        )
+        raise AssertionError("refuse returns only by raising")  # pragma: no cover

@@ -53,7 +53,10 @@ PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
 # Records exchanged with partner systems that are not part of the campaign fold: Foshan's
 # results for other regions' retirees living in Foshan (sent to the provincial system).
 PARTNER_TYPES: tuple[str, ...] = ("AssistanceResult",)
-ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES + PARTNER_TYPES
+# What the hub's edge raises for its security staff (on lifecert.alerts): about an agency,
+# never about a retiree; the read models do not project them.
+SECURITY_TYPES: tuple[str, ...] = ("SecurityAlert",)
+ALL_TYPES: tuple[str, ...] = EVENT_TYPES + PIPELINE_TYPES + PARTNER_TYPES + SECURITY_TYPES
 
 # Envelope fields as they appear flat in the interchange form; ``type`` names the event.
 ENVELOPE_FIELDS: tuple[str, ...] = ("type", "event_id", "recorded_at", "source_agency")
@@ -92,6 +95,16 @@ def _schema_text(name: str) -> str:
 def raw_schema(name: str) -> dict[str, Any]:
     """The schema of ``name`` (``"Envelope"`` or an event type) exactly as shipped."""
     return json.loads(_schema_text(name))
+
+
+def previous_schemas() -> list[dict[str, Any]]:
+    """Earlier versions of shipped schemas (``schemas/previous/NAME.vN.avsc``), which a
+    schema store still registers so that records written with them decode; e.g.
+    FraudSuspected before ``FACE_MATCH_AFTER_NOT_LIVE`` was added to its reasons."""
+    folder = resources.files("lifecert.events") / "schemas" / "previous"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".avsc")),
+                   key=lambda f: f.name)
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
 
 
 def _kind(field: dict[str, Any], avro_type: Any) -> tuple[str, tuple[str, ...]]:

@@ -28,7 +28,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
 from lifecert.events import bounds
-from lifecert.events.catalogue import ALL_TYPES, raw_schema
+from lifecert.events.catalogue import ALL_TYPES, previous_schemas, raw_schema
 
 __all__ = [
     "HEADER_SIZE",
@@ -737,6 +737,8 @@ class SchemaStore:
         if catalogue:
             for name in ALL_TYPES:
                 self.register(raw_schema(name))
+            for schema in previous_schemas():  # readable, never written
+                self.register(schema)
 
     def prepare(self, schema: Mapping[str, Any] | str) -> RegisteredSchema:
         """Parse ``schema`` (a dict, or JSON text), resolving named types it refers to but

@@ -9,7 +9,9 @@ request (as ``lifecert bench replay`` does): on a shared machine the wall-clock 
 count the neighbours' load, and both are printed, with the load average.
 
 ``--threshold-study`` instead prints the false-accept / false-reject table used to choose
-the default threshold, and ``--liveness-study`` the liveness margins (docs/face.md).
+the default threshold, ``--liveness-study`` the liveness margins, and ``--challenge-study``
+how many still-photo attacks pass a challenge and how many genuine-like answers are refused
+(docs/face.md).
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--threshold-study", action="store_true")
     parser.add_argument("--liveness-study", action="store_true")
+    parser.add_argument("--challenge-study", action="store_true",
+                        help="how many still-photo attacks pass a challenge, and how many "
+                        "genuine-like answers are refused (docs/face.md)")
     return parser
 
 
@@ -73,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threshold_study:
         study = calibrate.run_study([round(0.30 + 0.05 * i, 2) for i in range(9)])
         print(calibrate.report(study))
+        return 0
+    if args.challenge_study:
+        study = calibrate.challenge_study()
+        print(json.dumps(study, default=str, indent=2) if args.json
+              else calibrate.challenge_report(study))
         return 0
     if args.liveness_study:
         print(json.dumps(calibrate.liveness_margins(), default=str, indent=2))

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
@@ -285,4 +286,193 @@ def report(study: Study) -> str:
     ]
     if study.refused:
         lines.append("refused: " + "; ".join(study.refused))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ challenge study
+
+STUDY_PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "grace_hopper.jpg",
+                "astronaut.png")  # fmt: skip
+
+
+@dataclass
+class Tally:
+    """How many presentations of one kind were tried, passed, and why the others failed."""
+
+    tried: int = 0
+    passed: int = 0
+    matched: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    values: list[float] = field(default_factory=list)  # turn parallax seen, where measured
+
+    def add(self, live: bool, matched: bool, reason: str, evidence: dict[str, Any]) -> None:
+        self.tried += 1
+        self.passed += live
+        self.matched += matched
+        if not live:
+            key = ("actions missing, extra or out of order" if reason.startswith("the frames show")
+                   else reason.split(":")[0].split("(")[0].strip()[:70])
+            self.reasons[key] = self.reasons.get(key, 0) + 1
+        self.values += [p for p in evidence.get("parallax") or [] if p is not None]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tried": self.tried, "passed": self.passed,
+                               "matched": self.matched, "refused_because": self.reasons}
+        if self.values:
+            out["turn_parallax"] = {"min": round(min(self.values), 3),
+                                    "max": round(max(self.values), 3), "n": len(self.values)}
+        return out
+
+
+def _landmarks_of(engine: FaceEngine, data: bytes) -> np.ndarray:
+    decoded = decode(data, max_width=engine.work_width)
+    face = engine._one_face(decoded, engine.detection_width, "the frame", "show one face")
+    return engine._landmarks(decoded.rgb, face.box)
+
+
+def _reordered(marks: np.ndarray, boxes: list[Any], actions: list[str],
+               policy: Any) -> tuple[np.ndarray, list[Any]] | None:  # fmt: skip
+    """A recorded answer's frames cut into its actions and put together in the order of
+    ``actions`` (frame 0, then each action's frames with a neutral frame between), or None
+    when the recording lacks one of them."""
+    from lifecert.face.liveness import NEUTRAL, _runs, frame_states, motion_features
+
+    states = frame_states(motion_features(marks), policy)
+    segments: dict[str, list[int]] = {}
+    for state, first, last in _runs(states):
+        segments.setdefault(state, list(range(first, last + 1)))
+    neutral = [i for i, state in enumerate(states) if state == NEUTRAL and i > 0] or [0]
+    if any(a not in segments for a in actions):
+        return None
+    order = [0]
+    for k, action in enumerate(actions):
+        if k:
+            order.append(neutral[k % len(neutral)])
+        order += segments[action]
+    order.append(neutral[-1])
+    return marks[order], [boxes[i] for i in order]
+
+
+def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any]:
+    """The figures of docs/face.md, Challenge-response: on the photos of
+    :data:`STUDY_PHOTOS`, how many (a) synthetic head turns from stills, (b) replayed
+    answers to an earlier challenge, (c) still-photo sequences pass a challenge, and (d) how
+    many genuine-like live answers are refused. (a) and (c) go through the engine's whole
+    path (decode, detect, landmarks, liveness, encodings) against a reference enrolled
+    from the same photo; (b) and (d) are landmark-level
+    (see :func:`synth.live_answer_landmarks`)."""
+    from lifecert.face.liveness import assess_challenge, fresh_actions, random_actions
+
+    folder = photos.ensure_photos()
+    engine = FaceEngine()
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    synthetic, old_turn, still, live = Tally(), Tally(), Tally(), Tally()
+    replay, replay_any, recut = Tally(), Tally(), Tally()
+    for name in STUDY_PHOTOS:
+        frame = synth.fit((folder / name).read_bytes())
+        ref = engine.enroll(_jpeg(frame, 95))
+        # (a) the attacker answers random challenges with 2-D edits of the photo
+        for degrees in (12.0, 20.0, 30.0) * 2:
+            actions = random_actions(3, rng)
+            v = engine.verify(ref, synth.still_answer(frame, actions, degrees), actions)
+            synthetic.add(v.liveness.get("live", False), v.matched, v.reason, v.liveness)
+        # ... and the project's original synthetic head turn, against a random challenge
+        actions = random_actions(3, rng)
+        v = engine.verify(ref, synth.head_turn(frame, (0.0, 10.0, 20.0, 10.0, 0.0, -10.0,
+                                                       -20.0)), actions)  # fmt: skip
+        old_turn.add(v.liveness.get("live", False), v.matched, v.reason, v.liveness)
+        # (c) the photo held still (re-encoded so that no two frames are byte-identical)
+        # and waved/tilted, 7 frames, against random challenges
+        runs = [[_jpeg(frame, 95 - i) for i in range(7)]]
+        for _ in range(4):
+            moves = [(rng.uniform(-8, 8), rng.uniform(0.8, 1.05), rng.uniform(0.8, 1.05),
+                      rng.uniform(-20, 20), rng.uniform(-15, 15), rng.uniform(0.8, 1.2))
+                     for _ in range(7)]  # fmt: skip
+            runs.append(synth.handheld(frame, moves))
+        for frames in runs:
+            actions = random_actions(3, rng)
+            try:
+                v = engine.verify(ref, frames, actions)
+            except ValueError as exc:  # pragma: no cover - a refusal is a result too
+                still.add(False, False, str(exc), {})
+                continue
+            still.add(v.liveness.get("live", False), v.matched, v.reason, v.liveness)
+        # (d) genuine-like answers, landmark level; (b) each replayed to a new challenge
+        points = _landmarks_of(engine, _jpeg(frame, 95))
+        for _ in range(live_per_photo):
+            actions = random_actions(3, rng)
+            marks, boxes = synth.live_answer_landmarks(points, actions, nprng)
+            a = assess_challenge(marks, boxes, actions, engine.challenge_policy)
+            live.add(a.live, False, a.reason, a.evidence)
+            if not a.live:
+                continue
+            # (b) the recorded answer sent whole to the retiree's next challenge, which the
+            # server draws among the sequences not answered lately ...
+            later = fresh_actions(3, rng, {tuple(actions): 0})
+            b = assess_challenge(marks, boxes, later, engine.challenge_policy)
+            replay.add(b.live, False, b.reason, {})
+            # ... and, without that rule, to any random challenge
+            anyone = random_actions(3, rng)
+            b = assess_challenge(marks, boxes, anyone, engine.challenge_policy)
+            replay_any.add(b.live, False, b.reason, {})
+            # (b') the recorded answer cut into its actions and re-ordered for the challenge
+            cut = _reordered(marks, boxes, later, engine.challenge_policy)
+            if cut is None:
+                recut.add(False, False, "the recording lacks an action the challenge asks", {})
+            else:
+                b = assess_challenge(cut[0], cut[1], later, engine.challenge_policy)
+                recut.add(b.live, False, b.reason, {})
+    return {
+        "photos": list(STUDY_PHOTOS),
+        "a_synthetic_turns_from_stills": synthetic.as_dict(),
+        "a_original_synthetic_head_turn": old_turn.as_dict(),
+        "b_replayed_to_a_new_challenge_landmarks": replay.as_dict(),
+        "b_replayed_without_the_sequence_memory": replay_any.as_dict(),
+        "b_cut_and_reordered_landmarks": recut.as_dict(),
+        "c_still_photo_sequences": still.as_dict(),
+        "d_genuine_like_live_answers_landmarks": live.as_dict(),
+        "policy": engine.challenge_policy,
+    }
+
+
+def challenge_report(study: dict[str, Any]) -> str:
+    def line(label: str, key: str, passed: str = "passed") -> str:
+        t = study[key]
+        share = t["passed"] / t["tried"] if t["tried"] else float("nan")
+        if passed == "refused":
+            refused = t["tried"] - t["passed"]
+            share = refused / t["tried"] if t["tried"] else float("nan")
+            return f"{label}: {refused} of {t['tried']} refused ({_fmt(share)})"
+        return (f"{label}: {t['passed']} of {t['tried']} passed liveness ({_fmt(share)}), "
+                f"{t['matched']} certified")
+
+    lines = [
+        "challenge-response liveness on " + ", ".join(study["photos"]),
+        line("(a) synthetic head turns from stills (2-D warp, 12/20/30 degrees)",
+             "a_synthetic_turns_from_stills"),
+        line("    the original synthetic head turn against a random challenge",
+             "a_original_synthetic_head_turn"),
+        line("(b) live answers replayed whole to the next challenge (landmark level)",
+             "b_replayed_to_a_new_challenge_landmarks"),
+        line("    the same, if challenges were drawn without the sequence memory",
+             "b_replayed_without_the_sequence_memory"),
+        line("    live answers cut into their actions and re-ordered (landmark level)",
+             "b_cut_and_reordered_landmarks"),
+        line("(c) still-photo sequences (held still, waved and tilted)",
+             "c_still_photo_sequences"),
+        line("(d) genuine-like live answers (landmark level), false refusals",
+             "d_genuine_like_live_answers_landmarks", "refused"),
+    ]
+    for key in ("a_synthetic_turns_from_stills", "d_genuine_like_live_answers_landmarks"):
+        if "turn_parallax" in study[key]:
+            p = study[key]["turn_parallax"]
+            lines.append(f"turn parallax, {key[:1]}: min {p['min']} max {p['max']} "
+                         f"over {p['n']} turns (threshold {study['policy'].min_parallax})")
+    for key in ("a_synthetic_turns_from_stills", "b_replayed_to_a_new_challenge_landmarks",
+                "b_cut_and_reordered_landmarks", "c_still_photo_sequences",
+                "d_genuine_like_live_answers_landmarks"):
+        for reason, count in sorted(study[key]["refused_because"].items(),
+                                    key=lambda kv: -kv[1]):
+            lines.append(f"  {key[:1]} refused {count}: {reason}")
     return "\n".join(lines)

@@ -15,7 +15,8 @@ with :func:`lifecert.face.crypto.seal` before storing them).
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from lifecert.face import _lib
-from lifecert.face.images import BadImage, Decoded, decode, downscale
-from lifecert.face.liveness import LivenessPolicy, assess
+from lifecert.face.images import MAX_PIXELS, BadImage, Decoded, decode, downscale
+from lifecert.face.liveness import ChallengePolicy, LivenessPolicy, assess, assess_challenge
 
 # Chosen from the measured trade-off in docs/face.md (the library's own default is 0.6).
 DEFAULT_THRESHOLD = 0.5
@@ -137,6 +138,8 @@ class FaceEngine:
         enrollment_width: int = 1024,
         max_frames: int = 12,
         liveness: LivenessPolicy | None = None,
+        challenge: ChallengePolicy | None = None,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         if not 0.0 < threshold < 2.0:
             raise ValueError(f"threshold must be between 0 and 2 (a distance), got {threshold}")
@@ -156,6 +159,8 @@ class FaceEngine:
         self.enrollment_width = enrollment_width
         self.max_frames = max_frames
         self.liveness_policy = liveness or LivenessPolicy()
+        self.challenge_policy = challenge or ChallengePolicy()
+        self.max_pixels = max_pixels
         self.model = MODEL
 
     # ----------------------------------------------------------------- detection
@@ -280,9 +285,18 @@ class FaceEngine:
         return float(np.linalg.norm(self._encode(decoded.rgb, face.box, 1) - ref))
 
     # -------------------------------------------------------------- verification
-    def verify(self, reference: Enrollment | bytes, frames: Sequence[bytes]) -> Verification:
+    def verify(
+        self, reference: Enrollment | bytes, frames: Sequence[bytes],
+        actions: Sequence[str] | None = None,
+        pick: Callable[[Sequence[int]], int] = secrets.choice,
+    ) -> Verification:
         """Verify that ``frames`` (JPEG/PNG bytes of one short capture, e.g. five frames)
-        show the enrolled person, alive. A ``bytes`` reference is a raw encoding."""
+        show the enrolled person, alive. A ``bytes`` reference is a raw encoding.
+
+        With ``actions`` (a challenge, see :func:`lifecert.face.liveness.assess_challenge`)
+        the frames must answer them in order; the best neutral frame and the peak frame of
+        one action, chosen by ``pick`` (at random: a splice of another face into any action
+        is caught with that action's share), are encoded and must both match."""
         ref = self._reference(reference)
         if isinstance(frames, bytes | bytearray):
             raise TypeError("frames is a sequence of images, not one image")
@@ -304,7 +318,8 @@ class FaceEngine:
         decoded: list[Decoded] = []
         for i, data in enumerate(frames):
             try:
-                decoded.append(decode(data, max_width=self.work_width))
+                decoded.append(decode(data, max_width=self.work_width,
+                                      max_pixels=self.max_pixels))
             except BadImage as exc:
                 return refuse(FaceDecision.POOR_QUALITY, f"frame {i}: {exc}")
             if i == 0:
@@ -331,31 +346,54 @@ class FaceEngine:
             faces.append(face)
         evidence["face_px"] = [round((f.box[1] - f.box[3]) / decoded[0].scale) for f in faces]
         landmarks = np.stack([f.landmarks for f in faces if f.landmarks is not None])
-        live = assess(landmarks, [f.box for f in faces], self.liveness_policy)
-        evidence.update(live.evidence)
-        evidence["live"] = live.live
+        boxes = [f.box for f in faces]
+        event_frame: int | None
+        if actions is None:
+            live = assess(landmarks, boxes, self.liveness_policy)
+            is_live, reason, best, event_frame = (live.live, live.reason, live.best_frame,
+                                                   live.event_frame)
+            evidence.update(live.evidence)
+        else:
+            answer = assess_challenge(landmarks, boxes, actions, self.challenge_policy)
+            is_live, reason, best = answer.live, answer.reason, answer.best_frame
+            event_frame = pick(answer.action_frames) if answer.action_frames else None
+            evidence.update(answer.evidence)
+        evidence["live"] = is_live
 
-        best = live.best_frame
         d_best = float(np.linalg.norm(self._encode(decoded[best].rgb, faces[best].box, 1) - ref))
         distances = {best: d_best}
-        if live.live and live.event_frame is not None and live.event_frame != best:
-            event = live.event_frame
+        if is_live and event_frame is not None and event_frame != best:
+            event = event_frame
             distances[event] = float(
                 np.linalg.norm(self._encode(decoded[event].rgb, faces[event].box, 1) - ref)
             )
         evidence["distances"] = {str(k): round(v, 4) for k, v in sorted(distances.items())}
         distance = max(distances.values())
-        if not live.live:
-            return refuse(FaceDecision.NOT_LIVE, live.reason, distance)
+        if not is_live:
+            return refuse(FaceDecision.NOT_LIVE, reason, distance)
+        if actions is not None and len(distances) == 2:
+            # The turned face is compared with a frontal reference: it is farther from it
+            # than the frontal frame (docs/face.md), so it gets the splice margin.
+            assert event_frame is not None
+            turned = evidence["states"][event_frame] in ("TURN_LEFT", "TURN_RIGHT")
+            limit = self.threshold + (self.challenge_policy.turned_margin if turned else 0.0)
+            evidence["action_frame_limit"] = round(limit, 4)
+            if distances[event_frame] > limit:
+                return refuse(
+                    FaceDecision.NO_MATCH,
+                    f"{reason}; but frame {event_frame} (an action) is {distances[event_frame]:.3f}"
+                    f" from the reference, above {limit:.3f}: not the same person throughout: "
+                    "certify at a counter instead", distance)
+            distance = d_best
         if distance <= self.threshold:
             return refuse(
                 FaceDecision.MATCH,
-                f"{live.reason}; distance {distance:.3f} <= threshold {self.threshold:.3f}",
+                f"{reason}; distance {distance:.3f} <= threshold {self.threshold:.3f}",
                 distance,
             )
         return refuse(
             FaceDecision.NO_MATCH,
-            f"{live.reason}; distance {distance:.3f} > threshold {self.threshold:.3f}: not the "
+            f"{reason}; distance {distance:.3f} > threshold {self.threshold:.3f}: not the "
             "enrolled person (or a very different photo): certify at a counter instead",
             distance,
         )

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG"})
 MAX_PIXELS = 40_000_000  # larger uploads are refused before decoding (decompression bombs)
+FRAME_PIXELS = 12_000_000  # a camera frame: 4000x3000 at most (the API's default cap)
 
 
 class BadImage(ValueError):
@@ -30,12 +31,43 @@ class Decoded:
     scale: float
 
 
-def decode(data: bytes, *, max_width: int) -> Decoded:
+def header_size(data: bytes) -> tuple[str, int, int]:
+    """The format, width and height that ``data``'s header declares, read without decoding a
+    pixel (Pillow's ``open`` parses the header only). A header too large for Pillow's own
+    decompression-bomb guard is reported as :class:`BadImage`."""
+    if not data:
+        raise BadImage("empty image: send JPEG or PNG bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, (width, height) = image.format or "", image.size
+    except Image.DecompressionBombError:
+        raise BadImage("the image header declares more pixels than any camera frame: "
+                       "send a smaller image") from None
+    except Exception as exc:
+        raise BadImage(f"cannot read the image header ({type(exc).__name__}): send JPEG "
+                       "or PNG") from exc
+    if fmt not in ACCEPTED_FORMATS:
+        raise BadImage(f"image format {fmt or 'unknown'} is not accepted: send JPEG or PNG")
+    return fmt, width, height
+
+
+def check_pixels(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """``data``'s (width, height) from its header, or :class:`BadImage` when it declares
+    more than ``max_pixels`` pixels: checked before anything is decoded."""
+    _fmt, width, height = header_size(data)
+    if width * height > max_pixels:
+        raise BadImage(f"image is {width}x{height} pixels, more than {max_pixels}: send a "
+                       "smaller one")
+    return width, height
+
+
+def decode(data: bytes, *, max_width: int, max_pixels: int = MAX_PIXELS) -> Decoded:
     """Decode ``data`` (JPEG or PNG) to RGB, honouring EXIF orientation, and scale it so
     that its width is at most ``max_width``. JPEGs are decoded at a reduced DCT scale
     when that is enough, which is much faster than decoding full size and resizing."""
-    if not data:
-        raise BadImage("empty image: send JPEG or PNG bytes")
+    check_pixels(data, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -44,10 +76,6 @@ def decode(data: bytes, *, max_width: int) -> Decoded:
             if fmt not in ACCEPTED_FORMATS:
                 raise BadImage(f"image format {fmt or 'unknown'} is not accepted: send JPEG or PNG")
             width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise BadImage(
-                    f"image is {width}x{height} pixels, more than {MAX_PIXELS}: send a smaller one"
-                )
             orientation = image.getexif().get(0x0112, 1)
             swapped = orientation in (5, 6, 7, 8)
             upright = (height, width) if swapped else (width, height)

@@ -26,7 +26,7 @@ anchors: parallax) are not.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,3 +240,243 @@ def assess(
             "turn the head slightly while the frames are taken"
         )
     return LivenessResult(False, reason, best, None, evidence)
+
+
+# ------------------------------------------------------------------ challenge-response
+#
+# The server asks for a random sequence of actions (see lifecert/api/challenges.py); the
+# frames must show them in that order. Frame 0 is the neutral pose (facing the camera,
+# mouth closed) and every other frame is judged against it, after the affine
+# normalisation above:
+#
+# - a head turn moves the nose tip against the eyes (``turn``: the nose tip's horizontal
+#   shift, in eye-corner distances) and, because the head turns about the neck, far behind
+#   the face, it swings the eyes, mouth and chin across the nearly still face contour by
+#   more than the nose moves against them. After the normalisation on those anchors, the
+#   contour near the ears moves against the nose by ``parallax`` = -contour shift / nose
+#   shift (about 2 for a rigid head, see docs/face.md). A 2-D warp of one photo moves the
+#   nose and barely moves the anchors: its parallax stays near or below 1.
+# - an open mouth raises the inner lips' aspect ratio (|62-66| / |60-64|) over frame 0's
+#   (which may be a smile showing the teeth).
+#
+# Actions are named from the person's own side: TURN_LEFT is the person turning to their
+# own left, which moves the nose towards the right edge of an unmirrored camera frame.
+
+TURN_LEFT = "TURN_LEFT"
+TURN_RIGHT = "TURN_RIGHT"
+OPEN_MOUTH = "OPEN_MOUTH"
+ACTIONS = (TURN_LEFT, TURN_RIGHT, OPEN_MOUTH)
+NEUTRAL = "NEUTRAL"
+# Face contour points near the ears and temples (the side of the face's silhouette).
+SIDE_CONTOUR = (0, 1, 2, 3, 13, 14, 15, 16)
+
+
+@dataclass(frozen=True)
+class ChallengePolicy:
+    turn_min: float = 0.05  # nose-tip shift (eye-corner distances) that makes a frame a turn
+    min_parallax: float = 1.5  # contour-against-nose parallax a turn must show
+    mouth_open: float = 0.25  # rise of the inner lips' aspect ratio over frame 0's
+    max_jump: float = 0.5
+    max_resize: float = 1.5
+    max_anisotropy: float = 1.35
+    # A turned action frame must match the reference within the threshold plus this
+    # (turned faces lie farther from a frontal reference: docs/face.md).
+    turned_margin: float = 0.1
+
+
+@dataclass(frozen=True)
+class ChallengeAnswer:
+    live: bool
+    reason: str
+    best_frame: int  # a neutral frame with the eyes most open: the one to match
+    action_frames: list[int]  # the peak frame of each action, in order (also matched)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def mouth_aspect_ratio(points: np.ndarray) -> float:
+    width = float(np.linalg.norm(points[60] - points[64]))
+    if width == 0.0:
+        return 0.0
+    return float(np.linalg.norm(points[62] - points[66]) / width)
+
+
+def motion_features(landmarks: np.ndarray) -> dict[str, list[float]]:
+    """Per frame, against frame 0 (after the affine normalisation): the nose tip's
+    horizontal shift against the eyes, the side contour's horizontal shift, the mouth's
+    aspect ratio and the fit's anisotropy."""
+    norm, _residuals, anisotropy = normalise(landmarks)
+    eye_mid = norm[:, [36, 39, 42, 45], 0].mean(axis=1)
+    nose = norm[:, NOSE_TIP, 0] - eye_mid
+    contour = norm[:, list(SIDE_CONTOUR), 0].mean(axis=1)
+    return {
+        "turn": [float(v) for v in nose - nose[0]],
+        "contour": [float(v) for v in contour - contour[0]],
+        "mouth": [mouth_aspect_ratio(f) for f in norm],
+        "anisotropy": anisotropy,
+    }
+
+
+def parallax(turn: float, contour: float) -> float:
+    return -contour / turn if turn else 0.0
+
+
+def frame_states(
+    features: dict[str, list[float]], policy: ChallengePolicy = ChallengePolicy()
+) -> list[str]:
+    """What each frame shows: NEUTRAL, TURN_LEFT, TURN_RIGHT, OPEN_MOUTH, or MIXED (a turn
+    and an open mouth at once)."""
+    states = []
+    rest = features["mouth"][0]
+    for turn, mouth in zip(features["turn"], features["mouth"], strict=True):
+        turned = abs(turn) >= policy.turn_min
+        opened = mouth - rest >= policy.mouth_open
+        if turned and opened:
+            states.append("MIXED")
+        elif turned:
+            states.append(TURN_LEFT if turn > 0 else TURN_RIGHT)
+        elif opened:
+            states.append(OPEN_MOUTH)
+        else:
+            states.append(NEUTRAL)
+    return states
+
+
+def _runs(states: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Consecutive frames of one non-neutral state: (state, first, last)."""
+    out: list[tuple[str, int, int]] = []
+    for i, state in enumerate(states):
+        if state == NEUTRAL:
+            continue
+        if out and out[-1][0] == state and out[-1][2] == i - 1:
+            out[-1] = (state, out[-1][1], i)
+        else:
+            out.append((state, i, i))
+    return out
+
+
+def assess_challenge(
+    landmarks: np.ndarray,
+    boxes: Sequence[tuple[int, int, int, int]],
+    actions: Sequence[str],
+    policy: ChallengePolicy = ChallengePolicy(),
+) -> ChallengeAnswer:
+    """Judge whether ``landmarks`` (frames x 68 x 2) answer ``actions`` in order, each turn
+    with the parallax of a real head."""
+    n = int(landmarks.shape[0])
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        raise ValueError(f"unknown challenge actions {unknown}")
+    evidence: dict[str, Any] = {
+        "method": "challenge-response: ordered actions against frame 0; turns need the "
+                  "contour parallax of a rigid head",
+        "frames": n, "actions": list(actions),
+        "thresholds": {
+            "turn_min": policy.turn_min, "min_parallax": policy.min_parallax,
+            "mouth_open": policy.mouth_open,
+            "max_jump": policy.max_jump, "max_resize": policy.max_resize,
+            "max_anisotropy": policy.max_anisotropy,
+        },
+    }
+
+    def refuse(reason: str, best: int = 0) -> ChallengeAnswer:
+        return ChallengeAnswer(False, reason, best, [], evidence)
+
+    if n < len(actions) + 1:
+        return refuse(f"{n} frames cannot answer {len(actions)} actions: send a neutral "
+                      "frame first, then at least one frame per action")
+    jumps: list[float] = []
+    resizes: list[float] = []
+    for (t0, r0, b0, l0), (t1, r1, b1, l1) in itertools.pairwise(boxes):
+        w0, w1 = max(1, r0 - l0), max(1, r1 - l1)
+        c0 = np.array([(l0 + r0) / 2, (t0 + b0) / 2])
+        c1 = np.array([(l1 + r1) / 2, (t1 + b1) / 2])
+        jumps.append(float(np.linalg.norm(c1 - c0)) / w0)
+        resizes.append(max(w0, w1) / min(w0, w1))
+    evidence["track_jumps"] = _r(jumps)
+    features = motion_features(landmarks)
+    states = frame_states(features, policy)
+    ear = [(eye_aspect_ratio(f[list(LEFT_EYE)]) + eye_aspect_ratio(f[list(RIGHT_EYE)])) / 2
+           for f in landmarks]
+    neutral = [i for i, s in enumerate(states) if s == NEUTRAL]
+    best = max(neutral, key=lambda i: ear[i]) if neutral else 0
+    evidence.update({
+        "turn": _r(features["turn"]), "contour": _r(features["contour"]),
+        "mouth": _r(features["mouth"]), "anisotropy": _r(features["anisotropy"]),
+        "states": states, "best_frame": best,
+    })
+    if any(j > policy.max_jump for j in jumps) or any(s > policy.max_resize for s in resizes):
+        return refuse("the face jumps or changes size between frames: send consecutive "
+                      "frames of one continuous capture", best)
+    if max(features["anisotropy"]) > policy.max_anisotropy:
+        return refuse(f"the face is stretched between frames (anisotropy "
+                      f"{max(features['anisotropy']):.2f} > {policy.max_anisotropy}) the way "
+                      "a tilted flat picture is: hold the camera steady, facing it", best)
+    runs = _runs(states)
+    evidence["seen"] = [state for state, _, _ in runs]
+    mixed = [first for state, first, _ in runs if state == "MIXED"]
+    if mixed:
+        return refuse(f"frame {mixed[0]} shows a head turn and an open mouth at once: do "
+                      "one action at a time, in the order asked", best)
+    seen = [state for state, _, _ in runs]
+    if seen != list(actions):
+        return refuse(f"the frames show {' then '.join(seen) or 'no action'}; the challenge "
+                      f"asked for {' then '.join(actions)}, in that order", best)
+    peaks: list[int] = []
+    parallaxes: list[float | None] = []
+    for state, first, last in runs:
+        span = range(first, last + 1)
+        if state == OPEN_MOUTH:
+            peaks.append(max(span, key=lambda i: features["mouth"][i]))
+            parallaxes.append(None)
+            continue
+        peak = max(span, key=lambda i: abs(features["turn"][i]))
+        peaks.append(peak)
+        parallaxes.append(round(parallax(features["turn"][peak], features["contour"][peak]), 4))
+    evidence["action_frames"] = peaks
+    evidence["parallax"] = parallaxes
+    for (_state, first, last), value in zip(runs, parallaxes, strict=True):
+        if value is not None and value < policy.min_parallax:
+            return refuse(
+                f"the head turn in frames {first}-{last} moves the nose but not the face "
+                f"around it the way a turning head does (parallax {value:.2f} < "
+                f"{policy.min_parallax}): a picture made to look turned? Turn the head "
+                "itself, from the neck", best)
+    return ChallengeAnswer(True, f"answered {' then '.join(actions)} in order", best, peaks,
+                           evidence)
+
+
+def sequences(count: int) -> list[tuple[str, ...]]:
+    """Every challenge of ``count`` actions: no action twice in a row, at least one turn."""
+    return [
+        seq for seq in itertools.product(ACTIONS, repeat=count)
+        if all(a != b for a, b in itertools.pairwise(seq))
+        and (TURN_LEFT in seq or TURN_RIGHT in seq)
+    ]
+
+
+def fresh_actions(count: int, rng: Any, answered: Mapping[tuple[str, ...], Any]) -> list[str]:
+    """A random challenge of ``count`` actions that is not among the sequences ``answered``
+    lately for this retiree (sequence -> when), so that an answer recorded then cannot be
+    replayed whole; when every sequence was answered, the least recently answered one."""
+    fresh = [seq for seq in sequences(count) if seq not in answered]
+    if fresh:
+        return list(rng.choice(fresh))
+    return list(min(answered, key=lambda seq: answered[seq]))
+
+
+def random_actions(count: int, rng: Any) -> list[str]:
+    """``count`` actions drawn with ``rng.choice`` (pass ``secrets.SystemRandom()`` in
+    production), never the same action twice in a row, so that each action is a visible
+    change from the one before; with three actions there are 12 sequences, each with at
+    least one head turn."""
+    if count < 2:
+        raise ValueError("a challenge has at least two actions")
+    out: list[str] = []
+    while len(out) < count:
+        action = rng.choice(ACTIONS)
+        if out and action == out[-1]:
+            continue
+        out.append(action)
+    if TURN_LEFT not in out and TURN_RIGHT not in out:  # only possible with two actions
+        out[int(rng.choice((0, 1)))] = rng.choice((TURN_LEFT, TURN_RIGHT))
+    return out

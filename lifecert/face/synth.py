@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import math
+import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -191,3 +192,163 @@ def head_turn(
     frame: Image.Image, degrees: Sequence[float] = (0.0, 10.0, 20.0, 10.0, 0.0)
 ) -> list[bytes]:
     return [to_bytes(turn_head(frame, d) if d else frame) for d in degrees]
+
+
+# ------------------------------------------------------------------ challenge answers
+#
+# Two kinds of answer to a challenge (lifecert.face.liveness.assess_challenge):
+#
+# - :func:`still_answer` is what an attacker holding one photo can make with this module:
+#   frame 0 the photo, each turn the 2-D warp of :func:`turn_head`; it must be refused.
+# - :func:`live_answer_landmarks` is a genuine-like answer *in landmark space only*: the
+#   photo's 68 landmarks lifted to 3-D with a generic head's depths, turned rigidly about
+#   the neck's axis with some pitch and roll, projected, plus landmark noise. No pixels:
+#   a 3-D render good enough for dlib would itself be an attack from a still photo.
+
+# Depth of each landmark in front of the head's vertical turning axis (the neck, near the
+# ears), in outer-eye-corner distances, for a generic adult head (anthropometric averages:
+# outer eye corner ~8 cm, inner ~9 cm, nose tip ~11.5 cm, chin ~10 cm in front of the
+# tragus; outer-eye-corner distance ~9.5 cm). The face contour's points near the ears lie
+# on the silhouette, close to the axis.
+def landmark_depths() -> np.ndarray:
+    z = np.empty(68)
+    for k in range(17):  # jaw: 0.15 at the ears to 1.05 at the chin
+        z[k] = 0.15 + 0.9 * ((1 + math.cos(math.pi * (k - 8) / 8)) / 2) ** 1.5
+    z[17:27] = [0.75, 0.85, 0.9, 0.95, 0.97, 0.97, 0.95, 0.9, 0.85, 0.75]  # brows
+    z[27:31] = [0.98, 1.03, 1.1, 1.2]  # nose bridge to tip
+    z[31:36] = [1.0, 1.05, 1.08, 1.05, 1.0]  # nostrils
+    z[[36, 45]] = 0.8  # outer eye corners
+    z[[39, 42]] = 0.92  # inner eye corners
+    z[[37, 38, 40, 41, 43, 44, 46, 47]] = 0.88
+    z[48:60] = [0.95, 1.0, 1.04, 1.05, 1.04, 1.0, 0.95, 1.0, 1.03, 1.04, 1.03, 1.0]
+    z[60:68] = [0.95, 1.01, 1.02, 1.01, 0.95, 1.01, 1.02, 1.01]
+    return z
+
+
+def rotate_landmarks(points: np.ndarray, yaw: float, pitch: float = 0.0,
+                     roll: float = 0.0) -> np.ndarray:  # fmt: skip
+    """``points`` (68 x 2, a frontal face) turned as a rigid head by ``yaw`` degrees (the
+    person's own left is positive: the nose moves to the image's right), ``pitch`` and
+    ``roll``, about axes through the neck; orthographic projection."""
+    iod = float(np.linalg.norm(points[45] - points[36]))
+    centre = (points[0] + points[16]) / 2
+    xyz = np.column_stack([points - centre, landmark_depths() * iod])
+    a, b, c = (math.radians(v) for v in (yaw, pitch, roll))
+    ry = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    turned = xyz @ (rz @ ry @ rx).T
+    return turned[:, :2] + centre
+
+
+def open_mouth_landmarks(points: np.ndarray, rise: float) -> np.ndarray:
+    """``points`` with the lower lip and chin dropped until the inner lips' aspect ratio
+    (|62-66| / |60-64|) has risen by ``rise``."""
+    out = points.copy()
+    drop = rise * float(np.linalg.norm(points[60] - points[64]))
+    out[[65, 66, 67]] += (0, drop)
+    out[[55, 56, 57, 58, 59]] += (0, drop)
+    out[[5, 6, 7, 8, 9, 10, 11]] += (0, 0.8 * drop)
+    return out
+
+
+def live_answer_landmarks(
+    points: np.ndarray, actions: Sequence[str], rng: np.random.Generator,
+    noise: float = 0.012,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:  # fmt: skip
+    """A genuine-like answer to ``actions`` from a frontal face's landmarks: a neutral
+    frame, then each action held for one or two frames with a neutral frame between
+    actions, as a person following the prompts would. Turns of 15 to 30 degrees, with
+    pitch and roll of up to 5 degrees and a drift of the head in the frame; mouth
+    openings raising the inner lips' aspect ratio by 0.35 to 0.8; Gaussian landmark noise
+    of ``noise`` eye-corner distances per coordinate (dlib's jitter between frames). Returns the
+    landmark frames and face boxes (top, right, bottom, left)."""
+    iod = float(np.linalg.norm(points[45] - points[36]))
+
+    def pose(yaw: float = 0.0, mouth: float | None = None) -> np.ndarray:
+        base = open_mouth_landmarks(points, mouth) if mouth is not None else points
+        moved = rotate_landmarks(base, yaw, rng.uniform(-5, 5), rng.uniform(-5, 5))
+        moved = moved + rng.normal(0, 0.03 * iod, 2) + rng.normal(0, noise * iod, (68, 2))
+        return moved
+
+    frames = [pose()]
+    for i, action in enumerate(actions):
+        if i:
+            frames.append(pose())
+        held = int(rng.integers(1, 3))
+        if action == "OPEN_MOUTH":
+            frames += [pose(mouth=rng.uniform(0.35, 0.8)) for _ in range(held)]
+        else:
+            side = 1 if action == "TURN_LEFT" else -1
+            angle = rng.uniform(15, 30)
+            frames += [pose(yaw=side * angle * (1 - 0.2 * j)) for j in range(held)]
+    frames.append(pose())
+    boxes = []
+    for f in frames:
+        left, top = f.min(axis=0)
+        right, bottom = f.max(axis=0)
+        boxes.append((int(top), int(right), int(bottom), int(left)))
+    return np.stack(frames), boxes
+
+
+def _marked(image: Image.Image, index: int, rng: random.Random | None) -> Image.Image:
+    """``image`` with its top-left pixel set from ``index`` (and at random, when ``rng`` is
+    given): no two frames of an answer, nor of two answers, are then byte-identical, as a
+    camera's frames are not."""
+    out = image.copy()
+    salt = (rng.randrange(256), rng.randrange(256)) if rng else (0, 0)
+    out.putpixel((0, 0), ((40 * index) % 256, *salt))
+    return out
+
+
+def still_answer(frame: Image.Image, actions: Sequence[str], degrees: float = 20.0,
+                 rng: random.Random | None = None) -> list[bytes]:  # fmt: skip
+    """An attacker's answer made from one photo: the photo, then each turn as the 2-D warp
+    of :func:`turn_head` (TURN_LEFT moves the nose to the image's right), each open mouth
+    the 2-D edit of :func:`open_mouth`, with the photo between actions (each frame marked, so that
+    no two frames are byte-identical; with ``rng``, not across answers either)."""
+    images = [frame]
+    for i, action in enumerate(actions):
+        if i:
+            images.append(frame)
+        if action == "TURN_LEFT":
+            images.append(turn_head(frame, degrees))
+        elif action == "TURN_RIGHT":
+            images.append(turn_head(frame, -degrees))
+        else:
+            images.append(open_mouth(frame))
+    images.append(frame)
+    out = [to_bytes(_marked(image, i, rng)) for i, image in enumerate(images)]
+    return out
+
+
+def open_mouth(frame: Image.Image, opening: float = 0.5) -> Image.Image:
+    """The frame with the mouth opened by a crude 2-D edit: everything below the lips'
+    meeting line, between the mouth corners (fading out towards the jaw), is moved down by
+    ``opening`` mouth widths, and the gap is painted as a dark mouth cavity."""
+    rgb = np.asarray(frame)
+    out = rgb.copy()
+    points = _landmarks(rgb)
+    h, w = rgb.shape[:2]
+    left, right = points[48, 0], points[54, 0]
+    width = right - left
+    drop = opening * width
+    meet = _lid_line(points[[60, 61, 62, 63, 64]], np.arange(w, dtype=np.float64))
+    chin = float(points[8, 1])
+    for x in range(max(0, int(left - 0.3 * width)), min(w, int(right + 0.3 * width) + 1)):
+        inside = 1.0 - max(0.0, max(left - x, x - right) / (0.3 * width))
+        if x < left or x > right:
+            inside *= 0.5  # lip corners stay
+        d = drop * inside
+        if d < 0.5:
+            continue
+        y0 = int(np.floor(meet[x]))
+        y1 = min(h - 1, int(chin + 0.6 * width))
+        ys = np.arange(y0, y1 + 1, dtype=np.float64)
+        # rows below the meeting line come from higher up (stretched towards the chin)
+        gap = ys < y0 + d
+        src = np.clip(np.rint(y0 + (ys - y0 - d) * (y1 - y0) / max(1.0, y1 - y0 - d)), 0, h - 1)
+        column = rgb[src.astype(int), x].copy()
+        column[gap] = (45, 18, 18)
+        out[y0 : y1 + 1, x] = column
+    return Image.fromarray(out)

@@ -21,5 +21,5 @@ RETIREES = [
     gov_enroll("GOV-B1", managing_unit="UNIT-B"),
 ]
 # Retirees of the face tests (their certifications must not disturb the others').
-FACE_RETIREES = ("FC-1", "FC-2", "FC-3")
+FACE_RETIREES = ("FC-1", "FC-2", "FC-3", "FC-4", "FC-5", "FC-6", "FC-7")
 RETIREES += [enroll(rid) for rid in FACE_RETIREES]

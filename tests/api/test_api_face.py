@@ -1,24 +1,37 @@
-"""FaceVerification through the real server: staff enroll a reference photo, the app and
-the counter verify frame sequences; a MATCH lands on the events topic as a
-CertificationRecorded of the caller's face channel. Real photos shipped inside packages
-(lifecert.face.photos); the live sequences are synthetic head turns made from them
-(lifecert.face.synth)."""
+"""FaceVerification through the real server: staff enroll a reference photo; the app and
+the counter begin a challenge and verify frames that answer it; a MATCH lands on the events
+topic as a CertificationRecorded of the caller's face channel. Real photos shipped inside
+packages (lifecert.face.photos); the answers are synthetic, made from them
+(lifecert.face.synth).
+
+synth's answers are 2-D edits of one photo, which the default liveness refuses (that is
+tested here too). To exercise the protocol up to a MATCH, ``protocol`` is a second server
+on the same database started with ``--face-min-parallax 0``: everything but the parallax
+check (challenge, order, deadline, single use, replay, face distance) is the real one.
+"""
 
 from __future__ import annotations
 
+import io
+import random
+import struct
+import time
+import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from PIL import Image
 
 from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events import codec
 from lifecert.pipeline import kafka
-from lifecert.pipeline.topics import EVENTS
+from lifecert.pipeline.topics import ALERTS, EVENTS
 
 face = pytest.importorskip("lifecert.face", reason="the face engine is not installed")
 
@@ -31,32 +44,67 @@ def photos() -> Path:
 
 
 @pytest.fixture(scope="module")
-def frames(photos: Path) -> dict[str, list[bytes]]:
-    """Five 640x480 frames each: a blink (live), and a still photo repeated."""
+def frame(photos: Path) -> Image.Image:
+    """A 640x480 camera frame of obama3.jpg (the references are obama.jpg)."""
     from lifecert.face import synth
 
-    same = synth.fit((photos / "obama3.jpg").read_bytes())
-    return {"same_person": synth.blink(same), "still_photo": synth.still(same)}
+    return synth.fit((photos / "obama3.jpg").read_bytes())
+
+
+def answer(frame: Image.Image, challenge: fv.Challenge) -> list[bytes]:
+    from lifecert.face import synth
+
+    actions = [fv.ChallengeAction.Name(a) for a in challenge.actions]
+    return synth.still_answer(frame, actions, rng=random.Random())
+
+
+def still(frame: Image.Image) -> list[bytes]:
+    """The photo held still: seven frames, re-encoded so that none is byte-identical (to
+    each other or to another call's)."""
+    from lifecert.face import synth
+
+    rng = random.Random()
+    return [synth.to_bytes(synth._marked(frame, i, rng)) for i in range(7)]
 
 
 @pytest.fixture(scope="module")
-def staff(server: ServerProcess) -> Iterator[fv_grpc.FaceVerificationStub]:
-    with server.channel("FS-HQ-FACE", "STAFF") as channel:
-        yield fv_grpc.FaceVerificationStub(channel)
+def protocol(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
+    server = box.start_server("--face-min-parallax", "0",
+                              "--face-failures-per-retiree-day", "1000",
+                              "--face-failures-per-agency-minute", "1000",
+                              env={"LIFECERT_FACE_KEY": face_key})
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
-def app(server: ServerProcess) -> Iterator[fv_grpc.FaceVerificationStub]:
-    with server.channel("FS-APP", "APP") as channel:
-        yield fv_grpc.FaceVerificationStub(channel)
+def limited(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
+    server = box.start_server("--face-concurrency", "1", "--face-failures-per-retiree-day", "3",
+                              "--face-failures-per-agency-minute", "4",
+                              env={"LIFECERT_FACE_KEY": face_key})
+    yield server
+    server.stop()
+
+
+def stub(server: ServerProcess, agency: str, role: str) -> fv_grpc.FaceVerificationStub:
+    return fv_grpc.FaceVerificationStub(server.channel(agency, role))
 
 
 @pytest.fixture(scope="module")
-def enrolled(staff: fv_grpc.FaceVerificationStub, photos: Path) -> str:
-    reply = staff.Enroll(fv.EnrollRequest(retiree_id="FC-1",
-                                          photo=(photos / "obama.jpg").read_bytes()), timeout=60)
-    assert reply.enrolled, reply.reason
-    return "FC-1"
+def staff(server: ServerProcess) -> fv_grpc.FaceVerificationStub:
+    return stub(server, "FS-HQ-FACE", "STAFF")
+
+
+@pytest.fixture(scope="module")
+def enrolled(staff: fv_grpc.FaceVerificationStub, photos: Path) -> dict[str, str]:
+    """FC-1, FC-4, FC-5 and FC-6: obama.jpg; FC-2: another man (biden.jpg)."""
+    references = {"FC-1": "obama.jpg", "FC-2": "biden.jpg", "FC-4": "obama.jpg",
+                  "FC-5": "obama.jpg", "FC-6": "obama.jpg"}
+    for retiree_id, photo in references.items():
+        reply = staff.Enroll(fv.EnrollRequest(retiree_id=retiree_id,
+                                              photo=(photos / photo).read_bytes()), timeout=60)
+        assert reply.enrolled, reply.reason
+    return references
 
 
 def certifications(box: Sandbox) -> list[dict[str, Any]]:
@@ -70,107 +118,337 @@ def certifications(box: Sandbox) -> list[dict[str, Any]]:
             and e["channel"] in ("FACE_APP", "FACE_COUNTER")]
 
 
-def test_same_person_alive_is_certified_once(
-    box: Sandbox, app: fv_grpc.FaceVerificationStub, enrolled: str,
-    frames: dict[str, list[bytes]],
+def alerts(box: Sandbox) -> list[dict[str, Any]]:
+    client = kafka.consumer(box.bootstrap)
+    try:
+        records = kafka.read_to_end(client, box.topics[ALERTS].name)
+        return [codec.decode(r.value) for r in records]
+    finally:
+        client.close()
+
+
+def refusal(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as refused:
+        call(*args, timeout=60, **kwargs)
+    return refused.value
+
+
+@pytest.fixture(scope="module")
+def matched(box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str],
+            frame: Image.Image) -> tuple[fv.VerifyRequest, fv.VerifyResponse]:
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-1"), timeout=30)
+    request = fv.VerifyRequest(retiree_id="FC-1", frames=answer(frame, challenge),
+                               attempt_id="APP-ATTEMPT-1", challenge_id=challenge.challenge_id)
+    return request, app.Verify(request, timeout=60)
+
+
+def test_challenge_response_match_is_certified_once(
+    box: Sandbox, matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
 ) -> None:
-    request = fv.VerifyRequest(retiree_id=enrolled, frames=frames["same_person"],
-                               attempt_id="APP-ATTEMPT-1")
-    reply = app.Verify(request, timeout=60)
+    _request, reply = matched
     assert reply.decision == fv.MATCH, reply.reason
     assert reply.live and 0 < reply.distance <= reply.threshold
     assert reply.certification_id == "APP-ATTEMPT-1" and reply.event_id
     [cert] = [c for c in certifications(box) if c["event_id"] == reply.event_id]
     assert cert["channel"] == "FACE_APP" and cert["agency_id"] == "FS-APP"
-    assert cert["retiree_id"] == enrolled
-    again = app.Verify(request, timeout=60)  # the same attempt sent twice
-    assert again.decision == fv.MATCH and again.event_id == reply.event_id
-    assert [c["event_id"] for c in certifications(box)].count(reply.event_id) == 1
+    assert cert["retiree_id"] == "FC-1"
 
 
-def test_counter_match_records_face_counter(
-    box: Sandbox, server: ServerProcess, enrolled: str, frames: dict[str, list[bytes]]
+def test_a_challenge_has_random_ordered_actions_and_a_short_deadline(
+    protocol: ServerProcess, enrolled: dict[str, str],
 ) -> None:
-    with server.channel("FS-W02", "COUNTER") as channel:
-        reply = fv_grpc.FaceVerificationStub(channel).Verify(
-            fv.VerifyRequest(retiree_id=enrolled, frames=frames["same_person"]), timeout=60)
+    app = stub(protocol, "FS-APP", "APP")
+    issued = [app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+              for _ in range(8)]
+    assert len({c.challenge_id for c in issued}) == 8
+    assert len({tuple(c.actions) for c in issued}) > 1
+    for c in issued:
+        assert len(c.actions) == 3 and all(a != fv.CHALLENGE_ACTION_UNSPECIFIED for a in c.actions)
+        assert {fv.TURN_LEFT, fv.TURN_RIGHT} & set(c.actions)
+        left = c.deadline.ToDatetime().timestamp() - time.time()
+        assert 0 < left <= 31
+
+
+def test_a_replayed_answer_is_refused(
+    box: Sandbox, protocol: ServerProcess, matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
+) -> None:
+    request, _reply = matched
+    before = len(certifications(box))
+    app = stub(protocol, "FS-APP", "APP")
+    used = refusal(app.Verify, request)  # the same request again: the challenge is spent
+    assert used.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already answered" in used.details()
+    fresh = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-1"), timeout=30)
+    [(answered,)] = box.query("SELECT actions FROM api_face_challenges WHERE challenge_id = %s",
+                              (request.challenge_id,))
+    assert [fv.ChallengeAction.Name(a) for a in fresh.actions] != list(answered)
+    replayed = app.Verify(fv.VerifyRequest(
+        retiree_id="FC-1", frames=request.frames, challenge_id=fresh.challenge_id), timeout=60)
+    assert replayed.decision == fv.NOT_LIVE and "sent before" in replayed.reason
+    assert not replayed.event_id and len(certifications(box)) == before
+
+
+def test_attempt_id_reused_for_another_retiree_is_refused(
+    box: Sandbox, protocol: ServerProcess, matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
+    frame: Image.Image,
+) -> None:
+    request, _reply = matched
+    before = len(certifications(box))
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    reused = refusal(app.Verify, fv.VerifyRequest(
+        retiree_id="FC-4", frames=answer(frame, challenge), attempt_id=request.attempt_id,
+        challenge_id=challenge.challenge_id))
+    assert reused.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "another retiree" in reused.details()
+    assert len(certifications(box)) == before
+
+
+def test_challenge_refusals(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    app = stub(protocol, "FS-APP", "APP")
+    counter = stub(protocol, "FS-W02", "COUNTER")
+    frames = still(frame)
+
+    def verify(challenge_id: str, retiree_id: str = "FC-4") -> grpc.RpcError:
+        return refusal(app.Verify, fv.VerifyRequest(retiree_id=retiree_id, frames=frames,
+                                                    challenge_id=challenge_id))
+
+    none = verify("")
+    assert none.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "begin a challenge first" in none.details()
+    assert verify("not a challenge!").code() == grpc.StatusCode.INVALID_ARGUMENT
+    unknown = verify("A" * 22)
+    assert unknown.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no challenge with this challenge_id" in unknown.details()
+    theirs = counter.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    other_agency = verify(theirs.challenge_id)
+    assert "no challenge with this challenge_id" in other_agency.details()
+    other = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    assert "another retiree" in verify(other.challenge_id).details()
+    late = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    box.query("UPDATE api_face_challenges SET deadline = now() - interval '1 second' "
+              "WHERE challenge_id = %s RETURNING challenge_id", (late.challenge_id,))
+    assert "expired" in verify(late.challenge_id).details()
+    # the refused ones were not consumed: their rightful owners may still answer them
+    assert box.query("SELECT count(*) FROM api_face_challenges WHERE challenge_id IN "
+                     "(%s, %s) AND used_at IS NULL", (theirs.challenge_id, other.challenge_id)
+                     ) == [(2,)]
+    identical = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    reply = app.Verify(fv.VerifyRequest(retiree_id="FC-4", frames=[frames[0]] * 7,
+                                        challenge_id=identical.challenge_id), timeout=60)
+    assert reply.decision == fv.NOT_LIVE and "byte for byte" in reply.reason
+
+
+def test_actions_missing_or_out_of_order_are_not_live(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    backwards = fv.Challenge(actions=list(reversed(challenge.actions)))
+    if list(backwards.actions) == list(challenge.actions):  # e.g. LEFT, RIGHT, LEFT
+        backwards = fv.Challenge(actions=list(challenge.actions)[:2])  # one missing
+    reply = app.Verify(fv.VerifyRequest(retiree_id="FC-4", frames=answer(frame, backwards),
+                                        challenge_id=challenge.challenge_id), timeout=60)
+    assert reply.decision == fv.NOT_LIVE, reply.reason
+    assert "in that order" in reply.reason and not reply.event_id
+
+
+def test_a_head_turn_warped_from_a_still_is_not_live(
+    box: Sandbox, server: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    """The default server: synth's 2-D warp answers the challenge in order, and is refused
+    for lack of the parallax of a turning head."""
+    before = len(certifications(box))
+    app = stub(server, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    reply = app.Verify(fv.VerifyRequest(retiree_id="FC-5", frames=answer(frame, challenge),
+                                        challenge_id=challenge.challenge_id), timeout=60)
+    assert reply.decision == fv.NOT_LIVE, reply.reason
+    assert "parallax" in reply.reason
+    assert len(certifications(box)) == before
+
+
+def test_match_after_not_live_raises_an_alert(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    """At a counter: a still photo (NOT_LIVE), then an answer that matches: the MATCH
+    certifies (FACE_COUNTER) and a FraudSuspected lands on lifecert.alerts."""
+    counter = stub(protocol, "FS-W02", "COUNTER")
+    first = counter.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    photo = counter.Verify(fv.VerifyRequest(retiree_id="FC-5", frames=still(frame),
+                                            challenge_id=first.challenge_id), timeout=60)
+    assert photo.decision == fv.NOT_LIVE, photo.reason
+    assert not [a for a in alerts(box) if a["retiree_id"] == "FC-5"]
+    second = counter.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    reply = counter.Verify(fv.VerifyRequest(retiree_id="FC-5", frames=answer(frame, second),
+                                            challenge_id=second.challenge_id), timeout=60)
     assert reply.decision == fv.MATCH, reply.reason
     assert reply.certification_id.startswith("FS-W02-FACE-")
     [cert] = [c for c in certifications(box) if c["event_id"] == reply.event_id]
     assert cert["channel"] == "FACE_COUNTER"
+    [alert] = [a for a in alerts(box) if a["retiree_id"] == "FC-5"]
+    assert alert["type"] == "FraudSuspected" and alert["reason"] == "FACE_MATCH_AFTER_NOT_LIVE"
+    assert alert["certification_id"] == reply.certification_id
+    assert set(alert) == {"type", "event_id", "recorded_at", "source_agency", "retiree_id",
+                          "certification_id", "reason"}
 
 
-@pytest.fixture(scope="module")
-def enrolled_other(staff: fv_grpc.FaceVerificationStub, photos: Path) -> str:
-    """A retiree whose reference is another man's photo."""
-    reply = staff.Enroll(fv.EnrollRequest(retiree_id="FC-2",
-                                          photo=(photos / "biden.jpg").read_bytes()), timeout=60)
-    assert reply.enrolled, reply.reason
-    return "FC-2"
-
-
-@pytest.mark.parametrize(
-    ("who", "sequence", "decision"),
-    [("other", "same_person", fv.NO_MATCH), ("same", "still_photo", fv.NOT_LIVE)],
-)
-def test_refused_verifications_certify_nothing(
-    box: Sandbox, app: fv_grpc.FaceVerificationStub, enrolled: str, enrolled_other: str,
-    frames: dict[str, list[bytes]], who: str, sequence: str, decision: int,
+def test_failure_budgets_per_retiree_and_per_agency(
+    limited: ServerProcess, enrolled: dict[str, str],
 ) -> None:
+    """``limited``: 3 failures per retiree a day, 4 per agency a minute. Made-up challenge
+    ids count for the agency that sends them, not against the retiree."""
+    app = stub(limited, "FS-APP-B", "APP")
+    other = stub(limited, "FS-APP-C", "APP")
+    dark = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(dark, "PNG")
+
+    def made_up(client: fv_grpc.FaceVerificationStub, retiree_id: str) -> None:
+        refused = refusal(client.Verify, fv.VerifyRequest(
+            retiree_id=retiree_id, frames=[dark.getvalue()], challenge_id="B" * 22))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION, refused.details()
+
+    for _ in range(3):
+        made_up(other, "FC-6")
+    for _ in range(3):  # three answers without a face
+        challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-6"), timeout=30)
+        reply = app.Verify(fv.VerifyRequest(
+            retiree_id="FC-6", challenge_id=challenge.challenge_id,
+            frames=[synth_png(i) for i in range(4)]), timeout=60)
+        assert reply.decision == fv.NO_FACE, reply.reason
+    spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
+    assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "this retiree in the last 24 hours" in spent.details()
+    made_up(app, "FC-7")  # the agency's fourth failure this minute
+    busy = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-7"))
+    assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "by this agency in the last minute" in busy.details()
+    # the other agency (3 failures) is not held up
+    assert other.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
+
+
+def synth_png(i: int) -> bytes:
+    """A small grey frame without a face, never the same twice."""
+    out = io.BytesIO()
+    rng = random.Random()
+    Image.new("RGB", (160, 120), (100 + i, rng.randrange(256), rng.randrange(256))).save(
+        out, "PNG")
+    return out.getvalue()
+
+
+def test_concurrent_face_calls_per_agency_are_capped(
+    limited: ServerProcess, enrolled: dict[str, str], photos: Path,
+) -> None:
+    """``limited`` allows one face call at a time per agency: of two enrollments sent
+    together (each ~1.5 s of CPU), one is refused RESOURCE_EXHAUSTED."""
+    staff = stub(limited, "FS-HQ-FACE", "STAFF")
+    photo = (photos / "biden.jpg").read_bytes()  # FC-2's reference again
+
+    def enroll(delay: float) -> Any:
+        time.sleep(delay)
+        try:
+            return staff.Enroll(fv.EnrollRequest(retiree_id="FC-2", photo=photo), timeout=60)
+        except grpc.RpcError as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(enroll, (0.0, 0.4)))
+    refused = [r for r in results if isinstance(r, grpc.RpcError)]
+    assert len(refused) == 1, results
+    assert refused[0].code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "face calls in progress" in refused[0].details()
+    assert [r.enrolled for r in results if not isinstance(r, grpc.RpcError)] == [True]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` but whose pixel data is a few
+    bytes of garbage: decoding it would fail with another error than the pixel cap's."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"garbage")
+            + chunk(b"IEND", b""))
+
+
+def test_a_huge_frame_is_refused_from_its_header(
+    server: ServerProcess, enrolled: dict[str, str],
+) -> None:
+    app = stub(server, "FS-APP", "APP")
+    ok = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(ok, "PNG")
+    for size, words in (((50000, 50000), "more pixels than any camera frame"),
+                        ((5000, 4000), "5000x4000 pixels, more than 12000000")):
+        refused = refusal(app.Verify, fv.VerifyRequest(
+            retiree_id="FC-4", frames=[ok.getvalue(), _png_header(*size)],
+            challenge_id="C" * 22))
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.details().startswith("frame 1: ") and words in refused.details()
+
+
+def test_refused_verifications_certify_nothing(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    """Another man's reference: the answer is live but NO_MATCH."""
     before = len(certifications(box))
-    retiree_id = enrolled if who == "same" else enrolled_other
-    reply = app.Verify(fv.VerifyRequest(retiree_id=retiree_id, frames=frames[sequence]),
-                       timeout=60)
-    assert reply.decision == decision, reply.reason
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-2"), timeout=30)
+    reply = app.Verify(fv.VerifyRequest(retiree_id="FC-2", frames=answer(frame, challenge),
+                                        challenge_id=challenge.challenge_id), timeout=60)
+    assert reply.decision == fv.NO_MATCH, reply.reason
     assert not reply.event_id and not reply.certification_id
     assert len(certifications(box)) == before
 
 
 @pytest.mark.parametrize(
-    ("photo", "refusal"),
+    ("photo", "refusal_"),
     [("coffee.png", fv.NO_FACE), ("t1.jpg", fv.MULTIPLE_FACES),
      ("Tom_Hanks_54745.png", fv.POOR_QUALITY)],
 )
 def test_enrollment_refuses_unusable_photos(
-    staff: fv_grpc.FaceVerificationStub, photos: Path, photo: str, refusal: int
+    staff: fv_grpc.FaceVerificationStub, photos: Path, photo: str, refusal_: int
 ) -> None:
     reply = staff.Enroll(fv.EnrollRequest(retiree_id="FC-3",
                                           photo=(photos / photo).read_bytes()), timeout=60)
-    assert not reply.enrolled and reply.refusal == refusal and reply.reason
+    assert not reply.enrolled and reply.refusal == refusal_ and reply.reason
 
 
 def test_face_roles_and_missing_reference(
-    server: ServerProcess, app: fv_grpc.FaceVerificationStub, photos: Path,
-    frames: dict[str, list[bytes]],
+    server: ServerProcess, photos: Path, frame: Image.Image,
 ) -> None:
-    with pytest.raises(grpc.RpcError) as denied:
-        app.Enroll(fv.EnrollRequest(retiree_id="FC-3", photo=(photos / "obama.jpg")
-                                    .read_bytes()), timeout=30)
-    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "may not call FaceVerification/Enroll" in denied.value.details()
-    with server.channel("MO-SSF", "MACAU_SSF") as channel, pytest.raises(grpc.RpcError) as no:
-        fv_grpc.FaceVerificationStub(channel).Verify(
-            fv.VerifyRequest(retiree_id="FC-3", frames=frames["same_person"]), timeout=30)
-    assert no.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    with pytest.raises(grpc.RpcError) as missing:
-        app.Verify(fv.VerifyRequest(retiree_id="FC-3", frames=frames["same_person"]),
-                   timeout=30)
-    assert missing.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    app = stub(server, "FS-APP", "APP")
+    denied = refusal(app.Enroll, fv.EnrollRequest(
+        retiree_id="FC-3", photo=(photos / "obama.jpg").read_bytes()))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may not call FaceVerification/Enroll" in denied.details()
+    macau = stub(server, "MO-SSF", "MACAU_SSF")
+    no = refusal(macau.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-3"))
+    assert no.code() == grpc.StatusCode.PERMISSION_DENIED
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-3"), timeout=30)
+    missing = refusal(app.Verify, fv.VerifyRequest(retiree_id="FC-3", frames=still(frame),
+                                                   challenge_id=challenge.challenge_id))
+    assert missing.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no face reference" in missing.details()
 
 
 def test_only_sealed_encodings_and_evidence_are_stored(
-    box: Sandbox, enrolled: str, app: fv_grpc.FaceVerificationStub,
-    frames: dict[str, list[bytes]],
+    box: Sandbox, enrolled: dict[str, str],
+    matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
 ) -> None:
     [(sealed, _model)] = box.query(
-        "SELECT sealed, model FROM api_face_references WHERE retiree_id = %s", (enrolled,))
+        "SELECT sealed, model FROM api_face_references WHERE retiree_id = %s", ("FC-1",))
     assert bytes(sealed).startswith(b"LCF1") and len(bytes(sealed)) < 1200  # no image
     rows = box.query("SELECT operation, decision, model, threshold, distance, live, evidence "
                      "FROM api_face_decisions")
     decisions = {r[1] for r in rows}
-    assert {"ENROLLED", "MATCH", "NO_MATCH", "NOT_LIVE", "NO_FACE"} <= decisions
-    for operation, decision, model_, threshold, distance, live, evidence in rows:
-        if operation == "VERIFY":
-            assert model_ and threshold and evidence is not None
-            if decision in ("MATCH", "NO_MATCH"):
-                assert distance is not None and live is not None
+    assert {"ENROLLED", "MATCH", "NO_FACE"} <= decisions
+    for operation, decision, model_, threshold, _distance, live, evidence in rows:
+        if operation == "VERIFY" and decision in ("MATCH", "NO_MATCH"):
+            assert model_ and threshold and evidence is not None and live is not None
+            assert evidence["actions"] and evidence["parallax"]
+    digests = box.query("SELECT digest FROM api_face_frame_digests")
+    assert digests and all(len(bytes(d)) == 32 for (d,) in digests)  # digests, no image

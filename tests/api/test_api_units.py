@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.api import authz, secondfactor
+from lifecert.api import authz, lockouts, secondfactor
 from lifecert.api.build_protos import is_current
 from lifecert.api.build_protos import main as build_main
 from lifecert.api.nextstep import next_step
@@ -24,7 +24,6 @@ from lifecert.api.partner import (
 from lifecert.api.protos import common_pb2
 from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.ratelimit import TokenBucket
-from lifecert.api.status import Lockout
 from lifecert.pki import Identity, PkiError, PkiPaths, identity_of, init, issue
 
 MACAU = authz.Retiree("R1", "MACAU", None, "URBAN_EMPLOYEE", "REGULAR")
@@ -97,6 +96,31 @@ def test_matrix_refuses_with_a_reason(
 ) -> None:
     with pytest.raises(authz.Refusal, match=reason):
         authz.check_item(role, agency, kind, channel, retiree)
+
+
+@pytest.mark.parametrize(
+    ("role", "agency", "retirees"),
+    [
+        ("MACAU_SSF", "MO-SSF", (FOSHAN, ABROAD, GOV_A)),
+        ("CONSULATE", "CN-SF", (MACAU, FOSHAN)),
+        ("EMPLOYER", "UNIT-B", (GOV_A, FOSHAN)),
+    ],
+)
+def test_out_of_scope_refusals_tell_nothing_of_the_retiree(
+    role: str, agency: str, retirees: tuple[authz.Retiree, ...]
+) -> None:
+    texts = set()
+    for retiree in retirees:
+        with pytest.raises(authz.Refusal) as refused:
+            authz.check_item(role, agency, authz.DEATH, None, retiree)
+        text = str(refused.value)
+        texts.add(text)
+        for word in (retiree.residence, retiree.managing_unit or "UNIT-A", "another unit",
+                     "no unit", "resides"):
+            if word not in role and word not in authz.rules(role).scope.describe(agency):
+                assert word not in text
+    # One text, whoever the retiree: the same as for a retiree not enrolled.
+    assert texts == {authz.out_of_scope(role, agency, authz.rules(role).scope)}
 
 
 @pytest.mark.parametrize(
@@ -215,14 +239,43 @@ def test_second_factor_is_a_keyed_salted_hash() -> None:
     assert "R7" in str(err2.value) and "4406041950031500ZZ" not in str(err2.value)
 
 
-def test_lockout_after_wrong_attempts() -> None:
-    lock = Lockout(attempts=3, seconds=60)
-    for t in (0.0, 1.0, 2.0):
-        assert lock.locked("R1", t) == 0
-        lock.failed("R1", t)
-    assert lock.locked("R1", 3.0) > 0
-    assert lock.locked("R2", 3.0) == 0
-    assert lock.locked("R1", 61.0) == 0
+def test_client_address_keys_ipv4_and_an_ipv6_subscriber_network() -> None:
+    assert lockouts.client_address(" 203.0.113.7 ") == "203.0.113.7"
+    assert lockouts.client_address("::ffff:203.0.113.7") == "203.0.113.7"
+    # One IPv6 subscriber holds a /64: every address in it is one client.
+    assert lockouts.client_address("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert lockouts.client_address("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    for bad in ("", "portal-user-7", "203.0.113.7, 10.0.0.1", "203.0.113.0/24"):
+        with pytest.raises(lockouts.ClientAddressError, match="IPv4 or IPv6"):
+            lockouts.client_address(bad)
+
+
+def test_only_roles_acting_for_the_public_name_a_client_address() -> None:
+    header = lockouts.CLIENT_ADDRESS_HEADER
+    portal = authz.rules("PORTAL")
+    assert lockouts.client_of([(header, "203.0.113.7")], "PORTAL", portal) == "203.0.113.7"
+    assert lockouts.client_of([("other", "x")], "PORTAL", portal) is None
+    with pytest.raises(lockouts.ClientAddressError, match="once"):
+        lockouts.client_of([(header, "203.0.113.7"), (header, "203.0.113.8")], "PORTAL",
+                           portal)
+    # A partner could otherwise escape its own lockouts by changing the address it names.
+    with pytest.raises(lockouts.ClientAddressError, match="role MACAU_SSF may not name"):
+        lockouts.client_of([(header, "203.0.113.7")], "MACAU_SSF", authz.rules("MACAU_SSF"))
+
+
+def test_lockout_keys_bind_the_caller_and_hold_no_id_or_address() -> None:
+    key = b"k" * 32
+    a = lockouts.caller(key, "MO-1", "MO-SSF")
+    assert a == lockouts.caller(key, "MO-1", "MO-SSF")
+    assert a != lockouts.caller(key, "MO-1", "HK-AG")  # another agency: another key
+    assert a.client == ""
+    p1 = lockouts.caller(key, "MO-1", "PORTAL-1", "203.0.113.7")
+    p2 = lockouts.caller(key, "MO-1", "PORTAL-1", "203.0.113.8")
+    assert p1 != p2 and p1.subject == p2.subject and p1.client
+    assert "MO-1" not in repr(p1) and "203.0.113" not in repr(p1)
+    policy = lockouts.Policy(5, 900, budget=100, public_budget=2000, window_seconds=3600)
+    assert policy.budget_of(authz.rules("PORTAL")) == 2000
+    assert policy.budget_of(authz.rules("MACAU_SSF")) == 100
 
 
 def test_token_bucket() -> None:

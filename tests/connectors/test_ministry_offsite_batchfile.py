@@ -179,3 +179,21 @@ def test_receipts_round_trip() -> None:
         (bf.REFUSED, "3", 0, 0, "trailer says 3", ())
     with pytest.raises(ValueError, match="not a receipt"):
         bf.read_receipt(batch_of(row()))
+
+
+@pytest.mark.parametrize("text", [
+    "𠮷44010219500101123X",  # 95 34 b2 35: a four-byte character ends in an ASCII digit
+    "丄44010219500101123X",  # 81 41: a two-byte character ends in an ASCII letter
+    "姓名４４０１０２１９５００１０１１２３Ｘ",  # typed in full-width digits
+])
+def test_citizen_id_numbers_are_masked_in_the_decoded_text(text: str) -> None:
+    masked = bf.mask_citizen_ids(f"C1,{text},x\r\n".encode(bf.ENCODING)).decode(bf.ENCODING)
+    assert masked == f"C1,{text[:-18]}{'*' * 18},x\r\n"
+
+
+def test_masking_keeps_bytes_that_are_not_gb18030_and_masks_beside_them() -> None:
+    # 81 30 81 34 decodes as one character, hiding the number's first digit from the
+    # text: the pass over the bytes masks it all the same.
+    raw = b"\xff\x8144010219500101123X,\x81\x30\x81" + b"440102195001011234"
+    assert bf.mask_citizen_ids(raw) == b"\xff\x81" + b"*" * 18 + b",\x81\x30\x81" + \
+        b"*" * 18

@@ -303,3 +303,142 @@ def test_settings(tmp_path: Path) -> None:
         MinistryOffsiteSource("m", {"inbox": "x", "outbox": "y"})
     with pytest.raises(ConfigError, match="scan_interval must be positive"):
         MinistryOffsiteSource("m", {"inbox": "x", "scan_interval": 0})
+
+
+# ------------------------------------------------------------------ files that are refused
+
+
+def refusals(run: Run) -> dict[str, str]:
+    return {record.key: reason for record, reason in run.rejected}
+
+
+def test_a_link_or_a_fifo_under_a_batch_name_is_refused_unread_and_the_rest_flows(
+        share: Share) -> None:
+    secret = share.path("hub-secret.csv")  # one of our files a link would make us read
+    secret.write_bytes(batch("L1", [row(9)]) + b"SECRET-OF-THE-HUB")
+    (share.inbox / bf.file_name("L1")).symlink_to(secret)
+    os.mkfifo(share.inbox / bf.file_name("L2"))  # opening it to read would block
+    share.drop("L3", batch("L3", [row(1)]))
+    conn = share.connector()
+    run = drive(conn)
+    assert [key for key, _ in run.events] == ["MOHRSS_440600_L3.csv:2"]
+    reasons = refusals(run)
+    assert sorted(reasons) == ["MOHRSS_440600_L1.csv", "MOHRSS_440600_L2.csv"]
+    assert "MOHRSS_440600_L1.csv is a symbolic link, not a regular file; only regular " \
+           "files are read" in reasons["MOHRSS_440600_L1.csv"]
+    assert "MOHRSS_440600_L2.csv is a FIFO (named pipe), not a regular file" in \
+        reasons["MOHRSS_440600_L2.csv"]
+    assert all(record.raw == b"" for record, _ in run.rejected)  # nothing of the target
+    # Kept in refused/ as they came (the link still a link), with a REFUSED receipt.
+    assert share.names("archive", "refused") == ["MOHRSS_440600_L1.csv", "MOHRSS_440600_L2.csv"]
+    assert share.path("archive", "refused", "MOHRSS_440600_L1.csv").is_symlink()
+    assert secret.read_bytes().endswith(b"SECRET-OF-THE-HUB")
+    for claim in reasons:
+        receipt = share.receipt(claim)
+        assert receipt.status == bf.REFUSED and "not a regular file" in receipt.reason
+    assert share.names("inbox") == []
+    # ... and the connector goes on with the next drop.
+    share.drop("L4", batch("L4", [row(2)]))
+    assert [key for key, _ in drive(conn, run.position).events] == ["MOHRSS_440600_L4.csv:2"]
+
+
+def test_a_link_swapped_in_after_the_check_is_refused_by_open(
+        share: Share, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.sdk import files
+
+    share.drop("W1", batch("W1", [row(1)]))
+    conn = share.connector()
+    claim = conn._claim_next()
+    assert claim == "MOHRSS_440600_W1.csv"
+    path = share.path("archive", "processing", claim)
+    looked = os.lstat(path)
+    secret = share.path("secret")
+    secret.write_bytes(b"SECRET")
+
+    def check_then_swap(p: Path, max_bytes: int) -> os.stat_result:
+        """The check saw a regular file; the partner swaps a link in right after."""
+        path.unlink()
+        path.symlink_to(secret)
+        return looked
+
+    monkeypatch.setattr(files, "check_regular", check_then_swap)
+    (record,) = conn._poll(None, 10)
+    assert record.raw == b""
+    with pytest.raises(RecordRejected, match="became a symbolic link while it was being "
+                                             "opened"):
+        conn._to_events(record)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(share: Share) -> None:
+    share.settings["max_file_bytes"] = 600
+    big = batch("B1", [row(n) for n in range(10)])
+    assert len(big) > 600
+    share.drop("B1", big)
+    share.drop("B2", batch("B2", [row(1)]))
+    conn = share.connector()
+    assert conn.max_file_bytes == 600
+    run = drive(conn)
+    assert [key for key, _ in run.events] == ["MOHRSS_440600_B2.csv:2"]
+    (record, reason), = run.rejected
+    assert record.raw == b""
+    assert f"MOHRSS_440600_B1.csv has {len(big):,} bytes, more than the limit of 600; it " \
+           "was not read (setting max_file_bytes of connector ministry)" in reason
+    assert share.receipt("MOHRSS_440600_B1.csv").status == bf.REFUSED
+    assert MinistryOffsiteSource("m", {"inbox": "x"}).max_file_bytes == 32 * 1024 * 1024
+    with pytest.raises(ConfigError, match="max_file_bytes must be positive"):
+        MinistryOffsiteSource("m", {"inbox": "x", "max_file_bytes": 0})
+
+
+@pytest.mark.parametrize("name", [
+    "MOHRSS_440600_N1.csv\n",  # "$" of the old pattern matched before a final newline
+    "xMOHRSS_440600_N1.csv", "MOHRSS_440600_N1.csv.bak", "MOHRSS_440600_N1.csvx",
+    "MOHRSS_440600_N1.csv ", "MOHRSS_440600_N1.csv.part", "MOHRSS_440600_../N1.csv",
+])
+def test_a_name_is_matched_whole(share: Share, name: str,
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    if "/" in name:
+        share.inbox.joinpath("MOHRSS_440600_..").mkdir()
+    share.inbox.joinpath(name).write_bytes(batch("N1", [row(1)]))
+    share.drop("N2", batch("N2", [row(2)]))
+    conn = share.connector()
+    with caplog.at_level("WARNING"):
+        run = drive(conn)
+        drive(conn, run.position)  # a second scan: warned once
+    assert [key for key, _ in run.events] == ["MOHRSS_440600_N2.csv:2"]
+    assert run.rejected == []
+    first = name.split("/")[0]
+    assert first in share.names("inbox"), "left alone"
+    warnings = [r.getMessage() for r in caplog.records if first[:20] in r.getMessage()]
+    assert len(warnings) == 1 and repr(first) in warnings[0]
+    assert bf.batch_id_of(name) is None
+
+
+def test_a_citizen_id_number_after_any_gb18030_character_is_masked_everywhere(
+        share: Share, caplog: pytest.LogCaptureFixture) -> None:
+    """In the bytes, the number after a four-byte character (whose last byte is an ASCII
+    digit) or after a two-byte one whose second byte is an ASCII letter (丄 is 81 41) did
+    not stand alone, so masking the bytes missed it."""
+    ids = ["44010219500101123X", "440102195001011234", "440102500101123"]
+    names = [f"𠮷{ids[0]}", f"丄{ids[1]}", f"田{ids[2]}"]
+    rejected_lines = [bf.csv_line(row(n, name=name, performed_at="yesterday").fields())
+                      .encode(bf.ENCODING) for n, name in enumerate(names)]
+    share.drop("M1", batch("M1", rejected_lines))
+    share.drop("M2", batch("M2", rejected_lines, count=7))  # refused as a whole
+    trailer = f"#END,M3,{ids[0]},{bf.EMPTY_SHA256}".encode()
+    share.drop("M3", bf.HEADER.encode(bf.ENCODING) + bf.EOL + trailer + bf.EOL)
+    conn = share.connector()
+    with caplog.at_level("DEBUG"):
+        run = drive(conn)
+    assert len(run.rejected) == 3 + 1 + 1
+    outputs = [record.raw for record, _ in run.rejected]
+    outputs += [reason.encode(bf.ENCODING) for _, reason in run.rejected]
+    outputs += [record.key.encode() for record, _ in run.rejected]
+    outputs += [r.getMessage().encode(bf.ENCODING) for r in caplog.records]
+    for number in ids:
+        for output in outputs:
+            assert number.encode() not in output
+            assert number.encode() not in output.decode(bf.ENCODING, "replace").encode()
+    assert ("𠮷" + "*" * 18).encode(bf.ENCODING) in run.rejected[0][0].raw
+    assert ("丄" + "*" * 18).encode(bf.ENCODING) in run.rejected[1][0].raw
+    assert "the trailer's record count '******************' is not a number" in \
+        run.rejected[-1][1]

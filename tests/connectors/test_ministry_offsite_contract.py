@@ -2,13 +2,14 @@
 with batch files dropped by the ministry simulator (a real process) into an inbox folder;
 the kit's "partner down" test renames the inbox away (an unmounted share).
 
-One test of our own runs in the kit's world too: what a refused batch, a re-dropped name
-and a malformed line look like on the dead-letter topic and in the receipts, through
-``lifecert connectors run``."""
+Tests of our own run in the kit's world too, through ``lifecert connectors run``: what a
+refused batch, a re-dropped name and a malformed line look like on the dead-letter topic
+and in the receipts; and a link, a FIFO and a citizen id number in a GB18030 line."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -74,4 +75,41 @@ class TestMinistryOffsite(SourceContract):
             bf.receipt_name(bf.file_name(partial)): (bf.PARTIAL, 1, 1),
             f"MOHRSS_440600_{good}.redrop-1.receipt.csv": (bf.REFUSED, 0, 0),
         }
+        assert list(harness.inbox.iterdir()) == []
+
+    def test_a_link_a_fifo_and_a_citizen_id_never_leave_and_the_connector_goes_on(
+            self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, MinistryOffsiteHarness)
+        secret = kit.work_dir / "hub-secret.csv"
+        secret.write_bytes(b"SECRET-OF-THE-HUB")
+        (harness.inbox / bf.file_name("00000000-A")).symlink_to(secret)
+        os.mkfifo(harness.inbox / bf.file_name("00000000-B"))
+        number = "44010219500101123X"  # after a four-byte GB18030 character
+        line = bf.csv_line(("MOHRSS-ID-1", "FS000000001", f"𠮷{number}", "yesterday",
+                            "HB-WUHAN-SIB", "2017-04-05T01:00:00+08:00"))
+        temp = harness.inbox / ".id.part"
+        temp.write_bytes(bf.encode_batch("00000000-C", bf.encode_records([line])))
+        temp.rename(harness.inbox / bf.file_name("00000000-C"))
+        events = sample_events(harness.carries, 2, seed=11)
+        harness.drop(events)
+        proc = kit.connector()
+        published = lambda: [e for e in kit.read(EVENTS) if e["type"] != "ClockTick"]  # noqa: E731
+        wait_for("2 events and 3 dead letters",
+                 lambda: len(published()) >= 2 and len(kit.read(DEAD_LETTERS)) >= 3, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        assert len(published()) == 2
+        letters = {json.loads(d["source_position"])["file"]: d for d in kit.read(DEAD_LETTERS)}
+        assert sorted(letters) == [bf.file_name(f"00000000-{x}") for x in "ABC"]
+        assert "is a symbolic link, not a regular file" in letters[bf.file_name("00000000-A")][
+            "reason"]
+        assert "is a FIFO (named pipe)" in letters[bf.file_name("00000000-B")]["reason"]
+        assert ("𠮷" + "*" * 18).encode(bf.ENCODING) in letters[bf.file_name("00000000-C")][
+            "value"]
+        log = (kit.work_dir / "connector.log").read_bytes()
+        assert b"dead letter: " in log  # the log was written
+        for output in [log, *(json.dumps(d, default=repr).encode() for d in letters.values()),
+                       *(d["value"] for d in letters.values())]:
+            assert b"SECRET-OF-THE-HUB" not in output
+            assert number.encode() not in output
         assert list(harness.inbox.iterdir()) == []

@@ -3,6 +3,9 @@ stays not live; closing the eyelids or moving the nose tip relative to the face 
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -115,3 +118,93 @@ def test_too_few_frames() -> None:
     frames = np.stack([face()] * 2)
     result = assess(frames, boxes(frames), LivenessPolicy(min_frames=3))
     assert not result.live and "at least 3 frames" in result.reason
+
+
+# ------------------------------------------------------------------ challenge-response
+
+def test_random_actions_never_repeat_and_always_hold_a_turn() -> None:
+    import random
+
+    from lifecert.face.liveness import TURN_LEFT, TURN_RIGHT, random_actions
+
+    rng = random.Random(7)
+    seen = set()
+    for _ in range(300):
+        actions = random_actions(3, rng)
+        assert len(actions) == 3 and all(a != b for a, b in itertools.pairwise(actions))
+        assert {TURN_LEFT, TURN_RIGHT} & set(actions)
+        seen.add(tuple(actions))
+    assert len(seen) == 12  # every sequence of three without a repeat
+    with pytest.raises(ValueError, match="at least two"):
+        random_actions(1, rng)
+
+
+# dlib's 68 landmarks of obama3.jpg as lifecert.face.synth.fit frames it (640x480)
+REAL_FACE = np.array([
+    (280, 192), (281, 208), (283, 224), (285, 238), (292, 252), (303, 262), (319, 269),
+    (334, 273), (351, 275), (367, 275), (379, 269), (389, 260), (397, 249), (402, 237),
+    (405, 223), (407, 210), (407, 198), (306, 167), (314, 158), (326, 153), (339, 152),
+    (351, 156), (369, 157), (380, 156), (391, 159), (400, 166), (404, 176), (360, 170),
+    (361, 177), (362, 185), (363, 193), (343, 204), (351, 206), (359, 208), (365, 208),
+    (372, 207), (318, 174), (325, 170), (333, 169), (340, 174), (333, 175), (325, 175),
+    (372, 178), (380, 175), (387, 176), (392, 182), (386, 182), (379, 180), (326, 230),
+    (338, 222), (349, 218), (356, 221), (363, 220), (371, 226), (378, 236), (369, 237),
+    (361, 236), (354, 236), (346, 234), (337, 233), (330, 229), (348, 226), (356, 227),
+    (363, 227), (374, 234), (362, 229), (355, 229), (348, 227),
+], dtype=float)
+
+
+def test_fresh_actions_avoid_the_sequences_answered_lately() -> None:
+    import random
+
+    from lifecert.face.liveness import fresh_actions, sequences
+
+    rng = random.Random(5)
+    everything = sequences(3)
+    answered = {seq: i for i, seq in enumerate(everything[:11])}
+    for _ in range(20):
+        assert tuple(fresh_actions(3, rng, answered)) == everything[11]
+    answered[everything[11]] = 99
+    assert tuple(fresh_actions(3, rng, answered)) == everything[0]  # the least recent
+
+
+def live_answer(actions: list[str], seed: int = 3) -> tuple[np.ndarray, list[Any]]:
+    from lifecert.face import synth
+
+    return synth.live_answer_landmarks(REAL_FACE, actions, np.random.default_rng(seed))
+
+
+def test_a_rigid_head_answering_in_order_is_live() -> None:
+    from lifecert.face.liveness import assess_challenge
+
+    actions = ["TURN_LEFT", "OPEN_MOUTH", "TURN_RIGHT"]
+    marks, found = live_answer(actions)
+    result = assess_challenge(marks, found, actions)
+    assert result.live, result.reason
+    assert len(result.action_frames) == 3 and result.best_frame not in result.action_frames
+    assert all(p >= 1.5 for p in result.evidence["parallax"] if p is not None)
+
+
+def test_actions_out_of_order_or_missing_are_refused() -> None:
+    from lifecert.face.liveness import assess_challenge
+
+    marks, found = live_answer(["TURN_LEFT", "OPEN_MOUTH", "TURN_RIGHT"])
+    for asked in (["TURN_RIGHT", "OPEN_MOUTH", "TURN_LEFT"],
+                  ["TURN_LEFT", "TURN_RIGHT", "OPEN_MOUTH"],
+                  ["TURN_LEFT", "OPEN_MOUTH", "TURN_RIGHT", "OPEN_MOUTH"]):
+        result = assess_challenge(marks, found, asked)
+        assert not result.live and "in that order" in result.reason
+
+
+def test_a_nose_moving_without_the_face_around_it_is_refused() -> None:
+    """A 2-D warp of a photo: the nose moves sideways, the eyes, mouth and contour barely;
+    the turn is seen, in order, but without the parallax of a head turning on the neck."""
+    from lifecert.face.liveness import assess_challenge
+
+    frames = np.stack([face()] * 5)
+    frames[1, 27:36, 0] += 10  # the nose to the image's right: the person's own left
+    frames[3, 27:36, 0] -= 10
+    frames[[1, 3], 0:17, 0] += np.array([[-2.0], [2.0]])  # the contour a little the other way
+    result = assess_challenge(frames, boxes(frames), ["TURN_LEFT", "TURN_RIGHT"])
+    assert result.evidence["seen"] == ["TURN_LEFT", "TURN_RIGHT"]
+    assert not result.live and "parallax" in result.reason

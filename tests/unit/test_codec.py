@@ -19,7 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifecert.events import bounds
-from lifecert.events.catalogue import ALL_TYPES, EVENT_TYPES, enum_symbols, raw_schema
+from lifecert.events.catalogue import (
+    ALL_TYPES,
+    EVENT_TYPES,
+    enum_symbols,
+    previous_schemas,
+    raw_schema,
+)
 from lifecert.events.codec import (
     HEADER_SIZE,
     MARKER,
@@ -234,9 +240,10 @@ def test_default_store_holds_every_catalogue_schema_once() -> None:
     store = default_store()
     assert store is default_store()
     assert set(store.type_names()) == set(ALL_TYPES)
-    assert len(store) == len(ALL_TYPES)
+    previous = len(previous_schemas())  # earlier versions, readable
+    assert len(store) == len(ALL_TYPES) + previous
     fingerprints = store.fingerprints()
-    assert len(set(fingerprints)) == len(ALL_TYPES)
+    assert len(set(fingerprints)) == len(ALL_TYPES) + previous
     for type_name in ALL_TYPES:
         rs = store.by_type(type_name)
         assert rs.type_name == type_name
@@ -262,7 +269,8 @@ def test_store_reports_fingerprints_of_registered_schemas() -> None:
     assert store.register(json.dumps(v2_certification_schema())) is v2  # idempotent
     assert store.register(v2_certification_schema(), current=True) is v2
     assert store.by_type("CertificationRecorded") is v2
-    assert len(default_store()) == len(ALL_TYPES)  # other stores are untouched
+    # other stores are untouched
+    assert len(default_store()) == len(ALL_TYPES) + len(previous_schemas())
 
 
 @pytest.mark.parametrize(
@@ -731,3 +739,22 @@ def test_pipeline_records_round_trip() -> None:
     ]
     for record in records:
         assert decode(encode(record)) == record
+
+
+def test_fraud_suspected_written_before_the_face_reason_still_decodes() -> None:
+    """FraudReason gained FACE_MATCH_AFTER_NOT_LIVE (issue 11): alerts written with the
+    earlier schema (another fingerprint) stay readable, and new ones use the new schema."""
+    [old] = [s for s in previous_schemas() if s["name"] == "FraudSuspected"]
+    writer = SchemaStore(catalogue=False)
+    registered = writer.register(old, current=True)
+    event = {
+        "type": "FraudSuspected", "event_id": "fraud-old",
+        "recorded_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "source_agency": "lifecert",
+        "retiree_id": "R1", "certification_id": "C1", "reason": "CERTIFIED_AFTER_DEATH",
+    }
+    data = encode(event, store=writer)
+    assert data[2:10] == registered.fingerprint.to_bytes(8, "little")
+    assert registered.fingerprint != default_store().by_type("FraudSuspected").fingerprint
+    assert decode(data) == event
+    new = {**event, "event_id": "fraud-new", "reason": "FACE_MATCH_AFTER_NOT_LIVE"}
+    assert decode(encode(new)) == new

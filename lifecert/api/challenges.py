@@ -1,0 +1,140 @@
+"""Face challenges and failure budgets in PostgreSQL (``api_face_challenges``,
+``api_face_frame_digests``, ``api_face_decisions``), shared by every API process.
+
+A challenge is issued to one agency for one retiree (by the keyed hash of the retiree id,
+the ``subject`` of the audit tables) and consumed by a single ``UPDATE ... WHERE used_at IS
+NULL``: of two Verify calls racing with one challenge, one wins. Each function takes a
+connection (run it with ``Database.run``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg2
+
+CHALLENGE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+CHALLENGE_REFUSED = "CHALLENGE_REFUSED"  # the decision recorded for a refused challenge
+
+
+def new_challenge_id() -> str:
+    return secrets.token_urlsafe(16)  # 128 random bits
+
+
+def well_formed(challenge_id: str) -> bool:
+    return 16 <= len(challenge_id) <= 64 and set(challenge_id) <= CHALLENGE_ID_CHARS
+
+
+class ChallengeRefused(Exception):
+    """The challenge cannot be used; ``code`` is a stable reason, the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Consumed:
+    actions: list[str]
+    replayed: int  # frames whose bytes were seen in an earlier answer
+
+
+def issue(conn: Any, challenge_id: str, agency: str, subject: str, actions: Sequence[str],
+          issued_at: datetime, deadline: datetime) -> None:  # fmt: skip
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO api_face_challenges (challenge_id, agency, subject, actions, "
+            "issued_at, deadline) VALUES (%s, %s, %s, %s, %s, %s)",
+            (challenge_id, agency, subject, list(actions), issued_at, deadline),
+        )
+
+
+def answered(conn: Any, subject: str, since: datetime) -> dict[tuple[str, ...], datetime]:
+    """The action sequences of this retiree's challenges answered since ``since``, each
+    with when it was last answered."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT actions, max(used_at) FROM api_face_challenges WHERE subject = %s "
+            "AND used_at > %s GROUP BY actions", (subject, since),
+        )
+        return {tuple(actions): at for actions, at in cur.fetchall()}
+
+
+def consume(conn: Any, challenge_id: str, agency: str, subject: str, now: datetime,
+            frames: Sequence[bytes]) -> Consumed:  # fmt: skip
+    """Mark the challenge used and record the frames' digests, in one transaction; or
+    :class:`ChallengeRefused` (unknown, another agency's or retiree's, used, expired),
+    leaving it untouched. Another agency's challenge is answered as unknown."""
+    digests = sorted({hashlib.sha256(f).digest() for f in frames})
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE api_face_challenges SET used_at = %s WHERE challenge_id = %s AND "
+            "agency = %s AND subject = %s AND used_at IS NULL AND deadline > %s "
+            "RETURNING actions",
+            (now, challenge_id, agency, subject, now),
+        )
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(
+                "SELECT agency, subject, deadline, used_at FROM api_face_challenges "
+                "WHERE challenge_id = %s", (challenge_id,),
+            )
+            found = cur.fetchone()
+            if found is None or found[0] != agency:
+                raise ChallengeRefused(
+                    "UNKNOWN_CHALLENGE", "no challenge with this challenge_id was issued to "
+                    "this agency: call BeginChallenge and answer the challenge it returns")
+            if found[1] != subject:
+                raise ChallengeRefused(
+                    "OTHER_RETIREE", "this challenge was issued for another retiree: begin "
+                    "a challenge for this retiree_id")
+            if found[3] is not None:
+                raise ChallengeRefused(
+                    "CHALLENGE_USED", "this challenge was already answered: a challenge is "
+                    "used once, begin a new one")
+            raise ChallengeRefused(
+                "CHALLENGE_EXPIRED", f"this challenge expired at {found[2].isoformat()}: "
+                "begin a new one and answer it before its deadline")
+        cur.execute(
+            "INSERT INTO api_face_frame_digests (digest, seen_at) SELECT d, %s "
+            "FROM unnest(%s::bytea[]) AS d ON CONFLICT (digest) DO NOTHING RETURNING digest",
+            (now, [psycopg2.Binary(d) for d in digests]),
+        )
+        replayed = len(digests) - len(cur.fetchall())
+    return Consumed(list(row[0]), int(replayed))
+
+
+@dataclass(frozen=True)
+class Failures:
+    retiree_day: int
+    agency_minute: int
+    not_live_recent: int
+
+
+def failures(conn: Any, agency: str, subject: str, now: datetime,
+             alert_window: timedelta) -> Failures:  # fmt: skip
+    """Failed face verifications of this retiree in the last 24 hours (any decision of the
+    engine but MATCH: a refused challenge does not count here, so that an agency cannot
+    close face verification for a retiree by sending made-up challenge ids), of this agency
+    in the last minute (refused challenges included), and the retiree's NOT_LIVE decisions
+    within ``alert_window``."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FILTER (WHERE decision NOT IN ('MATCH', %s) AND at > %s), "
+            "count(*) FILTER (WHERE decision = 'NOT_LIVE' AND at > %s) "
+            "FROM api_face_decisions WHERE subject = %s AND operation = 'VERIFY'",
+            (CHALLENGE_REFUSED, now - timedelta(days=1), now - alert_window, subject),
+        )
+        retiree_day, not_live = cur.fetchone()
+        cur.execute(
+            "SELECT count(*) FROM api_face_decisions WHERE agency = %s AND "
+            "operation = 'VERIFY' AND decision <> 'MATCH' AND at > %s",
+            (agency, now - timedelta(minutes=1)),
+        )
+        (agency_minute,) = cur.fetchone()
+    return Failures(int(retiree_day), int(agency_minute), int(not_live))

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from connectors.sdk.errors import PartnerUnavailable
+from lifecert.events.interchange import loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +92,8 @@ class ProvinceClient:
             self.close()
         text = raw.decode("utf-8", errors="replace")
         try:
-            data = json.loads(text) if text else None
-        except json.JSONDecodeError:
+            data = loads(text) if text else None
+        except ValueError:  # not JSON, or nested too deeply
             data = None
         return Response(answer.status, data, text)
 

@@ -51,6 +51,7 @@ from connectors.sdk.base import (
     SourceConnector,
 )
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
+from lifecert.events import bounds
 
 
 class ProvinceProtocolError(RuntimeError):
@@ -161,7 +162,11 @@ class GuangdongSource(SourceConnector):
             record = item.get("record")
             item_id = record.get("itemId") if isinstance(record, dict) else None
             key = item_id if isinstance(item_id, str) and item_id else f"cursor:{item['cursor']}"
-            raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            try:
+                raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode(
+                    "utf-8", errors="backslashreplace")
+            except (RecursionError, ValueError):  # kept as it can be: the mapping rejects it
+                raw = bounds.show(record, 10_000).encode("utf-8", errors="backslashreplace")
             records.append(PartnerRecord(key=key, position=item["cursor"], raw=raw,
                                          data=record))
         remaining = page.get("remaining")

@@ -208,6 +208,32 @@ class GuangdongHarness(_Partner, SourceHarness):
         self._running().admin("POST", "/admin/feed", {"city": gd.FOSHAN, "items": [record]})
         return field
 
+    def feed_hostile(self) -> list[str]:
+        deep: Any = []
+        for _ in range(500):  # deep, yet within what the simulator's own JSON can carry
+            deep = [deep]
+        changes: list[tuple[str, dict[str, Any]]] = [
+            ("certNo", {"certNo": "GDXR-17\x00H1"}),
+            ("insuredId", {"insuredId": "FS 000000001\n"}),
+            ("handlerOrgCode", {"handlerOrgCode": "GD-\u202eGUANGZHOU-SIB"}),
+            ("certTime", {"certTime": "0001-01-01 00:00:00+08:00"}),
+            ("reportTime", {"reportTime": "9999-12-31 23:59:59-10:00"}),
+            ("certNo", {"certNo": deep}),
+            ("insuredId", {"insuredId": "F" * 100_000}),
+            ("certType", {"certType": 1}),
+            ("insuredCity", {"insuredCity": 2**70}),
+        ]
+        items = []
+        for n, (_, change) in enumerate(changes):
+            items.append({
+                "certNo": f"GDXR-17-HOSTILE{n:03d}", "insuredId": "FS000000001",
+                "insuredCity": gd.FOSHAN, "certType": "01",
+                "handlerOrgCode": "GD-GUANGZHOU-SIB", "certTime": "2017-05-02 09:30:00+08:00",
+                "reportTime": "2017-05-02 10:00:00+08:00", **change,
+            })
+        self._running().admin("POST", "/admin/feed", {"city": gd.FOSHAN, "items": items})
+        return [field for field, _ in changes]
+
 
 class GuangdongResultsHarness(_Partner, SinkHarness):
     connector_kind = "guangdong-results"

@@ -13,12 +13,16 @@ from typing import Any
 
 from connectors.guangdong import province as gd
 from connectors.sdk.errors import RecordRejected
-from lifecert.domain.time import isoformat_local
+from lifecert.domain.time import isoformat_local, to_utc
+from lifecert.events import bounds
 from lifecert.events.interchange import MalformedEvent, parse_event
 
 Event = dict[str, Any]
 
 _RECORD_TEXT_FIELDS = ("certNo", "insuredId", "insuredCity", "certType", "handlerOrgCode")
+# The province's id fields and the lifecert ids they become (checked against their patterns).
+_RECORD_IDS = {"certNo": "certification_id", "insuredId": "retiree_id",
+               "handlerOrgCode": "agency_id"}
 _CERT_TYPE_LIST = ", ".join(f"{code} ({channel})" for code, channel in gd.CERT_TYPES.items())
 
 
@@ -30,21 +34,28 @@ def record_to_event(record: Any, city: str) -> Event:
     for name in _RECORD_TEXT_FIELDS:
         value = _required(record, name)
         if not isinstance(value, str) or not value.strip():
-            raise RecordRejected(f"field {name} must be a non-empty string, got {value!r}")
+            raise RecordRejected(f"field {name} must be a non-empty string, got "
+                                 f"{bounds.show(value)}")
+    for name, id_field in _RECORD_IDS.items():
+        problem = bounds.id_problem(id_field, record[name])
+        if problem is not None:
+            raise RecordRejected(f"field {name}: {problem}")
     if record["insuredCity"] != city:
+        shown = record["insuredCity"]
+        shown = gd.city_label(shown) if shown in gd.CITY_NAMES else bounds.show(shown)
         raise RecordRejected(
-            f"field insuredCity is {gd.city_label(record['insuredCity'])}, not this feed's "
+            f"field insuredCity is {shown}, not this feed's "
             f"city {gd.city_label(city)}: the province routed another city's record here")
     channel = gd.CERT_TYPES.get(record["certType"])
     if channel is None:
-        raise RecordRejected(f"field certType {record['certType']!r} is not a known "
-                             f"certification type; expected one of {_CERT_TYPE_LIST}")
+        raise RecordRejected(f"field certType {bounds.show(record['certType'])} is not a "
+                             f"known certification type; expected one of {_CERT_TYPE_LIST}")
     performed = _time(record, "certTime")
     reported = _time(record, "reportTime")
     if performed > reported:
         raise RecordRejected(
-            f"field certTime {record['certTime']!r} is after reportTime "
-            f"{record['reportTime']!r}: a certification cannot be reported before it is "
+            f"field certTime {bounds.show(record['certTime'])} is after reportTime "
+            f"{bounds.show(record['reportTime'])}: a certification cannot be reported before it is "
             f"performed; ask the province to correct the record")
     event: Event = {
         "type": "CertificationRecorded",
@@ -73,9 +84,16 @@ def _required(record: Mapping[str, Any], name: str) -> Any:
 def _time(record: Mapping[str, Any], name: str) -> datetime:
     value = _required(record, name)
     try:
-        return gd.parse_time(value)
+        at = gd.parse_time(value)
     except ValueError as exc:
         raise RecordRejected(f"field {name}: {exc}") from None
+    try:
+        problem = bounds.year_problem(at) or bounds.year_problem(to_utc(at))
+    except OverflowError:  # 0001-01-01 00:00:00+08:00 is before year 1 in UTC
+        problem = bounds.year_problem(1) or ""
+    if problem:
+        raise RecordRejected(f"field {name}: {bounds.show(value)}: {problem}")
+    return at
 
 
 def result_body(event: Mapping[str, Any], assisting_city: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Final
 
 from lifecert.domain.time import SHANGHAI
+from lifecert.events import bounds
 
 FEED_PATH: Final = "/api/v1/certifications"
 RESULTS_PATH: Final = "/api/v1/assistance-results"
@@ -77,14 +78,16 @@ def parse_time(text: object) -> datetime:
     """A time in the province's format (``T`` accepted for the space); ``ValueError``
     saying what was expected for anything else, including a time without its offset."""
     if not isinstance(text, str):
-        raise ValueError(f"expected a time like 2017-05-02 09:30:00+08:00, got {text!r}")
+        raise ValueError(f"expected a time like 2017-05-02 09:30:00+08:00, got "
+                         f"{bounds.show(text)}")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"expected a time like 2017-05-02 09:30:00+08:00, got {text!r}") \
-            from None
+        raise ValueError(f"expected a time like 2017-05-02 09:30:00+08:00, got "
+                         f"{bounds.show(text)}") from None
     if parsed.utcoffset() is None:
-        raise ValueError(f"time {text!r} has no UTC offset; the province writes +08:00")
+        raise ValueError(f"time {bounds.show(text)} has no UTC offset; the province writes "
+                         f"+08:00")
     return parsed
 
 

@@ -104,7 +104,9 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+from lifecert.events import bounds
 
 ENCODING = "gb18030"
 EOL = b"\r\n"
@@ -126,8 +128,6 @@ HEADER = ",".join(column for column, _ in COLUMNS)
 RECEIPT_HEADER = "行号,认证编号,结果,原因"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
-_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
-_PENSION_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:\d{2}|Z)$")
 # A citizen id number (18 characters, or 15 digits for the first generation), standing alone.
 _CITIZEN_ID_RE = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
@@ -342,15 +342,15 @@ def parse_line(line: Line) -> Row:
         raise LineRejected(n, None, f"{len(fields)} fields, expected {len(COLUMNS)} "
                                     f"({HEADER})")
     cert, pension, name, performed, office, reported = fields
-    _match(n, "认证编号", cert, _ID_RE, "1-64 characters of 0-9 A-Z a-z _ -")
+    _match(n, "认证编号", cert, "certification_id")
     if _CITIZEN_ID_RE.fullmatch(pension):
         raise LineRejected(n, "养老金编号", "holds what looks like a citizen id number "
                            "(身份证号码), which must not be sent; send the Foshan pension id")
-    _match(n, "养老金编号", pension, _PENSION_ID_RE, "1-32 characters of 0-9 A-Z a-z _ -")
+    _match(n, "养老金编号", pension, "retiree_id")
     if len(name) > _MAX_NAME:
         raise LineRejected(n, "姓名", f"{len(name)} characters, at most {_MAX_NAME}")
     _time(n, "认证时间", performed)
-    _match(n, "经办机构代码", office, _ID_RE, "1-64 characters of 0-9 A-Z a-z _ -")
+    _match(n, "经办机构代码", office, "agency_id")
     _time(n, "上报时间", reported)
     return Row(cert, pension, name, performed, office, reported)
 
@@ -388,10 +388,12 @@ def show_name(name: str) -> str:
     return _show(name)
 
 
-def _match(n: int, column: str, value: str, pattern: re.Pattern[str], expected: str) -> None:
+def _match(n: int, column: str, value: str, id_field: str) -> None:
+    """``value`` must be an id of lifecert's kind ``id_field`` (lifecert.events.bounds)."""
     if not value:
         raise LineRejected(n, column, "empty; the field is required")
-    if not pattern.match(value):
+    pattern, expected = bounds.ID_FIELDS[id_field]
+    if not pattern.fullmatch(value):
         raise LineRejected(n, column, f"{_show(value, 80)} is not valid (expected {expected})")
 
 
@@ -404,9 +406,15 @@ def _time(n: int, column: str, value: str) -> None:
             problem = f"{value!r} has no UTC offset; write Beijing time with +08:00"
         raise LineRejected(n, column, problem)
     try:
-        datetime.fromisoformat(value)
+        at = datetime.fromisoformat(value)
     except ValueError:
         raise LineRejected(n, column, f"{problem} (no such date or time)") from None
+    try:
+        out_of_range = bounds.year_problem(at) or bounds.year_problem(at.astimezone(UTC))
+    except OverflowError:  # 0001-01-01T00:00:00+08:00 is before year 1 in UTC
+        out_of_range = bounds.year_problem(at) or "out of range"
+    if out_of_range:
+        raise LineRejected(n, column, f"{_show(value, 60)}: {out_of_range}")
 
 
 # ------------------------------------------------------------------------------- receipts

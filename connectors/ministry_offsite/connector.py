@@ -59,6 +59,7 @@ from connectors.ministry_offsite import batchfile as bf
 from connectors.sdk.base import Event, PartnerRecord, Position, SourceConnector
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
 from connectors.sdk.files import FileRefused, check_regular, read_regular_file
+from lifecert.events import bounds
 from lifecert.events.interchange import MalformedEvent, parse_event
 
 CHANNEL = "MINISTRY_OFFSITE"
@@ -348,7 +349,7 @@ def _receipt_line(line: bf.Line) -> bf.ReceiptLine:
         event = map_line(line)
     except RecordRejected as exc:
         first = line.raw.split(b",", 1)[0].decode(bf.ENCODING, errors="replace")
-        cert = first if re.fullmatch(r"[0-9A-Za-z_-]{1,64}", first) else ""
+        cert = first if bounds.CERTIFICATION_ID.fullmatch(first) else ""
         return bf.ReceiptLine(line.number, cert, bf.REJECTED, exc.reason)
     return bf.ReceiptLine(line.number, event["certification_id"], bf.ACCEPTED)
 

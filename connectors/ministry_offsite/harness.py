@@ -24,6 +24,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.ministry_offsite import batchfile as bf
+from connectors.ministry_offsite import simulator
 from connectors.testkit.harness import Event, SourceHarness
 
 SIMULATOR = "connectors.ministry_offsite.simulator"
@@ -99,6 +101,32 @@ class MinistryOffsiteHarness(SourceHarness):
                  "performed_at": "2017-04-28T09:30:00+08:00"}
         self.drop([event], "--malform", f"1:{MALFORMED_FIELD}")
         return MALFORMED_FIELD
+
+    def feed_hostile(self) -> list[str]:
+        """One batch, valid as a file, whose record lines a careless or hostile sender
+        could write (built here byte by byte: the simulator writes only sane lines)."""
+        ok = ["MOHRSS-17-H{n}", "FS000000001", "张三", "2017-04-28T09:30:00+08:00",
+              "HB-WUHAN-SIB", "2017-05-02T10:00:00+08:00"]
+        lines: list[tuple[bytes, str]] = []
+
+        def line(n: int, column: int, value: str | bytes, hint: str) -> None:
+            fields = [f.format(n=n).encode(bf.ENCODING) for f in ok]
+            fields[column] = value if isinstance(value, bytes) else value.encode(bf.ENCODING)
+            lines.append((b",".join(fields) + bf.EOL, hint))
+
+        line(1, 0, "MOHRSS-17\x01H1", "certification_id")
+        line(2, 1, "FS 000000001", "retiree_id")
+        line(3, 2, b"\x80\xff", "(name)")
+        line(4, 3, "0001-01-01T00:00:00+08:00", "performed_at")
+        line(5, 5, "9999-12-31T23:59:59-10:00", "reported_at")
+        line(6, 2, "张" * 100_000, "(name)")
+        line(7, 4, "HB-\x1bWUHAN", "agency_id")
+        self._seq += 1
+        batch_id = f"{self._seq:08d}"
+        self._path("spool", f"{batch_id}.jsonl").write_text("", encoding="utf-8")
+        records = b"".join(raw for raw, _ in lines)
+        simulator.drop(self.inbox, batch_id, bf.encode_batch(batch_id, records))
+        return [hint for _, hint in lines]
 
     # -- the simulator ------------------------------------------------------------------------
     def drop(self, events: Sequence[Event], *options: str, batch_id: str | None = None) -> str:

@@ -103,6 +103,38 @@ class PensionMasterHarness(SourceHarness):
             conn.close()
         return field
 
+    def feed_hostile(self) -> list[str]:
+        """Outbox rows a broken master could write: an id with a control character, an
+        amount past Avro's long, a birth in 9999, JSON nested 5,000 deep, a huge name, a
+        month of the year 0."""
+        enrolled = dict(_MALFORMED[0][1], birth_date="19500101")
+        changed = dict(_MALFORMED[1][1], amount_fen=1000)
+        rows: list[tuple[str, dict[str, Any], str, str]] = [
+            (codes.ENROLLED, enrolled, "FS\x01H1", "person_no"),
+            (codes.ENROLLED, dict(enrolled, monthly_amount_fen=2**70), "FSH2",
+             "monthly_amount_fen"),
+            (codes.ENROLLED, dict(enrolled, birth_date="99991231"), "FSH3", "birth_date"),
+            (codes.ENROLLED, dict(enrolled, full_name="王" * 5000), "FSH5", "full_name"),
+            (codes.AMOUNT_CHANGED, dict(changed, effective_month="000001"), "FSH6",
+             "effective_month"),
+        ]
+        texts = [(kind, person, json.dumps({**payload, "person_no": person}, ensure_ascii=False))
+                 for kind, payload, person, _ in rows]
+        deep = "[" * 5000 + "]" * 5000
+        texts.append((codes.ENROLLED, "FSH4", json.dumps(
+            {**enrolled, "person_no": "FSH4", "full_name": None}).replace("null", deep, 1)))
+        conn = simulator.connect(self._dsn())
+        try:
+            with conn, conn.cursor() as cur:
+                for kind, person, text in texts:
+                    cur.execute(
+                        "INSERT INTO master.outbox (aggregate_id, event_kind, payload, "
+                        "occurred_at) VALUES (%s, %s, %s::jsonb, now())", (person, kind, text))
+                cur.execute("SELECT pg_notify('master_outbox', '')")
+        finally:
+            conn.close()
+        return [field for *_, field in rows] + ["nested too deeply"]
+
     def _dsn(self) -> str:
         if self.dsn is None:
             raise RuntimeError("the pension master simulator is not started (call start())")

@@ -16,6 +16,8 @@ from connectors.pension_master import codes
 from connectors.sdk.base import Event
 from connectors.sdk.errors import RecordRejected
 from lifecert.domain.time import isoformat_local
+from lifecert.events import bounds
+from lifecert.events.interchange import loads
 
 FIX = "correct it in the master system (its next change writes a new outbox row)"
 
@@ -48,18 +50,18 @@ def to_events(row: OutboxRow) -> list[Event]:
             f"{', '.join(codes.KINDS)}); upgrade the connector if the master system "
             f"added a kind")
     try:
-        payload = json.loads(row.payload)
-    except ValueError as exc:
+        payload = loads(row.payload)
+    except ValueError as exc:  # nested too deeply included
         raise RecordRejected(f"{row.event_kind}: payload is not JSON ({exc})") from None
     if type(payload) is not dict:
         raise RecordRejected(f"{row.event_kind}: payload is a JSON "
                              f"{type(payload).__name__}, expected an object; {FIX}")
     fields = _Fields(row, payload)
-    if fields.text("person_no") != row.aggregate_id:
+    if fields.person() != row.aggregate_id:
         raise RecordRejected(
-            f"{row.event_kind}: payload person_no {payload['person_no']!r} differs from the "
-            f"row's aggregate_id {row.aggregate_id!r}; the master wrote an inconsistent "
-            f"outbox row, {FIX}")
+            f"{row.event_kind}: payload person_no {bounds.show(payload['person_no'])} differs "
+            f"from the row's aggregate_id {bounds.show(row.aggregate_id)}; the master wrote "
+            f"an inconsistent outbox row, {FIX}")
     event = _MAPPERS[row.event_kind](fields)
     event["recorded_at"] = isoformat_local(row.occurred_at)
     return [event]
@@ -68,7 +70,7 @@ def to_events(row: OutboxRow) -> list[Event]:
 def _enrolled(f: _Fields) -> Event:
     return {
         "type": "RetireeEnrolled",
-        "retiree_id": f.text("person_no"),
+        "retiree_id": f.person(),
         "name": f.text("full_name"),
         "birth_date": f.day("birth_date"),
         "scheme": f.code("insurance_type", codes.SCHEME),
@@ -86,7 +88,7 @@ def _enrolled(f: _Fields) -> Event:
 def _amount_changed(f: _Fields) -> Event:
     return {
         "type": "PensionAmountChanged",
-        "retiree_id": f.text("person_no"),
+        "retiree_id": f.person(),
         "monthly_amount_fen": f.fen("amount_fen"),
         "effective_month": f.month("effective_month"),
     }
@@ -115,8 +117,11 @@ class _Fields:
         return value
 
     def _bad(self, name: str, value: Any, expected: str) -> RecordRejected:
-        shown = json.dumps(value, ensure_ascii=False)
-        return self._reject(name, f"is {shown[:60]}, expected {expected}")
+        try:
+            shown = json.dumps(value)[:60]  # ASCII: control characters escaped
+        except (ValueError, RecursionError):
+            shown = bounds.show(value)
+        return self._reject(name, f"is {shown}, expected {expected}")
 
     def text(self, name: str, *, nullable: bool = False) -> Any:
         value = self._get(name, nullable)
@@ -124,7 +129,18 @@ class _Fields:
             return None
         if type(value) is not str or not value.strip():
             raise self._bad(name, value, "a non-empty string")
+        problem = bounds.text_problem(value)
+        if problem is not None:
+            raise self._reject(name, problem)
         return value
+
+    def person(self) -> str:
+        """``person_no``: the retiree id, checked against its pattern."""
+        value = self.text("person_no")
+        problem = bounds.id_problem("retiree_id", value)
+        if problem is not None:
+            raise self._reject("person_no", problem)
+        return str(value)
 
     def code(self, name: str, table: Any, *, nullable: bool = False) -> str | None:
         value = self._get(name, nullable)
@@ -147,22 +163,32 @@ class _Fields:
             raise self._bad(name, value, "an integer amount in fen")
         if value < 0:
             raise self._bad(name, value, "an amount of 0 fen or more")
+        if value > bounds.LONG_MAX:
+            raise self._bad(name, value, f"an amount of at most {bounds.LONG_MAX} fen")
         return value
 
     def day(self, name: str) -> str:
         value = self._get(name, False)
         try:
-            if type(value) is not str or len(value) != 8 or not value.isdigit():
+            if type(value) is not str or len(value) != 8 or not value.isascii() \
+                    or not value.isdigit():
                 raise ValueError
-            return date(int(value[:4]), int(value[4:6]), int(value[6:])).isoformat()
+            day = date(int(value[:4]), int(value[4:6]), int(value[6:]))
         except ValueError:
             raise self._bad(name, value, "a date as YYYYMMDD") from None
+        problem = bounds.year_problem(day)
+        if problem is not None:
+            raise self._reject(name, problem)
+        return day.isoformat()
 
     def month(self, name: str) -> str:
         value = self._get(name, False)
-        if (type(value) is not str or len(value) != 6 or not value.isdigit()
-                or not 1 <= int(value[4:]) <= 12):
+        if (type(value) is not str or len(value) != 6 or not value.isascii()
+                or not value.isdigit() or not 1 <= int(value[4:]) <= 12):
             raise self._bad(name, value, "a month as YYYYMM")
+        problem = bounds.year_problem(int(value[:4]))
+        if problem is not None:
+            raise self._reject(name, problem)
         return f"{value[:4]}-{value[4:]}"
 
     def country(self, name: str) -> str | None:

@@ -236,13 +236,13 @@ class SourceRunner(_Runner):
         raw_events = self.connector._to_events(record)
         out = []
         for index, event in enumerate(raw_events):
-            candidate = {k: _jsonable(v) for k, v in event.items()}
-            candidate["event_id"] = event_id_of(self.name, record.key, index)
-            if candidate.get("recorded_at") is None:
-                candidate["recorded_at"] = self.now().isoformat()
-            if not candidate.get("source_agency"):
-                candidate["source_agency"] = self.connector.source_agency or None
             try:
+                candidate = {k: _jsonable(v) for k, v in event.items()}
+                candidate["event_id"] = event_id_of(self.name, record.key, index)
+                if candidate.get("recorded_at") is None:
+                    candidate["recorded_at"] = self.now().isoformat()
+                if not candidate.get("source_agency"):
+                    candidate["source_agency"] = self.connector.source_agency or None
                 parsed = parse_event(candidate)
                 codec.encode(parsed)  # the schema check of the encoder, before sending
             except (MalformedEvent, codec.CodecError) as exc:

@@ -235,6 +235,29 @@ class SourceContract(_Contract):
         assert letter["value"], "the dead letter keeps the raw record"
         assert letter["source_position"] is not None, "the dead letter says where it was read"
 
+    def test_hostile_records_are_dead_lettered_and_the_connector_keeps_running(
+        self, kit: Kit
+    ) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 6, seed=6)
+        harness.feed(fed[:3])
+        hints = harness.feed_hostile()
+        harness.feed(fed[3:])
+        proc = kit.connector()
+        wait_for(f"6 events and {len(hints)} dead letters",
+                 lambda: len(self._published(kit)) >= 6
+                 and len(kit.read(DEAD_LETTERS)) >= len(hints), proc)
+        proc.check_alive()
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_same(self._published(kit), fed)
+        reasons = [letter["reason"] for letter in kit.read(DEAD_LETTERS)]
+        assert len(reasons) == len(hints), reasons
+        for hint in hints:  # each hostile record has its own letter, naming its field
+            match = next((r for r in reasons if hint.lower() in r.lower()), None)
+            assert match is not None, f"no dead letter names {hint!r}: {reasons}"
+            reasons.remove(match)
+
     def test_partner_down_is_retried_and_recovered(self, kit: Kit) -> None:
         harness = kit.harness
         assert isinstance(harness, SourceHarness)

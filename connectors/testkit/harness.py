@@ -61,6 +61,15 @@ class SourceHarness(Harness):
         (e.g. a missing field, a date that is not a date), after any fed before; return a
         word or phrase its dead-letter reason must contain (e.g. the field name)."""
 
+    @abstractmethod
+    def feed_hostile(self) -> list[str]:
+        """Put records into the partner system, after any fed before, that a hostile or
+        broken partner could send: ids with control characters or spaces, invalid
+        Unicode, numbers outside Avro's range, dates and times in the year 1 or 9999, JSON
+        nested deeper than a parser's stack, huge values; as many kinds as the partner's
+        format can carry. Return, for each record in the order fed, a word its
+        dead-letter reason must contain (the partner's field name)."""
+
 
 class SinkHarness(Harness):
     """The partner system of a sink connector."""

@@ -40,9 +40,9 @@ from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchan
 from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
 from lifecert.domain.time import isoformat_local
-from lifecert.events import codec
+from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
-from lifecert.events.interchange import MalformedEvent, parse_event, plain, to_json
+from lifecert.events.interchange import MalformedEvent, loads, parse_event, plain, to_json
 from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import TopicLayout
 
@@ -86,20 +86,41 @@ class ItemError(ValueError):
 
 
 def _text_field(value: str, name: str) -> str:
+    """An id field of an item, checked against its pattern (lifecert.events.bounds)."""
     if not value or not value.strip():
         raise ItemError(f"{name} is missing")
     if len(value) > MAX_ID_LENGTH or not value.isprintable():
         raise ItemError(f"{name} must be at most {MAX_ID_LENGTH} printable characters")
+    problem = bounds.id_problem(name, value)
+    if problem is not None:
+        raise ItemError(problem)
     return value
 
 
 def _instant(message: Any, name: str, now: datetime) -> str:
     if not message.HasField(name):
         raise ItemError(f"{name} is missing")
-    at = getattr(message, name).ToDatetime(tzinfo=UTC)
+    ts = getattr(message, name)
+    try:
+        at = ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ItemError(f"{name} is not a valid time (seconds {ts.seconds}, nanos {ts.nanos})") \
+            from None
     if at > now + FUTURE_TOLERANCE:
         raise ItemError(f"{name} is in the future")
+    problem = bounds.year_problem(at)
+    if problem is not None:
+        raise ItemError(f"{name}: {problem}")
     return isoformat_local(at)
+
+
+def _channel(value: int) -> str:
+    if value == common_pb2.CHANNEL_UNSPECIFIED:
+        raise ItemError("channel is missing")
+    if value not in common_pb2.Channel.values():
+        raise ItemError(f"channel {value} is not a channel of lifecert.v1.Channel (update the "
+                        "client's copy of common.proto?)")
+    return str(common_pb2.Channel.Name(value))
 
 
 def _digest(fields: dict[str, Any]) -> str:
@@ -114,9 +135,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
     recorded_at = isoformat_local(now)
     if which == "certification":
         c = item.certification
-        if c.channel == common_pb2.CHANNEL_UNSPECIFIED:
-            raise ItemError("channel is missing")
-        channel = common_pb2.Channel.Name(c.channel)
+        channel = _channel(c.channel)
         fields = {
             "certification_id": _text_field(c.certification_id, "certification_id"),
             "retiree_id": _text_field(c.retiree_id, "retiree_id"),
@@ -136,9 +155,14 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
     elif which == "death":
         r = item.death
         try:
+            if len(r.date_of_death) != 10:  # fromisoformat also takes 20170401
+                raise ValueError
             died = date.fromisoformat(r.date_of_death)
         except ValueError:
             raise ItemError("date_of_death must be a date written YYYY-MM-DD") from None
+        problem = bounds.year_problem(died)
+        if problem is not None:
+            raise ItemError(f"date_of_death: {problem}")
         if died > (now + FUTURE_TOLERANCE).date():
             raise ItemError("date_of_death is in the future")
         fields = {
@@ -186,22 +210,30 @@ def encode_cursor(positions: dict[str, dict[int, int]]) -> str:
 
 
 def decode_cursor(cursor: str, topics: set[str]) -> dict[str, dict[int, int]]:
+    """The positions a cursor of :func:`encode_cursor` holds; CursorError for anything
+    else: each partition a decimal number, each offset an integer from 0 to 2**63 - 1."""
     if not cursor.startswith(CURSOR_PREFIX) or len(cursor) > 10_000:
         raise CursorError("not a lifecert cursor")
     text = cursor[len(CURSOR_PREFIX):]
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        body = json.loads(raw)
-        positions = {
-            str(t): {int(p): int(o) for p, o in parts.items()} for t, parts in body.items()
-        }
-    except (binascii.Error, ValueError, AttributeError, TypeError):
+        body = loads(raw)
+    except (binascii.Error, ValueError):
         raise CursorError("not a lifecert cursor") from None
-    unknown = set(positions) - topics
-    if unknown:
-        raise CursorError("the cursor is for other topics than this server's")
-    if any(o < 0 for parts in positions.values() for o in parts.values()):
+    if type(body) is not dict:
         raise CursorError("not a lifecert cursor")
+    positions: dict[str, dict[int, int]] = {}
+    for topic, parts in body.items():
+        if type(parts) is not dict:
+            raise CursorError("not a lifecert cursor")
+        offsets = positions[topic] = {}
+        for partition, offset in parts.items():
+            if not (partition.isascii() and partition.isdigit() and len(partition) <= 9) \
+                    or type(offset) is not int or not 0 <= offset <= bounds.LONG_MAX:
+                raise CursorError("not a lifecert cursor")
+            offsets[int(partition)] = offset
+    if set(positions) - topics:
+        raise CursorError("the cursor is for other topics than this server's")
     return positions
 
 

@@ -136,6 +136,7 @@ def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decisio
         event["monthly_amount_fen"],
         event["residence"],
         event["district"],
+        event["birth_date"],
     )
     event_id = event.get("event_id")
     if event_id is not None:
@@ -238,6 +239,9 @@ def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
         return [], reasons.DEATH_ALREADY_RECORDED
     died_on = event["date_of_death"]
     at = event["recorded_at"]
+    # Nobody dies before being born, nor after the report of the death was recorded.
+    if died_on > local_date(at) or (state.birth_date is not None and died_on < state.birth_date):
+        return [], reasons.IMPOSSIBLE_DEATH_DATE
     state.date_of_death = died_on
     death_month = month_of_date(died_on)
     terminated = format_month(death_month + 1)

@@ -67,6 +67,7 @@ class Certification:
 class RetireeState:
     __slots__ = (
         "amount_changes",
+        "birth_date",
         "certifications",
         "complete",
         "completed_at",
@@ -96,8 +97,12 @@ class RetireeState:
         enrolled_amount_fen: int,
         residence: str,
         district: str | None,
+        birth_date: date | None = None,
     ):
         self.retiree_id = retiree_id
+        # Only to tell an impossible death date (before birth); None in states saved
+        # before it was kept.
+        self.birth_date = birth_date
         self.in_scope = in_scope
         self.employer_only = employer_only
         self.home_visit_candidate = home_visit_candidate
@@ -164,6 +169,7 @@ class RetireeState:
             "enrolled_amount_fen": self.enrolled_amount_fen,
             "residence": self.residence,
             "district": self.district,
+            "birth_date": self.birth_date.isoformat() if self.birth_date else None,
             "amount_changes": [list(c) for c in self.amount_changes or ()],
             "event_ids": list(self.event_ids or ()),
             "certifications": [cert.to_dict() for cert in self.certifications or ()],
@@ -190,6 +196,8 @@ class RetireeState:
             residence=data["residence"],
             district=data["district"],
         )
+        birth = data.get("birth_date")
+        state.birth_date = date.fromisoformat(birth) if birth else None
         state.amount_changes = [(m, a) for m, a in data["amount_changes"]] or None
         state.event_ids = list(data["event_ids"]) or None
         state.certifications = [

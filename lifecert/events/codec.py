@@ -27,6 +27,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
+from lifecert.events import bounds
 from lifecert.events.catalogue import ALL_TYPES, previous_schemas, raw_schema
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "CorruptRecord",
     "DecodeError",
     "InvalidEvent",
+    "InvalidValue",
     "RegisteredSchema",
     "SchemaError",
     "SchemaMismatch",
@@ -106,6 +108,15 @@ class TruncatedRecord(CorruptRecord):
 
 class SchemaMismatch(DecodeError):
     """The reader schema cannot resolve the writer schema (Avro schema resolution)."""
+
+
+class InvalidValue(DecodeError):
+    """The record decodes but a value is outside :mod:`lifecert.events.bounds` (an id that
+    does not match its pattern, a date in the year 9999); ``field`` names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # ------------------------------------------------------------------ CRC-64-AVRO
@@ -662,6 +673,9 @@ class RegisteredSchema:
                     f"invalid {self.type_name} event: field {name!r} must be {problem}; "
                     f"got {_show(value)}"
                 )
+            bad = bounds.value_problem(name, value)
+            if bad is not None:  # what decode would refuse is never written
+                raise InvalidEvent(f"invalid {self.type_name} event: field {name!r}: {bad}")
             if in_envelope:
                 envelope[name] = value
             else:
@@ -889,7 +903,9 @@ def decode(
     """The flat event of a single-object encoded record.
 
     With ``reader_schema`` the body is resolved to it (Avro schema resolution): fields it
-    adds take their defaults. Timestamps come back as aware UTC datetimes.
+    adds take their defaults. Timestamps come back as aware UTC datetimes. Values outside
+    :mod:`lifecert.events.bounds` raise :class:`InvalidValue`, so that no reader of the log
+    meets an id with a control character or a date its arithmetic cannot handle.
     """
     if store is None:
         store = default_store()
@@ -934,4 +950,11 @@ def decode(
             f"envelope type {envelope['type']!r} does not match the writer schema "
             f"{writer.full_name}"
         )
-    return from_datum(writer.type_name if reader is None else reader.type_name, datum)
+    event = from_datum(writer.type_name if reader is None else reader.type_name, datum)
+    problem = bounds.event_problem(event)
+    if problem is not None:
+        field, text = problem
+        raise InvalidValue(
+            f"{writer.type_name} record (writer fingerprint {writer.fingerprint_hex}), field "
+            f"{field!r}: {text}", field)
+    return event

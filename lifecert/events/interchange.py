@@ -15,6 +15,7 @@ from json.scanner import make_scanner
 from typing import Any
 
 from lifecert.domain.time import isoformat_local, parse_month, to_utc
+from lifecert.events import bounds
 from lifecert.events.catalogue import (
     EVENT_TYPES,
     INPUT_TYPES,
@@ -48,17 +49,45 @@ class MalformedEvent(ValueError):
 
 Converter = Callable[[Any], Any]
 
+TOO_DEEP = "not valid JSON: nested too deeply (an event is one flat object)"
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` that raises only ``ValueError``: nesting too deep for the parser (a
+    ``RecursionError``) is reported as such, never a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
+
 
 def _string(value: Any) -> str:
     if type(value) is not str:
         raise TypeError(f"expected a string, got {_show(value)}")
+    problem = bounds.text_problem(value)
+    if problem is not None:
+        raise TypeError(problem)
     return value
+
+
+def _id(field: str) -> Converter:
+    def convert(value: Any) -> str:
+        if type(value) is not str:
+            raise TypeError(f"expected a string, got {_show(value)}")
+        problem = bounds.id_problem(field, value)
+        if problem is not None:
+            raise TypeError(problem)
+        return value
+
+    return convert
 
 
 def _long(value: Any) -> int:
     if type(value) is not int:
         hint = " (money is integer fen, never a decimal)" if isinstance(value, float) else ""
         raise TypeError(f"expected an integer, got {_show(value)}{hint}")
+    if not bounds.LONG_MIN <= value <= bounds.LONG_MAX:
+        raise TypeError(f"{_show(value)} is outside the range of a 64-bit integer (Avro long)")
     return value
 
 
@@ -72,9 +101,13 @@ def _date(value: Any) -> date:
     if type(value) is not str or len(value) != 10:
         raise TypeError(f"expected a date as YYYY-MM-DD, got {_show(value)}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise TypeError(f"expected a date as YYYY-MM-DD, got {_show(value)}") from None
+    problem = bounds.year_problem(day)
+    if problem is not None:
+        raise TypeError(f"{_show(value)}: {problem}")
+    return day
 
 
 def _timestamp(value: Any) -> datetime:
@@ -89,9 +122,17 @@ def _timestamp(value: Any) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise TypeError(
-            f"time {value!r} has no UTC offset; write it with +08:00 (Asia/Shanghai) or Z"
+            f"time {bounds.show(value)} has no UTC offset; write it with +08:00 "
+            "(Asia/Shanghai) or Z"
         )
-    return to_utc(parsed)
+    try:
+        utc = to_utc(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 is before year 1 in UTC
+        utc = parsed
+    problem = bounds.year_problem(utc) or bounds.year_problem(parsed)
+    if problem is not None:
+        raise TypeError(f"{_show(value)}: {problem}")
+    return utc
 
 
 def _month(value: Any) -> str:
@@ -101,6 +142,9 @@ def _month(value: Any) -> str:
         parse_month(value)
     except ValueError as exc:
         raise TypeError(str(exc)) from None
+    problem = bounds.year_problem(int(value[:4]))
+    if problem is not None:
+        raise TypeError(f"{_show(value)}: {problem}")
     return value
 
 
@@ -133,7 +177,11 @@ _CONVERTERS: dict[str, Converter] = {
 
 
 def _converter(spec: FieldSpec) -> Converter:
-    return _enum(spec.symbols) if spec.kind == "enum" else _CONVERTERS[spec.kind]
+    if spec.kind == "enum":
+        return _enum(spec.symbols)
+    if spec.kind == "string" and spec.name in bounds.ID_FIELDS:
+        return _id(spec.name)
+    return _CONVERTERS[spec.kind]
 
 
 # The envelope in the interchange form: ``event_id`` may be absent (``lifecert publish``
@@ -161,6 +209,9 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
     if type(obj) is not dict:
         raise MalformedEvent(f"expected a JSON object, got {_show(obj)}")
     type_name = obj.get("type")
+    if type(type_name) is not str and type_name is not None:
+        raise MalformedEvent(f"expected an event type name, got {_show(type_name)}",
+                             field="type")
     # The shipped input types have their parsers ready; other selections build them once.
     fast = _FAST_PARSERS.get(type_name) if allowed is INPUT_TYPES else None
     if fast is None:
@@ -175,7 +226,7 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
     try:
         if fast(obj):
             return obj
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, OverflowError):
         pass
     return _parse_slowly(obj, type_name)
 
@@ -201,14 +252,16 @@ def _parse_slowly(obj: dict[str, Any], type_name: str) -> Event:
 # returns False (or raises) on any doubt, and ``_parse_slowly`` then finds the precise
 # error. Replay spends most of its time here, hence the code generation.
 _FAST_CHECKS = {
-    "string": "type({v}) is str",
-    "long": "type({v}) is int",
+    "string": "type({v}) is str and len({v}) <= _MAX_TEXT and ({v}.isascii() or _utf8({v}))",
+    "id": "type({v}) is str and {match}({v})",
+    "long": "type({v}) is int and _LONG_MIN <= {v} <= _LONG_MAX",
     "boolean": "type({v}) is bool",
     "date": "type({v}) is str and len({v}) == 10",
     "timestamp": "type({v}) is str",
     "month": (
         "type({v}) is str and len({v}) == 7 and {v}[4] == '-' and {v}[:4].isdigit() "
-        "and '01' <= {v}[5:] <= '12' and {v}[5:].isdigit()"
+        "and '01' <= {v}[5:] <= '12' and {v}[5:].isdigit() "
+        "and _FIRST_YEAR <= {v}[:4] <= _LAST_YEAR"
     ),
     "months": "type({v}) is list and all(_month_ok(x) for x in {v})",
     "enum": "{v} in {symbols}",
@@ -225,6 +278,33 @@ def _month_ok(value: Any) -> bool:
     return True
 
 
+def _utf8(value: str) -> bool:
+    return bounds.text_problem(value) is None
+
+
+@cache
+def _id_matcher(field: str) -> Callable[[str], Any]:
+    """The pattern's ``fullmatch`` for ``field``; for ids that recur (agencies, retirees:
+    not event ids) with a bounded memory of the values that matched, a set lookup being
+    six times cheaper than the regular expression."""
+    fullmatch = bounds.ID_FIELDS[field][0].fullmatch
+    if field == "event_id":
+        return fullmatch
+    known: set[str] = set()
+
+    def match(value: str) -> bool:
+        if value in known:
+            return True
+        if fullmatch(value) is None:
+            return False
+        if len(known) >= 65_536:
+            known.clear()
+        known.add(value)
+        return True
+
+    return match
+
+
 @cache
 def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     names: dict[str, Any] = {
@@ -232,6 +312,14 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
         "_datetime": datetime.fromisoformat,
         "_to_utc": to_utc,
         "_month_ok": _month_ok,
+        "_utf8": _utf8,
+        "_MAX_TEXT": bounds.MAX_TEXT,
+        "_LONG_MIN": bounds.LONG_MIN,
+        "_LONG_MAX": bounds.LONG_MAX,
+        "_FIRST_YEAR": f"{bounds.EARLIEST_YEAR:04d}",
+        "_LAST_YEAR": f"{bounds.LATEST_YEAR:04d}",
+        "_EARLIEST": bounds.EARLIEST_YEAR,
+        "_LATEST": bounds.LATEST_YEAR,
     }
     body = ["def parse(obj):", "    get = obj.get"]
     assigns = []
@@ -239,10 +327,14 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     for i, spec in enumerate(specs):
         v = f"v{i}"
         required = not (spec.nullable or spec.name in _OPTIONAL_ENVELOPE)
-        symbols = ""
-        if spec.kind == "enum":
+        symbols = match = ""
+        kind = spec.kind
+        if kind == "enum":
             symbols = f"_symbols{i}"
-        check = _FAST_CHECKS[spec.kind].format(v=v, symbols=symbols)
+        elif kind == "string" and spec.name in bounds.ID_FIELDS:
+            kind, match = "id", f"_match{i}"
+            names[match] = _id_matcher(spec.name)
+        check = _FAST_CHECKS[kind].format(v=v, symbols=symbols, match=match)
         body.append(f"    {v} = get({spec.name!r})")
         if spec.kind == "enum":
             names[symbols] = {symbol: symbol for symbol in spec.symbols}
@@ -261,6 +353,9 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
             if spec.kind == "timestamp":
                 body.append(f"    if {v} is not None and {v}.tzinfo is None: return False")
                 body.append(f"    {v} = None if {v} is None else _to_utc({v})")
+            body.append(
+                f"    if {v} is not None and not (_EARLIEST <= {v}.year <= _LATEST): return False"
+            )
         assigns.append(f"    obj[{spec.name!r}] = {v}")
     body.extend(assigns)
     body.append("    return True")
@@ -294,6 +389,8 @@ def parse_line(line: str | bytes, line_no: int | None = None) -> Event:
         obj = _loads(line)
     except ValueError as exc:
         raise MalformedEvent(f"not valid JSON: {exc}", line=line_no) from None
+    except RecursionError:
+        raise MalformedEvent(TOO_DEEP, line=line_no) from None
     try:
         return parse_event(obj)
     except MalformedEvent as exc:
@@ -337,13 +434,17 @@ def plain(value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if _jsonable(value) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _jsonable(value: Any) -> bool:
+    """A value for a message: as JSON (control characters and lone surrogates escaped,
+    other characters as they are), else ``repr``; cut to 60 characters."""
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+        text = json.dumps(value, ensure_ascii=False)
+        if not text.isascii():
+            text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escape it
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            text = ascii(value)
+        except RecursionError:
+            text = f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -37,7 +37,7 @@ from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
 from lifecert.events import codec
 from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
-from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
@@ -155,8 +155,8 @@ def prepare_line(
     """Parse, complete and encode one line; raises :class:`MalformedEvent` (with the line
     number) for a line that is not a valid input event or cannot be encoded."""
     try:
-        obj = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError included
+        obj = loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError and nesting too deep included
         raise MalformedEvent(f"not valid JSON: {exc}", line=line_no) from None
     new_id = new_time = False
     if type(obj) is dict:

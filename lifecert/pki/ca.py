@@ -24,11 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lifecert.events import bounds
+
 PKI_DIR_ENV = "LIFECERT_PKI_DIR"
 CA_DIR_ENV = "LIFECERT_CA_DIR"
 # An agency id: letters, digits, dot, dash, underscore (it names files and appears in
-# the certificate's subject and URI).
-AGENCY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# the certificate's subject and URI); the same as the agency id of events.
+AGENCY_PATTERN = bounds.AGENCY_ID
 URI_PREFIX = "urn:lifecert:agency:"
 
 CA_DAYS = 3650

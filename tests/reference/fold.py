@@ -70,6 +70,7 @@ DOCUMENTS_NOT_REQUIRED = "DOCUMENTS_NOT_REQUIRED"
 CERTIFICATION_NOT_COUNTING = "CERTIFICATION_NOT_COUNTING"
 DUPLICATE_DOCUMENTS = "DUPLICATE_DOCUMENTS"
 DEATH_ALREADY_RECORDED = "DEATH_ALREADY_RECORDED"
+IMPOSSIBLE_DEATH_DATE = "IMPOSSIBLE_DEATH_DATE"
 
 # A rejected certification is still kept (for rule 8) with these reasons.
 KEPT_CERTIFICATION_REASONS = frozenset(
@@ -504,6 +505,11 @@ class _Replay:
             self.reject(ev, r, DEATH_ALREADY_RECORDED)
             return
         died_on = ev.date("date_of_death")
+        born_on = r.enrollment.date("birth_date")
+        reported_on = local_date(ev.recorded_at)
+        if not born_on <= died_on <= reported_on:
+            self.reject(ev, r, IMPOSSIBLE_DEATH_DATE)
+            return
         death_month = month_of_date(died_on)
         hold = open_hold(r)  # as it is before the death ends it
         overpaid = [

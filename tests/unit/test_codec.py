@@ -18,6 +18,7 @@ from fastavro.schema import fingerprint as fastavro_fingerprint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lifecert.events import bounds
 from lifecert.events.catalogue import (
     ALL_TYPES,
     EVENT_TYPES,
@@ -687,18 +688,21 @@ _TIMESTAMPS = st.datetimes(
     max_value=dt.datetime(2200, 12, 31),
     timezones=st.one_of(st.just(UTC), _OFFSETS, st.sampled_from(_ZONES)),
 )
-_IDS = st.text(min_size=0, max_size=40)
+_IDS = st.from_regex(bounds.EVENT_ID, fullmatch=True)
+_RETIREE_IDS = st.from_regex(bounds.RETIREE_ID, fullmatch=True)
+_CERTIFICATION_IDS = st.from_regex(bounds.CERTIFICATION_ID, fullmatch=True)
+_AGENCY_IDS = st.from_regex(bounds.AGENCY_ID, fullmatch=True)
 
 _CERTIFICATIONS = st.fixed_dictionaries(
     {
         "type": st.just("CertificationRecorded"),
         "event_id": _IDS,
         "recorded_at": _TIMESTAMPS,
-        "source_agency": st.none() | _IDS,
-        "certification_id": _IDS,
-        "retiree_id": _IDS,
+        "source_agency": st.none() | _AGENCY_IDS,
+        "certification_id": _CERTIFICATION_IDS,
+        "retiree_id": _RETIREE_IDS,
         "channel": st.sampled_from(enum_symbols("Channel")),
-        "agency_id": _IDS,
+        "agency_id": _AGENCY_IDS,
         "performed_at": _TIMESTAMPS,
     }
 )

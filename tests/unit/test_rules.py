@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+from lifecert.domain.fold import decide
+from lifecert.domain.policy import load_policy
+from lifecert.domain.state import RetireeState
+from lifecert.events.interchange import parse_line
 from tests.helpers import (
     DEADLINE_AT,
     HOME_VISIT_AT,
@@ -871,16 +875,98 @@ def test_death_of_exempt_retiree_terminates_and_overpays_from_pension_start(
     )
 
 
-def test_death_in_the_future_of_its_recording_no_overpayment(
+def test_death_after_its_own_report_is_impossible_and_terminates_nothing(
     replay_impl: ReplayImpl,
 ) -> None:
-    died_rec = "2017-05-10T10:00:00+08:00"
-    lines = [enroll("R1"), death("R1", date_of_death="2017-06-02", recorded_at=died_rec)]
+    """A report recorded on 10 May cannot know of a death on 2 June (IMPOSSIBLE_DEATH_DATE):
+    the retiree stays alive, is held at the deadline like anyone not certified, and a later
+    report with a possible date is decided as the first one."""
+    later = "2017-07-05T10:00:00+08:00"
+    lines = [
+        enroll("R1"),
+        death("R1", date_of_death="2017-06-02", recorded_at="2017-05-10T10:00:00+08:00"),
+        death("R1", date_of_death="2017-07-01", recorded_at=later),
+    ]
     check(
         replay_impl(lines, until=END),
-        instructions=[terminated("R1", "2017-07", recorded_at=died_rec)],
+        instructions=[hold_placed("R1"), terminated("R1", "2017-08", recorded_at=later)],
         statuses={"R1": "DECEASED"},
+        rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
     )
+
+
+def test_death_before_birth_is_impossible_and_the_retiree_stays_alive(
+    replay_impl: ReplayImpl,
+) -> None:
+    lines = [
+        enroll("R1", birth_date="1950-03-15"),
+        death("R1", date_of_death="1950-03-14", recorded_at="2017-05-10T10:00:00+08:00"),
+        cert("C1", "R1", "FACE_APP", performed_at="2017-05-11T10:00:00+08:00"),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[],
+        statuses={"R1": "CERTIFIED"},
+        rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
+    )
+
+
+def test_death_on_the_birth_day_or_the_report_day_is_possible(
+    replay_impl: ReplayImpl,
+) -> None:
+    """The bounds are inclusive, and the report's day is its Asia/Shanghai date:
+    2017-05-09T17:00Z is 10 May in Shanghai."""
+    r1_at, r2_at = "2017-05-09T17:00:00Z", "2017-05-10T09:00:00+08:00"
+    lines = [
+        enroll("R1"),
+        enroll("R2", birth_date="2017-04-30", pension_start="2017-05-01"),
+        death("R1", date_of_death="2017-05-10", recorded_at=r1_at),
+        death("R2", date_of_death="2017-04-30", recorded_at=r2_at),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[
+            terminated("R1", "2017-06", recorded_at=r1_at),
+            terminated("R2", "2017-05", recorded_at=r2_at),
+            overpaid("R2", ["2017-05"], AMOUNT, recorded_at=r2_at),
+        ],
+        statuses={"R1": "DECEASED", "R2": "DECEASED"},
+    )
+
+
+def test_impossible_death_date_a_day_after_the_report_day(replay_impl: ReplayImpl) -> None:
+    """2017-05-09T15:59:59Z is still 9 May in Shanghai: a death on 10 May is impossible."""
+    lines = [
+        enroll("R1"),
+        death("R1", date_of_death="2017-05-10", recorded_at="2017-05-09T15:59:59Z"),
+    ]
+    check(
+        replay_impl(lines, until=BEFORE_SWEEP),
+        instructions=[],
+        statuses={"R1": "NOT_CERTIFIED"},
+        rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
+    )
+
+
+def test_states_keep_the_birth_date_and_older_snapshots_still_load() -> None:
+    """The live worker's changelog and replay's snapshots hold RetireeState.to_dict(); the
+    birth date was added for IMPOSSIBLE_DEATH_DATE, so a snapshot without it loads (and
+    only the report-day bound is then checked)."""
+    policy = load_policy("foshan-2017")
+    state, _, _ = decide(None, parse_line(enroll("R1", birth_date="1950-03-15")), policy)
+    assert state is not None
+    saved = state.to_dict()
+    assert saved["birth_date"] == "1950-03-15"
+    assert RetireeState.from_dict(saved).birth_date == dt.date(1950, 3, 15)
+    del saved["birth_date"]
+    old = RetireeState.from_dict(saved)
+    assert old.birth_date is None
+    early = parse_line(death("R1", date_of_death="1900-01-01",
+                             recorded_at="2017-05-10T10:00:00+08:00"))
+    assert decide(old, early, policy)[2] is None
+    late = parse_line(death("R1", date_of_death="2017-05-11",
+                            recorded_at="2017-05-10T10:00:00+08:00"))
+    assert decide(RetireeState.from_dict(saved), late, policy)[2] == "IMPOSSIBLE_DEATH_DATE"
 
 
 def test_after_death_inputs_rejected(replay_impl: ReplayImpl) -> None:

@@ -20,6 +20,7 @@ out, malformed lines to a callback. :func:`publish_file` drives it against a bro
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,8 @@ from lifecert.domain.policy import Moment, Policy
 from lifecert.events import codec
 from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
 from lifecert.events.interchange import MalformedEvent, loads, parse_event
+from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
+from lifecert.keystore import KeyStore
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
@@ -151,9 +154,12 @@ def prepare_line(
     line_no: int,
     stats: PublishStats | None = None,
     now: Callable[[], datetime] = _now,
+    *,
+    keys: KeyStore,
 ) -> Prepared:
-    """Parse, complete and encode one line; raises :class:`MalformedEvent` (with the line
-    number) for a line that is not a valid input event or cannot be encoded."""
+    """Parse, complete, seal (personal fields, under the retiree's key in ``keys``) and
+    encode one line; raises :class:`MalformedEvent` (with the line number) for a line that
+    is not a valid input event or cannot be encoded. ``event`` is what goes on the topic."""
     try:
         obj = loads(raw)
     except ValueError as exc:  # UnicodeDecodeError and nesting too deep included
@@ -175,7 +181,10 @@ def prepare_line(
     for key in extra:
         del event[key]
     try:
+        event = seal_personal(event, keys)
         value = codec.encode(event)
+    except PersonalDataError as exc:
+        raise MalformedEvent(str(exc), line=line_no) from None
     except codec.CodecError as exc:
         raise MalformedEvent(f"cannot be encoded: {exc}", line=line_no) from None
     if stats is not None:
@@ -194,6 +203,7 @@ def prepare_lines(
     *,
     now: Callable[[], datetime] = _now,
     on_line: Callable[[int], None] | None = None,
+    keys: KeyStore,
 ) -> Iterator[Prepared]:
     """The valid events of ``lines`` in order; each malformed line goes to
     ``on_malformed(line_no, raw, error)`` instead. Blank lines are skipped. ``on_line``
@@ -207,7 +217,7 @@ def prepare_lines(
             continue
         raw = (line.encode("utf-8") if isinstance(line, str) else line).rstrip(b"\r\n")
         try:
-            prepared = prepare_line(raw, line_no, stats, now)
+            prepared = prepare_line(raw, line_no, stats, now, keys=keys)
         except MalformedEvent as error:
             if stats is not None:
                 stats.dead_letters += 1
@@ -229,12 +239,13 @@ def plan(
     stats: PublishStats | None = None,
     now: Callable[[], datetime] = _now,
     on_line: Callable[[int], None] | None = None,
+    keys: KeyStore,
 ) -> Iterator[tuple[Literal["event"], Prepared] | tuple[Literal["tick"], Moment]]:
     """What to publish, in order: every valid event of ``lines`` and, unless ``ticks`` is
     false, the policy's moments where replay decides them (with ``until``, the moments
     due by the end of that day last). Moments in ``fired`` (already published) are left
     out. Malformed lines go to ``on_malformed``."""
-    events = prepare_lines(lines, on_malformed, stats, now=now, on_line=on_line)
+    events = prepare_lines(lines, on_malformed, stats, now=now, on_line=on_line, keys=keys)
     if not ticks:
         for prepared in events:
             yield lc.EVENT, prepared
@@ -249,16 +260,21 @@ def plan(
 
 
 def dead_letter_event(
-    source: str, line_no: int, raw: bytes, error: MalformedEvent, recorded_at: datetime
+    source: str, line_no: int, raw: bytes, error: MalformedEvent, recorded_at: datetime,
+    *, keys: KeyStore,
 ) -> Event:
     """The ``DeadLetter`` of a malformed line. Its id is a UUIDv5 of the source, line
     number and content, so publishing the same file twice gives the same dead letters.
-    A line longer than :data:`MAX_DEAD_LETTER_VALUE` is cut, and the reason says so."""
+    A line longer than :data:`MAX_DEAD_LETTER_VALUE` is cut, and the reason says so. The
+    line may hold personal data in any shape: its bytes are sealed whole
+    (:func:`~lifecert.events.personal.seal_raw`), under the retiree's key when the line
+    names one."""
     digest = sha256(raw).hexdigest()
     reason = error.describe()
     if len(raw) > MAX_DEAD_LETTER_VALUE:
         reason += f" (raw line cut to its first {MAX_DEAD_LETTER_VALUE:,} of {len(raw):,} bytes)"
         raw = raw[:MAX_DEAD_LETTER_VALUE]
+    sealed = seal_raw(raw, keys, recorded_at, _retiree_of(raw))
     return {
         "type": "DeadLetter",
         "event_id": uuid5(f"DeadLetter|{STAGE}|{source}|{line_no}|{digest}"),
@@ -269,10 +285,23 @@ def dead_letter_event(
         "source_partition": None,
         "source_offset": line_no,
         "key": None,
-        "value": raw,
+        "value": sealed,
         "source_position": None,
         "reason": reason,
     }
+
+
+_RETIREE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _retiree_of(raw: bytes) -> str | None:
+    """The retiree id of a malformed line, if it is a JSON object naming a plausible one."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    rid = obj.get("retiree_id") if type(obj) is dict else None
+    return rid if isinstance(rid, str) and _RETIREE_ID.fullmatch(rid) else None
 
 
 # ---------------------------------------------------------------------------- Kafka
@@ -349,6 +378,7 @@ def publish_file(
     flush_timeout: float = 300.0,
     now: Callable[[], datetime] = _now,
     producer_settings: dict[str, Any] | None = None,
+    keys: KeyStore,
 ) -> PublishStats:
     """Publish the event log ``path`` (see the module doc). Raises
     :class:`~lifecert.pipeline.kafka.KafkaUnavailable` or
@@ -387,13 +417,14 @@ def publish_file(
                 record = dead_letter_record(line_no, error, raw)
                 dead_fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             if dead_letter_topic:
-                letter = dead_letter_event(source, line_no, raw, error, now())
+                letter = dead_letter_event(source, line_no, raw, error, now(), keys=keys)
                 sender.send(dead_topic, codec.encode(letter), None)
 
         with path.open("rb") as lines:
             steps = plan(
                 lines, policy, malformed,
                 ticks=ticks, until=until, fired=fired, stats=stats, now=now, on_line=on_bytes,
+                keys=keys,
             )
             send = sender.send
             for n, (_, item) in enumerate(steps):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -92,6 +92,24 @@ class CachedKeyStore:
             self._live[subject] = (now, key)
             self._by_id[(subject, key.key_id)] = (now, key)
         return key
+
+    def prefetch(self, subjects: Iterable[str]) -> None:
+        """Make or fetch the live keys of ``subjects`` not cached yet, in one call to the
+        inner store when it can (``create_many``), so that a producer about to seal many
+        retirees' fields waits for one commit, not one per retiree."""
+        with self._lock:
+            missing = [s for s in dict.fromkeys(subjects)
+                       if not ((hit := self._live.get(s)) and self._fresh(hit[0]))]
+        if not missing:
+            return
+        many = getattr(self.inner, "create_many", None)
+        keys = many(missing) if many is not None else [self.inner.create(s) for s in missing]
+        with self._lock:
+            self._trim()
+            now = self._clock()
+            for key in keys:
+                self._live[key.subject] = (now, key)
+                self._by_id[(key.subject, key.key_id)] = (now, key)
 
     def get(self, subject: str, key_id: str) -> DataKey | None:
         with self._lock:

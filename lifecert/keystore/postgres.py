@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2.extras import execute_values
 
 from lifecert.face.crypto import KEY_BYTES, SealError, seal, unseal
 from lifecert.keystore import CachedKeyStore, DataKey, KeyStoreError, UnknownKey
@@ -112,6 +114,36 @@ class PostgresKeyStore:
         if found_id == key_id:
             return DataKey(subject, key_id, secret)
         return self._unwrap(subject, found_id, found)
+
+    def create_many(self, subjects: Iterable[str]) -> list[DataKey]:
+        """:meth:`create` for many subjects in one transaction (what ``lifecert publish``
+        does ahead of a chunk of lines: one commit, not one per retiree)."""
+        wanted = list(dict.fromkeys(subjects))
+        if not wanted:
+            return []
+        made = {}
+        for subject in wanted:
+            key_id, secret = os.urandom(8).hex(), os.urandom(KEY_BYTES)
+            made[subject] = (key_id, secret,
+                             seal(secret, self._need_master(), _aad(subject, key_id)))
+
+        def create(cur: Any) -> tuple[set[str], list[tuple[str, str, bytes]]]:
+            inserted = execute_values(
+                cur,
+                "INSERT INTO personal_data_keys (subject, key_id, wrapped) VALUES %s "
+                "ON CONFLICT (subject) WHERE wrapped IS NOT NULL DO NOTHING "
+                "RETURNING subject",
+                [(s, k, w) for s, (k, _, w) in made.items()], page_size=1000, fetch=True)
+            new = {row[0] for row in inserted}
+            cur.execute("SELECT subject, key_id, wrapped FROM personal_data_keys "
+                        "WHERE subject = ANY(%s) AND wrapped IS NOT NULL",
+                        ([s for s in wanted if s not in new],))
+            return new, cur.fetchall()
+
+        new, existing = self._run(create)
+        keys = [DataKey(s, made[s][0], made[s][1]) for s in wanted if s in new]
+        keys += [self._unwrap(s, k, w) for s, k, w in existing]
+        return keys
 
     def get(self, subject: str, key_id: str) -> DataKey | None:
         def get(cur: Any) -> Any:

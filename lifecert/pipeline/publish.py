@@ -208,7 +208,7 @@ def prepare_lines(
     """The valid events of ``lines`` in order; each malformed line goes to
     ``on_malformed(line_no, raw, error)`` instead. Blank lines are skipped. ``on_line``
     gets the length of every line read (for progress)."""
-    for line_no, line in enumerate(lines, 1):
+    for line_no, line in enumerate(_prefetching(lines, keys), 1):
         if stats is not None:
             stats.lines = line_no
         if on_line is not None:
@@ -226,6 +226,45 @@ def prepare_lines(
         if stats is not None:
             stats.events += 1
         yield prepared
+
+
+# Lines read ahead to make their retirees' keys in one transaction.
+PREFETCH_LINES = 2000
+
+
+def _prefetching(lines: Iterable[bytes] | Iterable[str], keys: KeyStore) -> Iterator[Any]:
+    """``lines`` as they are; every :data:`PREFETCH_LINES`, the keys of the retirees they
+    enrol are made (or fetched) at once, if the key store can (``prefetch``)."""
+    prefetch = getattr(keys, "prefetch", None)
+    if prefetch is None:
+        yield from lines
+        return
+    chunk: list[Any] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= PREFETCH_LINES:
+            prefetch(_enrolled(chunk))
+            yield from chunk
+            chunk = []
+    if chunk:
+        prefetch(_enrolled(chunk))
+        yield from chunk
+
+
+def _enrolled(chunk: list[Any]) -> list[str]:
+    """The retiree ids of the lines of ``chunk`` that look like enrolments (malformed
+    ones are left to the parser, which reports them)."""
+    ids = []
+    for line in chunk:
+        if ("RetireeEnrolled" if isinstance(line, str) else b"RetireeEnrolled") in line:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if type(obj) is dict and obj.get("type") == "RetireeEnrolled" and \
+                    (rid := _retiree_of_obj(obj)) is not None:
+                ids.append(rid)
+    return ids
 
 
 def plan(
@@ -300,7 +339,11 @@ def _retiree_of(raw: bytes) -> str | None:
         obj = json.loads(raw)
     except ValueError:
         return None
-    rid = obj.get("retiree_id") if type(obj) is dict else None
+    return _retiree_of_obj(obj) if type(obj) is dict else None
+
+
+def _retiree_of_obj(obj: dict[str, Any]) -> str | None:
+    rid = obj.get("retiree_id")
     return rid if isinstance(rid, str) and _RETIREE_ID.fullmatch(rid) else None
 
 

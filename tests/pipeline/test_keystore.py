@@ -140,3 +140,56 @@ def test_purge_applies_the_retention_to_dead_letter_tables_and_raw_record_keys(
 def test_the_purge_command_refuses_a_bad_period(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["dead-letters", "purge", "--days", "0"]) == 2
     assert "--days must be above 0" in capsys.readouterr().err
+
+
+def test_many_keys_are_made_in_one_transaction_and_live_ones_are_reused(dsn: str) -> None:
+    store = PostgresKeyStore(dsn, MASTER)
+    try:
+        old = store.create("R1")
+        keys = store.create_many(["R1", "R2", "R3", "R2"])
+        assert sorted(k.subject for k in keys) == ["R1", "R2", "R3"]
+        assert {k.subject: k for k in keys}["R1"] == old  # the live key, not a second one
+        for key in keys:
+            assert store.get(key.subject, key.key_id) == key
+        assert store.create_many([]) == []
+        assert _rows(dsn, "SELECT count(*) FROM personal_data_keys") == [(3,)]
+    finally:
+        store.close()
+
+
+def test_publish_makes_its_keys_ahead_in_chunks(dsn: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecert.events.personal import reveal
+    from lifecert.keystore import CachedKeyStore
+    from lifecert.pipeline import publish
+    from tests.helpers import cert, enroll
+
+    inner = PostgresKeyStore(dsn, MASTER)
+    calls: list[int] = []
+    create_many = inner.create_many
+    monkeypatch.setattr(inner, "create_many", lambda s: calls.append(len(s)) or create_many(s))
+    monkeypatch.setattr(publish, "PREFETCH_LINES", 3)
+    keys = CachedKeyStore(inner)
+    lines = [enroll("P1", name="甲"),
+             cert("C1", "P1", "FACE_APP", performed_at="2017-05-02T09:00:00+08:00"),
+             enroll("P2", name="乙"), "not json", enroll("P3", name="丙")]
+    prepared = list(publish.prepare_lines(lines, lambda *a: None, keys=keys))
+    assert calls == [2, 1]  # two chunks of three lines: one transaction each
+    assert [reveal(p.event, "name", PostgresKeyStore(dsn, MASTER)) for p in prepared
+            if p.event["type"] == "RetireeEnrolled"] == ["甲", "乙", "丙"]
+    inner.close()
+
+
+def test_publish_refuses_to_run_without_its_key_store(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text("\n", encoding="utf-8")
+    assert cli.main(["publish", str(events), "--quiet", "--keys-dsn",
+                     "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"]) == 1
+    assert "the key store of personal data: cannot reach the key store" in \
+        capsys.readouterr().err
+
+
+def test_erase_refuses_an_id_it_cannot_be(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["erase", "R1\x00", "--yes"]) == 2
+    assert "RETIREE_ID must be 1-128 printable characters" in capsys.readouterr().err

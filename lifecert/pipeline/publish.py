@@ -20,7 +20,6 @@ out, malformed lines to a callback. :func:`publish_file` drives it against a bro
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +35,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
-from lifecert.events import codec
+from lifecert.events import bounds, codec
 from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
 from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
@@ -258,8 +257,8 @@ def _enrolled(chunk: list[Any]) -> list[str]:
     for line in chunk:
         if ("RetireeEnrolled" if isinstance(line, str) else b"RetireeEnrolled") in line:
             try:
-                obj = json.loads(line)
-            except ValueError:
+                obj = loads(line)
+            except ValueError:  # too deep included
                 continue
             if type(obj) is dict and obj.get("type") == "RetireeEnrolled" and \
                     (rid := _retiree_of_obj(obj)) is not None:
@@ -330,21 +329,18 @@ def dead_letter_event(
     }
 
 
-_RETIREE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-
-
 def _retiree_of(raw: bytes) -> str | None:
     """The retiree id of a malformed line, if it is a JSON object naming a plausible one."""
     try:
-        obj = json.loads(raw)
-    except ValueError:
+        obj = loads(raw)
+    except ValueError:  # too deep included
         return None
     return _retiree_of_obj(obj) if type(obj) is dict else None
 
 
 def _retiree_of_obj(obj: dict[str, Any]) -> str | None:
     rid = obj.get("retiree_id")
-    return rid if isinstance(rid, str) and _RETIREE_ID.fullmatch(rid) else None
+    return rid if isinstance(rid, str) and bounds.RETIREE_ID.fullmatch(rid) else None
 
 
 # ---------------------------------------------------------------------------- Kafka

@@ -31,6 +31,7 @@ from lifecert.pipeline.publish import (
     dead_letter_event,
     plan,
     prepare_line,
+    prepare_lines,
     publish_file,
 )
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout, layout
@@ -582,3 +583,18 @@ def test_missing_topics_and_missing_broker_fail_with_what_to_do(
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
         publish_file(path, POLICY, bootstrap="127.0.0.1:1", layout=layout("nowhere."),
                      connect_timeout=1, keys=KEYS)
+
+
+def test_a_line_nested_too_deep_is_a_dead_letter_not_a_crash_of_the_key_prefetch() -> None:
+    from lifecert.keystore import CachedKeyStore
+
+    deep = '{"type": "RetireeEnrolled", "retiree_id": "R9", "x": ' + "[" * 50_000 + "]" * \
+        50_000 + "}"
+    keys = CachedKeyStore(MemoryKeyStore())  # with prefetch: lines are read ahead
+    bad: list[tuple[int, MalformedEvent]] = []
+    prepared = list(prepare_lines([enroll("R1"), deep, enroll("R2")],
+                                  lambda n, raw, err: bad.append((n, err)), keys=keys))
+    assert [p.key for p in prepared] == [b"R1", b"R2"]
+    assert [n for n, _ in bad] == [2] and "not valid JSON" in bad[0][1].describe()
+    letter = dead_letter_event("f", 2, deep.encode(), bad[0][1], FIXED_NOW, keys=keys)
+    assert open_raw(letter["value"], keys) == deep.encode()

@@ -16,7 +16,10 @@ ambient illuminance): the palette's six colours give six directions 45 to 90 deg
 (:func:`measure`) cancels what changes the whole frame alike: a camera's white-balance and
 exposure gains, which multiply each channel, and slow changes of the ambient light. Over
 the frames, that difference centred on its mean must correlate with the expected
-directions centred on theirs (:func:`assess_light`): the correlation of the 2N numbers.
+directions centred on theirs (:func:`assess_light`): the correlation of the 2N numbers
+must be high, and each frame's own shift must point nearer its own colour's direction than
+any other colour's (:func:`nearest_colours`), so that a frame lit by a neighbouring colour
+is not carried by the others.
 
 What this check does not see is said in docs/face.md (Screen light): it was measured on
 synthetic light (lifecert.face.synth.screen_lit), not on real screens, skin tones, rooms
@@ -109,13 +112,16 @@ def background_mask(landmarks: np.ndarray, size: tuple[int, int],
     left, top = landmarks.min(axis=0)
     right, bottom = landmarks.max(axis=0)
     margin = spread * (right - left)
-    ys, xs = np.mgrid[0:height, 0:width]
-    outside = ((xs < left - margin) | (xs > right + margin) | (ys < top - margin)
-               | (ys > bottom + margin))  # fmt: skip
+    outside = np.ones((height, width), dtype=bool)
+    x0, x1 = max(0, int(left - margin)), max(0, int(np.ceil(right + margin)) + 1)
+    y0, y1 = max(0, int(top - margin)), max(0, int(np.ceil(bottom + margin)) + 1)
+    outside[y0:y1, x0:x1] = False
     if outside.sum() >= 0.05 * width * height:
         return outside
     edge = max(1, min(width, height) // 10)
-    return (xs < edge) | (xs >= width - edge) | (ys < edge) | (ys >= height - edge)
+    outside[:] = True
+    outside[edge:height - edge, edge:width - edge] = False
+    return outside
 
 
 def log_chroma(pixels: np.ndarray) -> np.ndarray:
@@ -162,6 +168,17 @@ def correlation(measured: np.ndarray, colours: Sequence[str]) -> float:
     return float((m * e).sum() / denom) if denom > 0 else 0.0
 
 
+def nearest_colours(measured: np.ndarray, colours: Sequence[str]) -> list[str]:
+    """For each frame, the palette colour whose direction (centred like the expected
+    ones) lies at the smallest angle from the frame's centred measured shift."""
+    expected = np.stack([DIRECTIONS[c] for c in colours])
+    mean = expected.mean(axis=0)
+    candidates = np.stack([DIRECTIONS[c] - mean for c in COLOURS])
+    candidates /= np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
+    centred = measured - measured.mean(axis=0)
+    return [COLOURS[int(np.argmax(candidates @ m))] for m in centred]
+
+
 def assess_light(measured: np.ndarray, colours: Sequence[str],
                  policy: LightPolicy = LightPolicy()) -> LightAnswer:  # fmt: skip
     """Whether the face's chroma, frame by frame (``measured``: frames x 2, from
@@ -175,11 +192,14 @@ def assess_light(measured: np.ndarray, colours: Sequence[str],
     centred = measured - measured.mean(axis=0)
     response = float(np.sqrt((centred**2).sum(axis=1).mean()))
     r = correlation(measured, colours)
+    seen = nearest_colours(measured, colours)
+    off = [i for i, (s, c) in enumerate(zip(seen, colours, strict=True)) if s != c]
     evidence = {
         "method": "screen light: face minus background log-chromaticity, correlated with "
                   "the challenge's colours",
         "colours": list(colours), "correlation": round(r, 4), "response": round(response, 5),
         "shift": [[round(float(v), 4) for v in row] for row in centred],
+        "nearest": seen, "frames_off": off,
         "thresholds": {"min_correlation": policy.min_correlation,
                        "min_response": policy.min_response},
     }
@@ -193,6 +213,12 @@ def assess_light(measured: np.ndarray, colours: Sequence[str],
         return LightAnswer(False, f"the face's colour changes do not follow this challenge's "
                            f"screen colours (correlation {r:.2f} < {policy.min_correlation}): "
                            "frames lit for another challenge? Capture new frames, one per "
+                           "colour, in order", evidence)
+    if off:
+        return LightAnswer(False, f"frame {off[0]} was lit by {seen[off[0]]}, not by "
+                           f"{colours[off[0]]} as this challenge asked"
+                           + (f" ({len(off)} frames off)" if len(off) > 1 else "")
+                           + ": frames lit for another challenge? Capture new frames, one per "
                            "colour, in order", evidence)
     return LightAnswer(True, f"the face followed the screen's colours (correlation {r:.2f})",
                        evidence)

@@ -255,15 +255,17 @@ def open_mouth_landmarks(points: np.ndarray, rise: float) -> np.ndarray:
 
 def live_answer_landmarks(
     points: np.ndarray, actions: Sequence[str], rng: np.random.Generator,
-    noise: float = 0.012,
+    noise: float = 0.012, held: int | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:  # fmt: skip
     """A genuine-like answer to ``actions`` from a frontal face's landmarks: a neutral
     frame, then each action held for one or two frames with a neutral frame between
     actions, as a person following the prompts would. Turns of 15 to 30 degrees, with
     pitch and roll of up to 5 degrees and a drift of the head in the frame; mouth
     openings raising the inner lips' aspect ratio by 0.35 to 0.8; Gaussian landmark noise
-    of ``noise`` eye-corner distances per coordinate (dlib's jitter between frames). Returns the
-    landmark frames and face boxes (top, right, bottom, left)."""
+    of ``noise`` eye-corner distances per coordinate (dlib's jitter between frames). With
+    ``held``, each action is held for that many frames (1: one frame per screen colour of a
+    screen-light challenge, 2 x actions + 1 frames). Returns the landmark frames and face
+    boxes (top, right, bottom, left)."""
     iod = float(np.linalg.norm(points[45] - points[36]))
 
     def pose(yaw: float = 0.0, mouth: float | None = None) -> np.ndarray:
@@ -276,13 +278,13 @@ def live_answer_landmarks(
     for i, action in enumerate(actions):
         if i:
             frames.append(pose())
-        held = int(rng.integers(1, 3))
+        hold = held if held is not None else int(rng.integers(1, 3))
         if action == "OPEN_MOUTH":
-            frames += [pose(mouth=rng.uniform(0.35, 0.8)) for _ in range(held)]
+            frames += [pose(mouth=rng.uniform(0.35, 0.8)) for _ in range(hold)]
         else:
             side = 1 if action == "TURN_LEFT" else -1
             angle = rng.uniform(15, 30)
-            frames += [pose(yaw=side * angle * (1 - 0.2 * j)) for j in range(held)]
+            frames += [pose(yaw=side * angle * (1 - 0.2 * j)) for j in range(hold)]
     frames.append(pose())
     boxes = []
     for f in frames:
@@ -394,9 +396,9 @@ def falloff(landmarks: np.ndarray, size: tuple[int, int], reach: float,
     width, height = size
     centre = landmarks.mean(axis=0)
     face_width = float(np.ptp(landmarks[:, 0])) or 1.0
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    ys, xs = np.ogrid[0:height, 0:width]
     d2 = ((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (reach * face_width) ** 2
-    return np.maximum(np.exp(-d2), floor)
+    return np.maximum(np.exp(-d2), floor).astype(np.float32)
 
 
 def screen_lit(frame: Image.Image, landmarks: np.ndarray, colour: tuple[int, int, int],
@@ -404,13 +406,13 @@ def screen_lit(frame: Image.Image, landmarks: np.ndarray, colour: tuple[int, int
                gains: np.ndarray | None = None) -> Image.Image:  # fmt: skip
     """``frame`` as captured while the screen shone ``colour`` (RGB 0-255) on the face
     whose landmarks are given; ``gains``: this frame's per-channel camera gains."""
-    rgb = np.asarray(frame).astype(np.float64)
+    rgb = np.asarray(frame).astype(np.float32)
     fall = falloff(landmarks, frame.size, camera.reach, camera.floor)[..., None]
-    screen = np.array(colour, dtype=np.float64) / 255.0
-    lit = rgb * (1.0 + camera.strength * fall * screen)
+    screen = np.array(colour, dtype=np.float32) / 255.0
+    lit = rgb * (1.0 + np.float32(camera.strength) * fall * screen)
     if gains is not None:
-        lit = lit * gains
-    lit = lit + rng.normal(0.0, camera.noise, lit.shape)
+        lit = lit * gains.astype(np.float32)
+    lit += np.float32(camera.noise) * rng.standard_normal(lit.shape, dtype=np.float32)
     return Image.fromarray(np.clip(lit + 0.5, 0, 255).astype(np.uint8))
 
 

@@ -483,6 +483,9 @@ def challenge_report(study: dict[str, Any]) -> str:
         f"independent colour sequences whose ideal directions pass the correlation "
         f"threshold: {100 * study['chance_random_colours_pass']:.3f}% "
         f"(policy {study['light_policy']})",
+        "best re-ordering of one recording, ideal measurements: {trials} trials, actions "
+        "present {actions_present:.1%}, light check passed {passed:.3%}".format(
+            **study["chance_best_reordering_passes"]),
     ]
     for key in ("a_synthetic_turns_from_stills", "d_genuine_like_live_answers_landmarks"):
         if "turn_parallax" in study[key]:
@@ -516,47 +519,22 @@ def _light_measure(engine: FaceEngine, data: bytes) -> np.ndarray:
 
 def _assemble(states: list[str], colours: list[str], actions: list[str],
               wanted: list[str]) -> list[int] | None:  # fmt: skip
-    """The attacker's best re-ordering of a recording: ``len(wanted)`` frames (repeats
-    allowed) whose motion states make the runs ``actions`` (frame 0 at rest) and whose
-    recorded screen colours lie closest, in total, to the ``wanted`` colours (dynamic
-    programming over the frame positions; cost 1 - cosine of the colours' directions).
-    None when the recording lacks an action asked."""
-    from lifecert.face.liveness import NEUTRAL
+    """The attacker's best re-ordering of a recording for a screen-light challenge, whose
+    frames must follow :func:`liveness.frame_layout` (at rest, action 1, at rest, ...): for
+    each position, of the recorded frames in the state asked there (repeats allowed), the
+    one whose screen colour lies closest to the colour ``wanted`` there (the same colour
+    when there is one). None when the recording lacks an action asked."""
+    from lifecert.face.liveness import frame_layout
     from lifecert.face.screenlight import DIRECTIONS
 
     by_state: dict[str, list[int]] = {}
     for i, state in enumerate(states):
         by_state.setdefault(state, []).append(i)
-    if any(a not in by_state for a in actions) or NEUTRAL not in by_state:
+    layout = frame_layout(actions)
+    if any(state not in by_state for state in layout):
         return None
-
-    def best(state: str, colour: str) -> tuple[float, int]:
-        return min((1.0 - float(DIRECTIONS[colours[i]] @ DIRECTIONS[colour]), i)
-                   for i in by_state[state])
-
-    # phase 2k: at rest after k actions; 2k+1: in action k.
-    n, k = len(wanted), len(actions)
-    inf = (float("inf"), [])
-    table: dict[int, tuple[float, list[int]]] = {0: (best(NEUTRAL, wanted[0])[0],
-                                                     [best(NEUTRAL, wanted[0])[1]])}
-    for p in range(1, n):
-        nxt: dict[int, tuple[float, list[int]]] = {}
-        for phase, (cost, path) in table.items():
-            moves = [phase]  # stay at rest / hold the action
-            if phase % 2 == 0 and phase // 2 < k:
-                moves.append(phase + 1)  # start the next action
-            if phase % 2 == 1:
-                moves.append(phase + 1)  # back to rest
-                if (phase + 1) // 2 < k:
-                    moves.append(phase + 2)  # straight into the next action
-            for to in moves:
-                state = NEUTRAL if to % 2 == 0 else actions[to // 2]
-                c, i = best(state, wanted[p])
-                if cost + c < nxt.get(to, inf)[0]:
-                    nxt[to] = (cost + c, [*path, i])
-        table = nxt
-    ends = [table[ph] for ph in (2 * k, 2 * k - 1) if ph in table]
-    return min(ends)[1] if ends else None
+    return [max(by_state[state], key=lambda i: float(DIRECTIONS[colours[i]] @ DIRECTIONS[c]))
+            for state, c in zip(layout, wanted, strict=True)]
 
 
 def _retint(data: bytes, marks: np.ndarray, old: str, new: str,
@@ -607,6 +585,7 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
     landmarks."""
     from lifecert.face.liveness import (
         assess_challenge,
+        frame_layout,
         frame_states,
         fresh_actions,
         motion_features,
@@ -640,13 +619,12 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
             actions = random_actions(3, rng)
             colours = colours_for(f"study-{rng.getrandbits(64):016x}", 2 * len(actions) + 1)
             marks, boxes = synth.live_answer_landmarks(points, actions, nprng, held=1)
-            layout = ["NEUTRAL"] + [s for i, a in enumerate(actions)
-                                    for s in (["NEUTRAL"] if i else []) + [a]] + ["NEUTRAL"]
+            layout = frame_layout(actions)
             camera = synth.Camera.random(nprng)
             data = synth.lit_answer([base[s] for s in layout], [base_marks[s] for s in layout],
                                     colours, camera, nprng)
             measured = np.stack([_light_measure(engine, d) for d in data])
-            motion = assess_challenge(marks, boxes, actions, engine.challenge_policy)
+            motion = assess_challenge(marks, boxes, actions, engine.challenge_policy, True)
             light = assess_light(measured, colours, engine.light_policy)
             r_genuine.append(light.evidence.get("correlation", 0.0))
             light_refused["d"] += motion.live and not light.lit
@@ -665,7 +643,7 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
                 tinted.add(False, False, reason, {})
                 continue
             m = assess_challenge(marks[order], [boxes[i] for i in order], later,
-                                 engine.challenge_policy)
+                                 engine.challenge_policy, True)
             lit = assess_light(measured[order], wanted, engine.light_policy)
             r_reordered.append(lit.evidence.get("correlation", 0.0))
             light_refused["b'"] += m.live and not lit.lit
@@ -694,5 +672,35 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
         "correlation": {"genuine": spread(r_genuine), "reordered": spread(r_reordered),
                         "retinted": spread(r_tinted)},
         "chance_random_colours_pass": chance_colours_agree(engine.light_policy),
+        "chance_best_reordering_passes": chance_reordering_passes(engine.light_policy),
         "light_policy": engine.light_policy,
     }
+
+
+def chance_reordering_passes(policy: Any, trials: int = 20_000, seed: int = 11,
+                             noise: float = 0.1) -> dict[str, float]:  # fmt: skip
+    """The best re-ordering (:func:`_assemble`) of one recorded answer (7 frames, each lit
+    by its challenge's colour) for a new challenge, judged on ideal measurements (each
+    frame's shift the unit direction of its colour plus Gaussian noise of ``noise``): the
+    share of trials whose recording holds the actions asked, and the share that passes
+    the light check. The motion is taken as passing whenever the actions are there."""
+    from lifecert.face.liveness import frame_layout, fresh_actions, random_actions
+    from lifecert.face.screenlight import DIRECTIONS, assess_light, colours_for
+
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    usable = passed = 0
+    for t in range(trials):
+        actions = random_actions(3, rng)
+        colours = colours_for(f"old-{seed}-{t}", 7)
+        states = frame_layout(actions)
+        later = fresh_actions(3, rng, {tuple(actions): 0})
+        wanted = colours_for(f"new-{seed}-{t}", 7)
+        order = _assemble(states, colours, later, wanted)
+        if order is None:
+            continue
+        usable += 1
+        measured = np.stack([DIRECTIONS[colours[i]] for i in order])
+        measured = measured + nprng.normal(0.0, noise, measured.shape)
+        passed += assess_light(measured, wanted, policy).lit
+    return {"trials": trials, "actions_present": usable / trials, "passed": passed / trials}

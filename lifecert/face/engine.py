@@ -368,7 +368,8 @@ class FaceEngine:
                                                    live.event_frame)
             evidence.update(live.evidence)
         else:
-            answer = assess_challenge(landmarks, boxes, actions, self.challenge_policy)
+            answer = assess_challenge(landmarks, boxes, actions, self.challenge_policy,
+                                      one_frame_each=colours is not None)
             is_live, reason, best = answer.live, answer.reason, answer.best_frame
             event_frame = pick(answer.action_frames) if answer.action_frames else None
             evidence.update(answer.evidence)

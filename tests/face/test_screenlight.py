@@ -159,3 +159,29 @@ def test_the_engine_checks_the_light_after_the_actions(
     short = permissive.verify(reference, data[:6], actions, colours=COLOURS7)
     assert short.decision.value == "NOT_LIVE"
     assert short.reason.startswith("6 frames for 7 screen colours")
+
+
+def test_with_screen_light_each_action_sits_under_its_own_colour(
+    frame: Callable[[str], Image.Image],
+) -> None:
+    """One frame per colour: at rest, action 1, at rest, action 2, at rest, action 3, at
+    rest. The same actions in order but shifted by a frame (so that another colour lights
+    them) pass the order check and are refused by the layout, naming the frame."""
+    from lifecert.face.liveness import assess_challenge, frame_layout
+
+    points = synth._landmarks(np.asarray(frame("obama3.jpg")))
+    actions = ["TURN_LEFT", "OPEN_MOUTH", "TURN_RIGHT"]
+    assert frame_layout(actions) == ["NEUTRAL", "TURN_LEFT", "NEUTRAL", "OPEN_MOUTH",
+                                     "NEUTRAL", "TURN_RIGHT", "NEUTRAL"]
+    marks, boxes = synth.live_answer_landmarks(points, actions, np.random.default_rng(8),
+                                               noise=0.0, held=1)
+    assert len(marks) == 7
+    assert assess_challenge(marks, boxes, actions, one_frame_each=True).live
+    shifted = [0, 6, 1, 2, 3, 4, 5]  # a frame at rest first: every action a frame late
+    loose = assess_challenge(marks[shifted], [boxes[i] for i in shifted], actions)
+    assert loose.live, loose.reason  # without screen light the order is all that counts
+    strict = assess_challenge(marks[shifted], [boxes[i] for i in shifted], actions,
+                              one_frame_each=True)
+    assert not strict.live
+    assert strict.reason.startswith("frame 1 shows NEUTRAL where this challenge's frame 1 "
+                                    "is TURN_LEFT")

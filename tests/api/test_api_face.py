@@ -380,7 +380,7 @@ def test_failure_budgets_per_retiree_and_per_agency(
         challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-6"), timeout=30)
         reply = app.Verify(fv.VerifyRequest(
             retiree_id="FC-6", challenge_id=challenge.challenge_id,
-            frames=[synth_png(i) for i in range(4)]), timeout=60)
+            frames=[synth_png(i) for i in range(7)]), timeout=60)  # one per colour
         assert reply.decision == fv.NO_FACE, reply.reason
     spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
     assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -86,7 +86,7 @@ class MigrationSet:
         except psycopg2.errors.InsufficientPrivilege as exc:
             raise MigrationError(
                 f"{self.label}s pending and PostgreSQL role {conn.info.user!r} may not "
-                f"apply them ({str(exc).strip()}): run them as the schema's owner "
+                f"apply them ({exc.diag.message_primary}): run them as the schema's owner "
                 f"(`{self.command}`, role lifecert_owner), then start this component again"
             ) from None
 

@@ -16,6 +16,10 @@ role                          may
                               ``api_*`` tables
 ``lifecert_reader``           read the read models (exports, reports, dashboards);
                               write nothing, read nothing of the API's
+``lifecert_master_source``    (pension-master connector) connect to the master's
+                              database and read its outbox; nothing of ours
+``lifecert_ledger_sink``      (payment-ledger connector) connect to the payment
+                              system's ledger and run its intake; nothing of ours
 ============================  =====================================================
 
 The grants are applied by the migrations themselves (:func:`apply_grants`, called by
@@ -53,6 +57,10 @@ OWNER = "lifecert_owner"
 PROJECTIONS = "lifecert_projections"
 API = "lifecert_api"
 READER = "lifecert_reader"
+# the connectors that reach into a partner's own database, as the partner lets them
+# (the partner's grants: each simulator's ``init --connector-role``); nothing in ours
+MASTER_SOURCE = "lifecert_master_source"
+LEDGER_SINK = "lifecert_ledger_sink"
 
 #: component name (``lifecert stack dsn COMPONENT``) -> its role
 ROLES: dict[str, str] = {
@@ -60,6 +68,8 @@ ROLES: dict[str, str] = {
     "projections": PROJECTIONS,
     "api": API,
     "reader": READER,
+    "pension-master": MASTER_SOURCE,
+    "payment-ledger": LEDGER_SINK,
 }
 COMPONENT_ROLES = (PROJECTIONS, API, READER)
 
@@ -174,6 +184,16 @@ def lock_down(admin_dsn: str, database: str) -> None:
                 privileges = "CONNECT, TEMPORARY" if role == PROJECTIONS else "CONNECT"
                 cur.execute(sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
                     sql.SQL(privileges), db, sql.Identifier(role)))
+    finally:
+        conn.close()
+
+
+def role_exists(dsn: str, role: str) -> bool:
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            return cur.fetchone() is not None
     finally:
         conn.close()
 

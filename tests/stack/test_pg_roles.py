@@ -236,3 +236,34 @@ def test_grants_are_exact_and_cover_every_table(stack: StackStatus, database: st
         GROUP BY 1, 2""")
     for role, table, privileges in granted:
         assert role in dbroles.covered(table), (role, table, privileges)
+
+
+# ------------------------------------------------------------------ the connectors' roles
+def test_the_connectors_roles_reach_their_partners_tables_only(
+        stack: StackStatus, database: str, tmp_path: Path) -> None:
+    from connectors.payment_ledger.harness import PaymentLedgerHarness
+    from connectors.pension_master.harness import PensionMasterHarness
+
+    master, ledger = PensionMasterHarness(stack.postgres_dsn), PaymentLedgerHarness(
+        stack.postgres_dsn)
+    try:
+        source = master.start(tmp_path / "master")["dsn"]
+        sink = ledger.start(tmp_path / "ledger")["dsn"]
+        assert psycopg2.extensions.parse_dsn(source)["user"] == dbroles.MASTER_SOURCE
+        assert psycopg2.extensions.parse_dsn(sink)["user"] == dbroles.LEDGER_SINK
+        # the source reads the outbox, and not the master's register of persons
+        assert run(source, "SELECT count(*) FROM master.outbox") == [(0,)]
+        assert "permission denied for table retiree" in refused(
+            source, "SELECT * FROM master.retiree")
+        assert "permission denied" in refused(source, "DELETE FROM master.outbox")
+        # the sink runs the intake; it deletes nothing and changes no schema
+        assert run(sink, "SELECT count(*) FROM intake_position") == [(0,)]
+        assert "permission denied" in refused(sink, "DELETE FROM instruction")
+        assert "permission denied" in refused(sink, "CREATE TABLE x (a int)")
+        # neither may connect to lifecert's own databases
+        for dsn in (source, sink):
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                connect(psycopg2.extensions.make_dsn(dsn, dbname=database))
+    finally:
+        master.stop()
+        ledger.stop()

@@ -5,6 +5,7 @@ lifecert/dbroles.py grants it. Against the stack's real PostgreSQL."""
 from __future__ import annotations
 
 import stat
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from lifecert import dbroles
 from lifecert.api.migrate import migrate as migrate_all
 from lifecert.databases import create_database, drop_database
-from lifecert.stack import StackStatus
+from lifecert.stack import StackConfig, StackStatus
+from lifecert.stack import postgres as stack_postgres
 from lifecert.stack.postgres import PG_HBA, read_passfile
 from projections.migrate import MigrationError
 
@@ -267,3 +269,42 @@ def test_the_connectors_roles_reach_their_partners_tables_only(
     finally:
         master.stop()
         ledger.stop()
+
+
+def test_a_cluster_made_with_trust_is_converted_on_the_next_start(
+        private_stack_env: dict[str, str], tmp_path: Path) -> None:
+    cfg = stack_postgres.locate(StackConfig.from_env(private_stack_env))
+    stack_postgres.start(cfg)
+    assert (cfg.postgres_dir / "pgdata" / "pg_hba.conf").read_text() == PG_HBA
+    # what an older lifecert left: `initdb -A trust`, no password, no password file
+    hba = cfg.postgres_dir / "pgdata" / "pg_hba.conf"
+    run(cfg.postgres_dsn, f"ALTER ROLE {cfg.pg_superuser} PASSWORD NULL")
+    hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    cfg.pg_passfile.unlink()
+    bindir = stack_postgres.find_bindir(cfg)
+    assert bindir is not None
+    stack_postgres._run([str(bindir / "pg_ctl"), "reload", "-D", str(hba.parent)],
+                        stack_postgres.run_as(cfg), cfg.postgres_dir)
+    empty = tmp_path / "no-passwords"
+    empty.write_text("")
+    empty.chmod(0o600)
+    bare = (f"host=127.0.0.1 port={cfg.pg_port} dbname=postgres user={cfg.pg_superuser} "
+            f"passfile={empty}")
+    deadline = time.monotonic() + 10
+    while True:  # the reload is asynchronous
+        try:
+            connect(bare).close()
+            break
+        except psycopg2.OperationalError:
+            assert time.monotonic() < deadline, "the trust rules never took effect"
+            time.sleep(0.2)
+
+    stack_postgres.start(cfg)
+
+    assert hba.read_text() == PG_HBA
+    assert stat.S_IMODE(cfg.pg_passfile.stat().st_mode) == 0o600
+    with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
+        connect(bare)
+    assert run(cfg.postgres_dsn, "SELECT current_user") == [(cfg.pg_superuser,)]
+    assert run(psycopg2.extensions.make_dsn(cfg.postgres_dsn_for("api"), dbname="postgres"),
+               "SELECT current_user") == [("lifecert_api",)]

@@ -13,7 +13,8 @@ role                          may
                               of the API's
 ``lifecert_api``              read the two read models the partner API answers from
                               (``retiree_status``, ``open_holds``); write only its own
-                              ``api_*`` tables
+                              ``api_*`` tables, and only append to its audit trail and
+                              face decisions (no UPDATE, no DELETE)
 ``lifecert_reader``           read the read models (exports, reports, dashboards);
                               write nothing, read nothing of the API's
 ``lifecert_master_source``    (pension-master connector) connect to the master's
@@ -90,15 +91,21 @@ class Grant:
 
 
 WRITE = "SELECT, INSERT, UPDATE, DELETE"
+# the API's records of what happened: inserted, never updated or deleted by the API
+APPEND_ONLY = ("api_audit", "api_audit_dead_letters", "api_face_decisions")
 
 GRANTS: tuple[Grant, ...] = (
     # the projection writer: its read models and offsets (TRUNCATE: `projections rebuild`)
     Grant(PROJECTIONS, WRITE + ", TRUNCATE", READ_MODEL_TABLES),
     Grant(PROJECTIONS, "SELECT", ("schema_migrations", "campaign_counters")),
-    # the partner API: reads the status and the holds, writes its own tables
+    # the partner API: reads the status and the holds, writes its own tables; its audit
+    # trail and face decisions it appends to, and cannot rewrite or erase (a compromised
+    # API process cannot cover its tracks)
     Grant(API, "SELECT", ("retiree_status", "open_holds", "schema_migrations",
                           "api_schema_migrations")),
-    Grant(API, WRITE, prefix="api_", excluding=("api_schema_migrations",)),
+    Grant(API, WRITE, prefix="api_", excluding=("api_schema_migrations", *APPEND_ONLY)),
+    Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),
+    Grant(API, "SELECT, INSERT", ("api_face_decisions",)),
     # reports and exports
     Grant(READER, "SELECT", (*READ_MODEL_TABLES, "campaign_counters",
                              "schema_migrations")),

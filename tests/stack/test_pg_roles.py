@@ -130,6 +130,20 @@ def test_the_api_reads_the_status_but_writes_no_read_model(
     assert "permission denied for schema public" in refused(api, "CREATE TABLE x (a int)")
 
 
+def test_the_api_appends_to_its_audit_trail_and_cannot_rewrite_it(
+        stack: StackStatus, database: str) -> None:
+    api = stack.postgres_dsn_for("api", database)
+    run(api, "INSERT INTO api_audit (at, agency, role, peer, method, outcome) "
+             "VALUES (now(), 'FS-A', 'r', 'p', 'm', 'OK')")
+    for statement in ("UPDATE api_audit SET outcome = 'NOTHING'", "DELETE FROM api_audit",
+                      "TRUNCATE api_audit", "DELETE FROM api_audit_dead_letters",
+                      "DELETE FROM api_face_decisions",
+                      "UPDATE api_face_decisions SET decision = 'MATCH'"):
+        assert "permission denied for table api_" in refused(api, statement), statement
+    admin = psycopg2.extensions.make_dsn(stack.postgres_dsn, dbname=database)
+    assert run(admin, "SELECT agency, outcome FROM api_audit") == [("FS-A", "OK")]
+
+
 def test_the_projections_cannot_read_or_write_the_apis_tables(
         stack: StackStatus, database: str) -> None:
     projections = stack.postgres_dsn_for("projections", database)

@@ -110,7 +110,7 @@ class ApiConfig:
         return cls(
             listen=listen or os.environ.get(LISTEN_ENV) or DEFAULT_LISTEN,
             pki=pki,
-            dsn=resolve_dsn(dsn),
+            dsn=resolve_dsn(dsn, "api"),
             bootstrap=bootstrap_servers(bootstrap),
             topic_prefix=(
                 topic_prefix if topic_prefix is not None

@@ -214,7 +214,8 @@ async def start(config: ApiConfig) -> Running:
                               max_batch_items=limits.max_batch_items)
     protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
     policy = lockouts.Policy.of(limits)
-    status = StatusQuery(gate, reader, config.second_factor_key, policy, publisher)
+    alerts = lockouts.PendingAlerts(database, publisher.publish)
+    status = StatusQuery(gate, reader, config.second_factor_key, policy, alerts)
     protos.status_query_pb2_grpc.add_StatusQueryServicer_to_server(status, server)
     services = list(protos.SERVICE_NAMES[:2])
     face = _face_servicer(config, gate, database, publisher)
@@ -249,6 +250,7 @@ async def start(config: ApiConfig) -> Running:
                       reader)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
     running.tasks.append(asyncio.create_task(_purge_lockouts(database, policy)))
+    running.tasks.append(asyncio.create_task(alerts.run()))
     return running
 
 

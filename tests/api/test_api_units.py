@@ -254,7 +254,12 @@ def test_only_roles_acting_for_the_public_name_a_client_address() -> None:
     header = lockouts.CLIENT_ADDRESS_HEADER
     portal = authz.rules("PORTAL")
     assert lockouts.client_of([(header, "203.0.113.7")], "PORTAL", portal) == "203.0.113.7"
-    assert lockouts.client_of([("other", "x")], "PORTAL", portal) is None
+    # A public front must name one: else every visitor's guesses are the retiree's.
+    for role in ("PORTAL", "APP"):
+        with pytest.raises(lockouts.ClientAddressError, match=f"role {role} acts for the "
+                           f"public.*{lockouts.CLIENT_ADDRESS_HEADER}"):
+            lockouts.client_of([("other", "x")], role, authz.rules(role))
+    assert lockouts.client_of([("other", "x")], "MACAU_SSF", authz.rules("MACAU_SSF")) is None
     with pytest.raises(lockouts.ClientAddressError, match="once"):
         lockouts.client_of([(header, "203.0.113.7"), (header, "203.0.113.8")], "PORTAL",
                            portal)
@@ -274,8 +279,8 @@ def test_lockout_keys_bind_the_caller_and_hold_no_id_or_address() -> None:
     assert p1 != p2 and p1.subject == p2.subject and p1.client
     assert "MO-1" not in repr(p1) and "203.0.113" not in repr(p1)
     policy = lockouts.Policy(5, 900, budget=100, public_budget=2000, window_seconds=3600)
-    assert policy.budget_of(authz.rules("PORTAL")) == 2000
-    assert policy.budget_of(authz.rules("MACAU_SSF")) == 100
+    assert policy.alert_at(authz.rules("PORTAL")) == 2000
+    assert policy.alert_at(authz.rules("MACAU_SSF")) == 100
 
 
 def test_token_bucket() -> None:

@@ -42,6 +42,7 @@ from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
 from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.status import StatusQuery
+from lifecert.keyfiles import MissingKeyError
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
@@ -375,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+    except (ValueError, MissingKeyError) as exc:
         print(f"lifecert api: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return asyncio.run(serve(config, args.ready_file))

@@ -283,6 +283,33 @@ def test_lockout_keys_bind_the_caller_and_hold_no_id_or_address() -> None:
     assert policy.alert_at(authz.rules("MACAU_SSF")) == 100
 
 
+def test_the_second_factor_key_is_made_only_by_the_explicit_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifecert.api.config import (
+        SECOND_FACTOR_KEY_ENV,
+        create_second_factor_key,
+        second_factor_key,
+    )
+    from lifecert.keyfiles import MissingKeyError
+
+    monkeypatch.delenv(SECOND_FACTOR_KEY_ENV, raising=False)
+    path = tmp_path / "api" / "second-factor.key"
+    # `second-factor set` run from another folder must not hash under a key of its own.
+    with pytest.raises(MissingKeyError) as refused:
+        second_factor_key(tmp_path / "api")
+    message = str(refused.value)
+    assert str(path) in message and SECOND_FACTOR_KEY_ENV in message
+    assert "lifecert keys create" in message
+    assert not path.exists()
+    assert create_second_factor_key(tmp_path / "api") == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = second_factor_key(tmp_path / "api")
+    assert len(key) == 32
+    assert create_second_factor_key(tmp_path / "api") is None  # never replaced
+    assert second_factor_key(tmp_path / "api") == key
+
+
 def test_token_bucket() -> None:
     bucket = TokenBucket(rate=10, burst=20, tokens=20, updated=0.0)
     assert bucket.take(15, now=0.0) == 0

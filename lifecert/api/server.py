@@ -33,6 +33,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lifecert.api import lockouts, protos
 from lifecert.api.config import ApiConfig, Limits
+from lifecert.api.crlnumbers import PostgresCrlNumbers
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
 from lifecert.api.escape import EscapingFormatter
@@ -117,10 +118,12 @@ def credentials(config: ApiConfig) -> grpc.ServerCredentials:
 def deny_list(config: ApiConfig) -> DenyList:
     """The CRL checked on every call (re-read when its file changes)."""
     try:
-        deny = DenyList(config.pki.crl, config.pki.ca_cert)
+        deny = DenyList(config.pki.crl, config.pki.ca_cert, PostgresCrlNumbers(config.dsn))
         deny.load()
     except PkiError as exc:
         raise ServerError(f"{exc}; install the CA's current CRL (docs/pki.md)") from None
+    except psycopg2.Error as exc:
+        raise ServerError(f"PostgreSQL (the CRL numbers in force): {str(exc).strip()}") from None
     except (OSError, ValueError) as exc:
         raise ServerError(f"cannot read the CA certificate {config.pki.ca_cert}: {exc}; "
                           "create the PKI with `lifecert pki init`") from None

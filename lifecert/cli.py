@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.reconcile",
     "lifecert.commands.api",
     "lifecert.commands.pki",
+    "lifecert.commands.keys",
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
 )

@@ -7,7 +7,9 @@
                         cert="data/pki-ca/clients/PORTAL.crt",
                         key="data/pki-ca/clients/PORTAL.key") as channel:
         stub = sq_grpc.StatusQueryStub(channel)
-        print(stub.GetStatus(sq.GetStatusRequest(retiree_id="FS...", second_factor="1234")))
+        # The portal names the address of the visitor behind each status query.
+        print(stub.GetStatus(sq.GetStatusRequest(retiree_id="FS...", second_factor="1234"),
+                             metadata=[("lifecert-client-address", "203.0.113.7")]))
 
 Any gRPC client in any language works the same way: the CA certificate as trusted root,
 the agency's key and certificate as client identity.

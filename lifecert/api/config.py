@@ -9,10 +9,12 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lifecert import keyfiles
 from lifecert.pki import PkiPaths
 
 LISTEN_ENV = "LIFECERT_API_LISTEN"
 SECOND_FACTOR_KEY_ENV = "LIFECERT_SECOND_FACTOR_KEY"
+SECOND_FACTOR_KEY_FILE = "second-factor.key"
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
 
@@ -126,9 +128,11 @@ class ApiConfig:
 
 def second_factor_key(folder: Path) -> bytes:
     """The secret key of the second-factor hashes: ``$LIFECERT_SECOND_FACTOR_KEY`` (hex,
-    at least 32 bytes), else ``FOLDER/second-factor.key``, made on first use (mode 0600).
-    Without it the stored hashes of 4 characters could be searched exhaustively; keep it
-    out of the database and its backups."""
+    at least 32 bytes), else ``FOLDER/second-factor.key``; refused when neither is there
+    (made only by :func:`create_second_factor_key`: a key made silently by a process run
+    from another folder would hash factors no other process can check). Without it the
+    stored hashes of 4 characters could be searched exhaustively; keep it out of the
+    database and its backups."""
     text = os.environ.get(SECOND_FACTOR_KEY_ENV)
     if text:
         try:
@@ -138,14 +142,24 @@ def second_factor_key(folder: Path) -> bytes:
         if len(key) < 32:
             raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must hold at least 32 bytes (64 hex)")
         return key
-    path = folder / "second-factor.key"
+    path = folder / SECOND_FACTOR_KEY_FILE
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
-    return bytes.fromhex(path.read_text().strip())
+        raise keyfiles.missing("second-factor key", SECOND_FACTOR_KEY_ENV, path)
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"{path} must hold the key in hex") from None
+
+
+def create_second_factor_key(folder: Path) -> Path | None:
+    """Make ``FOLDER/second-factor.key`` unless it exists (or the key is given by
+    ``$LIFECERT_SECOND_FACTOR_KEY``); the path made, else None."""
+    if os.environ.get(SECOND_FACTOR_KEY_ENV):
+        return None
+    path = folder / SECOND_FACTOR_KEY_FILE
+    return path if keyfiles.create(path, secrets.token_hex(32)) else None
+
+
+def second_factor_dir(pki_dir: Path | None = None) -> Path:
+    """The folder of the second-factor key: ``api`` beside the PKI folder."""
+    return PkiPaths.default(pki_dir).root.parent / "api"

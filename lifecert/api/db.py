@@ -319,10 +319,11 @@ LEFT JOIN api_second_factors sf ON sf.retiree_id = q.retiree_id
 LEFT JOIN api_retiree_directory d ON d.retiree_id = q.retiree_id
 LEFT JOIN api_second_factor_lockouts lo
        ON lo.subject = $2 AND lo.agency = $3 AND lo.client = $4
-LEFT JOIN api_agency_failure_budgets b ON b.agency = $3
+LEFT JOIN api_agency_failure_budgets b ON b.agency = $3 AND b.client = $4
 """
 # $1 retiree id, then the lockout key (lifecert/api/lockouts.py): $2 the retiree's keyed
-# hash, $3 the calling agency, $4 the client address's keyed hash ('' for none).
+# hash, $3 the calling agency, $4 the client address's keyed hash ('' for none); the
+# budget is the agency's (client '') or, behind a public front, the client address's.
 STATUS_PREPARE = f"PREPARE {STATUS_STATEMENT}(text, text, text, text) AS {_STATUS_SQL}"
 
 

@@ -30,7 +30,7 @@ from psycopg2.extras import execute_values
 
 from lifecert.api import secondfactor
 from lifecert.api.client import aio_secure_channel, secure_channel
-from lifecert.api.config import second_factor_key
+from lifecert.api.config import create_second_factor_key, second_factor_key
 from lifecert.databases import create_database, drop_database
 from lifecert.dbroles import dsn_as, lock_down
 from lifecert.events import codec
@@ -114,6 +114,7 @@ class Sandbox:
             kafka.ensure_topics(client, topics)
         pki = PkiPaths(root / "pki")
         init(pki, hosts=["localhost", "127.0.0.1"])
+        create_second_factor_key(pki.root.parent / "api")  # the explicit step (keyfiles.py)
         box = cls(root, admin_dsn, db_name, dsn, bootstrap, topics, pki)
         from lifecert.api.migrate import migrate
         from projections.config import connect

@@ -24,11 +24,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024,
                         help="largest request accepted (default 4 MiB)")
     parser.add_argument("--failure-budget", type=int,
-                        help="wrong second factors an agency may give per window before its "
-                        "status queries are refused and an alert is raised (default 100)")
+                        help="wrong second factors an agency (behind the portal: one client "
+                        "address) may give per window before its status queries are "
+                        "refused (default 100); a partner's spent budget raises an alert")
     parser.add_argument("--public-failure-budget", type=int,
-                        help="the same for roles that act for the public, the portal "
-                        "(default 2000)")
+                        help="wrong second factors of all the client addresses of a role "
+                        "that acts for the public (the portal) per window that raise an "
+                        "alert; it refuses nothing (default 2000)")
     parser.add_argument("--failure-window", type=float,
                         help="the window of the failure budget, in seconds (default 3600)")
     parser.add_argument("--no-face", action="store_true",

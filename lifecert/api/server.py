@@ -33,6 +33,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lifecert.api import lockouts, protos
 from lifecert.api.config import ApiConfig, Limits
+from lifecert.api.crlnumbers import PostgresCrlNumbers
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
 from lifecert.api.escape import EscapingFormatter
@@ -42,6 +43,7 @@ from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
 from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.status import StatusQuery
+from lifecert.keyfiles import MissingKeyError
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
@@ -116,10 +118,12 @@ def credentials(config: ApiConfig) -> grpc.ServerCredentials:
 def deny_list(config: ApiConfig) -> DenyList:
     """The CRL checked on every call (re-read when its file changes)."""
     try:
-        deny = DenyList(config.pki.crl, config.pki.ca_cert)
+        deny = DenyList(config.pki.crl, config.pki.ca_cert, PostgresCrlNumbers(config.dsn))
         deny.load()
     except PkiError as exc:
         raise ServerError(f"{exc}; install the CA's current CRL (docs/pki.md)") from None
+    except psycopg2.Error as exc:
+        raise ServerError(f"PostgreSQL (the CRL numbers in force): {str(exc).strip()}") from None
     except (OSError, ValueError) as exc:
         raise ServerError(f"cannot read the CA certificate {config.pki.ca_cert}: {exc}; "
                           "create the PKI with `lifecert pki init`") from None
@@ -214,7 +218,8 @@ async def start(config: ApiConfig) -> Running:
                               max_batch_items=limits.max_batch_items)
     protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
     policy = lockouts.Policy.of(limits)
-    status = StatusQuery(gate, reader, config.second_factor_key, policy, publisher)
+    alerts = lockouts.PendingAlerts(database, publisher.publish)
+    status = StatusQuery(gate, reader, config.second_factor_key, policy, alerts)
     protos.status_query_pb2_grpc.add_StatusQueryServicer_to_server(status, server)
     services = list(protos.SERVICE_NAMES[:2])
     face = _face_servicer(config, gate, database, publisher)
@@ -249,6 +254,7 @@ async def start(config: ApiConfig) -> Running:
                       reader)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
     running.tasks.append(asyncio.create_task(_purge_lockouts(database, policy)))
+    running.tasks.append(asyncio.create_task(alerts.run()))
     return running
 
 
@@ -373,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     try:
         config = config_from_args(args)
-    except ValueError as exc:
+    except (ValueError, MissingKeyError) as exc:
         print(f"lifecert api: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return asyncio.run(serve(config, args.ready_file))

@@ -24,7 +24,6 @@ from lifecert.api import authz, db, lockouts
 from lifecert.api.gate import Call, Gate
 from lifecert.api.nextstep import next_step
 from lifecert.api.protos import common_pb2, status_query_pb2, status_query_pb2_grpc
-from lifecert.api.publisher import NotWritten, Publisher
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
 from lifecert.domain.time import local_date
 
@@ -51,13 +50,13 @@ def _set_ts(ts: Timestamp, epoch: float) -> None:
 class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
     def __init__(
         self, gate: Gate, reader: db.AsyncReader, second_factor_key: bytes,
-        policy: lockouts.Policy, publisher: Publisher | None = None,
+        policy: lockouts.Policy, alerts: lockouts.PendingAlerts | None = None,
     ) -> None:
         self.gate = gate
         self.reader = reader
         self.key = second_factor_key
         self.policy = policy
-        self.publisher = publisher  # where a spent budget's SecurityAlert goes
+        self.alerts = alerts  # publishes a spent budget's SecurityAlert
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
@@ -84,13 +83,15 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
         except Exception as exc:
             await self._unavailable(call, exc, retiree_id)
         if found.refused_for > 0:
+            by = (f"this client address of agency {call.agency}" if address
+                  else f"agency {call.agency}")
             await call.refuse(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"agency {call.agency} gave {found.budget_failures} wrong second factors "
-                f"within {lockouts.minutes(self.policy.window_seconds)} minutes, its whole "
-                f"budget of {self.policy.budget_of(rules)}: its status queries are refused "
-                f"for {lockouts.minutes(found.refused_for)} more minutes, and the bureau's "
-                "security staff are alerted",
+                f"{by} gave {found.budget_failures} wrong second factors within "
+                f"{lockouts.minutes(self.policy.window_seconds)} minutes, its whole budget of "
+                f"{self.policy.budget}: its status queries are refused for "
+                f"{lockouts.minutes(found.refused_for)} more minutes"
+                + ("" if address else ", and the bureau's security staff are alerted"),
                 detail="BUDGET_SPENT", subject=retiree_id,
             )
         if found.locked_for > 0:
@@ -152,32 +153,26 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
 
     async def _wrong(self, call: Call, who: lockouts.Caller, why: str,
                      retiree_id: str) -> NoReturn:
-        """Count the wrong guess (the caller's key, the agency's budget), raise the alert
-        when it spent the budget, answer the one NOT_FOUND."""
+        """Count the wrong guess (the caller's key, the budget), publish the alert when it
+        spent the budget, answer the one NOT_FOUND."""
         assert call.rules is not None
-        budget = self.policy.budget_of(call.rules)
+        alert_at = self.policy.alert_at(call.rules)
         try:
-            failure = await lockouts.record_failure(self.reader, who, self.policy, budget)
+            failure = await lockouts.record_failure(self.reader, who, self.policy, alert_at)
         except Exception as exc:
             # Not counted, so not answered: an uncounted NOT_FOUND would be a free guess.
             await self._unavailable(call, exc, retiree_id)
         if failure.budget_spent:
-            await self._alert(call, failure, budget)
+            log.warning("agency %s gave %d wrong second factors within the window: "
+                        "SecurityAlert raised", call.agency, alert_at)
+            if self.alerts is not None:
+                try:
+                    await self.alerts.flush()  # pending in PostgreSQL: retried if this fails
+                except Exception as exc:
+                    log.error("publishing the SecurityAlert failed (retried): %s",
+                              type(exc).__name__)
         await call.refuse(grpc.StatusCode.NOT_FOUND, NOT_FOUND, detail=why, subject=retiree_id)
         raise AssertionError("refuse returns only by raising")  # pragma: no cover
-
-    async def _alert(self, call: Call, failure: lockouts.Failure, budget: int) -> None:
-        alert = lockouts.budget_alert(call.agency, failure, budget, self.policy.window_seconds)
-        log.warning("agency %s spent its budget of %d wrong second factors; its status "
-                    "queries are refused until %s", call.agency, budget,
-                    failure.refused_until.isoformat() if failure.refused_until else "-")
-        if self.publisher is None:
-            log.error("no publisher: SecurityAlert %s not published", alert["event_id"])
-            return
-        [outcome] = await self.publisher.publish([alert])
-        if isinstance(outcome, NotWritten):
-            log.error("SecurityAlert %s (agency %s) could not be published: %s",
-                      alert["event_id"], call.agency, outcome.reason)
 
     @staticmethod
     async def _unavailable(call: Call, exc: BaseException, retiree_id: str) -> NoReturn:

@@ -103,13 +103,14 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
     from lifecert.api import secondfactor
     from lifecert.api.config import second_factor_key
     from lifecert.api.migrate import migrate
+    from lifecert.keyfiles import MissingKeyError
     from lifecert.pki import PkiPaths
     from projections.config import connect, resolve_dsn
 
     try:
         key = second_factor_key(PkiPaths.default(args.pki_dir).root.parent / "api")
         registrations = list(secondfactor.register_rows(key, pairs))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, MissingKeyError) as exc:
         print(f"lifecert api: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:

@@ -2,8 +2,9 @@
 
 It never enters the database (nor its dumps and backups): ``$LIFECERT_PERSONAL_KEY``
 (base64 of 32 random bytes), else the file ``personal-data.key`` of the keys folder
-(``$LIFECERT_KEYS_DIR``, else ``data/keys`` of the project), made on first use with mode
-0600 — as the face-encoding and second-factor keys are kept.
+(``$LIFECERT_KEYS_DIR``, else ``data/keys`` of the project), made with mode 0600 only by
+an explicit step (:func:`create_master_key`: ``lifecert keys create``, ``lifecert stack
+up``); without it the key store refuses (lifecert/keyfiles.py says why).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from lifecert import keyfiles
 from lifecert.face.crypto import KEY_BYTES, generate_key
 
 KEY_ENV = "LIFECERT_PERSONAL_KEY"
@@ -21,7 +23,7 @@ KEYS_DIR_ENV = "LIFECERT_KEYS_DIR"
 KEY_FILE = "personal-data.key"
 
 
-class MasterKeyError(RuntimeError):
+class MasterKeyError(keyfiles.MissingKeyError):
     """The master key is malformed or cannot be read; the message says how to fix it."""
 
 
@@ -49,21 +51,26 @@ def _decode(text: str, where: str) -> bytes:
 
 def master_key(folder: Path | None = None, environ: Mapping[str, str] | None = None) -> bytes:
     """The 32-byte master key: ``$LIFECERT_PERSONAL_KEY``, else ``FOLDER/personal-data.key``
-    (``FOLDER`` defaults to :func:`keys_dir`), made on first use."""
+    (``FOLDER`` defaults to :func:`keys_dir`); :class:`MasterKeyError` when neither is
+    there (never made here)."""
     env = os.environ if environ is None else environ
     if env.get(KEY_ENV, "").strip():
         return _decode(env[KEY_ENV], KEY_ENV)
     path = (folder or keys_dir(env)) / KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(generate_key() + "\n")
+        raise MasterKeyError(str(keyfiles.missing("personal-data master key", KEY_ENV, path)))
     try:
         return _decode(path.read_text(encoding="ascii"), str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise MasterKeyError(f"cannot read the master key {path}: {exc}") from None
+
+
+def create_master_key(folder: Path | None = None,
+                      environ: Mapping[str, str] | None = None) -> Path | None:
+    """Make ``FOLDER/personal-data.key`` unless it exists; the path made, else None
+    (also when ``$LIFECERT_PERSONAL_KEY`` gives the key: nothing to make)."""
+    env = os.environ if environ is None else environ
+    if env.get(KEY_ENV, "").strip():
+        return None
+    path = (folder or keys_dir(env)) / KEY_FILE
+    return path if keyfiles.create(path, generate_key()) else None

@@ -154,7 +154,13 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
             raise StackError(f"the stack did not come up: {final.to_dict()}")
         if not current.running:
             progress(f"stack up in {time.monotonic() - t0:.1f} s")
-        return final
+    # The local stack's explicit key step (as `lifecert keys create`): nothing else
+    # makes the secret keys (lifecert/keyfiles.py).
+    from lifecert.commands.keys import create_keys
+
+    for path in create_keys():
+        progress(f"made the key {path}")
+    return final
 
 
 def down(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStatus:

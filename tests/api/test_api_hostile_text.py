@@ -428,7 +428,7 @@ def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
     assert all(c != grpc.StatusCode.UNKNOWN for c in audited)  # no traceback to a client
 
     # A plain call after them: its row is written too (the writer is not stuck).
-    with server.channel("HOSTILE-AFTER", "PORTAL") as channel:
+    with server.channel("HOSTILE-AFTER", "MACAU_SSF") as channel:
         code = _invoke(channel, "StatusQuery/GetStatus", False,
                        status_query_pb2.GetStatusRequest(retiree_id="NOBODY-2",
                                                          second_factor="1234"),
@@ -524,7 +524,7 @@ def test_the_directory_sets_aside_hostile_records_and_reads_on(
     assert all(r.isprintable() for r in stored)
     assert not any(r.startswith("HX-") for r in stored)
     # The server still answers, and logged each record set aside on one line.
-    with server.channel("HOSTILE-AFTER", "PORTAL") as channel:
+    with server.channel("HOSTILE-AFTER", "MACAU_SSF") as channel:
         assert _invoke(channel, "StatusQuery/GetStatus", False,
                        status_query_pb2.GetStatusRequest(retiree_id="LATE-1",
                                                          second_factor="1234"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -85,17 +86,18 @@ def test_a_lockout_is_shared_by_two_servers_and_survives_a_restart(
     box: Sandbox, two: tuple[ServerProcess, ServerProcess]
 ) -> None:
     first, second = two
-    guess(first, "LK-PORTAL-1", "PORTAL", "MO-1", 3)
-    guess(second, "LK-PORTAL-1", "PORTAL", "MO-1", 2)  # 5 in all, on two processes
+    at = "203.0.113.1"
+    guess(first, "LK-PORTAL-1", "PORTAL", "MO-1", 3, address=at)
+    guess(second, "LK-PORTAL-1", "PORTAL", "MO-1", 2, address=at)  # 5 in all, 2 processes
     for server in (first, second):
-        code, details = status(server, "LK-PORTAL-1", "PORTAL", "MO-1", RIGHT["MO-1"])
+        code, details = status(server, "LK-PORTAL-1", "PORTAL", "MO-1", RIGHT["MO-1"], at)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, details  # even the right one
         assert "too many wrong second factors" in details and "minutes" in details
     # A server that starts after the guesses knows of them.
     assert first.stop() == 0
     again = box.start_server("--no-face")
     try:
-        code, details = status(again, "LK-PORTAL-1", "PORTAL", "MO-1", RIGHT["MO-1"])
+        code, details = status(again, "LK-PORTAL-1", "PORTAL", "MO-1", RIGHT["MO-1"], at)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, details
     finally:
         again.stop()
@@ -114,8 +116,8 @@ def test_one_agencys_guesses_lock_out_neither_another_agency_nor_the_portal(
     # Another agency, and the retiree through the portal, are not locked out.
     assert status(server, "LK-MO-A", "MACAU_SSF", "MO-1", RIGHT["MO-1"])[0] == \
         grpc.StatusCode.OK
-    assert status(server, "LK-PORTAL-2", "PORTAL", "MO-1", RIGHT["MO-1"])[0] == \
-        grpc.StatusCode.OK
+    assert status(server, "LK-PORTAL-2", "PORTAL", "MO-1", RIGHT["MO-1"],
+                  "203.0.113.2")[0] == grpc.StatusCode.OK
 
 
 def test_behind_the_portal_a_lockout_binds_the_client_address(server: ServerProcess) -> None:
@@ -124,8 +126,8 @@ def test_behind_the_portal_a_lockout_binds_the_client_address(server: ServerProc
                            address="203.0.113.7")
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "from this client address" in details
-    # The retiree's own session from another address, or the portal naming none.
-    for address in ("198.51.100.9", "2001:db8:7::1", None):
+    # The retiree's own session from another address.
+    for address in ("198.51.100.9", "2001:db8:7::1"):
         code, details = status(server, "LK-PORTAL-3", "PORTAL", "FS-1", RIGHT["FS-1"],
                                address=address)
         assert code == grpc.StatusCode.OK, (address, details)
@@ -139,6 +141,21 @@ def test_behind_the_portal_a_lockout_binds_the_client_address(server: ServerProc
                            address="203.0.113.7")
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert CLIENT_ADDRESS_HEADER in details
+
+
+def test_a_public_front_must_name_the_client_address(server: ServerProcess) -> None:
+    # Without it every visitor's guesses would count against the retiree's own queries
+    # through the portal: five wrong ones would lock the retiree out.
+    for agency, role in (("LK-PORTAL-4", "PORTAL"), ("LK-APP-4", "APP")):
+        code, details = status(server, agency, role, "FS-1", RIGHT["FS-1"])
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert CLIENT_ADDRESS_HEADER in details and f"role {role}" in details
+    # Refused before anything was counted: the retiree is not locked out.
+    for _ in range(6):
+        assert status(server, "LK-PORTAL-4", "PORTAL", "FS-1", "0000")[0] == \
+            grpc.StatusCode.INVALID_ARGUMENT
+    assert status(server, "LK-PORTAL-4", "PORTAL", "FS-1", RIGHT["FS-1"],
+                  "198.51.100.4")[0] == grpc.StatusCode.OK
 
 
 def test_the_right_factor_clears_the_callers_earlier_wrong_ones(server: ServerProcess,
@@ -194,6 +211,84 @@ def test_the_agency_budget_refuses_and_raises_exactly_one_alert(box: Sandbox) ->
     # Every consumer of the alerts topic reads past it: the projections (no dead letter).
     stats = run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
     assert stats.dead_letters == 0
+
+
+def test_behind_the_portal_the_budget_binds_the_address_and_the_agency_is_only_alerted(
+    box: Sandbox,
+) -> None:
+    # Per address 3 wrong factors, agency-wide alert at 5.
+    budgeted = box.start_server("--no-face", "--failure-budget", "3",
+                                "--public-failure-budget", "5")
+    try:
+        before = [a for a in alerts_on(box) if a["type"] == "SecurityAlert"]
+        for n in range(3):  # many ids: no lockout of one id stops it
+            assert status(budgeted, "LK-PORTAL-B", "PORTAL", f"NOBODY-B{n}", "0000",
+                          "203.0.113.50")[0] == grpc.StatusCode.NOT_FOUND
+        code, details = status(budgeted, "LK-PORTAL-B", "PORTAL", "MO-1", RIGHT["MO-1"],
+                               "203.0.113.50")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, details
+        assert "this client address of agency LK-PORTAL-B" in details
+        assert "budget of 3" in details
+        # Another visitor is not refused, and the retiree's own query answers.
+        assert status(budgeted, "LK-PORTAL-B", "PORTAL", "MO-1", RIGHT["MO-1"],
+                      "198.51.100.60")[0] == grpc.StatusCode.OK
+        # Agency-wide the 5th wrong factor raises the alert, and refuses nobody.
+        for n, address in enumerate(("198.51.100.61", "198.51.100.62", "198.51.100.63",
+                                     "198.51.100.64")):
+            assert status(budgeted, "LK-PORTAL-B", "PORTAL", f"NOBODY-C{n}", "0000",
+                          address)[0] == grpc.StatusCode.NOT_FOUND
+        assert status(budgeted, "LK-PORTAL-B", "PORTAL", "FS-1", RIGHT["FS-1"],
+                      "198.51.100.65")[0] == grpc.StatusCode.OK
+        deadline = time.monotonic() + 20
+        while True:
+            mine = [a for a in alerts_on(box) if a["type"] == "SecurityAlert"
+                    and a not in before and a["agency"] == "LK-PORTAL-B"]
+            if mine or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(mine) == 1, mine
+        assert mine[0]["count"] == 5 and mine[0]["limit"] == 5
+        assert mine[0]["refused_until"] is None  # refuses nobody
+        assert box.query("SELECT 1 FROM api_pending_alerts WHERE agency = 'LK-PORTAL-B'") == []
+    finally:
+        budgeted.stop()
+
+
+def test_an_alert_the_broker_did_not_take_is_kept_and_published_later(
+    box: Sandbox, tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from lifecert.api.db import Database
+    from lifecert.api.publisher import Publisher
+    from lifecert.pipeline.topics import layout
+
+    # A sandbox of its own: no server publishes its pending alerts behind the test's back.
+    with Sandbox.create(box.admin_dsn, box.bootstrap, tmp_path) as own:
+        # A partner's budget of 1 spent: the alert is pending, by the same transaction.
+        spent = _failed(own, "LK-DUR-1", 5, 900.0, 1, 3600.0)
+        assert spent[5] is True
+        pending = "SELECT failures, budget FROM api_pending_alerts WHERE agency = 'LK-DUR-1'"
+        assert own.query(pending) == [(1, 1)]
+        database = Database(own.dsn, 2)
+        # The broker does not take it (its alerts topic does not exist there).
+        refusing = Publisher(own.bootstrap, layout("lk-absent."), timeout=2)
+        working = Publisher(own.bootstrap, own.topics, timeout=20)
+        try:
+            assert asyncio.run(lockouts.PendingAlerts(database, refusing.publish).flush()) == 1
+            assert own.query(pending) == [(1, 1)]  # kept
+            assert alerts_on(own) == []
+            # The broker takes it: published once, then no longer pending.
+            assert asyncio.run(lockouts.PendingAlerts(database, working.publish).flush()) == 0
+            assert asyncio.run(lockouts.PendingAlerts(database, working.publish).flush()) == 0
+        finally:
+            refusing.close()
+            working.close()
+            database.close()
+        assert own.query(pending) == []
+        [alert] = alerts_on(own)
+        assert alert["agency"] == "LK-DUR-1" and alert["kind"] == "SECOND_FACTOR_BUDGET_SPENT"
+        assert alert["count"] == 1 and alert["limit"] == 1 and alert["refused_until"]
 
 
 # --------------------------------------------------------------------------- one answer
@@ -275,8 +370,9 @@ def test_a_role_refusal_still_refuses_the_whole_batch_and_names_no_retiree(
 
 def _failed(box: Sandbox, agency: str, attempts: int, lock: float, budget: int,
             window: float, subject: str = "S1") -> tuple[Any, ...]:
-    [row] = box.query("SELECT * FROM api_second_factor_failed(%s, %s, '', %s, %s, %s, %s)",
-                      (subject, agency, attempts, lock, budget, window))
+    [row] = box.query(
+        "SELECT * FROM api_second_factor_failed(%s, %s, '', %s, %s, %s, %s, %s)",
+        (subject, agency, attempts, lock, budget, window, budget))
     return row
 
 

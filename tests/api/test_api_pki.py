@@ -201,3 +201,32 @@ def test_the_server_runs_without_the_ca_key_and_refuses_one_beside_it(
             box.start_server(verbose=False)
     finally:
         misplaced.unlink()
+
+
+def test_no_crl_or_an_older_one_copied_back_stops_the_start(box: Sandbox,
+                                                          server: ServerProcess) -> None:
+    # The session's server put the current CRL's number in force (recorded in PostgreSQL).
+    current = box.pki.crl.read_bytes()
+    away = box.pki.crl.with_name("ca.crl.away")
+    box.pki.crl.rename(away)
+    try:
+        with pytest.raises(SandboxError, match=r"no CRL at .*ca\.crl.*lifecert pki init"):
+            box.start_server(verbose=False)
+    finally:
+        away.rename(box.pki.crl)
+    # A revocation signs the next number; a server starting on it records it.
+    box.certificate("CRL-ROLLBACK", ROLE)
+    assert lifecert_pki(box, "revoke", "--agency", "CRL-ROLLBACK").returncode == 0
+    newer = box.pki.crl.read_bytes()
+    started = box.start_server(verbose=False)
+    started.stop()
+    [(number,)] = box.query("SELECT crl_number FROM api_crl_numbers")
+    # The older list copied back before a restart (it would un-revoke CRL-ROLLBACK).
+    box.pki.crl.write_bytes(current)
+    try:
+        with pytest.raises(SandboxError, match=rf"has number {int(number) - 1}, older than "
+                           rf"number {int(number)} put in force before"):
+            box.start_server(verbose=False)
+    finally:
+        box.pki.crl.write_bytes(newer)
+    box.start_server(verbose=False).stop()

@@ -3,6 +3,7 @@ server (the server's side: tests/api/test_api_pki.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -152,7 +153,32 @@ def test_the_deny_list_never_shrinks_by_a_bad_file(tmp_path: Path) -> None:
     assert deny.refusal(victim) is not None
     paths.crl.unlink()  # gone
     assert deny.refusal(victim) is not None
-    # A server cannot start on a CRL it cannot check.
+    # A server cannot start on a CRL it cannot check, nor without one.
     paths.crl.write_bytes(b"garbage")
     with pytest.raises(PkiError, match="is not a CRL"):
+        DenyList(paths.crl, paths.ca_cert).load()
+    paths.crl.unlink()
+    with pytest.raises(PkiError, match=r"no CRL at .*does not start without.*lifecert pki init"):
+        DenyList(paths.crl, paths.ca_cert).load()
+
+
+def test_a_crl_past_its_next_update_is_refused(tmp_path: Path) -> None:
+    paths = PkiPaths(tmp_path / "pki")
+    init(paths)
+    victim = issue(paths, "MO-SSF", role="MACAU_SSF").cert.read_bytes()
+    revoke(paths, agency="MO-SSF")  # number 2
+    deny = DenyList(paths.crl, paths.ca_cert)
+    deny.load()
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    stale = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+             .last_update(now - dt.timedelta(days=10)).next_update(now - dt.timedelta(days=1))
+             .add_extension(x509.CRLNumber(9), critical=False)
+             .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    paths.crl.write_bytes(stale.public_bytes(serialization.Encoding.PEM))
+    # While running: not installed (it would drop the revocation), the list stays.
+    assert deny.refusal(victim) is not None and "CRL number 2" in (deny.refusal(victim) or "")
+    with pytest.raises(PkiError, match=r"due to be replaced on .* \(nextUpdate\).*lifecert "
+                       "pki revoke"):
         DenyList(paths.crl, paths.ca_cert).load()

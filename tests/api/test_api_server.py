@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lifecert.api.client import secure_channel
 from lifecert.api.harness import Sandbox, ServerProcess
+from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.partner import event_id_for
 from lifecert.api.protos import common_pb2
 from lifecert.api.protos import partner_exchange_pb2 as px
@@ -106,6 +107,16 @@ def expect_error(code: grpc.StatusCode, fn: Any, *args: Any) -> grpc.RpcError:
 def macau(server: ServerProcess) -> Iterator[px_grpc.PartnerExchangeStub]:
     with server.channel("MO-SSF", "MACAU_SSF") as channel:
         yield px_grpc.PartnerExchangeStub(channel)
+
+
+def _visitor(stub: sq_grpc.StatusQueryStub, address: str) -> Any:
+    """``stub`` whose GetStatus names ``address`` as the portal's visitor (a public-front
+    role must)."""
+    class Visitor:
+        @staticmethod
+        def GetStatus(request: sq.GetStatusRequest, **kw: Any) -> sq.GetStatusResponse:
+            return stub.GetStatus(request, metadata=[(CLIENT_ADDRESS_HEADER, address)], **kw)
+    return Visitor()
 
 
 # --------------------------------------------------------------------------- tests
@@ -331,7 +342,7 @@ def test_subscribe_delivers_only_the_partners_events_and_resumes_after_ack(
 
 def test_status_query_reads_the_projections(server: ServerProcess, decided: None) -> None:
     with server.channel("FS-PORTAL", "PORTAL") as channel:
-        stub = sq_grpc.StatusQueryStub(channel)
+        stub = _visitor(sq_grpc.StatusQueryStub(channel), "203.0.113.20")
         reply = stub.GetStatus(
             sq.GetStatusRequest(retiree_id="MO-1", second_factor="1234"), timeout=10)
         assert reply.cycle == POLICY
@@ -367,7 +378,7 @@ def test_status_query_reads_the_projections(server: ServerProcess, decided: None
 
 def test_wrong_second_factors_lock_the_retiree_id(server: ServerProcess, decided: None) -> None:
     with server.channel("FS-PORTAL", "PORTAL") as channel:
-        stub = sq_grpc.StatusQueryStub(channel)
+        stub = _visitor(sq_grpc.StatusQueryStub(channel), "203.0.113.21")
         for _ in range(5):
             expect_error(grpc.StatusCode.NOT_FOUND, stub.GetStatus,
                          sq.GetStatusRequest(retiree_id="FS-2", second_factor="0000"))

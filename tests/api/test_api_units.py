@@ -254,7 +254,12 @@ def test_only_roles_acting_for_the_public_name_a_client_address() -> None:
     header = lockouts.CLIENT_ADDRESS_HEADER
     portal = authz.rules("PORTAL")
     assert lockouts.client_of([(header, "203.0.113.7")], "PORTAL", portal) == "203.0.113.7"
-    assert lockouts.client_of([("other", "x")], "PORTAL", portal) is None
+    # A public front must name one: else every visitor's guesses are the retiree's.
+    for role in ("PORTAL", "APP"):
+        with pytest.raises(lockouts.ClientAddressError, match=f"role {role} acts for the "
+                           f"public.*{lockouts.CLIENT_ADDRESS_HEADER}"):
+            lockouts.client_of([("other", "x")], role, authz.rules(role))
+    assert lockouts.client_of([("other", "x")], "MACAU_SSF", authz.rules("MACAU_SSF")) is None
     with pytest.raises(lockouts.ClientAddressError, match="once"):
         lockouts.client_of([(header, "203.0.113.7"), (header, "203.0.113.8")], "PORTAL",
                            portal)
@@ -274,8 +279,35 @@ def test_lockout_keys_bind_the_caller_and_hold_no_id_or_address() -> None:
     assert p1 != p2 and p1.subject == p2.subject and p1.client
     assert "MO-1" not in repr(p1) and "203.0.113" not in repr(p1)
     policy = lockouts.Policy(5, 900, budget=100, public_budget=2000, window_seconds=3600)
-    assert policy.budget_of(authz.rules("PORTAL")) == 2000
-    assert policy.budget_of(authz.rules("MACAU_SSF")) == 100
+    assert policy.alert_at(authz.rules("PORTAL")) == 2000
+    assert policy.alert_at(authz.rules("MACAU_SSF")) == 100
+
+
+def test_the_second_factor_key_is_made_only_by_the_explicit_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifecert.api.config import (
+        SECOND_FACTOR_KEY_ENV,
+        create_second_factor_key,
+        second_factor_key,
+    )
+    from lifecert.keyfiles import MissingKeyError
+
+    monkeypatch.delenv(SECOND_FACTOR_KEY_ENV, raising=False)
+    path = tmp_path / "api" / "second-factor.key"
+    # `second-factor set` run from another folder must not hash under a key of its own.
+    with pytest.raises(MissingKeyError) as refused:
+        second_factor_key(tmp_path / "api")
+    message = str(refused.value)
+    assert str(path) in message and SECOND_FACTOR_KEY_ENV in message
+    assert "lifecert keys create" in message
+    assert not path.exists()
+    assert create_second_factor_key(tmp_path / "api") == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    key = second_factor_key(tmp_path / "api")
+    assert len(key) == 32
+    assert create_second_factor_key(tmp_path / "api") is None  # never replaced
+    assert second_factor_key(tmp_path / "api") == key
 
 
 def test_token_bucket() -> None:

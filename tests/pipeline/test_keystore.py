@@ -20,7 +20,7 @@ from lifecert.commands.dead_letters import purge, retention_days
 from lifecert.databases import create_database, drop_database
 from lifecert.face.crypto import generate_key
 from lifecert.keystore import KeyStoreError, UnknownKey
-from lifecert.keystore.master import KEY_ENV, MasterKeyError, master_key
+from lifecert.keystore.master import KEY_ENV, MasterKeyError, create_master_key, master_key
 from lifecert.keystore.postgres import PostgresKeyStore
 from lifecert.pipeline.topics import DEAD_LETTERS, layout
 from lifecert.stack import StackStatus
@@ -100,10 +100,42 @@ def test_master_key_from_the_environment_or_a_private_file(tmp_path: Path) -> No
     for bad in ("not base64!", base64.b64encode(b"short").decode()):
         with pytest.raises(MasterKeyError, match=KEY_ENV):
             master_key(tmp_path, {KEY_ENV: bad})
-    made = master_key(tmp_path / "keys", {})
+    # Never made on first use: a process with another working folder or keys folder
+    # would wrap new keys under a master no other process has.
     path = tmp_path / "keys" / "personal-data.key"
-    assert len(made) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert master_key(tmp_path / "keys", {}) == made  # kept, not remade
+    with pytest.raises(MasterKeyError) as refused:
+        master_key(tmp_path / "keys", {})
+    message = str(refused.value)
+    assert str(path) in message and KEY_ENV in message and "lifecert keys create" in message
+    assert not path.exists()
+    # Made by the explicit step only, once.
+    assert create_master_key(tmp_path / "keys", {}) == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    made = master_key(tmp_path / "keys", {})
+    assert len(made) == 32
+    assert create_master_key(tmp_path / "keys", {}) is None  # kept, not remade
+    assert master_key(tmp_path / "keys", {}) == made
+    assert create_master_key(tmp_path / "other", {KEY_ENV: key}) is None  # given: none made
+    assert not (tmp_path / "other").exists()
+
+
+def test_lifecert_keys_create_makes_both_keys_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lifecert.api.config import SECOND_FACTOR_KEY_ENV, second_factor_key
+    from lifecert.cli import main
+
+    monkeypatch.setenv("LIFECERT_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv(SECOND_FACTOR_KEY_ENV, raising=False)
+    argv = ["keys", "create", "--pki-dir", str(tmp_path / "pki")]
+    assert main(argv) == 0
+    assert "made" in capsys.readouterr().err
+    master = master_key()
+    factor = second_factor_key(tmp_path / "api")
+    assert main(argv) == 0
+    assert "none made" in capsys.readouterr().err
+    assert master_key() == master and second_factor_key(tmp_path / "api") == factor
 
 
 def test_purge_applies_the_retention_to_dead_letter_tables_and_raw_record_keys(

@@ -32,7 +32,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from lifecert.api import lockouts, protos
-from lifecert.api.config import ApiConfig, Limits
+from lifecert.api.config import ApiConfig, Limits, weaker_liveness
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
 from lifecert.api.escape import EscapingFormatter
@@ -174,6 +174,12 @@ def _face_servicer(config: ApiConfig, gate: Gate, database: Database,
 async def start(config: ApiConfig) -> Running:
     """Start the server; returns once it listens (health may still be NOT_SERVING)."""
     loop = asyncio.get_running_loop()
+    try:
+        weaker = weaker_liveness(config, os.environ)
+    except ValueError as exc:
+        raise ServerError(str(exc)) from None
+    for setting in weaker:
+        log.warning("face liveness weaker than its default: %s", setting)
     topics = layout(config.topic_prefix)
     await loop.run_in_executor(None, _prepare_database, config.dsn)
     partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)

@@ -6,8 +6,9 @@ packages (lifecert.face.photos); the answers are synthetic, made from them
 
 synth's answers are 2-D edits of one photo, which the default liveness refuses (that is
 tested here too). To exercise the protocol up to a MATCH, ``protocol`` is a second server
-on the same database started with ``--face-min-parallax 0``: everything but the parallax
-check (challenge, order, deadline, single use, replay, face distance) is the real one.
+on the same database started with ``--face-min-parallax 0`` and the test-only switch
+``LIFECERT_FACE_TEST_ONLY=1`` (refused without it): everything but the parallax check
+(challenge, order, deadline, single use, replay, face distance) is the real one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import grpc
 import pytest
 from PIL import Image
 
-from lifecert.api.harness import Sandbox, ServerProcess
+from lifecert.api.harness import Sandbox, SandboxError, ServerProcess
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events import codec
@@ -80,7 +81,8 @@ def protocol(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
     server = box.start_server("--face-min-parallax", "0",
                               "--face-failures-per-retiree-day", "1000",
                               "--face-failures-per-agency-minute", "1000",
-                              env={"LIFECERT_FACE_KEY": face_key})
+                              env={"LIFECERT_FACE_KEY": face_key,
+                                   "LIFECERT_FACE_TEST_ONLY": "1"})
     yield server
     server.stop()
 
@@ -92,6 +94,31 @@ def limited(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
                               env={"LIFECERT_FACE_KEY": face_key})
     yield server
     server.stop()
+
+
+@pytest.mark.parametrize("parallax", ["0", "-1"])
+def test_a_weaker_parallax_is_refused_without_the_test_only_switch(
+    box: Sandbox, face_key: str, parallax: str,
+) -> None:
+    with pytest.raises(SandboxError) as refused:
+        box.start_server("--face-min-parallax", parallax,
+                         env={"LIFECERT_FACE_KEY": face_key, "LIFECERT_FACE_TEST_ONLY": ""})
+    assert f"--face-min-parallax {float(parallax)} is below" in str(refused.value)
+    assert "LIFECERT_FACE_TEST_ONLY=1" in str(refused.value)
+
+
+def test_a_negative_parallax_is_refused_even_with_the_switch(
+    box: Sandbox, face_key: str,
+) -> None:
+    with pytest.raises(SandboxError, match=r"--face-min-parallax -0\.5 is below"):
+        box.start_server("--face-min-parallax", "-0.5",
+                         env={"LIFECERT_FACE_KEY": face_key, "LIFECERT_FACE_TEST_ONLY": "1"})
+
+
+def test_weaker_liveness_settings_are_logged_as_warnings(protocol: ServerProcess) -> None:
+    log = protocol.log()
+    assert "face liveness weaker than its default: --face-min-parallax 0.0" in log
+    assert "--face-failures-per-retiree-day 1000 (default 5)" in log
 
 
 def stub(server: ServerProcess, agency: str, role: str) -> fv_grpc.FaceVerificationStub:

@@ -48,6 +48,7 @@ from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grp
 from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
 from lifecert.domain.time import isoformat_local
+from lifecert.events import bounds
 from lifecert.events.interchange import parse_event
 from lifecert.face import (
     DEFAULT_THRESHOLD,
@@ -141,9 +142,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         return spent
 
     async def _retiree(self, call: Call, retiree_id: str) -> authz.Retiree:
-        if not retiree_id or len(retiree_id) > 64 or not retiree_id.isprintable():
-            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
-                              "retiree_id must be 1-64 printable characters")
+        problem = bounds.id_problem("retiree_id", retiree_id)
+        if problem is not None:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, problem)
         found = await self.db.run(lambda c: db.directory(c, [retiree_id]))
         retiree = found.get(retiree_id)
         if retiree is None:
@@ -296,10 +297,13 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 f"each frame must be 1 byte to {self.limits.max_image_bytes} bytes",
                 subject=retiree_id,
             )
-        if request.attempt_id and (len(request.attempt_id) > 128
-                                   or not request.attempt_id.isprintable()):
-            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
-                              "attempt_id must be at most 128 printable characters")
+        if request.attempt_id:  # the certification id of a MATCH: checked before the
+            # challenge is consumed, so that a MATCH can always be recorded
+            problem = bounds.id_problem("certification_id", request.attempt_id)
+            if problem is not None:
+                await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"attempt_id (the certification id a MATCH records): "
+                                  f"{problem}", subject=retiree_id)
         if not request.challenge_id:
             await call.refuse(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -325,7 +329,8 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         channel = call.rules.face_channel
         await self._retiree(call, retiree_id)
         spent = await self._budget(call, retiree_id)
-        certification_id = request.attempt_id or self._attempt_id(call, request.challenge_id)
+        certification_id = request.attempt_id or _attempt_id(call.agency or "",
+                                                             request.challenge_id)
         event_id = event_id_for(call.agency, authz.CERTIFICATION, certification_id)
         digest = _certification_digest(retiree_id, channel)
         known = await self.db.run(lambda c: db.accepted(c, [event_id]))
@@ -428,11 +433,6 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             log.warning("face MATCH after %d NOT_LIVE results: alert %s published",
                         not_live, alert["event_id"])
 
-    @staticmethod
-    def _attempt_id(call: Call, challenge_id: str) -> str:
-        h = hashlib.sha256(b"face-challenge\0" + challenge_id.encode())
-        return f"{call.agency}-FACE-{h.hexdigest()[:24]}"
-
     async def _certify(self, call: Call, retiree_id: str, certification_id: str,
                        event_id: str, channel: str) -> datetime:
         """Publish the certification of a MATCH (once per certification id)."""
@@ -457,6 +457,13 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                              digest, written.topic, written.partition, written.offset, now)
         await self.db.run(lambda c: db.record_accepted(c, [row]))
         return now
+
+
+def _attempt_id(agency: str, challenge_id: str) -> str:
+    """The certification id of a MATCH sent without an attempt id: 45 characters, within
+    bounds.CERTIFICATION_ID whatever the agency id's length (the agency is hashed in)."""
+    h = hashlib.sha256(b"face-challenge\0" + agency.encode() + b"\0" + challenge_id.encode())
+    return f"FACE-{h.hexdigest()[:40]}"
 
 
 def _certification_digest(retiree_id: str, channel: str) -> str:

@@ -240,6 +240,46 @@ def test_attempt_id_reused_for_another_retiree_is_refused(
     assert len(certifications(box)) == before
 
 
+def test_a_malformed_attempt_id_is_refused_before_the_challenge_is_used(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    """An attempt_id that is no certification id would MATCH and then fail to be recorded
+    (the challenge spent, no decision): refused first, naming the field."""
+    before = len(certifications(box))
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    for bad in ("APP 2026/42", "A" * 65, "-leading-dash"):
+        refused = refusal(app.Verify, fv.VerifyRequest(
+            retiree_id="FC-4", frames=answer(frame, challenge), attempt_id=bad,
+            challenge_id=challenge.challenge_id))
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.details()
+        assert "attempt_id" in refused.details()
+        assert "not a valid certification_id" in refused.details()
+    assert box.query("SELECT used_at IS NULL FROM api_face_challenges WHERE challenge_id = %s",
+                     (challenge.challenge_id,)) == [(True,)]
+    assert len(certifications(box)) == before
+
+
+def test_the_derived_certification_id_fits_its_pattern_for_any_agency() -> None:
+    from lifecert.api.face import _attempt_id
+    from lifecert.events import bounds
+
+    for agency in ("FS-APP", "A" * 64, "a.b_c-d" * 9):
+        derived = _attempt_id(agency, "C" * 64)
+        assert bounds.id_problem("certification_id", derived) is None, derived
+    assert _attempt_id("FS-APP", "C" * 22) != _attempt_id("FS-APP-2", "C" * 22)
+
+
+@pytest.mark.parametrize("retiree_id", ["FC 1", "FC/1", "F" * 33, "-FC-1"])
+def test_a_retiree_id_outside_its_pattern_is_refused(
+    protocol: ServerProcess, retiree_id: str,
+) -> None:
+    app = stub(protocol, "FS-APP", "APP")
+    refused = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id=retiree_id))
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid retiree_id" in refused.details()
+
+
 def test_challenge_refusals(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -376,7 +416,7 @@ def test_match_after_not_live_raises_an_alert(
     reply = counter.Verify(fv.VerifyRequest(retiree_id="FC-5", frames=answer(frame, second),
                                             challenge_id=second.challenge_id), timeout=60)
     assert reply.decision == fv.MATCH, reply.reason
-    assert reply.certification_id.startswith("FS-W02-FACE-")
+    assert reply.certification_id.startswith("FACE-")
     [cert] = [c for c in certifications(box) if c["event_id"] == reply.event_id]
     assert cert["channel"] == "FACE_COUNTER"
     [alert] = [a for a in alerts(box) if a["retiree_id"] == "FC-5"]

@@ -18,6 +18,8 @@ from typing import Any
 
 import psycopg2
 
+from lifecert.api.lockouts import Caller
+
 CHALLENGE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 CHALLENGE_REFUSED = "CHALLENGE_REFUSED"  # the decision recorded for a refused challenge
 
@@ -116,25 +118,32 @@ class Failures:
     not_live_recent: int
 
 
-def failures(conn: Any, agency: str, subject: str, now: datetime,
-             alert_window: timedelta) -> Failures:  # fmt: skip
-    """Failed face verifications of this retiree in the last 24 hours (any decision of the
-    engine but MATCH: a refused challenge does not count here, so that an agency cannot
-    close face verification for a retiree by sending made-up challenge ids), of this agency
-    in the last minute (refused challenges included), and the retiree's NOT_LIVE decisions
-    within ``alert_window``."""
+def failures(conn: Any, who: Caller, now: datetime, alert_window: timedelta) -> Failures:
+    """Failed face verifications of this retiree by this caller (agency, and client
+    address behind the app) in the last 24 hours (any decision of the engine but MATCH: a
+    refused challenge does not count here, so that an agency cannot spend the budget by
+    sending made-up challenge ids), of this agency in the last minute (refused challenges
+    included), and the retiree's NOT_LIVE decisions by anyone within ``alert_window`` (an
+    alert, not a refusal). Another agency's failures never close face verification for
+    this caller: the rule of the second-factor lockouts (lifecert.api.lockouts)."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FILTER (WHERE decision NOT IN ('MATCH', %s) AND at > %s), "
-            "count(*) FILTER (WHERE decision = 'NOT_LIVE' AND at > %s) "
-            "FROM api_face_decisions WHERE subject = %s AND operation = 'VERIFY'",
-            (CHALLENGE_REFUSED, now - timedelta(days=1), now - alert_window, subject),
+            "SELECT count(*) FROM api_face_decisions WHERE subject = %s AND agency = %s "
+            "AND client = %s AND operation = 'VERIFY' AND decision NOT IN ('MATCH', %s) "
+            "AND at > %s",
+            (who.subject, who.agency, who.client, CHALLENGE_REFUSED, now - timedelta(days=1)),
         )
-        retiree_day, not_live = cur.fetchone()
+        (retiree_day,) = cur.fetchone()
+        cur.execute(
+            "SELECT count(*) FROM api_face_decisions WHERE subject = %s AND "
+            "operation = 'VERIFY' AND decision = 'NOT_LIVE' AND at > %s",
+            (who.subject, now - alert_window),
+        )
+        (not_live,) = cur.fetchone()
         cur.execute(
             "SELECT count(*) FROM api_face_decisions WHERE agency = %s AND "
             "operation = 'VERIFY' AND decision <> 'MATCH' AND at > %s",
-            (agency, now - timedelta(minutes=1)),
+            (who.agency, now - timedelta(minutes=1)),
         )
         (agency_minute,) = cur.fetchone()
     return Failures(int(retiree_day), int(agency_minute), int(not_live))

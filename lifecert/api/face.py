@@ -8,7 +8,8 @@ of a real head (lifecert.face.liveness.assess_challenge). For the app (and the w
 camera when ``face_screen_light_counter`` is set) the challenge also names a screen colour
 per frame, derived from its nonce, and the face's chroma must follow them
 (lifecert.face.screenlight): frames recorded for another challenge carry its colours.
-Failed attempts are budgeted per retiree per day and per agency per minute; a MATCH after
+Failed attempts are budgeted per day for each retiree and caller (agency, and for the app
+the client address it names: lifecert.api.lockouts.Caller) and per agency per minute; a MATCH after
 recent NOT_LIVE results for the same retiree raises a FraudSuspected
 (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
 Frames are size-checked from their headers before any decoding, and each agency may run a
@@ -40,7 +41,7 @@ from typing import Any
 import grpc
 from psycopg2.extras import Json
 
-from lifecert.api import authz, challenges, db
+from lifecert.api import authz, challenges, db, lockouts
 from lifecert.api.config import ApiConfig
 from lifecert.api.gate import Call, Gate
 from lifecert.api.partner import event_id_for, timestamp
@@ -119,19 +120,33 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             if self._running[agency] <= 0:
                 del self._running[agency]
 
-    async def _budget(self, call: Call, retiree_id: str) -> challenges.Failures:
-        """Refuse when the retiree's daily or the agency's per-minute failures are spent."""
-        subject = self.gate_subject(retiree_id)
+    async def _caller(self, call: Call, context: grpc.aio.ServicerContext,
+                      retiree_id: str) -> lockouts.Caller:
+        """Whose failures these are: the retiree (keyed hash), the calling agency and, for
+        a role that acts for the public (the app), the client address it names; the key
+        of the second-factor lockouts (lifecert.api.lockouts), so that no agency can close
+        face verification for a retiree to anyone else."""
+        assert call.rules is not None
+        try:
+            address = lockouts.client_of(context.invocation_metadata(), call.role, call.rules)
+        except lockouts.ClientAddressError as exc:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
+        return lockouts.caller(self.gate.subject_key, retiree_id, call.agency or "", address)
+
+    async def _budget(self, call: Call, retiree_id: str,
+                      who: lockouts.Caller) -> challenges.Failures:  # fmt: skip
+        """Refuse when this caller's daily failures for the retiree, or the agency's
+        per-minute failures, are spent."""
         window = timedelta(seconds=self.limits.face_alert_window_seconds)
         now = datetime.now(UTC)
-        spent = await self.db.run(
-            lambda c: challenges.failures(c, call.agency or "", subject, now, window))
+        spent = await self.db.run(lambda c: challenges.failures(c, who, now, window))
         if spent.retiree_day >= self.limits.face_failures_per_retiree_day:
+            by = "your agency" + (" from this client address" if who.client else "")
             await call.refuse(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{spent.retiree_day} failed face verifications of this retiree in the last "
-                "24 hours: face verification is closed for this retiree until tomorrow; "
-                "certify at a counter with an identity document",
+                f"{spent.retiree_day} failed face verifications of this retiree by {by} in "
+                "the last 24 hours: face verification of this retiree is closed to you "
+                "until tomorrow; certify at a counter with an identity document",
                 detail="FACE_RETIREE_BUDGET", subject=retiree_id)
         if spent.agency_minute >= self.limits.face_failures_per_agency_minute:
             await call.refuse(
@@ -160,7 +175,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     def _record(self, call: Call, retiree_id: str, operation: str, decision: str,
                 verification: Verification | None = None, event_id: str | None = None,
                 frames: int | None = None, model: str | None = None,
-                evidence: dict[str, Any] | None = None) -> Any:
+                evidence: dict[str, Any] | None = None, client: str = "") -> Any:
         """The insert of one face decision (run it with ``self.db.run``)."""
         if verification is not None:
             evidence = dict(verification.liveness)
@@ -174,15 +189,16 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             verification.distance if verification else None,
             bool(verification.liveness.get("live")) if verification else None,
             Json(evidence, dumps=lambda v: json.dumps(v, default=str)) if evidence else None,
-            frames, event_id,
+            frames, event_id, client,
         )
 
         def insert(conn: Any) -> None:
             with conn, conn.cursor() as cur:
                 cur.execute(
                     "INSERT INTO api_face_decisions (at, agency, role, subject, operation, "
-                    "decision, model, threshold, distance, live, evidence, frames, event_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", row,
+                    "decision, model, threshold, distance, live, evidence, frames, event_id, "
+                    "client) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    row,
                 )
 
         return insert
@@ -258,8 +274,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         call = await self.gate.enter(context, authz.FACE_CHALLENGE)
         retiree_id = request.retiree_id
         await self._retiree(call, retiree_id)
-        await self._budget(call, retiree_id)
-        subject = self.gate_subject(retiree_id)
+        who = await self._caller(call, context, retiree_id)
+        await self._budget(call, retiree_id, who)
+        subject = who.subject
         now = datetime.now(UTC)
         since = now - timedelta(days=self.limits.face_sequence_memory_days)
         recent = await self.db.run(lambda c: challenges.answered(c, subject, since))
@@ -321,14 +338,16 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, f"frame {i}: {exc}",
                                   detail="FRAME_REFUSED", subject=retiree_id)
         async with self._slot(call, retiree_id):
-            return await self._verify(call, request, retiree_id, frames)
+            return await self._verify(call, context, request, retiree_id, frames)
 
-    async def _verify(self, call: Call, request: pb.VerifyRequest, retiree_id: str,
+    async def _verify(self, call: Call, context: grpc.aio.ServicerContext,
+                      request: pb.VerifyRequest, retiree_id: str,
                       frames: list[bytes]) -> pb.VerifyResponse:  # fmt: skip
         assert call.rules is not None and call.rules.face_channel is not None
         channel = call.rules.face_channel
         await self._retiree(call, retiree_id)
-        spent = await self._budget(call, retiree_id)
+        who = await self._caller(call, context, retiree_id)
+        spent = await self._budget(call, retiree_id, who)
         certification_id = request.attempt_id or _attempt_id(call.agency or "",
                                                              request.challenge_id)
         event_id = event_id_for(call.agency, authz.CERTIFICATION, certification_id)
@@ -340,14 +359,15 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 "this attempt_id already certified another retiree (or another channel): "
                 "send a new attempt_id for each attempt", detail="ATTEMPT_ID_REUSED",
                 subject=retiree_id)
-        subject = self.gate_subject(retiree_id)
+        subject = who.subject
         now = datetime.now(UTC)
         try:
             consumed = await self.db.run(lambda c: challenges.consume(
                 c, request.challenge_id, call.agency or "", subject, now, frames))
         except challenges.ChallengeRefused as refused:
             await self._store_decision(call, retiree_id, "VERIFY", challenges.CHALLENGE_REFUSED,
-                                       frames=len(frames), model=self.engine.model)
+                                       frames=len(frames), model=self.engine.model,
+                                       client=who.client)
             await call.refuse(grpc.StatusCode.FAILED_PRECONDITION, str(refused),
                               detail=refused.code, subject=retiree_id)
         rows = await self.db.run(lambda c: _reference(c, retiree_id))
@@ -381,7 +401,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             )
             await self._store_decision(
                 call, retiree_id, "VERIFY", FaceDecision.NOT_LIVE.value, frames=len(frames),
-                model=self.engine.model,
+                model=self.engine.model, client=who.client,
                 evidence={"replayed_frames": consumed.replayed, "repeated_frames": repeated})
             call.done("OK", FaceDecision.NOT_LIVE.value, subject=retiree_id)
             return pb.VerifyResponse(decision=pb.NOT_LIVE, reason=reason,
@@ -399,13 +419,14 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         )
         if result.decision is not FaceDecision.MATCH:
             await self._store_decision(call, retiree_id, "VERIFY", result.decision.value,
-                                       verification=result, frames=len(frames))
+                                       verification=result, frames=len(frames),
+                                       client=who.client)
             call.done("OK", result.decision.value, subject=retiree_id)
             return reply
         recorded_at = await self._certify(call, retiree_id, certification_id, event_id,
                                           channel)
         await self._store_decision(call, retiree_id, "VERIFY", "MATCH", verification=result,
-                                   frames=len(frames), event_id=event_id)
+                                   frames=len(frames), event_id=event_id, client=who.client)
         if spent.not_live_recent:
             await self._alert(call, retiree_id, certification_id, spent.not_live_recent)
         reply.certification_id = certification_id

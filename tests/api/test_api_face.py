@@ -451,13 +451,50 @@ def test_failure_budgets_per_retiree_and_per_agency(
         assert reply.decision == fv.NO_FACE, reply.reason
     spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
     assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "this retiree in the last 24 hours" in spent.details()
+    assert "this retiree by your agency in the last 24 hours" in spent.details()
     made_up(app, "FC-7")  # the agency's fourth failure this minute
     busy = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-7"))
     assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "by this agency in the last minute" in busy.details()
     # the other agency (3 failures) is not held up
     assert other.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
+
+
+def test_one_agencys_failures_do_not_close_face_verification_to_another(
+    limited: ServerProcess, enrolled: dict[str, str],
+) -> None:
+    """``limited``: 3 failures per retiree a day, counted per caller (agency, and the client
+    address behind the app), like the second-factor lockouts: agency B's failures (any
+    face-role agency may try any retiree) leave agency A's attempts open, and one client
+    address of the app does not close the retiree to another."""
+    b = stub(limited, "FS-APP-D", "APP")
+    a = stub(limited, "FS-APP-E", "APP")
+
+    def fail(client: fv_grpc.FaceVerificationStub, **kw: Any) -> None:
+        challenge = client.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"),
+                                          timeout=30, **kw)
+        reply = client.Verify(fv.VerifyRequest(
+            retiree_id="FC-5", challenge_id=challenge.challenge_id,
+            frames=[synth_png(i) for i in range(7)]), timeout=60, **kw)
+        assert reply.decision == fv.NO_FACE, reply.reason
+
+    for _ in range(3):
+        fail(b)
+    closed = refusal(b.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-5"))
+    assert closed.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "FACE_RETIREE_BUDGET" not in closed.details()  # words, not codes, for people
+    assert "by your agency in the last 24 hours" in closed.details()
+    assert a.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    here = [("lifecert-client-address", "203.0.113.7")]
+    there = [("lifecert-client-address", "203.0.113.8")]
+    for _ in range(3):
+        fail(a, metadata=here)
+    closed_here = refusal(a.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-5"),
+                          metadata=here)
+    assert closed_here.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "from this client address" in closed_here.details()
+    assert a.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30,
+                            metadata=there)
 
 
 def synth_png(i: int) -> bytes:

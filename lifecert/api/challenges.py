@@ -111,6 +111,25 @@ def consume(conn: Any, challenge_id: str, agency: str, subject: str, now: dateti
     return Consumed(list(row[0]), int(replayed))
 
 
+def purge(conn: Any, now: datetime, memory: timedelta,
+          grace: timedelta = timedelta(days=1)) -> int:
+    """Delete what no check needs any more; returns how many rows. An unanswered challenge
+    goes ``grace`` after its deadline (until then a late answer is told it expired, not
+    that it is unknown). An answered one is kept for ``memory`` (``answered``: its action
+    sequence is not asked of the retiree again meanwhile), and so is a frame digest:
+    within it a byte-identical replay is refused; after it the same sequence may be asked
+    again, and a year-old recording must still beat the screen colours of a new nonce
+    (the app) or the staff at the window (the counter)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM api_face_challenges WHERE (used_at IS NULL AND deadline < %s) "
+            "OR used_at < %s", (now - grace, now - memory),
+        )
+        deleted = cur.rowcount
+        cur.execute("DELETE FROM api_face_frame_digests WHERE seen_at < %s", (now - memory,))
+        return deleted + cur.rowcount
+
+
 @dataclass(frozen=True)
 class Failures:
     retiree_day: int

@@ -20,8 +20,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from lifecert.api import lockouts, protos
+from lifecert.api import challenges, lockouts, protos
 from lifecert.api.config import ApiConfig, Limits, weaker_liveness
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
@@ -254,20 +255,26 @@ async def start(config: ApiConfig) -> Running:
     running = Running(server, port, health, services, directory, audit, database, publisher,
                       reader)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
-    running.tasks.append(asyncio.create_task(_purge_lockouts(database, policy)))
+    running.tasks.append(asyncio.create_task(_purge_old_rows(
+        database, "second-factor lockouts", lambda conn: lockouts.purge(conn, policy))))
+    memory = timedelta(days=limits.face_sequence_memory_days)
+    running.tasks.append(asyncio.create_task(_purge_old_rows(
+        database, "face challenges and frame digests",
+        lambda conn: challenges.purge(conn, datetime.now(UTC), memory))))
     return running
 
 
-async def _purge_lockouts(database: Database, policy: lockouts.Policy,
+async def _purge_old_rows(database: Database, what: str, purge: Callable[[Any], int],
                           every: float = 300.0) -> None:
-    """Delete the second-factor lockouts and agency budgets no longer in force, now and
-    then (every server does; it is idempotent)."""
+    """Delete the rows of ``what`` no longer needed (lockouts and budgets no longer in
+    force; face challenges and frame digests: challenges.purge), now and then (every
+    server does; it is idempotent)."""
     while True:
         await asyncio.sleep(every)
         try:
-            await database.run(lambda conn: lockouts.purge(conn, policy))
+            await database.run(purge)
         except Exception as exc:  # the database's trouble; the next round tries again
-            log.warning("purging old second-factor lockouts failed: %s", type(exc).__name__)
+            log.warning("purging old %s failed: %s", what, type(exc).__name__)
 
 
 async def _serving_when_ready(running: Running) -> None:

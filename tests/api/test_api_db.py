@@ -100,3 +100,36 @@ def test_timestamps_are_set_to_the_microsecond() -> None:
         expected.FromDatetime(datetime.fromtimestamp(epoch, UTC))
         _set_ts(got, epoch)
         assert got == expected, epoch
+
+
+def test_face_purge_keeps_what_the_checks_need(box: Sandbox) -> None:
+    """Unanswered challenges go a day after their deadline; answered ones and frame
+    digests are kept for the sequence memory (here 10 days), then go."""
+    from datetime import timedelta
+
+    from lifecert.api import challenges
+
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+    rows = {  # challenge_id: (deadline, used_at)
+        "PURGE-LATE-UNUSED-1": (now - 2 * day, None),
+        "PURGE-JUST-EXPIRED-1": (now - timedelta(hours=1), None),
+        "PURGE-OPEN-0000001": (now + timedelta(seconds=30), None),
+        "PURGE-USED-RECENT-1": (now - 5 * day, now - 5 * day),
+        "PURGE-USED-OLD-0001": (now - 11 * day, now - 11 * day),
+    }
+    for challenge_id, (deadline, used_at) in rows.items():
+        box.query("INSERT INTO api_face_challenges VALUES (%s, 'PURGE-AG', 'PURGE-SUBJECT', "
+                  "ARRAY['TURN_LEFT', 'OPEN_MOUTH'], %s, %s, %s) RETURNING 1",
+                  (challenge_id, deadline - timedelta(seconds=30), deadline, used_at))
+    old, recent = b"\x01" * 32, b"\x02" * 32
+    box.query("INSERT INTO api_face_frame_digests VALUES (%s, %s), (%s, %s) RETURNING 1",
+              (old, now - 11 * day, recent, now - 5 * day))
+    with box.connect() as conn:
+        assert challenges.purge(conn, now, timedelta(days=10)) == 3
+    assert sorted(r[0] for r in box.query(
+        "SELECT challenge_id FROM api_face_challenges WHERE agency = 'PURGE-AG'")) == [
+        "PURGE-JUST-EXPIRED-1", "PURGE-OPEN-0000001", "PURGE-USED-RECENT-1"]
+    assert [bytes(r[0]) for r in box.query(
+        "SELECT digest FROM api_face_frame_digests WHERE digest IN (%s, %s)",
+        (old, recent))] == [recent]

@@ -130,6 +130,29 @@ def purge(conn: Any, now: datetime, memory: timedelta,
         return deleted + cur.rowcount
 
 
+def erase(conn: Any, retiree_id: str, subject: str | None) -> int:
+    """``lifecert erase``: delete the retiree's face reference (their sealed encoding) and
+    challenges, and clear the biometric evidence (liveness measurements, distance) of their
+    face decisions; the rest of each decision (when, which agency and role, operation,
+    decision, model, threshold, event id) stays for the audit, keyed by ``subject`` (the
+    keyed hash) only. ``subject`` None: the API's key is unknown here, only the reference
+    is deleted. Rows changed; the caller commits."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('api_face_references') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute("DELETE FROM api_face_references WHERE retiree_id = %s", (retiree_id,))
+        changed = cur.rowcount
+        if subject is None:
+            return int(changed)
+        cur.execute("UPDATE api_face_decisions SET evidence = NULL, distance = NULL "
+                    "WHERE subject = %s AND (evidence IS NOT NULL OR distance IS NOT NULL)",
+                    (subject,))
+        changed += cur.rowcount
+        cur.execute("DELETE FROM api_face_challenges WHERE subject = %s", (subject,))
+        return int(changed + cur.rowcount)
+
+
 @dataclass(frozen=True)
 class Failures:
     retiree_day: int

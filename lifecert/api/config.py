@@ -166,20 +166,25 @@ def weaker_liveness(config: ApiConfig, environ: Mapping[str, str]) -> list[str]:
     return weaker
 
 
+def existing_second_factor_key(pki_dir: Path | None = None) -> bytes | None:
+    """The API's second-factor key as the server resolves it, without making one (None
+    when there is none): what ``lifecert erase`` needs to find a retiree's rows keyed by
+    ``subject``."""
+    if os.environ.get(SECOND_FACTOR_KEY_ENV):
+        return _key_from_env()
+    folder = PkiPaths.default(pki_dir).root.parent / "api"
+    if not (folder / "second-factor.key").exists():
+        return None
+    return second_factor_key(folder)
+
+
 def second_factor_key(folder: Path) -> bytes:
     """The secret key of the second-factor hashes: ``$LIFECERT_SECOND_FACTOR_KEY`` (hex,
     at least 32 bytes), else ``FOLDER/second-factor.key``, made on first use (mode 0600).
     Without it the stored hashes of 4 characters could be searched exhaustively; keep it
     out of the database and its backups."""
-    text = os.environ.get(SECOND_FACTOR_KEY_ENV)
-    if text:
-        try:
-            key = bytes.fromhex(text.strip())
-        except ValueError:
-            raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must be hex") from None
-        if len(key) < 32:
-            raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must hold at least 32 bytes (64 hex)")
-        return key
+    if os.environ.get(SECOND_FACTOR_KEY_ENV):
+        return _key_from_env()
     path = folder / "second-factor.key"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -191,3 +196,14 @@ def second_factor_key(folder: Path) -> bytes:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32) + "\n")
     return bytes.fromhex(path.read_text().strip())
+
+
+def _key_from_env() -> bytes:
+    text = os.environ.get(SECOND_FACTOR_KEY_ENV, "")
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must be hex") from None
+    if len(key) < 32:
+        raise ValueError(f"{SECOND_FACTOR_KEY_ENV} must hold at least 32 bytes (64 hex)")
+    return key

@@ -18,6 +18,8 @@ from typing import Any
 
 import psycopg2
 
+from lifecert.api.lockouts import Caller
+
 CHALLENGE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 CHALLENGE_REFUSED = "CHALLENGE_REFUSED"  # the decision recorded for a refused challenge
 
@@ -109,6 +111,48 @@ def consume(conn: Any, challenge_id: str, agency: str, subject: str, now: dateti
     return Consumed(list(row[0]), int(replayed))
 
 
+def purge(conn: Any, now: datetime, memory: timedelta,
+          grace: timedelta = timedelta(days=1)) -> int:
+    """Delete what no check needs any more; returns how many rows. An unanswered challenge
+    goes ``grace`` after its deadline (until then a late answer is told it expired, not
+    that it is unknown). An answered one is kept for ``memory`` (``answered``: its action
+    sequence is not asked of the retiree again meanwhile), and so is a frame digest:
+    within it a byte-identical replay is refused; after it the same sequence may be asked
+    again, and a year-old recording must still beat the screen colours of a new nonce
+    (the app) or the staff at the window (the counter)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM api_face_challenges WHERE (used_at IS NULL AND deadline < %s) "
+            "OR used_at < %s", (now - grace, now - memory),
+        )
+        deleted = cur.rowcount
+        cur.execute("DELETE FROM api_face_frame_digests WHERE seen_at < %s", (now - memory,))
+        return deleted + cur.rowcount
+
+
+def erase(conn: Any, retiree_id: str, subject: str | None) -> int:
+    """``lifecert erase``: delete the retiree's face reference (their sealed encoding) and
+    challenges, and clear the biometric evidence (liveness measurements, distance) of their
+    face decisions; the rest of each decision (when, which agency and role, operation,
+    decision, model, threshold, event id) stays for the audit, keyed by ``subject`` (the
+    keyed hash) only. ``subject`` None: the API's key is unknown here, only the reference
+    is deleted. Rows changed; the caller commits."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('api_face_references') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute("DELETE FROM api_face_references WHERE retiree_id = %s", (retiree_id,))
+        changed = cur.rowcount
+        if subject is None:
+            return int(changed)
+        cur.execute("UPDATE api_face_decisions SET evidence = NULL, distance = NULL "
+                    "WHERE subject = %s AND (evidence IS NOT NULL OR distance IS NOT NULL)",
+                    (subject,))
+        changed += cur.rowcount
+        cur.execute("DELETE FROM api_face_challenges WHERE subject = %s", (subject,))
+        return int(changed + cur.rowcount)
+
+
 @dataclass(frozen=True)
 class Failures:
     retiree_day: int
@@ -116,25 +160,32 @@ class Failures:
     not_live_recent: int
 
 
-def failures(conn: Any, agency: str, subject: str, now: datetime,
-             alert_window: timedelta) -> Failures:  # fmt: skip
-    """Failed face verifications of this retiree in the last 24 hours (any decision of the
-    engine but MATCH: a refused challenge does not count here, so that an agency cannot
-    close face verification for a retiree by sending made-up challenge ids), of this agency
-    in the last minute (refused challenges included), and the retiree's NOT_LIVE decisions
-    within ``alert_window``."""
+def failures(conn: Any, who: Caller, now: datetime, alert_window: timedelta) -> Failures:
+    """Failed face verifications of this retiree by this caller (agency, and client
+    address behind the app) in the last 24 hours (any decision of the engine but MATCH: a
+    refused challenge does not count here, so that an agency cannot spend the budget by
+    sending made-up challenge ids), of this agency in the last minute (refused challenges
+    included), and the retiree's NOT_LIVE decisions by anyone within ``alert_window`` (an
+    alert, not a refusal). Another agency's failures never close face verification for
+    this caller: the rule of the second-factor lockouts (lifecert.api.lockouts)."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FILTER (WHERE decision NOT IN ('MATCH', %s) AND at > %s), "
-            "count(*) FILTER (WHERE decision = 'NOT_LIVE' AND at > %s) "
-            "FROM api_face_decisions WHERE subject = %s AND operation = 'VERIFY'",
-            (CHALLENGE_REFUSED, now - timedelta(days=1), now - alert_window, subject),
+            "SELECT count(*) FROM api_face_decisions WHERE subject = %s AND agency = %s "
+            "AND client = %s AND operation = 'VERIFY' AND decision NOT IN ('MATCH', %s) "
+            "AND at > %s",
+            (who.subject, who.agency, who.client, CHALLENGE_REFUSED, now - timedelta(days=1)),
         )
-        retiree_day, not_live = cur.fetchone()
+        (retiree_day,) = cur.fetchone()
+        cur.execute(
+            "SELECT count(*) FROM api_face_decisions WHERE subject = %s AND "
+            "operation = 'VERIFY' AND decision = 'NOT_LIVE' AND at > %s",
+            (who.subject, now - alert_window),
+        )
+        (not_live,) = cur.fetchone()
         cur.execute(
             "SELECT count(*) FROM api_face_decisions WHERE agency = %s AND "
             "operation = 'VERIFY' AND decision <> 'MATCH' AND at > %s",
-            (agency, now - timedelta(minutes=1)),
+            (who.agency, now - timedelta(minutes=1)),
         )
         (agency_minute,) = cur.fetchone()
     return Failures(int(retiree_day), int(agency_minute), int(not_live))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from lifecert.pki import PkiPaths
 LISTEN_ENV = "LIFECERT_API_LISTEN"
 SECOND_FACTOR_KEY_ENV = "LIFECERT_SECOND_FACTOR_KEY"
 SECOND_FACTOR_KEY_FILE = "second-factor.key"
+# Test-only: lets ``--face-min-parallax`` go below the engine's default, which lets 2-D
+# warps of a photo pass liveness. Set only for tests that need a MATCH on synthetic frames.
+FACE_TEST_ONLY_ENV = "LIFECERT_FACE_TEST_ONLY"
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
 
@@ -87,8 +91,8 @@ class ApiConfig:
     face: bool = True
     face_threshold: float | None = None  # None: the face engine's default
     # The head-turn parallax a challenge answer must show (None: the engine's default,
-    # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: only for
-    # exercising the protocol with synthetic frames.
+    # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: refused
+    # unless $LIFECERT_FACE_TEST_ONLY=1 (tests on synthetic frames; see weaker_liveness).
     face_min_parallax: float | None = None
 
     @classmethod
@@ -124,6 +128,56 @@ class ApiConfig:
             face_threshold=face_threshold,
             face_min_parallax=face_min_parallax,
         )
+
+
+def weaker_liveness(config: ApiConfig, environ: Mapping[str, str]) -> list[str]:
+    """The face settings of ``config`` weaker than their defaults, one sentence each (the
+    server logs each as a WARNING at start). Raises ValueError for a parallax below the
+    engine's default without ``$LIFECERT_FACE_TEST_ONLY=1``, and for a negative one."""
+    if not config.face:
+        return []
+    try:
+        from lifecert.face.engine import DEFAULT_THRESHOLD
+        from lifecert.face.liveness import ChallengePolicy
+    except ImportError:  # no face engine: FaceVerification is not served
+        return []
+    weaker: list[str] = []
+    parallax, default_parallax = config.face_min_parallax, ChallengePolicy().min_parallax
+    if parallax is not None and parallax < default_parallax:
+        if parallax < 0 or environ.get(FACE_TEST_ONLY_ENV) != "1":
+            raise ValueError(
+                f"--face-min-parallax {parallax} is below the face engine's "
+                f"{default_parallax}: it lets a head turn warped from one photo pass "
+                "liveness. Leave it unset; only tests on synthetic frames may lower it (to "
+                f"0 at least), with {FACE_TEST_ONLY_ENV}=1")
+        weaker.append(f"--face-min-parallax {parallax} (default {default_parallax}): a head "
+                      f"turn warped from a photo may pass liveness ({FACE_TEST_ONLY_ENV}=1; "
+                      "never in production)")
+    if config.face_threshold is not None and config.face_threshold > DEFAULT_THRESHOLD:
+        weaker.append(f"--face-threshold {config.face_threshold} (default "
+                      f"{DEFAULT_THRESHOLD}): more distant faces match")
+    defaults, limits = Limits(), config.limits
+    for name, option in (
+        ("face_challenge_seconds", "--face-challenge-seconds"),
+        ("face_failures_per_retiree_day", "--face-failures-per-retiree-day"),
+        ("face_failures_per_agency_minute", "--face-failures-per-agency-minute"),
+    ):
+        if getattr(limits, name) > getattr(defaults, name):
+            weaker.append(f"{option} {getattr(limits, name)} (default "
+                          f"{getattr(defaults, name)})")
+    return weaker
+
+
+def existing_second_factor_key(pki_dir: Path | None = None) -> bytes | None:
+    """The API's second-factor key as the server resolves it, without making one (None
+    when there is none): what ``lifecert erase`` needs to find a retiree's rows keyed by
+    ``subject``."""
+    folder = second_factor_dir(pki_dir)
+    if not os.environ.get(SECOND_FACTOR_KEY_ENV) and not (
+        folder / SECOND_FACTOR_KEY_FILE
+    ).exists():
+        return None
+    return second_factor_key(folder)
 
 
 def second_factor_key(folder: Path) -> bytes:

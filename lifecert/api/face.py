@@ -8,7 +8,8 @@ of a real head (lifecert.face.liveness.assess_challenge). For the app (and the w
 camera when ``face_screen_light_counter`` is set) the challenge also names a screen colour
 per frame, derived from its nonce, and the face's chroma must follow them
 (lifecert.face.screenlight): frames recorded for another challenge carry its colours.
-Failed attempts are budgeted per retiree per day and per agency per minute; a MATCH after
+Failed attempts are budgeted per day for each retiree and caller (agency, and for the app
+the client address it names: lifecert.api.lockouts.Caller) and per agency per minute; a MATCH after
 recent NOT_LIVE results for the same retiree raises a FraudSuspected
 (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
 Frames are size-checked from their headers before any decoding, and each agency may run a
@@ -40,7 +41,7 @@ from typing import Any
 import grpc
 from psycopg2.extras import Json
 
-from lifecert.api import authz, challenges, db
+from lifecert.api import authz, challenges, db, lockouts
 from lifecert.api.config import ApiConfig
 from lifecert.api.gate import Call, Gate
 from lifecert.api.partner import event_id_for, timestamp
@@ -48,6 +49,7 @@ from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grp
 from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
 from lifecert.domain.time import isoformat_local
+from lifecert.events import bounds
 from lifecert.events.interchange import parse_event
 from lifecert.face import (
     DEFAULT_THRESHOLD,
@@ -118,19 +120,33 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             if self._running[agency] <= 0:
                 del self._running[agency]
 
-    async def _budget(self, call: Call, retiree_id: str) -> challenges.Failures:
-        """Refuse when the retiree's daily or the agency's per-minute failures are spent."""
-        subject = self.gate_subject(retiree_id)
+    async def _caller(self, call: Call, context: grpc.aio.ServicerContext,
+                      retiree_id: str) -> lockouts.Caller:
+        """Whose failures these are: the retiree (keyed hash), the calling agency and, for
+        a role that acts for the public (the app), the client address it names; the key
+        of the second-factor lockouts (lifecert.api.lockouts), so that no agency can close
+        face verification for a retiree to anyone else."""
+        assert call.rules is not None
+        try:
+            address = lockouts.client_of(context.invocation_metadata(), call.role, call.rules)
+        except lockouts.ClientAddressError as exc:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
+        return lockouts.caller(self.gate.subject_key, retiree_id, call.agency or "", address)
+
+    async def _budget(self, call: Call, retiree_id: str,
+                      who: lockouts.Caller) -> challenges.Failures:  # fmt: skip
+        """Refuse when this caller's daily failures for the retiree, or the agency's
+        per-minute failures, are spent."""
         window = timedelta(seconds=self.limits.face_alert_window_seconds)
         now = datetime.now(UTC)
-        spent = await self.db.run(
-            lambda c: challenges.failures(c, call.agency or "", subject, now, window))
+        spent = await self.db.run(lambda c: challenges.failures(c, who, now, window))
         if spent.retiree_day >= self.limits.face_failures_per_retiree_day:
+            by = "your agency" + (" from this client address" if who.client else "")
             await call.refuse(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{spent.retiree_day} failed face verifications of this retiree in the last "
-                "24 hours: face verification is closed for this retiree until tomorrow; "
-                "certify at a counter with an identity document",
+                f"{spent.retiree_day} failed face verifications of this retiree by {by} in "
+                "the last 24 hours: face verification of this retiree is closed to you "
+                "until tomorrow; certify at a counter with an identity document",
                 detail="FACE_RETIREE_BUDGET", subject=retiree_id)
         if spent.agency_minute >= self.limits.face_failures_per_agency_minute:
             await call.refuse(
@@ -141,9 +157,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         return spent
 
     async def _retiree(self, call: Call, retiree_id: str) -> authz.Retiree:
-        if not retiree_id or len(retiree_id) > 64 or not retiree_id.isprintable():
-            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
-                              "retiree_id must be 1-64 printable characters")
+        problem = bounds.id_problem("retiree_id", retiree_id)
+        if problem is not None:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, problem)
         found = await self.db.run(lambda c: db.directory(c, [retiree_id]))
         retiree = found.get(retiree_id)
         if retiree is None:
@@ -159,7 +175,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     def _record(self, call: Call, retiree_id: str, operation: str, decision: str,
                 verification: Verification | None = None, event_id: str | None = None,
                 frames: int | None = None, model: str | None = None,
-                evidence: dict[str, Any] | None = None) -> Any:
+                evidence: dict[str, Any] | None = None, client: str = "") -> Any:
         """The insert of one face decision (run it with ``self.db.run``)."""
         if verification is not None:
             evidence = dict(verification.liveness)
@@ -173,15 +189,16 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             verification.distance if verification else None,
             bool(verification.liveness.get("live")) if verification else None,
             Json(evidence, dumps=lambda v: json.dumps(v, default=str)) if evidence else None,
-            frames, event_id,
+            frames, event_id, client,
         )
 
         def insert(conn: Any) -> None:
             with conn, conn.cursor() as cur:
                 cur.execute(
                     "INSERT INTO api_face_decisions (at, agency, role, subject, operation, "
-                    "decision, model, threshold, distance, live, evidence, frames, event_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", row,
+                    "decision, model, threshold, distance, live, evidence, frames, event_id, "
+                    "client) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    row,
                 )
 
         return insert
@@ -257,8 +274,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         call = await self.gate.enter(context, authz.FACE_CHALLENGE)
         retiree_id = request.retiree_id
         await self._retiree(call, retiree_id)
-        await self._budget(call, retiree_id)
-        subject = self.gate_subject(retiree_id)
+        who = await self._caller(call, context, retiree_id)
+        await self._budget(call, retiree_id, who)
+        subject = who.subject
         now = datetime.now(UTC)
         since = now - timedelta(days=self.limits.face_sequence_memory_days)
         recent = await self.db.run(lambda c: challenges.answered(c, subject, since))
@@ -296,10 +314,13 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 f"each frame must be 1 byte to {self.limits.max_image_bytes} bytes",
                 subject=retiree_id,
             )
-        if request.attempt_id and (len(request.attempt_id) > 128
-                                   or not request.attempt_id.isprintable()):
-            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
-                              "attempt_id must be at most 128 printable characters")
+        if request.attempt_id:  # the certification id of a MATCH: checked before the
+            # challenge is consumed, so that a MATCH can always be recorded
+            problem = bounds.id_problem("certification_id", request.attempt_id)
+            if problem is not None:
+                await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"attempt_id (the certification id a MATCH records): "
+                                  f"{problem}", subject=retiree_id)
         if not request.challenge_id:
             await call.refuse(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -317,15 +338,18 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, f"frame {i}: {exc}",
                                   detail="FRAME_REFUSED", subject=retiree_id)
         async with self._slot(call, retiree_id):
-            return await self._verify(call, request, retiree_id, frames)
+            return await self._verify(call, context, request, retiree_id, frames)
 
-    async def _verify(self, call: Call, request: pb.VerifyRequest, retiree_id: str,
+    async def _verify(self, call: Call, context: grpc.aio.ServicerContext,
+                      request: pb.VerifyRequest, retiree_id: str,
                       frames: list[bytes]) -> pb.VerifyResponse:  # fmt: skip
         assert call.rules is not None and call.rules.face_channel is not None
         channel = call.rules.face_channel
         await self._retiree(call, retiree_id)
-        spent = await self._budget(call, retiree_id)
-        certification_id = request.attempt_id or self._attempt_id(call, request.challenge_id)
+        who = await self._caller(call, context, retiree_id)
+        spent = await self._budget(call, retiree_id, who)
+        certification_id = request.attempt_id or _attempt_id(call.agency or "",
+                                                             request.challenge_id)
         event_id = event_id_for(call.agency, authz.CERTIFICATION, certification_id)
         digest = _certification_digest(retiree_id, channel)
         known = await self.db.run(lambda c: db.accepted(c, [event_id]))
@@ -335,14 +359,15 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 "this attempt_id already certified another retiree (or another channel): "
                 "send a new attempt_id for each attempt", detail="ATTEMPT_ID_REUSED",
                 subject=retiree_id)
-        subject = self.gate_subject(retiree_id)
+        subject = who.subject
         now = datetime.now(UTC)
         try:
             consumed = await self.db.run(lambda c: challenges.consume(
                 c, request.challenge_id, call.agency or "", subject, now, frames))
         except challenges.ChallengeRefused as refused:
             await self._store_decision(call, retiree_id, "VERIFY", challenges.CHALLENGE_REFUSED,
-                                       frames=len(frames), model=self.engine.model)
+                                       frames=len(frames), model=self.engine.model,
+                                       client=who.client)
             await call.refuse(grpc.StatusCode.FAILED_PRECONDITION, str(refused),
                               detail=refused.code, subject=retiree_id)
         rows = await self.db.run(lambda c: _reference(c, retiree_id))
@@ -376,7 +401,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             )
             await self._store_decision(
                 call, retiree_id, "VERIFY", FaceDecision.NOT_LIVE.value, frames=len(frames),
-                model=self.engine.model,
+                model=self.engine.model, client=who.client,
                 evidence={"replayed_frames": consumed.replayed, "repeated_frames": repeated})
             call.done("OK", FaceDecision.NOT_LIVE.value, subject=retiree_id)
             return pb.VerifyResponse(decision=pb.NOT_LIVE, reason=reason,
@@ -394,13 +419,14 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         )
         if result.decision is not FaceDecision.MATCH:
             await self._store_decision(call, retiree_id, "VERIFY", result.decision.value,
-                                       verification=result, frames=len(frames))
+                                       verification=result, frames=len(frames),
+                                       client=who.client)
             call.done("OK", result.decision.value, subject=retiree_id)
             return reply
         recorded_at = await self._certify(call, retiree_id, certification_id, event_id,
                                           channel)
         await self._store_decision(call, retiree_id, "VERIFY", "MATCH", verification=result,
-                                   frames=len(frames), event_id=event_id)
+                                   frames=len(frames), event_id=event_id, client=who.client)
         if spent.not_live_recent:
             await self._alert(call, retiree_id, certification_id, spent.not_live_recent)
         reply.certification_id = certification_id
@@ -428,11 +454,6 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             log.warning("face MATCH after %d NOT_LIVE results: alert %s published",
                         not_live, alert["event_id"])
 
-    @staticmethod
-    def _attempt_id(call: Call, challenge_id: str) -> str:
-        h = hashlib.sha256(b"face-challenge\0" + challenge_id.encode())
-        return f"{call.agency}-FACE-{h.hexdigest()[:24]}"
-
     async def _certify(self, call: Call, retiree_id: str, certification_id: str,
                        event_id: str, channel: str) -> datetime:
         """Publish the certification of a MATCH (once per certification id)."""
@@ -457,6 +478,13 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                              digest, written.topic, written.partition, written.offset, now)
         await self.db.run(lambda c: db.record_accepted(c, [row]))
         return now
+
+
+def _attempt_id(agency: str, challenge_id: str) -> str:
+    """The certification id of a MATCH sent without an attempt id: 45 characters, within
+    bounds.CERTIFICATION_ID whatever the agency id's length (the agency is hashed in)."""
+    h = hashlib.sha256(b"face-challenge\0" + agency.encode() + b"\0" + challenge_id.encode())
+    return f"FACE-{h.hexdigest()[:40]}"
 
 
 def _certification_digest(retiree_id: str, channel: str) -> str:

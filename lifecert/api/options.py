@@ -51,8 +51,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long a face challenge may be answered (default 30)")
     parser.add_argument("--face-min-parallax", type=float,
                         help="head-turn parallax a challenge answer must show (default: the "
-                        "face engine's, chosen in docs/face.md; lower only to exercise the "
-                        "protocol with synthetic frames: it lets 2-D warps of a photo pass)")
+                        "face engine's, chosen in docs/face.md). Lower values let 2-D warps of a "
+                        "photo pass: refused unless $LIFECERT_FACE_TEST_ONLY=1 (tests on "
+                        "synthetic frames only)")
     parser.add_argument("--face-screen-light-counter", action="store_true",
                         help="ask the window camera too to light each frame with the "
                         "challenge's screen colours (default: only the app; the counter is "

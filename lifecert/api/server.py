@@ -20,8 +20,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,8 +32,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from lifecert.api import lockouts, protos
-from lifecert.api.config import ApiConfig, Limits
+from lifecert.api import challenges, lockouts, protos
+from lifecert.api.config import ApiConfig, Limits, weaker_liveness
 from lifecert.api.crlnumbers import PostgresCrlNumbers
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
@@ -178,6 +179,12 @@ def _face_servicer(config: ApiConfig, gate: Gate, database: Database,
 async def start(config: ApiConfig) -> Running:
     """Start the server; returns once it listens (health may still be NOT_SERVING)."""
     loop = asyncio.get_running_loop()
+    try:
+        weaker = weaker_liveness(config, os.environ)
+    except ValueError as exc:
+        raise ServerError(str(exc)) from None
+    for setting in weaker:
+        log.warning("face liveness weaker than its default: %s", setting)
     topics = layout(config.topic_prefix)
     await loop.run_in_executor(None, _prepare_database, config.dsn)
     partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)
@@ -253,21 +260,27 @@ async def start(config: ApiConfig) -> Running:
     running = Running(server, port, health, services, directory, audit, database, publisher,
                       reader)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
-    running.tasks.append(asyncio.create_task(_purge_lockouts(database, policy)))
+    running.tasks.append(asyncio.create_task(_purge_old_rows(
+        database, "second-factor lockouts", lambda conn: lockouts.purge(conn, policy))))
+    memory = timedelta(days=limits.face_sequence_memory_days)
+    running.tasks.append(asyncio.create_task(_purge_old_rows(
+        database, "face challenges and frame digests",
+        lambda conn: challenges.purge(conn, datetime.now(UTC), memory))))
     running.tasks.append(asyncio.create_task(alerts.run()))
     return running
 
 
-async def _purge_lockouts(database: Database, policy: lockouts.Policy,
+async def _purge_old_rows(database: Database, what: str, purge: Callable[[Any], int],
                           every: float = 300.0) -> None:
-    """Delete the second-factor lockouts and agency budgets no longer in force, now and
-    then (every server does; it is idempotent)."""
+    """Delete the rows of ``what`` no longer needed (lockouts and budgets no longer in
+    force; face challenges and frame digests: challenges.purge), now and then (every
+    server does; it is idempotent)."""
     while True:
         await asyncio.sleep(every)
         try:
-            await database.run(lambda conn: lockouts.purge(conn, policy))
+            await database.run(purge)
         except Exception as exc:  # the database's trouble; the next round tries again
-            log.warning("purging old second-factor lockouts failed: %s", type(exc).__name__)
+            log.warning("purging old %s failed: %s", what, type(exc).__name__)
 
 
 async def _serving_when_ready(running: Running) -> None:

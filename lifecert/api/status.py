@@ -26,6 +26,7 @@ from lifecert.api.nextstep import next_step
 from lifecert.api.protos import common_pb2, status_query_pb2, status_query_pb2_grpc
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
 from lifecert.domain.time import local_date
+from lifecert.events import bounds
 
 log = logging.getLogger("lifecert.api")
 
@@ -65,9 +66,9 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
         assert call.rules is not None
         rules = call.rules
         retiree_id = request.retiree_id.strip()
-        if not retiree_id or len(retiree_id) > 64 or not retiree_id.isprintable():
-            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
-                              "retiree_id must be 1-64 printable characters")
+        problem = bounds.id_problem("retiree_id", retiree_id)
+        if problem is not None:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             factor = normalize_factor(request.second_factor)
         except SecondFactorError as exc:

@@ -7,7 +7,10 @@ Destroys every data key of the retiree in the key store: each sealed copy of the
 personal fields (the name on the events topic, in the worker's changelogs, dead letters,
 backups, read models) becomes unreadable at once; readers show ``[erased]``. The read
 models' sealed copies are cleared too (``--scrub-dsn``, default the key store's
-database). Every run is recorded in ``personal_data_erasures`` (who, when, what it did);
+database), and so are the API's face reference of the retiree (their encoding), their
+challenges and the biometric evidence of their face decisions (the decisions stay, for
+the audit; found by the API's key, ``$LIFECERT_SECOND_FACTOR_KEY`` or the one beside the
+PKI folder). Every run is recorded in ``personal_data_erasures`` (who, when, what it did);
 running it again is harmless and says that nothing was left. Exit codes: 0 done (or
 nothing left to do); 1 the key store or a database cannot be reached; 2 bad arguments or
 no ``--yes``.
@@ -55,23 +58,41 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def scrub(dsn: str, retiree_id: str) -> int:
-    """Clear the retiree's sealed copies in the read models of ``dsn``; rows changed."""
+def scrub(dsn: str, retiree_id: str, subject: str | None = None) -> int:
+    """Clear the retiree's sealed copies in the read models of ``dsn``, and their face
+    reference and face evidence (``subject``: their keyed hash in the API's tables, None
+    when the API's key is unknown); rows changed."""
+    from lifecert.api import challenges
     from lifecert.api.directory import scrub_name
 
     conn = psycopg2.connect(dsn, connect_timeout=10, application_name="lifecert-erase")
     try:
         with conn, conn.cursor() as cur:
+            changed = challenges.erase(conn, retiree_id, subject)
             cur.execute("SELECT to_regclass('api_retiree_directory') IS NOT NULL")
             if not cur.fetchone()[0]:
-                return 0
+                return changed
             cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = "
                         "'api_retiree_directory' AND column_name = 'name_sealed'")
             if cur.fetchone() is None:
-                return 0
-            return scrub_name(conn, retiree_id)
+                return changed
+            return changed + scrub_name(conn, retiree_id)
     finally:
         conn.close()
+
+
+def api_subject(retiree_id: str) -> str | None:
+    """The retiree's keyed hash in the API's tables (``subject``), None without the API's
+    key ($LIFECERT_SECOND_FACTOR_KEY, else the one beside the PKI folder)."""
+    from lifecert.api.config import existing_second_factor_key
+    from lifecert.api.secondfactor import subject_ref
+
+    try:
+        key = existing_second_factor_key()
+    except ValueError as exc:  # a malformed $LIFECERT_SECOND_FACTOR_KEY
+        log.warning("%s", exc)
+        return None
+    return None if key is None else subject_ref(key, retiree_id)
 
 
 def erase(retiree_id: str, keys_dsn: str, scrub_dsns: list[str],
@@ -83,7 +104,12 @@ def erase(retiree_id: str, keys_dsn: str, scrub_dsns: list[str],
         destroyed = store.destroy(retiree_id)
     finally:
         store.close()
-    scrubbed = sum(scrub(dsn, retiree_id) for dsn in scrub_dsns)
+    subject = api_subject(retiree_id)
+    if subject is None:
+        log.warning("the API's key was not found ($%s, or data/api/second-factor.key): the "
+                    "face reference is deleted, but face decision evidence keyed by it is "
+                    "not cleared; run again with the key", "LIFECERT_SECOND_FACTOR_KEY")
+    scrubbed = sum(scrub(dsn, retiree_id, subject) for dsn in scrub_dsns)
     conn = psycopg2.connect(keys_dsn, connect_timeout=10, application_name="lifecert-erase")
     try:
         with conn, conn.cursor() as cur:

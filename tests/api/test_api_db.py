@@ -8,6 +8,7 @@ import asyncio
 import gc
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from lifecert.api import db, secondfactor
 from lifecert.api.harness import Sandbox
@@ -100,3 +101,76 @@ def test_timestamps_are_set_to_the_microsecond() -> None:
         expected.FromDatetime(datetime.fromtimestamp(epoch, UTC))
         _set_ts(got, epoch)
         assert got == expected, epoch
+
+
+def test_face_purge_keeps_what_the_checks_need(box: Sandbox) -> None:
+    """Unanswered challenges go a day after their deadline; answered ones and frame
+    digests are kept for the sequence memory (here 10 days), then go."""
+    from datetime import timedelta
+
+    from lifecert.api import challenges
+
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+    rows = {  # challenge_id: (deadline, used_at)
+        "PURGE-LATE-UNUSED-1": (now - 2 * day, None),
+        "PURGE-JUST-EXPIRED-1": (now - timedelta(hours=1), None),
+        "PURGE-OPEN-0000001": (now + timedelta(seconds=30), None),
+        "PURGE-USED-RECENT-1": (now - 5 * day, now - 5 * day),
+        "PURGE-USED-OLD-0001": (now - 11 * day, now - 11 * day),
+    }
+    for challenge_id, (deadline, used_at) in rows.items():
+        box.query("INSERT INTO api_face_challenges VALUES (%s, 'PURGE-AG', 'PURGE-SUBJECT', "
+                  "ARRAY['TURN_LEFT', 'OPEN_MOUTH'], %s, %s, %s) RETURNING 1",
+                  (challenge_id, deadline - timedelta(seconds=30), deadline, used_at))
+    old, recent = b"\x01" * 32, b"\x02" * 32
+    box.query("INSERT INTO api_face_frame_digests VALUES (%s, %s), (%s, %s) RETURNING 1",
+              (old, now - 11 * day, recent, now - 5 * day))
+    with box.connect() as conn:
+        assert challenges.purge(conn, now, timedelta(days=10)) == 3
+    assert sorted(r[0] for r in box.query(
+        "SELECT challenge_id FROM api_face_challenges WHERE agency = 'PURGE-AG'")) == [
+        "PURGE-JUST-EXPIRED-1", "PURGE-OPEN-0000001", "PURGE-USED-RECENT-1"]
+    assert [bytes(r[0]) for r in box.query(
+        "SELECT digest FROM api_face_frame_digests WHERE digest IN (%s, %s)",
+        (old, recent))] == [recent]
+
+
+def test_erase_deletes_the_face_reference_and_clears_face_evidence(
+    box: Sandbox, monkeypatch: Any, capsys: Any,
+) -> None:
+    """``lifecert erase``: no face reference (the sealed encoding) of the retiree is left,
+    nor the evidence of their face decisions; the decisions stay for the audit, and other
+    retirees keep theirs."""
+    from psycopg2.extras import Json
+
+    from lifecert import cli
+
+    key = box.second_factor_key
+    monkeypatch.setenv("LIFECERT_SECOND_FACTOR_KEY", key.hex())
+    now = datetime.now(UTC)
+    for rid in ("ERASE-FACE-1", "ERASE-FACE-2"):
+        box.query("INSERT INTO api_face_references (retiree_id, sealed, model, enrolled_by, "
+                  "enrolled_at) VALUES (%s, %s, 'm', 'FS-HQ-FACE', %s) RETURNING 1",
+                  (rid, b"LCF1" + bytes(100), now))
+        box.query("INSERT INTO api_face_decisions (at, agency, role, subject, operation, "
+                  "decision, model, threshold, distance, live, evidence, frames) VALUES "
+                  "(%s, 'FS-APP', 'APP', %s, 'VERIFY', 'MATCH', 'm', 0.5, 0.31, true, %s, 7) "
+                  "RETURNING 1", (now, secondfactor.subject_ref(key, rid),
+                                  Json({"parallax": [2.1, 2.4], "live": True})))
+        box.query("INSERT INTO api_face_challenges VALUES (%s, 'FS-APP', %s, "
+                  "ARRAY['TURN_LEFT'], %s, %s, %s) RETURNING 1",
+                  (f"ERASE-CHALLENGE-{rid}", secondfactor.subject_ref(key, rid), now, now, now))
+    assert cli.main(["erase", "ERASE-FACE-1", "--yes", "--keys-dsn", box.dsn]) == 0
+    capsys.readouterr()
+    assert box.query("SELECT retiree_id FROM api_face_references WHERE retiree_id LIKE "
+                     "'ERASE-FACE-%%'") == [("ERASE-FACE-2",)]
+    erased, kept = (secondfactor.subject_ref(key, r) for r in ("ERASE-FACE-1", "ERASE-FACE-2"))
+    assert box.query("SELECT decision, agency, threshold, live, distance, evidence FROM "
+                     "api_face_decisions WHERE subject = %s", (erased,)) == [
+        ("MATCH", "FS-APP", 0.5, True, None, None)]
+    [(distance, evidence)] = box.query(
+        "SELECT distance, evidence FROM api_face_decisions WHERE subject = %s", (kept,))
+    assert distance and evidence
+    assert box.query("SELECT subject FROM api_face_challenges WHERE subject IN (%s, %s)",
+                     (erased, kept)) == [(kept,)]

@@ -6,8 +6,9 @@ packages (lifecert.face.photos); the answers are synthetic, made from them
 
 synth's answers are 2-D edits of one photo, which the default liveness refuses (that is
 tested here too). To exercise the protocol up to a MATCH, ``protocol`` is a second server
-on the same database started with ``--face-min-parallax 0``: everything but the parallax
-check (challenge, order, deadline, single use, replay, face distance) is the real one.
+on the same database started with ``--face-min-parallax 0`` and the test-only switch
+``LIFECERT_FACE_TEST_ONLY=1`` (refused without it): everything but the parallax check
+(challenge, order, deadline, single use, replay, face distance) is the real one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import grpc
 import pytest
 from PIL import Image
 
-from lifecert.api.harness import Sandbox, ServerProcess
+from lifecert.api.harness import Sandbox, SandboxError, ServerProcess
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events import codec
@@ -80,7 +81,8 @@ def protocol(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
     server = box.start_server("--face-min-parallax", "0",
                               "--face-failures-per-retiree-day", "1000",
                               "--face-failures-per-agency-minute", "1000",
-                              env={"LIFECERT_FACE_KEY": face_key})
+                              env={"LIFECERT_FACE_KEY": face_key,
+                                   "LIFECERT_FACE_TEST_ONLY": "1"})
     yield server
     server.stop()
 
@@ -92,6 +94,31 @@ def limited(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
                               env={"LIFECERT_FACE_KEY": face_key})
     yield server
     server.stop()
+
+
+@pytest.mark.parametrize("parallax", ["0", "-1"])
+def test_a_weaker_parallax_is_refused_without_the_test_only_switch(
+    box: Sandbox, face_key: str, parallax: str,
+) -> None:
+    with pytest.raises(SandboxError) as refused:
+        box.start_server("--face-min-parallax", parallax,
+                         env={"LIFECERT_FACE_KEY": face_key, "LIFECERT_FACE_TEST_ONLY": ""})
+    assert f"--face-min-parallax {float(parallax)} is below" in str(refused.value)
+    assert "LIFECERT_FACE_TEST_ONLY=1" in str(refused.value)
+
+
+def test_a_negative_parallax_is_refused_even_with_the_switch(
+    box: Sandbox, face_key: str,
+) -> None:
+    with pytest.raises(SandboxError, match=r"--face-min-parallax -0\.5 is below"):
+        box.start_server("--face-min-parallax", "-0.5",
+                         env={"LIFECERT_FACE_KEY": face_key, "LIFECERT_FACE_TEST_ONLY": "1"})
+
+
+def test_weaker_liveness_settings_are_logged_as_warnings(protocol: ServerProcess) -> None:
+    log = protocol.log()
+    assert "face liveness weaker than its default: --face-min-parallax 0.0" in log
+    assert "--face-failures-per-retiree-day 1000 (default 5)" in log
 
 
 def stub(server: ServerProcess, agency: str, role: str) -> fv_grpc.FaceVerificationStub:
@@ -211,6 +238,46 @@ def test_attempt_id_reused_for_another_retiree_is_refused(
     assert reused.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "another retiree" in reused.details()
     assert len(certifications(box)) == before
+
+
+def test_a_malformed_attempt_id_is_refused_before_the_challenge_is_used(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    """An attempt_id that is no certification id would MATCH and then fail to be recorded
+    (the challenge spent, no decision): refused first, naming the field."""
+    before = len(certifications(box))
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    for bad in ("APP 2026/42", "A" * 65, "-leading-dash"):
+        refused = refusal(app.Verify, fv.VerifyRequest(
+            retiree_id="FC-4", frames=answer(frame, challenge), attempt_id=bad,
+            challenge_id=challenge.challenge_id))
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.details()
+        assert "attempt_id" in refused.details()
+        assert "not a valid certification_id" in refused.details()
+    assert box.query("SELECT used_at IS NULL FROM api_face_challenges WHERE challenge_id = %s",
+                     (challenge.challenge_id,)) == [(True,)]
+    assert len(certifications(box)) == before
+
+
+def test_the_derived_certification_id_fits_its_pattern_for_any_agency() -> None:
+    from lifecert.api.face import _attempt_id
+    from lifecert.events import bounds
+
+    for agency in ("FS-APP", "A" * 64, "a.b_c-d" * 9):
+        derived = _attempt_id(agency, "C" * 64)
+        assert bounds.id_problem("certification_id", derived) is None, derived
+    assert _attempt_id("FS-APP", "C" * 22) != _attempt_id("FS-APP-2", "C" * 22)
+
+
+@pytest.mark.parametrize("retiree_id", ["FC 1", "FC/1", "F" * 33, "-FC-1"])
+def test_a_retiree_id_outside_its_pattern_is_refused(
+    protocol: ServerProcess, retiree_id: str,
+) -> None:
+    app = stub(protocol, "FS-APP", "APP")
+    refused = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id=retiree_id))
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid retiree_id" in refused.details()
 
 
 def test_challenge_refusals(
@@ -349,7 +416,7 @@ def test_match_after_not_live_raises_an_alert(
     reply = counter.Verify(fv.VerifyRequest(retiree_id="FC-5", frames=answer(frame, second),
                                             challenge_id=second.challenge_id), timeout=60)
     assert reply.decision == fv.MATCH, reply.reason
-    assert reply.certification_id.startswith("FS-W02-FACE-")
+    assert reply.certification_id.startswith("FACE-")
     [cert] = [c for c in certifications(box) if c["event_id"] == reply.event_id]
     assert cert["channel"] == "FACE_COUNTER"
     [alert] = [a for a in alerts(box) if a["retiree_id"] == "FC-5"]
@@ -384,13 +451,49 @@ def test_failure_budgets_per_retiree_and_per_agency(
         assert reply.decision == fv.NO_FACE, reply.reason
     spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
     assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "this retiree in the last 24 hours" in spent.details()
+    assert "this retiree by your agency in the last 24 hours" in spent.details()
     made_up(app, "FC-7")  # the agency's fourth failure this minute
     busy = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-7"))
     assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "by this agency in the last minute" in busy.details()
     # the other agency (3 failures) is not held up
     assert other.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
+
+
+def test_one_agencys_failures_do_not_close_face_verification_to_another(
+    limited: ServerProcess, enrolled: dict[str, str],
+) -> None:
+    """``limited``: 3 failures per retiree a day, counted per caller (agency, and the client
+    address behind the app), like the second-factor lockouts: agency B's failures (any
+    face-role agency may try any retiree) leave agency A's attempts open, and one client
+    address of the app does not close the retiree to another."""
+    b = stub(limited, "FS-APP-D", "APP")
+    a = stub(limited, "FS-APP-E", "APP")
+
+    def fail(client: fv_grpc.FaceVerificationStub, **kw: Any) -> None:
+        challenge = client.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"),
+                                          timeout=30, **kw)
+        reply = client.Verify(fv.VerifyRequest(
+            retiree_id="FC-5", challenge_id=challenge.challenge_id,
+            frames=[synth_png(i) for i in range(7)]), timeout=60, **kw)
+        assert reply.decision == fv.NO_FACE, reply.reason
+
+    for _ in range(3):
+        fail(b)
+    closed = refusal(b.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-5"))
+    assert closed.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert a.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    assert "by your agency in the last 24 hours" in closed.details()
+    here = [("lifecert-client-address", "203.0.113.7")]
+    there = [("lifecert-client-address", "203.0.113.8")]
+    for _ in range(3):
+        fail(a, metadata=here)
+    closed_here = refusal(a.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-5"),
+                          metadata=here)
+    assert closed_here.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "from this client address" in closed_here.details()
+    assert a.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30,
+                            metadata=there)
 
 
 def synth_png(i: int) -> bytes:

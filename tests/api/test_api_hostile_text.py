@@ -329,11 +329,12 @@ def _fill(msg: pbm.Message, path: tuple[str, ...], valid: dict[str, str]) -> pbm
         repeated = f.is_repeated
         if f.type == pbd.FieldDescriptor.TYPE_STRING and not repeated and f.name in valid:
             setattr(msg, f.name, valid[f.name])
-        elif f.type == pbd.FieldDescriptor.TYPE_BYTES:  # a photo, frames: not images
+        elif f.type == pbd.FieldDescriptor.TYPE_BYTES:  # a photo, frames: a decodable
+            # image, so that a hostile value in a string field reaches its own check
             if repeated:
-                getattr(msg, f.name).append(b"x")
+                getattr(msg, f.name).append(TINY_PNG)
             else:
-                setattr(msg, f.name, b"x")
+                setattr(msg, f.name, TINY_PNG)
         elif f.message_type is not None and f.message_type.full_name == \
                 "google.protobuf.Timestamp" and not repeated:
             getattr(msg, f.name).CopyFrom(Timestamp(seconds=1_577_836_800))
@@ -358,15 +359,31 @@ def _request(desc: pbd.Descriptor, cls: type[pbm.Message], path: tuple[str, ...]
     return request
 
 
-def _calls() -> Iterator[tuple[str, str, bool, tuple[str, ...], Any, type[pbm.Message]]]:
-    """(method, role, server streaming, field path, request, response class)."""
+def _tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (120, 90, 80)).save(out, "PNG")
+    return out.getvalue()
+
+
+TINY_PNG = _tiny_png()
+
+
+def _calls(by_method: dict[str, dict[str, str]] | None = None,
+           ) -> Iterator[tuple[str, str, bool, tuple[str, ...], Any, type[pbm.Message]]]:
+    """(method, role, server streaming, field path, request, response class); valid values
+    of a method's other fields from ``VALID``, ``VALID_BY_METHOD`` and ``by_method``."""
     for module, service in SERVICES:
         sdesc = module.DESCRIPTOR.services_by_name[service]
         for m in sdesc.methods:
             method = f"{service}/{m.name}"
             req_cls = getattr(module, m.input_type.name)
             resp_cls = getattr(module, m.output_type.name)
-            valid = {**VALID, **VALID_BY_METHOD.get(method, {})}
+            valid = {**VALID, **VALID_BY_METHOD.get(method, {}),
+                     **(by_method or {}).get(method, {})}
             for path in _string_paths(m.input_type):
                 for value in HOSTILE:
                     yield (method, _role_for(method), m.server_streaming, path,
@@ -382,6 +399,11 @@ def _calls() -> Iterator[tuple[str, str, bool, tuple[str, ...], Any, type[pbm.Me
 
 def _invoke(channel: grpc.Channel, method: str, streaming: bool, request: Any,
             resp_cls: type[pbm.Message]) -> grpc.StatusCode:
+    return _invoke_detailed(channel, method, streaming, request, resp_cls)[0]
+
+
+def _invoke_detailed(channel: grpc.Channel, method: str, streaming: bool, request: Any,
+                     resp_cls: type[pbm.Message]) -> tuple[grpc.StatusCode, str]:
     serialize: Callable[[Any], bytes] = (
         (lambda b: b) if isinstance(request, bytes) else (lambda m: m.SerializeToString()))
     full = f"/lifecert.v1.{method}"
@@ -395,21 +417,34 @@ def _invoke(channel: grpc.Channel, method: str, streaming: bool, request: Any,
             channel.unary_unary(full, request_serializer=serialize,
                                 response_deserializer=resp_cls.FromString)(request, timeout=20)
     except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
+        return exc.code(), exc.details() or ""
+    return grpc.StatusCode.OK, ""
 
 
 def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
     hostile_box: tuple[Sandbox, ServerProcess],
 ) -> None:
     box, server = hostile_box
+    assert "FaceVerification is not served" not in server.log(), server.log()[-2000:]
     agencies = {"STAFF": "HOSTILE-STAFF", "COUNTER": "HOSTILE-COUNTER"}
     codes: list[tuple[str, tuple[str, ...], bool, grpc.StatusCode]] = []
+    verify_details: list[tuple[tuple[str, ...], grpc.StatusCode, str]] = []
     channels = {role: server.channel(agency, role) for role, agency in agencies.items()}
     try:
-        for method, role, streaming, path, request, resp_cls in _calls():
-            code = _invoke(channels[role], method, streaming, request, resp_cls)
+        # A real challenge for a real retiree, so that Verify's other fields are valid and
+        # each hostile value reaches its own field's check (none consumes the challenge).
+        challenge = face_verification_pb2.Challenge.FromString(channels["COUNTER"].unary_unary(
+            "/lifecert.v1.FaceVerification/BeginChallenge",
+            request_serializer=lambda m: m.SerializeToString(),
+        )(face_verification_pb2.BeginChallengeRequest(retiree_id="FS-1"), timeout=20))
+        by_method = {"FaceVerification/Verify": {"retiree_id": "FS-1",
+                                                 "challenge_id": challenge.challenge_id}}
+        for method, role, streaming, path, request, resp_cls in _calls(by_method):
+            code, details = _invoke_detailed(channels[role], method, streaming, request,
+                                             resp_cls)
             codes.append((method, path, isinstance(request, bytes), code))
+            if method == "FaceVerification/Verify" and not isinstance(request, bytes):
+                verify_details.append((path, code, details))
     finally:
         for channel in channels.values():
             channel.close()
@@ -417,14 +452,21 @@ def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
     assert ("PartnerExchange/Subscribe", ("types",)) in fields
     assert ("FaceVerification/Verify", ("attempt_id",)) in fields
     assert len(fields) >= 15
-    face_served = not any(m.startswith("FaceVerification/") and c == grpc.StatusCode.UNIMPLEMENTED
-                          for m, _, _, c in codes)
+    # The face service is served: its hostile calls count like the others.
+    assert not [m for m, _, _, c in codes if c == grpc.StatusCode.UNIMPLEMENTED]
+    # Each hostile value of Verify was refused by its own field's check (not the frames').
+    expected = {("retiree_id",): "not a valid retiree_id", ("attempt_id",): "attempt_id",
+                ("challenge_id",): "challenge_id must be"}
+    assert {p for p, _, _ in verify_details} == set(expected)
+    for path, code, details in verify_details:
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (path, code, details)
+        assert expected[path] in details, (path, details)
+    assert box.query("SELECT used_at IS NULL FROM api_face_challenges WHERE challenge_id = %s",
+                     (challenge.challenge_id,)) == [(True,)]
     # Invalid UTF-8 does not parse: refused through the gate like any bad input, audited.
-    raw_codes = {c for m, _, raw, c in codes if raw
-                 and (face_served or not m.startswith("FaceVerification/"))}
+    raw_codes = {c for _, _, raw, c in codes if raw}
     assert raw_codes == {grpc.StatusCode.INVALID_ARGUMENT}
-    audited = [c for m, _, raw, c in codes
-               if face_served or not m.startswith("FaceVerification/")]
+    audited = [c for _, _, _, c in codes]
     assert all(c != grpc.StatusCode.UNKNOWN for c in audited)  # no traceback to a client
 
     # A plain call after them: its row is written too (the writer is not stuck).
@@ -441,15 +483,13 @@ def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
         found = dict(rows)
         return found.get(False, 0), found.get(True, 0)
 
-    assert _wait(lambda: counted() == (len(audited), 1), 30), (
-        f"audit rows (hostile calls, the call after): {counted()}, expected "
-        f"({len(audited)}, 1)\n{server.log()[-3000:]}")
+    assert _wait(lambda: counted() == (len(audited) + 1, 1), 30), (
+        f"audit rows (hostile calls and the BeginChallenge, the call after): {counted()}, "
+        f"expected ({len(audited) + 1}, 1)\n{server.log()[-3000:]}")
     assert box.query("SELECT count(*) FROM api_audit_dead_letters") == [(0,)]
     malformed = box.query("SELECT method, outcome, detail FROM api_audit WHERE detail LIKE "
                           "'MALFORMED_REQUEST %%'")
-    assert len(malformed) == sum(raw for _, _, raw, _ in codes) - (
-        0 if face_served else sum(raw for m, _, raw, _ in codes
-                                  if m.startswith("FaceVerification/")))
+    assert len(malformed) == sum(raw for _, _, raw, _ in codes)
     assert {m for m, _, _ in malformed} >= {"PartnerExchange/SubmitBatch",
                                             "PartnerExchange/Subscribe",
                                             "StatusQuery/GetStatus"}

@@ -365,6 +365,11 @@ def test_status_query_reads_the_projections(server: ServerProcess, decided: None
         assert wrong.details() == unknown.details()
         expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.GetStatus,
                      sq.GetStatusRequest(retiree_id="MO-1", second_factor="12"))
+        # A retiree id outside its pattern (bounds.RETIREE_ID) is bad input, not unknown.
+        for bad in ("MO 1", "MO/1", "M" * 33):
+            malformed = expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.GetStatus,
+                                     sq.GetStatusRequest(retiree_id=bad, second_factor="1234"))
+            assert "not a valid retiree_id" in malformed.details()
     # A partner queries only within its scope.
     with server.channel("MO-SSF", "MACAU_SSF") as channel:
         stub = sq_grpc.StatusQueryStub(channel)

@@ -37,6 +37,9 @@ INPUT_TYPES: tuple[str, ...] = (
     "CertificationRecorded",
     "CertificationDocumentsReceived",
     "DeathRecorded",
+    "CertificationRevoked",
+    "DeathReportRetracted",
+    "ContactDetailsUpdated",
 )
 OUTPUT_TYPES: tuple[str, ...] = (
     "PaymentHoldPlaced",
@@ -45,6 +48,9 @@ OUTPUT_TYPES: tuple[str, ...] = (
     "OverpaymentDetected",
     "FraudSuspected",
     "HomeVisitDue",
+    "PaymentReinstated",
+    "OverpaymentCancelled",
+    "PaymentEstateSettled",
 )
 EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
 # Records of the live pipeline itself: clock ticks in the input log, the status topic, and

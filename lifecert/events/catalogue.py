@@ -103,6 +103,23 @@ def raw_schema(name: str) -> dict[str, Any]:
     return json.loads(_schema_text(name))
 
 
+# A payload field whose schema says ``"lifecert.personal": true`` holds personal data
+# (ContactDetailsUpdated's phone and address): never on a log line, never in an export
+# other than the contact read model (DESIGN.md, rules 11-14; docs/events.md).
+PERSONAL_PROPERTY = "lifecert.personal"
+
+
+@cache
+def personal_field_names(type_name: str) -> tuple[str, ...]:
+    """The payload fields of ``type_name`` its schema declares personal (none for a name
+    not in the catalogue)."""
+    if type_name not in ALL_TYPES:
+        return ()
+    return tuple(
+        f["name"] for f in raw_schema(type_name)["fields"] if f.get(PERSONAL_PROPERTY) is True
+    )
+
+
 def previous_schemas() -> list[dict[str, Any]]:
     """Earlier versions of shipped schemas (``schemas/previous/NAME.vN.avsc``), which a
     schema store still registers so that records written with them decode; e.g.

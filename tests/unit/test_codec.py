@@ -860,3 +860,11 @@ def test_personal_fields_of_contact_details_are_declared_in_the_schema() -> None
     assert not any(
         f.get("lifecert.personal") for f in raw_schema("CertificationRevoked")["fields"]
     )
+
+
+def test_docs_events_md_names_every_event_type() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
+    missing = [name for name in ALL_TYPES if f"#### {name}\n" not in text]
+    assert not missing, f"docs/events.md lacks {missing}"

@@ -134,7 +134,6 @@ def retiree_events(
     index: int,
     ids: _Ids,
     corrections: bool = False,
-    possible_deaths: bool = False,
 ) -> list[dict[str, Any]]:
     """The events of one retiree (structured: times are datetimes). With ``corrections``,
     also rules 11-14's: certification ids clashing between agencies, forms naming their
@@ -263,7 +262,7 @@ def retiree_events(
     deaths = draw(st.sampled_from([0] * 17 + [1] * 4 + [2] + ([1] * 8 if corrections else [])))
     for _ in range(deaths):
         died = dt.date.fromisoformat(draw(st.sampled_from(DEATH_DATES)))
-        if possible_deaths or draw(st.booleans()):
+        if draw(st.booleans()):
             reported = dt.datetime.combine(died, dt.time(10, 0), tzinfo=SHANGHAI)
             reported += dt.timedelta(days=draw(st.sampled_from([0, 3, 20, 45, 100])))
         else:
@@ -348,7 +347,7 @@ def event_logs(
     events: list[dict[str, Any]] = []
     for index in range(draw(st.integers(1, max_retirees))):
         events.extend(
-            draw(retiree_events(f"R{index + 1}", index, ids, corrections, in_order))
+            draw(retiree_events(f"R{index + 1}", index, ids, corrections))
         )
     # Distinct recorded_at instants (so that an instruction's recorded_at names the event
     # that caused it); the first of equal instants keeps its value.

@@ -95,5 +95,6 @@ class Campaign:
         )
         for data in snapshot["retirees"]:
             state = RetireeState.from_dict(data)
+            state.deadline_passed = campaign._deadline_passed
             campaign.retirees[state.retiree_id] = state
         return campaign

@@ -147,7 +147,9 @@ class RetireeState:
         # unpaid months of a retracted death, rule 13); None when there are none.
         self.hold_extra_months: list[Month] | None = None
         self.date_of_death: date | None = None
-        # Whether the policy's deadline moment was decided (set by the campaign).
+        # Whether the policy's deadline moment was decided: a campaign-wide fact the
+        # campaign sets on every state (at the moment, at enrollment, on restore); not
+        # part of the snapshot, so a state written before the moment never goes stale.
         self.deadline_passed = False
         # Applied corrections (revocations, retractions): outputs decided after the n-th
         # carry it in their id key, so a second hold or termination has its own id.
@@ -235,7 +237,6 @@ class RetireeState:
             "hold_month": self.hold_month,
             "date_of_death": self.date_of_death.isoformat() if self.date_of_death else None,
             "hold_extra_months": list(self.hold_extra_months or ()),
-            "deadline_passed": self.deadline_passed,
             "corrections": self.corrections,
             "death_memory": (
                 [self.death_memory[0], *(list(x) if isinstance(x, list) else x
@@ -278,7 +279,6 @@ class RetireeState:
         death = data["date_of_death"]
         state.date_of_death = date.fromisoformat(death) if death else None
         state.hold_extra_months = list(data.get("hold_extra_months", ())) or None
-        state.deadline_passed = data.get("deadline_passed", False)
         state.corrections = data.get("corrections", 0)
         memory = data.get("death_memory")
         state.death_memory = (

@@ -428,3 +428,28 @@ def test_contact_details_change_no_status_or_payment(replay_impl: ReplayImpl) ->
     )
 
 
+
+
+def test_a_state_written_before_the_deadline_knows_it_passed_once_restored() -> None:
+    """The live worker writes a retiree's state only when it changes: a certified
+    retiree's state in the table predates the deadline. Restored after the deadline, a
+    revocation still holds (the deadline is a fact of the campaign, not of the state)."""
+    from lifecert.domain.campaign import Campaign
+    from lifecert.domain.policy import load_policy
+    from lifecert.events.interchange import parse_line
+
+    policy = load_policy("foshan-2017")
+    campaign = Campaign(policy)
+    for line in (enroll("R1"), cert("C1", "R1", "FACE_APP", performed_at=at("2017-05-10"))):
+        campaign.decide(parse_line(line))
+    written_before = campaign.snapshot()["retirees"]
+    campaign.advance_to(parse_line(enroll("R2", recorded_at=at("2017-07-01")))["recorded_at"])
+    snapshot = {**campaign.snapshot(), "retirees": written_before}
+    restored = Campaign.restore(policy, snapshot)
+    outputs, rejection = restored.decide(
+        parse_line(revoke("C1", "R1", recorded_at=at("2017-08-10")))
+    )
+    assert rejection is None
+    assert [(o["type"], o["effective_month"], o["reason"]) for o in outputs] == [
+        ("PaymentHoldPlaced", "2017-09", "CERTIFICATION_REVOKED")
+    ]

@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.reconcile",
     "lifecert.commands.api",
     "lifecert.commands.pki",
+    "lifecert.commands.erase",
+    "lifecert.commands.dead_letters",
 )
 
 

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from connectors.sdk.errors import PartnerUnavailable
+from lifecert.keystore import KeyStoreError
 from lifecert.pipeline.kafka import KafkaUnavailable
 
 T = TypeVar("T")
-# What is worth retrying: the partner or the broker being away for a while.
-TRANSIENT: tuple[type[BaseException], ...] = (PartnerUnavailable, KafkaUnavailable)
+# What is worth retrying: the partner, the broker or the key store being away for a while.
+TRANSIENT: tuple[type[BaseException], ...] = (PartnerUnavailable, KafkaUnavailable,
+                                              KeyStoreError)
 
 
 class Stopped(Exception):

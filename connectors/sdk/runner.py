@@ -45,6 +45,8 @@ from connectors.sdk.retry import Backoff, Stopped, retrying
 from lifecert.domain.fold import uuid5
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
+from lifecert.keystore import KeyStore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, DEAD_LETTERS, TopicLayout
 
@@ -87,8 +89,10 @@ class _Runner:
         metrics: ConnectorMetrics,
         stop: threading.Event,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keys: KeyStore | None = None,
     ) -> None:
         self.connector = connector
+        self._keys = keys
         self.instance = instance
         self.name = instance.name
         self.kind = instance.kind
@@ -104,7 +108,21 @@ class _Runner:
         self._open = False
         self._dead_topic = layout[DEAD_LETTERS].name
 
+    # Whether a dead letter's raw record is sealed (see _dead_letter): a source's comes
+    # from a partner and may hold personal data in the clear.
+    seals_raw = False
+
     # -- plumbing shared by sources and sinks ---------------------------------------
+    @property
+    def keys(self) -> KeyStore:
+        """The key store of personal data, opened on first use (default: see
+        lifecert.keystore.postgres.open_keystore)."""
+        if self._keys is None:
+            from lifecert.keystore.postgres import open_keystore
+
+            self._keys = self._retry(open_keystore, "opening the key store")
+        return self._keys
+
     def _retry(self, step: Callable[[], Any], what: str) -> Any:
         return retrying(step, what, backoff=self.backoff, stop=self.stop, log=self.log,
                         on_retry=lambda _exc: self.metrics.retries.inc())
@@ -161,6 +179,9 @@ class _Runner:
         if len(raw) > MAX_RAW:
             cut = f" (raw record cut to its first {MAX_RAW:,} of {len(raw):,} bytes)"
             raw = raw[:MAX_RAW]
+        if self.seals_raw:
+            now, keys = self.now(), self.keys
+            raw = self._retry(lambda: seal_raw(raw, keys, now), "sealing a dead letter")
         letter = {
             "type": "DeadLetter",
             "event_id": uuid5(f"DeadLetter|{stage_of(self.name)}|{id_key}"),
@@ -189,6 +210,7 @@ class _Runner:
 
 class SourceRunner(_Runner):
     connector: SourceConnector
+    seals_raw = True
 
     def run(self) -> None:
         """Run until ``stop`` is set (returns) or a connector bug raises."""
@@ -245,7 +267,9 @@ class SourceRunner(_Runner):
                     candidate["source_agency"] = self.connector.source_agency or None
                 parsed = parse_event(candidate)
                 codec.encode(parsed)  # the schema check of the encoder, before sending
-            except (MalformedEvent, codec.CodecError) as exc:
+                parsed = self._retry(lambda p=parsed, k=self.keys: seal_personal(p, k),
+                                     "sealing personal fields")
+            except (MalformedEvent, codec.CodecError, PersonalDataError) as exc:
                 text = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
                 raise RecordRejected(f"mapped to an invalid {event.get('type')}: {text}") \
                     from None

@@ -37,6 +37,8 @@ from connectors.testkit.harness import Harness, SinkHarness, SourceHarness
 from connectors.testkit.samples import sample_events
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
+from lifecert.events.personal import is_sealed, open_raw, personal_fields, reveal
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
@@ -158,6 +160,17 @@ def _business(event: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
                         if k not in ("event_id", "source_agency")))
 
 
+def _opened(event: dict[str, Any], keys: Any) -> dict[str, Any]:
+    out = dict(event)
+    for field in personal_fields(event["type"]):
+        if out.get(field) is not None:
+            assert is_sealed(out[field]), (
+                f"{event['type']}.{field} went on the topic in the clear: a source must seal "
+                "personal fields (lifecert.events.personal.seal_personal)")
+            out[field] = reveal(event, field, keys)
+    return out
+
+
 class SourceContract(_Contract):
     """Contract tests of a source connector and its simulator."""
 
@@ -165,7 +178,13 @@ class SourceContract(_Contract):
         return sample_events(harness.carries, count, seed)
 
     def _published(self, kit: Kit) -> list[dict[str, Any]]:
-        return [e for e in kit.read(EVENTS) if e["type"] != "ClockTick"]
+        """The events the connector published, their personal fields opened through the
+        key store it sealed them with (each must have been sealed)."""
+        keys = open_keystore()
+        try:
+            return [_opened(e, keys) for e in kit.read(EVENTS) if e["type"] != "ClockTick"]
+        finally:
+            keys.close()
 
     def _assert_same(self, published: list[dict[str, Any]],
                      fed: list[dict[str, Any]]) -> None:
@@ -233,6 +252,13 @@ class SourceContract(_Contract):
         assert letter["stage"] == stage_of(INSTANCE)
         assert hint.lower() in letter["reason"].lower(), letter["reason"]
         assert letter["value"], "the dead letter keeps the raw record"
+        keys = open_keystore()
+        try:
+            raw = open_raw(letter["value"], keys)
+        finally:
+            keys.close()
+        assert raw and raw != letter["value"], \
+            "a partner's raw record may hold personal data: the dead letter keeps it sealed"
         assert letter["source_position"] is not None, "the dead letter says where it was read"
 
     def test_hostile_records_are_dead_lettered_and_the_connector_keeps_running(

@@ -9,6 +9,11 @@ The first enrollment of a retiree wins, as in the fold. ``caught_up`` is set onc
 topic has been read to the end it had when the thread started: the server reports
 SERVING only from then on.
 
+The name is kept only as the topic carries it, sealed under the retiree's data key
+(``name_sealed``); :func:`display_name` opens it through the key store, and shows
+``[erased]`` once ``lifecert erase`` destroyed that key. A name that arrives unsealed (a
+record written before sealing existed) is not stored.
+
 A record it cannot take (no value, not a lifecert event, an unknown schema, a corrupt
 enrollment, ids with control characters) is set aside in ``api_directory_dead_letters``
 with the reason, in the same transaction as the offsets: the directory reads on. Should
@@ -32,7 +37,8 @@ from psycopg2.extras import execute_values
 
 from lifecert.api.db import is_outage
 from lifecert.api.escape import escaped
-from lifecert.events import codec
+from lifecert.events import codec, personal
+from lifecert.keystore import KeyStore
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS, TopicLayout
 
@@ -144,10 +150,12 @@ class DirectoryFeed:
         problem = _unstorable(event)
         if problem:
             return Refused(f"RetireeEnrolled {problem}")
+        name = event.get("name")
         return (
             event["retiree_id"], event["residence"], event.get("managing_unit"),
             event["scheme"], event["category"], event["event_id"],
             record.topic, record.partition, record.offset,
+            name if personal.is_sealed(name) else None,
         )
 
     def _stored(self, conn: Any) -> dict[int, int]:
@@ -203,7 +211,7 @@ class DirectoryFeed:
                     cur,
                     "INSERT INTO api_retiree_directory (retiree_id, residence, managing_unit, "
                     "scheme, category, event_id, source_topic, source_partition, "
-                    "source_offset) VALUES %s ON CONFLICT (retiree_id) DO NOTHING",
+                    "source_offset, name_sealed) VALUES %s ON CONFLICT (retiree_id) DO NOTHING",
                     rows, page_size=5000,
                 )
             if refused:
@@ -249,6 +257,29 @@ def _unstorable(event: dict[str, Any]) -> str | None:
         if not value.isprintable():
             return f"{name} holds a control or other non-printable character"
     return None
+
+
+def display_name(conn: Any, keys: KeyStore, retiree_id: str) -> str | None:
+    """The retiree's name to show: opened through the key store; ``[erased]`` once erased
+    (key destroyed or column scrubbed), ``[unreadable]`` if it does not open; None for a
+    retiree not in the directory. Raises only if the key store is unreachable."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT name_sealed FROM api_retiree_directory WHERE retiree_id = %s",
+                    (retiree_id,))
+        row = cur.fetchone()
+    if row is None:
+        return None
+    if row[0] is None:
+        return personal.ERASED
+    return personal.reveal({"retiree_id": retiree_id, "name": row[0]}, "name", keys)
+
+
+def scrub_name(conn: Any, retiree_id: str) -> int:
+    """Clear the retiree's sealed name (``lifecert erase``); the rows changed (0 or 1)."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE api_retiree_directory SET name_sealed = NULL "
+                    "WHERE retiree_id = %s AND name_sealed IS NOT NULL", (retiree_id,))
+        return int(cur.rowcount)
 
 
 def wait_caught_up(feed: DirectoryFeed, timeout: float) -> bool:

@@ -33,11 +33,14 @@ from lifecert.api.client import aio_secure_channel, secure_channel
 from lifecert.api.config import second_factor_key
 from lifecert.databases import create_database, drop_database
 from lifecert.events import codec
+from lifecert.events.personal import seal_personal
+from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import TopicLayout, layout
 from lifecert.pki import PkiPaths, init, issue
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_SANDBOX_KEYS = MemoryKeyStore()
 
 
 class SandboxError(RuntimeError):
@@ -155,12 +158,14 @@ class Sandbox:
             return list(cur.fetchall())
 
     def publish(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-        """Publish (topic role, event) pairs, keyed by retiree id, acknowledged."""
+        """Publish (topic role, event) pairs, keyed by retiree id, acknowledged. Personal
+        fields are sealed as every producer seals them, under throwaway keys held in this
+        process: nothing in a sandbox reads them back."""
         producer = kafka.producer(self.bootstrap)
         try:
             futures = [
                 producer.send(self.topics[role].name, key=event["retiree_id"].encode(),
-                              value=codec.encode(event))
+                              value=codec.encode(seal_personal(event, _SANDBOX_KEYS)))
                 for role, event in records
             ]
             producer.flush()

@@ -304,7 +304,7 @@ def rebuild(run: Any, timeout: float) -> dict[str, Any]:
 # ------------------------------------------------------------------ latency
 
 
-def _planned(events: Path, policy: Any, count: int) -> list[Any]:
+def _planned(events: Path, policy: Any, count: int, keys: Any) -> list[Any]:
     """Up to the first ``count`` events of the campaign, ready to send: those recorded
     before its first clock moment. A moment decides every retiree of a partition at once
     (holds at the deadline): a burst of work, not a steady rate, so the latency window
@@ -316,7 +316,7 @@ def _planned(events: Path, policy: Any, count: int) -> list[Any]:
 
     steps: list[Any] = []
     with events.open("rb") as lines:
-        for kind, item in plan(lines, policy, malformed):
+        for kind, item in plan(lines, policy, malformed, keys=keys):
             if kind == "tick" or len(steps) >= count:
                 break
             steps.append(item)
@@ -333,7 +333,11 @@ def latency(run: Any, events: Path, policy: Any, rate: float, seconds: float,
     from lifecert.pipeline.topics import EVENTS
 
     warmup = 200
-    steps = _planned(events, policy, warmup + int(rate * seconds))
+    keys = run.keystore()
+    try:
+        steps = _planned(events, policy, warmup + int(rate * seconds), keys)
+    finally:
+        keys.close()
     if len(steps) < warmup + rate:
         raise SystemExit(f"lifecert bench: {events} has too few events before its first "
                          f"clock moment for the latency phase; use more --retirees")

@@ -18,9 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import PolicyError, load_policy
+from lifecert.keystore import KeyStoreError
+from lifecert.keystore.master import MasterKeyError
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import layout
@@ -59,6 +64,12 @@ def register(subparsers: Any) -> None:
         "--dead-letters-only-file", action="store_true",
         help="with --dead-letters: write malformed lines to FILE only, not to the topic",
     )
+    parser.add_argument(
+        "--keys-dsn", metavar="DSN",
+        help="PostgreSQL DSN of the key store that seals personal fields (default: "
+             "$LIFECERT_KEYS_DSN, else $LIFECERT_POSTGRES_DSN, else the local stack); the "
+             "master key is $LIFECERT_PERSONAL_KEY, else data/keys/personal-data.key",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
     parser.set_defaults(func=run)
@@ -78,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert publish: no such file: {args.events}", file=sys.stderr)
         return EXIT_USAGE
     bootstrap = lk.bootstrap_servers(args.bootstrap)
+    try:
+        keys = open_keystore(args.keys_dsn)
+    except (KeyStoreError, MasterKeyError, psycopg2.Error) as exc:
+        print(f"lifecert publish: the key store of personal data: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     progress = (
         None if args.quiet else Progress(args.events.stat().st_size, "publish", unit="bytes")
     )
@@ -92,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
             dead_letter_topic=not args.dead_letters_only_file,
             dead_letters_file=args.dead_letters,
             on_bytes=progress.advance if progress is not None else None,
+            keys=keys,
         )
-    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+    except (lk.KafkaUnavailable, lk.TopicProblem, KeyStoreError) as exc:
         if progress is not None:
             progress.close("failed")
         print(f"lifecert publish: {exc}", file=sys.stderr)
@@ -106,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             progress.close("failed")
         print(f"lifecert publish: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        keys.close()
     if progress is not None:
         progress.close(f"{stats.events:,} events")
     if args.json:

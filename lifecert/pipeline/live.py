@@ -26,6 +26,8 @@ from kafka.errors import KafkaError
 
 from lifecert.databases import create_database, drop_database
 from lifecert.domain.policy import Policy
+from lifecert.keystore import CachedKeyStore
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.publish import PublishStats, publish_file
 from lifecert.pipeline.topics import TopicLayout, layout
@@ -68,6 +70,10 @@ class LiveRun:
             "--app-id", self.worker_group, "--policy", self.policy,
             "--data-dir", str(self.work_dir / "worker"), "--log-level", "warning",
         )
+
+    def keystore(self) -> CachedKeyStore:
+        """The key store of personal data, in the run's database."""
+        return open_keystore(self.dsn)
 
     def projections_argv(self) -> list[str]:
         return self._cli(
@@ -121,10 +127,14 @@ def publish(
     run: LiveRun, events: Path, policy: Policy, until: date,
     on_bytes: Callable[[int], None] | None = None,
 ) -> PublishStats:
-    return publish_file(
-        events, policy, bootstrap=run.bootstrap, layout=run.topics, until=until,
-        on_bytes=on_bytes,
-    )
+    keys = run.keystore()
+    try:
+        return publish_file(
+            events, policy, bootstrap=run.bootstrap, layout=run.topics, until=until,
+            on_bytes=on_bytes, keys=keys,
+        )
+    finally:
+        keys.close()
 
 
 @contextmanager

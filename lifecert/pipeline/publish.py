@@ -35,9 +35,11 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
-from lifecert.events import codec
+from lifecert.events import bounds, codec
 from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
 from lifecert.events.interchange import MalformedEvent, loads, parse_event
+from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
+from lifecert.keystore import KeyStore
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
@@ -151,9 +153,12 @@ def prepare_line(
     line_no: int,
     stats: PublishStats | None = None,
     now: Callable[[], datetime] = _now,
+    *,
+    keys: KeyStore,
 ) -> Prepared:
-    """Parse, complete and encode one line; raises :class:`MalformedEvent` (with the line
-    number) for a line that is not a valid input event or cannot be encoded."""
+    """Parse, complete, seal (personal fields, under the retiree's key in ``keys``) and
+    encode one line; raises :class:`MalformedEvent` (with the line number) for a line that
+    is not a valid input event or cannot be encoded. ``event`` is what goes on the topic."""
     try:
         obj = loads(raw)
     except ValueError as exc:  # UnicodeDecodeError and nesting too deep included
@@ -175,7 +180,10 @@ def prepare_line(
     for key in extra:
         del event[key]
     try:
+        event = seal_personal(event, keys)
         value = codec.encode(event)
+    except PersonalDataError as exc:
+        raise MalformedEvent(str(exc), line=line_no) from None
     except codec.CodecError as exc:
         raise MalformedEvent(f"cannot be encoded: {exc}", line=line_no) from None
     if stats is not None:
@@ -194,11 +202,12 @@ def prepare_lines(
     *,
     now: Callable[[], datetime] = _now,
     on_line: Callable[[int], None] | None = None,
+    keys: KeyStore,
 ) -> Iterator[Prepared]:
     """The valid events of ``lines`` in order; each malformed line goes to
     ``on_malformed(line_no, raw, error)`` instead. Blank lines are skipped. ``on_line``
     gets the length of every line read (for progress)."""
-    for line_no, line in enumerate(lines, 1):
+    for line_no, line in enumerate(_prefetching(lines, keys), 1):
         if stats is not None:
             stats.lines = line_no
         if on_line is not None:
@@ -207,7 +216,7 @@ def prepare_lines(
             continue
         raw = (line.encode("utf-8") if isinstance(line, str) else line).rstrip(b"\r\n")
         try:
-            prepared = prepare_line(raw, line_no, stats, now)
+            prepared = prepare_line(raw, line_no, stats, now, keys=keys)
         except MalformedEvent as error:
             if stats is not None:
                 stats.dead_letters += 1
@@ -216,6 +225,45 @@ def prepare_lines(
         if stats is not None:
             stats.events += 1
         yield prepared
+
+
+# Lines read ahead to make their retirees' keys in one transaction.
+PREFETCH_LINES = 2000
+
+
+def _prefetching(lines: Iterable[bytes] | Iterable[str], keys: KeyStore) -> Iterator[Any]:
+    """``lines`` as they are; every :data:`PREFETCH_LINES`, the keys of the retirees they
+    enrol are made (or fetched) at once, if the key store can (``prefetch``)."""
+    prefetch = getattr(keys, "prefetch", None)
+    if prefetch is None:
+        yield from lines
+        return
+    chunk: list[Any] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= PREFETCH_LINES:
+            prefetch(_enrolled(chunk))
+            yield from chunk
+            chunk = []
+    if chunk:
+        prefetch(_enrolled(chunk))
+        yield from chunk
+
+
+def _enrolled(chunk: list[Any]) -> list[str]:
+    """The retiree ids of the lines of ``chunk`` that look like enrolments (malformed
+    ones are left to the parser, which reports them)."""
+    ids = []
+    for line in chunk:
+        if ("RetireeEnrolled" if isinstance(line, str) else b"RetireeEnrolled") in line:
+            try:
+                obj = loads(line)
+            except ValueError:  # too deep included
+                continue
+            if type(obj) is dict and obj.get("type") == "RetireeEnrolled" and \
+                    (rid := _retiree_of_obj(obj)) is not None:
+                ids.append(rid)
+    return ids
 
 
 def plan(
@@ -229,12 +277,13 @@ def plan(
     stats: PublishStats | None = None,
     now: Callable[[], datetime] = _now,
     on_line: Callable[[int], None] | None = None,
+    keys: KeyStore,
 ) -> Iterator[tuple[Literal["event"], Prepared] | tuple[Literal["tick"], Moment]]:
     """What to publish, in order: every valid event of ``lines`` and, unless ``ticks`` is
     false, the policy's moments where replay decides them (with ``until``, the moments
     due by the end of that day last). Moments in ``fired`` (already published) are left
     out. Malformed lines go to ``on_malformed``."""
-    events = prepare_lines(lines, on_malformed, stats, now=now, on_line=on_line)
+    events = prepare_lines(lines, on_malformed, stats, now=now, on_line=on_line, keys=keys)
     if not ticks:
         for prepared in events:
             yield lc.EVENT, prepared
@@ -249,16 +298,21 @@ def plan(
 
 
 def dead_letter_event(
-    source: str, line_no: int, raw: bytes, error: MalformedEvent, recorded_at: datetime
+    source: str, line_no: int, raw: bytes, error: MalformedEvent, recorded_at: datetime,
+    *, keys: KeyStore,
 ) -> Event:
     """The ``DeadLetter`` of a malformed line. Its id is a UUIDv5 of the source, line
     number and content, so publishing the same file twice gives the same dead letters.
-    A line longer than :data:`MAX_DEAD_LETTER_VALUE` is cut, and the reason says so."""
+    A line longer than :data:`MAX_DEAD_LETTER_VALUE` is cut, and the reason says so. The
+    line may hold personal data in any shape: its bytes are sealed whole
+    (:func:`~lifecert.events.personal.seal_raw`), under the retiree's key when the line
+    names one."""
     digest = sha256(raw).hexdigest()
     reason = error.describe()
     if len(raw) > MAX_DEAD_LETTER_VALUE:
         reason += f" (raw line cut to its first {MAX_DEAD_LETTER_VALUE:,} of {len(raw):,} bytes)"
         raw = raw[:MAX_DEAD_LETTER_VALUE]
+    sealed = seal_raw(raw, keys, recorded_at, _retiree_of(raw))
     return {
         "type": "DeadLetter",
         "event_id": uuid5(f"DeadLetter|{STAGE}|{source}|{line_no}|{digest}"),
@@ -269,10 +323,24 @@ def dead_letter_event(
         "source_partition": None,
         "source_offset": line_no,
         "key": None,
-        "value": raw,
+        "value": sealed,
         "source_position": None,
         "reason": reason,
     }
+
+
+def _retiree_of(raw: bytes) -> str | None:
+    """The retiree id of a malformed line, if it is a JSON object naming a plausible one."""
+    try:
+        obj = loads(raw)
+    except ValueError:  # too deep included
+        return None
+    return _retiree_of_obj(obj) if type(obj) is dict else None
+
+
+def _retiree_of_obj(obj: dict[str, Any]) -> str | None:
+    rid = obj.get("retiree_id")
+    return rid if isinstance(rid, str) and bounds.RETIREE_ID.fullmatch(rid) else None
 
 
 # ---------------------------------------------------------------------------- Kafka
@@ -349,6 +417,7 @@ def publish_file(
     flush_timeout: float = 300.0,
     now: Callable[[], datetime] = _now,
     producer_settings: dict[str, Any] | None = None,
+    keys: KeyStore,
 ) -> PublishStats:
     """Publish the event log ``path`` (see the module doc). Raises
     :class:`~lifecert.pipeline.kafka.KafkaUnavailable` or
@@ -387,13 +456,14 @@ def publish_file(
                 record = dead_letter_record(line_no, error, raw)
                 dead_fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             if dead_letter_topic:
-                letter = dead_letter_event(source, line_no, raw, error, now())
+                letter = dead_letter_event(source, line_no, raw, error, now(), keys=keys)
                 sender.send(dead_topic, codec.encode(letter), None)
 
         with path.open("rb") as lines:
             steps = plan(
                 lines, policy, malformed,
                 ticks=ticks, until=until, fired=fired, stats=stats, now=now, on_line=on_bytes,
+                keys=keys,
             )
             send = sender.send
             for n, (_, item) in enumerate(steps):

@@ -17,6 +17,8 @@ from connectors.ministry_offsite import batchfile as bf
 from connectors.ministry_offsite.harness import MinistryOffsiteHarness
 from connectors.testkit.contract import INSTANCE, Kit, SourceContract, wait_for
 from connectors.testkit.samples import sample_events
+from lifecert.events.personal import open_raw
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
 from lifecert.stack import StackStatus
 
@@ -55,7 +57,7 @@ class TestMinistryOffsite(SourceContract):
         assert refused["key"] == bf.file_name(corrupt).encode()
         assert json.loads(refused["source_position"]) == {"file": bf.file_name(corrupt),
                                                           "refused": True}
-        assert refused["value"].startswith(bf.HEADER.encode(bf.ENCODING))
+        assert _raw(refused).startswith(bf.HEADER.encode(bf.ENCODING))
         assert "batch refused as a whole" in refused["reason"]
         assert "checksum" in refused["reason"]
         line = letters[bf.file_name(partial)]
@@ -104,12 +106,23 @@ class TestMinistryOffsite(SourceContract):
         assert "is a symbolic link, not a regular file" in letters[bf.file_name("00000000-A")][
             "reason"]
         assert "is a FIFO (named pipe)" in letters[bf.file_name("00000000-B")]["reason"]
-        assert ("𠮷" + "*" * 18).encode(bf.ENCODING) in letters[bf.file_name("00000000-C")][
-            "value"]
+        assert ("𠮷" + "*" * 18).encode(bf.ENCODING) in _raw(letters[bf.file_name("00000000-C")])
         log = (kit.work_dir / "connector.log").read_bytes()
         assert b"dead letter: " in log  # the log was written
         for output in [log, *(json.dumps(d, default=repr).encode() for d in letters.values()),
-                       *(d["value"] for d in letters.values())]:
+                       *(d["value"] for d in letters.values()),
+                       *(_raw(d) for d in letters.values())]:
             assert b"SECRET-OF-THE-HUB" not in output
             assert number.encode() not in output
         assert list(harness.inbox.iterdir()) == []
+
+
+def _raw(letter: dict) -> bytes:
+    """The raw record of a connector's dead letter, opened (a source seals it)."""
+    keys = open_keystore()
+    try:
+        raw = open_raw(letter["value"], keys)
+    finally:
+        keys.close()
+    assert raw is not None
+    return raw

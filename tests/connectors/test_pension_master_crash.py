@@ -27,7 +27,9 @@ from connectors.sdk.checkpoints import CheckpointStore
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
+from lifecert.events.personal import is_sealed, reveal
 from lifecert.generate import iter_campaign
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, EVENTS, TopicLayout, layout
 from lifecert.stack import StackStatus
@@ -68,13 +70,25 @@ def sql(dsn: str, query: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def _opened(event: dict[str, Any], keys: Any) -> dict[str, Any]:
+    if event["type"] != "RetireeEnrolled":
+        return event
+    assert is_sealed(event["name"]), "the connector published a name in the clear"
+    return {**event, "name": reveal(event, "name", keys)}
+
+
 def assert_same(records: list[Any], fed: list[dict[str, Any]]) -> None:
     """Each fed change once by event id, unchanged on every re-read, in retiree order."""
     first: dict[str, dict[str, Any]] = {}
     per_retiree: dict[str, list[str]] = defaultdict(list)
     changed_on_reread = 0
-    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event = codec.decode(r.value)
+    keys = open_keystore()  # what the connector sealed the names with; the nonces differ
+    try:
+        events = [_opened(codec.decode(r.value), keys)
+                  for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+    finally:
+        keys.close()
+    for event in events:
         seen = first.setdefault(event["event_id"], event)
         if seen is event:
             per_retiree[event["retiree_id"]].append(event["event_id"])

@@ -19,7 +19,10 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
+from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.generate import write_campaign_file
+from lifecert.keystore.memory import MemoryKeyStore
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.publish import (
@@ -28,6 +31,7 @@ from lifecert.pipeline.publish import (
     dead_letter_event,
     plan,
     prepare_line,
+    prepare_lines,
     publish_file,
 )
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout, layout
@@ -42,15 +46,26 @@ def _now() -> datetime:
     return FIXED_NOW
 
 
+KEYS = MemoryKeyStore()
+
+
+def _clear(event: dict[str, Any], keys: Any) -> dict[str, Any]:
+    """``event`` with its sealed name opened (what the line said)."""
+    if event["type"] != "RetireeEnrolled":
+        return event
+    assert is_sealed(event["name"]), "the name went out in the clear"
+    return {**event, "name": reveal(event, "name", keys)}
+
+
 # ---------------------------------------------------------------------------- pure
 
 
 def test_prepare_keeps_what_the_line_gives_and_encodes_it() -> None:
     line = enroll("R1", event_id="ev-1")
     stats = PublishStats()
-    prepared = prepare_line(line.encode(), 7, stats, _now)
+    prepared = prepare_line(line.encode(), 7, stats, _now, keys=KEYS)
     assert prepared.line == 7 and prepared.key == b"R1"
-    assert prepared.event == parse_line(line)
+    assert _clear(prepared.event, KEYS) == parse_line(line)
     assert codec.decode(prepared.value) == prepared.event
     assert (stats.ids_assigned, stats.recorded_at_assigned) == (0, 0)
 
@@ -59,22 +74,22 @@ def test_prepare_assigns_event_id_and_recorded_at_where_missing() -> None:
     obj = json.loads(cert("C1", "R1", "FACE_APP", performed_at="2017-05-02T09:00:00+08:00"))
     del obj["event_id"], obj["recorded_at"]
     stats = PublishStats()
-    prepared = prepare_line(json.dumps(obj), 3, stats, _now)
+    prepared = prepare_line(json.dumps(obj), 3, stats, _now, keys=KEYS)
     assert uuid.UUID(prepared.event["event_id"]).version == 4
     assert prepared.event["recorded_at"] == FIXED_NOW
     assert prepared.event["recorded_at"].tzinfo is UTC
     assert (stats.ids_assigned, stats.recorded_at_assigned) == (1, 1)
-    again = prepare_line(json.dumps(obj), 3, None, _now)
+    again = prepare_line(json.dumps(obj), 3, None, _now, keys=KEYS)
     assert again.event["event_id"] != prepared.event["event_id"]
     obj["recorded_at"] = None  # null counts as missing too
-    assert prepare_line(json.dumps(obj), 3, None, _now).event["recorded_at"] == FIXED_NOW
+    assert prepare_line(json.dumps(obj), 3, None, _now, keys=KEYS).event["recorded_at"] == FIXED_NOW
 
 
 def test_prepare_drops_fields_outside_the_schema_and_counts_them() -> None:
     obj = json.loads(enroll("R1"))
     obj["signature"] = "c2lnbmVk"
     stats = PublishStats()
-    prepared = prepare_line(json.dumps(obj), 1, stats, _now)
+    prepared = prepare_line(json.dumps(obj), 1, stats, _now, keys=KEYS)
     assert "signature" not in prepared.event
     assert stats.dropped_fields == {"signature": 1}
 
@@ -92,7 +107,7 @@ def test_prepare_drops_fields_outside_the_schema_and_counts_them() -> None:
 )
 def test_prepare_rejects_malformed_lines_with_line_and_field(raw: bytes, expected: str) -> None:
     with pytest.raises(MalformedEvent, match=expected) as info:
-        prepare_line(raw, 4, PublishStats(), _now)
+        prepare_line(raw, 4, PublishStats(), _now, keys=KEYS)
     assert info.value.line == 4
 
 
@@ -110,7 +125,7 @@ def test_plan_routes_bad_lines_aside_and_places_ticks_like_replay() -> None:
     stats = PublishStats()
     steps = list(plan(
         [line if line.endswith("\n") else line + "\n" for line in lines], POLICY,
-        lambda n, raw, err: bad.append((n, raw, err.describe())), stats=stats, now=_now,
+        lambda n, raw, err: bad.append((n, raw, err.describe())), stats=stats, now=_now, keys=KEYS,
     ))
     shown = [
         item.line if isinstance(item, Prepared) else item.kind for _, item in steps
@@ -121,26 +136,29 @@ def test_plan_routes_bad_lines_aside_and_places_ticks_like_replay() -> None:
     assert "field 'channel'" in bad[1][2]
     assert (stats.lines, stats.events, stats.dead_letters) == (7, 4, 2)
 
-    no_ticks = list(plan(lines, POLICY, lambda *a: None, ticks=False, until=date(2017, 12, 31)))
+    no_ticks = list(plan(lines, POLICY, lambda *a: None, ticks=False, until=date(2017, 12, 31),
+                         keys=KEYS))
     assert all(kind == lc.EVENT for kind, _ in no_ticks)
-    early = list(plan(lines[:1], POLICY, lambda *a: None, until=date(2017, 6, 20)))
+    early = list(plan(lines[:1], POLICY, lambda *a: None, until=date(2017, 6, 20), keys=KEYS))
     assert [k for k, _ in early] == [lc.EVENT, lc.TICK, lc.TICK]
-    fired = list(plan(lines, POLICY, lambda *a: None, fired=[HOME_VISIT_SWEEP]))
+    fired = list(plan(lines, POLICY, lambda *a: None, fired=[HOME_VISIT_SWEEP], keys=KEYS))
     assert [i.kind for k, i in fired if isinstance(i, Moment)] == [DEADLINE]
 
 
 def test_dead_letter_record_is_deterministic_and_encodes() -> None:
     error = MalformedEvent("not valid JSON: Expecting value", line=12)
-    one = dead_letter_event("/data/x.jsonl", 12, b"oops", error, FIXED_NOW)
-    two = dead_letter_event("/data/x.jsonl", 12, b"oops", error, datetime.now(UTC))
+    one = dead_letter_event("/data/x.jsonl", 12, b"oops", error, FIXED_NOW, keys=KEYS)
+    two = dead_letter_event("/data/x.jsonl", 12, b"oops", error, datetime.now(UTC), keys=KEYS)
     assert one["event_id"] == two["event_id"]
-    assert dead_letter_event("/data/x.jsonl", 13, b"oops", error, FIXED_NOW)["event_id"] != (
+    assert dead_letter_event("/data/x.jsonl", 13, b"oops", error, FIXED_NOW,
+                             keys=KEYS)["event_id"] != (
         one["event_id"]
     )
     assert one["reason"] == "line 12: not valid JSON: Expecting value"
-    assert (one["stage"], one["source_topic"], one["source_offset"], one["value"]) == (
-        "publish", "/data/x.jsonl", 12, b"oops",
+    assert (one["stage"], one["source_topic"], one["source_offset"]) == (
+        "publish", "/data/x.jsonl", 12,
     )
+    assert b"oops" not in one["value"] and open_raw(one["value"], KEYS) == b"oops"
     assert codec.decode(codec.encode(one)) == one
 
 
@@ -382,6 +400,7 @@ def test_published_events_are_the_lines_with_ids_and_times_assigned_where_missin
     by_id = {e["event_id"]: e for n, e in by_line.items() if n not in pub.without_id}
     decoded = [codec.decode(r.value) for r in pub.events[0]]
     inputs = [e for e in decoded if e["type"] != "ClockTick"]
+    keys = open_keystore()  # the one `lifecert publish` sealed with
     assert len(inputs) == len(by_line)
     assigned = [e for e in inputs if e["event_id"] not in by_id]
     assert sorted(e["retiree_id"] for e in assigned) == ["NOID-1", "NOID-1"]
@@ -392,8 +411,8 @@ def test_published_events_are_the_lines_with_ids_and_times_assigned_where_missin
     (enrolled,) = [e for e in assigned if e["type"] == "RetireeEnrolled"]
     assert enrolled["recorded_at"] == datetime(2017, 3, 3, 2, tzinfo=UTC)
     for event in inputs:
-        if event["event_id"] in by_id:
-            assert event == by_id[event["event_id"]]  # every field, extra ones dropped
+        if event["event_id"] in by_id:  # every field, extra ones dropped
+            assert _clear(event, keys) == by_id[event["event_id"]]
 
     stats = pub.stats[0]
     assert stats["lines"] == len(pub.lines)
@@ -416,13 +435,15 @@ def test_malformed_lines_are_dead_letters_with_line_and_reason(published: Publis
     runs = Counter(d["event_id"] for d in letters)
     assert len(runs) == 2 and set(runs.values()) == {2}
     first = sorted({d["event_id"]: d for d in letters}.values(), key=lambda d: d["source_offset"])
+    keys = open_keystore()
     assert [d["source_offset"] for d in first] == sorted(pub.malformed)
     for letter in first:
         n = letter["source_offset"]
         assert letter["stage"] == "publish"
         assert letter["source_topic"] == str(pub.path.resolve())
         assert letter["source_partition"] is None and letter["key"] is None
-        assert letter["value"] == pub.lines[n - 1].encode()
+        assert letter["value"] != pub.lines[n - 1].encode()  # sealed
+        assert open_raw(letter["value"], keys) == pub.lines[n - 1].encode()
         assert letter["reason"].startswith(f"line {n}")
         field = pub.malformed[n]
         if field:
@@ -535,8 +556,9 @@ def test_lines_too_large_for_a_record_are_dead_letters_cut_to_size(
         assert letters[0]["reason"].startswith(
             "line 2, field 'name': 400000 characters, at most 1000")
         assert letters[1]["reason"].startswith("line 3: not valid JSON")
+        keys = open_keystore()
         for letter, raw in zip(letters, (huge_event, huge_garbage), strict=True):
-            assert letter["value"] == raw.encode()[:256 * 1024]
+            assert open_raw(letter["value"], keys) == raw.encode()[:256 * 1024]
             assert f"cut to its first 262,144 of {len(raw.encode()):,} bytes" in letter["reason"]
     finally:
         _drop(bootstrap, lay)
@@ -560,4 +582,19 @@ def test_missing_topics_and_missing_broker_fail_with_what_to_do(
     with pytest.raises(lk.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
         publish_file(path, POLICY, bootstrap="127.0.0.1:1", layout=layout("nowhere."),
-                     connect_timeout=1)
+                     connect_timeout=1, keys=KEYS)
+
+
+def test_a_line_nested_too_deep_is_a_dead_letter_not_a_crash_of_the_key_prefetch() -> None:
+    from lifecert.keystore import CachedKeyStore
+
+    deep = '{"type": "RetireeEnrolled", "retiree_id": "R9", "x": ' + "[" * 50_000 + "]" * \
+        50_000 + "}"
+    keys = CachedKeyStore(MemoryKeyStore())  # with prefetch: lines are read ahead
+    bad: list[tuple[int, MalformedEvent]] = []
+    prepared = list(prepare_lines([enroll("R1"), deep, enroll("R2")],
+                                  lambda n, raw, err: bad.append((n, err)), keys=keys))
+    assert [p.key for p in prepared] == [b"R1", b"R2"]
+    assert [n for n, _ in bad] == [2] and "not valid JSON" in bad[0][1].describe()
+    letter = dead_letter_event("f", 2, deep.encode(), bad[0][1], FIXED_NOW, keys=keys)
+    assert open_raw(letter["value"], keys) == deep.encode()

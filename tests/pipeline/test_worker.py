@@ -42,6 +42,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
 from lifecert.generate import iter_campaign, write_campaign_file
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.publish import publish_file
@@ -110,7 +111,12 @@ def publish(pipeline: Pipeline, lines: list[str]) -> list[str]:
     assert all(json.loads(line).get("event_id") for line in lines)
     path = pipeline.tmp / f"published-{uuid.uuid4().hex[:6]}.jsonl"
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    stats = publish_file(path, POLICY, bootstrap=pipeline.bootstrap, layout=pipeline.topics)
+    keys = open_keystore()
+    try:
+        stats = publish_file(path, POLICY, bootstrap=pipeline.bootstrap, layout=pipeline.topics,
+                             keys=keys)
+    finally:
+        keys.close()
     assert stats.events == len(lines) and not stats.dead_letters, stats.describe()
     return lines
 

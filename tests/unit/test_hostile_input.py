@@ -25,6 +25,7 @@ from lifecert.cli import main
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import INPUT_TYPES, envelope_spec, event_spec
 from lifecert.events.interchange import MalformedEvent, parse_event, parse_line
+from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline.publish import prepare_line
 from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS, layout
 from projections.records import BatchBuilder
@@ -167,7 +168,7 @@ def test_hostile_lines_examples(line: str | bytes, field: str | None, words: str
 )
 def test_publish_refuses_hostile_lines(raw: bytes) -> None:
     with pytest.raises(MalformedEvent) as caught:
-        prepare_line(raw, 4)
+        prepare_line(raw, 4, keys=MemoryKeyStore())
     assert caught.value.line == 4
 
 

@@ -65,6 +65,8 @@ class StatusRow:
     residence: str
     completed_by: str | None
     completed_at: datetime | None
+    revocations: int
+    retractions: int
     event_id: str
     recorded_at: datetime
     topic: str
@@ -191,6 +193,8 @@ class BatchBuilder:
             residence=event["residence"],
             completed_by=event.get("completed_by"),
             completed_at=event.get("completed_at"),
+            revocations=event.get("revocations", 0),
+            retractions=event.get("retractions", 0),
             event_id=event["event_id"],
             recorded_at=event["recorded_at"],
             topic=record.topic,

@@ -358,6 +358,7 @@ def _retraction(state: RetireeState, event: Event, policy: Policy) -> Handled:
     state.date_of_death = None
     state.death_memory = None
     state.corrections += 1
+    state.retractions += 1
     outputs: list[Event] = []
     if detected:
         # The same months and amount as the OverpaymentDetected: amounts as known then.

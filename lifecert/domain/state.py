@@ -102,6 +102,7 @@ class RetireeState:
         "pension_start_month",
         "residence",
         "retiree_id",
+        "retractions",
     )
 
     def __init__(
@@ -154,12 +155,20 @@ class RetireeState:
         # Applied corrections (revocations, retractions): outputs decided after the n-th
         # carry it in their id key, so a second hold or termination has its own id.
         self.corrections = 0
+        # How many of them were death retractions (the rest are revocations): the status
+        # reports both, for the read models' corrections view.
+        self.retractions = 0
         # What the standing death did to payments, for its retraction (rule 13):
         # (first unpaid month, extra unpaid months before it, months paid after the death,
         # the amount of its OverpaymentDetected or 0 when none, months settled to the estate).
         self.death_memory: tuple[Month, list[Month], list[Month], int, list[Month]] | None = (
             None
         )
+
+    @property
+    def revocations(self) -> int:
+        """Certifications of this retiree revoked (rule 12)."""
+        return self.corrections - self.retractions
 
     @property
     def deceased(self) -> bool:
@@ -238,6 +247,7 @@ class RetireeState:
             "date_of_death": self.date_of_death.isoformat() if self.date_of_death else None,
             "hold_extra_months": list(self.hold_extra_months or ()),
             "corrections": self.corrections,
+            "retractions": self.retractions,
             "death_memory": (
                 [self.death_memory[0], *(list(x) if isinstance(x, list) else x
                                           for x in self.death_memory[1:])]
@@ -280,6 +290,7 @@ class RetireeState:
         state.date_of_death = date.fromisoformat(death) if death else None
         state.hold_extra_months = list(data.get("hold_extra_months", ())) or None
         state.corrections = data.get("corrections", 0)
+        state.retractions = data.get("retractions", 0)
         memory = data.get("death_memory")
         state.death_memory = (
             (memory[0], list(memory[1]), list(memory[2]), memory[3], list(memory[4]))

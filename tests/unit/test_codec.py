@@ -790,7 +790,7 @@ def test_pipeline_records_round_trip() -> None:
         {"type": "RetireeStatus", "event_id": "s1", "recorded_at": at, "source_agency": None,
          "retiree_id": "R1", "policy": "foshan-2017", "status": "CERTIFIED",
          "district": "NANHAI", "residence": "FOSHAN", "completed_by": "FACE_APP",
-         "completed_at": at},
+         "completed_at": at, "revocations": 1, "retractions": 0},
         {"type": "DeadLetter", "event_id": "d1", "recorded_at": at, "source_agency": None,
          "stage": "worker", "source_topic": "lifecert.events", "source_partition": 3,
          "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "source_position": None,

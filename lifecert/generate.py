@@ -741,7 +741,8 @@ def iter_campaign_chunks(
 
     def wrong_death(rid: str, birth: date, t_enroll: int) -> None:
         """Rule 13 in the campaign: a death reported in error, retracted later."""
-        rec = work_office(max(t_enroll // _DAY + 1, int(crand() * 330)))
+        day = next_workday[max(t_enroll // _DAY + 1, int(crand() * 330)) - first]
+        rec = day * _DAY + 30_600 + int(crand() * 25_200)  # office hours, its own draws
         died = max(rec // _DAY - 1 - int(crand() * 20), _day(birth))
         back = rec + clog_uniform(_DAY, 60 * _DAY)
         if back >= HORIZON_DAY * _DAY:

@@ -60,6 +60,14 @@ class Call:
         if self.finished:
             return
         self.finished = True
+        self._write(outcome, detail, **counts)
+
+    def also(self, outcome: str, detail: str | None, **counts: Any) -> None:
+        """An audit row of its own for one item of the call (e.g. a death report
+        retracted), besides the call's row."""
+        self._write(outcome, detail, **counts)
+
+    def _write(self, outcome: str, detail: str | None, **counts: Any) -> None:
         subject = counts.pop("subject", None)
         row = AuditRow(
             at=datetime.now(UTC),

@@ -35,6 +35,7 @@ from aiokafka.structs import TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db
+from lifecert.api.escape import escaped
 from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
@@ -171,8 +172,34 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
             "source": agency,
         }
         kind, key, channel = authz.DEATH, f"{fields['retiree_id']}|{died.isoformat()}", None
+    elif which == "revocation":
+        v = item.revocation
+        if v.reason == pb.CertificationRevocation.REASON_UNSPECIFIED:
+            raise ItemError("reason is missing")
+        if v.reason not in pb.CertificationRevocation.Reason.values():
+            raise ItemError(f"reason {v.reason} is not a revocation reason (update the "
+                            "client's copy of partner_exchange.proto?)")
+        fields = {
+            "retiree_id": _text_field(v.retiree_id, "retiree_id"),
+            "certification_id": _text_field(v.certification_id, "certification_id"),
+            "agency_id": _text_field(v.agency_id, "agency_id") if v.agency_id else agency,
+            "reason": str(pb.CertificationRevocation.Reason.Name(v.reason)),
+        }
+        kind, channel = authz.REVOCATION, None
+        key = f"{fields['agency_id']}|{fields['certification_id']}"
+    elif which == "retraction":
+        t = item.retraction
+        fields = {
+            "retiree_id": _text_field(t.retiree_id, "retiree_id"),
+            "source": _text_field(t.source, "source"),
+            "reason": _text_field(t.reason, "reason"),
+        }
+        kind, channel = authz.RETRACTION, None
+        reason_digest = hashlib.sha256(fields["reason"].encode("utf-8", "replace")).hexdigest()
+        key = f"{fields['retiree_id']}|{fields['source']}|{reason_digest[:16]}"
     else:
-        raise ItemError("the item is empty (set certification, documents_received or death)")
+        raise ItemError("the item is empty (set certification, documents_received, death, "
+                        "revocation or retraction)")
     digest = _digest({"kind": kind, **fields})
     event = parse_event({
         "type": kind,
@@ -319,6 +346,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             retiree = directory.get(p.retiree_id)
             try:
                 authz.check_kind(call.role, p.kind, p.channel)
+                if p.kind == authz.REVOCATION:
+                    authz.check_revocation(call.role, call.agency, p.event["agency_id"])
             except authz.Refusal as exc:
                 refusals.append(f"item {p.index}: {exc}")
                 continue
@@ -380,6 +409,14 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             p = by_id[row.event_id]
             outcome_code = ItemResult.ACCEPTED if row.event_id in inserted else \
                 ItemResult.DUPLICATE
+            if p.kind == authz.RETRACTION and row.event_id in inserted:
+                # Who and why, for every retraction (rule 13): the reason is the caller's
+                # text, escaped; the retiree is kept as the audit's subject reference.
+                call.also(
+                    "DEATH_REPORT_RETRACTED",
+                    escaped(f"source {p.event['source']}; reason: {p.event['reason']}"),
+                    subject=p.retiree_id, items=1, accepted=1,
+                )
             results[p.index] = _result(
                 p.index, outcome_code, event_id=p.event_id,
                 recorded_at=timestamp(row.recorded_at),

@@ -43,7 +43,7 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
 from lifecert.events.interchange import parse_line
-from lifecert.generate import write_campaign_file
+from lifecert.generate import CampaignProfile, write_campaign_file
 from lifecert.pipeline import acls
 from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
@@ -52,12 +52,14 @@ from lifecert.stack import StackStatus
 from lifecert.summary import CampaignCounters, InstructionTotals
 from projections.lag import LagProbe, wait_idle
 from projections.migrate import applied_versions, migrate
-from projections.queries import campaign_counters, export, retiree
+from projections.queries import campaign_counters, corrections, export, retiree
 from projections.writer import ProjectionWriter, WriterOptions, WriterStats, run_until_idle
 
 POLICY = "foshan-2017"
 RETIREES = 400
 SEED = 7
+# Rules 11-14 made common, so that the read models see every correction.
+CORRECTIONS = CampaignProfile(revocation_rate=0.08, clash_rate=0.05, wrong_death_rate=0.06)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -118,6 +120,8 @@ def simulate_worker(lines: list[str]) -> tuple[list[dict[str, Any]], list[tuple[
                 "residence": state.residence,
                 "completed_by": state.completed_by,
                 "completed_at": state.completed_at,
+                "revocations": state.revocations,
+                "retractions": state.retractions,
             }))
     return inputs, records
 
@@ -345,7 +349,7 @@ def new_database(stack: StackStatus) -> Iterator[Callable[[], str]]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     folder = tmp_path_factory.mktemp("campaign")
     events_file = folder / "events.jsonl"
-    write_campaign_file(events_file, RETIREES, seed=SEED)
+    write_campaign_file(events_file, RETIREES, seed=SEED, profile=CORRECTIONS)
     replay_dir = folder / "replay"
     totals = InstructionTotals()
     campaign, _ = replay_file(events_file, load_policy(POLICY), replay_dir,
@@ -397,6 +401,7 @@ def test_the_campaign_has_every_kind_of_record(world: World) -> None:
     assert kinds >= {
         "PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated",
         "OverpaymentDetected", "FraudSuspected", "HomeVisitDue", "RetireeStatus",
+        "PaymentReinstated",
     }
 
 
@@ -410,7 +415,7 @@ def test_migrate_is_idempotent(new_database: Callable[[], str]) -> None:
         assert applied_versions(conn) == ["0001", "0002"]
     finally:
         conn.close()
-    assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 1
+    assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 2
 
 
 def test_export_equals_replay(projected: Projected, published: Published, world: World) -> None:
@@ -456,6 +461,22 @@ def test_read_models_agree_with_replay(projected: Projected, world: World) -> No
     }
     # The summary's figures, from PostgreSQL and from replay's states.
     assert counters == world.counters
+    # The corrections view: per retiree, what the ledger and the statuses say.
+    conn = psycopg2.connect(projected.dsn)
+    try:
+        rows = corrections(conn)
+    finally:
+        conn.close()
+    states = world_states(world)
+    for row in rows:
+        assert row.revocations == (states[row.retiree_id].revocations if row.policy else 0)
+    assert sum(r.revocations for r in rows) == counters.revocations
+    assert sum(r.retractions for r in rows) == counters.retractions
+    assert sum(r.reinstated_fen for r in rows) == counters.instructions.reinstated_fen
+    assert sum(r.estate_fen for r in rows) == counters.instructions.estate_fen
+    assert sum(r.cancelled_fen for r in rows) == counters.instructions.cancelled_fen
+    assert sum(r.reinstatements for r in rows) == \
+        counters.instructions.counts["PaymentReinstated"]
     assert view is not None
     assert [c.status for c in view.cycles] == ["SUSPENDED"]
     assert len(view.open_holds) == 1
@@ -715,3 +736,11 @@ def test_wait_idle(
     assert process.returncode == 1
     assert "not idle" in err
     assert f"projections  {topics[STATUS].name}[" in err
+
+
+def world_states(world: World) -> dict[str, Any]:
+    """Replay's final states of the campaign's retirees."""
+    campaign = Campaign(load_policy(POLICY))
+    for line in world.events_file.read_text(encoding="utf-8").splitlines():
+        campaign.decide(parse_line(line))
+    return dict(campaign.retirees)

@@ -35,7 +35,6 @@ from aiokafka.structs import TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db
-from lifecert.api.escape import escaped
 from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
@@ -95,6 +94,20 @@ def _text_field(value: str, name: str) -> str:
     problem = bounds.id_problem(name, value)
     if problem is not None:
         raise ItemError(problem)
+    return value
+
+
+# The longest free text an item may carry (a retraction's reason).
+MAX_FREE_TEXT = 1000
+
+
+def _free_text(value: str, name: str) -> str:
+    """A free-text field of an item (any characters the event log takes: the interchange
+    bounds check it; it is escaped wherever it is audited or logged)."""
+    if not value or not value.strip():
+        raise ItemError(f"{name} is missing")
+    if len(value) > MAX_FREE_TEXT:
+        raise ItemError(f"{name} must be at most {MAX_FREE_TEXT} characters")
     return value
 
 
@@ -192,7 +205,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
         fields = {
             "retiree_id": _text_field(t.retiree_id, "retiree_id"),
             "source": _text_field(t.source, "source"),
-            "reason": _text_field(t.reason, "reason"),
+            "reason": _free_text(t.reason, "reason"),
         }
         kind, channel = authz.RETRACTION, None
         reason_digest = hashlib.sha256(fields["reason"].encode("utf-8", "replace")).hexdigest()
@@ -411,10 +424,11 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 ItemResult.DUPLICATE
             if p.kind == authz.RETRACTION and row.event_id in inserted:
                 # Who and why, for every retraction (rule 13): the reason is the caller's
-                # text, escaped; the retiree is kept as the audit's subject reference.
+                # text (the audit writer escapes it, db.AuditRow); the retiree is kept as
+                # the audit's subject reference.
                 call.also(
                     "DEATH_REPORT_RETRACTED",
-                    escaped(f"source {p.event['source']}; reason: {p.event['reason']}"),
+                    f"source {p.event['source']}; reason: {p.event['reason']}",
                     subject=p.retiree_id, items=1, accepted=1,
                 )
             results[p.index] = _result(

@@ -256,3 +256,32 @@ def corrections(conn: Connection, retiree_id: str | None = None) -> list[Retiree
             () if retiree_id is None else (retiree_id,),
         )
         return [RetireeCorrections(*row) for row in cur.fetchall()]
+
+
+# ------------------------------------------------------------------ contacts
+
+
+@dataclass(frozen=True)
+class RetireeContact:
+    """A row of the contact read model: phone and address as sealed on the log (open them
+    with ``lifecert.events.personal.reveal`` and the key store; None when not given)."""
+
+    retiree_id: str
+    phone_sealed: str | None
+    address_sealed: str | None
+    channel: str
+    agency_id: str
+    recorded_at: datetime
+
+
+def contact(conn: Connection, retiree_id: str) -> RetireeContact | None:
+    """The latest contact details of a retiree, sealed; None when none were given."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(
+            "SELECT retiree_id, phone_sealed, address_sealed, channel, agency_id, recorded_at "
+            "FROM retiree_contacts WHERE retiree_id = %s",
+            (retiree_id,),
+        )
+        row = cur.fetchone()
+    return None if row is None else RetireeContact(*row)

@@ -45,7 +45,9 @@ NOT_INSTRUCTION = "not_a_payment_instruction"
 ACCOUNT = "account_differs"
 
 # Instruction types with an amount: the field summed in the per-type totals.
-AMOUNT_OF = {"PaymentHoldReleased": "back pay", "OverpaymentDetected": "overpaid"}
+AMOUNT_OF = {"PaymentHoldReleased": "back pay", "OverpaymentDetected": "overpaid",
+             "PaymentReinstated": "back pay", "OverpaymentCancelled": "given back",
+             "PaymentEstateSettled": "to the estate"}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Where the projections find PostgreSQL and Kafka: an explicit value, else the environment
-(``LIFECERT_POSTGRES_DSN``, ``LIFECERT_KAFKA_BOOTSTRAP``), else the local stack's."""
+"""Where the projections (and lifecert's other PostgreSQL clients) find PostgreSQL and
+Kafka: an explicit value, else the environment (``LIFECERT_POSTGRES_DSN``,
+``LIFECERT_KAFKA_BOOTSTRAP``), else the local stack's, as the component's own role."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from lifecert.pipeline.kafka import bootstrap_servers
 DSN_ENV = "LIFECERT_POSTGRES_DSN"
 APPLICATION_NAME = "lifecert-projections"
 
-def resolve_dsn(explicit: str | None = None) -> str:
-    """``explicit`` (``--dsn``), else ``LIFECERT_POSTGRES_DSN``, else the local stack's."""
+def resolve_dsn(explicit: str | None = None, component: str | None = None) -> str:
+    """``explicit`` (``--dsn``), else ``LIFECERT_POSTGRES_DSN`` (in production: each
+    component's process gets its own role's DSN there), else the local stack's DSN for
+    ``component``'s own role (lifecert/dbroles.py: owner, projections, api, reader; None:
+    the stack's superuser, for tooling that creates databases). The stack's DSNs carry
+    no password: libpq reads it from the stack's password file."""
     if explicit or os.environ.get(DSN_ENV):
         return explicit or os.environ[DSN_ENV]
     from lifecert.stack.config import StackConfig  # the stack's defaults, read lazily
 
-    return StackConfig.from_env().postgres_dsn
+    cfg = StackConfig.from_env()
+    return cfg.postgres_dsn if component is None else cfg.postgres_dsn_for(component)
 
 
 def resolve_bootstrap(explicit: str | None = None) -> str:

@@ -1,5 +1,9 @@
 """Schema migrations: ``migrations/NNNN_name.sql`` applied in order of their number, each
-once, recorded in ``schema_migrations`` (version, name, sha-256 of the file, when).
+once, recorded in ``schema_migrations`` (version, name, sha-256 of the file, when). The
+migrations run as the schema's owner (role ``lifecert_owner``); each run also applies the
+component roles' grants (lifecert/dbroles.py) in the same transaction. A component's own
+role (the projections', the API's) calls ``migrate`` at start too: with nothing pending it
+changes nothing and needs no right to; with something pending it is refused, saying so.
 
 ``migrate`` is idempotent and safe to run concurrently (an advisory lock serialises the
 runs); all pending migrations apply in one transaction, so a failing one leaves the
@@ -15,7 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
+import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
+
+from lifecert.dbroles import apply_grants
 
 # pg_advisory_xact_lock key of the migration runs ("lifecert" + 1).
 MIGRATION_LOCK = 0x6C69666563657201
@@ -48,6 +56,7 @@ class MigrationSet:
     table: str
     lock: int  # pg_advisory_xact_lock key serialising the runs of this set
     label: str = "migration"
+    command: str = "lifecert projections migrate"  # applies them as the schema's owner
 
     def available(self) -> list[Migration]:
         """The migrations shipped in ``<package>/migrations``, in order."""
@@ -72,9 +81,27 @@ class MigrationSet:
     ) -> list[Migration]:
         """Apply the pending migrations; returns those applied now (none when up to date)."""
         migrations = self.available()
+        try:
+            return self._migrate(conn, migrations, log)
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            raise MigrationError(
+                f"{self.label}s pending and PostgreSQL role {conn.info.user!r} may not "
+                f"apply them ({exc.diag.message_primary}): run them as the schema's owner "
+                f"(`{self.command}`, role lifecert_owner), then start this component again"
+            ) from None
+
+    def _migrate(
+        self, conn: psycopg2.extensions.connection, migrations: list[Migration],
+        log: Callable[[str], None] | None,
+    ) -> list[Migration]:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock,))
-            cur.execute(_CREATE_TABLE.format(table=self.table))
+            # A component's own role may read but not change the schema: up to date, it
+            # runs no DDL at all.
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table,))
+            row = cur.fetchone()
+            if not (row and row[0]):
+                cur.execute(_CREATE_TABLE.format(table=self.table))
             cur.execute(f"SELECT version, name, checksum FROM {self.table}")
             recorded = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
             pending = []
@@ -97,7 +124,21 @@ class MigrationSet:
                     f"INSERT INTO {self.table} (version, name, checksum) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),
                 )
+            if pending or _may_grant(cur, self.table):
+                apply_grants(cur)  # in the migrations' transaction: never one without
         return pending
+
+
+def _may_grant(cur: psycopg2.extensions.cursor, table: str) -> bool:
+    """The session's role may grant on the schema's tables: a superuser, or a member of
+    the role owning ``table``."""
+    cur.execute(
+        "SELECT r.rolsuper OR pg_has_role(current_user, t.tableowner, 'USAGE') "
+        "FROM pg_roles r, pg_tables t "
+        "WHERE r.rolname = current_user AND t.schemaname = current_schema() "
+        "AND t.tablename = %s", (table,))
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 _CREATE_TABLE = """

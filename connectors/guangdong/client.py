@@ -1,13 +1,20 @@
-"""A small JSON-over-HTTP client for the provincial system: one keep-alive connection,
+"""A small JSON-over-HTTPS client for the provincial system: one keep-alive connection,
 an optional bearer token, and every transport failure turned into
-:class:`~connectors.sdk.errors.PartnerUnavailable` (the runner retries those)."""
+:class:`~connectors.sdk.errors.PartnerUnavailable` (the runner retries those).
+
+The server's certificate must chain to the one CA pinned by ``ca_file`` (the system's
+trust store is not consulted) and name the URL's host. Plain ``http://`` is refused
+unless ``allow_plain_http`` says otherwise (a test's stand-in, never a partner): the
+bearer token and the retirees' records would cross the network in the clear."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import socket
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -30,11 +37,19 @@ class Response:
 
 
 class ProvinceClient:
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0, *,
+                 ca_file: Path | str | None = None, allow_plain_http: bool = False) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"expected an http://HOST:PORT URL, got {url!r}")
-        self.base = f"http://{parts.netloc}{parts.path.rstrip('/')}"
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"expected an https://HOST:PORT URL, got {url!r}")
+        if parts.scheme == "http" and not allow_plain_http:
+            raise ValueError(f"{url!r} is plain HTTP: the token and the records would travel "
+                             "in the clear; use the province's https:// URL with its CA in "
+                             "ca_file")
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._tls = tls_context(ca_file)
+        self.base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self._host, self._port, self._prefix = parts.hostname, parts.port, parts.path.rstrip("/")
         self._timeout = timeout
         self._headers = {"Accept": "application/json"}
@@ -81,8 +96,12 @@ class ProvinceClient:
     def _once(self, method: str, path: str, body: bytes | None,
               headers: dict[str, str]) -> Response:
         if self._conn is None:
-            self._conn = http.client.HTTPConnection(self._host, self._port,
-                                                    timeout=self._timeout)
+            if self._tls is not None:
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=self._tls)
+            else:
+                self._conn = http.client.HTTPConnection(self._host, self._port,
+                                                        timeout=self._timeout)
         self._conn.request(method, self._prefix + path, body=body,
                            headers={**self._headers, **headers})
         self._used = True
@@ -98,7 +117,30 @@ class ProvinceClient:
         return Response(answer.status, data, text)
 
 
+def tls_context(ca_file: Path | str | None) -> ssl.SSLContext:
+    """A client context trusting only the CA certificate(s) in ``ca_file``, checking the
+    host name, TLS 1.2 at least; ``ValueError`` saying what is wrong with the file."""
+    if ca_file is None or str(ca_file) == "":
+        raise ValueError("an https:// URL needs the CA that certifies the province's server "
+                         "(setting ca_file: a PEM file)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except FileNotFoundError:
+        raise ValueError(f"ca_file {str(ca_file)!r} does not exist") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ca_file {str(ca_file)!r} holds no PEM CA certificate: "
+                         f"{exc}") from None
+    return context
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"the server's certificate was refused ({exc.verify_message}): it is not "
+                "from the pinned CA (ca_file) or does not name this host")
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc}); is this the province's https:// port?"
     if isinstance(exc, TimeoutError):
         return "no answer within the timeout"
     if isinstance(exc, socket.gaierror):

@@ -7,7 +7,8 @@ feed's opaque cursor of the last record published::
 
     [connectors.gd-feed]
     kind = "guangdong-xregion"
-    url = "http://gdxt.example:8471"
+    url = "https://gdxt.example:8471"
+    ca_file = "/etc/lifecert/guangdong-ca.pem" # the CA pinned for the province's server
     token = { env = "GD_XREGION_TOKEN" }   # optional bearer token
     city = "440600"                        # optional; Foshan's division code
     page_size = 500                        # optional, at most 1000
@@ -24,10 +25,16 @@ retried batch adds lines marked ``"duplicate": true`` with the same ``ack_id``::
 
     [connectors.gd-results]
     kind = "guangdong-results"
-    url = "http://gdxt.example:8471"
+    url = "https://gdxt.example:8471"
+    ca_file = "/etc/lifecert/guangdong-ca.pem"
     token = { env = "GD_XREGION_TOKEN" }
     ack_log = "/var/lib/lifecert/guangdong-acks.jsonl"
     assisting_city = "440600"              # optional; the city posting (Foshan)
+
+Both speak HTTPS only: the province's certificate must chain to the CA in ``ca_file`` (the
+system's trust store is not consulted: a certificate any public CA issued for the name is
+refused) and name the URL's host. ``allow_plain_http = true`` accepts an ``http://`` URL;
+it exists for tests against a local stand-in and is never right for the province.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +79,30 @@ def _unavailable(what: str, response: Response) -> PartnerUnavailable:
     return PartnerUnavailable(f"{what}: HTTP {response.status}: {response.message()}{hint}")
 
 
-ClientArgs = tuple[str, str | None, float]
+@dataclass(frozen=True)
+class ClientArgs:
+    url: str
+    token: str | None
+    timeout: float
+    ca_file: str | None
+    allow_plain_http: bool
+
+    def client(self) -> ProvinceClient:
+        return ProvinceClient(self.url, self.token, self.timeout, ca_file=self.ca_file,
+                              allow_plain_http=self.allow_plain_http)
 
 
 def _province_settings(
     connector: Connector, settings: dict[str, Any], city_key: str
 ) -> tuple[ClientArgs, str]:
-    """The settings both directions share: (url, token, timeout) and the city's code."""
+    """The settings both directions share (how to reach the province) and the city's
+    code."""
     where = f"connector {connector.name!r} ({connector.kind})"
     url = connector._setting(settings, "url", str)
     token = connector._setting(settings, "token", str, None)
     timeout = connector._setting(settings, "timeout", float, 10.0)
+    ca_file = connector._setting(settings, "ca_file", str, None)
+    plain = connector._setting(settings, "allow_plain_http", bool, False)
     city = connector._setting(settings, city_key, str, gd.FOSHAN)
     code = gd.CITY_CODES.get(city, city)
     if code not in gd.CITY_NAMES:
@@ -90,15 +111,17 @@ def _province_settings(
     if timeout <= 0:
         raise ConfigError(f"{where}: setting 'timeout' must be positive seconds, "
                           f"got {timeout!r}")
+    args = ClientArgs(url, token, timeout, ca_file, plain)
     try:
-        ProvinceClient(url)
+        args.client()
     except ValueError as exc:
-        raise ConfigError(f"{where}: setting 'url': {exc}") from None
-    return (url, token, timeout), code
+        setting = "ca_file" if str(exc).startswith(("ca_file", "an https")) else "url"
+        raise ConfigError(f"{where}: setting {setting!r}: {exc}") from None
+    return args, code
 
 
 def _connect(args: ClientArgs) -> ProvinceClient:
-    client = ProvinceClient(*args)
+    client = args.client()
     response = client.get(gd.HEALTH_PATH)
     if response.status != 200:
         client.close()

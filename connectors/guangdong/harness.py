@@ -3,7 +3,10 @@
 ``GuangdongHarness`` is the partner of the source (the certifications feed),
 ``GuangdongResultsHarness`` the partner of the sink (the assistance results). Both start
 ``python -m connectors.guangdong.simulator serve`` on a free port with its state under
-the work folder. ``break_mode`` chooses how :meth:`break_partner` breaks it: ``"503"``
+the work folder, serving HTTPS with a certificate from a throwaway CA made there
+(``province/tls/``); the connector's settings pin that CA (``ca_file``).
+
+``break_mode`` chooses how :meth:`break_partner` breaks it: ``"503"``
 (the partner API answers 503), ``"close"`` (it drops every connection unanswered) or
 ``"stop"`` (the process is stopped, and started again on the same port to mend; the
 admin calls of ``feed`` and ``applied`` then fail until it is mended).
@@ -28,6 +31,7 @@ from connectors.guangdong.client import ProvinceClient
 from connectors.guangdong.mapping import event_to_record
 from connectors.sdk.errors import PartnerUnavailable
 from connectors.testkit.harness import Event, SinkHarness, SourceHarness
+from connectors.testkit.tls import ServerCertificate, TestCA
 from lifecert.domain.fold import uuid5
 from lifecert.domain.time import SHANGHAI
 from lifecert.events.interchange import parse_event
@@ -38,18 +42,33 @@ _FEED_CHUNK = 5000
 
 
 class SimulatorProcess:
-    """``python -m connectors.guangdong.simulator serve`` as a child process."""
+    """``python -m connectors.guangdong.simulator serve`` as a child process, serving
+    HTTPS with a certificate for 127.0.0.1 and localhost from :attr:`ca` (made under
+    ``data_dir/tls`` when not given), kept across restarts."""
 
-    def __init__(self, data_dir: Path, token: str | None = None) -> None:
+    def __init__(self, data_dir: Path, token: str | None = None, ca: TestCA | None = None,
+                 server: ServerCertificate | None = None) -> None:
         self.data_dir = data_dir
         self.token = token
+        self.ca = ca or TestCA.create(data_dir / "tls" / "ca")
+        self.server = server or self.ca.issue_server(data_dir / "tls" / "server",
+                                                     ["127.0.0.1", "localhost"])
         self.port = 0  # 0 until the first start picks a free port; kept for restarts
         self._proc: subprocess.Popen[str] | None = None
         self._admin: ProvinceClient | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate a client pins to trust this simulator."""
+        return self.ca.cert_file
+
+    def client(self, token: str | None = None, timeout: float = 5.0) -> ProvinceClient:
+        """A client of this simulator that pins its CA."""
+        return ProvinceClient(self.url, token, timeout, ca_file=self.ca_file)
 
     @property
     def running(self) -> bool:
@@ -61,7 +80,9 @@ class SimulatorProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         args = [sys.executable, "-m", "connectors.guangdong.simulator", "serve",
-                "--port", str(self.port), "--data-dir", str(self.data_dir)]
+                "--port", str(self.port), "--data-dir", str(self.data_dir),
+                "--tls-cert", str(self.server.cert_file),
+                "--tls-key", str(self.server.key_file)]
         if self.token is not None:
             env[TOKEN_ENV] = self.token
             args += ["--token-env", TOKEN_ENV]
@@ -73,7 +94,7 @@ class SimulatorProcess:
             log_file.close()
         line = self._first_line(timeout)
         self.port = int(line.rsplit(":", 1)[1])
-        self._admin = ProvinceClient(self.url, self.token, timeout=30.0)
+        self._admin = self.client(self.token, timeout=30.0)
         return self.url
 
     def _first_line(self, timeout: float) -> str:
@@ -82,7 +103,7 @@ class SimulatorProcess:
             sel.register(self._proc.stdout, selectors.EVENT_READ)
             ready = sel.select(timeout)
         line = self._proc.stdout.readline() if ready else ""
-        if not line.startswith("listening on http://"):
+        if not line.startswith("listening on https://"):
             self.stop()
             tail = (self.data_dir / "simulator.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the Guangdong simulator did not start within {timeout} s "
@@ -136,7 +157,8 @@ class _Partner:
     def _start(self, work_dir: Path) -> dict[str, Any]:
         self.sim = SimulatorProcess(work_dir / "province", self.token)
         self.sim.start()
-        settings: dict[str, Any] = {"url": self.sim.url, "timeout": 5.0}
+        settings: dict[str, Any] = {"url": self.sim.url, "ca_file": str(self.sim.ca_file),
+                                    "timeout": 5.0}
         if self.token is not None:
             settings["token"] = self.token
         return settings

@@ -1,8 +1,14 @@
-"""A simulator of the Guangdong provincial cross-region collaboration system: a real HTTP
-JSON service, run as its own process::
+"""A simulator of the Guangdong provincial cross-region collaboration system: a real
+HTTPS JSON service, run as its own process::
 
-    python -m connectors.guangdong.simulator serve --port 8471 --data-dir /var/tmp/gd
-    python -m connectors.guangdong.simulator feed --url http://127.0.0.1:8471 campaign.jsonl
+    python -m connectors.guangdong.simulator serve --port 8471 --data-dir /var/tmp/gd \
+        --tls-cert server.pem --tls-key server.key
+    python -m connectors.guangdong.simulator feed --url https://127.0.0.1:8471 \
+        --ca-file ca.pem campaign.jsonl
+
+It serves TLS only, with the certificate and key it is given (the test kit's harness makes
+them with a throwaway CA, :mod:`connectors.testkit.tls`, whose certificate the connector
+pins in its ``ca_file`` setting).
 
 Partner API (what a city's connector uses; record shapes in :mod:`.province`):
 
@@ -26,8 +32,8 @@ the partner API answer 503 or drop connections (``count`` times, or until mended
 With ``--token-env VAR`` set to a variable holding a secret, every request needs
 ``Authorization: Bearer <secret>`` (the secret is never logged). State lives in
 ``DATA_DIR/province.sqlite3`` (WAL), so a restart keeps the feed and the results. Once
-listening, the process prints one line ``listening on http://HOST:PORT`` on stdout; its
-access log goes to stderr.
+listening, the process prints one line ``listening on https://HOST:PORT`` on stdout; its
+access log goes to stderr (a client that refuses the certificate is one line there).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,11 +68,28 @@ log = logging.getLogger("guangdong.simulator")
 class Province(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: Store, token: str | None) -> None:
+    def __init__(self, address: tuple[str, int], store: Store, token: str | None,
+                 tls: ssl.SSLContext) -> None:
         super().__init__(address, Handler)
         self.store = store
         self.token = token
         self.faults = Faults()
+        self.tls = tls
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        # the handshake happens in the request's own thread (Handler.setup): a slow or
+        # refusing client never holds up the accepting loop
+        return self.tls.wrap_socket(sock, server_side=True,
+                                    do_handshake_on_connect=False), address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLError | ConnectionError | TimeoutError):
+            log.info("%s TLS handshake failed: %s", client_address[0],
+                     getattr(exc, "reason", None) or exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -76,6 +100,10 @@ class Handler(BaseHTTPRequestHandler):
     # the client's delayed ACK (40 ms a request).
     disable_nagle_algorithm = True
     server: Province
+
+    def setup(self) -> None:
+        super().setup()  # sets the socket's timeout first
+        self.request.do_handshake()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
@@ -241,16 +269,24 @@ def _json_body(body: bytes) -> Any:
         raise Refused(400, "INVALID_JSON", f"the body is not JSON: {exc}") from None
 
 
-def serve(host: str, port: int, data_dir: Path, token: str | None) -> None:
+def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def serve(host: str, port: int, data_dir: Path, token: str | None,
+          tls: ssl.SSLContext) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(data_dir / "province.sqlite3")
-    server = Province((host, port), store, token)
+    server = Province((host, port), store, token, tls)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    print(f"listening on http://{host}:{server.server_address[1]}", flush=True)
+    print(f"listening on https://{host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -260,7 +296,8 @@ def serve(host: str, port: int, data_dir: Path, token: str | None) -> None:
         store.close()
 
 
-def feed_file(url: str, token: str | None, city: str, path: str, chunk: int = 5000) -> int:
+def feed_file(url: str, token: str | None, city: str, path: str, ca_file: Path | None,
+              chunk: int = 5000) -> int:
     """Post the events of an interchange JSON-lines file that the province carries to a
     running simulator's feed (the rest are skipped and counted); the exit code."""
     from connectors.guangdong.client import ProvinceClient
@@ -268,7 +305,11 @@ def feed_file(url: str, token: str | None, city: str, path: str, chunk: int = 50
     from connectors.sdk.errors import PartnerUnavailable
     from lifecert.events.interchange import MalformedEvent, parse_line
 
-    client = ProvinceClient(url, token, timeout=60.0)
+    try:
+        client = ProvinceClient(url, token, timeout=60.0, ca_file=ca_file)
+    except ValueError as exc:
+        print(f"feed: {exc}", file=sys.stderr)
+        return 2
     records: list[dict[str, str]] = []
     skipped = fed = 0
 
@@ -311,17 +352,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m connectors.guangdong.simulator",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("serve", help="run the provincial system's HTTP service")
+    run = sub.add_parser("serve", help="run the provincial system's HTTPS service")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
     run.add_argument("--data-dir", type=Path, required=True, help="folder of the state")
     run.add_argument("--token-env", metavar="VAR",
                      help="require 'Authorization: Bearer $VAR' on every request")
+    run.add_argument("--tls-cert", type=Path, required=True,
+                     help="the server's certificate (PEM), chain included")
+    run.add_argument("--tls-key", type=Path, required=True,
+                     help="the server's private key (PEM)")
     put = sub.add_parser("feed", help="put the certifications of an interchange JSON-lines "
                          "file that the province carries into a running simulator's feed")
     put.add_argument("file", help="interchange JSON lines (as `lifecert generate` writes), "
                      "or - for standard input")
-    put.add_argument("--url", required=True, help="the simulator, e.g. http://127.0.0.1:8471")
+    put.add_argument("--url", required=True, help="the simulator, e.g. https://127.0.0.1:8471")
+    put.add_argument("--ca-file", type=Path, help="the CA certificate (PEM) that certified "
+                     "the simulator's server certificate")
     put.add_argument("--city", default=gd.FOSHAN, help="the feed's city (default 440600)")
     put.add_argument("--token-env", metavar="VAR", help="send 'Authorization: Bearer $VAR'")
     args = parser.parse_args(argv)
@@ -331,11 +378,18 @@ def main(argv: list[str] | None = None) -> int:
         if not token:
             parser.error(f"--token-env {args.token_env}: the variable is not set or empty")
     if args.command == "feed":
-        return feed_file(args.url, token, gd.CITY_CODES.get(args.city, args.city), args.file)
+        return feed_file(args.url, token, gd.CITY_CODES.get(args.city, args.city), args.file,
+                         args.ca_file)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
     try:
-        serve(args.host, args.port, args.data_dir, token)
+        tls = server_context(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"cannot load the TLS certificate {args.tls_cert} and key {args.tls_key}: "
+              f"{exc}", file=sys.stderr)
+        return 1
+    try:
+        serve(args.host, args.port, args.data_dir, token, tls)
     except OSError as exc:
         print(f"cannot serve on {args.host}:{args.port} with state in {args.data_dir}: {exc}",
               file=sys.stderr)

@@ -18,8 +18,10 @@ Refused for good, and dead-lettered by the runner with the reason:
   (CONFLICTING_DUPLICATE, ACCOUNT_STOPPED, ALREADY_SUSPENDED, NOT_SUSPENDED,
   BACKPAY_PERIODS_MISMATCH, NOT_STOPPED, NOT_OVERPAID).
 
-Settings: ``dsn`` (the ledger database; put a password in the environment:
-``dsn = { env = "PAYMENT_LEDGER_DSN" }``), ``consumer`` (the name the ledger keeps this
+Settings: ``dsn`` (the ledger database, as the role the payment system gives this sink,
+which needs only to run the intake: ``init --connector-role`` of the simulator shows the
+grants; put a password in the environment, ``dsn = { env = "PAYMENT_LEDGER_DSN" }``, or
+name a libpq password file, ``passfile=``), ``consumer`` (the name the ledger keeps this
 sink's positions under; default: the instance name).
 """
 

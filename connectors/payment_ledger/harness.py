@@ -16,6 +16,7 @@ import psycopg2.extensions
 
 from connectors.payment_ledger import simulator
 from connectors.testkit.harness import Event, SinkHarness
+from lifecert.dbroles import LEDGER_SINK, dsn_as, role_exists
 from lifecert.domain.fold import uuid5
 from lifecert.domain.time import SHANGHAI, format_month, month_of_date
 
@@ -39,18 +40,22 @@ class PaymentLedgerHarness(SinkHarness):
 
     def start(self, work_dir: Path) -> dict[str, Any]:
         name = f"payledger_{uuid.uuid4().hex[:12]}"
+        # the sink writes as its own role, which the ledger lets run its intake only (on a
+        # server without lifecert's roles: as the admin's)
+        own_role = role_exists(self.server_dsn, LEDGER_SINK)
+        role = ["--connector-role", LEDGER_SINK] if own_role else []
         self.dsn = psycopg2.extensions.make_dsn(self.server_dsn, dbname=name)
         work_dir.mkdir(parents=True, exist_ok=True)
         log = work_dir / "payment-ledger-simulator.log"
         with log.open("ab") as out:
             done = subprocess.run(
                 [sys.executable, "-m", "connectors.payment_ledger.simulator", "init",
-                 "--create", "--dsn", self.dsn],
+                 "--create", "--dsn", self.dsn, *role],
                 stdout=out, stderr=subprocess.STDOUT, timeout=60, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"setting up the payment ledger {name} failed (exit "
                                f"{done.returncode}):\n{log.read_text(errors='replace')}")
-        return {"dsn": self.dsn}
+        return {"dsn": dsn_as(self.dsn, "payment-ledger") if own_role else self.dsn}
 
     def stop(self) -> None:
         if self.dsn is not None:

@@ -506,8 +506,11 @@ def set_connections(dsn: str, allowed: bool) -> None:
     _admin(dsn, *statements)
 
 
-def init_ledger(dsn: str, *, create: bool = False) -> None:
-    """Create the ledger's tables and intake function (idempotent)."""
+def init_ledger(dsn: str, *, create: bool = False, connector_role: str | None = None) -> None:
+    """Create the ledger's tables and intake function (idempotent). With
+    ``connector_role``, close the database to PUBLIC and let that role (lifecert's sink)
+    connect and run the intake: the rows the intake function reads and writes, no DELETE,
+    no DDL, nothing else."""
     if create:
         create_database(dsn)
     conn = connect(dsn)
@@ -515,6 +518,16 @@ def init_ledger(dsn: str, *, create: bool = False) -> None:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('payment-ledger/init'))")
             cur.execute(SCHEMA)
+            if connector_role is not None:
+                role = sql.Identifier(connector_role)
+                db = sql.Identifier(database_name(dsn))
+                for statement in (
+                    "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                    "GRANT CONNECT ON DATABASE {db} TO {role}",
+                    "GRANT SELECT, INSERT, UPDATE ON instruction, account, refusal, "
+                    "intake_position TO {role}",
+                ):
+                    cur.execute(sql.SQL(statement).format(db=db, role=role))
     finally:
         conn.close()
 
@@ -643,6 +656,8 @@ def _parser() -> argparse.ArgumentParser:
     init = action("init", "create the ledger's tables and intake function (idempotent)")
     init.add_argument("--create", action="store_true",
                       help="create the database first when it does not exist")
+    init.add_argument("--connector-role", help="the PostgreSQL role of lifecert's sink: may "
+                      "connect and run the intake, nothing else")
     action("summary", "instructions, accounts, refusals and intake positions").add_argument(
         "--json", action="store_true", help="machine-readable output")
     shown = action("show", "one retiree's account, or the latest instructions and refusals")
@@ -658,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.action == "init":
-            init_ledger(args.dsn, create=args.create)
+            init_ledger(args.dsn, create=args.create, connector_role=args.connector_role)
             print(f"payment ledger ready in {public_dsn(args.dsn)}", file=sys.stderr)
         elif args.action == "refuse-connections":
             set_connections(args.dsn, False)

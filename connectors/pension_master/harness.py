@@ -22,6 +22,7 @@ import psycopg2.extensions
 from connectors.pension_master import codes, simulator
 from connectors.testkit.harness import Event, SourceHarness
 from lifecert.databases import create_database, drop_database
+from lifecert.dbroles import MASTER_SOURCE, dsn_as, role_exists
 from projections.config import resolve_dsn
 
 # Changes per transaction in feed(): a generated campaign's enrolments go in at some
@@ -58,13 +59,19 @@ class PensionMasterHarness(SourceHarness):
         self.dsn = create_database(self.admin_dsn, self.dbname)
         argv = [sys.executable, "-m", "connectors.pension_master.simulator", "init",
                 "--dsn", self.dsn]
+        # the connector reads the master as its own role, which the master lets read its
+        # outbox only (on a server without lifecert's roles: as the admin's)
+        connector_dsn = self.dsn
+        if role_exists(self.admin_dsn, MASTER_SOURCE):
+            argv += ["--connector-role", MASTER_SOURCE]
+            connector_dsn = dsn_as(self.dsn, "pension-master")
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         (work_dir / "simulator-init.log").write_text(done.stdout + done.stderr, "utf-8")
         if done.returncode != 0:
             self.stop()
             raise RuntimeError(f"`python -m connectors.pension_master.simulator init` failed "
                                f"(exit {done.returncode}): {done.stderr.strip()}")
-        return {"dsn": self.dsn, "poll_interval": self.poll_interval}
+        return {"dsn": connector_dsn, "poll_interval": self.poll_interval}
 
     def stop(self) -> None:
         if self.dbname is not None:

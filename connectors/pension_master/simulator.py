@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
 from connectors.pension_master import codes
 from lifecert.events.interchange import MalformedEvent, parse_event
@@ -46,11 +47,24 @@ def connect(dsn: str) -> Any:
     return psycopg2.connect(dsn, connect_timeout=10, application_name="pension-master-sim")
 
 
-def init(dsn: str) -> None:
-    """Create (or bring up to date) the master's schema in the database ``dsn``."""
+def init(dsn: str, connector_role: str | None = None) -> None:
+    """Create (or bring up to date) the master's schema in the database ``dsn``; with
+    ``connector_role``, close the database to PUBLIC and let that role (lifecert's
+    connector) connect and read the outbox, and nothing else."""
     with connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SET client_min_messages = warning")
         cur.execute(schema_sql())
+        if connector_role is not None:
+            role = sql.Identifier(connector_role)
+            cur.execute("SELECT current_database()")
+            database = sql.Identifier(cur.fetchone()[0])
+            for statement in (
+                "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                "GRANT CONNECT ON DATABASE {db} TO {role}",
+                "GRANT USAGE ON SCHEMA master TO {role}",
+                "GRANT SELECT ON master.outbox TO {role}",
+            ):
+                cur.execute(sql.SQL(statement).format(db=database, role=role))
     conn.close()
 
 
@@ -166,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("accept", "end the outage: accept connections again")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--dsn", required=True, help="the master database")
-        if name != "init":
+        if name == "init":
+            p.add_argument("--connector-role", help="the PostgreSQL role of lifecert's "
+                           "connector: may connect and read master.outbox, nothing else")
+        else:
             p.add_argument("--admin-db", default="postgres",
                            help="database to connect to for ALTER DATABASE (default postgres)")
     apply = sub.add_parser("apply", help="apply the enrolments and amount changes of an "
@@ -178,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "init":
-            init(args.dsn)
+            init(args.dsn, args.connector_role)
         elif args.command in ("refuse", "accept"):
             set_connections(args.dsn, args.command == "accept", args.admin_db)
         else:

@@ -58,6 +58,13 @@ class Limits:
     # A MATCH after a NOT_LIVE for the same retiree within this many seconds raises a
     # FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
     face_alert_window_seconds: float = 7 * 24 * 3600.0
+    # Screen light (docs/face.md): the app always lights each frame with a colour of the
+    # challenge. A window camera that has no screen facing the person is answered without
+    # colours: the counter is supervised by staff, who see who stands at the window (a
+    # replayed recording would have to be held up in front of them). True when the
+    # window camera can show the colours.
+    face_screen_light_counter: bool = False
+    face_screen_settle_ms: int = 150
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class ApiConfig:
         return cls(
             listen=listen or os.environ.get(LISTEN_ENV) or DEFAULT_LISTEN,
             pki=pki,
-            dsn=resolve_dsn(dsn),
+            dsn=resolve_dsn(dsn, "api"),
             bootstrap=bootstrap_servers(bootstrap),
             topic_prefix=(
                 topic_prefix if topic_prefix is not None

@@ -4,9 +4,13 @@ engine of ``lifecert.face`` (FaceEngine: enroll / verify, seal / unseal).
 Verify answers a challenge: BeginChallenge stores a random sequence of actions for one
 retiree and the asking agency in PostgreSQL (lifecert.api.challenges); Verify consumes it
 once, before its deadline, and the frames must show the actions in order with the parallax
-of a real head (lifecert.face.liveness.assess_challenge). Failed attempts are budgeted per
-retiree per day and per agency per minute; a MATCH after recent NOT_LIVE results for the
-same retiree raises a FraudSuspected (FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
+of a real head (lifecert.face.liveness.assess_challenge). For the app (and the window
+camera when ``face_screen_light_counter`` is set) the challenge also names a screen colour
+per frame, derived from its nonce, and the face's chroma must follow them
+(lifecert.face.screenlight): frames recorded for another challenge carry its colours.
+Failed attempts are budgeted per retiree per day and per agency per minute; a MATCH after
+recent NOT_LIVE results for the same retiree raises a FraudSuspected
+(FACE_MATCH_AFTER_NOT_LIVE) on lifecert.alerts.
 Frames are size-checked from their headers before any decoding, and each agency may run a
 few face calls at once.
 
@@ -59,6 +63,7 @@ from lifecert.face import (
 )
 from lifecert.face.images import BadImage, check_pixels
 from lifecert.face.liveness import ChallengePolicy, fresh_actions
+from lifecert.face.screenlight import colours_for
 
 log = logging.getLogger("lifecert.api")
 pb = face_verification_pb2
@@ -181,6 +186,17 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
 
         return insert
 
+    def _screen_colours(self, call: Call, challenge_id: str, actions: int) -> list[str] | None:
+        """The challenge's screen colours, one per frame (2 x actions + 1), or None when
+        the caller's channel answers without screen light (a window camera supervised by
+        staff, unless configured otherwise). Derived from the nonce: recomputed at
+        Verify, nothing stored."""
+        assert call.rules is not None
+        if (call.rules.face_channel == "FACE_COUNTER"
+                and not self.limits.face_screen_light_counter):
+            return None
+        return colours_for(challenge_id, 2 * actions + 1)
+
     def gate_subject(self, retiree_id: str) -> str:
         from lifecert.api.secondfactor import subject_ref
 
@@ -253,8 +269,12 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         await self.db.run(lambda c: challenges.issue(
             c, challenge_id, call.agency or "", subject, actions, now, deadline))
         call.done("OK", "CHALLENGE", subject=retiree_id)
+        colours = self._screen_colours(call, challenge_id, len(actions)) or []
         reply = pb.Challenge(challenge_id=challenge_id,
-                             actions=[pb.ChallengeAction.Value(a) for a in actions])
+                             actions=[pb.ChallengeAction.Value(a) for a in actions],
+                             screen_colours=[pb.ScreenColour.Value(f"SCREEN_{c}")
+                                             for c in colours],
+                             screen_settle_ms=self.limits.face_screen_settle_ms if colours else 0)
         reply.deadline.CopyFrom(timestamp(deadline))
         return reply
 
@@ -362,8 +382,9 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             return pb.VerifyResponse(decision=pb.NOT_LIVE, reason=reason,
                                      threshold=self.engine.threshold, model=self.engine.model)
         try:
-            result: Verification = await self._run(self.engine.verify, encoding, frames,
-                                                   consumed.actions)
+            colours = self._screen_colours(call, request.challenge_id, len(consumed.actions))
+            result: Verification = await self._run(
+                lambda: self.engine.verify(encoding, frames, consumed.actions, colours=colours))
         except ValueError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
         reply = pb.VerifyResponse(

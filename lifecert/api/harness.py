@@ -32,6 +32,7 @@ from lifecert.api import secondfactor
 from lifecert.api.client import aio_secure_channel, secure_channel
 from lifecert.api.config import second_factor_key
 from lifecert.databases import create_database, drop_database
+from lifecert.dbroles import dsn_as, lock_down
 from lifecert.events import codec
 from lifecert.events.personal import seal_personal
 from lifecert.keystore.memory import MemoryKeyStore
@@ -107,6 +108,7 @@ class Sandbox:
         token = uuid.uuid4().hex[:10]
         db_name = f"lifecert_api_{token}"
         dsn = create_database(admin_dsn, db_name)
+        lock_down(admin_dsn, db_name)
         topics = layout(f"api{token}.")
         with kafka.admin_client(bootstrap) as client:
             kafka.ensure_topics(client, topics)
@@ -116,12 +118,17 @@ class Sandbox:
         from lifecert.api.migrate import migrate
         from projections.config import connect
 
-        conn = connect(dsn)
+        conn = connect(dsn_as(dsn, "owner"))  # the schema's owner; the server runs as "api"
         try:
             migrate(conn)
         finally:
             conn.close()
         return box
+
+    @property
+    def api_dsn(self) -> str:
+        """The sandbox's database as the API's own role (what its servers connect as)."""
+        return dsn_as(self.dsn, "api")
 
     # ---------------------------------------------------------------- set-up helpers
 
@@ -218,7 +225,7 @@ class Sandbox:
             sys.executable, "-m", "lifecert.api.server",
             "--listen", "127.0.0.1:0",
             "--pki-dir", str(self.pki.root),
-            "--dsn", self.dsn,
+            "--dsn", self.api_dsn,
             "--bootstrap", self.bootstrap,
             "--topic-prefix", self.topics.prefix,
             "--ready-file", str(ready),

@@ -17,7 +17,8 @@ from projections.migrate import migrate as migrate_projections
 # pg_advisory_xact_lock key of the API's migration runs ("lifecert" + 3).
 API_MIGRATION_LOCK = 0x6C69666563657203
 TABLE = "api_schema_migrations"
-API = MigrationSet("lifecert.api", TABLE, API_MIGRATION_LOCK, "API migration")
+API = MigrationSet("lifecert.api", TABLE, API_MIGRATION_LOCK, "API migration",
+                   "lifecert api migrate")
 
 
 def available() -> list[Migration]:

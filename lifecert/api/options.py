@@ -51,6 +51,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="head-turn parallax a challenge answer must show (default: the "
                         "face engine's, chosen in docs/face.md; lower only to exercise the "
                         "protocol with synthetic frames: it lets 2-D warps of a photo pass)")
+    parser.add_argument("--face-screen-light-counter", action="store_true",
+                        help="ask the window camera too to light each frame with the "
+                        "challenge's screen colours (default: only the app; the counter is "
+                        "supervised by staff)")
     parser.add_argument("--max-frame-pixels", type=int,
                         help="largest frame, in pixels, read from its header before "
                         "decoding (default 12000000)")

@@ -358,6 +358,7 @@ def config_from_args(args: argparse.Namespace) -> ApiConfig:
                                         defaults.public_failure_budget),
         failure_window_seconds=_positive(args.failure_window, "--failure-window",
                                          defaults.failure_window_seconds),
+        face_screen_light_counter=args.face_screen_light_counter,
         **{field: _positive(value, option, getattr(defaults, field))
            for field, (option, value) in face.items()},
     )

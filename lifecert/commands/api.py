@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _dsn(one)
     one.set_defaults(func=cmd_factor_set)
 
+    migrate = actions.add_parser(
+        "migrate", help="apply the pending migrations of the read models and the API's "
+        "tables, as the schema's owner (the server's own role may not)")
+    migrate.add_argument("--dsn", help="PostgreSQL DSN (default: $LIFECERT_POSTGRES_DSN, "
+                         "else the local stack's, as role lifecert_owner)")
+    migrate.set_defaults(func=cmd_migrate)
+
     bench = actions.add_parser("bench", help="status query latency at a fixed request rate")
     add_bench_arguments(bench)
     bench.set_defaults(func=cmd_bench)
@@ -60,6 +67,28 @@ def _dsn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pki-dir", type=Path, help="PKI folder; the second-factor key "
                         "lives beside it in data/api (default: $LIFECERT_PKI_DIR, else "
                         "data/pki)")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import psycopg2
+
+    from lifecert.api.migrate import migrate
+    from projections.config import connect, resolve_dsn
+    from projections.migrate import MigrationError
+
+    try:
+        conn = connect(resolve_dsn(args.dsn, "owner"))
+        try:
+            done = migrate(conn)
+        finally:
+            conn.close()
+    except (MigrationError, psycopg2.Error) as exc:
+        print(f"lifecert api migrate: {str(exc).strip()}", file=sys.stderr)
+        return EXIT_FAILED
+    for migration in done:
+        print(f"applied {migration.version}_{migration.name}.sql", file=sys.stderr)
+    print(f"lifecert api migrate: {len(done)} API migrations applied now", file=sys.stderr)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -84,7 +113,7 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
         print(f"lifecert api: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        conn = connect(resolve_dsn(args.dsn))
+        conn = connect(resolve_dsn(args.dsn, "owner"))
         try:
             migrate(conn)
             n = secondfactor.store(conn, registrations)

@@ -160,7 +160,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from projections.migrate import MigrationError, applied_versions, migrate
 
     try:
-        conn = connect(resolve_dsn(args.dsn))
+        conn = connect(resolve_dsn(args.dsn, "owner"))
     except psycopg2.Error as exc:
         return _fail(f"cannot connect to PostgreSQL: {str(exc).strip()}")
     try:
@@ -196,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging()
     writer = ProjectionWriter(
-        resolve_dsn(args.dsn), resolve_bootstrap(args.bootstrap), layout(args.topic_prefix),
+        resolve_dsn(args.dsn, "projections"), resolve_bootstrap(args.bootstrap),
+        layout(args.topic_prefix),
         _writer_options(args, args.until_idle),
     )
     try:
@@ -226,9 +227,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.writer import ProjectionWriter, read_topics
 
     setup_logging()
-    dsn, bootstrap, topics = resolve_dsn(args.dsn), resolve_bootstrap(args.bootstrap), layout(
-        args.topic_prefix
-    )
+    dsn = resolve_dsn(args.dsn, "projections")
+    bootstrap, topics = resolve_bootstrap(args.bootstrap), layout(args.topic_prefix)
     try:
         conn = connect(dsn)
         try:
@@ -266,7 +266,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from projections.queries import ExportError, export
 
     try:
-        conn = connect(resolve_dsn(args.dsn))
+        conn = connect(resolve_dsn(args.dsn, "reader"))
     except psycopg2.Error as exc:
         return _fail(f"cannot connect to PostgreSQL: {str(exc).strip()}")
     try:

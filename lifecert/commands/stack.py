@@ -51,6 +51,14 @@ def register(subparsers: Any) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("--json", action="store_true", help="print the status as JSON")
         action.set_defaults(func=func)
+    from lifecert.dbroles import ROLES
+
+    dsn = actions.add_parser(
+        "dsn", help="print a component's PostgreSQL DSN (its own role; the password stays "
+        "in the stack's password file, which the DSN names)")
+    dsn.add_argument("component", choices=sorted(ROLES), help="whose role")
+    dsn.add_argument("--database", help="database (default: the stack's)")
+    dsn.set_defaults(func=run_dsn)
 
 
 def _progress(message: str) -> None:
@@ -113,6 +121,11 @@ def run_down(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     return _guarded(_status, args)
+
+
+def run_dsn(args: argparse.Namespace) -> int:
+    print(StackConfig.from_env().postgres_dsn_for(args.component, args.database))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     prefix = topics.prefix
     group = args.worker_group or f"{prefix}lifecert-worker"
     result = wait_idle(
-        resolve_bootstrap(args.bootstrap), resolve_dsn(args.dsn), topics,
+        resolve_bootstrap(args.bootstrap), resolve_dsn(args.dsn, "reader"), topics,
         group, timeout=args.timeout, interval=args.interval,
     )
     if result.idle:

@@ -18,6 +18,7 @@ engine's 100 px minimum, so the study runs with ``min_face_px=60``.
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -353,14 +354,17 @@ def _reordered(marks: np.ndarray, boxes: list[Any], actions: list[str],
     return marks[order], [boxes[i] for i in order]
 
 
-def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any]:
+def challenge_study(seed: int = 2026, live_per_photo: int = 20,
+                    lit_per_photo: int = 15) -> dict[str, Any]:  # fmt: skip
     """The figures of docs/face.md, Challenge-response: on the photos of
     :data:`STUDY_PHOTOS`, how many (a) synthetic head turns from stills, (b) replayed
     answers to an earlier challenge, (c) still-photo sequences pass a challenge, and (d) how
     many genuine-like live answers are refused. (a) and (c) go through the engine's whole
     path (decode, detect, landmarks, liveness, encodings) against a reference enrolled
     from the same photo; (b) and (d) are landmark-level
-    (see :func:`synth.live_answer_landmarks`)."""
+    (see :func:`synth.live_answer_landmarks`). The screen-light figures (b'), (b'') and
+    (d') are :func:`light_study`'s, with their own random draws (seed + 1), so that the
+    figures above stay those of the same draws."""
     from lifecert.face.liveness import assess_challenge, fresh_actions, random_actions
 
     folder = photos.ensure_photos()
@@ -425,6 +429,7 @@ def challenge_study(seed: int = 2026, live_per_photo: int = 20) -> dict[str, Any
                 recut.add(b.live, False, b.reason, {})
     return {
         "photos": list(STUDY_PHOTOS),
+        **light_study(engine, folder, seed + 1, lit_per_photo),
         "a_synthetic_turns_from_stills": synthetic.as_dict(),
         "a_original_synthetic_head_turn": old_turn.as_dict(),
         "b_replayed_to_a_new_challenge_landmarks": replay.as_dict(),
@@ -463,6 +468,24 @@ def challenge_report(study: dict[str, Any]) -> str:
              "c_still_photo_sequences"),
         line("(d) genuine-like live answers (landmark level), false refusals",
              "d_genuine_like_live_answers_landmarks", "refused"),
+        "screen light (a colour per frame; motion at landmark level, light on pixels):",
+        line("(b') live answers re-ordered for the next challenge, best colours first",
+             "b_prime_reordered_with_colours"),
+        line("(b'') the same, each frame digitally re-tinted to the new colours",
+             "b_second_reordered_and_retinted"),
+        line("(d') genuine-like answers lit by the right colours, false refusals",
+             "d_prime_genuine_like_lit_answers", "refused"),
+        "refused by the light check alone (the motion passed): "
+        + ", ".join(f"{k} {v}" for k, v in study["refused_by_light_alone"].items()),
+        "light correlation: " + "; ".join(
+            f"{k} " + " ".join(f"{q} {v}" for q, v in spread.items())
+            for k, spread in study["correlation"].items()),
+        f"frames lit exactly by one challenge's colours passing another's light check: "
+        f"{100 * study['chance_random_colours_pass']:.3f}% "
+        f"(policy {study['light_policy']})",
+        "best re-ordering of one recording, ideal measurements: {trials} trials, actions "
+        "present {actions_present:.1%}, light check passed {passed:.3%}".format(
+            **study["chance_best_reordering_passes"]),
     ]
     for key in ("a_synthetic_turns_from_stills", "d_genuine_like_live_answers_landmarks"):
         if "turn_parallax" in study[key]:
@@ -471,8 +494,206 @@ def challenge_report(study: dict[str, Any]) -> str:
                          f"over {p['n']} turns (threshold {study['policy'].min_parallax})")
     for key in ("a_synthetic_turns_from_stills", "b_replayed_to_a_new_challenge_landmarks",
                 "b_cut_and_reordered_landmarks", "c_still_photo_sequences",
-                "d_genuine_like_live_answers_landmarks"):
+                "d_genuine_like_live_answers_landmarks", "b_prime_reordered_with_colours",
+                "b_second_reordered_and_retinted", "d_prime_genuine_like_lit_answers"):
         for reason, count in sorted(study[key]["refused_because"].items(),
                                     key=lambda kv: -kv[1]):
-            lines.append(f"  {key[:1]} refused {count}: {reason}")
+            label = key.split("_")[0] + ("'" if "_prime_" in key
+                                         else "''" if "_second_" in key else "")
+            lines.append(f"  {label} refused {count}: {reason}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ screen-light study
+
+
+def _light_measure(engine: FaceEngine, data: bytes) -> np.ndarray:
+    """One frame's face-minus-background log-chromaticity, by the engine's own path
+    (decode, detect, landmarks) and :func:`screenlight.measure`."""
+    from lifecert.face.screenlight import measure
+
+    decoded = decode(data, max_width=engine.work_width)
+    face = engine._one_face(decoded, engine.detection_width, "the frame", "show one face")
+    return measure(decoded.rgb, engine._landmarks(decoded.rgb, face.box))
+
+
+def _assemble(states: list[str], colours: list[str], actions: list[str],
+              wanted: list[str]) -> list[int] | None:  # fmt: skip
+    """The attacker's best re-ordering of a recording for a screen-light challenge, whose
+    frames must follow :func:`liveness.frame_layout` (at rest, action 1, at rest, ...): for
+    each position, of the recorded frames in the state asked there (repeats allowed), the
+    one whose screen colour lies closest to the colour ``wanted`` there (the same colour
+    when there is one). None when the recording lacks an action asked."""
+    from lifecert.face.liveness import frame_layout
+    from lifecert.face.screenlight import DIRECTIONS
+
+    by_state: dict[str, list[int]] = {}
+    for i, state in enumerate(states):
+        by_state.setdefault(state, []).append(i)
+    layout = frame_layout(actions)
+    if any(state not in by_state for state in layout):
+        return None
+    return [max(by_state[state], key=lambda i: float(DIRECTIONS[colours[i]] @ DIRECTIONS[c]))
+            for state, c in zip(layout, wanted, strict=True)]
+
+
+def _retint(data: bytes, marks: np.ndarray, old: str, new: str,
+            rng: np.random.Generator) -> bytes:  # fmt: skip
+    """An attacker's digital re-tint of a recorded frame: the old colour's light divided
+    out (at a guessed strength) and the new one's added, on the face's region."""
+    from lifecert.face.screenlight import PALETTE
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    rgb = np.asarray(image).astype(np.float64)
+    fall = synth.falloff(marks, image.size, 1.2, 0.03)[..., None]
+    strength = 0.12
+    rgb = rgb / (1.0 + strength * fall * np.array(PALETTE[old]) / 255.0)
+    rgb = rgb * (1.0 + strength * fall * np.array(PALETTE[new]) / 255.0)
+    return synth.to_bytes(Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8)))
+
+
+def chance_colours_agree(policy: Any, frames: int = 7, pairs: int = 20_000,
+                         seed: int = 7) -> float:
+    """The share of pairs of challenges whose colour sequences are such that frames lit
+    exactly (ideal directions) by the first pass the whole light check of the second: how
+    often a recording sent unchanged has the right light for another challenge."""
+    from lifecert.face.screenlight import DIRECTIONS, assess_light, colours_for
+
+    passed = 0
+    for k in range(pairs):
+        lit = colours_for(f"pair-{seed}-{k}-a", frames)
+        asked = colours_for(f"pair-{seed}-{k}-b", frames)
+        measured = np.stack([DIRECTIONS[c] for c in lit])
+        passed += assess_light(measured, asked, policy).lit
+    return passed / pairs
+
+
+def light_study(engine: FaceEngine, folder: Path, seed: int,
+                per_photo: int) -> dict[str, Any]:  # fmt: skip
+    """(d') genuine-like answers lit by the right colours, (b') genuine-like recordings
+    re-ordered for a new challenge by the best re-ordering (:func:`_assemble`), (b'') the
+    same re-tinted to the new colours. Motion at landmark level, as (b) and (d); light on
+    pixels: the photo and its 2-D edits for each frame (``synth.answer_images``), lit by
+    ``synth.lit_answer`` and measured through the engine's decode, detection and
+    landmarks."""
+    from lifecert.face.liveness import (
+        assess_challenge,
+        frame_layout,
+        frame_states,
+        fresh_actions,
+        motion_features,
+        random_actions,
+    )
+    from lifecert.face.screenlight import assess_light, colours_for
+
+    def why(motion: Any, light: Any) -> str:
+        if not motion.live:
+            return str(motion.reason)
+        if light.evidence.get("frames_off") and light.evidence["correlation"] >= \
+                engine.light_policy.min_correlation:
+            return "a frame lit by another colour than the challenge asked"
+        return str(light.reason)
+
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    genuine, reordered, tinted = Tally(), Tally(), Tally()
+    r_genuine: list[float] = []
+    r_reordered: list[float] = []
+    r_tinted: list[float] = []
+    light_refused = {"d": 0, "b'": 0, "b''": 0}
+    for name in STUDY_PHOTOS:
+        frame = synth.fit((folder / name).read_bytes())
+        points = _landmarks_of(engine, _jpeg(frame, 95))
+        base = {"NEUTRAL": frame, "TURN_LEFT": synth.turn_head(frame, 20.0),
+                "TURN_RIGHT": synth.turn_head(frame, -20.0),
+                "OPEN_MOUTH": synth.open_mouth(frame, 0.4)}
+        base_marks = {k: _landmarks_of(engine, _jpeg(v, 95)) for k, v in base.items()}
+        for _ in range(per_photo):
+            actions = random_actions(3, rng)
+            colours = colours_for(f"study-{rng.getrandbits(64):016x}", 2 * len(actions) + 1)
+            marks, boxes = synth.live_answer_landmarks(points, actions, nprng, held=1)
+            layout = frame_layout(actions)
+            camera = synth.Camera.random(nprng)
+            data = synth.lit_answer([base[s] for s in layout], [base_marks[s] for s in layout],
+                                    colours, camera, nprng)
+            measured = np.stack([_light_measure(engine, d) for d in data])
+            motion = assess_challenge(marks, boxes, actions, engine.challenge_policy, True)
+            light = assess_light(measured, colours, engine.light_policy)
+            r_genuine.append(light.evidence.get("correlation", 0.0))
+            light_refused["d"] += motion.live and not light.lit
+            ok = motion.live and light.lit
+            genuine.add(ok, False, why(motion, light), {})
+            if not motion.live:
+                continue
+            # (b') the recording re-ordered for the next challenge, best colours first
+            later = fresh_actions(3, rng, {tuple(actions): 0})
+            wanted = colours_for(f"study-{rng.getrandbits(64):016x}", 2 * len(later) + 1)
+            states = frame_states(motion_features(marks), engine.challenge_policy)
+            order = _assemble(states, colours, later, wanted)
+            if order is None:
+                reason = "the recording lacks an action the challenge asks"
+                reordered.add(False, False, reason, {})
+                tinted.add(False, False, reason, {})
+                continue
+            m = assess_challenge(marks[order], [boxes[i] for i in order], later,
+                                 engine.challenge_policy, True)
+            lit = assess_light(measured[order], wanted, engine.light_policy)
+            r_reordered.append(lit.evidence.get("correlation", 0.0))
+            light_refused["b'"] += m.live and not lit.lit
+            reordered.add(m.live and lit.lit, False, why(m, lit), {})
+            # (b'') ... and each frame digitally re-tinted to the new challenge's colour
+            retinted = [_retint(data[i], base_marks[layout[i]], colours[i], wanted[p], nprng)
+                        for p, i in enumerate(order)]
+            lit = assess_light(np.stack([_light_measure(engine, d) for d in retinted]),
+                               wanted, engine.light_policy)
+            r_tinted.append(lit.evidence.get("correlation", 0.0))
+            light_refused["b''"] += m.live and not lit.lit
+            tinted.add(m.live and lit.lit, False, why(m, lit), {})
+
+    def spread(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {}
+        q = np.percentile(values, [0, 5, 50, 95, 100])
+        return dict(zip(("min", "p5", "median", "p95", "max"),
+                        (round(float(v), 3) for v in q), strict=True))
+
+    return {
+        "d_prime_genuine_like_lit_answers": genuine.as_dict(),
+        "b_prime_reordered_with_colours": reordered.as_dict(),
+        "b_second_reordered_and_retinted": tinted.as_dict(),
+        "refused_by_light_alone": light_refused,
+        "correlation": {"genuine": spread(r_genuine), "reordered": spread(r_reordered),
+                        "retinted": spread(r_tinted)},
+        "chance_random_colours_pass": chance_colours_agree(engine.light_policy),
+        "chance_best_reordering_passes": chance_reordering_passes(engine.light_policy),
+        "light_policy": engine.light_policy,
+    }
+
+
+def chance_reordering_passes(policy: Any, trials: int = 20_000, seed: int = 11,
+                             noise: float = 0.1) -> dict[str, float]:  # fmt: skip
+    """The best re-ordering (:func:`_assemble`) of one recorded answer (7 frames, each lit
+    by its challenge's colour) for a new challenge, judged on ideal measurements (each
+    frame's shift the unit direction of its colour plus Gaussian noise of ``noise``): the
+    share of trials whose recording holds the actions asked, and the share that passes
+    the light check. The motion is taken as passing whenever the actions are there."""
+    from lifecert.face.liveness import frame_layout, fresh_actions, random_actions
+    from lifecert.face.screenlight import DIRECTIONS, assess_light, colours_for
+
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    usable = passed = 0
+    for t in range(trials):
+        actions = random_actions(3, rng)
+        colours = colours_for(f"old-{seed}-{t}", 7)
+        states = frame_layout(actions)
+        later = fresh_actions(3, rng, {tuple(actions): 0})
+        wanted = colours_for(f"new-{seed}-{t}", 7)
+        order = _assemble(states, colours, later, wanted)
+        if order is None:
+            continue
+        usable += 1
+        measured = np.stack([DIRECTIONS[colours[i]] for i in order])
+        measured = measured + nprng.normal(0.0, noise, measured.shape)
+        passed += assess_light(measured, wanted, policy).lit
+    return {"trials": trials, "actions_present": usable / trials, "passed": passed / trials}

@@ -26,6 +26,7 @@ import numpy as np
 from lifecert.face import _lib
 from lifecert.face.images import MAX_PIXELS, BadImage, Decoded, decode, downscale
 from lifecert.face.liveness import ChallengePolicy, LivenessPolicy, assess, assess_challenge
+from lifecert.face.screenlight import LightAnswer, LightPolicy, assess_light, measure
 
 # Chosen from the measured trade-off in docs/face.md (the library's own default is 0.6).
 DEFAULT_THRESHOLD = 0.5
@@ -139,6 +140,7 @@ class FaceEngine:
         max_frames: int = 12,
         liveness: LivenessPolicy | None = None,
         challenge: ChallengePolicy | None = None,
+        light: LightPolicy | None = None,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
         if not 0.0 < threshold < 2.0:
@@ -160,6 +162,7 @@ class FaceEngine:
         self.max_frames = max_frames
         self.liveness_policy = liveness or LivenessPolicy()
         self.challenge_policy = challenge or ChallengePolicy()
+        self.light_policy = light or LightPolicy()
         self.max_pixels = max_pixels
         self.model = MODEL
 
@@ -289,6 +292,7 @@ class FaceEngine:
         self, reference: Enrollment | bytes, frames: Sequence[bytes],
         actions: Sequence[str] | None = None,
         pick: Callable[[Sequence[int]], int] = secrets.choice,
+        colours: Sequence[str] | None = None,
     ) -> Verification:
         """Verify that ``frames`` (JPEG/PNG bytes of one short capture, e.g. five frames)
         show the enrolled person, alive. A ``bytes`` reference is a raw encoding.
@@ -296,7 +300,11 @@ class FaceEngine:
         With ``actions`` (a challenge, see :func:`lifecert.face.liveness.assess_challenge`)
         the frames must answer them in order; the best neutral frame and the peak frame of
         one action, chosen by ``pick`` (at random: a splice of another face into any action
-        is caught with that action's share), are encoded and must both match."""
+        is caught with that action's share), are encoded and must both match.
+
+        With ``colours`` (a screen-light challenge, see
+        :func:`lifecert.face.screenlight.assess_light`) there is exactly one frame per
+        colour and the face's chroma must follow them, frame by frame."""
         ref = self._reference(reference)
         if isinstance(frames, bytes | bytearray):
             raise TypeError("frames is a sequence of images, not one image")
@@ -315,6 +323,12 @@ class FaceEngine:
                 decision, distance, self.threshold, self.model, count, frame_size, evidence, reason
             )
 
+        if colours is not None and len(colours) != count:
+            evidence["screen_light"] = {"colours": list(colours)}
+            return refuse(
+                FaceDecision.NOT_LIVE,
+                f"{count} frames for {len(colours)} screen colours: send exactly one frame "
+                "per colour of the challenge, each taken while the screen shows its colour")
         decoded: list[Decoded] = []
         for i, data in enumerate(frames):
             try:
@@ -354,10 +368,22 @@ class FaceEngine:
                                                    live.event_frame)
             evidence.update(live.evidence)
         else:
-            answer = assess_challenge(landmarks, boxes, actions, self.challenge_policy)
+            answer = assess_challenge(landmarks, boxes, actions, self.challenge_policy,
+                                      one_frame_each=colours is not None)
             is_live, reason, best = answer.live, answer.reason, answer.best_frame
             event_frame = pick(answer.action_frames) if answer.action_frames else None
             evidence.update(answer.evidence)
+        if colours is not None:
+            try:
+                measured = np.stack([measure(decoded[i].rgb, f.landmarks)
+                                     for i, f in enumerate(faces) if f.landmarks is not None])
+            except ValueError as exc:
+                lit = LightAnswer(False, f"{exc}: move closer to the camera", {})
+            else:
+                lit = assess_light(measured, colours, self.light_policy)
+            evidence["screen_light"] = lit.evidence
+            if is_live and not lit.lit:
+                is_live, reason = False, lit.reason
         evidence["live"] = is_live
 
         d_best = float(np.linalg.norm(self._encode(decoded[best].rgb, faces[best].box, 1) - ref))

@@ -359,9 +359,12 @@ def assess_challenge(
     boxes: Sequence[tuple[int, int, int, int]],
     actions: Sequence[str],
     policy: ChallengePolicy = ChallengePolicy(),
+    one_frame_each: bool = False,
 ) -> ChallengeAnswer:
     """Judge whether ``landmarks`` (frames x 68 x 2) answer ``actions`` in order, each turn
-    with the parallax of a real head."""
+    with the parallax of a real head. With ``one_frame_each`` (a screen-light challenge:
+    one frame per colour) the frames must be exactly :func:`frame_layout`: at rest, action
+    1, at rest, action 2, ..., at rest, so that each action sits under its own colour."""
     n = int(landmarks.shape[0])
     unknown = [a for a in actions if a not in ACTIONS]
     if unknown:
@@ -421,6 +424,16 @@ def assess_challenge(
     if seen != list(actions):
         return refuse(f"the frames show {' then '.join(seen) or 'no action'}; the challenge "
                       f"asked for {' then '.join(actions)}, in that order", best)
+    if one_frame_each:
+        layout = frame_layout(actions)
+        off = [i for i, (s, want) in enumerate(itertools.zip_longest(states, layout))
+               if s != want]
+        if off:
+            i = off[0]
+            return refuse(f"frame {i} shows {states[i] if i < n else 'nothing'} where this "
+                          f"challenge's frame {i} is {layout[i] if i < len(layout) else 'none'}"
+                          ": one frame per screen colour, at rest, then each action with a "
+                          "frame at rest after it", best)
     peaks: list[int] = []
     parallaxes: list[float | None] = []
     for state, first, last in runs:
@@ -443,6 +456,15 @@ def assess_challenge(
                 "itself, from the neck", best)
     return ChallengeAnswer(True, f"answered {' then '.join(actions)} in order", best, peaks,
                            evidence)
+
+
+def frame_layout(actions: Sequence[str]) -> list[str]:
+    """The frames of a screen-light answer, one per colour: at rest, each action with a
+    frame at rest after it (2 x actions + 1)."""
+    out = [NEUTRAL]
+    for action in actions:
+        out += [action, NEUTRAL]
+    return out
 
 
 def sequences(count: int) -> list[tuple[str, ...]]:

@@ -22,6 +22,7 @@ import io
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -254,15 +255,17 @@ def open_mouth_landmarks(points: np.ndarray, rise: float) -> np.ndarray:
 
 def live_answer_landmarks(
     points: np.ndarray, actions: Sequence[str], rng: np.random.Generator,
-    noise: float = 0.012,
+    noise: float = 0.012, held: int | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:  # fmt: skip
     """A genuine-like answer to ``actions`` from a frontal face's landmarks: a neutral
     frame, then each action held for one or two frames with a neutral frame between
     actions, as a person following the prompts would. Turns of 15 to 30 degrees, with
     pitch and roll of up to 5 degrees and a drift of the head in the frame; mouth
     openings raising the inner lips' aspect ratio by 0.35 to 0.8; Gaussian landmark noise
-    of ``noise`` eye-corner distances per coordinate (dlib's jitter between frames). Returns the
-    landmark frames and face boxes (top, right, bottom, left)."""
+    of ``noise`` eye-corner distances per coordinate (dlib's jitter between frames). With
+    ``held``, each action is held for that many frames (1: one frame per screen colour of a
+    screen-light challenge, 2 x actions + 1 frames). Returns the landmark frames and face
+    boxes (top, right, bottom, left)."""
     iod = float(np.linalg.norm(points[45] - points[36]))
 
     def pose(yaw: float = 0.0, mouth: float | None = None) -> np.ndarray:
@@ -275,13 +278,13 @@ def live_answer_landmarks(
     for i, action in enumerate(actions):
         if i:
             frames.append(pose())
-        held = int(rng.integers(1, 3))
+        hold = held if held is not None else int(rng.integers(1, 3))
         if action == "OPEN_MOUTH":
-            frames += [pose(mouth=rng.uniform(0.35, 0.8)) for _ in range(held)]
+            frames += [pose(mouth=rng.uniform(0.35, 0.8)) for _ in range(hold)]
         else:
             side = 1 if action == "TURN_LEFT" else -1
             angle = rng.uniform(15, 30)
-            frames += [pose(yaw=side * angle * (1 - 0.2 * j)) for j in range(held)]
+            frames += [pose(yaw=side * angle * (1 - 0.2 * j)) for j in range(hold)]
     frames.append(pose())
     boxes = []
     for f in frames:
@@ -352,3 +355,115 @@ def open_mouth(frame: Image.Image, opening: float = 0.5) -> Image.Image:
         column[gap] = (45, 18, 18)
         out[y0 : y1 + 1, x] = column
     return Image.fromarray(out)
+
+
+# ------------------------------------------------------------------ screen light
+#
+# The genuine-like light of a screen-light challenge (lifecert.face.screenlight), a model,
+# not a measurement of real screens: each pixel's colour is its surface's colour under the
+# ambient light, so a screen of colour s (0 or 1 per channel) adds ``strength`` x falloff
+# x that colour x s, where the falloff is 1 at the face's centre, a Gaussian of the
+# distance in face widths (``reach``), and never below ``floor`` (the room behind, lit a
+# little). Then the camera: per-channel gains (white balance and exposure drifting with the
+# ambient light, the same over the whole frame), Gaussian noise, JPEG.
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One capture's conditions: the screen's light relative to the ambient at the face,
+    how the camera's gains drift from frame to frame, its noise."""
+
+    strength: float = 0.12
+    reach: float = 1.2
+    floor: float = 0.03
+    gain_drift: float = 0.02  # per channel and frame, a random walk (white balance)
+    exposure_drift: float = 0.04  # all channels alike, per frame
+    noise: float = 3.0  # pixel values, per channel
+    quality: int = 85
+
+    @staticmethod
+    def random(rng: np.random.Generator) -> Camera:
+        """A genuine-like capture: the screen 6% to 20% of the ambient light at the face
+        (a phone at 25-40 cm indoors), gains drifting, noise of 2 to 5 levels."""
+        return Camera(strength=float(rng.uniform(0.06, 0.20)),
+                      reach=float(rng.uniform(0.9, 1.5)),
+                      noise=float(rng.uniform(2.0, 5.0)),
+                      quality=int(rng.integers(75, 95)))
+
+
+def falloff(landmarks: np.ndarray, size: tuple[int, int], reach: float,
+            floor: float) -> np.ndarray:  # fmt: skip
+    width, height = size
+    centre = landmarks.mean(axis=0)
+    face_width = float(np.ptp(landmarks[:, 0])) or 1.0
+    ys, xs = np.ogrid[0:height, 0:width]
+    d2 = ((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (reach * face_width) ** 2
+    return np.maximum(np.exp(-d2), floor).astype(np.float32)
+
+
+def screen_lit(frame: Image.Image, landmarks: np.ndarray, colour: tuple[int, int, int],
+               camera: Camera, rng: np.random.Generator,
+               gains: np.ndarray | None = None) -> Image.Image:  # fmt: skip
+    """``frame`` as captured while the screen shone ``colour`` (RGB 0-255) on the face
+    whose landmarks are given; ``gains``: this frame's per-channel camera gains."""
+    rgb = np.asarray(frame).astype(np.float32)
+    fall = falloff(landmarks, frame.size, camera.reach, camera.floor)[..., None]
+    screen = np.array(colour, dtype=np.float32) / 255.0
+    lit = rgb * (1.0 + np.float32(camera.strength) * fall * screen)
+    if gains is not None:
+        lit = lit * gains.astype(np.float32)
+    lit += np.float32(camera.noise) * rng.standard_normal(lit.shape, dtype=np.float32)
+    return Image.fromarray(np.clip(lit + 0.5, 0, 255).astype(np.uint8))
+
+
+def drifting_gains(count: int, camera: Camera, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per-frame camera gains: a per-channel random walk and an exposure jitter."""
+    walk = np.ones(3)
+    out = []
+    for _ in range(count):
+        walk = walk * (1.0 + rng.normal(0.0, camera.gain_drift, 3))
+        out.append(walk * (1.0 + rng.normal(0.0, camera.exposure_drift)))
+    return out
+
+
+def lit_answer(images: Sequence[Image.Image], landmarks: Sequence[np.ndarray],
+               colours: Sequence[str], camera: Camera,
+               rng: np.random.Generator) -> list[bytes]:  # fmt: skip
+    """A capture's frames (JPEG), frame i lit by the screen colour ``colours[i]`` (names of
+    lifecert.face.screenlight.PALETTE), under drifting camera gains."""
+    from lifecert.face.screenlight import PALETTE
+
+    gains = drifting_gains(len(images), camera, rng)
+    return [to_bytes(screen_lit(im, marks, PALETTE[c], camera, rng, g), quality=camera.quality)
+            for im, marks, c, g in zip(images, landmarks, colours, gains, strict=True)]
+
+
+def answer_images(frame: Image.Image, actions: Sequence[str], degrees: float = 20.0,
+                  mouth: float = 0.4) -> list[Image.Image]:  # fmt: skip
+    """The unlit images of :func:`still_answer` (the photo, each action's 2-D edit, the
+    photo between actions and at the end): one frame per screen colour of a challenge of
+    ``len(actions)`` actions. The mouth opens by ``mouth`` mouth widths (less than
+    :func:`still_answer`'s: on obama3.jpg dlib then sees it opened clear of the
+    threshold, also under the light's noise)."""
+    images = [frame]
+    for i, action in enumerate(actions):
+        if i:
+            images.append(frame)
+        if action == "TURN_LEFT":
+            images.append(turn_head(frame, degrees))
+        elif action == "TURN_RIGHT":
+            images.append(turn_head(frame, -degrees))
+        else:
+            images.append(open_mouth(frame, mouth))
+    images.append(frame)
+    return images
+
+
+def lit_still_answer(frame: Image.Image, actions: Sequence[str], colours: Sequence[str],
+                     rng: np.random.Generator, camera: Camera | None = None,
+                     degrees: float = 20.0) -> list[bytes]:  # fmt: skip
+    """:func:`still_answer` as captured under a screen-light challenge: each frame lit by
+    its colour (the 2-D edits still fail the default parallax check)."""
+    images = answer_images(frame, actions, degrees)
+    marks = [_landmarks(np.asarray(im)) for im in images]
+    return lit_answer(images, marks, colours, camera or Camera.random(rng), rng)

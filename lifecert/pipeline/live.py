@@ -25,6 +25,7 @@ import psycopg2
 from kafka.errors import KafkaError
 
 from lifecert.databases import create_database, drop_database
+from lifecert.dbroles import dsn_as, lock_down
 from lifecert.domain.policy import Policy
 from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.postgres import open_keystore
@@ -57,9 +58,14 @@ class LiveRun:
 
     @property
     def dsn(self) -> str:
+        """The run's database as the admin's role (the demo's and the tests' checks)."""
         params = psycopg2.extensions.parse_dsn(self.admin_dsn)
         params["dbname"] = self.database
         return psycopg2.extensions.make_dsn(**params)
+
+    def dsn_for(self, component: str) -> str:
+        """The run's database as ``component``'s own role (lifecert/dbroles.py)."""
+        return dsn_as(self.dsn, component)
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "lifecert.cli", *args]
@@ -77,15 +83,27 @@ class LiveRun:
 
     def projections_argv(self) -> list[str]:
         return self._cli(
-            "projections", "run", "--dsn", self.dsn, "--bootstrap", self.bootstrap,
+            "projections", "run", "--dsn", self.dsn_for("projections"),
+            "--bootstrap", self.bootstrap,
             "--topic-prefix", self.prefix,
         )
 
 
 def fresh_database(run: LiveRun) -> None:
-    """Drop and create the run's database."""
+    """Drop and create the run's database, closed to all but lifecert's roles, with the
+    read models' schema made by its owner (the projections then run as their own role,
+    which may not change it)."""
+    from projections.config import connect
+    from projections.migrate import migrate
+
     drop_database(run.admin_dsn, run.database)
     create_database(run.admin_dsn, run.database)
+    lock_down(run.admin_dsn, run.database)
+    conn = connect(run.dsn_for("owner"))
+    try:
+        migrate(conn)
+    finally:
+        conn.close()
 
 
 def drop_topics(bootstrap: str, prefix: str) -> None:

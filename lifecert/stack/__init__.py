@@ -9,7 +9,8 @@ cannot reach the default data folder: see :func:`lifecert.stack.postgres.locate`
     cfg = StackConfig.from_env()     # LIFECERT_DATA_DIR, LIFECERT_KAFKA_PORT, ...
     st = up(cfg)                     # idempotent: starts what does not run yet
     st.kafka_bootstrap               # "127.0.0.1:19092"
-    st.postgres_dsn                  # "postgresql://lifecert@127.0.0.1:15432/lifecert"
+    st.postgres_dsn                  # "postgresql://lifecert@127.0.0.1:15432/lifecert?passfile=..."
+    st.postgres_dsn_for("api")       # the API's own role (lifecert/dbroles.py)
     down(cfg)                        # idempotent too
 
 The command line is ``lifecert stack up | down | status [--json]``.
@@ -64,7 +65,12 @@ class StackStatus:
 
     @property
     def postgres_dsn(self) -> str:
+        """The bootstrap superuser's DSN (tooling: databases, roles, tests' checks)."""
         return self.config.postgres_dsn
+
+    def postgres_dsn_for(self, component: str, database: str | None = None) -> str:
+        """A component's own role's DSN (see lifecert/dbroles.py)."""
+        return self.config.postgres_dsn_for(component, database)
 
     @property
     def running(self) -> bool:
@@ -100,6 +106,7 @@ class StackStatus:
                 "port": self.postgres.port or cfg.pg_port,
                 "database": cfg.pg_database,
                 "user": cfg.pg_superuser,
+                "passfile": str(cfg.pg_passfile),
                 "log": str(self.postgres.log),
                 "data_dir": str(cfg.postgres_dir),
                 "fallback": cfg.pg_dir is not None,

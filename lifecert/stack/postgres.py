@@ -5,8 +5,11 @@ pg_ctl on 127.0.0.1, run as a non-root OS user.
 Layout under ``StackConfig.data_dir``::
 
     postgres/            owned by the server's OS user, mode 0700
-    postgres/pgdata/     the cluster (initdb -A trust, superuser `lifecert`)
+    postgres/pgdata/     the cluster (superuser `lifecert`, SCRAM-SHA-256 passwords)
     postgres/socket/     unix socket folder
+    secrets/pgpass       libpq password file, mode 0600 (folder 0700), owned by the
+                         calling user: the passwords of the superuser and of every
+                         component role (lifecert/dbroles.py), generated on first start
     logs/postgres.log    the server log (pg_ctl -l)
     logs/initdb.log      initdb's output (first start only)
     logs/apt-get.log     apt-get's output, when lifecert installed PostgreSQL
@@ -14,6 +17,12 @@ Layout under ``StackConfig.data_dir``::
 PostgreSQL refuses to run as root. When lifecert runs as root (as CI does), the cluster
 belongs to, and every server command runs as, ``StackConfig.pg_os_user`` (default
 ``postgres``, created by Debian's package); otherwise as the calling user.
+
+Every connection, over TCP and over the unix socket, authenticates with a SCRAM-SHA-256
+password (:data:`PG_HBA`): no trust, no peer, not even for the bootstrap, which reads the
+superuser's password from ``secrets/pgpass`` like every other client (the file is named by
+the DSNs' ``passfile=``, so no password is ever on a command line or in a log). A cluster
+made by an older lifecert with ``initdb -A trust`` is converted on its next start.
 
 That user must be able to enter every folder above ``postgres/``. When it cannot (the
 repository was cloned inside a 0700 folder, such as one made by `mktemp -d`) and the data
@@ -29,6 +38,7 @@ import hashlib
 import os
 import pwd
 import re
+import secrets
 import shlex
 import shutil
 import stat
@@ -371,7 +381,8 @@ def _prepare_dirs(cfg: StackConfig, who: RunAs) -> None:
     cfg.postgres_dir.chmod(0o700)
 
 
-def _initdb(cfg: StackConfig, bindir: Path, who: RunAs, progress: Progress) -> None:
+def _initdb(cfg: StackConfig, bindir: Path, who: RunAs, progress: Progress,
+            password: str) -> None:
     p = _paths(cfg)
     if (p["pgdata"] / "PG_VERSION").is_file():
         return
@@ -382,15 +393,124 @@ def _initdb(cfg: StackConfig, bindir: Path, who: RunAs, progress: Progress) -> N
     log.write_text("")
     if who.uid is not None:
         os.chown(log, who.uid, who.gid or 0)
-    result = _run(
-        [
-            str(bindir / "initdb"), "-D", str(p["pgdata"]), "-U", cfg.pg_superuser,
-            "-A", "trust", "-E", "UTF8", "--no-locale", "--no-instructions",
-        ],
-        who, cfg.postgres_dir, log,
-    )
+    # initdb reads the superuser's password from a file its OS user can read: one of its
+    # own, 0600, removed at once
+    pwfile = cfg.postgres_dir / ".initdb-password"
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(password + "\n")
+    if who.uid is not None:
+        os.chown(pwfile, who.uid, who.gid or 0)
+    try:
+        result = _run(
+            [
+                str(bindir / "initdb"), "-D", str(p["pgdata"]), "-U", cfg.pg_superuser,
+                "-A", "scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-locale",
+                "--no-instructions",
+            ],
+            who, cfg.postgres_dir, log,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise StackError(f"initdb failed (exit {result.returncode}); {log}:\n{tail(log)}")
+
+
+# ------------------------------------------------------------------------- authentication
+PG_HBA = """\
+# Written by lifecert (lifecert/stack/postgres.py); rewritten on every `lifecert stack up`.
+# Every connection authenticates with a SCRAM-SHA-256 password, over the unix socket as
+# over TCP: no trust, no peer. The passwords are in the stack's secrets/pgpass.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  scram-sha-256
+host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   ::1/128        scram-sha-256
+"""
+
+
+def read_passfile(path: Path) -> dict[str, str]:
+    """role -> password, from a password file this module wrote (``*:*:*:role:pw``)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for line in lines:
+        parts = line.split(":")
+        if len(parts) == 5 and parts[:3] == ["*", "*", "*"]:
+            found[parts[3]] = parts[4]
+    return found
+
+
+def ensure_credentials(cfg: StackConfig) -> dict[str, str]:
+    """The passwords of the superuser and of every component role (lifecert/dbroles.py),
+    generating those missing into :attr:`StackConfig.pg_passfile` (0600, in a 0700
+    folder, written atomically)."""
+    from lifecert.dbroles import ROLES
+
+    path = cfg.pg_passfile
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    known = read_passfile(path)
+    wanted = [cfg.pg_superuser, *ROLES.values()]
+    if all(role in known for role in wanted) and stat.S_IMODE(path.stat().st_mode) == 0o600:
+        return known
+    for role in wanted:
+        known.setdefault(role, secrets.token_urlsafe(24))  # [A-Za-z0-9_-]: no ':' or '\\'
+    temp = path.with_name(f".{path.name}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# lifecert stack: PostgreSQL passwords (libpq password file); keep 0600\n")
+        out.writelines(f"*:*:*:{role}:{password}\n" for role, password in known.items())
+    os.replace(temp, path)
+    return known
+
+
+def _admin_connect(cfg: StackConfig) -> Any:
+    import psycopg2
+    import psycopg2.extensions
+
+    dsn = psycopg2.extensions.make_dsn(cfg.postgres_dsn, dbname="postgres")
+    try:
+        conn = psycopg2.connect(dsn, connect_timeout=10,
+                                application_name="lifecert-stack")
+    except psycopg2.OperationalError as exc:
+        raise StackError(
+            f"cannot connect to this stack's PostgreSQL as {cfg.pg_superuser!r} with the "
+            f"password in {cfg.pg_passfile}: {str(exc).strip()}. If that file was lost or "
+            "replaced, stop the stack and remove its PostgreSQL folder "
+            f"({cfg.postgres_dir}) to start afresh"
+        ) from None
+    conn.autocommit = True
+    return conn
+
+
+def _secure(cfg: StackConfig, bindir: Path, who: RunAs, passwords: dict[str, str]) -> None:
+    """Make the running cluster ask every client for its SCRAM password: set the
+    superuser's (a no-op after our own initdb; the conversion of a cluster made with
+    ``-A trust``), then install :data:`PG_HBA` and reload."""
+    from lifecert.dbroles import scram_verifier
+
+    hba = _paths(cfg)["pgdata"] / "pg_hba.conf"
+    if hba.read_text() == PG_HBA:
+        return
+    conn = _admin_connect(cfg)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'ALTER ROLE "{cfg.pg_superuser}" PASSWORD %s',
+                        (scram_verifier(passwords[cfg.pg_superuser]),))
+    finally:
+        conn.close()
+    temp = hba.with_name("pg_hba.conf.lifecert")
+    temp.write_text(PG_HBA)
+    temp.chmod(0o600)
+    if who.uid is not None:
+        os.chown(temp, who.uid, who.gid or 0)
+    os.replace(temp, hba)
+    result = _run([str(bindir / "pg_ctl"), "reload", "-D", str(_paths(cfg)["pgdata"])],
+                  who, cfg.postgres_dir, timeout=60)
+    if result.returncode != 0:
+        raise StackError(f"pg_ctl reload failed: {result.stderr.strip()}")
 
 
 def _server_options(cfg: StackConfig) -> str:
@@ -400,7 +520,8 @@ def _server_options(cfg: StackConfig) -> str:
     else:
         socket_dir_opt = shlex.quote(str(socket_dir))
     return (
-        f"-p {cfg.pg_port} -c listen_addresses={cfg.host} -k {socket_dir_opt}"
+        f"-p {cfg.pg_port} -c listen_addresses={cfg.host} -k {socket_dir_opt} "
+        "-c password_encryption=scram-sha-256"
     )
 
 
@@ -416,6 +537,7 @@ def start(cfg: StackConfig, progress: Progress = _quiet) -> PostgresState:
     bindir = ensure_bindir(cfg, progress)
     who = run_as(cfg)
     p = _paths(cfg)
+    passwords = ensure_credentials(cfg)
     if pm is None:
         if port_open(cfg.host, cfg.pg_port):
             raise StackError(
@@ -424,7 +546,7 @@ def start(cfg: StackConfig, progress: Progress = _quiet) -> PostgresState:
                 "LIFECERT_PG_PORT"
             )
         _prepare_dirs(cfg, who)
-        _initdb(cfg, bindir, who, progress)
+        _initdb(cfg, bindir, who, progress, passwords[cfg.pg_superuser])
         # A postmaster.pid left by a killed server names a dead pid, which PostgreSQL
         # itself trusts as long as the pid exists: where PID 1 does not reap orphans (as on
         # these VMs) the dead server lingers as a zombie and blocks the start. We know it
@@ -444,33 +566,29 @@ def start(cfg: StackConfig, progress: Progress = _quiet) -> PostgresState:
                 f"pg_ctl start failed (exit {result.returncode}): {result.stderr.strip()}\n"
                 f"{p['log']}:\n{tail(p['log'])}"
             )
-    _ensure_database(cfg, bindir, who)
+    _secure(cfg, bindir, who, passwords)
+    _ensure_database(cfg, passwords)
     return status(cfg)
 
 
-def _psql(cfg: StackConfig, bindir: Path, who: RunAs, sql: str) -> str:
-    psql = bindir / "psql"
-    if not psql.is_file():
-        psql = Path(shutil.which("psql") or "psql")
-    result = _run(
-        [
-            str(psql), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", cfg.host,
-            "-p", str(cfg.pg_port), "-U", cfg.pg_superuser, "-d", "postgres", "-c", sql,
-        ],
-        who, cfg.postgres_dir, timeout=60,
-    )
-    if result.returncode != 0:
-        raise StackError(f"psql failed: {result.stderr.strip()}")
-    return result.stdout.strip()
+def _ensure_database(cfg: StackConfig, passwords: dict[str, str]) -> None:
+    """The component roles with their passwords, and the stack's database, closed to
+    PUBLIC (lifecert/dbroles.py)."""
+    from lifecert.dbroles import ROLES, ensure_roles, lock_down
 
-
-def _ensure_database(cfg: StackConfig, bindir: Path, who: RunAs) -> None:
     name = cfg.pg_database
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise StackError(f"database name {name!r} must match [a-z_][a-z0-9_]*")
-    exists = _psql(cfg, bindir, who, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
-    if exists != "1":
-        _psql(cfg, bindir, who, f"CREATE DATABASE {name}")
+    conn = _admin_connect(cfg)
+    try:
+        ensure_roles(conn, [(role, passwords[role]) for role in ROLES.values()])
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {name}")
+    finally:
+        conn.close()
+    lock_down(cfg.postgres_dsn, name)
 
 
 def stop(cfg: StackConfig) -> bool:

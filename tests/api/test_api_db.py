@@ -18,7 +18,7 @@ from tests.api.api_world import ID_NUMBERS
 
 def test_status_lookup_uses_the_statement_prepared_on_each_connection(box: Sandbox) -> None:
     async def lookups() -> tuple[list[db.StatusLookup], list[str]]:
-        reader = db.AsyncReader(box.dsn, size=2, prepare=[db.STATUS_PREPARE])
+        reader = db.AsyncReader(box.api_dsn, size=2, prepare=[db.STATUS_PREPARE])
         try:
             await reader.open()
             found = await asyncio.gather(
@@ -59,7 +59,7 @@ def _audited(box: Sandbox) -> list[tuple[str, str]]:
 def test_audit_writer_writes_every_row_by_close_and_counts_overflow(box: Sandbox) -> None:
     box.query("DELETE FROM api_audit WHERE agency = 'AUDIT-DB' RETURNING id")
     # A long interval: nothing is written before close, which writes everything kept.
-    writer = db.AuditWriter(box.dsn, interval=30.0, max_pending=10)
+    writer = db.AuditWriter(box.api_dsn, interval=30.0, max_pending=10)
     for n in range(12):
         writer.write(_row(n))
     writer.close()
@@ -71,7 +71,7 @@ def test_audit_writer_writes_every_row_by_close_and_counts_overflow(box: Sandbox
 
 def test_audit_writer_batches_in_the_background(box: Sandbox) -> None:
     box.query("DELETE FROM api_audit WHERE agency = 'AUDIT-DB' RETURNING id")
-    writer = db.AuditWriter(box.dsn, interval=0.05, batch=3)
+    writer = db.AuditWriter(box.api_dsn, interval=0.05, batch=3)
     try:
         for n in range(7):
             writer.write(_row(n))

@@ -52,10 +52,18 @@ def frame(photos: Path) -> Image.Image:
 
 
 def answer(frame: Image.Image, challenge: fv.Challenge) -> list[bytes]:
+    """synth's answer to ``challenge``; with screen colours, each frame lit by its colour
+    (synth's light model: the screen's tint on the face, drifting camera gains, noise)."""
+    import numpy as np
+
     from lifecert.face import synth
 
     actions = [fv.ChallengeAction.Name(a) for a in challenge.actions]
-    return synth.still_answer(frame, actions, rng=random.Random())
+    if not challenge.screen_colours:
+        return synth.still_answer(frame, actions, rng=random.Random())
+    colours = [fv.ScreenColour.Name(c).removeprefix("SCREEN_") for c in challenge.screen_colours]
+    return synth.lit_still_answer(frame, actions, colours, np.random.default_rng(),
+                                  synth.Camera(strength=0.1), degrees=15.0)
 
 
 def still(frame: Image.Image) -> list[bytes]:
@@ -97,9 +105,9 @@ def staff(server: ServerProcess) -> fv_grpc.FaceVerificationStub:
 
 @pytest.fixture(scope="module")
 def enrolled(staff: fv_grpc.FaceVerificationStub, photos: Path) -> dict[str, str]:
-    """FC-1, FC-4, FC-5 and FC-6: obama.jpg; FC-2: another man (biden.jpg)."""
+    """FC-1, FC-4 to FC-7: obama.jpg; FC-2: another man (biden.jpg)."""
     references = {"FC-1": "obama.jpg", "FC-2": "biden.jpg", "FC-4": "obama.jpg",
-                  "FC-5": "obama.jpg", "FC-6": "obama.jpg"}
+                  "FC-5": "obama.jpg", "FC-6": "obama.jpg", "FC-7": "obama.jpg"}
     for retiree_id, photo in references.items():
         reply = staff.Enroll(fv.EnrollRequest(retiree_id=retiree_id,
                                               photo=(photos / photo).read_bytes()), timeout=60)
@@ -247,13 +255,68 @@ def test_actions_missing_or_out_of_order_are_not_live(
 ) -> None:
     app = stub(protocol, "FS-APP", "APP")
     challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
-    backwards = fv.Challenge(actions=list(reversed(challenge.actions)))
-    if list(backwards.actions) == list(challenge.actions):  # e.g. LEFT, RIGHT, LEFT
-        backwards = fv.Challenge(actions=list(challenge.actions)[:2])  # one missing
+    asked = list(challenge.actions)
+    wrong = list(reversed(asked))
+    if wrong == asked:  # e.g. LEFT, RIGHT, LEFT: rotated instead (one frame per colour)
+        wrong = asked[1:] + asked[:1]
+    backwards = fv.Challenge(actions=wrong, screen_colours=challenge.screen_colours)
     reply = app.Verify(fv.VerifyRequest(retiree_id="FC-4", frames=answer(frame, backwards),
                                         challenge_id=challenge.challenge_id), timeout=60)
     assert reply.decision == fv.NOT_LIVE, reply.reason
     assert "in that order" in reply.reason and not reply.event_id
+
+
+def test_a_challenge_names_a_screen_colour_per_frame(
+    protocol: ServerProcess, enrolled: dict[str, str],
+) -> None:
+    """The app is asked for one colour per frame (2 x 3 actions + 1), derived from the
+    nonce; the window camera, supervised by staff, by default is not."""
+    from lifecert.face.screenlight import colours_for
+
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    names = [fv.ScreenColour.Name(c) for c in challenge.screen_colours]
+    assert names == [f"SCREEN_{c}" for c in colours_for(challenge.challenge_id, 7)]
+    assert challenge.screen_settle_ms == 150
+    counter = stub(protocol, "FS-W02", "COUNTER")
+    at_window = counter.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"), timeout=30)
+    assert not at_window.screen_colours and at_window.screen_settle_ms == 0
+
+
+def test_an_earlier_answer_reordered_for_a_new_challenge_is_refused(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
+) -> None:
+    """A genuine (here: synthetic, parallax off) answer that MATCHed, cut into its actions,
+    re-ordered for the retiree's next challenge and re-encoded (no byte-identical frame):
+    the actions are in the new order, the light is the old challenge's: NOT_LIVE, naming
+    the light. Without the screen light this certified (issue 11: 66 of 114)."""
+    from lifecert.face import synth
+
+    app = stub(protocol, "FS-APP", "APP")
+    for _ in range(50):  # an earlier challenge with all three actions, to cut from
+        first = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
+        if len(set(first.actions)) == 3:
+            break
+    recorded = answer(frame, first)
+    reply = app.Verify(fv.VerifyRequest(retiree_id="FC-7", frames=recorded,
+                                        challenge_id=first.challenge_id), timeout=60)
+    assert reply.decision == fv.MATCH, reply.reason
+    before = len(certifications(box))
+    second = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
+    assert list(second.actions) != list(first.actions)
+    # frames: 0 at rest, action k at 2k+1, at rest at 2k+2
+    where = {action: 2 * k + 1 for k, action in enumerate(first.actions)}
+    order = [0, where[second.actions[0]], 2, where[second.actions[1]], 4,
+             where[second.actions[2]], 6]
+    reordered = [synth.to_bytes(Image.open(io.BytesIO(recorded[i])), quality=93 - p)
+                 for p, i in enumerate(order)]  # an action asked twice: not byte-identical
+    replayed = app.Verify(fv.VerifyRequest(retiree_id="FC-7", frames=reordered,
+                                           challenge_id=second.challenge_id), timeout=60)
+    assert replayed.decision == fv.NOT_LIVE, replayed.reason
+    assert ("screen colours" in replayed.reason or "was lit by" in replayed.reason), \
+        replayed.reason
+    assert "frames lit for another challenge?" in replayed.reason
+    assert not replayed.event_id and len(certifications(box)) == before
 
 
 def test_a_head_turn_warped_from_a_still_is_not_live(
@@ -317,7 +380,7 @@ def test_failure_budgets_per_retiree_and_per_agency(
         challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-6"), timeout=30)
         reply = app.Verify(fv.VerifyRequest(
             retiree_id="FC-6", challenge_id=challenge.challenge_id,
-            frames=[synth_png(i) for i in range(4)]), timeout=60)
+            frames=[synth_png(i) for i in range(7)]), timeout=60)  # one per colour
         assert reply.decision == fv.NO_FACE, reply.reason
     spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
     assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -4,6 +4,7 @@ rejections, every fault mode, the token, settings, acknowledgements."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,15 @@ from connectors.guangdong.connector import (
     ProvinceProtocolError,
     read_ack_log,
 )
-from connectors.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
+from connectors.guangdong.harness import (
+    GuangdongHarness,
+    GuangdongResultsHarness,
+    SimulatorProcess,
+)
 from connectors.sdk.base import PartnerRecord, SinkRecord
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
 from connectors.testkit.samples import sample_events
+from connectors.testkit.tls import TestCA
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
 
@@ -136,19 +142,86 @@ def test_a_refused_token_is_reported_as_such(tmp_path: Path) -> None:
         harness.stop()
 
 
+@pytest.fixture(scope="module")
+def pinned_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA.create(tmp_path_factory.mktemp("pinned-ca"))
+
+
 @pytest.mark.parametrize(("settings", "says"), [
     ({}, "setting 'url' is required"),
-    ({"url": "https://gd.example"}, "setting 'url': expected an http://HOST:PORT URL"),
-    ({"url": "http://h:1", "city": "SHANGHAI"}, "setting 'city' must be a Guangdong city"),
-    ({"url": "http://h:1", "page_size": 0}, "setting 'page_size' must be 1 to 1000"),
-    ({"url": "http://h:1", "page_size": 1001}, "setting 'page_size' must be 1 to 1000"),
-    ({"url": "http://h:1", "timeout": 0}, "setting 'timeout' must be positive"),
-    ({"url": "http://h:1", "token": 7}, "setting 'token' must be str"),
+    ({"url": "ftp://gd.example"}, "setting 'url': expected an https://HOST:PORT URL"),
+    ({"url": "http://h:1"}, "setting 'url': 'http://h:1' is plain HTTP: the token and the "
+                            "records would travel in the clear"),
+    ({"url": "https://h:1", "ca_file": None},
+     "setting 'ca_file': an https:// URL needs the CA that certifies the province's server"),
+    ({"url": "https://h:1", "ca_file": "/no/such/ca.pem"},
+     "setting 'ca_file': ca_file '/no/such/ca.pem' does not exist"),
+    ({"url": "https://h:1", "ca_file": __file__}, "holds no PEM CA certificate"),
+    ({"url": "https://h:1", "city": "SHANGHAI"}, "setting 'city' must be a Guangdong city"),
+    ({"url": "https://h:1", "page_size": 0}, "setting 'page_size' must be 1 to 1000"),
+    ({"url": "https://h:1", "page_size": 1001}, "setting 'page_size' must be 1 to 1000"),
+    ({"url": "https://h:1", "timeout": 0}, "setting 'timeout' must be positive"),
+    ({"url": "https://h:1", "token": 7}, "setting 'token' must be str"),
+    ({"url": "https://h:1", "allow_plain_http": "yes"},
+     "setting 'allow_plain_http' must be bool"),
 ])
-def test_wrong_source_settings_are_named(settings: dict[str, Any], says: str) -> None:
-    with pytest.raises(ConfigError, match=says):
+def test_wrong_source_settings_are_named(settings: dict[str, Any], says: str,
+                                         pinned_ca: TestCA) -> None:
+    settings = {**settings}
+    if "url" in settings and "ca_file" not in settings:
+        settings["ca_file"] = str(pinned_ca.cert_file)
+    if settings.get("ca_file", "") is None:
+        del settings["ca_file"]
+    with pytest.raises(ConfigError, match=re.escape(says)):
         GuangdongSource("gd", settings)
-    assert GuangdongSource("gd", {"url": "http://h:1", "city": "FOSHAN"}).city == "440600"
+    assert GuangdongSource("gd", {"url": "https://h:1", "city": "FOSHAN",
+                                  "ca_file": str(pinned_ca.cert_file)}).city == "440600"
+    # plain HTTP only when a test's settings ask for it in so many words
+    assert GuangdongSource("gd", {"url": "http://h:1", "allow_plain_http": True}).city
+
+
+def test_a_server_certified_by_another_ca_is_refused(
+        tmp_path: Path, partner: tuple[GuangdongHarness, dict[str, Any]]) -> None:
+    _, settings = partner
+    other = TestCA.create(tmp_path / "other-ca", "another CA")
+    # the same host name, the same simulator: only the CA that signed it differs
+    for connector in (GuangdongSource("gd", {**settings, "ca_file": str(other.cert_file)}),
+                      GuangdongResultsSink("gdr", {"url": settings["url"],
+                                                   "ca_file": str(other.cert_file),
+                                                   "ack_log": str(tmp_path / "acks.jsonl")})):
+        problems = connector._check()
+        assert len(problems) == 1, problems
+        assert "the server's certificate was refused (unable to get local issuer " \
+               "certificate): it is not from the pinned CA (ca_file)" in problems[0]
+        with pytest.raises(PartnerUnavailable, match="certificate was refused"):
+            connector._open()
+    assert GuangdongSource("gd", settings)._check() == [], "the pinned CA is accepted"
+    log = (tmp_path / "province" / "simulator.log").read_text()
+    assert "TLS handshake failed" in log and "Traceback" not in log
+
+
+def test_a_certificate_of_the_pinned_ca_for_another_host_is_refused(tmp_path: Path) -> None:
+    ca = TestCA.create(tmp_path / "ca")
+    elsewhere = ca.issue_server(tmp_path / "elsewhere", ["gdxt.example"])
+    sim = SimulatorProcess(tmp_path / "province", ca=ca, server=elsewhere)
+    sim.start()
+    try:
+        source = GuangdongSource("gd", {"url": sim.url, "ca_file": str(sim.ca_file)})
+        problems = source._check()
+        assert len(problems) == 1
+        assert "certificate was refused (IP address mismatch" in problems[0], problems
+    finally:
+        sim.stop()
+
+
+def test_plain_http_to_the_tls_simulator_gets_no_answer(
+        partner: tuple[GuangdongHarness, dict[str, Any]]) -> None:
+    harness, settings = partner
+    plain = GuangdongSource("gd", {**settings, "url": settings["url"].replace("https:", "http:"),
+                                   "allow_plain_http": True})
+    problems = plain._check()
+    assert len(problems) == 1 and "partner system unavailable" in problems[0]
+    assert harness._running().admin("GET", "/admin/stats")["feed_records"] == 0
 
 
 # -- the sink -----------------------------------------------------------------------------
@@ -255,12 +328,14 @@ def test_the_sink_cannot_open_or_apply_while_the_partner_is_down(
 
 def test_wrong_sink_settings_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="setting 'ack_log' is required"):
-        GuangdongResultsSink("gdr", {"url": "http://h:1"})
+        GuangdongResultsSink("gdr", {"url": "http://h:1", "allow_plain_http": True})
     with pytest.raises(ConfigError, match="setting 'assisting_city' must be a Guangdong"):
-        GuangdongResultsSink("gdr", {"url": "http://h:1", "ack_log": "a",
-                                     "assisting_city": "MACAU"})
+        GuangdongResultsSink("gdr", {"url": "http://h:1", "allow_plain_http": True,
+                                     "ack_log": "a", "assisting_city": "MACAU"})
+    with pytest.raises(ConfigError, match="setting 'url': 'http://h:1' is plain HTTP"):
+        GuangdongResultsSink("gdr", {"url": "http://h:1", "ack_log": "a"})
     (tmp_path / "file").write_text("")
-    sink = GuangdongResultsSink("gdr", {"url": "http://127.0.0.1:9",
+    sink = GuangdongResultsSink("gdr", {"url": "http://127.0.0.1:9", "allow_plain_http": True,
                                         "ack_log": str(tmp_path / "file" / "acks.jsonl")})
     with pytest.raises(ConfigError, match="setting 'ack_log': cannot write"):
         sink._open()
@@ -270,6 +345,7 @@ def test_wrong_sink_settings_are_named(tmp_path: Path) -> None:
     assert "file is not a writable folder" in problems[0]
     assert "connection refused" in problems[1]
     unresolvable = GuangdongResultsSink("gdr", {"url": "http://no-such-host.invalid:1",
+                                                "allow_plain_http": True,
                                                 "ack_log": str(tmp_path / "acks.jsonl")})
     assert "the host name does not resolve" in unresolvable._check()[0]
     assert not (tmp_path / "acks.jsonl").exists(), "check creates nothing"

@@ -1,4 +1,4 @@
-"""The provincial system's simulator, spoken to over HTTP as a real process: the paged
+"""The provincial system's simulator, spoken to over HTTPS as a real process: the paged
 feed and its cursor, the assistance results with their idempotency key, faults, restart,
 bearer token."""
 
@@ -28,7 +28,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
 
 @pytest.fixture
 def api(sim: SimulatorProcess) -> Iterator[ProvinceClient]:
-    client = ProvinceClient(sim.url, timeout=5.0)
+    client = sim.client()
     yield client
     client.close()
     sim.admin("DELETE", "/admin/faults")
@@ -192,7 +192,7 @@ def test_a_restart_keeps_the_feed_and_the_results(tmp_path: Path) -> None:
     sim.start()
     try:
         add(sim, gd.FOSHAN, [feed_record(n, gd.FOSHAN) for n in range(3)])
-        api = ProvinceClient(sim.url, timeout=5.0)
+        api = sim.client()
         before = page(api, city=gd.FOSHAN)
         ack = api.post(gd.RESULTS_PATH, result(), {"Idempotency-Key": "k1"}).data["ackId"]
         port = sim.port
@@ -217,12 +217,12 @@ def test_with_a_token_every_request_needs_it_and_it_is_never_logged(tmp_path: Pa
     sim.start()
     try:
         for token in (None, "wrong"):
-            anonymous = ProvinceClient(sim.url, token=token, timeout=5.0)
+            anonymous = sim.client(token)
             response = anonymous.get(gd.HEALTH_PATH)
             assert response.status == 401 and response.data["code"] == "UNAUTHORIZED"
             assert anonymous.get("/admin/stats").status == 401
             anonymous.close()
-        client = ProvinceClient(sim.url, token=secret, timeout=5.0)
+        client = sim.client(secret)
         assert client.get(gd.HEALTH_PATH).status == 200
         assert sim.admin("GET", "/admin/stats")["feed_records"] == 0
         client.close()
@@ -232,12 +232,28 @@ def test_with_a_token_every_request_needs_it_and_it_is_never_logged(tmp_path: Pa
 
 
 def test_the_command_line_says_what_is_wrong(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "connectors.guangdong.simulator", "serve", "--port", "0",
-         "--data-dir", str(tmp_path), "--token-env", "GD_SIM_TEST_UNSET_VARIABLE"],
-        capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "connectors.guangdong.simulator", *args],
+                              capture_output=True, text=True, timeout=30,
+                              env={"PATH": "/usr/bin:/bin"})
+
+    serve = ["serve", "--port", "0", "--data-dir", str(tmp_path)]
+    done = run(*serve, "--tls-cert", "c.pem", "--tls-key", "k.pem",
+               "--token-env", "GD_SIM_TEST_UNSET_VARIABLE")
     assert done.returncode == 2
     assert "--token-env GD_SIM_TEST_UNSET_VARIABLE: the variable is not set" in done.stderr
+    done = run(*serve)
+    assert done.returncode == 2
+    assert "the following arguments are required: --tls-cert, --tls-key" in done.stderr
+    done = run(*serve, "--tls-cert", str(tmp_path / "none.pem"), "--tls-key",
+               str(tmp_path / "none.key"))
+    assert done.returncode == 1 and "cannot load the TLS certificate" in done.stderr
+    (tmp_path / "in.jsonl").write_text("")
+    done = run("feed", "--url", "https://127.0.0.1:9", str(tmp_path / "in.jsonl"))
+    assert done.returncode == 2
+    assert "an https:// URL needs the CA that certifies the province's server" in done.stderr
+    done = run("feed", "--url", "http://127.0.0.1:9", str(tmp_path / "in.jsonl"))
+    assert done.returncode == 2 and "is plain HTTP" in done.stderr
 
 
 def test_the_feed_command_puts_a_files_carried_certifications_into_the_feed(
@@ -258,14 +274,14 @@ def test_the_feed_command_puts_a_files_carried_certifications_into_the_feed(
     sim = SimulatorProcess(tmp_path / "province")
     sim.start()
     command = [sys.executable, "-m", "connectors.guangdong.simulator", "feed", "--url",
-               sim.url]
+               sim.url, "--ca-file", str(sim.ca_file)]
     try:
         done = subprocess.run([*command, str(tmp_path / "campaign.jsonl")],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == ("fed 1 certifications to 440600 (FOSHAN)'s feed; "
                                        "skipped 2 events the province does not carry")
-        api = ProvinceClient(sim.url, timeout=5.0)
+        api = sim.client()
         items = page(api, city=gd.FOSHAN)["items"]
         assert [i["record"]["certNo"] for i in items] == ["GDXR-17-1"]
         api.close()

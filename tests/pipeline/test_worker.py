@@ -481,6 +481,8 @@ def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
     data_dir = Path(tempfile.mkdtemp(prefix="lifecert-worker-broker-", dir="/var/tmp"))
     port = free_port_pair()
     monkeypatch.setenv("LIFECERT_DATA_DIR", str(data_dir))
+    # PostgreSQL stays the shared one: its DSN names the shared stack's password file
+    monkeypatch.setenv("LIFECERT_POSTGRES_DSN", shared.postgres_dsn)
     cfg = StackConfig.from_env({
         **os.environ, "LIFECERT_DATA_DIR": str(data_dir),
         "LIFECERT_CACHE_DIR": str(shared.cache_dir), "LIFECERT_KAFKA_PORT": str(port),

@@ -163,7 +163,9 @@ def test_up_twice_down_then_status_stopped(private_stack_env: dict[str, str]) ->
     assert first.returncode == 0, first.stderr
     one = json.loads(first.stdout)
     assert one["kafka_bootstrap"] == f"127.0.0.1:{env['LIFECERT_KAFKA_PORT']}"
-    assert one["postgres_dsn"].endswith(f"@127.0.0.1:{env['LIFECERT_PG_PORT']}/lifecert")
+    assert one["postgres_dsn"] == (
+        f"postgresql://lifecert@127.0.0.1:{env['LIFECERT_PG_PORT']}/lifecert"
+        f"?passfile={env['LIFECERT_DATA_DIR']}/secrets/pgpass")
     assert one["data_dir"] == env["LIFECERT_DATA_DIR"]
 
     second = lifecert_stack("up", "--json", env=env)
@@ -366,4 +368,8 @@ def test_config_defaults_and_overrides(tmp_path: Path) -> None:
     assert not other.data_dir_is_default
     assert other.kafka_controller_port == 29093
     assert other.kafka_bootstrap == "127.0.0.1:29092"
-    assert other.postgres_dsn == "postgresql://lifecert@127.0.0.1:25432/lifecert"
+    assert other.postgres_dsn == (
+        f"postgresql://lifecert@127.0.0.1:25432/lifecert?passfile={tmp_path}/d/secrets/pgpass")
+    assert other.postgres_dsn_for("api", "x") == (
+        f"user=lifecert_api passfile={tmp_path}/d/secrets/pgpass dbname=x host=127.0.0.1 "
+        "port=25432")

@@ -1,0 +1,250 @@
+"""PostgreSQL roles of lifecert's components and what each may do, in one place.
+
+Every component connects as its own role, with only the privileges listed in
+:data:`GRANTS`:
+
+============================  =====================================================
+role                          may
+============================  =====================================================
+``lifecert_owner``            own the schema of lifecert's databases and run the
+                              migrations (``lifecert projections migrate``); nothing
+                              else (no superuser, no CREATEDB, no CREATEROLE)
+``lifecert_projections``      write the read models and their offsets; read nothing
+                              of the API's
+``lifecert_api``              read the two read models the partner API answers from
+                              (``retiree_status``, ``open_holds``); write only its own
+                              ``api_*`` tables, and only append to its audit trail and
+                              face decisions (no UPDATE, no DELETE)
+``lifecert_reader``           read the read models (exports, reports, dashboards);
+                              write nothing, read nothing of the API's
+``lifecert_master_source``    (pension-master connector) connect to the master's
+                              database and read its outbox; nothing of ours
+``lifecert_ledger_sink``      (payment-ledger connector) connect to the payment
+                              system's ledger and run its intake; nothing of ours
+============================  =====================================================
+
+The grants are applied by the migrations themselves (:func:`apply_grants`, called by
+``projections.migrate.MigrationSet.migrate`` in the transaction of the migrations it
+applies), so a database is never at a schema version without its grants. They are exact:
+each component role first loses every table privilege in the schema, then gets what is
+listed, so a privilege granted by hand does not survive the next migration. A new table
+is reachable by nobody until a row here names it (or its ``api_`` prefix does):
+``tests/stack/test_pg_roles.py`` checks that every table of both migration sets is covered.
+
+The database itself is closed to PUBLIC (:func:`lock_down`): only these roles may
+connect, and only the projections may create temporary tables (their bulk loads).
+
+Passwords: the local stack generates one per role and keeps them in a libpq password
+file (mode 0600) that the DSNs name with ``passfile=``; :func:`dsn_as` turns any DSN
+into a component's, so no password is ever on a command line, in the environment or in
+a log. Elsewhere (docker/, production) each component gets its own DSN in
+``LIFECERT_POSTGRES_DSN``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+OWNER = "lifecert_owner"
+PROJECTIONS = "lifecert_projections"
+API = "lifecert_api"
+READER = "lifecert_reader"
+# the connectors that reach into a partner's own database, as the partner lets them
+# (the partner's grants: each simulator's ``init --connector-role``); nothing in ours
+MASTER_SOURCE = "lifecert_master_source"
+LEDGER_SINK = "lifecert_ledger_sink"
+
+#: component name (``lifecert stack dsn COMPONENT``) -> its role
+ROLES: dict[str, str] = {
+    "owner": OWNER,
+    "projections": PROJECTIONS,
+    "api": API,
+    "reader": READER,
+    "pension-master": MASTER_SOURCE,
+    "payment-ledger": LEDGER_SINK,
+}
+COMPONENT_ROLES = (PROJECTIONS, API, READER)
+
+READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
+                     "projection_offsets")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """``privileges`` on the ``tables`` named (those that exist), and on every table,
+    view and sequence whose name starts with ``prefix`` except ``excluding``."""
+
+    role: str
+    privileges: str
+    tables: tuple[str, ...] = ()
+    prefix: str | None = None
+    excluding: tuple[str, ...] = ()
+
+
+WRITE = "SELECT, INSERT, UPDATE, DELETE"
+# the API's records of what happened: inserted, never updated or deleted by the API
+APPEND_ONLY = ("api_audit", "api_audit_dead_letters", "api_face_decisions")
+
+GRANTS: tuple[Grant, ...] = (
+    # the projection writer: its read models and offsets (TRUNCATE: `projections rebuild`)
+    Grant(PROJECTIONS, WRITE + ", TRUNCATE", READ_MODEL_TABLES),
+    Grant(PROJECTIONS, "SELECT", ("schema_migrations", "campaign_counters")),
+    # the partner API: reads the status and the holds, writes its own tables; its audit
+    # trail and face decisions it appends to, and cannot rewrite or erase (a compromised
+    # API process cannot cover its tracks)
+    Grant(API, "SELECT", ("retiree_status", "open_holds", "schema_migrations",
+                          "api_schema_migrations")),
+    Grant(API, WRITE, prefix="api_", excluding=("api_schema_migrations", *APPEND_ONLY)),
+    Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),
+    Grant(API, "SELECT, INSERT", ("api_face_decisions",)),
+    # reports and exports
+    Grant(READER, "SELECT", (*READ_MODEL_TABLES, "campaign_counters",
+                             "schema_migrations")),
+)
+
+
+def covered(table: str) -> set[str]:
+    """The roles :data:`GRANTS` gives something on ``table``."""
+    return {g.role for g in GRANTS
+            if table in g.tables
+            or (g.prefix is not None and table.startswith(g.prefix)
+                and table not in g.excluding)}
+
+
+def _existing_roles(cur: psycopg2.extensions.cursor) -> set[str]:
+    cur.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                (list(COMPONENT_ROLES),))
+    return {name for (name,) in cur.fetchall()}
+
+
+def apply_grants(cur: psycopg2.extensions.cursor, schema: str = "public") -> None:
+    """Make the component roles' privileges in ``schema`` exactly :data:`GRANTS`. Roles
+    that do not exist in the cluster are skipped (they get nothing)."""
+    roles = _existing_roles(cur)
+    for role in sorted(roles):
+        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
+            cur.execute(sql.SQL("REVOKE ALL ON ALL {} IN SCHEMA {} FROM {}").format(
+                sql.SQL(kind), sql.Identifier(schema), sql.Identifier(role)))
+    cur.execute("""
+        SELECT c.relname, c.relkind FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'S')""", (schema,))
+    relations = dict(cur.fetchall())
+    for grant in GRANTS:
+        if grant.role not in roles:
+            continue
+        names = [t for t in grant.tables if t in relations]
+        if grant.prefix is not None:
+            names += sorted(n for n, kind in relations.items()
+                            if n.startswith(grant.prefix) and n not in grant.excluding
+                            and kind != "S")
+            sequences = sorted(n for n, kind in relations.items()
+                               if n.startswith(grant.prefix) and kind == "S")
+            if sequences and "INSERT" in grant.privileges:
+                cur.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                    sql.SQL(", ").join(sql.Identifier(schema, s) for s in sequences),
+                    sql.Identifier(grant.role)))
+        if names:
+            cur.execute(sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                sql.SQL(grant.privileges),
+                sql.SQL(", ").join(sql.Identifier(schema, n) for n in names),
+                sql.Identifier(grant.role)))
+    # the API's functions (api_second_factor_failed) run with the caller's rights
+    cur.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = %s AND p.proname LIKE 'api\\_%%'""", (schema,))
+    functions = [name for (name,) in cur.fetchall()]
+    if functions and API in roles:
+        cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+            sql.SQL(", ").join(sql.SQL(f) for f in functions), sql.Identifier(API)))
+    for function in functions:  # functions are executable by PUBLIC unless revoked
+        cur.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(
+            sql.SQL(function)))
+
+
+def lock_down(admin_dsn: str, database: str) -> None:
+    """Close ``database`` to PUBLIC: owned by :data:`OWNER` (so it may create the schema),
+    CONNECT for the component roles only, TEMPORARY for the projections only. Needs the
+    roles (:func:`ensure_roles`); does nothing for roles that do not exist."""
+    conn = psycopg2.connect(admin_dsn, connect_timeout=10)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            db = sql.Identifier(database)
+            cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+            roles = _existing_roles(cur)
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER,))
+            if cur.fetchone():
+                cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    db, sql.Identifier(OWNER)))
+            for role in sorted(roles):
+                privileges = "CONNECT, TEMPORARY" if role == PROJECTIONS else "CONNECT"
+                cur.execute(sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                    sql.SQL(privileges), db, sql.Identifier(role)))
+    finally:
+        conn.close()
+
+
+def role_exists(dsn: str, role: str) -> bool:
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
+
+
+def dsn_as(dsn: str, component: str) -> str:
+    """``dsn`` with the role of ``component`` (a key of :data:`ROLES`) as its user; the
+    password comes from the DSN's ``passfile``, never from the DSN itself."""
+    if component not in ROLES:
+        raise ValueError(f"unknown component {component!r}: one of {', '.join(ROLES)}")
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params.pop("password", None)
+    params["user"] = ROLES[component]
+    return psycopg2.extensions.make_dsn(**params)
+
+
+# --------------------------------------------------------------------- the roles
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677), so
+    the server is given the verifier and never the password itself (which it could log).
+    ``password`` must be ASCII (no SASLprep needed)."""
+    if not password.isascii():
+        raise ValueError("generated passwords are ASCII")
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def ensure_roles(conn: psycopg2.extensions.connection,
+                 passwords: Iterable[tuple[str, str]]) -> None:
+    """Create each (role, password) that is missing as a plain LOGIN role (no superuser,
+    no CREATEDB, no CREATEROLE) and set its password (as a SCRAM verifier)."""
+    with conn, conn.cursor() as cur:
+        for role, password in passwords:
+            name = sql.Identifier(role)
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB "
+                                    "NOCREATEROLE NOREPLICATION").format(name))
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(name),
+                        (scram_verifier(password),))

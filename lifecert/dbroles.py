@@ -74,8 +74,10 @@ ROLES: dict[str, str] = {
 }
 COMPONENT_ROLES = (PROJECTIONS, API, READER)
 
+# retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
-                     "projection_offsets")
+                     "retiree_contacts", "projection_offsets")
+READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections")
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ APPEND_ONLY = ("api_audit", "api_audit_dead_letters", "api_face_decisions")
 GRANTS: tuple[Grant, ...] = (
     # the projection writer: its read models and offsets (TRUNCATE: `projections rebuild`)
     Grant(PROJECTIONS, WRITE + ", TRUNCATE", READ_MODEL_TABLES),
-    Grant(PROJECTIONS, "SELECT", ("schema_migrations", "campaign_counters")),
+    Grant(PROJECTIONS, "SELECT", ("schema_migrations", *READ_MODEL_VIEWS)),
     # the partner API: reads the status and the holds, writes its own tables; its audit
     # trail and face decisions it appends to, and cannot rewrite or erase (a compromised
     # API process cannot cover its tracks)
@@ -107,8 +109,7 @@ GRANTS: tuple[Grant, ...] = (
     Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),
     Grant(API, "SELECT, INSERT", ("api_face_decisions",)),
     # reports and exports
-    Grant(READER, "SELECT", (*READ_MODEL_TABLES, "campaign_counters",
-                             "schema_migrations")),
+    Grant(READER, "SELECT", (*READ_MODEL_TABLES, *READ_MODEL_VIEWS, "schema_migrations")),
 )
 
 

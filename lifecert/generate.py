@@ -18,6 +18,11 @@ The campaign (rates are fields of :class:`CampaignProfile`):
 - ``DeathRecorded`` for ~1.5%, reported promptly or months late, with certifications
   performed after the death for some (fraud);
 - ``PensionAmountChanged``: the 2017 raise effective 2017-07 and retroactive corrections;
+- corrections (rules 11-14): a few certifications revoked weeks later by their agency, a
+  few recorded by a second agency under the same certification id just before the first
+  (the ids clash; each agency's counts), and a few deaths reported in error and retracted
+  days to weeks later. They draw on a random generator of their own (seeded from
+  ``seed``), so the rest of the campaign is as it was without them;
 - partner-feed realities: redelivered events (identical line), late arrivals (out of
   ``recorded_at`` order), events for never-enrolled retirees, times written in UTC, in
   +08:00 and (consulates) in the office's own offset, many near local midnight.
@@ -197,6 +202,12 @@ _POSTS: dict[str, tuple[tuple[str, int], ...]] = {
     "TH": (("BKK", 7),),
 }
 _ASSISTING_KINDS = ("POLICE", "STREET", "COMMUNITY")
+_REVOCATION_REASONS = ("FRAUD", "MISATTRIBUTED", "ENTERED_IN_ERROR")
+_RETRACTION_REASONS = (
+    "hukou of a namesake cancelled in error",
+    "the retiree came to the counter in person",
+    "wrong id number on the cremation record (同名误报)",
+)
 _DEATH_SOURCES_LOCAL = ("CREMATION_RECORD", "HUKOU_CANCELLATION", "FAMILY_REPORT",
                         "HOSPITAL_REPORT")
 
@@ -296,6 +307,11 @@ class CampaignProfile:
     raise_rate: float = 0.30  # the 2017 raise, effective 2017-07, recorded July-August
     raise_percent: float = 5.5
     retro_change_rate: float = 0.02  # a correction effective 2017-01, recorded later
+
+    # -- corrections (rules 11-14) ------------------------------------------------------
+    revocation_rate: float = 0.004  # of certifications: revoked by its agency weeks later
+    clash_rate: float = 0.003  # of certifications: another agency's record, same id, first
+    wrong_death_rate: float = 0.002  # of retirees who live: a death reported, then retracted
 
     # -- delivery ----------------------------------------------------------------------
     redelivery_rate: float = 0.01  # an event appears a second time later in the log
@@ -432,7 +448,8 @@ def iter_campaign_chunks(
     next_workday, next_month_start = _NEXT_WORKDAY, _NEXT_MONTH_START
     by_type = st.by_type
     for t in ("RetireeEnrolled", "PensionAmountChanged", "CertificationRecorded",
-              "CertificationDocumentsReceived", "DeathRecorded"):
+              "CertificationDocumentsReceived", "DeathRecorded", "CertificationRevoked",
+              "DeathReportRetracted"):
         by_type.setdefault(t, 0)
     feat = st.features
     for k in ("redelivered", "late_arrival", "unknown_retiree", "exempt", "cadre",
@@ -443,7 +460,8 @@ def iter_campaign_chunks(
               "month_edge_documents", "stray_documents", "reenrolled", "deaths",
               "late_death_report", "unreported_death",
               "certified_after_death", "second_death_report", "raise", "retro_change",
-              "near_local_midnight"):
+              "near_local_midnight", "revoked_certification", "clashing_certification_id",
+              "retracted_death"):
         feat.setdefault(k, 0)
 
     # ---- time rendering --------------------------------------------------------------
@@ -489,6 +507,24 @@ def iter_campaign_chunks(
 
     def log_uniform(lo: float, hi: float) -> int:
         return int(lo * exp(rand() * log(hi / lo)))
+
+    # ---- corrections: a generator of their own ---------------------------------------
+    crng = random.Random(f"lifecert-corrections/{seed}")
+    crand = crng.random
+
+    def cts(t: int) -> str:
+        return f'"{days[t // _DAY - first]}T{hms[t % _DAY]}+08:00"'
+
+    def cevent_id() -> str:
+        h = f"{crng.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+    def clog_uniform(lo: float, hi: float) -> int:
+        return int(lo * exp(crand() * log(hi / lo)))
+
+    def cemit(rec: int, body: str, kind: str) -> None:
+        by_type[kind] += 1
+        push(rec, body)
 
     # ---- log-order buckets -----------------------------------------------------------
     buckets: list[list[str]] = [[] for _ in range(_BUCKETS)]
@@ -621,6 +657,8 @@ def iter_campaign_chunks(
 
     # ---- events ----------------------------------------------------------------------
 
+    t_enroll_now = [0]  # the enrollment time of the retiree being generated
+
     def certification(rid: str, c: int, perf: int, rec: int, agency: str, source: str,
                       perf_text: str | None = None, death_rec: int | None = None) -> None:
         """Emit a certification (and its paper form, resends) if recorded in 2017."""
@@ -632,6 +670,7 @@ def iter_campaign_chunks(
                     f'"agency_id":"{agency}","performed_at":{ptext}}}\n')
             emit(rec, f'{{"type":"CertificationRecorded","event_id":"{event_id()}",'
                       f'"recorded_at":{ts(rec)},{tail}', "CertificationRecorded")
+            corrections_of(rid, c, cid, perf, rec, agency)
             if rand() < p.resend_rate:
                 rec2 = rec + log_uniform(60, 2 * _DAY)
                 if rec2 < HORIZON_DAY * _DAY:
@@ -675,6 +714,49 @@ def iter_campaign_chunks(
             if drec < HORIZON_DAY * _DAY:
                 feat["stray_documents"] += 1
                 documents(rid, cid, received, drec)
+
+    def corrections_of(rid: str, c: int, cid: str, perf: int, rec: int, agency: str) -> None:
+        """Rules 11-12 in the campaign: the same id from another agency, recorded first;
+        the certification revoked by its agency later."""
+        if crand() < p.clash_rate:
+            other = f"{agency[:40]}-B"
+            crec = max(rec - clog_uniform(60, 6 * _HOUR), t_enroll_now[0] + 60)
+            cperf = min(perf, crec - 1)
+            feat["clashing_certification_id"] += 1
+            cemit(crec, f'{{"type":"CertificationRecorded","event_id":"{cevent_id()}",'
+                        f'"recorded_at":{cts(crec)},"source_agency":"{other}",'
+                        f'"certification_id":"{cid}","retiree_id":"{rid}",'
+                        f'"channel":"{CHANNELS[c]}","agency_id":"{other}",'
+                        f'"performed_at":{cts(cperf)}}}\n', "CertificationRecorded")
+        if crand() < p.revocation_rate:
+            rrec = rec + clog_uniform(_DAY, 90 * _DAY)
+            if rrec < HORIZON_DAY * _DAY:
+                feat["revoked_certification"] += 1
+                reason = _REVOCATION_REASONS[int(crand() * len(_REVOCATION_REASONS))]
+                cemit(rrec, f'{{"type":"CertificationRevoked","event_id":"{cevent_id()}",'
+                            f'"recorded_at":{cts(rrec)},"source_agency":"{agency}",'
+                            f'"retiree_id":"{rid}","certification_id":"{cid}",'
+                            f'"agency_id":"{agency}","reason":"{reason}"}}\n',
+                      "CertificationRevoked")
+
+    def wrong_death(rid: str, birth: date, t_enroll: int) -> None:
+        """Rule 13 in the campaign: a death reported in error, retracted later."""
+        day = next_workday[max(t_enroll // _DAY + 1, int(crand() * 330)) - first]
+        rec = day * _DAY + 30_600 + int(crand() * 25_200)  # office hours, its own draws
+        died = max(rec // _DAY - 1 - int(crand() * 20), _day(birth))
+        back = rec + clog_uniform(_DAY, 60 * _DAY)
+        if back >= HORIZON_DAY * _DAY:
+            return
+        feat["retracted_death"] += 1
+        cemit(rec, f'{{"type":"DeathRecorded","event_id":"{cevent_id()}",'
+                   f'"recorded_at":{cts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
+                   f'"retiree_id":"{rid}","date_of_death":"{days[died - first]}",'
+                   f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+        why = _RETRACTION_REASONS[int(crand() * len(_RETRACTION_REASONS))]
+        cemit(back, f'{{"type":"DeathReportRetracted","event_id":"{cevent_id()}",'
+                    f'"recorded_at":{cts(back)},"source_agency":"FS-SIB-CITY",'
+                    f'"retiree_id":"{rid}","source":"HUKOU_CANCELLATION",'
+                    f'"reason":"{why}"}}\n', "DeathReportRetracted")
 
     def documents(rid: str, cid: str, received: int, drec: int) -> None:
         emit(drec, f'{{"type":"CertificationDocumentsReceived","event_id":"{event_id()}",'
@@ -874,6 +956,7 @@ def iter_campaign_chunks(
             f'"pension_start":"{pension_start}","monthly_amount_fen":{amount},'
             f'"disabled":{"true" if disabled else "false"},'
             f'"managing_unit":{chr(34) + unit_names[unit] + chr(34) if gov else "null"}}}\n')
+        t_enroll_now[0] = t_enroll
         emit(t_enroll, f'{{"type":"RetireeEnrolled","event_id":"{event_id()}",'
                        f'"recorded_at":{ts(t_enroll)},{enrolled}', "RetireeEnrolled")
         if rand() < p.reenrollment_rate:
@@ -1032,6 +1115,9 @@ def iter_campaign_chunks(
                                f'"recorded_at":{ts(rec2)},"source_agency":"FS-CIVIL-AFFAIRS",'
                                f'"retiree_id":"{rid}","date_of_death":"{d2}",'
                                f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+
+        if death_day < 0 and crand() < p.wrong_death_rate:
+            wrong_death(rid, birth, t_enroll)
 
         # -- pension amounts -----------------------------------------------------------
         if rand() < p.raise_rate:

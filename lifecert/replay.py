@@ -22,6 +22,7 @@ from typing import IO, Any
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.clock import cutoff
 from lifecert.domain.policy import Policy, load_policy
+from lifecert.events.catalogue import ALL_TYPES, personal_field_names
 from lifecert.events.interchange import MalformedEvent, parse_line, to_json
 
 Event = dict[str, Any]
@@ -70,7 +71,30 @@ def rejection_record(line_no: int, event: Event, reason: str) -> dict[str, Any]:
 def dead_letter_record(line_no: int, error: MalformedEvent, raw: str | bytes) -> dict[str, Any]:
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
-    return {"line": line_no, "field": error.field, "reason": error.reason, "raw": raw.rstrip("\n")}
+    raw = without_personal_data(raw.rstrip("\n"))
+    return {"line": line_no, "field": error.field, "reason": error.reason, "raw": raw}
+
+
+REDACTED = "[personal data removed]"
+
+
+def without_personal_data(raw: str) -> str:
+    """``raw`` with the values of its personal fields replaced (a dead letter is an export:
+    phone and address never leave in one). A line that is not a JSON object but names an
+    event type with personal fields is replaced whole."""
+    types = [t for t in ALL_TYPES if personal_field_names(t) and f'"{t}"' in raw]
+    if not types:
+        return raw
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict) or obj.get("type") not in types or len(types) > 1:
+        return f"{REDACTED} (a line naming {', '.join(types)} that could not be read)"
+    for name in personal_field_names(obj["type"]):
+        if obj.get(name) is not None:
+            obj[name] = REDACTED
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def run_replay(

@@ -15,12 +15,19 @@ from lifecert.domain.time import local_date
 
 @dataclass
 class InstructionTotals:
-    """Counts every instruction by type and sums back-pay and overpayment (fen)."""
+    """Counts every instruction by type and sums back-pay, overpayment and the corrections'
+    amounts (fen)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     backpay_fen: int = 0
     backpay_months: int = 0
     overpaid_fen: int = 0
+    revocation_holds: int = 0  # PaymentHoldPlaced with reason CERTIFICATION_REVOKED
+    reinstated_fen: int = 0  # back-pay of PaymentReinstated
+    reinstated_months: int = 0
+    cancelled_fen: int = 0  # OverpaymentCancelled
+    estate_fen: int = 0  # PaymentEstateSettled
+    estate_months: int = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -30,6 +37,17 @@ class InstructionTotals:
             self.backpay_months += len(event["backpay_months"])
         elif kind == "OverpaymentDetected":
             self.overpaid_fen += event["amount_fen"]
+        elif kind == "PaymentHoldPlaced":
+            if event["reason"] == "CERTIFICATION_REVOKED":
+                self.revocation_holds += 1
+        elif kind == "PaymentReinstated":
+            self.reinstated_fen += event["backpay_amount_fen"]
+            self.reinstated_months += len(event["backpay_months"])
+        elif kind == "OverpaymentCancelled":
+            self.cancelled_fen += event["amount_fen"]
+        elif kind == "PaymentEstateSettled":
+            self.estate_fen += event["amount_fen"]
+            self.estate_months += len(event["months"])
 
 
 def yuan(fen: int) -> str:
@@ -62,6 +80,8 @@ class CampaignCounters:
     in_scope: Counter[str] = field(default_factory=Counter)  # by area
     certified: Counter[str] = field(default_factory=Counter)  # by area
     instructions: InstructionTotals = field(default_factory=InstructionTotals)
+    revocations: int = 0  # certifications revoked (rule 12)
+    retractions: int = 0  # death reports retracted (rule 13)
 
     @property
     def retirees(self) -> int:
@@ -95,6 +115,8 @@ class CampaignCounters:
                 state.status(), state.district, state.residence, state.completed_by,
                 None if completed_at is None else local_date(completed_at),
             )
+            counters.revocations += state.revocations
+            counters.retractions += state.retractions
         return counters
 
 
@@ -134,6 +156,23 @@ def render(counters: CampaignCounters) -> str:
     )
     lines.append(f"  {'fraud suspected':<28}{c['FraudSuspected']:>10,}")
     lines.append(f"  {'home visits due':<28}{c['HomeVisitDue']:>10,}")
+    lines.append("")
+    lines.append("Corrections (rules 11-14)")
+    lines.append(f"  {'certifications revoked':<28}{counters.revocations:>10,}   "
+                 f"holds placed for them {totals.revocation_holds:,}")
+    lines.append(f"  {'death reports retracted':<28}{counters.retractions:>10,}")
+    lines.append(
+        f"  {'payments reinstated':<28}{c['PaymentReinstated']:>10,}   back-pay "
+        f"{yuan(totals.reinstated_fen)} yuan over {totals.reinstated_months:,} months"
+    )
+    lines.append(
+        f"  {'overpayments cancelled':<28}{c['OverpaymentCancelled']:>10,}   "
+        f"{yuan(totals.cancelled_fen)} yuan"
+    )
+    lines.append(
+        f"  {'settled to the estate':<28}{c['PaymentEstateSettled']:>10,}   "
+        f"{yuan(totals.estate_fen)} yuan over {totals.estate_months:,} months"
+    )
     return "\n".join(lines)
 
 

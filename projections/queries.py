@@ -142,18 +142,37 @@ def campaign_counters(conn: Connection, policy: str) -> CampaignCounters:
         for district, residence, status, channel, day, n in cur.fetchall():
             counters.add(status, district, residence, channel, day, n)
         cur.execute(
+            "SELECT coalesce(sum(revocations), 0), coalesce(sum(retractions), 0) "
+            "FROM retiree_status WHERE policy = %s",
+            (policy,),
+        )
+        revocations, retractions = cur.fetchone()
+        counters.revocations, counters.retractions = int(revocations), int(retractions)
+        cur.execute(
             "SELECT type, count(*), coalesce(sum(amount_fen), 0), "
-            "coalesce(sum(jsonb_array_length(payload -> 'backpay_months')), 0) "
+            "coalesce(sum(jsonb_array_length(coalesce(payload -> 'backpay_months', "
+            "payload -> 'months'))), 0), "
+            "count(*) FILTER (WHERE payload ->> 'reason' = 'CERTIFICATION_REVOKED') "
             "FROM instruction_ledger GROUP BY type"
         )
         totals = counters.instructions
-        for kind, n, amount, months in cur.fetchall():
+        for kind, n, amount, months, revoked in cur.fetchall():
             totals.counts[kind] += n
             if kind == "PaymentHoldReleased":
                 totals.backpay_fen += int(amount)
                 totals.backpay_months += int(months)
             elif kind == "OverpaymentDetected":
                 totals.overpaid_fen += int(amount)
+            elif kind == "PaymentHoldPlaced":
+                totals.revocation_holds += int(revoked)
+            elif kind == "PaymentReinstated":
+                totals.reinstated_fen += int(amount)
+                totals.reinstated_months += int(months)
+            elif kind == "OverpaymentCancelled":
+                totals.cancelled_fen += int(amount)
+            elif kind == "PaymentEstateSettled":
+                totals.estate_fen += int(amount)
+                totals.estate_months += int(months)
     return counters
 
 
@@ -204,3 +223,65 @@ def retiree(conn: Connection, retiree_id: str) -> RetireeView | None:
     if not cycles and not instructions:
         return None
     return RetireeView(retiree_id, cycles, holds, instructions)
+
+
+# ------------------------------------------------------------------ corrections
+
+
+@dataclass(frozen=True)
+class RetireeCorrections:
+    """A row of the ``retiree_corrections`` view (amounts in fen)."""
+
+    retiree_id: str
+    policy: str | None
+    revocations: int
+    retractions: int
+    reinstatements: int
+    reinstated_fen: int
+    estate_settlements: int
+    estate_fen: int
+    overpayments_cancelled: int
+    cancelled_fen: int
+
+
+def corrections(conn: Connection, retiree_id: str | None = None) -> list[RetireeCorrections]:
+    """The corrections view, for one retiree or all (ordered by retiree id)."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        where = "" if retiree_id is None else " WHERE retiree_id = %s"
+        cur.execute(
+            "SELECT retiree_id, policy, revocations, retractions, reinstatements, "
+            "reinstated_fen, estate_settlements, estate_fen, overpayments_cancelled, "
+            f"cancelled_fen FROM retiree_corrections{where} ORDER BY retiree_id, policy",
+            () if retiree_id is None else (retiree_id,),
+        )
+        return [RetireeCorrections(*row) for row in cur.fetchall()]
+
+
+# ------------------------------------------------------------------ contacts
+
+
+@dataclass(frozen=True)
+class RetireeContact:
+    """A row of the contact read model: phone and address as sealed on the log (open them
+    with ``lifecert.events.personal.reveal`` and the key store; None when not given)."""
+
+    retiree_id: str
+    phone_sealed: str | None
+    address_sealed: str | None
+    channel: str
+    agency_id: str
+    recorded_at: datetime
+
+
+def contact(conn: Connection, retiree_id: str) -> RetireeContact | None:
+    """The latest contact details of a retiree, sealed; None when none were given."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(
+            "SELECT retiree_id, phone_sealed, address_sealed, channel, agency_id, recorded_at "
+            "FROM retiree_contacts WHERE retiree_id = %s",
+            (retiree_id,),
+        )
+        row = cur.fetchone()
+    return None if row is None else RetireeContact(*row)

@@ -1,8 +1,10 @@
 """From Kafka records to read-model rows (pure: no I/O).
 
 A :class:`BatchBuilder` takes consumed records in poll order and sorts each into a ledger
-row (output topics), a status row (status topic) or a rejection (undecodable, empty, or
-not a type its topic carries), and tracks the next offset of every partition it saw.
+row (output topics), a status row (status topic), a contact row (the input log's
+ContactDetailsUpdated; every other input is read past by its header alone) or a rejection
+(undecodable, empty, or not a type its topic carries), and tracks the next offset of every
+partition it saw.
 The API's security alerts (``SecurityAlert``, on the alerts topic beside the worker's
 ``FraudSuspected``) concern an agency, not a retiree: they are read past, not projected
 (the topic keeps them; the bureau's security staff read them there).
@@ -15,15 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from lifecert.events.catalogue import SECURITY_TYPES
-from lifecert.events.codec import CodecError, decode
+from lifecert.events.catalogue import SECURITY_TYPES, personal_field_names
+from lifecert.events.codec import HEADER_SIZE, CodecError, decode, default_store
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
-from lifecert.pipeline.topics import STATUS, TopicLayout
+from lifecert.events.personal import is_sealed
+from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout
 
 TopicPartitionKey = tuple[str, int]
 
 HOLD_PLACED = "PaymentHoldPlaced"
 HOLD_ENDED = frozenset({"PaymentHoldReleased", "PaymentTerminated"})
+CONTACT = "ContactDetailsUpdated"
 
 
 class Record(Protocol):
@@ -65,6 +69,22 @@ class StatusRow:
     residence: str
     completed_by: str | None
     completed_at: datetime | None
+    revocations: int
+    retractions: int
+    event_id: str
+    recorded_at: datetime
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class ContactRow:
+    retiree_id: str
+    phone_sealed: str | None
+    address_sealed: str | None
+    channel: str
+    agency_id: str
     event_id: str
     recorded_at: datetime
     topic: str
@@ -90,6 +110,7 @@ class Batch:
 
     ledger: list[LedgerRow] = field(default_factory=list)
     statuses: dict[tuple[str, str], StatusRow] = field(default_factory=dict)
+    contacts: dict[str, ContactRow] = field(default_factory=dict)  # latest per retiree
     rejected: list[Rejected] = field(default_factory=list)
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     records: int = 0
@@ -102,6 +123,9 @@ class BatchBuilder:
             topics[role].name: frozenset(topics[role].carries) for role in topics.output_roles
         }
         self._carries[self._status_topic] = frozenset(topics[STATUS].carries)
+        self._events_topic = topics[EVENTS].name
+        self._carries[self._events_topic] = frozenset({CONTACT})
+        self._contact_header = default_store().by_type(CONTACT).header
         self.batch = Batch()
         self._ledger_ids: set[str] = set()
 
@@ -114,6 +138,14 @@ class BatchBuilder:
         batch.records += 1
         batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
         try:
+            if record.topic == self._events_topic:
+                # The input log: only contact updates are projected; the rest (and what
+                # the worker dead-letters) is read past by the header, without decoding.
+                value = record.value
+                if value is None or value[:HEADER_SIZE] != self._contact_header:
+                    return
+                self._add_contact(record, self._decode(record))
+                return
             event = self._decode(record)
             if event["type"] in SECURITY_TYPES:
                 return  # not a retiree's: nothing to project (see the module's doc)
@@ -122,10 +154,13 @@ class BatchBuilder:
             else:
                 self._add_ledger(record, event)
         except _Reject as reject:
+            # A contact update's value holds personal data: it is not copied into the
+            # dead letter (the input log keeps it; the position names it).
+            personal = record.topic == self._events_topic
             batch.rejected.append(
                 Rejected(
                     record.topic, record.partition, record.offset,
-                    record.key, record.value, str(reject),
+                    record.key, None if personal else record.value, str(reject),
                 )
             )
 
@@ -179,6 +214,31 @@ class BatchBuilder:
             )
         )
 
+    def _add_contact(self, record: Record, event: dict[str, Any]) -> None:
+        for name in personal_field_names(CONTACT):
+            value = event.get(name)
+            if value is not None and not is_sealed(value):
+                raise _Reject(
+                    f"{CONTACT} {event['event_id']!r}: personal field {name} is not sealed "
+                    "(every producer seals it: lifecert.events.personal.seal_personal); "
+                    "the contact read model keeps no clear value"
+                )
+        row = ContactRow(
+            retiree_id=event["retiree_id"],
+            phone_sealed=event.get("phone"),
+            address_sealed=event.get("address"),
+            channel=event["channel"],
+            agency_id=event["agency_id"],
+            event_id=event["event_id"],
+            recorded_at=event["recorded_at"],
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        if "\x00" in row.retiree_id + row.agency_id + row.event_id:
+            raise _nul(event)
+        self.batch.contacts[row.retiree_id] = row  # poll order: the last one is the latest
+
     def _add_status(self, record: Record, event: dict[str, Any]) -> None:
         # Enum fields cannot hold a NUL; the free strings can.
         if "\x00" in event["retiree_id"] + event["policy"] + event["event_id"]:
@@ -191,6 +251,8 @@ class BatchBuilder:
             residence=event["residence"],
             completed_by=event.get("completed_by"),
             completed_at=event.get("completed_at"),
+            revocations=event.get("revocations", 0),
+            retractions=event.get("retractions", 0),
             event_id=event["event_id"],
             recorded_at=event["recorded_at"],
             topic=record.topic,

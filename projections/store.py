@@ -20,12 +20,20 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from projections.records import Batch, LedgerRow, StatusRow, TopicPartitionKey, hold_changes
+from projections.records import (
+    Batch,
+    ContactRow,
+    LedgerRow,
+    StatusRow,
+    TopicPartitionKey,
+    hold_changes,
+)
 
 # pg_advisory_xact_lock key taken by every write transaction ("lifecert" + 2).
 WRITER_LOCK = 0x6C69666563657202
 
-READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "projection_offsets")
+READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
+               "projection_offsets")
 
 
 class OffsetsMoved(RuntimeError):
@@ -52,7 +60,8 @@ _LEDGER_COLUMNS = (
 )
 _STATUS_COLUMNS = (
     "retiree_id, policy, status, district, residence, completed_by, completed_at, "
-    "event_id, recorded_at, source_topic, source_partition, source_offset"
+    "revocations, retractions, event_id, recorded_at, source_topic, source_partition, "
+    "source_offset"
 )
 _STATUS_MERGE = f"""
 INSERT INTO retiree_status AS s ({_STATUS_COLUMNS})
@@ -60,6 +69,7 @@ SELECT {_STATUS_COLUMNS} FROM projection_status_in
 ON CONFLICT (retiree_id, policy) DO UPDATE SET
     status = excluded.status, district = excluded.district, residence = excluded.residence,
     completed_by = excluded.completed_by, completed_at = excluded.completed_at,
+    revocations = excluded.revocations, retractions = excluded.retractions,
     event_id = excluded.event_id, recorded_at = excluded.recorded_at,
     source_topic = excluded.source_topic, source_partition = excluded.source_partition,
     source_offset = excluded.source_offset
@@ -109,6 +119,8 @@ class Store:
                 _copy(cur, _STATUS_TEMP, "projection_status_in", _STATUS_COLUMNS,
                       map(_status_line, batch.statuses.values()))
                 cur.execute(_STATUS_MERGE)
+            if batch.contacts:
+                _merge_contacts(cur, list(batch.contacts.values()))
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -176,6 +188,26 @@ def _apply_holds(cur: Any, new_rows: list[LedgerRow]) -> None:
         )
 
 
+_CONTACT_MERGE = """
+INSERT INTO retiree_contacts AS c (retiree_id, phone_sealed, address_sealed, channel,
+    agency_id, event_id, recorded_at, source_topic, source_partition, source_offset)
+VALUES %s
+ON CONFLICT (retiree_id) DO UPDATE SET
+    phone_sealed = excluded.phone_sealed, address_sealed = excluded.address_sealed,
+    channel = excluded.channel, agency_id = excluded.agency_id, event_id = excluded.event_id,
+    recorded_at = excluded.recorded_at, source_topic = excluded.source_topic,
+    source_partition = excluded.source_partition, source_offset = excluded.source_offset
+WHERE c.source_topic <> excluded.source_topic
+   OR c.source_partition <> excluded.source_partition
+   OR c.source_offset < excluded.source_offset"""
+
+
+def _merge_contacts(cur: Any, rows: list[ContactRow]) -> None:
+    execute_values(cur, _CONTACT_MERGE, [
+        (r.retiree_id, r.phone_sealed, r.address_sealed, r.channel, r.agency_id, r.event_id,
+         r.recorded_at, r.topic, r.partition, r.offset) for r in rows])
+
+
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:
     if offsets:
         execute_values(
@@ -201,7 +233,7 @@ def _status_line(row: StatusRow) -> str:
     return (
         f"{_text(row.retiree_id)}\t{_text(row.policy)}\t{row.status}\t"
         f"{_optional(row.district)}\t{row.residence}\t{_optional(row.completed_by)}\t"
-        f"{completed_at}\t{_text(row.event_id)}\t{row.recorded_at.isoformat()}\t"
+        f"{completed_at}\t{row.revocations}\t{row.retractions}\t{_text(row.event_id)}\t{row.recorded_at.isoformat()}\t"
         f"{_text(row.topic)}\t{row.partition}\t{row.offset}\n"
     )
 

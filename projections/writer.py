@@ -29,7 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from lifecert.pipeline.kafka import client_security
-from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, TopicLayout, layout
+from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from projections.config import connect
 from projections.dead_letters import DeadLetterSender
 from projections.migrate import migrate
@@ -42,8 +42,10 @@ _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 def read_topics(topics: TopicLayout) -> tuple[str, ...]:
-    """The topics the projections read: status, then the output topics."""
-    return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles))
+    """The topics the projections read: status, the output topics, then the input log (for
+    the contact read model)."""
+    return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles),
+            topics[EVENTS].name)
 
 
 @dataclass(frozen=True)

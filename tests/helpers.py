@@ -124,9 +124,12 @@ def docs(
     *,
     recorded_at: str,
     received_at: str | None = None,
+    agency_id: str | None = None,
     event_id: str | None = AUTO,
 ) -> str:
-    """A CertificationDocumentsReceived; received when recorded unless told otherwise."""
+    """A CertificationDocumentsReceived; received when recorded unless told otherwise;
+    naming the certification's agency only when given one (rule 11)."""
+    extra = {} if agency_id is None else {"agency_id": agency_id}
     return _line(
         "CertificationDocumentsReceived",
         recorded_at,
@@ -134,6 +137,56 @@ def docs(
         certification_id=certification_id,
         retiree_id=retiree_id,
         received_at=received_at or recorded_at,
+        **extra,
+    )
+
+
+def revoke(
+    certification_id: str,
+    retiree_id: str,
+    *,
+    recorded_at: str,
+    agency_id: str = "AG-1",
+    reason: str = "ENTERED_IN_ERROR",
+    event_id: str | None = AUTO,
+) -> str:
+    return _line(
+        "CertificationRevoked",
+        recorded_at,
+        event_id,
+        retiree_id=retiree_id,
+        certification_id=certification_id,
+        agency_id=agency_id,
+        reason=reason,
+    )
+
+
+def retract(
+    retiree_id: str,
+    *,
+    recorded_at: str,
+    source: str = "FS-SIB-STAFF",
+    reason: str = "reported in error",
+    event_id: str | None = AUTO,
+) -> str:
+    return _line(
+        "DeathReportRetracted", recorded_at, event_id,
+        retiree_id=retiree_id, source=source, reason=reason,
+    )
+
+
+def contact(
+    retiree_id: str,
+    *,
+    recorded_at: str,
+    phone: str | None = "+86 757 0000 0000",
+    address: str | None = None,
+    event_id: str | None = AUTO,
+) -> str:
+    return _line(
+        "ContactDetailsUpdated", recorded_at, event_id,
+        retiree_id=retiree_id, phone=phone, address=address, channel="COUNTER",
+        agency_id="AG-1",
     )
 
 
@@ -188,13 +241,61 @@ def with_event_id(line: str, event_id: str) -> str:
 # ---------------------------------------------------------------------------------------
 # Expected instructions
 # ---------------------------------------------------------------------------------------
-def hold_placed(retiree_id: str, *, recorded_at: str = DEADLINE_AT) -> dict[str, Any]:
+def hold_placed(
+    retiree_id: str,
+    *,
+    recorded_at: str = DEADLINE_AT,
+    effective_month: str = HOLD_MONTH,
+    reason: str = "NOT_CERTIFIED",
+) -> dict[str, Any]:
     return {
         "type": "PaymentHoldPlaced",
         "recorded_at": recorded_at,
         "retiree_id": retiree_id,
-        "effective_month": HOLD_MONTH,
-        "reason": "NOT_CERTIFIED",
+        "effective_month": effective_month,
+        "reason": reason,
+    }
+
+
+def reinstated(
+    retiree_id: str,
+    effective_month: str,
+    backpay_months: list[str],
+    backpay_amount_fen: int,
+    *,
+    recorded_at: str,
+) -> dict[str, Any]:
+    return {
+        "type": "PaymentReinstated",
+        "recorded_at": recorded_at,
+        "retiree_id": retiree_id,
+        "effective_month": effective_month,
+        "backpay_months": backpay_months,
+        "backpay_amount_fen": backpay_amount_fen,
+    }
+
+
+def overpayment_cancelled(
+    retiree_id: str, months: list[str], amount_fen: int, *, recorded_at: str
+) -> dict[str, Any]:
+    return {
+        "type": "OverpaymentCancelled",
+        "recorded_at": recorded_at,
+        "retiree_id": retiree_id,
+        "months": months,
+        "amount_fen": amount_fen,
+    }
+
+
+def estate_settled(
+    retiree_id: str, months: list[str], amount_fen: int, *, recorded_at: str
+) -> dict[str, Any]:
+    return {
+        "type": "PaymentEstateSettled",
+        "recorded_at": recorded_at,
+        "retiree_id": retiree_id,
+        "months": months,
+        "amount_fen": amount_fen,
     }
 
 

@@ -48,7 +48,12 @@ KIND_OF: dict[str, str] = {
     "PaymentHoldReleased": "RESUME",
     "PaymentTerminated": "STOP",
     "OverpaymentDetected": "RECOVER",
+    "PaymentReinstated": "REINSTATE",
+    "OverpaymentCancelled": "CANCEL_RECOVERY",
+    "PaymentEstateSettled": "SETTLE_ESTATE",
 }
+# Kinds without an effective month, whose periods and amount are ``months``/``amount_fen``.
+LISTED_KINDS = frozenset({"RECOVER", "CANCEL_RECOVERY", "SETTLE_ESTATE"})
 TYPE_OF: dict[str, str] = {kind: type_name for type_name, kind in KIND_OF.items()}
 
 
@@ -99,21 +104,21 @@ def to_instruction(event: Mapping[str, Any]) -> Instruction:
     if not isinstance(instructed_at, datetime) or instructed_at.tzinfo is None:
         raise RecordRejected(f"{type_name}: field recorded_at is not an aware time: "
                              f"{instructed_at!r}")
-    effective = None if kind == "RECOVER" else _month_field(event, "effective_month")
+    effective = None if kind in LISTED_KINDS else _month_field(event, "effective_month")
     periods: tuple[date, ...] = ()
     amount = 0
-    if kind == "RESUME":
+    if kind in ("RESUME", "REINSTATE"):
         periods = _months_field(event, "backpay_months")
         amount = _amount_field(event, "backpay_amount_fen")
         if not periods and amount:
             raise RecordRejected(f"{type_name}: back pay of {amount} fen "
                                  f"(backpay_amount_fen) for no months (backpay_months is empty)")
-    elif kind == "RECOVER":
+    elif kind in LISTED_KINDS:
         periods = _months_field(event, "months")
         amount = _amount_field(event, "amount_fen")
         if not periods:
-            raise RecordRejected(f"{type_name}: field months is empty; an overpayment is "
-                                 f"for at least one month")
+            raise RecordRejected(f"{type_name}: field months is empty; it is for at least "
+                                 f"one month")
     reason = event.get("reason") if kind in ("SUSPEND", "STOP") else None
     return Instruction(event["event_id"], event["retiree_id"], kind, effective, reason,
                        periods, amount, instructed_at)

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg2.extensions
 
 from connectors.payment_ledger.connector import KIND_OF, Instruction, to_instruction
-from connectors.payment_ledger.simulator import connect, public_dsn
+from connectors.payment_ledger.simulator import OVERPAID_KINDS, connect, public_dsn
 from connectors.sdk.errors import RecordRejected
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event
@@ -45,7 +45,9 @@ NOT_INSTRUCTION = "not_a_payment_instruction"
 ACCOUNT = "account_differs"
 
 # Instruction types with an amount: the field summed in the per-type totals.
-AMOUNT_OF = {"PaymentHoldReleased": "back pay", "OverpaymentDetected": "overpaid"}
+AMOUNT_OF = {"PaymentHoldReleased": "back pay", "OverpaymentDetected": "overpaid",
+             "PaymentReinstated": "back pay", "OverpaymentCancelled": "given back",
+             "PaymentEstateSettled": "to the estate"}
 
 
 @dataclass(frozen=True)
@@ -167,11 +169,14 @@ SELECT event_id, retiree_id, kind, effective_period, reason_code, backpay_period
   FROM instruction ORDER BY seq"""
 _ACCOUNTS = """
 SELECT retiree_id, state, suspended_from, resumed_from, stopped_from, backpay_due_fen,
-       backpay_periods, recovery_due_fen, recovery_periods, instructions, last_event_id
+       backpay_periods, recovery_due_fen, recovery_periods, instructions, last_event_id,
+       estate_due_fen, estate_periods, owed_from, reinstated_periods
   FROM account"""
 ACCOUNT_FIELDS = ("state", "suspended_from", "resumed_from", "stopped_from",
                   "backpay_due_fen", "backpay_periods", "recovery_due_fen",
-                  "recovery_periods", "instructions", "last_event_id")
+                  "recovery_periods", "instructions", "last_event_id", "estate_due_fen",
+                  "estate_periods", "owed_from", "reinstated_periods")
+_PERIOD_LISTS = ("recovery_periods", "estate_periods", "reinstated_periods")
 
 
 def read_ledger(conn: psycopg2.extensions.connection) -> Ledger:
@@ -183,7 +188,7 @@ def read_ledger(conn: psycopg2.extensions.connection) -> Ledger:
             order = []
             for (event_id, retiree, kind, effective, reason, bp, bf, op, of, at, topic,
                  partition, offset) in cur:
-                recover = kind == "RECOVER"
+                recover = kind in OVERPAID_KINDS
                 instructions[event_id] = (
                     Instruction(event_id, retiree, kind, effective, reason,
                                 tuple(op if recover else bp), of if recover else bf, at),
@@ -193,7 +198,8 @@ def read_ledger(conn: psycopg2.extensions.connection) -> Ledger:
             accounts = {}
             for row in cur:
                 values = dict(zip(ACCOUNT_FIELDS, row[1:], strict=True))
-                values["recovery_periods"] = tuple(values["recovery_periods"])
+                for name in _PERIOD_LISTS:
+                    values[name] = tuple(values[name])
                 accounts[row[0]] = values
             cur.execute('SELECT topic, "partition", max(next_offset) FROM intake_position '
                         'GROUP BY 1, 2')
@@ -323,15 +329,32 @@ def recompute_accounts(instructions: Iterable[Instruction]) -> dict[str, dict[st
             "state": "PAYING", "suspended_from": None, "resumed_from": None,
             "stopped_from": None, "backpay_due_fen": 0, "backpay_periods": 0,
             "recovery_due_fen": 0, "recovery_periods": (), "instructions": 0,
-            "last_event_id": None})
+            "last_event_id": None, "estate_due_fen": 0, "estate_periods": (),
+            "owed_from": None, "reinstated_periods": ()})
         if ins.kind == "SUSPEND":
             a["state"], a["suspended_from"] = "SUSPENDED", ins.effective
         elif ins.kind == "RESUME":
             a["state"], a["suspended_from"], a["resumed_from"] = "PAYING", None, ins.effective
+            a["owed_from"] = None
             a["backpay_due_fen"] += ins.amount_fen
             a["backpay_periods"] += len(ins.periods)
         elif ins.kind == "STOP":
             a["state"], a["stopped_from"] = "STOPPED", ins.effective
+        elif ins.kind == "REINSTATE":
+            unpaid_from = a["suspended_from"] or a["stopped_from"]
+            a["owed_from"] = min(d for d in (a["owed_from"], unpaid_from) if d is not None)
+            a["state"], a["suspended_from"], a["stopped_from"] = "PAYING", None, None
+            a["resumed_from"] = ins.effective
+            a["reinstated_periods"] = tuple(sorted({*a["reinstated_periods"], *ins.periods}))
+            a["backpay_due_fen"] += ins.amount_fen
+            a["backpay_periods"] += len(ins.periods)
+        elif ins.kind == "CANCEL_RECOVERY":
+            a["recovery_due_fen"] -= ins.amount_fen
+            a["recovery_periods"] = tuple(p for p in a["recovery_periods"]
+                                          if p not in ins.periods)
+        elif ins.kind == "SETTLE_ESTATE":
+            a["estate_due_fen"] += ins.amount_fen
+            a["estate_periods"] = tuple(sorted({*a["estate_periods"], *ins.periods}))
         else:
             a["recovery_due_fen"] += ins.amount_fen
             a["recovery_periods"] = tuple(sorted({*a["recovery_periods"], *ins.periods}))

@@ -1,8 +1,11 @@
 """The payment system's ledger, simulated by a PostgreSQL database of its own.
 
-The payment system speaks its own terms: an *instruction* is SUSPEND, RESUME, STOP or
-RECOVER; an *account* (one per retiree) is PAYING, SUSPENDED or STOPPED; pay *periods* are
-calendar months, stored as the date of their first day. Its intake interface is one
+The payment system speaks its own terms: an *instruction* is SUSPEND, RESUME, STOP,
+RECOVER, or one of the corrections (rules 12-14): REINSTATE (re-open a stopped pension with
+back pay), CANCEL_RECOVERY (give back periods being recovered), SETTLE_ESTATE (pay the
+estate periods a suspension kept unpaid up to the death); an *account* (one per retiree)
+is PAYING, SUSPENDED or STOPPED; pay *periods* are calendar months, stored as the date of
+their first day. Its intake interface is one
 function, ``apply_instructions(consumer, batch, positions)``: it applies a batch in one
 transaction (the caller's), each instruction once by its ``event_id``, checks each against
 the account, refuses what it must (table ``refusal``), and stores how far the consumer has
@@ -13,14 +16,22 @@ What the ledger refuses (``code`` of a refusal), and why a payment system would:
 - ``CONFLICTING_DUPLICATE``: an instruction with this ``event_id`` was applied with other
   content. Applying either again could pay twice; a person must look.
 - ``ACCOUNT_STOPPED``: SUSPEND, RESUME or STOP for a stopped account (the retiree died):
-  a stopped pension is never re-opened or stopped twice by an instruction; a death recorded
-  in error is corrected by hand. (RECOVER is what a stopped account still takes.)
+  a stopped pension is re-opened only by REINSTATE (a death report retracted) and never
+  stopped twice. (RECOVER, CANCEL_RECOVERY, SETTLE_ESTATE and REINSTATE are what a stopped
+  account takes.)
 - ``ALREADY_SUSPENDED``: SUSPEND while a suspension is open.
 - ``NOT_SUSPENDED``: RESUME without an open suspension: its back pay would pay periods that
   were paid already.
 - ``BACKPAY_PERIODS_MISMATCH``: RESUME whose back-pay periods are not exactly the suspended
-  periods (from the suspension's first period up to the one before the resume).
-- ``NOT_STOPPED``: RECOVER for an account that is not stopped.
+  periods (from the suspension's first period up to the one before the resume) plus, after
+  a REINSTATE, periods the stop had left unpaid that it did not pay (``owed_from`` on);
+  REINSTATE whose back pay is for a period the stop did not leave unpaid, one at or after
+  its own first period, or one the estate was paid.
+- ``NOT_STOPPED``: RECOVER, CANCEL_RECOVERY, SETTLE_ESTATE or REINSTATE for an account that
+  is not stopped.
+- ``NOT_RECOVERING``: CANCEL_RECOVERY of a period that is not being recovered.
+- ``NOT_OWED_TO_ESTATE``: SETTLE_ESTATE of a period from the stop on, one before the
+  suspension open at the stop (it was paid), or one settled already.
 - ``NOT_OVERPAID``: RECOVER of a period before the stop, of a period the open suspension
   kept unpaid, or of a period already being recovered.
 
@@ -52,7 +63,11 @@ from psycopg2 import sql
 from lifecert.summary import yuan
 
 APPLICATION_NAME = "payment-ledger"
-KINDS = ("SUSPEND", "RESUME", "STOP", "RECOVER")
+KINDS = ("SUSPEND", "RESUME", "STOP", "RECOVER", "REINSTATE", "CANCEL_RECOVERY",
+         "SETTLE_ESTATE")
+# Kinds without an effective period; of them, those whose periods are overpaid periods.
+UNDATED_KINDS = ("RECOVER", "CANCEL_RECOVERY", "SETTLE_ESTATE")
+OVERPAID_KINDS = ("RECOVER", "CANCEL_RECOVERY")
 STATES = ("PAYING", "SUSPENDED", "STOPPED")
 
 SCHEMA = r"""
@@ -76,7 +91,8 @@ CREATE TABLE IF NOT EXISTS instruction (
     event_id          text        PRIMARY KEY,
     seq               bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
     retiree_id        text        NOT NULL CHECK (retiree_id <> ''),
-    kind              text        NOT NULL CHECK (kind IN ('SUSPEND','RESUME','STOP','RECOVER')),
+    kind              text        NOT NULL CHECK (kind IN ('SUSPEND','RESUME','STOP','RECOVER',
+                                      'REINSTATE','CANCEL_RECOVERY','SETTLE_ESTATE')),
     effective_period  date        CHECK (extract(day FROM effective_period) = 1),
     reason_code       text,
     backpay_periods   date[]      NOT NULL DEFAULT '{}' CHECK (are_periods(backpay_periods)),
@@ -89,7 +105,7 @@ CREATE TABLE IF NOT EXISTS instruction (
     source_topic      text        NOT NULL,
     source_partition  integer     NOT NULL,
     source_offset     bigint      NOT NULL,
-    CHECK ((kind = 'RECOVER') = (effective_period IS NULL))
+    CHECK ((kind IN ('RECOVER','CANCEL_RECOVERY','SETTLE_ESTATE')) = (effective_period IS NULL))
 );
 CREATE INDEX IF NOT EXISTS instruction_by_retiree ON instruction (retiree_id, seq);
 
@@ -97,7 +113,10 @@ CREATE INDEX IF NOT EXISTS instruction_by_retiree ON instruction (retiree_id, se
 -- suspended_from: first period unpaid by the open suspension (on a STOPPED account, by the
 -- suspension open when it stopped); resumed_from: first period paid again after the last
 -- suspension; stopped_from: first period never paid. backpay_due_fen: back pay to pay;
--- recovery_due_fen: overpayment to recover, for recovery_periods.
+-- recovery_due_fen: overpayment to recover, for recovery_periods. estate_due_fen: what the
+-- estate is owed, for estate_periods. owed_from: after a REINSTATE, the first period the
+-- stop had left unpaid (a later RESUME may back-pay those the REINSTATE did not:
+-- reinstated_periods).
 CREATE TABLE IF NOT EXISTS account (
     retiree_id        text        PRIMARY KEY,
     state             text        NOT NULL CHECK (state IN ('PAYING','SUSPENDED','STOPPED')),
@@ -111,7 +130,11 @@ CREATE TABLE IF NOT EXISTS account (
     instructions      integer     NOT NULL DEFAULT 0,
     last_event_id     text        NOT NULL,
     opened_at         timestamptz NOT NULL,
-    updated_at        timestamptz NOT NULL
+    updated_at        timestamptz NOT NULL,
+    estate_due_fen    bigint      NOT NULL DEFAULT 0,
+    estate_periods    date[]      NOT NULL DEFAULT '{}',
+    owed_from         date,
+    reinstated_periods date[]     NOT NULL DEFAULT '{}'
 );
 
 -- Instructions refused for good, with the payment system's reason.
@@ -184,7 +207,7 @@ BEGIN
             IF prior.retiree_id = r.retiree_id AND prior.kind = r.kind
                AND prior.effective_period IS NOT DISTINCT FROM r.effective
                AND prior.reason_code IS NOT DISTINCT FROM r.reason
-               AND (CASE WHEN r.kind = 'RECOVER'
+               AND (CASE WHEN r.kind IN ('RECOVER', 'CANCEL_RECOVERY')
                          THEN prior.overpaid_periods = periods AND prior.overpaid_fen = amount
                          ELSE prior.backpay_periods = periods AND prior.backpay_fen = amount END)
             THEN
@@ -209,13 +232,60 @@ BEGIN
                 acct.backpay_due_fen := 0; acct.backpay_periods := 0;
                 acct.recovery_due_fen := 0; acct.recovery_periods := '{}';
                 acct.instructions := 0; acct.opened_at := clock_timestamp();
+                acct.estate_due_fen := 0; acct.estate_periods := '{}';
+                acct.reinstated_periods := '{}';
             END IF;
-            IF acct.state = 'STOPPED' AND r.kind <> 'RECOVER' THEN
+            IF acct.state = 'STOPPED' AND r.kind IN ('SUSPEND', 'RESUME', 'STOP') THEN
                 code := 'ACCOUNT_STOPPED';
                 detail := format('the account of %s is stopped from %s (last instruction %s); '
-                    'a stopped pension takes no %s (a death recorded in error is corrected by '
-                    'hand)', r.retiree_id, to_char(acct.stopped_from, 'YYYY-MM'),
+                    'a stopped pension takes no %s (it is re-opened by REINSTATE only)',
+                    r.retiree_id, to_char(acct.stopped_from, 'YYYY-MM'),
                     acct.last_event_id, r.kind);
+            ELSIF r.kind IN ('REINSTATE', 'CANCEL_RECOVERY', 'SETTLE_ESTATE')
+                  AND acct.state <> 'STOPPED' THEN
+                code := 'NOT_STOPPED';
+                detail := format('the account of %s is %s, not stopped: %s corrects a stop',
+                    r.retiree_id, acct.state, r.kind);
+            ELSIF r.kind = 'REINSTATE' THEN
+                bad := ARRAY(SELECT p FROM unnest(periods) p
+                    WHERE p < least(acct.owed_from,
+                                    coalesce(acct.suspended_from, acct.stopped_from))
+                       OR p >= r.effective OR p = ANY (acct.estate_periods)
+                       OR p = ANY (acct.reinstated_periods) ORDER BY p);
+                IF cardinality(bad) > 0 THEN
+                    code := 'BACKPAY_PERIODS_MISMATCH';
+                    detail := format('back pay for periods [%s] reinstating %s from %s, but '
+                        'the stop left unpaid only periods from %s, before %s, and not [%s] '
+                        '(paid to the estate)', period_text(bad), r.retiree_id,
+                        to_char(r.effective, 'YYYY-MM'),
+                        to_char(least(acct.owed_from,
+                            coalesce(acct.suspended_from, acct.stopped_from)), 'YYYY-MM'),
+                        to_char(r.effective, 'YYYY-MM'), period_text(acct.estate_periods));
+                END IF;
+            ELSIF r.kind = 'CANCEL_RECOVERY' THEN
+                bad := ARRAY(SELECT p FROM unnest(periods) p
+                    WHERE NOT p = ANY (acct.recovery_periods) ORDER BY p);
+                IF cardinality(bad) > 0 THEN
+                    code := 'NOT_RECOVERING';
+                    detail := format('periods [%s] of %s are not being recovered '
+                        '(recovering [%s])', period_text(bad), r.retiree_id,
+                        period_text(acct.recovery_periods));
+                END IF;
+            ELSIF r.kind = 'SETTLE_ESTATE' THEN
+                bad := ARRAY(SELECT p FROM unnest(periods) p
+                    WHERE p >= acct.stopped_from OR p = ANY (acct.estate_periods)
+                       OR NOT (coalesce(p >= acct.suspended_from, false)
+                               OR coalesce(p >= acct.owed_from, false)
+                                  AND NOT p = ANY (acct.reinstated_periods))
+                    ORDER BY p);
+                IF cardinality(bad) > 0 THEN
+                    code := 'NOT_OWED_TO_ESTATE';
+                    detail := format('periods [%s] of %s are not owed to the estate: the '
+                        'account is stopped from %s, suspended from %s, settled [%s] already',
+                        period_text(bad), r.retiree_id, to_char(acct.stopped_from, 'YYYY-MM'),
+                        coalesce(to_char(acct.suspended_from, 'YYYY-MM'), '-'),
+                        period_text(acct.estate_periods));
+                END IF;
             ELSIF r.kind = 'SUSPEND' AND acct.state = 'SUSPENDED' THEN
                 code := 'ALREADY_SUSPENDED';
                 detail := format('the account of %s is suspended from %s already '
@@ -230,7 +300,13 @@ BEGIN
                 expected := ARRAY(SELECT d::date FROM generate_series(
                     acct.suspended_from::timestamp, r.effective - interval '1 month',
                     interval '1 month') d);
-                IF r.effective < acct.suspended_from OR periods <> expected THEN
+                -- after a REINSTATE, periods the stop left unpaid that it did not pay
+                bad := ARRAY(SELECT p FROM unnest(periods) p WHERE NOT p = ANY (expected)
+                    AND (acct.owed_from IS NULL OR p < acct.owed_from
+                         OR p >= acct.suspended_from OR p = ANY (acct.reinstated_periods)
+                         OR p = ANY (acct.estate_periods)));
+                IF r.effective < acct.suspended_from OR NOT periods @> expected
+                   OR cardinality(bad) > 0 THEN
                     code := 'BACKPAY_PERIODS_MISMATCH';
                     detail := format('back pay for periods [%s] resuming from %s, but the account '
                         'of %s is suspended from %s: the suspended periods are [%s]',
@@ -271,19 +347,39 @@ BEGIN
                 backpay_periods, backpay_fen, overpaid_periods, overpaid_fen, instructed_at,
                 consumer, source_topic, source_partition, source_offset)
             VALUES (r.event_id, r.retiree_id, r.kind, r.effective, r.reason,
-                CASE WHEN r.kind = 'RECOVER' THEN '{}' ELSE periods END,
-                CASE WHEN r.kind = 'RECOVER' THEN 0 ELSE amount END,
-                CASE WHEN r.kind = 'RECOVER' THEN periods ELSE '{}' END,
-                CASE WHEN r.kind = 'RECOVER' THEN amount ELSE 0 END,
+                CASE WHEN r.kind IN ('RECOVER', 'CANCEL_RECOVERY') THEN '{}' ELSE periods END,
+                CASE WHEN r.kind IN ('RECOVER', 'CANCEL_RECOVERY') THEN 0 ELSE amount END,
+                CASE WHEN r.kind IN ('RECOVER', 'CANCEL_RECOVERY') THEN periods ELSE '{}' END,
+                CASE WHEN r.kind IN ('RECOVER', 'CANCEL_RECOVERY') THEN amount ELSE 0 END,
                 r.instructed_at, p_consumer, r.topic, r."partition", r."offset");
             CASE r.kind
                 WHEN 'SUSPEND' THEN
                     acct.state := 'SUSPENDED'; acct.suspended_from := r.effective;
                 WHEN 'RESUME' THEN
                     acct.state := 'PAYING'; acct.suspended_from := NULL;
-                    acct.resumed_from := r.effective;
+                    acct.resumed_from := r.effective; acct.owed_from := NULL;
                     acct.backpay_due_fen := acct.backpay_due_fen + amount;
                     acct.backpay_periods := acct.backpay_periods + cardinality(periods);
+                WHEN 'REINSTATE' THEN
+                    acct.owed_from := least(acct.owed_from,
+                                            coalesce(acct.suspended_from, acct.stopped_from));
+                    acct.state := 'PAYING'; acct.suspended_from := NULL;
+                    acct.stopped_from := NULL; acct.resumed_from := r.effective;
+                    acct.reinstated_periods := ARRAY(
+                        SELECT DISTINCT p FROM unnest(acct.reinstated_periods || periods) p
+                        ORDER BY p);
+                    acct.backpay_due_fen := acct.backpay_due_fen + amount;
+                    acct.backpay_periods := acct.backpay_periods + cardinality(periods);
+                WHEN 'CANCEL_RECOVERY' THEN
+                    acct.recovery_due_fen := acct.recovery_due_fen - amount;
+                    acct.recovery_periods := ARRAY(
+                        SELECT p FROM unnest(acct.recovery_periods) p
+                        WHERE NOT p = ANY (periods) ORDER BY p);
+                WHEN 'SETTLE_ESTATE' THEN
+                    acct.estate_due_fen := acct.estate_due_fen + amount;
+                    acct.estate_periods := ARRAY(
+                        SELECT DISTINCT p FROM unnest(acct.estate_periods || periods) p
+                        ORDER BY p);
                 WHEN 'STOP' THEN
                     acct.state := 'STOPPED'; acct.stopped_from := r.effective;
                 WHEN 'RECOVER' THEN
@@ -304,7 +400,9 @@ BEGIN
                 recovery_due_fen = excluded.recovery_due_fen,
                 recovery_periods = excluded.recovery_periods,
                 instructions = excluded.instructions, last_event_id = excluded.last_event_id,
-                updated_at = excluded.updated_at;
+                updated_at = excluded.updated_at, estate_due_fen = excluded.estate_due_fen,
+                estate_periods = excluded.estate_periods, owed_from = excluded.owed_from,
+                reinstated_periods = excluded.reinstated_periods;
             outcome := 'APPLIED';
         END IF;
         RETURN NEXT;
@@ -450,10 +548,11 @@ def summary(conn: psycopg2.extensions.connection) -> dict[str, Any]:
                      "periods": int(p)} for k, n, b, o, p in cur.fetchall()}
         cur.execute("""
             SELECT state, count(*), coalesce(sum(backpay_due_fen), 0),
-                   coalesce(sum(recovery_due_fen), 0)
+                   coalesce(sum(recovery_due_fen), 0), coalesce(sum(estate_due_fen), 0)
               FROM account GROUP BY state""")
-        states = {s: {"accounts": n, "backpay_due_fen": int(b), "recovery_due_fen": int(r)}
-                  for s, n, b, r in cur.fetchall()}
+        states = {s: {"accounts": n, "backpay_due_fen": int(b), "recovery_due_fen": int(r),
+                      "estate_due_fen": int(e)}
+                  for s, n, b, r, e in cur.fetchall()}
         cur.execute("SELECT code, count(*) FROM refusal GROUP BY code ORDER BY code")
         refusals = dict(cur.fetchall())
         cur.execute('SELECT consumer, topic, "partition", next_offset FROM intake_position '
@@ -465,23 +564,24 @@ def summary(conn: psycopg2.extensions.connection) -> dict[str, Any]:
         "instructions": {k: kinds.get(k, {"count": 0, "backpay_fen": 0, "overpaid_fen": 0,
                                            "periods": 0}) for k in KINDS},
         "accounts": {s: states.get(s, {"accounts": 0, "backpay_due_fen": 0,
-                                       "recovery_due_fen": 0}) for s in STATES},
+                                       "recovery_due_fen": 0, "estate_due_fen": 0})
+                     for s in STATES},
         "refusals": refusals,
         "positions": positions,
     }
 
 
 def render_summary(data: dict[str, Any]) -> str:
-    lines = ["instructions applied", f"  {'kind':<8} {'count':>9} {'back pay (yuan)':>18} "
+    lines = ["instructions applied", f"  {'kind':<15} {'count':>9} {'paid (yuan)':>18} "
              f"{'overpaid (yuan)':>18}"]
     for kind, row in data["instructions"].items():
-        lines.append(f"  {kind:<8} {row['count']:>9,} {yuan(row['backpay_fen']):>18} "
+        lines.append(f"  {kind:<15} {row['count']:>9,} {yuan(row['backpay_fen']):>18} "
                      f"{yuan(row['overpaid_fen']):>18}")
     lines += ["accounts", f"  {'state':<10} {'accounts':>9} {'back pay due':>18} "
-              f"{'to recover':>18}"]
+              f"{'to recover':>18} {'estate due':>18}"]
     for state, row in data["accounts"].items():
         lines.append(f"  {state:<10} {row['accounts']:>9,} {yuan(row['backpay_due_fen']):>18} "
-                     f"{yuan(row['recovery_due_fen']):>18}")
+                     f"{yuan(row['recovery_due_fen']):>18} {yuan(row['estate_due_fen']):>18}")
     refused = ", ".join(f"{code} {n:,}" for code, n in data["refusals"].items()) or "none"
     lines.append(f"refusals: {refused}")
     for p in data["positions"]:

@@ -36,8 +36,9 @@ from connectors.sdk.runner import stage_of
 from connectors.testkit.harness import Harness, SinkHarness, SourceHarness
 from connectors.testkit.samples import sample_events
 from lifecert.events import codec
+from lifecert.events.catalogue import personal_field_names
 from lifecert.events.interchange import parse_event
-from lifecert.events.personal import is_sealed, open_raw, personal_fields, reveal
+from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import (
@@ -162,7 +163,7 @@ def _business(event: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 def _opened(event: dict[str, Any], keys: Any) -> dict[str, Any]:
     out = dict(event)
-    for field in personal_fields(event["type"]):
+    for field in personal_field_names(event["type"]):
         if out.get(field) is not None:
             assert is_sealed(out[field]), (
                 f"{event['type']}.{field} went on the topic in the clear: a source must seal "

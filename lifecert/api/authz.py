@@ -31,9 +31,12 @@ FACE_CHALLENGE = "FaceVerification/BeginChallenge"
 CERTIFICATION = "CertificationRecorded"
 DOCUMENTS = "CertificationDocumentsReceived"
 DEATH = "DeathRecorded"
+REVOCATION = "CertificationRevoked"
+RETRACTION = "DeathReportRetracted"
 
 PAYMENT_TYPES = frozenset(
-    {"PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated"}
+    {"PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated", "PaymentReinstated",
+     "OverpaymentCancelled", "PaymentEstateSettled"}
 )
 PARTNER_FEED = PAYMENT_TYPES | {"RetireeStatus"}
 
@@ -103,6 +106,11 @@ class RoleRules:
     channels: frozenset[str] = frozenset()  # channels it may report by SubmitBatch
     documents: bool = False  # may report CertificationDocumentsReceived
     deaths: bool = False  # may report DeathRecorded
+    # Rules 12-13: a role that reports certifications may revoke its own (the
+    # certification's agency is the caller); one with revokes_any may revoke any agency's;
+    # only one with retracts may retract a death report.
+    revokes_any: bool = False
+    retracts: bool = False
     scope: Scope = field(default_factory=Scope)
     feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
     status_query: bool = False
@@ -118,7 +126,12 @@ class RoleRules:
 
     @property
     def submits(self) -> bool:
-        return bool(self.channels) or self.documents or self.deaths
+        return (bool(self.channels) or self.documents or self.deaths or self.revokes_any
+                or self.retracts)
+
+    @property
+    def revokes(self) -> bool:
+        return bool(self.channels) or self.revokes_any
 
 
 _DOMESTIC_ELSEWHERE = frozenset({"GUANGDONG", "OTHER_PROVINCE"})
@@ -188,8 +201,9 @@ MATRIX: dict[str, RoleRules] = {
         status_query=True, rate=2000.0, burst=4000.0, public_front=True,
     ),
     "STAFF": RoleRules(
-        "bureau staff (face enrollment, returned forms, deaths, the whole feed)",
-        documents=True, deaths=True, feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"},
+        "bureau staff (face enrollment, returned forms, deaths, corrections, the whole feed)",
+        documents=True, deaths=True, revokes_any=True, retracts=True,
+        feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"},
         status_query=True, face_enroll=True,
     ),
 }
@@ -240,6 +254,12 @@ def check_kind(role: str, kind: str, channel: str | None) -> None:
     elif kind == DEATH:
         if not r.deaths:
             raise Refusal(f"role {role} may not report deaths")
+    elif kind == REVOCATION:
+        if not r.revokes:
+            raise Refusal(f"role {role} may not revoke certifications")
+    elif kind == RETRACTION:
+        if not r.retracts:
+            raise Refusal(f"role {role} may not retract death reports (bureau staff only)")
     else:
         raise Refusal(f"role {role} may not report {kind} events")
 
@@ -253,3 +273,13 @@ def check_item(
     check_kind(role, kind, channel)
     if retiree is not None:
         rules(role).scope.check(role, agency, retiree)
+
+
+def check_revocation(role: str, agency: str, certification_agency: str) -> None:
+    """May ``agency`` (of ``role``) revoke a certification reported by
+    ``certification_agency``? Its own, or any with ``revokes_any`` (bureau staff)."""
+    if certification_agency != agency and not rules(role).revokes_any:
+        raise Refusal(
+            f"role {role} may revoke only the certifications its own agency ({agency}) "
+            f"reported; this one is another agency's"
+        )

@@ -23,6 +23,7 @@ import grpc
 
 from lifecert.api import authz
 from lifecert.api.db import AuditRow, AuditWriter
+from lifecert.api.escape import escaped
 from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.secondfactor import subject_ref
 from lifecert.pki import DenyList, Identity, PkiError, identity_of
@@ -60,6 +61,14 @@ class Call:
         if self.finished:
             return
         self.finished = True
+        self._write(outcome, detail, **counts)
+
+    def also(self, outcome: str, detail: str | None, **counts: Any) -> None:
+        """An audit row of its own for one item of the call (e.g. a death report
+        retracted), besides the call's row."""
+        self._write(outcome, detail, **counts)
+
+    def _write(self, outcome: str, detail: str | None, **counts: Any) -> None:
         subject = counts.pop("subject", None)
         row = AuditRow(
             at=datetime.now(UTC),
@@ -77,7 +86,7 @@ class Call:
         if log.isEnabledFor(logging.INFO):  # --verbose
             log.info(
                 "%s %s %s: %s%s (%.1f ms)", row.agency or "-", row.role or "-", self.method,
-                outcome, f" [{detail}]" if detail else "", row.duration_ms or 0.0,
+                outcome, f" [{escaped(detail)}]" if detail else "", row.duration_ms or 0.0,
             )
 
     def done(self, outcome: str = "OK", detail: str | None = None, **counts: Any) -> None:

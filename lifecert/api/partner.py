@@ -97,6 +97,20 @@ def _text_field(value: str, name: str) -> str:
     return value
 
 
+# The longest free text an item may carry (a retraction's reason).
+MAX_FREE_TEXT = 1000
+
+
+def _free_text(value: str, name: str) -> str:
+    """A free-text field of an item (any characters the event log takes: the interchange
+    bounds check it; it is escaped wherever it is audited or logged)."""
+    if not value or not value.strip():
+        raise ItemError(f"{name} is missing")
+    if len(value) > MAX_FREE_TEXT:
+        raise ItemError(f"{name} must be at most {MAX_FREE_TEXT} characters")
+    return value
+
+
 def _instant(message: Any, name: str, now: datetime) -> str:
     if not message.HasField(name):
         raise ItemError(f"{name} is missing")
@@ -171,8 +185,34 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
             "source": agency,
         }
         kind, key, channel = authz.DEATH, f"{fields['retiree_id']}|{died.isoformat()}", None
+    elif which == "revocation":
+        v = item.revocation
+        if v.reason == pb.CertificationRevocation.REASON_UNSPECIFIED:
+            raise ItemError("reason is missing")
+        if v.reason not in pb.CertificationRevocation.Reason.values():
+            raise ItemError(f"reason {v.reason} is not a revocation reason (update the "
+                            "client's copy of partner_exchange.proto?)")
+        fields = {
+            "retiree_id": _text_field(v.retiree_id, "retiree_id"),
+            "certification_id": _text_field(v.certification_id, "certification_id"),
+            "agency_id": _text_field(v.agency_id, "agency_id") if v.agency_id else agency,
+            "reason": str(pb.CertificationRevocation.Reason.Name(v.reason)),
+        }
+        kind, channel = authz.REVOCATION, None
+        key = f"{fields['agency_id']}|{fields['certification_id']}"
+    elif which == "retraction":
+        t = item.retraction
+        fields = {
+            "retiree_id": _text_field(t.retiree_id, "retiree_id"),
+            "source": _text_field(t.source, "source"),
+            "reason": _free_text(t.reason, "reason"),
+        }
+        kind, channel = authz.RETRACTION, None
+        reason_digest = hashlib.sha256(fields["reason"].encode("utf-8", "replace")).hexdigest()
+        key = f"{fields['retiree_id']}|{fields['source']}|{reason_digest[:16]}"
     else:
-        raise ItemError("the item is empty (set certification, documents_received or death)")
+        raise ItemError("the item is empty (set certification, documents_received, death, "
+                        "revocation or retraction)")
     digest = _digest({"kind": kind, **fields})
     event = parse_event({
         "type": kind,
@@ -319,6 +359,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             retiree = directory.get(p.retiree_id)
             try:
                 authz.check_kind(call.role, p.kind, p.channel)
+                if p.kind == authz.REVOCATION:
+                    authz.check_revocation(call.role, call.agency, p.event["agency_id"])
             except authz.Refusal as exc:
                 refusals.append(f"item {p.index}: {exc}")
                 continue
@@ -380,6 +422,15 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             p = by_id[row.event_id]
             outcome_code = ItemResult.ACCEPTED if row.event_id in inserted else \
                 ItemResult.DUPLICATE
+            if p.kind == authz.RETRACTION and row.event_id in inserted:
+                # Who and why, for every retraction (rule 13): the reason is the caller's
+                # text (the audit writer escapes it, db.AuditRow); the retiree is kept as
+                # the audit's subject reference.
+                call.also(
+                    "DEATH_REPORT_RETRACTED",
+                    f"source {p.event['source']}; reason: {p.event['reason']}",
+                    subject=p.retiree_id, items=1, accepted=1,
+                )
             results[p.index] = _result(
                 p.index, outcome_code, event_id=p.event_id,
                 recorded_at=timestamp(row.recorded_at),

@@ -14,7 +14,7 @@ from typing import Any
 
 from lifecert.domain.clock import MomentClock
 from lifecert.domain.fold import apply_moment, decide
-from lifecert.domain.policy import Moment, Policy
+from lifecert.domain.policy import DEADLINE, Moment, Policy
 from lifecert.domain.state import RetireeState
 
 Event = dict[str, Any]
@@ -32,6 +32,7 @@ class Campaign:
         # Insertion order is enrollment order: clock moments visit retirees in it.
         self.retirees: dict[str, RetireeState] = {}
         self._clock = MomentClock(policy.moments)
+        self._deadline_passed = False
 
     def decide(self, event: Event) -> Outcome:
         """Decide one input event: ``(outputs, rejection reason or None)``."""
@@ -45,6 +46,7 @@ class Campaign:
         else:
             state, outputs, rejection = decide(known, event, self.policy)
         if known is None and state is not None:
+            state.deadline_passed = self._deadline_passed
             self.retirees[retiree_id] = state
         return outputs, rejection
 
@@ -52,6 +54,8 @@ class Campaign:
         """Decide every pending clock moment at or before ``instant``."""
         outputs: list[Event] = []
         for moment in self._clock.due(instant):
+            if moment.kind == DEADLINE:
+                self._deadline_passed = True
             for state in self.retirees.values():
                 decided = apply_moment(state, moment, self.policy)
                 if decided:
@@ -86,7 +90,11 @@ class Campaign:
         campaign._clock = MomentClock(
             policy.moments, fired=[m.kind for m in policy.moments if m.kind not in pending]
         )
+        campaign._deadline_passed = any(
+            m.kind == DEADLINE for m in policy.moments if m.kind not in pending
+        )
         for data in snapshot["retirees"]:
             state = RetireeState.from_dict(data)
+            state.deadline_passed = campaign._deadline_passed
             campaign.retirees[state.retiree_id] = state
         return campaign

@@ -21,6 +21,7 @@ from lifecert.domain import reasons
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, Policy
 from lifecert.domain.state import Certification, RetireeState
 from lifecert.domain.time import (
+    Month,
     age_on,
     format_month,
     local_date,
@@ -90,19 +91,14 @@ def _seen_before(state: RetireeState, event_id: str | None) -> bool:
 
 def apply_moment(state: RetireeState, moment: Moment, policy: Policy) -> list[Event]:
     """Decide a clock moment for one retiree."""
+    if moment.kind == DEADLINE:
+        state.deadline_passed = True
     if state.date_of_death is not None or not state.in_scope or state.complete:
         return []
     if moment.kind == DEADLINE:
         if state.hold_month is not None:
             return []
-        state.hold_month = policy.hold_effective_month
-        month = format_month(policy.hold_effective_month)
-        return [
-            output_event(
-                policy, "PaymentHoldPlaced", state.retiree_id, moment.at, month,
-                effective_month=month, reason="NOT_CERTIFIED",
-            )
-        ]
+        return [_hold(state, moment.at, policy.hold_effective_month, "NOT_CERTIFIED", policy)]
     if moment.kind == HOME_VISIT_SWEEP:
         if not state.home_visit_candidate:
             return []
@@ -158,31 +154,53 @@ def _amount_changed(state: RetireeState, event: Event, policy: Policy) -> Handle
     return [], None
 
 
+def _key(state: RetireeState, key: str) -> str:
+    """The id key of an output: after the n-th correction it carries n, so that a second
+    hold, release or termination of a retiree gets an id of its own."""
+    return key if not state.corrections else f"{key}|c{state.corrections}"
+
+
 def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled:
     cert_id = event["certification_id"]
+    agency_id = event["agency_id"]
     if state.certifications is None:
         state.certifications = []
-    elif state.certification(cert_id) is not None:
-        return [], reasons.DUPLICATE_CERTIFICATION
+        first_with_id = True
+    else:
+        if state.certification(cert_id, agency_id) is not None:
+            return [], reasons.DUPLICATE_CERTIFICATION
+        first_with_id = state.certification(cert_id) is None
     keep = state.certifications.append
     channel = event["channel"]
     performed_on = local_date(event["performed_at"])
+    counting = state.employer_only == (channel in policy.employer_channels) and (
+        performed_on >= policy.window_opens
+    )
+    early = state.early_documents
+    complete = counting and (
+        channel not in policy.document_channels
+        or (
+            early is not None
+            and ((agency_id, cert_id) in early or (first_with_id and (None, cert_id) in early))
+        )
+    )
     if state.date_of_death is not None:
-        cert = Certification(cert_id, channel, performed_on, False, False)
+        # Kept as rules 2-4 judge it: it counts if the death is retracted (rule 13).
+        cert = Certification(cert_id, channel, performed_on, counting, complete, agency_id)
         keep(cert)
+        state.recount()
         return _fraud_check(state, cert, event["recorded_at"], policy), reasons.RETIREE_DECEASED
     if state.employer_only != (channel in policy.employer_channels):
-        keep(Certification(cert_id, channel, performed_on, False, False))
+        keep(Certification(cert_id, channel, performed_on, False, False, agency_id))
         return [], reasons.CHANNEL_NOT_ALLOWED
     if performed_on < policy.window_opens:
-        keep(Certification(cert_id, channel, performed_on, False, False))
+        keep(Certification(cert_id, channel, performed_on, False, False, agency_id))
         return [], reasons.OUTSIDE_WINDOW
-    early = state.early_documents
-    if channel in policy.document_channels and (early is None or cert_id not in early):
-        keep(Certification(cert_id, channel, performed_on, True, False))
+    if not complete:
+        keep(Certification(cert_id, channel, performed_on, True, False, agency_id))
         state.pending_documents += 1
         return [], None
-    keep(Certification(cert_id, channel, performed_on, True, True))
+    keep(Certification(cert_id, channel, performed_on, True, True, agency_id))
     return _complete(state, channel, event["recorded_at"], policy), None
 
 
@@ -190,14 +208,17 @@ def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
     if state.date_of_death is not None:
         return [], reasons.RETIREE_DECEASED
     cert_id = event["certification_id"]
-    cert = state.certification(cert_id)
+    agency_id = event.get("agency_id")
+    cert = state.certification(cert_id, agency_id)
     if cert is None:
         if state.early_documents is None:
             state.early_documents = {}
-        elif cert_id in state.early_documents:
+        elif (agency_id, cert_id) in state.early_documents:
             return [], reasons.DUPLICATE_DOCUMENTS
-        state.early_documents[cert_id] = event["recorded_at"]
+        state.early_documents[(agency_id, cert_id)] = event["recorded_at"]
         return [], None
+    if cert.revoked:
+        return [], reasons.CERTIFICATION_REVOKED
     if cert.channel not in policy.document_channels:
         return [], reasons.DOCUMENTS_NOT_REQUIRED
     if not cert.counting:
@@ -222,16 +243,26 @@ def _complete(state: RetireeState, channel: str, at: datetime, policy: Policy) -
         return []
     state.hold_month = None
     completed_in = month_of(at)
-    months = range(hold, completed_in + 1)
+    months = [*(state.hold_extra_months or ()), *range(hold, completed_in + 1)]
+    state.hold_extra_months = None
     effective = format_month(max(completed_in + 1, hold))
     return [
         output_event(
-            policy, "PaymentHoldReleased", state.retiree_id, at, effective,
+            policy, "PaymentHoldReleased", state.retiree_id, at, _key(state, effective),
             effective_month=effective,
             backpay_months=[format_month(m) for m in months],
             backpay_amount_fen=sum(state.amount_in_force(m) for m in months),
         )
     ]
+
+
+def _hold(state: RetireeState, at: datetime, month: Month, reason: str, policy: Policy) -> Event:
+    state.hold_month = month
+    text = format_month(month)
+    return output_event(
+        policy, "PaymentHoldPlaced", state.retiree_id, at, _key(state, text),
+        effective_month=text, reason=reason,
+    )
 
 
 def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
@@ -247,28 +278,131 @@ def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
     terminated = format_month(death_month + 1)
     outputs = [
         output_event(
-            policy, "PaymentTerminated", state.retiree_id, at, "",
+            policy, "PaymentTerminated", state.retiree_id, at, _key(state, ""),
             effective_month=terminated, reason="DECEASED",
         )
     ]
-    if policy.overpayment_checks:
-        first = max(death_month + 1, state.pension_start_month)
-        held_from = state.hold_month
-        paid = [
-            m for m in range(first, month_of(at) + 1) if held_from is None or m < held_from
-        ]
-        if paid:
+    held_from = state.hold_month
+    extra = state.hold_extra_months or []
+    first = max(death_month + 1, state.pension_start_month)
+    # Months after the death that were paid (not held): recovered when the switch is on.
+    paid = [
+        m for m in range(first, month_of(at) + 1)
+        if (held_from is None or m < held_from) and m not in extra
+    ]
+    detected = 0  # the amount of the OverpaymentDetected, 0 when none was issued
+    if policy.overpayment_checks and paid:
+        detected = sum(state.amount_in_force(m) for m in paid)
+        outputs.append(
+            output_event(
+                policy, "OverpaymentDetected", state.retiree_id, at, _key(state, ""),
+                months=[format_month(m) for m in paid], amount_fen=detected,
+            )
+        )
+    estate: list[Month] = []
+    if held_from is not None:
+        # Rule 14: what a release would have back-paid, up to the month of death.
+        owed = [*extra, *range(held_from, month_of(at) + 1)]
+        estate = [m for m in owed if state.pension_start_month <= m <= death_month]
+        if estate:
             outputs.append(
                 output_event(
-                    policy, "OverpaymentDetected", state.retiree_id, at, "",
-                    months=[format_month(m) for m in paid],
-                    amount_fen=sum(state.amount_in_force(m) for m in paid),
+                    policy, "PaymentEstateSettled", state.retiree_id, at, _key(state, ""),
+                    months=[format_month(m) for m in estate],
+                    amount_fen=sum(state.amount_in_force(m) for m in estate),
                 )
             )
+        unpaid_from = held_from
+    else:
+        unpaid_from = death_month + 1
+    state.death_memory = (unpaid_from, list(extra), paid, detected, estate)
     state.hold_month = None
+    state.hold_extra_months = None
     for cert in state.certifications or ():
         outputs.extend(_fraud_check(state, cert, at, policy))
     return outputs, None
+
+
+def _revocation(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    """Rule 12."""
+    cert = state.certification(event["certification_id"], event["agency_id"])
+    if cert is None:
+        return [], reasons.UNKNOWN_CERTIFICATION
+    if cert.revoked:
+        return [], reasons.ALREADY_REVOKED
+    was_complete_counting = cert.counts and cert.complete
+    cert.revoked = True
+    state.corrections += 1
+    state.recount()
+    if (
+        was_complete_counting
+        and state.date_of_death is None
+        and state.in_scope
+        and policy.holds
+        and state.deadline_passed
+        and state.hold_month is None
+        and not state.complete
+    ):
+        at = event["recorded_at"]
+        return [_hold(state, at, month_of(at) + 1, "CERTIFICATION_REVOKED", policy)], None
+    return [], None
+
+
+def _retraction(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    """Rule 13."""
+    if state.date_of_death is None or state.death_memory is None:
+        return [], reasons.NO_DEATH_RECORDED
+    unpaid_from, extra, paid, detected, estate = state.death_memory
+    at = event["recorded_at"]
+    retracted_in = month_of(at)
+    state.date_of_death = None
+    state.death_memory = None
+    state.corrections += 1
+    state.retractions += 1
+    outputs: list[Event] = []
+    if detected:
+        # The same months and amount as the OverpaymentDetected: amounts as known then.
+        outputs.append(
+            output_event(
+                policy, "OverpaymentCancelled", state.retiree_id, at, _key(state, ""),
+                months=[format_month(m) for m in paid], amount_fen=detected,
+            )
+        )
+    settled = set(estate) | set(paid)
+    unpaid = [
+        m for m in [*extra, *range(unpaid_from, retracted_in + 1)]
+        if m not in settled and m >= state.pension_start_month
+    ]
+    state.recount()
+    hold = (
+        state.in_scope and policy.holds and state.deadline_passed and not state.complete
+    )
+    backpay = [m for m in unpaid if m < policy.hold_effective_month] if hold else unpaid
+    effective = format_month(retracted_in + 1)
+    outputs.append(
+        output_event(
+            policy, "PaymentReinstated", state.retiree_id, at, _key(state, effective),
+            effective_month=effective,
+            backpay_months=[format_month(m) for m in backpay],
+            backpay_amount_fen=sum(state.amount_in_force(m) for m in backpay),
+        )
+    )
+    if hold:
+        outputs.append(_hold(state, at, retracted_in + 1, "NOT_CERTIFIED", policy))
+        state.hold_extra_months = [m for m in unpaid if m >= policy.hold_effective_month] or None
+    return outputs, None
+
+
+def _contact_details(state: RetireeState, event: Event, policy: Policy) -> Handled:
+    """Changes no status or payment: the read models keep the contact record."""
+    return [], None
+
+
+def _fraud_key(state: RetireeState, cert: Certification) -> str:
+    """The certification id; the pair when an earlier certification has the same id."""
+    if state.certification(cert.certification_id) is cert:
+        return cert.certification_id
+    return f"{cert.agency_id}|{cert.certification_id}"
 
 
 def _fraud_check(
@@ -285,7 +419,7 @@ def _fraud_check(
     cert.fraud_flagged = True
     return [
         output_event(
-            policy, "FraudSuspected", state.retiree_id, at, cert.certification_id,
+            policy, "FraudSuspected", state.retiree_id, at, _fraud_key(state, cert),
             certification_id=cert.certification_id, reason="CERTIFIED_AFTER_DEATH",
         )
     ]
@@ -296,4 +430,7 @@ _HANDLERS = {
     "CertificationRecorded": _certification,
     "CertificationDocumentsReceived": _documents,
     "DeathRecorded": _death,
+    "CertificationRevoked": _revocation,
+    "DeathReportRetracted": _retraction,
+    "ContactDetailsUpdated": _contact_details,
 }

@@ -26,7 +26,8 @@ class Certification:
     """A certification kept for a retiree (counting or not: rule 8 needs them all)."""
 
     __slots__ = (
-        "certification_id", "channel", "complete", "counting", "fraud_flagged", "performed_on"
+        "agency_id", "certification_id", "channel", "complete", "counting", "fraud_flagged",
+        "performed_on", "revoked",
     )
 
     def __init__(
@@ -36,13 +37,22 @@ class Certification:
         performed_on: date,
         counting: bool,
         complete: bool,
+        agency_id: str = "",
     ):
         self.certification_id = certification_id
+        self.agency_id = agency_id
         self.channel = channel
         self.performed_on = performed_on
+        # Whether rules 2-3 let it count (also when recorded while a death stood: rule 13
+        # counts it once that death is retracted); a revoked one counts no more (rule 12).
         self.counting = counting
         self.complete = complete
         self.fraud_flagged = False
+        self.revoked = False
+
+    @property
+    def counts(self) -> bool:
+        return self.counting and not self.revoked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,15 +62,18 @@ class Certification:
             "counting": self.counting,
             "complete": self.complete,
             "fraud_flagged": self.fraud_flagged,
+            "agency_id": self.agency_id,
+            "revoked": self.revoked,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Certification:
         cert = cls(
             data["certification_id"], data["channel"], date.fromisoformat(data["performed_on"]),
-            data["counting"], data["complete"],
+            data["counting"], data["complete"], data.get("agency_id", ""),
         )
         cert.fraud_flagged = data["fraud_flagged"]
+        cert.revoked = data.get("revoked", False)
         return cert
 
 
@@ -72,12 +85,16 @@ class RetireeState:
         "complete",
         "completed_at",
         "completed_by",
+        "corrections",
         "date_of_death",
+        "deadline_passed",
+        "death_memory",
         "district",
         "early_documents",
         "employer_only",
         "enrolled_amount_fen",
         "event_ids",
+        "hold_extra_months",
         "hold_month",
         "home_visit_candidate",
         "in_scope",
@@ -85,6 +102,7 @@ class RetireeState:
         "pension_start_month",
         "residence",
         "retiree_id",
+        "retractions",
     )
 
     def __init__(
@@ -116,8 +134,9 @@ class RetireeState:
         # In the order recorded; a list, not a dict: a retiree has one or two, and a
         # million small dicts cost twice the memory.
         self.certifications: list[Certification] | None = None
-        # Documents received before their certification was recorded: id -> recorded_at.
-        self.early_documents: dict[str, datetime] | None = None
+        # Documents received before their certification was recorded:
+        # (agency_id or None, certification_id) -> recorded_at.
+        self.early_documents: dict[tuple[str | None, str], datetime] | None = None
         self.complete = False
         # Channel and recorded_at of the event that completed the counting certification.
         self.completed_by: str | None = None
@@ -125,7 +144,31 @@ class RetireeState:
         self.pending_documents = 0
         # First held month of the open hold; None when no hold is open.
         self.hold_month: Month | None = None
+        # Months before hold_month that a release of the open hold also back-pays (the
+        # unpaid months of a retracted death, rule 13); None when there are none.
+        self.hold_extra_months: list[Month] | None = None
         self.date_of_death: date | None = None
+        # Whether the policy's deadline moment was decided: a campaign-wide fact the
+        # campaign sets on every state (at the moment, at enrollment, on restore); not
+        # part of the snapshot, so a state written before the moment never goes stale.
+        self.deadline_passed = False
+        # Applied corrections (revocations, retractions): outputs decided after the n-th
+        # carry it in their id key, so a second hold or termination has its own id.
+        self.corrections = 0
+        # How many of them were death retractions (the rest are revocations): the status
+        # reports both, for the read models' corrections view.
+        self.retractions = 0
+        # What the standing death did to payments, for its retraction (rule 13):
+        # (first unpaid month, extra unpaid months before it, months paid after the death,
+        # the amount of its OverpaymentDetected or 0 when none, months settled to the estate).
+        self.death_memory: tuple[Month, list[Month], list[Month], int, list[Month]] | None = (
+            None
+        )
+
+    @property
+    def revocations(self) -> int:
+        """Certifications of this retiree revoked (rule 12)."""
+        return self.corrections - self.retractions
 
     @property
     def deceased(self) -> bool:
@@ -144,11 +187,31 @@ class RetireeState:
             return PENDING_DOCUMENTS
         return NOT_CERTIFIED
 
-    def certification(self, certification_id: str) -> Certification | None:
+    def certification(
+        self, certification_id: str, agency_id: str | None = None
+    ) -> Certification | None:
+        """The certification (agency_id, certification_id) (rule 11); without an agency,
+        the earliest-recorded one with that id."""
         for cert in self.certifications or ():
-            if cert.certification_id == certification_id:
+            if cert.certification_id == certification_id and (
+                agency_id is None or cert.agency_id == agency_id
+            ):
                 return cert
         return None
+
+    def recount(self) -> None:
+        """Recompute ``complete`` and ``pending_documents`` from the certifications."""
+        complete, pending = False, 0
+        for cert in self.certifications or ():
+            if cert.counts:
+                if cert.complete:
+                    complete = True
+                else:
+                    pending += 1
+        self.complete = complete
+        self.pending_documents = pending
+        if not complete:
+            self.completed_by = self.completed_at = None
 
     def amount_in_force(self, month: Month) -> int:
         """The monthly amount in force in ``month`` (see docs/rules.md, Amounts)."""
@@ -173,15 +236,23 @@ class RetireeState:
             "amount_changes": [list(c) for c in self.amount_changes or ()],
             "event_ids": list(self.event_ids or ()),
             "certifications": [cert.to_dict() for cert in self.certifications or ()],
-            "early_documents": {
-                cid: at.isoformat() for cid, at in (self.early_documents or {}).items()
-            },
+            "early_documents": [
+                [cid, at.isoformat()] for cid, at in (self.early_documents or {}).items()
+            ],
             "complete": self.complete,
             "completed_by": self.completed_by,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "pending_documents": self.pending_documents,
             "hold_month": self.hold_month,
             "date_of_death": self.date_of_death.isoformat() if self.date_of_death else None,
+            "hold_extra_months": list(self.hold_extra_months or ()),
+            "corrections": self.corrections,
+            "retractions": self.retractions,
+            "death_memory": (
+                [self.death_memory[0], *(list(x) if isinstance(x, list) else x
+                                          for x in self.death_memory[1:])]
+                if self.death_memory else None
+            ),
         }
 
     @classmethod
@@ -203,8 +274,11 @@ class RetireeState:
         state.certifications = [
             Certification.from_dict(c) for c in data["certifications"]
         ] or None
+        early = data["early_documents"]
+        pairs = early.items() if isinstance(early, dict) else early
         state.early_documents = {
-            cid: datetime.fromisoformat(at) for cid, at in data["early_documents"].items()
+            (tuple(cid) if isinstance(cid, list) else (None, cid)): datetime.fromisoformat(at)
+            for cid, at in pairs
         } or None
         state.complete = data["complete"]
         state.completed_by = data["completed_by"]
@@ -214,4 +288,12 @@ class RetireeState:
         state.hold_month = data["hold_month"]
         death = data["date_of_death"]
         state.date_of_death = date.fromisoformat(death) if death else None
+        state.hold_extra_months = list(data.get("hold_extra_months", ())) or None
+        state.corrections = data.get("corrections", 0)
+        state.retractions = data.get("retractions", 0)
+        memory = data.get("death_memory")
+        state.death_memory = (
+            (memory[0], list(memory[1]), list(memory[2]), memory[3], list(memory[4]))
+            if memory else None
+        )
         return state

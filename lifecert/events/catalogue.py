@@ -37,6 +37,9 @@ INPUT_TYPES: tuple[str, ...] = (
     "CertificationRecorded",
     "CertificationDocumentsReceived",
     "DeathRecorded",
+    "CertificationRevoked",
+    "DeathReportRetracted",
+    "ContactDetailsUpdated",
 )
 OUTPUT_TYPES: tuple[str, ...] = (
     "PaymentHoldPlaced",
@@ -45,6 +48,9 @@ OUTPUT_TYPES: tuple[str, ...] = (
     "OverpaymentDetected",
     "FraudSuspected",
     "HomeVisitDue",
+    "PaymentReinstated",
+    "OverpaymentCancelled",
+    "PaymentEstateSettled",
 )
 EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
 # Records of the live pipeline itself: clock ticks in the input log, the status topic, and
@@ -95,6 +101,23 @@ def _schema_text(name: str) -> str:
 def raw_schema(name: str) -> dict[str, Any]:
     """The schema of ``name`` (``"Envelope"`` or an event type) exactly as shipped."""
     return json.loads(_schema_text(name))
+
+
+# A payload field whose schema says ``"lifecert.personal": true`` holds personal data
+# (ContactDetailsUpdated's phone and address): never on a log line, never in an export
+# other than the contact read model (DESIGN.md, rules 11-14; docs/events.md).
+PERSONAL_PROPERTY = "lifecert.personal"
+
+
+@cache
+def personal_field_names(type_name: str) -> tuple[str, ...]:
+    """The payload fields of ``type_name`` its schema declares personal (none for a name
+    not in the catalogue)."""
+    if type_name not in ALL_TYPES:
+        return ()
+    return tuple(
+        f["name"] for f in raw_schema(type_name)["fields"] if f.get(PERSONAL_PROPERTY) is True
+    )
 
 
 def previous_schemas() -> list[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Personal data on the log: sealed per retiree, so that destroying a key shreds it.
 
 The rules need no name, phone or address. A field declared personal in its schema
-(``"lifecert.personal": true``; today RetireeEnrolled.name) leaves the hub's edge only as a
+(``"lifecert.personal": true``, listed by
+:func:`lifecert.events.catalogue.personal_field_names`, the one declaration: today
+RetireeEnrolled.name and ContactDetailsUpdated.phone and address) leaves the hub's edge only as a
 *sealed value*: AES-256-GCM under the retiree's data key from the key store
 (:mod:`lifecert.keystore`), the associated data binding it to the retiree id, the field
 name and the key id, so a sealed name copied onto another retiree or field does not open.
@@ -28,10 +30,9 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from lifecert.events.catalogue import ALL_TYPES, raw_schema
+from lifecert.events.catalogue import PERSONAL_PROPERTY, personal_field_names
 from lifecert.face.crypto import SealError, seal, unseal
 from lifecert.keystore import DataKey, KeyStore, UnknownKey
 
@@ -43,7 +44,6 @@ __all__ = [
     "dead_letter_subject",
     "is_sealed",
     "open_raw",
-    "personal_fields",
     "reveal",
     "seal_personal",
     "seal_raw",
@@ -51,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger("lifecert.personal")
 
-PERSONAL_PROPERTY = "lifecert.personal"
 PREFIX = "lcp1."
 RAW_PREFIX = b"LCP1."
 ERASED = "[erased]"
@@ -63,15 +62,6 @@ _RAW = re.compile(rb"LCP1\.([^\x00.]{1,200})\.([0-9a-f]{16})\.", re.DOTALL)
 
 class PersonalDataError(ValueError):
     """An event with personal fields cannot be sealed (no usable retiree id)."""
-
-
-@cache
-def personal_fields(type_name: str) -> tuple[str, ...]:
-    """The fields of ``type_name`` its schema declares personal (``lifecert.personal``)."""
-    if type_name not in ALL_TYPES:
-        return ()
-    return tuple(f["name"] for f in raw_schema(type_name)["fields"]
-                 if f.get(PERSONAL_PROPERTY) is True)
 
 
 def is_sealed(value: Any) -> bool:
@@ -93,7 +83,7 @@ def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> dict[str, Any]:
     """``event`` with its personal fields sealed under its retiree's key (made on first
     use): the one function every producer calls before encoding. A value is sealed even
     if it already looks sealed (a partner cannot smuggle text past it that way)."""
-    fields = personal_fields(event.get("type", ""))
+    fields = personal_field_names(event.get("type", ""))
     out = dict(event)
     if not fields or all(out.get(f) is None for f in fields):
         return out

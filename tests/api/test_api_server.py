@@ -427,3 +427,82 @@ def test_audit_rows_and_no_id_numbers_anywhere(box: Sandbox, server: ServerProce
         for text in (dump, log):
             assert id_number not in text and id_number.lower() not in text
             assert id_number[:-4] not in text
+
+
+# --------------------------------------------------------------- corrections (rules 12-13)
+
+
+def revocation(cid: str, rid: str, agency: str = "") -> px.SubmitItem:
+    return px.SubmitItem(revocation=px.CertificationRevocation(
+        certification_id=cid, retiree_id=rid, agency_id=agency,
+        reason=px.CertificationRevocation.MISATTRIBUTED))
+
+
+def test_a_certification_is_revoked_by_its_agency_or_staff_only(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    reply = macau.SubmitBatch(batch(
+        certification("MO-REV-1", "MO-2", common_pb2.MACAU_SSF),
+        certification("MO-REV-2", "MO-2", common_pb2.MACAU_SSF),
+    ), timeout=20)
+    assert [r.outcome for r in reply.results] == [OK.ACCEPTED] * 2
+    before = len(events_on(box))
+    # Another agency of the same role may not revoke MO-SSF's certification.
+    with server.channel("MO-SSF-OTHER", "MACAU_SSF") as channel:
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED,
+                             px_grpc.PartnerExchangeStub(channel).SubmitBatch,
+                             batch(revocation("MO-REV-1", "MO-2", "MO-SSF")))
+    assert "may revoke only the certifications its own agency (MO-SSF-OTHER)" in \
+        error.details()
+    # A role that reports no certifications revokes none, even naming itself.
+    with server.channel("FS-PORTAL", "PORTAL") as channel:
+        expect_error(grpc.StatusCode.PERMISSION_DENIED,
+                     px_grpc.PartnerExchangeStub(channel).SubmitBatch,
+                     batch(revocation("MO-REV-1", "MO-2", "MO-SSF")))
+    assert len(events_on(box)) == before
+    # The agency that reported it may (agency_id empty: its own), and so may staff.
+    reply = macau.SubmitBatch(batch(revocation("MO-REV-1", "MO-2")), timeout=20)
+    assert reply.results[0].outcome == OK.ACCEPTED
+    with server.channel("FS-STAFF", "STAFF") as channel:
+        reply = px_grpc.PartnerExchangeStub(channel).SubmitBatch(
+            batch(revocation("MO-REV-2", "MO-2", "MO-SSF")), timeout=20)
+    assert reply.results[0].outcome == OK.ACCEPTED
+    revoked = [e for e in events_on(box) if e["type"] == "CertificationRevoked"]
+    assert sorted((e["source_agency"], e["agency_id"], e["certification_id"], e["reason"])
+                  for e in revoked) == [
+        ("FS-STAFF", "MO-SSF", "MO-REV-2", "MISATTRIBUTED"),
+        ("MO-SSF", "MO-SSF", "MO-REV-1", "MISATTRIBUTED"),
+    ]
+
+
+def test_a_death_report_is_retracted_by_staff_only_and_audited(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    reason = "家属来电: alive\n\x1b[31mforged line"
+    item = px.SubmitItem(retraction=px.DeathReportRetraction(
+        retiree_id="MO-3", source="MO-SSF", reason=reason))
+    before = len(events_on(box))
+    error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch, batch(item))
+    assert "may not retract death reports (bureau staff only)" in error.details()
+    assert len(events_on(box)) == before
+    with server.channel("FS-STAFF", "STAFF") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        reply = stub.SubmitBatch(batch(item), timeout=20)
+        assert reply.results[0].outcome == OK.ACCEPTED
+        again = stub.SubmitBatch(batch(item), timeout=20)
+        assert again.results[0].outcome == OK.DUPLICATE
+    [event] = [e for e in events_on(box) if e["type"] == "DeathReportRetracted"]
+    assert (event["retiree_id"], event["source"], event["reason"], event["source_agency"]) \
+        == ("MO-3", "MO-SSF", reason, "FS-STAFF")
+    deadline = time.monotonic() + 10
+    while True:  # the audit writer batches its rows
+        rows = box.query("SELECT agency, role, method, outcome, detail, subject FROM api_audit "
+                         "WHERE outcome = 'DEATH_REPORT_RETRACTED'")
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    # One row, for the accepted retraction (not for its duplicate): who, and why escaped.
+    [(agency, role, method, _, detail, subject)] = rows
+    assert (agency, role, method) == ("FS-STAFF", "STAFF", "PartnerExchange/SubmitBatch")
+    assert detail == "source MO-SSF; reason: 家属来电: alive\\n\\x1b[31mforged line"
+    assert subject and subject != "MO-3"

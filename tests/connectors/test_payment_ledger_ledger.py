@@ -30,7 +30,7 @@ from connectors.sdk.errors import ConfigError, PartnerUnavailable
 from lifecert.commands import reconcile as reconcile_command
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
-from lifecert.generate import iter_campaign
+from lifecert.generate import CampaignProfile, iter_campaign
 from lifecert.pipeline.kafka import partition_for_key
 from lifecert.replay import replay_lines
 from lifecert.stack import StackStatus
@@ -111,6 +111,22 @@ def recover(event_id: str, retiree: str, months: list[str], fen: int) -> dict[st
     return instruction("OverpaymentDetected", event_id, retiree, months=months, amount_fen=fen)
 
 
+def reinstate(event_id: str, retiree: str, effective: str, months: list[str],
+              fen: int) -> dict[str, Any]:
+    return instruction("PaymentReinstated", event_id, retiree, effective_month=effective,
+                       backpay_months=months, backpay_amount_fen=fen)
+
+
+def cancel(event_id: str, retiree: str, months: list[str], fen: int) -> dict[str, Any]:
+    return instruction("OverpaymentCancelled", event_id, retiree, months=months,
+                       amount_fen=fen)
+
+
+def estate(event_id: str, retiree: str, months: list[str], fen: int) -> dict[str, Any]:
+    return instruction("PaymentEstateSettled", event_id, retiree, months=months,
+                       amount_fen=fen)
+
+
 def rows(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     conn = simulator.connect(dsn)
     try:
@@ -153,7 +169,7 @@ def test_simulator_command_line(stack: StackStatus, capsys: pytest.CaptureFixtur
         assert data["positions"] == [{"consumer": "cli", "topic": TOPIC, "partition": 0,
                                       "next_offset": 4}]
         assert simulator.main(["summary", "--dsn", dsn]) == 0
-        assert "RESUME           1           4,000.00" in capsys.readouterr().out
+        assert f"{'RESUME':<15} {1:>9} {'4,000.00':>18}" in capsys.readouterr().out
         assert simulator.main(["show", "--retiree", "R1", "--dsn", dsn]) == 0
         shown = capsys.readouterr().out
         assert "account R1: PAYING, suspended from -, resumed from 2017-09" in shown
@@ -202,6 +218,56 @@ def test_every_refusal_of_the_ledger(ledger: PaymentLedgerHarness,
     assert [reason.split(":")[0] for _, reason in rejected] == [
         "the payment system refused it (NOT_OVERPAID)"]
     assert "periods [2017-07] of R2 were not overpaid" in rejected[0][1]
+
+
+# ------------------------------------------------------------- corrections
+
+
+def test_corrections_apply_once_and_their_refusals(ledger: PaymentLedgerHarness,
+                                                  sink: PaymentLedgerSink) -> None:
+    """A death retracted after an overpayment (rule 13): the recovery given back, the pension
+    re-opened with back pay for the months the stop left unpaid, then held again; the later
+    release also pays the months the reinstatement did not. A death while held: the estate
+    is paid the held months up to the death (rule 14). Each applied once."""
+    topic = Topic()
+    good = [
+        # R1: paid through 2017-09, died 2017-06 (stop 2017-07), 07-09 recovered; retracted
+        # in 2017-10 after the deadline, not certified: reinstated from 2017-11 with no
+        # back pay before the hold month, held from 2017-11, released in 2017-12 with
+        # back pay for 2017-10 (the month the stop left unpaid) and 11-12.
+        stop("s1", "R1", "2017-07"), recover("o1", "R1", ["2017-07", "2017-08", "2017-09"], 30),
+        cancel("c1", "R1", ["2017-07", "2017-08", "2017-09"], 30),
+        reinstate("r1", "R1", "2017-11", [], 0), hold("h1", "R1", "2017-11"),
+        release("l1", "R1", "2018-01", ["2017-10", "2017-11", "2017-12"], 30),
+        # R2: held from 2017-07, died 2017-08 reported in 2017-09: estate for 07-08.
+        hold("h2", "R2"), stop("s2", "R2", "2017-09"),
+        estate("e2", "R2", ["2017-07", "2017-08"], 20),
+    ]
+    assert sink._apply(topic.records(good)) == []
+    assert ledger.applied() == [e["event_id"] for e in good]
+    accounts = {r[0]: r[1:] for r in rows(
+        ledger.dsn, "SELECT retiree_id, state, recovery_due_fen, backpay_due_fen, "
+        "estate_due_fen FROM account")}
+    assert accounts == {"R1": ("PAYING", 0, 30, 0), "R2": ("STOPPED", 0, 0, 20)}
+    # Again, at later offsets: duplicates by event id, nothing changes.
+    assert sink._apply(topic.records(good)) == []
+    assert sink.counts["DUPLICATE"] == len(good)
+
+    bad = {
+        "NOT_STOPPED": reinstate("x1", "R1", "2018-02", [], 0),
+        "NOT_OWED_TO_ESTATE": estate("x2", "R2", ["2017-06"], 10),
+        "NOT_RECOVERING": cancel("x3", "R2", ["2017-09"], 10),
+        "BACKPAY_PERIODS_MISMATCH": reinstate("x4", "R2", "2017-10", ["2017-07"], 10),
+    }
+    rejected = sink._apply(topic.records(list(bad.values())))
+    assert [reason.split(")")[0] for _, reason in rejected] == [
+        f"the payment system refused it ({code}" for code in bad]
+    conn = simulator.connect(ledger.dsn)
+    try:
+        state = read_ledger(conn)
+    finally:
+        conn.close()
+    assert recompute_accounts(state.instructions[e][0] for e in state.order) == state.accounts
 
 
 # -------------------------------------------------------- duplicates and positions
@@ -305,7 +371,8 @@ def test_a_replayed_campaign_is_applied_without_a_refusal(
     the payment system: applied in full, accounts as recomputed from the instructions,
     totals as replay's, `lifecert reconcile --replay-instructions` equal; all of it re-sent
     changes nothing."""
-    result = replay_lines(iter_campaign(3000, seed=41))
+    profile = CampaignProfile(revocation_rate=0.05, clash_rate=0.03, wrong_death_rate=0.03)
+    result = replay_lines(iter_campaign(3000, seed=41, profile=profile))
     events = [parse_event(dict(i), allowed=tuple(KIND_OF)) for i in result.instructions
               if i["type"] in KIND_OF]
     kinds = {e["type"] for e in events}
@@ -323,11 +390,23 @@ def test_a_replayed_campaign_is_applied_without_a_refusal(
     finally:
         conn.close()
     assert recompute_accounts(state.instructions[e][0] for e in state.order) == state.accounts
-    backpay = sum(e["backpay_amount_fen"] for e in events if e["type"] == "PaymentHoldReleased")
-    overpaid = sum(e["amount_fen"] for e in events if e["type"] == "OverpaymentDetected")
+    def total(kind: str, name: str) -> int:
+        return sum(e[name] for e in events if e["type"] == kind)
+
+    backpay = total("PaymentHoldReleased", "backpay_amount_fen")
+    reinstated = total("PaymentReinstated", "backpay_amount_fen")
+    overpaid = total("OverpaymentDetected", "amount_fen")
+    cancelled = total("OverpaymentCancelled", "amount_fen")
+    settled = total("PaymentEstateSettled", "amount_fen")
     assert figures["instructions"]["RESUME"]["backpay_fen"] == backpay > 0
     assert figures["instructions"]["RECOVER"]["overpaid_fen"] == overpaid > 0
-    assert sum(a["backpay_due_fen"] for a in figures["accounts"].values()) == backpay
+    assert figures["instructions"]["REINSTATE"]["backpay_fen"] == reinstated > 0
+    assert figures["instructions"]["CANCEL_RECOVERY"]["overpaid_fen"] == cancelled > 0
+    assert figures["instructions"]["SETTLE_ESTATE"]["backpay_fen"] == settled > 0
+    accounts = figures["accounts"].values()
+    assert sum(a["backpay_due_fen"] for a in accounts) == backpay + reinstated
+    assert sum(a["recovery_due_fen"] for a in accounts) == overpaid - cancelled
+    assert sum(a["estate_due_fen"] for a in accounts) == settled
 
     assert sink._apply(topic.records(events)) == []
     assert sink.counts == {"APPLIED": len(events), "DUPLICATE": len(events)}

@@ -36,6 +36,10 @@ def event(type_name: str, **fields: Any) -> dict[str, Any]:
         "PaymentTerminated": {"effective_month": "2017-05", "reason": "DECEASED"},
         "OverpaymentDetected": {"months": ["2017-05", "2017-06"], "amount_fen": 600_000},
         "FraudSuspected": {"certification_id": "C1", "reason": "CERTIFIED_AFTER_DEATH"},
+        "PaymentReinstated": {"effective_month": "2017-11", "backpay_months": ["2017-09"],
+                              "backpay_amount_fen": 306_000},
+        "OverpaymentCancelled": {"months": ["2017-05", "2017-06"], "amount_fen": 600_000},
+        "PaymentEstateSettled": {"months": ["2017-07"], "amount_fen": 306_000},
     }
     return {**base, **defaults[type_name], **fields}
 
@@ -67,6 +71,22 @@ def test_overpayment_is_recovered_for_its_months() -> None:
     assert to_instruction(event("OverpaymentDetected")) == Instruction(
         "ev-1", "FS000001", "RECOVER", None, None, (date(2017, 5, 1), date(2017, 6, 1)),
         600_000, AT)
+
+
+def test_the_corrections_map_to_reinstate_cancel_recovery_and_settle_estate() -> None:
+    assert to_instruction(event("PaymentReinstated")) == Instruction(
+        "ev-1", "FS000001", "REINSTATE", date(2017, 11, 1), None, (date(2017, 9, 1),),
+        306_000, AT)
+    none = to_instruction(event("PaymentReinstated", backpay_months=[], backpay_amount_fen=0))
+    assert (none.kind, none.periods, none.amount_fen) == ("REINSTATE", (), 0)
+    assert to_instruction(event("OverpaymentCancelled")) == Instruction(
+        "ev-1", "FS000001", "CANCEL_RECOVERY", None, None,
+        (date(2017, 5, 1), date(2017, 6, 1)), 600_000, AT)
+    assert to_instruction(event("PaymentEstateSettled")) == Instruction(
+        "ev-1", "FS000001", "SETTLE_ESTATE", None, None, (date(2017, 7, 1),), 306_000, AT)
+    with pytest.raises(RecordRejected) as caught:
+        to_instruction(event("PaymentEstateSettled", months=[], amount_fen=0))
+    assert "field months is empty" in caught.value.reason
 
 
 def test_mapping_after_the_codec_round_trip() -> None:

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from lifecert.domain.policy import load_policy
-from lifecert.generate import write_campaign_file
+from lifecert.generate import CampaignProfile, write_campaign_file
 from lifecert.pipeline import live
 from lifecert.replay import replay_file
 from projections.config import connect
@@ -17,9 +17,15 @@ POLICY = load_policy("foshan-2017")
 UNTIL = date(2017, 12, 31)
 
 
-def campaign(tmp_path: Path, retirees: int, seed: int) -> Path:
+# Rules 11-14 made common (revocations, clashing certification ids, retracted deaths).
+WITH_CORRECTIONS = CampaignProfile(revocation_rate=0.06, clash_rate=0.04,
+                                   wrong_death_rate=0.05)
+
+
+def campaign(tmp_path: Path, retirees: int, seed: int,
+             profile: CampaignProfile | None = None) -> Path:
     events = tmp_path / "events.jsonl"
-    write_campaign_file(events, retirees, seed)
+    write_campaign_file(events, retirees, seed, profile)
     return events
 
 

@@ -43,7 +43,9 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
 from lifecert.events.interchange import parse_line
-from lifecert.generate import write_campaign_file
+from lifecert.events.personal import ERASED, reveal, seal_personal
+from lifecert.generate import CampaignProfile, write_campaign_file
+from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline import acls
 from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
@@ -52,12 +54,15 @@ from lifecert.stack import StackStatus
 from lifecert.summary import CampaignCounters, InstructionTotals
 from projections.lag import LagProbe, wait_idle
 from projections.migrate import applied_versions, migrate
-from projections.queries import campaign_counters, export, retiree
+from projections.queries import campaign_counters, contact, corrections, export, retiree
 from projections.writer import ProjectionWriter, WriterOptions, WriterStats, run_until_idle
+from tests.helpers import enroll
 
 POLICY = "foshan-2017"
 RETIREES = 400
 SEED = 7
+# Rules 11-14 made common, so that the read models see every correction.
+CORRECTIONS = CampaignProfile(revocation_rate=0.08, clash_rate=0.05, wrong_death_rate=0.06)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -70,9 +75,16 @@ class Published:
     topics: TopicLayout
     # (topic, partition, offset) -> event, for the topics the projections read
     positions: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict)
+    # and the ends of the input log's partitions (read for the contact read model)
+    input_ends: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """How many records the projections read: outputs, statuses and inputs."""
+        return len(self.positions) + sum(self.input_ends.values())
 
     def ends(self) -> dict[tuple[str, int], int]:
-        ends: dict[tuple[str, int], int] = {}
+        ends: dict[tuple[str, int], int] = dict(self.input_ends)
         for topic, partition, offset in self.positions:
             ends[(topic, partition)] = max(ends.get((topic, partition), 0), offset + 1)
         return ends
@@ -118,6 +130,8 @@ def simulate_worker(lines: list[str]) -> tuple[list[dict[str, Any]], list[tuple[
                 "residence": state.residence,
                 "completed_by": state.completed_by,
                 "completed_at": state.completed_at,
+                "revocations": state.revocations,
+                "retractions": state.retractions,
             }))
     return inputs, records
 
@@ -155,6 +169,10 @@ def publish(
             meta = future.get(timeout=30)
             if role != EVENTS:
                 published.positions[(meta.topic, meta.partition, meta.offset)] = event
+            else:
+                where = (meta.topic, meta.partition)
+                published.input_ends[where] = max(published.input_ends.get(where, 0),
+                                                  meta.offset + 1)
     finally:
         producer.close()
     return published
@@ -345,7 +363,7 @@ def new_database(stack: StackStatus) -> Iterator[Callable[[], str]]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     folder = tmp_path_factory.mktemp("campaign")
     events_file = folder / "events.jsonl"
-    write_campaign_file(events_file, RETIREES, seed=SEED)
+    write_campaign_file(events_file, RETIREES, seed=SEED, profile=CORRECTIONS)
     replay_dir = folder / "replay"
     totals = InstructionTotals()
     campaign, _ = replay_file(events_file, load_policy(POLICY), replay_dir,
@@ -362,8 +380,8 @@ def published(world: World, bootstrap: str, new_topics: Callable[[], TopicLayout
     """The module's read-only topics: the inputs on the events topic, and every output and
     status record once."""
     topics = new_topics()
-    publish(bootstrap, topics, [(EVENTS, e) for e in world.inputs])
-    return publish(bootstrap, topics, world.records)
+    inputs = publish(bootstrap, topics, [(EVENTS, e) for e in world.inputs])
+    return publish(bootstrap, topics, world.records, inputs)
 
 
 @dataclass
@@ -397,6 +415,7 @@ def test_the_campaign_has_every_kind_of_record(world: World) -> None:
     assert kinds >= {
         "PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated",
         "OverpaymentDetected", "FraudSuspected", "HomeVisitDue", "RetireeStatus",
+        "PaymentReinstated",
     }
 
 
@@ -407,10 +426,10 @@ def test_migrate_is_idempotent(new_database: Callable[[], str]) -> None:
     conn = psycopg2.connect(dsn)
     try:
         assert migrate(conn) == []
-        assert applied_versions(conn) == ["0001"]
+        assert applied_versions(conn) == ["0001", "0002", "0003"]
     finally:
         conn.close()
-    assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 1
+    assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 3
 
 
 def test_export_equals_replay(projected: Projected, published: Published, world: World) -> None:
@@ -456,6 +475,22 @@ def test_read_models_agree_with_replay(projected: Projected, world: World) -> No
     }
     # The summary's figures, from PostgreSQL and from replay's states.
     assert counters == world.counters
+    # The corrections view: per retiree, what the ledger and the statuses say.
+    conn = psycopg2.connect(projected.dsn)
+    try:
+        rows = corrections(conn)
+    finally:
+        conn.close()
+    states = world_states(world)
+    for row in rows:
+        assert row.revocations == (states[row.retiree_id].revocations if row.policy else 0)
+    assert sum(r.revocations for r in rows) == counters.revocations
+    assert sum(r.retractions for r in rows) == counters.retractions
+    assert sum(r.reinstated_fen for r in rows) == counters.instructions.reinstated_fen
+    assert sum(r.estate_fen for r in rows) == counters.instructions.estate_fen
+    assert sum(r.cancelled_fen for r in rows) == counters.instructions.cancelled_fen
+    assert sum(r.reinstatements for r in rows) == \
+        counters.instructions.counts["PaymentReinstated"]
     assert view is not None
     assert [c.status for c in view.cycles] == ["SUSPENDED"]
     assert len(view.open_holds) == 1
@@ -504,7 +539,7 @@ def test_killed_then_restarted_loses_and_doubles_nothing(
 ) -> None:
     dsn = new_database()
     prefix = published.topics[STATUS].name.split("lifecert.")[0]
-    total = len(published.positions)
+    total = published.records
     argv = ["projections", "run", "--dsn", dsn, "--bootstrap", bootstrap,
             "--topic-prefix", prefix, "--batch-records", "7", "--batch-seconds", "0.01"]
 
@@ -708,10 +743,83 @@ def test_wait_idle(
     finally:
         conn.close()
         probe.close()
-    assert {lag.topic for lag in behind} == {t for t, _, _ in published.positions}
+    assert {lag.topic for lag in behind} == {t for t, _ in published.ends()}
     process = cli_process("wait-idle", "--timeout", "1", "--interval", "0.2",
                           "--dsn", empty, *common)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "not idle" in err
     assert f"projections  {topics[STATUS].name}[" in err
+
+
+def world_states(world: World) -> dict[str, Any]:
+    """Replay's final states of the campaign's retirees."""
+    campaign = Campaign(load_policy(POLICY))
+    for line in world.events_file.read_text(encoding="utf-8").splitlines():
+        campaign.decide(parse_line(line))
+    return dict(campaign.retirees)
+
+
+# ------------------------------------------------------------------ the contact read model
+
+
+def test_contact_read_model_keeps_phone_and_address_sealed(
+    bootstrap: str, new_topics: Callable[[], TopicLayout], new_database: Callable[[], str],
+) -> None:
+    """ContactDetailsUpdated from the input log: the latest per retiree, phone and address
+    as sealed (they open with the retiree's key, and read as erased once it is destroyed);
+    an update whose personal fields are not sealed is dead-lettered without its value; the
+    other inputs are read past."""
+    keys = MemoryKeyStore()
+    at = dt.datetime(2017, 7, 3, 2, tzinfo=dt.UTC)
+
+    def update(n: int, rid: str, phone: str | None, address: str | None) -> dict[str, Any]:
+        return {"type": "ContactDetailsUpdated", "event_id": f"contact-{n}",
+                "recorded_at": at + dt.timedelta(minutes=n), "source_agency": "FS-W01",
+                "retiree_id": rid, "phone": phone, "address": address,
+                "channel": "COUNTER", "agency_id": "FS-W01"}
+
+    phone, address = "13800138000", "佛山市禅城区岭南大道1号"
+    topics = new_topics()
+    enrolled = parse_line(enroll("R1"))
+    records = [
+        (EVENTS, enrolled),
+        (EVENTS, seal_personal(update(1, "R1", "13900000000", None), keys)),
+        (EVENTS, seal_personal(update(2, "R1", phone, address), keys)),
+        (EVENTS, update(3, "R2", "13700000000", None)),  # not sealed: refused
+    ]
+    publish(bootstrap, topics, records)
+    dsn = new_database()
+    stats = run_until_idle(dsn, bootstrap, topics, **FAST)
+    assert stats.dead_letters == 1
+    conn = psycopg2.connect(dsn)
+    try:
+        got = contact(conn, "R1")
+        assert contact(conn, "R2") is None
+    finally:
+        conn.close()
+    assert got is not None and got.channel == "COUNTER" and got.agency_id == "FS-W01"
+    sealed = {"retiree_id": "R1", "phone": got.phone_sealed, "address": got.address_sealed}
+    assert reveal(sealed, "phone", keys) == phone
+    assert reveal(sealed, "address", keys) == address
+    dump = json.dumps(
+        [scalar(dsn, f"SELECT json_agg(t)::text FROM {t} t")
+         for t in ("retiree_contacts", "retiree_status", "instruction_ledger")])
+    for clear in (phone, address, "13900000000", "13700000000"):
+        assert clear not in dump
+    consumer = KafkaConsumer(
+        topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap, group_id=None,
+        **client_security().kafka_python(), auto_offset_reset="earliest",
+    )
+    letters: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 20
+        while not letters and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                letters.extend(decode(record.value) for record in batch)
+    finally:
+        consumer.close()
+    [letter] = letters
+    assert letter["value"] is None and "is not sealed" in letter["reason"]
+    keys.destroy("R1")
+    assert reveal(sealed, "phone", keys) == ERASED

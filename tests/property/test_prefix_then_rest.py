@@ -17,6 +17,7 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.domain.time import end_of_day
 from lifecert.events.interchange import dumps, parse_line
+from tests.property.test_properties import event_logs
 
 POLICY = load_policy("foshan-2017")
 UNTIL = end_of_day(date(2017, 12, 31))
@@ -73,5 +74,33 @@ def test_prefix_snapshot_rest_equals_whole(seed: int, cut: float) -> None:
     second = Campaign.restore(POLICY, snapshot)
     decided += decide_all(second, lines[split:]) + finish(second)
 
+    assert decided == expected
+    assert dict(second.statuses()) == dict(whole.statuses())
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_prefix_snapshot_rest_equals_whole_with_corrections(data: st.DataObject) -> None:
+    """The same on small logs with rules 11-14's corrections: revoked certifications, the
+    death memory and the holds that carry months survive a snapshot."""
+    lines = tuple(data.draw(event_logs(corrections=True)))
+    split = data.draw(st.integers(0, len(lines)))
+
+    def decide_lines(campaign: Campaign, part: tuple[str, ...]) -> list[tuple[str, str | None]]:
+        decided: list[tuple[str, str | None]] = []
+        for line in part:
+            event = parse_line(line)
+            outputs, rejection = campaign.decide(event)
+            decided.extend((dumps(o), None) for o in outputs)
+            decided.append(("", rejection))
+        return decided
+
+    whole = Campaign(POLICY)
+    expected = decide_lines(whole, lines) + finish(whole)
+    first = Campaign(POLICY)
+    decided = decide_lines(first, lines[:split])
+    snapshot = json.loads(json.dumps(first.snapshot()))
+    second = Campaign.restore(POLICY, snapshot)
+    decided += decide_lines(second, lines[split:]) + finish(second)
     assert decided == expected
     assert dict(second.statuses()) == dict(whole.statuses())

@@ -128,8 +128,16 @@ class _Ids:
 
 
 @st.composite
-def retiree_events(draw: st.DrawFn, rid: str, index: int, ids: _Ids) -> list[dict[str, Any]]:
-    """The events of one retiree (structured: times are datetimes)."""
+def retiree_events(
+    draw: st.DrawFn,
+    rid: str,
+    index: int,
+    ids: _Ids,
+    corrections: bool = False,
+) -> list[dict[str, Any]]:
+    """The events of one retiree (structured: times are datetimes). With ``corrections``,
+    also rules 11-14's: certification ids clashing between agencies, forms naming their
+    agency (or another), revocations, death retractions, contact updates."""
 
     def event_id() -> str | None:
         return ids.next() if draw(st.integers(0, 9)) else None
@@ -198,6 +206,9 @@ def retiree_events(draw: st.DrawFn, rid: str, index: int, ids: _Ids) -> list[dic
         performed = draw(instants(EARLY_INSTANTS))
         recorded = performed + draw(st.sampled_from(DELAYS))
         cid = f"C-{rid}-{k}"
+        agency = "AG-1"
+        if corrections and k and draw(st.integers(0, 2)) == 0:
+            cid, agency = f"C-{rid}-0", "AG-2"  # another agency's certification, same id
         cert = {
             "type": "CertificationRecorded",
             "event_id": event_id(),
@@ -205,13 +216,30 @@ def retiree_events(draw: st.DrawFn, rid: str, index: int, ids: _Ids) -> list[dic
             "certification_id": cid,
             "retiree_id": rid,
             "channel": channel,
-            "agency_id": "AG-1",
+            "agency_id": agency,
             "performed_at": performed,
         }
         events.append(cert)
         if draw(st.integers(0, 9)) == 0:  # redelivered by the partner with a new event id
             events.append(
                 dict(cert, event_id=ids.next(), recorded_at=recorded + dt.timedelta(days=3))
+            )
+        for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2])) if corrections else 0):
+            events.append(
+                {
+                    "type": "CertificationRevoked",
+                    "event_id": event_id(),
+                    "recorded_at": draw(
+                        st.one_of(
+                            instants(),
+                            st.sampled_from(DELAYS[1:]).map(lambda d, at=recorded: at + d),
+                        )
+                    ),
+                    "retiree_id": rid,
+                    "certification_id": cid,
+                    "agency_id": draw(st.sampled_from([agency] * 4 + ["AG-9"])),
+                    "reason": draw(st.sampled_from(["FRAUD", "MISATTRIBUTED", "ENTERED_IN_ERROR"])),
+                }
             )
         wants_docs = draw(st.integers(0, 9)) < (8 if channel in FORM_CHANNELS else 1)
         if wants_docs:
@@ -224,12 +252,14 @@ def retiree_events(draw: st.DrawFn, rid: str, index: int, ids: _Ids) -> list[dic
                 "retiree_id": rid,
                 "received_at": docs_at - dt.timedelta(hours=2),
             }
+            if corrections and draw(st.booleans()):
+                form["agency_id"] = draw(st.sampled_from([agency, agency, "AG-2", "AG-1"]))
             events.append(form)
             if draw(st.integers(0, 9)) == 0:  # the form reported twice
                 events.append(
                     dict(form, event_id=ids.next(), recorded_at=docs_at + dt.timedelta(days=1))
                 )
-    deaths = draw(st.sampled_from([0] * 17 + [1] * 4 + [2]))
+    deaths = draw(st.sampled_from([0] * 17 + [1] * 4 + [2] + ([1] * 8 if corrections else [])))
     for _ in range(deaths):
         died = dt.date.fromisoformat(draw(st.sampled_from(DEATH_DATES)))
         if draw(st.booleans()):
@@ -247,6 +277,35 @@ def retiree_events(draw: st.DrawFn, rid: str, index: int, ids: _Ids) -> list[dic
                 "source": "CIVIL_AFFAIRS",
             }
         )
+    if corrections:
+        deaths_at = [e["recorded_at"] for e in events if e["type"] == "DeathRecorded"]
+        for _ in range(draw(st.sampled_from([0, 1, 1, 2]))):
+            at = draw(instants())
+            if deaths_at and draw(st.booleans()):
+                at = draw(st.sampled_from(deaths_at)) + draw(st.sampled_from(DELAYS[1:]))
+            events.append(
+                {
+                    "type": "DeathReportRetracted",
+                    "event_id": event_id(),
+                    "recorded_at": at,
+                    "retiree_id": rid,
+                    "source": "FS-SIB-STAFF",
+                    "reason": "reported in error",
+                }
+            )
+        if draw(st.integers(0, 3)) == 0:
+            events.append(
+                {
+                    "type": "ContactDetailsUpdated",
+                    "event_id": event_id(),
+                    "recorded_at": draw(instants()),
+                    "retiree_id": rid,
+                    "phone": draw(st.sampled_from([None, "+86 757 0000 0001"])),
+                    "address": None,
+                    "channel": "COUNTER",
+                    "agency_id": "AG-1",
+                }
+            )
     for _ in range(draw(st.integers(0, 2))):
         events.append(
             {
@@ -278,12 +337,18 @@ def _render(rnd: random.Random, event: dict[str, Any]) -> str:
 
 
 @st.composite
-def event_logs(draw: st.DrawFn, max_retirees: int = 4) -> list[str]:
-    """A small event log as JSON lines, in log order."""
+def event_logs(
+    draw: st.DrawFn, max_retirees: int = 4, corrections: bool = False, in_order: bool = False
+) -> list[str]:
+    """A small event log as JSON lines, in log order (with rules 11-14's corrections when
+    ``corrections``). ``in_order``: every event in recorded_at order, no redelivered line,
+    no death reported before it happened (what a payment system sees in real time)."""
     ids = _Ids()
     events: list[dict[str, Any]] = []
     for index in range(draw(st.integers(1, max_retirees))):
-        events.extend(draw(retiree_events(f"R{index + 1}", index, ids)))
+        events.extend(
+            draw(retiree_events(f"R{index + 1}", index, ids, corrections))
+        )
     # Distinct recorded_at instants (so that an instruction's recorded_at names the event
     # that caused it); the first of equal instants keeps its value.
     events.sort(key=lambda e: e["recorded_at"])
@@ -293,14 +358,14 @@ def event_logs(draw: st.DrawFn, max_retirees: int = 4) -> list[str]:
     if not events:
         return []
     # Mostly in recorded_at order, with a few events moved.
-    for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):
+    for _ in range(0 if in_order else draw(st.sampled_from([0, 0, 1, 2, 3]))):
         i = draw(st.integers(0, len(events) - 1))
         j = draw(st.integers(0, len(events) - 1))
         events.insert(j, events.pop(i))
     rnd = draw(st.randoms(use_true_random=False))
     lines = [_render(rnd, e) for e in events]
     # Exact redeliveries, later in the log.
-    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+    for _ in range(0 if in_order else draw(st.sampled_from([0, 0, 1, 2]))):
         i = draw(st.integers(0, len(lines) - 1))
         j = draw(st.integers(i + 1, len(lines)))
         lines.insert(j, lines[i])

@@ -104,6 +104,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "certification_id": "CERT-2017-0009001",
             "retiree_id": "R-440605-004242",
             "received_at": at(2017, 6, 12, 10, 30, 0, tz=UTC),
+            "agency_id": "FS-COMMUNITY-12",
         },
         {
             "type": "DeathRecorded",
@@ -167,6 +168,64 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "source_agency": None,
             "retiree_id": "R-440604-000999",
             "due_date": dt.date(2017, 6, 20),
+        },
+        {
+            "type": "CertificationRevoked",
+            "event_id": "revoke:CERT-2017-0009001",
+            "recorded_at": at(2017, 8, 2, 9, 0, 0),
+            "source_agency": "FS-SIB-STAFF",
+            "retiree_id": "R-440605-004242",
+            "certification_id": "CERT-2017-0009001",
+            "agency_id": "FS-COMMUNITY-12",
+            "reason": "MISATTRIBUTED",
+        },
+        {
+            "type": "DeathReportRetracted",
+            "event_id": "retract:R-440606-000777",
+            "recorded_at": at(2017, 9, 1, 10, 0, 0),
+            "source_agency": "FS-SIB-STAFF",
+            "retiree_id": "R-440606-000777",
+            "source": "FS-SIB-STAFF",
+            "reason": "wrong person: namesake in Nanhai",
+        },
+        {
+            "type": "ContactDetailsUpdated",
+            "event_id": "contact:R-440605-004242:1",
+            "recorded_at": at(2017, 5, 3, 9, 0, 0),
+            "source_agency": "FS-COMMUNITY-12",
+            "retiree_id": "R-440605-004242",
+            "phone": "+86 757 0000 0000",
+            "address": None,
+            "channel": "COUNTER",
+            "agency_id": "FS-COMMUNITY-12",
+        },
+        {
+            "type": "PaymentReinstated",
+            "event_id": "reinstate:R-440606-000777",
+            "recorded_at": at(2017, 9, 1, 10, 0, 0),
+            "source_agency": None,
+            "retiree_id": "R-440606-000777",
+            "effective_month": "2017-10",
+            "backpay_months": ["2017-06", "2017-07", "2017-08", "2017-09"],
+            "backpay_amount_fen": 1_140_000,
+        },
+        {
+            "type": "OverpaymentCancelled",
+            "event_id": "cancel:R-440606-000777",
+            "recorded_at": at(2017, 9, 1, 10, 0, 0),
+            "source_agency": None,
+            "retiree_id": "R-440606-000777",
+            "months": ["2017-04", "2017-05"],
+            "amount_fen": 570_000,
+        },
+        {
+            "type": "PaymentEstateSettled",
+            "event_id": "estate:R-440605-004242",
+            "recorded_at": at(2017, 9, 3, 8, 0, 0),
+            "source_agency": None,
+            "retiree_id": "R-440605-004242",
+            "months": ["2017-07", "2017-08"],
+            "amount_fen": 642_900,
         },
     ]
     return {e["type"]: e for e in events}
@@ -233,7 +292,7 @@ def raw_record(type_name: str, schema: dict[str, Any], datum: dict[str, Any]) ->
 
 def test_samples_cover_the_catalogue() -> None:
     assert set(SAMPLES) == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 11
+    assert len(EVENT_TYPES) == 17
 
 
 def test_default_store_holds_every_catalogue_schema_once() -> None:
@@ -731,7 +790,7 @@ def test_pipeline_records_round_trip() -> None:
         {"type": "RetireeStatus", "event_id": "s1", "recorded_at": at, "source_agency": None,
          "retiree_id": "R1", "policy": "foshan-2017", "status": "CERTIFIED",
          "district": "NANHAI", "residence": "FOSHAN", "completed_by": "FACE_APP",
-         "completed_at": at},
+         "completed_at": at, "revocations": 1, "retractions": 0},
         {"type": "DeadLetter", "event_id": "d1", "recorded_at": at, "source_agency": None,
          "stage": "worker", "source_topic": "lifecert.events", "source_partition": 3,
          "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "source_position": None,
@@ -758,3 +817,54 @@ def test_fraud_suspected_written_before_the_face_reason_still_decodes() -> None:
     assert decode(data) == event
     new = {**event, "event_id": "fraud-new", "reason": "FACE_MATCH_AFTER_NOT_LIVE"}
     assert decode(encode(new)) == new
+
+
+def _old(name: str) -> dict[str, Any]:
+    [old] = [s for s in previous_schemas() if s["name"] == name]
+    return old
+
+
+def test_records_written_before_rules_11_to_14_still_decode() -> None:
+    """CertificationDocumentsReceived gained an optional agency_id and HoldReason gained
+    CERTIFICATION_REVOKED (issue 16): records written with the earlier schemas decode, the
+    missing agency_id as null (docs/events.md, Evolution)."""
+    writer = SchemaStore(catalogue=False)
+    writer.register(_old("CertificationDocumentsReceived"), current=True)
+    writer.register(_old("PaymentHoldPlaced"), current=True)
+    docs = dict(SAMPLES["CertificationDocumentsReceived"])
+    del docs["agency_id"]
+    data = encode(docs, store=writer)
+    assert decode(data) == docs  # as written; the fold reads a missing agency_id as null
+    current = raw_schema("CertificationDocumentsReceived")
+    assert decode(data, reader_schema=current) == {**docs, "agency_id": None}
+    hold = SAMPLES["PaymentHoldPlaced"]
+    assert decode(encode(hold, store=writer)) == hold
+
+
+def test_a_reader_with_the_old_hold_schema_reads_old_symbols_and_names_a_new_one() -> None:
+    """A consumer still on the earlier HoldReason reads NOT_CERTIFIED holds written with the
+    new schema, and fails with a SchemaMismatch naming the symbol for CERTIFICATION_REVOKED
+    (no default symbol: a payment instruction is never silently read as another)."""
+    old = _old("PaymentHoldPlaced")
+    hold = SAMPLES["PaymentHoldPlaced"]
+    assert decode(encode(hold), reader_schema=old) == hold
+    revoked = {**hold, "reason": "CERTIFICATION_REVOKED"}
+    with pytest.raises(SchemaMismatch, match="CERTIFICATION_REVOKED"):
+        decode(encode(revoked), reader_schema=old)
+
+
+def test_personal_fields_of_contact_details_are_declared_in_the_schema() -> None:
+    fields = {f["name"]: f for f in raw_schema("ContactDetailsUpdated")["fields"]}
+    assert fields["phone"].get("lifecert.personal") is True
+    assert fields["address"].get("lifecert.personal") is True
+    assert not any(
+        f.get("lifecert.personal") for f in raw_schema("CertificationRevoked")["fields"]
+    )
+
+
+def test_docs_events_md_names_every_event_type() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
+    missing = [name for name in ALL_TYPES if f"#### {name}\n" not in text]
+    assert not missing, f"docs/events.md lacks {missing}"

@@ -30,7 +30,7 @@ from lifecert.pipeline.publish import prepare_line
 from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS, layout
 from projections.records import BatchBuilder
 from streams.records import Input, Unusable, classify
-from tests.helpers import cert, death, docs, enroll
+from tests.helpers import cert, contact, death, docs, enroll, retract, revoke
 
 FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -48,6 +48,13 @@ GOOD: dict[str, dict[str, Any]] = {
             "recorded_at": "2017-05-03T10:00:00+08:00", "source_agency": "FS-SIB",
             "retiree_id": "FS000000001", "monthly_amount_fen": 1, "effective_month": "2017-06",
         })),
+        ("CertificationRevoked", revoke("C-1", "FS000000001",
+                                        recorded_at="2017-05-04T10:00:00+08:00")),
+        ("DeathReportRetracted", retract("FS000000001",
+                                         recorded_at="2017-05-05T10:00:00+08:00")),
+        ("ContactDetailsUpdated", contact("FS000000001",
+                                          recorded_at="2017-05-06T10:00:00+08:00",
+                                          address="Lane 9, Nanhai")),
     )
 }
 assert set(GOOD) == set(INPUT_TYPES)

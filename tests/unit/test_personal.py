@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lifecert.events import codec, personal
-from lifecert.events.catalogue import ALL_TYPES, raw_schema
+from lifecert.events.catalogue import ALL_TYPES, personal_field_names, raw_schema
 from lifecert.events.interchange import dumps, parse_line
 from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.memory import MemoryKeyStore
@@ -23,9 +23,10 @@ def _enrolled(rid: str = "R1", name: str = NAME) -> dict:
 
 
 def test_name_is_the_declared_personal_field_and_the_fingerprint_did_not_move() -> None:
-    assert personal.personal_fields("RetireeEnrolled") == ("name",)
-    declared = {t: personal.personal_fields(t) for t in ALL_TYPES if personal.personal_fields(t)}
-    assert declared == {"RetireeEnrolled": ("name",)}
+    assert personal_field_names("RetireeEnrolled") == ("name",)
+    declared = {t: personal_field_names(t) for t in ALL_TYPES if personal_field_names(t)}
+    assert declared == {"RetireeEnrolled": ("name",),
+                        "ContactDetailsUpdated": ("phone", "address")}
     # The annotation is not part of the Parsing Canonical Form: records written before it
     # decode as they did, and older readers see a string.
     schema = raw_schema("RetireeEnrolled")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lifecert.cli import main
-from tests.helpers import cert, death, docs, enroll
+from tests.helpers import cert, contact, death, docs, enroll, retract, revoke
 
 LOG = [
     enroll("R1", birth_date="1937-06-20"),
@@ -101,6 +101,41 @@ def test_dead_letters_file_takes_malformed_lines_and_the_run_goes_on(tmp_path: P
           "--out", str(clean), "--quiet"])
     assert (out / "instructions.jsonl").read_text() == (clean / "instructions.jsonl").read_text()
     assert (out / "status.csv").read_text() == (clean / "status.csv").read_text()
+
+
+def test_replay_decides_corrections_into_the_three_files(tmp_path: Path) -> None:
+    lines = [
+        *LOG,
+        revoke("C3", "R3", recorded_at="2017-08-01T10:00:00+08:00"),  # not complete: applied
+        revoke("C9", "R3", recorded_at="2017-08-02T10:00:00+08:00"),
+        contact("R2", recorded_at="2017-08-03T10:00:00+08:00", phone="+86 757 1234 5678"),
+        retract("R1", recorded_at="2017-10-20T10:00:00+08:00"),
+    ]
+    out = tmp_path / "out"
+    assert main(["replay", str(write_log(tmp_path / "e.jsonl", lines)), "--out", str(out),
+                 "--quiet"]) == 0
+    kinds = [i["type"] for i in read_jsonl(out / "instructions.jsonl")]
+    assert kinds[-3:] == ["OverpaymentCancelled", "PaymentReinstated", "PaymentHoldPlaced"]
+    assert [(r["line"], r["reason"]) for r in read_jsonl(out / "rejections.jsonl")] == [
+        (5, "CHANNEL_NOT_ALLOWED"), (9, "UNKNOWN_CERTIFICATION")]
+    statuses = dict(csv.reader((out / "status.csv").open()))
+    assert statuses["R1"] == "SUSPENDED"
+    for name in ("instructions.jsonl", "rejections.jsonl", "status.csv"):
+        assert "1234" not in (out / name).read_text()
+
+
+def test_dead_letters_never_hold_a_phone_or_an_address(tmp_path: Path) -> None:
+    good = json.loads(contact("R2", recorded_at="2017-08-03T10:00:00+08:00",
+                              phone="+86 757 1234 5678", address="Lane 9, Nanhai"))
+    bad_field = dict(good, channel="PIGEON")
+    lines = [*LOG, json.dumps(bad_field), json.dumps(good)[:-20]]
+    dead = tmp_path / "dead.jsonl"
+    assert main(["replay", str(write_log(tmp_path / "e.jsonl", lines)), "--out",
+                 str(tmp_path / "out"), "--dead-letters", str(dead), "--quiet"]) == 0
+    text = dead.read_text()
+    assert [d["line"] for d in read_jsonl(dead)] == [8, 9]
+    assert "1234" not in text and "Lane 9" not in text
+    assert json.loads(read_jsonl(dead)[0]["raw"])["channel"] == "PIGEON"
 
 
 def test_unknown_policy_and_missing_file(

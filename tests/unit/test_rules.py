@@ -27,6 +27,7 @@ from tests.helpers import (
     death,
     docs,
     enroll,
+    estate_settled,
     first_differences,
     fraud,
     gov_enroll,
@@ -889,7 +890,12 @@ def test_death_after_its_own_report_is_impossible_and_terminates_nothing(
     ]
     check(
         replay_impl(lines, until=END),
-        instructions=[hold_placed("R1"), terminated("R1", "2017-08", recorded_at=later)],
+        instructions=[
+            hold_placed("R1"),
+            terminated("R1", "2017-08", recorded_at=later),
+            # Rule 14: July was held and the retiree was alive on its first day.
+            estate_settled("R1", ["2017-07"], 300_000, recorded_at=later),
+        ],
         statuses={"R1": "DECEASED"},
         rejections=[(2, "IMPOSSIBLE_DEATH_DATE")],
     )

@@ -269,3 +269,39 @@ def test_a_storage_formatted_without_users_is_named_with_what_to_do(tmp_path: Pa
     (cfg.kafka_dir / "kraft-data" / "meta.properties").write_text("cluster.id=x\n")
     with pytest.raises(StackError, match=r"holds no users.*delete .*kafka"):
         stack_kafka.write_config(cfg)
+
+
+def test_the_format_command_line_holds_no_password(tmp_path: Path) -> None:
+    """Every local user can read a process's command line (`ps`): the SCRAM users and
+    their passwords go to the storage tool in a private @file, deleted after the format."""
+    from lifecert.stack import StackConfig
+    from lifecert.stack import kafka as stack_kafka
+
+    cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "new")})
+    passwords = stack_kafka.write_config(cfg)
+    argfile = tmp_path / "format.args"
+    stack_kafka.write_format_argfile(argfile, "cid", tmp_path / "server.properties", passwords)
+    argv = " ".join(stack_kafka.format_command(cfg, "java", tmp_path / "libs", argfile))
+    assert not [user for user, password in passwords.items() if password in argv]
+    assert "--add-scram" not in argv and f"@{argfile}" in argv
+    assert argfile.stat().st_mode & 0o777 == 0o600
+    text = argfile.read_text()
+    assert all(f"name={user},password={passwords[user]}]" in text
+               for user in ("broker", *COMPONENTS))
+    assert text.startswith(f'"{stack_kafka.STORAGE_TOOL}"\n"format"\n')
+
+
+def test_every_component_logs_in_after_stack_up(stack: StackStatus, topics: TopicLayout) -> None:
+    """The users made at format (from the @file) exist: each component's own credentials
+    get a metadata answer; the @file with their passwords is gone."""
+    from lifecert.stack import StackConfig
+
+    for component in COMPONENTS:
+        consumer = lk.consumer(stack.kafka_bootstrap, component=component,
+                               connect_timeout=BOUND_S)
+        try:
+            assert topics[EVENTS].name in consumer.topics(), component
+        finally:
+            consumer.close()
+    credentials_dir = StackConfig.from_env().kafka_dir / "credentials"
+    assert not (credentials_dir / "format.args").exists()

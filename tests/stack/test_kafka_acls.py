@@ -52,14 +52,14 @@ def refused(outcome: object) -> bool:
 @pytest.fixture(scope="module")
 def topics(stack: StackStatus) -> Iterator[TopicLayout]:
     lay = layout(f"acl{uuid.uuid4().hex[:10]}.")
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
+    with lk.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
         lk.ensure_topics(admin, lay)
     # one payment instruction for the readers to find
     producer = lk.producer(stack.kafka_bootstrap, component="worker")
     producer.send(lay[PAYMENT_INSTRUCTIONS].name, key=b"FS1", value=b"instruction").get(30)
     producer.close()
     yield lay
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
+    with lk.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
         admin.delete_topics([s.name for s in lay.topics.values()])
 
 
@@ -246,7 +246,7 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
         stray = ACL("User:payment-system", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
                     ResourcePattern(ResourceType.TOPIC, instructions,
                                     ACLResourcePatternType.LITERAL))
-        with lk.admin_client(bootstrap) as admin:
+        with lk.admin_client(bootstrap, component=ADMIN) as admin:
             assert not admin.create_acls([stray])["failed"]
         deadline = time.monotonic() + BOUND_S
         while _write(bootstrap, "payment-system", instructions) is not None:
@@ -258,7 +258,7 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
         assert "User:payment-system WRITE TOPIC " + instructions in capsys.readouterr().err
         assert refused(_write(bootstrap, "payment-system", instructions))
     finally:
-        with lk.admin_client(bootstrap) as admin:
+        with lk.admin_client(bootstrap, component=ADMIN) as admin:
             admin.delete_topics([s.name for s in lay.topics.values()])
 
 

@@ -87,8 +87,6 @@ ADMIN_BY_DEFAULT = frozenset({
     "tests/pipeline/test_keystore.py",
     "tests/pipeline/test_partners_end_to_end.py",
     "tests/pipeline/test_personal_data.py",
-    "tests/pipeline/test_projections.py",
-    "tests/pipeline/test_publish.py",
     "tests/pipeline/test_worker.py",
     "tests/unit/test_connector_sdk.py",
 })

@@ -13,7 +13,8 @@ that hypothesis tests may use them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,13 +66,55 @@ def replay_impl(request: pytest.FixtureRequest) -> Impl:
     return _production()
 
 
+# Test modules whose own set-up and in-process components do not yet say which Kafka
+# principal they are: they still run with the admin as the default identity of every
+# client they make (so an ACL gap of an in-process component cannot fail them). Remove a
+# module from here once its set-up runs in `acting_as(ADMIN)` and its components as
+# themselves.
+ADMIN_BY_DEFAULT = frozenset({
+    "tests/api/test_api_face.py",
+    "tests/api/test_api_hostile_text.py",
+    "tests/api/test_api_lockout.py",
+    "tests/connectors/test_connectors_cli.py",
+    "tests/connectors/test_payment_ledger_ledger.py",
+    "tests/connectors/test_payment_ledger_reconcile.py",
+    "tests/connectors/test_pension_master_crash.py",
+    "tests/connectors/test_pension_master_outbox.py",
+    "tests/face/test_liveness.py",
+    "tests/face/test_screenlight.py",
+    "tests/pipeline/test_clock.py",
+    "tests/pipeline/test_end_to_end.py",
+    "tests/pipeline/test_keystore.py",
+    "tests/pipeline/test_partners_end_to_end.py",
+    "tests/pipeline/test_personal_data.py",
+    "tests/pipeline/test_worker.py",
+    "tests/unit/test_connector_sdk.py",
+})
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kafka_identity_of_unconverted_modules(request: pytest.FixtureRequest) -> Iterator[None]:
+    path = Path(str(request.node.path)).resolve().relative_to(_ROOT).as_posix()
+    if path not in ADMIN_BY_DEFAULT:
+        yield
+        return
+    set_process_component(ADMIN)
+    try:
+        yield
+    finally:
+        set_process_component(None)
+
+
 # The session-scoped `stack` fixture (the real Kafka broker + PostgreSQL), for any test.
 pytest_plugins = ["fixtures_stack"]
 
-# The tests' own set-up and checks (making topics, publishing a campaign, reading the
-# outputs) log in to Kafka as the admin; the processes they start (worker, projections,
-# API server, connectors) log in as themselves (lifecert/pipeline/acls.toml).
-set_process_component(ADMIN)
+# No process-wide Kafka identity: a client made outside an acting_as block fails with
+# CredentialsMissing. The tests' own set-up and checks (making topics, publishing a
+# campaign, reading the outputs) run inside `acting_as(ADMIN)`; in-process components
+# (the API's feeds, the connector kit's runner, live.publish) inside their own component's
+# block, and the processes the tests start log in as themselves, so a missing grant in
+# lifecert/pipeline/acls.toml fails the test that needs it.
 
 
 @pytest.fixture

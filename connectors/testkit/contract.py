@@ -41,6 +41,7 @@ from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
     DEAD_LETTERS,
@@ -78,7 +79,7 @@ class Kit:
 
     def read(self, role: str) -> list[dict[str, Any]]:
         """Every record of a topic, decoded, in offset order per partition."""
-        consumer = lk.consumer(self.bootstrap)
+        consumer = lk.consumer(self.bootstrap, component=ADMIN)
         try:
             return [codec.decode(r.value)
                     for r in lk.read_to_end(consumer, self.topics[role].name)]
@@ -86,7 +87,7 @@ class Kit:
             consumer.close()
 
     def checkpoints(self) -> list[Any]:
-        consumer = lk.consumer(self.bootstrap)
+        consumer = lk.consumer(self.bootstrap, component=ADMIN)
         try:
             return [r.value for r in lk.read_to_end(consumer,
                                                     self.topics[CONNECTOR_CHECKPOINTS].name)
@@ -98,7 +99,7 @@ class Kit:
                 raw: dict[int, bytes] | None = None) -> None:
         """Publish ``events`` to a topic keyed by retiree id; ``raw`` puts undecodable
         values at the given positions."""
-        producer = lk.producer(self.bootstrap)
+        producer = lk.producer(self.bootstrap, component=ADMIN)
         try:
             topic = self.topics[role].name
             for n, event in enumerate(events):
@@ -139,7 +140,7 @@ class _Contract:
             tmp_path: Path) -> Iterator[Kit]:
         prefix = f"kit-{uuid.uuid4().hex[:10]}."
         topics = layout(prefix)
-        with lk.admin_client(connector_kit_bootstrap) as admin:
+        with lk.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
             lk.ensure_topics(admin, topics)
         settings = harness.start(tmp_path / "partner")
         config = write_config(

@@ -538,7 +538,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     ) -> AsyncIterator[pb.SubscribeResponse]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, client_id="lifecert-api-subscribe",
-            **client_security().aiokafka(),
+            **client_security(bootstrap=self.bootstrap).aiokafka(),
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
         )

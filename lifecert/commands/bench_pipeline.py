@@ -109,7 +109,7 @@ async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        **lk.client_security().aiokafka(),
+        **lk.client_security(bootstrap=bootstrap).aiokafka(),
         auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=64 << 20,
     )

@@ -20,7 +20,7 @@ message that says what to do; kafka-python's own exceptions are chained, never s
 
 from __future__ import annotations
 
-import logging
+import ipaddress
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -82,16 +82,6 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 }
 
 
-class _ScramNeedsNoTls(logging.Filter):
-    """kafka-python warns on every SCRAM login over SASL_PLAINTEXT that credentials go in
-    the clear; with SCRAM they do not (a salted challenge-response: the password never
-    travels), and SASL_PLAINTEXT is used on loopback only (docs/kafka-security.md)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "credentials in the clear" not in record.getMessage()
-
-
-logging.getLogger("kafka.net.sasl.scram").addFilter(_ScramNeedsNoTls())
 
 
 class KafkaUnavailable(RuntimeError):
@@ -181,13 +171,14 @@ class ClientSecurity:
         )
 
 
-def client_security(component: str | None = None) -> ClientSecurity:
+def client_security(component: str | None = None, bootstrap: str | None = None) -> ClientSecurity:
     """How a client of ``component`` (default: the component this process acts as, see
     :mod:`lifecert.pipeline.credentials`) logs in. Protocol: ``SASL_SSL`` when
     ``LIFECERT_KAFKA_CA_FILE`` names the CA that signed the brokers' certificates (docker/),
     else ``LIFECERT_KAFKA_SECURITY_PROTOCOL`` (default ``SASL_PLAINTEXT``, the local
-    stack's loopback listener). Raises :class:`KafkaUnavailable` when there are no
-    credentials."""
+    stack's loopback listener). SASL_PLAINTEXT is refused to a ``bootstrap`` host that is
+    not loopback: usernames, topics and records would cross the network in the clear.
+    Raises :class:`KafkaUnavailable` when there are no credentials or no TLS off loopback."""
     try:
         found = creds.credentials_for(component)
     except creds.CredentialsMissing as exc:
@@ -200,7 +191,37 @@ def client_security(component: str | None = None) -> ClientSecurity:
             f"{creds.PROTOCOL_ENV}={protocol}: the broker takes SASL_PLAINTEXT (loopback) or "
             "SASL_SSL only"
         )
+    if protocol == "SASL_PLAINTEXT" and bootstrap:
+        remote = [host for host in _hosts(bootstrap) if not _is_loopback(host)]
+        if remote:
+            raise KafkaUnavailable(
+                f"refusing SASL_PLAINTEXT (no TLS) to {', '.join(remote)}, which is not "
+                f"loopback: set {creds.CA_ENV} to the CA file that signed the brokers' "
+                f"certificates (or {creds.PROTOCOL_ENV}=SASL_SSL)"
+            )
     return ClientSecurity(found.component, found.username, found.password, protocol, ca_file)
+
+
+def _hosts(bootstrap: str) -> list[str]:
+    """The host of each ``host:port`` of a bootstrap list (``[v6]:port`` too)."""
+    out = []
+    for entry in (e.strip() for e in bootstrap.split(",")):
+        if not entry:
+            continue
+        if entry.startswith("["):
+            out.append(entry[1:].split("]", 1)[0])
+        else:
+            out.append(entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry)
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _client_settings(
@@ -210,7 +231,7 @@ def _client_settings(
         "bootstrap_servers": bootstrap,
         "client_id": CLIENT_ID,
         "bootstrap_timeout_ms": int(connect_timeout * 1000),
-        **client_security(component).kafka_python(),
+        **client_security(component, bootstrap).kafka_python(),
     }
 
 

@@ -344,11 +344,34 @@ def write_config(cfg: StackConfig) -> dict[str, str]:
     return passwords
 
 
+def format_command(cfg: StackConfig, java: str, libs: Path, argfile: Path) -> list[str]:
+    """The command line that formats the storage. The SCRAM users and their passwords are
+    not on it (a command line is readable by every local user, `ps`): they are in
+    ``argfile``, which the java launcher expands (see :func:`write_format_argfile`)."""
+    # The launcher expands an @file only before the main class: the file holds the class.
+    return [java, *_jvm_logging(cfg), "-cp", _classpath(libs), f"@{argfile}"]
+
+
+def write_format_argfile(
+    argfile: Path, cluster_id: str, props: Path, passwords: dict[str, str]
+) -> None:
+    """The storage tool's main class and arguments, with a SCRAM user for the broker and
+    each component, in a 0600 file (deleted once the format has run)."""
+    lines = [STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props), "--ignore-formatted"]
+    for user in ("broker", *COMPONENTS):
+        lines += ["--add-scram", f"{MECHANISM}=[name={user},password={passwords[user]}]"]
+    argfile.unlink(missing_ok=True)
+    fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(f'"{line}"\n' for line in lines))
+
+
 def format_storage(
     cfg: StackConfig, java: str, libs: Path, passwords: dict[str, str], progress: Progress
 ) -> None:
     """`kafka-storage.sh format` on the first start (when log.dirs has no meta.properties),
-    with a SCRAM user for the broker and each component (``passwords``)."""
+    with a SCRAM user for the broker and each component (``passwords``), passed in a
+    private argument file, never on the command line."""
     f = _files(cfg)
     if (f["data"] / "meta.properties").is_file():
         return
@@ -358,16 +381,16 @@ def format_storage(
         cluster_id = new_cluster_id()
         f["cluster_id"].write_text(cluster_id + "\n")
     progress(f"formatting Kafka storage {f['data']} (cluster id {cluster_id})")
-    cmd = [
-        java, *_jvm_logging(cfg), "-cp", _classpath(libs), STORAGE_TOOL,
-        "format", "-t", cluster_id, "-c", str(f["props"]), "--ignore-formatted",
-    ]
-    for user in ("broker", *COMPONENTS):
-        cmd += ["--add-scram", f"{MECHANISM}=[name={user},password={passwords[user]}]"]
-    with f["format_log"].open("w") as out:
-        result = subprocess.run(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
-        )
+    argfile = f["credentials"] / "format.args"
+    write_format_argfile(argfile, cluster_id, f["props"], passwords)
+    try:
+        with f["format_log"].open("w") as out:
+            result = subprocess.run(
+                format_command(cfg, java, libs, argfile), stdout=out,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False,
+            )
+    finally:
+        argfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise StackError(
             f"formatting the Kafka storage failed (exit {result.returncode}); "
@@ -563,11 +586,15 @@ def spawn_detached(cmd: list[str], log: Path, cwd: Path) -> int:
 def _admin_settings(cfg: StackConfig, timeout: float) -> dict[str, object]:
     """kafka-python settings of an admin client of this stack's broker, logged in with
     the admin's credentials of this stack (whatever the environment says)."""
+    from lifecert.pipeline.kafka import ClientSecurity
+
     admin = read_file(_files(cfg)["credentials"] / f"{ADMIN}.json", ADMIN)
+    # The stack's own listener (SASL_PLAINTEXT on its loopback host), not the environment's
+    # protocol or CA, which are those of the broker the environment names.
+    security = ClientSecurity(ADMIN, admin.username, admin.password, "SASL_PLAINTEXT")
     return {
         "bootstrap_servers": cfg.kafka_bootstrap, "client_id": "lifecert-stack",
-        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": MECHANISM,
-        "sasl_plain_username": admin.username, "sasl_plain_password": admin.password,
+        **security.kafka_python(),
         "request_timeout_ms": int(timeout * 1000), "bootstrap_timeout_ms": int(timeout * 1000),
     }
 

@@ -35,6 +35,7 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.pipeline import kafka
+from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
 from projections.writer import run_until_idle
@@ -56,7 +57,7 @@ def batch(*items: px.SubmitItem) -> px.SubmitBatchRequest:
 
 
 def events_on(box: Sandbox, role: str = EVENTS) -> list[dict[str, Any]]:
-    client = kafka.consumer(box.bootstrap)
+    client = kafka.consumer(box.bootstrap, component=ADMIN)
     try:
         return [codec.decode(r.value) for r in kafka.read_to_end(client, box.topics[role].name)]
     finally:
@@ -89,7 +90,8 @@ def decide_and_project(box: Sandbox) -> None:
                     "completed_by": state.completed_by, "completed_at": state.completed_at,
                 }))
     box.publish(records)
-    run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+    with acting_as("projections"):
+        run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
 
 
 def expect_error(code: grpc.StatusCode, fn: Any, *args: Any) -> grpc.RpcError:

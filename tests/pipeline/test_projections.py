@@ -36,6 +36,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
+from lifecert.cli import COMMAND_COMPONENTS
 from lifecert.commands import projections as projections_command
 from lifecert.commands import wait_idle as wait_idle_command
 from lifecert.databases import create_database, drop_database
@@ -47,6 +48,7 @@ from lifecert.events.personal import ERASED, reveal, seal_personal
 from lifecert.generate import CampaignProfile, write_campaign_file
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline import acls
+from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.kafka import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
@@ -157,7 +159,7 @@ def publish(
 ) -> Published:
     published = published or Published(topics)
     producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                             **client_security().kafka_python())
+                             **client_security(ADMIN).kafka_python())
     try:
         futures = []
         for role, event in records:
@@ -271,7 +273,8 @@ def cli_parser() -> argparse.ArgumentParser:
 
 def cli(*argv: str) -> int:
     args = cli_parser().parse_args(list(argv))
-    return int(args.func(args))
+    with acting_as(COMMAND_COMPONENTS[args.command]):  # as `lifecert <command>` runs it
+        return int(args.func(args))
 
 
 # `lifecert` itself once the commands are registered in lifecert/cli.py; until then a
@@ -324,7 +327,7 @@ def bootstrap(stack: StackStatus) -> str:
 @pytest.fixture(scope="module")
 def kafka_admin(bootstrap: str) -> Iterator[KafkaAdminClient]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-projections",
-                             **client_security().kafka_python())
+                             **client_security(ADMIN).kafka_python())
     yield admin
     admin.close()
 
@@ -397,7 +400,8 @@ def projected(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Projected:
     dsn = new_database()
-    stats = run_until_idle(dsn, bootstrap, published.topics, batch_records=500, **FAST)
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, published.topics, batch_records=500, **FAST)
     export_dir = tmp_path_factory.mktemp("export")
     conn = psycopg2.connect(dsn)
     try:
@@ -515,12 +519,14 @@ def test_duplicate_deliveries_change_nothing(
     topics = new_topics()
     dsn = new_database()
     twice = publish(bootstrap, topics, world.records)
-    stats = run_until_idle(dsn, bootstrap, topics, batch_records=5000, **FAST)
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, topics, batch_records=5000, **FAST)
     assert stats.new_instructions == len(world.output_ids)
     # Every record again, in the same order (a producer that re-sent everything), then
     # the projection once more: the duplicates must add nothing.
     publish(bootstrap, topics, world.records, twice)
-    stats = run_until_idle(dsn, bootstrap, topics, batch_records=5000, **FAST)
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, topics, batch_records=5000, **FAST)
     assert stats.records == len(world.records)
     assert stats.new_instructions == 0
     export_dir = tmp_path / "export"
@@ -617,7 +623,8 @@ def test_database_outage_is_survived(
     thread = threading.Thread(target=killer)
     thread.start()
     try:
-        stats = writer.run()
+        with acting_as("projections"):
+            stats = writer.run()
     finally:
         done.set()
         thread.join()
@@ -654,7 +661,7 @@ def test_garbage_goes_to_dead_letters(
         (payments, b"R5", bad_month_hold()),
     ]
     producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
-                             **client_security().kafka_python())
+                             **client_security(ADMIN).kafka_python())
     try:
         positions = {}
         for topic, key, value in bad:
@@ -664,7 +671,8 @@ def test_garbage_goes_to_dead_letters(
         producer.close()
     published = publish(bootstrap, topics, good)
 
-    stats = run_until_idle(dsn, bootstrap, topics, **FAST)
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, topics, **FAST)
     assert stats.dead_letters == len(bad)
     assert_rows_match_offsets(dsn, published)
     ends = published.ends()
@@ -675,7 +683,7 @@ def test_garbage_goes_to_dead_letters(
 
     consumer = KafkaConsumer(
         topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap, group_id=None,
-        **client_security().kafka_python(),
+        **client_security(ADMIN).kafka_python(),
         auto_offset_reset="earliest",
     )
     letters: list[dict[str, Any]] = []
@@ -712,14 +720,15 @@ def test_wait_idle(
     # a group the projections may describe: "<prefix>lifecert-worker..." (acls.toml)
     group = f"{topics.prefix}lifecert-worker-{uuid.uuid4().hex[:8]}"
     # No worker has read the events: not idle, and the lag names the events partitions.
-    result = wait_idle(bootstrap, projected.dsn, topics, group, timeout=0.5, interval=0.2)
+    with acting_as("projections"):
+        result = wait_idle(bootstrap, projected.dsn, topics, group, timeout=0.5, interval=0.2)
     assert not result.idle
     assert {lag.reader for lag in result.lags} == {"worker"}
     assert {lag.topic for lag in result.lags} == {topics[EVENTS].name}
 
     # The "worker" commits the end of every events partition.
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             **client_security().kafka_python(),
+                             **client_security("worker").kafka_python(),
                              enable_auto_commit=False)
     try:
         tps = [TopicPartition(topics[EVENTS].name, p)
@@ -728,7 +737,8 @@ def test_wait_idle(
         consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
     finally:
         consumer.close(autocommit=False)
-    result = wait_idle(bootstrap, projected.dsn, topics, group, timeout=10, interval=0.2)
+    with acting_as("projections"):
+        result = wait_idle(bootstrap, projected.dsn, topics, group, timeout=10, interval=0.2)
     assert result.idle, result
     prefix = topics[STATUS].name.split("lifecert.")[0]
     common = ["--bootstrap", bootstrap, "--topic-prefix", prefix, "--worker-group", group]
@@ -736,7 +746,8 @@ def test_wait_idle(
 
     # A database no projection has written to: the projections are behind.
     empty = new_database()
-    probe = LagProbe(bootstrap, topics, group)
+    with acting_as("projections"):
+        probe = LagProbe(bootstrap, topics, group)
     conn = psycopg2.connect(empty)
     try:
         behind = [lag for lag in probe.projections(conn) if lag.behind]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from lifecert.cli import COMMAND_COMPONENTS
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
@@ -25,6 +26,7 @@ from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
+from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.publish import (
     Prepared,
     PublishStats,
@@ -167,14 +169,14 @@ def test_dead_letter_record_is_deterministic_and_encodes() -> None:
 
 def _new_layout(bootstrap: str) -> TopicLayout:
     lay = layout(f"t{uuid.uuid4().hex[:12]}.")
-    with lk.admin_client(bootstrap) as admin:
+    with lk.admin_client(bootstrap, component=ADMIN) as admin:
         states = lk.ensure_topics(admin, lay)
     assert all(s.created and not s.problems for s in states)
     return lay
 
 
 def _drop(bootstrap: str, lay: TopicLayout) -> None:
-    with lk.admin_client(bootstrap) as admin:
+    with lk.admin_client(bootstrap, component=ADMIN) as admin:
         admin.delete_topics([spec.name for spec in lay.topics.values()], raise_errors=False)
 
 
@@ -183,7 +185,7 @@ def _prefix(lay: TopicLayout) -> str:
 
 
 def _records(bootstrap: str, topic: str) -> list[Any]:
-    consumer = lk.consumer(bootstrap)
+    consumer = lk.consumer(bootstrap, component=ADMIN)
     try:
         return sorted(lk.read_to_end(consumer, topic, timeout=30),
                       key=lambda r: (r.partition, r.offset))
@@ -199,7 +201,8 @@ def _cli(*argv: str) -> int:
     publish.register(sub)
     clock.register(sub)
     args = parser.parse_args(list(argv))
-    return int(args.func(args))
+    with acting_as(COMMAND_COMPONENTS[args.command]):  # as `lifecert <command>` runs it
+        return int(args.func(args))
 
 
 @dataclass
@@ -579,8 +582,9 @@ def test_missing_topics_and_missing_broker_fail_with_what_to_do(
     assert _cli("publish", str(tmp_path / "nope.jsonl"), "--quiet") == 2
     assert "no such file" in capsys.readouterr().err
 
-    with pytest.raises(lk.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
-                       r"127\.0\.0\.1:1: .*lifecert stack up"):
+    with acting_as("connector"), \
+            pytest.raises(lk.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
+                          r"127\.0\.0\.1:1: .*lifecert stack up"):
         publish_file(path, POLICY, bootstrap="127.0.0.1:1", layout=layout("nowhere."),
                      connect_timeout=1, keys=KEYS)
 

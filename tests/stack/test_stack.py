@@ -20,6 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.kafka import client_security
 from lifecert.stack import (
     KAFKA_VERSION,
@@ -96,14 +97,14 @@ def test_kafka_round_trip_with_idempotent_producer(stack: StackStatus) -> None:
     bootstrap = json.loads(lifecert_stack("status", "--json").stdout)["kafka_bootstrap"]
     topic = f"lifecert.test.stack-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="lifecert-test",
-                             **client_security().kafka_python())
+                             **client_security(ADMIN).kafka_python())
     try:
         admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     finally:
         admin.close()
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
-        **client_security().kafka_python(),
+        **client_security(ADMIN).kafka_python(),
     )
     try:
         meta = producer.send(topic, key=b"R-000042", value=b'{"type":"CertificationRecorded"}').get(
@@ -114,7 +115,7 @@ def test_kafka_round_trip_with_idempotent_producer(stack: StackStatus) -> None:
         producer.close()
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap, **client_security().kafka_python(),
+        bootstrap_servers=bootstrap, **client_security(ADMIN).kafka_python(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

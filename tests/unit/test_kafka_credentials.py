@@ -74,6 +74,29 @@ def test_a_credentials_file_and_a_ca_give_sasl_ssl(
         lk.client_security("api")
 
 
+def test_sasl_plaintext_is_refused_to_a_host_that_is_not_loopback(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(creds.USERNAME_ENV, "api")
+    monkeypatch.setenv(creds.PASSWORD_ENV, "pw")
+    for bootstrap in ("127.0.0.1:19092", "localhost:9092", "[::1]:9092,127.0.0.2:9092"):
+        assert lk.client_security("api", bootstrap).protocol == "SASL_PLAINTEXT", bootstrap
+    for bootstrap in ("kafka.example.org:9092", "127.0.0.1:19092,10.0.0.5:9092"):
+        with pytest.raises(lk.KafkaUnavailable, match=creds.CA_ENV) as refused:
+            lk.client_security("api", bootstrap)
+        assert "not loopback" in str(refused.value) and "SASL_SSL" in str(refused.value)
+        with pytest.raises(lk.KafkaUnavailable, match="not loopback"):
+            lk.producer(bootstrap, component="api")
+    monkeypatch.setenv(creds.CA_ENV, str(clean_env / "ca.pem"))
+    assert lk.client_security("api", "kafka.example.org:9092").protocol == "SASL_SSL"
+
+
+def test_kafka_python_s_plaintext_warning_is_not_hidden() -> None:
+    import logging
+
+    assert not logging.getLogger("kafka.net.sasl.scram").filters
+
+
 def test_a_process_must_say_which_component_it_is(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,11 @@ role                          may
                               face decisions (no UPDATE, no DELETE)
 ``lifecert_reader``           read the read models (exports, reports, dashboards);
                               write nothing, read nothing of the API's
+``lifecert_keystore``         own the key store's tables (``personal_data_keys``,
+                              ``personal_data_erasures``: owning them is what lets
+                              ``destroy`` VACUUM the destroyed keys away) and read
+                              ``keystore_schema_migrations``; nothing else (no read
+                              model, no ``api_*`` table)
 ``lifecert_master_source``    (pension-master connector) connect to the master's
                               database and read its outbox; nothing of ours
 ``lifecert_ledger_sink``      (payment-ledger connector) connect to the payment
@@ -62,6 +67,10 @@ READER = "lifecert_reader"
 # (the partner's grants: each simulator's ``init --connector-role``); nothing in ours
 MASTER_SOURCE = "lifecert_master_source"
 LEDGER_SINK = "lifecert_ledger_sink"
+# the personal-data key store (lifecert/keystore): owns its tables, PostgreSQL runs VACUUM
+# only for a table's owner; made their owner by :func:`apply_grants` (as a superuser)
+KEYSTORE = "lifecert_keystore"
+KEYSTORE_TABLES = ("personal_data_keys", "personal_data_erasures")
 
 #: component name (``lifecert stack dsn COMPONENT``) -> its role
 ROLES: dict[str, str] = {
@@ -71,8 +80,9 @@ ROLES: dict[str, str] = {
     "reader": READER,
     "pension-master": MASTER_SOURCE,
     "payment-ledger": LEDGER_SINK,
+    "keystore": KEYSTORE,
 }
-COMPONENT_ROLES = (PROJECTIONS, API, READER)
+COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE)
 
 # retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
@@ -110,12 +120,15 @@ GRANTS: tuple[Grant, ...] = (
     Grant(API, "SELECT, INSERT", ("api_face_decisions",)),
     # reports and exports
     Grant(READER, "SELECT", (*READ_MODEL_TABLES, *READ_MODEL_VIEWS, "schema_migrations")),
+    # the key store: its own tables it owns (see KEYSTORE_TABLES), reads its migrations
+    Grant(KEYSTORE, "SELECT", ("keystore_schema_migrations",)),
 )
 
 
 def covered(table: str) -> set[str]:
     """The roles :data:`GRANTS` gives something on ``table``."""
-    return {g.role for g in GRANTS
+    owners = {KEYSTORE} if table in KEYSTORE_TABLES else set()
+    return owners | {g.role for g in GRANTS
             if table in g.tables
             or (g.prefix is not None and table.startswith(g.prefix)
                 and table not in g.excluding)}
@@ -131,15 +144,27 @@ def apply_grants(cur: psycopg2.extensions.cursor, schema: str = "public") -> Non
     """Make the component roles' privileges in ``schema`` exactly :data:`GRANTS`. Roles
     that do not exist in the cluster are skipped (they get nothing)."""
     roles = _existing_roles(cur)
-    for role in sorted(roles):
-        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
-            cur.execute(sql.SQL("REVOKE ALL ON ALL {} IN SCHEMA {} FROM {}").format(
-                sql.SQL(kind), sql.Identifier(schema), sql.Identifier(role)))
+    if KEYSTORE in roles:
+        _keystore_owns(cur, schema)
+    # the relations this session may grant on (a superuser: all; the schema's owner: not
+    # the key store's, made by a superuser), but the key store's own tables
     cur.execute("""
         SELECT c.relname, c.relkind FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'S')""", (schema,))
-    relations = dict(cur.fetchall())
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+          AND ((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+               OR pg_has_role(current_user, c.relowner, 'USAGE'))""", (schema,))
+    relations = {n: kind for n, kind in cur.fetchall() if not _keystores(n)}
+    for role in sorted(roles):  # the key store's role too: on all but its own tables
+        for kind, names in (("TABLE", [n for n, k in relations.items() if k != "S"]),
+                            ("SEQUENCE", [n for n, k in relations.items() if k == "S"])):
+            if names:
+                cur.execute(sql.SQL("REVOKE ALL ON {} {} FROM {}").format(
+                    sql.SQL(kind),
+                    sql.SQL(", ").join(sql.Identifier(schema, n) for n in sorted(names)),
+                    sql.Identifier(role)))
+        cur.execute(sql.SQL("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {} FROM {}").format(
+            sql.Identifier(schema), sql.Identifier(role)))
     for grant in GRANTS:
         if grant.role not in roles:
             continue
@@ -171,6 +196,39 @@ def apply_grants(cur: psycopg2.extensions.cursor, schema: str = "public") -> Non
     for function in functions:  # functions are executable by PUBLIC unless revoked
         cur.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(
             sql.SQL(function)))
+
+
+def _keystores(relation: str) -> bool:
+    """``relation`` is one of the key store's tables or their serial columns' sequences."""
+    return relation in KEYSTORE_TABLES or any(
+        relation.startswith(t + "_") and relation.endswith("_seq") for t in KEYSTORE_TABLES)
+
+
+def _keystore_owns(cur: psycopg2.extensions.cursor, schema: str) -> None:
+    """:data:`KEYSTORE` owns :data:`KEYSTORE_TABLES` (and their sequences) and nothing
+    else (its privileges elsewhere are revoked like every component's). Handing a table
+    over needs a superuser (or a member of the key store's role); anyone else leaves
+    ownership as it is."""
+    cur.execute("""
+        SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'S')""", (schema,))
+    relations = cur.fetchall()
+    cur.execute("SELECT rolsuper OR pg_has_role(current_user, %s, 'USAGE') FROM pg_roles "
+                "WHERE rolname = current_user", (KEYSTORE,))
+    row = cur.fetchone()
+    may_hand_over = bool(row and row[0])
+    role = sql.Identifier(KEYSTORE)
+    for name, _kind, owner in relations:
+        target = sql.Identifier(schema, name)
+        if name in KEYSTORE_TABLES:
+            if owner != KEYSTORE and may_hand_over:  # its sequences follow (OWNED BY)
+                cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(target, role))
+        elif _keystores(name):
+            continue  # a serial column's sequence: it follows its table's owner
+        elif owner == KEYSTORE:
+            raise RuntimeError(f"{KEYSTORE} owns {schema}.{name}, which is not one of the "
+                               f"key store's tables ({', '.join(KEYSTORE_TABLES)})")
 
 
 def lock_down(admin_dsn: str, database: str) -> None:

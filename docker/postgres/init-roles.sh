@@ -26,10 +26,12 @@ role_password lifecert_owner "$SECRETS"/pg_owner
 role_password lifecert_projections "$SECRETS"/pg_projections
 role_password lifecert_api "$SECRETS"/pg_api
 role_password lifecert_reader "$SECRETS"/pg_reader
+role_password lifecert_keystore "$SECRETS"/pg_keystore
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL
 REVOKE ALL ON DATABASE "$POSTGRES_DB" FROM PUBLIC;
 ALTER DATABASE "$POSTGRES_DB" OWNER TO lifecert_owner;
-GRANT CONNECT ON DATABASE "$POSTGRES_DB" TO lifecert_projections, lifecert_api, lifecert_reader;
+GRANT CONNECT ON DATABASE "$POSTGRES_DB" TO lifecert_projections, lifecert_api, lifecert_reader,
+    lifecert_keystore;
 GRANT TEMPORARY ON DATABASE "$POSTGRES_DB" TO lifecert_projections;
 SQL

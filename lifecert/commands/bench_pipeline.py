@@ -282,8 +282,9 @@ def rebuild(run: Any, timeout: float) -> dict[str, Any]:
     from projections.writer import read_topics
 
     records = _topic_ends(run.bootstrap, read_topics(run.topics))
-    argv = [sys.executable, "-m", "lifecert.cli", "projections", "rebuild", "--dsn", run.dsn,
-            "--bootstrap", run.bootstrap, "--topic-prefix", run.prefix, "--quiet"]
+    argv = [sys.executable, "-m", "lifecert.cli", "projections", "rebuild",
+            "--dsn", run.dsn_for("projections"), "--bootstrap", run.bootstrap,
+            "--topic-prefix", run.prefix, "--quiet"]
     log = run.work_dir / "logs" / "rebuild.log"
     started = time.perf_counter()
     with log.open("wb") as out:

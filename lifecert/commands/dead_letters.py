@@ -25,7 +25,7 @@ from psycopg2 import sql
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE
 from lifecert.events.personal import DEAD_LETTERS_SUBJECT
 from lifecert.keystore import KeyStoreError
-from lifecert.keystore.postgres import KEYS_DSN_ENV, PostgresKeyStore
+from lifecert.keystore.postgres import KEYS_DSN_ENV, PostgresKeyStore, resolve_keys_dsn
 from lifecert.pipeline.topics import DEAD_LETTERS, layout
 
 # Tables of dead letters and the column saying when each row was set aside.
@@ -58,7 +58,8 @@ def register(subparsers: Any) -> None:
                        help="a database with dead-letter tables (repeatable; default: "
                             "$LIFECERT_POSTGRES_DSN, else the local stack)")
     purge.add_argument("--keys-dsn", metavar="DSN",
-                       help="the key store (default: $LIFECERT_KEYS_DSN, else the first --dsn)")
+                       help="the key store (default: $LIFECERT_KEYS_DSN, else the first "
+                            "--dsn, else the local stack's, as lifecert_keystore)")
     purge.set_defaults(func=run)
 
 
@@ -109,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         print("lifecert dead-letters purge: --days must be above 0", file=sys.stderr)
         return EXIT_USAGE
     dsns = args.dsn or [resolve_dsn(None)]
-    keys_dsn = args.keys_dsn or os.environ.get(KEYS_DSN_ENV) or dsns[0]
+    # no --dsn: the local stack's key store, as its own role
+    keys_dsn = (args.keys_dsn or os.environ.get(KEYS_DSN_ENV)
+                or (dsns[0] if args.dsn else resolve_keys_dsn()))
     try:
         deleted, destroyed = purge(dsns, keys_dsn, days)
     except (KeyStoreError, psycopg2.Error) as exc:

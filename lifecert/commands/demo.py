@@ -180,13 +180,14 @@ def _through_partners(
     """Play the campaign through the partners; (caught up, ledger report, ledger equal)."""
     from connectors.partners import Partners, PartnersFailed, play, read_log, wait_for_sink
     from connectors.payment_ledger import reconcile
-    from lifecert.keystore.postgres import KEYS_DSN_ENV
+    from lifecert.keystore.postgres import KEYS_DSN_ENV, migrate_as
     from lifecert.pipeline import kafka as lk
     from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS
 
     step("starting the partner systems' simulators and their connectors")
     # The connectors seal names with the run's key store, as `publish` does (--direct).
-    os.environ.setdefault(KEYS_DSN_ENV, run.dsn)
+    migrate_as(run.dsn)
+    os.environ.setdefault(KEYS_DSN_ENV, run.dsn_for("keystore"))
     with Partners(run.bootstrap, run.topics, work) as partners:
         print("  connectors: " + ", ".join(partners.processes), file=sys.stderr)
         step("playing the campaign through the partner systems")

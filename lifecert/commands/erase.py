@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from typing import Any
 
@@ -28,7 +29,7 @@ import psycopg2
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE
 from lifecert.keystore import KeyStoreError
-from lifecert.keystore.postgres import PostgresKeyStore, resolve_keys_dsn
+from lifecert.keystore.postgres import KEYS_DSN_ENV, PostgresKeyStore, resolve_keys_dsn
 
 log = logging.getLogger("lifecert.erase")
 
@@ -139,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     keys_dsn = resolve_keys_dsn(args.keys_dsn)
-    scrub_dsns = args.scrub_dsn or [keys_dsn]
+    # the read models and the API's tables, as before the key store had its own role (which
+    # may touch nothing but its keys): the key store's database
+    from projections.config import resolve_dsn
+
+    scrub_dsns = args.scrub_dsn or [args.keys_dsn or os.environ.get(KEYS_DSN_ENV)
+                                    or resolve_dsn(None)]
     try:
         destroyed, scrubbed, before = erase(rid, keys_dsn, scrub_dsns, getpass.getuser())
     except (KeyStoreError, psycopg2.Error) as exc:

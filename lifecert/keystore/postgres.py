@@ -211,12 +211,24 @@ KEYS_DSN_ENV = "LIFECERT_KEYS_DSN"
 
 def resolve_keys_dsn(explicit: str | None = None) -> str:
     """``explicit`` (``--keys-dsn``), else ``$LIFECERT_KEYS_DSN``, else the read models'
-    database (``$LIFECERT_POSTGRES_DSN``, else the local stack's)."""
+    database (``$LIFECERT_POSTGRES_DSN``, else the local stack's, as the key store's own
+    role ``lifecert_keystore``, which owns the key tables and may read nothing else)."""
     if explicit or os.environ.get(KEYS_DSN_ENV):
         return explicit or os.environ[KEYS_DSN_ENV]
     from projections.config import resolve_dsn
 
-    return resolve_dsn(None)
+    return resolve_dsn(None, "keystore")
+
+
+def migrate_as(admin_dsn: str) -> None:
+    """Apply the key store's migrations as ``admin_dsn``'s role (a superuser: it hands the
+    key tables to ``lifecert_keystore``, lifecert/dbroles.py), so that the key store's own
+    role, which may not change the schema, finds them in place."""
+    conn = psycopg2.connect(admin_dsn, connect_timeout=10)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()
 
 
 def open_keystore(dsn: str | None = None, *, ttl: float = 30.0) -> CachedKeyStore:

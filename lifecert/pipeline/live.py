@@ -28,6 +28,7 @@ from lifecert.databases import create_database, drop_database
 from lifecert.dbroles import dsn_as, lock_down
 from lifecert.domain.policy import Policy
 from lifecert.keystore import CachedKeyStore
+from lifecert.keystore.postgres import migrate_as as migrate_keystore
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.publish import PublishStats, publish_file
@@ -78,8 +79,10 @@ class LiveRun:
         )
 
     def keystore(self) -> CachedKeyStore:
-        """The key store of personal data, in the run's database."""
-        return open_keystore(self.dsn)
+        """The key store of personal data, in the run's database, as its own role (the
+        admin applies its migrations, handing it the key tables)."""
+        migrate_keystore(self.dsn)
+        return open_keystore(self.dsn_for("keystore"))
 
     def projections_argv(self) -> list[str]:
         return self._cli(

@@ -589,6 +589,10 @@ def _ensure_database(cfg: StackConfig, passwords: dict[str, str]) -> None:
     finally:
         conn.close()
     lock_down(cfg.postgres_dsn, name)
+    # the key store's tables, made by the superuser so that lifecert_keystore owns them
+    from lifecert.keystore.postgres import migrate_as
+
+    migrate_as(cfg.postgres_dsn)
 
 
 def stop(cfg: StackConfig) -> bool:

@@ -40,6 +40,7 @@ from lifecert.cli import COMMAND_COMPONENTS
 from lifecert.commands import projections as projections_command
 from lifecert.commands import wait_idle as wait_idle_command
 from lifecert.databases import create_database, drop_database
+from lifecert.dbroles import dsn_as
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
@@ -505,7 +506,9 @@ def test_rebuild_gives_the_same_export(projected: Projected, published: Publishe
                                        bootstrap: str, tmp_path: Path) -> None:
     prefix = published.topics[STATUS].name.split("lifecert.")[0]
     common = ["--dsn", projected.dsn]
-    assert cli("projections", "rebuild", *common, "--bootstrap", bootstrap,
+    # as the projection writer's own role, as `lifecert bench pipeline` runs it
+    rebuild = ["--dsn", dsn_as(projected.dsn, "projections")]
+    assert cli("projections", "rebuild", *rebuild, "--bootstrap", bootstrap,
                "--topic-prefix", prefix, "--batch-records", "300", "--quiet") == 0
     assert cli("projections", "export", *common, "--out", str(tmp_path)) == 0
     for name in ("instructions.jsonl", "status.csv"):

@@ -322,3 +322,64 @@ def test_a_cluster_made_with_trust_is_converted_on_the_next_start(
     assert run(cfg.postgres_dsn, "SELECT current_user") == [(cfg.pg_superuser,)]
     assert run(psycopg2.extensions.make_dsn(cfg.postgres_dsn_for("api"), dbname="postgres"),
                "SELECT current_user") == [("lifecert_api",)]
+
+
+# ------------------------------------------------------------------ the key store's role
+def test_the_keystore_owns_its_tables_vacuums_them_and_reads_nothing_else(
+        stack: StackStatus, database: str) -> None:
+    import os
+
+    from lifecert.keystore.postgres import PostgresKeyStore, migrate_as
+
+    admin = psycopg2.extensions.make_dsn(stack.postgres_dsn, dbname=database)
+    migrate_as(admin)  # as the stack does for its database: hands the tables over
+    keystore = stack.postgres_dsn_for("keystore", database)
+    owners = dict(run(admin, "SELECT tablename, tableowner FROM pg_tables "
+                             "WHERE tablename LIKE 'personal\\_data\\_%'"))
+    assert owners == {"personal_data_keys": "lifecert_keystore",
+                      "personal_data_erasures": "lifecert_keystore"}
+    store = PostgresKeyStore(keystore, os.urandom(32))  # its migrations: up to date
+    try:
+        key = store.create("R1")
+        assert store.get("R1", key.key_id) == key
+        assert store.destroy("R1") == 1  # and VACUUMs the table
+    finally:
+        store.close()
+    assert run(admin, "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+                      "WHERE relname = 'personal_data_keys'") == [(True,)]
+    conn = connect(keystore)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("VACUUM personal_data_keys")
+            cur.execute("INSERT INTO personal_data_erasures (subject, requested_by, "
+                        "keys_destroyed, rows_scrubbed, outcome) VALUES "
+                        "('R1', 'test', 1, 0, 'erased')")
+        assert conn.notices == [], "PostgreSQL skips VACUUM for a role not the owner"
+    finally:
+        conn.close()
+    for table in ("retiree_status", "api_audit", "schema_migrations", "retiree_contacts"):
+        assert "permission denied" in refused(keystore, f"SELECT * FROM {table}")
+    assert "permission denied" in refused(keystore, "CREATE TABLE t (x int)")
+    assert run(keystore, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "
+                         "WHERE rolname = current_user") == [(False, False, False)]
+    # a later migration run (as the owner) keeps the key store's tables its own, whole
+    owner = connect(stack.postgres_dsn_for("owner", database))
+    try:
+        migrate_all(owner)
+    finally:
+        owner.close()
+    assert run(keystore, "SELECT count(*) FROM personal_data_keys") == [(1,)]
+
+
+def test_the_stacks_key_store_clients_connect_as_the_keystore_role(
+        stack: StackStatus, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecert.keystore.postgres import KEYS_DSN_ENV, resolve_keys_dsn
+    from projections.config import DSN_ENV
+
+    monkeypatch.delenv(KEYS_DSN_ENV, raising=False)
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    dsn = resolve_keys_dsn()
+    assert psycopg2.extensions.parse_dsn(dsn)["user"] == "lifecert_keystore"
+    assert run(dsn, "SELECT tableowner FROM pg_tables "
+                    "WHERE tablename = 'personal_data_keys'") == [("lifecert_keystore",)]

@@ -804,7 +804,8 @@ def test_contact_read_model_keeps_phone_and_address_sealed(
     ]
     publish(bootstrap, topics, records)
     dsn = new_database()
-    stats = run_until_idle(dsn, bootstrap, topics, **FAST)
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, topics, **FAST)
     assert stats.dead_letters == 1
     conn = psycopg2.connect(dsn)
     try:
@@ -823,7 +824,7 @@ def test_contact_read_model_keeps_phone_and_address_sealed(
         assert clear not in dump
     consumer = KafkaConsumer(
         topics[DEAD_LETTERS].name, bootstrap_servers=bootstrap, group_id=None,
-        **client_security().kafka_python(), auto_offset_reset="earliest",
+        **client_security(ADMIN).kafka_python(), auto_offset_reset="earliest",
     )
     letters: list[dict[str, Any]] = []
     try:

@@ -34,7 +34,7 @@ import pytest
 from hypothesis import example, given, settings
 
 from tests.helpers import ReplayImpl
-from tests.payment_sim import SHANGHAI, months, simulate
+from tests.payment_sim import SHANGHAI, months, simulate, stops
 from tests.property.test_properties import SETTINGS, describe, event_logs
 
 FIRST_CYCLE_DAY = "2017-01-01"  # rule 1: pension_start before it is in scope
@@ -322,3 +322,35 @@ def test_money_is_conserved_out_of_order(replay_impl: ReplayImpl, lines: list[st
     """Events moved out of recorded_at order and lines redelivered: DESIGN says rules 1-14
     keep the statements for any log. They do not (see the counterexamples above)."""
     run(replay_impl, lines)
+
+
+def _ins(kind: str, month: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "retiree_id": "R1",
+        "recorded_at": "2017-06-21T00:00:00+08:00",
+        "effective_month": month,
+    }
+
+
+@pytest.mark.parametrize(
+    ("stream", "named"),
+    [
+        (
+            [_ins("PaymentHoldPlaced", "2017-07"), _ins("PaymentHoldPlaced", "2017-08")],
+            "second hold",
+        ),
+        ([_ins("PaymentHoldReleased", "2017-07")], "release with no hold open"),
+        ([_ins("PaymentReinstated", "2017-07")], "reinstatement with no termination"),
+        (
+            [_ins("PaymentTerminated", "2017-07"), _ins("PaymentTerminated", "2017-08")],
+            "termination while",
+        ),
+    ],
+)
+def test_the_simulator_refuses_a_stream_it_cannot_apply(
+    stream: list[dict[str, Any]], named: str
+) -> None:
+    with pytest.raises(AssertionError, match=named) as caught:
+        stops(stream)
+    assert json.dumps(stream[-1]) in str(caught.value)  # the instruction is named

@@ -28,6 +28,7 @@ import pytest
 from PIL import Image
 
 from lifecert.api.harness import Sandbox, SandboxError, ServerProcess
+from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events import codec
@@ -121,8 +122,24 @@ def test_weaker_liveness_settings_are_logged_as_warnings(protocol: ServerProcess
     assert "--face-failures-per-retiree-day 1000 (default 5)" in log
 
 
+# The app acts for the public: every call names the address of the person behind it
+# (lifecert-client-address); a test that names another address passes its own metadata.
+APP_CLIENT_ADDRESS = "198.51.100.20"
+
+
+class _ClientAddress(grpc.UnaryUnaryClientInterceptor):
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = list(details.metadata or ())
+        if not any(k == CLIENT_ADDRESS_HEADER for k, _ in metadata):
+            metadata.append((CLIENT_ADDRESS_HEADER, APP_CLIENT_ADDRESS))
+        return continuation(details._replace(metadata=metadata), request)
+
+
 def stub(server: ServerProcess, agency: str, role: str) -> fv_grpc.FaceVerificationStub:
-    return fv_grpc.FaceVerificationStub(server.channel(agency, role))
+    channel = server.channel(agency, role)
+    if role == "APP":
+        channel = grpc.intercept_channel(channel, _ClientAddress())
+    return fv_grpc.FaceVerificationStub(channel)
 
 
 @pytest.fixture(scope="module")
@@ -397,7 +414,12 @@ def test_a_head_turn_warped_from_a_still_is_not_live(
     reply = app.Verify(fv.VerifyRequest(retiree_id="FC-5", frames=answer(frame, challenge),
                                         challenge_id=challenge.challenge_id), timeout=60)
     assert reply.decision == fv.NOT_LIVE, reply.reason
-    assert "parallax" in reply.reason
+    # synth's 2-D mouth edit is marginal under the light's noise (docs/face.md): when the
+    # challenge asks for OPEN_MOUTH the answer may be refused for the missing mouth first;
+    # otherwise it must be the turns' missing parallax.
+    mouth_missed = ("OPEN_MOUTH" in reply.reason.split("asked for")[-1]
+                    and "OPEN_MOUTH" not in reply.reason.split("asked for")[0])
+    assert "parallax" in reply.reason or mouth_missed, reply.reason
     assert len(certifications(box)) == before
 
 
@@ -451,7 +473,8 @@ def test_failure_budgets_per_retiree_and_per_agency(
         assert reply.decision == fv.NO_FACE, reply.reason
     spent = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-6"))
     assert spent.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "this retiree by your agency in the last 24 hours" in spent.details()
+    assert ("this retiree by your agency from this client address in the last 24 hours"
+            in spent.details())
     made_up(app, "FC-7")  # the agency's fourth failure this minute
     busy = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-7"))
     assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -467,8 +490,9 @@ def test_one_agencys_failures_do_not_close_face_verification_to_another(
     address behind the app), like the second-factor lockouts: agency B's failures (any
     face-role agency may try any retiree) leave agency A's attempts open, and one client
     address of the app does not close the retiree to another."""
-    b = stub(limited, "FS-APP-D", "APP")
-    a = stub(limited, "FS-APP-E", "APP")
+    b = stub(limited, "FS-W-D", "COUNTER")
+    a = stub(limited, "FS-W-E", "COUNTER")
+    app = stub(limited, "FS-APP-E", "APP")
 
     def fail(client: fv_grpc.FaceVerificationStub, **kw: Any) -> None:
         challenge = client.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"),
@@ -487,13 +511,13 @@ def test_one_agencys_failures_do_not_close_face_verification_to_another(
     here = [("lifecert-client-address", "203.0.113.7")]
     there = [("lifecert-client-address", "203.0.113.8")]
     for _ in range(3):
-        fail(a, metadata=here)
-    closed_here = refusal(a.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-5"),
+        fail(app, metadata=here)
+    closed_here = refusal(app.BeginChallenge, fv.BeginChallengeRequest(retiree_id="FC-5"),
                           metadata=here)
     assert closed_here.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "from this client address" in closed_here.details()
-    assert a.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30,
-                            metadata=there)
+    assert app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30,
+                              metadata=there)
 
 
 def synth_png(i: int) -> bytes:

@@ -310,19 +310,8 @@ def still_answer(frame: Image.Image, actions: Sequence[str], degrees: float = 20
     of :func:`turn_head` (TURN_LEFT moves the nose to the image's right), each open mouth
     the 2-D edit of :func:`open_mouth`, with the photo between actions (each frame marked, so that
     no two frames are byte-identical; with ``rng``, not across answers either)."""
-    images = [frame]
-    for i, action in enumerate(actions):
-        if i:
-            images.append(frame)
-        if action == "TURN_LEFT":
-            images.append(turn_head(frame, degrees))
-        elif action == "TURN_RIGHT":
-            images.append(turn_head(frame, -degrees))
-        else:
-            images.append(open_mouth(frame))
-    images.append(frame)
-    out = [to_bytes(_marked(image, i, rng)) for i, image in enumerate(images)]
-    return out
+    images = answer_images(frame, actions, degrees, mouth=0.5)  # open_mouth's default
+    return [to_bytes(_marked(image, i, rng)) for i, image in enumerate(images)]
 
 
 def open_mouth(frame: Image.Image, opening: float = 0.5) -> Image.Image:

@@ -450,9 +450,40 @@ def answer_images(frame: Image.Image, actions: Sequence[str], degrees: float = 2
 
 def lit_still_answer(frame: Image.Image, actions: Sequence[str], colours: Sequence[str],
                      rng: np.random.Generator, camera: Camera | None = None,
-                     degrees: float = 20.0) -> list[bytes]:  # fmt: skip
+                     degrees: float = 20.0, mouth: float = 0.4,
+                     retake_below: float | None = None) -> list[bytes]:  # fmt: skip
     """:func:`still_answer` as captured under a screen-light challenge: each frame lit by
-    its colour (the 2-D edits still fail the default parallax check)."""
-    images = answer_images(frame, actions, degrees)
+    its colour (the 2-D edits still fail the default parallax check).
+
+    With ``retake_below``, a mouth frame in which dlib sees the inner lips' aspect ratio
+    risen less than that over frame 0 is captured again (new noise, up to 8 times), as an
+    app prompts "open wider": the 2-D edit saturates at a rise of about 0.33 on obama3.jpg
+    and the light's noise moves it by +-0.07, so a mouth drawn once is sometimes not seen
+    open (policy: 0.25)."""
+    from lifecert.face.liveness import motion_features
+    from lifecert.face.screenlight import PALETTE
+
+    images = answer_images(frame, actions, degrees, mouth)
     marks = [_landmarks(np.asarray(im)) for im in images]
-    return lit_answer(images, marks, colours, camera or Camera.random(rng), rng)
+    camera = camera or Camera.random(rng)
+    gains = drifting_gains(len(images), camera, rng)
+
+    def capture(i: int) -> bytes:
+        lit = screen_lit(images[i], marks[i], PALETTE[colours[i]], camera, rng, gains[i])
+        return to_bytes(lit, quality=camera.quality)
+
+    frames = [capture(i) for i in range(len(images))]
+    if retake_below is None:
+        return frames
+    rest = _landmarks(np.asarray(Image.open(io.BytesIO(frames[0])).convert("RGB")))
+    for k, action in enumerate(actions):
+        if action != "OPEN_MOUTH":
+            continue
+        i = 2 * k + 1
+        for _ in range(8):
+            seen = _landmarks(np.asarray(Image.open(io.BytesIO(frames[i])).convert("RGB")))
+            rise = motion_features(np.array([rest, seen]))["mouth"]
+            if rise[1] - rise[0] >= retake_below:
+                break
+            frames[i] = capture(i)
+    return frames

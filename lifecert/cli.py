@@ -12,10 +12,10 @@ from collections.abc import Sequence
 # its parser and sets ``func`` (taking the parsed namespace, returning an exit code).
 COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.replay",
-    "lifecert.commands.generate",
-    "lifecert.commands.bench",
-    "lifecert.commands.demo",
-    "lifecert.commands.stack",
+    "lifecert_dev.commands.generate",
+    "lifecert_dev.commands.bench",
+    "lifecert_dev.commands.demo",
+    "lifecert_dev.commands.stack",
     "lifecert.commands.topics",
     "lifecert.commands.publish",
     "lifecert.commands.clock",

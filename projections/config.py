@@ -23,7 +23,7 @@ def resolve_dsn(explicit: str | None = None, component: str | None = None) -> st
     no password: libpq reads it from the stack's password file."""
     if explicit or os.environ.get(DSN_ENV):
         return explicit or os.environ[DSN_ENV]
-    from lifecert.stack.config import StackConfig  # the stack's defaults, read lazily
+    from lifecert_dev.stack.config import StackConfig  # the stack's defaults, read lazily
 
     cfg = StackConfig.from_env()
     return cfg.postgres_dsn if component is None else cfg.postgres_dsn_for(component)

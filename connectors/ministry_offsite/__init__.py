@@ -6,6 +6,6 @@ files dropped into an inbox folder.
 - :mod:`.connector`: ``MinistryOffsiteSource``, the source connector (kind
   ``ministry-offsite``).
 - :mod:`.simulator`: the ministry's side as a real process
-  (``python -m connectors.ministry_offsite.simulator drop|serve|receipts``).
+  (``python -m lifecert_dev.partners.ministry_offsite.simulator drop|serve|receipts``).
 - :mod:`.harness`: the test kit's harness around the simulator.
 """

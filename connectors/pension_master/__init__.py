@@ -7,6 +7,6 @@ RetireeEnrolled and PensionAmountChanged.
   precise reason it cannot be one;
 - ``codes.py``: the master's code tables (insurance types, residence, districts...);
 - ``schema.sql`` and ``simulator.py``: the simulated master database and its command
-  (``python -m connectors.pension_master.simulator init|apply|refuse|accept``);
+  (``python -m lifecert_dev.partners.pension_master.simulator init|apply|refuse|accept``);
 - ``harness.py``: the simulator for the test kit and the demo.
 """

@@ -149,7 +149,7 @@ def cmd_factor_set(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lifecert.api.bench import run
+    from lifecert_dev.bench.api import run
 
     return run(args)
 

@@ -32,7 +32,7 @@ def keys_dir(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get(KEYS_DIR_ENV):
         return Path(env[KEYS_DIR_ENV]).expanduser().resolve()
-    from lifecert.stack.config import find_project_root
+    from lifecert_dev.stack.config import find_project_root
 
     here = Path.cwd()
     return (find_project_root(here) or here) / "data" / "keys"

@@ -146,7 +146,7 @@ def credentials_for(
         return Credentials(component, username, password, f"${USERNAME_ENV}")
     if env.get(CREDENTIALS_ENV):
         return read_file(Path(env[CREDENTIALS_ENV]).expanduser(), component)
-    from lifecert.stack.config import StackConfig  # the local stack's, read lazily
+    from lifecert_dev.stack.config import StackConfig  # the local stack's, read lazily
 
     path = local_credentials_dir(StackConfig.from_env(env).kafka_dir) / f"{component}.json"
     if not path.is_file():

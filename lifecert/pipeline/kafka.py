@@ -104,7 +104,7 @@ def bootstrap_servers(explicit: str | None = None) -> str:
     from_env = os.environ.get(BOOTSTRAP_ENV, "").strip()
     if from_env:
         return from_env
-    from lifecert.stack.config import StackConfig  # the stack's defaults, read lazily
+    from lifecert_dev.stack.config import StackConfig  # the stack's defaults, read lazily
 
     return StackConfig.from_env().kafka_bootstrap
 

@@ -79,7 +79,7 @@ class PkiPaths:
         elif os.environ.get(PKI_DIR_ENV):
             root = Path(os.environ[PKI_DIR_ENV]).expanduser().resolve()
         else:
-            from lifecert.stack.config import find_project_root
+            from lifecert_dev.stack.config import find_project_root
 
             here = Path.cwd().resolve()
             root = (find_project_root(here) or here) / "data" / "pki"

@@ -31,7 +31,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db
 from lifecert.api.escape import EscapingFormatter, escaped
-from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.migrate import migrate
 from lifecert.api.protos import face_verification_pb2, partner_exchange_pb2, status_query_pb2
 from lifecert.api.secondfactor import factor_of_id_number
@@ -40,7 +39,8 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_line
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import EVENTS
-from lifecert.stack import StackStatus
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess
+from lifecert_dev.stack import StackStatus
 from tests.api.api_world import ID_NUMBERS, RETIREES
 from tests.helpers import enroll
 

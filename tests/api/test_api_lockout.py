@@ -18,7 +18,6 @@ import grpc
 import pytest
 
 from lifecert.api import lockouts
-from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import common_pb2
 from lifecert.api.protos import partner_exchange_pb2 as px
@@ -28,6 +27,7 @@ from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
 from lifecert.events import codec
 from lifecert.pipeline import kafka
 from lifecert.pipeline.topics import ALERTS
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
 from tests.api.test_api_server import PERFORMED, _subscribe, batch, certification
 

@@ -23,7 +23,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lifecert.api.client import secure_channel
-from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.partner import event_id_for
 from lifecert.api.protos import common_pb2
@@ -38,6 +37,7 @@ from lifecert.pipeline import kafka
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
 from tests.api.api_world import ID_NUMBERS, POLICY
 

@@ -21,18 +21,18 @@ from typing import Any
 import psycopg2
 import pytest
 
-from connectors.pension_master import simulator
-from connectors.pension_master.harness import PensionMasterHarness
 from connectors.sdk.checkpoints import CheckpointStore
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, reveal
-from lifecert.generate import iter_campaign
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, EVENTS, TopicLayout, layout
-from lifecert.stack import StackStatus
+from lifecert_dev.generate import iter_campaign
+from lifecert_dev.partners.pension_master import simulator
+from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
+from lifecert_dev.stack import StackStatus
 
 BATCH = 100
 

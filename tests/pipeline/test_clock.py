@@ -21,10 +21,10 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
-from lifecert.generate import write_campaign_file
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout, layout
+from lifecert_dev.generate import write_campaign_file
 from tests.helpers import cert, enroll
 
 POLICY = load_policy("foshan-2017")

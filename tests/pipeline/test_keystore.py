@@ -23,7 +23,7 @@ from lifecert.keystore import KeyStoreError, UnknownKey
 from lifecert.keystore.master import KEY_ENV, MasterKeyError, create_master_key, master_key
 from lifecert.keystore.postgres import PostgresKeyStore
 from lifecert.pipeline.topics import DEAD_LETTERS, layout
-from lifecert.stack import StackStatus
+from lifecert_dev.stack import StackStatus
 
 MASTER = os.urandom(32)
 

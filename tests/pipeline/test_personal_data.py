@@ -20,10 +20,10 @@ from lifecert.api.directory import DirectoryFeed, display_name, wait_caught_up
 from lifecert.api.migrate import migrate as migrate_api
 from lifecert.commands.dead_letters import purge
 from lifecert.events import codec, personal
-from lifecert.pipeline import live
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
-from lifecert.stack import StackConfig, StackStatus
-from lifecert.stack.postgres import find_bindir
+from lifecert_dev import live
+from lifecert_dev.stack import StackConfig, StackStatus
+from lifecert_dev.stack.postgres import find_bindir
 from tests.helpers import enroll
 from tests.pipeline.live_helpers import POLICY, UNTIL, campaign
 

@@ -21,7 +21,6 @@ from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_poli
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
 from lifecert.events.personal import is_sealed, open_raw, reveal
-from lifecert.generate import write_campaign_file
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import clock as lc
@@ -37,6 +36,7 @@ from lifecert.pipeline.publish import (
     publish_file,
 )
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout, layout
+from lifecert_dev.generate import write_campaign_file
 from tests.helpers import cert, enroll, without_event_id
 
 POLICY = load_policy("foshan-2017")

@@ -41,7 +41,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
-from lifecert.generate import iter_campaign, write_campaign_file
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.kafka import client_security
@@ -57,8 +56,9 @@ from lifecert.pipeline.topics import (
     layout,
 )
 from lifecert.replay import replay_lines
-from lifecert.stack import StackConfig
-from lifecert.stack import kafka as stack_kafka
+from lifecert_dev.generate import iter_campaign, write_campaign_file
+from lifecert_dev.stack import StackConfig
+from lifecert_dev.stack import kafka as stack_kafka
 from streams.offsets import OffsetGuard
 from streams.partition_state import PartitionCampaign, Step
 

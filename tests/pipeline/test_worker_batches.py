@@ -14,11 +14,11 @@ from typing import Any
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
-from lifecert.generate import iter_campaign
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.clock import TICK_KEY, tick_event
 from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, layout
 from lifecert.replay import replay_lines
+from lifecert_dev.generate import iter_campaign
 from streams.partition_state import PartitionCampaign
 from streams.processor import Processor, Record, SendCancelled
 from streams.records import Position

@@ -34,7 +34,7 @@ from lifecert.pipeline.topics import (
     TopicLayout,
     layout,
 )
-from lifecert.stack import StackStatus
+from lifecert_dev.stack import StackStatus
 
 # A refusal must come as an answer, never as a hang: every try is bounded by this.
 BOUND_S = 15.0
@@ -265,8 +265,8 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
 def test_a_storage_formatted_without_users_is_named_with_what_to_do(tmp_path: Path) -> None:
     """A local stack made before logins were required holds no SCRAM users: `stack up`
     says so and what to delete, rather than waiting for a broker nobody can log in to."""
-    from lifecert.stack import StackConfig, StackError
-    from lifecert.stack import kafka as stack_kafka
+    from lifecert_dev.stack import StackConfig, StackError
+    from lifecert_dev.stack import kafka as stack_kafka
 
     cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "old")})
     (cfg.kafka_dir / "kraft-data").mkdir(parents=True)
@@ -278,8 +278,8 @@ def test_a_storage_formatted_without_users_is_named_with_what_to_do(tmp_path: Pa
 def test_the_format_command_line_holds_no_password(tmp_path: Path) -> None:
     """Every local user can read a process's command line (`ps`): the SCRAM users and
     their passwords go to the storage tool in a private @file, deleted after the format."""
-    from lifecert.stack import StackConfig
-    from lifecert.stack import kafka as stack_kafka
+    from lifecert_dev.stack import StackConfig
+    from lifecert_dev.stack import kafka as stack_kafka
 
     cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "new")})
     passwords = stack_kafka.write_config(cfg)
@@ -298,7 +298,7 @@ def test_the_format_command_line_holds_no_password(tmp_path: Path) -> None:
 def test_every_component_logs_in_after_stack_up(stack: StackStatus, topics: TopicLayout) -> None:
     """The users made at format (from the @file) exist: each component's own credentials
     get a metadata answer; the @file with their passwords is gone."""
-    from lifecert.stack import StackConfig
+    from lifecert_dev.stack import StackConfig
 
     for component in COMPONENTS:
         consumer = lk.consumer(stack.kafka_bootstrap, component=component,

@@ -22,7 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.kafka import client_security
-from lifecert.stack import (
+from lifecert_dev.stack import (
     KAFKA_VERSION,
     MissingPrerequisite,
     StackConfig,
@@ -31,17 +31,17 @@ from lifecert.stack import (
     status,
     up,
 )
-from lifecert.stack import kafka as stack_kafka
-from lifecert.stack import postgres as stack_postgres
+from lifecert_dev.stack import kafka as stack_kafka
+from lifecert_dev.stack import postgres as stack_postgres
 
 
 def cli_module() -> str:
     """Run through `lifecert` itself once the stack command is registered there."""
     from lifecert import cli
 
-    if "lifecert.commands.stack" in cli.COMMAND_MODULES:
+    if "lifecert_dev.commands.stack" in cli.COMMAND_MODULES:
         return "lifecert.cli"
-    return "lifecert.commands.stack"
+    return "lifecert_dev.commands.stack"
 
 
 def lifecert_stack(

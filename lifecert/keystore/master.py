@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lifecert import keyfiles
-from lifecert.face.crypto import KEY_BYTES, generate_key
+from lifecert.sealing import KEY_BYTES, generate_key
 
 KEY_ENV = "LIFECERT_PERSONAL_KEY"
 KEYS_DIR_ENV = "LIFECERT_KEYS_DIR"

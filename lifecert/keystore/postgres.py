@@ -2,7 +2,7 @@
 ``lifecert/keystore/migrations``, recorded in ``keystore_schema_migrations``).
 
 A data key is 32 random bytes made here, stored wrapped (AES-256-GCM, the primitives of
-:mod:`lifecert.face.crypto`) under the master key, the associated data binding it to its
+:mod:`lifecert.sealing`) under the master key, the associated data binding it to its
 subject and key id: a wrapped key copied onto another subject's row does not open.
 Destroying clears the wrapped bytes and vacuums the table, so that the dead row versions
 go too (the master key alone, without the wrapped key, opens nothing).
@@ -20,9 +20,9 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from lifecert.face.crypto import KEY_BYTES, SealError, seal, unseal
 from lifecert.keystore import CachedKeyStore, DataKey, KeyStoreError, UnknownKey
 from lifecert.keystore.master import master_key
+from lifecert.sealing import KEY_BYTES, SealError, seal, unseal
 from projections.migrate import MigrationSet
 
 # pg_advisory_xact_lock key of the key store's migration runs ("lifecert" + 5).

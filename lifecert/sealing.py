@@ -1,4 +1,6 @@
-"""Face encodings encrypted at rest: AES-256-GCM with a key from the environment.
+"""Sealing: AES-256-GCM, first written for face encodings at rest (key from
+``LIFECERT_FACE_KEY``), and what seals personal fields and wraps data keys too
+(lifecert/events/personal.py, lifecert/keystore/). It imports no other part of lifecert.
 
 A sealed blob is ``b"LCF1"`` + a 12-byte random nonce + ciphertext-and-tag. The 4-byte
 header is authenticated too, and so is any ``associated_data`` the caller binds (e.g. the

@@ -36,10 +36,13 @@ from lifecert_dev.stack import postgres as stack_postgres
 
 
 def cli_module() -> str:
-    """Run through `lifecert` itself once the stack command is registered there."""
-    from lifecert import cli
+    """Run through `lifecert` itself once the stack command is registered there (a plug-in
+    of lifecert-dev)."""
+    from importlib.metadata import entry_points
 
-    if "lifecert_dev.commands.stack" in cli.COMMAND_MODULES:
+    from lifecert.commands.plugins import GROUP
+
+    if any(ep.value == "lifecert_dev.commands.stack" for ep in entry_points(group=GROUP)):
         return "lifecert.cli"
     return "lifecert_dev.commands.stack"
 

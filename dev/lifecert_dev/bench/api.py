@@ -309,9 +309,23 @@ def run(args: argparse.Namespace) -> int:
     return 0 if figures.meets_target else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from lifecert.api.options import add_bench_arguments
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="status queries per second, sent on a fixed schedule "
+                        "(default 500)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="measured duration (default 10), after 2 s of warm-up")
+    parser.add_argument("--retirees", type=int, default=2000,
+                        help="retirees seeded in the benchmark's own database (default 2000)")
+    parser.add_argument("--wrong-rate", type=float, default=0.0,
+                        help="share of queries with a wrong second factor (default 0)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also measure the gRPC health check at the same rate (what "
+                        "this machine's gRPC, TLS and load allow without lifecert's work)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lifecert api bench",
                                      description=__doc__.split("\n\n")[0])
     add_bench_arguments(parser)

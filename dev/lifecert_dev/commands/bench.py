@@ -26,6 +26,10 @@ TARGET_RATIO = 1 / 3
 TARGET_PEAK_MIB = 2048
 
 
+# The Kafka principal of its clients (lifecert.cli): it sets up topics and ACLs.
+KAFKA_COMPONENT = "admin"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="shipped benchmarks")
     benches = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")

@@ -40,6 +40,10 @@ POLICY = "foshan-2017"
 UNTIL = date(2017, 12, 31)
 
 
+# The Kafka principal of its clients (lifecert.cli): it sets up topics and ACLs.
+KAFKA_COMPONENT = "admin"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="run a generated campaign through the live pipeline and summarise it",

@@ -29,6 +29,10 @@ EXIT_MISSING = 2
 EXIT_NOT_RUNNING = 3
 
 
+# The Kafka principal of its clients (lifecert.cli): it sets up topics and ACLs.
+KAFKA_COMPONENT = "admin"
+
+
 def register(subparsers: Any) -> None:
     env_help = "\n".join(f"  {name:32} {text}" for name, text in ENV_VARS.items())
     parser = subparsers.add_parser(

@@ -30,12 +30,12 @@ from typing import Any
 import psycopg2.extensions
 
 from connectors.payment_ledger.connector import KIND_OF, Instruction, to_instruction
+from connectors.payment_ledger.intake import OVERPAID_KINDS, connect, public_dsn
 from connectors.sdk.errors import RecordRejected
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event
 from lifecert.pipeline import kafka as lk
 from lifecert.summary import yuan
-from lifecert_dev.partners.payment_ledger.simulator import OVERPAID_KINDS, connect, public_dsn
 
 MISSING = "missing_in_ledger"
 NOT_SENT = "in_ledger_not_sent"

@@ -97,10 +97,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert reconcile: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg2.Error as exc:
-        from lifecert_dev.partners.payment_ledger.simulator import public_dsn
+        from connectors.payment_ledger.intake import public_dsn
 
         text = " ".join(str(exc).split())
-        hint = ("; is it a payment ledger? (python -m "
+        hint = ("; is it a payment ledger? (its intake: connectors/payment_ledger/intake.py; "
+                "lifecert-dev's simulator makes one: python -m "
                 "lifecert_dev.partners.payment_ledger.simulator init --dsn DSN)"
                 if isinstance(exc, psycopg2.ProgrammingError) else "")
         print(f"lifecert reconcile: cannot read the ledger {public_dsn(dsn)}: {text}{hint}",

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from connectors.payment_ledger.intake import connect
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.commands import reconcile as reconcile_command
 from lifecert.events import codec
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import DEAD_LETTERS, PAYMENT_INSTRUCTIONS, TopicLayout, layout
 from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
-from lifecert_dev.partners.payment_ledger.simulator import connect
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from connectors.payment_ledger import reconcile
 from connectors.payment_ledger.connector import to_instruction
+from connectors.payment_ledger.intake import connect as ledger_connect
 from lifecert.events.catalogue import OUTPUT_TYPES
 from lifecert.events.interchange import parse_event
 from lifecert.pipeline import kafka as lk
@@ -17,7 +18,6 @@ from lifecert.pipeline.topics import EVENTS, PAYMENT_INSTRUCTIONS
 from lifecert.replay import replay_file
 from lifecert.summary import CampaignCounters, InstructionTotals
 from lifecert_dev import live
-from lifecert_dev.partners.payment_ledger.simulator import connect as ledger_connect
 from lifecert_dev.partners.systems import Partners, play, read_log, wait_for_sink
 from projections.config import connect
 from projections.queries import campaign_counters

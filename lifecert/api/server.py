@@ -135,8 +135,8 @@ def _prepare_database(dsn: str) -> None:
     import psycopg2
 
     from lifecert.api.migrate import migrate
+    from lifecert.migrations import MigrationError
     from projections.config import connect
-    from projections.migrate import MigrationError
 
     try:
         conn = connect(dsn)

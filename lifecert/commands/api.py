@@ -71,8 +71,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
     from lifecert.api.migrate import migrate
+    from lifecert.migrations import MigrationError
     from projections.config import connect, resolve_dsn
-    from projections.migrate import MigrationError
 
     try:
         conn = connect(resolve_dsn(args.dsn, "owner"))

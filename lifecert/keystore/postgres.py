@@ -22,8 +22,8 @@ from psycopg2.extras import execute_values
 
 from lifecert.keystore import CachedKeyStore, DataKey, KeyStoreError, UnknownKey
 from lifecert.keystore.master import master_key
+from lifecert.migrations import MigrationSet
 from lifecert.sealing import KEY_BYTES, SealError, seal, unseal
-from projections.migrate import MigrationSet
 
 # pg_advisory_xact_lock key of the key store's migration runs ("lifecert" + 5).
 KEYSTORE_MIGRATION_LOCK = 0x6C69666563657205
@@ -215,9 +215,9 @@ def resolve_keys_dsn(explicit: str | None = None) -> str:
     role ``lifecert_keystore``, which owns the key tables and may read nothing else)."""
     if explicit or os.environ.get(KEYS_DSN_ENV):
         return explicit or os.environ[KEYS_DSN_ENV]
-    from projections.config import resolve_dsn
+    from lifecert.endpoints import postgres_dsn
 
-    return resolve_dsn(None, "keystore")
+    return postgres_dsn(None, "keystore")
 
 
 def migrate_as(admin_dsn: str) -> None:

@@ -30,6 +30,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from lifecert.endpoints import LocalStack
+
 MECHANISM = "SCRAM-SHA-512"
 
 # Every principal of lifecert (User:<name> on the broker). ``admin`` creates topics and
@@ -146,9 +148,7 @@ def credentials_for(
         return Credentials(component, username, password, f"${USERNAME_ENV}")
     if env.get(CREDENTIALS_ENV):
         return read_file(Path(env[CREDENTIALS_ENV]).expanduser(), component)
-    from lifecert_dev.stack.config import StackConfig  # the local stack's, read lazily
-
-    path = local_credentials_dir(StackConfig.from_env(env).kafka_dir) / f"{component}.json"
+    path = local_credentials_dir(LocalStack.from_env(env).kafka_dir) / f"{component}.json"
     if not path.is_file():
         raise CredentialsMissing(
             f"no Kafka credentials for the {component} component: {path} does not exist. "

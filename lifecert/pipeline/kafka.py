@@ -34,6 +34,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner import murmur2
 
+from lifecert.endpoints import BOOTSTRAP_ENV
+from lifecert.endpoints import kafka_bootstrap as bootstrap_servers
 from lifecert.pipeline import credentials as creds
 from lifecert.pipeline.topics import TopicLayout, TopicSpec
 
@@ -58,7 +60,6 @@ __all__ = [
     "read_to_end",
 ]
 
-BOOTSTRAP_ENV = "LIFECERT_KAFKA_BOOTSTRAP"
 CLIENT_ID = "lifecert"
 # How long a client waits for the broker to answer at all before giving up.
 CONNECT_TIMEOUT_S = 10.0
@@ -93,20 +94,6 @@ class TopicProblem(RuntimeError):
 
 
 # --------------------------------------------------------------------- connection
-
-
-def bootstrap_servers(explicit: str | None = None) -> str:
-    """The broker to talk to: ``explicit`` (a ``--bootstrap`` flag), else the environment
-    variable ``LIFECERT_KAFKA_BOOTSTRAP``, else the local stack's (``lifecert stack``,
-    honouring ``LIFECERT_KAFKA_PORT``; 127.0.0.1:19092 by default)."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get(BOOTSTRAP_ENV, "").strip()
-    if from_env:
-        return from_env
-    from lifecert_dev.stack.config import StackConfig  # the stack's defaults, read lazily
-
-    return StackConfig.from_env().kafka_bootstrap
 
 
 def _unreachable(bootstrap: str, exc: BaseException) -> KafkaUnavailable:

@@ -18,10 +18,10 @@ import pytest
 from lifecert import dbroles
 from lifecert.api.migrate import migrate as migrate_all
 from lifecert.databases import create_database, drop_database
+from lifecert.migrations import MigrationError
 from lifecert_dev.stack import StackConfig, StackStatus
 from lifecert_dev.stack import postgres as stack_postgres
 from lifecert_dev.stack.postgres import PG_HBA, read_passfile
-from projections.migrate import MigrationError
 
 
 def connect(dsn: str, **kwargs: str) -> psycopg2.extensions.connection:

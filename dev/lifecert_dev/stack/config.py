@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+
+from lifecert.endpoints import (
+    DEFAULT_KAFKA_PORT,
+    DEFAULT_PG_PORT,
+    LOOPBACK,
+    PG_DATABASE,
+    PG_SUPERUSER,
+    EndpointError,
+    LocalStack,
+    int_env,
+)
 
 # The Apache Kafka release the project runs, locally (jars from Maven Central) and in
 # docker/compose.yaml (apache/kafka image): keep the two equal.
@@ -25,8 +35,6 @@ SCALA_BINARY_VERSION = "2.13"
 # binding; log4j-slf4j-impl (the slf4j 1.x -> log4j2 bridge) of the same log4j release
 # routes the broker's logging into the file appender we configure.
 LOG4J_VERSION = "2.25.3"
-
-LOOPBACK = "127.0.0.1"
 
 # name -> what it overrides (documentation for `lifecert stack --help` and the README)
 ENV_VARS: dict[str, str] = {
@@ -58,18 +66,6 @@ class MissingPrerequisite(StackError):
     """A tool the stack needs (java, mvn, apt-get, initdb, an OS user...) is missing."""
 
 
-def find_project_root(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` holding lifecert's pyproject.toml."""
-    for folder in (start, *start.parents):
-        pyproject = folder / "pyproject.toml"
-        try:
-            if pyproject.is_file() and 'name = "lifecert"' in pyproject.read_text("utf-8"):
-                return folder
-        except OSError:
-            continue
-    return None
-
-
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
     xdg = environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path(environ.get("HOME") or Path.home()) / ".cache"
@@ -77,16 +73,10 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
 
 
 def _int_env(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise StackError(f"{name}={raw!r} is not a whole number") from None
-    if not lo <= value <= hi:
-        raise StackError(f"{name}={value} is out of range ({lo}..{hi})")
-    return value
+        return int_env(environ, name, default, lo, hi)
+    except EndpointError as exc:
+        raise StackError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -95,15 +85,15 @@ class StackConfig:
 
     data_dir: Path
     cache_dir: Path
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    kafka_controller_port: int = DEFAULT_KAFKA_PORT + 1
     kafka_version: str = KAFKA_VERSION
     kafka_heap: str = "1g"
     kafka_partitions: int = 6
     kafka_auto_create_topics: bool = False
-    pg_port: int = 15432
-    pg_database: str = "lifecert"
-    pg_superuser: str = "lifecert"
+    pg_port: int = DEFAULT_PG_PORT
+    pg_database: str = PG_DATABASE
+    pg_superuser: str = PG_SUPERUSER
     pg_os_user: str = "postgres"
     pg_bindir: Path | None = None
     start_timeout: float = 120.0
@@ -130,34 +120,31 @@ class StackConfig:
         cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None
     ) -> StackConfig:
         env = os.environ if environ is None else environ
-        here = (cwd or Path.cwd()).resolve()
-        if env.get("LIFECERT_DATA_DIR"):
-            data_dir = Path(env["LIFECERT_DATA_DIR"]).expanduser()
-            data_dir = data_dir if data_dir.is_absolute() else here / data_dir
-        else:
-            data_dir = (find_project_root(here) or here) / "data" / "stack"
+        try:
+            local = LocalStack.from_env(env, cwd)
+        except EndpointError as exc:
+            raise StackError(str(exc)) from None
         cache_dir = (
             Path(env["LIFECERT_CACHE_DIR"]).expanduser()
             if env.get("LIFECERT_CACHE_DIR")
             else default_cache_dir(env)
         )
-        kafka_port = _int_env(env, "LIFECERT_KAFKA_PORT", 19092, 1, 65535)
         pg_bindir = env.get("LIFECERT_PG_BINDIR")
         return cls(
-            data_dir=data_dir.resolve(),
+            data_dir=local.data_dir,
             cache_dir=cache_dir.resolve(),
-            kafka_port=kafka_port,
+            kafka_port=local.kafka_port,
             kafka_controller_port=_int_env(
-                env, "LIFECERT_KAFKA_CONTROLLER_PORT", kafka_port + 1, 1, 65535
+                env, "LIFECERT_KAFKA_CONTROLLER_PORT", local.kafka_port + 1, 1, 65535
             ),
             kafka_version=env.get("LIFECERT_KAFKA_VERSION") or KAFKA_VERSION,
             kafka_heap=env.get("LIFECERT_KAFKA_HEAP") or "1g",
             kafka_partitions=_int_env(env, "LIFECERT_KAFKA_PARTITIONS", 6, 1, 10_000),
-            pg_port=_int_env(env, "LIFECERT_PG_PORT", 15432, 1, 65535),
+            pg_port=local.pg_port,
             pg_os_user=env.get("LIFECERT_PG_OS_USER") or "postgres",
             pg_bindir=Path(pg_bindir) if pg_bindir else None,
             start_timeout=float(_int_env(env, "LIFECERT_STACK_TIMEOUT", 120, 1, 3600)),
-            data_dir_is_default=not env.get("LIFECERT_DATA_DIR"),
+            data_dir_is_default=local.data_dir_is_default,
         )
 
     # ----------------------------------------------------------------- derived paths
@@ -183,33 +170,32 @@ class StackConfig:
 
     # ----------------------------------------------------------------- endpoints
     @property
+    def endpoints(self) -> LocalStack:
+        """Where the stack listens and keeps its secrets, as every lifecert process finds
+        them (lifecert/endpoints.py)."""
+        return LocalStack(self.data_dir, self.kafka_port, self.pg_port, self.host,
+                          self.pg_database, self.pg_superuser, self.data_dir_is_default)
+
+    @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return self.endpoints.kafka_bootstrap
 
     @property
     def pg_passfile(self) -> Path:
         """The libpq password file (mode 0600) holding the password of the bootstrap
         superuser and of every component role, generated by `lifecert stack up`."""
-        return self.data_dir / "secrets" / "pgpass"
+        return self.endpoints.pg_passfile
 
     @property
     def postgres_dsn(self) -> str:
         """The bootstrap superuser's DSN (creates databases and roles; the stack's and the
         tests' tooling): no password in it, libpq reads it from :attr:`pg_passfile`."""
-        return (f"postgresql://{self.pg_superuser}@{self.host}:{self.pg_port}/"
-                f"{self.pg_database}?passfile={quote(str(self.pg_passfile), safe='/')}")
+        return self.endpoints.postgres_dsn
 
     def postgres_dsn_for(self, component: str, database: str | None = None) -> str:
         """The DSN of ``component``'s own role (lifecert/dbroles.py: owner, projections,
         api, reader), on ``database`` (default: the stack's)."""
-        from lifecert.dbroles import dsn_as
-
-        dsn = dsn_as(self.postgres_dsn, component)
-        if database is None:
-            return dsn
-        import psycopg2.extensions
-
-        return psycopg2.extensions.make_dsn(dsn, dbname=database)
+        return self.endpoints.postgres_dsn_for(component, database)
 
 
 # --------------------------------------------------------------------- shared helpers

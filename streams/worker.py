@@ -1,5 +1,5 @@
 """Run the worker until SIGTERM/SIGINT: ``python -m streams.worker [options]``, which is
-also what ``lifecert worker`` runs (the options are defined in lifecert/commands/worker.py).
+also what ``lifecert worker`` runs (the options are defined in streams/options.py).
 
 faust is imported only when the worker runs.
 """
@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lifecert.commands.worker import DEFAULT_APP_ID, add_arguments
 from lifecert.pipeline.topics import EVENTS, TopicLayout, layout
+from streams.options import DEFAULT_APP_ID, add_arguments
 
 if TYPE_CHECKING:
     import faust

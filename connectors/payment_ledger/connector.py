@@ -40,7 +40,7 @@ import psycopg2.extensions
 from connectors.payment_ledger.intake import INTAKE_FUNCTION, public_dsn
 from connectors.sdk.base import SinkConnector, SinkRecord
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
-from lifecert.domain.time import parse_month
+from lifecert.events.time import parse_month
 
 # lifecert's payment instruction -> the payment system's instruction kind.
 KIND_OF: dict[str, str] = {

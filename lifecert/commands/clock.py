@@ -22,7 +22,7 @@ from typing import Any
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import Policy, PolicyError, load_policy
-from lifecert.domain.time import isoformat_local
+from lifecert.events.time import isoformat_local
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.clock import advance
 from lifecert.pipeline.topics import layout

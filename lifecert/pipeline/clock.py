@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from lifecert.domain.clock import MomentClock, cutoff
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
-from lifecert.domain.time import isoformat_local, to_utc
 from lifecert.events import codec
+from lifecert.events.time import isoformat_local, to_utc
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout
 
 if TYPE_CHECKING:

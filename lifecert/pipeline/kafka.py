@@ -37,6 +37,7 @@ from kafka.partitioner import murmur2
 from lifecert.endpoints import BOOTSTRAP_ENV
 from lifecert.endpoints import kafka_bootstrap as bootstrap_servers
 from lifecert.pipeline import credentials as creds
+from lifecert.pipeline.broker_errors import KafkaUnavailable, TopicProblem, describe_error
 from lifecert.pipeline.topics import TopicLayout, TopicSpec
 
 __all__ = [
@@ -85,14 +86,6 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 
 
 
-class KafkaUnavailable(RuntimeError):
-    """The broker could not be reached or refused a request; the message says what to do."""
-
-
-class TopicProblem(RuntimeError):
-    """A topic of the layout is missing, or exists with other partitions or config."""
-
-
 # --------------------------------------------------------------------- connection
 
 
@@ -102,13 +95,6 @@ def _unreachable(bootstrap: str, exc: BaseException) -> KafkaUnavailable:
         f"stack with `lifecert stack up` (see `lifecert stack status`), or point "
         f"--bootstrap / {BOOTSTRAP_ENV} at a running broker."
     )
-
-
-def describe_error(exc: BaseException) -> str:
-    """An exception as one line: its class name and message."""
-    text = str(exc).strip()
-    name = type(exc).__name__
-    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 @dataclass(frozen=True)

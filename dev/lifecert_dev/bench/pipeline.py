@@ -485,7 +485,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
     from lifecert.pipeline import kafka as lk
     from lifecert.pipeline.topics import EVENTS
     from lifecert_dev import live
-    from lifecert_dev.commands.bench import campaign_file
+    from lifecert_dev.bench.replay import campaign_file
     from projections.config import resolve_bootstrap, resolve_dsn
 
     bootstrap = resolve_bootstrap(args.bootstrap)

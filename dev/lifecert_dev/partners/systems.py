@@ -24,9 +24,9 @@ from typing import Any
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Policy
-from lifecert.domain.time import SHANGHAI
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
+from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import clock as lc
 from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout

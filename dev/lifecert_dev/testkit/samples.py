@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from lifecert.domain.time import SHANGHAI
+from lifecert.events.time import SHANGHAI
 
 Event = dict[str, object]
 START = datetime(2017, 4, 3, 9, 0, tzinfo=SHANGHAI)

@@ -31,8 +31,8 @@ from connectors.guangdong.client import ProvinceClient
 from connectors.guangdong.mapping import event_to_record
 from connectors.sdk.errors import PartnerUnavailable
 from lifecert.domain.fold import uuid5
-from lifecert.domain.time import SHANGHAI
 from lifecert.events.interchange import parse_event
+from lifecert.events.time import SHANGHAI
 from lifecert_dev.testkit.harness import Event, SinkHarness, SourceHarness
 from lifecert_dev.testkit.tls import ServerCertificate, TestCA
 

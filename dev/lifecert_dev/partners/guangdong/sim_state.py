@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.guangdong import province as gd
-from lifecert.domain.time import SHANGHAI
+from lifecert.events.time import SHANGHAI
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feed (

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors.ministry_offsite import batchfile as bf
-from lifecert.domain.time import isoformat_local
 from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert.events.time import isoformat_local
 
 CORRUPTIONS = ("count", "checksum", "batch-id", "no-trailer")
 _COLUMN = {**{zh: zh for zh, _ in bf.COLUMNS}, **{en: zh for zh, en in bf.COLUMNS}}

@@ -16,7 +16,7 @@ import psycopg2.extensions
 
 from lifecert.dbroles import LEDGER_SINK, dsn_as, role_exists
 from lifecert.domain.fold import uuid5
-from lifecert.domain.time import SHANGHAI, format_month, month_of_date
+from lifecert.events.time import SHANGHAI, format_month, month_of_date
 from lifecert_dev.partners.payment_ledger import simulator
 from lifecert_dev.testkit.harness import Event, SinkHarness
 

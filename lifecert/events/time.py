@@ -1,4 +1,5 @@
-"""Calendar arithmetic of the domain: local dates and months in Asia/Shanghai.
+"""The calendar events are written and judged in: local dates and months in Asia/Shanghai
+(the interchange form reads and writes times with it; the domain's rules count with it).
 
 Months are handled as integers (``year * 12 + month - 1``) inside the fold and written as
 ``"YYYY-MM"`` at the edges.

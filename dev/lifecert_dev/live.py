@@ -30,7 +30,7 @@ from lifecert.domain.policy import Policy
 from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.postgres import migrate_as as migrate_keystore
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.publish import PublishStats, publish_file
 from lifecert.pipeline.topics import TopicLayout, layout
 
@@ -114,7 +114,7 @@ def drop_topics(bootstrap: str, prefix: str) -> None:
     changelog topics)."""
     if not prefix:
         raise ValueError("refusing to delete topics without a prefix")
-    with lk.admin_client(bootstrap) as admin:
+    with kafka_clients.admin_client(bootstrap) as admin:
         doomed = [t for t in admin.list_topics() if t.startswith(prefix)]
         if doomed:
             admin.delete_topics(doomed)
@@ -134,13 +134,13 @@ def prepare(run: LiveRun) -> None:
     # Deleting topics is asynchronous on the broker: wait until they are gone.
     deadline = time.monotonic() + 60
     while True:
-        with lk.admin_client(run.bootstrap) as admin:
+        with kafka_clients.admin_client(run.bootstrap) as admin:
             left = [t for t in admin.list_topics() if t.startswith(run.prefix)]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    with lk.admin_client(run.bootstrap) as admin:
-        lk.ensure_topics(admin, run.topics)
+    with kafka_clients.admin_client(run.bootstrap) as admin:
+        kafka_clients.ensure_topics(admin, run.topics)
     fresh_database(run)
 
 

@@ -43,7 +43,7 @@ from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
 from lifecert.events.interchange import MalformedEvent, loads, parse_event, plain, to_json
 from lifecert.events.time import isoformat_local
-from lifecert.pipeline.kafka import client_security
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import TopicLayout
 
 log = logging.getLogger("lifecert.api")

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg2
 
     from connectors.payment_ledger.reconcile import reconcile, reconcile_replay, render
-    from lifecert.pipeline import kafka as lk
+    from lifecert.pipeline import kafka_clients
 
     dsn = args.ledger_dsn or os.environ.get(LEDGER_DSN_ENV, "").strip()
     if not dsn:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             report = reconcile_replay(args.replay_instructions, dsn)
         else:
             report = reconcile(
-                lk.bootstrap_servers(args.bootstrap), layout(args.topic_prefix), dsn,
+                kafka_clients.bootstrap_servers(args.bootstrap), layout(args.topic_prefix), dsn,
                 timeout=args.timeout, dead_letters=not args.no_dead_letters,
             )
     except OSError as exc:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert reconcile: cannot read {args.replay_instructions}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_USAGE
-    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
         print(f"lifecert reconcile: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg2.Error as exc:

@@ -1,13 +1,13 @@
 """Shared kafka-python plumbing of the live pipeline: where the broker is, the producer
 every lifecert writer uses, topic creation from the layout, key partitioning, offsets.
 
-    from lifecert.pipeline import kafka, topics
+    from lifecert.pipeline import kafka_clients, topics
 
-    bootstrap = kafka.bootstrap_servers(args.bootstrap)     # flag, env, or the local stack
-    with kafka.admin_client(bootstrap) as admin:
-        kafka.ensure_topics(admin, topics.layout())
-    producer = kafka.producer(bootstrap)                    # idempotent, acks=all, batched
-    kafka.partition_for_key("FS000104729", 6)               # what Kafka's partitioner picks
+    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)  # flag, env, or local stack
+    with kafka_clients.admin_client(bootstrap) as admin:
+        kafka_clients.ensure_topics(admin, topics.layout())
+    producer = kafka_clients.producer(bootstrap)            # idempotent, acks=all, batched
+    kafka_clients.partition_for_key("FS000104729", 6)       # what Kafka's partitioner picks
 
 Every client logs in as the component its process says it is (SASL/SCRAM-SHA-512; the
 broker authorizes each request with the ACLs of ``acls.toml``): :func:`client_security`

@@ -122,11 +122,11 @@ def published_moments(
     """Moment kind -> its ClockTick, for every moment of ``policy_name`` that the clock
     topic records as published (read to its end). Records that do not decode, or that
     belong to another policy, are ignored: the clock topic is the scheduler's own."""
-    from lifecert.pipeline import kafka as lk
+    from lifecert.pipeline import kafka_clients
 
     found: dict[str, dict[str, Any]] = {}
     prefix = f"{policy_name}/".encode()
-    for record in lk.read_to_end(consumer, layout[CLOCK].name, timeout=timeout):
+    for record in kafka_clients.read_to_end(consumer, layout[CLOCK].name, timeout=timeout):
         if record.key is None or not record.key.startswith(prefix) or record.value is None:
             continue
         try:
@@ -161,7 +161,7 @@ class TickWriter:
         self.records = 0
 
     def write(self, moment: Moment) -> None:
-        """Write ``moment``; raises :class:`~lifecert.pipeline.kafka.KafkaUnavailable`
+        """Write ``moment``; raises :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable`
         when the broker does not acknowledge every record."""
         events_topic = self.layout[EVENTS].name
         clock_topic = self.layout[CLOCK].name
@@ -185,7 +185,7 @@ class TickWriter:
     ) -> None:
         from kafka.errors import KafkaError
 
-        from lifecert.pipeline import kafka as lk
+        from lifecert.pipeline import kafka_clients
 
         try:
             futures = [
@@ -196,8 +196,8 @@ class TickWriter:
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise lk.KafkaUnavailable(
-                f"the broker did not acknowledge {what}: {lk.describe_error(exc)}"
+            raise kafka_clients.KafkaUnavailable(
+                f"the broker did not acknowledge {what}: {kafka_clients.describe_error(exc)}"
             ) from exc
 
 
@@ -239,16 +239,16 @@ def advance(
     """Publish every moment of ``policy`` at or before the end of day ``to`` (Asia/Shanghai),
     or at or before the instant ``to``, that the clock topic does not show as published;
     idempotent. Raises
-    :class:`~lifecert.pipeline.kafka.KafkaUnavailable` or
-    :class:`~lifecert.pipeline.kafka.TopicProblem`."""
-    from lifecert.pipeline import kafka as lk
+    :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable` or
+    :class:`~lifecert.pipeline.kafka_clients.TopicProblem`."""
+    from lifecert.pipeline import kafka_clients
 
     if connect_timeout is None:
-        connect_timeout = lk.CONNECT_TIMEOUT_S
+        connect_timeout = kafka_clients.CONNECT_TIMEOUT_S
     until = to_utc(to) if isinstance(to, datetime) else cutoff(to)
-    consumer = lk.consumer(bootstrap, connect_timeout=connect_timeout)
+    consumer = kafka_clients.consumer(bootstrap, connect_timeout=connect_timeout)
     try:
-        partitions = lk.partitions_of(consumer, layout[EVENTS].name)
+        partitions = kafka_clients.partitions_of(consumer, layout[EVENTS].name)
         done = published_moments(consumer, layout, policy.name)
     finally:
         consumer.close()
@@ -256,7 +256,7 @@ def advance(
     due = clock.due(until)
     already = tuple(m for m in policy.moments if m.kind in done)
     if due:
-        producer = lk.producer(bootstrap, connect_timeout=connect_timeout)
+        producer = kafka_clients.producer(bootstrap, connect_timeout=connect_timeout)
         try:
             writer = TickWriter(producer, layout, policy.name, partitions)
             for moment in due:

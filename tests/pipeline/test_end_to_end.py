@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from lifecert_dev import live
-from lifecert_dev.stack import StackStatus, kafka, postgres
+from lifecert_dev.stack import StackStatus, broker, postgres
 from tests.pipeline.live_helpers import POLICY, UNTIL, assert_live_equals_replay, campaign
 
 
@@ -64,9 +64,9 @@ def test_broker_and_database_restarts_lose_and_double_nothing(
     ):
         children = [worker, projections]
         wait_for_progress(run, children, 0.25)
-        kafka.stop(stack.config)
+        broker.stop(stack.config)
         time.sleep(2)
-        kafka.start(stack.config)
+        broker.start(stack.config)
         wait_for_progress(run, children, 0.5)
         postgres.stop(stack.config)
         time.sleep(2)

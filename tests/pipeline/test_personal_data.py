@@ -76,14 +76,14 @@ def _found_in(blob: bytes, needles: dict[str, bytes]) -> list[str]:
 
 
 def _records(run: live.LiveRun, role: str) -> list[Any]:
-    from lifecert.pipeline import kafka as lk
+    from lifecert.pipeline import kafka_clients
 
-    consumer = lk.consumer(run.bootstrap)
+    consumer = kafka_clients.consumer(run.bootstrap)
     try:
         from kafka import TopicPartition
 
         topic = run.topics[role].name
-        tps = [TopicPartition(topic, p) for p in lk.partitions_of(consumer, topic)]
+        tps = [TopicPartition(topic, p) for p in kafka_clients.partitions_of(consumer, topic)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)

@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from lifecert.pipeline.credentials import ADMIN
-from lifecert.pipeline.kafka import client_security
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert_dev.stack import (
     KAFKA_VERSION,
     MissingPrerequisite,
@@ -31,7 +31,7 @@ from lifecert_dev.stack import (
     status,
     up,
 )
-from lifecert_dev.stack import kafka as stack_kafka
+from lifecert_dev.stack import broker as stack_broker
 from lifecert_dev.stack import postgres as stack_postgres
 
 
@@ -211,7 +211,7 @@ def test_missing_java_is_named(private_stack_env: dict[str, str], tmp_path: Path
 
 
 def test_missing_maven_is_named(private_stack_env: dict[str, str], tmp_path: Path) -> None:
-    java = stack_kafka.find_java()
+    java = stack_broker.find_java()
     only_java = tmp_path / "bin"
     only_java.mkdir()
     (only_java / "java").symlink_to(java)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lifecert_dev.stack import kafka, postgres
+from lifecert_dev.stack import broker, postgres
 from lifecert_dev.stack.config import (
     ENV_VARS,
     KAFKA_VERSION,
@@ -56,7 +56,7 @@ def _quiet(_: str) -> None:
 @dataclass(frozen=True)
 class StackStatus:
     config: StackConfig
-    kafka: kafka.KafkaState
+    kafka: broker.KafkaState
     postgres: postgres.PostgresState
 
     @property
@@ -125,7 +125,7 @@ def _state(running: bool, ready: bool) -> str:
 
 def status(cfg: StackConfig | None = None) -> StackStatus:
     cfg = postgres.locate(cfg or StackConfig.from_env())
-    return StackStatus(cfg, kafka.status(cfg), postgres.status(cfg))
+    return StackStatus(cfg, broker.status(cfg), postgres.status(cfg))
 
 
 def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStatus:
@@ -140,15 +140,15 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
     with file_lock(cfg.data_dir / "stack.lock"):
         current = status(cfg)
         if not current.kafka.running:
-            kafka.preflight(cfg)
+            broker.preflight(cfg)
         if not current.postgres.running:
             postgres.preflight(cfg)
         t0 = time.monotonic()
         # the broker's JVM boots (~5 s) while PostgreSQL starts
-        kafka_pid = kafka.launch(cfg, progress)
+        kafka_pid = broker.launch(cfg, progress)
         postgres.start(cfg, progress)
-        kafka.wait_ready(cfg, kafka_pid)
-        kafka.apply_default_acls(cfg)
+        broker.wait_ready(cfg, kafka_pid)
+        broker.apply_default_acls(cfg)
         final = status(cfg)
         if not final.running:
             raise StackError(f"the stack did not come up: {final.to_dict()}")
@@ -169,7 +169,7 @@ def down(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackSt
     if not cfg.data_dir.exists():
         return status(cfg)
     with file_lock(cfg.data_dir / "stack.lock"):
-        if kafka.stop(cfg):
+        if broker.stop(cfg):
             progress("Kafka stopped")
         if postgres.stop(cfg):
             progress("PostgreSQL stopped")

@@ -538,7 +538,7 @@ def apply_default_acls(cfg: StackConfig) -> None:
     from kafka.errors import KafkaError
 
     from lifecert.pipeline import acls
-    from lifecert.pipeline.kafka import KafkaUnavailable
+    from lifecert.pipeline.kafka_clients import KafkaUnavailable
     from lifecert.pipeline.topics import layout
 
     try:
@@ -586,7 +586,7 @@ def spawn_detached(cmd: list[str], log: Path, cwd: Path) -> int:
 def _admin_settings(cfg: StackConfig, timeout: float) -> dict[str, object]:
     """kafka-python settings of an admin client of this stack's broker, logged in with
     the admin's credentials of this stack (whatever the environment says)."""
-    from lifecert.pipeline.kafka import ClientSecurity
+    from lifecert.pipeline.kafka_clients import ClientSecurity
 
     admin = read_file(_files(cfg)["credentials"] / f"{ADMIN}.json", ADMIN)
     # The stack's own listener (SASL_PLAINTEXT on its loopback host), not the environment's

@@ -8,11 +8,13 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml $(wildcard proto/lifecert/v1/*.proto)
+$(STAMP): pyproject.toml dev/pyproject.toml $(wildcard proto/lifecert/v1/*.proto)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lifecert needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# lifecert (what a bureau runs) and lifecert-dev (dev/: simulators, test kit, generator,
+	# local stack, demo, benchmarks), both editable.
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./dev
 	# face_recognition declares `dlib` (a 14-minute source build); dlib-bin provides it.
 	$(BIN)/pip install --quiet --no-deps face_recognition==1.3.0
 	# The gRPC code is generated from proto/, never edited or committed.
@@ -24,10 +26,12 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/lifecert bench replay

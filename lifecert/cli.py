@@ -1,5 +1,7 @@
 """The ``lifecert`` command. Each sub-command lives in its own module and registers itself
-with ``register(subparsers)``; this module only assembles them."""
+with ``register(subparsers)``; this module only assembles them: lifecert's own commands,
+then those other distributions add through entry points (lifecert/commands/plugins.py:
+lifecert-dev adds demo, generate, stack and bench)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,14 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+
+from lifecert.commands.plugins import add_plugins
 
 # Modules that define a sub-command: each has ``register(subparsers) -> None`` which adds
 # its parser and sets ``func`` (taking the parsed namespace, returning an exit code).
 COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.replay",
-    "lifecert.commands.generate",
-    "lifecert.commands.bench",
-    "lifecert.commands.demo",
-    "lifecert.commands.stack",
     "lifecert.commands.topics",
     "lifecert.commands.publish",
     "lifecert.commands.clock",
@@ -33,13 +34,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 # The Kafka principal each command's clients log in as (lifecert/pipeline/acls.toml says
-# what each may do). Commands that set up or tear down topics and ACLs, or drive a whole
-# local run (the demo, the benchmarks), are the admin; commands absent use none.
+# what each may do); commands absent use none. Commands that set up or tear down topics
+# and ACLs, or drive a whole local run, are the admin. A plug-in command names its own
+# (``KAFKA_COMPONENT`` of its module: lifecert-dev's demo, stack and bench are the admin).
 COMMAND_COMPONENTS: dict[str, str] = {
-    "stack": "admin",
     "topics": "admin",
-    "demo": "admin",
-    "bench": "admin",
     "publish": "connector",
     "connectors": "connector",
     "reconcile": "connector",
@@ -52,6 +51,10 @@ COMMAND_COMPONENTS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="lifecert",
         description="Pension eligibility certification hub (proof of life).",
@@ -59,14 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
-    return parser
+    return parser, add_plugins(subparsers)
+
+
+def component_of(command: str, plugin: ModuleType | None = None) -> str | None:
+    """The Kafka principal of ``command``, ``plugin`` its module when a plug-in."""
+    declared = getattr(plugin, "KAFKA_COMPONENT", None)
+    return declared if isinstance(declared, str) else COMMAND_COMPONENTS.get(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, plugins = _build()
+    args = parser.parse_args(argv)
     from lifecert.pipeline.credentials import acting_as
 
-    component = COMMAND_COMPONENTS.get(args.command)
+    component = component_of(args.command, plugins.get(args.command))
     try:
         if component is None:
             return int(args.func(args) or 0)

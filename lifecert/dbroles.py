@@ -29,7 +29,7 @@ role                          may
 ============================  =====================================================
 
 The grants are applied by the migrations themselves (:func:`apply_grants`, called by
-``projections.migrate.MigrationSet.migrate`` in the transaction of the migrations it
+``lifecert.migrations.MigrationSet.migrate`` in the transaction of the migrations it
 applies), so a database is never at a schema version without its grants. They are exact:
 each component role first loses every table privilege in the schema, then gets what is
 listed, so a privilege granted by hand does not survive the next migration. A new table

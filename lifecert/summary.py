@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from lifecert.domain.state import DECEASED, EXEMPT, STATUSES, RetireeState
-from lifecert.domain.time import local_date
+from lifecert.events.time import local_date
 
 
 @dataclass

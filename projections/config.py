@@ -1,37 +1,26 @@
 """Where the projections (and lifecert's other PostgreSQL clients) find PostgreSQL and
 Kafka: an explicit value, else the environment (``LIFECERT_POSTGRES_DSN``,
-``LIFECERT_KAFKA_BOOTSTRAP``), else the local stack's, as the component's own role."""
+``LIFECERT_KAFKA_BOOTSTRAP``), else the local stack's, as the component's own role
+(:mod:`lifecert.endpoints`); and how they connect."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
-from lifecert.pipeline.kafka import bootstrap_servers
+from lifecert.endpoints import DSN_ENV, kafka_bootstrap
+from lifecert.endpoints import postgres_dsn as resolve_dsn
 
-DSN_ENV = "LIFECERT_POSTGRES_DSN"
+__all__ = ["APPLICATION_NAME", "DSN_ENV", "connect", "resolve_bootstrap", "resolve_dsn"]
+
 APPLICATION_NAME = "lifecert-projections"
-
-def resolve_dsn(explicit: str | None = None, component: str | None = None) -> str:
-    """``explicit`` (``--dsn``), else ``LIFECERT_POSTGRES_DSN`` (in production: each
-    component's process gets its own role's DSN there), else the local stack's DSN for
-    ``component``'s own role (lifecert/dbroles.py: owner, projections, api, reader; None:
-    the stack's superuser, for tooling that creates databases). The stack's DSNs carry
-    no password: libpq reads it from the stack's password file."""
-    if explicit or os.environ.get(DSN_ENV):
-        return explicit or os.environ[DSN_ENV]
-    from lifecert.stack.config import StackConfig  # the stack's defaults, read lazily
-
-    cfg = StackConfig.from_env()
-    return cfg.postgres_dsn if component is None else cfg.postgres_dsn_for(component)
 
 
 def resolve_bootstrap(explicit: str | None = None) -> str:
     """The broker, found as every other part of lifecert finds it."""
-    return bootstrap_servers(explicit)
+    return kafka_bootstrap(explicit)
 
 
 def connect(dsn: str, **kwargs: Any) -> psycopg2.extensions.connection:

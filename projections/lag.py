@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from lifecert.pipeline.kafka import client_security
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import EVENTS, TopicLayout
 from projections.config import connect
 from projections.writer import read_topics

@@ -28,7 +28,7 @@ import psycopg2.extensions
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from lifecert.pipeline.kafka import client_security
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from projections.config import connect
 from projections.dead_letters import DeadLetterSender

@@ -8,5 +8,6 @@
   acknowledged, then the states sent to the changelog and acknowledged, then stored.
 - :mod:`streams.app` wires that into a faust app: the agent, the decision loop that takes
   batches from it, the state table and sends.
-- :mod:`streams.worker` runs the app until SIGTERM/SIGINT (``python -m streams.worker``).
+- :mod:`streams.worker` runs the app until SIGTERM/SIGINT (``python -m streams.worker``),
+  with the options of :mod:`streams.options`.
 """

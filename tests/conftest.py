@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from lifecert.pipeline.credentials import ADMIN, set_process_component
-from lifecert.stack import StackStatus
+from lifecert_dev.stack import StackStatus
 from tests.reference import reference_replay
 
 POLICY = "foshan-2017"

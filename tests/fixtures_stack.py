@@ -3,7 +3,7 @@ PostgreSQL). Registered for the whole test tree by ``pytest_plugins`` in tests/c
 
 ``stack`` (session scope) brings the stack of ``StackConfig.from_env()`` up once — the
 same one `lifecert stack up` runs, honouring LIFECERT_DATA_DIR, LIFECERT_KAFKA_PORT... —
-and yields its :class:`~lifecert.stack.StackStatus` (``.kafka_bootstrap``,
+and yields its :class:`~lifecert_dev.stack.StackStatus` (``.kafka_bootstrap``,
 ``.postgres_dsn``, ``.config``). At the end of the session it leaves the stack as it found
 it: stopped again if the session started it (so CI ends clean), running if it already ran
 (so a developer's `lifecert stack up` survives a test run). When the session made
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lifecert.stack import StackConfig, StackStatus, down, postgres, status, up
+from lifecert_dev.stack import StackConfig, StackStatus, down, postgres, status, up
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from typing import Any
 
 from connectors.guangdong import province as gd
 from connectors.sdk.errors import RecordRejected
-from lifecert.domain.time import isoformat_local, to_utc
 from lifecert.events import bounds
 from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert.events.time import isoformat_local, to_utc
 
 Event = dict[str, Any]
 

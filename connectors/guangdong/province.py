@@ -27,8 +27,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from lifecert.domain.time import SHANGHAI
 from lifecert.events import bounds
+from lifecert.events.time import SHANGHAI
 
 FEED_PATH: Final = "/api/v1/certifications"
 RESULTS_PATH: Final = "/api/v1/assistance-results"

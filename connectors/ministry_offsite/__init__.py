@@ -5,7 +5,8 @@ files dropped into an inbox folder.
   implements), reader and writer.
 - :mod:`.connector`: ``MinistryOffsiteSource``, the source connector (kind
   ``ministry-offsite``).
-- :mod:`.simulator`: the ministry's side as a real process
-  (``python -m connectors.ministry_offsite.simulator drop|serve|receipts``).
-- :mod:`.harness`: the test kit's harness around the simulator.
+
+The ministry's side as a real process, and the test kit's harness around it, are
+lifecert-dev's (``python -m lifecert_dev.partners.ministry_offsite.simulator
+drop|serve|receipts``).
 """

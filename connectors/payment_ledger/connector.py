@@ -14,7 +14,7 @@ Refused for good, and dead-lettered by the runner with the reason:
   (another event type), whose key is not its retiree id, or whose months or amounts the
   ledger could not book (a month that is not YYYY-MM, months not in ascending order,
   negative amounts, back pay without months, an overpayment without months);
-- by the ledger, on the account's state: see :mod:`connectors.payment_ledger.simulator`
+- by the ledger, on the account's state: see :mod:`connectors.payment_ledger.intake`
   (CONFLICTING_DUPLICATE, ACCOUNT_STOPPED, ALREADY_SUSPENDED, NOT_SUSPENDED,
   BACKPAY_PERIODS_MISMATCH, NOT_STOPPED, NOT_OVERPAID).
 
@@ -37,10 +37,10 @@ from typing import Any, ClassVar
 import psycopg2
 import psycopg2.extensions
 
-from connectors.payment_ledger.simulator import INTAKE_FUNCTION, public_dsn
+from connectors.payment_ledger.intake import INTAKE_FUNCTION, public_dsn
 from connectors.sdk.base import SinkConnector, SinkRecord
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
-from lifecert.domain.time import parse_month
+from lifecert.events.time import parse_month
 
 # lifecert's payment instruction -> the payment system's instruction kind.
 KIND_OF: dict[str, str] = {
@@ -227,7 +227,7 @@ class PaymentLedgerSink(SinkConnector):
             raise ConfigError(
                 f"connector {self.name!r} ({self.kind}): {public_dsn(self.dsn)} is not a "
                 f"payment ledger (it has no {INTAKE_FUNCTION}); set it up with "
-                f"`python -m connectors.payment_ledger.simulator init --dsn DSN`")
+                f"`python -m lifecert_dev.partners.payment_ledger.simulator init --dsn DSN`")
         self.conn = conn
 
     def _close(self) -> None:

@@ -6,7 +6,9 @@ RetireeEnrolled and PensionAmountChanged.
 - ``mapping.py``: an outbox row in the master's own shape -> a lifecert event, or the
   precise reason it cannot be one;
 - ``codes.py``: the master's code tables (insurance types, residence, districts...);
-- ``schema.sql`` and ``simulator.py``: the simulated master database and its command
-  (``python -m connectors.pension_master.simulator init|apply|refuse|accept``);
-- ``harness.py``: the simulator for the test kit and the demo.
+- ``schema.sql``: the master's outbox tables, as the connector reads them.
+
+The simulated master database and its command (``python -m
+lifecert_dev.partners.pension_master.simulator init|apply|refuse|accept``), and its harness
+for the test kit and the demo, are lifecert-dev's.
 """

@@ -133,7 +133,7 @@ class PensionMasterSource(SourceConnector):
                 f"connector {self.name!r} ({self.kind}): {self.where} does not hold the "
                 f"master's outbox as expected ({str(exc).strip().splitlines()[0]}); point "
                 f"'dsn' at the master database, or run `python -m "
-                f"connectors.pension_master.simulator init --dsn ...` for the simulator"
+                f"lifecert_dev.partners.pension_master.simulator init --dsn ...` for the simulator"
             ) from None
         except psycopg2.Error as exc:
             raise self._unavailable("lost", exc) from None
@@ -191,7 +191,8 @@ class PensionMasterSource(SourceConnector):
         if not found[0][0]:
             return [f"{self.name}: {self.where} has no table master.outbox with an xid column; "
                     f"point 'dsn' at the master database, or run `python -m "
-                    f"connectors.pension_master.simulator init --dsn ...` for the simulator"]
+                    f"lifecert_dev.partners.pension_master.simulator init --dsn ...` for "
+                    f"the simulator (lifecert-dev)"]
         return []
 
     def _after(self, position: Position | None) -> tuple[int, int]:

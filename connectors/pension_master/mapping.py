@@ -15,9 +15,9 @@ from typing import Any
 from connectors.pension_master import codes
 from connectors.sdk.base import Event
 from connectors.sdk.errors import RecordRejected
-from lifecert.domain.time import isoformat_local
 from lifecert.events import bounds
 from lifecert.events.interchange import loads
+from lifecert.events.time import isoformat_local
 
 FIX = "correct it in the master system (its next change writes a new outbox row)"
 

@@ -16,7 +16,7 @@ from connectors.sdk.base import Connector, SinkConnector
 from connectors.sdk.config import ConnectorsConfig, InstanceConfig
 from connectors.sdk.metrics import ConnectorMetrics, serve
 from connectors.sdk.runner import runner_for
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import TopicLayout, layout
 
 log = logging.getLogger("lifecert.connectors")
@@ -38,8 +38,8 @@ def build(config: ConnectorsConfig, name: str, *, bootstrap: str | None = None,
     cls = registry.load(instance.kind)
     connector = cls(name, instance.settings)
     prefix = topic_prefix if topic_prefix is not None else config.topic_prefix
-    return Built(instance, connector, lk.bootstrap_servers(bootstrap or config.bootstrap),
-                 layout(prefix))
+    return Built(instance, connector,
+                 kafka_clients.bootstrap_servers(bootstrap or config.bootstrap), layout(prefix))
 
 
 def run(built: Built, *, metrics_port: int | None = None) -> None:
@@ -70,12 +70,12 @@ def check(built: Built) -> list[str]:
     if isinstance(built.connector, SinkConnector):
         roles += list(built.connector.topics)
     try:
-        with lk.admin_client(built.bootstrap) as admin:
-            states = lk.describe_topics(admin, built.layout)
+        with kafka_clients.admin_client(built.bootstrap) as admin:
+            states = kafka_clients.describe_topics(admin, built.layout)
         for state in states:
             if state.spec.role in roles:
                 problems += state.problems
-    except lk.KafkaUnavailable as exc:
+    except kafka_clients.KafkaUnavailable as exc:
         problems.append(str(exc))
     problems += built.connector._check()
     return problems

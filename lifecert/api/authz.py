@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lifecert.events.catalogue import OUTPUT_TYPES
+from lifecert.pki.roles import ROLES
 
 # Method names used in the matrix (and in the audit table).
 SUBMIT = "PartnerExchange/SubmitBatch"
@@ -208,7 +209,9 @@ MATRIX: dict[str, RoleRules] = {
     ),
 }
 
-ROLES: tuple[str, ...] = tuple(MATRIX)
+if tuple(MATRIX) != ROLES:  # the matrix decides for every role a certificate can carry
+    raise RuntimeError(f"lifecert/api/authz.py: the matrix's roles {tuple(MATRIX)} differ from "
+                       f"those certificates carry (lifecert/pki/roles.py): {ROLES}")
 
 
 def rules(role: str) -> RoleRules:

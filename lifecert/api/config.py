@@ -109,7 +109,7 @@ class ApiConfig:
         face_threshold: float | None = None,
         face_min_parallax: float | None = None,
     ) -> ApiConfig:
-        from lifecert.pipeline.kafka import bootstrap_servers
+        from lifecert.pipeline.kafka_clients import bootstrap_servers
         from projections.config import resolve_dsn
 
         pki = PkiPaths.default(pki_dir)

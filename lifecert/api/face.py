@@ -48,9 +48,9 @@ from lifecert.api.partner import event_id_for, timestamp
 from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
-from lifecert.domain.time import isoformat_local
 from lifecert.events import bounds
 from lifecert.events.interchange import parse_event
+from lifecert.events.time import isoformat_local
 from lifecert.face import (
     DEFAULT_THRESHOLD,
     EnrollmentRefused,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import psycopg2.extensions
 
-from projections.migrate import Migration, MigrationSet
+from lifecert.migrations import Migration, MigrationSet
 from projections.migrate import migrate as migrate_projections
 
 # pg_advisory_xact_lock key of the API's migration runs ("lifecert" + 3).

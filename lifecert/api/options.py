@@ -1,4 +1,4 @@
-"""Command-line options of the API server and its benchmark, kept free of heavy imports
+"""Command-line options of the API server, kept free of heavy imports
 (gRPC, Kafka, PostgreSQL) so that `lifecert --help` stays fast."""
 
 from __future__ import annotations
@@ -65,19 +65,3 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write {\"port\", \"pid\"} as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every call (agency, method, outcome; no personal data)")
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate", type=float, default=500.0,
-                        help="status queries per second, sent on a fixed schedule "
-                        "(default 500)")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="measured duration (default 10), after 2 s of warm-up")
-    parser.add_argument("--retirees", type=int, default=2000,
-                        help="retirees seeded in the benchmark's own database (default 2000)")
-    parser.add_argument("--wrong-rate", type=float, default=0.0,
-                        help="share of queries with a wrong second factor (default 0)")
-    parser.add_argument("--baseline", action="store_true",
-                        help="also measure the gRPC health check at the same rate (what "
-                        "this machine's gRPC, TLS and load allow without lifecert's work)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")

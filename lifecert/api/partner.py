@@ -39,11 +39,11 @@ from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
-from lifecert.domain.time import isoformat_local
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
 from lifecert.events.interchange import MalformedEvent, loads, parse_event, plain, to_json
-from lifecert.pipeline.kafka import client_security
+from lifecert.events.time import isoformat_local
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import TopicLayout
 
 log = logging.getLogger("lifecert.api")

@@ -45,7 +45,7 @@ from lifecert.api.publisher import Publisher
 from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.status import StatusQuery
 from lifecert.keyfiles import MissingKeyError
-from lifecert.pipeline import kafka
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
 
@@ -135,8 +135,8 @@ def _prepare_database(dsn: str) -> None:
     import psycopg2
 
     from lifecert.api.migrate import migrate
+    from lifecert.migrations import MigrationError
     from projections.config import connect
-    from projections.migrate import MigrationError
 
     try:
         conn = connect(dsn)
@@ -154,12 +154,13 @@ def _partitions(bootstrap: str, topics: TopicLayout) -> dict[str, list[int]]:
     """The partitions of every topic the server reads or writes (they must exist)."""
     roles = [EVENTS, STATUS, *topics.output_roles]
     try:
-        client = kafka.consumer(bootstrap)
+        client = kafka_clients.consumer(bootstrap)
         try:
-            return {topics[r].name: kafka.partitions_of(client, topics[r].name) for r in roles}
+            return {topics[r].name: kafka_clients.partitions_of(client, topics[r].name)
+                    for r in roles}
         finally:
             client.close()
-    except (kafka.KafkaUnavailable, kafka.TopicProblem) as exc:
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
         raise ServerError(str(exc)) from None
 
 
@@ -204,7 +205,7 @@ async def start(config: ApiConfig) -> Running:
         publisher = await loop.run_in_executor(
             None, lambda: Publisher(config.bootstrap, topics, timeout=config.kafka_timeout)
         )
-    except kafka.KafkaUnavailable as exc:
+    except kafka_clients.KafkaUnavailable as exc:
         audit.close()
         database.close()
         reader.close()

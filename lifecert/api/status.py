@@ -25,8 +25,8 @@ from lifecert.api.gate import Call, Gate
 from lifecert.api.nextstep import next_step
 from lifecert.api.protos import common_pb2, status_query_pb2, status_query_pb2_grpc
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
-from lifecert.domain.time import local_date
 from lifecert.events import bounds
+from lifecert.events.time import local_date
 
 log = logging.getLogger("lifecert.api")
 

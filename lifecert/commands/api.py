@@ -3,7 +3,7 @@
     lifecert api serve [--listen HOST:PORT]               the server (until SIGTERM)
     lifecert api second-factor import FILE.csv             retiree_id,id_number rows
     lifecert api second-factor set RETIREE_ID < id-number  one retiree (read from stdin)
-    lifecert api bench [--rate 500 --seconds 10]           status query latency
+    lifecert api bench [--rate 500 --seconds 10]           status query latency (lifecert-dev)
     lifecert api build-protos                              regenerate lifecert/api/v1/
 
 ID numbers are read only to keep a keyed hash of their last 4 characters (the second
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from lifecert.commands.args import EXIT_FAILED
+from lifecert.commands.plugins import GROUP, add_plugins
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     serve = actions.add_parser("serve", help="run the gRPC server (mutual TLS)")
-    from lifecert.api.options import add_bench_arguments, add_serve_arguments
+    from lifecert.api.options import add_serve_arguments
 
     add_serve_arguments(serve)
     serve.set_defaults(func=cmd_serve)
@@ -53,12 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "else the local stack's, as role lifecert_owner)")
     migrate.set_defaults(func=cmd_migrate)
 
-    bench = actions.add_parser("bench", help="status query latency at a fixed request rate")
-    add_bench_arguments(bench)
-    bench.set_defaults(func=cmd_bench)
-
     build = actions.add_parser("build-protos", help="generate lifecert/api/v1/ from proto/")
     build.set_defaults(func=cmd_build)
+    add_plugins(actions, f"{GROUP}.api", prog="lifecert api")  # lifecert-dev: bench
 
 
 def _dsn(parser: argparse.ArgumentParser) -> None:
@@ -73,8 +71,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
     from lifecert.api.migrate import migrate
+    from lifecert.migrations import MigrationError
     from projections.config import connect, resolve_dsn
-    from projections.migrate import MigrationError
 
     try:
         conn = connect(resolve_dsn(args.dsn, "owner"))
@@ -146,12 +144,6 @@ def cmd_factor_set(args: argparse.Namespace) -> int:
     else:
         id_number = sys.stdin.readline()
     return _store(args, [(args.retiree_id, id_number.strip())])
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from lifecert.api.bench import run
-
-    return run(args)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -156,8 +156,9 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
+    from lifecert.migrations import MigrationError
     from projections.config import connect, resolve_dsn
-    from projections.migrate import MigrationError, applied_versions, migrate
+    from projections.migrate import applied_versions, migrate
 
     try:
         conn = connect(resolve_dsn(args.dsn, "owner"))
@@ -190,8 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import psycopg2
     from kafka.errors import KafkaError
 
+    from lifecert.migrations import MigrationError
     from projections.config import resolve_bootstrap, resolve_dsn
-    from projections.migrate import MigrationError
     from projections.writer import ProjectionWriter
 
     setup_logging()

@@ -26,7 +26,7 @@ from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.keystore import KeyStoreError
 from lifecert.keystore.master import MasterKeyError
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import layout
 from lifecert.progress import Progress
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.events.is_file():
         print(f"lifecert publish: no such file: {args.events}", file=sys.stderr)
         return EXIT_USAGE
-    bootstrap = lk.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
     try:
         keys = open_keystore(args.keys_dsn)
     except (KeyStoreError, MasterKeyError, psycopg2.Error) as exc:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             on_bytes=progress.advance if progress is not None else None,
             keys=keys,
         )
-    except (lk.KafkaUnavailable, lk.TopicProblem, KeyStoreError) as exc:
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem, KeyStoreError) as exc:
         if progress is not None:
             progress.close("failed")
         print(f"lifecert publish: {exc}", file=sys.stderr)

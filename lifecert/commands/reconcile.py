@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg2
 
     from connectors.payment_ledger.reconcile import reconcile, reconcile_replay, render
-    from lifecert.pipeline import kafka as lk
+    from lifecert.pipeline import kafka_clients
 
     dsn = args.ledger_dsn or os.environ.get(LEDGER_DSN_ENV, "").strip()
     if not dsn:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             report = reconcile_replay(args.replay_instructions, dsn)
         else:
             report = reconcile(
-                lk.bootstrap_servers(args.bootstrap), layout(args.topic_prefix), dsn,
+                kafka_clients.bootstrap_servers(args.bootstrap), layout(args.topic_prefix), dsn,
                 timeout=args.timeout, dead_letters=not args.no_dead_letters,
             )
     except OSError as exc:
@@ -93,15 +93,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert reconcile: cannot read {args.replay_instructions}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_USAGE
-    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
         print(f"lifecert reconcile: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg2.Error as exc:
-        from connectors.payment_ledger.simulator import public_dsn
+        from connectors.payment_ledger.intake import public_dsn
 
         text = " ".join(str(exc).split())
-        hint = ("; is it a payment ledger? (python -m connectors.payment_ledger.simulator "
-                "init --dsn DSN)" if isinstance(exc, psycopg2.ProgrammingError) else "")
+        hint = ("; is it a payment ledger? (its intake: connectors/payment_ledger/intake.py; "
+                "lifecert-dev's simulator makes one: python -m "
+                "lifecert_dev.partners.payment_ledger.simulator init --dsn DSN)"
+                if isinstance(exc, psycopg2.ProgrammingError) else "")
         print(f"lifecert reconcile: cannot read the ledger {public_dsn(dsn)}: {text}{hint}",
               file=sys.stderr)
         return EXIT_USAGE

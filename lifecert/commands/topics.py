@@ -17,8 +17,7 @@ import json
 import sys
 from typing import Any
 
-from lifecert.pipeline import acls
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import acls, kafka_clients
 from lifecert.pipeline.topics import layout
 
 EXIT_FAILED = 1
@@ -28,7 +27,7 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     """``--bootstrap`` and ``--prefix``, shared by the pipeline's commands."""
     parser.add_argument(
         "--bootstrap", metavar="HOST:PORT",
-        help=f"Kafka broker (default: ${lk.BOOTSTRAP_ENV}, else the local stack's)",
+        help=f"Kafka broker (default: ${kafka_clients.BOOTSTRAP_ENV}, else the local stack's)",
     )
     parser.add_argument(
         "--prefix", metavar="P",
@@ -56,7 +55,7 @@ def register(subparsers: Any) -> None:
         action.set_defaults(func=func)
 
 
-def _as_dict(state: lk.TopicState) -> dict[str, Any]:
+def _as_dict(state: kafka_clients.TopicState) -> dict[str, Any]:
     return {
         "role": state.spec.role,
         "name": state.spec.name,
@@ -69,7 +68,7 @@ def _as_dict(state: lk.TopicState) -> dict[str, Any]:
     }
 
 
-def _print(states: list[lk.TopicState], as_json: bool) -> None:
+def _print(states: list[kafka_clients.TopicState], as_json: bool) -> None:
     if as_json:
         print(json.dumps([_as_dict(s) for s in states], indent=2))
         return
@@ -92,13 +91,13 @@ def _fail(message: str) -> int:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    bootstrap = lk.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
     try:
-        with lk.admin_client(bootstrap) as admin:
-            states = lk.ensure_topics(admin, layout(args.prefix))
+        with kafka_clients.admin_client(bootstrap) as admin:
+            states = kafka_clients.ensure_topics(admin, layout(args.prefix))
             acls.apply(admin, layout(args.prefix))
             removed = acls.prune(admin, layout(args.prefix))
-    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     for stray in removed:
@@ -116,11 +115,11 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    bootstrap = lk.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
     try:
-        with lk.admin_client(bootstrap) as admin:
-            states = lk.describe_topics(admin, layout(args.prefix))
-    except (lk.KafkaUnavailable, lk.TopicProblem) as exc:
+        with kafka_clients.admin_client(bootstrap) as admin:
+            states = kafka_clients.describe_topics(admin, layout(args.prefix))
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     if not args.json:

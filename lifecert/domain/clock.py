@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from datetime import date, datetime
 
 from lifecert.domain.policy import Moment
-from lifecert.domain.time import end_of_day, to_utc
+from lifecert.events.time import end_of_day, to_utc
 
 
 class MomentClock:

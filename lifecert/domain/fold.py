@@ -20,7 +20,7 @@ from typing import Any
 from lifecert.domain import reasons
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, Policy
 from lifecert.domain.state import Certification, RetireeState
-from lifecert.domain.time import (
+from lifecert.events.time import (
     Month,
     age_on,
     format_month,

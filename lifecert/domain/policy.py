@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lifecert.domain.time import Month, parse_month, to_utc
 from lifecert.events.catalogue import enum_symbols
+from lifecert.events.time import Month, parse_month, to_utc
 
 HOME_VISIT_SWEEP = "HOME_VISIT_SWEEP"
 DEADLINE = "DEADLINE"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from lifecert.domain.time import Month
+from lifecert.events.time import Month
 
 # Statuses of a retiree for a cycle, in the order the first applicable one is chosen.
 DECEASED = "DECEASED"

@@ -14,7 +14,6 @@ from functools import cache
 from json.scanner import make_scanner
 from typing import Any
 
-from lifecert.domain.time import isoformat_local, parse_month, to_utc
 from lifecert.events import bounds
 from lifecert.events.catalogue import (
     EVENT_TYPES,
@@ -23,6 +22,7 @@ from lifecert.events.catalogue import (
     envelope_spec,
     event_spec,
 )
+from lifecert.events.time import isoformat_local, parse_month, to_utc
 
 Event = dict[str, Any]
 

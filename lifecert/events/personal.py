@@ -9,7 +9,7 @@ RetireeEnrolled.name and ContactDetailsUpdated.phone and address) leaves the hub
 name and the key id, so a sealed name copied onto another retiree or field does not open.
 On the topic the Avro field stays a ``string`` holding the text form::
 
-    lcp1.<key id: 16 hex>.<base64url of the sealed bytes (lifecert.face.crypto.seal)>
+    lcp1.<key id: 16 hex>.<base64url of the sealed bytes (lifecert.sealing.seal)>
 
 so the schema (and its fingerprint), older readers and the interchange JSON are unchanged:
 they see an opaque string. Every producer calls :func:`seal_personal` before encoding;
@@ -33,8 +33,8 @@ from datetime import datetime
 from typing import Any
 
 from lifecert.events.catalogue import PERSONAL_PROPERTY, personal_field_names
-from lifecert.face.crypto import SealError, seal, unseal
 from lifecert.keystore import DataKey, KeyStore, UnknownKey
+from lifecert.sealing import SealError, seal, unseal
 
 __all__ = [
     "ERASED",

@@ -6,7 +6,6 @@ install, never face_recognition's silent ``quit()``.
 """
 
 from lifecert.face._lib import INSTALL_HINT, FaceLibraryUnavailable
-from lifecert.face.crypto import FaceKeyError, SealError, generate_key, key_from_env, seal, unseal
 from lifecert.face.engine import (
     DEFAULT_THRESHOLD,
     MODEL,
@@ -18,6 +17,7 @@ from lifecert.face.engine import (
     Verification,
 )
 from lifecert.face.liveness import LivenessPolicy
+from lifecert.sealing import FaceKeyError, SealError, generate_key, key_from_env, seal, unseal
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -9,7 +9,7 @@
   best frame and of the frame that showed the blink or turn with the threshold.
 
 Images are decoded in memory and never stored; only encodings leave this module (seal them
-with :func:`lifecert.face.crypto.seal` before storing them).
+with :func:`lifecert.sealing.seal` before storing them).
 """
 
 from __future__ import annotations

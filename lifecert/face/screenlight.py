@@ -22,7 +22,7 @@ any other colour's (:func:`nearest_colours`), so that a frame lit by a neighbour
 is not carried by the others.
 
 What this check does not see is said in docs/face.md (Screen light): it was measured on
-synthetic light (lifecert.face.synth.screen_lit), not on real screens, skin tones, rooms
+synthetic light (lifecert_dev.face.synth.screen_lit), not on real screens, skin tones, rooms
 and cameras; and frames tinted digitally by an attacker who knows the colours pass it (an
 injection attack, which only device attestation stops).
 """

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lifecert import keyfiles
-from lifecert.face.crypto import KEY_BYTES, generate_key
+from lifecert.endpoints import project_data_dir
+from lifecert.sealing import KEY_BYTES, generate_key
 
 KEY_ENV = "LIFECERT_PERSONAL_KEY"
 KEYS_DIR_ENV = "LIFECERT_KEYS_DIR"
@@ -32,10 +33,7 @@ def keys_dir(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get(KEYS_DIR_ENV):
         return Path(env[KEYS_DIR_ENV]).expanduser().resolve()
-    from lifecert.stack.config import find_project_root
-
-    here = Path.cwd()
-    return (find_project_root(here) or here) / "data" / "keys"
+    return project_data_dir("keys")
 
 
 def _decode(text: str, where: str) -> bytes:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import threading
 
-from lifecert.face.crypto import KEY_BYTES
 from lifecert.keystore import DataKey, UnknownKey
+from lifecert.sealing import KEY_BYTES
 
 
 class MemoryKeyStore:

@@ -2,7 +2,7 @@
 ``lifecert/keystore/migrations``, recorded in ``keystore_schema_migrations``).
 
 A data key is 32 random bytes made here, stored wrapped (AES-256-GCM, the primitives of
-:mod:`lifecert.face.crypto`) under the master key, the associated data binding it to its
+:mod:`lifecert.sealing`) under the master key, the associated data binding it to its
 subject and key id: a wrapped key copied onto another subject's row does not open.
 Destroying clears the wrapped bytes and vacuums the table, so that the dead row versions
 go too (the master key alone, without the wrapped key, opens nothing).
@@ -20,10 +20,10 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from lifecert.face.crypto import KEY_BYTES, SealError, seal, unseal
 from lifecert.keystore import CachedKeyStore, DataKey, KeyStoreError, UnknownKey
 from lifecert.keystore.master import master_key
-from projections.migrate import MigrationSet
+from lifecert.migrations import MigrationSet
+from lifecert.sealing import KEY_BYTES, SealError, seal, unseal
 
 # pg_advisory_xact_lock key of the key store's migration runs ("lifecert" + 5).
 KEYSTORE_MIGRATION_LOCK = 0x6C69666563657205
@@ -215,9 +215,9 @@ def resolve_keys_dsn(explicit: str | None = None) -> str:
     role ``lifecert_keystore``, which owns the key tables and may read nothing else)."""
     if explicit or os.environ.get(KEYS_DSN_ENV):
         return explicit or os.environ[KEYS_DSN_ENV]
-    from projections.config import resolve_dsn
+    from lifecert.endpoints import postgres_dsn
 
-    return resolve_dsn(None, "keystore")
+    return postgres_dsn(None, "keystore")
 
 
 def migrate_as(admin_dsn: str) -> None:

@@ -1,14 +1,14 @@
 """The broker's ACLs, from ``acls.toml`` beside this module: what each component's
 principal may do on the topics of a layout (one place decides; docs/kafka-security.md).
 
-    from lifecert.pipeline import acls, kafka as lk
-    with lk.admin_client(bootstrap) as admin:
+    from lifecert.pipeline import acls, kafka_clients
+    with kafka_clients.admin_client(bootstrap) as admin:
         acls.apply(admin, layout("demo."))      # idempotent: existing ACLs stay
         acls.prune(admin, layout("demo."))      # grants acls.toml does not make go
 
 Topic names carry the layout's prefix anywhere in front of them, so the ACLs are made per
 layout (exact names; groups and the worker's own topics by prefix), when its topics are
-made (:func:`lifecert.pipeline.kafka.ensure_topics`, `lifecert topics create`).
+made (:func:`lifecert.pipeline.kafka_clients.ensure_topics`, `lifecert topics create`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from lifecert.pipeline.broker_errors import KafkaUnavailable
 from lifecert.pipeline.credentials import ADMIN, COMPONENTS
 from lifecert.pipeline.topics import TopicLayout
 
@@ -138,8 +139,6 @@ def apply(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[Gra
     """Create the ACLs of ``layout`` on the broker (a kafka-python admin client logged in
     as admin) and wait until the broker enforces them; ones that exist already stay as
     they are. Returns the grants."""
-    from lifecert.pipeline.kafka import KafkaUnavailable
-
     wanted = grants(layout)
     bindings = [_binding(g) for g in wanted]
     result = admin.create_acls(bindings)
@@ -171,8 +170,6 @@ def prune(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[str
     file is the one place that decides. DENY ACLs stay (they grant nothing). Waits until
     the broker no longer lists them; returns what was removed, described."""
     from kafka.admin import ACLFilter, ACLPermissionType, ResourcePatternFilter
-
-    from lifecert.pipeline.kafka import KafkaUnavailable
 
     wanted = {_binding(g) for g in grants(layout)}
     literal = {spec.name for spec in layout.topics.values()}

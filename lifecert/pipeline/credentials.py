@@ -7,7 +7,7 @@ has a principal of its own. A process says which component it is once, where it 
     with credentials.acting_as("worker"):     # lifecert.cli does this for every command
         ...                                   # every client made here is the worker
 
-and :func:`lifecert.pipeline.kafka.client_security` turns that into client settings.
+and :func:`lifecert.pipeline.kafka_clients.client_security` turns that into client settings.
 Credentials come, in this order, from
 
 1. ``LIFECERT_KAFKA_USERNAME`` + ``LIFECERT_KAFKA_PASSWORD`` (production: one process, one
@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+
+from lifecert.endpoints import LocalStack
 
 MECHANISM = "SCRAM-SHA-512"
 
@@ -146,9 +148,7 @@ def credentials_for(
         return Credentials(component, username, password, f"${USERNAME_ENV}")
     if env.get(CREDENTIALS_ENV):
         return read_file(Path(env[CREDENTIALS_ENV]).expanduser(), component)
-    from lifecert.stack.config import StackConfig  # the local stack's, read lazily
-
-    path = local_credentials_dir(StackConfig.from_env(env).kafka_dir) / f"{component}.json"
+    path = local_credentials_dir(LocalStack.from_env(env).kafka_dir) / f"{component}.json"
     if not path.is_file():
         raise CredentialsMissing(
             f"no Kafka credentials for the {component} component: {path} does not exist. "

@@ -10,7 +10,7 @@ its line number) and the run goes on.
 
 Acting as the back-fill scheduler, ``publish`` writes each clock moment of the policy as a
 ``ClockTick`` into every partition of the events topic exactly where replay decides it
-(before the first event recorded at or after it; see :mod:`lifecert.pipeline.clock`), and
+(before the first event recorded at or after it; see :mod:`lifecert.pipeline.scheduler`), and
 records it on the clock topic; moments the clock topic already shows are not written again.
 
 The pure part is :func:`plan`: lines in, ``("event", Prepared)`` / ``("tick", Moment)``
@@ -40,8 +40,7 @@ from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
 from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.keystore import KeyStore
-from lifecert.pipeline import clock as lc
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert.replay import dead_letter_record
 
@@ -286,12 +285,12 @@ def plan(
     events = prepare_lines(lines, on_malformed, stats, now=now, on_line=on_line, keys=keys)
     if not ticks:
         for prepared in events:
-            yield lc.EVENT, prepared
+            yield scheduler.EVENT, prepared
         return
-    yield from lc.place_ticks(
+    yield from scheduler.place_ticks(
         events,
         policy.moments,
-        until=lc.cutoff(until) if until is not None else None,
+        until=scheduler.cutoff(until) if until is not None else None,
         fired=frozenset(fired),
         recorded_at=lambda p: p.event["recorded_at"],
     )
@@ -374,7 +373,8 @@ class _Sender:
         except MessageSizeTooLargeError as exc:
             raise _TooLarge(str(exc)) from exc
         except KafkaError as exc:
-            raise lk.KafkaUnavailable(f"cannot send to {topic}: {lk.describe_error(exc)}") from exc
+            raise kafka_clients.KafkaUnavailable(
+                f"cannot send to {topic}: {kafka_clients.describe_error(exc)}") from exc
         future.add_callback(self._ok)
         future.add_errback(self._failed)
         self.sent += 1
@@ -382,8 +382,8 @@ class _Sender:
     def check(self) -> None:
         if self.errors:
             exc = self.errors[0]
-            raise lk.KafkaUnavailable(
-                f"the broker rejected a record: {lk.describe_error(exc)}"
+            raise kafka_clients.KafkaUnavailable(
+                f"the broker rejected a record: {kafka_clients.describe_error(exc)}"
                 + (f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else "")
             ) from exc
 
@@ -391,13 +391,13 @@ class _Sender:
         try:
             self.producer.flush(timeout=timeout)
         except KafkaError as exc:
-            raise lk.KafkaUnavailable(
+            raise kafka_clients.KafkaUnavailable(
                 f"the broker did not acknowledge every record within {timeout:.0f} s: "
-                f"{lk.describe_error(exc)}"
+                f"{kafka_clients.describe_error(exc)}"
             ) from exc
         self.check()
         if self.acked != self.sent:
-            raise lk.KafkaUnavailable(
+            raise kafka_clients.KafkaUnavailable(
                 f"only {self.acked:,} of {self.sent:,} records were acknowledged by the broker"
             )
 
@@ -413,15 +413,15 @@ def publish_file(
     dead_letter_topic: bool = True,
     dead_letters_file: Path | None = None,
     on_bytes: Callable[[int], None] | None = None,
-    connect_timeout: float = lk.CONNECT_TIMEOUT_S,
+    connect_timeout: float = kafka_clients.CONNECT_TIMEOUT_S,
     flush_timeout: float = 300.0,
     now: Callable[[], datetime] = _now,
     producer_settings: dict[str, Any] | None = None,
     keys: KeyStore,
 ) -> PublishStats:
     """Publish the event log ``path`` (see the module doc). Raises
-    :class:`~lifecert.pipeline.kafka.KafkaUnavailable` or
-    :class:`~lifecert.pipeline.kafka.TopicProblem`; returns only once the broker has
+    :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable` or
+    :class:`~lifecert.pipeline.kafka_clients.TopicProblem`; returns only once the broker has
     acknowledged every record."""
     started = time.monotonic()
     stats = PublishStats()
@@ -429,22 +429,23 @@ def publish_file(
     dead_topic = layout[DEAD_LETTERS].name
     source = str(path.resolve())
 
-    consumer = lk.consumer(bootstrap, connect_timeout=connect_timeout)
+    consumer = kafka_clients.consumer(bootstrap, connect_timeout=connect_timeout)
     try:
-        partitions = lk.partitions_of(consumer, events_topic)
+        partitions = kafka_clients.partitions_of(consumer, events_topic)
         if ticks:
-            lk.partitions_of(consumer, layout[CLOCK].name)
+            kafka_clients.partitions_of(consumer, layout[CLOCK].name)
         if dead_letter_topic:
-            lk.partitions_of(consumer, dead_topic)
-        fired = lc.published_moments(consumer, layout, policy.name) if ticks else {}
+            kafka_clients.partitions_of(consumer, dead_topic)
+        fired = scheduler.published_moments(consumer, layout, policy.name) if ticks else {}
     finally:
         consumer.close()
     stats.partitions = len(partitions)
     stats.ticks_already_published = [m.kind for m in policy.moments if m.kind in fired]
 
-    producer = lk.producer(bootstrap, connect_timeout=connect_timeout, **(producer_settings or {}))
+    producer = kafka_clients.producer(bootstrap, connect_timeout=connect_timeout,
+                                      **(producer_settings or {}))
     sender = _Sender(producer)
-    writer = lc.TickWriter(producer, layout, policy.name, partitions)
+    writer = scheduler.TickWriter(producer, layout, policy.name, partitions)
     dead_fh: IO[str] | None = None
     try:
         if dead_letters_file is not None:

@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lifecert.endpoints import project_data_dir
 from lifecert.events import bounds
+from lifecert.pki.roles import ROLES
 
 PKI_DIR_ENV = "LIFECERT_PKI_DIR"
 CA_DIR_ENV = "LIFECERT_CA_DIR"
@@ -79,10 +81,7 @@ class PkiPaths:
         elif os.environ.get(PKI_DIR_ENV):
             root = Path(os.environ[PKI_DIR_ENV]).expanduser().resolve()
         else:
-            from lifecert.stack.config import find_project_root
-
-            here = Path.cwd().resolve()
-            root = (find_project_root(here) or here) / "data" / "pki"
+            root = project_data_dir("pki")
         if ca_dir is None and os.environ.get(CA_DIR_ENV):
             ca_dir = Path(os.environ[CA_DIR_ENV])
         return cls(root, ca_dir.expanduser().resolve() if ca_dir is not None else None)
@@ -344,8 +343,6 @@ def issue_server(paths: PkiPaths, hosts: Sequence[str]) -> list[Path]:
 
 
 def _check_request(agency: str, role: str, days: int) -> None:
-    from lifecert.api.authz import ROLES  # the matrix is the one list of roles
-
     if not AGENCY_PATTERN.fullmatch(agency):
         raise PkiError(
             f"agency id {agency!r} is not valid: use letters, digits, '.', '-' or '_' "

@@ -17,10 +17,10 @@ from lifecert.api.build_protos import ensure_built
 
 ensure_built()
 
-from lifecert.api.harness import Sandbox, ServerProcess  # noqa: E402 - after the build
 from lifecert.events.interchange import parse_line  # noqa: E402
 from lifecert.pipeline.topics import EVENTS  # noqa: E402
-from lifecert.stack import StackStatus  # noqa: E402
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess  # noqa: E402 - after the build
+from lifecert_dev.stack import StackStatus  # noqa: E402
 from tests.api.api_world import ID_NUMBERS, RETIREES  # noqa: E402
 
 

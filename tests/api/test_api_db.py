@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifecert.api import db, secondfactor
-from lifecert.api.harness import Sandbox
 from lifecert.api.server import settle_garbage_collector
 from lifecert.api.status import _set_ts
+from lifecert_dev.api_sandbox import Sandbox
 from tests.api.api_world import ID_NUMBERS
 
 

@@ -1,8 +1,8 @@
 """FaceVerification through the real server: staff enroll a reference photo; the app and
 the counter begin a challenge and verify frames that answer it; a MATCH lands on the events
 topic as a CertificationRecorded of the caller's face channel. Real photos shipped inside
-packages (lifecert.face.photos); the answers are synthetic, made from them
-(lifecert.face.synth).
+packages (lifecert_dev.face.photos); the answers are synthetic, made from them
+(lifecert_dev.face.synth).
 
 synth's answers are 2-D edits of one photo, which the default liveness refuses (that is
 tested here too). To exercise the protocol up to a MATCH, ``protocol`` is a second server
@@ -27,20 +27,20 @@ import grpc
 import pytest
 from PIL import Image
 
-from lifecert.api.harness import Sandbox, SandboxError, ServerProcess
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events import codec
-from lifecert.pipeline import kafka
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import ALERTS, EVENTS
+from lifecert_dev.api_sandbox import Sandbox, SandboxError, ServerProcess
 
 face = pytest.importorskip("lifecert.face", reason="the face engine is not installed")
 
 
 @pytest.fixture(scope="module")
 def photos() -> Path:
-    from lifecert.face import photos as shipped
+    from lifecert_dev.face import photos as shipped
 
     return shipped.ensure_photos()
 
@@ -48,7 +48,7 @@ def photos() -> Path:
 @pytest.fixture(scope="module")
 def frame(photos: Path) -> Image.Image:
     """A 640x480 camera frame of obama3.jpg (the references are obama.jpg)."""
-    from lifecert.face import synth
+    from lifecert_dev.face import synth
 
     return synth.fit((photos / "obama3.jpg").read_bytes())
 
@@ -58,7 +58,7 @@ def answer(frame: Image.Image, challenge: fv.Challenge) -> list[bytes]:
     (synth's light model: the screen's tint on the face, drifting camera gains, noise)."""
     import numpy as np
 
-    from lifecert.face import synth
+    from lifecert_dev.face import synth
 
     actions = [fv.ChallengeAction.Name(a) for a in challenge.actions]
     if not challenge.screen_colours:
@@ -75,7 +75,8 @@ def actions_seen(frames: list[bytes]) -> list[str]:
     """The actions dlib sees in ``frames``, in order, by the server's own motion measure."""
     import numpy as np
 
-    from lifecert.face import liveness, synth
+    from lifecert.face import liveness
+    from lifecert_dev.face import synth
 
     marks = np.array([synth._landmarks(np.asarray(Image.open(io.BytesIO(f)).convert("RGB")))
                       for f in frames])
@@ -86,7 +87,7 @@ def actions_seen(frames: list[bytes]) -> list[str]:
 def still(frame: Image.Image) -> list[bytes]:
     """The photo held still: seven frames, re-encoded so that none is byte-identical (to
     each other or to another call's)."""
-    from lifecert.face import synth
+    from lifecert_dev.face import synth
 
     rng = random.Random()
     return [synth.to_bytes(synth._marked(frame, i, rng)) for i in range(7)]
@@ -175,9 +176,9 @@ def enrolled(staff: fv_grpc.FaceVerificationStub, photos: Path) -> dict[str, str
 
 
 def certifications(box: Sandbox) -> list[dict[str, Any]]:
-    client = kafka.consumer(box.bootstrap)
+    client = kafka_clients.consumer(box.bootstrap)
     try:
-        records = kafka.read_to_end(client, box.topics[EVENTS].name)
+        records = kafka_clients.read_to_end(client, box.topics[EVENTS].name)
         events = [codec.decode(r.value) for r in records]
     finally:
         client.close()
@@ -186,9 +187,9 @@ def certifications(box: Sandbox) -> list[dict[str, Any]]:
 
 
 def alerts(box: Sandbox) -> list[dict[str, Any]]:
-    client = kafka.consumer(box.bootstrap)
+    client = kafka_clients.consumer(box.bootstrap)
     try:
-        records = kafka.read_to_end(client, box.topics[ALERTS].name)
+        records = kafka_clients.read_to_end(client, box.topics[ALERTS].name)
         return [codec.decode(r.value) for r in records]
     finally:
         client.close()
@@ -389,7 +390,7 @@ def test_an_earlier_answer_reordered_for_a_new_challenge_is_refused(
     re-ordered for the retiree's next challenge and re-encoded (no byte-identical frame):
     the actions are in the new order, the light is the old challenge's: NOT_LIVE, naming
     the light. Without the screen light this certified (issue 11: 66 of 114)."""
-    from lifecert.face import synth
+    from lifecert_dev.face import synth
 
     app = stub(protocol, "FS-APP", "APP")
     for _ in range(50):  # an earlier challenge with all three actions, to cut from

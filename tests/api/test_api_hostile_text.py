@@ -31,16 +31,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db
 from lifecert.api.escape import EscapingFormatter, escaped
-from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.migrate import migrate
 from lifecert.api.protos import face_verification_pb2, partner_exchange_pb2, status_query_pb2
 from lifecert.api.secondfactor import factor_of_id_number
 from lifecert.databases import create_database, drop_database
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line
-from lifecert.pipeline import kafka
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import EVENTS
-from lifecert.stack import StackStatus
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess
+from lifecert_dev.stack import StackStatus
 from tests.api.api_world import ID_NUMBERS, RETIREES
 from tests.helpers import enroll
 
@@ -539,7 +539,7 @@ def test_the_directory_sets_aside_hostile_records_and_reads_on(
         (_swap(retiree_hdr, b"PLACEHOLD", b"\xe2\x80\xae\xe2\x80\xa8ab\\"),
          "is not a valid retiree_id"),
     ]
-    producer = kafka.producer(box.bootstrap)
+    producer = kafka_clients.producer(box.bootstrap)
     try:
         futures = [producer.send(topic, key=b"HX", value=value) for value, _ in hostile]
         good = parse_line(enroll("LATE-1"))

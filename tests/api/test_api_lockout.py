@@ -18,7 +18,6 @@ import grpc
 import pytest
 
 from lifecert.api import lockouts
-from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import common_pb2
 from lifecert.api.protos import partner_exchange_pb2 as px
@@ -26,8 +25,9 @@ from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.api.protos import status_query_pb2 as sq
 from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
 from lifecert.events import codec
-from lifecert.pipeline import kafka
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import ALERTS
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
 from tests.api.test_api_server import PERFORMED, _subscribe, batch, certification
 
@@ -61,10 +61,10 @@ def guess(server: ServerProcess, agency: str, role: str, retiree_id: str, times:
 
 
 def alerts_on(box: Sandbox) -> list[dict[str, Any]]:
-    client = kafka.consumer(box.bootstrap)
+    client = kafka_clients.consumer(box.bootstrap)
     try:
         return [codec.decode(r.value)
-                for r in kafka.read_to_end(client, box.topics[ALERTS].name)]
+                for r in kafka_clients.read_to_end(client, box.topics[ALERTS].name)]
     finally:
         client.close()
 

@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from lifecert.api.client import secure_channel
-from lifecert.api.harness import PROJECT_ROOT, Sandbox, SandboxError, ServerProcess
 from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.pki import serial_hex
+from lifecert_dev.api_sandbox import PROJECT_ROOT, Sandbox, SandboxError, ServerProcess
 
 ROLE = "ASSISTING_AGENCY"
 

@@ -23,7 +23,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lifecert.api.client import secure_channel
-from lifecert.api.harness import Sandbox, ServerProcess
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.partner import event_id_for
 from lifecert.api.protos import common_pb2
@@ -34,10 +33,11 @@ from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
-from lifecert.pipeline import kafka
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
+from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
 from tests.api.api_world import ID_NUMBERS, POLICY
 
@@ -57,9 +57,10 @@ def batch(*items: px.SubmitItem) -> px.SubmitBatchRequest:
 
 
 def events_on(box: Sandbox, role: str = EVENTS) -> list[dict[str, Any]]:
-    client = kafka.consumer(box.bootstrap, component=ADMIN)
+    client = kafka_clients.consumer(box.bootstrap, component=ADMIN)
     try:
-        return [codec.decode(r.value) for r in kafka.read_to_end(client, box.topics[role].name)]
+        return [codec.decode(r.value)
+                for r in kafka_clients.read_to_end(client, box.topics[role].name)]
     finally:
         client.close()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.examples.community_office.harness import CommunityOfficeHarness
-from connectors.testkit.contract import SourceContract
+from lifecert_dev.partners.community_office.harness import CommunityOfficeHarness
+from lifecert_dev.testkit.contract import SourceContract
 
 
 class TestCommunityOffice(SourceContract):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from connectors.sdk.process import InstanceSpec, write_config
-from lifecert.stack import StackStatus
+from lifecert_dev.stack import StackStatus
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -18,17 +18,17 @@ from connectors.guangdong.connector import (
     ProvinceProtocolError,
     read_ack_log,
 )
-from connectors.guangdong.harness import (
+from connectors.sdk.base import PartnerRecord, SinkRecord
+from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
+from lifecert.events import codec
+from lifecert.events.interchange import parse_event
+from lifecert_dev.partners.guangdong.harness import (
     GuangdongHarness,
     GuangdongResultsHarness,
     SimulatorProcess,
 )
-from connectors.sdk.base import PartnerRecord, SinkRecord
-from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
-from connectors.testkit.samples import sample_events
-from connectors.testkit.tls import TestCA
-from lifecert.events import codec
-from lifecert.events.interchange import parse_event
+from lifecert_dev.testkit.samples import sample_events
+from lifecert_dev.testkit.tls import TestCA
 
 
 @pytest.fixture

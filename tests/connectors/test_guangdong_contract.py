@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
-from connectors.testkit.contract import SinkContract, SourceContract
-from lifecert.stack import StackStatus
+from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
+from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.contract import SinkContract, SourceContract
 
 
 class TestGuangdongSource(SourceContract):

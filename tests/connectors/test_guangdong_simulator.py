@@ -14,8 +14,8 @@ import pytest
 
 from connectors.guangdong import province as gd
 from connectors.guangdong.client import ProvinceClient
-from connectors.guangdong.harness import SimulatorProcess
 from connectors.sdk.errors import PartnerUnavailable
+from lifecert_dev.partners.guangdong.harness import SimulatorProcess
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,8 @@ def test_with_a_token_every_request_needs_it_and_it_is_never_logged(tmp_path: Pa
 
 def test_the_command_line_says_what_is_wrong(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "connectors.guangdong.simulator", *args],
+        return subprocess.run([sys.executable, "-m", "lifecert_dev.partners.guangdong.simulator",
+                               *args],
                               capture_output=True, text=True, timeout=30,
                               env={"PATH": "/usr/bin:/bin"})
 
@@ -273,7 +274,7 @@ def test_the_feed_command_puts_a_files_carried_certifications_into_the_feed(
         '"2017-05-02T09:00:00+08:00"', '"yesterday"') + "}\n")
     sim = SimulatorProcess(tmp_path / "province")
     sim.start()
-    command = [sys.executable, "-m", "connectors.guangdong.simulator", "feed", "--url",
+    command = [sys.executable, "-m", "lifecert_dev.partners.guangdong.simulator", "feed", "--url",
                sim.url, "--ca-file", str(sim.ca_file)]
     try:
         done = subprocess.run([*command, str(tmp_path / "campaign.jsonl")],

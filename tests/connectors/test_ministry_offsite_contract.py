@@ -14,13 +14,13 @@ import os
 import pytest
 
 from connectors.ministry_offsite import batchfile as bf
-from connectors.ministry_offsite.harness import MinistryOffsiteHarness
-from connectors.testkit.contract import INSTANCE, Kit, SourceContract, wait_for
-from connectors.testkit.samples import sample_events
 from lifecert.events.personal import open_raw
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
-from lifecert.stack import StackStatus
+from lifecert_dev.partners.ministry_offsite.harness import MinistryOffsiteHarness
+from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.contract import INSTANCE, Kit, SourceContract, wait_for
+from lifecert_dev.testkit.samples import sample_events
 
 
 class TestMinistryOffsite(SourceContract):

@@ -1,6 +1,6 @@
 """The ministry simulator as the real process (``python -m
-connectors.ministry_offsite.simulator``): what it drops is a batch the connector maps back
-to exactly the events it was given (a generated campaign's ministry certifications, times
+lifecert_dev.partners.ministry_offsite.simulator``): what it drops is a batch the connector maps
+back to exactly the events it was given (a generated campaign's ministry certifications, times
 written in UTC included), its corruptions and malformed lines are the ones the connector
 must refuse or reject, and its command line fails clearly."""
 
@@ -20,9 +20,9 @@ from connectors.ministry_offsite import batchfile as bf
 from connectors.ministry_offsite.connector import map_line
 from connectors.sdk.errors import RecordRejected
 from lifecert.events.interchange import parse_event
-from lifecert.generate import write_campaign_file
+from lifecert_dev.generate import write_campaign_file
 
-SIM = [sys.executable, "-m", "connectors.ministry_offsite.simulator"]
+SIM = [sys.executable, "-m", "lifecert_dev.partners.ministry_offsite.simulator"]
 
 
 def sim(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.payment_ledger.harness import PaymentLedgerHarness
-from connectors.testkit.contract import SinkContract
-from lifecert.stack import StackStatus
+from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness
+from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.contract import SinkContract
 
 
 class TestPaymentLedgerSink(SinkContract):

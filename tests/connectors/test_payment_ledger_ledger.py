@@ -21,19 +21,19 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from connectors.payment_ledger import simulator
 from connectors.payment_ledger.connector import KIND_OF, PaymentLedgerSink
-from connectors.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
 from connectors.payment_ledger.reconcile import read_ledger, recompute_accounts
 from connectors.sdk.base import SinkRecord
 from connectors.sdk.errors import ConfigError, PartnerUnavailable
 from lifecert.commands import reconcile as reconcile_command
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
-from lifecert.generate import CampaignProfile, iter_campaign
-from lifecert.pipeline.kafka import partition_for_key
+from lifecert.pipeline.kafka_clients import partition_for_key
 from lifecert.replay import replay_lines
-from lifecert.stack import StackStatus
+from lifecert_dev.generate import CampaignProfile, iter_campaign
+from lifecert_dev.partners.payment_ledger import simulator
+from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
+from lifecert_dev.stack import StackStatus
 
 TOPIC = "test.payment-instructions"
 AT = datetime(2017, 6, 20, 16, 0, tzinfo=UTC)
@@ -143,7 +143,7 @@ def rows(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
 def test_simulator_command_line(stack: StackStatus, capsys: pytest.CaptureFixture[str]) -> None:
     dsn = psycopg2.extensions.make_dsn(stack.postgres_dsn,
                                        dbname=f"payledger_cli_{uuid.uuid4().hex[:8]}")
-    cmd = [sys.executable, "-m", "connectors.payment_ledger.simulator"]
+    cmd = [sys.executable, "-m", "lifecert_dev.partners.payment_ledger.simulator"]
     try:
         for _ in range(2):  # idempotent
             done = subprocess.run([*cmd, "init", "--create", "--dsn", dsn], capture_output=True,

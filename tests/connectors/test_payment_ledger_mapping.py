@@ -17,10 +17,10 @@ from connectors.payment_ledger.connector import (
     instruction_of,
     to_instruction,
 )
-from connectors.payment_ledger.harness import sample_instructions
 from connectors.sdk.base import SinkRecord
 from connectors.sdk.errors import ConfigError, RecordRejected
 from lifecert.events import codec
+from lifecert_dev.partners.payment_ledger.harness import sample_instructions
 
 AT = datetime(2017, 8, 3, 2, 15, tzinfo=UTC)
 

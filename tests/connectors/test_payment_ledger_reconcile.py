@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from connectors.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
-from connectors.payment_ledger.simulator import connect
+from connectors.payment_ledger.intake import connect
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
-from connectors.testkit.contract import wait_for
 from lifecert.commands import reconcile as reconcile_command
 from lifecert.events import codec
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import DEAD_LETTERS, PAYMENT_INSTRUCTIONS, TopicLayout, layout
-from lifecert.stack import StackStatus
+from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
+from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.contract import wait_for
 
 RUNNER = {"batch_size": 50, "retry_initial": 0.1, "retry_max": 0.5, "idle_interval": 0.2}
 
@@ -38,7 +38,7 @@ class World:
     log: Path
 
     def publish(self, events: list[dict[str, Any]], garbage: bytes | None = None) -> None:
-        producer = lk.producer(self.bootstrap)
+        producer = kafka_clients.producer(self.bootstrap)
         try:
             topic = self.topics[PAYMENT_INSTRUCTIONS].name
             for e in events:
@@ -50,9 +50,10 @@ class World:
             producer.close()
 
     def dead_letters(self) -> int:
-        consumer = lk.consumer(self.bootstrap)
+        consumer = kafka_clients.consumer(self.bootstrap)
         try:
-            return sum(1 for _ in lk.read_to_end(consumer, self.topics[DEAD_LETTERS].name))
+            return sum(1 for _ in kafka_clients.read_to_end(consumer,
+                                                            self.topics[DEAD_LETTERS].name))
         finally:
             consumer.close()
 
@@ -84,8 +85,8 @@ class World:
 @pytest.fixture
 def world(stack: StackStatus, tmp_path: Path) -> Iterator[World]:
     topics = layout(f"reconcile-{uuid.uuid4().hex[:10]}.")
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
-        lk.ensure_topics(admin, topics)
+    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
+        kafka_clients.ensure_topics(admin, topics)
     ledger = PaymentLedgerHarness(stack.postgres_dsn)
     settings = ledger.start(tmp_path / "ledger")
     config = write_config(tmp_path / "connectors.toml", bootstrap=stack.kafka_bootstrap,
@@ -96,7 +97,8 @@ def world(stack: StackStatus, tmp_path: Path) -> Iterator[World]:
         yield World(stack.kafka_bootstrap, topics, ledger, config, tmp_path / "sink.log")
     finally:
         ledger.stop()
-        with lk.admin_client(stack.kafka_bootstrap) as admin, contextlib.suppress(Exception):
+        with kafka_clients.admin_client(stack.kafka_bootstrap) as admin, \
+                contextlib.suppress(Exception):
             admin.delete_topics([spec.name for spec in topics.topics.values()])
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.pension_master.harness import PensionMasterHarness
-from connectors.testkit.contract import SourceContract
-from lifecert.stack import StackStatus
+from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
+from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.contract import SourceContract
 
 
 class TestPensionMaster(SourceContract):

@@ -21,18 +21,18 @@ from typing import Any
 import psycopg2
 import pytest
 
-from connectors.pension_master import simulator
-from connectors.pension_master.harness import PensionMasterHarness
 from connectors.sdk.checkpoints import CheckpointStore
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, reveal
-from lifecert.generate import iter_campaign
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, EVENTS, TopicLayout, layout
-from lifecert.stack import StackStatus
+from lifecert_dev.generate import iter_campaign
+from lifecert_dev.partners.pension_master import simulator
+from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
+from lifecert_dev.stack import StackStatus
 
 BATCH = 100
 
@@ -40,17 +40,17 @@ BATCH = 100
 @pytest.fixture
 def topics(stack: StackStatus) -> Iterator[TopicLayout]:
     made = layout(f"pm-crash-{uuid.uuid4().hex[:10]}.")
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
-        lk.ensure_topics(admin, made)
+    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
+        kafka_clients.ensure_topics(admin, made)
     yield made
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
+    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
         admin.delete_topics([spec.name for spec in made.topics.values()])
 
 
 def read(bootstrap: str, topic: str) -> list[Any]:
-    consumer = lk.consumer(bootstrap)
+    consumer = kafka_clients.consumer(bootstrap)
     try:
-        return list(lk.read_to_end(consumer, topic))
+        return list(kafka_clients.read_to_end(consumer, topic))
     finally:
         consumer.close()
 
@@ -127,7 +127,7 @@ def test_a_kill_mid_run_and_a_lost_checkpoint_lose_and_change_nothing(
             return procs[-1].start()
 
         store = CheckpointStore(stack.kafka_bootstrap, topics[CONNECTOR_CHECKPOINTS].name,
-                                producer := lk.producer(stack.kafka_bootstrap))
+                                producer := kafka_clients.producer(stack.kafka_bootstrap))
         proc = start()
         proc.wait_metric("lifecert_connector_last_commit_timestamp_seconds", 1, 60)
         proc.kill()

@@ -11,9 +11,9 @@ import pytest
 
 from connectors.pension_master import codes
 from connectors.pension_master.mapping import OutboxRow, to_events
-from connectors.pension_master.simulator import master_change
 from connectors.sdk.errors import RecordRejected
 from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert_dev.partners.pension_master.simulator import master_change
 
 AT = datetime(2017, 1, 3, 1, 0, 0, 123456, tzinfo=UTC)  # 09:00:00.123456 in Foshan
 

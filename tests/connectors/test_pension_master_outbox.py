@@ -23,16 +23,16 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from connectors.pension_master import simulator
 from connectors.pension_master.connector import PensionMasterSource
-from connectors.pension_master.harness import PensionMasterHarness
 from connectors.sdk.base import PartnerRecord
 from connectors.sdk.errors import ConfigError, PartnerUnavailable
 from lifecert.events.interchange import parse_event
-from lifecert.generate import iter_campaign
-from lifecert.stack import StackStatus
+from lifecert_dev.generate import iter_campaign
+from lifecert_dev.partners.pension_master import simulator
+from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
+from lifecert_dev.stack import StackStatus
 
-SIM = [sys.executable, "-m", "connectors.pension_master.simulator"]
+SIM = [sys.executable, "-m", "lifecert_dev.partners.pension_master.simulator"]
 
 
 def enrolled(n: int, at: str = "2017-01-03T09:00:00+08:00", **extra: Any) -> dict[str, Any]:

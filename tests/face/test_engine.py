@@ -2,7 +2,7 @@
 
 The reference is enrolled from obama.jpg; camera frames are made from *other* photos
 (obama3.jpg: the same person on another day; biden.jpg: another person). Live sequences are
-synthetic (lifecert.face.synth): a painted blink, or a depth-model head turn.
+synthetic (lifecert_dev.face.synth): a painted blink, or a depth-model head turn.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from lifecert.face import (
     EnrollmentRefused,
     FaceDecision,
     FaceEngine,
-    synth,
 )
+from lifecert_dev.face import synth
 from tests.face.conftest import jpeg, png
 
 Photo = Callable[[str], bytes]

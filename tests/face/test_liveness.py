@@ -139,7 +139,7 @@ def test_random_actions_never_repeat_and_always_hold_a_turn() -> None:
         random_actions(1, rng)
 
 
-# dlib's 68 landmarks of obama3.jpg as lifecert.face.synth.fit frames it (640x480)
+# dlib's 68 landmarks of obama3.jpg as lifecert_dev.face.synth.fit frames it (640x480)
 REAL_FACE = np.array([
     (280, 192), (281, 208), (283, 224), (285, 238), (292, 252), (303, 262), (319, 269),
     (334, 273), (351, 275), (367, 275), (379, 269), (389, 260), (397, 249), (402, 237),
@@ -169,7 +169,7 @@ def test_fresh_actions_avoid_the_sequences_answered_lately() -> None:
 
 
 def live_answer(actions: list[str], seed: int = 3) -> tuple[np.ndarray, list[Any]]:
-    from lifecert.face import synth
+    from lifecert_dev.face import synth
 
     return synth.live_answer_landmarks(REAL_FACE, actions, np.random.default_rng(seed))
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lifecert.face import FaceEngine, synth
+from lifecert.face import FaceEngine
 from lifecert.face.liveness import ChallengePolicy
 from lifecert.face.screenlight import (
     COLOURS,
@@ -21,6 +21,7 @@ from lifecert.face.screenlight import (
     colours_for,
     measure,
 )
+from lifecert_dev.face import synth
 
 COLOURS7 = ["RED", "CYAN", "BLUE", "YELLOW", "MAGENTA", "GREEN", "RED"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.pipeline import live
-from lifecert.stack import StackStatus
+from lifecert_dev import live
+from lifecert_dev.stack import StackStatus
 
 
 @pytest.fixture

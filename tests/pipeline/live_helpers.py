@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 
 from lifecert.domain.policy import load_policy
-from lifecert.generate import CampaignProfile, write_campaign_file
-from lifecert.pipeline import live
 from lifecert.replay import replay_file
+from lifecert_dev import live
+from lifecert_dev.generate import CampaignProfile, write_campaign_file
 from projections.config import connect
 from projections.queries import export
 

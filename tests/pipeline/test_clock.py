@@ -21,10 +21,9 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
-from lifecert.generate import write_campaign_file
-from lifecert.pipeline import clock as lc
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout, layout
+from lifecert_dev.generate import write_campaign_file
 from tests.helpers import cert, enroll
 
 POLICY = load_policy("foshan-2017")
@@ -50,7 +49,7 @@ def replay_positions(
         out.extend((i, m.kind) for m in fired)
     if until is not None:
         before = campaign.pending_moments
-        campaign.advance_to(lc.cutoff(until))
+        campaign.advance_to(scheduler.cutoff(until))
         fired = before[: len(before) - len(campaign.pending_moments)]
         out.extend((len(events), m.kind) for m in fired)
     return out
@@ -61,11 +60,11 @@ def placed_positions(
 ) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     index = 0
-    placed = lc.place_ticks(
-        events, POLICY.moments, until=lc.cutoff(until) if until else None, fired=fired
+    placed = scheduler.place_ticks(
+        events, POLICY.moments, until=scheduler.cutoff(until) if until else None, fired=fired
     )
     for kind, item in placed:
-        if kind == lc.TICK:
+        if kind == scheduler.TICK:
             assert isinstance(item, Moment)
             out.append((index, item.kind))
         else:
@@ -93,7 +92,7 @@ def at(text: str) -> str:
 
 
 def test_moment_clock_fires_at_or_after_the_instant_in_time_order() -> None:
-    clock = lc.MomentClock(reversed(POLICY.moments))
+    clock = scheduler.MomentClock(reversed(POLICY.moments))
     assert [m.kind for m in clock.pending] == [HOME_VISIT_SWEEP, DEADLINE]
     assert clock.next_at == SWEEP_AT
     assert clock.due(SWEEP_AT - timedelta(microseconds=1)) == []
@@ -101,14 +100,14 @@ def test_moment_clock_fires_at_or_after_the_instant_in_time_order() -> None:
     assert clock.next_at == DEADLINE_AT
     assert [m.kind for m in clock.due(DEADLINE_AT + timedelta(days=90))] == [DEADLINE]
     assert clock.next_at is None and clock.due(datetime.max.replace(tzinfo=UTC)) == []
-    assert [m.kind for m in lc.MomentClock(POLICY.moments, fired={DEADLINE}).pending] == [
+    assert [m.kind for m in scheduler.MomentClock(POLICY.moments, fired={DEADLINE}).pending] == [
         HOME_VISIT_SWEEP
     ]
 
 
 def test_cutoff_is_the_end_of_the_local_day() -> None:
-    assert lc.cutoff(date(2017, 6, 20)) == DEADLINE_AT
-    assert lc.cutoff(date(2017, 5, 31)) == SWEEP_AT
+    assert scheduler.cutoff(date(2017, 6, 20)) == DEADLINE_AT
+    assert scheduler.cutoff(date(2017, 5, 31)) == SWEEP_AT
 
 
 def test_ticks_go_before_the_first_event_recorded_at_or_after_the_moment() -> None:
@@ -153,9 +152,9 @@ def test_fired_moments_are_not_placed_again() -> None:
 
 
 def test_no_events_no_ticks_unless_until() -> None:
-    assert list(lc.place_ticks([], POLICY.moments)) == []
-    assert [k for k, _ in lc.place_ticks([], POLICY.moments, until=DEADLINE_AT)] == [
-        lc.TICK, lc.TICK,
+    assert list(scheduler.place_ticks([], POLICY.moments)) == []
+    assert [k for k, _ in scheduler.place_ticks([], POLICY.moments, until=DEADLINE_AT)] == [
+        scheduler.TICK, scheduler.TICK,
     ]
 
 
@@ -175,13 +174,13 @@ def test_placement_agrees_with_replay_on_generated_campaigns(tmp_path: Path, see
 
 def test_tick_records_have_deterministic_ids_and_encode() -> None:
     sweep = POLICY.moments[0]
-    one = lc.tick_event("foshan-2017", sweep, 3)
-    assert one == lc.tick_event("foshan-2017", sweep, 3)
-    ids = {lc.tick_event("foshan-2017", sweep, p)["event_id"] for p in [*range(6), None]}
+    one = scheduler.tick_event("foshan-2017", sweep, 3)
+    assert one == scheduler.tick_event("foshan-2017", sweep, 3)
+    ids = {scheduler.tick_event("foshan-2017", sweep, p)["event_id"] for p in [*range(6), None]}
     assert len(ids) == 7
     assert one["recorded_at"] == one["at"] == SWEEP_AT
     assert codec.decode(codec.encode(one)) == one
-    assert lc.clock_key("foshan-2017", DEADLINE) == "foshan-2017/DEADLINE"
+    assert scheduler.clock_key("foshan-2017", DEADLINE) == "foshan-2017/DEADLINE"
 
 
 # -------------------------------------------------------------------------- broker
@@ -191,10 +190,10 @@ def test_tick_records_have_deterministic_ids_and_encode() -> None:
 def fresh_layout(stack: Any) -> Iterator[TopicLayout]:
     """A set of topics of its own (a unique prefix), created, and deleted afterwards."""
     lay = layout(f"t{uuid.uuid4().hex[:12]}.")
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
-        lk.ensure_topics(admin, lay)
+    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
+        kafka_clients.ensure_topics(admin, lay)
     yield lay
-    with lk.admin_client(stack.kafka_bootstrap) as admin:
+    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
         admin.delete_topics([spec.name for spec in lay.topics.values()], raise_errors=False)
 
 
@@ -214,9 +213,9 @@ def _run(*argv: str) -> int:
 
 
 def _records(bootstrap: str, topic: str) -> list[Any]:
-    consumer = lk.consumer(bootstrap)
+    consumer = kafka_clients.consumer(bootstrap)
     try:
-        return list(lk.read_to_end(consumer, topic, timeout=30))
+        return list(kafka_clients.read_to_end(consumer, topic, timeout=30))
     finally:
         consumer.close()
 
@@ -256,12 +255,13 @@ def test_clock_advance_publishes_each_due_moment_once(
     assert [codec.decode(r.value)["at"] for r in clock_records] == [SWEEP_AT, DEADLINE_AT]
 
     ticks = _records(bootstrap, fresh_layout[EVENTS].name)
-    consumer = lk.consumer(bootstrap)  # one consumer reading topics to their ends in turn
+    # one consumer reading topics to their ends in turn
+    consumer = kafka_clients.consumer(bootstrap)
     try:
         for topic in (fresh_layout[EVENTS].name, fresh_layout[CLOCK].name) * 2:
-            again = list(lk.read_to_end(consumer, topic, timeout=30))
+            again = list(kafka_clients.read_to_end(consumer, topic, timeout=30))
             assert len(again) == (len(ticks) if topic == fresh_layout[EVENTS].name else 2)
-        assert len(list(lk.read_to_end(consumer, fresh_layout[EVENTS].name,
+        assert len(list(kafka_clients.read_to_end(consumer, fresh_layout[EVENTS].name,
                                        partitions=[0, 1]))) == 4
     finally:
         consumer.close()
@@ -272,8 +272,8 @@ def test_clock_advance_publishes_each_due_moment_once(
     }
     for record in ticks:
         tick = codec.decode(record.value)
-        assert record.key == lc.TICK_KEY
-        assert tick == lc.tick_event("foshan-2017", POLICY.moments[0]
+        assert record.key == scheduler.TICK_KEY
+        assert tick == scheduler.tick_event("foshan-2017", POLICY.moments[0]
                                      if tick["moment"] == HOME_VISIT_SWEEP
                                      else POLICY.moments[1], record.partition)
 
@@ -291,9 +291,9 @@ def test_clock_advance_without_topics_says_to_create_them(
 
 
 def test_clock_advance_without_a_broker_fails_clearly() -> None:
-    with pytest.raises(lk.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
+    with pytest.raises(kafka_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
-        lc.advance("127.0.0.1:1", layout("nowhere."), POLICY, date(2017, 6, 20),
+        scheduler.advance("127.0.0.1:1", layout("nowhere."), POLICY, date(2017, 6, 20),
                    connect_timeout=1)
 
 

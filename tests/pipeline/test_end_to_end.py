@@ -3,7 +3,7 @@ identical instructions and statuses, cleanly and across faults (the live-pipelin
 
 The worker and the projections run as separate processes (`lifecert worker`, `lifecert
 projections run`) against the shared local stack, each test on its own topic prefix and
-database (lifecert.pipeline.live).
+database (lifecert_dev.live).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lifecert.pipeline import live
-from lifecert.stack import StackStatus, kafka, postgres
+from lifecert_dev import live
+from lifecert_dev.stack import StackStatus, broker, postgres
 from tests.pipeline.live_helpers import POLICY, UNTIL, assert_live_equals_replay, campaign
 
 
@@ -64,9 +64,9 @@ def test_broker_and_database_restarts_lose_and_double_nothing(
     ):
         children = [worker, projections]
         wait_for_progress(run, children, 0.25)
-        kafka.stop(stack.config)
+        broker.stop(stack.config)
         time.sleep(2)
-        kafka.start(stack.config)
+        broker.start(stack.config)
         wait_for_progress(run, children, 0.5)
         postgres.stop(stack.config)
         time.sleep(2)

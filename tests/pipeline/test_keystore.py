@@ -18,12 +18,12 @@ from lifecert import cli
 from lifecert.api.migrate import migrate as migrate_api
 from lifecert.commands.dead_letters import purge, retention_days
 from lifecert.databases import create_database, drop_database
-from lifecert.face.crypto import generate_key
 from lifecert.keystore import KeyStoreError, UnknownKey
 from lifecert.keystore.master import KEY_ENV, MasterKeyError, create_master_key, master_key
 from lifecert.keystore.postgres import PostgresKeyStore
 from lifecert.pipeline.topics import DEAD_LETTERS, layout
-from lifecert.stack import StackStatus
+from lifecert.sealing import generate_key
+from lifecert_dev.stack import StackStatus
 
 MASTER = os.urandom(32)
 

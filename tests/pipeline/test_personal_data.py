@@ -20,10 +20,10 @@ from lifecert.api.directory import DirectoryFeed, display_name, wait_caught_up
 from lifecert.api.migrate import migrate as migrate_api
 from lifecert.commands.dead_letters import purge
 from lifecert.events import codec, personal
-from lifecert.pipeline import live
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
-from lifecert.stack import StackConfig, StackStatus
-from lifecert.stack.postgres import find_bindir
+from lifecert_dev import live
+from lifecert_dev.stack import StackConfig, StackStatus
+from lifecert_dev.stack.postgres import find_bindir
 from tests.helpers import enroll
 from tests.pipeline.live_helpers import POLICY, UNTIL, campaign
 
@@ -76,14 +76,14 @@ def _found_in(blob: bytes, needles: dict[str, bytes]) -> list[str]:
 
 
 def _records(run: live.LiveRun, role: str) -> list[Any]:
-    from lifecert.pipeline import kafka as lk
+    from lifecert.pipeline import kafka_clients
 
-    consumer = lk.consumer(run.bootstrap)
+    consumer = kafka_clients.consumer(run.bootstrap)
     try:
         from kafka import TopicPartition
 
         topic = run.topics[role].name
-        tps = [TopicPartition(topic, p) for p in lk.partitions_of(consumer, topic)]
+        tps = [TopicPartition(topic, p) for p in kafka_clients.partitions_of(consumer, topic)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)

@@ -46,15 +46,15 @@ from lifecert.domain.policy import load_policy
 from lifecert.events.codec import decode, default_store, encode, to_datum
 from lifecert.events.interchange import parse_line
 from lifecert.events.personal import ERASED, reveal, seal_personal
-from lifecert.generate import CampaignProfile, write_campaign_file
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline import acls
 from lifecert.pipeline.credentials import ADMIN, acting_as
-from lifecert.pipeline.kafka import client_security
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
-from lifecert.stack import StackStatus
 from lifecert.summary import CampaignCounters, InstructionTotals
+from lifecert_dev.generate import CampaignProfile, write_campaign_file
+from lifecert_dev.stack import StackStatus
 from projections.lag import LagProbe, wait_idle
 from projections.migrate import applied_versions, migrate
 from projections.queries import campaign_counters, contact, corrections, export, retiree

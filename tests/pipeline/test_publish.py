@@ -21,11 +21,9 @@ from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_poli
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
 from lifecert.events.personal import is_sealed, open_raw, reveal
-from lifecert.generate import write_campaign_file
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import clock as lc
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.publish import (
     Prepared,
@@ -37,6 +35,7 @@ from lifecert.pipeline.publish import (
     publish_file,
 )
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout, layout
+from lifecert_dev.generate import write_campaign_file
 from tests.helpers import cert, enroll, without_event_id
 
 POLICY = load_policy("foshan-2017")
@@ -140,9 +139,9 @@ def test_plan_routes_bad_lines_aside_and_places_ticks_like_replay() -> None:
 
     no_ticks = list(plan(lines, POLICY, lambda *a: None, ticks=False, until=date(2017, 12, 31),
                          keys=KEYS))
-    assert all(kind == lc.EVENT for kind, _ in no_ticks)
+    assert all(kind == scheduler.EVENT for kind, _ in no_ticks)
     early = list(plan(lines[:1], POLICY, lambda *a: None, until=date(2017, 6, 20), keys=KEYS))
-    assert [k for k, _ in early] == [lc.EVENT, lc.TICK, lc.TICK]
+    assert [k for k, _ in early] == [scheduler.EVENT, scheduler.TICK, scheduler.TICK]
     fired = list(plan(lines, POLICY, lambda *a: None, fired=[HOME_VISIT_SWEEP], keys=KEYS))
     assert [i.kind for k, i in fired if isinstance(i, Moment)] == [DEADLINE]
 
@@ -169,14 +168,14 @@ def test_dead_letter_record_is_deterministic_and_encodes() -> None:
 
 def _new_layout(bootstrap: str) -> TopicLayout:
     lay = layout(f"t{uuid.uuid4().hex[:12]}.")
-    with lk.admin_client(bootstrap, component=ADMIN) as admin:
-        states = lk.ensure_topics(admin, lay)
+    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        states = kafka_clients.ensure_topics(admin, lay)
     assert all(s.created and not s.problems for s in states)
     return lay
 
 
 def _drop(bootstrap: str, lay: TopicLayout) -> None:
-    with lk.admin_client(bootstrap, component=ADMIN) as admin:
+    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
         admin.delete_topics([spec.name for spec in lay.topics.values()], raise_errors=False)
 
 
@@ -185,9 +184,9 @@ def _prefix(lay: TopicLayout) -> str:
 
 
 def _records(bootstrap: str, topic: str) -> list[Any]:
-    consumer = lk.consumer(bootstrap, component=ADMIN)
+    consumer = kafka_clients.consumer(bootstrap, component=ADMIN)
     try:
-        return sorted(lk.read_to_end(consumer, topic, timeout=30),
+        return sorted(kafka_clients.read_to_end(consumer, topic, timeout=30),
                       key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
@@ -374,21 +373,21 @@ def test_every_valid_line_arrives_once_in_file_order_per_partition_with_ticks_wh
                 want[p].append(("ClockTick", kind))
         sig = (event["type"], event["retiree_id"],
                ASSIGNED if n in pub.without_id else event["event_id"])
-        want[lk.partition_for_key(event["retiree_id"], partitions)].append(sig)
+        want[kafka_clients.partition_for_key(event["retiree_id"], partitions)].append(sig)
 
     got: dict[int, list[tuple[str, ...]]] = defaultdict(list)
     for record in pub.events[0]:
         event = codec.decode(record.value)
         if event["type"] == "ClockTick":
-            assert record.key == lc.TICK_KEY
-            assert event == lc.tick_event(
+            assert record.key == scheduler.TICK_KEY
+            assert event == scheduler.tick_event(
                 POLICY.name, next(m for m in POLICY.moments if m.kind == event["moment"]),
                 record.partition,
             )
             got[record.partition].append(("ClockTick", event["moment"]))
             continue
         assert record.key == event["retiree_id"].encode()
-        assert record.partition == lk.partition_for_key(record.key, partitions)
+        assert record.partition == kafka_clients.partition_for_key(record.key, partitions)
         got[record.partition].append(_signature(pub, event, file_ids))
     assert set(got) == set(range(partitions))
     for p in range(partitions):
@@ -483,7 +482,7 @@ def test_publishing_again_resends_the_same_ids_and_no_second_ticks(published: Pu
     for p, ids in by_partition.items():
         again = [
             codec.decode(r.value)["event_id"] for r in pub.events[0] if r.partition == p
-            and r.key != lc.TICK_KEY
+            and r.key != scheduler.TICK_KEY
         ]
         assert [i for i in ids if i not in assigned] == [i for i in again if i not in assigned]
 
@@ -523,7 +522,7 @@ def test_until_writes_the_due_moments_at_the_end_and_no_ticks_writes_none(
         assert "clock ticks: none" in capsys.readouterr().out
         records = _records(bootstrap, no_ticks[EVENTS].name)
         assert len(records) == len(lines)
-        assert all(r.key != lc.TICK_KEY for r in records)
+        assert all(r.key != scheduler.TICK_KEY for r in records)
         assert _records(bootstrap, no_ticks[CLOCK].name) == []
         assert _records(bootstrap, no_ticks[DEAD_LETTERS].name) == []
         (letter,) = [json.loads(x) for x in dead.read_text(encoding="utf-8").splitlines()]
@@ -583,7 +582,7 @@ def test_missing_topics_and_missing_broker_fail_with_what_to_do(
     assert "no such file" in capsys.readouterr().err
 
     with acting_as("connector"), \
-            pytest.raises(lk.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
+            pytest.raises(kafka_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
                           r"127\.0\.0\.1:1: .*lifecert stack up"):
         publish_file(path, POLICY, bootstrap="127.0.0.1:1", layout=layout("nowhere."),
                      connect_timeout=1, keys=KEYS)

@@ -41,10 +41,9 @@ from kafka.consumer.fetcher import ConsumerRecord
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
-from lifecert.generate import iter_campaign, write_campaign_file
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka as lk
-from lifecert.pipeline.kafka import client_security
+from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import (
     ALERTS,
@@ -57,8 +56,9 @@ from lifecert.pipeline.topics import (
     layout,
 )
 from lifecert.replay import replay_lines
-from lifecert.stack import StackConfig
-from lifecert.stack import kafka as stack_kafka
+from lifecert_dev.generate import iter_campaign, write_campaign_file
+from lifecert_dev.stack import StackConfig
+from lifecert_dev.stack import broker as stack_broker
 from streams.offsets import OffsetGuard
 from streams.partition_state import PartitionCampaign, Step
 
@@ -87,8 +87,8 @@ class Pipeline:
         self.app_id = f"t{tag}.lifecert-worker"
         self.data_dir = tmp / "worker-data"
         self.tmp = tmp
-        with lk.admin_client(bootstrap) as admin:
-            lk.ensure_topics(admin, self.topics)
+        with kafka_clients.admin_client(bootstrap) as admin:
+            kafka_clients.ensure_topics(admin, self.topics)
 
     def name(self, role: str) -> str:
         return self.topics[role].name
@@ -97,7 +97,7 @@ class Pipeline:
         """The layout's topics and the worker's own (changelog, assignor), on a shared
         broker that other tests use too."""
         prefix = self.name(EVENTS).removesuffix("lifecert.events")
-        with lk.admin_client(self.bootstrap) as admin:
+        with kafka_clients.admin_client(self.bootstrap) as admin:
             mine = [t for t in admin.list_topics()
                     if t.startswith(prefix) or t.startswith(self.app_id + "-")]
             if mine:
@@ -219,19 +219,19 @@ def wait_until(worker: Worker, reached: float = 1.0, timeout: float = DECIDE_TIM
 
 
 def records_on(pipeline: Pipeline, role: str) -> int:
-    consumer = lk.consumer(pipeline.bootstrap)
+    consumer = kafka_clients.consumer(pipeline.bootstrap)
     try:
-        return sum(lk.end_offsets(consumer, pipeline.name(role)).values())
+        return sum(kafka_clients.end_offsets(consumer, pipeline.name(role)).values())
     finally:
         consumer.close()
 
 
 def read_topics(pipeline: Pipeline, roles: Iterable[str]) -> Iterator[ConsumerRecord]:
     """Every record of the topics of ``roles``, up to their current ends."""
-    consumer = lk.consumer(pipeline.bootstrap)
+    consumer = kafka_clients.consumer(pipeline.bootstrap)
     try:
         for role in roles:
-            yield from lk.read_to_end(consumer, pipeline.name(role), timeout=60)
+            yield from kafka_clients.read_to_end(consumer, pipeline.name(role), timeout=60)
     finally:
         consumer.close()
 
@@ -345,7 +345,8 @@ def test_partition_campaigns_restored_at_every_step_decide_as_replay() -> None:
             for p in range(partitions):
                 logs[p].append(("tick", {"type": "ClockTick", "event_id": f"t{p}",
                                          "policy": POLICY.name, "at": moment.at}))
-        logs[lk.partition_for_key(event["retiree_id"], partitions)].append(("event", event))
+        partition = kafka_clients.partition_for_key(event["retiree_id"], partitions)
+        logs[partition].append(("event", event))
     table: dict[bytes, Any] = {}
     outputs: dict[str, dict[str, Any]] = {}
     statuses: dict[str, str] = {}
@@ -489,10 +490,10 @@ def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
         "LIFECERT_KAFKA_CONTROLLER_PORT": str(port + 1), "LIFECERT_KAFKA_HEAP": "512m",
     })
     try:
-        stack_kafka.start(cfg)
+        stack_broker.start(cfg)
         yield cfg
     finally:
-        stack_kafka.stop(cfg)
+        stack_broker.stop(cfg)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -503,9 +504,9 @@ def test_a_broker_restart_mid_stream_loses_nothing(
     lines = publish(pipeline, campaign(tmp_path, 2000, seed=17))
     with Worker(pipeline, "--commit-interval", "1", label="worker") as worker:
         wait_until(worker, reached=0.25)
-        stack_kafka.stop(private_broker)
+        stack_broker.stop(private_broker)
         time.sleep(3)
-        stack_kafka.start(private_broker)
+        stack_broker.start(private_broker)
         wait_until(worker)
         assert worker.stop() == 0, worker.log()[-4000:]
     assert_same_as_replay(pipeline, lines)

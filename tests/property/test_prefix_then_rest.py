@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
-from lifecert.domain.time import end_of_day
 from lifecert.events.interchange import dumps, parse_line
+from lifecert.events.time import end_of_day
 from tests.property.test_properties import event_logs
 
 POLICY = load_policy("foshan-2017")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.stack import StackConfig, down
-from lifecert.stack.postgres import FALLBACK_ROOT
+from lifecert_dev.stack import StackConfig, down
+from lifecert_dev.stack.postgres import FALLBACK_ROOT
 
 
 def free_port() -> int:

@@ -22,8 +22,7 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from lifecert.pipeline import acls
-from lifecert.pipeline import kafka as lk
+from lifecert.pipeline import acls, kafka_clients
 from lifecert.pipeline.credentials import ADMIN, COMPONENTS
 from lifecert.pipeline.topics import (
     ALERTS,
@@ -34,7 +33,7 @@ from lifecert.pipeline.topics import (
     TopicLayout,
     layout,
 )
-from lifecert.stack import StackStatus
+from lifecert_dev.stack import StackStatus
 
 # A refusal must come as an answer, never as a hang: every try is bounded by this.
 BOUND_S = 15.0
@@ -52,20 +51,20 @@ def refused(outcome: object) -> bool:
 @pytest.fixture(scope="module")
 def topics(stack: StackStatus) -> Iterator[TopicLayout]:
     lay = layout(f"acl{uuid.uuid4().hex[:10]}.")
-    with lk.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
-        lk.ensure_topics(admin, lay)
+    with kafka_clients.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
+        kafka_clients.ensure_topics(admin, lay)
     # one payment instruction for the readers to find
-    producer = lk.producer(stack.kafka_bootstrap, component="worker")
+    producer = kafka_clients.producer(stack.kafka_bootstrap, component="worker")
     producer.send(lay[PAYMENT_INSTRUCTIONS].name, key=b"FS1", value=b"instruction").get(30)
     producer.close()
     yield lay
-    with lk.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
+    with kafka_clients.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
         admin.delete_topics([s.name for s in lay.topics.values()])
 
 
 def _write(bootstrap: str, component: str, topic: str) -> KafkaError | None:
     """None when ``component`` wrote a record to ``topic``, else the broker's refusal."""
-    producer = lk.producer(bootstrap, component=component, connect_timeout=BOUND_S)
+    producer = kafka_clients.producer(bootstrap, component=component, connect_timeout=BOUND_S)
     try:
         producer.send(topic, key=b"FS1", value=b"x").get(timeout=BOUND_S)
         return None
@@ -77,9 +76,9 @@ def _write(bootstrap: str, component: str, topic: str) -> KafkaError | None:
 
 def _read(bootstrap: str, component: str, topic: str) -> list[bytes] | KafkaError:
     """The values of ``topic`` as ``component`` reads them from the start, or the refusal."""
-    consumer = lk.consumer(bootstrap, component=component, connect_timeout=BOUND_S)
+    consumer = kafka_clients.consumer(bootstrap, component=component, connect_timeout=BOUND_S)
     try:
-        tps = [TopicPartition(topic, p) for p in lk.partitions_of(consumer, topic)]
+        tps = [TopicPartition(topic, p) for p in kafka_clients.partitions_of(consumer, topic)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         got: list[bytes] = []
@@ -122,7 +121,7 @@ def test_a_client_without_credentials_can_neither_write_nor_read(
 
 
 def test_a_wrong_password_is_refused(stack: StackStatus, topics: TopicLayout) -> None:
-    settings = {**lk.client_security("connector").kafka_python(),
+    settings = {**kafka_clients.client_security("connector").kafka_python(),
                 "sasl_plain_password": "not-the-password"}
     t0 = time.monotonic()
     with pytest.raises((SaslAuthenticationFailedError, KafkaError)):
@@ -185,7 +184,7 @@ def test_a_worker_group_of_another_prefix_is_refused(
     """The worker joins only its own layout's group ("<prefix>lifecert-worker...")."""
     consumer = KafkaConsumer(
         topics[EVENTS].name, bootstrap_servers=stack.kafka_bootstrap,
-        group_id="someone-else", **lk.client_security("worker").kafka_python(),
+        group_id="someone-else", **kafka_clients.client_security("worker").kafka_python(),
         request_timeout_ms=int(BOUND_S * 1000),
     )
     try:
@@ -246,7 +245,7 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
         stray = ACL("User:payment-system", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
                     ResourcePattern(ResourceType.TOPIC, instructions,
                                     ACLResourcePatternType.LITERAL))
-        with lk.admin_client(bootstrap, component=ADMIN) as admin:
+        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
             assert not admin.create_acls([stray])["failed"]
         deadline = time.monotonic() + BOUND_S
         while _write(bootstrap, "payment-system", instructions) is not None:
@@ -258,50 +257,50 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
         assert "User:payment-system WRITE TOPIC " + instructions in capsys.readouterr().err
         assert refused(_write(bootstrap, "payment-system", instructions))
     finally:
-        with lk.admin_client(bootstrap, component=ADMIN) as admin:
+        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
             admin.delete_topics([s.name for s in lay.topics.values()])
 
 
 def test_a_storage_formatted_without_users_is_named_with_what_to_do(tmp_path: Path) -> None:
     """A local stack made before logins were required holds no SCRAM users: `stack up`
     says so and what to delete, rather than waiting for a broker nobody can log in to."""
-    from lifecert.stack import StackConfig, StackError
-    from lifecert.stack import kafka as stack_kafka
+    from lifecert_dev.stack import StackConfig, StackError
+    from lifecert_dev.stack import broker as stack_broker
 
     cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "old")})
     (cfg.kafka_dir / "kraft-data").mkdir(parents=True)
     (cfg.kafka_dir / "kraft-data" / "meta.properties").write_text("cluster.id=x\n")
     with pytest.raises(StackError, match=r"holds no users.*delete .*kafka"):
-        stack_kafka.write_config(cfg)
+        stack_broker.write_config(cfg)
 
 
 def test_the_format_command_line_holds_no_password(tmp_path: Path) -> None:
     """Every local user can read a process's command line (`ps`): the SCRAM users and
     their passwords go to the storage tool in a private @file, deleted after the format."""
-    from lifecert.stack import StackConfig
-    from lifecert.stack import kafka as stack_kafka
+    from lifecert_dev.stack import StackConfig
+    from lifecert_dev.stack import broker as stack_broker
 
     cfg = StackConfig.from_env({"LIFECERT_DATA_DIR": str(tmp_path / "new")})
-    passwords = stack_kafka.write_config(cfg)
+    passwords = stack_broker.write_config(cfg)
     argfile = tmp_path / "format.args"
-    stack_kafka.write_format_argfile(argfile, "cid", tmp_path / "server.properties", passwords)
-    argv = " ".join(stack_kafka.format_command(cfg, "java", tmp_path / "libs", argfile))
+    stack_broker.write_format_argfile(argfile, "cid", tmp_path / "server.properties", passwords)
+    argv = " ".join(stack_broker.format_command(cfg, "java", tmp_path / "libs", argfile))
     assert not [user for user, password in passwords.items() if password in argv]
     assert "--add-scram" not in argv and f"@{argfile}" in argv
     assert argfile.stat().st_mode & 0o777 == 0o600
     text = argfile.read_text()
     assert all(f"name={user},password={passwords[user]}]" in text
                for user in ("broker", *COMPONENTS))
-    assert text.startswith(f'"{stack_kafka.STORAGE_TOOL}"\n"format"\n')
+    assert text.startswith(f'"{stack_broker.STORAGE_TOOL}"\n"format"\n')
 
 
 def test_every_component_logs_in_after_stack_up(stack: StackStatus, topics: TopicLayout) -> None:
     """The users made at format (from the @file) exist: each component's own credentials
     get a metadata answer; the @file with their passwords is gone."""
-    from lifecert.stack import StackConfig
+    from lifecert_dev.stack import StackConfig
 
     for component in COMPONENTS:
-        consumer = lk.consumer(stack.kafka_bootstrap, component=component,
+        consumer = kafka_clients.consumer(stack.kafka_bootstrap, component=component,
                                connect_timeout=BOUND_S)
         try:
             assert topics[EVENTS].name in consumer.topics(), component

@@ -18,10 +18,10 @@ import pytest
 from lifecert import dbroles
 from lifecert.api.migrate import migrate as migrate_all
 from lifecert.databases import create_database, drop_database
-from lifecert.stack import StackConfig, StackStatus
-from lifecert.stack import postgres as stack_postgres
-from lifecert.stack.postgres import PG_HBA, read_passfile
-from projections.migrate import MigrationError
+from lifecert.migrations import MigrationError
+from lifecert_dev.stack import StackConfig, StackStatus
+from lifecert_dev.stack import postgres as stack_postgres
+from lifecert_dev.stack.postgres import PG_HBA, read_passfile
 
 
 def connect(dsn: str, **kwargs: str) -> psycopg2.extensions.connection:
@@ -257,8 +257,8 @@ def test_grants_are_exact_and_cover_every_table(stack: StackStatus, database: st
 # ------------------------------------------------------------------ the connectors' roles
 def test_the_connectors_roles_reach_their_partners_tables_only(
         stack: StackStatus, database: str, tmp_path: Path) -> None:
-    from connectors.payment_ledger.harness import PaymentLedgerHarness
-    from connectors.pension_master.harness import PensionMasterHarness
+    from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness
+    from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
 
     master, ledger = PensionMasterHarness(stack.postgres_dsn), PaymentLedgerHarness(
         stack.postgres_dsn)

@@ -21,8 +21,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from lifecert.pipeline.credentials import ADMIN
-from lifecert.pipeline.kafka import client_security
-from lifecert.stack import (
+from lifecert.pipeline.kafka_clients import client_security
+from lifecert_dev.stack import (
     KAFKA_VERSION,
     MissingPrerequisite,
     StackConfig,
@@ -31,17 +31,20 @@ from lifecert.stack import (
     status,
     up,
 )
-from lifecert.stack import kafka as stack_kafka
-from lifecert.stack import postgres as stack_postgres
+from lifecert_dev.stack import broker as stack_broker
+from lifecert_dev.stack import postgres as stack_postgres
 
 
 def cli_module() -> str:
-    """Run through `lifecert` itself once the stack command is registered there."""
-    from lifecert import cli
+    """Run through `lifecert` itself once the stack command is registered there (a plug-in
+    of lifecert-dev)."""
+    from importlib.metadata import entry_points
 
-    if "lifecert.commands.stack" in cli.COMMAND_MODULES:
+    from lifecert.commands.plugins import GROUP
+
+    if any(ep.value == "lifecert_dev.commands.stack" for ep in entry_points(group=GROUP)):
         return "lifecert.cli"
-    return "lifecert.commands.stack"
+    return "lifecert_dev.commands.stack"
 
 
 def lifecert_stack(
@@ -208,7 +211,7 @@ def test_missing_java_is_named(private_stack_env: dict[str, str], tmp_path: Path
 
 
 def test_missing_maven_is_named(private_stack_env: dict[str, str], tmp_path: Path) -> None:
-    java = stack_kafka.find_java()
+    java = stack_broker.find_java()
     only_java = tmp_path / "bin"
     only_java.mkdir()
     (only_java / "java").symlink_to(java)

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from lifecert.commands import generate as generate_command
 from lifecert.events import catalogue
-from lifecert.generate import (
+from lifecert.progress import Progress
+from lifecert.replay import replay_lines
+from lifecert_dev.commands import generate as generate_command
+from lifecert_dev.generate import (
     CHANNELS,
     CampaignProfile,
     CampaignStats,
@@ -27,8 +29,6 @@ from lifecert.generate import (
     write_campaign,
     write_campaign_file,
 )
-from lifecert.progress import Progress
-from lifecert.replay import replay_lines
 
 SHANGHAI = timezone(timedelta(hours=8))
 WINDOW_OPEN = date(2017, 4, 1)

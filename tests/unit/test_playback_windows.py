@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.playback import DIRECT, plan_windows, router
+from lifecert_dev.partners.playback import DIRECT, plan_windows, router
 
 T0 = datetime(2017, 5, 1, tzinfo=UTC)
 SOURCE_OF = router({

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, PolicyError, load_policy
-from lifecert.domain.time import (
+from lifecert.events.time import (
     age_on,
     end_of_day,
     format_month,

@@ -1,0 +1,1 @@
+"""The shipped benchmarks (``lifecert bench replay | pipeline | face``, ``lifecert api bench``)."""

@@ -1,0 +1,2 @@
+"""The commands lifecert-dev adds to ``lifecert`` (entry-point group ``lifecert.commands``):
+``demo``, ``generate``, ``stack`` and ``bench``."""

@@ -1,0 +1,240 @@
+"""``lifecert demo``: the README's main job.
+
+Live (the default): brings the local stack up, generates a campaign and plays it through
+the simulated partner systems: the pension master's database, the Guangdong provincial
+feed and the ministry's batch files, each read by its connector (events no connector
+carries yet, such as the face app's and the counters', are published directly, as the
+partner API will). The stream worker and the PostgreSQL projections decide and project
+until every event is done; the payment-system connector applies the instructions to the
+payment ledger, and the Guangdong results connector posts Foshan's assistance results to
+the province. It prints the campaign summary from PostgreSQL, reconciles the ledger with
+the instructions sent, and checks the live result against an offline replay of the same
+file.
+
+``--direct`` publishes the generated file to Kafka itself, with its clock ticks, instead of
+going through the partners; ``--offline`` only generates and replays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lifecert.domain.policy import load_policy
+from lifecert.progress import Progress
+from lifecert.replay import replay_file
+from lifecert.summary import CampaignCounters, InstructionTotals, render
+from lifecert_dev.generate import write_campaign_file
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from lifecert_dev.live import LiveRun
+
+POLICY = "foshan-2017"
+UNTIL = date(2017, 12, 31)
+
+
+# The Kafka principal of its clients (lifecert.cli): it sets up topics and ACLs.
+KAFKA_COMPONENT = "admin"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run a generated campaign through the live pipeline and summarise it",
+        description=__doc__,
+    )
+    parser.add_argument("--retirees", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=2017)
+    parser.add_argument("--work-dir", type=Path, default=Path("data/demo"))
+    parser.add_argument("--offline", action="store_true",
+                        help="no Kafka or PostgreSQL: generate and replay only")
+    parser.add_argument("--direct", dest="partners", action="store_false",
+                        help="publish the generated file to Kafka directly instead of "
+                             "playing it through the partner systems and their connectors")
+    parser.add_argument("--timeout", type=float, default=1800,
+                        help="seconds to wait for the pipeline to catch up (default 1800)")
+    parser.set_defaults(func=run)
+
+
+def step(text: str) -> None:
+    print(f"\n== {text}", file=sys.stderr)
+
+
+def generate(args: argparse.Namespace, events: Path) -> None:
+    step(f"generating a campaign of {args.retirees:,} retirees -> {events}")
+    with Progress(args.retirees, "generate", unit="retirees") as progress:
+        write_campaign_file(events, args.retirees, args.seed, progress=progress.advance)
+
+
+def replay(events: Path, out: Path) -> CampaignCounters:
+    progress = Progress(events.stat().st_size, "replay", unit="bytes")
+    totals = InstructionTotals()
+    campaign, _ = replay_file(
+        events, load_policy(POLICY), out, until=UNTIL, dead_letters=out / "dead-letters.jsonl",
+        on_line=progress.advance, on_instruction=totals,
+    )
+    progress.close()
+    return CampaignCounters.from_states(POLICY, campaign.retirees.values(), totals)
+
+
+def run(args: argparse.Namespace) -> int:
+    work: Path = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    events = work / "events.jsonl"
+    if args.offline:
+        generate(args, events)
+        step(f"replaying it under policy {POLICY} until {UNTIL}")
+        counters = replay(events, work / "replay")
+        print(f"\nlifecert demo (offline): campaign 2017 of {args.retirees:,} retirees\n")
+        print(render(counters))
+        return 0
+    return run_live(args, work, events)
+
+
+def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
+    from lifecert_dev import live
+    from lifecert_dev.stack import StackConfig, up
+
+    step("starting the local stack (Kafka broker, PostgreSQL)")
+    stack = up(StackConfig.from_env())
+    print(f"kafka {stack.kafka_bootstrap}   postgres {stack.postgres_dsn}", file=sys.stderr)
+    run = live.LiveRun(stack.kafka_bootstrap, stack.postgres_dsn, "demo.", "lifecert_demo",
+                       work)
+    step("fresh topics (prefix demo.) and database lifecert_demo")
+    live.prepare(run)
+    generate(args, events)
+
+    step("starting the stream worker and the projections")
+    logs = work / "logs"
+    ledger: str | None = None
+    ledger_equal = False
+    with (
+        live.running(run.worker_argv(), logs / "worker.log") as worker,
+        live.running(run.projections_argv(), logs / "projections.log") as projections,
+    ):
+        started = time.monotonic()
+        children = [worker, projections]
+        if not args.partners:
+            step("publishing it to Kafka, with the clock ticks of the policy")
+            progress = Progress(events.stat().st_size, "publish", unit="bytes")
+            stats = live.publish(run, events, load_policy(POLICY), UNTIL,
+                                 on_bytes=progress.advance)
+            progress.close()
+            print(stats, file=sys.stderr)
+            idle = _wait_idle(run, args.timeout, children, started)
+        else:
+            idle, ledger, ledger_equal = _through_partners(args, run, work, events, children,
+                                                           started)
+    if not idle:
+        print(f"lifecert demo: the pipeline did not catch up; see {logs}/", file=sys.stderr)
+        return 1
+    print(f"  caught up in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+    from projections.config import connect
+    from projections.queries import campaign_counters, export
+
+    conn = connect(run.dsn)
+    try:
+        counters = campaign_counters(conn, POLICY)
+        export(conn, work / "live", POLICY)
+    finally:
+        conn.close()
+
+    step("checking the live result against an offline replay of the same file")
+    replay(events, work / "replay")
+    same = _same_lines(work / "live", work / "replay")
+    route = "Kafka" if not args.partners else "the partner systems' connectors, Kafka"
+    print(f"\nlifecert demo: campaign 2017 of {args.retirees:,} retirees through {route}, "
+          f"the stream worker and PostgreSQL\n")
+    print(render(counters))
+    if ledger is not None:
+        print(f"\n{ledger}")
+    print(f"\nLive instructions and statuses {'==' if same else '!='} offline replay "
+          f"({work}/live vs {work}/replay)")
+    return 0 if same and (not args.partners or ledger_equal) else 1
+
+
+def _wait_idle(run: LiveRun, timeout: float, children: list[subprocess.Popen[bytes]],
+               started: float) -> bool:
+    from lifecert_dev import live
+
+    last = [0.0]
+
+    def show(worker_behind: int, projections_behind: int) -> None:
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            state = ("starting" if worker_behind < 0 else
+                     f"worker {worker_behind:,} events behind, "
+                     f"projections {projections_behind:,} records behind")
+            print(f"  {time.monotonic() - started:5.0f} s  {state}", file=sys.stderr)
+
+    return live.wait_until_idle(run, timeout, children, show)
+
+
+def _through_partners(
+    args: argparse.Namespace, run: LiveRun, work: Path, events: Path,
+    children: list[subprocess.Popen[bytes]], started: float,
+) -> tuple[bool, str | None, bool]:
+    """Play the campaign through the partners; (caught up, ledger report, ledger equal)."""
+    from connectors.payment_ledger import reconcile
+    from lifecert.keystore.postgres import KEYS_DSN_ENV, migrate_as
+    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS
+    from lifecert_dev.partners.systems import (
+        Partners,
+        PartnersFailed,
+        play,
+        read_log,
+        wait_for_sink,
+    )
+
+    step("starting the partner systems' simulators and their connectors")
+    # The connectors seal names with the run's key store, as `publish` does (--direct).
+    migrate_as(run.dsn)
+    os.environ.setdefault(KEYS_DSN_ENV, run.dsn_for("keystore"))
+    with Partners(run.bootstrap, run.topics, work) as partners:
+        print("  connectors: " + ", ".join(partners.processes), file=sys.stderr)
+        step("playing the campaign through the partner systems")
+
+        def shown(n: int, total: int, stats: object) -> None:
+            if n == total or n % 5 == 0:
+                print(f"  window {n}/{total}: {getattr(stats, 'events', 0):,} events "
+                      f"published ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+
+        try:
+            stats = play(partners, read_log(events), load_policy(POLICY), until=UNTIL,
+                         seed=args.seed, on_window=shown)
+            print(f"  {stats.describe()}", file=sys.stderr)
+            step("waiting for the worker, the projections and the payment system")
+            if not _wait_idle(run, args.timeout, children, started):
+                return False, None, False
+            consumer = kafka_clients.consumer(run.bootstrap)
+            try:
+                sent = sum(kafka_clients.end_offsets(consumer,
+                                          run.topics[PAYMENT_INSTRUCTIONS].name).values())
+            finally:
+                consumer.close()
+            wait_for_sink(partners, "payment-ledger", sent, args.timeout)
+            wait_for_sink(partners, "guangdong-results", stats.assistance_results,
+                          args.timeout)
+        except PartnersFailed as exc:
+            print(f"lifecert demo: {exc}", file=sys.stderr)
+            return False, None, False
+        report = reconcile.reconcile(run.bootstrap, run.topics, partners.ledger_dsn)
+        text = ("Payment system ledger, reconciled with the instructions sent:\n"
+                + reconcile.render(report, limit=10))
+        return True, text, report.equal
+
+
+def _same_lines(a: Path, b: Path) -> bool:
+    """Same instructions and statuses, order aside (partitions decide concurrently)."""
+    return all(
+        sorted((a / name).read_text().splitlines()) == sorted((b / name).read_text().splitlines())
+        for name in ("instructions.jsonl", "status.csv")
+    )

@@ -1,0 +1,244 @@
+"""Run the whole live pipeline on one campaign file: topics, publish (with clock ticks),
+the worker and the projections as child processes, until both are idle.
+
+``lifecert demo`` and the end-to-end tests drive the pipeline through here, so the demo
+shows exactly what the tests check. Each run gets its own topic prefix and database, so
+runs never see each other's records.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg2
+from kafka.errors import KafkaError
+
+from lifecert.databases import create_database, drop_database
+from lifecert.dbroles import dsn_as, lock_down
+from lifecert.domain.policy import Policy
+from lifecert.keystore import CachedKeyStore
+from lifecert.keystore.postgres import migrate_as as migrate_keystore
+from lifecert.keystore.postgres import open_keystore
+from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.publish import PublishStats, publish_file
+from lifecert.pipeline.topics import TopicLayout, layout
+
+if TYPE_CHECKING:
+    from projections.lag import LagProbe
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """Where one run lives: its topic prefix, worker group, database and folder."""
+
+    bootstrap: str
+    admin_dsn: str  # a database to connect to for CREATE/DROP DATABASE
+    prefix: str
+    database: str
+    work_dir: Path
+    policy: str = "foshan-2017"
+
+    @property
+    def topics(self) -> TopicLayout:
+        return layout(self.prefix)
+
+    @property
+    def worker_group(self) -> str:
+        return f"{self.prefix}lifecert-worker"
+
+    @property
+    def dsn(self) -> str:
+        """The run's database as the admin's role (the demo's and the tests' checks)."""
+        params = psycopg2.extensions.parse_dsn(self.admin_dsn)
+        params["dbname"] = self.database
+        return psycopg2.extensions.make_dsn(**params)
+
+    def dsn_for(self, component: str) -> str:
+        """The run's database as ``component``'s own role (lifecert/dbroles.py)."""
+        return dsn_as(self.dsn, component)
+
+    def _cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "lifecert.cli", *args]
+
+    def worker_argv(self) -> list[str]:
+        return self._cli(
+            "worker", "--bootstrap", self.bootstrap, "--prefix", self.prefix,
+            "--app-id", self.worker_group, "--policy", self.policy,
+            "--data-dir", str(self.work_dir / "worker"), "--log-level", "warning",
+        )
+
+    def keystore(self) -> CachedKeyStore:
+        """The key store of personal data, in the run's database, as its own role (the
+        admin applies its migrations, handing it the key tables)."""
+        migrate_keystore(self.dsn)
+        return open_keystore(self.dsn_for("keystore"))
+
+    def projections_argv(self) -> list[str]:
+        return self._cli(
+            "projections", "run", "--dsn", self.dsn_for("projections"),
+            "--bootstrap", self.bootstrap,
+            "--topic-prefix", self.prefix,
+        )
+
+
+def fresh_database(run: LiveRun) -> None:
+    """Drop and create the run's database, closed to all but lifecert's roles, with the
+    read models' schema made by its owner (the projections then run as their own role,
+    which may not change it)."""
+    from projections.config import connect
+    from projections.migrate import migrate
+
+    drop_database(run.admin_dsn, run.database)
+    create_database(run.admin_dsn, run.database)
+    lock_down(run.admin_dsn, run.database)
+    conn = connect(run.dsn_for("owner"))
+    try:
+        migrate(conn)
+    finally:
+        conn.close()
+
+
+def drop_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (the run's and its worker's
+    changelog topics)."""
+    if not prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    with kafka_clients.admin_client(bootstrap) as admin:
+        doomed = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            admin.delete_topics(doomed)
+
+
+def discard(run: LiveRun) -> None:
+    """Drop the run's topics and database (what :func:`prepare` made)."""
+    drop_topics(run.bootstrap, run.prefix)
+    drop_database(run.admin_dsn, run.database)
+
+
+def prepare(run: LiveRun) -> None:
+    """Fresh topics, worker store and database for ``run``."""
+    drop_topics(run.bootstrap, run.prefix)
+    # The worker's local table store remembers changelog offsets of the dropped topics.
+    shutil.rmtree(run.work_dir / "worker", ignore_errors=True)
+    # Deleting topics is asynchronous on the broker: wait until they are gone.
+    deadline = time.monotonic() + 60
+    while True:
+        with kafka_clients.admin_client(run.bootstrap) as admin:
+            left = [t for t in admin.list_topics() if t.startswith(run.prefix)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    with kafka_clients.admin_client(run.bootstrap) as admin:
+        kafka_clients.ensure_topics(admin, run.topics)
+    fresh_database(run)
+
+
+def publish(
+    run: LiveRun, events: Path, policy: Policy, until: date,
+    on_bytes: Callable[[int], None] | None = None,
+) -> PublishStats:
+    keys = run.keystore()
+    try:
+        return publish_file(
+            events, policy, bootstrap=run.bootstrap, layout=run.topics, until=until,
+            on_bytes=on_bytes, keys=keys,
+        )
+    finally:
+        keys.close()
+
+
+@contextmanager
+def running(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process writing to ``log``, stopped with SIGTERM (then SIGKILL) on exit."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield child
+    finally:
+        stop(child)
+
+
+def stop(child: subprocess.Popen[bytes], timeout: float = 30) -> int | None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return child.returncode
+
+
+def wait_until_idle(
+    run: LiveRun,
+    timeout: float,
+    children: list[subprocess.Popen[bytes]],
+    on_progress: Callable[[int, int], None] | None = None,
+) -> bool:
+    """Poll until the worker and the projections are at the end of every topic they read.
+    ``on_progress(worker_behind, projections_behind)`` is called at every poll. Returns
+    False on timeout or when a child died."""
+    deadline = time.monotonic() + timeout
+    probe = _probe(run, deadline)
+    conn = _reconnect(run.dsn, deadline)
+    try:
+        while time.monotonic() < deadline:
+            if any(child.poll() is not None for child in children):
+                return False
+            try:
+                worker = sum(lag.behind for lag in probe.worker())
+                projections = sum(lag.behind for lag in probe.projections(conn))
+            except psycopg2.Error:  # tables not migrated yet, or the database restarting
+                conn.close()
+                conn = _reconnect(run.dsn, deadline)
+                worker, projections = -1, -1
+            except KafkaError:  # the broker restarting: measure again with new clients
+                probe.close()
+                probe = _probe(run, deadline)
+                worker, projections = -1, -1
+            if on_progress is not None:
+                on_progress(worker, projections)
+            if worker == 0 and projections == 0:
+                return True
+            time.sleep(1.0)
+        return False
+    finally:
+        probe.close()
+        conn.close()
+
+
+def _probe(run: LiveRun, deadline: float) -> LagProbe:
+    from projections.lag import LagProbe
+
+    while True:
+        try:
+            return LagProbe(run.bootstrap, run.topics, run.worker_group)
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _reconnect(dsn: str, deadline: float) -> psycopg2.extensions.connection:
+    from projections.config import connect
+
+    while True:
+        try:
+            return connect(dsn)
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)

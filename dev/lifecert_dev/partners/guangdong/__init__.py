@@ -1,0 +1,2 @@
+"""The simulated Guangdong cross-region system and its test-kit harness (its connector:
+connectors/guangdong)."""

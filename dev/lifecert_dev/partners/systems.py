@@ -1,0 +1,289 @@
+"""The partner systems of the demo and the end-to-end test, running for real: each
+simulator started through its harness, each connector run as ``lifecert connectors run``
+in a child process, and a campaign log played through them (:func:`play`).
+
+    with Partners(bootstrap, topics, work_dir) as partners:
+        stats = play(partners, events, policy, until=date(2017, 12, 31))
+        partners.wait_for_sinks(...)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
+from lifecert.domain.fold import uuid5
+from lifecert.domain.policy import Policy
+from lifecert.events import codec
+from lifecert.events.interchange import MalformedEvent, parse_event, to_json
+from lifecert.events.time import SHANGHAI
+from lifecert.pipeline import kafka_clients, scheduler
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
+from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
+from lifecert_dev.partners.ministry_offsite.harness import MinistryOffsiteHarness
+from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness
+from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
+from lifecert_dev.partners.playback import DIRECT, Event, plan_windows, router
+from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
+
+# Instance name -> harness, in start order. Instance names are the connector kinds.
+SOURCES: dict[str, Callable[[], SourceHarness]] = {
+    "pension-master": PensionMasterHarness,
+    "guangdong-xregion": GuangdongHarness,
+    "ministry-offsite": MinistryOffsiteHarness,
+}
+SINKS: dict[str, Callable[[], SinkHarness]] = {
+    "payment-ledger": PaymentLedgerHarness,
+    "guangdong-results": GuangdongResultsHarness,
+}
+# Quick polls: the playback waits for every window to be published before the next.
+RUNNER = {"batch_size": 1000, "retry_initial": 0.2, "retry_max": 5.0, "idle_interval": 0.1}
+
+
+class PartnersFailed(RuntimeError):
+    """A connector died, or did not publish what its partner was fed in time."""
+
+
+class Partners:
+    def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.work_dir = work_dir
+        self.harnesses: dict[str, Harness] = {}
+        self.processes: dict[str, ConnectorProcess] = {}
+
+    def __enter__(self) -> Partners:
+        # The partner systems start empty. A province feed kept from an earlier run would be
+        # read again from its start by the connector (its checkpoint went with the topics)
+        # and put the old run's June certifications at the head of the log.
+        shutil.rmtree(self.work_dir / "partners", ignore_errors=True)
+        try:
+            specs = {}
+            for name, make in {**SOURCES, **SINKS}.items():
+                harness = make()
+                settings = harness.start(self.work_dir / "partners" / name)
+                self.harnesses[name] = harness
+                specs[name] = InstanceSpec(harness.connector_kind, settings, RUNNER)
+            config = write_config(self.work_dir / "connectors.toml", bootstrap=self.bootstrap,
+                                  topic_prefix=self.topics.prefix, instances=specs)
+            (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
+            for name in specs:
+                self.processes[name] = ConnectorProcess(
+                    config, name, self.work_dir / "logs" / f"connector-{name}.log").start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for proc in self.processes.values():
+            try:
+                proc.stop()
+            except AssertionError as error:  # did not stop in time: killed; say so
+                print(f"lifecert: {error}", file=sys.stderr)
+        for harness in self.harnesses.values():
+            harness.stop()
+
+    @property
+    def sources(self) -> dict[str, SourceHarness]:
+        return {n: h for n, h in self.harnesses.items() if isinstance(h, SourceHarness)}
+
+    def sink(self, name: str) -> SinkHarness:
+        harness = self.harnesses[name]
+        assert isinstance(harness, SinkHarness)
+        return harness
+
+    @property
+    def ledger_dsn(self) -> str:
+        """The payment system's ledger database."""
+        harness = self.harnesses["payment-ledger"]
+        assert isinstance(harness, PaymentLedgerHarness) and harness.dsn is not None
+        return harness.dsn
+
+    def source_of(self) -> Callable[[Event], str]:
+        return router({name: h.carries for name, h in self.sources.items()})
+
+    def check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if not proc.alive:
+                raise PartnersFailed(f"connector {name} exited; log:\n{proc.log_tail()}")
+
+
+@dataclass
+class PlayStats:
+    events: int = 0
+    windows: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    ticks: list[str] = field(default_factory=list)
+    assistance_results: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_source.items()))
+        return (f"played {self.events:,} events in {self.windows} windows ({sources}); "
+                f"clock ticks: {', '.join(self.ticks) or 'none'}; "
+                f"{self.assistance_results} assistance results for the province; "
+                f"{self.seconds:.0f} s")
+
+
+def read_log(path: Path) -> list[Event]:
+    """The valid events of a campaign log (replay dead-letters the others too)."""
+    events = []
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    events.append(parse_event(json.loads(line)))
+                except (MalformedEvent, ValueError):
+                    continue
+    return events
+
+
+def assistance_results(events: Sequence[Event], seed: int) -> list[Event]:
+    """Foshan's certifications of other regions' retirees living in Foshan, one per 100
+    retirees of the campaign, during the certification window (what the counters would
+    report through the partner API)."""
+    rng = random.Random(seed)
+    retirees = sum(1 for e in events if e["type"] == "RetireeEnrolled")
+    start = datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI)
+    out = []
+    for n in range(max(1, retirees // 100)):
+        at = start + timedelta(days=rng.randint(0, 70), minutes=rng.randint(0, 480))
+        out.append({
+            "type": "AssistanceResult", "event_id": uuid5(f"demo-assistance|{seed}|{n}"),
+            "recorded_at": at + timedelta(minutes=rng.randint(1, 30)), "source_agency": None,
+            "certification_id": f"FS-A{seed}-{n:05d}",
+            "retiree_id": f"GZ{rng.randint(10**7, 10**8 - 1)}",
+            "home_region": rng.choice(["GUANGZHOU", "SHENZHEN", "ZHAOQING", "JIANGMEN"]),
+            "method": rng.choice(["COUNTER", "FACE_COUNTER", "HOME_VISIT"]),
+            "agency_id": rng.choice(["FS-SIB-CC01", "FS-SIB-NH02", "FS-SIB-SD01"]),
+            "performed_at": at,
+        })
+    return out
+
+
+class _Topics:
+    """Counting records on the events and dead-letter topics (end offsets)."""
+
+    def __init__(self, bootstrap: str, topics: TopicLayout) -> None:
+        self.consumer = kafka_clients.consumer(bootstrap)
+        self.events = topics[EVENTS].name
+        self.dead = topics[DEAD_LETTERS].name
+
+    def count(self, topic: str) -> int:
+        return sum(kafka_clients.end_offsets(self.consumer, topic).values())
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def play(
+    partners: Partners,
+    events: Sequence[Event],
+    policy: Policy,
+    *,
+    until: date,
+    seed: int = 2017,
+    timeout_per_window: float = 120.0,
+    on_window: Callable[[int, int, PlayStats], None] | None = None,
+) -> PlayStats:
+    """Feed ``events`` (a campaign log, in order) to the partner systems window by window
+    (see :mod:`lifecert_dev.partners.playback`), publishing the ``direct`` ones and the clock ticks
+    itself, then the moments due by the end of ``until`` and some assistance results.
+    Returns once every event is on the events topic."""
+    started = time.monotonic()
+    stats = PlayStats()
+    source_of = partners.source_of()
+    windows = plan_windows(events, source_of, [m.at for m in policy.moments])
+    stats.windows = len(windows)
+    counter = _Topics(partners.bootstrap, partners.topics)
+    producer = kafka_clients.producer(partners.bootstrap)
+    partitions = len(kafka_clients.partitions_of(counter.consumer, partners.topics[EVENTS].name))
+    dead_before = counter.count(counter.dead)
+    try:
+        for n, window in enumerate(windows, 1):
+            _tick(partners, policy, window.starts_at, stats, partitions)
+            for source, batch in window.by_source.items():
+                stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
+                if source == DIRECT:
+                    _send(producer, partners.topics[EVENTS].name, batch)
+                else:
+                    partners.sources[source].feed([to_json(e) for e in batch])
+            stats.events += window.size
+            _wait_published(partners, counter, stats.events + len(stats.ticks) * partitions,
+                            dead_before, timeout_per_window)
+            if on_window is not None:
+                on_window(n, len(windows), stats)
+        _tick(partners, policy, until, stats, partitions)
+        results = assistance_results(events, seed)
+        _send(producer, partners.topics[ASSISTANCE_RESULTS].name, results)
+        stats.assistance_results = len(results)
+    finally:
+        producer.close(timeout=10)
+        counter.close()
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+def _tick(partners: Partners, policy: Policy, to: date | datetime, stats: PlayStats,
+          partitions: int) -> None:
+    due = [m for m in policy.moments if m.kind not in stats.ticks and
+           (m.at <= to if isinstance(to, datetime) else m.at <= scheduler.cutoff(to))]
+    if due:
+        result = scheduler.advance(partners.bootstrap, partners.topics, policy, to)
+        stats.ticks += [m.kind for m in result.published]
+
+
+def _send(producer: Any, topic: str, events: Iterable[Event]) -> None:
+    futures = [producer.send(topic, key=e["retiree_id"].encode(), value=codec.encode(e))
+               for e in events]
+    producer.flush(60)
+    for future in futures:
+        future.get(timeout=0)
+
+
+def _wait_published(partners: Partners, counter: _Topics, expected: int, dead_before: int,
+                    timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        have = counter.count(counter.events)
+        if have >= expected:
+            return
+        partners.check_alive()
+        dead = counter.count(counter.dead) - dead_before
+        if time.monotonic() > deadline:
+            raise PartnersFailed(
+                f"the connectors published {have:,} of {expected:,} records on the events "
+                f"topic within {timeout:.0f} s ({dead} dead letters); see "
+                f"{partners.work_dir / 'logs'}/connector-*.log")
+        time.sleep(0.05)
+
+
+def wait_for_sink(partners: Partners, name: str, expected: int, timeout: float) -> int:
+    """Wait until the sink ``name``'s partner holds ``expected`` applied records."""
+    harness = partners.sink(name)
+    deadline = time.monotonic() + timeout
+    while True:
+        applied = len(harness.applied())
+        if applied >= expected:
+            return applied
+        partners.check_alive()
+        if time.monotonic() > deadline:
+            raise PartnersFailed(f"{name} applied {applied:,} of {expected:,} records within "
+                                 f"{timeout:.0f} s; see {partners.work_dir / 'logs'}/"
+                                 f"connector-{name}.log")
+        time.sleep(0.2)

@@ -1,0 +1,413 @@
+"""The contract every connector must pass, against the real broker.
+
+A connector's test module subclasses :class:`SourceContract` or :class:`SinkContract` and
+provides its simulator through a ``harness`` fixture (an unstarted
+:class:`~lifecert_dev.testkit.harness.Harness`)::
+
+    from lifecert_dev.testkit.contract import SourceContract
+    from lifecert_dev.partners.ministry_offsite.harness import MinistryOffsiteHarness
+
+    class TestMinistryOffsite(SourceContract):
+        @pytest.fixture
+        def harness(self) -> MinistryOffsiteHarness:
+            return MinistryOffsiteHarness()
+
+The kit starts the simulator, writes a configuration file for one instance of the
+connector, and runs it as ``lifecert connectors run`` in a child process (stopped with
+SIGTERM, or killed with SIGKILL for a crash). Each test gets topics of its own (a unique
+prefix). The broker comes from the ``connector_kit_bootstrap`` fixture (default:
+``$LIFECERT_KAFKA_BOOTSTRAP`` or the local stack; a project may override it).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
+from connectors.sdk.runner import stage_of
+from lifecert.events import codec
+from lifecert.events.catalogue import personal_field_names
+from lifecert.events.interchange import parse_event
+from lifecert.events.personal import is_sealed, open_raw, reveal
+from lifecert.keystore.postgres import open_keystore
+from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.credentials import ADMIN
+from lifecert.pipeline.topics import (
+    CONNECTOR_CHECKPOINTS,
+    DEAD_LETTERS,
+    EVENTS,
+    TopicLayout,
+    layout,
+)
+from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
+from lifecert_dev.testkit.samples import sample_events
+
+INSTANCE = "under-test"
+TIMEOUT = 60.0
+# Quick retries and idle polls, and batches small enough for a restart to land inside one.
+RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 0.5, "idle_interval": 0.2}
+
+
+@dataclass
+class Kit:
+    """One test's world: the started harness, its topics, and connector processes."""
+
+    harness: Harness
+    settings: dict[str, Any]
+    bootstrap: str
+    topics: TopicLayout
+    work_dir: Path
+    config: Path
+    processes: list[ConnectorProcess]
+
+    def connector(self) -> ConnectorProcess:
+        proc = ConnectorProcess(self.config, INSTANCE, self.work_dir / "connector.log")
+        self.processes.append(proc)
+        proc.start()
+        # The runner installs its SIGTERM handler before it serves metrics: once they
+        # answer, a stop is graceful rather than death by the default signal action.
+        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
+        return proc
+
+    def read(self, role: str) -> list[dict[str, Any]]:
+        """Every record of a topic, decoded, in offset order per partition."""
+        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        try:
+            return [codec.decode(r.value)
+                    for r in kafka_clients.read_to_end(consumer, self.topics[role].name)]
+        finally:
+            consumer.close()
+
+    def checkpoints(self) -> list[Any]:
+        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        try:
+            return [r.value for r in kafka_clients.read_to_end(consumer,
+                                                    self.topics[CONNECTOR_CHECKPOINTS].name)
+                    if r.key == INSTANCE.encode()]
+        finally:
+            consumer.close()
+
+    def publish(self, role: str, events: list[dict[str, Any]],
+                raw: dict[int, bytes] | None = None) -> None:
+        """Publish ``events`` to a topic keyed by retiree id; ``raw`` puts undecodable
+        values at the given positions."""
+        producer = kafka_clients.producer(self.bootstrap, component=ADMIN)
+        try:
+            topic = self.topics[role].name
+            for n, event in enumerate(events):
+                if raw and n in raw:
+                    producer.send(topic, key=b"garbage", value=raw[n])
+                producer.send(topic, key=str(event["retiree_id"]).encode(),
+                              value=codec.encode(event))
+            producer.flush(30)
+        finally:
+            producer.close()
+
+
+def wait_for(what: str, check: Callable[[], bool], proc: ConnectorProcess | None,
+             timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None:
+            proc.check_alive()
+        time.sleep(0.25)
+    tail = proc.log_tail() if proc is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+@pytest.fixture
+def connector_kit_bootstrap() -> str:
+    return kafka_clients.bootstrap_servers()
+
+
+class _Contract:
+    @pytest.fixture
+    def harness(self) -> Harness:  # pragma: no cover - every connector's test overrides it
+        raise NotImplementedError("a contract subclass provides the `harness` fixture")
+
+    @pytest.fixture
+    def kit(self, harness: Harness, connector_kit_bootstrap: str,
+            tmp_path: Path) -> Iterator[Kit]:
+        prefix = f"kit-{uuid.uuid4().hex[:10]}."
+        topics = layout(prefix)
+        with kafka_clients.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
+            kafka_clients.ensure_topics(admin, topics)
+        settings = harness.start(tmp_path / "partner")
+        config = write_config(
+            tmp_path / "connectors.toml", bootstrap=connector_kit_bootstrap,
+            topic_prefix=prefix,
+            instances={INSTANCE: InstanceSpec(harness.connector_kind, settings, RUNNER)})
+        kit = Kit(harness, settings, connector_kit_bootstrap, topics, tmp_path, config, [])
+        try:
+            yield kit
+        finally:
+            for proc in kit.processes:
+                proc.kill()
+            harness.stop()
+
+
+def _business(event: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """An event without what the hub assigns (its id and agency): what the partner said."""
+    return tuple(sorted((k, repr(v)) for k, v in event.items()
+                        if k not in ("event_id", "source_agency")))
+
+
+def _opened(event: dict[str, Any], keys: Any) -> dict[str, Any]:
+    out = dict(event)
+    for field in personal_field_names(event["type"]):
+        if out.get(field) is not None:
+            assert is_sealed(out[field]), (
+                f"{event['type']}.{field} went on the topic in the clear: a source must seal "
+                "personal fields (lifecert.events.personal.seal_personal)")
+            out[field] = reveal(event, field, keys)
+    return out
+
+
+class SourceContract(_Contract):
+    """Contract tests of a source connector and its simulator."""
+
+    def expected(self, harness: SourceHarness, count: int, seed: int) -> list[dict[str, Any]]:
+        return sample_events(harness.carries, count, seed)
+
+    def _published(self, kit: Kit) -> list[dict[str, Any]]:
+        """The events the connector published, their personal fields opened through the
+        key store it sealed them with (each must have been sealed)."""
+        keys = open_keystore()
+        try:
+            return [_opened(e, keys) for e in kit.read(EVENTS) if e["type"] != "ClockTick"]
+        finally:
+            keys.close()
+
+    def _assert_same(self, published: list[dict[str, Any]],
+                     fed: list[dict[str, Any]]) -> None:
+        want = Counter(_business(parse_event(dict(e))) for e in fed)
+        got = Counter(_business(e) for e in published)
+        missing, extra = want - got, got - want
+        assert not missing and not extra, (
+            f"published events differ from what the partner holds: {sum(missing.values())} "
+            f"missing (e.g. {next(iter(missing), None)}), {sum(extra.values())} unexpected "
+            f"(e.g. {next(iter(extra), None)})")
+
+    def test_each_record_becomes_exactly_one_valid_event(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 12, seed=1)
+        harness.feed(fed)
+        proc = kit.connector()
+        wait_for("12 events", lambda: len(self._published(kit)) >= 12, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        published = self._published(kit)
+        assert len(published) == 12, f"{len(published)} events for 12 partner records"
+        assert len({e["event_id"] for e in published}) == 12
+        self._assert_same(published, fed)
+        assert all(e["source_agency"] for e in published), "events name their source agency"
+        assert kit.read(DEAD_LETTERS) == []
+
+    def test_restart_mid_batch_loses_and_doubles_nothing(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 300, seed=2)
+        harness.feed(fed)
+        proc = kit.connector()
+        proc.wait_metric("lifecert_connector_published_total", 1, TIMEOUT)
+        proc.kill()
+        first_run = len(self._published(kit))
+        proc = kit.connector()
+        wait_for("300 distinct events",
+                 lambda: len({e["event_id"] for e in self._published(kit)}) >= 300, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        published = self._published(kit)
+        by_id: dict[str, set[tuple[Any, ...]]] = {}
+        for e in published:
+            by_id.setdefault(e["event_id"], set()).add(_business(e))
+        assert len(by_id) == 300, f"{len(by_id)} distinct events for 300 records"
+        assert all(len(v) == 1 for v in by_id.values()), "a re-read record changed its event"
+        self._assert_same([e for e in {e["event_id"]: e for e in published}.values()], fed)
+        assert first_run < 300 or len(published) == 300, "killed after the end: not mid-batch"
+
+    def test_malformed_record_is_dead_lettered_and_the_rest_flows(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 6, seed=3)
+        harness.feed(fed[:3])
+        hint = harness.feed_malformed()
+        harness.feed(fed[3:])
+        proc = kit.connector()
+        wait_for("6 events and a dead letter",
+                 lambda: len(self._published(kit)) >= 6 and len(kit.read(DEAD_LETTERS)) >= 1,
+                 proc)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_same(self._published(kit), fed)
+        letters = kit.read(DEAD_LETTERS)
+        assert len(letters) == 1, letters
+        letter = letters[0]
+        assert letter["stage"] == stage_of(INSTANCE)
+        assert hint.lower() in letter["reason"].lower(), letter["reason"]
+        assert letter["value"], "the dead letter keeps the raw record"
+        keys = open_keystore()
+        try:
+            raw = open_raw(letter["value"], keys)
+        finally:
+            keys.close()
+        assert raw and raw != letter["value"], \
+            "a partner's raw record may hold personal data: the dead letter keeps it sealed"
+        assert letter["source_position"] is not None, "the dead letter says where it was read"
+
+    def test_hostile_records_are_dead_lettered_and_the_connector_keeps_running(
+        self, kit: Kit
+    ) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 6, seed=6)
+        harness.feed(fed[:3])
+        hints = harness.feed_hostile()
+        harness.feed(fed[3:])
+        proc = kit.connector()
+        wait_for(f"6 events and {len(hints)} dead letters",
+                 lambda: len(self._published(kit)) >= 6
+                 and len(kit.read(DEAD_LETTERS)) >= len(hints), proc)
+        proc.check_alive()
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_same(self._published(kit), fed)
+        reasons = [letter["reason"] for letter in kit.read(DEAD_LETTERS)]
+        assert len(reasons) == len(hints), reasons
+        for hint in hints:  # each hostile record has its own letter, naming its field
+            match = next((r for r in reasons if hint.lower() in r.lower()), None)
+            assert match is not None, f"no dead letter names {hint!r}: {reasons}"
+            reasons.remove(match)
+
+    def test_partner_down_is_retried_and_recovered(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 5, seed=4)
+        harness.feed(fed)
+        harness.break_partner()
+        proc = kit.connector()
+        proc.wait_metric("lifecert_connector_retries_total", 2, TIMEOUT)
+        assert self._published(kit) == [], "nothing can be read while the partner is down"
+        harness.mend_partner()
+        wait_for("5 events after the partner came back", lambda: len(self._published(kit)) >= 5,
+                 proc)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_same(self._published(kit), fed)
+
+    def test_checkpoint_survives_a_restart(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 10, seed=5)
+        harness.feed(fed[:5])
+        proc = kit.connector()
+        wait_for("5 events", lambda: len(self._published(kit)) >= 5, proc)
+        wait_for("a checkpoint", lambda: bool(kit.checkpoints()), proc)
+        assert proc.stop() == 0, proc.log_tail()
+        harness.feed(fed[5:])
+        proc = kit.connector()
+        wait_for("10 events", lambda: len(self._published(kit)) >= 10, proc)
+        time.sleep(1.0)  # a re-read from the start would show up as more than 10
+        assert proc.stop() == 0, proc.log_tail()
+        published = self._published(kit)
+        assert len(published) == 10, f"{len(published)} events: the restart re-read records"
+        self._assert_same(published, fed)
+
+
+class SinkContract(_Contract):
+    """Contract tests of a sink connector and its simulator."""
+
+    def _applied(self, kit: Kit) -> list[str]:
+        harness = kit.harness
+        assert isinstance(harness, SinkHarness)
+        return harness.applied()
+
+    def _assert_once(self, kit: Kit, events: list[dict[str, Any]]) -> None:
+        applied = Counter(self._applied(kit))
+        want = Counter(e["event_id"] for e in events)
+        assert applied == want, (
+            f"applied differs: missing {sorted(want - applied)[:5]}, doubled or unexpected "
+            f"{sorted(applied - want)[:5]}")
+
+    def _sample(self, kit: Kit, count: int, seed: int) -> list[dict[str, Any]]:
+        harness = kit.harness
+        assert isinstance(harness, SinkHarness)
+        return harness.sample_events(count, seed)
+
+    def _role(self, kit: Kit) -> str:
+        harness = kit.harness
+        assert isinstance(harness, SinkHarness)
+        return harness.topic_role
+
+    def test_each_record_is_applied_exactly_once(self, kit: Kit) -> None:
+        events = self._sample(kit, 20, seed=1)
+        kit.publish(self._role(kit), events)
+        proc = kit.connector()
+        wait_for("20 applied", lambda: len(self._applied(kit)) >= 20, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_once(kit, events)
+        assert kit.read(DEAD_LETTERS) == []
+
+    def test_restart_mid_batch_loses_and_doubles_nothing(self, kit: Kit) -> None:
+        events = self._sample(kit, 300, seed=2)
+        kit.publish(self._role(kit), events)
+        proc = kit.connector()
+        wait_for("the first applied", lambda: len(self._applied(kit)) > 0, proc)
+        proc.kill()
+        proc = kit.connector()
+        wait_for("300 applied", lambda: len(set(self._applied(kit))) >= 300, proc)
+        time.sleep(1.0)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_once(kit, events)
+
+    def test_malformed_record_is_dead_lettered_and_the_rest_flows(self, kit: Kit) -> None:
+        events = self._sample(kit, 6, seed=3)
+        kit.publish(self._role(kit), events, raw={3: b"\xc3\x01not an avro record"})
+        proc = kit.connector()
+        wait_for("6 applied and a dead letter",
+                 lambda: len(self._applied(kit)) >= 6 and len(kit.read(DEAD_LETTERS)) >= 1,
+                 proc)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_once(kit, events)
+        letters = kit.read(DEAD_LETTERS)
+        assert len(letters) == 1, letters
+        assert letters[0]["stage"] == stage_of(INSTANCE)
+        assert letters[0]["source_topic"] == kit.topics[self._role(kit)].name
+        assert letters[0]["source_offset"] is not None
+        assert letters[0]["value"] == b"\xc3\x01not an avro record"
+        proc = kit.connector()  # a restart does not read the bad record (or any) again
+        time.sleep(1.5)
+        assert proc.stop() == 0, proc.log_tail()
+        assert len(kit.read(DEAD_LETTERS)) == 1, "the bad record was dead-lettered again"
+        self._assert_once(kit, events)
+
+    def test_partner_down_is_retried_and_recovered(self, kit: Kit) -> None:
+        events = self._sample(kit, 5, seed=4)
+        kit.publish(self._role(kit), events)
+        kit.harness.break_partner()
+        proc = kit.connector()
+        proc.wait_metric("lifecert_connector_retries_total", 2, TIMEOUT)
+        kit.harness.mend_partner()
+        wait_for("5 applied after the partner came back",
+                 lambda: len(self._applied(kit)) >= 5, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_once(kit, events)
+
+    def test_checkpoint_survives_a_restart(self, kit: Kit) -> None:
+        events = self._sample(kit, 10, seed=5)
+        kit.publish(self._role(kit), events[:5])
+        proc = kit.connector()
+        wait_for("5 applied", lambda: len(self._applied(kit)) >= 5, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        kit.publish(self._role(kit), events[5:])
+        proc = kit.connector()
+        wait_for("10 applied", lambda: len(self._applied(kit)) >= 10, proc)
+        time.sleep(1.0)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_once(kit, events)

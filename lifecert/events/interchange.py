@@ -19,12 +19,11 @@ from lifecert.events import bounds
 from lifecert.events.catalogue import (
     EVENT_TYPES,
     INPUT_TYPES,
+    Event,
     FieldSpec,
     envelope_spec,
     event_spec,
 )
-
-Event = dict[str, Any]
 
 
 class MalformedEvent(ValueError):

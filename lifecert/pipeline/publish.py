@@ -36,7 +36,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
 from lifecert.events import bounds, codec
-from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
+from lifecert.events.catalogue import ENVELOPE_FIELDS, Event, event_spec
 from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.keystore import KeyStore
@@ -56,7 +56,6 @@ __all__ = [
     "publish_file",
 ]
 
-Event = dict[str, Any]
 STAGE = "publish"
 # A dead letter keeps at most this much of its line (a record must stay under the broker's
 # max.message.bytes, 1 MiB by default); the reason says when it was cut.

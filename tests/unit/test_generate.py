@@ -17,6 +17,7 @@ import pytest
 
 from lifecert.commands import generate as generate_command
 from lifecert.events import catalogue
+from lifecert.events.catalogue import Event
 from lifecert.generate import (
     CHANNELS,
     CampaignProfile,
@@ -36,7 +37,6 @@ DEADLINE = date(2017, 6, 20)
 N = 5000
 SEED = 2017
 
-Event = dict[str, Any]
 
 
 def instant(text: str) -> datetime:

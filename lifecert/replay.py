@@ -22,10 +22,9 @@ from typing import IO, Any
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.clock import cutoff
 from lifecert.domain.policy import Policy, load_policy
-from lifecert.events.catalogue import ALL_TYPES, personal_field_names
+from lifecert.events.catalogue import ALL_TYPES, Event, personal_field_names
 from lifecert.events.interchange import MalformedEvent, parse_line, to_json
 
-Event = dict[str, Any]
 InstructionSink = Callable[[Event], None]
 RejectionSink = Callable[[dict[str, Any]], None]
 DeadLetterSink = Callable[[dict[str, Any]], None]

@@ -29,9 +29,9 @@ from typing import Any
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import Policy
 from lifecert.domain.state import RetireeState
+from lifecert.events.catalogue import Event
 from streams.records import retiree_status, status_fields
 
-Event = dict[str, Any]
 TableValue = dict[str, Any]
 
 

@@ -15,9 +15,7 @@ from typing import Any
 from lifecert.domain.fold import uuid5
 from lifecert.domain.state import RetireeState
 from lifecert.events import codec
-from lifecert.events.catalogue import INPUT_TYPES
-
-Event = dict[str, Any]
+from lifecert.events.catalogue import INPUT_TYPES, Event
 
 _INPUTS = frozenset(INPUT_TYPES)
 CLOCK_TICK = "ClockTick"

@@ -14,10 +14,9 @@ from typing import Any
 from connectors.guangdong import province as gd
 from connectors.sdk.errors import RecordRejected
 from lifecert.events import bounds
+from lifecert.events.catalogue import Event
 from lifecert.events.interchange import MalformedEvent, parse_event
 from lifecert.events.time import isoformat_local, to_utc
-
-Event = dict[str, Any]
 
 _RECORD_TEXT_FIELDS = ("certNo", "insuredId", "insuredCity", "certType", "handlerOrgCode")
 # The province's id fields and the lifecert ids they become (checked against their patterns).

@@ -41,13 +41,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from connectors.sdk.errors import ConfigError
+from lifecert.events.catalogue import Event
 
 # A checkpoint: any JSON value (a cursor string, an outbox id, {"file": ..., "line": ...}).
 Position = Any
-# An event in the interchange form of DESIGN.md: {"type": "CertificationRecorded", ...}.
-# ``event_id`` is set by the runner; ``recorded_at`` may be set by the connector (the
-# partner's own time of reporting, ISO 8601 with offset), else the runner stamps now.
-Event = dict[str, Any]
+# ``Event``: an event in the interchange form of DESIGN.md ({"type": "CertificationRecorded",
+# ...}), declared in lifecert.events.catalogue. ``event_id`` is set by the runner;
+# ``recorded_at`` may be set by the connector (the partner's own time of reporting, ISO 8601
+# with offset), else the runner stamps now.
 
 
 @dataclass(frozen=True, slots=True)

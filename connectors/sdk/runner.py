@@ -30,7 +30,6 @@ from kafka.errors import KafkaError
 
 from connectors.sdk.base import (
     Connector,
-    Event,
     PartnerRecord,
     Position,
     SinkConnector,
@@ -44,8 +43,10 @@ from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.retry import Backoff, Stopped, retrying
 from lifecert.domain.fold import uuid5
 from lifecert.events import codec
-from lifecert.events.interchange import MalformedEvent, parse_event
+from lifecert.events.interchange import MalformedEvent
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
+from lifecert.events.typed import parse_typed
+from lifecert.events.types import TypedEvent
 from lifecert.keystore import KeyStore
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, DEAD_LETTERS, TopicLayout
@@ -253,9 +254,14 @@ class SourceRunner(_Runner):
         if lag is not None:
             self.metrics.lag.set(lag)
 
-    def events_of(self, record: PartnerRecord) -> list[Event]:
+    def events_of(self, record: PartnerRecord) -> list[TypedEvent]:
         """The record's events, with ids, times and agency, checked against the schemas.
         Raises RecordRejected (the connector's reason, or the schema's)."""
+        return [event for event, _ in self.encoded_events_of(record)]
+
+    def encoded_events_of(self, record: PartnerRecord) -> list[tuple[TypedEvent, bytes]]:
+        """The record's events as :meth:`events_of` gives them, each with its encoding:
+        parsed once into its type (the schema's checks), sealed, encoded once."""
         raw_events = self.connector._to_events(record)
         out = []
         for index, event in enumerate(raw_events):
@@ -266,15 +272,15 @@ class SourceRunner(_Runner):
                     candidate["recorded_at"] = self.now().isoformat()
                 if not candidate.get("source_agency"):
                     candidate["source_agency"] = self.connector.source_agency or None
-                parsed = parse_event(candidate)
-                codec.encode(parsed)  # the schema check of the encoder, before sending
+                parsed = parse_typed(candidate)
                 parsed = self._retry(lambda p=parsed, k=self.keys: seal_personal(p, k),
                                      "sealing personal fields")
+                value = codec.encode(parsed)
             except (MalformedEvent, codec.CodecError, PersonalDataError) as exc:
                 text = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
                 raise RecordRejected(f"mapped to an invalid {event.get('type')}: {text}") \
                     from None
-            out.append(parsed)
+            out.append((parsed, value))
         return out
 
     def _publish(self, records: Sequence[PartnerRecord]) -> Position:
@@ -284,7 +290,7 @@ class SourceRunner(_Runner):
         for record in records:
             self.metrics.records_in.inc()
             try:
-                events = self.events_of(record)
+                events = self.encoded_events_of(record)
             except RecordRejected as exc:
                 reason = f"{self.kind} record {record.key}: {exc.reason}"
                 rejected.append((record, exc.reason))
@@ -292,10 +298,9 @@ class SourceRunner(_Runner):
                     record.key, reason, key=record.key.encode("utf-8"), raw=record.raw,
                     position=record.position))
                 continue
-            for event in events:
+            for event, value in events:
                 topic = self.layout.for_type(event["type"]).name
-                outgoing.append((topic, event["retiree_id"].encode("utf-8"),
-                                 codec.encode(event)))
+                outgoing.append((topic, event["retiree_id"].encode("utf-8"), value))
                 published += 1
         self._retry(lambda: self._send_all(outgoing), "publishing a batch")
         self.metrics.published.inc(published)

@@ -49,8 +49,8 @@ from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grp
 from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
 from lifecert.events import bounds
-from lifecert.events.interchange import parse_event
 from lifecert.events.time import isoformat_local
+from lifecert.events.typed import parse_typed
 from lifecert.face import (
     DEFAULT_THRESHOLD,
     EnrollmentRefused,
@@ -461,7 +461,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         if event_id in known:
             return known[event_id].recorded_at
         now = datetime.now(UTC)
-        event = parse_event({
+        event = parse_typed({
             "type": authz.CERTIFICATION, "event_id": event_id,
             "recorded_at": isoformat_local(now), "source_agency": call.agency,
             "certification_id": certification_id, "retiree_id": retiree_id,

@@ -2,7 +2,7 @@
 partner_exchange.proto).
 
 SubmitBatch, item by item: build the interchange event (the agency comes from the
-certificate, ``recorded_at`` is now) and check it with ``parse_event``; find the retiree
+certificate, ``recorded_at`` is now) and parse it once with ``parse_typed``; find the retiree
 in the directory; ask the authorization matrix (an item of a kind or channel the role
 may not report refuses the batch with PERMISSION_DENIED, nothing recorded; a retiree the
 agency may not act for is rejected exactly as one not enrolled, UNKNOWN_RETIREE with the
@@ -41,8 +41,10 @@ from lifecert.api.publisher import Publisher, Written
 from lifecert.domain.fold import uuid5
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
-from lifecert.events.interchange import MalformedEvent, loads, parse_event, plain, to_json
+from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
 from lifecert.events.time import isoformat_local
+from lifecert.events.typed import parse_typed
+from lifecert.events.types import InputEvent
 from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import TopicLayout
 
@@ -73,7 +75,7 @@ class Prepared:
     key: str
     channel: str | None
     retiree_id: str
-    event: dict[str, Any]
+    event: InputEvent
     digest: str
 
     @property
@@ -214,7 +216,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
         raise ItemError("the item is empty (set certification, documents_received, death, "
                         "revocation or retraction)")
     digest = _digest({"kind": kind, **fields})
-    event = parse_event({
+    event = parse_typed({
         "type": kind,
         "event_id": event_id_for(agency, kind, key),
         "recorded_at": recorded_at,

@@ -16,9 +16,7 @@ from lifecert.domain.clock import MomentClock
 from lifecert.domain.fold import apply_moment, decide
 from lifecert.domain.policy import DEADLINE, Moment, Policy
 from lifecert.domain.state import RetireeState
-
-Event = dict[str, Any]
-
+from lifecert.events.catalogue import Event
 
 # What deciding one input produced: the output events (clock moments it triggered first,
 # then its own) and its rejection reason, or None when applied. A plain tuple: replay

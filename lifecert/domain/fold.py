@@ -29,8 +29,8 @@ from lifecert.events.time import (
     month_of_date,
     parse_month,
 )
+from lifecert.events.catalogue import Event
 
-Event = dict[str, Any]
 Decision = tuple[RetireeState | None, list[Event], str | None]
 
 # Namespace of the deterministic ids of output events (UUIDv5).

@@ -26,7 +26,11 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias
+
+Event: TypeAlias = dict[str, Any]
+"""An event in its flat mapping form (the one declaration; the typed classes are in
+:mod:`lifecert.events.types`)."""
 
 NAMESPACE = "lifecert.events"
 ENVELOPE = f"{NAMESPACE}.Envelope"

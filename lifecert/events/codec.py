@@ -29,6 +29,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from lifecert.events import bounds
 from lifecert.events.catalogue import ALL_TYPES, previous_schemas, raw_schema
+from lifecert.events.record import EventRecord
 
 __all__ = [
     "HEADER_SIZE",
@@ -589,6 +590,7 @@ class RegisteredSchema:
 
     __slots__ = (
         "_checks",
+        "_flat_names",
         "canonical_form",
         "fingerprint",
         "full_name",
@@ -615,6 +617,7 @@ class RegisteredSchema:
         self.fingerprint: int = crc64_avro(canonical.encode("utf-8"))
         self.header: bytes = MARKER + self.fingerprint.to_bytes(8, "little")
         self._checks = self._compile_flat()
+        self._flat_names = tuple(name for name, *_ in self._checks)
 
     @property
     def fingerprint_hex(self) -> str:
@@ -687,6 +690,17 @@ class RegisteredSchema:
                 f"invalid {self.type_name} event: unknown field(s) {', '.join(unknown)} "
                 f"(fields of {self.full_name}: {', '.join(sorted(known))})"
             )
+        return datum
+
+    def typed_datum(self, event: EventRecord) -> dict[str, Any] | None:
+        """The datum of a typed event, unchecked (its type was made from a checked event);
+        None when its class does not have exactly this schema's fields (another version)."""
+        if type(event).__struct_fields__ != self._flat_names:
+            return None
+        envelope: dict[str, Any] = {"type": self.type_name}
+        datum: dict[str, Any] = {_ENVELOPE_FIELD: envelope}
+        for name, in_envelope, _, _ in self._checks:
+            (envelope if in_envelope else datum)[name] = getattr(event, name)
         return datum
 
     def diagnose(self, data: bytes, exc: Exception, reader: RegisteredSchema | None) -> CodecError:
@@ -867,10 +881,18 @@ def from_datum(type_name: str, datum: Mapping[str, Any]) -> dict[str, Any]:
 def encode(event: Mapping[str, Any], store: SchemaStore | None = None) -> bytes:
     """The single-object encoding of a flat event, written with its type's current schema.
 
+    A typed event (:mod:`lifecert.events.types`) is written as it is: its values were
+    checked when it was parsed. A ``dict`` is checked field by field first.
     Raises InvalidEvent (UnknownEventType for a type without a schema).
     """
     if store is None:
         store = default_store()
+    if isinstance(event, EventRecord):
+        rs = store._current.get(event.type_name)
+        datum = None if rs is None else rs.typed_datum(event)
+        if rs is not None and datum is not None:
+            return _write(rs, datum)
+        event = event.to_dict()  # another version of the schema: checked as a dict
     try:
         type_name = event["type"]
         rs = store._current[type_name]
@@ -885,13 +907,17 @@ def encode(event: Mapping[str, Any], store: SchemaStore | None = None) -> bytes:
         raise InvalidEvent(
             f"an event must be a dict with a str 'type', got {_show(event)}"
         ) from None
-    datum = rs.to_datum(event)
+    return _write(rs, rs.to_datum(event))
+
+
+def _write(rs: RegisteredSchema, datum: dict[str, Any]) -> bytes:
     buf = BytesIO()
     buf.write(rs.header)
     try:
         schemaless_writer(buf, rs.parsed, datum)
     except Exception as exc:  # only what validation does not foresee (e.g. bad UTF-8)
-        raise InvalidEvent(f"invalid {type_name} event: {type(exc).__name__}: {exc}") from exc
+        raise InvalidEvent(
+            f"invalid {rs.type_name} event: {type(exc).__name__}: {exc}") from exc
     return buf.getvalue()
 
 

@@ -18,13 +18,12 @@ from lifecert.events import bounds
 from lifecert.events.catalogue import (
     EVENT_TYPES,
     INPUT_TYPES,
+    Event,
     FieldSpec,
     envelope_spec,
     event_spec,
 )
 from lifecert.events.time import isoformat_local, parse_month, to_utc
-
-Event = dict[str, Any]
 
 
 class MalformedEvent(ValueError):

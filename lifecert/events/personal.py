@@ -30,9 +30,12 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, overload
+
+import msgspec
 
 from lifecert.events.catalogue import PERSONAL_PROPERTY, personal_field_names
+from lifecert.events.record import EventRecord
 from lifecert.keystore import DataKey, KeyStore, UnknownKey
 from lifecert.sealing import SealError, seal, unseal
 
@@ -79,14 +82,32 @@ def _seal_text(value: str, key: DataKey, field: str) -> str:
     return f"{PREFIX}{key.key_id}.{base64.urlsafe_b64encode(blob).decode().rstrip('=')}"
 
 
-def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> dict[str, Any]:
+_Typed = TypeVar("_Typed", bound=EventRecord)
+
+
+@overload
+def seal_personal(event: _Typed, keys: KeyStore) -> _Typed: ...
+@overload
+def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> dict[str, Any]: ...
+def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> Any:
     """``event`` with its personal fields sealed under its retiree's key (made on first
     use): the one function every producer calls before encoding. A value is sealed even
-    if it already looks sealed (a partner cannot smuggle text past it that way)."""
+    if it already looks sealed (a partner cannot smuggle text past it that way). A typed
+    event comes back typed (a copy when sealed), a mapping as a new ``dict``."""
     fields = personal_field_names(event.get("type", ""))
+    if isinstance(event, EventRecord):
+        if not fields or all(event.get(f) is None for f in fields):
+            return event
+        sealed = _sealed(event, fields, keys)
+        return msgspec.structs.replace(event, **{f: sealed[f] for f in fields})
     out = dict(event)
     if not fields or all(out.get(f) is None for f in fields):
         return out
+    return _sealed(out, fields, keys)
+
+
+def _sealed(event: Mapping[str, Any], fields: tuple[str, ...], keys: KeyStore) -> dict[str, Any]:
+    out = dict(event)
     subject = out.get("retiree_id")
     if not isinstance(subject, str) or not subject:
         raise PersonalDataError(

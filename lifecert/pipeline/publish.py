@@ -36,9 +36,11 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
 from lifecert.events import bounds, codec
-from lifecert.events.catalogue import ENVELOPE_FIELDS, event_spec
+from lifecert.events.catalogue import ENVELOPE_FIELDS, Event, event_spec
 from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
+from lifecert.events.typed import from_event
+from lifecert.events.types import InputEvent
 from lifecert.keystore import KeyStore
 from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
@@ -55,7 +57,6 @@ __all__ = [
     "publish_file",
 ]
 
-Event = dict[str, Any]
 STAGE = "publish"
 # A dead letter keeps at most this much of its line (a record must stay under the broker's
 # max.message.bytes, 1 MiB by default); the reason says when it was cut.
@@ -69,7 +70,7 @@ class Prepared:
     (``raw``: the line itself, for a dead letter should the broker refuse the record)."""
 
     line: int
-    event: Event
+    event: InputEvent
     key: bytes
     value: bytes
     raw: bytes = b""
@@ -179,8 +180,9 @@ def prepare_line(
     for key in extra:
         del event[key]
     try:
-        event = seal_personal(event, keys)
-        value = codec.encode(event)
+        typed: InputEvent = from_event(event)  # type: ignore[assignment]  # an input type
+        typed = seal_personal(typed, keys)
+        value = codec.encode(typed)
     except PersonalDataError as exc:
         raise MalformedEvent(str(exc), line=line_no) from None
     except codec.CodecError as exc:
@@ -191,7 +193,7 @@ def prepare_line(
         for key in extra:
             stats.dropped_fields[key] = stats.dropped_fields.get(key, 0) + 1
     raw_bytes = raw.encode("utf-8") if isinstance(raw, str) else raw
-    return Prepared(line_no, event, event["retiree_id"].encode("utf-8"), value, raw_bytes)
+    return Prepared(line_no, typed, typed.retiree_id.encode("utf-8"), value, raw_bytes)
 
 
 def prepare_lines(

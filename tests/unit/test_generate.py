@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from lifecert.events import catalogue
+from lifecert.events.catalogue import Event
 from lifecert.progress import Progress
 from lifecert.replay import replay_lines
 from lifecert_dev.commands import generate as generate_command
@@ -36,7 +37,6 @@ DEADLINE = date(2017, 6, 20)
 N = 5000
 SEED = 2017
 
-Event = dict[str, Any]
 
 
 def instant(text: str) -> datetime:

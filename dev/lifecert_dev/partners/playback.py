@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-Event = dict[str, Any]
+from lifecert.events.catalogue import Event
+
 DIRECT = "direct"
 
 

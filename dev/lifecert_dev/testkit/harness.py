@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-Event = dict[str, Any]
+from lifecert.events.catalogue import Event
 
 
 class Harness(ABC):

@@ -7,9 +7,9 @@ import random
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
+from lifecert.events.catalogue import Event
 from lifecert.events.time import SHANGHAI
 
-Event = dict[str, object]
 START = datetime(2017, 4, 3, 9, 0, tzinfo=SHANGHAI)
 NAMES = ("李秀英", "陈伟", "黄丽娟", "梁国强", "何美玲", "Lam Wing-kei", "张建华", "刘淑珍")
 

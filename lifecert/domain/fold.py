@@ -20,6 +20,7 @@ from typing import Any
 from lifecert.domain import reasons
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, Policy
 from lifecert.domain.state import Certification, RetireeState
+from lifecert.events.catalogue import Event
 from lifecert.events.time import (
     Month,
     age_on,
@@ -29,7 +30,6 @@ from lifecert.events.time import (
     month_of_date,
     parse_month,
 )
-from lifecert.events.catalogue import Event
 
 Decision = tuple[RetireeState | None, list[Event], str | None]
 

@@ -217,7 +217,9 @@ class PaymentLedgerSink(SinkConnector):
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT to_regprocedure(%s) IS NOT NULL", (INTAKE_FUNCTION,))
-                ready = cur.fetchone()[0]
+                row = cur.fetchone()
+                assert row is not None  # a SELECT without FROM returns one row
+                ready = row[0]
             conn.rollback()
         except psycopg2.OperationalError as exc:
             conn.close()

@@ -473,7 +473,7 @@ def issue_for_csr(
     csr = load_csr(csr_pem, where)
     public_key = csr.public_key()
     check_csr_key(public_key)
-    return _client_certificate(paths, agency, role, public_key, days)  # type: ignore[arg-type]
+    return _client_certificate(paths, agency, role, public_key, days)
 
 
 # ------------------------------------------------------------------------ revocation

@@ -285,10 +285,8 @@ def jsonl_writer(
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     write = fh.write
     if convert is None:
-
         def write_record(record: Any) -> None:
             write(dumps(record) + "\n")
-
         return write_record
 
     def write_converted(record: Any) -> None:

@@ -366,7 +366,7 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     body.extend(assigns)
     body.append("    return True")
     exec("\n".join(body), names)  # the source is built above from the schemas only
-    parse: Callable[[Event], bool] = names["parse"]
+    parse: Callable[[dict[str, Any]], bool] = names["parse"]
     return parse
 
 

@@ -132,7 +132,7 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def _decide_lines(
-    lines: Iterable[str] | Iterable[bytes],
+    lines: Iterable[str | bytes],
     policy: Policy,
     until: date | None,
     on_instruction: InstructionSink,
@@ -284,8 +284,14 @@ def jsonl_writer(
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     write = fh.write
     if convert is None:
-        return lambda record: write(dumps(record) + "\n")
-    return lambda record: write(dumps(convert(record)) + "\n")
+        def write_record(record: Any) -> None:
+            write(dumps(record) + "\n")
+        return write_record
+
+    def write_converted(record: Any) -> None:
+        write(dumps(convert(record)) + "\n")
+
+    return write_converted
 
 
 class _optional_writer:

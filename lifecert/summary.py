@@ -143,34 +143,34 @@ def render(counters: CampaignCounters) -> str:
         lines.append(f"  {status:<20}{statuses[status]:>10,}")
     lines.append("")
     lines.append("Payment instructions and tasks")
-    c = totals.counts
-    lines.append(f"  {'holds placed':<28}{c['PaymentHoldPlaced']:>10,}")
+    counts = totals.counts
+    lines.append(f"  {'holds placed':<28}{counts['PaymentHoldPlaced']:>10,}")
     lines.append(
-        f"  {'holds released':<28}{c['PaymentHoldReleased']:>10,}   back-pay "
+        f"  {'holds released':<28}{counts['PaymentHoldReleased']:>10,}   back-pay "
         f"{yuan(totals.backpay_fen)} yuan over {totals.backpay_months:,} months"
     )
-    lines.append(f"  {'pensions terminated':<28}{c['PaymentTerminated']:>10,}")
+    lines.append(f"  {'pensions terminated':<28}{counts['PaymentTerminated']:>10,}")
     lines.append(
-        f"  {'overpayments detected':<28}{c['OverpaymentDetected']:>10,}   "
+        f"  {'overpayments detected':<28}{counts['OverpaymentDetected']:>10,}   "
         f"{yuan(totals.overpaid_fen)} yuan"
     )
-    lines.append(f"  {'fraud suspected':<28}{c['FraudSuspected']:>10,}")
-    lines.append(f"  {'home visits due':<28}{c['HomeVisitDue']:>10,}")
+    lines.append(f"  {'fraud suspected':<28}{counts['FraudSuspected']:>10,}")
+    lines.append(f"  {'home visits due':<28}{counts['HomeVisitDue']:>10,}")
     lines.append("")
     lines.append("Corrections (rules 11-14)")
     lines.append(f"  {'certifications revoked':<28}{counters.revocations:>10,}   "
                  f"holds placed for them {totals.revocation_holds:,}")
     lines.append(f"  {'death reports retracted':<28}{counters.retractions:>10,}")
     lines.append(
-        f"  {'payments reinstated':<28}{c['PaymentReinstated']:>10,}   back-pay "
+        f"  {'payments reinstated':<28}{counts['PaymentReinstated']:>10,}   back-pay "
         f"{yuan(totals.reinstated_fen)} yuan over {totals.reinstated_months:,} months"
     )
     lines.append(
-        f"  {'overpayments cancelled':<28}{c['OverpaymentCancelled']:>10,}   "
+        f"  {'overpayments cancelled':<28}{counts['OverpaymentCancelled']:>10,}   "
         f"{yuan(totals.cancelled_fen)} yuan"
     )
     lines.append(
-        f"  {'settled to the estate':<28}{c['PaymentEstateSettled']:>10,}   "
+        f"  {'settled to the estate':<28}{counts['PaymentEstateSettled']:>10,}   "
         f"{yuan(totals.estate_fen)} yuan over {totals.estate_months:,} months"
     )
     return "\n".join(lines)

@@ -146,7 +146,9 @@ def campaign_counters(conn: Connection, policy: str) -> CampaignCounters:
             "FROM retiree_status WHERE policy = %s",
             (policy,),
         )
-        revocations, retractions = cur.fetchone()
+        row = cur.fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        revocations, retractions = row
         counters.revocations, counters.retractions = int(revocations), int(retractions)
         cur.execute(
             "SELECT type, count(*), coalesce(sum(amount_fen), 0), "

@@ -44,6 +44,7 @@ from typing import Any, NoReturn
 import faust
 from faust.stores.base import SerializedStore
 from faust.streams import _current_event
+from faust.transport.consumer import Consumer
 from faust.types import TP, EventT
 
 from lifecert.domain.policy import load_policy
@@ -157,7 +158,9 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
     # faust's committed offsets as loaded at each assignment (None for offset 0 or none),
     # else the partition's first offset, where the fix's seek put the fetcher.
     def committed(tp: Any) -> int | None:
-        found = app.consumer._committed_offset.get(tp)
+        consumer = app.consumer
+        assert isinstance(consumer, Consumer)  # faust's base class, which keeps the offsets
+        found = consumer._committed_offset.get(tp)
         return found if found is not None else faust_fixes.first_offsets.get(tp)
 
     guard = OffsetGuard(committed)
@@ -177,7 +180,8 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
             with contextlib.suppress(BaseException):
                 await decider
 
-    @app.on_partitions_revoked.connect
+    # mode types a handler as (sender, *args): it cannot say that faust passes `revoked`.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         mine = [tp for tp in revoked if tp.topic == events.name]
         guard.forget(mine)
@@ -195,6 +199,11 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
         )
 
     return app, processor
+
+
+# key and value as faust encodes them for the changelog (None only for a None input), and
+# the value itself.
+_Entry = tuple[bytes | None, bytes | None, TableValue]
 
 
 class FaustTable:
@@ -220,10 +229,10 @@ class FaustTable:
         # store keeps the values themselves.
         self._serialized = isinstance(table.data, SerializedStore)
 
-    def entry(self, key: bytes, value: TableValue) -> tuple[bytes, bytes, TableValue]:
+    def entry(self, key: bytes, value: TableValue) -> _Entry:
         return self._key(key), self._value(value), value
 
-    async def send(self, record: Record, entry: tuple[bytes, bytes, TableValue]
+    async def send(self, record: Record, entry: _Entry
                    ) -> Awaitable[Any]:
         key, value, _ = entry
         return await self._app.producer.send(
@@ -240,7 +249,7 @@ class FaustTable:
         for tp, offset in last.items():
             data.set_persisted_offset(tp, offset)
 
-    def store(self, record: Record, entry: tuple[bytes, bytes, TableValue]) -> None:
+    def store(self, record: Record, entry: _Entry) -> None:
         key, encoded, value = entry
         data = self._table.data
         # The RocksDB store files an entry under the current event's partition.

@@ -60,6 +60,7 @@ def apply() -> bool:
             "still stops the worker on a hole", faust.__version__, ", ".join(PATCHED_VERSIONS),
         )
         return False
+    # Replacing faust's methods is what this module is for (each `ignore[method-assign]`).
     Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     seek_to_committed = Consumer.perform_seek

@@ -125,11 +125,13 @@ def to_instruction(event: Mapping[str, Any]) -> Instruction:
 
 
 def _month_field(event: Mapping[str, Any], name: str) -> date:
+    value = event.get(name)
     try:
-        return period(event.get(name))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise RecordRejected(f"{event['type']}: field {name} is {event.get(name)!r}, not a "
-                             f"month (YYYY-MM)") from None
+        if isinstance(value, str):
+            return period(value)
+    except ValueError:
+        pass
+    raise RecordRejected(f"{event['type']}: field {name} is {value!r}, not a month (YYYY-MM)")
 
 
 def _months_field(event: Mapping[str, Any], name: str) -> tuple[date, ...]:
@@ -217,7 +219,9 @@ class PaymentLedgerSink(SinkConnector):
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT to_regprocedure(%s) IS NOT NULL", (INTAKE_FUNCTION,))
-                ready = cur.fetchone()[0]
+                row = cur.fetchone()
+                assert row is not None  # a SELECT without FROM returns one row
+                ready = row[0]
             conn.rollback()
         except psycopg2.OperationalError as exc:
             conn.close()

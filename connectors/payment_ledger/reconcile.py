@@ -412,7 +412,7 @@ def compare(sent: Sent, ledger: Ledger, source: str, dead_letters: Mapping[Where
     return report
 
 
-def _why_missing(where: Where, positions: Mapping[int | None, int] | None,
+def _why_missing(where: Where, positions: Mapping[int, int] | None,
                  dead_letters: Mapping[Where, str], refusal: str | None) -> str:
     letter = dead_letters.get(where)
     if letter is not None:
@@ -421,7 +421,7 @@ def _why_missing(where: Where, positions: Mapping[int | None, int] | None,
         return f"refused by the payment system ({refusal}); no dead letter found"
     if positions is None:
         return "not in the ledger"
-    consumed = positions.get(where.partition)
+    consumed = positions.get(where.partition) if where.partition is not None else None
     if consumed is None or where.offset >= consumed:
         return (f"not consumed yet (the ledger has read partition {where.partition} up to "
                 f"offset {consumed or 0}): is the payment-ledger sink running?")

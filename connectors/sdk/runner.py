@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from kafka import KafkaProducer, TopicPartition
@@ -226,11 +227,8 @@ class SourceRunner(_Runner):
             idle = self.connector.idle_interval or self.instance.runner.idle_interval
             last_lag = 0.0
             while not self.stop.is_set():
-                records = self._retry(
-                    lambda pos=position: self._partner(
-                        lambda: self.connector._poll(pos, self.instance.runner.batch_size)),
-                    "polling the partner",
-                )
+                poll = partial(self.connector._poll, position, self.instance.runner.batch_size)
+                records = self._retry(partial(self._partner, poll), "polling the partner")
                 if time.monotonic() - last_lag > LAG_EVERY_S or not records:
                     last_lag = time.monotonic()
                     self._update_lag(position if not records else records[-1].position)
@@ -273,7 +271,7 @@ class SourceRunner(_Runner):
                 if not candidate.get("source_agency"):
                     candidate["source_agency"] = self.connector.source_agency or None
                 parsed = parse_typed(candidate)
-                parsed = self._retry(lambda p=parsed, k=self.keys: seal_personal(p, k),
+                parsed = self._retry(partial(seal_personal, parsed, self.keys),
                                      "sealing personal fields")
                 value = codec.encode(parsed)
             except (MalformedEvent, codec.CodecError, PersonalDataError) as exc:
@@ -434,7 +432,9 @@ class SinkRunner(_Runner):
         self.metrics.committed()
 
 
-def runner_for(connector: Connector, instance: InstanceConfig, **kwargs: Any) -> _Runner:
+def runner_for(
+    connector: Connector, instance: InstanceConfig, **kwargs: Any
+) -> SourceRunner | SinkRunner:
     if isinstance(connector, SourceConnector):
         return SourceRunner(connector, instance, **kwargs)
     if isinstance(connector, SinkConnector):

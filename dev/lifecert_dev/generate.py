@@ -452,7 +452,7 @@ def iter_campaign_chunks(
               "DeathReportRetracted"):
         by_type.setdefault(t, 0)
     feat = st.features
-    for k in ("redelivered", "late_arrival", "unknown_retiree", "exempt", "cadre",
+    for feature in ("redelivered", "late_arrival", "unknown_retiree", "exempt", "cadre",
               "turning_80_on_deadline", "on_time", "late_certification", "never_certified",
               "certified_twice", "pre_window", "window_edge", "resent_certification",
               "wrong_channel", "late_unit_batch", "deadline_evening_batch", "documents",
@@ -462,7 +462,7 @@ def iter_campaign_chunks(
               "certified_after_death", "second_death_report", "raise", "retro_change",
               "near_local_midnight", "revoked_certification", "clashing_certification_id",
               "retracted_death"):
-        feat.setdefault(k, 0)
+        feat.setdefault(feature, 0)
 
     # ---- time rendering --------------------------------------------------------------
     z_rate = p.utc_z_rate

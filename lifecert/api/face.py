@@ -241,7 +241,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                                        model=self.engine.model)
             call.done("REFUSED", refused.decision.value, subject=retiree_id)
             return pb.EnrollResponse(
-                enrolled=False, refusal=pb.FaceDecision.Value(refused.decision.value),
+                enrolled=False, refusal=refused.decision.value,
                 reason=refused.reason, model=self.engine.model,
             )
         sealed = seal(enrollment.encoding, self.key, _associated(retiree_id))
@@ -289,9 +289,8 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         call.done("OK", "CHALLENGE", subject=retiree_id)
         colours = self._screen_colours(call, challenge_id, len(actions)) or []
         reply = pb.Challenge(challenge_id=challenge_id,
-                             actions=[pb.ChallengeAction.Value(a) for a in actions],
-                             screen_colours=[pb.ScreenColour.Value(f"SCREEN_{c}")
-                                             for c in colours],
+                             actions=actions,
+                             screen_colours=[f"SCREEN_{c}" for c in colours],
                              screen_settle_ms=self.limits.face_screen_settle_ms if colours else 0)
         reply.deadline.CopyFrom(timestamp(deadline))
         return reply
@@ -413,7 +412,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         except ValueError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
         reply = pb.VerifyResponse(
-            decision=pb.FaceDecision.Value(result.decision.value), reason=result.reason,
+            decision=result.decision.value, reason=result.reason,
             distance=result.distance or 0.0, threshold=result.threshold, model=result.model,
             live=bool(result.liveness.get("live")),
         )

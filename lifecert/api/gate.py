@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -145,6 +145,12 @@ class _Unparsable:
     error: str
 
 
+# The behaviours of a grpc.aio server's method handlers. types-grpcio types the fields of
+# RpcMethodHandler as the sync server's (functions returning the response or an iterator).
+_AioUnaryUnary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+_AioUnaryStream = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
 class MalformedRequests(grpc.aio.ServerInterceptor):
     """A request of a lifecert service that does not parse as its message (invalid UTF-8
     in a string field, a truncated or corrupt body) goes through the gate like any call
@@ -162,7 +168,7 @@ class MalformedRequests(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> Any:
         handler = await continuation(details)
-        name: str = details.method  # type: ignore[attr-defined]
+        name = details.method
         if handler is None or not name.startswith(self.PREFIX) or \
                 handler.request_deserializer is None or handler.request_streaming:
             return handler
@@ -173,6 +179,8 @@ class MalformedRequests(grpc.aio.ServerInterceptor):
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         parse = handler.request_deserializer
+        if parse is None:  # intercept_service wraps only the handlers that deserialize
+            return handler
         # FromString of the request's message class
         type_name = getattr(getattr(parse, "__self__", None), "__name__", "request")
 
@@ -192,7 +200,8 @@ class MalformedRequests(grpc.aio.ServerInterceptor):
             )
 
         if handler.response_streaming:
-            inner_stream = handler.unary_stream
+            # types-grpcio gives the sync server's type (see _AioUnaryStream).
+            inner_stream: _AioUnaryStream = handler.unary_stream  # type: ignore[assignment]
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, _Unparsable):
@@ -203,7 +212,8 @@ class MalformedRequests(grpc.aio.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 stream, request_deserializer=deserialize,
                 response_serializer=handler.response_serializer)
-        inner = handler.unary_unary
+        # types-grpcio gives the sync server's type (see _AioUnaryUnary).
+        inner: _AioUnaryUnary = handler.unary_unary  # type: ignore[assignment]
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if isinstance(request, _Unparsable):
@@ -222,7 +232,7 @@ def caller_identity(context: grpc.aio.ServicerContext) -> Identity:
 
 def caller_certificate(context: grpc.aio.ServicerContext) -> bytes:
     """The verified client certificate of the call (PEM)."""
-    pems = context.auth_context().get("x509_pem_cert") or []
-    if not pems:
+    pem = next(iter(context.auth_context().get("x509_pem_cert") or ()), None)
+    if pem is None:
         raise PkiError("no client certificate: the API requires mutual TLS")
-    return bytes(pems[0])
+    return bytes(pem)

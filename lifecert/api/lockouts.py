@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,7 +106,7 @@ def client_address(text: str) -> str:
     return str(address)
 
 
-def client_of(metadata: Sequence[tuple[str, Any]] | None, role: str,
+def client_of(metadata: Iterable[tuple[str, Any]] | None, role: str,
               rules: RoleRules) -> str | None:
     """The client address a call names (None: none). A role that acts for the public
     must name one (without it, every visitor's guesses would count against the retiree's

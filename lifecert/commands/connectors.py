@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -82,7 +82,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append({"kind": kind, "role": role, "target": item.target,
                      "package": item.distribution, "description": description,
                      "problem": problem})
-    instances = []
+    instances: list[dict[str, Any]] = []  # JSON objects
     if args.config is not None:
         try:
             loaded = config.load(args.config)

@@ -71,7 +71,9 @@ def purge_tables(dsn: str, before: datetime) -> dict[str, int]:
         with conn, conn.cursor() as cur:
             for table, column in DEAD_LETTER_TABLES:
                 cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-                if not cur.fetchone()[0]:
+                row = cur.fetchone()
+                assert row is not None  # a SELECT without FROM returns one row
+                if not row[0]:
                     continue
                 cur.execute(sql.SQL("DELETE FROM {} WHERE {} < %s").format(
                     sql.Identifier(table), sql.Identifier(column)), (before,))

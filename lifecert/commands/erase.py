@@ -71,7 +71,9 @@ def scrub(dsn: str, retiree_id: str, subject: str | None = None) -> int:
         with conn, conn.cursor() as cur:
             changed = challenges.erase(conn, retiree_id, subject)
             cur.execute("SELECT to_regclass('api_retiree_directory') IS NOT NULL")
-            if not cur.fetchone()[0]:
+            row = cur.fetchone()
+            assert row is not None  # a SELECT without FROM returns one row
+            if not row[0]:
                 return changed
             cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = "
                         "'api_retiree_directory' AND column_name = 'name_sealed'")
@@ -116,7 +118,9 @@ def erase(retiree_id: str, keys_dsn: str, scrub_dsns: list[str],
         with conn, conn.cursor() as cur:
             cur.execute("SELECT min(destroyed_at)::text FROM personal_data_keys "
                         "WHERE subject = %s", (retiree_id,))
-            first = cur.fetchone()[0]
+            row = cur.fetchone()
+            assert row is not None  # an aggregate without GROUP BY returns one row
+            first = row[0]
             outcome = ("erased" if destroyed or scrubbed
                        else "nothing left" if first is not None else "no key")
             cur.execute(

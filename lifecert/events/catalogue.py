@@ -104,7 +104,8 @@ def _schema_text(name: str) -> str:
 @cache
 def raw_schema(name: str) -> dict[str, Any]:
     """The schema of ``name`` (``"Envelope"`` or an event type) exactly as shipped."""
-    return json.loads(_schema_text(name))
+    schema: dict[str, Any] = json.loads(_schema_text(name))
+    return schema
 
 
 # A payload field whose schema says ``"lifecert.personal": true`` holds personal data

@@ -600,7 +600,7 @@ class RegisteredSchema:
         "type_name",
     )
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: object) -> None:
         """``schema`` must be standalone (named types it uses defined in it)."""
         if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
             raise SchemaError("an event schema must be an Avro record schema (a JSON object)")
@@ -609,6 +609,7 @@ class RegisteredSchema:
             canonical = to_parsing_canonical_form(parsed)
         except Exception as exc:  # fastavro raises several unrelated types here
             raise SchemaError(f"invalid Avro schema {schema.get('name')!r}: {exc}") from exc
+        assert isinstance(parsed, dict)  # a record schema parses to a dict
         self.schema: dict[str, Any] = schema
         self.parsed: dict[str, Any] = parsed
         self.canonical_form: str = canonical

@@ -208,19 +208,18 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
     if type(obj) is not dict:
         raise MalformedEvent(f"expected a JSON object, got {_show(obj)}")
     type_name = obj.get("type")
-    if type(type_name) is not str and type_name is not None:
-        raise MalformedEvent(f"expected an event type name, got {_show(type_name)}",
-                             field="type")
+    if type(type_name) is not str:
+        if type_name is not None:
+            raise MalformedEvent(f"expected an event type name, got {_show(type_name)}",
+                                 field="type")
+        if "type" not in obj:
+            raise MalformedEvent("missing field; every event names its type", field="type")
+        raise _unknown_type(type_name, allowed)
     # The shipped input types have their parsers ready; other selections build them once.
     fast = _FAST_PARSERS.get(type_name) if allowed is INPUT_TYPES else None
     if fast is None:
         if type_name not in allowed:
-            if "type" not in obj:
-                raise MalformedEvent("missing field; every event names its type", field="type")
-            raise MalformedEvent(
-                f"unknown event type {_show(type_name)}; expected one of {', '.join(allowed)}",
-                field="type",
-            )
+            raise _unknown_type(type_name, allowed)
         fast = _fast_parser(type_name)
     try:
         if fast(obj):
@@ -228,6 +227,13 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
     except (TypeError, ValueError, AttributeError, OverflowError):
         pass
     return _parse_slowly(obj, type_name)
+
+
+def _unknown_type(type_name: str | None, allowed: Iterable[str]) -> MalformedEvent:
+    return MalformedEvent(
+        f"unknown event type {_show(type_name)}; expected one of {', '.join(allowed)}",
+        field="type",
+    )
 
 
 def _parse_slowly(obj: dict[str, Any], type_name: str) -> Event:
@@ -359,13 +365,15 @@ def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
     body.extend(assigns)
     body.append("    return True")
     exec("\n".join(body), names)  # the source is built above from the schemas only
-    return names["parse"]
+    parse: Callable[[dict[str, Any]], bool] = names["parse"]
+    return parse
 
 
 _FAST_PARSERS = {name: _fast_parser(name) for name in INPUT_TYPES}
 
 
-_scan_json = make_scanner(json.JSONDecoder())
+# typeshed types the context as a make_scanner; the C scanner reads any decoder's attributes.
+_scan_json = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def _loads(line: str | bytes) -> Any:
@@ -373,7 +381,7 @@ def _loads(line: str | bytes) -> Any:
     UTF-8 line holding one object and a newline); anything else goes through
     ``json.loads`` so that its error messages stay exact."""
     try:
-        text = line.decode("utf-8") if type(line) is bytes else line
+        text = line if isinstance(line, str) else line.decode("utf-8")
         obj, end = _scan_json(text, 0)
         if end == len(text) or text[end:].isspace():
             return obj

@@ -71,7 +71,7 @@ def decode(data: bytes, *, max_width: int, max_pixels: int = MAX_PIXELS) -> Deco
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             fmt = image.format
             if fmt not in ACCEPTED_FORMATS:
                 raise BadImage(f"image format {fmt or 'unknown'} is not accepted: send JPEG or PNG")

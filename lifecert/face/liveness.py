@@ -483,7 +483,8 @@ def fresh_actions(count: int, rng: Any, answered: Mapping[tuple[str, ...], Any])
     fresh = [seq for seq in sequences(count) if seq not in answered]
     if fresh:
         return list(rng.choice(fresh))
-    return list(min(answered, key=lambda seq: answered[seq]))
+    oldest = min(answered, key=lambda seq: answered[seq])
+    return list(oldest)
 
 
 def random_actions(count: int, rng: Any) -> list[str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from lifecert.domain.clock import MomentClock, cutoff
 from lifecert.domain.fold import uuid5
@@ -61,20 +61,48 @@ TICK_KEY = b"__clock__"
 # source_agency of every tick: the same bytes whoever writes the moment (publish or advance).
 TICK_SOURCE = "lifecert.clock"
 
-E = TypeVar("E", bound=Mapping[str, Any])
+E = TypeVar("E")
+M = TypeVar("M", bound=Mapping[str, Any])
 
 
 # ----------------------------------------------------------------------------- pure
 
 
+def _recorded_at(event: Mapping[str, Any]) -> datetime:
+    recorded_at: datetime = event["recorded_at"]
+    return recorded_at
+
+
+# Events that are mappings carry their ``recorded_at``; any other kind says where it is.
+@overload
+def place_ticks(
+    events: Iterable[M],
+    moments: Iterable[Moment],
+    *,
+    until: datetime | None = None,
+    fired: Collection[str] = (),
+) -> Iterator[tuple[Literal["event"], M] | tuple[Literal["tick"], Moment]]: ...
+
+
+@overload
 def place_ticks(
     events: Iterable[E],
     moments: Iterable[Moment],
     *,
     until: datetime | None = None,
     fired: Collection[str] = (),
-    recorded_at: Callable[[E], datetime] = lambda event: event["recorded_at"],
-) -> Iterator[tuple[Literal["event"], E] | tuple[Literal["tick"], Moment]]:
+    recorded_at: Callable[[E], datetime],
+) -> Iterator[tuple[Literal["event"], E] | tuple[Literal["tick"], Moment]]: ...
+
+
+def place_ticks(
+    events: Iterable[Any],
+    moments: Iterable[Moment],
+    *,
+    until: datetime | None = None,
+    fired: Collection[str] = (),
+    recorded_at: Callable[[Any], datetime] = _recorded_at,
+) -> Iterator[tuple[Literal["event"], Any] | tuple[Literal["tick"], Moment]]:
     """``events`` in order as ``("event", event)``, with ``("tick", moment)`` inserted
     before the first event recorded at or after each moment (replay's rule, so a later
     event recorded before a fired moment stays a plain event). With ``until`` (an

@@ -470,7 +470,7 @@ def issue_for_csr(
     csr = load_csr(csr_pem, where)
     public_key = csr.public_key()
     check_csr_key(public_key)
-    return _client_certificate(paths, agency, role, public_key, days)  # type: ignore[arg-type]
+    return _client_certificate(paths, agency, role, public_key, days)
 
 
 # ------------------------------------------------------------------------ revocation
@@ -513,7 +513,8 @@ def load_crl(path: Path, ca_cert: x509.Certificate) -> x509.CertificateRevocatio
         raise PkiError(f"{path} is not a CRL (PEM): {exc}") from None
     public_key = ca_cert.public_key()
     if crl.issuer != ca_cert.subject or \
-            not crl.is_signature_valid(public_key):  # type: ignore[arg-type]
+            not isinstance(public_key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)) or \
+            not crl.is_signature_valid(public_key):
         raise PkiError(f"the CRL {path} is not signed by the CA "
                        f"{ca_cert.subject.rfc4514_string()}")
     return crl

@@ -43,7 +43,7 @@ class CommunityOfficeSource(SourceConnector):
         try:
             with self.log_file.open("rb") as fh:
                 fh.seek(offset)
-                records = []
+                records: list[PartnerRecord] = []
                 while len(records) < max_records:
                     line = fh.readline()
                     if not line.endswith(b"\n"):  # nothing more, or a line still being written

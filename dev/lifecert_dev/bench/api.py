@@ -171,7 +171,8 @@ async def load(
         sent_at = loop.time()
         try:
             if health:
-                await health_stub.Check(check, timeout=5)
+                # types-grpcio-health-checking's HealthStub declares no methods.
+                await health_stub.Check(check, timeout=5)  # type: ignore[attr-defined]
             else:
                 # The portal names each visitor's address (198.18.0.0/15: benchmarking).
                 address = f"198.18.{(n >> 8) & 255}.{n & 255}"

@@ -80,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(calibrate.report(study))
         return 0
     if args.challenge_study:
-        study = calibrate.challenge_study()
-        print(json.dumps(study, default=str, indent=2) if args.json
-              else calibrate.challenge_report(study))
+        challenges = calibrate.challenge_study()
+        print(json.dumps(challenges, default=str, indent=2) if args.json
+              else calibrate.challenge_report(challenges))
         return 0
     if args.liveness_study:
         print(json.dumps(calibrate.liveness_margins(), default=str, indent=2))

@@ -44,7 +44,7 @@ from lifecert.events.catalogue import EVENT_TYPES
 from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
 from lifecert.events.time import isoformat_local
 from lifecert.events.typed import parse_typed
-from lifecert.events.types import InputEvent
+from lifecert.events.types import TypedEvent
 from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import TopicLayout
 
@@ -75,7 +75,7 @@ class Prepared:
     key: str
     channel: str | None
     retiree_id: str
-    event: InputEvent
+    event: TypedEvent  # an input type: authz admits only those
     digest: str
 
     @property

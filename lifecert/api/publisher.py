@@ -4,7 +4,7 @@ is answered only once the broker acknowledged every record it accepted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from lifecert.events import codec
+from lifecert.events.record import EventLike
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import TopicLayout
 
@@ -36,7 +37,7 @@ class Publisher:
         self._producer = kafka_clients.producer(bootstrap, linger_ms=1)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-kafka")
 
-    async def publish(self, events: Sequence[Mapping[str, Any]]) -> list[Written | NotWritten]:
+    async def publish(self, events: Sequence[EventLike]) -> list[Written | NotWritten]:
         """Encode and send ``events`` (keyed by retiree id, else by agency: a security
         alert concerns no retiree; to the topic of their type);
         one result per event, in order, once the broker answered for each."""
@@ -45,7 +46,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._publish, list(events))
 
-    def _publish(self, events: list[Mapping[str, Any]]) -> list[Written | NotWritten]:
+    def _publish(self, events: list[EventLike]) -> list[Written | NotWritten]:
         futures: list[Any] = []
         for event in events:
             try:

@@ -89,7 +89,7 @@ def _python_type(t: Any) -> str:
         return t.rpartition(".")[2]  # a named type: an enum alias
     kind = t["type"]
     if kind == "enum":
-        return t["name"].rpartition(".")[2]
+        return str(t["name"]).rpartition(".")[2]
     if kind == "array":
         return f"list[{_python_type(t['items'])}]"
     if kind == "map":
@@ -124,9 +124,13 @@ def _class(name: str) -> list[str]:
     envelope = [f for f in raw_schema("Envelope")["fields"] if f["name"] != "type"]
     payload = [f for f in schema["fields"] if f["name"] != "envelope"]
     personal = tuple(f["name"] for f in payload if f.get(PERSONAL_PROPERTY) is True)
-    lines = ["", "", f'class {name}(EventRecord, tag="{name}", kw_only=True):']
+    lines = ["", "", f'class {name}(EventRecord, tag="{name}", frozen=True, kw_only=True):']
     if len(lines[-1]) > 100:
-        lines[-1:] = [f"class {name}(", f'    EventRecord, tag="{name}", kw_only=True', "):"]
+        lines[-1:] = [
+            f"class {name}(",
+            f'    EventRecord, tag="{name}", frozen=True, kw_only=True',
+            "):",
+        ]
     lines += _doc(schema.get("doc") or f"The {name} event.", "    ")
     lines += ["", f"    PERSONAL: ClassVar[tuple[str, ...]] = {personal!r}", ""]
     for field in envelope + payload:

@@ -29,7 +29,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from lifecert.events import bounds
 from lifecert.events.catalogue import ALL_TYPES, previous_schemas, raw_schema
-from lifecert.events.record import EventRecord
+from lifecert.events.record import EventLike, EventRecord
 
 __all__ = [
     "HEADER_SIZE",
@@ -879,7 +879,7 @@ def from_datum(type_name: str, datum: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
-def encode(event: Mapping[str, Any], store: SchemaStore | None = None) -> bytes:
+def encode(event: EventLike, store: SchemaStore | None = None) -> bytes:
     """The single-object encoding of a flat event, written with its type's current schema.
 
     A typed event (:mod:`lifecert.events.types`) is written as it is: its values were

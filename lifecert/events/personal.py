@@ -89,7 +89,7 @@ _Typed = TypeVar("_Typed", bound=EventRecord)
 def seal_personal(event: _Typed, keys: KeyStore) -> _Typed: ...
 @overload
 def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> dict[str, Any]: ...
-def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> Any:
+def seal_personal(event: Mapping[str, Any] | EventRecord, keys: KeyStore) -> Any:
     """``event`` with its personal fields sealed under its retiree's key (made on first
     use): the one function every producer calls before encoding. A value is sealed even
     if it already looks sealed (a partner cannot smuggle text past it that way). A typed
@@ -106,7 +106,7 @@ def seal_personal(event: Mapping[str, Any], keys: KeyStore) -> Any:
     return _sealed(out, fields, keys)
 
 
-def _sealed(event: Mapping[str, Any], fields: tuple[str, ...], keys: KeyStore) -> dict[str, Any]:
+def _sealed(event: Mapping[str, Any] | EventRecord, fields: tuple[str, ...], keys: KeyStore) -> dict[str, Any]:
     out = dict(event)
     subject = out.get("retiree_id")
     if not isinstance(subject, str) or not subject:

@@ -9,11 +9,11 @@ tests written for the mapping form (the fold, replay, the reference) take it unc
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
-__all__ = ["EventRecord"]
+__all__ = ["EventLike", "EventRecord"]
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -68,3 +68,8 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
 
 Mapping.register(EventRecord)
+
+
+# What the producers take: a flat mapping or a typed event (registered as a Mapping at run
+# time, which type checkers do not see).
+EventLike: TypeAlias = Mapping[str, Any] | EventRecord

@@ -27,7 +27,7 @@ def from_event(event: Mapping[str, Any]) -> TypedEvent:
     Raises :class:`~lifecert.events.codec.InvalidEvent` for a field its type does not
     have or a required one missing (the values themselves are not checked again)."""
     if isinstance(event, EventRecord):
-        return event  # type: ignore[return-value]
+        return event
     type_name = event.get("type")
     cls = BY_NAME.get(type_name) if isinstance(type_name, str) else None
     if cls is None:

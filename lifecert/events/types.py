@@ -92,7 +92,7 @@ SecurityAlertKind: TypeAlias = Literal[
 ]
 
 
-class RetireeEnrolled(EventRecord, tag="RetireeEnrolled", kw_only=True):
+class RetireeEnrolled(EventRecord, tag="RetireeEnrolled", frozen=True, kw_only=True):
     """A person starts drawing a monthly pension managed by the bureau."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ('name',)
@@ -131,7 +131,7 @@ class RetireeEnrolled(EventRecord, tag="RetireeEnrolled", kw_only=True):
     """Managing unit of a government retiree, or null."""
 
 
-class PensionAmountChanged(EventRecord, tag="PensionAmountChanged", kw_only=True):
+class PensionAmountChanged(EventRecord, tag="PensionAmountChanged", frozen=True, kw_only=True):
     """The monthly amount changes from a month on."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -150,7 +150,7 @@ class PensionAmountChanged(EventRecord, tag="PensionAmountChanged", kw_only=True
     """First month (YYYY-MM) the amount applies to."""
 
 
-class CertificationRecorded(EventRecord, tag="CertificationRecorded", kw_only=True):
+class CertificationRecorded(EventRecord, tag="CertificationRecorded", frozen=True, kw_only=True):
     """A partner or channel certified that the retiree is alive."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -174,7 +174,7 @@ class CertificationRecorded(EventRecord, tag="CertificationRecorded", kw_only=Tr
 
 
 class CertificationDocumentsReceived(
-    EventRecord, tag="CertificationDocumentsReceived", kw_only=True
+    EventRecord, tag="CertificationDocumentsReceived", frozen=True, kw_only=True
 ):
     """The paper form of a certification came back."""
 
@@ -198,7 +198,7 @@ class CertificationDocumentsReceived(
     """
 
 
-class DeathRecorded(EventRecord, tag="DeathRecorded", kw_only=True):
+class DeathRecorded(EventRecord, tag="DeathRecorded", frozen=True, kw_only=True):
     """The death of a retiree was reported."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -217,7 +217,7 @@ class DeathRecorded(EventRecord, tag="DeathRecorded", kw_only=True):
     """Who reported the death."""
 
 
-class CertificationRevoked(EventRecord, tag="CertificationRevoked", kw_only=True):
+class CertificationRevoked(EventRecord, tag="CertificationRevoked", frozen=True, kw_only=True):
     """A recorded certification no longer counts (rule 12): fraud, attributed to the wrong person,
     or entered in error.
     """
@@ -240,7 +240,7 @@ class CertificationRevoked(EventRecord, tag="CertificationRevoked", kw_only=True
     """Why."""
 
 
-class DeathReportRetracted(EventRecord, tag="DeathReportRetracted", kw_only=True):
+class DeathReportRetracted(EventRecord, tag="DeathReportRetracted", frozen=True, kw_only=True):
     """The death standing for a retiree was reported in error (rule 13): the retiree is alive
     again.
     """
@@ -261,7 +261,7 @@ class DeathReportRetracted(EventRecord, tag="DeathReportRetracted", kw_only=True
     """Why, in free text (audited)."""
 
 
-class ContactDetailsUpdated(EventRecord, tag="ContactDetailsUpdated", kw_only=True):
+class ContactDetailsUpdated(EventRecord, tag="ContactDetailsUpdated", frozen=True, kw_only=True):
     """A certifying office refreshed a retiree's phone and address. Changes no status or payment.
     Personal data: never logged.
     """
@@ -286,7 +286,7 @@ class ContactDetailsUpdated(EventRecord, tag="ContactDetailsUpdated", kw_only=Tr
     """Agency that recorded them."""
 
 
-class PaymentHoldPlaced(EventRecord, tag="PaymentHoldPlaced", kw_only=True):
+class PaymentHoldPlaced(EventRecord, tag="PaymentHoldPlaced", frozen=True, kw_only=True):
     """Payment instruction: stop paying from a month on until released."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -305,7 +305,7 @@ class PaymentHoldPlaced(EventRecord, tag="PaymentHoldPlaced", kw_only=True):
     """Why."""
 
 
-class PaymentHoldReleased(EventRecord, tag="PaymentHoldReleased", kw_only=True):
+class PaymentHoldReleased(EventRecord, tag="PaymentHoldReleased", frozen=True, kw_only=True):
     """Payment instruction: resume paying and pay the held months."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -326,7 +326,7 @@ class PaymentHoldReleased(EventRecord, tag="PaymentHoldReleased", kw_only=True):
     """Sum of the back-paid months in fen."""
 
 
-class PaymentTerminated(EventRecord, tag="PaymentTerminated", kw_only=True):
+class PaymentTerminated(EventRecord, tag="PaymentTerminated", frozen=True, kw_only=True):
     """Payment instruction: stop paying for good."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -345,7 +345,7 @@ class PaymentTerminated(EventRecord, tag="PaymentTerminated", kw_only=True):
     """Why."""
 
 
-class OverpaymentDetected(EventRecord, tag="OverpaymentDetected", kw_only=True):
+class OverpaymentDetected(EventRecord, tag="OverpaymentDetected", frozen=True, kw_only=True):
     """Months paid after the month of death."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -364,7 +364,7 @@ class OverpaymentDetected(EventRecord, tag="OverpaymentDetected", kw_only=True):
     """Sum overpaid in fen."""
 
 
-class FraudSuspected(EventRecord, tag="FraudSuspected", kw_only=True):
+class FraudSuspected(EventRecord, tag="FraudSuspected", frozen=True, kw_only=True):
     """A certification that cannot be genuine, or may not be."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -383,7 +383,7 @@ class FraudSuspected(EventRecord, tag="FraudSuspected", kw_only=True):
     """Why."""
 
 
-class HomeVisitDue(EventRecord, tag="HomeVisitDue", kw_only=True):
+class HomeVisitDue(EventRecord, tag="HomeVisitDue", frozen=True, kw_only=True):
     """Task: visit the retiree at home to certify."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -400,7 +400,7 @@ class HomeVisitDue(EventRecord, tag="HomeVisitDue", kw_only=True):
     """Date by which the visit is due."""
 
 
-class PaymentReinstated(EventRecord, tag="PaymentReinstated", kw_only=True):
+class PaymentReinstated(EventRecord, tag="PaymentReinstated", frozen=True, kw_only=True):
     """Payment instruction: a termination is undone (death retracted, rule 13): pay again from a
     month on, and pay the listed months now.
     """
@@ -423,7 +423,7 @@ class PaymentReinstated(EventRecord, tag="PaymentReinstated", kw_only=True):
     """Sum of the back-paid months in fen."""
 
 
-class OverpaymentCancelled(EventRecord, tag="OverpaymentCancelled", kw_only=True):
+class OverpaymentCancelled(EventRecord, tag="OverpaymentCancelled", frozen=True, kw_only=True):
     """Payment instruction: the OverpaymentDetected of a retracted death is void; give the
     recovered months back.
     """
@@ -444,7 +444,7 @@ class OverpaymentCancelled(EventRecord, tag="OverpaymentCancelled", kw_only=True
     """Sum in fen."""
 
 
-class PaymentEstateSettled(EventRecord, tag="PaymentEstateSettled", kw_only=True):
+class PaymentEstateSettled(EventRecord, tag="PaymentEstateSettled", frozen=True, kw_only=True):
     """Payment instruction: held months up to the month of death are owed to the estate (rule 14).
     """
 
@@ -464,7 +464,7 @@ class PaymentEstateSettled(EventRecord, tag="PaymentEstateSettled", kw_only=True
     """Sum in fen."""
 
 
-class ClockTick(EventRecord, tag="ClockTick", kw_only=True):
+class ClockTick(EventRecord, tag="ClockTick", frozen=True, kw_only=True):
     """A clock moment of a policy, written by the scheduler into every partition of the input log,
     in order with the events, so that each worker decides it at the same point as replay does.
     """
@@ -485,7 +485,7 @@ class ClockTick(EventRecord, tag="ClockTick", kw_only=True):
     """The instant of the moment."""
 
 
-class RetireeStatus(EventRecord, tag="RetireeStatus", kw_only=True):
+class RetireeStatus(EventRecord, tag="RetireeStatus", frozen=True, kw_only=True):
     """A retiree's status for a cycle after a decision; the status topic is compacted by retiree
     id.
     """
@@ -522,7 +522,7 @@ class RetireeStatus(EventRecord, tag="RetireeStatus", kw_only=True):
     """
 
 
-class DeadLetter(EventRecord, tag="DeadLetter", kw_only=True):
+class DeadLetter(EventRecord, tag="DeadLetter", frozen=True, kw_only=True):
     """An input that could not be decoded or decided, kept with its reason."""
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -555,7 +555,7 @@ class DeadLetter(EventRecord, tag="DeadLetter", kw_only=True):
     """What was wrong, and what to do."""
 
 
-class AssistanceResult(EventRecord, tag="AssistanceResult", kw_only=True):
+class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only=True):
     """Foshan certified a retiree of another region who lives in Foshan (the assisting side of
     cross-region collaboration); sent to the provincial system for the retiree's home region.
     """
@@ -582,7 +582,7 @@ class AssistanceResult(EventRecord, tag="AssistanceResult", kw_only=True):
     """When the certification was performed."""
 
 
-class SecurityAlert(EventRecord, tag="SecurityAlert", kw_only=True):
+class SecurityAlert(EventRecord, tag="SecurityAlert", frozen=True, kw_only=True):
     """Something at the hub's edge that the bureau's security staff must look at: about an agency,
     never about a person (no retiree id, no personal data). Keyed by agency on lifecert.alerts.
     """

@@ -106,7 +106,9 @@ def seal_personal(event: Mapping[str, Any] | EventRecord, keys: KeyStore) -> Any
     return _sealed(out, fields, keys)
 
 
-def _sealed(event: Mapping[str, Any] | EventRecord, fields: tuple[str, ...], keys: KeyStore) -> dict[str, Any]:
+def _sealed(
+    event: Mapping[str, Any] | EventRecord, fields: tuple[str, ...], keys: KeyStore
+) -> dict[str, Any]:
     out = dict(event)
     subject = out.get("retiree_id")
     if not isinstance(subject, str) or not subject:

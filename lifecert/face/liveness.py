@@ -430,19 +430,11 @@ def assess_challenge(
     if n < len(actions) + 1:
         return refuse(f"{n} frames cannot answer {len(actions)} actions: send a neutral "
                       "frame first, then at least one frame per action")
-    jumps: list[float] = []
-    resizes: list[float] = []
-    for (t0, r0, b0, l0), (t1, r1, b1, l1) in itertools.pairwise(boxes):
-        w0, w1 = max(1, r0 - l0), max(1, r1 - l1)
-        c0 = np.array([(l0 + r0) / 2, (t0 + b0) / 2])
-        c1 = np.array([(l1 + r1) / 2, (t1 + b1) / 2])
-        jumps.append(float(np.linalg.norm(c1 - c0)) / w0)
-        resizes.append(max(w0, w1) / min(w0, w1))
+    jumps, resizes = _track(boxes)
     evidence["track_jumps"] = _r(jumps)
     features = motion_features(landmarks)
     states = frame_states(features, policy)
-    ear = [(eye_aspect_ratio(f[list(LEFT_EYE)]) + eye_aspect_ratio(f[list(RIGHT_EYE)])) / 2
-           for f in landmarks]
+    ear = _mean_ears(landmarks)
     neutral = [i for i, s in enumerate(states) if s == NEUTRAL]
     best = max(neutral, key=lambda i: ear[i]) if neutral else 0
     evidence.update({
@@ -467,27 +459,10 @@ def assess_challenge(
     if seen != list(actions):
         return refuse(f"the frames show {' then '.join(seen) or 'no action'}; the challenge "
                       f"asked for {' then '.join(actions)}, in that order", best)
-    if one_frame_each:
-        layout = frame_layout(actions)
-        off = [i for i, (s, want) in enumerate(itertools.zip_longest(states, layout))
-               if s != want]
-        if off:
-            i = off[0]
-            return refuse(f"frame {i} shows {states[i] if i < n else 'nothing'} where this "
-                          f"challenge's frame {i} is {layout[i] if i < len(layout) else 'none'}"
-                          ": one frame per screen colour, at rest, then each action with a "
-                          "frame at rest after it", best)
-    peaks: list[int] = []
-    parallaxes: list[float | None] = []
-    for state, first, last in runs:
-        span = range(first, last + 1)
-        if state == OPEN_MOUTH:
-            peaks.append(max(span, key=lambda i: features["mouth"][i]))
-            parallaxes.append(None)
-            continue
-        peak = max(span, key=lambda i: abs(features["turn"][i]))
-        peaks.append(peak)
-        parallaxes.append(round(parallax(features["turn"][peak], features["contour"][peak]), 4))
+    off_layout = _off_layout(states, actions) if one_frame_each else None
+    if off_layout is not None:
+        return refuse(off_layout, best)
+    peaks, parallaxes = _peaks(runs, features)
     evidence["action_frames"] = peaks
     evidence["parallax"] = parallaxes
     for (_state, first, last), value in zip(runs, parallaxes, strict=True):
@@ -499,6 +474,39 @@ def assess_challenge(
                 "itself, from the neck", best)
     return ChallengeAnswer(True, f"answered {' then '.join(actions)} in order", best, peaks,
                            evidence)
+
+
+def _off_layout(states: Sequence[str], actions: Sequence[str]) -> str | None:
+    """Why the frames of a screen-light answer are not :func:`frame_layout`, or None."""
+    n = len(states)
+    layout = frame_layout(actions)
+    off = [i for i, (s, want) in enumerate(itertools.zip_longest(states, layout))
+           if s != want]
+    if not off:
+        return None
+    i = off[0]
+    return (f"frame {i} shows {states[i] if i < n else 'nothing'} where this "
+            f"challenge's frame {i} is {layout[i] if i < len(layout) else 'none'}"
+            ": one frame per screen colour, at rest, then each action with a "
+            "frame at rest after it")
+
+
+def _peaks(runs: Sequence[tuple[str, int, int]],
+           features: dict[str, list[float]]) -> tuple[list[int], list[float | None]]:
+    """Each action's peak frame (the widest mouth, the farthest turn) and, for a turn,
+    the parallax there."""
+    peaks: list[int] = []
+    parallaxes: list[float | None] = []
+    for state, first, last in runs:
+        span = range(first, last + 1)
+        if state == OPEN_MOUTH:
+            peaks.append(max(span, key=lambda i: features["mouth"][i]))
+            parallaxes.append(None)
+            continue
+        peak = max(span, key=lambda i: abs(features["turn"][i]))
+        peaks.append(peak)
+        parallaxes.append(round(parallax(features["turn"][peak], features["contour"][peak]), 4))
+    return peaks, parallaxes
 
 
 def frame_layout(actions: Sequence[str]) -> list[str]:

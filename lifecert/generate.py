@@ -652,7 +652,10 @@ class _Campaign:
                 self.death_reports(r, death_day, death_rec)
             if death_day < 0 and crand() < p.wrong_death_rate:
                 self.wrong_death(rid, r.birth, r.t_enroll)
-            self.amount_changes(r, death_rec)
+            if rand() < p.raise_rate:
+                self.pension_raise(r, death_rec)
+            if rand() < p.retro_change_rate:
+                self.retro_change(r, death_rec)
             # Noise: events for ids never enrolled.
             if rand() < p.unknown_retiree_rate:
                 self.unknown_event(self.unknown_count)
@@ -1049,28 +1052,30 @@ class _Campaign:
                                 f'"retiree_id":"{rid}","date_of_death":"{d2}",'
                                 f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
 
-    def amount_changes(self, r: _Retiree, death_rec: int | None) -> None:
-        """PensionAmountChanged: the 2017 raise, and retroactive corrections."""
-        p, rand, rid, amount = self.p, self.rand, r.rid, r.amount
-        if rand() < p.raise_rate:
-            rec = self.raise_days[int(rand() * len(self.raise_days))] * _DAY + 21 * _HOUR + int(
-                rand() * 3 * _HOUR)
-            if death_rec is None or rec < death_rec:
-                self.feat["raise"] += 1
-                self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
-                               f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                               f'"retiree_id":"{rid}",'
-                               f'"monthly_amount_fen":{round(amount * self.raise_factor)},'
-                               f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
-        if rand() < p.retro_change_rate:
-            rec = self.work_office(100 + int(rand() * 230))
-            if death_rec is None or rec < death_rec:
-                self.feat["retro_change"] += 1
-                new_amount = max(1, amount + int(amount * (rand() * 0.1 - 0.05)))
-                self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
-                               f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                               f'"retiree_id":"{rid}","monthly_amount_fen":{new_amount},'
-                               f'"effective_month":"2017-01"}}\n', "PensionAmountChanged")
+    def pension_raise(self, r: _Retiree, death_rec: int | None) -> None:
+        """The 2017 raise, effective 2017-07, recorded in July-August (unless dead by then)."""
+        rand = self.rand
+        rec = self.raise_days[int(rand() * len(self.raise_days))] * _DAY + 21 * _HOUR + int(
+            rand() * 3 * _HOUR)
+        if death_rec is None or rec < death_rec:
+            self.feat["raise"] += 1
+            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
+                           f'"retiree_id":"{r.rid}",'
+                           f'"monthly_amount_fen":{round(r.amount * self.raise_factor)},'
+                           f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
+
+    def retro_change(self, r: _Retiree, death_rec: int | None) -> None:
+        """A correction of the amount, effective 2017-01, recorded later in the year."""
+        rand, amount = self.rand, r.amount
+        rec = self.work_office(100 + int(rand() * 230))
+        if death_rec is None or rec < death_rec:
+            self.feat["retro_change"] += 1
+            new_amount = max(1, amount + int(amount * (rand() * 0.1 - 0.05)))
+            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
+                           f'"retiree_id":"{r.rid}","monthly_amount_fen":{new_amount},'
+                           f'"effective_month":"2017-01"}}\n', "PensionAmountChanged")
 
     # ---- the events of a certification -------------------------------------------------
 
@@ -1087,7 +1092,11 @@ class _Campaign:
                     f'"agency_id":"{agency}","performed_at":{ptext}}}\n')
             self.emit(rec, f'{{"type":"CertificationRecorded","event_id":"{self.event_id()}",'
                            f'"recorded_at":{self.ts(rec)},{tail}', "CertificationRecorded")
-            self.corrections_of(rid, c, cid, perf, rec, agency)
+            crand = self.crand  # rules 11-12, on the corrections' own stream
+            if crand() < p.clash_rate:
+                self.clash(rid, c, cid, perf, rec, agency)
+            if crand() < p.revocation_rate:
+                self.revocation(rid, cid, rec, agency)
             if rand() < p.resend_rate:
                 rec2 = rec + self.log_uniform(60, 2 * _DAY)
                 if rec2 < HORIZON_DAY * _DAY:
@@ -1227,32 +1236,31 @@ class _Campaign:
 
     # ---- corrections (rules 11-13), on their own random stream -------------------------
 
-    def corrections_of(self, rid: str, c: int, cid: str, perf: int, rec: int,
-                       agency: str) -> None:
-        """Rules 11-12 in the campaign: the same id from another agency, recorded first;
-        the certification revoked by its agency later."""
-        p, crand = self.p, self.crand
-        if crand() < p.clash_rate:
-            other = f"{agency[:40]}-B"
-            crec = max(rec - self.clog_uniform(60, 6 * _HOUR), self.t_enroll_now + 60)
-            cperf = min(perf, crec - 1)
-            self.feat["clashing_certification_id"] += 1
-            self.cemit(crec, f'{{"type":"CertificationRecorded","event_id":"{self.cevent_id()}",'
-                             f'"recorded_at":{_local_ts(crec)},"source_agency":"{other}",'
-                             f'"certification_id":"{cid}","retiree_id":"{rid}",'
-                             f'"channel":"{CHANNELS[c]}","agency_id":"{other}",'
-                             f'"performed_at":{_local_ts(cperf)}}}\n', "CertificationRecorded")
-        if crand() < p.revocation_rate:
-            rrec = rec + self.clog_uniform(_DAY, 90 * _DAY)
-            if rrec < HORIZON_DAY * _DAY:
-                self.feat["revoked_certification"] += 1
-                reason = _REVOCATION_REASONS[int(crand() * len(_REVOCATION_REASONS))]
-                self.cemit(rrec, f'{{"type":"CertificationRevoked",'
-                                 f'"event_id":"{self.cevent_id()}",'
-                                 f'"recorded_at":{_local_ts(rrec)},"source_agency":"{agency}",'
-                                 f'"retiree_id":"{rid}","certification_id":"{cid}",'
-                                 f'"agency_id":"{agency}","reason":"{reason}"}}\n',
-                           "CertificationRevoked")
+    def clash(self, rid: str, c: int, cid: str, perf: int, rec: int, agency: str) -> None:
+        """Rule 11 in the campaign: the same certification id from another agency,
+        recorded just before."""
+        other = f"{agency[:40]}-B"
+        crec = max(rec - self.clog_uniform(60, 6 * _HOUR), self.t_enroll_now + 60)
+        cperf = min(perf, crec - 1)
+        self.feat["clashing_certification_id"] += 1
+        self.cemit(crec, f'{{"type":"CertificationRecorded","event_id":"{self.cevent_id()}",'
+                         f'"recorded_at":{_local_ts(crec)},"source_agency":"{other}",'
+                         f'"certification_id":"{cid}","retiree_id":"{rid}",'
+                         f'"channel":"{CHANNELS[c]}","agency_id":"{other}",'
+                         f'"performed_at":{_local_ts(cperf)}}}\n', "CertificationRecorded")
+
+    def revocation(self, rid: str, cid: str, rec: int, agency: str) -> None:
+        """Rule 12 in the campaign: the certification revoked by its agency weeks later."""
+        rrec = rec + self.clog_uniform(_DAY, 90 * _DAY)
+        if rrec < HORIZON_DAY * _DAY:
+            self.feat["revoked_certification"] += 1
+            crand = self.crand
+            reason = _REVOCATION_REASONS[int(crand() * len(_REVOCATION_REASONS))]
+            self.cemit(rrec, f'{{"type":"CertificationRevoked","event_id":"{self.cevent_id()}",'
+                             f'"recorded_at":{_local_ts(rrec)},"source_agency":"{agency}",'
+                             f'"retiree_id":"{rid}","certification_id":"{cid}",'
+                             f'"agency_id":"{agency}","reason":"{reason}"}}\n',
+                       "CertificationRevoked")
 
     def wrong_death(self, rid: str, birth: date, t_enroll: int) -> None:
         """Rule 13 in the campaign: a death reported in error, retracted later."""

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from itertools import count
+from operator import itemgetter
 from typing import BinaryIO
 
 __all__ = [
@@ -438,487 +439,417 @@ def iter_campaign_chunks(
     p = profile if profile is not None else CampaignProfile()
     st = stats if stats is not None else CampaignStats()
     st.retirees, st.seed = retirees, seed
-    rng = random.Random(seed)
-    rand = rng.random
-    getrandbits = rng.getrandbits
-    log = math.log
-    exp = math.exp
+    yield from _Campaign(retirees, seed, p, st).chunks(progress)
 
-    days, hms, first = _DAYS, _HMS, _FIRST_DAY
-    next_workday, next_month_start = _NEXT_WORKDAY, _NEXT_MONTH_START
-    by_type = st.by_type
-    for t in ("RetireeEnrolled", "PensionAmountChanged", "CertificationRecorded",
-              "CertificationDocumentsReceived", "DeathRecorded", "CertificationRevoked",
-              "DeathReportRetracted"):
-        by_type.setdefault(t, 0)
-    feat = st.features
-    for feature in ("redelivered", "late_arrival", "unknown_retiree", "exempt", "cadre",
-              "turning_80_on_deadline", "on_time", "late_certification", "never_certified",
-              "certified_twice", "pre_window", "window_edge", "resent_certification",
-              "wrong_channel", "late_unit_batch", "deadline_evening_batch", "documents",
-              "documents_after_deadline", "documents_missing", "duplicate_documents",
-              "month_edge_documents", "stray_documents", "reenrolled", "deaths",
-              "late_death_report", "unreported_death",
-              "certified_after_death", "second_death_report", "raise", "retro_change",
-              "near_local_midnight", "revoked_certification", "clashing_certification_id",
-              "retracted_death"):
-        feat.setdefault(feature, 0)
 
-    # ---- time rendering --------------------------------------------------------------
-    z_rate = p.utc_z_rate
-    zo_rate = p.utc_z_rate + p.utc_offset_rate
-    near_midnight = [0]
+# The order in which CampaignStats lists the event types and the features.
+_EVENT_TYPES = ("RetireeEnrolled", "PensionAmountChanged", "CertificationRecorded",
+                "CertificationDocumentsReceived", "DeathRecorded", "CertificationRevoked",
+                "DeathReportRetracted")
+_FEATURES = ("redelivered", "late_arrival", "unknown_retiree", "exempt", "cadre",
+             "turning_80_on_deadline", "on_time", "late_certification", "never_certified",
+             "certified_twice", "pre_window", "window_edge", "resent_certification",
+             "wrong_channel", "late_unit_batch", "deadline_evening_batch", "documents",
+             "documents_after_deadline", "documents_missing", "duplicate_documents",
+             "month_edge_documents", "stray_documents", "reenrolled", "deaths",
+             "late_death_report", "unreported_death",
+             "certified_after_death", "second_death_report", "raise", "retro_change",
+             "near_local_midnight", "revoked_certification", "clashing_certification_id",
+             "retracted_death")
 
-    def ts(t: int) -> str:
+# A planned certification: (channel, performed, recorded, agency, source agency, the
+# performed_at text when it is not written by ``ts``).
+_Cert = tuple[int, int, int, str, str, str | None]
+
+
+_ENROLL_SLOT = 30_600  # seconds of a migration day (09:00-17:30)
+_DEADLINE_ORD = date(2017, 6, 20).toordinal()
+_BIRTH_80 = date(1937, 6, 20).toordinal()  # 80 on the deadline day
+_MARCH_1 = _day(date(2017, 3, 1))
+_LAST_BUCKET = _BUCKETS - 1
+_N_SURNAMES = len(_SURNAMES)
+_N_GIVEN = len(_GIVEN)
+# A district or country as a JSON value.
+_JSON_TEXT: dict[str | None, str] = {
+    None: "null",
+    **{v: f'"{v}"' for v in (*_DISTRICTS, "HK", "MO", *_POSTS)},
+}
+_recorded = itemgetter(0)  # the sort key of a bucket's (recorded time, line)
+
+
+def _local_ts(t: int) -> str:
+    """A JSON string for local-seconds ``t`` in +08:00 (the corrections write no other)."""
+    return f'"{_DAYS[t // _DAY - _FIRST_DAY]}T{_HMS[t % _DAY]}+08:00"'
+
+
+def _offset_ts(t: int, hours: int) -> str:
+    """A JSON string for local-seconds ``t`` in the offset of ``hours`` (a consulate's)."""
+    u = t - _SHANGHAI + hours * _HOUR
+    sign = "-" if hours < 0 else "+"
+    return f'"{_DAYS[u // _DAY - _FIRST_DAY]}T{_HMS[u % _DAY]}{sign}{abs(hours):02d}:00"'
+
+
+class _Retiree:
+    """What the generator drew for one retiree, read by the steps that follow."""
+
+    __slots__ = (
+        "amount", "birth", "cadre", "country", "disabled", "district", "elderly", "gov",
+        "name", "pension_start", "place", "residence", "rid", "scheme", "t_enroll",
+        "unit",
+    )
+    rid: str
+    scheme: str
+    cadre: bool
+    gov: bool
+    residence: str
+    district: str | None
+    country: str | None
+    place: str
+    birth: date
+    elderly: bool
+    disabled: bool
+    pension_start: str
+    amount: int
+    unit: int
+    name: str
+    t_enroll: int
+
+
+class _Campaign:
+    """One run of the generator: its two random streams, its tables, its log-order
+    buckets, and one method per step.
+
+    Every draw is made in the order the campaign has always made them (the output is a
+    function of the seed). Hot steps bind what they use to locals, as the single function
+    this class was split from did with its closures: the benchmark generates its input.
+    """
+
+    __slots__ = (
+        "age_table", "app_table", "buckets", "by_type", "cert_counter", "channel_picks",
+        "country_pick", "crand", "crng", "district_pick", "elderly_pick", "enroll_days",
+        "enroll_total", "feat", "flushed", "getrandbits", "late_rate", "n_units",
+        "near_midnight", "p", "raise_days", "raise_factor", "rand", "redeliver_to",
+        "residence_pick", "retirees", "scheme_pick", "st", "t_enroll_now",
+        "unit_json", "unit_kind", "unit_names", "unit_upload", "unknown_count", "window_table",
+        "z_rate", "zo_rate",
+    )
+
+    def __init__(self, retirees: int, seed: int, p: CampaignProfile,
+                 st: CampaignStats) -> None:
+        self.retirees, self.p, self.st = retirees, p, st
+        rng = random.Random(seed)
+        self.rand = rng.random
+        self.getrandbits = rng.getrandbits
+        # Corrections draw on a generator of their own: without them, the rest is as it was.
+        self.crng = random.Random(f"lifecert-corrections/{seed}")
+        self.crand = self.crng.random
+        self.by_type = st.by_type
+        for t in _EVENT_TYPES:
+            self.by_type.setdefault(t, 0)
+        self.feat = st.features
+        for k in _FEATURES:
+            self.feat.setdefault(k, 0)
+        self.z_rate = p.utc_z_rate
+        self.zo_rate = p.utc_z_rate + p.utc_offset_rate
+        self.near_midnight = 0
+        self.app_table = _lookup_table(list(_APP_HOUR_WEIGHTS), list(range(24)))
+        self.buckets: list[list[tuple[int, str]]] = [[] for _ in range(_BUCKETS)]
+        self.flushed = 0  # buckets below this index have been written
+        self.late_rate = p.late_arrival_rate
+        self.redeliver_to = p.late_arrival_rate + p.redelivery_rate
+        self._population_tables()
+        self._managing_units()
+        self.raise_days = [_day(date(2017, 7, d)) for d in (14, 21, 28)] + [
+            _day(date(2017, 8, d)) for d in (4, 11, 18)]
+        self.raise_factor = 1 + p.raise_percent / 100
+        self.cert_counter = count(1).__next__
+        self.t_enroll_now = 0  # the enrollment time of the retiree being generated
+        self.unknown_count = 0
+
+    def _population_tables(self) -> None:
+        p = self.p
+        self.scheme_pick = _Pick(p.scheme_weights)
+        self.residence_pick = _Pick(p.residence_weights)
+        self.district_pick = _Pick(p.district_weights)
+        self.country_pick = _Pick(p.country_weights)
+        self.channel_picks = {
+            "FOSHAN": _Pick(p.foshan_channel_weights),
+            "GUANGDONG": _Pick(p.guangdong_channel_weights),
+            "OTHER_PROVINCE": _Pick(p.other_province_channel_weights),
+            "HONG_KONG": _Pick(p.hong_kong_channel_weights),
+            "MACAU": _Pick(p.macau_channel_weights),
+            "ABROAD": _Pick(p.abroad_channel_weights),
+        }
+        self.elderly_pick = _Pick(p.foshan_elderly_channel_weights)
+        ages = list(range(p.age_min, p.age_max + 1))
+        age_weights = []
+        for a in ages:
+            if a <= p.age_mode:
+                w = 0.6 + 0.4 * (a - p.age_min + 1) / (p.age_mode - p.age_min + 1)
+            else:
+                w = math.exp(-(((a - p.age_mode) / 13.0) ** 2))
+            age_weights.append(w + 0.002)
+        self.age_table = _lookup_table(age_weights, ages)
+        # On-time certification days: a rush in the first weeks and before the deadline.
+        window_days = list(range(WINDOW_OPEN_DAY, DEADLINE_DAY + 1))
+        self.window_table = _lookup_table(
+            [1 + 2.5 * math.exp(-(d - WINDOW_OPEN_DAY) / 6)
+             + 3 * math.exp(-(DEADLINE_DAY - d) / 4) for d in window_days], window_days)
+        # Enrollment: a migration spread over the working days of 2017-01-03 .. 2017-03-24,
+        # 09:00-17:30, in retiree order (non-decreasing recorded_at).
+        self.enroll_days = [d for d in range(_day(date(2017, 1, 3)), _day(date(2017, 3, 24)) + 1)
+                            if _WORKDAY[d - _FIRST_DAY]]
+        self.enroll_total = len(self.enroll_days) * _ENROLL_SLOT
+
+    def _managing_units(self) -> None:
+        """Managing units and their batch uploads (the only draws before the retirees)."""
+        p, rand = self.p, self.rand
+        gov_share = (dict(p.scheme_weights).get("GOV_INSTITUTION", 0.0)
+                     / sum(w for _, w in p.scheme_weights) + p.cadre_rate * 0.8)
+        n_units = self.n_units = max(1, round(self.retirees * gov_share / p.unit_mean_size))
+        self.unit_names = [f"UNIT-{u + 1:04d}" for u in range(n_units)]
+        self.unit_json = [f'"{name}"' for name in self.unit_names]
+        upload: list[int] = []
+        kind: list[int] = []  # 0 in the window, 1 deadline evening, 2 late
+        self.unit_upload, self.unit_kind = upload, kind
+        batch_days = [d for d in range(_day(date(2017, 4, 10)), _day(date(2017, 6, 16)) + 1)
+                      if _WORKDAY[d - _FIRST_DAY]]
+        late_batch_days = [d for d in range(_day(date(2017, 6, 21)),
+                                            _day(date(2017, 8, 31)) + 1)
+                           if _WORKDAY[d - _FIRST_DAY]]
+        for _ in range(n_units):
+            r = rand()
+            if r < p.deadline_unit_rate:
+                kind.append(1)
+                upload.append(DEADLINE_DAY * _DAY + 22 * _HOUR + int(rand() * 7000))
+            elif r < p.deadline_unit_rate + p.late_unit_rate:
+                kind.append(2)
+                d = late_batch_days[int(rand() * len(late_batch_days))]
+                upload.append(d * _DAY + 15 * _HOUR + int(rand() * 3 * _HOUR))
+            else:
+                kind.append(0)
+                d = batch_days[int(rand() * len(batch_days))]
+                upload.append(d * _DAY + 15 * _HOUR + int(rand() * 3 * _HOUR))
+
+    # ---- the run ---------------------------------------------------------------------
+
+    def chunks(self, progress: Callable[[int], None] | None) -> Iterator[str]:
+        """The campaign, retiree by retiree, step by step; each day is written once no
+        later retiree can add to it."""
+        p, rand, crand = self.p, self.rand, self.crand
+        certification = self.certification
+        progress_every = 4096
+        pending_progress = 0
+        for i in range(self.retirees):
+            r = self.person(i)
+            self.enroll(r, i)
+            death_day, death_rec, fraud = (self.death(r) if rand() < p.death_rate
+                                           else (-1, None, False))
+            certs = self.gov_certifications(r) if r.gov else self.regular_certifications(r)
+            if death_day >= 0:
+                certs = self.after_death(r, certs, death_day, fraud)
+            rid = r.rid
+            for c, perf, rec, agency, source, ptext in certs:
+                certification(rid, c, perf, rec, agency, source, ptext, death_rec)
+            if death_rec is not None:
+                self.death_reports(r, death_day, death_rec)
+            if death_day < 0 and crand() < p.wrong_death_rate:
+                self.wrong_death(rid, r.birth, r.t_enroll)
+            if rand() < p.raise_rate:
+                self.pension_raise(r, death_rec)
+            if rand() < p.retro_change_rate:
+                self.retro_change(r, death_rec)
+            # Noise: events for ids never enrolled.
+            if rand() < p.unknown_retiree_rate:
+                self.unknown_event(self.unknown_count)
+                self.unknown_count += 1
+            today = r.t_enroll // _DAY
+            if today > self.flushed:
+                yield from self.flush(today)
+            pending_progress += 1
+            if pending_progress >= progress_every and progress is not None:
+                progress(pending_progress)
+                pending_progress = 0
+        if progress is not None and pending_progress:
+            progress(pending_progress)
+        yield from self.flush(_BUCKETS)
+        self.feat["near_local_midnight"] = self.near_midnight
+
+    # ---- how times and ids are written -----------------------------------------------
+
+    def ts(self, t: int) -> str:
         """A JSON string for local-seconds ``t``, in UTC or +08:00."""
         s = t % _DAY
         if s < 1800 or s >= 84600:
-            near_midnight[0] += 1
+            self.near_midnight += 1
+        rand = self.rand
         r = rand()
-        if r < z_rate:
+        if r < self.z_rate:
             u = t - _SHANGHAI
-            return f'"{days[u // _DAY - first]}T{hms[u % _DAY]}Z"'
-        if r < zo_rate:
+            return f'"{_DAYS[u // _DAY - _FIRST_DAY]}T{_HMS[u % _DAY]}Z"'
+        if r < self.zo_rate:
             u = t - _SHANGHAI
-            return f'"{days[u // _DAY - first]}T{hms[u % _DAY]}+00:00"'
-        return f'"{days[t // _DAY - first]}T{hms[s]}+08:00"'
+            return f'"{_DAYS[u // _DAY - _FIRST_DAY]}T{_HMS[u % _DAY]}+00:00"'
+        return f'"{_DAYS[t // _DAY - _FIRST_DAY]}T{_HMS[s]}+08:00"'
 
-    def ts_offset(t: int, hours: int) -> str:
-        u = t - _SHANGHAI + hours * _HOUR
-        sign = "-" if hours < 0 else "+"
-        return f'"{days[u // _DAY - first]}T{hms[u % _DAY]}{sign}{abs(hours):02d}:00"'
-
-    def event_id() -> str:
+    def event_id(self) -> str:
+        getrandbits = self.getrandbits
         h = f"{getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
-    def office(day: int) -> int:
+    def office(self, day: int) -> int:
         """A time in office hours (08:30-12:00, 14:00-17:30) on ``day``."""
+        rand = self.rand
         s = int(rand() * 25_200)
         return day * _DAY + (30_600 + s if s < 12_600 else 37_800 + s)
 
-    def work_office(day: int) -> int:
-        return office(next_workday[day - first])
+    def work_office(self, day: int) -> int:
+        return self.office(_NEXT_WORKDAY[day - _FIRST_DAY])
 
-    app_table = _lookup_table(list(_APP_HOUR_WEIGHTS), list(range(24)))
+    def app_time(self, day: int) -> int:
+        rand = self.rand
+        return day * _DAY + self.app_table[int(rand() * 4096)] * _HOUR + int(rand() * _HOUR)
 
-    def app_time(day: int) -> int:
-        return day * _DAY + app_table[int(rand() * 4096)] * _HOUR + int(rand() * _HOUR)
+    def log_uniform(self, lo: float, hi: float) -> int:
+        rand = self.rand
+        return int(lo * math.exp(rand() * math.log(hi / lo)))
 
-    def log_uniform(lo: float, hi: float) -> int:
-        return int(lo * exp(rand() * log(hi / lo)))
-
-    # ---- corrections: a generator of their own ---------------------------------------
-    crng = random.Random(f"lifecert-corrections/{seed}")
-    crand = crng.random
-
-    def cts(t: int) -> str:
-        return f'"{days[t // _DAY - first]}T{hms[t % _DAY]}+08:00"'
-
-    def cevent_id() -> str:
-        h = f"{crng.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-    def clog_uniform(lo: float, hi: float) -> int:
-        return int(lo * exp(crand() * log(hi / lo)))
-
-    def cemit(rec: int, body: str, kind: str) -> None:
-        by_type[kind] += 1
-        push(rec, body)
-
-    # ---- log-order buckets -----------------------------------------------------------
-    buckets: list[list[str]] = [[] for _ in range(_BUCKETS)]
-    last_bucket = _BUCKETS - 1
-    seq = count().__next__
-    flushed = [0]  # buckets below this index have been written
-
-    late_rate = p.late_arrival_rate
-    redeliver_to = p.late_arrival_rate + p.redelivery_rate
-
-    def push(key: int, body: str) -> None:
-        b = key // _DAY
-        if b > last_bucket:
-            b = last_bucket
-        if b < flushed[0]:
-            raise AssertionError("generator bug: event for a day already written")
-        buckets[b].append(f"{key:010d}{seq():08x}{body}")
-
-    def emit(rec: int, body: str, kind: str) -> None:
-        by_type[kind] += 1
-        r = rand()
-        if r < late_rate:
-            feat["late_arrival"] += 1
-            push(rec + log_uniform(60, 6 * _HOUR), body)
-            return
-        push(rec, body)
-        if r < redeliver_to:
-            feat["redelivered"] += 1
-            by_type[kind] += 1
-            push(rec + log_uniform(30, 3 * _DAY), body)
-
-    def flush(upto: int) -> Iterator[str]:
-        upto = min(upto, _BUCKETS)
-        while flushed[0] < upto:
-            b = flushed[0]
-            lines = buckets[b]
-            buckets[b] = []
-            flushed[0] = b + 1
-            if lines:
-                lines.sort()
-                text = "".join([line[18:] for line in lines])
-                st.lines += len(lines)
-                yield text
-
-    # ---- population tables -----------------------------------------------------------
-    scheme_pick = _Pick(p.scheme_weights)
-    residence_pick = _Pick(p.residence_weights)
-    district_pick = _Pick(p.district_weights)
-    country_pick = _Pick(p.country_weights)
-    channel_picks = {
-        "FOSHAN": _Pick(p.foshan_channel_weights),
-        "GUANGDONG": _Pick(p.guangdong_channel_weights),
-        "OTHER_PROVINCE": _Pick(p.other_province_channel_weights),
-        "HONG_KONG": _Pick(p.hong_kong_channel_weights),
-        "MACAU": _Pick(p.macau_channel_weights),
-        "ABROAD": _Pick(p.abroad_channel_weights),
-    }
-    elderly_pick = _Pick(p.foshan_elderly_channel_weights)
-
-    def pick(pk: _Pick) -> str:
-        return pk.values[bisect_right(pk.cum, rand())]
-
-    def pick_channel(pk: _Pick) -> int:
-        return _CH_INDEX[pk.values[bisect_right(pk.cum, rand())]]
-
-    ages = list(range(p.age_min, p.age_max + 1))
-    age_weights = []
-    for a in ages:
-        if a <= p.age_mode:
-            w = 0.6 + 0.4 * (a - p.age_min + 1) / (p.age_mode - p.age_min + 1)
-        else:
-            w = exp(-(((a - p.age_mode) / 13.0) ** 2))
-        age_weights.append(w + 0.002)
-    age_table = _lookup_table(age_weights, ages)
-    deadline_date = date(2017, 6, 20)
-    deadline_ord = deadline_date.toordinal()
-    birth_80 = date(1937, 6, 20).toordinal()  # 80 on the deadline day
-
-    def triangular(lo: int, mode: int, hi: int) -> int:
+    def triangular(self, shape: tuple[int, int, int]) -> int:
+        """A triangular draw for ``shape`` (low, mode, high)."""
+        lo, mode, hi = shape
+        rand = self.rand
         u = rand()
         c = (mode - lo) / (hi - lo)
         if u < c:
             return int(lo + math.sqrt(u * (hi - lo) * (mode - lo)))
         return int(hi - math.sqrt((1 - u) * (hi - lo) * (hi - mode)))
 
-    # On-time certification days: a rush in the first weeks and before the deadline.
-    window_days = list(range(WINDOW_OPEN_DAY, DEADLINE_DAY + 1))
-    window_table = _lookup_table(
-        [1 + 2.5 * exp(-(d - WINDOW_OPEN_DAY) / 6) + 3 * exp(-(DEADLINE_DAY - d) / 4)
-         for d in window_days], window_days)
+    def pick(self, pk: _Pick) -> str:
+        rand = self.rand
+        return pk.values[bisect_right(pk.cum, rand())]
 
-    # Enrollment: a migration spread over the working days of 2017-01-03 .. 2017-03-24,
-    # 09:00-17:30, in retiree order (non-decreasing recorded_at).
-    enroll_days = [d for d in range(_day(date(2017, 1, 3)), _day(date(2017, 3, 24)) + 1)
-                   if _WORKDAY[d - first]]
-    enroll_slot = 30_600
-    enroll_total = len(enroll_days) * enroll_slot
+    def pick_channel(self, pk: _Pick) -> int:
+        rand = self.rand
+        return _CH_INDEX[pk.values[bisect_right(pk.cum, rand())]]
 
-    # Managing units and their batch uploads.
-    gov_share = (dict(p.scheme_weights).get("GOV_INSTITUTION", 0.0)
-                 / sum(w for _, w in p.scheme_weights) + p.cadre_rate * 0.8)
-    n_units = max(1, round(retirees * gov_share / p.unit_mean_size))
-    unit_names = [f"UNIT-{u + 1:04d}" for u in range(n_units)]
-    unit_upload: list[int] = []
-    unit_kind: list[int] = []  # 0 in the window, 1 deadline evening, 2 late
-    batch_days = [d for d in range(_day(date(2017, 4, 10)), _day(date(2017, 6, 16)) + 1)
-                  if _WORKDAY[d - first]]
-    late_batch_days = [d for d in range(_day(date(2017, 6, 21)), _day(date(2017, 8, 31)) + 1)
-                       if _WORKDAY[d - first]]
-    for _ in range(n_units):
+    # The corrections' own stream: times always in +08:00.
+
+    def cevent_id(self) -> str:
+        getrandbits = self.crng.getrandbits
+        h = f"{getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+    def clog_uniform(self, lo: float, hi: float) -> int:
+        crand = self.crand
+        return int(lo * math.exp(crand() * math.log(hi / lo)))
+
+    # ---- log-order buckets -----------------------------------------------------------
+
+    def push(self, key: int, body: str) -> None:
+        b = key // _DAY
+        if b > _LAST_BUCKET:
+            b = _LAST_BUCKET
+        if b < self.flushed:
+            raise AssertionError("generator bug: event for a day already written")
+        self.buckets[b].append((key, body))
+
+    def emit(self, rec: int, body: str, kind: str) -> None:
+        """An event recorded at ``rec``: some arrive late, some are delivered twice."""
+        by_type = self.by_type
+        by_type[kind] += 1
+        rand = self.rand
         r = rand()
-        if r < p.deadline_unit_rate:
-            unit_kind.append(1)
-            unit_upload.append(DEADLINE_DAY * _DAY + 22 * _HOUR + int(rand() * 7000))
-        elif r < p.deadline_unit_rate + p.late_unit_rate:
-            unit_kind.append(2)
-            d = late_batch_days[int(rand() * len(late_batch_days))]
-            unit_upload.append(d * _DAY + 15 * _HOUR + int(rand() * 3 * _HOUR))
-        else:
-            unit_kind.append(0)
-            d = batch_days[int(rand() * len(batch_days))]
-            unit_upload.append(d * _DAY + 15 * _HOUR + int(rand() * 3 * _HOUR))
-
-    raise_days = [_day(date(2017, 7, d)) for d in (14, 21, 28)] + [
-        _day(date(2017, 8, d)) for d in (4, 11, 18)]
-    raise_factor = 1 + p.raise_percent / 100
-
-    id_offset = _ID_OFFSET
-    cert_counter = count(1).__next__
-
-    # ---- events ----------------------------------------------------------------------
-
-    t_enroll_now = [0]  # the enrollment time of the retiree being generated
-
-    def certification(rid: str, c: int, perf: int, rec: int, agency: str, source: str,
-                      perf_text: str | None = None, death_rec: int | None = None) -> None:
-        """Emit a certification (and its paper form, resends) if recorded in 2017."""
-        cid = f"{_CERT_PREFIX[c]}-17-{cert_counter():08d}"
-        if rec < HORIZON_DAY * _DAY:
-            ptext = perf_text if perf_text is not None else ts(perf)
-            tail = (f'"source_agency":"{source}","certification_id":"{cid}",'
-                    f'"retiree_id":"{rid}","channel":"{CHANNELS[c]}",'
-                    f'"agency_id":"{agency}","performed_at":{ptext}}}\n')
-            emit(rec, f'{{"type":"CertificationRecorded","event_id":"{event_id()}",'
-                      f'"recorded_at":{ts(rec)},{tail}', "CertificationRecorded")
-            corrections_of(rid, c, cid, perf, rec, agency)
-            if rand() < p.resend_rate:
-                rec2 = rec + log_uniform(60, 2 * _DAY)
-                if rec2 < HORIZON_DAY * _DAY:
-                    feat["resent_certification"] += 1
-                    emit(rec2, f'{{"type":"CertificationRecorded","event_id":"{event_id()}",'
-                               f'"recorded_at":{ts(rec2)},{tail}', "CertificationRecorded")
-        if c in _PAPER:
-            if rand() >= p.documents_rate:
-                feat["documents_missing"] += 1
-                return
-            copies = 2 if rand() < p.duplicate_documents_rate else 1
-            received_day = perf // _DAY + 4 + int(-log(1.0 - rand()) * p.mail_mean_days)
-            for copy in range(copies):
-                if received_day >= _LAST_DAY - 40:
-                    return
-                received = work_office(received_day)
-                if rand() < p.month_edge_rate:
-                    drec = (next_month_start[received // _DAY - first] * _DAY
-                            + int(rand() * 60))
-                    edge = True
-                else:
-                    drec = received + log_uniform(600, 2 * _DAY)
-                    edge = False
-                if drec >= HORIZON_DAY * _DAY:
-                    return
-                if death_rec is not None and drec >= death_rec and rand() < 0.8:
-                    return  # the family stops mailing once the death is known (mostly)
-                feat["documents"] += 1
-                if edge:
-                    feat["month_edge_documents"] += 1
-                if drec >= (DEADLINE_DAY + 1) * _DAY:
-                    feat["documents_after_deadline"] += 1
-                if copy:
-                    feat["duplicate_documents"] += 1
-                documents(rid, cid, received, drec)
-                received_day += 3 + int(rand() * 20)
-        elif c == _COUNTER and rand() < p.stray_documents_rate:
-            # Some district offices still ask for the paper form at the counter.
-            received = work_office(perf // _DAY + 2 + int(rand() * 10))
-            drec = received + log_uniform(600, _DAY)
-            if drec < HORIZON_DAY * _DAY:
-                feat["stray_documents"] += 1
-                documents(rid, cid, received, drec)
-
-    def corrections_of(rid: str, c: int, cid: str, perf: int, rec: int, agency: str) -> None:
-        """Rules 11-12 in the campaign: the same id from another agency, recorded first;
-        the certification revoked by its agency later."""
-        if crand() < p.clash_rate:
-            other = f"{agency[:40]}-B"
-            crec = max(rec - clog_uniform(60, 6 * _HOUR), t_enroll_now[0] + 60)
-            cperf = min(perf, crec - 1)
-            feat["clashing_certification_id"] += 1
-            cemit(crec, f'{{"type":"CertificationRecorded","event_id":"{cevent_id()}",'
-                        f'"recorded_at":{cts(crec)},"source_agency":"{other}",'
-                        f'"certification_id":"{cid}","retiree_id":"{rid}",'
-                        f'"channel":"{CHANNELS[c]}","agency_id":"{other}",'
-                        f'"performed_at":{cts(cperf)}}}\n', "CertificationRecorded")
-        if crand() < p.revocation_rate:
-            rrec = rec + clog_uniform(_DAY, 90 * _DAY)
-            if rrec < HORIZON_DAY * _DAY:
-                feat["revoked_certification"] += 1
-                reason = _REVOCATION_REASONS[int(crand() * len(_REVOCATION_REASONS))]
-                cemit(rrec, f'{{"type":"CertificationRevoked","event_id":"{cevent_id()}",'
-                            f'"recorded_at":{cts(rrec)},"source_agency":"{agency}",'
-                            f'"retiree_id":"{rid}","certification_id":"{cid}",'
-                            f'"agency_id":"{agency}","reason":"{reason}"}}\n',
-                      "CertificationRevoked")
-
-    def wrong_death(rid: str, birth: date, t_enroll: int) -> None:
-        """Rule 13 in the campaign: a death reported in error, retracted later."""
-        day = next_workday[max(t_enroll // _DAY + 1, int(crand() * 330)) - first]
-        rec = day * _DAY + 30_600 + int(crand() * 25_200)  # office hours, its own draws
-        died = max(rec // _DAY - 1 - int(crand() * 20), _day(birth))
-        back = rec + clog_uniform(_DAY, 60 * _DAY)
-        if back >= HORIZON_DAY * _DAY:
+        if r < self.late_rate:
+            self.feat["late_arrival"] += 1
+            self.push(rec + self.log_uniform(60, 6 * _HOUR), body)
             return
-        feat["retracted_death"] += 1
-        cemit(rec, f'{{"type":"DeathRecorded","event_id":"{cevent_id()}",'
-                   f'"recorded_at":{cts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
-                   f'"retiree_id":"{rid}","date_of_death":"{days[died - first]}",'
-                   f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
-        why = _RETRACTION_REASONS[int(crand() * len(_RETRACTION_REASONS))]
-        cemit(back, f'{{"type":"DeathReportRetracted","event_id":"{cevent_id()}",'
-                    f'"recorded_at":{cts(back)},"source_agency":"FS-SIB-CITY",'
-                    f'"retiree_id":"{rid}","source":"HUKOU_CANCELLATION",'
-                    f'"reason":"{why}"}}\n', "DeathReportRetracted")
+        self.push(rec, body)
+        if r < self.redeliver_to:
+            self.feat["redelivered"] += 1
+            by_type[kind] += 1
+            self.push(rec + self.log_uniform(30, 3 * _DAY), body)
 
-    def documents(rid: str, cid: str, received: int, drec: int) -> None:
-        emit(drec, f'{{"type":"CertificationDocumentsReceived","event_id":"{event_id()}",'
-                   f'"recorded_at":{ts(drec)},"source_agency":"FS-SIB-MAILROOM",'
-                   f'"certification_id":"{cid}","retiree_id":"{rid}",'
-                   f'"received_at":{ts(received)}}}\n',
-             "CertificationDocumentsReceived")
+    def cemit(self, rec: int, body: str, kind: str) -> None:
+        self.by_type[kind] += 1
+        self.push(rec, body)
 
-    def perf_and_rec(c: int, day: int, place: str, district: str | None,
-                     country: str | None) -> tuple[int, int, str, str, str | None]:
-        """Performed and recorded times, agency, source agency and (consulates) the
-        performed_at text in the post's own offset."""
-        ptext: str | None = None
-        if c == _FACE_APP:
-            perf = app_time(day)
-            return perf, perf + 1 + int(rand() * 120), "FS-SIB-FACEAPP", "FS-SIB-FACEAPP", None
-        if c in (_FACE_COUNTER, _COUNTER):
-            perf = work_office(day)
-            dist = district if district is not None else _DISTRICTS[int(rand() * 5)]
-            if c == _FACE_COUNTER:
-                rec = perf + 5 + int(rand() * 295)
-                agency = f"FS-{dist}-WIN{1 + int(rand() * 12):02d}"
-            else:
-                rec = perf + log_uniform(60, 4 * _HOUR)
-                agency = (f"FS-{dist}-OFFICE{1 + int(rand() * 9):02d}" if rand() < 0.6
-                          else f"FS-{dist}-VILLAGE{1 + int(rand() * 80):03d}")
-            return perf, rec, agency, f"FS-SIB-{dist}", None
-        if c == _HOME_VISIT:
-            d = day if (day + 6) % 7 != 6 else day + 1  # no visits on Sundays
-            perf = office(d)
-            dist = district if district is not None else _DISTRICTS[int(rand() * 5)]
-            return (perf, perf + log_uniform(_HOUR, 5 * _DAY), f"FS-{dist}-HOMEVISIT",
-                    f"FS-SIB-{dist}", None)
-        if c == _XREGION:
-            perf = work_office(day)
-            return (perf, perf + log_uniform(600, 2 * _DAY), f"GD-{place}-SIB", "GD-XREGION",
-                    None)
-        if c == _MINISTRY:
-            perf = work_office(day)
-            rday = perf // _DAY + 1 + int(rand() * 10)
-            return (perf, rday * _DAY + _HOUR + int(rand() * _HOUR), f"{place}-SIB",
-                    "MOHRSS-OFFSITE", None)
-        if c == _ASSISTED:
-            perf = work_office(day)
-            agency = f"GD-{place}-SIB" if "-" not in place else f"{place}-SIB"
-            return perf, perf + log_uniform(_HOUR, 3 * _DAY), agency, agency, None
-        if c == _ASSISTING:
-            perf = work_office(day)
-            region = f"GD-{place}" if "-" not in place else place
-            agency = f"{region}-{_ASSISTING_KINDS[int(rand() * 3)]}-{1 + int(rand() * 300):03d}"
-            return perf, perf + log_uniform(_HOUR, 5 * _DAY), agency, agency, None
-        if c == _CONSULATE:
-            cc = country or "US"
-            posts = _POSTS[cc]
-            post, offset = posts[int(rand() * len(posts))]
-            d = day
-            while (d + 6) % 7 >= 5:  # the post's weekdays
-                d += 1
-            perf = d * _DAY + 32_400 + int(rand() * 28_800) - (offset - 8) * _HOUR
-            if rand() < p.foreign_offset_rate:
-                ptext = ts_offset(perf, offset)
-            agency = f"CN-CONSULATE-{cc}-{post}"
-            return perf, perf + log_uniform(2 * _DAY, 20 * _DAY), agency, agency, ptext
-        if c == _HK:
-            perf = work_office(day)
-            agency = "HK-FTU" if rand() < 0.7 else "HK-GDLO"
-            return perf, perf + log_uniform(_DAY, 7 * _DAY), agency, agency, None
-        if c == _MACAU:
-            perf = work_office(day)
-            rday = perf // _DAY + 1 + int(rand() * 5)
-            return perf, rday * _DAY + 2 * _HOUR + int(rand() * 600), "MO-FSS", "MO-FSS", None
-        raise AssertionError(f"channel {CHANNELS[c]} has no timing")
+    def flush(self, upto: int) -> Iterator[str]:
+        upto = min(upto, _BUCKETS)
+        buckets, st = self.buckets, self.st
+        while self.flushed < upto:
+            b = self.flushed
+            lines = buckets[b]
+            buckets[b] = []
+            self.flushed = b + 1
+            if lines:
+                lines.sort(key=_recorded)  # stable: events recorded at once stay in order
+                text = "".join([line for _, line in lines])
+                st.lines += len(lines)
+                yield text
 
-    def batch_member(u: int) -> tuple[int, int]:
-        """Performed and recorded times of a retiree in unit ``u``'s batch."""
-        upload = unit_upload[u]
-        d = upload // _DAY - int(rand() * 8)
-        if unit_kind[u] != 2 and d < WINDOW_OPEN_DAY + 2:
-            d = WINDOW_OPEN_DAY + 2
-        perf = work_office(d)
-        if perf >= upload:
-            perf = upload - _HOUR - int(rand() * _HOUR)
-        return perf, upload
+    # ---- who the retiree is ----------------------------------------------------------
 
-    def unknown_event(k: int) -> None:
-        """An event about a retiree id that is never enrolled."""
-        rid = retiree_id(retirees + k)
-        feat["unknown_retiree"] += 1
-        r = rand()
-        if r < 0.80:
-            c = pick_channel(channel_picks["FOSHAN"])
-            day = window_table[int(rand() * 4096)]
-            perf, rec, agency, source, _ = perf_and_rec(c, day, "", None, None)
-            certification(rid, c, perf, rec, agency, source)
-        elif r < 0.88:
-            received = work_office(window_table[int(rand() * 4096)] + 10)
-            drec = received + log_uniform(600, _DAY)
-            emit(drec, f'{{"type":"CertificationDocumentsReceived","event_id":"{event_id()}",'
-                       f'"recorded_at":{ts(drec)},"source_agency":"FS-SIB-MAILROOM",'
-                       f'"certification_id":"FORM1-17-X{k:07d}","retiree_id":"{rid}",'
-                       f'"received_at":{ts(received)}}}\n', "CertificationDocumentsReceived")
-        elif r < 0.94:
-            dday = WINDOW_OPEN_DAY + int(rand() * 200)
-            rec = work_office(dday + 3)
-            emit(rec, f'{{"type":"DeathRecorded","event_id":"{event_id()}",'
-                      f'"recorded_at":{ts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
-                      f'"retiree_id":"{rid}","date_of_death":"{days[dday - first]}",'
-                      f'"source":"CREMATION_RECORD"}}\n', "DeathRecorded")
+    def person(self, i: int) -> _Retiree:
+        """Who the ``i``-th retiree is: scheme, residence, birth, pension and name."""
+        p, rand = self.p, self.rand
+        r = _Retiree()
+        r.rid = f"FS{(i * _ID_MULTIPLIER + _ID_OFFSET) % _ID_SPACE:09d}"
+        scheme = r.scheme = self.pick(self.scheme_pick)
+        cadre = r.cadre = scheme != "URBAN_RURAL_RESIDENT" and rand() < p.cadre_rate
+        gov = r.gov = cadre or scheme == "GOV_INSTITUTION"
+        self.draw_residence(r)
+        self.draw_birth(r)
+        female = rand() < p.female_rate
+        r.disabled = rand() < p.disabled_rate
+        r.pension_start = self.pension_start(r.birth, female, gov)
+        if scheme == "URBAN_RURAL_RESIDENT":
+            r.amount = self.triangular(p.resident_amount_fen)
+        elif scheme == "GOV_INSTITUTION":
+            r.amount = self.triangular(p.gov_amount_fen)
         else:
-            rec = raise_days[int(rand() * len(raise_days))] * _DAY + 21 * _HOUR + int(
-                rand() * 3 * _HOUR)
-            emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{event_id()}",'
-                      f'"recorded_at":{ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                      f'"retiree_id":"{rid}","monthly_amount_fen":{150_000 + int(rand() * 1e5)},'
-                      f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
+            r.amount = self.triangular(p.employee_amount_fen)
+        r.unit = int(rand() * self.n_units) if gov else -1
+        if cadre:
+            self.feat["cadre"] += 1
+        s1 = _SURNAMES[int(rand() * _N_SURNAMES)]
+        g1 = _GIVEN[int(rand() * _N_GIVEN)]
+        r.name = s1 + g1 + (_GIVEN[int(rand() * _N_GIVEN)] if rand() < 0.75 else "")
+        return r
 
-    unknown_count = 0
-    progress_every = 4096
-    pending_progress = 0
-    on_time_rate, late_cert_rate = p.on_time_rate, p.late_rate
-    cadre_rate, exempt_rate = p.cadre_rate, p.exempt_rate
-    female_rate, disabled_rate = p.female_rate, p.disabled_rate
-    n_given = len(_GIVEN)
-    n_surnames = len(_SURNAMES)
-
-    for i in range(retirees):
-        rid = f"FS{(i * _ID_MULTIPLIER + id_offset) % _ID_SPACE:09d}"
-
-        # -- who ---------------------------------------------------------------------
-        scheme = pick(scheme_pick)
-        cadre = scheme != "URBAN_RURAL_RESIDENT" and rand() < cadre_rate
-        gov = cadre or scheme == "GOV_INSTITUTION"
-        residence = pick(residence_pick)
-        district: str | None = None
-        country: str | None = None
-        place = ""
+    def draw_residence(self, r: _Retiree) -> None:
+        rand = self.rand
+        residence = r.residence = self.pick(self.residence_pick)
+        r.district = r.country = None
+        r.place = ""
         if residence == "FOSHAN":
-            district = pick(district_pick)
+            r.district = self.pick(self.district_pick)
         elif residence == "GUANGDONG":
-            place = _GD_CITIES[int(rand() * len(_GD_CITIES))]
+            r.place = _GD_CITIES[int(rand() * len(_GD_CITIES))]
         elif residence == "OTHER_PROVINCE":
-            place = _OTHER_PLACES[int(rand() * len(_OTHER_PLACES))]
+            r.place = _OTHER_PLACES[int(rand() * len(_OTHER_PLACES))]
         elif residence == "HONG_KONG":
-            country = "HK"
+            r.country = "HK"
         elif residence == "MACAU":
-            country = "MO"
+            r.country = "MO"
         else:
-            country = pick(country_pick)
+            r.country = self.pick(self.country_pick)
 
-        if rand() < p.turning_80_rate:
-            birth_ord = birth_80 + (1 if rand() < 0.3 else 0)
-            feat["turning_80_on_deadline"] += 1
+    def draw_birth(self, r: _Retiree) -> None:
+        rand = self.rand
+        if rand() < self.p.turning_80_rate:
+            birth_ord = _BIRTH_80 + (1 if rand() < 0.3 else 0)
+            self.feat["turning_80_on_deadline"] += 1
         else:
-            age = age_table[int(rand() * 4096)]
-            birth_ord = deadline_ord - int((age + rand()) * 365.2425)
-        birth = date.fromordinal(birth_ord)
-        elderly = birth_ord <= birth_80
-        female = rand() < female_rate
-        disabled = rand() < disabled_rate
+            age = self.age_table[int(rand() * 4096)]
+            birth_ord = _DEADLINE_ORD - int((age + rand()) * 365.2425)
+        r.birth = date.fromordinal(birth_ord)
+        r.elderly = birth_ord <= _BIRTH_80
 
-        if rand() < exempt_rate:
-            feat["exempt"] += 1
+    def pension_start(self, birth: date, female: bool, gov: bool) -> str:
+        """The first month of the pension (during 2017 for the exempt)."""
+        rand = self.rand
+        if rand() < self.p.exempt_rate:
+            self.feat["exempt"] += 1
             start_year, start_month = 2017, 1 + int(rand() * 12)
         else:
             retire_age = 60 if not female else (55 if (gov or rand() < 0.4) else 50)
@@ -927,237 +858,470 @@ def iter_campaign_chunks(
                 start_year += 1
             if start_year >= 2017:
                 start_year, start_month = 2015 + int(rand() * 2), 1 + int(rand() * 12)
-        pension_start = f"{start_year:04d}-{start_month:02d}-01"
+        return f"{start_year:04d}-{start_month:02d}-01"
 
-        if scheme == "URBAN_RURAL_RESIDENT":
-            amount = triangular(*p.resident_amount_fen)
-        elif scheme == "GOV_INSTITUTION":
-            amount = triangular(*p.gov_amount_fen)
-        else:
-            amount = triangular(*p.employee_amount_fen)
-        unit = int(rand() * n_units) if gov else -1
-        if cadre:
-            feat["cadre"] += 1
-        s1 = _SURNAMES[int(rand() * n_surnames)]
-        g1 = _GIVEN[int(rand() * n_given)]
-        name = s1 + g1 + (_GIVEN[int(rand() * n_given)] if rand() < 0.75 else "")
-
-        # -- enrollment ----------------------------------------------------------------
-        pos = int((i + rand()) * enroll_total / retirees)
-        k, s = divmod(pos, enroll_slot)
-        t_enroll = enroll_days[k] * _DAY + 32_400 + s
+    def enroll(self, r: _Retiree, i: int) -> None:
+        """RetireeEnrolled, recorded by the migration in retiree order (a few twice)."""
+        rand, district = self.rand, r.district
+        pos = int((i + rand()) * self.enroll_total / self.retirees)
+        k, s = divmod(pos, _ENROLL_SLOT)
+        t_enroll = r.t_enroll = self.enroll_days[k] * _DAY + 32_400 + s
         enrolled = (
-            f'"source_agency":"FS-SIB-{district or "CITY"}","retiree_id":"{rid}",'
-            f'"name":"{name}","birth_date":"{birth.isoformat()}","scheme":"{scheme}",'
-            f'"category":"{"CADRE_RETIREE" if cadre else "REGULAR"}",'
-            f'"residence":"{residence}",'
-            f'"district":{"null" if district is None else chr(34) + district + chr(34)},'
-            f'"country":{"null" if country is None else chr(34) + country + chr(34)},'
-            f'"pension_start":"{pension_start}","monthly_amount_fen":{amount},'
-            f'"disabled":{"true" if disabled else "false"},'
-            f'"managing_unit":{chr(34) + unit_names[unit] + chr(34) if gov else "null"}}}\n')
-        t_enroll_now[0] = t_enroll
-        emit(t_enroll, f'{{"type":"RetireeEnrolled","event_id":"{event_id()}",'
-                       f'"recorded_at":{ts(t_enroll)},{enrolled}', "RetireeEnrolled")
-        if rand() < p.reenrollment_rate:
-            t2 = t_enroll + log_uniform(_HOUR, 20 * _DAY)
+            f'"source_agency":"FS-SIB-{district or "CITY"}","retiree_id":"{r.rid}",'
+            f'"name":"{r.name}","birth_date":"{r.birth.isoformat()}","scheme":"{r.scheme}",'
+            f'"category":"{"CADRE_RETIREE" if r.cadre else "REGULAR"}",'
+            f'"residence":"{r.residence}",'
+            f'"district":{_JSON_TEXT[district]},"country":{_JSON_TEXT[r.country]},'
+            f'"pension_start":"{r.pension_start}","monthly_amount_fen":{r.amount},'
+            f'"disabled":{"true" if r.disabled else "false"},'
+            f'"managing_unit":{self.unit_json[r.unit] if r.gov else "null"}}}\n')
+        self.t_enroll_now = t_enroll
+        self.emit(t_enroll, f'{{"type":"RetireeEnrolled","event_id":"{self.event_id()}",'
+                            f'"recorded_at":{self.ts(t_enroll)},{enrolled}', "RetireeEnrolled")
+        if rand() < self.p.reenrollment_rate:
+            t2 = t_enroll + self.log_uniform(_HOUR, 20 * _DAY)
             if t2 < WINDOW_OPEN_DAY * _DAY:
-                feat["reenrolled"] += 1
-                emit(t2, f'{{"type":"RetireeEnrolled","event_id":"{event_id()}",'
-                         f'"recorded_at":{ts(t2)},{enrolled}', "RetireeEnrolled")
+                self.feat["reenrolled"] += 1
+                self.emit(t2, f'{{"type":"RetireeEnrolled","event_id":"{self.event_id()}",'
+                              f'"recorded_at":{self.ts(t2)},{enrolled}', "RetireeEnrolled")
 
-        # -- death ---------------------------------------------------------------------
-        death_day = -1
+    # ---- what happens to them --------------------------------------------------------
+
+    def death(self, r: _Retiree) -> tuple[int, int | None, bool]:
+        """A retiree who dies: (the day of death, when the death is recorded or None,
+        whether someone certifies for them after it)."""
+        p, rand, feat = self.p, self.rand, self.feat
         death_rec: int | None = None
-        fraud = False
-        if rand() < p.death_rate:
-            feat["deaths"] += 1
-            death_day = int(rand() * 360)
-            if rand() < p.late_death_report_rate:
-                rec = work_office(death_day + 60 + int(rand() * 150))
-                late_death = True
-            else:
-                rec = work_office(death_day + 1 + int(rand() * 20))
-                late_death = False
-            if rec < t_enroll + _HOUR:
-                rec = work_office(t_enroll // _DAY + 1 + int(rand() * 10))
-            fraud = rand() < p.fraud_rate
-            if rec < HORIZON_DAY * _DAY:
-                death_rec = rec
-                if late_death:
-                    feat["late_death_report"] += 1
-            else:
-                feat["unreported_death"] += 1
-
-        # -- certifications ------------------------------------------------------------
-        # (channel, performed, recorded, agency, source, performed text)
-        certs: list[tuple[int, int, int, str, str, str | None]] = []
-        if gov:
-            if rand() >= p.gov_missed_rate:
-                perf, rec = batch_member(unit)
-                certs.append((_BATCH, perf, rec, unit_names[unit], unit_names[unit], None))
-                kind = unit_kind[unit]
-                feat["on_time" if perf // _DAY <= DEADLINE_DAY else "late_certification"] += 1
-                if kind == 1:
-                    feat["deadline_evening_batch"] += 1
-                elif kind == 2:
-                    feat["late_unit_batch"] += 1
-            else:
-                feat["never_certified"] += 1
-            if rand() < p.gov_face_app_rate:
-                feat["wrong_channel"] += 1
-                perf = app_time(window_table[int(rand() * 4096)])
-                certs.append((_FACE_APP, perf, perf + 1 + int(rand() * 120), "FS-SIB-FACEAPP",
-                              "FS-SIB-FACEAPP", None))
+        feat["deaths"] += 1
+        death_day = int(rand() * 360)
+        if rand() < p.late_death_report_rate:
+            rec = self.work_office(death_day + 60 + int(rand() * 150))
+            late_death = True
         else:
-            chan_pick = (elderly_pick if residence == "FOSHAN" and (elderly or disabled)
-                         else channel_picks[residence])
-            r = rand()
-            day = -1
-            if r < on_time_rate:
-                day = window_table[int(rand() * 4096)]
-                feat["on_time"] += 1
-            elif r < on_time_rate + late_cert_rate:
-                day = DEADLINE_DAY + 1 + int(-log(1.0 - rand()) * p.late_mean_days)
-                if day > _LATE_LAST_DAY:
-                    day = DEADLINE_DAY + 1 + int(rand() * (_LATE_LAST_DAY - DEADLINE_DAY))
-                feat["late_certification"] += 1
-            else:
-                feat["never_certified"] += 1
-            if day >= 0:
-                c = pick_channel(chan_pick)
-                if rand() < p.regular_batch_rate:
-                    feat["wrong_channel"] += 1
-                    u = int(rand() * n_units)
-                    perf, rec = batch_member(u)
-                    certs.append((_BATCH, perf, rec, unit_names[u], unit_names[u], None))
-                elif c == _FACE_APP and rand() < p.window_edge_rate:
-                    feat["window_edge"] += 1
-                    edge = int(rand() * 3)
-                    if edge == 0:  # the app opens at midnight on April 1
-                        perf = WINDOW_OPEN_DAY * _DAY + int(rand() * _HOUR)
-                    elif edge == 1:  # the last hour of the deadline day
-                        perf = DEADLINE_DAY * _DAY + 23 * _HOUR + int(rand() * _HOUR)
-                    else:  # minutes too late
-                        perf = (DEADLINE_DAY + 1) * _DAY + int(rand() * _HOUR)
-                    certs.append((_FACE_APP, perf, perf + 1 + int(rand() * 120),
-                                  "FS-SIB-FACEAPP", "FS-SIB-FACEAPP", None))
+            rec = self.work_office(death_day + 1 + int(rand() * 20))
+            late_death = False
+        if rec < r.t_enroll + _HOUR:
+            rec = self.work_office(r.t_enroll // _DAY + 1 + int(rand() * 10))
+        fraud = rand() < p.fraud_rate
+        if rec < HORIZON_DAY * _DAY:
+            death_rec = rec
+            if late_death:
+                feat["late_death_report"] += 1
+        else:
+            feat["unreported_death"] += 1
+        return death_day, death_rec, fraud
+
+    def app_certification(self, perf: int) -> _Cert:
+        rand = self.rand
+        return (_FACE_APP, perf, perf + 1 + int(rand() * 120), "FS-SIB-FACEAPP",
+                "FS-SIB-FACEAPP", None)
+
+    def gov_certifications(self, r: _Retiree) -> list[_Cert]:
+        """A government or cadre retiree's certifications: in their unit's batch (unless
+        left out), a few also through the app (which rejects them)."""
+        p, rand, feat = self.p, self.rand, self.feat
+        certs: list[_Cert] = []
+        unit = r.unit
+        if rand() >= p.gov_missed_rate:
+            perf, rec = self.batch_member(unit)
+            certs.append((_BATCH, perf, rec, self.unit_names[unit], self.unit_names[unit], None))
+            kind = self.unit_kind[unit]
+            feat["on_time" if perf // _DAY <= DEADLINE_DAY else "late_certification"] += 1
+            if kind == 1:
+                feat["deadline_evening_batch"] += 1
+            elif kind == 2:
+                feat["late_unit_batch"] += 1
+        else:
+            feat["never_certified"] += 1
+        if rand() < p.gov_face_app_rate:
+            feat["wrong_channel"] += 1
+            certs.append(self.app_certification(self.app_time(
+                self.window_table[int(rand() * 4096)])))
+        return certs
+
+    def regular_certifications(self, r: _Retiree) -> list[_Cert]:
+        """A regular retiree's certifications, by the channel that fits them: on time,
+        late or never; some twice, some also before the window."""
+        p, rand = self.p, self.rand
+        chan_pick = (self.elderly_pick if r.residence == "FOSHAN" and (r.elderly or r.disabled)
+                     else self.channel_picks[r.residence])
+        certs: list[_Cert] = []
+        day = self.certification_day()
+        if day >= 0:
+            certs.append(self.first_certification(r, self.pick_channel(chan_pick), day))
+            if rand() < p.twice_rate:
+                self.feat["certified_twice"] += 1
+                c2 = self.pick_channel(chan_pick)
+                day2 = certs[-1][1] // _DAY + 1 + int(rand() * 30)
+                certs.append((c2, *self.perf_and_rec(c2, day2, r.place, r.district,
+                                                     r.country)))
+        if rand() < p.pre_window_rate:
+            lo = max(r.t_enroll // _DAY + 1, _MARCH_1)
+            if lo < WINDOW_OPEN_DAY:
+                self.feat["pre_window"] += 1
+                c = self.pick_channel(chan_pick)
+                pday = lo + int(rand() * (WINDOW_OPEN_DAY - lo))
+                if c == _FACE_APP and rand() < 0.3:  # 23:00-23:59 on March 31
+                    certs.append(self.app_certification(
+                        (WINDOW_OPEN_DAY - 1) * _DAY + 23 * _HOUR + int(rand() * _HOUR)))
                 else:
-                    perf, rec, agency, source, ptext = perf_and_rec(c, day, place, district,
-                                                                    country)
-                    certs.append((c, perf, rec, agency, source, ptext))
-                if rand() < p.twice_rate:
-                    feat["certified_twice"] += 1
-                    c2 = pick_channel(chan_pick)
-                    day2 = certs[-1][1] // _DAY + 1 + int(rand() * 30)
-                    perf, rec, agency, source, ptext = perf_and_rec(c2, day2, place, district,
-                                                                    country)
-                    certs.append((c2, perf, rec, agency, source, ptext))
-            if rand() < p.pre_window_rate:
-                lo = max(t_enroll // _DAY + 1, _day(date(2017, 3, 1)))
-                if lo < WINDOW_OPEN_DAY:
-                    feat["pre_window"] += 1
-                    c = pick_channel(chan_pick)
-                    pday = lo + int(rand() * (WINDOW_OPEN_DAY - lo))
-                    if c == _FACE_APP and rand() < 0.3:  # 23:00-23:59 on March 31
-                        perf = (WINDOW_OPEN_DAY - 1) * _DAY + 23 * _HOUR + int(rand() * _HOUR)
-                        certs.append((c, perf, perf + 1 + int(rand() * 120), "FS-SIB-FACEAPP",
-                                      "FS-SIB-FACEAPP", None))
-                    else:
-                        perf, rec, agency, source, ptext = perf_and_rec(c, pday, place,
-                                                                        district, country)
-                        certs.append((c, perf, rec, agency, source, ptext))
+                    certs.append((c, *self.perf_and_rec(c, pday, r.place, r.district,
+                                                        r.country)))
+        return certs
 
-        if death_day >= 0:
-            kept = [x for x in certs if x[1] // _DAY <= death_day or fraud]
-            if fraud and not any(x[1] // _DAY > death_day for x in kept):
-                fday = death_day + 2 + int(rand() * 60)
-                if fday < WINDOW_OPEN_DAY:  # someone certifies for the dead in the campaign
-                    fday = window_table[int(rand() * 4096)]
-                if fday <= _LATE_LAST_DAY:
-                    if rand() < 0.7 or gov:
-                        perf = app_time(fday)
-                        kept.append((_FACE_APP, perf, perf + 1 + int(rand() * 120),
-                                     "FS-SIB-FACEAPP", "FS-SIB-FACEAPP", None))
-                    else:
-                        c = _COUNTER
-                        perf, rec, agency, source, ptext = perf_and_rec(c, fday, place,
-                                                                        district, country)
-                        kept.append((c, perf, rec, agency, source, ptext))
-            feat["certified_after_death"] += sum(
-                1 for x in kept if x[1] // _DAY > death_day and x[2] < HORIZON_DAY * _DAY)
-            certs = kept
-        for c, perf, rec, agency, source, ptext in certs:
-            certification(rid, c, perf, rec, agency, source, ptext, death_rec)
+    def certification_day(self) -> int:
+        """The day a regular retiree certifies: in the window, after the deadline, or
+        never (-1)."""
+        p, rand, feat = self.p, self.rand, self.feat
+        r = rand()
+        if r < p.on_time_rate:
+            feat["on_time"] += 1
+            return self.window_table[int(rand() * 4096)]
+        if r < p.on_time_rate + p.late_rate:
+            day = DEADLINE_DAY + 1 + int(-math.log(1.0 - rand()) * p.late_mean_days)
+            if day > _LATE_LAST_DAY:
+                day = DEADLINE_DAY + 1 + int(rand() * (_LATE_LAST_DAY - DEADLINE_DAY))
+            feat["late_certification"] += 1
+            return day
+        feat["never_certified"] += 1
+        return -1
 
-        # -- the death itself ----------------------------------------------------------
-        if death_rec is not None:
-            if residence in ("FOSHAN", "GUANGDONG"):
-                source_text = _DEATH_SOURCES_LOCAL[int(rand() * 4)]
-                agency = "FS-CIVIL-AFFAIRS"
-            elif residence == "ABROAD":
-                source_text, agency = "CONSULATE_REPORT", "FS-SIB-CITY"
-            elif residence == "MACAU":
-                source_text, agency = "MACAU_SSF", "MO-FSS"
-            else:
-                source_text, agency = "FAMILY_REPORT", "FS-SIB-CITY"
-            ddate = days[death_day - first]
-            emit(death_rec, f'{{"type":"DeathRecorded","event_id":"{event_id()}",'
-                            f'"recorded_at":{ts(death_rec)},"source_agency":"{agency}",'
-                            f'"retiree_id":"{rid}","date_of_death":"{ddate}",'
-                            f'"source":"{source_text}"}}\n', "DeathRecorded")
-            if rand() < p.second_death_report_rate:
-                rec2 = death_rec + log_uniform(_DAY, 60 * _DAY)
+    def first_certification(self, r: _Retiree, c: int, day: int) -> _Cert:
+        """The certification on ``day`` by channel ``c``; a few are in a unit's batch the
+        retiree is not in, some app users certify in the hour around a window edge."""
+        p, rand, feat = self.p, self.rand, self.feat
+        if rand() < p.regular_batch_rate:
+            feat["wrong_channel"] += 1
+            u = int(rand() * self.n_units)
+            perf, rec = self.batch_member(u)
+            return (_BATCH, perf, rec, self.unit_names[u], self.unit_names[u], None)
+        if c == _FACE_APP and rand() < p.window_edge_rate:
+            feat["window_edge"] += 1
+            edge = int(rand() * 3)
+            if edge == 0:  # the app opens at midnight on April 1
+                perf = WINDOW_OPEN_DAY * _DAY + int(rand() * _HOUR)
+            elif edge == 1:  # the last hour of the deadline day
+                perf = DEADLINE_DAY * _DAY + 23 * _HOUR + int(rand() * _HOUR)
+            else:  # minutes too late
+                perf = (DEADLINE_DAY + 1) * _DAY + int(rand() * _HOUR)
+            return self.app_certification(perf)
+        return (c, *self.perf_and_rec(c, day, r.place, r.district, r.country))
+
+    def after_death(self, r: _Retiree, certs: list[_Cert], death_day: int,
+                    fraud: bool) -> list[_Cert]:
+        """The certifications of one who dies: those performed before the death; with
+        fraud, all of them and, if none is after the death, one performed after it."""
+        rand = self.rand
+        kept = [x for x in certs if x[1] // _DAY <= death_day or fraud]
+        if fraud and not any(x[1] // _DAY > death_day for x in kept):
+            fday = death_day + 2 + int(rand() * 60)
+            if fday < WINDOW_OPEN_DAY:  # someone certifies for the dead in the campaign
+                fday = self.window_table[int(rand() * 4096)]
+            if fday <= _LATE_LAST_DAY:
+                if rand() < 0.7 or r.gov:
+                    kept.append(self.app_certification(self.app_time(fday)))
+                else:
+                    kept.append((_COUNTER, *self.perf_and_rec(_COUNTER, fday, r.place,
+                                                              r.district, r.country)))
+        self.feat["certified_after_death"] += sum(
+            1 for x in kept if x[1] // _DAY > death_day and x[2] < HORIZON_DAY * _DAY)
+        return kept
+
+    def death_reports(self, r: _Retiree, death_day: int, death_rec: int) -> None:
+        """DeathRecorded from the source that fits the residence; a few a second time."""
+        rand, rid, residence = self.rand, r.rid, r.residence
+        if residence in ("FOSHAN", "GUANGDONG"):
+            source_text = _DEATH_SOURCES_LOCAL[int(rand() * 4)]
+            agency = "FS-CIVIL-AFFAIRS"
+        elif residence == "ABROAD":
+            source_text, agency = "CONSULATE_REPORT", "FS-SIB-CITY"
+        elif residence == "MACAU":
+            source_text, agency = "MACAU_SSF", "MO-FSS"
+        else:
+            source_text, agency = "FAMILY_REPORT", "FS-SIB-CITY"
+        ddate = _DAYS[death_day - _FIRST_DAY]
+        self.emit(death_rec, f'{{"type":"DeathRecorded","event_id":"{self.event_id()}",'
+                             f'"recorded_at":{self.ts(death_rec)},"source_agency":"{agency}",'
+                             f'"retiree_id":"{rid}","date_of_death":"{ddate}",'
+                             f'"source":"{source_text}"}}\n', "DeathRecorded")
+        if rand() < self.p.second_death_report_rate:
+            rec2 = death_rec + self.log_uniform(_DAY, 60 * _DAY)
+            if rec2 < HORIZON_DAY * _DAY:
+                self.feat["second_death_report"] += 1
+                d2 = _DAYS[death_day - _FIRST_DAY + (1 if rand() < 0.3 else 0)]
+                self.emit(rec2, f'{{"type":"DeathRecorded","event_id":"{self.event_id()}",'
+                                f'"recorded_at":{self.ts(rec2)},'
+                                f'"source_agency":"FS-CIVIL-AFFAIRS",'
+                                f'"retiree_id":"{rid}","date_of_death":"{d2}",'
+                                f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+
+    def pension_raise(self, r: _Retiree, death_rec: int | None) -> None:
+        """The 2017 raise, effective 2017-07, recorded in July-August (unless dead by then)."""
+        rand = self.rand
+        rec = self.raise_days[int(rand() * len(self.raise_days))] * _DAY + 21 * _HOUR + int(
+            rand() * 3 * _HOUR)
+        if death_rec is None or rec < death_rec:
+            self.feat["raise"] += 1
+            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
+                           f'"retiree_id":"{r.rid}",'
+                           f'"monthly_amount_fen":{round(r.amount * self.raise_factor)},'
+                           f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
+
+    def retro_change(self, r: _Retiree, death_rec: int | None) -> None:
+        """A correction of the amount, effective 2017-01, recorded later in the year."""
+        rand, amount = self.rand, r.amount
+        rec = self.work_office(100 + int(rand() * 230))
+        if death_rec is None or rec < death_rec:
+            self.feat["retro_change"] += 1
+            new_amount = max(1, amount + int(amount * (rand() * 0.1 - 0.05)))
+            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
+                           f'"retiree_id":"{r.rid}","monthly_amount_fen":{new_amount},'
+                           f'"effective_month":"2017-01"}}\n', "PensionAmountChanged")
+
+    # ---- the events of a certification -------------------------------------------------
+
+    def certification(self, rid: str, c: int, perf: int, rec: int, agency: str, source: str,
+                      perf_text: str | None = None, death_rec: int | None = None) -> None:
+        """Emit a certification (and its paper form, resends) if recorded in 2017."""
+        p, rand = self.p, self.rand
+        cert_counter = self.cert_counter
+        cid = f"{_CERT_PREFIX[c]}-17-{cert_counter():08d}"
+        if rec < HORIZON_DAY * _DAY:
+            ptext = perf_text if perf_text is not None else self.ts(perf)
+            tail = (f'"source_agency":"{source}","certification_id":"{cid}",'
+                    f'"retiree_id":"{rid}","channel":"{CHANNELS[c]}",'
+                    f'"agency_id":"{agency}","performed_at":{ptext}}}\n')
+            self.emit(rec, f'{{"type":"CertificationRecorded","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},{tail}', "CertificationRecorded")
+            crand = self.crand  # rules 11-12, on the corrections' own stream
+            if crand() < p.clash_rate:
+                self.clash(rid, c, cid, perf, rec, agency)
+            if crand() < p.revocation_rate:
+                self.revocation(rid, cid, rec, agency)
+            if rand() < p.resend_rate:
+                rec2 = rec + self.log_uniform(60, 2 * _DAY)
                 if rec2 < HORIZON_DAY * _DAY:
-                    feat["second_death_report"] += 1
-                    d2 = days[death_day - first + (1 if rand() < 0.3 else 0)]
-                    emit(rec2, f'{{"type":"DeathRecorded","event_id":"{event_id()}",'
-                               f'"recorded_at":{ts(rec2)},"source_agency":"FS-CIVIL-AFFAIRS",'
-                               f'"retiree_id":"{rid}","date_of_death":"{d2}",'
-                               f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+                    self.feat["resent_certification"] += 1
+                    self.emit(rec2, f'{{"type":"CertificationRecorded",'
+                                    f'"event_id":"{self.event_id()}",'
+                                    f'"recorded_at":{self.ts(rec2)},{tail}',
+                              "CertificationRecorded")
+        if c in _PAPER:
+            self.paper_forms(rid, cid, perf, death_rec)
+        elif c == _COUNTER and rand() < p.stray_documents_rate:
+            # Some district offices still ask for the paper form at the counter.
+            received = self.work_office(perf // _DAY + 2 + int(rand() * 10))
+            drec = received + self.log_uniform(600, _DAY)
+            if drec < HORIZON_DAY * _DAY:
+                self.feat["stray_documents"] += 1
+                self.documents(rid, cid, received, drec)
 
-        if death_day < 0 and crand() < p.wrong_death_rate:
-            wrong_death(rid, birth, t_enroll)
+    def paper_forms(self, rid: str, cid: str, perf: int, death_rec: int | None) -> None:
+        """The paper form of a certification coming back by mail (or not; some twice)."""
+        p, rand, feat = self.p, self.rand, self.feat
+        if rand() >= p.documents_rate:
+            feat["documents_missing"] += 1
+            return
+        copies = 2 if rand() < p.duplicate_documents_rate else 1
+        received_day = perf // _DAY + 4 + int(-math.log(1.0 - rand()) * p.mail_mean_days)
+        for copy in range(copies):
+            if received_day >= _LAST_DAY - 40:
+                return
+            received = self.work_office(received_day)
+            if rand() < p.month_edge_rate:
+                drec = (_NEXT_MONTH_START[received // _DAY - _FIRST_DAY] * _DAY
+                        + int(rand() * 60))
+                edge = True
+            else:
+                drec = received + self.log_uniform(600, 2 * _DAY)
+                edge = False
+            if drec >= HORIZON_DAY * _DAY:
+                return
+            if death_rec is not None and drec >= death_rec and rand() < 0.8:
+                return  # the family stops mailing once the death is known (mostly)
+            feat["documents"] += 1
+            if edge:
+                feat["month_edge_documents"] += 1
+            if drec >= (DEADLINE_DAY + 1) * _DAY:
+                feat["documents_after_deadline"] += 1
+            if copy:
+                feat["duplicate_documents"] += 1
+            self.documents(rid, cid, received, drec)
+            received_day += 3 + int(rand() * 20)
 
-        # -- pension amounts -----------------------------------------------------------
-        if rand() < p.raise_rate:
-            rec = raise_days[int(rand() * len(raise_days))] * _DAY + 21 * _HOUR + int(
+    def documents(self, rid: str, cid: str, received: int, drec: int) -> None:
+        self.emit(drec, f'{{"type":"CertificationDocumentsReceived",'
+                        f'"event_id":"{self.event_id()}",'
+                        f'"recorded_at":{self.ts(drec)},"source_agency":"FS-SIB-MAILROOM",'
+                        f'"certification_id":"{cid}","retiree_id":"{rid}",'
+                        f'"received_at":{self.ts(received)}}}\n',
+                  "CertificationDocumentsReceived")
+
+    def perf_and_rec(self, c: int, day: int, place: str, district: str | None,
+                     country: str | None) -> tuple[int, int, str, str, str | None]:
+        """Performed and recorded times, agency, source agency and (consulates) the
+        performed_at text in the post's own offset."""
+        rand = self.rand
+        ptext: str | None = None
+        if c == _FACE_APP:
+            perf = self.app_time(day)
+            return perf, perf + 1 + int(rand() * 120), "FS-SIB-FACEAPP", "FS-SIB-FACEAPP", None
+        if c in (_FACE_COUNTER, _COUNTER):
+            perf = self.work_office(day)
+            dist = district if district is not None else _DISTRICTS[int(rand() * 5)]
+            if c == _FACE_COUNTER:
+                rec = perf + 5 + int(rand() * 295)
+                agency = f"FS-{dist}-WIN{1 + int(rand() * 12):02d}"
+            else:
+                rec = perf + self.log_uniform(60, 4 * _HOUR)
+                agency = (f"FS-{dist}-OFFICE{1 + int(rand() * 9):02d}" if rand() < 0.6
+                          else f"FS-{dist}-VILLAGE{1 + int(rand() * 80):03d}")
+            return perf, rec, agency, f"FS-SIB-{dist}", None
+        if c == _HOME_VISIT:
+            d = day if (day + 6) % 7 != 6 else day + 1  # no visits on Sundays
+            perf = self.office(d)
+            dist = district if district is not None else _DISTRICTS[int(rand() * 5)]
+            return (perf, perf + self.log_uniform(_HOUR, 5 * _DAY), f"FS-{dist}-HOMEVISIT",
+                    f"FS-SIB-{dist}", None)
+        if c == _XREGION:
+            perf = self.work_office(day)
+            return (perf, perf + self.log_uniform(600, 2 * _DAY), f"GD-{place}-SIB", "GD-XREGION",
+                    None)
+        if c == _MINISTRY:
+            perf = self.work_office(day)
+            rday = perf // _DAY + 1 + int(rand() * 10)
+            return (perf, rday * _DAY + _HOUR + int(rand() * _HOUR), f"{place}-SIB",
+                    "MOHRSS-OFFSITE", None)
+        if c == _ASSISTED:
+            perf = self.work_office(day)
+            agency = f"GD-{place}-SIB" if "-" not in place else f"{place}-SIB"
+            return perf, perf + self.log_uniform(_HOUR, 3 * _DAY), agency, agency, None
+        if c == _ASSISTING:
+            perf = self.work_office(day)
+            region = f"GD-{place}" if "-" not in place else place
+            agency = f"{region}-{_ASSISTING_KINDS[int(rand() * 3)]}-{1 + int(rand() * 300):03d}"
+            return perf, perf + self.log_uniform(_HOUR, 5 * _DAY), agency, agency, None
+        if c == _CONSULATE:
+            cc = country or "US"
+            posts = _POSTS[cc]
+            post, offset = posts[int(rand() * len(posts))]
+            d = day
+            while (d + 6) % 7 >= 5:  # the post's weekdays
+                d += 1
+            perf = d * _DAY + 32_400 + int(rand() * 28_800) - (offset - 8) * _HOUR
+            if rand() < self.p.foreign_offset_rate:
+                ptext = _offset_ts(perf, offset)
+            agency = f"CN-CONSULATE-{cc}-{post}"
+            return perf, perf + self.log_uniform(2 * _DAY, 20 * _DAY), agency, agency, ptext
+        if c == _HK:
+            perf = self.work_office(day)
+            agency = "HK-FTU" if rand() < 0.7 else "HK-GDLO"
+            return perf, perf + self.log_uniform(_DAY, 7 * _DAY), agency, agency, None
+        if c == _MACAU:
+            perf = self.work_office(day)
+            rday = perf // _DAY + 1 + int(rand() * 5)
+            return perf, rday * _DAY + 2 * _HOUR + int(rand() * 600), "MO-FSS", "MO-FSS", None
+        raise AssertionError(f"channel {CHANNELS[c]} has no timing")
+
+    def batch_member(self, u: int) -> tuple[int, int]:
+        """Performed and recorded times of a retiree in unit ``u``'s batch."""
+        rand = self.rand
+        upload = self.unit_upload[u]
+        d = upload // _DAY - int(rand() * 8)
+        if self.unit_kind[u] != 2 and d < WINDOW_OPEN_DAY + 2:
+            d = WINDOW_OPEN_DAY + 2
+        perf = self.work_office(d)
+        if perf >= upload:
+            perf = upload - _HOUR - int(rand() * _HOUR)
+        return perf, upload
+
+    # ---- corrections (rules 11-13), on their own random stream -------------------------
+
+    def clash(self, rid: str, c: int, cid: str, perf: int, rec: int, agency: str) -> None:
+        """Rule 11 in the campaign: the same certification id from another agency,
+        recorded just before."""
+        other = f"{agency[:40]}-B"
+        crec = max(rec - self.clog_uniform(60, 6 * _HOUR), self.t_enroll_now + 60)
+        cperf = min(perf, crec - 1)
+        self.feat["clashing_certification_id"] += 1
+        self.cemit(crec, f'{{"type":"CertificationRecorded","event_id":"{self.cevent_id()}",'
+                         f'"recorded_at":{_local_ts(crec)},"source_agency":"{other}",'
+                         f'"certification_id":"{cid}","retiree_id":"{rid}",'
+                         f'"channel":"{CHANNELS[c]}","agency_id":"{other}",'
+                         f'"performed_at":{_local_ts(cperf)}}}\n', "CertificationRecorded")
+
+    def revocation(self, rid: str, cid: str, rec: int, agency: str) -> None:
+        """Rule 12 in the campaign: the certification revoked by its agency weeks later."""
+        rrec = rec + self.clog_uniform(_DAY, 90 * _DAY)
+        if rrec < HORIZON_DAY * _DAY:
+            self.feat["revoked_certification"] += 1
+            crand = self.crand
+            reason = _REVOCATION_REASONS[int(crand() * len(_REVOCATION_REASONS))]
+            self.cemit(rrec, f'{{"type":"CertificationRevoked","event_id":"{self.cevent_id()}",'
+                             f'"recorded_at":{_local_ts(rrec)},"source_agency":"{agency}",'
+                             f'"retiree_id":"{rid}","certification_id":"{cid}",'
+                             f'"agency_id":"{agency}","reason":"{reason}"}}\n',
+                       "CertificationRevoked")
+
+    def wrong_death(self, rid: str, birth: date, t_enroll: int) -> None:
+        """Rule 13 in the campaign: a death reported in error, retracted later."""
+        crand = self.crand
+        day = _NEXT_WORKDAY[max(t_enroll // _DAY + 1, int(crand() * 330)) - _FIRST_DAY]
+        rec = day * _DAY + 30_600 + int(crand() * 25_200)  # office hours, its own draws
+        died = max(rec // _DAY - 1 - int(crand() * 20), _day(birth))
+        back = rec + self.clog_uniform(_DAY, 60 * _DAY)
+        if back >= HORIZON_DAY * _DAY:
+            return
+        self.feat["retracted_death"] += 1
+        self.cemit(rec, f'{{"type":"DeathRecorded","event_id":"{self.cevent_id()}",'
+                        f'"recorded_at":{_local_ts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
+                        f'"retiree_id":"{rid}","date_of_death":"{_DAYS[died - _FIRST_DAY]}",'
+                        f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+        why = _RETRACTION_REASONS[int(crand() * len(_RETRACTION_REASONS))]
+        self.cemit(back, f'{{"type":"DeathReportRetracted","event_id":"{self.cevent_id()}",'
+                         f'"recorded_at":{_local_ts(back)},"source_agency":"FS-SIB-CITY",'
+                         f'"retiree_id":"{rid}","source":"HUKOU_CANCELLATION",'
+                         f'"reason":"{why}"}}\n', "DeathReportRetracted")
+
+    # ---- noise -----------------------------------------------------------------------
+
+    def unknown_event(self, k: int) -> None:
+        """An event about a retiree id that is never enrolled."""
+        rand = self.rand
+        rid = retiree_id(self.retirees + k)
+        self.feat["unknown_retiree"] += 1
+        r = rand()
+        if r < 0.80:
+            c = self.pick_channel(self.channel_picks["FOSHAN"])
+            day = self.window_table[int(rand() * 4096)]
+            perf, rec, agency, source, _ = self.perf_and_rec(c, day, "", None, None)
+            self.certification(rid, c, perf, rec, agency, source)
+        elif r < 0.88:
+            received = self.work_office(self.window_table[int(rand() * 4096)] + 10)
+            drec = received + self.log_uniform(600, _DAY)
+            self.emit(drec, f'{{"type":"CertificationDocumentsReceived",'
+                            f'"event_id":"{self.event_id()}",'
+                            f'"recorded_at":{self.ts(drec)},"source_agency":"FS-SIB-MAILROOM",'
+                            f'"certification_id":"FORM1-17-X{k:07d}","retiree_id":"{rid}",'
+                            f'"received_at":{self.ts(received)}}}\n',
+                      "CertificationDocumentsReceived")
+        elif r < 0.94:
+            dday = WINDOW_OPEN_DAY + int(rand() * 200)
+            rec = self.work_office(dday + 3)
+            self.emit(rec, f'{{"type":"DeathRecorded","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
+                           f'"retiree_id":"{rid}","date_of_death":"{_DAYS[dday - _FIRST_DAY]}",'
+                           f'"source":"CREMATION_RECORD"}}\n', "DeathRecorded")
+        else:
+            rec = self.raise_days[int(rand() * len(self.raise_days))] * _DAY + 21 * _HOUR + int(
                 rand() * 3 * _HOUR)
-            if death_rec is None or rec < death_rec:
-                feat["raise"] += 1
-                emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{event_id()}",'
-                          f'"recorded_at":{ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                          f'"retiree_id":"{rid}",'
-                          f'"monthly_amount_fen":{round(amount * raise_factor)},'
-                          f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
-        if rand() < p.retro_change_rate:
-            rec = work_office(100 + int(rand() * 230))
-            if death_rec is None or rec < death_rec:
-                feat["retro_change"] += 1
-                new_amount = max(1, amount + int(amount * (rand() * 0.1 - 0.05)))
-                emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{event_id()}",'
-                          f'"recorded_at":{ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                          f'"retiree_id":"{rid}","monthly_amount_fen":{new_amount},'
-                          f'"effective_month":"2017-01"}}\n', "PensionAmountChanged")
-
-        # -- noise: events for ids never enrolled ----------------------------------------
-        if rand() < p.unknown_retiree_rate:
-            unknown_event(unknown_count)
-            unknown_count += 1
-
-        # -- write the days no later retiree can add to ---------------------------------
-        today = t_enroll // _DAY
-        if today > flushed[0]:
-            yield from flush(today)
-        pending_progress += 1
-        if pending_progress >= progress_every and progress is not None:
-            progress(pending_progress)
-            pending_progress = 0
-
-    if progress is not None and pending_progress:
-        progress(pending_progress)
-    yield from flush(_BUCKETS)
-    feat["near_local_midnight"] = near_midnight[0]
+            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
+                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
+                           f'"retiree_id":"{rid}",'
+                           f'"monthly_amount_fen":{150_000 + int(rand() * 1e5)},'
+                           f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
 
 
 def iter_campaign(

@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -230,6 +230,41 @@ def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.Ite
     return ItemResult(index=index, outcome=outcome, **kwargs)
 
 
+def _prepare_items(
+    items: Sequence[pb.SubmitItem], agency: str, now: datetime,
+    results: list[pb.ItemResult | None],
+) -> list[Prepared]:
+    """The events the items stand for; a malformed item is answered REJECTED MALFORMED
+    in ``results`` (the rest of the batch goes on)."""
+    prepared: list[Prepared] = []
+    for index, item in enumerate(items):
+        try:
+            prepared.append(prepare(index, item, agency, now))
+        except (ItemError, MalformedEvent) as exc:
+            reason = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
+            results[index] = _result(index, ItemResult.REJECTED, reason_code="MALFORMED",
+                                     reason=reason)
+    return prepared
+
+
+def _answer(
+    call: Call, results: list[pb.ItemResult | None], out_of_scope: int, n: int
+) -> pb.SubmitBatchResponse:
+    """The response, every item answered; the call audited with its counts."""
+    final = [r for r in results if r is not None]
+    assert len(final) == n
+    counts = {
+        "accepted": sum(r.outcome == ItemResult.ACCEPTED for r in final),
+        "duplicates": sum(r.outcome == ItemResult.DUPLICATE for r in final),
+        "rejected": sum(r.outcome == ItemResult.REJECTED for r in final),
+    }
+    reasons = sorted({r.reason_code for r in final if r.reason_code})
+    if out_of_scope:
+        reasons.append(f"OUT_OF_SCOPE x{out_of_scope}")
+    call.done("OK", ",".join(reasons) or None, items=n, **counts)
+    return pb.SubmitBatchResponse(results=final)
+
+
 # ------------------------------------------------------------------------ cursors
 
 
@@ -332,20 +367,38 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             )
         now = datetime.now(UTC)
         results: list[pb.ItemResult | None] = [None] * n
-        prepared: list[Prepared] = []
-        for index, item in enumerate(request.items):
-            try:
-                prepared.append(prepare(index, item, call.agency, now))
-            except (ItemError, MalformedEvent) as exc:
-                reason = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
-                results[index] = _result(index, ItemResult.REJECTED, reason_code="MALFORMED",
-                                         reason=reason)
+        prepared = _prepare_items(request.items, call.agency, now, results)
         try:
             directory = await self.db.run(
                 lambda conn: db.directory(conn, [p.retiree_id for p in prepared])
             )
         except Exception as exc:  # database trouble: nothing recorded, try again
             await self._unavailable(call, exc, n)
+        checked, out_of_scope = await self._authorised(call, prepared, directory, results, n)
+        try:
+            known = await self.db.run(
+                lambda conn: db.accepted(conn, [p.event_id for p in checked])
+            )
+        except Exception as exc:
+            await self._unavailable(call, exc, n)
+        to_publish = self._first_submissions(checked, known, results)
+        rows = await self._publish(call, to_publish, results)
+        try:
+            inserted = await self.db.run(lambda conn: db.record_accepted(conn, rows))
+        except Exception as exc:
+            # Written to the log but not remembered: a resubmission publishes the same
+            # event ids again, which the fold ignores.
+            await self._unavailable(call, exc, n)
+        self._remembered(call, to_publish, rows, inserted, results)
+        return _answer(call, results, out_of_scope, n)
+
+    async def _authorised(
+        self, call: Call, prepared: list[Prepared], directory: dict[str, authz.Retiree],
+        results: list[pb.ItemResult | None], n: int,
+    ) -> tuple[list[Prepared], int]:
+        """The items the caller may report, for retirees in its scope; and how many were
+        answered UNKNOWN_RETIREE although enrolled (out of scope). An item of a kind or
+        channel the role may not report refuses the whole batch (PERMISSION_DENIED)."""
         refusals: list[str] = []
         checked: list[Prepared] = []
         scope = authz.rules(call.role).scope
@@ -381,12 +434,14 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 "; ".join(refusals[:3]) + more + "; nothing of this batch was recorded",
                 detail=f"ROLE_REFUSED x{len(refusals)}", items=n,
             )
-        try:
-            known = await self.db.run(
-                lambda conn: db.accepted(conn, [p.event_id for p in checked])
-            )
-        except Exception as exc:
-            await self._unavailable(call, exc, n)
+        return checked, out_of_scope
+
+    def _first_submissions(
+        self, checked: list[Prepared], known: dict[str, db.AcceptedRow],
+        results: list[pb.ItemResult | None],
+    ) -> list[Prepared]:
+        """The items to publish: not accepted before, nor earlier in this batch (those
+        are answered DUPLICATE, or CONFLICT when their content differs)."""
         first_in_batch: dict[str, Prepared] = {}
         to_publish: list[Prepared] = []
         for p in checked:
@@ -398,6 +453,13 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             else:
                 first_in_batch[p.event_id] = p
                 to_publish.append(p)
+        return to_publish
+
+    async def _publish(
+        self, call: Call, to_publish: list[Prepared], results: list[pb.ItemResult | None]
+    ) -> list[db.NewAccepted]:
+        """Publish the events; the rows to remember for those the broker acknowledged
+        (the others are answered NOT_RECORDED)."""
         written = await self.publisher.publish([p.event for p in to_publish])
         rows: list[db.NewAccepted] = []
         for p, outcome in zip(to_publish, written, strict=True):
@@ -413,12 +475,15 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     reason="the event log could not be reached; submit the item again",
                     event_id=p.event_id,
                 )
-        try:
-            inserted = await self.db.run(lambda conn: db.record_accepted(conn, rows))
-        except Exception as exc:
-            # Written to the log but not remembered: a resubmission publishes the same
-            # event ids again, which the fold ignores.
-            await self._unavailable(call, exc, n)
+        return rows
+
+    @staticmethod
+    def _remembered(
+        call: Call, to_publish: list[Prepared], rows: list[db.NewAccepted],
+        inserted: set[str], results: list[pb.ItemResult | None],
+    ) -> None:
+        """ACCEPTED for the rows this call inserted, DUPLICATE for those a concurrent
+        call inserted first; each accepted retraction audited."""
         by_id = {p.event_id: p for p in to_publish}
         for row in rows:
             p = by_id[row.event_id]
@@ -437,18 +502,6 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 p.index, outcome_code, event_id=p.event_id,
                 recorded_at=timestamp(row.recorded_at),
             )
-        final = [r for r in results if r is not None]
-        assert len(final) == n
-        counts = {
-            "accepted": sum(r.outcome == ItemResult.ACCEPTED for r in final),
-            "duplicates": sum(r.outcome == ItemResult.DUPLICATE for r in final),
-            "rejected": sum(r.outcome == ItemResult.REJECTED for r in final),
-        }
-        reasons = sorted({r.reason_code for r in final if r.reason_code})
-        if out_of_scope:
-            reasons.append(f"OUT_OF_SCOPE x{out_of_scope}")
-        call.done("OK", ",".join(reasons) or None, items=n, **counts)
-        return pb.SubmitBatchResponse(results=final)
 
     @staticmethod
     def _again(p: Prepared, digest: str, recorded_at: datetime | None) -> pb.ItemResult:

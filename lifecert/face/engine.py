@@ -118,6 +118,33 @@ class _Face:
     landmarks: np.ndarray | None = field(default=None)
 
 
+@dataclass
+class _Attempt:
+    """A verification as far as it has got: what its refusal or decision reports."""
+
+    threshold: float
+    model: str
+    frames: int
+    evidence: dict[str, Any]
+    frame_size: tuple[int, int] = (0, 0)  # (width, height), once frame 0 is decoded
+
+    def decide(
+        self, decision: FaceDecision, reason: str, distance: float | None = None
+    ) -> Verification:
+        return Verification(decision, distance, self.threshold, self.model, self.frames,
+                            self.frame_size, self.evidence, reason)
+
+
+@dataclass(frozen=True)
+class _Live:
+    """Liveness as judged: its reason, the frame to match and the event's frame."""
+
+    live: bool
+    reason: str
+    best: int
+    event_frame: int | None
+
+
 class FaceEngine:
     """Enrollment and verification with one configuration.
 
@@ -313,52 +340,67 @@ class FaceEngine:
         if len(frames) > self.max_frames:
             raise ValueError(f"{len(frames)} frames, at most {self.max_frames} are accepted")
         count = len(frames)
-        frame_size = (0, 0)
-        evidence: dict[str, Any] = {"frames": count}
-
-        def refuse(
-            decision: FaceDecision, reason: str, distance: float | None = None
-        ) -> Verification:
-            return Verification(
-                decision, distance, self.threshold, self.model, count, frame_size, evidence, reason
-            )
-
+        attempt = _Attempt(self.threshold, self.model, count, {"frames": count})
+        evidence = attempt.evidence
         if colours is not None and len(colours) != count:
             evidence["screen_light"] = {"colours": list(colours)}
-            return refuse(
+            return attempt.decide(
                 FaceDecision.NOT_LIVE,
                 f"{count} frames for {len(colours)} screen colours: send exactly one frame "
                 "per colour of the challenge, each taken while the screen shows its colour")
+        try:
+            decoded = self._decode_frames(frames, attempt)
+            faces = self._frame_faces(decoded)
+        except FaceRefused as refused:
+            return attempt.decide(refused.decision, refused.reason)
+        evidence["face_px"] = [round((f.box[1] - f.box[3]) / decoded[0].scale) for f in faces]
+        live = self._liveness(decoded, faces, actions, pick, colours, evidence)
+        return self._match(ref, decoded, faces, live, actions is not None, attempt)
+
+    def _decode_frames(self, frames: Sequence[bytes], attempt: _Attempt) -> list[Decoded]:
+        """The frames decoded, all of one size (``attempt.frame_size``, once frame 0 is
+        decoded); :class:`FaceRefused` (POOR_QUALITY) for the first that is not."""
         decoded: list[Decoded] = []
         for i, data in enumerate(frames):
             try:
                 decoded.append(decode(data, max_width=self.work_width,
                                       max_pixels=self.max_pixels))
             except BadImage as exc:
-                return refuse(FaceDecision.POOR_QUALITY, f"frame {i}: {exc}")
+                raise FaceRefused(FaceDecision.POOR_QUALITY, f"frame {i}: {exc}") from None
             if i == 0:
-                frame_size = decoded[0].size
-            elif decoded[i].size != frame_size:
-                return refuse(
+                attempt.frame_size = decoded[0].size
+            elif decoded[i].size != attempt.frame_size:
+                frame_size = attempt.frame_size
+                raise FaceRefused(
                     FaceDecision.POOR_QUALITY,
                     f"frame {i} is {decoded[i].size[0]}x{decoded[i].size[1]}, frame 0 is "
                     f"{frame_size[0]}x{frame_size[1]}: send frames of one capture",
                 )
+        return decoded
+
+    def _frame_faces(self, decoded: list[Decoded]) -> list[_Face]:
+        """The one face of each frame, with its landmarks; :class:`FaceRefused` for the
+        first frame without exactly one usable face."""
         faces: list[_Face] = []
         for i, image in enumerate(decoded):
-            try:
-                face = self._one_face(
-                    image,
-                    self.detection_width,
-                    f"frame {i}",
-                    "face the camera, closer and in better light, so that the face fills "
-                    f"at least {100 * 80 // self.detection_width}% of the frame's width",
-                )
-            except FaceRefused as refused:
-                return refuse(refused.decision, refused.reason)
+            face = self._one_face(
+                image,
+                self.detection_width,
+                f"frame {i}",
+                "face the camera, closer and in better light, so that the face fills "
+                f"at least {100 * 80 // self.detection_width}% of the frame's width",
+            )
             face.landmarks = self._landmarks(image.rgb, face.box)
             faces.append(face)
-        evidence["face_px"] = [round((f.box[1] - f.box[3]) / decoded[0].scale) for f in faces]
+        return faces
+
+    def _liveness(
+        self, decoded: list[Decoded], faces: list[_Face], actions: Sequence[str] | None,
+        pick: Callable[[Sequence[int]], int], colours: Sequence[str] | None,
+        evidence: dict[str, Any],
+    ) -> _Live:
+        """Liveness by blink or turn, or by the challenge's actions (and, with
+        ``colours``, the screen's light on the face); its evidence goes into ``evidence``."""
         landmarks = np.stack([f.landmarks for f in faces if f.landmarks is not None])
         boxes = [f.box for f in faces]
         event_frame: int | None
@@ -385,19 +427,28 @@ class FaceEngine:
             if is_live and not lit.lit:
                 is_live, reason = False, lit.reason
         evidence["live"] = is_live
+        return _Live(is_live, reason, best, event_frame)
 
+    def _match(
+        self, ref: np.ndarray, decoded: list[Decoded], faces: list[_Face], live: _Live,
+        challenged: bool, attempt: _Attempt,
+    ) -> Verification:
+        """The decision: the best frame (and the liveness event's frame, when live) encoded
+        and compared with the reference."""
+        evidence, best, event_frame = attempt.evidence, live.best, live.event_frame
         d_best = float(np.linalg.norm(self._encode(decoded[best].rgb, faces[best].box, 1) - ref))
         distances = {best: d_best}
-        if is_live and event_frame is not None and event_frame != best:
+        if live.live and event_frame is not None and event_frame != best:
             event = event_frame
             distances[event] = float(
                 np.linalg.norm(self._encode(decoded[event].rgb, faces[event].box, 1) - ref)
             )
         evidence["distances"] = {str(k): round(v, 4) for k, v in sorted(distances.items())}
         distance = max(distances.values())
-        if not is_live:
-            return refuse(FaceDecision.NOT_LIVE, reason, distance)
-        if actions is not None and len(distances) == 2:
+        reason = live.reason
+        if not live.live:
+            return attempt.decide(FaceDecision.NOT_LIVE, reason, distance)
+        if challenged and len(distances) == 2:
             # The turned face is compared with a frontal reference: it is farther from it
             # than the frontal frame (docs/face.md), so it gets the splice margin.
             assert event_frame is not None
@@ -405,19 +456,19 @@ class FaceEngine:
             limit = self.threshold + (self.challenge_policy.turned_margin if turned else 0.0)
             evidence["action_frame_limit"] = round(limit, 4)
             if distances[event_frame] > limit:
-                return refuse(
+                return attempt.decide(
                     FaceDecision.NO_MATCH,
                     f"{reason}; but frame {event_frame} (an action) is {distances[event_frame]:.3f}"
                     f" from the reference, above {limit:.3f}: not the same person throughout: "
                     "certify at a counter instead", distance)
             distance = d_best
         if distance <= self.threshold:
-            return refuse(
+            return attempt.decide(
                 FaceDecision.MATCH,
                 f"{reason}; distance {distance:.3f} <= threshold {self.threshold:.3f}",
                 distance,
             )
-        return refuse(
+        return attempt.decide(
             FaceDecision.NO_MATCH,
             f"{reason}; distance {distance:.3f} > threshold {self.threshold:.3f}: not the "
             "enrolled person (or a very different photo): certify at a counter instead",

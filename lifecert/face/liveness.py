@@ -108,6 +108,74 @@ def _r(values: Sequence[float]) -> list[float]:
     return [round(float(v), 4) for v in values]
 
 
+def _track(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[list[float], list[float]]:
+    """Between consecutive frames: how far the face box moves (in box widths) and how
+    much its width changes (a ratio >= 1). A splice of another capture shows in both."""
+    jumps: list[float] = []
+    resizes: list[float] = []
+    for (t0, r0, b0, l0), (t1, r1, b1, l1) in itertools.pairwise(boxes):
+        w0, w1 = max(1, r0 - l0), max(1, r1 - l1)
+        c0 = np.array([(l0 + r0) / 2, (t0 + b0) / 2])
+        c1 = np.array([(l1 + r1) / 2, (t1 + b1) / 2])
+        jumps.append(float(np.linalg.norm(c1 - c0)) / w0)
+        resizes.append(max(w0, w1) / min(w0, w1))
+    return jumps, resizes
+
+
+def _mean_ears(landmarks: np.ndarray) -> list[float]:
+    """Each frame's eye aspect ratio, both eyes averaged."""
+    return [
+        (eye_aspect_ratio(f[list(LEFT_EYE)]) + eye_aspect_ratio(f[list(RIGHT_EYE)])) / 2
+        for f in landmarks
+    ]
+
+
+@dataclass(frozen=True)
+class _Signals:
+    """What the normalised frames show: the most open eyes, a blink, a head turn."""
+
+    open_i: int  # the frame with the most open eyes
+    open_ear: float
+    blink_i: int | None  # the frame of the blink, if any
+    ratios: list[float]  # each frame's eye opening against the most open frame's
+    yaw_range: float
+    median_yaw: float
+    turn_i: int  # the frame farthest from the median yaw
+    turned: bool
+
+
+def _signals(left: list[float], right: list[float], ear: list[float], yaw: list[float],
+             policy: LivenessPolicy) -> _Signals:
+    open_i = int(np.argmax(ear))
+    open_ear = ear[open_i]
+    blink_i: int | None = None
+    ratios: list[float] = []
+    if open_ear >= policy.open_ear:
+        for i in range(len(ear)):
+            lr = left[i] / max(left[open_i], 1e-9)
+            rr = right[i] / max(right[open_i], 1e-9)
+            ratios.append(max(lr, rr))
+        closest = int(np.argmin(ratios))
+        if ratios[closest] <= policy.blink_ratio:
+            blink_i = closest
+    yaw_range = max(yaw) - min(yaw)
+    median_yaw = float(np.median(yaw))
+    turn_i = int(np.argmax([abs(y - median_yaw) for y in yaw]))
+    return _Signals(open_i, open_ear, blink_i, ratios, yaw_range, median_yaw, turn_i,
+                    yaw_range >= policy.turn_range)
+
+
+def _thresholds(policy: LivenessPolicy) -> dict[str, float]:
+    return {
+        "open_ear": policy.open_ear,
+        "blink_ratio": policy.blink_ratio,
+        "turn_range": policy.turn_range,
+        "max_jump": policy.max_jump,
+        "max_resize": policy.max_resize,
+        "max_anisotropy": policy.max_anisotropy,
+    }
+
+
 def assess(
     landmarks: np.ndarray,
     boxes: Sequence[tuple[int, int, int, int]],
@@ -116,14 +184,10 @@ def assess(
     """Judge liveness from ``landmarks`` (frames x 68 x 2, any pixel scale) and the face
     boxes (top, right, bottom, left) of the same frames."""
     n = int(landmarks.shape[0])
-    raw_ear = [
-        (eye_aspect_ratio(f[list(LEFT_EYE)]) + eye_aspect_ratio(f[list(RIGHT_EYE)])) / 2
-        for f in landmarks
-    ]
     evidence: dict[str, Any] = {
         "method": "affine-normalised eye aspect ratio (blink) and nose-tip parallax (head turn)",
         "frames": n,
-        "ear_raw": _r(raw_ear),
+        "ear_raw": _r(_mean_ears(landmarks)),
     }
     if n < policy.min_frames:
         return LivenessResult(
@@ -135,14 +199,7 @@ def assess(
         )
 
     # Track continuity: the same face throughout, no splice.
-    jumps: list[float] = []
-    resizes: list[float] = []
-    for (t0, r0, b0, l0), (t1, r1, b1, l1) in itertools.pairwise(boxes):
-        w0, w1 = max(1, r0 - l0), max(1, r1 - l1)
-        c0 = np.array([(l0 + r0) / 2, (t0 + b0) / 2])
-        c1 = np.array([(l1 + r1) / 2, (t1 + b1) / 2])
-        jumps.append(float(np.linalg.norm(c1 - c0)) / w0)
-        resizes.append(max(w0, w1) / min(w0, w1))
+    jumps, resizes = _track(boxes)
     continuous = all(j <= policy.max_jump for j in jumps) and all(
         s <= policy.max_resize for s in resizes
     )
@@ -166,44 +223,28 @@ def assess(
         }
     )
 
-    open_i = int(np.argmax(ear))
-    open_ear = ear[open_i]
-    blink_i: int | None = None
-    ratios: list[float] = []
-    if open_ear >= policy.open_ear:
-        for i in range(n):
-            lr = left[i] / max(left[open_i], 1e-9)
-            rr = right[i] / max(right[open_i], 1e-9)
-            ratios.append(max(lr, rr))
-        closest = int(np.argmin(ratios))
-        if ratios[closest] <= policy.blink_ratio:
-            blink_i = closest
-    yaw_range = max(yaw) - min(yaw)
-    median_yaw = float(np.median(yaw))
-    turn_i = int(np.argmax([abs(y - median_yaw) for y in yaw]))
-    turned = yaw_range >= policy.turn_range
+    seen = _signals(left, right, ear, yaw, policy)
     evidence.update(
         {
-            "blink_ratio_min": round(min(ratios), 4) if ratios else None,
-            "blink_detected": blink_i is not None,
-            "blink_frame": blink_i,
-            "yaw_range": round(yaw_range, 4),
-            "head_turn_detected": turned,
-            "thresholds": {
-                "open_ear": policy.open_ear,
-                "blink_ratio": policy.blink_ratio,
-                "turn_range": policy.turn_range,
-                "max_jump": policy.max_jump,
-                "max_resize": policy.max_resize,
-                "max_anisotropy": policy.max_anisotropy,
-            },
+            "blink_ratio_min": round(min(seen.ratios), 4) if seen.ratios else None,
+            "blink_detected": seen.blink_i is not None,
+            "blink_frame": seen.blink_i,
+            "yaw_range": round(seen.yaw_range, 4),
+            "head_turn_detected": seen.turned,
+            "thresholds": _thresholds(policy),
         }
     )
     # Best frame to match: eyes open (>= 90% of the most open) and most frontal.
-    candidates = [i for i in range(n) if ear[i] >= 0.9 * open_ear] or [open_i]
-    best = min(candidates, key=lambda i: abs(yaw[i] - median_yaw))
+    candidates = [i for i in range(n) if ear[i] >= 0.9 * seen.open_ear] or [seen.open_i]
+    best = min(candidates, key=lambda i: abs(yaw[i] - seen.median_yaw))
     evidence["best_frame"] = best
+    return _verdict(seen, continuous, max(anisotropy), best, evidence, policy)
 
+
+def _verdict(seen: _Signals, continuous: bool, anisotropy: float, best: int,
+             evidence: dict[str, Any], policy: LivenessPolicy) -> LivenessResult:
+    """Live or not, and why, from the signals and the track (``anisotropy``: the
+    largest of the frames')."""
     if not continuous:
         return LivenessResult(
             False,
@@ -213,26 +254,28 @@ def assess(
             None,
             evidence,
         )
-    if max(anisotropy) > policy.max_anisotropy:
+    if anisotropy > policy.max_anisotropy:
         return LivenessResult(
             False,
-            f"the face is stretched between frames (anisotropy {max(anisotropy):.2f} > "
+            f"the face is stretched between frames (anisotropy {anisotropy:.2f} > "
             f"{policy.max_anisotropy}) the way a tilted flat picture is: hold the camera "
             "steady, facing it",
             best,
             None,
             evidence,
         )
-    if blink_i is not None:
-        return LivenessResult(True, f"blink seen in frame {blink_i}", best, blink_i, evidence)
-    if turned:
+    if seen.blink_i is not None:
+        return LivenessResult(True, f"blink seen in frame {seen.blink_i}", best, seen.blink_i,
+                              evidence)
+    if seen.turned:
         return LivenessResult(
-            True, f"head turn seen (nose parallax {yaw_range:.3f})", best, turn_i, evidence
+            True, f"head turn seen (nose parallax {seen.yaw_range:.3f})", best, seen.turn_i,
+            evidence
         )
-    if open_ear < policy.open_ear:
+    if seen.open_ear < policy.open_ear:
         reason = (
-            f"eyes never open enough (EAR {open_ear:.2f} < {policy.open_ear}): look at the "
-            "camera with open eyes, then blink"
+            f"eyes never open enough (EAR {seen.open_ear:.2f} < {policy.open_ear}): look at "
+            "the camera with open eyes, then blink"
         )
     else:
         reason = (
@@ -387,19 +430,11 @@ def assess_challenge(
     if n < len(actions) + 1:
         return refuse(f"{n} frames cannot answer {len(actions)} actions: send a neutral "
                       "frame first, then at least one frame per action")
-    jumps: list[float] = []
-    resizes: list[float] = []
-    for (t0, r0, b0, l0), (t1, r1, b1, l1) in itertools.pairwise(boxes):
-        w0, w1 = max(1, r0 - l0), max(1, r1 - l1)
-        c0 = np.array([(l0 + r0) / 2, (t0 + b0) / 2])
-        c1 = np.array([(l1 + r1) / 2, (t1 + b1) / 2])
-        jumps.append(float(np.linalg.norm(c1 - c0)) / w0)
-        resizes.append(max(w0, w1) / min(w0, w1))
+    jumps, resizes = _track(boxes)
     evidence["track_jumps"] = _r(jumps)
     features = motion_features(landmarks)
     states = frame_states(features, policy)
-    ear = [(eye_aspect_ratio(f[list(LEFT_EYE)]) + eye_aspect_ratio(f[list(RIGHT_EYE)])) / 2
-           for f in landmarks]
+    ear = _mean_ears(landmarks)
     neutral = [i for i, s in enumerate(states) if s == NEUTRAL]
     best = max(neutral, key=lambda i: ear[i]) if neutral else 0
     evidence.update({
@@ -424,27 +459,10 @@ def assess_challenge(
     if seen != list(actions):
         return refuse(f"the frames show {' then '.join(seen) or 'no action'}; the challenge "
                       f"asked for {' then '.join(actions)}, in that order", best)
-    if one_frame_each:
-        layout = frame_layout(actions)
-        off = [i for i, (s, want) in enumerate(itertools.zip_longest(states, layout))
-               if s != want]
-        if off:
-            i = off[0]
-            return refuse(f"frame {i} shows {states[i] if i < n else 'nothing'} where this "
-                          f"challenge's frame {i} is {layout[i] if i < len(layout) else 'none'}"
-                          ": one frame per screen colour, at rest, then each action with a "
-                          "frame at rest after it", best)
-    peaks: list[int] = []
-    parallaxes: list[float | None] = []
-    for state, first, last in runs:
-        span = range(first, last + 1)
-        if state == OPEN_MOUTH:
-            peaks.append(max(span, key=lambda i: features["mouth"][i]))
-            parallaxes.append(None)
-            continue
-        peak = max(span, key=lambda i: abs(features["turn"][i]))
-        peaks.append(peak)
-        parallaxes.append(round(parallax(features["turn"][peak], features["contour"][peak]), 4))
+    off_layout = _off_layout(states, actions) if one_frame_each else None
+    if off_layout is not None:
+        return refuse(off_layout, best)
+    peaks, parallaxes = _peaks(runs, features)
     evidence["action_frames"] = peaks
     evidence["parallax"] = parallaxes
     for (_state, first, last), value in zip(runs, parallaxes, strict=True):
@@ -456,6 +474,39 @@ def assess_challenge(
                 "itself, from the neck", best)
     return ChallengeAnswer(True, f"answered {' then '.join(actions)} in order", best, peaks,
                            evidence)
+
+
+def _off_layout(states: Sequence[str], actions: Sequence[str]) -> str | None:
+    """Why the frames of a screen-light answer are not :func:`frame_layout`, or None."""
+    n = len(states)
+    layout = frame_layout(actions)
+    off = [i for i, (s, want) in enumerate(itertools.zip_longest(states, layout))
+           if s != want]
+    if not off:
+        return None
+    i = off[0]
+    return (f"frame {i} shows {states[i] if i < n else 'nothing'} where this "
+            f"challenge's frame {i} is {layout[i] if i < len(layout) else 'none'}"
+            ": one frame per screen colour, at rest, then each action with a "
+            "frame at rest after it")
+
+
+def _peaks(runs: Sequence[tuple[str, int, int]],
+           features: dict[str, list[float]]) -> tuple[list[int], list[float | None]]:
+    """Each action's peak frame (the widest mouth, the farthest turn) and, for a turn,
+    the parallax there."""
+    peaks: list[int] = []
+    parallaxes: list[float | None] = []
+    for state, first, last in runs:
+        span = range(first, last + 1)
+        if state == OPEN_MOUTH:
+            peaks.append(max(span, key=lambda i: features["mouth"][i]))
+            parallaxes.append(None)
+            continue
+        peak = max(span, key=lambda i: abs(features["turn"][i]))
+        peaks.append(peak)
+        parallaxes.append(round(parallax(features["turn"][peak], features["contour"][peak]), 4))
+    return peaks, parallaxes
 
 
 def frame_layout(actions: Sequence[str]) -> list[str]:

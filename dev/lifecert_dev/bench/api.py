@@ -207,11 +207,23 @@ async def load(
     return Measured(latencies, service, errors, total - warm, elapsed)
 
 
+@dataclass(frozen=True)
+class Run:
+    """What one measured run gives: the load's figures and the CPU each side spent per
+    request (ms), and the baseline's latencies (empty without ``--baseline``)."""
+
+    measured: Measured
+    server_cpu_ms: float
+    database_cpu_ms: float
+    client_cpu_ms: float
+    baseline: list[float]
+
+
 def run(args: argparse.Namespace) -> int:
     import psycopg2
 
     from lifecert.api.build_protos import ensure_built
-    from lifecert_dev.api_sandbox import Sandbox, SandboxError
+    from lifecert_dev.api_sandbox import Sandbox
     from lifecert_dev.stack import StackConfig, up
 
     ensure_built()
@@ -225,45 +237,67 @@ def run(args: argparse.Namespace) -> int:
             print(f"lifecert api bench: PostgreSQL: {exc}", file=sys.stderr)
             return 1
         with box:
-            t0 = time.perf_counter()
-            pairs = seed(box, args.retirees, rng)
-            print(f"lifecert api bench: {args.retirees:,} retirees seeded in "
-                  f"{time.perf_counter() - t0:.1f} s; starting the server", file=sys.stderr)
-            try:
-                # Its wrong factors (--wrong-rate) measure the failure path, not the
-                # failure budgets.
-                server = box.start_server("--no-face", "--public-failure-budget",
-                                          "1000000000", "--failure-budget", "1000000000",
-                                          verbose=False)
-            except SandboxError as exc:
-                print(f"lifecert api bench: {exc}", file=sys.stderr)
+            measured = measure(box, args, rng)
+            if measured is None:
                 return 1
-            print(f"lifecert api bench: {args.rate:g} requests/s for {args.seconds:g} s "
-                  f"(+{WARMUP_S:g} s warm-up)", file=sys.stderr)
-            # The client's own garbage collections would show as server latency: what
-            # seeding and start-up left is frozen out of their reach, as in the server.
-            gc.collect()
-            gc.freeze()
-            server_cpu, client_cpu = cpu_seconds(server.process.pid), time.process_time()
-            database_before = database_cpu(box)
-            measured = asyncio.run(
-                load(server, pairs, args.rate, args.seconds, args.wrong_rate, rng)
-            )
-            database = sum(cpu - database_before.get(pid, 0.0)
-                           for pid, cpu in database_cpu(box).items())
-            latencies, errors, sent, elapsed = (
-                measured.latencies, measured.errors, measured.sent, measured.elapsed
-            )
-            total = sent + int(WARMUP_S * args.rate)
-            server_cpu = (cpu_seconds(server.process.pid) - server_cpu) / total * 1000
-            client_cpu = (time.process_time() - client_cpu) / total * 1000
-            database = database / total * 1000
-            baseline: list[float] = []
-            if args.baseline:
-                baseline = asyncio.run(
-                    load(server, pairs, args.rate, args.seconds, 0.0, rng, health=True)
-                ).latencies
-    figures = Figures(
+    figures = figures_of(args, measured)
+    if args.json:
+        print(json.dumps({**figures.__dict__, "target_p99_ms": TARGET_P99_MS,
+                          "meets_target": figures.meets_target}))
+    else:
+        print(report(figures))
+    return 0 if figures.meets_target else 1
+
+
+def measure(box: Any, args: argparse.Namespace, rng: random.Random) -> Run | None:
+    """Seed the sandbox, start the server, send the load (and the baseline's); None
+    when the server does not start (said on stderr)."""
+    from lifecert_dev.api_sandbox import SandboxError
+
+    t0 = time.perf_counter()
+    pairs = seed(box, args.retirees, rng)
+    print(f"lifecert api bench: {args.retirees:,} retirees seeded in "
+          f"{time.perf_counter() - t0:.1f} s; starting the server", file=sys.stderr)
+    try:
+        # Its wrong factors (--wrong-rate) measure the failure path, not the
+        # failure budgets.
+        server = box.start_server("--no-face", "--public-failure-budget",
+                                  "1000000000", "--failure-budget", "1000000000",
+                                  verbose=False)
+    except SandboxError as exc:
+        print(f"lifecert api bench: {exc}", file=sys.stderr)
+        return None
+    print(f"lifecert api bench: {args.rate:g} requests/s for {args.seconds:g} s "
+          f"(+{WARMUP_S:g} s warm-up)", file=sys.stderr)
+    # The client's own garbage collections would show as server latency: what
+    # seeding and start-up left is frozen out of their reach, as in the server.
+    gc.collect()
+    gc.freeze()
+    server_cpu, client_cpu = cpu_seconds(server.process.pid), time.process_time()
+    database_before = database_cpu(box)
+    measured = asyncio.run(
+        load(server, pairs, args.rate, args.seconds, args.wrong_rate, rng)
+    )
+    database = sum(cpu - database_before.get(pid, 0.0)
+                   for pid, cpu in database_cpu(box).items())
+    total = measured.sent + int(WARMUP_S * args.rate)
+    server_cpu = (cpu_seconds(server.process.pid) - server_cpu) / total * 1000
+    client_cpu = (time.process_time() - client_cpu) / total * 1000
+    database = database / total * 1000
+    baseline: list[float] = []
+    if args.baseline:
+        baseline = asyncio.run(
+            load(server, pairs, args.rate, args.seconds, 0.0, rng, health=True)
+        ).latencies
+    return Run(measured, server_cpu, database, client_cpu, baseline)
+
+
+def figures_of(args: argparse.Namespace, run: Run) -> Figures:
+    measured, baseline = run.measured, run.baseline
+    latencies, errors, sent, elapsed = (
+        measured.latencies, measured.errors, measured.sent, measured.elapsed
+    )
+    return Figures(
         rate=args.rate, seconds=args.seconds, sent=sent,
         achieved_rate=round(sent / elapsed, 1) if elapsed > 0 else 0.0,
         ok=len(latencies) - sum(errors.values()), errors=dict(errors),
@@ -273,41 +307,40 @@ def run(args: argparse.Namespace) -> int:
         max_ms=round(max(latencies, default=float("nan")), 2), retirees=args.retirees,
         sent_p50_ms=round(percentile(measured.service, 50), 2),
         sent_p99_ms=round(percentile(measured.service, 99), 2),
-        server_cpu_ms_per_request=round(server_cpu, 3),
-        database_cpu_ms_per_request=round(database, 3),
-        client_cpu_ms_per_request=round(client_cpu, 3),
+        server_cpu_ms_per_request=round(run.server_cpu_ms, 3),
+        database_cpu_ms_per_request=round(run.database_cpu_ms, 3),
+        client_cpu_ms_per_request=round(run.client_cpu_ms, 3),
         load_average=round(os.getloadavg()[0], 2),
         baseline_p50_ms=round(percentile(baseline, 50), 2) if baseline else None,
         baseline_p99_ms=round(percentile(baseline, 99), 2) if baseline else None,
     )
-    if args.json:
-        print(json.dumps({**figures.__dict__, "target_p99_ms": TARGET_P99_MS,
-                          "meets_target": figures.meets_target}))
-    else:
-        lines = [
-            f"status query over mutual TLS, {figures.sent:,} requests at {figures.rate:g}/s "
-            f"(achieved {figures.achieved_rate:g}/s), {figures.retirees:,} retirees:",
-            f"  p50 {figures.p50_ms:.2f} ms   p90 {figures.p90_ms:.2f} ms   "
-            f"p99 {figures.p99_ms:.2f} ms   p99.9 {figures.p999_ms:.2f} ms   "
-            f"max {figures.max_ms:.2f} ms",
-            f"  from the moment sent (without the client's own lag): p50 "
-            f"{figures.sent_p50_ms:.2f} ms   p99 {figures.sent_p99_ms:.2f} ms",
-            f"  errors: {figures.errors or 'none'}",
-            f"  CPU per request: server {figures.server_cpu_ms_per_request:.3f} ms, "
-            f"PostgreSQL {figures.database_cpu_ms_per_request:.3f} ms, client "
-            f"{figures.client_cpu_ms_per_request:.3f} ms; load average "
-            f"{figures.load_average:g} on {os.cpu_count()} CPUs (other work on the machine "
-            "shows in the latencies)",
-        ]
-        if figures.baseline_p99_ms is not None:
-            lines.append(
-                f"  baseline (gRPC health check, same rate and channel): p50 "
-                f"{figures.baseline_p50_ms:.2f} ms   p99 {figures.baseline_p99_ms:.2f} ms"
-            )
-        lines.append(f"  target p99 < {TARGET_P99_MS:g} ms: "
-                     f"{'met' if figures.meets_target else 'NOT met'}")
-        print("\n".join(lines))
-    return 0 if figures.meets_target else 1
+
+
+def report(figures: Figures) -> str:
+    """The figures as the lines a person reads."""
+    lines = [
+        f"status query over mutual TLS, {figures.sent:,} requests at {figures.rate:g}/s "
+        f"(achieved {figures.achieved_rate:g}/s), {figures.retirees:,} retirees:",
+        f"  p50 {figures.p50_ms:.2f} ms   p90 {figures.p90_ms:.2f} ms   "
+        f"p99 {figures.p99_ms:.2f} ms   p99.9 {figures.p999_ms:.2f} ms   "
+        f"max {figures.max_ms:.2f} ms",
+        f"  from the moment sent (without the client's own lag): p50 "
+        f"{figures.sent_p50_ms:.2f} ms   p99 {figures.sent_p99_ms:.2f} ms",
+        f"  errors: {figures.errors or 'none'}",
+        f"  CPU per request: server {figures.server_cpu_ms_per_request:.3f} ms, "
+        f"PostgreSQL {figures.database_cpu_ms_per_request:.3f} ms, client "
+        f"{figures.client_cpu_ms_per_request:.3f} ms; load average "
+        f"{figures.load_average:g} on {os.cpu_count()} CPUs (other work on the machine "
+        "shows in the latencies)",
+    ]
+    if figures.baseline_p99_ms is not None:
+        lines.append(
+            f"  baseline (gRPC health check, same rate and channel): p50 "
+            f"{figures.baseline_p50_ms:.2f} ms   p99 {figures.baseline_p99_ms:.2f} ms"
+        )
+    lines.append(f"  target p99 < {TARGET_P99_MS:g} ms: "
+                 f"{'met' if figures.meets_target else 'NOT met'}")
+    return "\n".join(lines)
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

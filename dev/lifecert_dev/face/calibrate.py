@@ -568,6 +568,26 @@ def chance_colours_agree(policy: Any, frames: int = 7, pairs: int = 20_000,
     return passed / pairs
 
 
+def _why_refused(engine: FaceEngine, motion: Any, light: Any) -> str:
+    """Why an answer of the light study is refused: its motion, else its light (a frame
+    lit by another colour, when the colours otherwise correlate)."""
+    if not motion.live:
+        return str(motion.reason)
+    if light.evidence.get("frames_off") and light.evidence["correlation"] >= \
+            engine.light_policy.min_correlation:
+        return "a frame lit by another colour than the challenge asked"
+    return str(light.reason)
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """Min, 5th percentile, median, 95th percentile and max, to 3 decimals."""
+    if not values:
+        return {}
+    q = np.percentile(values, [0, 5, 50, 95, 100])
+    return dict(zip(("min", "p5", "median", "p95", "max"),
+                    (round(float(v), 3) for v in q), strict=True))
+
+
 def light_study(engine: FaceEngine, folder: Path, seed: int,
                 per_photo: int) -> dict[str, Any]:  # fmt: skip
     """(d') genuine-like answers lit by the right colours, (b') genuine-like recordings
@@ -585,14 +605,6 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
         random_actions,
     )
     from lifecert.face.screenlight import assess_light, colours_for
-
-    def why(motion: Any, light: Any) -> str:
-        if not motion.live:
-            return str(motion.reason)
-        if light.evidence.get("frames_off") and light.evidence["correlation"] >= \
-                engine.light_policy.min_correlation:
-            return "a frame lit by another colour than the challenge asked"
-        return str(light.reason)
 
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
@@ -622,7 +634,7 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
             r_genuine.append(light.evidence.get("correlation", 0.0))
             light_refused["d"] += motion.live and not light.lit
             ok = motion.live and light.lit
-            genuine.add(ok, False, why(motion, light), {})
+            genuine.add(ok, False, _why_refused(engine, motion, light), {})
             if not motion.live:
                 continue
             # (b') the recording re-ordered for the next challenge, best colours first
@@ -640,7 +652,7 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
             lit = assess_light(measured[order], wanted, engine.light_policy)
             r_reordered.append(lit.evidence.get("correlation", 0.0))
             light_refused["b'"] += m.live and not lit.lit
-            reordered.add(m.live and lit.lit, False, why(m, lit), {})
+            reordered.add(m.live and lit.lit, False, _why_refused(engine, m, lit), {})
             # (b'') ... and each frame digitally re-tinted to the new challenge's colour
             retinted = [_retint(data[i], base_marks[layout[i]], colours[i], wanted[p], nprng)
                         for p, i in enumerate(order)]
@@ -648,22 +660,15 @@ def light_study(engine: FaceEngine, folder: Path, seed: int,
                                wanted, engine.light_policy)
             r_tinted.append(lit.evidence.get("correlation", 0.0))
             light_refused["b''"] += m.live and not lit.lit
-            tinted.add(m.live and lit.lit, False, why(m, lit), {})
-
-    def spread(values: list[float]) -> dict[str, float]:
-        if not values:
-            return {}
-        q = np.percentile(values, [0, 5, 50, 95, 100])
-        return dict(zip(("min", "p5", "median", "p95", "max"),
-                        (round(float(v), 3) for v in q), strict=True))
+            tinted.add(m.live and lit.lit, False, _why_refused(engine, m, lit), {})
 
     return {
         "d_prime_genuine_like_lit_answers": genuine.as_dict(),
         "b_prime_reordered_with_colours": reordered.as_dict(),
         "b_second_reordered_and_retinted": tinted.as_dict(),
         "refused_by_light_alone": light_refused,
-        "correlation": {"genuine": spread(r_genuine), "reordered": spread(r_reordered),
-                        "retinted": spread(r_tinted)},
+        "correlation": {"genuine": _spread(r_genuine), "reordered": _spread(r_reordered),
+                        "retinted": _spread(r_tinted)},
         "chance_random_colours_pass": chance_colours_agree(engine.light_policy),
         "chance_best_reordering_passes": chance_reordering_passes(engine.light_policy),
         "light_policy": engine.light_policy,

@@ -29,6 +29,8 @@ from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.pki import serial_hex
 
+pytestmark = pytest.mark.stack
+
 ROLE = "ASSISTING_AGENCY"
 
 

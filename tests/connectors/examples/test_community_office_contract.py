@@ -7,6 +7,8 @@ import pytest
 from connectors.examples.community_office.harness import CommunityOfficeHarness
 from connectors.testkit.contract import SourceContract
 
+pytestmark = pytest.mark.stack
+
 
 class TestCommunityOffice(SourceContract):
     @pytest.fixture

@@ -13,6 +13,8 @@ from connectors.guangdong.harness import GuangdongHarness, GuangdongResultsHarne
 from connectors.testkit.contract import SinkContract, SourceContract
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 
 class TestGuangdongSource(SourceContract):
     @pytest.fixture

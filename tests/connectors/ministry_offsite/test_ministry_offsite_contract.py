@@ -22,6 +22,8 @@ from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 
 class TestMinistryOffsite(SourceContract):
     @pytest.fixture

@@ -10,6 +10,8 @@ from connectors.payment_ledger.harness import PaymentLedgerHarness
 from connectors.testkit.contract import SinkContract
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 
 class TestPaymentLedgerSink(SinkContract):
     @pytest.fixture

@@ -35,6 +35,8 @@ from lifecert.pipeline.kafka import partition_for_key
 from lifecert.replay import replay_lines
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 TOPIC = "test.payment-instructions"
 AT = datetime(2017, 6, 20, 16, 0, tzinfo=UTC)
 

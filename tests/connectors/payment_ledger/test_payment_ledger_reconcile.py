@@ -26,6 +26,8 @@ from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import DEAD_LETTERS, PAYMENT_INSTRUCTIONS, TopicLayout, layout
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 RUNNER = {"batch_size": 50, "retry_initial": 0.1, "retry_max": 0.5, "idle_interval": 0.2}
 
 

@@ -9,6 +9,8 @@ from connectors.pension_master.harness import PensionMasterHarness
 from connectors.testkit.contract import SourceContract
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 
 class TestPensionMaster(SourceContract):
     @pytest.fixture

@@ -34,6 +34,8 @@ from lifecert.pipeline import kafka as lk
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, EVENTS, TopicLayout, layout
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 BATCH = 100
 
 

@@ -32,6 +32,8 @@ from lifecert.events.interchange import parse_event
 from lifecert.generate import iter_campaign
 from lifecert.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 SIM = [sys.executable, "-m", "connectors.pension_master.simulator"]
 
 

@@ -24,6 +24,16 @@ def test_the_diagram_draws_every_layer_and_an_import_between_two() -> None:
     assert "lifecert_domain --> lifecert_events" in drawn
 
 
+def test_every_module_is_in_a_layer() -> None:
+    """A module outside the layers contract would escape its check for cycles."""
+    members = [m for layer in architecture.layers() for m in layer]
+    unlisted = sorted(
+        name for name, _path in architecture.modules()
+        if name not in ("lifecert",) and architecture.member_of(name, members) is None
+    )
+    assert not unlisted, f"modules in no layer of pyproject's layers contract: {unlisted}"
+
+
 def test_relative_imports_are_resolved(tmp_path: Path) -> None:
     module = tmp_path / "mod.py"
     module.write_text("from . import sibling\nfrom ..other import thing\nimport json\n")

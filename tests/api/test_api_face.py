@@ -80,7 +80,7 @@ def actions_seen(frames: list[bytes]) -> list[str]:
     marks = np.array([synth._landmarks(np.asarray(Image.open(io.BytesIO(f)).convert("RGB")))
                       for f in frames])
     states = liveness.frame_states(liveness.motion_features(marks))
-    return [s for k, s in enumerate(states) if s != "NEUTRAL" and (k == 0 or states[k - 1] != s)]
+    return [state for state, _first, _last in liveness._runs(states)]
 
 
 def still(frame: Image.Image) -> list[bytes]:

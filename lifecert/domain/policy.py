@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lifecert.domain.working_days import WorkingCalendar
 from lifecert.events.catalogue import enum_symbols
 from lifecert.events.time import Month, parse_month, to_utc
 
@@ -54,6 +55,7 @@ class Policy:
     home_visits: bool
     fraud_checks: bool
     overpayment_checks: bool
+    working_days: WorkingCalendar
 
     @property
     def moments(self) -> tuple[Moment, ...]:
@@ -143,12 +145,36 @@ def _policy_from(data: dict[str, Any], origin: str) -> Policy:
         home_visits=get("switches", "home_visits", bool),
         fraud_checks=get("switches", "fraud_checks", bool),
         overpayment_checks=get("switches", "overpayment_checks", bool),
+        working_days=_working_calendar(get, origin),
     )
     if policy.timezone != "Asia/Shanghai":
         raise PolicyError(f"{origin}: only timezone 'Asia/Shanghai' is supported")
     if policy.window_opens > policy.deadline:
         raise PolicyError(f"{origin}: calendar.window_opens is after calendar.deadline")
     return policy
+
+
+def _working_calendar(get: Any, origin: str) -> WorkingCalendar:
+    first, last = get("working_days", "first_day", date), get("working_days", "last_day", date)
+    if first > last:
+        raise PolicyError(f"{origin}: working_days.first_day is after working_days.last_day")
+
+    def days(key: str) -> frozenset[date]:
+        values = get("working_days", key, list)
+        for value in values:
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise PolicyError(f"{origin}: key 'working_days.{key}' must list dates "
+                                  f"(YYYY-MM-DD), got {value!r}")
+            if not first <= value <= last:
+                raise PolicyError(f"{origin}: key 'working_days.{key}' has {value}, outside "
+                                  f"first_day..last_day ({first} to {last})")
+        return frozenset(values)
+
+    holidays, make_up = days("holidays"), days("make_up_workdays")
+    if both := sorted(holidays & make_up):
+        raise PolicyError(f"{origin}: {both[0]} is both a holiday and a make-up working day "
+                          f"in [working_days]")
+    return WorkingCalendar(first, last, holidays, make_up)
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -51,7 +51,7 @@ from lifecert.events.personal import seal_personal
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.campaign_clock import CampaignClock
-from lifecert.pipeline.credentials import ADMIN
+from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS
 from lifecert.pki import PkiPaths, init, issue
 from lifecert_dev import live
@@ -126,7 +126,7 @@ def check_role(role: str) -> str:
     return role
 
 
-def test_retirees(role: str, agency: str, count: int) -> list[TestRetiree]:
+def sandbox_retirees(role: str, agency: str, count: int) -> list[TestRetiree]:
     """``count`` retirees the role may act for, then one its channel does not count for
     (for EMPLOYER, whose retirees are all government ones: none)."""
     scope = MATRIX[role].scope
@@ -211,7 +211,8 @@ class PartnerSandbox:
         self.root.mkdir(parents=True, exist_ok=True)
         info.retirees = [asdict(r) for r in retirees]
         self.save(info)
-        self._fresh_state(info, retirees)
+        with acting_as(ADMIN):
+            self._fresh_state(info, retirees)
         pki = self.pki
         init(pki, hosts=["localhost", "127.0.0.1"])
         create_second_factor_key(self.root / "api")
@@ -325,14 +326,16 @@ class PartnerSandbox:
         if date_text is not None:
             info.date = date_text
         retirees = [TestRetiree(**r) for r in info.retirees]
-        self._fresh_state(info, retirees)
+        with acting_as(ADMIN):
+            self._fresh_state(info, retirees)
         self.start(info)
         return info
 
     def delete(self) -> None:
         info = self.load()
         self.stop(info)
-        live.discard(self.run(info))
+        with acting_as(ADMIN):
+            live.discard(self.run(info))
         import shutil
 
         shutil.rmtree(self.root)

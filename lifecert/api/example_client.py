@@ -21,10 +21,11 @@ import socket
 import ssl
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from cryptography.exceptions import InvalidSignature
 
 from lifecert.api.protos import common_pb2
 from lifecert.api.protos import partner_exchange_pb2 as px
@@ -39,7 +40,9 @@ def channel(args: argparse.Namespace) -> grpc.Channel:
         private_key=args.key.read_bytes(),
         certificate_chain=args.cert.read_bytes(),
     )
-    return grpc.secure_channel(args.target, credentials)
+    options = ([("grpc.ssl_target_name_override", args.server_name)]
+               if args.server_name else [])
+    return grpc.secure_channel(args.target, credentials, options=options)
 
 
 def submit(args: argparse.Namespace, ch: grpc.Channel) -> None:
@@ -47,7 +50,7 @@ def submit(args: argparse.Namespace, ch: grpc.Channel) -> None:
     item = px.SubmitItem(certification=px.Certification(
         certification_id=args.certification_id or f"EX-{args.retiree_id}",
         retiree_id=args.retiree_id,
-        channel=common_pb2.Channel.Value(args.channel),
+        channel=args.channel,  # the enum value's name
         performed_at=performed,
     ))
     response = px_grpc.PartnerExchangeStub(ch).SubmitBatch(
@@ -91,14 +94,17 @@ def diagnose(args: argparse.Namespace) -> str:
         return f"cannot use the certificate {args.cert} with the key {args.key}: {exc}"
     try:
         with socket.create_connection((host, int(port)), timeout=10) as raw, \
-                context.wrap_socket(raw, server_hostname=host) as tls:
+                context.wrap_socket(raw, server_hostname=args.server_name or host) as tls:
             # TLS 1.3: the server judges the client's certificate after the client's side
             # of the handshake; its verdict arrives as an alert on the first read.
-            tls.settimeout(2)
+            tls.settimeout(5)
             try:
-                tls.recv(1)
+                first = tls.recv(1)
             except TimeoutError:
-                return "the TLS handshake succeeds: the failure is elsewhere (network, server)"
+                first = b"?"
+            if not first:  # closed without a word: it refused the certificate
+                return f"the server closed the connection: {_own_certificate(args)}"
+            return "the TLS handshake succeeds: the failure is elsewhere (network, server)"
     except ssl.SSLCertVerificationError as exc:
         return f"the server's certificate is not accepted: {exc.verify_message} ({_hint(exc)})"
     except ssl.SSLError as exc:
@@ -106,6 +112,29 @@ def diagnose(args: argparse.Namespace) -> str:
     except OSError as exc:
         return f"no connection to {args.target}: {exc}"
     return "the TLS handshake succeeds: the failure is elsewhere"
+
+
+def _own_certificate(args: argparse.Namespace) -> str:
+    """Why the server would refuse the client's certificate, as far as the client's own
+    files tell (grpc's server closes the connection without an alert)."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(args.cert.read_bytes())
+    now = datetime.now(UTC)
+    if cert.not_valid_after_utc < now:
+        return (f"your certificate {args.cert} has expired (on "
+                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC): ask for a new one")
+    if cert.not_valid_before_utc > now:
+        return f"your certificate {args.cert} is not valid yet: check your clock"
+    ca = x509.load_pem_x509_certificate(args.ca.read_bytes())
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return (f"your certificate {args.cert} was issued by another CA, not by this "
+                f"server's ({args.ca}): use the certificate issued for this server")
+    return ("your certificate looks valid and is issued by the server's CA: it may be "
+            "revoked (the server answers UNAUTHENTICATED then) or the server's revocation "
+            "list is stale; ask the bureau")
 
 
 def _hint(exc: ssl.SSLError) -> str:
@@ -129,11 +158,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ca", type=Path, required=True, help="the CA certificate (ca.crt)")
     p.add_argument("--cert", type=Path, required=True, help="your client certificate")
     p.add_argument("--key", type=Path, required=True, help="your private key")
+    p.add_argument("--server-name", help="the name to expect in the server's certificate "
+                   "(default: the host of --target)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     s = actions.add_parser("submit", help="report one certification")
     s.add_argument("retiree_id")
-    s.add_argument("--channel", default="MACAU_SSF", help="channel name (common.proto)")
+    s.add_argument("--channel", default="MACAU_SSF", metavar="CHANNEL",
+                   choices=[n for n, _ in common_pb2.Channel.items() if n != "CHANNEL_UNSPECIFIED"],
+                   help="the channel's name in common.proto (default MACAU_SSF)")
     s.add_argument("--certification-id", help="the idempotency key (default EX-RETIREE)")
     s.add_argument("--performed-at", required=True,
                    help="when the person was seen: ISO time with offset, e.g. "

@@ -109,7 +109,8 @@ def run_follow(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     bootstrap, topics = kafka_clients.bootstrap_servers(args.bootstrap), layout(args.prefix)
-    print(f"lifecert clock: following the wall clock for {policy.name}", file=sys.stderr)
+    which = (f"the campaign clock of {args.clock_file}" if args.clock_file else "the wall clock")
+    print(f"lifecert clock: following {which} for {policy.name}", file=sys.stderr)
     while not stop.is_set():
         now = args.now or clock()
         try:

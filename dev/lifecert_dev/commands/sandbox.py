@@ -88,7 +88,7 @@ def run_create(args: argparse.Namespace) -> int:
         check_name,
         check_role,
         free_port,
-        test_retirees,
+        sandbox_retirees,
     )
     from lifecert_dev.stack import StackConfig, up
 
@@ -112,7 +112,7 @@ def run_create(args: argparse.Namespace) -> int:
     try:
         print(f"lifecert sandbox: topics {info.prefix}*, database {info.database}, PKI in "
               f"{box.root}", file=sys.stderr)
-        box.create(info, test_retirees(role, args.agency, args.retirees))
+        box.create(info, sandbox_retirees(role, args.agency, args.retirees))
     except (SandboxError, ValueError) as exc:
         print(f"lifecert sandbox: {exc}", file=sys.stderr)
         return EXIT_FAILED

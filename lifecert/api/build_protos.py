@@ -60,7 +60,8 @@ def build(out_dir: Path = OUT_DIR) -> list[Path]:
         from grpc_tools import protoc
     except ImportError as exc:
         raise RuntimeError(
-            "grpcio-tools is not installed; install the API dependencies (`make setup`)"
+            f"grpcio-tools cannot be imported ({exc}); install the API dependencies "
+            "(`make setup`)"
         ) from exc
     sources = proto_files()
     if not sources:

@@ -94,6 +94,8 @@ class ApiConfig:
     # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: refused
     # unless $LIFECERT_FACE_TEST_ONLY=1 (tests on synthetic frames; see weaker_liveness).
     face_min_parallax: float | None = None
+    # A campaign clock file (lifecert.pipeline.campaign_clock); None: the wall clock.
+    clock_file: Path | None = None
 
     @classmethod
     def resolve(

@@ -61,6 +61,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frame-pixels", type=int,
                         help="largest frame, in pixels, read from its header before "
                         "decoding (default 12000000)")
+    parser.add_argument("--clock-file", type=Path,
+                        help="a campaign clock (lifecert/pipeline/campaign_clock.py): the "
+                        "time stamped on submissions and the future-time tolerance follow it "
+                        "instead of the wall clock (sandboxes, drills; default: the wall clock)")
     parser.add_argument("--ready-file", type=Path,
                         help="write {\"port\", \"pid\"} as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true",

@@ -45,6 +45,7 @@ from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
 from lifecert.events.time import isoformat_local
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
+from lifecert.pipeline.campaign_clock import Clock, wall_clock
 from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import TopicLayout
 
@@ -336,6 +337,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         max_batch_items: int = 1000,
         max_streams_per_agency: int = 4,
         idle_checkpoint_seconds: float = 30.0,
+        clock: Clock = wall_clock,
     ) -> None:
         self.gate = gate
         self.db = database
@@ -346,6 +348,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         self.max_batch_items = max_batch_items
         self.max_streams_per_agency = max_streams_per_agency
         self.idle_checkpoint_seconds = idle_checkpoint_seconds
+        self.clock = clock  # recorded_at of submissions (a sandbox's campaign clock)
         self._streams: dict[str, int] = {}
         feed_topics: set[str] = set()
         for rules in authz.MATRIX.values():
@@ -365,7 +368,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 f"a batch holds at most {self.max_batch_items} items, this one {n}",
                 items=n,
             )
-        now = datetime.now(UTC)
+        now = self.clock()
         results: list[pb.ItemResult | None] = [None] * n
         prepared = _prepare_items(request.items, call.agency, now, results)
         try:
@@ -546,7 +549,10 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             )
         topics = sorted({self.topics.for_type(t).name for t in wanted})
         cursor_text = request.cursor
-        if not cursor_text:
+        if request.from_start and cursor_text:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              "give either a cursor or from_start, not both")
+        if not cursor_text and not request.from_start:
             try:
                 stored = await self.db.run(partial(db.load_cursor, agency=call.agency))
                 cursor_text = stored or ""

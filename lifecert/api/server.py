@@ -46,6 +46,7 @@ from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.status import StatusQuery
 from lifecert.keyfiles import MissingKeyError
 from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.campaign_clock import clock_of
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
 
@@ -223,7 +224,8 @@ async def start(config: ApiConfig) -> Running:
         interceptors=[MalformedRequests(gate)],
     )
     partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
-                              max_batch_items=limits.max_batch_items)
+                              max_batch_items=limits.max_batch_items,
+                              clock=clock_of(config.clock_file))
     protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
     policy = lockouts.Policy.of(limits)
     alerts = lockouts.PendingAlerts(database, publisher.publish)
@@ -382,11 +384,15 @@ def config_from_args(args: argparse.Namespace) -> ApiConfig:
         **{field: _positive(value, option, getattr(defaults, field))
            for field, (option, value) in face.items()},
     )
-    return ApiConfig.resolve(
+    config = ApiConfig.resolve(
         listen=args.listen, pki_dir=args.pki_dir, dsn=args.dsn, bootstrap=args.bootstrap,
         topic_prefix=args.topic_prefix, limits=limits, face=not args.no_face,
         face_threshold=args.face_threshold, face_min_parallax=args.face_min_parallax,
     )
+    if args.clock_file is not None:
+        clock_of(args.clock_file)  # a bad file refused here, with its name
+        config = replace(config, clock_file=args.clock_file)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

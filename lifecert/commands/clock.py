@@ -16,7 +16,8 @@ import json
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
@@ -24,6 +25,7 @@ from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import Policy, PolicyError, load_policy
 from lifecert.events.time import isoformat_local
 from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.campaign_clock import ClockFileError, clock_of
 from lifecert.pipeline.scheduler import advance
 from lifecert.pipeline.topics import layout
 
@@ -66,6 +68,9 @@ def register(subparsers: Any) -> None:
                         help="seconds between looks at the clock (default 30)")
     follow.add_argument("--now", type=_instant, metavar="ISO-TIME",
                         help="pretend the wall clock shows this instant (tests, drills)")
+    follow.add_argument("--clock-file", type=Path, metavar="PATH",
+                        help="follow a campaign clock instead of the wall clock (the file "
+                        "`lifecert sandbox create` writes; lifecert/pipeline/campaign_clock.py)")
     add_broker_arguments(follow)
     follow.set_defaults(func=run_follow)
 
@@ -95,13 +100,19 @@ def run_follow(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     if policy is None:
         return EXIT_USAGE
+    try:
+        clock = clock_of(args.clock_file)
+    except ClockFileError as exc:
+        print(f"lifecert clock: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     bootstrap, topics = kafka_clients.bootstrap_servers(args.bootstrap), layout(args.prefix)
-    print(f"lifecert clock: following the wall clock for {policy.name}", file=sys.stderr)
+    which = (f"the campaign clock of {args.clock_file}" if args.clock_file else "the wall clock")
+    print(f"lifecert clock: following {which} for {policy.name}", file=sys.stderr)
     while not stop.is_set():
-        now = args.now or datetime.now(UTC)
+        now = args.now or clock()
         try:
             result = advance(bootstrap, topics, policy, now)
         except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:

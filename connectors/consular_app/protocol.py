@@ -93,9 +93,9 @@ def verify(key: Ed25519PublicKey, payload: bytes, signature: bytes) -> None:
         key.verify(signature, payload)
     except InvalidSignature:
         raise CaseRejected(
-            "field signature: the payload's Ed25519 signature does not verify with the "
-            "consular system's public key (verify_key_file): the case was altered or not "
-            "signed by the consular system; ask it to push the case again") from None
+            "field signature: the Ed25519 signature does not verify with the consular "
+            "system's public key (verify_key_file): the case was altered or not signed by "
+            "the consular system; ask it to push the case again") from None
 
 
 def case_to_event(payload: bytes) -> Event:

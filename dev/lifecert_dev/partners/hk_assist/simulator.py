@@ -264,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--inbox", required=True, help="the inbox folder (drop target)")
     p.add_argument("--batch-id", required=True,
                    help="batch id (name-ordered), e.g. HKFTU-20170502-01")
-    p.add_argument("--corrupt", choices=CORRUPTIONS, help="damage the file as a whole (trailer, BOM)")
+    p.add_argument("--corrupt", choices=CORRUPTIONS,
+                   help="damage the file as a whole (trailer, BOM)")
     p.add_argument("--malform", action="append", default=[], metavar="RECORD:FIELD",
                    help="damage FIELD of the RECORD-th record (repeatable)")
     p.add_argument("file", help="interchange JSON lines, or - for stdin")

@@ -612,7 +612,7 @@ class ConsularCaseReceived(EventRecord, tag="ConsularCaseReceived", frozen=True,
     retiree_id: str
     """Foshan pension id."""
     mission_id: str
-    """The mission that handled the case (partner directory code), e.g. CN-CG-VANCOUVER."""
+    """The mission that handled the case (its code), e.g. CN-CG-VANCOUVER."""
     mission_kind: MissionKind
     """What kind of mission."""
     country: str

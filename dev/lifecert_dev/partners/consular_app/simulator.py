@@ -175,7 +175,7 @@ def population_cases(lines: Iterable[str], seed: int, start: date) -> list[dict[
     """One case per retiree living ABROAD, in time order from ``start``."""
     rng = random.Random(seed)
     at = datetime(start.year, start.month, start.day, 9, 0, tzinfo=SHANGHAI)
-    cases = []
+    cases: list[dict[str, Any]] = []
     for text in lines:
         obj = json.loads(text) if text.strip() else None
         if not isinstance(obj, dict) or obj.get("type") != "RetireeEnrolled" \
@@ -224,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.do_handshake()  # type: ignore[attr-defined]
+        self.connection.do_handshake()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -50,3 +50,24 @@ def test_push_refuses_what_is_not_a_case(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "line 1" in done.stderr
     assert simulator.read_store(state) == []
+
+
+def test_population_from_a_logs_consulate_certifications(tmp_path: Path) -> None:
+    log = tmp_path / "campaign.jsonl"
+    cert = {"type": "CertificationRecorded", "recorded_at": "2017-05-04T09:00:00+08:00",
+            "certification_id": "C-77", "retiree_id": "FS000000101", "channel": "CONSULATE",
+            "agency_id": "EMB-CA", "performed_at": "2017-05-03T22:15:00+08:00"}
+    log.write_text("\n".join([_enrolled("FS000000101"), json.dumps(cert),
+                              json.dumps({**cert, "channel": "COUNTER"})]) + "\n",
+                   encoding="utf-8")
+    state = tmp_path / "state"
+    simulator.init(state)
+    done = subprocess.run([*SIM, "population", "--state", str(state), "--population",
+                           str(log), "--certifications"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    (item,) = simulator.read_store(state)
+    event = cp.case_to_event(base64.b64decode(item["payload"]))
+    assert (event["case_id"], event["retiree_id"], event["performed_at"],
+            event["recorded_at"]) == ("C-77", "FS000000101", cert["performed_at"],
+                                      cert["recorded_at"])

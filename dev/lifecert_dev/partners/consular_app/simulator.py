@@ -20,8 +20,10 @@ that are not JSON), ``--bad-signature 3`` signs the 3rd with another key. Pushin
 again pushes the same case twice (a new seq). ``population`` makes one case for every
 retiree living ABROAD in a generated population (``lifecert_dev.generate`` output), most of
 them complete, some without the residence permit or the face check (for the staff to
-reject). ``serve`` answers the feed until SIGTERM; it re-reads the store on every request,
-so cases pushed meanwhile are served.
+reject); with ``--certifications``, one complete case per CONSULATE certification of the
+log instead (same id, retiree and times: the demo then publishes the rest of the log).
+``serve`` answers the feed until SIGTERM; it re-reads the store on every request, so cases
+pushed meanwhile are served.
 
 Exit codes: 0 done, 2 bad input.
 """
@@ -171,6 +173,28 @@ def push(state: Path, cases: Sequence[dict[str, Any]], malform: dict[int, str],
 # -- the population --------------------------------------------------------------------------
 
 
+def certification_cases(lines: Iterable[str], seed: int) -> list[dict[str, Any]]:
+    """One complete case per CONSULATE CertificationRecorded of a campaign log: the same
+    id (the case number), retiree and times (performed when the face was checked,
+    pushed when the log recorded it), a mission drawn at random. The demo publishes the
+    rest of the log itself and lets staff approve these."""
+    rng = random.Random(seed)
+    cases = []
+    for text in lines:
+        obj = json.loads(text) if text.strip() else None
+        if not isinstance(obj, dict) or obj.get("type") != "CertificationRecorded" \
+                or obj.get("channel") != "CONSULATE":
+            continue
+        kind, mission, country = rng.choice(MISSIONS)
+        cases.append(cp.event_to_case({
+            "case_id": obj["certification_id"], "retiree_id": obj["retiree_id"],
+            "mission_id": mission, "mission_kind": kind, "country": country,
+            "passport_checked": True, "residence_permit_checked": True,
+            "face_checked": True, "performed_at": obj["performed_at"],
+            "recorded_at": obj["recorded_at"]}))
+    return cases
+
+
 def population_cases(lines: Iterable[str], seed: int, start: date) -> list[dict[str, Any]]:
     """One case per retiree living ABROAD, in time order from ``start``."""
     rng = random.Random(seed)
@@ -310,8 +334,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "population":
         with open(args.population, encoding="utf-8") as f:
-            cases = population_cases(f, args.seed, date.fromisoformat(args.start))
-        print(f"pushed {push(state, cases, {}, frozenset())} cases (retirees abroad)")
+            cases = certification_cases(f, args.seed) if args.certifications \
+                else population_cases(f, args.seed, date.fromisoformat(args.start))
+        what = "CONSULATE certifications" if args.certifications else "retirees abroad"
+        print(f"pushed {push(state, cases, {}, frozenset())} cases ({what})")
         return 0
     token = os.environ.get(args.token_env) if args.token_env else None
     serve(args.host, args.port, state, token, server_context(Path(args.tls_cert),
@@ -336,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--population", required=True, help="generated events (JSON lines)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--start", default="2017-04-05", help="first push date (YYYY-MM-DD)")
+    p.add_argument("--certifications", action="store_true",
+                   help="one case per CONSULATE CertificationRecorded of the log instead")
     p = sub.add_parser("serve", help="serve the feed over HTTPS until SIGTERM")
     p.add_argument("--state", required=True)
     p.add_argument("--host", default="127.0.0.1")

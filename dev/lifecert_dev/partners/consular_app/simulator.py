@@ -8,7 +8,7 @@ certification cases of Foshan retirees abroad and serves them on the bureau's HT
     python -m lifecert_dev.partners.consular_app.simulator push --state DIR FILE.jsonl
         [--malform CASE:FIELD ...] [--bad-signature CASE ...]
     python -m lifecert_dev.partners.consular_app.simulator population --state DIR \\
-        --population EVENTS.jsonl [--seed N] [--start 2017-04-05]
+        --population EVENTS.jsonl [--certifications] [--seed N] [--start 2017-04-05]
     python -m lifecert_dev.partners.consular_app.simulator serve --state DIR \\
         --tls-cert CERT --tls-key KEY [--port P] [--token-env VAR]
 

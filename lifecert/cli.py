@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.keys",
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
+    "lifecert.commands.review",
 )
 
 
@@ -47,6 +48,8 @@ COMMAND_COMPONENTS: dict[str, str] = {
     "projections": "projections",
     "wait-idle": "projections",
     "api": "api",
+    # staff reviews publish as the API does (its STAFF role makes the same reviews)
+    "review": "api",
 }
 
 

@@ -11,8 +11,9 @@ role                          may
                               else (no superuser, no CREATEDB, no CREATEROLE)
 ``lifecert_projections``      write the read models and their offsets; read nothing
                               of the API's
-``lifecert_api``              read the two read models the partner API answers from
-                              (``retiree_status``, ``open_holds``); write only its own
+``lifecert_api``              read the read models the partner API answers from
+                              (``retiree_status``, ``open_holds``, and
+                              ``consular_cases`` for staff reviews); write only its own
                               ``api_*`` tables, and only append to its audit trail and
                               face decisions (no UPDATE, no DELETE)
 ``lifecert_reader``           read the read models (exports, reports, dashboards);
@@ -86,7 +87,7 @@ COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE)
 
 # retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
-                     "retiree_contacts", "projection_offsets")
+                     "retiree_contacts", "consular_cases", "projection_offsets")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections")
 
 
@@ -114,7 +115,7 @@ GRANTS: tuple[Grant, ...] = (
     # trail and face decisions it appends to, and cannot rewrite or erase (a compromised
     # API process cannot cover its tracks)
     Grant(API, "SELECT", ("retiree_status", "open_holds", "schema_migrations",
-                          "api_schema_migrations")),
+                          "api_schema_migrations", "consular_cases")),
     Grant(API, WRITE, prefix="api_", excluding=("api_schema_migrations", *APPEND_ONLY)),
     Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),
     Grant(API, "SELECT, INSERT", ("api_face_decisions",)),

@@ -3,8 +3,8 @@
 A :class:`BatchBuilder` takes consumed records in poll order and sorts each into a ledger
 row (output topics), a status row (status topic), a contact row (the input log's
 ContactDetailsUpdated; every other input is read past by its header alone) or a rejection
-(undecodable, empty, or not a type its topic carries), and tracks the next offset of every
-partition it saw.
+(undecodable, empty, or not a type its topic carries), or a consular case or review
+(the consular-cases topic, issue 13), and tracks the next offset of every partition it saw.
 The API's security alerts (``SecurityAlert``, on the alerts topic beside the worker's
 ``FraudSuspected``) concern an agency, not a retiree: they are read past, not projected
 (the topic keeps them; the bureau's security staff read them there).
@@ -21,7 +21,7 @@ from lifecert.events.catalogue import SECURITY_TYPES, personal_field_names
 from lifecert.events.codec import HEADER_SIZE, CodecError, decode, default_store
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.personal import is_sealed
-from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout
+from lifecert.pipeline.topics import CONSULAR_CASES, EVENTS, STATUS, TopicLayout
 
 TopicPartitionKey = tuple[str, int]
 
@@ -93,6 +93,17 @@ class ContactRow:
 
 
 @dataclass(slots=True)
+class ConsularRow:
+    """A ConsularCaseReceived or ConsularCaseReviewed, as its event's fields."""
+
+    type: str
+    event: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
 class Rejected:
     topic: str
     partition: int
@@ -111,6 +122,7 @@ class Batch:
     ledger: list[LedgerRow] = field(default_factory=list)
     statuses: dict[tuple[str, str], StatusRow] = field(default_factory=dict)
     contacts: dict[str, ContactRow] = field(default_factory=dict)  # latest per retiree
+    consular: list[ConsularRow] = field(default_factory=list)  # poll order
     rejected: list[Rejected] = field(default_factory=list)
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     records: int = 0
@@ -126,6 +138,8 @@ class BatchBuilder:
         self._events_topic = topics[EVENTS].name
         self._carries[self._events_topic] = frozenset({CONTACT})
         self._contact_header = default_store().by_type(CONTACT).header
+        self._consular_topic = topics[CONSULAR_CASES].name
+        self._carries[self._consular_topic] = frozenset(topics[CONSULAR_CASES].carries)
         self.batch = Batch()
         self._ledger_ids: set[str] = set()
 
@@ -151,6 +165,11 @@ class BatchBuilder:
                 return  # not a retiree's: nothing to project (see the module's doc)
             if record.topic == self._status_topic:
                 self._add_status(record, event)
+            elif record.topic == self._consular_topic:
+                if _has_nul(event):
+                    raise _nul(event)
+                batch.consular.append(ConsularRow(event["type"], event, record.topic,
+                                                  record.partition, record.offset))
             else:
                 self._add_ledger(record, event)
         except _Reject as reject:

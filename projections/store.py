@@ -22,6 +22,7 @@ from psycopg2.extras import execute_values
 
 from projections.records import (
     Batch,
+    ConsularRow,
     ContactRow,
     LedgerRow,
     StatusRow,
@@ -33,7 +34,7 @@ from projections.records import (
 WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
-               "projection_offsets")
+               "consular_cases", "projection_offsets")
 
 
 class OffsetsMoved(RuntimeError):
@@ -121,6 +122,8 @@ class Store:
                 cur.execute(_STATUS_MERGE)
             if batch.contacts:
                 _merge_contacts(cur, list(batch.contacts.values()))
+            if batch.consular:
+                _merge_consular(cur, batch.consular)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -206,6 +209,39 @@ def _merge_contacts(cur: Any, rows: list[ContactRow]) -> None:
     execute_values(cur, _CONTACT_MERGE, [
         (r.retiree_id, r.phone_sealed, r.address_sealed, r.channel, r.agency_id, r.event_id,
          r.recorded_at, r.topic, r.partition, r.offset) for r in rows])
+
+
+_CASE_INSERT = """
+INSERT INTO consular_cases AS c (case_id, retiree_id, mission_id, mission_kind, country,
+    passport_checked, residence_permit_checked, face_checked, performed_at, received_at,
+    event_id, source_topic, source_partition, source_offset)
+VALUES %s
+ON CONFLICT (case_id) DO UPDATE SET deliveries = c.deliveries + 1
+WHERE c.event_id <> excluded.event_id"""
+# The first review of a case counts (the review command refuses a second; a retried
+# publication has the same event id and changes nothing).
+_CASE_REVIEW = """
+UPDATE consular_cases SET decision = %s, reason = %s, reviewer = %s, reviewed_at = %s,
+    due_on = %s, overdue_review = %s, review_event_id = %s
+WHERE case_id = %s AND decision IS NULL"""
+
+
+def _merge_consular(cur: Any, rows: list[ConsularRow]) -> None:
+    """Cases and reviews in log order (a case's review follows it on its partition).
+    A redelivered record (same event id) leaves the row as it is; the same case pushed
+    again by the consular system (another event id) counts one more delivery."""
+    for row in rows:
+        e = row.event
+        if row.type == "ConsularCaseReceived":
+            execute_values(cur, _CASE_INSERT, [(
+                e["case_id"], e["retiree_id"], e["mission_id"], e["mission_kind"],
+                e["country"], e["passport_checked"], e["residence_permit_checked"],
+                e["face_checked"], e["performed_at"], e["recorded_at"], e["event_id"],
+                row.topic, row.partition, row.offset)])
+        else:
+            cur.execute(_CASE_REVIEW, (e["decision"], e.get("reason"), e["reviewer"],
+                                       e["reviewed_at"], e["due_on"], e["overdue"],
+                                       e["event_id"], e["case_id"]))
 
 
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:

@@ -27,6 +27,8 @@ STATUS = "StatusQuery/GetStatus"
 FACE_ENROLL = "FaceVerification/Enroll"
 FACE_VERIFY = "FaceVerification/Verify"
 FACE_CHALLENGE = "FaceVerification/BeginChallenge"
+CONSULAR_LIST = "ConsularReview/ListCases"
+CONSULAR_REVIEW = "ConsularReview/Review"
 
 # Event kinds a partner may submit.
 CERTIFICATION = "CertificationRecorded"
@@ -117,6 +119,7 @@ class RoleRules:
     status_query: bool = False
     face_enroll: bool = False
     face_channel: str | None = None  # channel a face MATCH records, when it may verify
+    consular_review: bool = False  # may list and review the consular system's cases
     # Acts for members of the public behind it (the portal, the app): it may name the
     # client address of a status query, which then keys the second-factor lockout too.
     public_front: bool = False
@@ -202,10 +205,11 @@ MATRIX: dict[str, RoleRules] = {
         status_query=True, rate=2000.0, burst=4000.0, public_front=True,
     ),
     "STAFF": RoleRules(
-        "bureau staff (face enrollment, returned forms, deaths, corrections, the whole feed)",
+        "bureau staff (face enrollment, returned forms, deaths, corrections, the whole feed, "
+        "consular case reviews)",
         documents=True, deaths=True, revokes_any=True, retracts=True,
         feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"},
-        status_query=True, face_enroll=True,
+        status_query=True, face_enroll=True, consular_review=True,
     ),
 }
 
@@ -234,6 +238,8 @@ def check_method(role: str, method: str) -> RoleRules:
         FACE_ENROLL: r.face_enroll,
         FACE_VERIFY: r.face_channel is not None,
         FACE_CHALLENGE: r.face_channel is not None,
+        CONSULAR_LIST: r.consular_review,
+        CONSULAR_REVIEW: r.consular_review,
     }.get(method, False)
     if not allowed:
         raise Refusal(f"role {role} may not call {method}")

@@ -11,6 +11,8 @@ _HINT = (
 try:
     from lifecert.api.v1 import (
         common_pb2,
+        consular_review_pb2,
+        consular_review_pb2_grpc,
         face_verification_pb2,
         face_verification_pb2_grpc,
         partner_exchange_pb2,
@@ -27,6 +29,8 @@ except Exception as exc:  # protobuf's VersionError: generated for another runti
 
 __all__ = [
     "common_pb2",
+    "consular_review_pb2",
+    "consular_review_pb2_grpc",
     "face_verification_pb2",
     "face_verification_pb2_grpc",
     "partner_exchange_pb2",
@@ -39,4 +43,5 @@ SERVICE_NAMES: tuple[str, ...] = (
     partner_exchange_pb2.DESCRIPTOR.services_by_name["PartnerExchange"].full_name,
     status_query_pb2.DESCRIPTOR.services_by_name["StatusQuery"].full_name,
     face_verification_pb2.DESCRIPTOR.services_by_name["FaceVerification"].full_name,
+    consular_review_pb2.DESCRIPTOR.services_by_name["ConsularReview"].full_name,
 )

@@ -34,6 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lifecert.api import challenges, lockouts, protos
 from lifecert.api.config import ApiConfig, Limits, weaker_liveness
+from lifecert.api.consular import ConsularReview
 from lifecert.api.crlnumbers import PostgresCrlNumbers
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
 from lifecert.api.directory import DirectoryFeed
@@ -238,6 +239,9 @@ async def start(config: ApiConfig) -> Running:
                  face.engine.threshold)
         protos.face_verification_pb2_grpc.add_FaceVerificationServicer_to_server(face, server)
         services.append(protos.SERVICE_NAMES[2])
+    review = ConsularReview(gate, database, publisher)
+    protos.consular_review_pb2_grpc.add_ConsularReviewServicer_to_server(review, server)
+    services.append(protos.SERVICE_NAMES[3])
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ["", *services]:

@@ -56,6 +56,9 @@ class Policy:
     fraud_checks: bool
     overpayment_checks: bool
     working_days: WorkingCalendar
+    # Issue 13: a consular case approved by staff completes its CONSULATE certification
+    # without the mailed form 2 (the China Consular app, 2021 on); optional, default off.
+    consular_app_completes: bool = False
 
     @property
     def moments(self) -> tuple[Moment, ...]:
@@ -146,12 +149,21 @@ def _policy_from(data: dict[str, Any], origin: str) -> Policy:
         fraud_checks=get("switches", "fraud_checks", bool),
         overpayment_checks=get("switches", "overpayment_checks", bool),
         working_days=_working_calendar(get, origin),
+        consular_app_completes=_optional_switch(data, "consular_app_completes", origin),
     )
     if policy.timezone != "Asia/Shanghai":
         raise PolicyError(f"{origin}: only timezone 'Asia/Shanghai' is supported")
     if policy.window_opens > policy.deadline:
         raise PolicyError(f"{origin}: calendar.window_opens is after calendar.deadline")
     return policy
+
+
+def _optional_switch(data: dict[str, Any], key: str, origin: str) -> bool:
+    value = data.get("switches", {}).get(key, False)
+    if type(value) is not bool:
+        raise PolicyError(f"{origin}: key 'switches.{key}' must be true or false, got "
+                          f"{value!r}")
+    return value
 
 
 def _working_calendar(get: Any, origin: str) -> WorkingCalendar:

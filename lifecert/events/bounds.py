@@ -37,6 +37,9 @@ ID_FIELDS: Final[Mapping[str, tuple[re.Pattern[str], str]]] = {
     "agency_id": (AGENCY_ID, _CERT_TEXT),
     "source_agency": (AGENCY_ID, _CERT_TEXT),
     "event_id": (EVENT_ID, _EVENT_TEXT),
+    "case_id": (CERTIFICATION_ID, _CERT_TEXT),
+    "mission_id": (AGENCY_ID, _CERT_TEXT),
+    "reviewer": (AGENCY_ID, _CERT_TEXT),
 }
 
 EARLIEST_YEAR: Final = 1800

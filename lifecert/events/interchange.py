@@ -18,6 +18,7 @@ from lifecert.events import bounds
 from lifecert.events.catalogue import (
     EVENT_TYPES,
     INPUT_TYPES,
+    PARTNER_TYPES,
     Event,
     FieldSpec,
     envelope_spec,
@@ -408,7 +409,7 @@ def to_json(event: Event) -> dict[str, Any]:
     """The interchange form of an event: dates and months as strings, times in
     Asia/Shanghai with their offset. Key order: type, envelope, then the schema's fields."""
     type_name = event["type"]
-    if type_name not in EVENT_TYPES:
+    if type_name not in EVENT_TYPES and type_name not in PARTNER_TYPES:
         raise MalformedEvent(f"unknown event type {type_name!r}", field="type")
     out: dict[str, Any] = {"type": type_name}
     for key in ("event_id", "recorded_at", "source_agency"):

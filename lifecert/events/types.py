@@ -87,6 +87,17 @@ AssistanceMethod: TypeAlias = Literal[
     "FACE_COUNTER",
     "HOME_VISIT",
 ]
+MissionKind: TypeAlias = Literal[
+    "EMBASSY",
+    "CONSULATE_GENERAL",
+    "CONSULATE",
+    "TRADE_OFFICE",
+    "CARETAKER_EMBASSY",
+]
+ConsularDecision: TypeAlias = Literal[
+    "APPROVED",
+    "REJECTED",
+]
 SecurityAlertKind: TypeAlias = Literal[
     "SECOND_FACTOR_BUDGET_SPENT",
 ]
@@ -582,6 +593,71 @@ class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only
     """When the certification was performed."""
 
 
+class ConsularCaseReceived(EventRecord, tag="ConsularCaseReceived", frozen=True, kw_only=True):
+    """The consular system (China Consular app) pushed a verified certification case of a Foshan
+    retiree living abroad: the mission checked the documents and the app the face. Bureau staff
+    review it within 10 working days (ConsularCaseReviewed); only an approval certifies.
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    case_id: str
+    """The consular system's case number; a redelivery keeps it."""
+    retiree_id: str
+    """Foshan pension id."""
+    mission_id: str
+    """The mission that handled the case (its code), e.g. CN-CG-VANCOUVER."""
+    mission_kind: MissionKind
+    """What kind of mission."""
+    country: str
+    """ISO 3166-1 alpha-2 code of the country of residence."""
+    passport_checked: bool
+    """The mission checked the passport."""
+    residence_permit_checked: bool
+    """The mission checked the residence permit."""
+    face_checked: bool
+    """The app's face check (liveness and match) passed."""
+    performed_at: datetime
+    """When the case was verified (the face check in the app)."""
+
+
+class ConsularCaseReviewed(EventRecord, tag="ConsularCaseReviewed", frozen=True, kw_only=True):
+    """Bureau staff approved or rejected a consular case; the audit record of the review (who,
+    when, why). An approval is followed by the CONSULATE CertificationRecorded it becomes.
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    case_id: str
+    """The case reviewed."""
+    retiree_id: str
+    """Foshan pension id."""
+    decision: ConsularDecision
+    """The review's decision."""
+    reason: str | None = None
+    """Why (required for a rejection)."""
+    reviewer: str
+    """The staff member who reviewed (staff id, no name)."""
+    reviewed_at: datetime
+    """When the review was made."""
+    due_on: date
+    """The last working day of the review period (10 working days after the case arrived)."""
+    overdue: bool
+    """Whether the review was made after due_on."""
+
+
 class SecurityAlert(EventRecord, tag="SecurityAlert", frozen=True, kw_only=True):
     """Something at the hub's edge that the bureau's security staff must look at: about an agency,
     never about a person (no retiree id, no personal data). Keyed by agency on lifecert.alerts.
@@ -633,6 +709,8 @@ TypedEvent: TypeAlias = (
     | RetireeStatus
     | DeadLetter
     | AssistanceResult
+    | ConsularCaseReceived
+    | ConsularCaseReviewed
     | SecurityAlert
 )
 """Any lifecert event, typed."""
@@ -671,6 +749,8 @@ BY_NAME: dict[str, type[EventRecord]] = {
     "RetireeStatus": RetireeStatus,
     "DeadLetter": DeadLetter,
     "AssistanceResult": AssistanceResult,
+    "ConsularCaseReceived": ConsularCaseReceived,
+    "ConsularCaseReviewed": ConsularCaseReviewed,
     "SecurityAlert": SecurityAlert,
 }
 """Event type name -> class (the record names of namespace lifecert.events)."""

@@ -20,6 +20,7 @@ STATUS = "status"
 DEAD_LETTERS = "dead_letters"
 ASSISTANCE_RESULTS = "assistance_results"
 CONNECTOR_CHECKPOINTS = "connector_checkpoints"
+CONSULAR_CASES = "consular_cases"
 
 
 @dataclass(frozen=True)

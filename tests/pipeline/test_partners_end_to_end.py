@@ -1,6 +1,6 @@
 """A generated campaign played through the partner systems' simulators and connectors
-(pension master, Guangdong feed, ministry batch files) ends, in the payment system's own
-ledger, exactly as `replay` decides for the same file (the connectors issue)."""
+(pension master, Guangdong feed, ministry and Hong Kong batch files) ends, in the payment
+system's own ledger, exactly as `replay` decides for the same file (the connectors issue)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
         assert stats.by_source["pension-master"] > 600
         assert stats.by_source["guangdong-xregion"] > 0
         assert stats.by_source["ministry-offsite"] > 0
+        assert stats.by_source["hk-assist"] > 0
         assert live.wait_until_idle(run, 300, [worker, projections]), \
             "the worker and the projections did not catch up"
         consumer = kafka_clients.consumer(run.bootstrap)

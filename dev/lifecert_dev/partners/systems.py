@@ -30,6 +30,7 @@ from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
+from lifecert_dev.partners.hk_assist.harness import HkAssistHarness
 from lifecert_dev.partners.ministry_offsite.harness import MinistryOffsiteHarness
 from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness
 from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
@@ -41,6 +42,7 @@ SOURCES: dict[str, Callable[[], SourceHarness]] = {
     "pension-master": PensionMasterHarness,
     "guangdong-xregion": GuangdongHarness,
     "ministry-offsite": MinistryOffsiteHarness,
+    "hk-assist": HkAssistHarness,
 }
 SINKS: dict[str, Callable[[], SinkHarness]] = {
     "payment-ledger": PaymentLedgerHarness,

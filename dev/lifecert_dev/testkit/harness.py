@@ -46,6 +46,9 @@ class SourceHarness(Harness):
     #: The (event type, channel or None) pairs this partner reports, e.g.
     #: ``{("CertificationRecorded", "MINISTRY_OFFSITE")}`` or ``{("RetireeEnrolled", None)}``.
     carries: frozenset[tuple[str, str | None]] = frozenset()
+    #: The role (lifecert/pipeline/topics.toml) of the topic its events go to: the input
+    #: log, or a partner topic (the consular system's cases: ``consular_cases``).
+    topic_role: str = "events"
 
     @abstractmethod
     def feed(self, events: Sequence[Event]) -> None:

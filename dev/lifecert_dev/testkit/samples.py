@@ -11,6 +11,9 @@ from lifecert.events.catalogue import Event
 from lifecert.events.time import SHANGHAI
 
 START = datetime(2017, 4, 3, 9, 0, tzinfo=SHANGHAI)
+MISSIONS = (("EMBASSY", "CN-EMB-CA", "CA"), ("CONSULATE_GENERAL", "CN-CG-VANCOUVER", "CA"),
+            ("TRADE_OFFICE", "CN-TO-PORTMORESBY", "PG"),
+            ("CARETAKER_EMBASSY", "CT-CH-FOR-CN-TUVALU", "TV"))
 NAMES = ("李秀英", "陈伟", "黄丽娟", "梁国强", "何美玲", "Lam Wing-kei", "张建华", "刘淑珍")
 
 
@@ -56,6 +59,14 @@ def _event(type_name: str, channel: str | None, retiree_id: str, n: int, at: dat
     if type_name == "CertificationDocumentsReceived":
         return {"type": type_name, "recorded_at": recorded, "certification_id": f"C-{retiree_id}",
                 "retiree_id": retiree_id, "received_at": (at - timedelta(hours=2)).isoformat()}
+    if type_name == "ConsularCaseReceived":
+        performed = at - timedelta(hours=rng.randint(1, 48), minutes=rng.randint(0, 59))
+        kind, mission, country = rng.choice(MISSIONS)
+        return {"type": type_name, "recorded_at": recorded, "case_id": f"LS-{retiree_id}",
+                "retiree_id": retiree_id, "mission_id": mission, "mission_kind": kind,
+                "country": country, "passport_checked": True,
+                "residence_permit_checked": rng.random() < 0.9,
+                "face_checked": rng.random() < 0.9, "performed_at": performed.isoformat()}
     if type_name == "DeathRecorded":
         return {"type": type_name, "recorded_at": recorded, "retiree_id": retiree_id,
                 "date_of_death": (at.date() - timedelta(days=rng.randint(1, 200))).isoformat(),

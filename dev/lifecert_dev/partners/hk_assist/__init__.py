@@ -1,0 +1,2 @@
+"""The simulated Hong Kong assisting bodies and their test-kit harness (connector:
+connectors/hk_assist)."""

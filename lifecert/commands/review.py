@@ -1,0 +1,165 @@
+"""``lifecert review consular``: bureau staff review the consular system's cases (issue 13).
+
+::
+
+    lifecert review consular list [--state open|overdue|reviewed|all] [--as-of DATE] [--json]
+    lifecert review consular approve CASE --reviewer STAFF-ID [--reason TEXT] [--at TIME]
+    lifecert review consular reject CASE --reviewer STAFF-ID --reason TEXT [--at TIME]
+
+``list`` reads the consular cases read model (``lifecert projections run`` keeps it) and
+shows each case's due day (the 10th working day of the policy's calendar after it arrived)
+and whether it is overdue on ``--as-of`` (default: today in Asia/Shanghai). ``approve`` and
+``reject`` publish the review (ConsularCaseReviewed: who, when, why; the audit record) and,
+for an approval, the CONSULATE certification it becomes (lifecert.domain.consular); a
+review is made once. ``--at`` dates the review (default: now), for a historical campaign.
+
+Exit codes: 0 done; 1 the broker or the database failed; 2 bad arguments; 3 the review
+was refused (already reviewed, a rejection without reason, a case missing a check...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg2
+from kafka.errors import KafkaError
+
+from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
+from lifecert.commands.topics import add_broker_arguments
+from lifecert.domain import consular
+from lifecert.domain.policy import Policy, PolicyError, load_policy
+from lifecert.domain.working_days import WorkingCalendarError
+from lifecert.events import codec
+from lifecert.events.time import local_date
+from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.topics import layout
+
+EXIT_REFUSED = 3
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "review", help="bureau staff review partner cases (consular)",
+        description="Review the cases partners send for the bureau's decision.")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    cons = kinds.add_parser("consular", help="the consular system's certification cases")
+    actions = cons.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = actions.add_parser("list", help="cases with their due day, overdue flagged")
+    lst.add_argument("--state", choices=("open", "overdue", "reviewed", "all"),
+                     default="open")
+    lst.add_argument("--as-of", type=iso_date, metavar="YYYY-MM-DD",
+                     help="the day overdue is judged on (default: today, Asia/Shanghai)")
+    lst.add_argument("--limit", type=int, default=1000)
+    lst.add_argument("--json", action="store_true", help="one JSON object per case")
+    for name in ("approve", "reject"):
+        p = actions.add_parser(name, help=f"{name} a case")
+        p.add_argument("case_id", metavar="CASE")
+        p.add_argument("--reviewer", required=True, help="your staff id (no name)")
+        p.add_argument("--reason", required=name == "reject",
+                       help="why (required for a rejection)")
+        p.add_argument("--at", type=_aware, help="time of the review, ISO 8601 with offset "
+                                                 "(default: now)")
+        add_broker_arguments(p)
+    for p in (lst, *[actions.choices[n] for n in ("approve", "reject")]):
+        p.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
+        p.add_argument("--dsn", help="PostgreSQL DSN of the read models (default: "
+                                     "$LIFECERT_POSTGRES_DSN, else the local stack's)")
+    parser.set_defaults(func=run)
+
+
+def _aware(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add +08:00")
+    return at
+
+
+def run(args: argparse.Namespace) -> int:
+    from projections.config import connect, resolve_dsn
+
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as exc:
+        print(f"lifecert review: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        conn = connect(resolve_dsn(args.dsn, "api"))
+    except psycopg2.Error as exc:
+        print(f"lifecert review: cannot reach the read models: {exc}".strip(),
+              file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        if args.action == "list":
+            return _list(conn, policy, args)
+        return _review(conn, policy, args)
+    except psycopg2.Error as exc:
+        print(f"lifecert review: the read models: {exc}".strip(), file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        conn.close()
+
+
+def _list(conn: Any, policy: Policy, args: argparse.Namespace) -> int:
+    from projections.consular import list_cases
+
+    today = args.as_of or local_date(datetime.now(UTC))
+    views = list_cases(conn, policy, today, args.state, args.limit)
+    if args.json:
+        for view in views:
+            print(json.dumps(view.as_json(), ensure_ascii=False))
+        return 0
+    print(f"{len(views)} {args.state} consular case(s), as of {today.isoformat()}")
+    for v in views:
+        c = v.case
+        missing = ", ".join(c.missing_checks()) or "-"
+        due = v.due_on.isoformat() if v.due_on else "(outside the policy's calendar)"
+        state = c.decision or ("OVERDUE" if v.overdue else "open")
+        print(f"  {c.case_id:<20} {c.retiree_id:<14} {c.mission_kind:<17} {c.mission_id:<22} "
+              f"received {local_date(c.received_at).isoformat()} due {due} {state:<8} "
+              f"missing: {missing}")
+    return 0
+
+
+def _review(conn: Any, policy: Policy, args: argparse.Namespace) -> int:
+    from projections.consular import load_case
+
+    case = load_case(conn, args.case_id)
+    if case is None:
+        print(f"lifecert review: no consular case {args.case_id!r} in the read model (is "
+              f"`lifecert projections run` up to date?)", file=sys.stderr)
+        return EXIT_REFUSED
+    decision = consular.APPROVED if args.action == "approve" else consular.REJECTED
+    at = args.at or datetime.now(UTC)
+    try:
+        events = consular.review(case, decision, args.reason, args.reviewer, at, policy)
+    except (consular.ReviewRefused, WorkingCalendarError) as exc:
+        print(f"lifecert review: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    topics = layout(args.prefix)
+    try:
+        producer = kafka_clients.producer(kafka_clients.bootstrap_servers(args.bootstrap))
+        try:
+            for event in events:
+                producer.send(topics.for_type(event["type"]).name,
+                              key=event["retiree_id"].encode(), value=codec.encode(event))
+            producer.flush(timeout=30)
+        finally:
+            producer.close(timeout=10)
+    except (kafka_clients.KafkaUnavailable, KafkaError) as exc:
+        print(f"lifecert review: publishing the review failed ({exc}); nothing is lost by "
+              f"running the same command again: the review's events have fixed ids",
+              file=sys.stderr)
+        return EXIT_FAILED
+    review = events[0]
+    late = " (after its due day)" if review["overdue"] else ""
+    print(f"case {case.case_id} {decision.lower()} by {args.reviewer} at "
+          f"{at.isoformat()}{late}; due {review['due_on'].isoformat()}; "
+          f"published {', '.join(e['type'] for e in events)}")
+    return 0

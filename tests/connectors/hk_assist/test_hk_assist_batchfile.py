@@ -1,0 +1,68 @@
+"""The Hong Kong batch file and receipt: UTF-8 with BOM, refusals of the whole file, one
+line's rejection, identity card numbers masked."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.hk_assist import batchfile as bf
+
+ROW = ("HKF2-17-000123", "FS000000001", "陳大文", "2017-04-28T09:30:00+08:00",
+       "HKFTU-KWUNTONG", "2017-05-02T10:00:00+08:00")
+
+
+def _batch(*rows: tuple[str, ...], batch_id: str = "HKFTU-20170502-01") -> bytes:
+    return bf.encode_batch(batch_id, bf.encode_records(bf.csv_line(r) for r in rows))
+
+
+def test_a_batch_starts_with_the_bom_and_reads_back() -> None:
+    data = _batch(ROW, (*ROW[:2], "綫𠮷", *ROW[3:]))
+    assert data.startswith(b"\xef\xbb\xbf" + "表格編號".encode())
+    batch = bf.read_batch(bf.file_name("HKFTU-20170502-01"), data)
+    rows = [bf.parse_line(line) for line in batch.records]
+    assert [r.certification_id for r in rows] == ["HKF2-17-000123"] * 2
+    assert rows[1].name == "綫𠮷"
+
+
+def test_a_file_without_bom_is_refused_whole_saying_how_to_save_it() -> None:
+    data = _batch(ROW).removeprefix(bf.BOM)
+    with pytest.raises(bf.BatchRefused, match=r"byte-order mark.*CSV UTF-8"):
+        bf.read_batch(bf.file_name("HKFTU-20170502-01"), data)
+
+
+def test_a_big5_file_is_refused_whole() -> None:
+    data = _batch(ROW).removeprefix(bf.BOM).decode("utf-8").encode("big5hkscs")
+    with pytest.raises(bf.BatchRefused, match="byte-order mark"):
+        bf.read_batch(bf.file_name("HKFTU-20170502-01"), data)
+
+
+@pytest.mark.parametrize("value", ["A123456(7)", "K654321A", "AB9876543",
+                                   "44010219500101123X"])
+def test_an_identity_card_number_as_pension_id_is_rejected(value: str) -> None:
+    data = _batch((*ROW[:1], value, *ROW[2:]))
+    line = bf.read_batch(bf.file_name("HKFTU-20170502-01"), data).records[0]
+    with pytest.raises(bf.LineRejected, match=r"line 2, field 養老金編號.*identity card"):
+        bf.parse_line(line)
+    assert value.encode() not in bf.mask_citizen_ids(line.raw)
+
+
+def test_a_pension_id_is_not_taken_for_an_identity_card() -> None:
+    assert bf.mask_citizen_ids(b"FS000000001,A1234567X") == b"FS000000001,A1234567X"
+    assert bf.mask_citizen_ids("陳A123456（7）".encode()) == "陳**********".encode()
+
+
+def test_bytes_that_are_not_utf8_name_their_field() -> None:
+    raw = bf.csv_line(ROW[:2]).encode() + b",\xa6\xbf," + bf.csv_line(ROW[3:]).encode()
+    with pytest.raises(bf.LineRejected, match=r"field 姓名.*not UTF-8"):
+        bf.parse_line(bf.Line(2, raw + bf.EOL))
+
+
+def test_receipts_round_trip_with_a_duplicate() -> None:
+    receipt = bf.encode_receipt("B1", [bf.ReceiptLine(2, "HKF2-1", bf.ACCEPTED),
+                                       bf.ReceiptLine(3, "", bf.REJECTED, "line 3: bad")])
+    assert receipt.startswith(bf.BOM)
+    read = bf.read_receipt(receipt)
+    assert (read.status, read.accepted, read.rejected) == (bf.PARTIAL, 1, 1)
+    dup = bf.read_receipt(bf.encode_duplicate_receipt("B1", "HKASSIST_B1.receipt.csv"))
+    assert (dup.status, dup.lines) == (bf.DUPLICATE, ())
+    assert "HKASSIST_B1.receipt.csv" in dup.reason

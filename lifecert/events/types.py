@@ -196,6 +196,19 @@ class CertificationDocumentsReceived(
     """Agency of the certification the form belongs to (rule 11); null: the earliest-recorded
     certification of the retiree with that id.
     """
+    form_number: int | None = None
+    """Which paper form came back (the notice's annexes): 1 the assisting agency's certification
+    form (附件1), 2 the consulate's verification form (附件2), 3 the Macau beneficiary's form (附件3),
+    4 the Macau resident's form (附件4); null: not said (records before the mailroom).
+    """
+    postmarked_on: date | None = None
+    """Postmark date on the envelope (Asia/Shanghai); null when there is none (handed in) or not
+    said.
+    """
+    scan_sha256: str | None = None
+    """SHA-256 (64 lower-case hex digits) of the scan of the form, kept in the mailroom's document
+    folder (never on the log); null when not said.
+    """
 
 
 class DeathRecorded(EventRecord, tag="DeathRecorded", frozen=True, kw_only=True):

@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.keys",
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
+    "lifecert.commands.mailroom",
 )
 
 
@@ -47,6 +48,7 @@ COMMAND_COMPONENTS: dict[str, str] = {
     "projections": "projections",
     "wait-idle": "projections",
     "api": "api",
+    "mailroom": "projections",
 }
 
 

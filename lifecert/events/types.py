@@ -197,9 +197,9 @@ class CertificationDocumentsReceived(
     certification of the retiree with that id.
     """
     form_number: int | None = None
-    """Which paper form came back (the notice's annexes): 1 the assisting agency's certification
-    form (附件1), 2 the consulate's verification form (附件2), 3 the Macau beneficiary's form (附件3),
-    4 the Macau resident's form (附件4); null: not said (records before the mailroom).
+    """Which paper form came back, by the notice's annex number: 1 assisting agency, 2 consulate, 3
+    Macau beneficiary residing in Guangdong, 4 Macau resident; null: not said (records before
+    the mailroom).
     """
     postmarked_on: date | None = None
     """Postmark date on the envelope (Asia/Shanghai); null when there is none (handed in) or not

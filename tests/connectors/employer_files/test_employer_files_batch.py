@@ -22,7 +22,7 @@ HEADER = ",".join(eb.HEADER)
 def with_check(body: str) -> str:
     """``body`` (17 digits) and its GB 11643 check character, computed here on its own."""
     weights = [2 ** (17 - i) % 11 for i in range(17)]
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
 
 
 def check(cells: list[object], *, roster: dict[str, str] | None = None,

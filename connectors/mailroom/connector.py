@@ -73,12 +73,6 @@ class MailroomSource(SourceConnector):
         except OSError as exc:
             raise PartnerUnavailable(f"cannot read {self.register}: {exc.strerror}") from exc
 
-    def _lag(self, position: int | None) -> int | None:
-        try:
-            return max(0, self.register.stat().st_size - (position or 0))
-        except OSError:
-            return None
-
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         try:
             reg = parse_line(record.raw)

@@ -6,6 +6,7 @@ without them is what it was before (same key, same digest)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from lifecert.api import authz
 from lifecert.api.partner import ItemError, prepare
 from lifecert.api.protos import partner_exchange_pb2 as px
+from lifecert.events import bounds
 from lifecert.events.interchange import MalformedEvent
 
 NOW = dt.datetime(2017, 5, 6, tzinfo=dt.UTC)
@@ -70,13 +72,19 @@ def test_each_bad_value_is_refused_naming_its_field(overrides: dict[str, Any],
 
 @settings(max_examples=200, deadline=None)
 @given(value=st.text(max_size=80), number=st.integers(-(2**31), 2**31 - 1))
-def test_hostile_values_are_accepted_valid_or_refused(value: str, number: int) -> None:
+def test_hostile_values_are_refused_or_arrive_valid(value: str, number: int) -> None:
+    """Any value is refused with an ItemError or MalformedEvent (never another exception),
+    or arrives in the event as a valid one."""
     for overrides in ({"postmarked_on": value}, {"scan_sha256": value}, {"agency_id": value},
                       {"form_number": number}):
         try:
-            prepare(0, _form(**overrides), "FS-SIB-MAILROOM", NOW)
+            event = prepare(0, _form(**overrides), "FS-SIB-MAILROOM", NOW).event
         except (ItemError, MalformedEvent):
-            pass
+            continue
+        assert event.form_number in (None, 1, 2, 3, 4)
+        assert event.scan_sha256 is None or re.fullmatch(r"[0-9a-f]{64}", event.scan_sha256)
+        assert event.agency_id is None or bounds.AGENCY_ID.fullmatch(event.agency_id)
+        assert event.postmarked_on is None or event.postmarked_on <= dt.date(2017, 5, 5)
 
 
 def test_staff_and_counters_may_report_forms_others_may_not() -> None:

@@ -10,14 +10,17 @@ and in the unit's result file; the roster's unit check."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import pytest
 
+from lifecert.events.interchange import dumps
 from lifecert.events.personal import open_raw
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
+from lifecert.replay import replay_lines
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness, employer_events
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import Kit, SourceContract, wait_for
@@ -89,6 +92,43 @@ class TestEmployerFiles(SourceContract):
         assert results["四月.csv"][-1] == "#END,四月.csv,PARTIAL,4,2,2,"
         assert results["四月.xls"][-1].startswith("#END,四月.xls,REFUSED,0,0,0,file type")
         assert sorted(p.name for p in folder.iterdir()) == []
+
+    def test_end_to_end_the_fold_takes_what_the_units_sent(self, kit: Kit) -> None:
+        """Through the real broker and the key store's PostgreSQL, then the campaign rules
+        (the code the worker runs, replayed over what the connector published): a government
+        retiree's certification counts, a regular retiree's is rejected by rule 3, another
+        unit's retiree is refused at the door and never reaches the log."""
+        harness = kit.harness
+        assert isinstance(harness, EmployerFilesHarness)
+        unit = "UNIT-E2E"
+        rows = [("EB-E2E-1", "FS000000101"), ("EB-E2E-2", "FS000000102"),
+                ("EB-E2E-3", "FS000000777")]
+        harness.drop([{"type": "CertificationRecorded", "recorded_at": "2017-04-12T09:00:00+08:00",
+                       "certification_id": cert, "retiree_id": retiree,
+                       "channel": "EMPLOYER_BATCH", "agency_id": unit,
+                       "performed_at": "2017-04-10T00:00:00+08:00"} for cert, retiree in rows],
+                     fmt="xlsx")
+        proc = kit.connector()
+        wait_for("2 events and a dead letter",
+                 lambda: len(_published(kit)) >= 2 and len(kit.read(DEAD_LETTERS)) >= 1, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        enrolments = [_enrolled("FS000000101", "GOV_INSTITUTION", unit),
+                      _enrolled("FS000000102", "URBAN_EMPLOYEE", None)]
+        lines = [dumps(e) for e in enrolments] + [dumps(e) for e in _published(kit)]
+        result = replay_lines(lines, until=dt.date(2017, 7, 1))
+        assert result.statuses["FS000000101"] == "CERTIFIED"
+        assert result.statuses["FS000000102"] == "SUSPENDED"
+        assert [r["reason"] for r in result.rejections] == ["CHANNEL_NOT_ALLOWED"]
+        assert "FS000000777" not in json.dumps([e["retiree_id"] for e in _published(kit)])
+
+
+def _enrolled(retiree: str, scheme: str, unit: str | None) -> dict[str, Any]:
+    return {"type": "RetireeEnrolled", "event_id": f"e2e-enrol-{retiree}",
+            "recorded_at": "2017-03-01T09:00:00+08:00", "retiree_id": retiree,
+            "name": "李秀英", "birth_date": "1940-02-03", "scheme": scheme,
+            "category": "REGULAR", "residence": "FOSHAN", "district": "CHANCHENG",
+            "country": None, "pension_start": "2000-01-01", "monthly_amount_fen": 300_000,
+            "disabled": False, "managing_unit": unit}
 
 
 def _published(kit: Kit) -> list[dict[str, Any]]:

@@ -9,8 +9,11 @@ from datetime import date, datetime
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.employer_files import batch as eb
+from lifecert.events import bounds
 from lifecert_dev.partners.employer_files.simulator import made_up_citizen_id
 
 ARRIVED = date(2017, 5, 2)
@@ -193,3 +196,24 @@ def test_the_result_file() -> None:
     assert text.endswith("\r\n")
     whole = eb.encode_result("a.xls", [], refused="neither CSV nor XLSX").decode("utf-8-sig")
     assert whole.splitlines()[-1] == "#END,a.xls,REFUSED,0,0,0,neither CSV nor XLSX"
+
+
+_HOSTILE = st.one_of(
+    st.text(max_size=60), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+    st.none(), st.dates(), st.datetimes(),
+    st.sampled_from(["\x00", "FS 1", "4.40604E+17", "9999-12-31", "0001-01-01", "\u202eX",
+                     "张" * 100]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(column=st.integers(0, len(eb.HEADER) - 1), value=_HOSTILE)
+def test_hostile_cells_are_refused_naming_the_row_or_accepted_valid(column: int,
+                                                                    value: object) -> None:
+    try:
+        accepted = check(with_(column, value))
+    except eb.RowRefused as exc:
+        assert exc.reason.startswith("row 2: "), exc.reason
+        return
+    assert bounds.CERTIFICATION_ID.fullmatch(accepted.certification_id)
+    assert bounds.RETIREE_ID.fullmatch(accepted.retiree_id)
+    assert ARRIVED - eb.MAX_AGE <= accepted.certified_on <= ARRIVED

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.mailroom import register as mr
 
@@ -83,3 +85,25 @@ def test_append_refuses_the_same_form_twice_unless_again(tmp_path: Path) -> None
     with register.open("ab") as fh:
         fh.write(b'{"v": 1')  # a line still being written is not a line yet
     assert len(list(mr.lines(register))) == 3
+
+
+_JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(),
+              st.text(max_size=40), st.sampled_from(["0001-01-01", "9999-12-31T23:59:59+14:00",
+                                                      "ab" * 32, "C\x00"])),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(mr.KEYS), value=_JSONISH)
+def test_hostile_values_are_refused_or_read_valid(key: str, value: Any) -> None:
+    raw = json.dumps({**GOOD, key: value}).encode() + b"\n"
+    try:
+        reg = mr.parse_line(raw)
+    except mr.RegistrationRefused:
+        return
+    assert reg.form_number in mr.FORMS
+    assert reg.scan_sha256 is None or mr.SHA256_RE.fullmatch(reg.scan_sha256)
+    assert reg.received_at <= reg.registered_at

@@ -178,8 +178,10 @@ class EmployerFilesSource(SourceConnector):
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         if isinstance(record.data, Refusal):
             raise RecordRejected(record.data.reason)
-        claimed = self._claimed
-        assert claimed is not None and claimed.batch is not None
+        claimed = self._load(record.position["file"])  # the cached one, or read again
+        if claimed.batch is None:
+            raise RecordRejected(f"{claimed.name} (unit {claimed.unit}) changed while it was "
+                                 f"being read: {claimed.refusal}")
         outcome = claimed.verdicts[record.data.number]
         if isinstance(outcome, eb.RowRefused):
             raise RecordRejected(f"{claimed.name} (unit {claimed.unit}) {outcome.reason}")

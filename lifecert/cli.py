@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
     "lifecert.commands.review",
+    "lifecert.commands.mailroom",
 )
 
 
@@ -50,6 +51,7 @@ COMMAND_COMPONENTS: dict[str, str] = {
     "api": "api",
     # staff reviews publish as the API does (its STAFF role makes the same reviews)
     "review": "api",
+    "mailroom": "projections",
 }
 
 

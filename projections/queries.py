@@ -287,3 +287,61 @@ def contact(conn: Connection, retiree_id: str) -> RetireeContact | None:
         )
         row = cur.fetchone()
     return None if row is None else RetireeContact(*row)
+
+
+# ------------------------------------------------------------------ paper forms
+
+
+@dataclass(frozen=True)
+class AgencyForms:
+    """Forms outstanding for one agency and channel: how many, and the age in whole days
+    of the oldest (since the hub recorded its certification)."""
+
+    agency_id: str
+    channel: str
+    forms: int
+    oldest_days: int
+
+
+@dataclass(frozen=True)
+class UnmatchedForm:
+    """A returned form that matches no certification yet, and how long it has waited."""
+
+    retiree_id: str
+    certification_id: str
+    agency_id: str | None
+    form_number: int | None
+    received_at: datetime
+    waiting_days: int
+
+
+@dataclass(frozen=True)
+class PaperForms:
+    outstanding: list[AgencyForms]
+    unmatched: list[UnmatchedForm]
+
+
+def paper_forms(conn: Connection, *, older_than_days: int = 0,
+                now: datetime | None = None) -> PaperForms:
+    """The paper-forms read model: forms outstanding per agency (those waiting at least
+    ``older_than_days``), oldest first, and the unmatched forms, oldest first; ages are
+    counted to ``now`` (default: the database's now())."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute("SELECT coalesce(%s, now())", (now,))
+        row = cur.fetchone()
+        assert row is not None
+        at = row[0]
+        cur.execute(
+            "SELECT agency_id, channel, count(*), "
+            "floor(extract(epoch FROM %s - min(recorded_at)) / 86400)::int "
+            "FROM forms_outstanding WHERE recorded_at <= %s - make_interval(days => %s) "
+            "GROUP BY agency_id, channel ORDER BY min(recorded_at), agency_id COLLATE \"C\"",
+            (at, at, older_than_days))
+        outstanding = [AgencyForms(*r) for r in cur.fetchall()]
+        cur.execute(
+            "SELECT retiree_id, certification_id, agency_id, form_number, received_at, "
+            "floor(extract(epoch FROM %s - recorded_at) / 86400)::int "
+            "FROM forms_unmatched ORDER BY recorded_at, event_id COLLATE \"C\"", (at,))
+        unmatched = [UnmatchedForm(*r) for r in cur.fetchall()]
+    return PaperForms(outstanding, unmatched)

@@ -13,10 +13,12 @@ The API's security alerts (``SecurityAlert``, on the alerts topic beside the wor
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from lifecert.domain.policy import available_policies, load_policy
 from lifecert.events.catalogue import SECURITY_TYPES, personal_field_names
 from lifecert.events.codec import HEADER_SIZE, CodecError, decode, default_store
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
@@ -28,6 +30,17 @@ TopicPartitionKey = tuple[str, int]
 HOLD_PLACED = "PaymentHoldPlaced"
 HOLD_ENDED = frozenset({"PaymentHoldReleased", "PaymentTerminated"})
 CONTACT = "ContactDetailsUpdated"
+CERTIFICATION = "CertificationRecorded"
+DOCUMENTS = "CertificationDocumentsReceived"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def form_channels() -> frozenset[str]:
+    """The channels whose certifications need the paper form back, in any policy."""
+    channels: set[str] = set()
+    for name in available_policies():
+        channels |= load_policy(name).document_channels
+    return frozenset(channels)
 
 
 class Record(Protocol):
@@ -104,6 +117,41 @@ class ConsularRow:
 
 
 @dataclass(slots=True)
+class FormCertificationRow:
+    """A certification whose paper form must come back (the paper-forms read model)."""
+
+    agency_id: str
+    certification_id: str
+    retiree_id: str
+    channel: str
+    performed_at: datetime
+    recorded_at: datetime
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class PaperFormRow:
+    """A returned paper form (CertificationDocumentsReceived)."""
+
+    event_id: str
+    retiree_id: str
+    certification_id: str
+    agency_id: str | None
+    form_number: int | None
+    postmarked_on: Any
+    received_at: datetime
+    scan_sha256: str | None
+    recorded_at: datetime
+    source_agency: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
 class Rejected:
     topic: str
     partition: int
@@ -123,6 +171,11 @@ class Batch:
     statuses: dict[tuple[str, str], StatusRow] = field(default_factory=dict)
     contacts: dict[str, ContactRow] = field(default_factory=dict)  # latest per retiree
     consular: list[ConsularRow] = field(default_factory=list)  # poll order
+    # the paper-forms read model: the first recording of each (agency, certification), and
+    # each form once by event id
+    form_certifications: dict[tuple[str, str], FormCertificationRow] = field(
+        default_factory=dict)
+    paper_forms: dict[str, PaperFormRow] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     records: int = 0
@@ -136,10 +189,15 @@ class BatchBuilder:
         }
         self._carries[self._status_topic] = frozenset(topics[STATUS].carries)
         self._events_topic = topics[EVENTS].name
-        self._carries[self._events_topic] = frozenset({CONTACT})
-        self._contact_header = default_store().by_type(CONTACT).header
+        self._carries[self._events_topic] = frozenset({CONTACT, CERTIFICATION, DOCUMENTS})
+        store = default_store()
+        self._contact_header = store.by_type(CONTACT).header
         self._consular_topic = topics[CONSULAR_CASES].name
         self._carries[self._consular_topic] = frozenset(topics[CONSULAR_CASES].carries)
+        # every version's header: forms written before the mailroom's schema count too
+        self._form_headers = {rs.header: rs.type_name for name in (CERTIFICATION, DOCUMENTS)
+                              for rs in store.versions(name)}
+        self._form_channels = form_channels()
         self.batch = Batch()
         self._ledger_ids: set[str] = set()
 
@@ -153,12 +211,15 @@ class BatchBuilder:
         batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
         try:
             if record.topic == self._events_topic:
-                # The input log: only contact updates are projected; the rest (and what
-                # the worker dead-letters) is read past by the header, without decoding.
+                # The input log: only contact updates and the paper forms' certifications
+                # and returns are projected; the rest (and what the worker dead-letters) is
+                # read past by the header, without decoding.
                 value = record.value
-                if value is None or value[:HEADER_SIZE] != self._contact_header:
-                    return
-                self._add_contact(record, self._decode(record))
+                header = value[:HEADER_SIZE] if value is not None else b""
+                if header == self._contact_header:
+                    self._add_contact(record, self._decode(record))
+                elif header in self._form_headers:
+                    self._add_form(record, self._decode(record))
                 return
             event = self._decode(record)
             if event["type"] in SECURITY_TYPES:
@@ -257,6 +318,30 @@ class BatchBuilder:
         if "\x00" in row.retiree_id + row.agency_id + row.event_id:
             raise _nul(event)
         self.batch.contacts[row.retiree_id] = row  # poll order: the last one is the latest
+
+    def _add_form(self, record: Record, event: dict[str, Any]) -> None:
+        """A certification that needs its form, or a returned form (paper_forms). The
+        worker dead-letters what it cannot take; here a record that is not one is passed
+        over (the input log is the worker's to judge)."""
+        ids = (event["retiree_id"], event["certification_id"], event.get("agency_id") or "",
+               event["event_id"])
+        if any("\x00" in v for v in ids):
+            raise _nul(event)
+        where = (record.topic, record.partition, record.offset)
+        if event["type"] == CERTIFICATION:
+            if event["channel"] not in self._form_channels:
+                return
+            key = (event["agency_id"], event["certification_id"])
+            self.batch.form_certifications.setdefault(key, FormCertificationRow(
+                key[0], key[1], event["retiree_id"], event["channel"], event["performed_at"],
+                event["recorded_at"], event["event_id"], *where))
+            return
+        sha = event.get("scan_sha256")
+        self.batch.paper_forms.setdefault(event["event_id"], PaperFormRow(
+            event["event_id"], event["retiree_id"], event["certification_id"],
+            event.get("agency_id"), event.get("form_number"), event.get("postmarked_on"),
+            event["received_at"], sha if sha and _SHA256.fullmatch(sha) else None,
+            event["recorded_at"], event.get("source_agency") or "", *where))
 
     def _add_status(self, record: Record, event: dict[str, Any]) -> None:
         # Enum fields cannot hold a NUL; the free strings can.

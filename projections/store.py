@@ -34,7 +34,7 @@ from projections.records import (
 WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
-               "consular_cases", "projection_offsets")
+               "consular_cases", "projection_offsets", "form_certifications", "paper_forms")
 
 
 class OffsetsMoved(RuntimeError):
@@ -124,6 +124,7 @@ class Store:
                 _merge_contacts(cur, list(batch.contacts.values()))
             if batch.consular:
                 _merge_consular(cur, batch.consular)
+            _merge_forms(cur, batch)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -242,6 +243,27 @@ def _merge_consular(cur: Any, rows: list[ConsularRow]) -> None:
             cur.execute(_CASE_REVIEW, (e["decision"], e.get("reason"), e["reviewer"],
                                        e["reviewed_at"], e["due_on"], e["overdue"],
                                        e["event_id"], e["case_id"]))
+
+
+def _merge_forms(cur: Any, batch: Batch) -> None:
+    """The paper-forms read model: first recording wins, a form once by event id."""
+    if batch.form_certifications:
+        execute_values(cur, """
+INSERT INTO form_certifications (agency_id, certification_id, retiree_id, channel,
+    performed_at, recorded_at, event_id, source_topic, source_partition, source_offset)
+VALUES %s ON CONFLICT (agency_id, certification_id) DO NOTHING""", [
+            (r.agency_id, r.certification_id, r.retiree_id, r.channel, r.performed_at,
+             r.recorded_at, r.event_id, r.topic, r.partition, r.offset)
+            for r in batch.form_certifications.values()])
+    if batch.paper_forms:
+        execute_values(cur, """
+INSERT INTO paper_forms (event_id, retiree_id, certification_id, agency_id, form_number,
+    postmarked_on, received_at, scan_sha256, recorded_at, source_agency, source_topic,
+    source_partition, source_offset)
+VALUES %s ON CONFLICT (event_id) DO NOTHING""", [
+            (r.event_id, r.retiree_id, r.certification_id, r.agency_id, r.form_number,
+             r.postmarked_on, r.received_at, r.scan_sha256, r.recorded_at, r.source_agency,
+             r.topic, r.partition, r.offset) for r in batch.paper_forms.values()])
 
 
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:

@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -42,7 +43,7 @@ from lifecert.domain.fold import uuid5
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
 from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
-from lifecert.events.time import isoformat_local
+from lifecert.events.time import isoformat_local, local_date
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
 from lifecert.pipeline.campaign_clock import Clock, wall_clock
@@ -56,6 +57,7 @@ ItemResult = pb.ItemResult
 
 MAX_ID_LENGTH = 128
 FUTURE_TOLERANCE = timedelta(minutes=10)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def event_id_for(agency: str, kind: str, key: str) -> str:
@@ -140,6 +142,39 @@ def _channel(value: int) -> str:
     return str(common_pb2.Channel.Name(value))
 
 
+def _documents(d: pb.DocumentsReceived, now: datetime) -> tuple[dict[str, Any], str]:
+    """The fields of a returned form and its idempotency key; the mailroom's optional
+    fields only when given, so that an item without them keeps its earlier digest."""
+    fields: dict[str, Any] = {
+        "certification_id": _text_field(d.certification_id, "certification_id"),
+        "retiree_id": _text_field(d.retiree_id, "retiree_id"),
+        "received_at": _instant(d, "received_at", now),
+    }
+    key = fields["certification_id"]
+    if d.agency_id:
+        fields["agency_id"] = _text_field(d.agency_id, "agency_id")
+        key = f"{fields['agency_id']}|{key}"
+    if d.form_number:
+        if not 1 <= d.form_number <= 4:
+            raise ItemError(f"form_number {d.form_number} is not a form of the notice (1-4)")
+        fields["form_number"] = d.form_number
+    if d.postmarked_on:
+        try:
+            if len(d.postmarked_on) != 10:
+                raise ValueError
+            postmarked = date.fromisoformat(d.postmarked_on)
+        except ValueError:
+            raise ItemError("postmarked_on must be a date written YYYY-MM-DD") from None
+        if postmarked > local_date(datetime.fromisoformat(fields["received_at"])):
+            raise ItemError("postmarked_on is after the day the form was received")
+        fields["postmarked_on"] = postmarked.isoformat()
+    if d.scan_sha256:
+        if not _SHA256.fullmatch(d.scan_sha256):
+            raise ItemError("scan_sha256 must be 64 lower-case hex digits (the scan's SHA-256)")
+        fields["scan_sha256"] = d.scan_sha256
+    return fields, key
+
+
 def _digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(
         json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
@@ -162,13 +197,8 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
         }
         kind, key = authz.CERTIFICATION, fields["certification_id"]
     elif which == "documents_received":
-        d = item.documents_received
-        fields = {
-            "certification_id": _text_field(d.certification_id, "certification_id"),
-            "retiree_id": _text_field(d.retiree_id, "retiree_id"),
-            "received_at": _instant(d, "received_at", now),
-        }
-        kind, key, channel = authz.DOCUMENTS, fields["certification_id"], None
+        fields, key = _documents(item.documents_received, now)
+        kind, channel = authz.DOCUMENTS, None
     elif which == "death":
         r = item.death
         try:

@@ -207,6 +207,19 @@ class CertificationDocumentsReceived(
     """Agency of the certification the form belongs to (rule 11); null: the earliest-recorded
     certification of the retiree with that id.
     """
+    form_number: int | None = None
+    """Which paper form came back, by the notice's annex number: 1 assisting agency, 2 consulate, 3
+    Macau beneficiary residing in Guangdong, 4 Macau resident; null: not said (records before
+    the mailroom).
+    """
+    postmarked_on: date | None = None
+    """Postmark date on the envelope (Asia/Shanghai); null when there is none (handed in) or not
+    said.
+    """
+    scan_sha256: str | None = None
+    """SHA-256 (64 lower-case hex digits) of the scan of the form, kept in the mailroom's document
+    folder (never on the log); null when not said.
+    """
 
 
 class DeathRecorded(EventRecord, tag="DeathRecorded", frozen=True, kw_only=True):

@@ -105,6 +105,9 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "retiree_id": "R-440605-004242",
             "received_at": at(2017, 6, 12, 10, 30, 0, tz=UTC),
             "agency_id": "FS-COMMUNITY-12",
+            "form_number": 1,
+            "postmarked_on": dt.date(2017, 6, 9),
+            "scan_sha256": "9f" * 32,
         },
         {
             "type": "DeathRecorded",
@@ -819,9 +822,9 @@ def test_fraud_suspected_written_before_the_face_reason_still_decodes() -> None:
     assert decode(encode(new)) == new
 
 
-def _old(name: str) -> dict[str, Any]:
-    [old] = [s for s in previous_schemas() if s["name"] == name]
-    return old
+def _old(name: str, version: int = 1) -> dict[str, Any]:
+    """The schema ``name`` as it was in version ``version`` (previous/NAME.vN.avsc)."""
+    return [s for s in previous_schemas() if s["name"] == name][version - 1]
 
 
 def test_records_written_before_rules_11_to_14_still_decode() -> None:
@@ -831,14 +834,34 @@ def test_records_written_before_rules_11_to_14_still_decode() -> None:
     writer = SchemaStore(catalogue=False)
     writer.register(_old("CertificationDocumentsReceived"), current=True)
     writer.register(_old("PaymentHoldPlaced"), current=True)
-    docs = dict(SAMPLES["CertificationDocumentsReceived"])
-    del docs["agency_id"]
+    docs = {k: v for k, v in SAMPLES["CertificationDocumentsReceived"].items()
+            if k not in ("agency_id", "form_number", "postmarked_on", "scan_sha256")}
     data = encode(docs, store=writer)
     assert decode(data) == docs  # as written; the fold reads a missing agency_id as null
     current = raw_schema("CertificationDocumentsReceived")
-    assert decode(data, reader_schema=current) == {**docs, "agency_id": None}
+    assert decode(data, reader_schema=current) == {
+        **docs, "agency_id": None, "form_number": None, "postmarked_on": None,
+        "scan_sha256": None}
     hold = SAMPLES["PaymentHoldPlaced"]
     assert decode(encode(hold, store=writer)) == hold
+
+
+def test_documents_written_before_the_mailroom_still_decode() -> None:
+    """CertificationDocumentsReceived gained optional form_number, postmarked_on and
+    scan_sha256 (issue 14, the mailroom): records written with the second schema decode,
+    the new fields as null; a reader on the second schema reads new records without them."""
+    writer = SchemaStore(catalogue=False)
+    writer.register(_old("CertificationDocumentsReceived", 2), current=True)
+    docs = {k: v for k, v in SAMPLES["CertificationDocumentsReceived"].items()
+            if k not in ("form_number", "postmarked_on", "scan_sha256")}
+    data = encode(docs, store=writer)
+    current = raw_schema("CertificationDocumentsReceived")
+    assert decode(data, reader_schema=current) == {
+        **docs, "form_number": None, "postmarked_on": None, "scan_sha256": None}
+    full = {**docs, "form_number": 1, "postmarked_on": dt.date(2017, 5, 2),
+            "scan_sha256": "ab" * 32}
+    assert decode(encode(full)) == full
+    assert decode(encode(full), reader_schema=_old("CertificationDocumentsReceived", 2)) == docs
 
 
 def test_a_reader_with_the_old_hold_schema_reads_old_symbols_and_names_a_new_one() -> None:

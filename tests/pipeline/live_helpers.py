@@ -32,7 +32,7 @@ def campaign(tmp_path: Path, retirees: int, seed: int,
 def sorted_lines(folder: Path) -> dict[str, list[str]]:
     return {
         name: sorted((folder / name).read_text(encoding="utf-8").splitlines())
-        for name in ("instructions.jsonl", "status.csv")
+        for name in ("instructions.jsonl", "verdicts.jsonl", "status.csv")
     }
 
 
@@ -44,6 +44,9 @@ def assert_live_equals_replay(run: live.LiveRun, events: Path) -> None:
     finally:
         conn.close()
     expected, got = sorted_lines(run.work_dir / "replay"), sorted_lines(run.work_dir / "live")
+    # The rules' verdicts (EventRejected) are compared too: a campaign without any would
+    # let live and replay agree on nothing.
+    assert expected["verdicts.jsonl"], "the campaign gave no verdict to compare"
     for name in expected:
         missing = sorted(set(expected[name]) - set(got[name]))[:3]
         extra = sorted(set(got[name]) - set(expected[name]))[:3]

@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.keys",
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
+    "lifecert.commands.log",
 )
 
 
@@ -39,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 # (``KAFKA_COMPONENT`` of its module: lifecert-dev's demo, stack and bench are the admin).
 COMMAND_COMPONENTS: dict[str, str] = {
     "topics": "admin",
+    "log": "admin",
     "publish": "connector",
     "connectors": "connector",
     "reconcile": "connector",

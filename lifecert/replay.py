@@ -155,6 +155,7 @@ def _decide_lines(
     by_instruction = stats.by_instruction
     until_at: datetime | None = cutoff(until) if until is not None else None
     decide = campaign.decide
+    verdict_ids: set[str] = set()
     line_no = 0
     unreported = 0
     for line_no, line in enumerate(lines, 1):
@@ -190,7 +191,10 @@ def _decide_lines(
             on_rejection(rejection_record(line_no, event, rejection))
             if on_verdict is not None:
                 judged = verdict(event, rejection, policy)
-                if judged is not None:
+                # Once per id, as the read model keeps them: an event redelivered for a
+                # retiree not enrolled is UNKNOWN_RETIREE again, with the same verdict.
+                if judged is not None and judged["event_id"] not in verdict_ids:
+                    verdict_ids.add(judged["event_id"])
                     stats.verdicts += 1
                     on_verdict(judged)
     stats.lines = line_no

@@ -189,8 +189,8 @@ MATRIX: dict[str, RoleRules] = {
     "HOME_VISIT": RoleRules(
         "the bureau's home-visit team",
         channels=frozenset({"HOME_VISIT"}), deaths=True,
-        scope=Scope(frozenset({"FOSHAN"})), feed=frozenset({"HomeVisitDue", "RetireeStatus"}) | VERDICTS_FEED,
-        status_query=True,
+        scope=Scope(frozenset({"FOSHAN"})),
+        feed=frozenset({"HomeVisitDue", "RetireeStatus"}) | VERDICTS_FEED, status_query=True,
     ),
     "COUNTER": RoleRules(
         "a window of the bureau (ID card check, camera, returned paper forms)",
@@ -219,7 +219,7 @@ if tuple(MATRIX) != ROLES:  # the matrix decides for every role a certificate ca
                        f"those certificates carry (lifecert/pki/roles.py): {ROLES}")
 
 
-_DEAF = [role for role, r in MATRIX.items() if r.submits and not VERDICTS_FEED <= r.feed]
+_DEAF = [role for role, r in MATRIX.items() if r.submits and not r.feed >= VERDICTS_FEED]
 if _DEAF:  # a role that reports must hear the verdicts on what it reported
     raise RuntimeError(f"lifecert/api/authz.py: roles {_DEAF} submit events but their feed "
                        "lacks EventRejected")

@@ -105,7 +105,17 @@ def test_a_verdict_id_depends_on_the_event_and_the_reason_only() -> None:
 
 def test_a_redelivery_is_not_reported_and_an_unknown_reason_is_refused() -> None:
     event = parse_line(cert("C-1", "G-1", "COUNTER", performed_at="2017-05-01T10:00:00+08:00"))
-    assert NOT_REPORTED == {reasons.DUPLICATE_EVENT}
+    assert {reasons.DUPLICATE_EVENT} == NOT_REPORTED
     assert verdict(event, reasons.DUPLICATE_EVENT, POLICY) is None
     with pytest.raises(ValueError, match="unknown rejection reason 'NOPE'"):
         verdict(event, "NOPE", POLICY)
+
+
+def test_a_redelivery_for_a_retiree_not_enrolled_gives_its_verdict_once() -> None:
+    # UNKNOWN_RETIREE does not remember the event id: the second delivery is judged
+    # again, with the same verdict id; replay writes it once, as the read model keeps it.
+    line = cert("C-9", "NOBODY", "COUNTER", performed_at="2017-05-01T10:00:00+08:00",
+                event_id="e-9")
+    result = replay_lines([line, line])
+    assert [r["reason"] for r in result.rejections] == [reasons.UNKNOWN_RETIREE] * 2
+    assert len(result.verdicts) == 1 and result.stats.verdicts == 1

@@ -3,6 +3,8 @@ comparison of what PostgreSQL holds with an offline replay of the same file."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -51,3 +53,24 @@ def assert_live_equals_replay(run: live.LiveRun, events: Path) -> None:
         missing = sorted(set(expected[name]) - set(got[name]))[:3]
         extra = sorted(set(got[name]) - set(expected[name]))[:3]
         assert got[name] == expected[name], f"{name}: missing {missing}, extra {extra}"
+
+
+def assert_dump_replays_as_live(run: live.LiveRun) -> None:
+    """``lifecert log dump`` of the run's events topic, replayed, gives what the live
+    pipeline gave (its export by :func:`assert_live_equals_replay`, called first)."""
+    dump = run.work_dir / "dump" / "events.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "lifecert.cli", "log", "dump", "--bootstrap", run.bootstrap,
+         "--prefix", run.prefix, "--out", str(dump)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "left out (clock ticks" in done.stderr, done.stderr
+    replay_file(dump, POLICY, run.work_dir / "dump" / "replay", until=UNTIL)
+    expected = sorted_lines(run.work_dir / "dump" / "replay")
+    got = sorted_lines(run.work_dir / "live")
+    assert expected["verdicts.jsonl"]
+    for name in expected:
+        missing = sorted(set(expected[name]) - set(got[name]))[:3]
+        extra = sorted(set(got[name]) - set(expected[name]))[:3]
+        assert got[name] == expected[name], f"dump: {name}: missing {missing}, extra {extra}"

@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.dead_letters",
     "lifecert.commands.review",
     "lifecert.commands.mailroom",
+    "lifecert.commands.log",
 )
 
 
@@ -41,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 # (``KAFKA_COMPONENT`` of its module: lifecert-dev's demo, stack and bench are the admin).
 COMMAND_COMPONENTS: dict[str, str] = {
     "topics": "admin",
+    "log": "admin",
     "publish": "connector",
     "connectors": "connector",
     "reconcile": "connector",

@@ -88,7 +88,7 @@ COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE)
 # retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
                      "retiree_contacts", "consular_cases", "projection_offsets",
-                     "form_certifications", "paper_forms")
+                     "form_certifications", "paper_forms", "event_verdicts")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections",
                     "forms_outstanding", "forms_unmatched", "forms_outstanding_by_agency")
 
@@ -116,7 +116,7 @@ GRANTS: tuple[Grant, ...] = (
     # the partner API: reads the status and the holds, writes its own tables; its audit
     # trail and face decisions it appends to, and cannot rewrite or erase (a compromised
     # API process cannot cover its tracks)
-    Grant(API, "SELECT", ("retiree_status", "open_holds", "schema_migrations",
+    Grant(API, "SELECT", ("retiree_status", "open_holds", "event_verdicts", "schema_migrations",
                           "api_schema_migrations", "consular_cases")),
     Grant(API, WRITE, prefix="api_", excluding=("api_schema_migrations", *APPEND_ONLY)),
     Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),

@@ -3,7 +3,9 @@
 The same :class:`~lifecert.domain.campaign.Campaign` the live workers use decides each
 event; this module only reads lines, routes malformed ones, and hands the results to
 sinks. ``replay_lines`` collects them in memory (tests, small logs); ``replay_file`` streams
-them to ``instructions.jsonl``, ``status.csv`` and ``rejections.jsonl``.
+them to ``instructions.jsonl``, ``status.csv``, ``rejections.jsonl`` (line, reason) and
+``verdicts.jsonl`` (the ``EventRejected`` output events the live worker publishes on
+``lifecert.verdicts``, in the interchange form).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import IO, Any
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.clock import cutoff
 from lifecert.domain.policy import Policy, load_policy
+from lifecert.domain.verdicts import verdict
 from lifecert.events.catalogue import ALL_TYPES, Event, personal_field_names
 from lifecert.events.interchange import MalformedEvent, parse_line, to_json
 
@@ -42,6 +45,7 @@ class ReplayStats:
     rejected: int = 0
     dead_lettered: int = 0
     instructions: int = 0
+    verdicts: int = 0
     by_instruction: dict[str, int] = field(default_factory=dict)
 
 
@@ -52,6 +56,7 @@ class ReplayResult:
     rejections: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]]
     stats: ReplayStats
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def rejection_record(line_no: int, event: Event, reason: str) -> dict[str, Any]:
@@ -106,13 +111,16 @@ def run_replay(
     on_dead_letter: DeadLetterSink | None,
     on_line: Callable[[int], None] | None = None,
     source: str = "events",
+    on_verdict: InstructionSink | None = None,
 ) -> tuple[Campaign, ReplayStats]:
     """Decide ``lines`` in order. Malformed lines go to ``on_dead_letter`` or, when it is
     ``None``, stop the run with a :class:`ReplayError`. ``on_line`` is called every few
-    thousand lines with the length of the lines read since its last call (for progress)."""
+    thousand lines with the length of the lines read since its last call (for progress).
+    ``on_verdict`` receives the ``EventRejected`` of each reported rejection."""
     with _without_cyclic_gc():
         return _decide_lines(
-            lines, policy, until, on_instruction, on_rejection, on_dead_letter, on_line, source
+            lines, policy, until, on_instruction, on_rejection, on_dead_letter, on_line, source,
+            on_verdict,
         )
 
 
@@ -140,12 +148,14 @@ def _decide_lines(
     on_dead_letter: DeadLetterSink | None,
     on_line: Callable[[int], None] | None,
     source: str,
+    on_verdict: InstructionSink | None,
 ) -> tuple[Campaign, ReplayStats]:
     campaign = Campaign(policy)
     stats = ReplayStats()
     by_instruction = stats.by_instruction
     until_at: datetime | None = cutoff(until) if until is not None else None
     decide = campaign.decide
+    verdict_ids: set[str] = set()
     line_no = 0
     unreported = 0
     for line_no, line in enumerate(lines, 1):
@@ -179,6 +189,14 @@ def _decide_lines(
         if rejection is not None:
             stats.rejected += 1
             on_rejection(rejection_record(line_no, event, rejection))
+            if on_verdict is not None:
+                judged = verdict(event, rejection, policy)
+                # Once per id, as the read model keeps them: an event redelivered for a
+                # retiree not enrolled is UNKNOWN_RETIREE again, with the same verdict.
+                if judged is not None and judged["event_id"] not in verdict_ids:
+                    verdict_ids.add(judged["event_id"])
+                    stats.verdicts += 1
+                    on_verdict(judged)
     stats.lines = line_no
     if on_line is not None and unreported:
         on_line(unreported)
@@ -201,6 +219,7 @@ def replay_lines(
     instructions: list[dict[str, Any]] = []
     rejections: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
     campaign, stats = run_replay(
         lines,
         load_policy(policy_name),
@@ -208,8 +227,10 @@ def replay_lines(
         on_instruction=lambda e: instructions.append(to_json(e)),
         on_rejection=rejections.append,
         on_dead_letter=dead.append if dead_letters else None,
+        on_verdict=lambda e: verdicts.append(to_json(e)),
     )
-    return ReplayResult(instructions, dict(campaign.statuses()), rejections, dead, stats)
+    return ReplayResult(instructions, dict(campaign.statuses()), rejections, dead, stats,
+                        verdicts)
 
 
 def replay_file(
@@ -222,13 +243,15 @@ def replay_file(
     on_line: Callable[[int], None] | None = None,
     on_instruction: InstructionSink | None = None,
 ) -> tuple[Campaign, ReplayStats]:
-    """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl.
+    """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl,
+    verdicts.jsonl.
     ``on_instruction`` also sees every instruction (e.g. to total them up)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with (
         events.open("rb") as source,
         (out_dir / "instructions.jsonl").open("w", encoding="utf-8") as instructions,
         (out_dir / "rejections.jsonl").open("w", encoding="utf-8") as rejections,
+        (out_dir / "verdicts.jsonl").open("w", encoding="utf-8") as verdicts,
         _optional_writer(dead_letters) as dead,
     ):
         write = jsonl_writer(instructions, to_json)
@@ -250,6 +273,7 @@ def replay_file(
             on_dead_letter=jsonl_writer(dead) if dead is not None else None,
             on_line=on_line,
             source=str(events),
+            on_verdict=jsonl_writer(verdicts, to_json),
         )
     write_status_csv(out_dir / "status.csv", campaign.statuses())
     return campaign, stats

@@ -1,8 +1,9 @@
 """Reads of the read models: the export files, the campaign counters, one retiree.
 
-``export`` writes the same two files as ``lifecert replay`` (same writers, same JSON
-encoding): ``instructions.jsonl`` ordered by (recorded_at, retiree_id, type, event_id) and
-``status.csv`` ordered by retiree id (byte order), from one consistent snapshot.
+``export`` writes the same files as ``lifecert replay`` (same writers, same JSON
+encoding): ``instructions.jsonl`` ordered by (recorded_at, retiree_id, type, event_id),
+``verdicts.jsonl`` (the policy's EventRejected) in the same order, and ``status.csv``
+ordered by retiree id (byte order), from one consistent snapshot.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ _INSTRUCTIONS = """
 SELECT payload FROM instruction_ledger
 ORDER BY recorded_at, retiree_id COLLATE "C", type COLLATE "C", event_id COLLATE "C"
 """
+_VERDICTS = """
+SELECT payload FROM event_verdicts WHERE policy = %s
+ORDER BY recorded_at, retiree_id COLLATE "C", event_id COLLATE "C"
+"""
 _STATUSES = """
 SELECT retiree_id, status FROM retiree_status WHERE policy = %s
 ORDER BY retiree_id COLLATE "C"
@@ -43,6 +48,7 @@ class ExportResult:
     instructions: int
     statuses: int
     policy: str | None
+    verdicts: int = 0
 
 
 def _snapshot(cur: Any) -> None:
@@ -56,13 +62,16 @@ def policies(conn: Connection) -> list[str]:
 
 
 def export(conn: Connection, out_dir: Path, policy: str | None = None) -> ExportResult:
-    """Write ``out_dir/instructions.jsonl`` and ``out_dir/status.csv``. Statuses are those
-    of ``policy``, which may be left out while the read models hold only one."""
+    """Write ``out_dir/instructions.jsonl``, ``out_dir/verdicts.jsonl`` and
+    ``out_dir/status.csv``. Statuses and verdicts are those of ``policy``, which may be left
+    out while the read models hold only one."""
     out_dir.mkdir(parents=True, exist_ok=True)
     instructions_path = out_dir / "instructions.jsonl"
     status_path = out_dir / "status.csv"
+    verdicts_path = out_dir / "verdicts.jsonl"
     tmp_instructions = _tmp(instructions_path)
     tmp_status = _tmp(status_path)
+    tmp_verdicts = _tmp(verdicts_path)
     try:
         with conn:
             with conn.cursor() as cur:
@@ -80,14 +89,32 @@ def export(conn: Connection, out_dir: Path, policy: str | None = None) -> Export
                 for (payload,) in cur:
                     write(payload)
                     n_instructions += 1
+            n_verdicts = _write_verdicts(conn, tmp_verdicts, policy)
             counted = _Counted(_status_rows(conn, policy))
             write_status_csv(tmp_status, counted)
         os.replace(tmp_instructions, instructions_path)
+        os.replace(tmp_verdicts, verdicts_path)
         os.replace(tmp_status, status_path)
     finally:
         tmp_instructions.unlink(missing_ok=True)
         tmp_status.unlink(missing_ok=True)
-    return ExportResult(n_instructions, counted.n, policy)
+        tmp_verdicts.unlink(missing_ok=True)
+    return ExportResult(n_instructions, counted.n, policy, n_verdicts)
+
+
+def _write_verdicts(conn: Connection, path: Path, policy: str | None) -> int:
+    n = 0
+    with path.open("w", encoding="utf-8") as fh:
+        if policy is None:
+            return 0
+        with conn.cursor(name="lifecert_export_verdicts") as cur:
+            cur.itersize = _FETCH
+            cur.execute(_VERDICTS, (policy,))
+            write = jsonl_writer(fh, to_json)
+            for (payload,) in cur:
+                write(payload)
+                n += 1
+    return n
 
 
 def _tmp(path: Path) -> Path:

@@ -29,6 +29,7 @@ TopicPartitionKey = tuple[str, int]
 
 HOLD_PLACED = "PaymentHoldPlaced"
 HOLD_ENDED = frozenset({"PaymentHoldReleased", "PaymentTerminated"})
+VERDICT = "EventRejected"
 CONTACT = "ContactDetailsUpdated"
 CERTIFICATION = "CertificationRecorded"
 DOCUMENTS = "CertificationDocumentsReceived"
@@ -152,6 +153,25 @@ class PaperFormRow:
 
 
 @dataclass(slots=True)
+class VerdictRow:
+    event_id: str
+    retiree_id: str
+    policy: str
+    reason: str
+    judged_type: str
+    judged_event_id: str | None
+    reported_by: str | None
+    certification_id: str | None
+    agency_id: str | None
+    performed_at: datetime | None
+    recorded_at: datetime
+    payload_text: str  # the interchange JSON form (interchange.to_json)
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
 class Rejected:
     topic: str
     partition: int
@@ -177,6 +197,7 @@ class Batch:
         default_factory=dict)
     paper_forms: dict[str, PaperFormRow] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    verdicts: list[VerdictRow] = field(default_factory=list)  # poll order, first per id
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     records: int = 0
 
@@ -231,6 +252,8 @@ class BatchBuilder:
                     raise _nul(event)
                 batch.consular.append(ConsularRow(event["type"], event, record.topic,
                                                   record.partition, record.offset))
+            elif event["type"] == VERDICT:
+                self._add_verdict(record, event)
             else:
                 self._add_ledger(record, event)
         except _Reject as reject:
@@ -287,6 +310,35 @@ class BatchBuilder:
                 effective_month=event.get("effective_month"),
                 amount_fen=amount,
                 payload=payload,
+                payload_text=text,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+
+    def _add_verdict(self, record: Record, event: dict[str, Any]) -> None:
+        event_id = event["event_id"]
+        if event_id in self._ledger_ids:
+            return
+        payload = to_json(event)
+        text = _dumps(payload)
+        if "\\u0000" in text and _has_nul(payload):
+            raise _nul(event)
+        self._ledger_ids.add(event_id)
+        self.batch.verdicts.append(
+            VerdictRow(
+                event_id=event_id,
+                retiree_id=event["retiree_id"],
+                policy=event["policy"],
+                reason=event["reason"],
+                judged_type=event["judged_type"],
+                judged_event_id=event.get("judged_event_id"),
+                reported_by=event.get("reported_by"),
+                certification_id=event.get("certification_id"),
+                agency_id=event.get("agency_id"),
+                performed_at=event.get("performed_at"),
+                recorded_at=event["recorded_at"],
                 payload_text=text,
                 topic=record.topic,
                 partition=record.partition,

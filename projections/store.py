@@ -27,6 +27,7 @@ from projections.records import (
     LedgerRow,
     StatusRow,
     TopicPartitionKey,
+    VerdictRow,
     hold_changes,
 )
 
@@ -34,7 +35,8 @@ from projections.records import (
 WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
-               "consular_cases", "projection_offsets", "form_certifications", "paper_forms")
+               "consular_cases", "projection_offsets", "form_certifications", "paper_forms",
+               "event_verdicts")
 
 
 class OffsetsMoved(RuntimeError):
@@ -125,6 +127,8 @@ class Store:
             if batch.consular:
                 _merge_consular(cur, batch.consular)
             _merge_forms(cur, batch)
+            if batch.verdicts:
+                _merge_verdicts(cur, batch.verdicts)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -264,6 +268,25 @@ VALUES %s ON CONFLICT (event_id) DO NOTHING""", [
             (r.event_id, r.retiree_id, r.certification_id, r.agency_id, r.form_number,
              r.postmarked_on, r.received_at, r.scan_sha256, r.recorded_at, r.source_agency,
              r.topic, r.partition, r.offset) for r in batch.paper_forms.values()])
+
+
+_VERDICT_COLUMNS = (
+    "event_id, retiree_id, policy, reason, judged_type, judged_event_id, reported_by, "
+    "certification_id, agency_id, performed_at, recorded_at, payload, source_topic, "
+    "source_partition, source_offset"
+)
+
+
+def _merge_verdicts(cur: Any, rows: list[VerdictRow]) -> None:
+    """Each verdict once, by event id (a worker that decided a record again re-sent it)."""
+    execute_values(
+        cur,
+        f"INSERT INTO event_verdicts ({_VERDICT_COLUMNS}) VALUES %s "
+        "ON CONFLICT (event_id) DO NOTHING",
+        [(r.event_id, r.retiree_id, r.policy, r.reason, r.judged_type, r.judged_event_id,
+          r.reported_by, r.certification_id, r.agency_id, r.performed_at, r.recorded_at,
+          r.payload_text, r.topic, r.partition, r.offset) for r in rows],
+    )
 
 
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:

@@ -192,9 +192,9 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
         c = processor.counters
         log.info(
             "decided %d records in %d batches: %d inputs (%d rejected), %d ticks, %d dead "
-            "letters; sent %d outputs, %d statuses; last offsets %s",
+            "letters; sent %d outputs, %d verdicts, %d statuses; last offsets %s",
             c.records, c.batches, c.inputs, c.rejected, c.ticks, c.dead_letters, c.outputs,
-            c.statuses,
+            c.verdicts, c.statuses,
             " ".join(f"{p}@{o}" for p, o in sorted(processor.positions.items())) or "none",
         )
 

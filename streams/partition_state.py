@@ -29,6 +29,7 @@ from typing import Any
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import Policy
 from lifecert.domain.state import RetireeState
+from lifecert.domain.verdicts import verdict
 from lifecert.events.catalogue import Event
 from streams.records import retiree_status, status_fields
 
@@ -55,6 +56,8 @@ class Step:
     statuses: list[Event] = field(default_factory=list)
     writes: list[tuple[bytes, TableValue]] = field(default_factory=list)
     rejection: str | None = None
+    # The EventRejected of the rejection (as replay makes it), when it is reported.
+    verdicts: list[Event] = field(default_factory=list)
 
 
 class PartitionCampaign:
@@ -113,6 +116,10 @@ class PartitionCampaign:
         pending = len(self.campaign.pending_moments)
         outputs, rejection = self.campaign.decide(event)
         step = Step(outputs=outputs, rejection=rejection)
+        if rejection is not None:
+            judged = verdict(event, rejection, self.policy)
+            if judged is not None:
+                step.verdicts.append(judged)
         at = event["recorded_at"]
         # Retirees a clock moment (decided first) gave an output to, then the event's own.
         touched = dict.fromkeys(o["retiree_id"] for o in outputs if o["retiree_id"] != retiree_id)

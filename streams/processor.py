@@ -94,6 +94,7 @@ class Counters:
     dead_letters: int = 0
     outputs: int = 0
     statuses: int = 0
+    verdicts: int = 0
     batches: int = 0
 
 
@@ -227,9 +228,10 @@ class Processor:
         for_type = self.topics.for_type
         records = [
             (for_type(event["type"]).name, event["retiree_id"].encode(), codec.encode(event))
-            for event in (*step.outputs, *step.statuses)
+            for event in (*step.outputs, *step.verdicts, *step.statuses)
         ]
         self.counters.outputs += len(step.outputs)
+        self.counters.verdicts += len(step.verdicts)
         self.counters.statuses += len(step.statuses)
         return records
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lifecert.events.catalogue import OUTPUT_TYPES
+from lifecert.events.catalogue import OUTPUT_TYPES, VERDICT_TYPES
 from lifecert.pki.roles import ROLES
 
 # Method names used in the matrix (and in the audit table).
@@ -41,7 +41,10 @@ PAYMENT_TYPES = frozenset(
     {"PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated", "PaymentReinstated",
      "OverpaymentCancelled", "PaymentEstateSettled"}
 )
-PARTNER_FEED = PAYMENT_TYPES | {"RetireeStatus"}
+# EventRejected: each agency receives the verdicts on what it reported (reported_by), of
+# any retiree; every role that submits receives them (partner.py, Subscribe).
+VERDICTS_FEED = frozenset(VERDICT_TYPES)
+PARTNER_FEED = PAYMENT_TYPES | {"RetireeStatus"} | VERDICTS_FEED
 
 
 class Refusal(Exception):
@@ -116,6 +119,8 @@ class RoleRules:
     retracts: bool = False
     scope: Scope = field(default_factory=Scope)
     feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
+    # EventRejected of every agency (else only those on what the caller reported)
+    all_verdicts: bool = False
     status_query: bool = False
     face_enroll: bool = False
     face_channel: str | None = None  # channel a face MATCH records, when it may verify
@@ -177,22 +182,22 @@ MATRIX: dict[str, RoleRules] = {
     "ASSISTED_OFFICE": RoleRules(
         "another region's social-insurance office",
         channels=frozenset({"ASSISTED_OFFICE"}),
-        scope=Scope(_DOMESTIC_ELSEWHERE), status_query=True,
+        scope=Scope(_DOMESTIC_ELSEWHERE), status_query=True, feed=VERDICTS_FEED,
     ),
     "ASSISTING_AGENCY": RoleRules(
         "police station, street office or community (form 1)",
         channels=frozenset({"ASSISTING_AGENCY"}),
-        scope=Scope(_DOMESTIC_ELSEWHERE), status_query=True,
+        scope=Scope(_DOMESTIC_ELSEWHERE), status_query=True, feed=VERDICTS_FEED,
     ),
     "HOME_VISIT": RoleRules(
         "the bureau's home-visit team",
         channels=frozenset({"HOME_VISIT"}), deaths=True,
-        scope=Scope(frozenset({"FOSHAN"})), feed=frozenset({"HomeVisitDue", "RetireeStatus"}),
-        status_query=True,
+        scope=Scope(frozenset({"FOSHAN"})),
+        feed=frozenset({"HomeVisitDue", "RetireeStatus"}) | VERDICTS_FEED, status_query=True,
     ),
     "COUNTER": RoleRules(
         "a window of the bureau (ID card check, camera, returned paper forms)",
-        channels=frozenset({"COUNTER"}), documents=True, status_query=True,
+        channels=frozenset({"COUNTER"}), documents=True, status_query=True, feed=VERDICTS_FEED,
         face_channel="FACE_COUNTER",
     ),
     "APP": RoleRules(
@@ -208,7 +213,7 @@ MATRIX: dict[str, RoleRules] = {
         "bureau staff (face enrollment, returned forms, deaths, corrections, the whole feed, "
         "consular case reviews)",
         documents=True, deaths=True, revokes_any=True, retracts=True,
-        feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"},
+        feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"} | VERDICTS_FEED, all_verdicts=True,
         status_query=True, face_enroll=True, consular_review=True,
     ),
 }
@@ -216,6 +221,12 @@ MATRIX: dict[str, RoleRules] = {
 if tuple(MATRIX) != ROLES:  # the matrix decides for every role a certificate can carry
     raise RuntimeError(f"lifecert/api/authz.py: the matrix's roles {tuple(MATRIX)} differ from "
                        f"those certificates carry (lifecert/pki/roles.py): {ROLES}")
+
+
+_DEAF = [role for role, r in MATRIX.items() if r.submits and not r.feed >= VERDICTS_FEED]
+if _DEAF:  # a role that reports must hear the verdicts on what it reported
+    raise RuntimeError(f"lifecert/api/authz.py: roles {_DEAF} submit events but their feed "
+                       "lacks EventRejected")
 
 
 def rules(role: str) -> RoleRules:

@@ -386,6 +386,26 @@ async def status_lookup(
     )
 
 
+_LATEST_VERDICT = """
+SELECT reason, judged_type, extract(epoch FROM coalesce(performed_at, recorded_at))
+FROM event_verdicts
+WHERE retiree_id = %s AND policy = %s AND judged_type = ANY(%s) AND reason = ANY(%s)
+ORDER BY recorded_at DESC, event_id DESC LIMIT 1"""
+
+
+async def latest_verdict(
+    reader: AsyncReader, retiree_id: str, policy: str, types: Sequence[str],
+    reasons: Sequence[str],
+) -> tuple[str, str, float] | None:
+    """The retiree's latest verdict of the cycle (projections' event_verdicts) among
+    ``types`` and ``reasons``: (reason, judged type, when performed or else recorded, as
+    epoch seconds), or None."""
+    row = await reader.fetchone(_LATEST_VERDICT, (retiree_id, policy, list(types), list(reasons)))
+    if row is None:
+        return None
+    return row[0], row[1], float(row[2])
+
+
 def load_cursor(conn: Connection, agency: str) -> str | None:
     with conn, conn.cursor() as cur:
         cur.execute("SELECT cursor FROM api_subscription_cursors WHERE agency = %s", (agency,))

@@ -134,3 +134,60 @@ def next_step(
         "暂未查到本年度的认证状态，请稍后再查询。",
         "No status for this year is available yet; please check again later.",
     )
+
+
+# Why a certification did not count, by reason code (lifecert/domain/reasons.py), in the
+# retiree's words: (Chinese, English). CHANNEL_NOT_ALLOWED depends on who certifies them.
+_NOT_COUNTED: dict[str, tuple[str, str]] = {
+    "OUTSIDE_WINDOW": (
+        "认证办理时间早于本年度认证开始日期",
+        "it was done before this year's certification period opened",
+    ),
+    "RETIREE_DECEASED": (
+        "系统中已登记死亡",
+        "a death is recorded",
+    ),
+    "CERTIFICATION_REVOKED": (
+        "该认证已被撤销",
+        "that certification was revoked",
+    ),
+    "CERTIFICATION_NOT_COUNTING": (
+        "所寄回的认证表对应的认证未被计入",
+        "the form returned belongs to a certification that did not count",
+    ),
+    "DOCUMENTS_NOT_REQUIRED": (
+        "该认证方式无需寄回认证表",
+        "that way of certifying needs no form",
+    ),
+}
+_CHANNEL_UNIT = ("您只能由原单位统一认证", "only your employing unit may certify you")
+_CHANNEL_NOT_UNIT = (
+    "单位批量认证只适用于由原单位认证的人员",
+    "an employing unit's batch counts only for those their unit certifies",
+)
+# Verdicts a retiree is told about: their certifications and returned forms that did not
+# count (a duplicate changes nothing and is not worth a word).
+EXPLAINED_TYPES = ("CertificationRecorded", "CertificationDocumentsReceived")
+EXPLAINED_REASONS = ("CHANNEL_NOT_ALLOWED", *_NOT_COUNTED)
+
+
+def not_counted(
+    reason: str, judged_type: str, on: date | None, unit_certifies: bool
+) -> tuple[str, str]:
+    """One sentence each in Chinese and English: the retiree's certification (or form)
+    of ``on`` (a local date) did not count, and why."""
+    if reason == "CHANNEL_NOT_ALLOWED":
+        why_zh, why_en = _CHANNEL_UNIT if unit_certifies else _CHANNEL_NOT_UNIT
+    else:
+        why_zh, why_en = _NOT_COUNTED.get(reason, (f"原因代码 {reason}", f"reason code {reason}"))
+    form = judged_type == "CertificationDocumentsReceived"
+    what_zh, what_en = ("寄回的认证表", "returned form") if form else ("认证", "certification")
+    if on is None:
+        when_zh, when_en = "", ""
+    else:
+        when_zh = f"于{on.year}年{on.month}月{on.day}日办理的"
+        when_en = f" of {on.day} {on:%B} {on.year}"
+    return (
+        f"您{when_zh}{what_zh}未被计入：{why_zh}。",
+        f"Your {what_en}{when_en} did not count: {why_en}.",
+    )

@@ -345,6 +345,9 @@ def decode_cursor(cursor: str, topics: set[str]) -> dict[str, dict[int, int]]:
     return positions
 
 
+VERDICT = "EventRejected"
+
+
 def interchange(event: dict[str, Any]) -> dict[str, Any]:
     if event["type"] in EVENT_TYPES:
         return to_json(event)
@@ -663,7 +666,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                         event = self._decode(record.value, wanted)
                         events.append((record, event))
                     scope = rules.scope
-                    need = [e["retiree_id"] for _, e in events if e is not None]
+                    need = [e["retiree_id"] for _, e in events
+                            if e is not None and e["type"] != VERDICT]
                     directory: dict[str, authz.Retiree] = {}
                     if need and not scope.everyone:
                         directory = await self.db.run(partial(db.directory, retiree_ids=need))
@@ -713,6 +717,11 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         call: Call, scope: authz.Scope, event: dict[str, Any],
         directory: dict[str, authz.Retiree],
     ) -> bool:
+        if event["type"] == VERDICT:
+            # Addressed to the agency that reported the judged event, whatever the
+            # retiree's scope now (it may be unknown: UNKNOWN_RETIREE); staff see all.
+            return (call.rules is not None and call.rules.all_verdicts) or \
+                event.get("reported_by") == call.agency
         if scope.everyone:
             return True
         retiree = directory.get(event["retiree_id"])

@@ -22,7 +22,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db, lockouts
 from lifecert.api.gate import Call, Gate
-from lifecert.api.nextstep import next_step
+from lifecert.api.nextstep import (
+    EXPLAINED_REASONS,
+    EXPLAINED_TYPES,
+    Step,
+    next_step,
+    not_counted,
+)
 from lifecert.api.protos import status_query_pb2, status_query_pb2_grpc
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
 from lifecert.events import bounds
@@ -33,6 +39,10 @@ log = logging.getLogger("lifecert.api")
 pb = status_query_pb2
 
 NOT_FOUND = "no retiree matches this retiree id and second factor"
+
+# Statuses whose answer tells why a certification did not count (a certified, exempt or
+# deceased retiree has nothing to do about it).
+_EXPLAIN_VERDICTS = frozenset({"NOT_CERTIFIED", "SUSPENDED", "PENDING_DOCUMENTS"})
 
 # Compared against when the retiree has no second factor registered (or is not known):
 # the same HMAC work as a real comparison, never a match.
@@ -132,6 +142,11 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
         hold = found.holds[-1] if found.holds and row and row.status == "SUSPENDED" else None
         step = next_step(row.status if row else None, cycle, residence, unit_certifies,
                          hold[0] if hold else None)
+        if row is not None and row.status in _EXPLAIN_VERDICTS:
+            try:
+                step = await self._with_verdict(step, retiree_id, row.policy, unit_certifies)
+            except Exception as exc:
+                await self._unavailable(call, exc, retiree_id)
         reply = pb.GetStatusResponse(
             retiree_id=retiree_id,
             cycle=cycle,
@@ -151,6 +166,20 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
             _set_ts(reply.open_hold.placed_at, placed)
         call.done("OK", row.status if row else "NO_STATUS", subject=retiree_id)
         return reply
+
+    async def _with_verdict(
+        self, step: Step, retiree_id: str, policy: str, unit_certifies: bool
+    ) -> Step:
+        """``step`` with a sentence on the retiree's latest certification that did not
+        count, when there is one (the verdicts' read model)."""
+        found = await db.latest_verdict(self.reader, retiree_id, policy, EXPLAINED_TYPES,
+                                        EXPLAINED_REASONS)
+        if found is None:
+            return step
+        reason, judged_type, epoch = found
+        on = local_date(datetime.fromtimestamp(epoch, UTC))
+        zh, en = not_counted(reason, judged_type, on, unit_certifies)
+        return Step(step.code, f"{zh}{step.zh}", f"{en} {step.en}")
 
     async def _wrong(self, call: Call, who: lockouts.Caller, why: str,
                      retiree_id: str) -> NoReturn:

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 def summary(stats: ReplayStats, out: Path) -> str:
     parts = [
         f"decided {stats.decided} of {stats.lines} lines "
-        f"({stats.rejected} rejected, {stats.dead_lettered} dead-lettered, "
+        f"({stats.rejected} rejected, {stats.verdicts} verdicts, "
+        f"{stats.dead_lettered} dead-lettered, "
         f"{stats.skipped_after_until} after --until)",
         f"{stats.instructions} instructions: "
         + (", ".join(f"{k} {v}" for k, v in sorted(stats.by_instruction.items())) or "none"),

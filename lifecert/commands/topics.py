@@ -5,6 +5,9 @@
                                            # the admin
     lifecert topics list [--json]          # what exists, with partitions and config
     lifecert topics create --prefix t42.   # a side-by-side set (tests, trial campaigns)
+    lifecert topics tail TOPIC [-n N] [--from-beginning] [--follow] [--json]
+                                           # decoded records, one line each (personal
+                                           # fields stay sealed)
 
 Exit codes: 0 success; 1 the broker is unreachable or refused, or (``create``) a topic
 exists with other partitions or config than topics.toml says.
@@ -53,6 +56,39 @@ def register(subparsers: Any) -> None:
         add_broker_arguments(action)
         action.add_argument("--json", action="store_true", help="print the topics as JSON")
         action.set_defaults(func=func)
+    tail = actions.add_parser(
+        "tail", help="print a topic's records decoded, one line each",
+        description=(
+            "Decode the records of one of lifecert's topics (Avro single-object or JSON) "
+            "and print one line each: partition@offset, time (Asia/Shanghai), type, key, "
+            "fields. Personal fields (names, phones, addresses) and dead letters' raw "
+            "bytes stay sealed, as on the log: this command never opens them "
+            "(docs/personal-data.md says who may, with `personal.reveal`)."
+        ),
+    )
+    add_broker_arguments(tail)
+    tail.add_argument("topic", metavar="TOPIC",
+                      help="a role of topics.toml (events, verdicts, ...) or a topic name")
+    tail.add_argument("-n", "--lines", type=_count, metavar="N",
+                      help="the last N records (default 10); with --from-beginning the "
+                           "first N (default all)")
+    tail.add_argument("--from-beginning", action="store_true",
+                      help="start at the beginning of every partition")
+    tail.add_argument("--follow", "-f", action="store_true",
+                      help="then keep printing new records until interrupted")
+    tail.add_argument("--json", action="store_true",
+                      help="one JSON object a line: topic, partition, offset, key, value")
+    tail.set_defaults(func=run_tail)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"-n takes a count of records (0 or more), not {text!r}")
+    return n
 
 
 def _as_dict(state: kafka_clients.TopicState) -> dict[str, Any]:
@@ -128,4 +164,50 @@ def run_list(args: argparse.Namespace) -> int:
         if not all(s.exists for s in states):
             print("lifecert topics: create the missing ones with `lifecert topics create`",
                   file=sys.stderr)
+    return 0
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    from lifecert.pipeline import readable, topic_reader
+
+    try:
+        name = topic_reader.resolve(layout(args.prefix), args.topic)
+    except topic_reader.UnknownTopic as exc:
+        return _fail(str(exc))
+    show = readable.line_as_json if args.json else readable.line_for_people
+
+    def emit(item: readable.Decoded | topic_reader.Undecodable) -> None:
+        if isinstance(item, readable.Decoded):
+            print(show(item), flush=True)
+        else:
+            _topic, partition, offset, why = item
+            print(f"lifecert topics: {partition}@{offset}: undecodable: {why}",
+                  file=sys.stderr, flush=True)
+
+    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    count = args.lines if args.lines is not None else (None if args.from_beginning else 10)
+    try:
+        client = kafka_clients.consumer(bootstrap)
+        try:
+            ends = topic_reader.assign(client, name, None if args.from_beginning else count)
+            reading = topic_reader.read_up_to(client, ends)
+            records = [r for rs in reading.by_partition.values() for r in rs]
+            if args.from_beginning:
+                records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+                shown = records if count is None else records[:count]
+            else:
+                records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+                shown = records[len(records) - count:] if count else []
+            for where in reading.undecodable:
+                emit(where)
+            for record in shown:
+                emit(record)
+            if args.follow:
+                topic_reader.follow(client, emit, lambda: False)
+        finally:
+            client.close()
+    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+        return _fail(str(exc))
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 0
     return 0

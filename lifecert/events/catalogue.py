@@ -56,7 +56,10 @@ OUTPUT_TYPES: tuple[str, ...] = (
     "OverpaymentCancelled",
     "PaymentEstateSettled",
 )
-EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
+# The fold's verdicts: an input the rules did not apply, with its reason, sent back to the
+# agency that reported it (on lifecert.verdicts; docs/rules.md, Verdicts).
+VERDICT_TYPES: tuple[str, ...] = ("EventRejected",)
+EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES + VERDICT_TYPES
 # Records of the live pipeline itself: clock ticks in the input log, the status topic, and
 # dead letters. They are not domain events (replay neither reads nor writes them).
 PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")

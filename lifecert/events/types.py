@@ -70,6 +70,24 @@ FraudReason: TypeAlias = Literal[
     "CERTIFIED_AFTER_DEATH",
     "FACE_MATCH_AFTER_NOT_LIVE",
 ]
+RejectionReason: TypeAlias = Literal[
+    "UNKNOWN_RETIREE",
+    "DUPLICATE_EVENT",
+    "ALREADY_ENROLLED",
+    "DUPLICATE_CERTIFICATION",
+    "RETIREE_DECEASED",
+    "CHANNEL_NOT_ALLOWED",
+    "OUTSIDE_WINDOW",
+    "DOCUMENTS_NOT_REQUIRED",
+    "CERTIFICATION_NOT_COUNTING",
+    "DUPLICATE_DOCUMENTS",
+    "DEATH_ALREADY_RECORDED",
+    "IMPOSSIBLE_DEATH_DATE",
+    "UNKNOWN_CERTIFICATION",
+    "ALREADY_REVOKED",
+    "CERTIFICATION_REVOKED",
+    "NO_DEATH_RECORDED",
+]
 MomentKind: TypeAlias = Literal[
     "HOME_VISIT_SWEEP",
     "DEADLINE",
@@ -488,6 +506,46 @@ class PaymentEstateSettled(EventRecord, tag="PaymentEstateSettled", frozen=True,
     """Sum in fen."""
 
 
+class EventRejected(EventRecord, tag="EventRejected", frozen=True, kw_only=True):
+    """A verdict: the rules did not apply an input event (docs/rules.md, Rejections and
+    duplicates). Sent back to the agency that reported it (Subscribe), kept in the read models
+    (event_verdicts) and shown by GetStatus. The envelope's recorded_at is the judged event's;
+    its event_id is derived from the judged event's id and the reason, so that deciding the
+    event again gives the same verdict. No personal field: the retiree id as every output
+    carries it, never a name, phone or address.
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    retiree_id: str
+    """Retiree id of the judged event."""
+    policy: str
+    """The campaign (cycle) whose rules judged the event, e.g. foshan-2017."""
+    reason: RejectionReason
+    """The reason code."""
+    judged_type: str
+    """Type of the judged input event, e.g. CertificationRecorded."""
+    judged_event_id: str | None = None
+    """event_id of the judged event (null when its line had none)."""
+    reported_by: str | None = None
+    """The agency the verdict is addressed to: the judged event's source_agency, else its
+    agency_id, else null.
+    """
+    certification_id: str | None = None
+    """The judged certification's id (certifications, their documents and revocations), else null.
+    """
+    agency_id: str | None = None
+    """The agency of the judged certification (agency_id of the judged event), else null."""
+    performed_at: datetime | None = None
+    """When the judged certification was performed (CertificationRecorded), else null."""
+
+
 class ClockTick(EventRecord, tag="ClockTick", frozen=True, kw_only=True):
     """A clock moment of a policy, written by the scheduler into every partition of the input log,
     in order with the events, so that each worker decides it at the same point as replay does.
@@ -718,6 +776,7 @@ TypedEvent: TypeAlias = (
     | PaymentReinstated
     | OverpaymentCancelled
     | PaymentEstateSettled
+    | EventRejected
     | ClockTick
     | RetireeStatus
     | DeadLetter
@@ -758,6 +817,7 @@ BY_NAME: dict[str, type[EventRecord]] = {
     "PaymentReinstated": PaymentReinstated,
     "OverpaymentCancelled": OverpaymentCancelled,
     "PaymentEstateSettled": PaymentEstateSettled,
+    "EventRejected": EventRejected,
     "ClockTick": ClockTick,
     "RetireeStatus": RetireeStatus,
     "DeadLetter": DeadLetter,

@@ -16,6 +16,7 @@ CLOCK = "clock"
 PAYMENT_INSTRUCTIONS = "payment_instructions"
 ALERTS = "alerts"
 TASKS = "tasks"
+VERDICTS = "verdicts"
 STATUS = "status"
 DEAD_LETTERS = "dead_letters"
 ASSISTANCE_RESULTS = "assistance_results"
@@ -51,7 +52,7 @@ class TopicLayout:
 
     @property
     def output_roles(self) -> tuple[str, ...]:
-        return (PAYMENT_INSTRUCTIONS, ALERTS, TASKS)
+        return (PAYMENT_INSTRUCTIONS, ALERTS, TASKS, VERDICTS)
 
 
 def layout(prefix: str | None = None) -> TopicLayout:

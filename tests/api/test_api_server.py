@@ -32,6 +32,7 @@ from lifecert.api.protos import status_query_pb2 as sq
 from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
+from lifecert.domain.verdicts import verdict
 from lifecert.events import codec
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
@@ -78,7 +79,10 @@ def decide_and_project(box: Sandbox) -> None:
     )
     records: list[tuple[str, dict[str, Any]]] = []
     for event in inputs:
-        outputs, _ = campaign.decide(event)
+        outputs, rejection = campaign.decide(event)
+        judged = verdict(event, rejection, campaign.policy) if rejection is not None else None
+        if judged is not None:
+            outputs = [*outputs, judged]
         for output in outputs:
             records.append((box.topics.for_type(output["type"]).role, output))
         touched = dict.fromkeys([*(o["retiree_id"] for o in outputs), event["retiree_id"]])
@@ -292,10 +296,16 @@ def _subscribe(
 
 
 @pytest.fixture(scope="module")
-def decided(box: Sandbox, macau: px_grpc.PartnerExchangeStub) -> None:
+def decided(box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub) -> None:
     """The certifications of the other tests decided and projected (as live)."""
     macau.SubmitBatch(batch(certification("MO-SSF-2017-1", "MO-1", common_pb2.MACAU_SSF)),
                       timeout=20)
+    # Accepted by the API, not counted by the rules: before the window opened (verdicts).
+    with server.channel("FS-COUNTER-3", "COUNTER") as channel:
+        early = certification("CTR-EARLY-1", "FS-1", common_pb2.COUNTER,
+                              dt.datetime(2017, 3, 10, 2, 0, tzinfo=dt.UTC))
+        reply = px_grpc.PartnerExchangeStub(channel).SubmitBatch(batch(early), timeout=20)
+        assert reply.results[0].outcome == OK.ACCEPTED, reply
     decide_and_project(box)
 
 
@@ -306,7 +316,7 @@ def test_subscribe_delivers_only_the_partners_events_and_resumes_after_ack(
     assert events, "the Macau SSF receives the statuses of Macau residents"
     assert {e.retiree_id for e in events} <= {"MO-1", "MO-2", "MO-3"}
     assert {"RetireeStatus", "PaymentHoldPlaced", "PaymentHoldReleased",
-            "PaymentTerminated"} >= {e.type for e in events}
+            "PaymentTerminated"} >= {e.type for e in events}  # no one else's verdict
     for e in events:
         body = json.loads(e.interchange_json)
         assert body["type"] == e.type and body["event_id"] == e.event_id
@@ -343,6 +353,42 @@ def test_subscribe_delivers_only_the_partners_events_and_resumes_after_ack(
         next(macau.Subscribe(px.SubscribeRequest(types=["HomeVisitDue"]), timeout=10))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "does not receive HomeVisitDue" in refused.value.details()
+
+
+def test_a_rejection_goes_back_to_the_agency_that_reported_it(
+    server: ServerProcess, decided: None
+) -> None:
+    with server.channel("FS-COUNTER-3", "COUNTER") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        events, _ = _subscribe(stub)
+        [rejected] = events
+        assert rejected.type == "EventRejected" and rejected.retiree_id == "FS-1"
+        body = json.loads(rejected.interchange_json)
+        assert body["reason"] == "OUTSIDE_WINDOW"
+        assert body["certification_id"] == "CTR-EARLY-1"
+        assert body["reported_by"] == "FS-COUNTER-3"
+        assert body["judged_event_id"] == event_id_for(
+            "FS-COUNTER-3", "CertificationRecorded", "CTR-EARLY-1")
+        # The counter's feed is its verdicts only.
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stub.Subscribe(px.SubscribeRequest(types=["RetireeStatus"]), timeout=10))
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Another counter of the same role hears nothing of it; the staff hear every verdict.
+    with server.channel("FS-COUNTER-4", "COUNTER") as channel:
+        assert _subscribe(px_grpc.PartnerExchangeStub(channel))[0] == []
+    with server.channel("FS-HQ", "STAFF") as channel:
+        staff, _ = _subscribe(px_grpc.PartnerExchangeStub(channel), types=("EventRejected",))
+    assert [e.event_id for e in staff] == [rejected.event_id]
+    # GetStatus tells the retiree why, in both languages.
+    with server.channel("FS-PORTAL", "PORTAL") as channel:
+        stub_sq = _visitor(sq_grpc.StatusQueryStub(channel), "203.0.113.22")
+        fs = stub_sq.GetStatus(sq.GetStatusRequest(retiree_id="FS-1", second_factor="002X"),
+                               timeout=10)
+    assert fs.status == sq.SUSPENDED
+    assert fs.next_step.en.startswith(
+        "Your certification of 10 March 2017 did not count: it was done before this year's "
+        "certification period opened. Your pension is suspended"), fs.next_step.en
+    assert fs.next_step.zh.startswith("您于2017年3月10日办理的认证未被计入"), fs.next_step.zh
 
 
 def test_status_query_reads_the_projections(server: ServerProcess, decided: None) -> None:

@@ -342,3 +342,41 @@ def test_generated_code_is_current() -> None:
     generated = Path(__file__).resolve().parents[2] / "lifecert" / "api" / "v1"
     assert (generated / "partner_exchange_pb2.pyi").exists()
     assert (generated / ".gitignore").read_text().strip().endswith("*")
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_every_role_that_reports_hears_the_verdicts_and_only_staff_hears_all() -> None:
+    for role, rules in authz.MATRIX.items():
+        if rules.submits:
+            assert "EventRejected" in rules.feed, role
+            assert authz.check_method(role, authz.SUBSCRIBE) is rules
+        assert rules.all_verdicts == (role == "STAFF"), role
+    # A role that reports nothing still may not subscribe.
+    with pytest.raises(authz.Refusal, match="may not call"):
+        authz.check_method("APP", authz.SUBSCRIBE)
+    # The counter hears its verdicts only, not the payment feed.
+    assert authz.MATRIX["COUNTER"].feed == {"EventRejected"}
+
+
+def test_a_certification_that_did_not_count_is_explained_in_both_languages() -> None:
+    from lifecert.api.nextstep import EXPLAINED_REASONS, not_counted
+
+    zh, en = not_counted("CHANNEL_NOT_ALLOWED", "CertificationRecorded", dt.date(2017, 5, 1),
+                         True)
+    assert en == ("Your certification of 1 May 2017 did not count: only your employing unit "
+                  "may certify you.")
+    assert zh == "您于2017年5月1日办理的认证未被计入：您只能由原单位统一认证。"
+    zh, en = not_counted("OUTSIDE_WINDOW", "CertificationRecorded", dt.date(2017, 3, 10), False)
+    assert "10 March 2017" in en and "before this year's certification period" in en
+    assert "认证开始日期" in zh
+    zh, en = not_counted("CERTIFICATION_NOT_COUNTING", "CertificationDocumentsReceived",
+                         None, False)
+    assert en.startswith("Your returned form did not count") and "寄回的认证表" in zh
+    for reason in EXPLAINED_REASONS:  # each has its own words, no bare code
+        zh, en = not_counted(reason, "CertificationRecorded", None, False)
+        assert "reason code" not in en and "原因代码" not in zh
+    # A reason without words still says what happened, with its code.
+    assert "reason code DUPLICATE_CERTIFICATION" in not_counted(
+        "DUPLICATE_CERTIFICATION", "CertificationRecorded", None, False)[1]

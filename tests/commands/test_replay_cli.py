@@ -52,6 +52,10 @@ def test_replay_writes_the_three_files(tmp_path: Path) -> None:
         {"line": 5, "type": "CertificationRecorded", "event_id": json.loads(LOG[4])["event_id"],
          "retiree_id": "R3", "certification_id": "C3", "reason": "CHANNEL_NOT_ALLOWED"}
     ]
+    [judged] = read_jsonl(out / "verdicts.jsonl")  # what the worker publishes for it
+    assert judged["type"] == "EventRejected" and judged["reason"] == "CHANNEL_NOT_ALLOWED"
+    assert judged["judged_event_id"] == json.loads(LOG[4])["event_id"]
+    assert judged["reported_by"] == "AG-1" and judged["certification_id"] == "C3"
 
 
 def test_until_stops_deciding_at_the_end_of_that_day(tmp_path: Path) -> None:
@@ -120,7 +124,7 @@ def test_replay_decides_corrections_into_the_three_files(tmp_path: Path) -> None
         (5, "CHANNEL_NOT_ALLOWED"), (9, "UNKNOWN_CERTIFICATION")]
     statuses = dict(csv.reader((out / "status.csv").open()))
     assert statuses["R1"] == "SUSPENDED"
-    for name in ("instructions.jsonl", "rejections.jsonl", "status.csv"):
+    for name in ("instructions.jsonl", "rejections.jsonl", "verdicts.jsonl", "status.csv"):
         assert "1234" not in (out / name).read_text()
 
 
@@ -156,7 +160,7 @@ def test_console_script_runs_with_progress_on_stderr(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True,
     )
     assert done.stdout == ""
-    assert "decided 7 of 7 lines (1 rejected, 0 dead-lettered" in done.stderr
+    assert "decided 7 of 7 lines (1 rejected, 1 verdicts, 0 dead-lettered" in done.stderr
     assert "replay" in done.stderr
 
 

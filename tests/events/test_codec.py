@@ -230,6 +230,21 @@ def sample_events() -> dict[str, dict[str, Any]]:
             "months": ["2017-07", "2017-08"],
             "amount_fen": 642_900,
         },
+        {
+            "type": "EventRejected",
+            "event_id": "verdict:CERT-2017-0001234",
+            "recorded_at": at(2017, 5, 2, 9, 30, 0),
+            "source_agency": "lifecert",
+            "retiree_id": "R-440605-001234",
+            "policy": "foshan-2017",
+            "reason": "CHANNEL_NOT_ALLOWED",
+            "judged_type": "CertificationRecorded",
+            "judged_event_id": "cert:CERT-2017-0001234",
+            "reported_by": "FS-COMMUNITY-12",
+            "certification_id": "CERT-2017-0001234",
+            "agency_id": "FS-COMMUNITY-12",
+            "performed_at": at(2017, 5, 1, 10, 0, 0),
+        },
     ]
     return {e["type"]: e for e in events}
 
@@ -295,7 +310,7 @@ def raw_record(type_name: str, schema: dict[str, Any], datum: dict[str, Any]) ->
 
 def test_samples_cover_the_catalogue() -> None:
     assert set(SAMPLES) == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 17
+    assert len(EVENT_TYPES) == 18
 
 
 def test_default_store_holds_every_catalogue_schema_once() -> None:

@@ -15,7 +15,13 @@ import pytest
 
 from lifecert_dev import live
 from lifecert_dev.stack import StackStatus, broker, postgres
-from tests.pipeline.live_helpers import POLICY, UNTIL, assert_live_equals_replay, campaign
+from tests.pipeline.live_helpers import (
+    POLICY,
+    UNTIL,
+    assert_dump_replays_as_live,
+    assert_live_equals_replay,
+    campaign,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -54,6 +60,8 @@ def test_clean_run_and_a_batch_published_twice_equal_replay(
             (logs / "worker.log").read_text()[-3000:]
         )
     assert_live_equals_replay(run, events)
+    # The log as the broker holds it (every event twice), dumped and replayed offline.
+    assert_dump_replays_as_live(run)
 
 
 def test_broker_and_database_restarts_lose_and_double_nothing(

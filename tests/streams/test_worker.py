@@ -52,6 +52,7 @@ from lifecert.pipeline.topics import (
     PAYMENT_INSTRUCTIONS,
     STATUS,
     TASKS,
+    VERDICTS,
     TopicLayout,
     layout,
 )
@@ -250,6 +251,16 @@ def live_outputs(pipeline: Pipeline) -> tuple[list[dict[str, Any]], int]:
     return out, raw
 
 
+def live_verdicts(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The EventRejected of the verdicts topic, once per event_id, in interchange form."""
+    seen: dict[str, dict[str, Any]] = {}
+    for record in read_topics(pipeline, [VERDICTS]):
+        event = codec.decode(record.value)
+        assert record.key == event["retiree_id"].encode()
+        seen.setdefault(event["event_id"], to_json(event))
+    return list(seen.values())
+
+
 def live_statuses(pipeline: Pipeline) -> dict[str, str]:
     """The latest RetireeStatus of each retiree on the status topic."""
     latest: dict[str, str] = {}
@@ -261,8 +272,8 @@ def live_statuses(pipeline: Pipeline) -> dict[str, str]:
 
 
 def assert_same_as_replay(pipeline: Pipeline, lines: list[str]) -> tuple[int, int]:
-    """Live outputs == replay's: same multiset, same order per retiree and topic; latest
-    statuses == replay's. Returns (distinct outputs, output records)."""
+    """Live outputs == replay's: same multiset, same order per retiree and topic; live verdicts
+    == replay's (by id); latest statuses == replay's. Returns (distinct outputs, records)."""
     expected = replay_lines(lines, POLICY.name)
     outputs, raw = live_outputs(pipeline)
     as_text = [json.dumps(o, sort_keys=True, ensure_ascii=False) for o in outputs]
@@ -273,6 +284,9 @@ def assert_same_as_replay(pipeline: Pipeline, lines: list[str]) -> tuple[int, in
         f"extra {sum(extra.values())}: {list(extra)[:3]}"
     )
     assert per_retiree_and_topic(outputs) == per_retiree_and_topic(expected.instructions)
+    verdicts = [json.dumps(v, sort_keys=True, ensure_ascii=False) for v in live_verdicts(pipeline)]
+    assert sorted(verdicts) == sorted(
+        json.dumps(v, sort_keys=True, ensure_ascii=False) for v in expected.verdicts)
     statuses = live_statuses(pipeline)
     assert statuses == expected.statuses, {
         k: (statuses.get(k), expected.statuses.get(k))
@@ -349,6 +363,7 @@ def test_partition_campaigns_restored_at_every_step_decide_as_replay() -> None:
         logs[partition].append(("event", event))
     table: dict[bytes, Any] = {}
     outputs: dict[str, dict[str, Any]] = {}
+    verdicts: dict[str, dict[str, Any]] = {}
     statuses: dict[str, str] = {}
     resent = 0
     for p, log in logs.items():
@@ -364,6 +379,8 @@ def test_partition_campaigns_restored_at_every_step_decide_as_replay() -> None:
                 step = again
             for o in step.outputs:
                 outputs.setdefault(o["event_id"], to_json(o))
+            for v in step.verdicts:
+                verdicts.setdefault(v["event_id"], to_json(v))
             for status in step.statuses:
                 statuses[status["retiree_id"]] = status["status"]
             for key, value in step.writes:
@@ -373,6 +390,8 @@ def test_partition_campaigns_restored_at_every_step_decide_as_replay() -> None:
     expected = replay_lines(lines, POLICY.name)
     key = lambda o: json.dumps(o, sort_keys=True, ensure_ascii=False)  # noqa: E731
     assert sorted(map(key, outputs.values())) == sorted(map(key, expected.instructions))
+    assert expected.verdicts  # the campaign has rejections to report
+    assert sorted(map(key, verdicts.values())) == sorted(map(key, expected.verdicts))
     assert statuses == expected.statuses
     assert resent > 5
 

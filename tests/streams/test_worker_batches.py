@@ -16,7 +16,7 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.scheduler import TICK_KEY, tick_event
-from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, layout
+from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, VERDICTS, layout
 from lifecert.replay import replay_lines
 from lifecert_dev.generate import iter_campaign
 from streams.partition_state import PartitionCampaign
@@ -110,16 +110,22 @@ def partitioned_log(
     return logs, lines
 
 
-def live_results(broker: Broker) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def live_results(
+    broker: Broker,
+) -> tuple[list[dict[str, Any]], dict[str, str], list[dict[str, Any]]]:
+    """Outputs and verdicts (once per event id) and the latest statuses sent."""
     outputs: dict[str, dict[str, Any]] = {}
+    verdicts: dict[str, dict[str, Any]] = {}
     statuses: dict[str, str] = {}
     for topic, _, value in broker.records:
         event = codec.decode(value)
         if topic == TOPICS[STATUS].name:
             statuses[event["retiree_id"]] = event["status"]
+        elif topic == TOPICS[VERDICTS].name:
+            verdicts.setdefault(event["event_id"], to_json(event))
         elif topic != TOPICS[DEAD_LETTERS].name:
             outputs.setdefault(event["event_id"], to_json(event))
-    return list(outputs.values()), statuses
+    return list(outputs.values()), statuses, list(verdicts.values())
 
 
 def test_batches_with_failed_sends_and_crashes_decide_as_replay() -> None:
@@ -164,12 +170,13 @@ def test_batches_with_failed_sends_and_crashes_decide_as_replay() -> None:
 
     asyncio.run(run())
     expected = replay_lines(lines, POLICY.name)
-    outputs, statuses = live_results(broker)
+    outputs, statuses, verdicts = live_results(broker)
 
     def key(o: dict[str, Any]) -> str:
         return json.dumps(o, sort_keys=True, ensure_ascii=False)
 
     assert sorted(map(key, outputs)) == sorted(map(key, expected.instructions))
+    assert expected.verdicts and sorted(map(key, verdicts)) == sorted(map(key, expected.verdicts))
     assert statuses == expected.statuses
     assert crashes > 3 and retries > 3
 

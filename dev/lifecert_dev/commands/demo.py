@@ -233,8 +233,9 @@ def _through_partners(
 
 
 def _same_lines(a: Path, b: Path) -> bool:
-    """Same instructions and statuses, order aside (partitions decide concurrently)."""
+    """Same instructions, verdicts and statuses, order aside (partitions decide
+    concurrently)."""
     return all(
         sorted((a / name).read_text().splitlines()) == sorted((b / name).read_text().splitlines())
-        for name in ("instructions.jsonl", "status.csv")
+        for name in ("instructions.jsonl", "verdicts.jsonl", "status.csv")
     )

@@ -253,6 +253,8 @@ class GuangdongResultsSink(SinkConnector):
         acks: list[dict[str, Any]] = []
         try:
             for record in records:
+                if not _for_province(record.event):
+                    continue  # another partner's case, or a request or acknowledgement
                 try:
                     body = result_body(record.event, self.assisting_city)
                 except RecordRejected as exc:
@@ -303,6 +305,14 @@ class GuangdongResultsSink(SinkConnector):
             out.write(lines)
             out.flush()
             os.fsync(out.fileno())
+
+
+def _for_province(event: dict[str, Any]) -> bool:
+    """Whether the province takes this record: an AssistanceResult of a Guangdong case (the
+    topic also carries the other partners' cases and every case's requests and
+    acknowledgements)."""
+    return event.get("type") == "AssistanceResult" and event.get("partner") in (
+        None, GuangdongSource.source_agency)
 
 
 def read_ack_log(path: Path) -> list[dict[str, Any]]:

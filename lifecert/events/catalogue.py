@@ -60,9 +60,13 @@ EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES
 # Records of the live pipeline itself: clock ticks in the input log, the status topic, and
 # dead letters. They are not domain events (replay neither reads nor writes them).
 PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
-# Records exchanged with partner systems that are not part of the campaign fold: Foshan's
-# results for other regions' retirees living in Foshan (sent to the provincial system).
-PARTNER_TYPES: tuple[str, ...] = ("AssistanceResult",)
+# Records exchanged with partner systems that are not part of the campaign fold: the
+# assistance cases ("please certify this person for us", lifecert.domain.assistance), both
+# directions: the request, the acknowledgements, and the result (Foshan's results for other
+# regions' and Macau SSF's beneficiaries living in Foshan go back to the partner).
+PARTNER_TYPES: tuple[str, ...] = (
+    "AssistanceResult", "AssistanceRequested", "AssistanceAcknowledged",
+)
 # What the hub's edge raises for its security staff (on lifecert.alerts): about an agency,
 # never about a retiree; the read models do not project them.
 SECURITY_TYPES: tuple[str, ...] = ("SecurityAlert",)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from connectors.sdk.errors import ConfigError
-from lifecert.events.catalogue import Event
+from lifecert.events.catalogue import INPUT_TYPES, Event
 
 # A checkpoint: any JSON value (a cursor string, an outbox id, {"file": ..., "line": ...}).
 Position = Any
@@ -157,6 +157,9 @@ class SourceConnector(Connector, ABC):
 
     #: ``envelope.source_agency`` of every event this connector publishes.
     source_agency: ClassVar[str] = ""
+    #: The event types it may publish (each goes to the topic that carries it): the input
+    #: events, and for a partner with assistance cases their requests and acknowledgements.
+    publishes: ClassVar[tuple[str, ...]] = INPUT_TYPES
     #: How long the runner waits between polls that returned nothing (seconds); ``None``:
     #: the instance's ``[runner] idle_interval`` (default 1 s). The connector may wake
     #: earlier by overriding :meth:`_wait` (e.g. LISTEN/NOTIFY).

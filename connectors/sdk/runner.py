@@ -270,7 +270,7 @@ class SourceRunner(_Runner):
                     candidate["recorded_at"] = self.now().isoformat()
                 if not candidate.get("source_agency"):
                     candidate["source_agency"] = self.connector.source_agency or None
-                parsed = parse_typed(candidate)
+                parsed = parse_typed(candidate, allowed=self.connector.publishes)
                 parsed = self._retry(partial(seal_personal, parsed, self.keys),
                                      "sealing personal fields")
                 value = codec.encode(parsed)

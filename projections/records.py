@@ -21,7 +21,7 @@ from lifecert.events.catalogue import SECURITY_TYPES, personal_field_names
 from lifecert.events.codec import HEADER_SIZE, CodecError, decode, default_store
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.personal import is_sealed
-from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, EVENTS, STATUS, TopicLayout
 
 TopicPartitionKey = tuple[str, int]
 
@@ -111,6 +111,9 @@ class Batch:
     ledger: list[LedgerRow] = field(default_factory=list)
     statuses: dict[tuple[str, str], StatusRow] = field(default_factory=dict)
     contacts: dict[str, ContactRow] = field(default_factory=dict)  # latest per retiree
+    # assistance case events (lifecert.domain.assistance), in poll order: the store folds
+    # them onto the stored cases in the batch's transaction
+    cases: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     records: int = 0
@@ -126,6 +129,8 @@ class BatchBuilder:
         self._events_topic = topics[EVENTS].name
         self._carries[self._events_topic] = frozenset({CONTACT})
         self._contact_header = default_store().by_type(CONTACT).header
+        self._cases_topic = topics[ASSISTANCE_RESULTS].name
+        self._carries[self._cases_topic] = frozenset(topics[ASSISTANCE_RESULTS].carries)
         self.batch = Batch()
         self._ledger_ids: set[str] = set()
 
@@ -149,7 +154,9 @@ class BatchBuilder:
             event = self._decode(record)
             if event["type"] in SECURITY_TYPES:
                 return  # not a retiree's: nothing to project (see the module's doc)
-            if record.topic == self._status_topic:
+            if record.topic == self._cases_topic:
+                batch.cases.append(event)
+            elif record.topic == self._status_topic:
                 self._add_status(record, event)
             else:
                 self._add_ledger(record, event)

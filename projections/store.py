@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
+from lifecert.domain import assistance
 from projections.records import (
     Batch,
     ContactRow,
@@ -29,11 +31,13 @@ from projections.records import (
     hold_changes,
 )
 
+log = logging.getLogger("lifecert.projections")
+
 # pg_advisory_xact_lock key taken by every write transaction ("lifecert" + 2).
 WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
-               "projection_offsets")
+               "assistance_cases", "projection_offsets")
 
 
 class OffsetsMoved(RuntimeError):
@@ -121,6 +125,8 @@ class Store:
                 cur.execute(_STATUS_MERGE)
             if batch.contacts:
                 _merge_contacts(cur, list(batch.contacts.values()))
+            if batch.cases:
+                _fold_cases(cur, batch.cases)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -206,6 +212,48 @@ def _merge_contacts(cur: Any, rows: list[ContactRow]) -> None:
     execute_values(cur, _CONTACT_MERGE, [
         (r.retiree_id, r.phone_sealed, r.address_sealed, r.channel, r.agency_id, r.event_id,
          r.recorded_at, r.topic, r.partition, r.offset) for r in rows])
+
+
+_CASE_COLUMNS = ("partner", "case_id", "retiree_id", "direction", "status", "requested_at",
+                 "due_on", "acknowledged_at", "answered_at", "outcome", "result_id",
+                 "received_at", "receipt")
+
+
+def _fold_cases(cur: Any, events: list[dict[str, Any]]) -> None:
+    """The batch's case events folded onto the stored cases (lifecert.domain.assistance:
+    the same :func:`~lifecert.domain.assistance.apply` replay and the tests call)."""
+    keys = sorted({assistance.case_key(e) for e in events})
+    cur.execute(f"SELECT {', '.join(_CASE_COLUMNS)}, refused, last_event_id "
+                "FROM assistance_cases WHERE (partner, case_id) IN %s FOR UPDATE",
+                (tuple(keys),))
+    cases: dict[tuple[str, str], assistance.Case] = {}
+    extra: dict[tuple[str, str], list[Any]] = {}
+    for row in cur.fetchall():
+        case = assistance.Case(*row[:len(_CASE_COLUMNS)])
+        cases[case.key] = case
+        extra[case.key] = list(row[len(_CASE_COLUMNS):])
+    touched: set[tuple[str, str]] = set()
+    for event in events:
+        key = assistance.case_key(event)
+        decision = assistance.apply(cases.get(key), event)
+        if decision.rejected is not None:
+            log.warning("assistance case %s/%s refused %s (event %s): %s", key[0], key[1],
+                        event["type"], event["event_id"], decision.rejected)
+        if decision.case is None:
+            continue
+        cases[key] = decision.case
+        state = extra.setdefault(key, [0, event["event_id"]])
+        state[0] += decision.rejected is not None
+        if decision.changed:
+            state[1] = event["event_id"]
+        touched.add(key)
+    rows = [tuple(getattr(cases[k], c) for c in _CASE_COLUMNS) + tuple(extra[k])
+            for k in sorted(touched)]
+    execute_values(cur, f"""
+INSERT INTO assistance_cases ({', '.join(_CASE_COLUMNS)}, refused, last_event_id) VALUES %s
+ON CONFLICT (partner, case_id) DO UPDATE SET
+{', '.join(f"{c} = excluded.{c}" for c in _CASE_COLUMNS[2:])},
+refused = excluded.refused, last_event_id = excluded.last_event_id""", rows)
 
 
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:

@@ -29,7 +29,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from lifecert.pipeline.kafka_clients import client_security
-from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
+from lifecert.pipeline.topics import (
+    ASSISTANCE_RESULTS,
+    DEAD_LETTERS,
+    EVENTS,
+    STATUS,
+    TopicLayout,
+    layout,
+)
 from projections.config import connect
 from projections.dead_letters import DeadLetterSender
 from projections.migrate import migrate
@@ -43,9 +50,9 @@ _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 def read_topics(topics: TopicLayout) -> tuple[str, ...]:
     """The topics the projections read: status, the output topics, then the input log (for
-    the contact read model)."""
+    the contact read model), then the assistance cases."""
     return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles),
-            topics[EVENTS].name)
+            topics[EVENTS].name, topics[ASSISTANCE_RESULTS].name)
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,8 @@ class Handler(BaseHTTPRequestHandler):
         return 200, {"estado": "OK"}
 
     def feed(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
-        cursor = (query.get("cursor") or [None])[-1]
+        cursors = query.get("cursor")
+        cursor = cursors[-1] if cursors else None
         if cursor is not None and not (cursor.startswith("FSS") and cursor[3:].isdigit()):
             raise Refused(400, f"cursor {cursor!r} não foi emitido pelo FSS", "cursor")
         limit = (query.get("limite") or ["100"])[-1]

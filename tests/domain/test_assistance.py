@@ -139,3 +139,27 @@ def test_the_answer_is_the_first_result_whatever_comes_after(events: list[dict[s
         assert not case.is_open
     elif case is not None:
         assert case.is_open
+
+
+def test_an_ssf_beneficiary_never_gets_a_foshan_payment_instruction(replay_impl: Any) -> None:
+    """SSF's beneficiaries living in Foshan exist as assistance cases only, never enrolled:
+    a form-3 certification recorded by mistake on the input log is rejected as an unknown
+    retiree and decides nothing (the case events go to lifecert.assistance-results, which
+    the fold never reads); the Foshan retiree in Macau certified by SSF is certified, and
+    the one who did not is held."""
+    from tests.helpers import cert, enroll
+
+    foreign = "MO-SSF-41000001"  # connectors.macau_ssf.ssf.beneficiary_id
+    lines = [
+        enroll("FS-MO-1", residence="MACAU", district=None, country="MO"),
+        enroll("FS-MO-2", residence="MACAU", district=None, country="MO"),
+        cert("FSS-P4-1", "FS-MO-1", "MACAU_SSF", performed_at="2017-05-02T09:30:00+08:00"),
+        cert("FS-F3-1", foreign, "COUNTER", performed_at="2017-05-03T09:30:00+08:00"),
+    ]
+    result = replay_impl(lines, until=date(2017, 12, 31))
+    named = {i["retiree_id"] for i in result.instructions}
+    assert named == {"FS-MO-2"}  # held: it never certified
+    assert foreign not in result.statuses
+    assert result.statuses["FS-MO-1"] == "CERTIFIED"
+    reasons = " ".join(str(r["reason"]) for r in result.rejections)
+    assert "UNKNOWN_RETIREE" in reasons

@@ -432,7 +432,7 @@ def test_migrate_is_idempotent(new_database: Callable[[], str]) -> None:
     conn = psycopg2.connect(dsn)
     try:
         assert migrate(conn) == []
-        assert applied_versions(conn) == ["0001", "0002", "0003"]
+        assert applied_versions(conn) == ["0001", "0002", "0003", "0004"]
     finally:
         conn.close()
     assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 3

@@ -86,7 +86,8 @@ COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE)
 
 # retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
-                     "retiree_contacts", "projection_offsets")
+                     "retiree_contacts", "assistance_cases", "assistance_refusals",
+                     "projection_offsets")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections")
 
 

@@ -333,3 +333,13 @@ def open_cases_by_age(cases: list[Case], today: date,
         rows[case.partner, case.direction] = OpenCasesByAge(
             row.partner, row.direction, row.ages, row.overdue + is_overdue(case, today))
     return [rows[k] for k in sorted(rows)]
+
+
+def assistance_refusals(conn: Connection) -> list[tuple[str, str, str, str, str]]:
+    """(event_id, partner, case_id, event_type, reason) of the case events the domain
+    refused, oldest first."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute("SELECT event_id, partner, case_id, event_type, reason "
+                    "FROM assistance_refusals ORDER BY recorded_at, event_id")
+        return [tuple(row) for row in cur.fetchall()]

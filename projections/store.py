@@ -37,7 +37,7 @@ log = logging.getLogger("lifecert.projections")
 WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
-               "assistance_cases", "projection_offsets")
+               "assistance_cases", "assistance_refusals", "projection_offsets")
 
 
 class OffsetsMoved(RuntimeError):
@@ -233,12 +233,15 @@ def _fold_cases(cur: Any, events: list[dict[str, Any]]) -> None:
         cases[case.key] = case
         extra[case.key] = list(row[len(_CASE_COLUMNS):])
     touched: set[tuple[str, str]] = set()
+    refusals: list[tuple[str, str, str, str, str, Any]] = []
     for event in events:
         key = assistance.case_key(event)
         decision = assistance.apply(cases.get(key), event)
         if decision.rejected is not None:
             log.warning("assistance case %s/%s refused %s (event %s): %s", key[0], key[1],
                         event["type"], event["event_id"], decision.rejected)
+            refusals.append((event["event_id"], key[0], key[1], event["type"],
+                             decision.rejected, event["recorded_at"]))
         if decision.case is None:
             continue
         cases[key] = decision.case
@@ -254,6 +257,10 @@ INSERT INTO assistance_cases ({', '.join(_CASE_COLUMNS)}, refused, last_event_id
 ON CONFLICT (partner, case_id) DO UPDATE SET
 {', '.join(f"{c} = excluded.{c}" for c in _CASE_COLUMNS[2:])},
 refused = excluded.refused, last_event_id = excluded.last_event_id""", rows)
+    if refusals:
+        execute_values(cur, "INSERT INTO assistance_refusals (event_id, partner, case_id, "
+                       "event_type, reason, recorded_at) VALUES %s ON CONFLICT DO NOTHING",
+                       refusals)
 
 
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:

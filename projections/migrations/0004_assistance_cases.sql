@@ -25,3 +25,16 @@ CREATE TABLE assistance_cases (
 );
 CREATE INDEX assistance_cases_open ON assistance_cases (partner, due_on)
     WHERE status IN ('REQUESTED', 'ACKNOWLEDGED');
+
+-- Case events the domain refused (UNKNOWN_CASE: an acknowledgement of a case never
+-- requested; CONFLICTING_REQUEST; ALREADY_ANSWERED: a second, different answer;
+-- RESULT_NOT_SENT): kept with the reason for a person to look at, never silently dropped.
+-- event_id once: a redelivery of a refused event adds nothing.
+CREATE TABLE assistance_refusals (
+    event_id     text        PRIMARY KEY,
+    partner      text        NOT NULL,
+    case_id      text        NOT NULL,
+    event_type   text        NOT NULL,
+    reason       text        NOT NULL,
+    recorded_at  timestamptz NOT NULL
+);

@@ -435,7 +435,7 @@ def test_migrate_is_idempotent(new_database: Callable[[], str]) -> None:
         assert applied_versions(conn) == ["0001", "0002", "0003", "0004"]
     finally:
         conn.close()
-    assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 3
+    assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 4
 
 
 @pytest.mark.stack

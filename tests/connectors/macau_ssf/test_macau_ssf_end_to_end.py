@@ -27,13 +27,14 @@ from lifecert.domain import assistance
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
+from lifecert.events.interchange import parse_event
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, layout
 from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
-from projections.queries import assistance_cases, open_cases_by_age
+from projections.queries import assistance_cases, assistance_refusals, open_cases_by_age
 from projections.writer import run_until_idle
 
 pytestmark = pytest.mark.stack
@@ -134,14 +135,20 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     world.sim.stop()
     answers = [result_event(SEED, i) for i in range(BENEFICIARIES)]
     again = {**answers[0], "event_id": uuid5("re-entered at the counter")}
-    world.publish(answers + answers + [again])  # every result delivered twice, one re-entered
+    stray = parse_event({
+        "type": "AssistanceAcknowledged", "event_id": "stray-ack",
+        "recorded_at": "2017-06-01T10:00:00+08:00", "source_agency": "MACAU-SSF",
+        "case_id": "FSS-P3-NEVER", "retiree_id": "MO-SSF-1", "partner": "MACAU-SSF",
+        "acknowledges": "RESULT", "acknowledged_at": "2017-06-01T10:00:00+08:00",
+        "receipt": "FSS-R0"}, allowed=("AssistanceAcknowledged",))
+    # every result delivered twice, one re-entered, and a receipt of a case never asked
+    world.publish(answers + answers + [again, stray])
     sink = world.start("ssf-out")
     sink.wait_metric("lifecert_connector_retries_total", 3, 60)
     source.check_alive()
     sink.check_alive()
     world.sim.start()  # same port, same state
-    wait_for("SSF's receipts", lambda: len(_of(world.read(ASSISTANCE_RESULTS),
-                                               "AssistanceAcknowledged")) >= BENEFICIARIES,
+    wait_for("SSF's receipts", lambda: len(_receipts(world)) >= BENEFICIARIES,
              source, timeout=120)
     results = world.sim.results()
     assert len(results) == BENEFICIARIES, "SSF applied each case's answer once"
@@ -151,7 +158,7 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     assert {a["n_recibo"] for a in acks} == {r["n_recibo"] for r in results}
     assert any(a["duplicate"] for a in acks)
     time.sleep(1.0)  # a receipt listed twice would show now
-    assert len(_of(world.read(ASSISTANCE_RESULTS), "AssistanceAcknowledged")) == BENEFICIARIES
+    assert len(_receipts(world)) == BENEFICIARIES
     for proc in world.procs.values():
         assert proc.stop() == 0, proc.log_tail()
 
@@ -168,6 +175,7 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
         conn = psycopg2.connect(dsn)
         try:
             projected = {c.key: c for c in assistance_cases(conn)}
+            refusals = assistance_refusals(conn)
         finally:
             conn.close()
     finally:
@@ -176,6 +184,13 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     for key, case in folded.items():
         assert _utc(projected[key]) == _utc(case), key
     assert open_cases_by_age(list(projected.values()), date(2017, 7, 1), CAL) == []
+    assert refusals == [("stray-ack", "MACAU-SSF", "FSS-P3-NEVER", "AssistanceAcknowledged",
+                         assistance.UNKNOWN_CASE)]
+
+
+def _receipts(world: World) -> list[dict[str, Any]]:
+    return [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceAcknowledged")
+            if e["source_agency"] == "MACAU-SSF" and e["event_id"] != "stray-ack"]
 
 
 def _utc(case: assistance.Case) -> tuple[Any, ...]:

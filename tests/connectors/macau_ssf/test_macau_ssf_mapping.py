@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import date
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.macau_ssf import ssf
 from connectors.sdk.errors import RecordRejected
 from lifecert.domain import assistance
 from lifecert.domain.policy import load_policy
+from lifecert.events import codec
+from lifecert.events.catalogue import INPUT_TYPES, PARTNER_TYPES
 from lifecert.events.interchange import parse_event
 from lifecert_dev.partners.macau_ssf.harness import result_event
 from lifecert_dev.partners.macau_ssf.simulator import population
@@ -121,3 +125,55 @@ def test_a_receipt_closes_the_case_it_names() -> None:
     case = cases[("MACAU-SSF", answer["case_id"])]
     assert case.status == assistance.RECEIVED and case.receipt == "FSS-R00000001"
     assert case.due_on is not None and case.due_on > date(2017, 4, 5)
+
+
+# -- hostile values in every field of every communication ------------------------------
+
+_RECORDS = {
+    ssf.PROOF: {"tipo": ssf.PROOF, "n_registo": "R1", "n_pensionista_foshan": "FS1",
+                "bir": "1234567(9)", "balcao": "MO-SSF-SEDE",
+                "data_hora_prova": "2017-05-02T09:30:00+08:00",
+                "data_hora_comunicacao": "2017-05-02T10:00:00+08:00"},
+    ssf.FORM_DELIVERED: {"tipo": ssf.FORM_DELIVERED, "n_registo": "R1",
+                         "n_pensionista_foshan": "FS1", "balcao": "MO-SSF-SEDE",
+                         "data_hora_entrega": "2017-05-09T09:30:00+08:00",
+                         "data_hora_comunicacao": "2017-05-09T10:00:00+08:00"},
+    ssf.DEATH: {"tipo": ssf.DEATH, "n_pensionista_foshan": "FS1", "bir": "1234567(9)",
+                "data_obito": "2017-04-20", "entidade_informante": "MO-DSI",
+                "data_hora_comunicacao": "2017-05-02T10:00:00+08:00"},
+    ssf.BENEFICIARY: {"tipo": ssf.BENEFICIARY, "n_processo": "P3-1", "n_beneficiario": "1001",
+                      "bir": "1234567(9)", "prestacao": "PENSAO_VELHICE",
+                      "data_hora_pedido": "2017-05-25T10:00:00+08:00",
+                      "data_hora_comunicacao": "2017-05-25T10:00:00+08:00"},
+    ssf.RECEIPT: {"tipo": ssf.RECEIPT, "n_processo": "P3-1", "n_beneficiario": "1001",
+                  "n_recibo": "FSS-R1", "data_hora_rececao": "2017-06-01T10:00:00+08:00",
+                  "data_hora_comunicacao": "2017-06-01T10:00:00+08:00"},
+}
+_DEEP = json.loads("[" * 600 + "]" * 600)
+_HOSTILE = st.one_of(
+    st.sampled_from(["", " ", "\x00", "FS\x001", "FS 1", "\ud800", "\u202eX", "X" * 100_000,
+                     "0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-10:00",
+                     "2017-05-02T09:30:00", "1234567(8)", "١٢٣٤٥٦٧(٩)", 2**70, -1, True,
+                     None, math.nan, [], {}, _DEEP]),
+    st.text(max_size=30), st.integers())
+
+
+@pytest.mark.parametrize(("kind", "field"), [(k, f) for k, r in _RECORDS.items() for f in r])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=_HOSTILE)
+def test_a_hostile_value_is_refused_naming_its_field_or_maps_to_a_valid_event(
+        kind: str, field: str, value: Any) -> None:
+    try:
+        event = ssf.record_to_event({**_RECORDS[kind], field: value}, CAL, 20)
+    except RecordRejected as exc:
+        assert field in exc.reason, exc.reason
+        exc.reason.encode("utf-8")
+        return
+    candidate = {**event, "event_id": "e-1", "source_agency": "MACAU-SSF"}
+    codec.encode(parse_event(candidate, allowed=(*INPUT_TYPES, *PARTNER_TYPES)))
+
+
+@given(record=_HOSTILE)
+def test_a_communication_that_is_not_an_object_is_refused(record: Any) -> None:
+    with pytest.raises(RecordRejected):
+        ssf.record_to_event(record, CAL, 20)

@@ -14,7 +14,9 @@ feed's opaque cursor of the last record published::
     page_size = 500                        # optional, at most 1000
     timeout = 10.0                         # optional, seconds
 
-``GuangdongResultsSink`` (kind ``guangdong-results``) posts each record of
+``GuangdongResultsSink`` (kind ``guangdong-results``) posts each AssistanceResult of a
+Guangdong case (partner null or ``GD-XREGION``; the topic also carries other partners'
+cases and every case's requests and acknowledgements, which it reads past) of
 ``lifecert.assistance-results`` with its ``event_id`` as ``Idempotency-Key``, so a batch
 retried after a failure is deduplicated by the province. The province's acknowledgement
 ids go to an append-only JSON-lines journal (``ack_log``), one line per answer:

@@ -16,8 +16,9 @@ one again changes nothing. Every transition is idempotent, so a redelivered even
 effect. Due dates count working days of the policy's calendar (holidays and make-up
 working days included); a case with no result by the end of its due day is overdue.
 
-Pure functions: events in, state out. The projections writer, ``lifecert replay`` and the
-tests call the same :func:`apply`.
+Pure functions: events in, state out. The projections writer folds each batch with
+:func:`apply` in its transaction; :func:`fold` over the topic's records offline gives the
+same cases (live == replay, tests/connectors/macau_ssf/test_macau_ssf_end_to_end.py).
 """
 
 from __future__ import annotations

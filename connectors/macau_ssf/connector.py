@@ -21,13 +21,17 @@ no Foshan payment instruction can name it. Its checkpoint is SSF's opaque cursor
     page_size = 500               # optional, at most 1000
     timeout = 10.0                # optional, seconds
 
-``MacauSsfResultsSink`` (kind ``macau-ssf-results``) posts each AssistanceResult of an SSF
-case (``partner = "MACAU-SSF"``) on ``lifecert.assistance-results`` with its event id as
-``Chave-Idempotencia`` (SSF applies a result posted twice once) and journals SSF's receipt
-in ``ack_log`` (JSON lines: event_id, case_id, n_recibo, duplicate, SSF's time, topic,
-partition, offset; no personal data). SSF also lists the receipt in its communications,
-which the source turns into the case's AssistanceAcknowledged. Same url/ca_file/
-client_cert/client_key/timeout settings, plus ``ack_log``.
+``MacauSsfResultsSink`` (kind ``macau-ssf-results``) posts to SSF, from
+``lifecert.assistance-results``, each of Foshan's answers to an SSF case (AssistanceResult,
+``partner = "MACAU-SSF"``, INBOUND) and each of Foshan's requests about a Foshan retiree
+living in Macau (AssistanceRequested, OUTBOUND), with the event id as
+``Chave-Idempotencia`` (SSF applies one posted twice once), and journals SSF's receipt in
+``ack_log`` (JSON lines: event_id, type, case_id, n_recibo, duplicate, SSF's time, topic,
+partition, offset; no personal data). SSF also lists its receipts (RECIBO_RESULTADO,
+RECIBO_PEDIDO) and its answers to Foshan's requests (RESPOSTA_PEDIDO) in its
+communications, which the source publishes (AssistanceAcknowledged, AssistanceResult
+OUTBOUND: never posted back). Same url/ca_file/client_cert/client_key/timeout settings,
+plus ``ack_log``.
 """
 
 from __future__ import annotations
@@ -141,7 +145,8 @@ class MacauSsfSource(SourceConnector):
                    "Foshan retirees in Macau; SSF's beneficiaries in Foshan to certify (form 3) "
                    "and its receipts of Foshan's answers (HTTPS, client certificates)")
     source_agency = ssf.AGENCY
-    publishes = (*INPUT_TYPES, "AssistanceRequested", "AssistanceAcknowledged")
+    publishes = (*INPUT_TYPES, "AssistanceRequested", "AssistanceAcknowledged",
+                 "AssistanceResult")
 
     def _configure(self, settings: dict[str, Any]) -> None:
         self._args = _settings(self, settings)
@@ -244,10 +249,14 @@ class MacauSsfResultsSink(SinkConnector):
         acks: list[dict[str, Any]] = []
         try:
             for record in records:
-                if not ssf.is_ssf_result(record.event):
-                    continue  # another partner's case, or a request or acknowledgement
+                if ssf.is_ssf_result(record.event):
+                    path, body = ssf.RESULTS_PATH, ssf.result_body
+                elif ssf.is_ssf_request(record.event):
+                    path, body = ssf.REQUESTS_PATH, ssf.request_body
+                else:
+                    continue  # another partner's case, SSF's own events, acknowledgements
                 try:
-                    ack = self._post(record, ssf.result_body(record.event))
+                    ack = self._post(record, path, body(record.event))
                 except RecordRejected as exc:
                     rejected.append((record, exc.reason))
                     continue
@@ -255,16 +264,16 @@ class MacauSsfResultsSink(SinkConnector):
         finally:
             self._journal(acks)
         if acks or rejected:
-            self.log.info("SSF received %d results (%d already held), refused %d", len(acks),
+            self.log.info("SSF received %d results and requests (%d already held), refused %d",
+                          len(acks),
                           sum(1 for a in acks if a["duplicate"]), len(rejected))
         return rejected
 
-    def _post(self, record: SinkRecord, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, record: SinkRecord, path: str, body: dict[str, Any]) -> dict[str, Any]:
         assert self._client is not None
-        where = f"POST {self._client.base}{ssf.RESULTS_PATH}"
+        where = f"POST {self._client.base}{path}"
         event_id = record.event["event_id"]
-        response = self._client.post(ssf.RESULTS_PATH, body,
-                                     {ssf.IDEMPOTENCY_HEADER: event_id})
+        response = self._client.post(path, body, {ssf.IDEMPOTENCY_HEADER: event_id})
         if _transient(response.status):
             raise _unavailable(where, response)
         if 400 <= response.status < 500:
@@ -275,7 +284,8 @@ class MacauSsfResultsSink(SinkConnector):
                 or not isinstance(data.get("n_recibo"), str):
             raise SsfProtocolError(f"{where} for event {event_id} answered HTTP "
                                    f"{response.status} without n_recibo: {response.text[:200]}")
-        return {"event_id": event_id, "case_id": body["n_processo"],
+        return {"event_id": event_id, "type": record.event["type"],
+                "case_id": body.get("n_processo") or body["n_pedido_foshan"],
                 "n_recibo": data["n_recibo"], "duplicate": data.get("duplicado") is True,
                 "received_at": data.get("data_hora_rececao"), "topic": record.topic,
                 "partition": record.partition, "offset": record.offset}

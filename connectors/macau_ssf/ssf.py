@@ -36,6 +36,7 @@ AGENCY: Final = "MACAU-SSF"
 HEALTH_PATH: Final = "/fss/v1/saude"
 FEED_PATH: Final = "/fss/v1/comunicacoes"
 RESULTS_PATH: Final = "/fss/v1/resultados"
+REQUESTS_PATH: Final = "/fss/v1/pedidos"
 IDEMPOTENCY_HEADER: Final = "Chave-Idempotencia"
 MAX_PAGE: Final = 1000
 # The hub's id of an SSF beneficiary living in Foshan: never a Foshan retiree id.
@@ -46,7 +47,9 @@ FORM_DELIVERED = "FORMULARIO_ENTREGUE"  # 表格已寄達: the mailed form 4 rea
 DEATH = "OBITO"                    # 死亡: a Foshan retiree living in Macau died
 BENEFICIARY = "BENEFICIARIO"       # 居於佛山的受益人: SSF asks Foshan to certify (form 3)
 RECEIPT = "RECIBO_RESULTADO"       # 結果回執: SSF received Foshan's form-3 result
-KINDS: Final = (PROOF, FORM_DELIVERED, DEATH, BENEFICIARY, RECEIPT)
+REQUEST_RECEIPT = "RECIBO_PEDIDO"  # 請求回執: SSF took Foshan's request about a Foshan retiree
+ANSWER = "RESPOSTA_PEDIDO"         # 請求答覆: SSF answers Foshan's request
+KINDS: Final = (PROOF, FORM_DELIVERED, DEATH, BENEFICIARY, RECEIPT, REQUEST_RECEIPT, ANSWER)
 BENEFITS: Final = ("PENSAO_VELHICE", "PENSAO_INVALIDEZ")  # 養老金, 殘疾金
 
 # Foshan's answers (form 3) in SSF's words.
@@ -227,13 +230,68 @@ def _receipt(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) ->
             "receipt": _text(record, "n_recibo", "certification_id")}
 
 
+def _request_receipt(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) -> Event:
+    at = parse_time(record.get("data_hora_rececao"), "data_hora_rececao")
+    return {"type": "AssistanceAcknowledged",
+            "case_id": _text(record, "n_pedido_foshan", "certification_id"),
+            "retiree_id": _text(record, "n_pensionista_foshan", "retiree_id"),
+            "partner": AGENCY, "acknowledges": "REQUEST", "acknowledged_at": isoformat_local(at),
+            "receipt": _text(record, "n_recibo", "certification_id")}
+
+
+_OUTCOME_OF = {v: k for k, v in OUTCOMES.items()}
+_METHOD_OF = {v: k for k, v in METHODS.items()}
+
+
+def _answer(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) -> Event:
+    said, how = record.get("resultado"), record.get("metodo")
+    outcome = _OUTCOME_OF.get(said) if isinstance(said, str) else None
+    if outcome is None:
+        raise RecordRejected(f"field resultado {bounds.show(record.get('resultado'))} is not "
+                             f"one of {', '.join(_OUTCOME_OF)}")
+    method = _METHOD_OF.get(how) if isinstance(how, str) else None
+    if method is None:
+        raise RecordRejected(f"field metodo {bounds.show(record.get('metodo'))} is not one of "
+                             f"{', '.join(_METHOD_OF)}")
+    death = record.get("data_obito")
+    if (outcome == "DECEASED") != (death is not None):
+        raise RecordRejected("field data_obito must be given exactly when resultado is "
+                             "FALECIDO")
+    checked = parse_time(record.get("data_hora_verificacao"), "data_hora_verificacao")
+    return {"type": "AssistanceResult",
+            "certification_id": _text(record, "n_registo", "certification_id"),
+            "retiree_id": _text(record, "n_pensionista_foshan", "retiree_id"),
+            "home_region": "FOSHAN", "method": method,
+            "agency_id": _text(record, "balcao", "agency_id"),
+            "performed_at": isoformat_local(checked), "partner": AGENCY,
+            "case_id": _text(record, "n_pedido_foshan", "certification_id"),
+            "outcome": outcome, "direction": "OUTBOUND",
+            "date_of_death": None if death is None else _date(death, "data_obito").isoformat()}
+
+
 _MAPPERS = {PROOF: _proof, FORM_DELIVERED: _form, DEATH: _death, BENEFICIARY: _beneficiary,
-            RECEIPT: _receipt}
+            RECEIPT: _receipt, REQUEST_RECEIPT: _request_receipt, ANSWER: _answer}
 
 
 def is_ssf_result(event: Mapping[str, Any]) -> bool:
-    """Whether a record of the assistance topic is a result SSF takes."""
-    return event.get("type") == "AssistanceResult" and event.get("partner") == AGENCY
+    """Whether a record of the assistance topic is Foshan's answer SSF takes (not SSF's
+    own answer to Foshan, OUTBOUND)."""
+    return (event.get("type") == "AssistanceResult" and event.get("partner") == AGENCY
+            and event.get("direction") in (None, "INBOUND"))
+
+
+def is_ssf_request(event: Mapping[str, Any]) -> bool:
+    """Whether a record of the assistance topic is Foshan's request to SSF (OUTBOUND)."""
+    return (event.get("type") == "AssistanceRequested" and event.get("partner") == AGENCY
+            and event.get("direction") == "OUTBOUND")
+
+
+def request_body(event: Mapping[str, Any]) -> dict[str, Any]:
+    """SSF's body for Foshan's request to certify a Foshan retiree living in Macau."""
+    requested: datetime = event["requested_at"]
+    due: date = event["due_on"]
+    return {"n_pedido_foshan": event["case_id"], "n_pensionista_foshan": event["retiree_id"],
+            "data_hora_pedido": isoformat_local(requested), "data_limite": due.isoformat()}
 
 
 def result_body(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -146,7 +146,8 @@ def _result(case: Case | None, event: dict[str, Any]) -> Decision:
     outcome, at = _outcome(event), event["performed_at"]
     if case is None:
         partner, case_id = case_key(event)
-        return Decision(Case(partner, case_id, event["retiree_id"], "INBOUND", ANSWERED,
+        return Decision(Case(partner, case_id, event["retiree_id"],
+                             event.get("direction") or "INBOUND", ANSWERED,
                              answered_at=at, outcome=outcome,
                              result_id=event["certification_id"]), True)
     if not case.is_open:

@@ -588,7 +588,9 @@ class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only
     retiree_id: str
     """The retiree's id in the home region's system (no ID card number)."""
     home_region: str
-    """The region whose retiree it is, e.g. GUANGZHOU."""
+    """The region whose retiree it is, e.g. GUANGZHOU, MACAU; FOSHAN in a partner's answer to
+    Foshan (OUTBOUND).
+    """
     method: AssistanceMethod
     """How Foshan certified the person."""
     agency_id: str
@@ -608,6 +610,11 @@ class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only
     """
     date_of_death: date | None = None
     """With outcome DECEASED: the date of death learned; else null."""
+    direction: AssistanceDirection | None = None
+    """INBOUND (or null): the partner asked and Foshan answers (posted back to the partner);
+    OUTBOUND: Foshan asked and the partner answers (reported by the partner's source; never
+    posted back).
+    """
 
 
 class AssistanceRequested(EventRecord, tag="AssistanceRequested", frozen=True, kw_only=True):

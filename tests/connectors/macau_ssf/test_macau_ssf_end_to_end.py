@@ -4,9 +4,10 @@ its own process, both connectors as `lifecert connectors run` processes.
 SSF's generated population comes in (form-4 certifications, forms, deaths of Foshan
 retirees in Macau; SSF's beneficiaries living in Foshan as assistance cases); Foshan's
 counters answer every case (each result delivered twice on the topic, one re-entered under
-a new event id) while SSF is stopped; SSF is started again; every answer reaches SSF once,
-SSF's receipts come back, and the projected read model equals the domain's fold of the
-topic (live == replay)."""
+a new event id) and Foshan asks SSF about five of its retirees in Macau, while SSF is
+stopped; SSF is started again; every answer and request reaches SSF once, SSF's receipts
+and its answers to Foshan come back, and the projected read model equals the domain's fold
+of the topic (live == replay)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
+from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, layout
@@ -39,7 +41,7 @@ from projections.writer import run_until_idle
 
 pytestmark = pytest.mark.stack
 
-RETIREES, BENEFICIARIES, SEED = 30, 12, 41
+RETIREES, BENEFICIARIES, SEED, ASKED = 30, 12, 41, 5
 RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 1.0, "idle_interval": 0.2}
 FAST = {"batch_seconds": 0.05, "poll_ms": 100, "backoff_initial": 0.05, "backoff_max": 0.5}
 CAL = load_policy("foshan-2017").working_days
@@ -141,8 +143,10 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
         "case_id": "FSS-P3-NEVER", "retiree_id": "MO-SSF-1", "partner": "MACAU-SSF",
         "acknowledges": "RESULT", "acknowledged_at": "2017-06-01T10:00:00+08:00",
         "receipt": "FSS-R0"}, allowed=("AssistanceAcknowledged",))
+    # Foshan asks SSF about five of its retirees living in Macau (OUTBOUND), one twice.
+    asks = [outbound_request(f"FS-MO-{n:05d}") for n in range(ASKED)]
     # every result delivered twice, one re-entered, and a receipt of a case never asked
-    world.publish(answers + answers + [again, stray])
+    world.publish(answers + answers + [again, stray] + asks + asks[:1])
     sink = world.start("ssf-out")
     sink.wait_metric("lifecert_connector_retries_total", 3, 60)
     source.check_alive()
@@ -155,17 +159,33 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     assert sorted(r["n_processo"] for r in results) == sorted(a["case_id"] for a in answers)
     assert sum(r["posts"] for r in results) >= BENEFICIARIES + 1  # duplicates reached SSF
     acks = [json.loads(line) for line in (world.work / "acks.jsonl").read_text().splitlines()]
-    assert {a["n_recibo"] for a in acks} == {r["n_recibo"] for r in results}
+    assert {a["n_recibo"] for a in acks if a["type"] == "AssistanceResult"} == \
+        {r["n_recibo"] for r in results}
     assert any(a["duplicate"] for a in acks)
-    time.sleep(1.0)  # a receipt listed twice would show now
+
+    # SSF holds each of Foshan's requests once, acknowledges it, certifies and answers.
+    wait_for("Foshan's requests at SSF", lambda: len(world.sim.requests()) >= ASKED, source)
+    assert sorted(r["n_pensionista_foshan"] for r in world.sim.requests()) == \
+        sorted(a["retiree_id"] for a in asks)
+    assert world.sim.answer_requests("2017-05-10T10:00:00+08:00") == ASKED
+    wait_for("SSF's answers", lambda: len(_outbound(world)) >= ASKED, source)
+    time.sleep(1.0)  # a receipt listed twice, or an answer posted back, would show now
     assert len(_receipts(world)) == BENEFICIARIES
+    assert len(_outbound(world)) == ASKED
+    assert len(world.sim.results()) == BENEFICIARIES, "SSF's own answers are not posted back"
+    assert len(_of(world.read(EVENTS), "CertificationRecorded")) == 27 + ASKED
     for proc in world.procs.values():
         assert proc.stop() == 0, proc.log_tail()
 
     # live == replay: the projected cases are the domain's fold of the topic.
     folded = assistance.fold(world.read(ASSISTANCE_RESULTS))
-    assert len(folded) == BENEFICIARIES
-    assert all(c.status == assistance.RECEIVED for c in folded.values())
+    assert len(folded) == BENEFICIARIES + ASKED
+    inbound = [c for c in folded.values() if c.direction == "INBOUND"]
+    outbound = [c for c in folded.values() if c.direction == "OUTBOUND"]
+    assert len(inbound) == BENEFICIARIES and len(outbound) == ASKED
+    assert all(c.status == assistance.RECEIVED for c in inbound)
+    assert all(c.status == assistance.ANSWERED and c.acknowledged_at is not None
+               and c.outcome == "CERTIFIED_ALIVE" for c in outbound)
     name = f"lifecert_test_{uuid.uuid4().hex[:12]}"
     dsn = create_database(stack.postgres_dsn, name)
     try:
@@ -190,7 +210,24 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
 
 def _receipts(world: World) -> list[dict[str, Any]]:
     return [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceAcknowledged")
-            if e["source_agency"] == "MACAU-SSF" and e["event_id"] != "stray-ack"]
+            if e["acknowledges"] == "RESULT" and e["event_id"] != "stray-ack"]
+
+
+def _outbound(world: World) -> list[dict[str, Any]]:
+    return [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceResult")
+            if e.get("direction") == "OUTBOUND"]
+
+
+def outbound_request(retiree_id: str) -> dict[str, Any]:
+    """Foshan's request to SSF to certify one of its retirees living in Macau."""
+    at = datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI)
+    return parse_event({
+        "type": "AssistanceRequested", "event_id": uuid5(f"ask|{retiree_id}"),
+        "recorded_at": at.isoformat(), "source_agency": "FS-SIB",
+        "case_id": f"FS-Q17-{retiree_id}", "retiree_id": retiree_id, "partner": "MACAU-SSF",
+        "direction": "OUTBOUND", "requested_at": at.isoformat(),
+        "due_on": assistance.due_date(at, 20, CAL).isoformat()},
+        allowed=("AssistanceRequested",))
 
 
 def _utc(case: assistance.Case) -> tuple[Any, ...]:

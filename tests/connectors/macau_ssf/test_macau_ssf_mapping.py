@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.catalogue import INPUT_TYPES, PARTNER_TYPES
 from lifecert.events.interchange import parse_event
+from lifecert.events.time import SHANGHAI
 from lifecert_dev.partners.macau_ssf.harness import result_event
 from lifecert_dev.partners.macau_ssf.simulator import population
 
@@ -148,6 +149,14 @@ _RECORDS = {
     ssf.RECEIPT: {"tipo": ssf.RECEIPT, "n_processo": "P3-1", "n_beneficiario": "1001",
                   "n_recibo": "FSS-R1", "data_hora_rececao": "2017-06-01T10:00:00+08:00",
                   "data_hora_comunicacao": "2017-06-01T10:00:00+08:00"},
+    ssf.REQUEST_RECEIPT: {"tipo": ssf.REQUEST_RECEIPT, "n_pedido_foshan": "FS-Q-1",
+                          "n_pensionista_foshan": "FS1", "n_recibo": "FSS-Q1",
+                          "data_hora_rececao": "2017-04-06T10:00:00+08:00",
+                          "data_hora_comunicacao": "2017-04-06T10:00:00+08:00"},
+    ssf.ANSWER: {"tipo": ssf.ANSWER, "n_pedido_foshan": "FS-Q-1", "n_registo": "R1",
+                 "n_pensionista_foshan": "FS1", "balcao": "MO-SSF-SEDE", "resultado": "VIVO",
+                 "metodo": "BALCAO", "data_hora_verificacao": "2017-05-02T09:30:00+08:00",
+                 "data_hora_comunicacao": "2017-05-02T10:00:00+08:00"},
 }
 _DEEP = json.loads("[" * 600 + "]" * 600)
 _HOSTILE = st.one_of(
@@ -177,3 +186,38 @@ def test_a_hostile_value_is_refused_naming_its_field_or_maps_to_a_valid_event(
 def test_a_communication_that_is_not_an_object_is_refused(record: Any) -> None:
     with pytest.raises(RecordRejected):
         ssf.record_to_event(record, CAL, 20)
+
+
+def test_foshans_request_to_ssf_and_ssfs_answer_make_an_outbound_case() -> None:
+    due = assistance.due_date(datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI), 20, CAL)
+    request = parse_event({
+        "type": "AssistanceRequested", "event_id": "q-1",
+        "recorded_at": "2017-04-05T09:00:00+08:00", "source_agency": "FS-SIB",
+        "case_id": "FS-Q-1", "retiree_id": "FS1", "partner": "MACAU-SSF",
+        "direction": "OUTBOUND", "requested_at": "2017-04-05T09:00:00+08:00",
+        "due_on": due.isoformat()}, allowed=assistance.CASE_TYPES)
+    assert ssf.is_ssf_request(request) and not ssf.is_ssf_request({**request,
+                                                                   "direction": "INBOUND"})
+    assert ssf.request_body(request) == {
+        "n_pedido_foshan": "FS-Q-1", "n_pensionista_foshan": "FS1",
+        "data_hora_pedido": "2017-04-05T09:00:00+08:00", "data_limite": due.isoformat()}
+    events = [request] + [parse_event(ssf.record_to_event(_RECORDS[k], CAL, 20),
+                                      allowed=assistance.CASE_TYPES)
+                          for k in (ssf.REQUEST_RECEIPT, ssf.ANSWER)]
+    answer = events[2]
+    assert answer["direction"] == "OUTBOUND" and answer["home_region"] == "FOSHAN"
+    assert not ssf.is_ssf_result(answer), "SSF's own answer is never posted back to SSF"
+    case = assistance.fold(events)[("MACAU-SSF", "FS-Q-1")]
+    assert case.direction == "OUTBOUND" and case.status == assistance.ANSWERED
+    assert case.acknowledged_at is not None and case.outcome == "CERTIFIED_ALIVE"
+    lone = assistance.fold([answer])[("MACAU-SSF", "FS-Q-1")]
+    assert lone.direction == "OUTBOUND"  # an answer whose request was not seen keeps its side
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"resultado": "MORTO"}, "resultado"), ({"metodo": "CARTA"}, "metodo"),
+    ({"resultado": "FALECIDO"}, "data_obito"), ({"data_obito": "2017-04-01"}, "data_obito"),
+])
+def test_a_malformed_answer_names_its_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(RecordRejected, match=field):
+        ssf.record_to_event({**_RECORDS[ssf.ANSWER], **change}, CAL, 20)

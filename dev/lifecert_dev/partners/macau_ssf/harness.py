@@ -146,6 +146,18 @@ class SsfSimulator:
         self.append(records)
         return len(records)
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Foshan's requests SSF holds (once each; ``posts`` counts the deliveries)."""
+        requests: list[dict[str, Any]] = self.admin("GET", "/admin/pedidos")["pedidos"]
+        return requests
+
+    def answer_requests(self, at: str | None = None) -> int:
+        """SSF certifies every Foshan retiree it was asked about (form 4) and answers, at
+        ``at`` (ISO 8601 with offset; default now)."""
+        body = {} if at is None else {"data_hora": at}
+        answered: int = self.admin("POST", "/admin/responder", body)["respondidos"]
+        return answered
+
     def results(self) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = self.admin("GET", "/admin/resultados")["resultados"]
         return results

@@ -14,7 +14,10 @@ client without a certificate from ``--client-ca`` is refused in the TLS handshak
 Admin API (tests and the demo; never faulted): ``POST /admin/comunicacoes``
 ``{"registos": [...]}`` appends communications; ``GET /admin/resultados`` lists the
 results SSF applied (once each; ``posts`` counts the deliveries); ``POST /admin/faults``
-``{"mode": "503"}`` / ``DELETE /admin/faults``; ``GET /admin/stats``.
+``{"mode": "503"}`` / ``DELETE /admin/faults``; ``GET /admin/stats``; ``GET
+/admin/pedidos`` lists Foshan's requests (``POST /fss/v1/pedidos``) SSF holds, and ``POST
+/admin/responder`` has SSF certify every Foshan retiree asked about and not yet answered
+(a PROVA_DE_VIDA and a RESPOSTA_PEDIDO each).
 
 SSF applies a result once: by its ``Chave-Idempotencia``, and by its case (the same answer
 to an answered case under another key is a duplicate with the first receipt; another
@@ -52,7 +55,13 @@ CREATE TABLE IF NOT EXISTS results (
     n_processo TEXT NOT NULL UNIQUE, answer TEXT NOT NULL, n_recibo TEXT NOT NULL,
     received_at TEXT NOT NULL, posts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (chave TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pedidos (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, n_pedido TEXT NOT NULL UNIQUE,
+    pensionista TEXT NOT NULL, n_recibo TEXT NOT NULL, posts INTEGER NOT NULL,
+    respondido INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS pedido_keys (chave TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
+_REQUEST_FIELDS = ("n_pedido_foshan", "n_pensionista_foshan", "data_hora_pedido", "data_limite")
 _RESULT_FIELDS = ("n_processo", "n_beneficiario", "resultado", "metodo",
                   "n_certificacao_foshan", "balcao_foshan", "data_hora_verificacao")
 
@@ -129,6 +138,76 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def request(self, chave: str, body: dict[str, Any]) -> tuple[str, bool, str]:
+        """(n_recibo, duplicate, received_at) of Foshan's request; a request already held
+        (same key, or same n_pedido_foshan) is a duplicate with the first receipt."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT p.n, p.n_recibo, p.pensionista FROM pedidos p LEFT JOIN pedido_keys "
+                    "k ON k.n = p.n WHERE k.chave = ? OR p.n_pedido = ? LIMIT 1",
+                    (chave, body["n_pedido_foshan"])).fetchone()
+                now = datetime.now(UTC).astimezone(SHANGHAI).isoformat(timespec="seconds")
+                if row is not None:
+                    if row[2] != body["n_pensionista_foshan"]:
+                        raise Refused(409, "o pedido já existe para outro pensionista",
+                                      "n_pensionista_foshan")
+                    self._db.execute("UPDATE pedidos SET posts = posts + 1 WHERE n = ?",
+                                     (row[0],))
+                    self._db.execute("INSERT OR IGNORE INTO pedido_keys VALUES (?, ?)",
+                                     (chave, row[0]))
+                    self._db.execute("COMMIT")
+                    return row[1], True, now
+                (n,) = self._db.execute("SELECT coalesce(max(n), 0) + 1 FROM pedidos").fetchone()
+                recibo = f"FSS-Q{n:08d}"
+                self._db.execute("INSERT INTO pedidos (n, n_pedido, pensionista, n_recibo, posts) "
+                                 "VALUES (?, ?, ?, ?, 1)",
+                                 (n, body["n_pedido_foshan"], body["n_pensionista_foshan"], recibo))
+                self._db.execute("INSERT INTO pedido_keys VALUES (?, ?)", (chave, n))
+                receipt = {"tipo": ssf.REQUEST_RECEIPT, "n_pedido_foshan": body["n_pedido_foshan"],
+                           "n_pensionista_foshan": body["n_pensionista_foshan"],
+                           "n_recibo": recibo, "data_hora_rececao": now,
+                           "data_hora_comunicacao": now}
+                self._db.execute("INSERT INTO feed (record) VALUES (?)", (json.dumps(receipt),))
+                self._db.execute("COMMIT")
+                return recibo, False, now
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def answer_requests(self, at: str | None = None) -> int:
+        """SSF certifies every Foshan retiree it was asked about and not yet answered: a
+        form-4 PROVA_DE_VIDA and the RESPOSTA_PEDIDO naming Foshan's request, at ``at``
+        (ISO 8601 with offset; default now)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute("SELECT n, n_pedido, pensionista FROM pedidos "
+                                    "WHERE respondido = 0 ORDER BY n").fetchall()
+            now = at or datetime.now(UTC).astimezone(SHANGHAI).isoformat(timespec="seconds")
+            for n, pedido, pensionista in rows:
+                registo = f"FSS-P4-Q{n:08d}"
+                common = {"n_registo": registo, "n_pensionista_foshan": pensionista,
+                          "balcao": "MO-SSF-SEDE", "data_hora_comunicacao": now}
+                proof = {"tipo": ssf.PROOF, **common, "bir": _card(pensionista),
+                         "data_hora_prova": now}
+                answer = {"tipo": ssf.ANSWER, **common, "n_pedido_foshan": pedido,
+                          "resultado": "VIVO", "metodo": "BALCAO",
+                          "data_hora_verificacao": now}
+                for record in (proof, answer):
+                    self._db.execute("INSERT INTO feed (record) VALUES (?)",
+                                     (json.dumps(record, ensure_ascii=False),))
+                self._db.execute("UPDATE pedidos SET respondido = 1 WHERE n = ?", (n,))
+            self._db.execute("COMMIT")
+            return len(rows)
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT n_pedido, pensionista, n_recibo, posts, respondido "
+                                    "FROM pedidos ORDER BY n").fetchall()
+        return [{"n_pedido_foshan": r[0], "n_pensionista_foshan": r[1], "n_recibo": r[2],
+                 "posts": r[3], "respondido": bool(r[4])} for r in rows]
+
     def results(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT chave, n_processo, answer, n_recibo, posts "
@@ -142,6 +221,24 @@ class Store:
             (results,) = self._db.execute("SELECT count(*) FROM results").fetchone()
             (posts,) = self._db.execute("SELECT coalesce(sum(posts), 0) FROM results").fetchone()
         return {"comunicacoes": feed, "resultados": results, "entregas": posts}
+
+
+def _card(seed: str) -> str:
+    rng = random.Random(seed)
+    while True:
+        try:
+            return ssf.bir(f"{rng.choice('157')}{rng.randrange(10**6):06d}")
+        except ValueError:
+            continue
+
+
+def validate_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Refused(422, "o corpo deve ser um objecto JSON")
+    for name in _REQUEST_FIELDS:
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise Refused(422, f"campo {name} em falta ou vazio", name)
+    return body
 
 
 def validate_result(body: Any) -> dict[str, Any]:
@@ -254,6 +351,34 @@ class Handler(BaseHTTPRequestHandler):
         return (200 if duplicate else 201), {"n_recibo": recibo, "duplicado": duplicate,
                                              "data_hora_rececao": at}
 
+    def pedido(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        chave = self.headers.get(ssf.IDEMPOTENCY_HEADER, "").strip()
+        if not chave:
+            raise Refused(400, f"cabeçalho {ssf.IDEMPOTENCY_HEADER} em falta",
+                          ssf.IDEMPOTENCY_HEADER)
+        try:
+            parsed = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise Refused(400, "o corpo não é JSON") from None
+        recibo, duplicate, at = self.server.store.request(chave, validate_request(parsed))
+        return (200 if duplicate else 201), {"n_recibo": recibo, "duplicado": duplicate,
+                                             "data_hora_rececao": at}
+
+    def admin_requests(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        return 200, {"pedidos": self.server.store.requests()}
+
+    def admin_answer(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        request = json.loads(body or b"{}")
+        at = request.get("data_hora") if isinstance(request, dict) else None
+        if at is not None:
+            try:
+                if not isinstance(at, str) or datetime.fromisoformat(at).utcoffset() is None:
+                    raise ValueError(at)
+            except ValueError:
+                raise Refused(400, "data_hora deve ser uma hora ISO 8601 com fuso",
+                              "data_hora") from None
+        return 200, {"respondidos": self.server.store.answer_requests(at)}
+
     def admin_append(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         request = json.loads(body)
         if not isinstance(request, dict) or not isinstance(request.get("registos"), list):
@@ -279,6 +404,9 @@ _ROUTES = {
     ("GET", ssf.HEALTH_PATH): Handler.health,
     ("GET", ssf.FEED_PATH): Handler.feed,
     ("POST", ssf.RESULTS_PATH): Handler.result,
+    ("POST", ssf.REQUESTS_PATH): Handler.pedido,
+    ("GET", "/admin/pedidos"): Handler.admin_requests,
+    ("POST", "/admin/responder"): Handler.admin_answer,
     ("POST", "/admin/comunicacoes"): Handler.admin_append,
     ("GET", "/admin/resultados"): Handler.admin_results,
     ("GET", "/admin/stats"): Handler.admin_stats,

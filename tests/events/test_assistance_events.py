@@ -26,7 +26,7 @@ def test_a_result_written_with_the_v1_schema_is_an_answered_guangdong_case() -> 
     assert decode(data) == V1
     current = decode(data, reader_schema=raw_schema("AssistanceResult"))
     assert current == {**V1, "partner": None, "case_id": None, "outcome": None,
-                       "date_of_death": None}
+                       "date_of_death": None, "direction": None}
     for event in (decode(data), current):
         case = assistance.fold([event])[("GD-XREGION", "FSAR-17-1")]
         assert case.status == assistance.ANSWERED and case.outcome == "CERTIFIED_ALIVE"

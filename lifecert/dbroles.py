@@ -87,7 +87,8 @@ COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE)
 
 # retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
-                     "retiree_contacts", "consular_cases", "projection_offsets",
+                     "retiree_contacts", "consular_cases", "assistance_cases",
+                     "assistance_refusals", "projection_offsets",
                      "form_certifications", "paper_forms", "event_verdicts")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections",
                     "forms_outstanding", "forms_unmatched", "forms_outstanding_by_agency")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
 
+from lifecert.domain.assistance import Case, age_working_days, is_overdue
+from lifecert.domain.working_days import WorkingCalendar
 from lifecert.events.interchange import to_json
 from lifecert.replay import jsonl_writer, write_status_csv
 from lifecert.summary import CampaignCounters
@@ -372,3 +374,57 @@ def paper_forms(conn: Connection, *, older_than_days: int = 0,
             "FROM forms_unmatched ORDER BY recorded_at, event_id COLLATE \"C\"", (at,))
         unmatched = [UnmatchedForm(*r) for r in cur.fetchall()]
     return PaperForms(outstanding, unmatched)
+
+
+_CASE_COLUMNS = ("partner, case_id, retiree_id, direction, status, requested_at, due_on, "
+                 "acknowledged_at, answered_at, outcome, result_id, received_at, receipt")
+
+
+def assistance_cases(conn: Connection, partner: str | None = None) -> list[Case]:
+    """The assistance cases of the read model (of one partner, or all), by partner and
+    case id. Open ones by age: :func:`open_cases_by_age`."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(f"SELECT {_CASE_COLUMNS} FROM assistance_cases "
+                    "WHERE %(p)s::text IS NULL OR partner = %(p)s ORDER BY partner, case_id",
+                    {"p": partner})
+        return [Case(*row) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class OpenCasesByAge:
+    partner: str
+    direction: str
+    ages: dict[str, int]  # "0-5", "6-10", "11-20", "21+" working days, "unknown" -> cases
+    overdue: int
+
+
+_AGE_BUCKETS = ((5, "0-5"), (10, "6-10"), (20, "11-20"))
+
+
+def open_cases_by_age(cases: list[Case], today: date,
+                      calendar: WorkingCalendar) -> list[OpenCasesByAge]:
+    """Open cases (no result yet) by partner and age in working days of ``calendar``."""
+    rows: dict[tuple[str, str], OpenCasesByAge] = {}
+    for case in cases:
+        if not case.is_open:
+            continue
+        row = rows.setdefault((case.partner, case.direction),
+                              OpenCasesByAge(case.partner, case.direction, {}, 0))
+        age = age_working_days(case, today, calendar)
+        bucket = "unknown" if age is None else next(
+            (name for limit, name in _AGE_BUCKETS if age <= limit), "21+")
+        row.ages[bucket] = row.ages.get(bucket, 0) + 1
+        rows[case.partner, case.direction] = OpenCasesByAge(
+            row.partner, row.direction, row.ages, row.overdue + is_overdue(case, today))
+    return [rows[k] for k in sorted(rows)]
+
+
+def assistance_refusals(conn: Connection) -> list[tuple[str, str, str, str, str]]:
+    """(event_id, partner, case_id, event_type, reason) of the case events the domain
+    refused, oldest first."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute("SELECT event_id, partner, case_id, event_type, reason "
+                    "FROM assistance_refusals ORDER BY recorded_at, event_id")
+        return [tuple(row) for row in cur.fetchall()]

@@ -23,7 +23,13 @@ from lifecert.events.catalogue import SECURITY_TYPES, personal_field_names
 from lifecert.events.codec import HEADER_SIZE, CodecError, decode, default_store
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.personal import is_sealed
-from lifecert.pipeline.topics import CONSULAR_CASES, EVENTS, STATUS, TopicLayout
+from lifecert.pipeline.topics import (
+    ASSISTANCE_RESULTS,
+    CONSULAR_CASES,
+    EVENTS,
+    STATUS,
+    TopicLayout,
+)
 
 TopicPartitionKey = tuple[str, int]
 
@@ -196,6 +202,9 @@ class Batch:
     form_certifications: dict[tuple[str, str], FormCertificationRow] = field(
         default_factory=dict)
     paper_forms: dict[str, PaperFormRow] = field(default_factory=dict)
+    # assistance case events (lifecert.domain.assistance), in poll order: the store folds
+    # them onto the stored cases in the batch's transaction
+    cases: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     verdicts: list[VerdictRow] = field(default_factory=list)  # poll order, first per id
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
@@ -219,6 +228,8 @@ class BatchBuilder:
         self._form_headers = {rs.header: rs.type_name for name in (CERTIFICATION, DOCUMENTS)
                               for rs in store.versions(name)}
         self._form_channels = form_channels()
+        self._cases_topic = topics[ASSISTANCE_RESULTS].name
+        self._carries[self._cases_topic] = frozenset(topics[ASSISTANCE_RESULTS].carries)
         self.batch = Batch()
         self._ledger_ids: set[str] = set()
 
@@ -245,7 +256,9 @@ class BatchBuilder:
             event = self._decode(record)
             if event["type"] in SECURITY_TYPES:
                 return  # not a retiree's: nothing to project (see the module's doc)
-            if record.topic == self._status_topic:
+            if record.topic == self._cases_topic:
+                batch.cases.append(event)
+            elif record.topic == self._status_topic:
                 self._add_status(record, event)
             elif record.topic == self._consular_topic:
                 if _has_nul(event):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
+from lifecert.domain import assistance
 from projections.records import (
     Batch,
     ConsularRow,
@@ -31,12 +33,14 @@ from projections.records import (
     hold_changes,
 )
 
+log = logging.getLogger("lifecert.projections")
+
 # pg_advisory_xact_lock key taken by every write transaction ("lifecert" + 2).
 WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
-               "consular_cases", "projection_offsets", "form_certifications", "paper_forms",
-               "event_verdicts")
+               "consular_cases", "assistance_cases", "assistance_refusals", "projection_offsets",
+               "form_certifications", "paper_forms", "event_verdicts")
 
 
 class OffsetsMoved(RuntimeError):
@@ -129,6 +133,8 @@ class Store:
             _merge_forms(cur, batch)
             if batch.verdicts:
                 _merge_verdicts(cur, batch.verdicts)
+            if batch.cases:
+                _fold_cases(cur, batch.cases)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -216,7 +222,7 @@ def _merge_contacts(cur: Any, rows: list[ContactRow]) -> None:
          r.recorded_at, r.topic, r.partition, r.offset) for r in rows])
 
 
-_CASE_INSERT = """
+_CONSULAR_INSERT = """
 INSERT INTO consular_cases AS c (case_id, retiree_id, mission_id, mission_kind, country,
     passport_checked, residence_permit_checked, face_checked, performed_at, received_at,
     event_id, source_topic, source_partition, source_offset)
@@ -225,7 +231,7 @@ ON CONFLICT (case_id) DO UPDATE SET deliveries = c.deliveries + 1
 WHERE c.event_id <> excluded.event_id"""
 # The first review of a case counts (the review command refuses a second; a retried
 # publication has the same event id and changes nothing).
-_CASE_REVIEW = """
+_CONSULAR_REVIEW = """
 UPDATE consular_cases SET decision = %s, reason = %s, reviewer = %s, reviewed_at = %s,
     due_on = %s, overdue_review = %s, review_event_id = %s
 WHERE case_id = %s AND decision IS NULL"""
@@ -238,13 +244,13 @@ def _merge_consular(cur: Any, rows: list[ConsularRow]) -> None:
     for row in rows:
         e = row.event
         if row.type == "ConsularCaseReceived":
-            execute_values(cur, _CASE_INSERT, [(
+            execute_values(cur, _CONSULAR_INSERT, [(
                 e["case_id"], e["retiree_id"], e["mission_id"], e["mission_kind"],
                 e["country"], e["passport_checked"], e["residence_permit_checked"],
                 e["face_checked"], e["performed_at"], e["recorded_at"], e["event_id"],
                 row.topic, row.partition, row.offset)])
         else:
-            cur.execute(_CASE_REVIEW, (e["decision"], e.get("reason"), e["reviewer"],
+            cur.execute(_CONSULAR_REVIEW, (e["decision"], e.get("reason"), e["reviewer"],
                                        e["reviewed_at"], e["due_on"], e["overdue"],
                                        e["event_id"], e["case_id"]))
 
@@ -287,6 +293,55 @@ def _merge_verdicts(cur: Any, rows: list[VerdictRow]) -> None:
           r.reported_by, r.certification_id, r.agency_id, r.performed_at, r.recorded_at,
           r.payload_text, r.topic, r.partition, r.offset) for r in rows],
     )
+
+
+_CASE_COLUMNS = ("partner", "case_id", "retiree_id", "direction", "status", "requested_at",
+                 "due_on", "acknowledged_at", "answered_at", "outcome", "result_id",
+                 "received_at", "receipt")
+
+
+def _fold_cases(cur: Any, events: list[dict[str, Any]]) -> None:
+    """The batch's case events folded onto the stored cases (lifecert.domain.assistance:
+    the same :func:`~lifecert.domain.assistance.apply` replay and the tests call)."""
+    keys = sorted({assistance.case_key(e) for e in events})
+    cur.execute(f"SELECT {', '.join(_CASE_COLUMNS)}, refused, last_event_id "
+                "FROM assistance_cases WHERE (partner, case_id) IN %s FOR UPDATE",
+                (tuple(keys),))
+    cases: dict[tuple[str, str], assistance.Case] = {}
+    extra: dict[tuple[str, str], list[Any]] = {}
+    for row in cur.fetchall():
+        case = assistance.Case(*row[:len(_CASE_COLUMNS)])
+        cases[case.key] = case
+        extra[case.key] = list(row[len(_CASE_COLUMNS):])
+    touched: set[tuple[str, str]] = set()
+    refusals: list[tuple[str, str, str, str, str, Any]] = []
+    for event in events:
+        key = assistance.case_key(event)
+        decision = assistance.apply(cases.get(key), event)
+        if decision.rejected is not None:
+            log.warning("assistance case %s/%s refused %s (event %s): %s", key[0], key[1],
+                        event["type"], event["event_id"], decision.rejected)
+            refusals.append((event["event_id"], key[0], key[1], event["type"],
+                             decision.rejected, event["recorded_at"]))
+        if decision.case is None:
+            continue
+        cases[key] = decision.case
+        state = extra.setdefault(key, [0, event["event_id"]])
+        state[0] += decision.rejected is not None
+        if decision.changed:
+            state[1] = event["event_id"]
+        touched.add(key)
+    rows = [tuple(getattr(cases[k], c) for c in _CASE_COLUMNS) + tuple(extra[k])
+            for k in sorted(touched)]
+    execute_values(cur, f"""
+INSERT INTO assistance_cases ({', '.join(_CASE_COLUMNS)}, refused, last_event_id) VALUES %s
+ON CONFLICT (partner, case_id) DO UPDATE SET
+{', '.join(f"{c} = excluded.{c}" for c in _CASE_COLUMNS[2:])},
+refused = excluded.refused, last_event_id = excluded.last_event_id""", rows)
+    if refusals:
+        execute_values(cur, "INSERT INTO assistance_refusals (event_id, partner, case_id, "
+                       "event_type, reason, recorded_at) VALUES %s ON CONFLICT DO NOTHING",
+                       refusals)
 
 
 def _write_offsets(cur: Any, offsets: Mapping[TopicPartitionKey, int]) -> None:

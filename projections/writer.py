@@ -30,6 +30,7 @@ from kafka.errors import KafkaError
 
 from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import (
+    ASSISTANCE_RESULTS,
     CONSULAR_CASES,
     DEAD_LETTERS,
     EVENTS,
@@ -50,9 +51,9 @@ _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 def read_topics(topics: TopicLayout) -> tuple[str, ...]:
     """The topics the projections read: status, the output topics, then the input log (for
-    the contact read model) and the consular cases."""
+    the contact read model), the consular cases, then the assistance cases."""
     return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles),
-            topics[EVENTS].name, topics[CONSULAR_CASES].name)
+            topics[EVENTS].name, topics[CONSULAR_CASES].name, topics[ASSISTANCE_RESULTS].name)
 
 
 @dataclass(frozen=True)

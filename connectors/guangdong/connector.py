@@ -14,7 +14,9 @@ feed's opaque cursor of the last record published::
     page_size = 500                        # optional, at most 1000
     timeout = 10.0                         # optional, seconds
 
-``GuangdongResultsSink`` (kind ``guangdong-results``) posts each record of
+``GuangdongResultsSink`` (kind ``guangdong-results``) posts each AssistanceResult of a
+Guangdong case (partner null or ``GD-XREGION``; the topic also carries other partners'
+cases and every case's requests and acknowledgements, which it reads past) of
 ``lifecert.assistance-results`` with its ``event_id`` as ``Idempotency-Key``, so a batch
 retried after a failure is deduplicated by the province. The province's acknowledgement
 ids go to an append-only JSON-lines journal (``ack_log``), one line per answer:
@@ -253,6 +255,8 @@ class GuangdongResultsSink(SinkConnector):
         acks: list[dict[str, Any]] = []
         try:
             for record in records:
+                if not _for_province(record.event):
+                    continue  # another partner's case, or a request or acknowledgement
                 try:
                     body = result_body(record.event, self.assisting_city)
                 except RecordRejected as exc:
@@ -303,6 +307,14 @@ class GuangdongResultsSink(SinkConnector):
             out.write(lines)
             out.flush()
             os.fsync(out.fileno())
+
+
+def _for_province(event: dict[str, Any]) -> bool:
+    """Whether the province takes this record: an AssistanceResult of a Guangdong case (the
+    topic also carries the other partners' cases and every case's requests and
+    acknowledgements)."""
+    return event.get("type") == "AssistanceResult" and event.get("partner") in (
+        None, GuangdongSource.source_agency)
 
 
 def read_ack_log(path: Path) -> list[dict[str, Any]]:

@@ -158,8 +158,8 @@ class SourceConnector(Connector, ABC):
     #: ``envelope.source_agency`` of every event this connector publishes.
     source_agency: ClassVar[str] = ""
     #: The event types it may publish (each is routed to the topic that carries it):
-    #: input events by default; a partner's own records (e.g. ConsularCaseReceived) when
-    #: the connector names them.
+    #: input events by default; a partner's own records (the consular system's cases, the
+    #: assistance cases' requests and acknowledgements) when the connector names them.
     publishes: ClassVar[tuple[str, ...]] = INPUT_TYPES
     #: How long the runner waits between polls that returned nothing (seconds); ``None``:
     #: the instance's ``[runner] idle_interval`` (default 1 s). The connector may wake

@@ -63,12 +63,16 @@ EVENT_TYPES: tuple[str, ...] = INPUT_TYPES + OUTPUT_TYPES + VERDICT_TYPES
 # Records of the live pipeline itself: clock ticks in the input log, the status topic, and
 # dead letters. They are not domain events (replay neither reads nor writes them).
 PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
-# Records exchanged with partner systems that are not part of the campaign fold: Foshan's
-# results for other regions' retirees living in Foshan (sent to the provincial system);
-# the consular system's cases and the bureau's reviews of them (an approval becomes a
+# Records exchanged with partner systems that are not part of the campaign fold: the
+# assistance cases ("please certify this person for us", lifecert.domain.assistance), both
+# directions: the request, the acknowledgements, and the result (Foshan's results for other
+# regions' and Macau SSF's beneficiaries living in Foshan go back to the partner); the
+# consular system's cases and the bureau's reviews of them (an approval becomes a
 # CertificationRecorded on the input log).
-PARTNER_TYPES: tuple[str, ...] = ("AssistanceResult", "ConsularCaseReceived",
-                                  "ConsularCaseReviewed")
+PARTNER_TYPES: tuple[str, ...] = (
+    "AssistanceResult", "AssistanceRequested", "AssistanceAcknowledged",
+    "ConsularCaseReceived", "ConsularCaseReviewed",
+)
 # What the hub's edge raises for its security staff (on lifecert.alerts): about an agency,
 # never about a retiree; the read models do not project them.
 SECURITY_TYPES: tuple[str, ...] = ("SecurityAlert",)

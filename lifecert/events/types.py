@@ -105,6 +105,19 @@ AssistanceMethod: TypeAlias = Literal[
     "FACE_COUNTER",
     "HOME_VISIT",
 ]
+AssistanceOutcome: TypeAlias = Literal[
+    "CERTIFIED_ALIVE",
+    "NOT_FOUND",
+    "DECEASED",
+]
+AssistanceDirection: TypeAlias = Literal[
+    "INBOUND",
+    "OUTBOUND",
+]
+AssistanceStep: TypeAlias = Literal[
+    "REQUEST",
+    "RESULT",
+]
 MissionKind: TypeAlias = Literal[
     "EMBASSY",
     "CONSULATE_GENERAL",
@@ -638,8 +651,10 @@ class DeadLetter(EventRecord, tag="DeadLetter", frozen=True, kw_only=True):
 
 
 class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only=True):
-    """Foshan certified a retiree of another region who lives in Foshan (the assisting side of
-    cross-region collaboration); sent to the provincial system for the retiree's home region.
+    """The asked side's answer to an assistance case ("please certify this person for us"): Foshan
+    certified, did not find, or learned the death of another system's beneficiary living in
+    Foshan (the Guangdong province's other cities; Macau's SSF, form 3). Posted to the asking
+    partner by its results connector.
     """
 
     PERSONAL: ClassVar[tuple[str, ...]] = ()
@@ -655,13 +670,92 @@ class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only
     retiree_id: str
     """The retiree's id in the home region's system (no ID card number)."""
     home_region: str
-    """The region whose retiree it is, e.g. GUANGZHOU."""
+    """The region whose retiree it is, e.g. GUANGZHOU, MACAU; FOSHAN in a partner's answer to
+    Foshan (OUTBOUND).
+    """
     method: AssistanceMethod
     """How Foshan certified the person."""
     agency_id: str
     """The Foshan office that certified."""
     performed_at: datetime
     """When the certification was performed."""
+    partner: str | None = None
+    """The asking partner (connector's agency: GD-XREGION, MACAU-SSF); null: the Guangdong
+    provincial system (records written before assistance cases).
+    """
+    case_id: str | None = None
+    """The assistance case this answers; null: the case is named by certification_id (a Guangdong
+    result sent without a request).
+    """
+    outcome: AssistanceOutcome | None = None
+    """What the asked side found; null: CERTIFIED_ALIVE (records written before assistance cases).
+    """
+    date_of_death: date | None = None
+    """With outcome DECEASED: the date of death learned; else null."""
+    direction: AssistanceDirection | None = None
+    """INBOUND (or null): the partner asked and Foshan answers (posted back to the partner);
+    OUTBOUND: Foshan asked and the partner answers (reported by the partner's source; never
+    posted back).
+    """
+
+
+class AssistanceRequested(EventRecord, tag="AssistanceRequested", frozen=True, kw_only=True):
+    """An assistance case opened: one party asks the other to certify a person for it (both
+    directions, any partner). Keyed by retiree_id; never on the input log, so it never reaches
+    the payment fold.
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    case_id: str
+    """The case's id, stable across redeliveries (the partner's case or list reference)."""
+    retiree_id: str
+    """The person's id in the asking system (an SSF beneficiary's hub token, or a Foshan retiree
+    id); no identity-card number.
+    """
+    partner: str
+    """The other party (its connector's agency id, e.g. MACAU-SSF, GD-XREGION)."""
+    direction: AssistanceDirection
+    """Who asks whom."""
+    requested_at: datetime
+    """When the request was made (the partner's time)."""
+    due_on: date
+    """The last day to answer: the request's date (Asia/Shanghai) plus the agreed working days of
+    the policy's calendar (lifecert.domain.assistance.due_date).
+    """
+
+
+class AssistanceAcknowledged(EventRecord, tag="AssistanceAcknowledged", frozen=True, kw_only=True):
+    """The other party acknowledged a step of an assistance case: the asked side took the request,
+    or the asking side received the result.
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    case_id: str
+    """The case acknowledged."""
+    retiree_id: str
+    """The person's id, as in the case's request."""
+    partner: str
+    """The other party of the case."""
+    acknowledges: AssistanceStep
+    """REQUEST: the asked side took the case; RESULT: the asking side received the answer."""
+    acknowledged_at: datetime
+    """When (the acknowledging side's time)."""
+    receipt: str
+    """The acknowledging side's receipt number."""
 
 
 class ConsularCaseReceived(EventRecord, tag="ConsularCaseReceived", frozen=True, kw_only=True):
@@ -781,6 +875,8 @@ TypedEvent: TypeAlias = (
     | RetireeStatus
     | DeadLetter
     | AssistanceResult
+    | AssistanceRequested
+    | AssistanceAcknowledged
     | ConsularCaseReceived
     | ConsularCaseReviewed
     | SecurityAlert
@@ -822,6 +918,8 @@ BY_NAME: dict[str, type[EventRecord]] = {
     "RetireeStatus": RetireeStatus,
     "DeadLetter": DeadLetter,
     "AssistanceResult": AssistanceResult,
+    "AssistanceRequested": AssistanceRequested,
+    "AssistanceAcknowledged": AssistanceAcknowledged,
     "ConsularCaseReceived": ConsularCaseReceived,
     "ConsularCaseReviewed": ConsularCaseReviewed,
     "SecurityAlert": SecurityAlert,

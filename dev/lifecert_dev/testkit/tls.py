@@ -108,3 +108,20 @@ class TestCA:
         _write_private(server.key_file, key)
         server.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return server
+
+    def issue_client(self, folder: Path, name: str) -> ServerCertificate:
+        """A TLS client certificate (mutual TLS) for ``name``, its key (0600) beside it."""
+        folder.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (_builder(_name(name), self.cert.subject, key.public_key())
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                               critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                               critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.key.public_key()), critical=False)
+                .sign(self.key, hashes.SHA256()))
+        client = ServerCertificate(folder / "client.pem", folder / "client.key")
+        _write_private(client.key_file, key)
+        client.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return client

@@ -349,3 +349,25 @@ def test_wrong_sink_settings_are_named(tmp_path: Path) -> None:
                                                 "ack_log": str(tmp_path / "acks.jsonl")})
     assert "the host name does not resolve" in unresolvable._check()[0]
     assert not (tmp_path / "acks.jsonl").exists(), "check creates nothing"
+
+
+def test_the_sink_posts_only_guangdong_results(
+        results: tuple[GuangdongResultsHarness, dict[str, Any]]) -> None:
+    # The topic carries every partner's cases (issue 13): SSF's results, and the requests
+    # and acknowledgements of every case, are another sink's or none.
+    from lifecert_dev.partners.macau_ssf.harness import result_event
+
+    harness, settings = results
+    events = harness.sample_events(2, seed=4)
+    ssf_result = result_event(4, 0)
+    request = parse_event({
+        "type": "AssistanceRequested", "event_id": "req-1",
+        "recorded_at": "2017-05-02T10:00:00+08:00", "source_agency": "MACAU-SSF",
+        "case_id": "P3-1", "retiree_id": "MO-SSF-1", "partner": "MACAU-SSF",
+        "direction": "INBOUND", "requested_at": "2017-05-02T10:00:00+08:00",
+        "due_on": "2017-05-31"}, allowed=("AssistanceRequested",))
+    sink = GuangdongResultsSink("gdr", settings)
+    sink._open()
+    assert sink._apply(sink_records([events[0], ssf_result, request, events[1]])) == []
+    assert harness.applied() == [e["event_id"] for e in events]
+    sink._close()

@@ -1,0 +1,237 @@
+"""Macau SSF both ways, end to end: the real broker, the real database, SSF's simulator as
+its own process, both connectors as `lifecert connectors run` processes.
+
+SSF's generated population comes in (form-4 certifications, forms, deaths of Foshan
+retirees in Macau; SSF's beneficiaries living in Foshan as assistance cases); Foshan's
+counters answer every case (each result delivered twice on the topic, one re-entered under
+a new event id) and Foshan asks SSF about five of its retirees in Macau, while SSF is
+stopped; SSF is started again; every answer and request reaches SSF once, SSF's receipts
+and its answers to Foshan come back, and the projected read model equals the domain's fold
+of the topic (live == replay)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
+from lifecert.databases import create_database, drop_database
+from lifecert.domain import assistance
+from lifecert.domain.fold import uuid5
+from lifecert.domain.policy import load_policy
+from lifecert.events import codec
+from lifecert.events.interchange import parse_event
+from lifecert.events.time import SHANGHAI
+from lifecert.pipeline import kafka_clients
+from lifecert.pipeline.credentials import ADMIN, acting_as
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, layout
+from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
+from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.contract import wait_for
+from projections.queries import assistance_cases, assistance_refusals, open_cases_by_age
+from projections.writer import run_until_idle
+
+pytestmark = pytest.mark.stack
+
+RETIREES, BENEFICIARIES, SEED, ASKED = 30, 12, 41, 5
+RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 1.0, "idle_interval": 0.2}
+FAST = {"batch_seconds": 0.05, "poll_ms": 100, "backoff_initial": 0.05, "backoff_max": 0.5}
+CAL = load_policy("foshan-2017").working_days
+
+
+class World:
+    def __init__(self, bootstrap: str, work: Path) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = f"ssf-{uuid.uuid4().hex[:10]}."
+        self.topics = layout(self.prefix)
+        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+            kafka_clients.ensure_topics(admin, self.topics)
+        self.sim = SsfSimulator(work / "fss")
+        self.sim.start()
+        self.work = work
+        settings = self.sim.settings()
+        self.config = write_config(work / "connectors.toml", bootstrap=bootstrap,
+                                   topic_prefix=self.prefix, instances={
+            "ssf-in": InstanceSpec("macau-ssf", {**settings, "due_working_days": 15}, RUNNER),
+            "ssf-out": InstanceSpec("macau-ssf-results",
+                                    {**settings, "ack_log": str(work / "acks.jsonl")}, RUNNER)})
+        self.procs: dict[str, ConnectorProcess] = {}
+
+    def start(self, name: str) -> ConnectorProcess:
+        proc = ConnectorProcess(self.config, name, self.work / f"{name}.log")
+        self.procs[name] = proc
+        proc.start()
+        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
+        return proc
+
+    def read(self, role: str) -> list[dict[str, Any]]:
+        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        try:
+            return [codec.decode(r.value) for r in
+                    kafka_clients.read_to_end(consumer, self.topics[role].name)]
+        finally:
+            consumer.close()
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        producer = kafka_clients.producer(self.bootstrap, component=ADMIN)
+        try:
+            for event in events:
+                producer.send(self.topics[ASSISTANCE_RESULTS].name,
+                              key=event["retiree_id"].encode(), value=codec.encode(event))
+            producer.flush(30)
+        finally:
+            producer.close()
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.kill()
+        self.sim.stop()
+
+
+@pytest.fixture
+def world(stack: StackStatus, tmp_path: Path) -> Iterator[World]:
+    w = World(stack.kafka_bootstrap, tmp_path)
+    yield w
+    w.close()
+
+
+def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == kind]
+
+
+def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: StackStatus
+                                                      ) -> None:
+    fed = world.sim.populate(RETIREES, BENEFICIARIES, SEED)
+    world.sim.append([{"tipo": "BENEFICIARIO", "n_processo": "FSS-P3-BAD",
+                       "n_beneficiario": "99000001", "bir": "1234567(8)",
+                       "prestacao": "PENSAO_VELHICE",
+                       "data_hora_pedido": "2017-05-02T09:00:00+08:00",
+                       "data_hora_comunicacao": "2017-05-02T09:00:00+08:00"}])
+    source = world.start("ssf-in")
+    wait_for(f"{fed} events and a dead letter",
+             lambda: len(world.read(EVENTS)) + len(world.read(ASSISTANCE_RESULTS)) >= fed
+             and len(world.read(DEAD_LETTERS)) >= 1, source)
+    inputs = world.read(EVENTS)
+    requests = _of(world.read(ASSISTANCE_RESULTS), "AssistanceRequested")
+    assert len(requests) == BENEFICIARIES
+    assert len(_of(inputs, "CertificationRecorded")) == 27  # 30 retirees, one in ten died
+    assert len(_of(inputs, "DeathRecorded")) == 3
+    assert all(e["channel"] == "MACAU_SSF" for e in _of(inputs, "CertificationRecorded"))
+    assert len(_of(inputs, "CertificationDocumentsReceived")) == 9
+    # SSF's beneficiaries are foreign: none is on the input log, the only topic the payment
+    # fold reads, so no Foshan payment instruction can ever name one.
+    assert not any(e["retiree_id"].startswith("MO-SSF-") for e in inputs)
+    (letter,) = world.read(DEAD_LETTERS)
+    assert "bir" in letter["reason"] and "check digit" in letter["reason"]
+    assert "1234567" not in letter["reason"]
+
+    # Foshan's counters answer every case while SSF is down.
+    world.sim.stop()
+    answers = [result_event(SEED, i) for i in range(BENEFICIARIES)]
+    again = {**answers[0], "event_id": uuid5("re-entered at the counter")}
+    stray = parse_event({
+        "type": "AssistanceAcknowledged", "event_id": "stray-ack",
+        "recorded_at": "2017-06-01T10:00:00+08:00", "source_agency": "MACAU-SSF",
+        "case_id": "FSS-P3-NEVER", "retiree_id": "MO-SSF-1", "partner": "MACAU-SSF",
+        "acknowledges": "RESULT", "acknowledged_at": "2017-06-01T10:00:00+08:00",
+        "receipt": "FSS-R0"}, allowed=("AssistanceAcknowledged",))
+    # Foshan asks SSF about five of its retirees living in Macau (OUTBOUND), one twice.
+    asks = [outbound_request(f"FS-MO-{n:05d}") for n in range(ASKED)]
+    # every result delivered twice, one re-entered, and a receipt of a case never asked
+    world.publish(answers + answers + [again, stray] + asks + asks[:1])
+    sink = world.start("ssf-out")
+    sink.wait_metric("lifecert_connector_retries_total", 3, 60)
+    source.check_alive()
+    sink.check_alive()
+    world.sim.start()  # same port, same state
+    wait_for("SSF's receipts", lambda: len(_receipts(world)) >= BENEFICIARIES,
+             source, timeout=120)
+    results = world.sim.results()
+    assert len(results) == BENEFICIARIES, "SSF applied each case's answer once"
+    assert sorted(r["n_processo"] for r in results) == sorted(a["case_id"] for a in answers)
+    assert sum(r["posts"] for r in results) >= BENEFICIARIES + 1  # duplicates reached SSF
+    acks = [json.loads(line) for line in (world.work / "acks.jsonl").read_text().splitlines()]
+    assert {a["n_recibo"] for a in acks if a["type"] == "AssistanceResult"} == \
+        {r["n_recibo"] for r in results}
+    assert any(a["duplicate"] for a in acks)
+
+    # SSF holds each of Foshan's requests once, acknowledges it, certifies and answers.
+    wait_for("Foshan's requests at SSF", lambda: len(world.sim.requests()) >= ASKED, source)
+    assert sorted(r["n_pensionista_foshan"] for r in world.sim.requests()) == \
+        sorted(a["retiree_id"] for a in asks)
+    assert world.sim.answer_requests("2017-05-10T10:00:00+08:00") == ASKED
+    wait_for("SSF's answers", lambda: len(_outbound(world)) >= ASKED, source)
+    time.sleep(1.0)  # a receipt listed twice, or an answer posted back, would show now
+    assert len(_receipts(world)) == BENEFICIARIES
+    assert len(_outbound(world)) == ASKED
+    assert len(world.sim.results()) == BENEFICIARIES, "SSF's own answers are not posted back"
+    assert len(_of(world.read(EVENTS), "CertificationRecorded")) == 27 + ASKED
+    for proc in world.procs.values():
+        assert proc.stop() == 0, proc.log_tail()
+
+    # live == replay: the projected cases are the domain's fold of the topic.
+    folded = assistance.fold(world.read(ASSISTANCE_RESULTS))
+    assert len(folded) == BENEFICIARIES + ASKED
+    inbound = [c for c in folded.values() if c.direction == "INBOUND"]
+    outbound = [c for c in folded.values() if c.direction == "OUTBOUND"]
+    assert len(inbound) == BENEFICIARIES and len(outbound) == ASKED
+    assert all(c.status == assistance.RECEIVED for c in inbound)
+    assert all(c.status == assistance.ANSWERED and c.acknowledged_at is not None
+               and c.outcome == "CERTIFIED_ALIVE" for c in outbound)
+    name = f"lifecert_test_{uuid.uuid4().hex[:12]}"
+    dsn = create_database(stack.postgres_dsn, name)
+    try:
+        with acting_as("projections"):
+            run_until_idle(dsn, world.bootstrap, world.topics, **FAST)
+            run_until_idle(dsn, world.bootstrap, world.topics, **FAST)  # a restart: no change
+        conn = psycopg2.connect(dsn)
+        try:
+            projected = {c.key: c for c in assistance_cases(conn)}
+            refusals = assistance_refusals(conn)
+        finally:
+            conn.close()
+    finally:
+        drop_database(stack.postgres_dsn, name)
+    assert projected.keys() == folded.keys()
+    for key, case in folded.items():
+        assert _utc(projected[key]) == _utc(case), key
+    assert open_cases_by_age(list(projected.values()), date(2017, 7, 1), CAL) == []
+    assert refusals == [("stray-ack", "MACAU-SSF", "FSS-P3-NEVER", "AssistanceAcknowledged",
+                         assistance.UNKNOWN_CASE)]
+
+
+def _receipts(world: World) -> list[dict[str, Any]]:
+    return [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceAcknowledged")
+            if e["acknowledges"] == "RESULT" and e["event_id"] != "stray-ack"]
+
+
+def _outbound(world: World) -> list[dict[str, Any]]:
+    return [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceResult")
+            if e.get("direction") == "OUTBOUND"]
+
+
+def outbound_request(retiree_id: str) -> dict[str, Any]:
+    """Foshan's request to SSF to certify one of its retirees living in Macau."""
+    at = datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI)
+    return parse_event({
+        "type": "AssistanceRequested", "event_id": uuid5(f"ask|{retiree_id}"),
+        "recorded_at": at.isoformat(), "source_agency": "FS-SIB",
+        "case_id": f"FS-Q17-{retiree_id}", "retiree_id": retiree_id, "partner": "MACAU-SSF",
+        "direction": "OUTBOUND", "requested_at": at.isoformat(),
+        "due_on": assistance.due_date(at, 20, CAL).isoformat()},
+        allowed=("AssistanceRequested",))
+
+
+def _utc(case: assistance.Case) -> tuple[Any, ...]:
+    return tuple(v.astimezone(UTC) if hasattr(v, "astimezone") and hasattr(v, "hour") else v
+                 for v in (case.partner, case.case_id, case.retiree_id, case.direction,
+                           case.status, case.requested_at, case.due_on, case.answered_at,
+                           case.outcome, case.result_id, case.received_at, case.receipt))

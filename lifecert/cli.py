@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.keys",
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
+    "lifecert.commands.review",
 )
 
 

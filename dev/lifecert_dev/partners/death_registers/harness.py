@@ -25,7 +25,8 @@ def person(retiree_id: str) -> dict[str, str]:
     """A made-up person for a retiree id: a valid citizen id carrying the birth date."""
     h = int.from_bytes(hashlib.sha256(retiree_id.encode()).digest()[:8], "big")
     born = date(1925, 1, 1) + timedelta(days=h % 12000)
-    first17 = f"440604{born:%Y%m%d}{h % 1000:03d}"
+    # the sequence digits from other bits than the date: both from h % 12000 would collide
+    first17 = f"440604{born:%Y%m%d}{(h >> 32) % 1000:03d}"
     return {"retiree_id": retiree_id, "citizen_id": first17 + check_digit(first17),
             "name": NAMES[h % len(NAMES)], "birth_date": born.isoformat()}
 
@@ -69,8 +70,17 @@ class DeathRegistersHarness(SourceHarness):
         return f"{register}-20170410-{self.seq:03d}.{ext}"
 
     def enrol(self, retiree_ids: Sequence[str]) -> None:
+        used = {p["citizen_id"] for p in self.people.values()}
         for rid in retiree_ids:
-            self.people.setdefault(rid, person(rid))
+            if rid in self.people:
+                continue
+            p = person(rid)
+            while p["citizen_id"] in used:  # two made-up people must not share a number
+                seq = (int(p["citizen_id"][14:17]) + 1) % 1000
+                first17 = f"{p['citizen_id'][:14]}{seq:03d}"
+                p["citizen_id"] = first17 + check_digit(first17)
+            used.add(p["citizen_id"])
+            self.people[rid] = p
         self._write_roster()
 
     def drop_deaths(self, register: str, deaths: Sequence[dict[str, Any]],
@@ -99,14 +109,14 @@ class DeathRegistersHarness(SourceHarness):
 
     def _mz(self, rid: str, *, died: str = "20170401", name: bytes | None = None,
             cid: bytes | None = None, at: str = "20170402100000") -> bytes:
-        p = person(rid)
+        p = self.people.get(rid) or person(rid)
         return ((cid or p["citizen_id"].encode()).ljust(18) + (name or p["name"].encode("gbk"))
                 .ljust(30) + p["birth_date"].replace("-", "").encode() + died.encode() +
                 at.encode() + b"FS0001\r\n")
 
     def feed_hostile(self) -> list[str]:
         self.enrol(["KIT-H"])
-        p = person("KIT-H")
+        p = self.people["KIT-H"]
         mz = [(self._mz("KIT-H", cid=b"44060419\x01012345678"), "身份证号"),
               (self._mz("KIT-H", name=b"\xff\xfe\xff\xfe"), "姓名"),
               (self._mz("KIT-H", died="00010101"), "死亡日期"),

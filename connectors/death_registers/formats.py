@@ -69,8 +69,11 @@ def masked(value: Any) -> str:
 
 
 def _date8(field: str, text: str) -> date:
+    # by hand: strptime costs ten times as much, and a register sends 100,000 rows
     try:
-        value = datetime.strptime(text, "%Y%m%d").date()
+        if len(text) != 8 or not text.isascii() or not text.isdigit():
+            raise ValueError
+        value = date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
         raise RowRejected(field, f"{masked(text)} is not a date YYYYMMDD") from None
     return _in_years(field, value)
@@ -94,8 +97,18 @@ def _in_years(field: str, value: date) -> date:
 
 
 def _beijing(field: str, text: str, fmt: str) -> datetime:
+    """A Beijing time written ``YYYYMMDDHHMMSS`` (fmt ``%Y%m%d%H%M%S``) or
+    ``YYYY-MM-DD HH:MM:SS``."""
+    dashed = fmt != "%Y%m%d%H%M%S"
+    digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:] \
+        if dashed else text
     try:
-        value = datetime.strptime(text, fmt).replace(tzinfo=SHANGHAI)
+        if len(digits) != 14 or not digits.isascii() or not digits.isdigit() or (dashed and (
+                len(text) != 19 or text[4] + text[7] + text[10] + text[13] + text[16] != "-- ::")):
+            raise ValueError
+        value = datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:8]),
+                         int(digits[8:10]), int(digits[10:12]), int(digits[12:]),
+                         tzinfo=SHANGHAI)
     except ValueError:
         raise RowRejected(field, f"{masked(text)} is not a Beijing time {fmt}") from None
     _in_years(field, value.date())

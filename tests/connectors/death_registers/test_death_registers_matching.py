@@ -199,3 +199,8 @@ def test_file_names_say_the_register() -> None:
     assert formats.register_of("MZ-20170410-001.dat").source == "CIVIL_AFFAIRS"  # type: ignore[union-attr]
     assert formats.register_of("MZ-20170410-001.csv") is None
     assert formats.register_of("../MZ-20170410-001.dat") is None
+
+
+def test_the_standards_own_example_has_check_digit_x() -> None:
+    assert check_digit("11010519491231002") == "X"
+    assert normal_citizen_id("11010519491231002x") == "11010519491231002X"

@@ -32,7 +32,9 @@ from lifecert.commands.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 def _folder(value: str | None, env: str, flag: str) -> Path:
     text = value or os.environ.get(env)
     if not text:
-        raise SystemExit(f"lifecert review deaths: {flag} (or ${env}) is required")
+        print(f"lifecert review deaths: {flag} (or ${env}) is required: the "
+              f"death-registers connector's folder", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     return Path(text)
 
 

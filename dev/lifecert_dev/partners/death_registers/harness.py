@@ -123,16 +123,16 @@ class DeathRegistersHarness(SourceHarness):
               (self._mz("KIT-H", at="99991231235959"), "火化登记时间"),
               (self._mz("KIT-H")[:-10] + b"\r\n", "line")]
         hints = []
-        for line, hint in mz:
-            self.drop_raw(self.next_name("MZ"), line)
+        for mz_line, hint in mz:
+            self.drop_raw(self.next_name("MZ"), mz_line)
             hints.append(hint)
         wrong = p["citizen_id"][:17] + ("0" if p["citizen_id"][17] != "0" else "1")
         ga = [f"ZX1,{wrong},{p['name']},{p['birth_date']},2017-04-01,2017-04-02 10:00:00,P1",
               f"ZX2,{p['citizen_id']},{'名' * 100_000},{p['birth_date']},2017-04-01,"
               f"2017-04-02 10:00:00,P1"]
-        for line, hint in zip(ga, ("公民身份号码", "姓名"), strict=True):
+        for ga_line, hint in zip(ga, ("公民身份号码", "姓名"), strict=True):
             header = ",".join(GA_COLUMNS)
-            self.drop_raw(self.next_name("GA"), f"{header}\r\n{line}\r\n".encode())
+            self.drop_raw(self.next_name("GA"), f"{header}\r\n{ga_line}\r\n".encode())
             hints.append(hint)
         base = {"cert_no": "Q1", "id_no": p["citizen_id"], "name": p["name"],
                 "birth_date": p["birth_date"], "death_time": "2017-04-01T06:30:00+08:00",

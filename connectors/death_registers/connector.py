@@ -166,10 +166,11 @@ class DeathRegistersSource(SourceConnector):
         prefix = name[:2]
         skip = formats.HEADER_LINES.get(prefix, 0)
         last = len(lines)
+        roster = self.roster() if prefix != "SR" else None
         records = []
         for number in range(max(after, skip) + 1, last + 1):
             line = lines[number - 1]
-            row = self._row(prefix, line, f"{name}:{number}")
+            row = self._row(prefix, line, f"{name}:{number}", roster)
             key = f"{name}:{number}"
             if row.found is not None and row.found.kind is Kind.EXACT and row.death:
                 key = death_key(row.found.retiree_ids[0], row.death.date_of_death)
@@ -179,13 +180,13 @@ class DeathRegistersSource(SourceConnector):
                                          position={"file": name, "line": number, "last": last}))
             if len(records) >= max_records:
                 break
-        if not records and after < last:  # only a header: nothing to publish, done
+        if not records:  # empty, or only a header: nothing to publish, but done with it
             return [PartnerRecord(key=f"{name}:empty", raw=b"", data=Row(),
                                   position={"file": name, "line": last, "last": last})]
         return records
 
-    def _row(self, prefix: str, line: bytes, row_ref: str) -> Row:
-        if prefix == "SR":
+    def _row(self, prefix: str, line: bytes, row_ref: str, roster: Roster | None) -> Row:
+        if roster is None:
             try:
                 return Row(event=review.confirmation_event(line))
             except formats.RowRejected as exc:
@@ -195,7 +196,7 @@ class DeathRegistersSource(SourceConnector):
             death = formats.PARSERS[prefix](line, row_ref, self._digester)
         except formats.RowRejected as exc:
             return Row(refused=f"{row_ref}: {exc}; correct the row and send it again")
-        return Row(death=death, found=match(death, self.roster()))
+        return Row(death=death, found=match(death, roster))
 
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         row: Row = record.data

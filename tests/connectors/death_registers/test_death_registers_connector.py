@@ -170,3 +170,11 @@ def test_no_inbox_or_no_roster_is_an_outage(source: DeathRegistersSource) -> Non
     source.inbox.rename(source.inbox.with_suffix(".away"))
     with pytest.raises(PartnerUnavailable, match="inbox"):
         source._poll(None, 100)
+
+
+def test_an_empty_extract_is_done_with_and_the_next_is_read(
+        source: DeathRegistersSource) -> None:
+    simulator.drop(source.inbox, "GA-20170410-001.csv", b"")
+    simulator.drop(source.inbox, "MZ-20170410-002.dat", simulator.extract("MZ", [death("FS001")]))
+    assert [k for k, _ in events(drain(source), source)] == ["death:FS001:2017-04-01"]
+    assert os.listdir(source.inbox) == []

@@ -1,4 +1,5 @@
 """``lifecert review consular``: bureau staff review the consular system's cases (issue 13).
+(``lifecert review deaths``, the death registers' partial matches: review_deaths.py.)
 
 ::
 
@@ -28,6 +29,7 @@ from typing import Any
 import psycopg2
 from kafka.errors import KafkaError
 
+from lifecert.commands import review_deaths
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain import consular
@@ -43,9 +45,10 @@ EXIT_REFUSED = 3
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "review", help="bureau staff review partner cases (consular)",
+        "review", help="bureau staff decide what waits for a person (consular cases, deaths)",
         description="Review the cases partners send for the bureau's decision.")
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    review_deaths.register_queue(kinds)
     cons = kinds.add_parser("consular", help="the consular system's certification cases")
     actions = cons.add_subparsers(dest="action", required=True, metavar="ACTION")
     lst = actions.add_parser("list", help="cases with their due day, overdue flagged")
@@ -68,7 +71,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
         p.add_argument("--dsn", help="PostgreSQL DSN of the read models (default: "
                                      "$LIFECERT_POSTGRES_DSN, else the local stack's)")
-    parser.set_defaults(func=run)
+    cons.set_defaults(func=run)
 
 
 def _aware(text: str) -> datetime:

@@ -1,5 +1,5 @@
-"""``lifecert bench replay | pipeline | face``: the shipped benchmarks (lifecert_dev/bench/),
-a command that lifecert-dev adds to ``lifecert``."""
+"""``lifecert bench replay | pipeline | face | deaths``: the shipped benchmarks
+(lifecert_dev/bench/), a command that lifecert-dev adds to ``lifecert``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from lifecert_dev.bench import pipeline as bench_pipeline
 
     bench_pipeline.add_parser(benches)
+    from lifecert_dev.bench import deaths as bench_deaths
+
+    bench_deaths.add_parser(benches)
 
 
 def run_face_bench(args: argparse.Namespace) -> int:

@@ -389,14 +389,10 @@ class SourceContract(_Contract):
             connector._close()
 
     def _walk(self, connector: SourceConnector, harness: SourceHarness, count: int) -> None:
-        total = connector._lag(None)
-        if harness.tells_lag:
-            assert total is not None, (
-                "_lag(None) is None: the harness says the partner tells its backlog "
-                "(tells_lag); implement _lag(position), or set tells_lag = False")
         position: Any = None
         keys: set[str] = set()
         read = events = 0
+        lags: list[tuple[int, int | None]] = []  # (records read so far, _lag then)
         for _ in range(count * 2 + 2):
             records = connector._poll(position, BATCH)
             assert len(records) <= BATCH, (
@@ -412,17 +408,20 @@ class SourceContract(_Contract):
                 events += len(connector._to_events(record))
             read += len(records)
             position = records[-1].position
-            if harness.tells_lag:
-                assert total is not None
-                lag = connector._lag(position)
-                assert lag == total - read, (
-                    f"_lag after {read} of {total} records is {lag}, not {total - read}")
+            lags.append((read, connector._lag(position)))
         else:
             raise AssertionError(f"_poll never caught up after {read} records ({count} fed): "
                                  "it returns records again after the last")
         assert list(connector._poll(position, BATCH)) == [], \
             "caught up, _poll(last position) returns records again"
         assert events == count, f"{events} events mapped for {count} partner records"
+        if harness.tells_lag:
+            for done, lag in lags:
+                assert lag is not None, (
+                    "_lag(position) is None: the harness says the partner tells its backlog "
+                    "(tells_lag); implement _lag(position), or set tells_lag = False")
+                assert lag == read - done, (
+                    f"_lag after {done} of {read} records is {lag}, not {read - done}")
 
     def test_record_still_being_written_is_not_read_yet(self, kit: Kit) -> None:
         harness = kit.harness

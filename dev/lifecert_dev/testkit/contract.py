@@ -15,8 +15,9 @@ provides its simulator through a ``harness`` fixture (an unstarted
 The kit starts the simulator, writes a configuration file for one instance of the
 connector, and runs it as ``lifecert connectors run`` in a child process (stopped with
 SIGTERM, or killed with SIGKILL for a crash). Each test gets topics of its own (a unique
-prefix), deleted when the test ends. The broker comes from the ``connector_kit_bootstrap`` fixture (default:
-``$LIFECERT_KAFKA_BOOTSTRAP`` or the local stack; a project may override it).
+prefix), deleted when the test ends. The broker comes from the ``connector_kit_bootstrap``
+fixture (default: ``$LIFECERT_KAFKA_BOOTSTRAP`` or the local stack; a project may override
+it).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def _delete_topics(bootstrap: str, topics: TopicLayout) -> None:
     try:
         with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
             admin.delete_topics(names, timeout_ms=30_000)
-    except Exception as exc:  # noqa: BLE001 - any failure of the clean-up is only reported
+    except Exception as exc:
         warnings.warn(f"the test kit could not delete its topics {names}: {exc}", stacklevel=1)
 
 

@@ -22,6 +22,6 @@ with warnings.catch_warnings():
     import kafka.consumer
     import kafka.producer  # noqa: F401
 
-from lifecert_dev.testkit.contract import connector_kit_bootstrap  # noqa: E402
+from lifecert_dev.testkit.contract import connector_kit_bootstrap
 
 __all__ = ["connector_kit_bootstrap"]

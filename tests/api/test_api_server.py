@@ -292,7 +292,7 @@ def test_a_batch_refused_for_its_size_is_not_charged_its_items(server: ServerPro
         stub = px_grpc.PartnerExchangeStub(channel)
         error = expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.SubmitBatch,
                              batch(*[px.SubmitItem()] * 1001))
-        assert "at most 1000, this one 1001" in error.details()
+        assert "at most 1000 items, this one 1001" in error.details()
         # burst 500: had the 1,001 items been taken from the bucket, this would wait
         reply = stub.SubmitBatch(batch(*[px.SubmitItem()] * 450), timeout=20)
         assert len(reply.results) == 450

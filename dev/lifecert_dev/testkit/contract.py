@@ -43,7 +43,7 @@ from lifecert.events.catalogue import personal_field_names
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import acls, kafka_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
@@ -168,12 +168,13 @@ class _Contract:
 
 
 def _delete_topics(bootstrap: str, topics: TopicLayout) -> None:
-    """Delete one test's topics (a warning, not a failure, when the broker refuses: the
-    test's own result matters more than the clean-up)."""
+    """Delete one test's topics and their ACLs (a warning, not a failure, when the broker
+    refuses: the test's own result matters more than the clean-up)."""
     names = [spec.name for spec in topics.topics.values()]
     try:
         with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
             admin.delete_topics(names, timeout_ms=30_000)
+            acls.revoke(admin, topics)
     except Exception as exc:
         warnings.warn(f"the test kit could not delete its topics {names}: {exc}", stacklevel=1)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import acls, kafka_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert_dev.stack import StackStatus
 
@@ -55,6 +55,13 @@ def _kit_topics(bootstrap: str) -> set[str]:
         return {t for t in admin.list_topics() if t.startswith("kit-")}
 
 
+def _kit_acls(bootstrap: str) -> set[str]:
+    """The ACLs on the kit's resources (topics and groups of prefixes ``kit-...``)."""
+    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        found = admin.describe_acls(acls._every_acl())[0]
+    return {repr(a) for a in found if a.resource_pattern.resource_name.startswith("kit-")}
+
+
 def _register(where: Path) -> Path:
     dist = where / "lifecert_kit_mutants-0.dist-info"
     dist.mkdir(parents=True)
@@ -90,10 +97,12 @@ def test_the_kit_fails_the_mutant(mutant: str, stack: StackStatus, tmp_path: Pat
     assert not left, f"the kit left its topics on the broker: {sorted(left)}"
 
 
-def test_the_kit_deletes_its_topics(stack: StackStatus, tmp_path: Path) -> None:
-    before = _kit_topics(stack.kafka_bootstrap)
+def test_the_kit_deletes_its_topics_and_their_acls(stack: StackStatus, tmp_path: Path) -> None:
+    before, acls_before = _kit_topics(stack.kafka_bootstrap), _kit_acls(stack.kafka_bootstrap)
     done = _run_case("community-office", "test_each_record_becomes_exactly_one_valid_event",
                      tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     left = _kit_topics(stack.kafka_bootstrap) - before
     assert not left, f"the kit left {len(left)} topics on the broker: {sorted(left)}"
+    acls_left = _kit_acls(stack.kafka_bootstrap) - acls_before
+    assert not acls_left, f"the kit left {len(acls_left)} ACLs: {sorted(acls_left)[:3]}"

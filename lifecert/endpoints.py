@@ -49,9 +49,13 @@ def find_project_root(start: Path) -> Path | None:
 
 
 def project_data_dir(*parts: str, cwd: Path | None = None) -> Path:
-    """``data/<parts>`` of the project (of the working folder outside a checkout)."""
+    """``data/<parts>`` of the project: the checkout holding the working folder, else the
+    checkout this lifecert runs from (an editable install, or a venv inside a checkout), so
+    that `lifecert stack status` or `api second-factor set` run from another folder finds
+    the same stack and keys; only outside any checkout, the working folder's."""
     here = (cwd or Path.cwd()).resolve()
-    return (find_project_root(here) or here).joinpath("data", *parts)
+    root = find_project_root(here) or find_project_root(Path(__file__).resolve().parent)
+    return (root or here).joinpath("data", *parts)
 
 
 def int_env(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

@@ -137,8 +137,7 @@ class Connector:
         self._settings_read.add(key)
         if key not in settings:
             if default is ...:
-                raise ConfigError(f"connector {self.name!r} ({self.kind}): setting {key!r} "
-                                  f"is required")
+                raise ConfigError(self._missing(settings, key))
             return default
         value = settings[key]
         if isinstance(kind, tuple) and float in kind and isinstance(value, int):
@@ -150,6 +149,21 @@ class Connector:
             raise ConfigError(f"connector {self.name!r} ({self.kind}): setting {key!r} must "
                               f"be {names}, got {value!r}")
         return value
+
+
+    def _missing(self, settings: Mapping[str, Any], key: str) -> str:
+        """A required setting is absent: name it, the keys the file gave that no setting
+        read so far (a misspelling among them is named), and the known keys so far."""
+        import difflib
+
+        given = sorted(set(settings) - self._settings_read)
+        text = f"connector {self.name!r} ({self.kind}): setting {key!r} is required"
+        close = difflib.get_close_matches(key, given, n=1, cutoff=0.6)
+        if close:
+            text += f"; {close[0]!r} looks like a misspelling of it"
+        if given:
+            text += f" (settings given and not known so far: {', '.join(given)})"
+        return text + f"; known settings so far: {', '.join(sorted(self._settings_read))}"
 
 
 class SourceConnector(Connector, ABC):

@@ -20,10 +20,11 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import heapq
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -357,6 +358,34 @@ def interchange(event: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------ servicer
 
 
+def conflict_reason(p: Prepared, earlier: Prepared | None,
+                    recorded_at: datetime | None) -> str:
+    """Why an item is a CONFLICT: its idempotency key (kind and key, e.g. the
+    certification id), where the other content was, and the fields that differ when the
+    other item is at hand (earlier in the same batch)."""
+    where = (f"by item {earlier.index} of this batch" if earlier is not None else
+             "before" + (f" (recorded {recorded_at.isoformat()})" if recorded_at else ""))
+    text = (f"idempotency key {p.kind} {bounds.show(p.key)} was accepted {where} with other "
+            "content")
+    if earlier is not None:
+        fields = sorted(k for k in set(p.event) | set(earlier.event)
+                        if k not in ("event_id", "recorded_at")
+                        and p.event.get(k) != earlier.event.get(k))
+        if fields:
+            text += f": {', '.join(fields)} differ"
+    return text + ("; send the same content again to be answered DUPLICATE, or use a new "
+                   "key for a new report")
+
+
+def log_order(partitions: Iterable[Sequence[Any]]) -> list[Any]:
+    """The records of one fetch, one list per partition, as one sequence in the order they
+    were written: merged by their log time (Kafka's record timestamp), each partition's
+    own order kept. Events of one retiree on several topics (a status, a release, a
+    rejection) then reach the partner in the order the worker wrote them, not topic by
+    topic."""
+    return list(heapq.merge(*partitions, key=lambda r: r.timestamp))
+
+
 class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     def __init__(
         self,
@@ -394,7 +423,9 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         self, request: pb.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitBatchResponse:
         n = len(request.items)
-        call = await self.gate.enter(context, authz.SUBMIT, cost=n)
+        # A batch refused for its size costs one call, not its items (it records nothing).
+        call = await self.gate.enter(context, authz.SUBMIT,
+                                     cost=n if n <= self.max_batch_items else 1)
         if n > self.max_batch_items:
             await call.refuse(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -485,7 +516,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             if before is not None:
                 results[p.index] = self._again(p, before.content_digest, before.recorded_at)
             elif p.event_id in first_in_batch:
-                results[p.index] = self._again(p, first_in_batch[p.event_id].digest, None)
+                first = first_in_batch[p.event_id]
+                results[p.index] = self._again(p, first.digest, None, first)
             else:
                 first_in_batch[p.event_id] = p
                 to_publish.append(p)
@@ -540,12 +572,12 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             )
 
     @staticmethod
-    def _again(p: Prepared, digest: str, recorded_at: datetime | None) -> pb.ItemResult:
+    def _again(p: Prepared, digest: str, recorded_at: datetime | None,
+               earlier: Prepared | None = None) -> pb.ItemResult:
         if digest != p.digest:
             return _result(
                 p.index, ItemResult.REJECTED, reason_code="CONFLICT",
-                reason="this idempotency key was accepted before with other content",
-                event_id=p.event_id,
+                reason=conflict_reason(p, earlier, recorded_at), event_id=p.event_id,
             )
         kwargs: dict[str, Any] = {"event_id": p.event_id}
         if recorded_at is not None:
@@ -659,7 +691,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             idle_since = asyncio.get_running_loop().time()
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                records = [r for rs in batch.values() for r in rs]
+                records = log_order(batch.values())
                 if records:
                     events = []
                     for record in records:

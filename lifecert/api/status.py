@@ -31,6 +31,7 @@ from lifecert.api.nextstep import (
 )
 from lifecert.api.protos import status_query_pb2, status_query_pb2_grpc
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
+from lifecert.domain.policy import available_policies
 from lifecert.events import bounds
 from lifecert.events.time import local_date
 
@@ -132,6 +133,13 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
                 await self._unavailable(call, exc, retiree_id)
         statuses = found.statuses
         if request.cycle:
+            known = {*available_policies(), *(s.policy for s in statuses)}
+            if request.cycle not in known:  # not "no decision yet" (with a 1970 as_of)
+                await call.refuse(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"unknown cycle {bounds.show(request.cycle)}: the cycles are "
+                    f"{', '.join(sorted(known))}; leave cycle empty for the latest",
+                    subject=retiree_id)
             statuses = [s for s in statuses if s.policy == request.cycle]
         row = max(statuses, key=lambda s: s.policy) if statuses else None
         cycle = row.policy if row else request.cycle

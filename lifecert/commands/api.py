@@ -13,6 +13,7 @@ factor of status queries); they are never stored, logged or passed on the comman
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -105,8 +106,9 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
     from lifecert.pki import PkiPaths
     from projections.config import connect, resolve_dsn
 
+    folder = PkiPaths.default(args.pki_dir).root.parent / "api"
     try:
-        key = second_factor_key(PkiPaths.default(args.pki_dir).root.parent / "api")
+        key = second_factor_key(folder)
         registrations = list(secondfactor.register_rows(key, pairs))
     except (ValueError, OSError, MissingKeyError) as exc:
         print(f"lifecert api: {exc}", file=sys.stderr)
@@ -121,7 +123,12 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
     except psycopg2.Error as exc:
         print(f"lifecert api: PostgreSQL: {str(exc).strip()}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"lifecert api: {n:,} second factors stored", file=sys.stderr)
+    from lifecert.api.config import SECOND_FACTOR_KEY_ENV, SECOND_FACTOR_KEY_FILE
+
+    used = (f"${SECOND_FACTOR_KEY_ENV}" if os.environ.get(SECOND_FACTOR_KEY_ENV)
+            else folder / SECOND_FACTOR_KEY_FILE)
+    print(f"lifecert api: {n:,} second factors stored (hashed with the key {used})",
+          file=sys.stderr)
     return 0
 
 

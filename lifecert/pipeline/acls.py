@@ -164,6 +164,12 @@ def apply(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[Gra
         time.sleep(0.05)
 
 
+def revoke(admin: Any, layout: TopicLayout) -> None:
+    """Delete the ACLs :func:`apply` created for ``layout`` (a throwaway prefix whose
+    topics are being deleted: a test's, a sandbox's)."""
+    admin.delete_acls([_binding(g) for g in grants(layout)])
+
+
 def prune(admin: Any, layout: TopicLayout, *, timeout: float = 30.0) -> list[str]:
     """Delete every ALLOW ACL on the resources of ``layout`` (its topics; the groups and
     topics acls.toml names by prefix) that acls.toml does not grant, whoever it names: the

@@ -194,6 +194,18 @@ def test_item_results_rejected_duplicate_conflict(
         certification("MO-SSF-X-1", "MO-3", common_pb2.MACAU_SSF)), timeout=20)
     assert conflict.results[0].outcome == OK.REJECTED
     assert conflict.results[0].reason_code == "CONFLICT"
+    # The reason names the idempotency key (the certification id) ...
+    assert "CertificationRecorded 'MO-SSF-X-1'" in conflict.results[0].reason, \
+        conflict.results[0].reason
+    # ... and, for a conflict inside one batch, the field that differs.
+    twice = macau.SubmitBatch(batch(
+        certification("MO-SSF-X-4", "MO-2", common_pb2.MACAU_SSF),
+        certification("MO-SSF-X-4", "MO-2", common_pb2.MACAU_SSF,
+                      PERFORMED - dt.timedelta(hours=1)),
+    ), timeout=20)
+    assert twice.results[1].reason_code == "CONFLICT"
+    assert "by item 0 of this batch" in twice.results[1].reason
+    assert "performed_at differ" in twice.results[1].reason, twice.results[1].reason
 
 
 @pytest.mark.parametrize(
@@ -277,6 +289,17 @@ def test_limits(server: ServerProcess) -> None:
         assert {r.reason_code for r in reply.results} == {"MALFORMED"}
         error = expect_error(grpc.StatusCode.RESOURCE_EXHAUSTED, stub.SubmitBatch, batch())
         assert "rate limit of agency GZ-POLICE-8" in error.details()
+
+
+def test_a_batch_refused_for_its_size_is_not_charged_its_items(server: ServerProcess) -> None:
+    with server.channel("GZ-POLICE-9", "ASSISTING_AGENCY") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        error = expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.SubmitBatch,
+                             batch(*[px.SubmitItem()] * 1001))
+        assert "at most 1000 items, this one 1001" in error.details()
+        # burst 500: had the 1,001 items been taken from the bucket, this would wait
+        reply = stub.SubmitBatch(batch(*[px.SubmitItem()] * 450), timeout=20)
+        assert len(reply.results) == 450
 
 
 def _subscribe(
@@ -401,6 +424,12 @@ def test_status_query_reads_the_projections(server: ServerProcess, decided: None
         assert reply.channel == common_pb2.MACAU_SSF
         assert reply.completed_on  # a local date
         assert reply.next_step.code == "NOTHING_TO_DO" and reply.next_step.zh
+        # A cycle that does not exist is an error naming it, not "no decision yet" (1970).
+        no_cycle = expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.GetStatus,
+                                sq.GetStatusRequest(retiree_id="MO-1", second_factor="1234",
+                                                    cycle="foshan-2071"))
+        assert "unknown cycle 'foshan-2071'" in no_cycle.details()
+        assert POLICY in no_cycle.details()
         # FS-1 never certified: the deadline passed, the hold is open.
         fs = stub.GetStatus(sq.GetStatusRequest(retiree_id="FS-1", second_factor="002x"),
                             timeout=10)

@@ -380,3 +380,21 @@ def test_a_certification_that_did_not_count_is_explained_in_both_languages() -> 
     # A reason without words still says what happened, with its code.
     assert "reason code DUPLICATE_CERTIFICATION" in not_counted(
         "DUPLICATE_CERTIFICATION", "CertificationRecorded", None, False)[1]
+
+
+def test_subscribe_delivers_one_fetch_in_log_order_across_topics() -> None:
+    from collections import namedtuple
+
+    from lifecert.api.partner import log_order
+
+    rec = namedtuple("rec", "topic partition offset timestamp")
+    # One retiree's status (status topic) and its release (output topic), written in that
+    # order, then a later status: a fetch hands them over topic by topic.
+    statuses = [rec("status", 2, 10, 1000), rec("status", 2, 11, 1300)]
+    outputs = [rec("outputs", 2, 5, 1001)]
+    merged = log_order([outputs, statuses])
+    assert [(r.topic, r.offset) for r in merged] == [("status", 10), ("outputs", 5),
+                                                     ("status", 11)]
+    # Each partition's own order is kept, even with a timestamp out of step.
+    skewed = [rec("status", 0, 1, 500), rec("status", 0, 2, 400)]
+    assert [r.offset for r in log_order([skewed])] == [1, 2]

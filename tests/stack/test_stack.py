@@ -387,3 +387,18 @@ def test_config_defaults_and_overrides(tmp_path: Path) -> None:
     assert other.postgres_dsn_for("api", "x") == (
         f"user=lifecert_api passfile={tmp_path}/d/secrets/pgpass dbname=x host=127.0.0.1 "
         "port=25432")
+
+
+@pytest.mark.stack
+def test_status_run_from_another_folder_sees_the_running_stack(
+    stack: StackStatus, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LIFECERT_DATA_DIR"}
+    if os.environ.get("LIFECERT_DATA_DIR"):
+        env["LIFECERT_DATA_DIR"] = str(Path(os.environ["LIFECERT_DATA_DIR"]).resolve())
+    done = subprocess.run([sys.executable, "-m", "lifecert.cli", "stack", "status"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert "running" in lines["kafka"] and "running" in lines["postgres"], done.stdout
+    assert str(stack.config.data_dir) in lines["data"], done.stdout

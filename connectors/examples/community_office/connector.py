@@ -56,6 +56,15 @@ class CommunityOfficeSource(SourceConnector):
             raise PartnerUnavailable(f"the office log {self.log_file} is not there "
                                      f"(share not mounted?)") from None
 
+    def _lag(self, position: int | None) -> int | None:
+        try:
+            with self.log_file.open("rb") as fh:
+                fh.seek(position or 0)
+                return fh.read().count(b"\n")  # complete lines only, as _poll reads them
+        except FileNotFoundError:
+            raise PartnerUnavailable(f"the office log {self.log_file} is not there "
+                                     f"(share not mounted?)") from None
+
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         try:
             row = next(csv.reader([record.raw.decode("utf-8")]))

@@ -15,14 +15,17 @@ provides its simulator through a ``harness`` fixture (an unstarted
 The kit starts the simulator, writes a configuration file for one instance of the
 connector, and runs it as ``lifecert connectors run`` in a child process (stopped with
 SIGTERM, or killed with SIGKILL for a crash). Each test gets topics of its own (a unique
-prefix). The broker comes from the ``connector_kit_bootstrap`` fixture (default:
-``$LIFECERT_KAFKA_BOOTSTRAP`` or the local stack; a project may override it).
+prefix), deleted when the test ends. The broker comes from the ``connector_kit_bootstrap``
+fixture (default: ``$LIFECERT_KAFKA_BOOTSTRAP`` or the local stack; a project may override
+it).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from connectors.sdk import registry
+from connectors.sdk.base import SourceConnector
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from connectors.sdk.runner import stage_of
 from lifecert.events import codec
@@ -38,7 +43,7 @@ from lifecert.events.catalogue import EVENT_TYPES, PARTNER_TYPES, personal_field
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import acls, kafka_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
@@ -52,8 +57,13 @@ from lifecert_dev.testkit.samples import sample_events
 
 INSTANCE = "under-test"
 TIMEOUT = 60.0
-# Quick retries and idle polls, and batches small enough for a restart to land inside one.
-RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 0.5, "idle_interval": 0.2}
+# Quick retries and idle polls, and batches small enough for a restart to land inside one
+# and for every counted case (12 records, 10, 6...) to cross batch boundaries.
+BATCH = 5
+RUNNER = {"batch_size": BATCH, "retry_initial": 0.1, "retry_max": 0.5, "idle_interval": 0.2}
+# How long a caught-up connector is watched for reading or checkpointing again (ten idle
+# polls).
+IDLE_WATCH = 2.0
 
 
 @dataclass
@@ -154,6 +164,19 @@ class _Contract:
             for proc in kit.processes:
                 proc.kill()
             harness.stop()
+            _delete_topics(connector_kit_bootstrap, topics)
+
+
+def _delete_topics(bootstrap: str, topics: TopicLayout) -> None:
+    """Delete one test's topics and their ACLs (a warning, not a failure, when the broker
+    refuses: the test's own result matters more than the clean-up)."""
+    names = [spec.name for spec in topics.topics.values()]
+    try:
+        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+            admin.delete_topics(names, timeout_ms=30_000)
+            acls.revoke(admin, topics)
+    except Exception as exc:
+        warnings.warn(f"the test kit could not delete its topics {names}: {exc}", stacklevel=1)
 
 
 def _business(event: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -320,6 +343,130 @@ class SourceContract(_Contract):
         published = self._published(kit)
         assert len(published) == 10, f"{len(published)} events: the restart re-read records"
         self._assert_same(published, fed)
+
+    def _count(self, proc: ConnectorProcess, metric: str) -> float:
+        return proc.metrics().get(metric, 0.0)
+
+    def test_caught_up_connector_stops_reading_and_checkpointing(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 12, seed=8)
+        harness.feed(fed)
+        proc = kit.connector()
+        wait_for("12 events", lambda: len(self._published(kit)) >= 12, proc)
+        wait_for("a checkpoint", lambda: bool(kit.checkpoints()), proc)
+        time.sleep(1.0)  # the last batch's checkpoint and a few idle polls
+        read, checkpoints = self._count(proc, "lifecert_connector_records_in_total"), \
+            len(kit.checkpoints())
+        time.sleep(IDLE_WATCH)
+        more_read = self._count(proc, "lifecert_connector_records_in_total") - read
+        more_checkpoints = len(kit.checkpoints()) - checkpoints
+        lag = self._count(proc, "lifecert_connector_lag")
+        assert proc.stop() == 0, proc.log_tail()
+        assert more_read == 0, (
+            f"caught up, the connector read {more_read:.0f} more records in {IDLE_WATCH} s: "
+            "_poll(position) returns records at or before `position` (the checkpoint must be "
+            "the position AFTER the last record published)")
+        assert more_checkpoints == 0, (
+            f"caught up, the connector wrote {more_checkpoints} more checkpoints in "
+            f"{IDLE_WATCH} s: it keeps re-reading")
+        if harness.tells_lag:
+            assert lag == 0, f"caught up, lifecert_connector_lag is {lag}, not 0 (_lag)"
+        published = self._published(kit)
+        assert len(published) == 12, f"{len(published)} events for 12 partner records"
+        self._assert_same(published, fed)
+
+    def test_poll_honours_max_records_and_tells_lag(self, kit: Kit) -> None:
+        """The hooks called directly, as the runner calls them: every batch at most
+        ``max_records``, positions JSON, keys unique, nothing after the end, ``_lag``."""
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 12, seed=7)
+        harness.feed(fed)
+        cls = registry.load(harness.connector_kind)
+        connector = cls("walk", kit.settings)
+        assert isinstance(connector, SourceConnector)
+        connector._open()
+        try:
+            self._walk(connector, harness, len(fed))
+        finally:
+            connector._close()
+
+    def _walk(self, connector: SourceConnector, harness: SourceHarness, count: int) -> None:
+        position: Any = None
+        keys: set[str] = set()
+        read = events = 0
+        lags: list[tuple[int, int | None]] = []  # (records read so far, _lag then)
+        for _ in range(count * 2 + 2):
+            records = connector._poll(position, BATCH)
+            assert len(records) <= BATCH, (
+                f"_poll(position, max_records={BATCH}) returned {len(records)} records")
+            if not records:
+                break
+            for record in records:
+                assert json.loads(json.dumps(record.position)) == record.position, (
+                    f"position {record.position!r} of {record.key} does not survive JSON "
+                    "(the checkpoint is stored as JSON)")
+                assert record.key not in keys, f"key {record.key!r} read twice"
+                keys.add(record.key)
+                events += len(connector._to_events(record))
+            read += len(records)
+            position = records[-1].position
+            lags.append((read, connector._lag(position)))
+        else:
+            raise AssertionError(f"_poll never caught up after {read} records ({count} fed): "
+                                 "it returns records again after the last")
+        assert list(connector._poll(position, BATCH)) == [], \
+            "caught up, _poll(last position) returns records again"
+        assert events == count, f"{events} events mapped for {count} partner records"
+        if harness.tells_lag:
+            for done, lag in lags:
+                assert lag is not None, (
+                    "_lag(position) is None: the harness says the partner tells its backlog "
+                    "(tells_lag); implement _lag(position), or set tells_lag = False")
+                assert lag == read - done, (
+                    f"_lag after {done} of {read} records is {lag}, not {read - done}")
+
+    def test_record_still_being_written_is_not_read_yet(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 4, seed=9)
+        harness.feed(fed[:3])
+        finish = harness.feed_in_progress(fed[3:])
+        if finish is None:
+            pytest.skip(f"{type(harness).__name__}.feed_in_progress: every write of this "
+                        "partner is atomic")
+        proc = kit.connector()
+        wait_for("3 events", lambda: len(self._published(kit)) >= 3, proc)
+        time.sleep(IDLE_WATCH)
+        assert kit.read(DEAD_LETTERS) == [], \
+            "a record still being written was read (and dead-lettered)"
+        assert len(self._published(kit)) == 3, "a record still being written was read"
+        finish()
+        wait_for("4 events", lambda: len(self._published(kit)) >= 4, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        self._assert_same(self._published(kit), fed)
+        assert kit.read(DEAD_LETTERS) == []
+
+    def test_partner_down_mid_run_is_retried_and_nothing_lost(self, kit: Kit) -> None:
+        harness = kit.harness
+        assert isinstance(harness, SourceHarness)
+        fed = self.expected(harness, 10, seed=10)
+        harness.feed(fed[:6])
+        proc = kit.connector()
+        wait_for("6 events", lambda: len(self._published(kit)) >= 6, proc)
+        retries = self._count(proc, "lifecert_connector_retries_total")
+        harness.break_partner()
+        proc.wait_metric("lifecert_connector_retries_total", retries + 2, TIMEOUT)
+        harness.mend_partner()
+        harness.feed(fed[6:])
+        wait_for("10 events", lambda: len(self._published(kit)) >= 10, proc)
+        time.sleep(1.0)  # a re-read from the start would show up as more than 10
+        assert proc.stop() == 0, proc.log_tail()
+        published = self._published(kit)
+        assert len(published) == 10, f"{len(published)} events for 10 partner records"
+        self._assert_same(published, fed)
+        assert kit.read(DEAD_LETTERS) == []
 
 
 class SinkContract(_Contract):

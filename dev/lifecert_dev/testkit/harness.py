@@ -9,7 +9,7 @@ process (``lifecert connectors run``) against the settings the harness returns.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class SourceHarness(Harness):
     #: The role (lifecert/pipeline/topics.toml) of the topic its events go to: the input
     #: log, or a partner topic (the consular system's cases: ``consular_cases``).
     topic_role: str = "events"
+    #: Whether the partner can tell how many records wait after a position (the connector's
+    #: ``_lag``, the ``lifecert_connector_lag`` metric). The kit then checks the number.
+    tells_lag: bool = True
 
     @abstractmethod
     def feed(self, events: Sequence[Event]) -> None:
@@ -57,6 +60,14 @@ class SourceHarness(Harness):
         connector must publish events with the same fields and the same ``recorded_at``
         (the partner's reporting time), in the same order. Returns once the partner holds
         them (committed, written, served)."""
+
+    def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None] | None:
+        """Start putting records carrying ``events`` into the partner system and stop
+        halfway, as the partner looks while it is still writing them (a line without its
+        end, a file being copied, a transaction not committed); return a function that
+        finishes the write. ``None`` (default): the partner's protocol has no such state
+        (every write is atomic) and the kit's mid-write case does not apply."""
+        return None
 
     @abstractmethod
     def feed_malformed(self) -> str:

@@ -131,3 +131,23 @@ def test_event_ids_are_deterministic_per_partner_record() -> None:
                 event_id_of("ministry-offsite", "B20170405.csv:18", 0),
                 event_id_of("ministry-offsite", "B20170405.csv:17", 1),
                 event_id_of("guangdong-xregion", "B20170405.csv:17", 0)}) == 4
+
+
+def test_a_misspelt_required_setting_names_the_misspelling_and_the_known_keys() -> None:
+    from connectors.examples.community_office.connector import CommunityOfficeSource
+
+    with pytest.raises(ConfigError) as caught:
+        CommunityOfficeSource("offices", {"logfile": "/mnt/offices/log.csv"})
+    text = str(caught.value)
+    assert "setting 'log_file' is required" in text
+    assert "'logfile' looks like a misspelling of it" in text, text
+    assert "known settings so far: log_file" in text, text
+
+
+def test_a_missing_required_setting_with_nothing_close_lists_what_was_given() -> None:
+    from connectors.examples.community_office.connector import CommunityOfficeSource
+
+    with pytest.raises(ConfigError) as caught:
+        CommunityOfficeSource("offices", {"url": "http://x"})
+    text = str(caught.value)
+    assert "misspelling" not in text and "settings given and not known so far: url" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,30 @@ class CommunityOfficeHarness(SourceHarness):
 
     def feed(self, events: Sequence[Event]) -> None:
         self._append("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+
+    def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None]:
+        """The desk application caught mid-line: the simulator writes the lines of
+        ``events`` up to the middle of the last one; the returned function writes the rest."""
+        scratch = self.dir / "in-progress.csv"
+        scratch.unlink(missing_ok=True)
+        batch = self.dir / "in-progress.jsonl"
+        batch.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
+                         encoding="utf-8")
+        subprocess.run([sys.executable, "-m", SIMULATOR, "append", str(scratch), str(batch)],
+                       check=True)
+        content = scratch.read_bytes()
+        cut = len(content) - len(content.rstrip(b"\n").rsplit(b"\n", 1)[-1]) // 2 - 1
+        head, tail = self.dir / "head.csv", self.dir / "tail.csv"
+        head.write_bytes(content[:cut])
+        tail.write_bytes(content[cut:])
+        subprocess.run([sys.executable, "-m", SIMULATOR, "append", "--raw", str(self.log_file),
+                        str(head)], check=True)
+
+        def finish() -> None:
+            subprocess.run([sys.executable, "-m", SIMULATOR, "append", "--raw",
+                            str(self.log_file), str(tail)], check=True)
+
+        return finish
 
     def feed_malformed(self) -> str:
         self._append("C-bad,R-1,yesterday,2017-04-03T10:00:00+08:00,OFFICE-7\n", "--raw")

@@ -50,6 +50,25 @@ COMMAND_COMPONENTS: dict[str, str] = {
 }
 
 
+# The optional extra that brings each third-party package the commands import.
+EXTRA_OF: dict[str, str] = {
+    "kafka": "live", "aiokafka": "live", "faust": "live", "mode": "live", "psycopg2": "live",
+    "prometheus_client": "live", "cryptography": "live", "grpc": "api", "google": "api",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError, module_name: str) -> str | None:
+    """What to install when ``module_name`` failed on ``exc`` for want of an extra's package;
+    None when the missing module is not a known extra's (a broken install: let it raise)."""
+    top = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF.get(top)
+    if extra is None:
+        return None
+    return (f"lifecert: {module_name} needs the Python package {top!r}, which is not "
+            f"installed: it comes with lifecert's {extra!r} extra. A bureau installs "
+            "pip install 'lifecert[live,api]' (add 'face' for face verification).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
@@ -61,7 +80,14 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            message = missing_extra(exc, module_name)
+            if message is None:
+                raise
+            raise SystemExit(message) from None
+        module.register(subparsers)
     return parser, add_plugins(subparsers)
 
 

@@ -1,5 +1,6 @@
 """The ``stack`` fixture, for every test that needs the real local stack (Kafka broker +
-PostgreSQL). Registered for the whole test tree by ``pytest_plugins`` in tests/conftest.py.
+PostgreSQL), and the ``stack`` marker's check. Registered for the whole test tree by
+``pytest_plugins`` in tests/conftest.py.
 
 ``stack`` (session scope) brings the stack of ``StackConfig.from_env()`` up once — the
 same one `lifecert stack up` runs, honouring LIFECERT_DATA_DIR, LIFECERT_KAFKA_PORT... —
@@ -12,6 +13,14 @@ the `postgres` user cannot enter, as CI's may), it removes it again: it lies out
 clone, and each CI clone has its own. Set LIFECERT_KEEP_STACK=1 to keep a stack the
 session started running, which makes the next run's start instant.
 
+Every test that needs the stack is marked ``stack`` (``@pytest.mark.stack``, or
+``pytestmark = pytest.mark.stack`` for a whole module), so that ``pytest -m "not stack"``
+runs the rest with nothing started. The marker cannot be forgotten: a test whose fixtures
+reach one of :data:`STACK_FIXTURES` (directly or through another fixture, such as the
+API's ``box``) fails at set-up, before anything starts, unless it is marked; and the
+``stack`` and ``private_stack_env`` fixtures themselves refuse an unmarked test that asks
+for them by ``request.getfixturevalue``.
+
 Tests must not stop this shared stack; a test that needs its own lifecycle makes a private
 stack (see ``private_stack_env`` in tests/stack/conftest.py).
 """
@@ -20,15 +29,45 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
 from lifecert_dev.stack import StackConfig, StackStatus, down, postgres, status, up
 
+MARKER = "stack"
+# The fixtures that are, or start, a real Kafka broker and PostgreSQL.
+STACK_FIXTURES = frozenset({"stack", "private_stack_env"})
+
+_current: pytest.Item | None = None  # the test being set up or run
+
+
+def require_marker(item: pytest.Item, fixtures: Iterable[str]) -> None:
+    """Fail ``item`` (before its fixtures start anything) if it uses ``fixtures`` of the
+    stack without the ``stack`` marker."""
+    used = sorted(STACK_FIXTURES.intersection(fixtures))
+    if used and item.get_closest_marker(MARKER) is None:
+        pytest.fail(
+            f"{item.nodeid} needs the real Kafka broker and PostgreSQL (fixture "
+            f"{', '.join(repr(name) for name in used)}, directly or through another "
+            f"fixture) but is not marked {MARKER!r}: add @pytest.mark.{MARKER} to the test "
+            f"(or pytestmark = pytest.mark.{MARKER} to its module), so that "
+            f"`pytest -m \"not {MARKER}\"` leaves it out",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _current
+    _current = item
+    require_marker(item, getattr(item, "fixturenames", ()))
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackStatus]:
+    if _current is not None:  # asked for by request.getfixturevalue, past the set-up check
+        require_marker(_current, ["stack"])
     cfg = StackConfig.from_env()
     was_running = status(cfg).running
     fallback = postgres.locate(cfg).pg_dir

@@ -98,8 +98,11 @@ def stops(instructions: Iterable[Mapping[str, Any]]) -> Stops:
             )
             unpaid_from = ins["effective_month"]
             if out.open_hold is not None:
-                out.intervals.append((out.open_hold, ins["effective_month"]))
-                unpaid_from = out.open_hold
+                # a hold not yet in force (placed by a retraction, effective next month)
+                # leaves unpaid from the termination's month, not from its own
+                if out.open_hold < unpaid_from:
+                    out.intervals.append((out.open_hold, unpaid_from))
+                    unpaid_from = out.open_hold
                 out.open_hold = out.hold_after_death_from = None
             out.open_termination = ins["effective_month"]
         elif kind == "PaymentReinstated":

@@ -7,7 +7,7 @@ The schemas stay the one source of the vocabulary; ``types.py`` is their Python 
 one ``msgspec`` Struct per event type (envelope fields first, then the payload, in schema
 order), the enums as ``Literal`` aliases, and the unions ``TypedEvent`` and ``InputEvent``.
 Unlike the gRPC code, the output is committed: ``pip install`` from a wheel and mypy both
-need it without a build step, and a test (tests/unit/test_event_types.py) fails when it
+need it without a build step, and a test (tests/events/test_event_types.py) fails when it
 differs from what this script writes, so it cannot drift from the schemas.
 """
 

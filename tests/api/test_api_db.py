@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from lifecert.api import db, secondfactor
 from lifecert.api.server import settle_garbage_collector
 from lifecert.api.status import _set_ts
@@ -17,6 +19,7 @@ from lifecert_dev.api_sandbox import Sandbox
 from tests.api.api_world import ID_NUMBERS
 
 
+@pytest.mark.stack
 def test_status_lookup_uses_the_statement_prepared_on_each_connection(box: Sandbox) -> None:
     async def lookups() -> tuple[list[db.StatusLookup], list[str]]:
         reader = db.AsyncReader(box.api_dsn, size=2, prepare=[db.STATUS_PREPARE])
@@ -57,6 +60,7 @@ def _audited(box: Sandbox) -> list[tuple[str, str]]:
         "SELECT detail, subject FROM api_audit WHERE agency = 'AUDIT-DB' ORDER BY subject")]
 
 
+@pytest.mark.stack
 def test_audit_writer_writes_every_row_by_close_and_counts_overflow(box: Sandbox) -> None:
     box.query("DELETE FROM api_audit WHERE agency = 'AUDIT-DB' RETURNING id")
     # A long interval: nothing is written before close, which writes everything kept.
@@ -70,6 +74,7 @@ def test_audit_writer_writes_every_row_by_close_and_counts_overflow(box: Sandbox
     assert rows[0] == ("row\\t0\\n", "s0")  # escaped as repr shows them, one line
 
 
+@pytest.mark.stack
 def test_audit_writer_batches_in_the_background(box: Sandbox) -> None:
     box.query("DELETE FROM api_audit WHERE agency = 'AUDIT-DB' RETURNING id")
     writer = db.AuditWriter(box.api_dsn, interval=0.05, batch=3)
@@ -103,6 +108,7 @@ def test_timestamps_are_set_to_the_microsecond() -> None:
         assert got == expected, epoch
 
 
+@pytest.mark.stack
 def test_face_purge_keeps_what_the_checks_need(box: Sandbox) -> None:
     """Unanswered challenges go a day after their deadline; answered ones and frame
     digests are kept for the sequence memory (here 10 days), then go."""
@@ -136,6 +142,7 @@ def test_face_purge_keeps_what_the_checks_need(box: Sandbox) -> None:
         (old, recent))] == [recent]
 
 
+@pytest.mark.stack
 def test_erase_deletes_the_face_reference_and_clears_face_evidence(
     box: Sandbox, monkeypatch: Any, capsys: Any,
 ) -> None:

@@ -27,6 +27,7 @@ import grpc
 import pytest
 from PIL import Image
 
+import lifecert.face  # noqa: F401 - in the dev install: a broken engine is an error, no skip
 from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
@@ -34,8 +35,6 @@ from lifecert.events import codec
 from lifecert.pipeline import kafka_clients
 from lifecert.pipeline.topics import ALERTS, EVENTS
 from lifecert_dev.api_sandbox import Sandbox, SandboxError, ServerProcess
-
-face = pytest.importorskip("lifecert.face", reason="the face engine is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +80,7 @@ def actions_seen(frames: list[bytes]) -> list[str]:
     marks = np.array([synth._landmarks(np.asarray(Image.open(io.BytesIO(f)).convert("RGB")))
                       for f in frames])
     states = liveness.frame_states(liveness.motion_features(marks))
-    return [s for k, s in enumerate(states) if s != "NEUTRAL" and (k == 0 or states[k - 1] != s)]
+    return [state for state, _first, _last in liveness._runs(states)]
 
 
 def still(frame: Image.Image) -> list[bytes]:
@@ -113,6 +112,7 @@ def limited(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
     server.stop()
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("parallax", ["0", "-1"])
 def test_a_weaker_parallax_is_refused_without_the_test_only_switch(
     box: Sandbox, face_key: str, parallax: str,
@@ -124,6 +124,7 @@ def test_a_weaker_parallax_is_refused_without_the_test_only_switch(
     assert "LIFECERT_FACE_TEST_ONLY=1" in str(refused.value)
 
 
+@pytest.mark.stack
 def test_a_negative_parallax_is_refused_even_with_the_switch(
     box: Sandbox, face_key: str,
 ) -> None:
@@ -132,6 +133,7 @@ def test_a_negative_parallax_is_refused_even_with_the_switch(
                          env={"LIFECERT_FACE_KEY": face_key, "LIFECERT_FACE_TEST_ONLY": "1"})
 
 
+@pytest.mark.stack
 def test_weaker_liveness_settings_are_logged_as_warnings(protocol: ServerProcess) -> None:
     log = protocol.log()
     assert "face liveness weaker than its default: --face-min-parallax 0.0" in log
@@ -211,6 +213,7 @@ def matched(box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str],
     return request, app.Verify(request, timeout=60)
 
 
+@pytest.mark.stack
 def test_challenge_response_match_is_certified_once(
     box: Sandbox, matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
 ) -> None:
@@ -223,6 +226,7 @@ def test_challenge_response_match_is_certified_once(
     assert cert["retiree_id"] == "FC-1"
 
 
+@pytest.mark.stack
 def test_a_challenge_has_random_ordered_actions_and_a_short_deadline(
     protocol: ServerProcess, enrolled: dict[str, str],
 ) -> None:
@@ -238,6 +242,7 @@ def test_a_challenge_has_random_ordered_actions_and_a_short_deadline(
         assert 0 < left <= 31
 
 
+@pytest.mark.stack
 def test_a_replayed_answer_is_refused(
     box: Sandbox, protocol: ServerProcess, matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
 ) -> None:
@@ -257,6 +262,7 @@ def test_a_replayed_answer_is_refused(
     assert not replayed.event_id and len(certifications(box)) == before
 
 
+@pytest.mark.stack
 def test_attempt_id_reused_for_another_retiree_is_refused(
     box: Sandbox, protocol: ServerProcess, matched: tuple[fv.VerifyRequest, fv.VerifyResponse],
     frame: Image.Image,
@@ -273,6 +279,7 @@ def test_attempt_id_reused_for_another_retiree_is_refused(
     assert len(certifications(box)) == before
 
 
+@pytest.mark.stack
 def test_a_malformed_attempt_id_is_refused_before_the_challenge_is_used(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -303,6 +310,7 @@ def test_the_derived_certification_id_fits_its_pattern_for_any_agency() -> None:
     assert _attempt_id("FS-APP", "C" * 22) != _attempt_id("FS-APP-2", "C" * 22)
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("retiree_id", ["FC 1", "FC/1", "F" * 33, "-FC-1"])
 def test_a_retiree_id_outside_its_pattern_is_refused(
     protocol: ServerProcess, retiree_id: str,
@@ -313,6 +321,7 @@ def test_a_retiree_id_outside_its_pattern_is_refused(
     assert "not a valid retiree_id" in refused.details()
 
 
+@pytest.mark.stack
 def test_challenge_refusals(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -350,6 +359,7 @@ def test_challenge_refusals(
     assert reply.decision == fv.NOT_LIVE and "byte for byte" in reply.reason
 
 
+@pytest.mark.stack
 def test_actions_missing_or_out_of_order_are_not_live(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -366,6 +376,7 @@ def test_actions_missing_or_out_of_order_are_not_live(
     assert "in that order" in reply.reason and not reply.event_id
 
 
+@pytest.mark.stack
 def test_a_challenge_names_a_screen_colour_per_frame(
     protocol: ServerProcess, enrolled: dict[str, str],
 ) -> None:
@@ -383,6 +394,7 @@ def test_a_challenge_names_a_screen_colour_per_frame(
     assert not at_window.screen_colours and at_window.screen_settle_ms == 0
 
 
+@pytest.mark.stack
 def test_an_earlier_answer_reordered_for_a_new_challenge_is_refused(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -427,6 +439,7 @@ def test_an_earlier_answer_reordered_for_a_new_challenge_is_refused(
     assert not replayed.event_id and len(certifications(box)) == before
 
 
+@pytest.mark.stack
 def test_a_head_turn_warped_from_a_still_is_not_live(
     box: Sandbox, server: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -447,6 +460,7 @@ def test_a_head_turn_warped_from_a_still_is_not_live(
     assert len(certifications(box)) == before
 
 
+@pytest.mark.stack
 def test_match_after_not_live_raises_an_alert(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -472,6 +486,7 @@ def test_match_after_not_live_raises_an_alert(
                           "certification_id", "reason"}
 
 
+@pytest.mark.stack
 def test_failure_budgets_per_retiree_and_per_agency(
     limited: ServerProcess, enrolled: dict[str, str],
 ) -> None:
@@ -507,6 +522,7 @@ def test_failure_budgets_per_retiree_and_per_agency(
     assert other.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-7"), timeout=30)
 
 
+@pytest.mark.stack
 def test_one_agencys_failures_do_not_close_face_verification_to_another(
     limited: ServerProcess, enrolled: dict[str, str],
 ) -> None:
@@ -553,6 +569,7 @@ def synth_png(i: int) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.stack
 def test_concurrent_face_calls_per_agency_are_capped(
     limited: ServerProcess, enrolled: dict[str, str], photos: Path,
 ) -> None:
@@ -589,6 +606,7 @@ def _png_header(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+@pytest.mark.stack
 def test_a_huge_frame_is_refused_from_its_header(
     server: ServerProcess, enrolled: dict[str, str],
 ) -> None:
@@ -604,6 +622,7 @@ def test_a_huge_frame_is_refused_from_its_header(
         assert refused.details().startswith("frame 1: ") and words in refused.details()
 
 
+@pytest.mark.stack
 def test_refused_verifications_certify_nothing(
     box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str], frame: Image.Image,
 ) -> None:
@@ -618,6 +637,7 @@ def test_refused_verifications_certify_nothing(
     assert len(certifications(box)) == before
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize(
     ("photo", "refusal_"),
     [("coffee.png", fv.NO_FACE), ("t1.jpg", fv.MULTIPLE_FACES),
@@ -631,6 +651,7 @@ def test_enrollment_refuses_unusable_photos(
     assert not reply.enrolled and reply.refusal == refusal_ and reply.reason
 
 
+@pytest.mark.stack
 def test_face_roles_and_missing_reference(
     server: ServerProcess, photos: Path, frame: Image.Image,
 ) -> None:
@@ -649,6 +670,7 @@ def test_face_roles_and_missing_reference(
     assert "no face reference" in missing.details()
 
 
+@pytest.mark.stack
 def test_only_sealed_encodings_and_evidence_are_stored(
     box: Sandbox, enrolled: dict[str, str],
     matched: tuple[fv.VerifyRequest, fv.VerifyResponse],

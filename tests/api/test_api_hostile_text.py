@@ -146,6 +146,7 @@ def _wait(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
     return True
 
 
+@pytest.mark.stack
 def test_audit_writer_stores_hostile_text_escaped_and_keeps_writing(scratch: str) -> None:
     writer = db.AuditWriter(scratch, interval=0.05, batch=4)
     try:
@@ -165,6 +166,7 @@ def test_audit_writer_stores_hostile_text_escaped_and_keeps_writing(scratch: str
         assert row[0].isprintable() and len(row[0]) < db.AUDIT_TEXT_LIMIT + 40
 
 
+@pytest.mark.stack
 def test_a_pending_row_does_not_keep_a_clients_megabytes(scratch: str) -> None:
     writer = db.AuditWriter(scratch, interval=30.0)
     row = _row("AG", 0, detail="unknown event types: " + "\x00" * 4_000_000)
@@ -177,6 +179,7 @@ def test_a_pending_row_does_not_keep_a_clients_megabytes(scratch: str) -> None:
     assert detail == row.detail and detail.startswith("unknown event types: \\x00\\x00")
 
 
+@pytest.mark.stack
 def test_a_refused_row_is_set_aside_and_the_rest_flows_on(scratch: str) -> None:
     writer = db.AuditWriter(scratch, interval=0.05, batch=100)
     try:
@@ -209,6 +212,7 @@ class _Kept(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@pytest.mark.stack
 def test_a_row_refused_as_a_dead_letter_too_goes_to_the_log(scratch: str) -> None:
     _query(scratch, "DROP TABLE api_audit_dead_letters")
     kept = _Kept()
@@ -225,6 +229,7 @@ def test_a_row_refused_as_a_dead_letter_too_goes_to_the_log(scratch: str) -> Non
                for m in kept.messages), kept.messages
 
 
+@pytest.mark.stack
 def test_an_outage_is_retried_not_set_aside(scratch: str, stack: StackStatus) -> None:
     name = psycopg2.extensions.parse_dsn(scratch)["dbname"]
     writer = db.AuditWriter(scratch, interval=0.05, retry_seconds=0.1)
@@ -421,6 +426,7 @@ def _invoke_detailed(channel: grpc.Channel, method: str, streaming: bool, reques
     return grpc.StatusCode.OK, ""
 
 
+@pytest.mark.stack
 def test_hostile_text_in_every_field_of_every_rpc_keeps_the_audit_trail_going(
     hostile_box: tuple[Sandbox, ServerProcess],
 ) -> None:
@@ -520,6 +526,7 @@ def _swap(data: bytes, old: bytes, new: bytes) -> bytes:
     return data.replace(old, new)
 
 
+@pytest.mark.stack
 def test_the_directory_sets_aside_hostile_records_and_reads_on(
     hostile_box: tuple[Sandbox, ServerProcess],
 ) -> None:

@@ -31,6 +31,8 @@ from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
 from tests.api.test_api_server import PERFORMED, _subscribe, batch, certification
 
+pytestmark = pytest.mark.stack
+
 OK = px.ItemResult
 RIGHT = {"MO-1": "1234", "FS-1": "002X"}  # the second factors of api_world's ID numbers
 # Whatever a refusal may say about a retiree an agency may not act for, none of this.

@@ -29,6 +29,8 @@ from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.pki import serial_hex
 from lifecert_dev.api_sandbox import PROJECT_ROOT, Sandbox, SandboxError, ServerProcess
 
+pytestmark = pytest.mark.stack
+
 ROLE = "ASSISTING_AGENCY"
 
 

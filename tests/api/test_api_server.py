@@ -41,6 +41,8 @@ from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
 from tests.api.api_world import ID_NUMBERS, POLICY
 
+pytestmark = pytest.mark.stack
+
 OK = px.ItemResult
 PERFORMED = dt.datetime(2017, 5, 2, 1, 30, tzinfo=dt.UTC)
 

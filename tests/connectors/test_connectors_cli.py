@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from connectors.sdk.process import InstanceSpec, write_config
 from lifecert_dev.stack import StackStatus
 
@@ -26,6 +28,7 @@ def test_list_shows_every_installed_connector() -> None:
     assert rows["community-office"]["problem"] == ""
 
 
+@pytest.mark.stack
 def test_check_reports_a_missing_partner_and_never_prints_secrets(
     stack: StackStatus, tmp_path: Path
 ) -> None:

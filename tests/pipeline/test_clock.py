@@ -21,6 +21,7 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
+from lifecert.pipeline import credentials as creds
 from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout, layout
 from lifecert_dev.generate import write_campaign_file
@@ -220,6 +221,7 @@ def _records(bootstrap: str, topic: str) -> list[Any]:
         consumer.close()
 
 
+@pytest.mark.stack
 def test_clock_advance_publishes_each_due_moment_once(
     stack: Any, fresh_layout: TopicLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -278,6 +280,7 @@ def test_clock_advance_publishes_each_due_moment_once(
                                      else POLICY.moments[1], record.partition)
 
 
+@pytest.mark.stack
 def test_clock_advance_without_topics_says_to_create_them(
     stack: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -290,13 +293,17 @@ def test_clock_advance_without_topics_says_to_create_them(
     assert "lifecert topics create" in err
 
 
-def test_clock_advance_without_a_broker_fails_clearly() -> None:
+def test_clock_advance_without_a_broker_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Credentials of its own: the broker, not the local stack's credential files, is missing.
+    monkeypatch.setenv(creds.USERNAME_ENV, "admin")
+    monkeypatch.setenv(creds.PASSWORD_ENV, "unused")
     with pytest.raises(kafka_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
         scheduler.advance("127.0.0.1:1", layout("nowhere."), POLICY, date(2017, 6, 20),
                    connect_timeout=1)
 
 
+@pytest.mark.stack
 def test_clock_run_follows_the_wall_clock_and_stops_on_sigterm(
     stack: Any, fresh_layout: TopicLayout
 ) -> None:

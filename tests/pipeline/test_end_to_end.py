@@ -11,9 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from lifecert_dev import live
 from lifecert_dev.stack import StackStatus, broker, postgres
 from tests.pipeline.live_helpers import POLICY, UNTIL, assert_live_equals_replay, campaign
+
+pytestmark = pytest.mark.stack
 
 
 def wait_for_progress(run: live.LiveRun, children: list, fraction: float) -> None:

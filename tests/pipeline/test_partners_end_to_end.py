@@ -8,6 +8,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from connectors.payment_ledger import reconcile
 from connectors.payment_ledger.connector import to_instruction
 from connectors.payment_ledger.intake import connect as ledger_connect
@@ -28,6 +30,8 @@ from tests.pipeline.live_helpers import (
     assert_live_equals_replay,
     campaign,
 )
+
+pytestmark = pytest.mark.stack
 
 
 def replay_instructions(folder: Path) -> Counter:

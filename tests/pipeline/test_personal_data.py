@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pytest
 
 from lifecert import cli
 from lifecert.api.directory import DirectoryFeed, display_name, wait_caught_up
@@ -26,6 +27,8 @@ from lifecert_dev.stack import StackConfig, StackStatus
 from lifecert_dev.stack.postgres import find_bindir
 from tests.helpers import enroll
 from tests.pipeline.live_helpers import POLICY, UNTIL, campaign
+
+pytestmark = pytest.mark.stack
 
 
 def _distinctive_name(rng: random.Random) -> str:

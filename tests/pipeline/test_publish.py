@@ -354,6 +354,7 @@ def _signature(pub: Published, event: dict[str, Any], file_ids: set[str]) -> tup
     return (event["type"], event["retiree_id"], event_id if event_id in file_ids else ASSIGNED)
 
 
+@pytest.mark.stack
 def test_every_valid_line_arrives_once_in_file_order_per_partition_with_ticks_where_replay_puts_them(  # noqa: E501
     published: Published,
 ) -> None:
@@ -394,6 +395,7 @@ def test_every_valid_line_arrives_once_in_file_order_per_partition_with_ticks_wh
         assert got[p] == want[p], f"partition {p}"
 
 
+@pytest.mark.stack
 def test_published_events_are_the_lines_with_ids_and_times_assigned_where_missing(
     published: Published,
 ) -> None:
@@ -429,6 +431,7 @@ def test_published_events_are_the_lines_with_ids_and_times_assigned_where_missin
     assert stats["records"] == len(by_line) + 2 + 2 * (partitions + 1)
 
 
+@pytest.mark.stack
 def test_malformed_lines_are_dead_letters_with_line_and_reason(published: Published) -> None:
     pub = published
     letters = [codec.decode(r.value) for r in pub.dead_letters]
@@ -455,6 +458,7 @@ def test_malformed_lines_are_dead_letters_with_line_and_reason(published: Publis
     assert all(r.key is None for r in pub.dead_letters)
 
 
+@pytest.mark.stack
 def test_clock_topic_records_the_moments_once(published: Published) -> None:
     assert [r.key for r in published.clock] == [
         b"foshan-2017/HOME_VISIT_SWEEP", b"foshan-2017/DEADLINE",
@@ -464,6 +468,7 @@ def test_clock_topic_records_the_moments_once(published: Published) -> None:
     ]
 
 
+@pytest.mark.stack
 def test_publishing_again_resends_the_same_ids_and_no_second_ticks(published: Published) -> None:
     pub = published
     first = [codec.decode(r.value) for r in pub.events[0]]
@@ -487,6 +492,7 @@ def test_publishing_again_resends_the_same_ids_and_no_second_ticks(published: Pu
         assert [i for i in ids if i not in assigned] == [i for i in again if i not in assigned]
 
 
+@pytest.mark.stack
 def test_until_writes_the_due_moments_at_the_end_and_no_ticks_writes_none(
     stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -532,6 +538,7 @@ def test_until_writes_the_due_moments_at_the_end_and_no_ticks_writes_none(
         _drop(bootstrap, no_ticks)
 
 
+@pytest.mark.stack
 def test_lines_too_large_for_a_record_are_dead_letters_cut_to_size(
     stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -566,6 +573,7 @@ def test_lines_too_large_for_a_record_are_dead_letters_cut_to_size(
         _drop(bootstrap, lay)
 
 
+@pytest.mark.stack
 def test_missing_topics_and_missing_broker_fail_with_what_to_do(
     stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from lifecert_dev.stack import StackConfig, down
 from lifecert_dev.stack.postgres import FALLBACK_ROOT
+from tests.fixtures_stack import require_marker
 
 
 def free_port() -> int:
@@ -41,11 +42,12 @@ def free_port_pair() -> tuple[int, int]:
 
 
 @pytest.fixture
-def private_stack_env() -> Iterator[dict[str, str]]:
+def private_stack_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """Environment for a separate, throw-away stack: own data folder (an explicit
     LIFECERT_DATA_DIR in /var/tmp: pytest's tmp folders, and the clone itself in CI, may lie
     in 0700 folders the PostgreSQL server's OS user cannot enter), own free ports, the
     shared download cache. Stopped and removed after the test."""
+    require_marker(request.node, ["private_stack_env"])
     shared = StackConfig.from_env()
     data_dir = Path(tempfile.mkdtemp(prefix="lifecert-test-stack-", dir=FALLBACK_ROOT))
     data_dir.chmod(0o755)

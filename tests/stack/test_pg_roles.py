@@ -23,6 +23,8 @@ from lifecert_dev.stack import StackConfig, StackStatus
 from lifecert_dev.stack import postgres as stack_postgres
 from lifecert_dev.stack.postgres import PG_HBA, read_passfile
 
+pytestmark = pytest.mark.stack
+
 
 def connect(dsn: str, **kwargs: str) -> psycopg2.extensions.connection:
     return psycopg2.connect(dsn, connect_timeout=10, **kwargs)

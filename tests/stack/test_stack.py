@@ -67,6 +67,7 @@ def status_json(env: dict[str, str] | None = None, cwd: Path | None = None) -> t
 
 
 # --------------------------------------------------------------------- the shared stack
+@pytest.mark.stack
 def test_up_again_is_idempotent(stack: StackStatus) -> None:
     # Read the pids now: fault tests may have restarted the shared services since.
     current = status(stack.config)
@@ -81,6 +82,7 @@ def test_up_again_is_idempotent(stack: StackStatus) -> None:
     assert up(stack.config).kafka.pid == current.kafka.pid  # the API too
 
 
+@pytest.mark.stack
 def test_status_json_names_the_endpoints(stack: StackStatus) -> None:
     code, info = status_json()
     assert code == 0
@@ -96,6 +98,7 @@ def test_status_json_names_the_endpoints(stack: StackStatus) -> None:
     assert info["postgres"]["fallback"] is (stack.config.pg_dir is not None)
 
 
+@pytest.mark.stack
 def test_kafka_round_trip_with_idempotent_producer(stack: StackStatus) -> None:
     bootstrap = json.loads(lifecert_stack("status", "--json").stdout)["kafka_bootstrap"]
     topic = f"lifecert.test.stack-{uuid.uuid4().hex[:8]}"
@@ -137,6 +140,7 @@ def test_kafka_round_trip_with_idempotent_producer(stack: StackStatus) -> None:
     ]
 
 
+@pytest.mark.stack
 def test_postgres_dsn_connects_and_queries(stack: StackStatus) -> None:
     dsn = json.loads(lifecert_stack("status", "--json").stdout)["postgres_dsn"]
     with psycopg2.connect(dsn, connect_timeout=10) as conn, conn.cursor() as cur:
@@ -151,6 +155,7 @@ def test_postgres_dsn_connects_and_queries(stack: StackStatus) -> None:
     conn.close()
 
 
+@pytest.mark.stack
 def test_postgres_runs_as_a_non_root_user(stack: StackStatus) -> None:
     owner = Path(f"/proc/{status(stack.config).postgres.pid}").stat().st_uid
     assert owner != 0
@@ -158,6 +163,7 @@ def test_postgres_runs_as_a_non_root_user(stack: StackStatus) -> None:
 
 
 # --------------------------------------------------------------------- a private stack
+@pytest.mark.stack
 def test_up_twice_down_then_status_stopped(private_stack_env: dict[str, str]) -> None:
     env = private_stack_env
     code, info = status_json(env)
@@ -196,6 +202,7 @@ def test_up_twice_down_then_status_stopped(private_stack_env: dict[str, str]) ->
 
 
 # --------------------------------------------------------------------- missing pieces
+@pytest.mark.stack
 def test_missing_java_is_named(private_stack_env: dict[str, str], tmp_path: Path) -> None:
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
@@ -210,6 +217,7 @@ def test_missing_java_is_named(private_stack_env: dict[str, str], tmp_path: Path
     assert code == 3 and info["state"] == "stopped"
 
 
+@pytest.mark.stack
 def test_missing_maven_is_named(private_stack_env: dict[str, str], tmp_path: Path) -> None:
     java = stack_broker.find_java()
     only_java = tmp_path / "bin"
@@ -239,6 +247,7 @@ def locked_folder(tmp_path: Path) -> Path:
     return locked
 
 
+@pytest.mark.stack
 @pytest.mark.skipif(os.geteuid() != 0, reason="the server's OS user differs only under root")
 def test_unreachable_explicit_data_dir_is_explained(
     tmp_path: Path, private_stack_env: dict[str, str]
@@ -264,6 +273,7 @@ def test_unreachable_explicit_data_dir_is_explained(
     assert code == 3 and info["state"] == "stopped" and info["postgres"]["fallback"] is False
 
 
+@pytest.mark.stack
 @pytest.mark.skipif(os.geteuid() != 0, reason="the server's OS user differs only under root")
 def test_unreachable_default_data_dir_moves_postgres_to_var_tmp(
     tmp_path: Path, private_stack_env: dict[str, str]

@@ -420,11 +420,19 @@ def lit_answer(images: Sequence[Image.Image], landmarks: Sequence[np.ndarray],
                rng: np.random.Generator) -> list[bytes]:  # fmt: skip
     """A capture's frames (JPEG), frame i lit by the screen colour ``colours[i]`` (names of
     lifecert.face.screenlight.PALETTE), under drifting camera gains."""
+    gains = drifting_gains(len(images), camera, rng)
+    return [lit_frame(im, marks, c, camera, rng, g)
+            for im, marks, c, g in zip(images, landmarks, colours, gains, strict=True)]
+
+
+def lit_frame(image: Image.Image, landmarks: np.ndarray, colour: str, camera: Camera,
+              rng: np.random.Generator, gains: np.ndarray) -> bytes:  # fmt: skip
+    """One frame of :func:`lit_answer`: ``image`` lit by the screen colour named ``colour``
+    under this frame's camera ``gains``, as the camera's JPEG."""
     from lifecert.face.screenlight import PALETTE
 
-    gains = drifting_gains(len(images), camera, rng)
-    return [to_bytes(screen_lit(im, marks, PALETTE[c], camera, rng, g), quality=camera.quality)
-            for im, marks, c, g in zip(images, landmarks, colours, gains, strict=True)]
+    lit = screen_lit(image, landmarks, PALETTE[colour], camera, rng, gains)
+    return to_bytes(lit, quality=camera.quality)
 
 
 def answer_images(frame: Image.Image, actions: Sequence[str], degrees: float = 20.0,
@@ -461,7 +469,6 @@ def lit_still_answer(frame: Image.Image, actions: Sequence[str], colours: Sequen
     and the light's noise moves it by +-0.07, so a mouth drawn once is sometimes not seen
     open (policy: 0.25)."""
     from lifecert.face.liveness import motion_features
-    from lifecert.face.screenlight import PALETTE
 
     images = answer_images(frame, actions, degrees, mouth)
     marks = [_landmarks(np.asarray(im)) for im in images]
@@ -469,8 +476,7 @@ def lit_still_answer(frame: Image.Image, actions: Sequence[str], colours: Sequen
     gains = drifting_gains(len(images), camera, rng)
 
     def capture(i: int) -> bytes:
-        lit = screen_lit(images[i], marks[i], PALETTE[colours[i]], camera, rng, gains[i])
-        return to_bytes(lit, quality=camera.quality)
+        return lit_frame(images[i], marks[i], colours[i], camera, rng, gains[i])
 
     frames = [capture(i) for i in range(len(images))]
     if retake_below is None:

@@ -418,7 +418,7 @@ def _initdb(cfg: StackConfig, bindir: Path, who: RunAs, progress: Progress,
 
 # ------------------------------------------------------------------------- authentication
 PG_HBA = """\
-# Written by lifecert (lifecert/stack/postgres.py); rewritten on every `lifecert stack up`.
+# Written by lifecert-dev (lifecert_dev/stack/postgres.py); rewritten on every `lifecert stack up`.
 # Every connection authenticates with a SCRAM-SHA-256 password, over the unix socket as
 # over TCP: no trust, no peer. The passwords are in the stack's secrets/pgpass.
 # TYPE  DATABASE  USER  ADDRESS        METHOD

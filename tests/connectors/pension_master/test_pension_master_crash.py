@@ -34,6 +34,8 @@ from lifecert_dev.partners.pension_master import simulator
 from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
 from lifecert_dev.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 BATCH = 100
 
 

@@ -424,6 +424,7 @@ def test_the_campaign_has_every_kind_of_record(world: World) -> None:
     }
 
 
+@pytest.mark.stack
 def test_migrate_is_idempotent(new_database: Callable[[], str]) -> None:
     dsn = new_database()
     assert cli("projections", "migrate", "--dsn", dsn) == 0
@@ -437,6 +438,7 @@ def test_migrate_is_idempotent(new_database: Callable[[], str]) -> None:
     assert scalar(dsn, "SELECT count(*) FROM schema_migrations") == 3
 
 
+@pytest.mark.stack
 def test_export_equals_replay(projected: Projected, published: Published, world: World) -> None:
     assert_same_as_replay(projected.export_dir, world.replay_dir)
     lines = (projected.export_dir / "instructions.jsonl").read_text("utf-8").splitlines()
@@ -451,6 +453,7 @@ def test_export_equals_replay(projected: Projected, published: Published, world:
     assert_rows_match_offsets(projected.dsn, published)
 
 
+@pytest.mark.stack
 def test_read_models_agree_with_replay(projected: Projected, world: World) -> None:
     replay_status = dict(
         line.split(",", 1)
@@ -502,6 +505,7 @@ def test_read_models_agree_with_replay(projected: Projected, world: World) -> No
     assert view.instructions[0]["type"] in {"PaymentHoldPlaced", "HomeVisitDue"}
 
 
+@pytest.mark.stack
 def test_rebuild_gives_the_same_export(projected: Projected, published: Published,
                                        bootstrap: str, tmp_path: Path) -> None:
     prefix = published.topics[STATUS].name.split("lifecert.")[0]
@@ -515,6 +519,7 @@ def test_rebuild_gives_the_same_export(projected: Projected, published: Publishe
         assert (tmp_path / name).read_bytes() == (projected.export_dir / name).read_bytes()
 
 
+@pytest.mark.stack
 def test_duplicate_deliveries_change_nothing(
     world: World, bootstrap: str, new_topics: Callable[[], TopicLayout],
     new_database: Callable[[], str], tmp_path: Path,
@@ -542,6 +547,7 @@ def test_duplicate_deliveries_change_nothing(
     assert scalar(dsn, "SELECT count(*) FROM instruction_ledger") == len(world.output_ids)
 
 
+@pytest.mark.stack
 def test_killed_then_restarted_loses_and_doubles_nothing(
     published: Published, world: World, bootstrap: str, new_database: Callable[[], str],
     tmp_path: Path,
@@ -584,6 +590,7 @@ def test_killed_then_restarted_loses_and_doubles_nothing(
     assert_same_as_replay(export_dir, world.replay_dir)
 
 
+@pytest.mark.stack
 def test_database_outage_is_survived(
     published: Published, world: World, bootstrap: str, new_database: Callable[[], str],
     stack: StackStatus, tmp_path: Path,
@@ -645,6 +652,7 @@ def test_database_outage_is_survived(
     assert_same_as_replay(export_dir, world.replay_dir)
 
 
+@pytest.mark.stack
 def test_garbage_goes_to_dead_letters(
     world: World, bootstrap: str, new_topics: Callable[[], TopicLayout],
     new_database: Callable[[], str],
@@ -715,6 +723,7 @@ def test_garbage_goes_to_dead_letters(
     assert "'effective_month'" in by_key[b"R5"]["reason"]
 
 
+@pytest.mark.stack
 def test_wait_idle(
     projected: Projected, published: Published, bootstrap: str,
     new_database: Callable[[], str],
@@ -777,6 +786,7 @@ def world_states(world: World) -> dict[str, Any]:
 # ------------------------------------------------------------------ the contact read model
 
 
+@pytest.mark.stack
 def test_contact_read_model_keeps_phone_and_address_sealed(
     bootstrap: str, new_topics: Callable[[], TopicLayout], new_database: Callable[[], str],
 ) -> None:

@@ -93,6 +93,7 @@ def _read(bootstrap: str, component: str, topic: str) -> list[bytes] | KafkaErro
         consumer.close()
 
 
+@pytest.mark.stack
 def test_a_client_without_credentials_can_neither_write_nor_read(
     stack: StackStatus, topics: TopicLayout, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_client_without_credentials_can_neither_write_nor_read(
     ))
 
 
+@pytest.mark.stack
 def test_a_wrong_password_is_refused(stack: StackStatus, topics: TopicLayout) -> None:
     settings = {**kafka_clients.client_security("connector").kafka_python(),
                 "sasl_plain_password": "not-the-password"}
@@ -134,6 +136,7 @@ def test_a_wrong_password_is_refused(stack: StackStatus, topics: TopicLayout) ->
     assert time.monotonic() - t0 < BOUND_S
 
 
+@pytest.mark.stack
 def test_the_payment_system_reads_instructions_only(
     stack: StackStatus, topics: TopicLayout
 ) -> None:
@@ -153,6 +156,7 @@ def test_the_payment_system_reads_instructions_only(
 OUTPUT_WRITERS_BESIDES_THE_WORKER = {("api", ALERTS)}
 
 
+@pytest.mark.stack
 def test_only_the_worker_writes_outputs_and_it_writes_no_input(
     stack: StackStatus, topics: TopicLayout
 ) -> None:
@@ -170,6 +174,7 @@ def test_only_the_worker_writes_outputs_and_it_writes_no_input(
         assert refused(_write(bootstrap, "worker", topics[role].name)), role
 
 
+@pytest.mark.stack
 def test_only_the_api_connectors_and_scheduler_write_the_input_log(
     stack: StackStatus, topics: TopicLayout
 ) -> None:
@@ -178,6 +183,7 @@ def test_only_the_api_connectors_and_scheduler_write_the_input_log(
     assert writers == {"api", "connector", "scheduler"}
 
 
+@pytest.mark.stack
 def test_a_worker_group_of_another_prefix_is_refused(
     stack: StackStatus, topics: TopicLayout
 ) -> None:
@@ -219,6 +225,7 @@ def test_a_worker_app_id_outside_its_acls_is_refused_before_it_starts() -> None:
     assert settings_from(ok).app_id == "t1.lifecert-worker"
 
 
+@pytest.mark.stack
 def test_topics_create_removes_a_grant_acls_toml_does_not_make(
     stack: StackStatus, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -294,6 +301,7 @@ def test_the_format_command_line_holds_no_password(tmp_path: Path) -> None:
     assert text.startswith(f'"{stack_broker.STORAGE_TOOL}"\n"format"\n')
 
 
+@pytest.mark.stack
 def test_every_component_logs_in_after_stack_up(stack: StackStatus, topics: TopicLayout) -> None:
     """The users made at format (from the @file) exist: each component's own credentials
     get a metadata answer; the @file with their passwords is gone."""

@@ -10,6 +10,8 @@ from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import SinkContract
 
+pytestmark = pytest.mark.stack
+
 
 class TestPaymentLedgerSink(SinkContract):
     @pytest.fixture

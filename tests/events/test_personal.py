@@ -1,5 +1,5 @@
 """Personal fields sealed per retiree (lifecert.events.personal) with an in-process key
-store; the PostgreSQL key store is tested in tests/pipeline/test_keystore.py."""
+store; the PostgreSQL key store is tested in tests/keystore/test_keystore.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Where a Kafka client's identity and credentials come from (no broker needed; the
-refusals themselves are tried through the real broker in tests/stack/test_kafka_acls.py)."""
+refusals themselves are tried through the real broker in tests/pipeline/test_kafka_acls.py)."""
 
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ def _rows(dsn: str, query: str, *args: object) -> list[tuple]:
         conn.close()
 
 
+@pytest.mark.stack
 def test_keys_are_made_once_stored_wrapped_and_destroyed_for_good(dsn: str) -> None:
     store = PostgresKeyStore(dsn, MASTER)
     try:
@@ -66,6 +67,7 @@ def test_keys_are_made_once_stored_wrapped_and_destroyed_for_good(dsn: str) -> N
         store.close()
 
 
+@pytest.mark.stack
 def test_a_wrong_master_key_or_a_moved_wrapped_key_opens_nothing(dsn: str) -> None:
     store = PostgresKeyStore(dsn, MASTER)
     one, two = store.create("R1"), store.create("R2")
@@ -79,6 +81,7 @@ def test_a_wrong_master_key_or_a_moved_wrapped_key_opens_nothing(dsn: str) -> No
         PostgresKeyStore(dsn, MASTER).get("R2", two.key_id)
 
 
+@pytest.mark.stack
 def test_without_the_master_key_a_store_can_destroy_but_not_make_or_open(dsn: str) -> None:
     key = PostgresKeyStore(dsn, MASTER).create("R1")
     blind = PostgresKeyStore(dsn, None)
@@ -138,6 +141,7 @@ def test_lifecert_keys_create_makes_both_keys_once(
     assert master_key() == master and second_factor_key(tmp_path / "api") == factor
 
 
+@pytest.mark.stack
 def test_purge_applies_the_retention_to_dead_letter_tables_and_raw_record_keys(
     dsn: str,
 ) -> None:
@@ -174,6 +178,7 @@ def test_the_purge_command_refuses_a_bad_period(capsys: pytest.CaptureFixture[st
     assert "--days must be above 0" in capsys.readouterr().err
 
 
+@pytest.mark.stack
 def test_many_keys_are_made_in_one_transaction_and_live_ones_are_reused(dsn: str) -> None:
     store = PostgresKeyStore(dsn, MASTER)
     try:
@@ -189,6 +194,7 @@ def test_many_keys_are_made_in_one_transaction_and_live_ones_are_reused(dsn: str
         store.close()
 
 
+@pytest.mark.stack
 def test_publish_makes_its_keys_ahead_in_chunks(dsn: str, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from lifecert.events.personal import reveal
@@ -213,7 +219,10 @@ def test_publish_makes_its_keys_ahead_in_chunks(dsn: str, tmp_path: Path,
 
 
 def test_publish_refuses_to_run_without_its_key_store(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A master key of its own: the key store, not the local stack's key file, is missing.
+    monkeypatch.setenv(KEY_ENV, generate_key())
     events = tmp_path / "e.jsonl"
     events.write_text("\n", encoding="utf-8")
     assert cli.main(["publish", str(events), "--quiet", "--keys-dsn",

@@ -9,6 +9,8 @@ from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import SourceContract
 
+pytestmark = pytest.mark.stack
+
 
 class TestPensionMaster(SourceContract):
     @pytest.fixture

@@ -7,6 +7,8 @@ import pytest
 from lifecert_dev.partners.community_office.harness import CommunityOfficeHarness
 from lifecert_dev.testkit.contract import SourceContract
 
+pytestmark = pytest.mark.stack
+
 
 class TestCommunityOffice(SourceContract):
     @pytest.fixture

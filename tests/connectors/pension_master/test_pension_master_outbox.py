@@ -32,6 +32,8 @@ from lifecert_dev.partners.pension_master import simulator
 from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
 from lifecert_dev.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 SIM = [sys.executable, "-m", "lifecert_dev.partners.pension_master.simulator"]
 
 

@@ -13,6 +13,8 @@ from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongR
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import SinkContract, SourceContract
 
+pytestmark = pytest.mark.stack
+
 
 class TestGuangdongSource(SourceContract):
     @pytest.fixture

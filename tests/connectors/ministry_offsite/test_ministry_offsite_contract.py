@@ -22,6 +22,8 @@ from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import INSTANCE, Kit, SourceContract, wait_for
 from lifecert_dev.testkit.samples import sample_events
 
+pytestmark = pytest.mark.stack
+
 
 class TestMinistryOffsite(SourceContract):
     @pytest.fixture

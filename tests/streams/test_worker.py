@@ -377,6 +377,7 @@ def test_partition_campaigns_restored_at_every_step_decide_as_replay() -> None:
     assert resent > 5
 
 
+@pytest.mark.stack
 def test_decides_a_campaign_as_replay_does(pipeline: Pipeline) -> None:
     lines = publish(pipeline, campaign(pipeline.tmp, 200, seed=11))
     with Worker(pipeline, "--store", "memory", "--commit-interval", "0.5") as worker:
@@ -390,6 +391,7 @@ def test_decides_a_campaign_as_replay_does(pipeline: Pipeline) -> None:
     assert not [name for name in names if name in log]  # no personal data in the log
 
 
+@pytest.mark.stack
 def test_a_restarted_worker_continues_from_its_table(pipeline: Pipeline) -> None:
     """Half the log, a clean stop, the other half: the second run rebuilds each
     partition's campaign from the table (local RocksDB store, or the changelog)."""
@@ -410,6 +412,7 @@ def test_a_restarted_worker_continues_from_its_table(pipeline: Pipeline) -> None
     assert_same_as_replay(pipeline, published)
 
 
+@pytest.mark.stack
 def test_sigkill_mid_stream_loses_nothing(pipeline: Pipeline) -> None:
     # Large enough that the batched worker (a few thousand records a second) is still
     # mid-stream when it has committed 30%: it is killed inside a batch, most likely.
@@ -428,6 +431,7 @@ def test_sigkill_mid_stream_loses_nothing(pipeline: Pipeline) -> None:
           f"{raw - distinct} duplicates by event_id")
 
 
+@pytest.mark.stack
 def test_a_second_worker_joining_before_the_first_commit_loses_nothing(
     pipeline: Pipeline,
 ) -> None:
@@ -456,6 +460,7 @@ def test_a_second_worker_joining_before_the_first_commit_loses_nothing(
     assert_same_as_replay(pipeline, lines)
 
 
+@pytest.mark.stack
 def test_a_crash_between_send_and_store_resends_the_same_outputs(pipeline: Pipeline) -> None:
     """The worker dies right after the broker acknowledged a decision's outputs, before
     the state is written: the restarted worker decides that input again from the old
@@ -497,6 +502,7 @@ def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.mark.stack
 def test_a_broker_restart_mid_stream_loses_nothing(
     private_broker: StackConfig, tmp_path: Path
 ) -> None:
@@ -527,6 +533,7 @@ def free_port_pair() -> int:
     raise RuntimeError("no two consecutive free ports on 127.0.0.1")
 
 
+@pytest.mark.stack
 def test_bad_records_become_dead_letters_and_the_rest_flows(pipeline: Pipeline) -> None:
     lines = campaign(pipeline.tmp, 100, seed=14)
     good = codec.encode(parse_line(lines[5]))

@@ -35,6 +35,8 @@ from lifecert_dev.partners.payment_ledger import simulator
 from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
 from lifecert_dev.stack import StackStatus
 
+pytestmark = pytest.mark.stack
+
 TOPIC = "test.payment-instructions"
 AT = datetime(2017, 6, 20, 16, 0, tzinfo=UTC)
 

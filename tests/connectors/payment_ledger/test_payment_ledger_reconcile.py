@@ -26,6 +26,8 @@ from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness, s
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
 
+pytestmark = pytest.mark.stack
+
 RUNNER = {"batch_size": 50, "retry_initial": 0.1, "retry_max": 0.5, "idle_interval": 0.2}
 
 

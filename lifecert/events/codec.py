@@ -35,7 +35,10 @@ from lifecert.events.validation import (
     PRIMITIVES,
     FieldRule,
     NotAnEventSchema,
+    collect_definitions,
     compile_fields,
+    defines,
+    full_name,
     show_value,
 )
 
@@ -155,39 +158,6 @@ def crc64_avro(data: bytes) -> int:
 
 # ------------------------------------------------------- named-type inlining
 
-def _full_name(name: str, namespace: str | None) -> str:
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
-def _defines(t: dict[str, Any], namespace: str | None) -> tuple[str, str | None]:
-    """Full name of the named type ``t`` and the namespace its contents are read in."""
-    full = _full_name(t["name"], t.get("namespace", namespace))
-    return full, (full.rpartition(".")[0] or None)
-
-
-def _collect_definitions(t: Any, namespace: str | None, out: dict[str, Any]) -> None:
-    """Add every named type defined in ``t`` to ``out``, with an explicit namespace."""
-    if isinstance(t, list):
-        for branch in t:
-            _collect_definitions(branch, namespace, out)
-        return
-    if not isinstance(t, dict):
-        return
-    kind = t.get("type")
-    if kind in NAMED and isinstance(t.get("name"), str):
-        full, namespace = _defines(t, namespace)
-        # An explicit namespace keeps the full name when inlined into another namespace.
-        out.setdefault(full, {**t, "name": full.rpartition(".")[2], "namespace": namespace or ""})
-        for field in t.get("fields", ()):
-            _collect_definitions(field.get("type"), namespace, out)
-    elif kind == "array":
-        _collect_definitions(t.get("items"), namespace, out)
-    elif kind == "map":
-        _collect_definitions(t.get("values"), namespace, out)
-    elif isinstance(kind, dict | list):
-        _collect_definitions(kind, namespace, out)
-
-
 def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
     """``schema`` made standalone: the first reference to each named type it does not
     define itself is replaced by that type's definition (later ones stay names), which is
@@ -199,7 +169,7 @@ def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
         if isinstance(t, str):
             if t in PRIMITIVES:
                 return t
-            full = _full_name(t, namespace)
+            full = full_name(t, namespace)
             if full in defined or full not in definitions:
                 return t  # an unknown name is left for the parser to report
             return walk(copy.deepcopy(definitions[full]), namespace)
@@ -210,7 +180,7 @@ def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
         kind = t.get("type")
         out = dict(t)
         if kind in NAMED and isinstance(t.get("name"), str):
-            full, namespace = _defines(t, namespace)
+            full, namespace = defines(t, namespace)
             defined.add(full)
         if kind in ("record", "error"):
             out["fields"] = [
@@ -368,6 +338,7 @@ class RegisteredSchema:
     and the rules of its flat fields (:mod:`lifecert.events.validation`), compiled once."""
 
     __slots__ = (
+        "_checks",
         "_flat_names",
         "canonical_form",
         "fingerprint",
@@ -401,6 +372,8 @@ class RegisteredSchema:
         except NotAnEventSchema as exc:
             raise SchemaError(str(exc)) from None
         self._flat_names = tuple(rule.name for rule in self.rules)
+        # What the encoder's loop unpacks of each rule.
+        self._checks = tuple((r.name, r.in_envelope, r.has_default, r.check) for r in self.rules)
 
     @property
     def fingerprint_hex(self) -> str:
@@ -415,7 +388,7 @@ class RegisteredSchema:
         envelope: dict[str, Any] = {"type": self.type_name}
         datum: dict[str, Any] = {ENVELOPE_FIELD: envelope}
         seen = 1 if "type" in event else 0
-        for name, in_envelope, has_default, _, check, _, _ in self.rules:
+        for name, in_envelope, has_default, check in self._checks:
             try:
                 value = event[name]
             except KeyError:
@@ -500,9 +473,9 @@ class SchemaStore:
         self._current: dict[str, RegisteredSchema] = {}
         self._readers_by_id: dict[int, tuple[Mapping[str, Any], RegisteredSchema]] = {}
         self._readers_by_text: dict[str, RegisteredSchema] = {}
-        _collect_definitions(raw_schema("Envelope"), None, self._definitions)
+        collect_definitions(raw_schema("Envelope"), None, self._definitions)
         for name in ALL_TYPES:
-            _collect_definitions(raw_schema(name), None, self._definitions)
+            collect_definitions(raw_schema(name), None, self._definitions)
         if catalogue:
             for name in ALL_TYPES:
                 self.register(raw_schema(name))

@@ -10,6 +10,7 @@ uses too), and raises :class:`MalformedEvent` naming the field and what to do.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import cache
@@ -17,9 +18,8 @@ from json.scanner import make_scanner
 from typing import Any
 
 from lifecert.events.catalogue import EVENT_TYPES, INPUT_TYPES, Event, event_spec
-from lifecert.events.codec import default_store
 from lifecert.events.time import isoformat_local
-from lifecert.events.validation import show_json
+from lifecert.events.validation import FieldRule, catalogue_rules, show_json
 
 
 class MalformedEvent(ValueError):
@@ -74,47 +74,69 @@ def _memo(name: str) -> dict[str, Any]:
 @cache
 def _reader_of(type_name: str) -> Callable[[dict[str, Any]], None]:
     """The reader of one event type: for each field of the rules the codec compiled from
-    its schema (:mod:`lifecert.events.validation`), in order, the value is read with the
-    rule's ``read`` (or taken from the memo of what it returned) and replaces the JSON value
-    in place; the first missing or bad field raises :class:`MalformedEvent` naming it.
+    its schema (:mod:`lifecert.events.validation`), in order, the JSON value is read with
+    the rule's ``read``, which replaces it in place; the first missing or bad field raises
+    :class:`MalformedEvent` naming it.
 
     That is a loop over the rules; it is written out as straight-line code, once per type,
-    because replay reads every line through it and the loop's own overhead was a fifth of
-    the reading. The generated code holds no check of its own: only calls to the readers."""
+    because replay reads every line through it. Where a rule has an accept-as-is
+    expression (its ``read`` would return the value unchanged: plain text, an integer, a
+    boolean, an id) the common case costs that expression and no call; where its values
+    recur, what ``read`` returned is taken from a memo. The generated code decides
+    nothing of its own: a value the expression does not accept goes to ``read``."""
     names: dict[str, Any] = {
         "MalformedEvent": MalformedEvent, "_MEMO_SIZE": _MEMO_SIZE, "type_name": type_name,
     }
-    body = ["def read(obj):", "    get = obj.get", "    field = None", "    try:"]
-    for i, rule in enumerate(default_store().by_type(type_name).rules):
-        name, read = rule.name, f"_read{i}"
-        names[read] = rule.read
-        required = not (rule.nullable or name in _OPTIONAL_ENVELOPE)
-        body += [f"        field = {name!r}", f"        v = get({name!r})", "        if v is None:"]
-        if required:
-            body.append(f"            raise MalformedEvent('missing or null; ' + type_name + ' "
-                        f"requires it', field={name!r})")
-        else:
-            body.append(f"            obj[{name!r}] = None")
-        if rule.recurs:  # a successful read of a recurring kind took a str
-            names[f"_memo{i}"] = _memo(name)
-            body += [
-                f"        elif type(v) is str and (known := _memo{i}.get(v)) is not None:",
-                f"            obj[{name!r}] = known",
-                "        else:",
-                f"            obj[{name!r}] = known = {read}(v)",
-                f"            if len(_memo{i}) >= _MEMO_SIZE:",
-                f"                _memo{i}.clear()",
-                f"            _memo{i}[v] = known",
-            ]
-        else:
-            body += ["        else:", f"            obj[{name!r}] = {read}(v)"]
-    body += [
-        "    except TypeError as exc:",
-        "        raise MalformedEvent(str(exc), field=field) from None",
-    ]
-    exec("\n".join(body), names)  # built above from the schema's field names only
+    body = ["def read(obj):", "    get = obj.get"]
+    for i, rule in enumerate(catalogue_rules(type_name)):
+        body += _field_code(i, rule, names)
+    exec("\n".join(body), names)  # built from the schema's field names and rules only
     reader: Callable[[dict[str, Any]], None] = names["read"]
     return reader
+
+
+def _field_code(i: int, rule: FieldRule, names: dict[str, Any]) -> list[str]:
+    """The generated lines that read field ``i`` (``rule``) of an object ``obj``."""
+    name, read = rule.name, f"_read{i}"
+    names[read] = rule.read
+    lines = [f"    v = get({name!r})", "    if v is None:"]
+    if rule.nullable or name in _OPTIONAL_ENVELOPE:
+        lines.append(f"        obj[{name!r}] = None")
+    else:
+        lines.append(f"        raise MalformedEvent('missing or null; ' + type_name + ' "
+                     f"requires it', field={name!r})")
+    if rule.recurs:  # a successful read of a recurring kind took a str
+        memo = f"_memo{i}"
+        names[memo] = _memo(name)
+        return lines + [
+            f"    elif type(v) is str and (known := {memo}.get(v)) is not None:",
+            f"        obj[{name!r}] = known",
+            "    else:",
+            *_guarded(f"obj[{name!r}] = known = {read}(v)", name),
+            f"        if len({memo}) >= _MEMO_SIZE:",
+            f"            {memo}.clear()",
+            f"        {memo}[v] = known",
+        ]
+    if rule.accept is None:
+        lines.append("    else:")
+    else:  # the value stays as it is when the rule accepts it as is
+        accept = rule.accept
+        for key, value in rule.accept_names.items():  # renamed per field: no clash
+            names[f"{key}_{i}"] = value
+            accept = re.sub(rf"\b{re.escape(key)}\b", f"{key}_{i}", accept)
+        lines.append(f"    elif not ({accept}):")
+    return lines + _guarded(f"obj[{name!r}] = {read}(v)", name)
+
+
+def _guarded(statement: str, field: str) -> list[str]:
+    """``statement`` (a call of a reader) with its TypeError told as a MalformedEvent on
+    ``field`` (a try costs nothing in Python 3.11 until something is raised)."""
+    return [
+        "        try:",
+        f"            {statement}",
+        "        except TypeError as exc:",
+        f"            raise MalformedEvent(str(exc), field={field!r}) from None",
+    ]
 
 
 def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:

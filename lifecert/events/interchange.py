@@ -108,7 +108,8 @@ def _field_code(i: int, rule: FieldRule, names: dict[str, Any]) -> list[str]:
     if rule.recurs:  # a successful read of a recurring kind took a str
         memo = f"_memo{i}"
         names[memo] = _memo(name)
-        return lines + [
+        return [
+            *lines,
             f"    elif type(v) is str and (known := {memo}.get(v)) is not None:",
             f"        obj[{name!r}] = known",
             "    else:",

@@ -18,8 +18,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from io import BytesIO
 from typing import Any
@@ -30,6 +29,18 @@ from fastavro.schema import to_parsing_canonical_form
 from lifecert.events import bounds
 from lifecert.events.catalogue import ALL_TYPES, previous_schemas, raw_schema
 from lifecert.events.record import EventLike, EventRecord
+from lifecert.events.validation import (
+    ENVELOPE_FIELD,
+    NAMED,
+    PRIMITIVES,
+    FieldRule,
+    NotAnEventSchema,
+    collect_definitions,
+    compile_fields,
+    defines,
+    full_name,
+    show_value,
+)
 
 __all__ = [
     "HEADER_SIZE",
@@ -58,7 +69,6 @@ __all__ = [
 MARKER = b"\xc3\x01"
 HEADER_SIZE = 10  # marker + 8-byte fingerprint
 
-_ENVELOPE_FIELD = "envelope"
 _CATALOGUE_ENVELOPE_FIELDS: tuple[str, ...] = tuple(
     f["name"] for f in raw_schema("Envelope")["fields"]
 )
@@ -148,43 +158,6 @@ def crc64_avro(data: bytes) -> int:
 
 # ------------------------------------------------------- named-type inlining
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-_NAMED = frozenset({"record", "error", "enum", "fixed"})
-
-
-def _full_name(name: str, namespace: str | None) -> str:
-    return name if "." in name or not namespace else f"{namespace}.{name}"
-
-
-def _defines(t: dict[str, Any], namespace: str | None) -> tuple[str, str | None]:
-    """Full name of the named type ``t`` and the namespace its contents are read in."""
-    full = _full_name(t["name"], t.get("namespace", namespace))
-    return full, (full.rpartition(".")[0] or None)
-
-
-def _collect_definitions(t: Any, namespace: str | None, out: dict[str, Any]) -> None:
-    """Add every named type defined in ``t`` to ``out``, with an explicit namespace."""
-    if isinstance(t, list):
-        for branch in t:
-            _collect_definitions(branch, namespace, out)
-        return
-    if not isinstance(t, dict):
-        return
-    kind = t.get("type")
-    if kind in _NAMED and isinstance(t.get("name"), str):
-        full, namespace = _defines(t, namespace)
-        # An explicit namespace keeps the full name when inlined into another namespace.
-        out.setdefault(full, {**t, "name": full.rpartition(".")[2], "namespace": namespace or ""})
-        for field in t.get("fields", ()):
-            _collect_definitions(field.get("type"), namespace, out)
-    elif kind == "array":
-        _collect_definitions(t.get("items"), namespace, out)
-    elif kind == "map":
-        _collect_definitions(t.get("values"), namespace, out)
-    elif isinstance(kind, dict | list):
-        _collect_definitions(kind, namespace, out)
-
-
 def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
     """``schema`` made standalone: the first reference to each named type it does not
     define itself is replaced by that type's definition (later ones stay names), which is
@@ -194,9 +167,9 @@ def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
 
     def walk(t: Any, namespace: str | None) -> Any:
         if isinstance(t, str):
-            if t in _PRIMITIVES:
+            if t in PRIMITIVES:
                 return t
-            full = _full_name(t, namespace)
+            full = full_name(t, namespace)
             if full in defined or full not in definitions:
                 return t  # an unknown name is left for the parser to report
             return walk(copy.deepcopy(definitions[full]), namespace)
@@ -206,8 +179,8 @@ def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
             return t
         kind = t.get("type")
         out = dict(t)
-        if kind in _NAMED and isinstance(t.get("name"), str):
-            full, namespace = _defines(t, namespace)
+        if kind in NAMED and isinstance(t.get("name"), str):
+            full, namespace = defines(t, namespace)
             defined.add(full)
         if kind in ("record", "error"):
             out["fields"] = [
@@ -220,236 +193,11 @@ def _inline(schema: Any, definitions: Mapping[str, Any]) -> Any:
             out["values"] = walk(t.get("values"), namespace)
         elif isinstance(kind, dict | list):
             out["type"] = walk(kind, namespace)
-        elif isinstance(kind, str) and kind not in _PRIMITIVES | _NAMED | {"array", "map"}:
+        elif isinstance(kind, str) and kind not in PRIMITIVES | NAMED | {"array", "map"}:
             return walk(kind, namespace)  # {"type": "some.Name"} is a reference
         return out
 
     return walk(schema, None)
-
-
-# ------------------------------------------------------------- encode validation
-
-# A check returns None for a valid value, else what the value must be ("must be ...").
-_Check = Callable[[Any], str | None]
-
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_MONTH_RE = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])")
-
-
-def _accept(_: Any) -> str | None:
-    return None
-
-
-def _check_null(v: Any) -> str | None:
-    return None if v is None else "None"
-
-
-def _check_boolean(v: Any) -> str | None:
-    return None if v is True or v is False else "a bool"
-
-
-def _check_int(v: Any) -> str | None:
-    if isinstance(v, int) and not isinstance(v, bool) and _INT_MIN <= v <= _INT_MAX:
-        return None
-    return "an int in the Avro int range (32-bit signed)"
-
-
-def _check_long(v: Any) -> str | None:
-    if isinstance(v, int) and not isinstance(v, bool) and _LONG_MIN <= v <= _LONG_MAX:
-        return None
-    return "an int in the Avro long range (64-bit signed)"
-
-
-def _check_float(v: Any) -> str | None:
-    return None if isinstance(v, int | float) and not isinstance(v, bool) else "a float"
-
-
-def _check_bytes(v: Any) -> str | None:
-    return None if isinstance(v, bytes | bytearray) else "bytes"
-
-
-def _check_string(v: Any) -> str | None:
-    return None if isinstance(v, str) else "a str"
-
-
-def _check_month(v: Any) -> str | None:
-    if isinstance(v, str) and _MONTH_RE.fullmatch(v):
-        return None
-    return "a month string 'YYYY-MM'"
-
-
-def _check_timestamp(v: Any) -> str | None:
-    if isinstance(v, dt.datetime):
-        if v.utcoffset() is not None:
-            return None
-        return (
-            "a timezone-aware datetime (a naive datetime is ambiguous and is rejected: "
-            "give it a tzinfo, e.g. tzinfo=timezone.utc)"
-        )
-    return "a timezone-aware datetime"
-
-
-def _check_local_timestamp(v: Any) -> str | None:
-    return None if isinstance(v, dt.datetime) else "a datetime"
-
-
-def _check_date(v: Any) -> str | None:
-    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
-        return None
-    return "a datetime.date (not a datetime)"
-
-
-_PRIMITIVE_CHECKS: dict[str, _Check] = {
-    "null": _check_null,
-    "boolean": _check_boolean,
-    "int": _check_int,
-    "long": _check_long,
-    "float": _check_float,
-    "double": _check_float,
-    "bytes": _check_bytes,
-    "string": _check_string,
-}
-_LOGICAL_CHECKS: dict[str, _Check] = {
-    "timestamp-millis": _check_timestamp,
-    "timestamp-micros": _check_timestamp,
-    "local-timestamp-millis": _check_local_timestamp,
-    "local-timestamp-micros": _check_local_timestamp,
-    "date": _check_date,
-}
-
-
-def _compile(t: Any, names: Mapping[str, Any], fmt: str | None, memo: dict[str, _Check]) -> _Check:
-    """A check for values of the (fastavro-parsed) type ``t``; ``fmt`` is the field's
-    ``lifecert.format`` property."""
-    if isinstance(t, str):
-        if t in _PRIMITIVES:
-            return _check_month if (t == "string" and fmt == "month") else _PRIMITIVE_CHECKS[t]
-        if t in memo:
-            return memo[t]
-        return _compile(names[t], names, fmt, memo)
-    if isinstance(t, list):
-        return _compile_union(t, names, fmt, memo)
-    kind = t["type"]
-    if isinstance(kind, dict | list):
-        return _compile(kind, names, fmt, memo)
-    if kind in ("record", "error"):
-        return _compile_record(t, names, memo)
-    if kind == "enum":
-        symbols = frozenset(t["symbols"])
-        expected = f"one of the symbols of enum {t['name']} ({', '.join(t['symbols'])})"
-
-        def check_enum(v: Any) -> str | None:
-            return None if isinstance(v, str) and v in symbols else expected
-
-        memo[t["name"]] = check_enum
-        return check_enum
-    if kind == "fixed":
-        size = t["size"]
-
-        def check_fixed(v: Any) -> str | None:
-            return None if isinstance(v, bytes) and len(v) == size else f"{size} bytes"
-
-        memo[t["name"]] = check_fixed
-        return check_fixed
-    if kind == "array":
-        return _compile_array(_compile(t["items"], names, fmt, memo))
-    if kind == "map":
-        return _compile_map(_compile(t["values"], names, fmt, memo))
-    logical = t.get("logicalType")
-    if logical is None:
-        return _compile(kind, names, fmt, memo)
-    # Logical types this codec does not know (decimal, uuid...) are left to fastavro.
-    return _LOGICAL_CHECKS.get(logical, _accept)
-
-
-def _compile_union(
-    branches: list[Any], names: Mapping[str, Any], fmt: str | None, memo: dict[str, _Check]
-) -> _Check:
-    nullable = "null" in branches
-    checks = [_compile(b, names, fmt, memo) for b in branches if b != "null"]
-    if nullable and len(checks) == 1:
-        inner = checks[0]
-
-        def check_optional(v: Any) -> str | None:
-            if v is None:
-                return None
-            problem = inner(v)
-            return None if problem is None else f"{problem}, or None"
-
-        return check_optional
-
-    def check_union(v: Any) -> str | None:
-        if v is None and nullable:
-            return None
-        problems = []
-        for check in checks:
-            problem = check(v)
-            if problem is None:
-                return None
-            problems.append(problem)
-        return " or ".join(problems + (["None"] if nullable else []))
-
-    return check_union
-
-
-def _compile_array(inner: _Check) -> _Check:
-    def check_array(v: Any) -> str | None:
-        if not isinstance(v, list | tuple):
-            return "a list"
-        for i, item in enumerate(v):
-            problem = inner(item)
-            if problem is not None:
-                return f"a list whose items are each {problem} (item {i} is {_show(item)})"
-        return None
-
-    return check_array
-
-
-def _compile_map(inner: _Check) -> _Check:
-    def check_map(v: Any) -> str | None:
-        if not isinstance(v, Mapping):
-            return "a dict"
-        for key, item in v.items():
-            if not isinstance(key, str):
-                return f"a dict with str keys (key {_show(key)} is not)"
-            problem = inner(item)
-            if problem is not None:
-                return f"a dict whose values are each {problem} (value of {key!r} is not)"
-        return None
-
-    return check_map
-
-
-def _compile_record(t: dict[str, Any], names: Mapping[str, Any], memo: dict[str, _Check]) -> _Check:
-    fields: list[tuple[str, bool, _Check]] = []
-
-    def check_record(v: Any) -> str | None:
-        if not isinstance(v, Mapping):
-            return f"a dict (record {t['name']})"
-        for name, has_default, check in fields:
-            if name not in v:
-                if has_default:
-                    continue
-                return f"a dict (record {t['name']}) with field {name!r}"
-            problem = check(v[name])
-            if problem is not None:
-                return f"a dict (record {t['name']}) whose field {name!r} is {problem}"
-        return None
-
-    memo[t["name"]] = check_record  # before the fields: a record may refer to itself
-    fields.extend(
-        (f["name"], "default" in f, _compile(f["type"], names, f.get("lifecert.format"), memo))
-        for f in t["fields"]
-    )
-    return check_record
-
-
-def _show(v: Any, limit: int = 120) -> str:
-    text = repr(v)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{text} ({type(v).__name__})"
 
 
 # ---------------------------------------------------------- decode diagnosis
@@ -508,13 +256,13 @@ class _Walker:
             self.walk(t[index], path)
             return
         if isinstance(t, str):
-            if t not in _PRIMITIVES:
+            if t not in PRIMITIVES:
                 self.walk(self.names[t], path)
                 return
             t = {"type": t}
         kind = t["type"]
         if isinstance(kind, dict | list) or (
-            kind not in _PRIMITIVES and kind not in _NAMED and kind not in ("array", "map")
+            kind not in PRIMITIVES and kind not in NAMED and kind not in ("array", "map")
         ):
             self.walk(kind, path)
         elif kind in ("record", "error"):
@@ -586,7 +334,8 @@ class _Walker:
 
 
 class RegisteredSchema:
-    """One parsed event schema: its standalone JSON, fastavro form, fingerprint, header."""
+    """One parsed event schema: its standalone JSON, fastavro form, fingerprint, header,
+    and the rules of its flat fields (:mod:`lifecert.events.validation`), compiled once."""
 
     __slots__ = (
         "_checks",
@@ -596,6 +345,7 @@ class RegisteredSchema:
         "full_name",
         "header",
         "parsed",
+        "rules",
         "schema",
         "type_name",
     )
@@ -617,8 +367,13 @@ class RegisteredSchema:
         self.type_name: str = self.full_name.rpartition(".")[2]
         self.fingerprint: int = crc64_avro(canonical.encode("utf-8"))
         self.header: bytes = MARKER + self.fingerprint.to_bytes(8, "little")
-        self._checks = self._compile_flat()
-        self._flat_names = tuple(name for name, *_ in self._checks)
+        try:
+            self.rules: tuple[FieldRule, ...] = compile_fields(parsed)
+        except NotAnEventSchema as exc:
+            raise SchemaError(str(exc)) from None
+        self._flat_names = tuple(rule.name for rule in self.rules)
+        # What the encoder's loop unpacks of each rule.
+        self._checks = tuple((r.name, r.in_envelope, r.has_default, r.check) for r in self.rules)
 
     @property
     def fingerprint_hex(self) -> str:
@@ -628,38 +383,10 @@ class RegisteredSchema:
     def __repr__(self) -> str:
         return f"<RegisteredSchema {self.full_name} fingerprint={self.fingerprint_hex}>"
 
-    def _compile_flat(self) -> tuple[tuple[str, bool, bool, _Check], ...]:
-        """(flat name, in envelope, has default, check) for every flat field but ``type``."""
-        names: Mapping[str, Any] = self.parsed.get("__named_schemas", {})
-        memo: dict[str, _Check] = {}
-        specs: list[tuple[str, bool, bool, _Check]] = []
-        for field in self.parsed["fields"]:
-            ftype = field["type"]
-            if field["name"] == _ENVELOPE_FIELD:
-                env = names.get(ftype, ftype) if isinstance(ftype, str) else ftype
-                if not isinstance(env, dict) or env.get("type") != "record":
-                    raise SchemaError(f"{self.full_name}: field 'envelope' must be a record")
-                for ef in env["fields"]:
-                    if ef["name"] != "type":
-                        check = _compile(ef["type"], names, ef.get("lifecert.format"), memo)
-                        specs.append((ef["name"], True, "default" in ef, check))
-            else:
-                check = _compile(ftype, names, field.get("lifecert.format"), memo)
-                specs.append((field["name"], False, "default" in field, check))
-        if not any(f["name"] == _ENVELOPE_FIELD for f in self.parsed["fields"]):
-            raise SchemaError(f"{self.full_name}: an event schema needs an 'envelope' field")
-        flat = [name for name, *_ in specs]
-        if "type" in flat or len(set(flat)) != len(flat):
-            raise SchemaError(
-                f"{self.full_name}: payload and envelope field names must be distinct "
-                f"and not 'type' (flat fields: {flat})"
-            )
-        return tuple(specs)
-
     def to_datum(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Validate the flat ``event`` against this schema and nest it (raises InvalidEvent)."""
         envelope: dict[str, Any] = {"type": self.type_name}
-        datum: dict[str, Any] = {_ENVELOPE_FIELD: envelope}
+        datum: dict[str, Any] = {ENVELOPE_FIELD: envelope}
         seen = 1 if "type" in event else 0
         for name, in_envelope, has_default, check in self._checks:
             try:
@@ -675,7 +402,7 @@ class RegisteredSchema:
             if problem is not None:
                 raise InvalidEvent(
                     f"invalid {self.type_name} event: field {name!r} must be {problem}; "
-                    f"got {_show(value)}"
+                    f"got {show_value(value)}"
                 )
             bad = bounds.value_problem(name, value)
             if bad is not None:  # what decode would refuse is never written
@@ -685,7 +412,7 @@ class RegisteredSchema:
             else:
                 datum[name] = value
         if seen != len(event):
-            known = {"type", *(name for name, *_ in self._checks)}
+            known = {"type", *self._flat_names}
             unknown = sorted(str(k) for k in event if k not in known)
             raise InvalidEvent(
                 f"invalid {self.type_name} event: unknown field(s) {', '.join(unknown)} "
@@ -699,8 +426,8 @@ class RegisteredSchema:
         if type(event).__struct_fields__ != self._flat_names:
             return None
         envelope: dict[str, Any] = {"type": self.type_name}
-        datum: dict[str, Any] = {_ENVELOPE_FIELD: envelope}
-        for name, in_envelope, _, _ in self._checks:
+        datum: dict[str, Any] = {ENVELOPE_FIELD: envelope}
+        for name, in_envelope, *_ in self.rules:
             (envelope if in_envelope else datum)[name] = getattr(event, name)
         return datum
 
@@ -746,9 +473,9 @@ class SchemaStore:
         self._current: dict[str, RegisteredSchema] = {}
         self._readers_by_id: dict[int, tuple[Mapping[str, Any], RegisteredSchema]] = {}
         self._readers_by_text: dict[str, RegisteredSchema] = {}
-        _collect_definitions(raw_schema("Envelope"), None, self._definitions)
+        collect_definitions(raw_schema("Envelope"), None, self._definitions)
         for name in ALL_TYPES:
-            _collect_definitions(raw_schema(name), None, self._definitions)
+            collect_definitions(raw_schema(name), None, self._definitions)
         if catalogue:
             for name in ALL_TYPES:
                 self.register(raw_schema(name))
@@ -859,7 +586,7 @@ def to_datum(event: Mapping[str, Any]) -> dict[str, Any]:
     Conversion only; :func:`encode` also checks every value against the schema.
     """
     envelope = {k: event[k] for k in _CATALOGUE_ENVELOPE_FIELDS if k in event}
-    datum: dict[str, Any] = {_ENVELOPE_FIELD: envelope}
+    datum: dict[str, Any] = {ENVELOPE_FIELD: envelope}
     for key, value in event.items():
         if key not in envelope:
             datum[key] = value
@@ -870,7 +597,7 @@ def from_datum(type_name: str, datum: Mapping[str, Any]) -> dict[str, Any]:
     """The flat event of an Avro datum; ``type`` is ``type_name``, whatever the envelope says."""
     event: dict[str, Any] = {"type": type_name}
     for key, value in datum.items():
-        if key == _ENVELOPE_FIELD:
+        if key == ENVELOPE_FIELD:
             for env_key, env_value in value.items():
                 if env_key != "type":
                     event[env_key] = env_value
@@ -906,7 +633,7 @@ def encode(event: EventLike, store: SchemaStore | None = None) -> bytes:
         ) from None
     except TypeError:
         raise InvalidEvent(
-            f"an event must be a dict with a str 'type', got {_show(event)}"
+            f"an event must be a dict with a str 'type', got {show_value(event)}"
         ) from None
     return _write(rs, rs.to_datum(event))
 
@@ -971,7 +698,7 @@ def decode(
         )
     if not isinstance(datum, dict):
         raise CorruptRecord(f"{writer.full_name} did not decode to a record")
-    envelope = datum.get(_ENVELOPE_FIELD)
+    envelope = datum.get(ENVELOPE_FIELD)
     if isinstance(envelope, dict) and envelope.get("type", writer.type_name) != writer.type_name:
         raise CorruptRecord(
             f"envelope type {envelope['type']!r} does not match the writer schema "

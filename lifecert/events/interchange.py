@@ -1,30 +1,25 @@
 """The JSON interchange form of events: one JSON object per line, flat, with ``type``.
 
 ``parse_event`` turns a decoded JSON object into an in-memory event (see
-:mod:`lifecert.events.catalogue`), checking every field against the schemas, and raises
-:class:`MalformedEvent` naming the field and what to do. ``to_json`` goes the other way.
+:mod:`lifecert.events.catalogue`), reading every field with the rule compiled from its
+schema (:mod:`lifecert.events.validation`, the one validator, which the codec's encoder
+uses too), and raises :class:`MalformedEvent` naming the field and what to do.
+``to_json`` goes the other way.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import cache
 from json.scanner import make_scanner
 from typing import Any
 
-from lifecert.events import bounds
-from lifecert.events.catalogue import (
-    EVENT_TYPES,
-    INPUT_TYPES,
-    PARTNER_TYPES,
-    Event,
-    FieldSpec,
-    envelope_spec,
-    event_spec,
-)
-from lifecert.events.time import isoformat_local, parse_month, to_utc
+from lifecert.events.catalogue import EVENT_TYPES, INPUT_TYPES, PARTNER_TYPES, Event, event_spec
+from lifecert.events.time import isoformat_local
+from lifecert.events.validation import FieldRule, catalogue_rules, show_json
 
 
 class MalformedEvent(ValueError):
@@ -47,8 +42,6 @@ class MalformedEvent(ValueError):
         return MalformedEvent(self.reason, field=self.field, line=line)
 
 
-Converter = Callable[[Any], Any]
-
 TOO_DEEP = "not valid JSON: nested too deeply (an event is one flat object)"
 
 
@@ -61,145 +54,90 @@ def loads(text: str | bytes) -> Any:
         raise ValueError(TOO_DEEP) from None
 
 
-def _string(value: Any) -> str:
-    if type(value) is not str:
-        raise TypeError(f"expected a string, got {_show(value)}")
-    problem = bounds.text_problem(value)
-    if problem is not None:
-        raise TypeError(problem)
-    return value
-
-
-def _id(field: str) -> Converter:
-    def convert(value: Any) -> str:
-        if type(value) is not str:
-            raise TypeError(f"expected a string, got {_show(value)}")
-        problem = bounds.id_problem(field, value)
-        if problem is not None:
-            raise TypeError(problem)
-        return value
-
-    return convert
-
-
-def _long(value: Any) -> int:
-    if type(value) is not int:
-        hint = " (money is integer fen, never a decimal)" if isinstance(value, float) else ""
-        raise TypeError(f"expected an integer, got {_show(value)}{hint}")
-    if not bounds.LONG_MIN <= value <= bounds.LONG_MAX:
-        raise TypeError(f"{_show(value)} is outside the range of a 64-bit integer (Avro long)")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if type(value) is not bool:
-        raise TypeError(f"expected true or false, got {_show(value)}")
-    return value
-
-
-def _date(value: Any) -> date:
-    if type(value) is not str or len(value) != 10:
-        raise TypeError(f"expected a date as YYYY-MM-DD, got {_show(value)}")
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise TypeError(f"expected a date as YYYY-MM-DD, got {_show(value)}") from None
-    problem = bounds.year_problem(day)
-    if problem is not None:
-        raise TypeError(f"{_show(value)}: {problem}")
-    return day
-
-
-def _timestamp(value: Any) -> datetime:
-    if type(value) is not str:
-        raise TypeError(f"expected an ISO 8601 time with offset, got {_show(value)}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise TypeError(
-            f"expected an ISO 8601 time with offset (e.g. 2017-05-02T09:30:00+08:00), "
-            f"got {_show(value)}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise TypeError(
-            f"time {bounds.show(value)} has no UTC offset; write it with +08:00 "
-            "(Asia/Shanghai) or Z"
-        )
-    try:
-        utc = to_utc(parsed)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 is before year 1 in UTC
-        utc = parsed
-    problem = bounds.year_problem(utc) or bounds.year_problem(parsed)
-    if problem is not None:
-        raise TypeError(f"{_show(value)}: {problem}")
-    return utc
-
-
-def _month(value: Any) -> str:
-    if type(value) is not str:
-        raise TypeError(f"expected a month as YYYY-MM, got {_show(value)}")
-    try:
-        parse_month(value)
-    except ValueError as exc:
-        raise TypeError(str(exc)) from None
-    problem = bounds.year_problem(int(value[:4]))
-    if problem is not None:
-        raise TypeError(f"{_show(value)}: {problem}")
-    return value
-
-
-def _months(value: Any) -> list[str]:
-    if type(value) is not list:
-        raise TypeError(f"expected a list of months (YYYY-MM), got {_show(value)}")
-    return [_month(item) for item in value]
-
-
-def _enum(symbols: tuple[str, ...]) -> Converter:
-    canonical = {symbol: symbol for symbol in symbols}
-
-    def convert(value: Any) -> str:
-        if type(value) is not str or value not in canonical:
-            raise TypeError(f"{_show(value)} is not one of {', '.join(symbols)}")
-        return canonical[value]
-
-    return convert
-
-
-_CONVERTERS: dict[str, Converter] = {
-    "string": _string,
-    "long": _long,
-    "boolean": _boolean,
-    "date": _date,
-    "timestamp": _timestamp,
-    "month": _month,
-    "months": _months,
-}
-
-
-def _converter(spec: FieldSpec) -> Converter:
-    if spec.kind == "enum":
-        return _enum(spec.symbols)
-    if spec.kind == "string" and spec.name in bounds.ID_FIELDS:
-        return _id(spec.name)
-    return _CONVERTERS[spec.kind]
-
-
 # The envelope in the interchange form: ``event_id`` may be absent (``lifecert publish``
 # assigns one), ``source_agency`` may be absent or null, ``recorded_at`` is required.
 _OPTIONAL_ENVELOPE = frozenset({"event_id", "source_agency"})
 
 
+_MEMO_SIZE = 65_536
+
+
 @cache
-def _plan(type_name: str) -> tuple[tuple[str, Converter, bool], ...]:
-    """(field, converter, required-and-non-null) for the envelope and the payload."""
-    plan: list[tuple[str, Converter, bool]] = []
-    for spec in envelope_spec():
-        if spec.name == "type":
-            continue
-        plan.append((spec.name, _converter(spec), spec.name not in _OPTIONAL_ENVELOPE))
-    for spec in event_spec(type_name).fields:
-        plan.append((spec.name, _converter(spec), not spec.nullable))
-    return tuple(plan)
+def _memo(name: str) -> dict[str, Any]:
+    """What the reader of field ``name`` returned for the strings it read so far (shared
+    by the event types with this field; bounded), so that a retiree id, an agency, a date
+    or an enum symbol that recurs is read once: a dict lookup costs a fraction of a call.
+    A cache, nothing more: it holds only what the reader (pure) returned."""
+    return {}
+
+
+@cache
+def _reader_of(type_name: str) -> Callable[[dict[str, Any]], None]:
+    """The reader of one event type: for each field of the rules the codec compiled from
+    its schema (:mod:`lifecert.events.validation`), in order, the JSON value is read with
+    the rule's ``read``, which replaces it in place; the first missing or bad field raises
+    :class:`MalformedEvent` naming it.
+
+    That is a loop over the rules; it is written out as straight-line code, once per type,
+    because replay reads every line through it. Where a rule has an accept-as-is
+    expression (its ``read`` would return the value unchanged: plain text, an integer, a
+    boolean, an id) the common case costs that expression and no call; where its values
+    recur, what ``read`` returned is taken from a memo. The generated code decides
+    nothing of its own: a value the expression does not accept goes to ``read``."""
+    names: dict[str, Any] = {
+        "MalformedEvent": MalformedEvent, "_MEMO_SIZE": _MEMO_SIZE, "type_name": type_name,
+    }
+    body = ["def read(obj):", "    get = obj.get"]
+    for i, rule in enumerate(catalogue_rules(type_name)):
+        body += _field_code(i, rule, names)
+    exec("\n".join(body), names)  # built from the schema's field names and rules only
+    reader: Callable[[dict[str, Any]], None] = names["read"]
+    return reader
+
+
+def _field_code(i: int, rule: FieldRule, names: dict[str, Any]) -> list[str]:
+    """The generated lines that read field ``i`` (``rule``) of an object ``obj``."""
+    name, read = rule.name, f"_read{i}"
+    names[read] = rule.read
+    lines = [f"    v = get({name!r})", "    if v is None:"]
+    if rule.nullable or name in _OPTIONAL_ENVELOPE:
+        lines.append(f"        obj[{name!r}] = None")
+    else:
+        lines.append(f"        raise MalformedEvent('missing or null; ' + type_name + ' "
+                     f"requires it', field={name!r})")
+    if rule.recurs:  # a successful read of a recurring kind took a str
+        memo = f"_memo{i}"
+        names[memo] = _memo(name)
+        return [
+            *lines,
+            f"    elif type(v) is str and (known := {memo}.get(v)) is not None:",
+            f"        obj[{name!r}] = known",
+            "    else:",
+            *_guarded(f"obj[{name!r}] = known = {read}(v)", name),
+            f"        if len({memo}) >= _MEMO_SIZE:",
+            f"            {memo}.clear()",
+            f"        {memo}[v] = known",
+        ]
+    if rule.accept is None:
+        lines.append("    else:")
+    else:  # the value stays as it is when the rule accepts it as is
+        accept = rule.accept
+        for key, value in rule.accept_names.items():  # renamed per field: no clash
+            names[f"{key}_{i}"] = value
+            accept = re.sub(rf"\b{re.escape(key)}\b", f"{key}_{i}", accept)
+        lines.append(f"    elif not ({accept}):")
+    return lines + _guarded(f"obj[{name!r}] = {read}(v)", name)
+
+
+def _guarded(statement: str, field: str) -> list[str]:
+    """``statement`` (a call of a reader) with its TypeError told as a MalformedEvent on
+    ``field`` (a try costs nothing in Python 3.11 until something is raised)."""
+    return [
+        "        try:",
+        f"            {statement}",
+        "        except TypeError as exc:",
+        f"            raise MalformedEvent(str(exc), field={field!r}) from None",
+    ]
 
 
 def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
@@ -207,170 +145,33 @@ def parse_event(obj: Any, *, allowed: Iterable[str] = INPUT_TYPES) -> Event:
 
     Unknown extra fields are kept as they are (partners may send more)."""
     if type(obj) is not dict:
-        raise MalformedEvent(f"expected a JSON object, got {_show(obj)}")
+        raise MalformedEvent(f"expected a JSON object, got {show_json(obj)}")
     type_name = obj.get("type")
     if type(type_name) is not str:
         if type_name is not None:
-            raise MalformedEvent(f"expected an event type name, got {_show(type_name)}",
+            raise MalformedEvent(f"expected an event type name, got {show_json(type_name)}",
                                  field="type")
         if "type" not in obj:
             raise MalformedEvent("missing field; every event names its type", field="type")
         raise _unknown_type(type_name, allowed)
-    # The shipped input types have their parsers ready; other selections build them once.
-    fast = _FAST_PARSERS.get(type_name) if allowed is INPUT_TYPES else None
-    if fast is None:
+    # The shipped input types have their readers ready; other selections build them once.
+    read = _INPUT_READERS.get(type_name) if allowed is INPUT_TYPES else None
+    if read is None:
         if type_name not in allowed:
             raise _unknown_type(type_name, allowed)
-        fast = _fast_parser(type_name)
-    try:
-        if fast(obj):
-            return obj
-    except (TypeError, ValueError, AttributeError, OverflowError):
-        pass
-    return _parse_slowly(obj, type_name)
+        read = _reader_of(type_name)
+    read(obj)
+    return obj
+
+
+_INPUT_READERS = {name: _reader_of(name) for name in INPUT_TYPES}
 
 
 def _unknown_type(type_name: str | None, allowed: Iterable[str]) -> MalformedEvent:
     return MalformedEvent(
-        f"unknown event type {_show(type_name)}; expected one of {', '.join(allowed)}",
+        f"unknown event type {show_json(type_name)}; expected one of {', '.join(allowed)}",
         field="type",
     )
-
-
-def _parse_slowly(obj: dict[str, Any], type_name: str) -> Event:
-    """Field by field, with a precise error for the first bad field."""
-    for name, convert, required in _plan(type_name):
-        value = obj.get(name)
-        if value is None:
-            if required:
-                raise MalformedEvent(f"missing or null; {type_name} requires it", field=name)
-            obj[name] = None
-            continue
-        try:
-            obj[name] = convert(value)
-        except TypeError as exc:
-            raise MalformedEvent(str(exc), field=name) from None
-    return obj
-
-
-# The fast path: a function per event type, generated from the schemas, that checks and
-# converts every field with inline tests and assigns them only when all are good. It
-# returns False (or raises) on any doubt, and ``_parse_slowly`` then finds the precise
-# error. Replay spends most of its time here, hence the code generation.
-_FAST_CHECKS = {
-    "string": "type({v}) is str and len({v}) <= _MAX_TEXT and ({v}.isascii() or _utf8({v}))",
-    "id": "type({v}) is str and {match}({v})",
-    "long": "type({v}) is int and _LONG_MIN <= {v} <= _LONG_MAX",
-    "boolean": "type({v}) is bool",
-    "date": "type({v}) is str and len({v}) == 10",
-    "timestamp": "type({v}) is str",
-    "month": (
-        "type({v}) is str and len({v}) == 7 and {v}[4] == '-' and {v}[:4].isdigit() "
-        "and '01' <= {v}[5:] <= '12' and {v}[5:].isdigit() "
-        "and _FIRST_YEAR <= {v}[:4] <= _LAST_YEAR"
-    ),
-    "months": "type({v}) is list and all(_month_ok(x) for x in {v})",
-    "enum": "{v} in {symbols}",
-}
-# Enum values are replaced by the schema's own symbol objects: JSON makes a new string for
-# every value, and a million states each holding its own "FOSHAN" add up.
-
-
-def _month_ok(value: Any) -> bool:
-    try:
-        _month(value)
-    except TypeError:
-        return False
-    return True
-
-
-def _utf8(value: str) -> bool:
-    return bounds.text_problem(value) is None
-
-
-@cache
-def _id_matcher(field: str) -> Callable[[str], Any]:
-    """The pattern's ``fullmatch`` for ``field``; for ids that recur (agencies, retirees:
-    not event ids) with a bounded memory of the values that matched, a set lookup being
-    six times cheaper than the regular expression."""
-    fullmatch = bounds.ID_FIELDS[field][0].fullmatch
-    if field == "event_id":
-        return fullmatch
-    known: set[str] = set()
-
-    def match(value: str) -> bool:
-        if value in known:
-            return True
-        if fullmatch(value) is None:
-            return False
-        if len(known) >= 65_536:
-            known.clear()
-        known.add(value)
-        return True
-
-    return match
-
-
-@cache
-def _fast_parser(type_name: str) -> Callable[[dict[str, Any]], bool]:
-    names: dict[str, Any] = {
-        "_date": date.fromisoformat,
-        "_datetime": datetime.fromisoformat,
-        "_to_utc": to_utc,
-        "_month_ok": _month_ok,
-        "_utf8": _utf8,
-        "_MAX_TEXT": bounds.MAX_TEXT,
-        "_LONG_MIN": bounds.LONG_MIN,
-        "_LONG_MAX": bounds.LONG_MAX,
-        "_FIRST_YEAR": f"{bounds.EARLIEST_YEAR:04d}",
-        "_LAST_YEAR": f"{bounds.LATEST_YEAR:04d}",
-        "_EARLIEST": bounds.EARLIEST_YEAR,
-        "_LATEST": bounds.LATEST_YEAR,
-    }
-    body = ["def parse(obj):", "    get = obj.get"]
-    assigns = []
-    specs = [s for s in envelope_spec() if s.name != "type"] + list(event_spec(type_name).fields)
-    for i, spec in enumerate(specs):
-        v = f"v{i}"
-        required = not (spec.nullable or spec.name in _OPTIONAL_ENVELOPE)
-        symbols = match = ""
-        kind = spec.kind
-        if kind == "enum":
-            symbols = f"_symbols{i}"
-        elif kind == "string" and spec.name in bounds.ID_FIELDS:
-            kind, match = "id", f"_match{i}"
-            names[match] = _id_matcher(spec.name)
-        check = _FAST_CHECKS[kind].format(v=v, symbols=symbols, match=match)
-        body.append(f"    {v} = get({spec.name!r})")
-        if spec.kind == "enum":
-            names[symbols] = {symbol: symbol for symbol in spec.symbols}
-            body.append(f"    {v} = {symbols}.get({v}, {v}) if type({v}) is str else {v}")
-        if required:
-            body.append(f"    if not ({check}): return False")
-        else:
-            body.append(f"    if {v} is not None and not ({check}): return False")
-        convert = {"date": "_date({v})", "timestamp": "_datetime({v})"}.get(spec.kind)
-        if convert is not None:
-            convert = convert.format(v=v)
-            if required:
-                body.append(f"    {v} = {convert}")
-            else:
-                body.append(f"    {v} = None if {v} is None else {convert}")
-            if spec.kind == "timestamp":
-                body.append(f"    if {v} is not None and {v}.tzinfo is None: return False")
-                body.append(f"    {v} = None if {v} is None else _to_utc({v})")
-            body.append(
-                f"    if {v} is not None and not (_EARLIEST <= {v}.year <= _LATEST): return False"
-            )
-        assigns.append(f"    obj[{spec.name!r}] = {v}")
-    body.extend(assigns)
-    body.append("    return True")
-    exec("\n".join(body), names)  # the source is built above from the schemas only
-    parse: Callable[[dict[str, Any]], bool] = names["parse"]
-    return parse
-
-
-_FAST_PARSERS = {name: _fast_parser(name) for name in INPUT_TYPES}
 
 
 # typeshed types the context as a make_scanner; the C scanner reads any decoder's attributes.
@@ -439,20 +240,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
-
-
-def _show(value: Any) -> str:
-    """A value for a message: as JSON (control characters and lone surrogates escaped,
-    other characters as they are), else ``repr``; cut to 60 characters."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-        if not text.isascii():
-            text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: escape it
-        text = json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        try:
-            text = ascii(value)
-        except RecursionError:
-            text = f"a deeply nested {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -70,12 +70,13 @@ def _dsn(parser: argparse.ArgumentParser) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
+    from lifecert.api.db import connect
     from lifecert.api.migrate import migrate
+    from lifecert.endpoints import postgres_dsn
     from lifecert.migrations import MigrationError
-    from projections.config import connect, resolve_dsn
 
     try:
-        conn = connect(resolve_dsn(args.dsn, "owner"))
+        conn = connect(postgres_dsn(args.dsn, "owner"), "lifecert-api-migrate")
         try:
             done = migrate(conn)
         finally:
@@ -99,11 +100,12 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
     import psycopg2
 
     from lifecert.api import secondfactor
-    from lifecert.api.config import second_factor_key
+    from lifecert.api.db import connect
     from lifecert.api.migrate import migrate
+    from lifecert.api.server_config import second_factor_key
+    from lifecert.endpoints import postgres_dsn
     from lifecert.keyfiles import MissingKeyError
     from lifecert.pki import PkiPaths
-    from projections.config import connect, resolve_dsn
 
     try:
         key = second_factor_key(PkiPaths.default(args.pki_dir).root.parent / "api")
@@ -112,7 +114,7 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
         print(f"lifecert api: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        conn = connect(resolve_dsn(args.dsn, "owner"))
+        conn = connect(postgres_dsn(args.dsn, "owner"), "lifecert-api-second-factors")
         try:
             migrate(conn)
             n = secondfactor.store(conn, registrations)

@@ -17,7 +17,8 @@ import json
 import sys
 from typing import Any
 
-from lifecert.pipeline import acls, kafka_clients
+from lifecert.endpoints import BOOTSTRAP_ENV, kafka_bootstrap
+from lifecert.pipeline import acls, broker_clients
 from lifecert.pipeline.topics import layout
 
 EXIT_FAILED = 1
@@ -27,7 +28,7 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     """``--bootstrap`` and ``--prefix``, shared by the pipeline's commands."""
     parser.add_argument(
         "--bootstrap", metavar="HOST:PORT",
-        help=f"Kafka broker (default: ${kafka_clients.BOOTSTRAP_ENV}, else the local stack's)",
+        help=f"Kafka broker (default: ${BOOTSTRAP_ENV}, else the local stack's)",
     )
     parser.add_argument(
         "--prefix", metavar="P",
@@ -55,7 +56,7 @@ def register(subparsers: Any) -> None:
         action.set_defaults(func=func)
 
 
-def _as_dict(state: kafka_clients.TopicState) -> dict[str, Any]:
+def _as_dict(state: broker_clients.TopicState) -> dict[str, Any]:
     return {
         "role": state.spec.role,
         "name": state.spec.name,
@@ -68,7 +69,7 @@ def _as_dict(state: kafka_clients.TopicState) -> dict[str, Any]:
     }
 
 
-def _print(states: list[kafka_clients.TopicState], as_json: bool) -> None:
+def _print(states: list[broker_clients.TopicState], as_json: bool) -> None:
     if as_json:
         print(json.dumps([_as_dict(s) for s in states], indent=2))
         return
@@ -91,13 +92,13 @@ def _fail(message: str) -> int:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     try:
-        with kafka_clients.admin_client(bootstrap) as admin:
-            states = kafka_clients.ensure_topics(admin, layout(args.prefix))
+        with broker_clients.admin_client(bootstrap) as admin:
+            states = broker_clients.ensure_topics(admin, layout(args.prefix))
             acls.apply(admin, layout(args.prefix))
             removed = acls.prune(admin, layout(args.prefix))
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     for stray in removed:
@@ -115,11 +116,11 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     try:
-        with kafka_clients.admin_client(bootstrap) as admin:
-            states = kafka_clients.describe_topics(admin, layout(args.prefix))
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+        with broker_clients.admin_client(bootstrap) as admin:
+            states = broker_clients.describe_topics(admin, layout(args.prefix))
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     if not args.json:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 
-from lifecert.keystore import DataKey, UnknownKey
+from lifecert.datakeys import DataKey, UnknownKey
 from lifecert.sealing import KEY_BYTES
 
 

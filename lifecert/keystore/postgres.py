@@ -20,7 +20,8 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from lifecert.keystore import CachedKeyStore, DataKey, KeyStoreError, UnknownKey
+from lifecert.datakeys import DataKey, KeyStoreError, UnknownKey
+from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.master import master_key
 from lifecert.migrations import MigrationSet
 from lifecert.sealing import KEY_BYTES, SealError, seal, unseal

@@ -33,7 +33,7 @@ from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
@@ -59,10 +59,10 @@ def batch(*items: px.SubmitItem) -> px.SubmitBatchRequest:
 
 
 def events_on(box: Sandbox, role: str = EVENTS) -> list[dict[str, Any]]:
-    client = kafka_clients.consumer(box.bootstrap, component=ADMIN)
+    client = broker_clients.consumer(box.bootstrap, component=ADMIN)
     try:
         return [codec.decode(r.value)
-                for r in kafka_clients.read_to_end(client, box.topics[role].name)]
+                for r in broker_clients.read_to_end(client, box.topics[role].name)]
     finally:
         client.close()
 

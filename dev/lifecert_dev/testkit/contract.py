@@ -33,12 +33,13 @@ import pytest
 
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from connectors.sdk.runner import stage_of
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.events import codec
 from lifecert.events.catalogue import personal_field_names
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
@@ -79,17 +80,17 @@ class Kit:
 
     def read(self, role: str) -> list[dict[str, Any]]:
         """Every record of a topic, decoded, in offset order per partition."""
-        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
         try:
             return [codec.decode(r.value)
-                    for r in kafka_clients.read_to_end(consumer, self.topics[role].name)]
+                    for r in broker_clients.read_to_end(consumer, self.topics[role].name)]
         finally:
             consumer.close()
 
     def checkpoints(self) -> list[Any]:
-        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
         try:
-            return [r.value for r in kafka_clients.read_to_end(consumer,
+            return [r.value for r in broker_clients.read_to_end(consumer,
                                                     self.topics[CONNECTOR_CHECKPOINTS].name)
                     if r.key == INSTANCE.encode()]
         finally:
@@ -99,7 +100,7 @@ class Kit:
                 raw: dict[int, bytes] | None = None) -> None:
         """Publish ``events`` to a topic keyed by retiree id; ``raw`` puts undecodable
         values at the given positions."""
-        producer = kafka_clients.producer(self.bootstrap, component=ADMIN)
+        producer = broker_clients.producer(self.bootstrap, component=ADMIN)
         try:
             topic = self.topics[role].name
             for n, event in enumerate(events):
@@ -127,7 +128,7 @@ def wait_for(what: str, check: Callable[[], bool], proc: ConnectorProcess | None
 
 @pytest.fixture
 def connector_kit_bootstrap() -> str:
-    return kafka_clients.bootstrap_servers()
+    return kafka_bootstrap()
 
 
 class _Contract:
@@ -140,8 +141,8 @@ class _Contract:
             tmp_path: Path) -> Iterator[Kit]:
         prefix = f"kit-{uuid.uuid4().hex[:10]}."
         topics = layout(prefix)
-        with kafka_clients.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
-            kafka_clients.ensure_topics(admin, topics)
+        with broker_clients.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
+            broker_clients.ensure_topics(admin, topics)
         settings = harness.start(tmp_path / "partner")
         config = write_config(
             tmp_path / "connectors.toml", bootstrap=connector_kit_bootstrap,

@@ -376,8 +376,8 @@ def test_the_keystore_owns_its_tables_vacuums_them_and_reads_nothing_else(
 
 def test_the_stacks_key_store_clients_connect_as_the_keystore_role(
         stack: StackStatus, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecert.endpoints import DSN_ENV
     from lifecert.keystore.postgres import KEYS_DSN_ENV, resolve_keys_dsn
-    from projections.config import DSN_ENV
 
     monkeypatch.delenv(KEYS_DSN_ENV, raising=False)
     monkeypatch.delenv(DSN_ENV, raising=False)

@@ -117,10 +117,11 @@ class Sandbox:
         init(pki, hosts=["localhost", "127.0.0.1"])
         create_second_factor_key(pki.root.parent / "api")  # the explicit step (keyfiles.py)
         box = cls(root, admin_dsn, db_name, dsn, bootstrap, topics, pki)
+        from lifecert.api.db import connect
         from lifecert.api.migrate import migrate
-        from projections.connection import connect
 
-        conn = connect(dsn_as(dsn, "owner"))  # the schema's owner; the server runs as "api"
+        # the schema's owner; the server runs as "api"
+        conn = connect(dsn_as(dsn, "owner"), "lifecert-api-migrate")
         try:
             migrate(conn)
         finally:

@@ -30,6 +30,7 @@ from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.api.protos import status_query_pb2 as sq
 from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
+from lifecert.dbroles import API
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
@@ -125,6 +126,21 @@ def _visitor(stub: sq_grpc.StatusQueryStub, address: str) -> Any:
 
 
 # --------------------------------------------------------------------------- tests
+
+
+def test_the_server_connects_to_postgresql_as_the_apis_own_role(
+        box: Sandbox, server: ServerProcess) -> None:
+    """Every session the running server holds is the API's role, named lifecert-api* in
+    pg_stat_activity: none is the projections' (whose role may write the read models)."""
+    with server.channel("MO-SSF", "MACAU_SSF") as channel:  # the pool is in use by now
+        health = health_pb2_grpc.HealthStub(channel)
+        health.Check(health_pb2.HealthCheckRequest(), timeout=20)
+    sessions = box.query(
+        "SELECT usename, application_name FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert sessions, "the server holds no PostgreSQL session"
+    for role, application in sessions:
+        assert (role, application.startswith("lifecert-api")) == (API, True), sessions
 
 
 def test_health_and_reflection(server: ServerProcess) -> None:

@@ -11,7 +11,7 @@ from lifecert.sealing import KEY_BYTES
 
 
 class MemoryKeyStore:
-    """:class:`~lifecert.keystore.KeyStore` in a dict."""
+    """:class:`~lifecert.datakeys.KeyStore` in a dict."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -41,7 +41,7 @@ def _aad(subject: str, key_id: str) -> bytes:
 
 
 class PostgresKeyStore:
-    """:class:`~lifecert.keystore.KeyStore` in the database of ``dsn``; one connection,
+    """:class:`~lifecert.datakeys.KeyStore` in the database of ``dsn``; one connection,
     used by one thread at a time. Without a ``master`` key it can only destroy
     (``lifecert erase`` needs no key to shred)."""
 

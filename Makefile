@@ -28,7 +28,8 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	# every property at its full example count (tests/conftest.py: the thorough profile)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .

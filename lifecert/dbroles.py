@@ -35,7 +35,7 @@ applies), so a database is never at a schema version without its grants. They ar
 each component role first loses every table privilege in the schema, then gets what is
 listed, so a privilege granted by hand does not survive the next migration. A new table
 is reachable by nobody until a row here names it (or its ``api_`` prefix does):
-``tests/stack/test_pg_roles.py`` checks that every table of both migration sets is covered.
+``tests/dev/stack/test_pg_roles.py`` checks that every table of both migration sets is covered.
 
 The database itself is closed to PUBLIC (:func:`lock_down`): only these roles may
 connect, and only the projections may create temporary tables (their bulk loads).

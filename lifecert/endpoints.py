@@ -8,7 +8,7 @@ developer's machine the local stack (``lifecert stack up``, from lifecert-dev) l
 keeps its files under ``$LIFECERT_DATA_DIR`` (else ``data/stack`` of the project): the
 PostgreSQL password file ``secrets/pgpass`` and the Kafka credentials
 ``kafka/credentials/<component>.json``. This module reads those conventions; the stack
-(lifecert_dev/stack/config.py) builds its own settings on them and writes the files.
+(lifecert_dev/stack/stack_config.py) builds its own settings on them and writes the files.
 """
 
 from __future__ import annotations

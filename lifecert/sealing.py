@@ -1,6 +1,6 @@
-"""Sealing: AES-256-GCM, first written for face encodings at rest (key from
-``LIFECERT_FACE_KEY``), and what seals personal fields and wraps data keys too
-(lifecert/events/personal.py, lifecert/keystore/). It imports no other part of lifecert.
+"""Sealing: AES-256-GCM under a 32-byte key, what seals face encodings at rest (their key:
+lifecert/face/key.py), personal fields (lifecert/events/personal.py) and wraps data keys
+(lifecert/keystore/). It imports no other part of lifecert.
 
 A sealed blob is ``b"LCF1"`` + a 12-byte random nonce + ciphertext-and-tag. The 4-byte
 header is authenticated too, and so is any ``associated_data`` the caller binds (e.g. the
@@ -10,25 +10,18 @@ retiree id, so that a blob copied onto another person's row fails to open).
 from __future__ import annotations
 
 import base64
-import binascii
 import os
-from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-KEY_ENV = "LIFECERT_FACE_KEY"
 KEY_BYTES = 32
 MAGIC = b"LCF1"
 NONCE_BYTES = 12
-_HOW = (
-    f"set {KEY_ENV} to the base64 of {KEY_BYTES} random bytes, e.g. the output of "
-    '`python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"`'
-)
 
 
-class FaceKeyError(RuntimeError):
-    """The face-encoding key is missing or malformed; the message says how to fix it."""
+class SealingKeyError(RuntimeError):
+    """A key given to :func:`seal` or :func:`unseal` is not 32 bytes."""
 
 
 class SealError(ValueError):
@@ -36,28 +29,13 @@ class SealError(ValueError):
 
 
 def generate_key() -> str:
-    """A new key, base64-encoded, for ``LIFECERT_FACE_KEY``."""
+    """A new key, base64-encoded (``LIFECERT_FACE_KEY``, the key store's master key)."""
     return base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")
-
-
-def key_from_env(environ: Mapping[str, str] | None = None) -> bytes:
-    """The 32-byte key from ``LIFECERT_FACE_KEY`` (base64)."""
-    env = os.environ if environ is None else environ
-    value = env.get(KEY_ENV, "").strip()
-    if not value:
-        raise FaceKeyError(f"{KEY_ENV} is not set: {_HOW}")
-    try:
-        key = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise FaceKeyError(f"{KEY_ENV} is not valid base64: {_HOW}") from exc
-    if len(key) != KEY_BYTES:
-        raise FaceKeyError(f"{KEY_ENV} decodes to {len(key)} bytes, not {KEY_BYTES}: {_HOW}")
-    return key
 
 
 def _check_key(key: bytes) -> None:
     if len(key) != KEY_BYTES:
-        raise FaceKeyError(f"the face-encoding key must be {KEY_BYTES} bytes, not {len(key)}")
+        raise SealingKeyError(f"the sealing key must be {KEY_BYTES} bytes, not {len(key)}")
 
 
 def seal(encoding: bytes, key: bytes, associated_data: bytes = b"") -> bytes:

@@ -1,5 +1,6 @@
 """PostgreSQL read models of the live pipeline (docs/pipeline.md, "Projections").
 
+- :mod:`projections.connection` connects to PostgreSQL.
 - :mod:`projections.migrate` applies ``migrations/NNNN_*.sql`` in order, once each.
 - :mod:`projections.writer` consumes the status and output topics into the read models,
   rows and consumed offsets in one transaction.
@@ -9,7 +10,3 @@
 The read models are a cache of the event log: ``lifecert projections rebuild`` recomputes
 them from the topics.
 """
-
-from projections.config import connect, resolve_bootstrap, resolve_dsn
-
-__all__ = ["connect", "resolve_bootstrap", "resolve_dsn"]

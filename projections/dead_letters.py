@@ -14,7 +14,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from lifecert.events.codec import encode
-from lifecert.pipeline.kafka_clients import client_security
+from lifecert.pipeline.broker_clients import client_security
 from projections.records import Rejected
 
 STAGE = "projections"

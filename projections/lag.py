@@ -19,9 +19,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from lifecert.pipeline.kafka_clients import client_security
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.topics import EVENTS, TopicLayout
-from projections.config import connect
+from projections.connection import connect
 from projections.writer import read_topics
 
 WORKER = "worker"

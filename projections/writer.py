@@ -28,7 +28,7 @@ import psycopg2.extensions
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from lifecert.pipeline.kafka_clients import client_security
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.topics import (
     ASSISTANCE_RESULTS,
     CONSULAR_CASES,
@@ -38,7 +38,7 @@ from lifecert.pipeline.topics import (
     TopicLayout,
     layout,
 )
-from projections.config import connect
+from projections.connection import connect
 from projections.dead_letters import DeadLetterSender
 from projections.migrate import migrate
 from projections.records import Batch, BatchBuilder, TopicPartitionKey

@@ -48,7 +48,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, EventT
 
 from lifecert.domain.policy import load_policy
-from lifecert.pipeline.kafka_clients import client_security
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.topics import EVENTS, layout
 from streams import faust_fixes
 from streams.offsets import OffsetGuard

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.pipeline.topics import EVENTS, TopicLayout, layout
 from streams.options import DEFAULT_APP_ID, add_arguments
 
@@ -28,7 +29,6 @@ LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 
 
 def settings_from(args: argparse.Namespace) -> WorkerSettings:
-    from lifecert.pipeline import kafka_clients
     from streams.app import WorkerSettings
 
     prefix = args.topic_prefix
@@ -42,7 +42,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
             f"with {prefix + DEFAULT_APP_ID!r} (the topic prefix, then {DEFAULT_APP_ID!r}); "
             "choose one that does"
         )
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     data_dir = args.data_dir or Path("data") / "worker" / app_id
     return WorkerSettings(
         bootstrap=bootstrap,
@@ -59,7 +59,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 def run(args: argparse.Namespace) -> int:
     """Run until stopped; the exit code."""
     from lifecert.domain.policy import PolicyError
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
     from streams.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         _ensure_topics(settings.bootstrap, layout(settings.topic_prefix))
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         print(f"lifecert worker: {exc}", file=sys.stderr)
         return 1
     log.info(
@@ -156,17 +156,17 @@ def running_marker(data_dir: Path, tabledir: Path) -> Iterator[Callable[[bool], 
 def _ensure_topics(bootstrap: str, topics: TopicLayout) -> None:
     """Create the layout's missing topics; refuse an events topic whose partition count
     differs from the layout's (the table's changelog is co-partitioned with it)."""
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
 
     log = logging.getLogger("lifecert.worker")
-    with kafka_clients.admin_client(bootstrap) as admin:
-        states = kafka_clients.ensure_topics(admin, topics)
+    with broker_clients.admin_client(bootstrap) as admin:
+        states = broker_clients.ensure_topics(admin, topics)
     for state in states:
         if state.created:
             log.info("created topic %s (%d partitions)", state.spec.name, state.partitions)
         for problem in state.problems:
             if state.spec.role == EVENTS and state.partitions != state.spec.partitions:
-                raise kafka_clients.TopicProblem(problem)
+                raise broker_clients.TopicProblem(problem)
             log.warning("%s", problem)
 
 

@@ -13,11 +13,13 @@ that hypothesis tests may use them.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from lifecert import replay
 from lifecert.pipeline.credentials import ADMIN, set_process_component
@@ -25,6 +27,16 @@ from lifecert_dev.stack import StackStatus
 from tests.reference import reference_replay
 
 POLICY = "foshan-2017"
+
+# Hypothesis profiles, loaded before any test module is imported. `make test` (and so CI)
+# sets HYPOTHESIS_PROFILE=thorough: every property at its full example count (the counts
+# written in the tests, through tests.helpers.examples; 100 where none is written). Without
+# it the quick loop runs a tenth of them. Both keep what Hypothesis itself chose for this
+# machine (its "ci" profile, derandomized, when it detects CI; else its default).
+_AMBIENT = settings.default
+settings.register_profile("thorough", _AMBIENT, max_examples=100)
+settings.register_profile("quick", _AMBIENT, max_examples=10)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 Impl = Callable[..., Any]
 

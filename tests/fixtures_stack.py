@@ -22,7 +22,7 @@ API's ``box``) fails at set-up, before anything starts, unless it is marked; and
 for them by ``request.getfixturevalue``.
 
 Tests must not stop this shared stack; a test that needs its own lifecycle makes a private
-stack (see ``private_stack_env`` in tests/stack/conftest.py).
+stack (see ``private_stack_env`` in tests/dev/stack/conftest.py).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from hypothesis import settings
+
 SHANGHAI_OFFSET = "+08:00"
 HOME_VISIT_AT = "2017-06-01T00:00:00+08:00"
 DEADLINE_AT = "2017-06-21T00:00:00+08:00"
@@ -412,3 +414,15 @@ def first_differences(expected: list[Any], actual: list[Any], *, limit: int = 5)
         if shown >= limit:
             break
     return "\n".join(lines)
+
+
+def examples(thorough: int) -> int:
+    """A property's example count: ``thorough`` under the thorough Hypothesis profile
+    (``make test``: every property at its full count), a tenth of it in the quick loop
+    (the default profile of tests/conftest.py). Call it where the test is decorated, once
+    the profile is loaded."""
+    return max(1, thorough * settings().max_examples // THOROUGH_EXAMPLES)
+
+
+#: the max_examples of the thorough profile (Hypothesis's own default)
+THOROUGH_EXAMPLES = 100

@@ -34,7 +34,7 @@ from connectors.payment_ledger.intake import OVERPAID_KINDS, connect, public_dsn
 from connectors.sdk.errors import RecordRejected
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.summary import yuan
 
 MISSING = "missing_in_ledger"
@@ -234,8 +234,8 @@ class Sent:
 
 
 def read_sent(client: Any, topic: str, timeout: float) -> Sent:
-    sent = Sent(ends=kafka_clients.end_offsets(client, topic))
-    for record in kafka_clients.read_to_end(client, topic, timeout=timeout):
+    sent = Sent(ends=broker_clients.end_offsets(client, topic))
+    for record in broker_clients.read_to_end(client, topic, timeout=timeout):
         sent.records += 1
         where = Where(record.partition, record.offset)
         try:
@@ -286,7 +286,7 @@ def read_dead_letters(client: Any, topic: str, source_topic: str,
                       timeout: float) -> dict[Where, str]:
     """Reasons of the dead letters of records of ``source_topic``, by position."""
     out: dict[Where, str] = {}
-    for record in kafka_clients.read_to_end(client, topic, timeout=timeout):
+    for record in broker_clients.read_to_end(client, topic, timeout=timeout):
         try:
             letter = codec.decode(record.value or b"")
         except codec.CodecError:
@@ -435,11 +435,11 @@ def _why_missing(where: Where, positions: Mapping[int, int] | None,
 def reconcile(bootstrap: str, topics: Any, ledger_dsn: str, *, timeout: float = 120.0,
               dead_letters: bool = True) -> Report:
     """Read the ledger, then the topic (and its dead letters), and compare.
-    Raises psycopg2.Error or kafka_clients.KafkaUnavailable / kafka_clients.TopicProblem
+    Raises psycopg2.Error or broker_clients.KafkaUnavailable / broker_clients.TopicProblem
     when one is not there."""
     ledger = _read_ledger(ledger_dsn)
     topic = topics["payment_instructions"].name
-    client = kafka_clients.consumer(bootstrap)
+    client = broker_clients.consumer(bootstrap)
     try:
         sent = read_sent(client, topic, timeout)
         letters = read_dead_letters(client, topics["dead_letters"].name, topic, timeout) \

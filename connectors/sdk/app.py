@@ -13,10 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from connectors.sdk import registry
 from connectors.sdk.base import Connector, SinkConnector
-from connectors.sdk.config import ConnectorsConfig, InstanceConfig
+from connectors.sdk.config_file import ConnectorsConfig, InstanceConfig
 from connectors.sdk.metrics import ConnectorMetrics, serve
 from connectors.sdk.runner import runner_for
-from lifecert.pipeline import kafka_clients
+from lifecert.endpoints import kafka_bootstrap
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import TopicLayout, layout
 
 log = logging.getLogger("lifecert.connectors")
@@ -39,7 +40,7 @@ def build(config: ConnectorsConfig, name: str, *, bootstrap: str | None = None,
     connector = cls(name, instance.settings)
     prefix = topic_prefix if topic_prefix is not None else config.topic_prefix
     return Built(instance, connector,
-                 kafka_clients.bootstrap_servers(bootstrap or config.bootstrap), layout(prefix))
+                 kafka_bootstrap(bootstrap or config.bootstrap), layout(prefix))
 
 
 def run(built: Built, *, metrics_port: int | None = None) -> None:
@@ -70,12 +71,12 @@ def check(built: Built) -> list[str]:
     if isinstance(built.connector, SinkConnector):
         roles += list(built.connector.topics)
     try:
-        with kafka_clients.admin_client(built.bootstrap) as admin:
-            states = kafka_clients.describe_topics(admin, built.layout)
+        with broker_clients.admin_client(built.bootstrap) as admin:
+            states = broker_clients.describe_topics(admin, built.layout)
         for state in states:
             if state.spec.role in roles:
                 problems += state.problems
-    except kafka_clients.KafkaUnavailable as exc:
+    except broker_clients.KafkaUnavailable as exc:
         problems.append(str(exc))
     problems += built.connector._check()
     return problems

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from connectors.sdk.base import Position
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 
 
 class CheckpointStore:
@@ -23,12 +23,12 @@ class CheckpointStore:
 
     def load(self, instance: str) -> Position | None:
         """The last committed position of ``instance`` (``None``: never committed).
-        Raises :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable`."""
+        Raises :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable`."""
         key = instance.encode("utf-8")
         position: Position | None = None
-        consumer = kafka_clients.consumer(self.bootstrap)
+        consumer = broker_clients.consumer(self.bootstrap)
         try:
-            for record in kafka_clients.read_to_end(consumer, self.topic):
+            for record in broker_clients.read_to_end(consumer, self.topic):
                 if record.key != key:
                     continue
                 position = None if record.value is None else json.loads(record.value)["position"]
@@ -50,7 +50,7 @@ class CheckpointStore:
             )
             future.get(timeout=timeout)
         except KafkaError as exc:
-            raise kafka_clients.KafkaUnavailable(
+            raise broker_clients.KafkaUnavailable(
                 f"cannot commit the checkpoint of {instance} to {self.topic}: "
-                f"{kafka_clients.describe_error(exc)}"
+                f"{broker_clients.describe_error(exc)}"
             ) from exc

@@ -51,7 +51,7 @@ class InstanceSpec:
 
 def write_config(path: Path, *, bootstrap: str, topic_prefix: str,
                  instances: Mapping[str, InstanceSpec]) -> Path:
-    """Write a connectors configuration file (the format of :mod:`connectors.sdk.config`)."""
+    """Write a connectors configuration file (the format of :mod:`connectors.sdk.config_file`)."""
     lines = ["[kafka]", f"bootstrap = {_toml_value(bootstrap)}",
              f"topic_prefix = {_toml_value(topic_prefix)}"]
     for name, spec in instances.items():

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from connectors.sdk.errors import PartnerUnavailable
-from lifecert.keystore import KeyStoreError
-from lifecert.pipeline.kafka_clients import KafkaUnavailable
+from lifecert.datakeys import KeyStoreError
+from lifecert.pipeline.broker_clients import KafkaUnavailable
 
 T = TypeVar("T")
 # What is worth retrying: the partner, the broker or the key store being away for a while.

@@ -38,18 +38,18 @@ from connectors.sdk.base import (
     SourceConnector,
 )
 from connectors.sdk.checkpoints import CheckpointStore
-from connectors.sdk.config import InstanceConfig
+from connectors.sdk.config_file import InstanceConfig
 from connectors.sdk.errors import PartnerUnavailable, RecordRejected
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.retry import Backoff, Stopped, retrying
+from lifecert.datakeys import KeyStore
 from lifecert.domain.fold import uuid5
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
-from lifecert.keystore import KeyStore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, DEAD_LETTERS, TopicLayout
 
 # A dead letter keeps at most this much of the raw record (a Kafka record stays < 1 MiB).
@@ -151,7 +151,7 @@ class _Runner:
 
     def _connect_kafka(self) -> None:
         def connect() -> None:
-            self.producer = kafka_clients.producer(self.bootstrap)
+            self.producer = broker_clients.producer(self.bootstrap)
             self.checkpoints = CheckpointStore(
                 self.bootstrap, self.layout[CONNECTOR_CHECKPOINTS].name, self.producer
             )
@@ -170,8 +170,8 @@ class _Runner:
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise kafka_clients.KafkaUnavailable(
-                f"publishing failed: {kafka_clients.describe_error(exc)}") from exc
+            raise broker_clients.KafkaUnavailable(
+                f"publishing failed: {broker_clients.describe_error(exc)}") from exc
 
     def _dead_letter(
         self, id_key: str, reason: str, *, key: bytes | None, raw: bytes,
@@ -343,10 +343,10 @@ class SinkRunner(_Runner):
             self.close()
 
     def _assign(self, topics: list[str]) -> Any:
-        consumer = kafka_clients.consumer(self.bootstrap,
+        consumer = broker_clients.consumer(self.bootstrap,
                                           max_poll_records=self.instance.runner.batch_size)
         tps = [TopicPartition(t, p)
-               for t in topics for p in kafka_clients.partitions_of(consumer, t)]
+               for t in topics for p in broker_clients.partitions_of(consumer, t)]
         consumer.assign(tps)
         stored = self._partner(self.connector._stored_offsets)
         if stored is None:
@@ -372,8 +372,8 @@ class SinkRunner(_Runner):
                 timeout_ms=int(self.instance.runner.idle_interval * 1000),
                 max_records=self.instance.runner.batch_size)
         except KafkaError as exc:
-            raise kafka_clients.KafkaUnavailable(
-                f"cannot read: {kafka_clients.describe_error(exc)}") from exc
+            raise broker_clients.KafkaUnavailable(
+                f"cannot read: {broker_clients.describe_error(exc)}") from exc
         records = [r for batch in batches.values() for r in batch]
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records

@@ -30,13 +30,13 @@ from psycopg2.extras import execute_values
 
 from lifecert.api import secondfactor
 from lifecert.api.client import aio_secure_channel, secure_channel
-from lifecert.api.config import create_second_factor_key, second_factor_key
+from lifecert.api.server_config import create_second_factor_key, second_factor_key
 from lifecert.databases import create_database, drop_database
 from lifecert.dbroles import dsn_as, lock_down
 from lifecert.events import codec
 from lifecert.events.personal import seal_personal
 from lifecert.keystore.memory import MemoryKeyStore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import TopicLayout, layout
 from lifecert.pki import PkiPaths, init, issue
@@ -111,16 +111,17 @@ class Sandbox:
         dsn = create_database(admin_dsn, db_name)
         lock_down(admin_dsn, db_name)
         topics = layout(f"api{token}.")
-        with kafka_clients.admin_client(bootstrap, component=ADMIN) as client:
-            kafka_clients.ensure_topics(client, topics)
+        with broker_clients.admin_client(bootstrap, component=ADMIN) as client:
+            broker_clients.ensure_topics(client, topics)
         pki = PkiPaths(root / "pki")
         init(pki, hosts=["localhost", "127.0.0.1"])
         create_second_factor_key(pki.root.parent / "api")  # the explicit step (keyfiles.py)
         box = cls(root, admin_dsn, db_name, dsn, bootstrap, topics, pki)
+        from lifecert.api.db import connect
         from lifecert.api.migrate import migrate
-        from projections.config import connect
 
-        conn = connect(dsn_as(dsn, "owner"))  # the schema's owner; the server runs as "api"
+        # the schema's owner; the server runs as "api"
+        conn = connect(dsn_as(dsn, "owner"), "lifecert-api-migrate")
         try:
             migrate(conn)
         finally:
@@ -170,7 +171,7 @@ class Sandbox:
         """Publish (topic role, event) pairs, keyed by retiree id, acknowledged. Personal
         fields are sealed as every producer seals them, under throwaway keys held in this
         process: nothing in a sandbox reads them back."""
-        producer = kafka_clients.producer(self.bootstrap, component=ADMIN)
+        producer = broker_clients.producer(self.bootstrap, component=ADMIN)
         try:
             futures = [
                 producer.send(self.topics[role].name, key=event["retiree_id"].encode(),
@@ -265,7 +266,7 @@ class Sandbox:
         for server in self.servers:
             server.stop()
         with contextlib.suppress(Exception), \
-                kafka_clients.admin_client(self.bootstrap, component=ADMIN) as client:
+                broker_clients.admin_client(self.bootstrap, component=ADMIN) as client:
             client.delete_topics([s.name for s in self.topics.topics.values()])
         drop_database(self.admin_dsn, self.db_name)
 

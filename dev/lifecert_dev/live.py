@@ -30,7 +30,7 @@ from lifecert.domain.policy import Policy
 from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.postgres import migrate_as as migrate_keystore
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.publish import PublishStats, publish_file
 from lifecert.pipeline.topics import TopicLayout, layout
 
@@ -96,7 +96,7 @@ def fresh_database(run: LiveRun) -> None:
     """Drop and create the run's database, closed to all but lifecert's roles, with the
     read models' schema made by its owner (the projections then run as their own role,
     which may not change it)."""
-    from projections.config import connect
+    from projections.connection import connect
     from projections.migrate import migrate
 
     drop_database(run.admin_dsn, run.database)
@@ -114,7 +114,7 @@ def drop_topics(bootstrap: str, prefix: str) -> None:
     changelog topics)."""
     if not prefix:
         raise ValueError("refusing to delete topics without a prefix")
-    with kafka_clients.admin_client(bootstrap) as admin:
+    with broker_clients.admin_client(bootstrap) as admin:
         doomed = [t for t in admin.list_topics() if t.startswith(prefix)]
         if doomed:
             admin.delete_topics(doomed)
@@ -134,13 +134,13 @@ def prepare(run: LiveRun) -> None:
     # Deleting topics is asynchronous on the broker: wait until they are gone.
     deadline = time.monotonic() + 60
     while True:
-        with kafka_clients.admin_client(run.bootstrap) as admin:
+        with broker_clients.admin_client(run.bootstrap) as admin:
             left = [t for t in admin.list_topics() if t.startswith(run.prefix)]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    with kafka_clients.admin_client(run.bootstrap) as admin:
-        kafka_clients.ensure_topics(admin, run.topics)
+    with broker_clients.admin_client(run.bootstrap) as admin:
+        broker_clients.ensure_topics(admin, run.topics)
     fresh_database(run)
 
 
@@ -233,7 +233,7 @@ def _probe(run: LiveRun, deadline: float) -> LagProbe:
 
 
 def _reconnect(dsn: str, deadline: float) -> psycopg2.extensions.connection:
-    from projections.config import connect
+    from projections.connection import connect
 
     while True:
         try:

@@ -40,7 +40,7 @@ import psycopg2
 
 from lifecert.api import secondfactor
 from lifecert.api.authz import MATRIX
-from lifecert.api.config import (
+from lifecert.api.server_config import (
     SECOND_FACTOR_KEY_ENV,
     SECOND_FACTOR_KEY_FILE,
     create_second_factor_key,
@@ -49,7 +49,7 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_line
 from lifecert.events.personal import seal_personal
 from lifecert.keystore.memory import MemoryKeyStore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.campaign_clock import CampaignClock
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS
@@ -224,7 +224,7 @@ class PartnerSandbox:
         run = self.run(info)
         live.prepare(run)  # topics, worker store, database with the read models
         from lifecert.api.migrate import migrate
-        from projections.config import connect
+        from projections.connection import connect
 
         conn = connect(run.dsn_for("owner"))
         try:
@@ -237,7 +237,7 @@ class PartnerSandbox:
     def _enroll(self, info: SandboxInfo, retirees: list[TestRetiree]) -> None:
         keys = MemoryKeyStore()  # names sealed as every producer seals them; none read back
         topic = self.run(info).topics[EVENTS].name
-        producer = kafka_clients.producer(info.bootstrap, component=ADMIN)
+        producer = broker_clients.producer(info.bootstrap, component=ADMIN)
         try:
             futures = [
                 producer.send(topic, key=r.retiree_id.encode(),

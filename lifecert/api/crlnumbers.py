@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from projections.config import connect
+from lifecert.api.db import connect
 
 
 class PostgresCrlNumbers:
@@ -14,7 +14,7 @@ class PostgresCrlNumbers:
         self.dsn = dsn
 
     def highest(self, ca: str) -> int:
-        conn = connect(self.dsn)
+        conn = connect(self.dsn, "lifecert-api-crl")
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("SELECT crl_number FROM api_crl_numbers WHERE ca = %s", (ca,))
@@ -24,7 +24,7 @@ class PostgresCrlNumbers:
             conn.close()
 
     def record(self, ca: str, number: int) -> None:
-        conn = connect(self.dsn)
+        conn = connect(self.dsn, "lifecert-api-crl")
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(

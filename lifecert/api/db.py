@@ -221,6 +221,13 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def connect(dsn: str, application_name: str = "lifecert-api") -> Connection:
+    """A connection of the server outside its pool (the migrations' check at start, the
+    CRL numbers), with the options of every other: as the API's own role, named
+    ``application_name`` in pg_stat_activity."""
+    return psycopg2.connect(dsn, **_connect_options(application_name))
+
+
 def _connect_options(application_name: str = "lifecert-api") -> dict[str, Any]:
     """Options of every connection of the server; the application names tell its
     connections apart in pg_stat_activity (lifecert-api, -status, -audit, -directory)."""

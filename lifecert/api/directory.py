@@ -37,9 +37,9 @@ from psycopg2.extras import execute_values
 
 from lifecert.api.db import is_outage
 from lifecert.api.escape import escaped
+from lifecert.datakeys import KeyStore
 from lifecert.events import codec, personal
-from lifecert.keystore import KeyStore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import EVENTS, TopicLayout
 
 log = logging.getLogger("lifecert.api")
@@ -78,8 +78,8 @@ class DirectoryFeed:
                 return
             except Exception as exc:  # the thread must not die: retry
                 self.error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, KafkaError | kafka_clients.KafkaUnavailable
-                              | kafka_clients.TopicProblem | psycopg2.Error):
+                if isinstance(exc, KafkaError | broker_clients.KafkaUnavailable
+                              | broker_clients.TopicProblem | psycopg2.Error):
                     log.warning("retiree directory: %s; retrying in %.1f s", self.error,
                                 backoff)
                 else:  # a fault of ours: say where
@@ -89,10 +89,10 @@ class DirectoryFeed:
                 backoff = min(backoff * 2, 10.0)
 
     def _follow(self) -> None:
-        consumer = kafka_clients.consumer(self.bootstrap, max_poll_records=5000)
+        consumer = broker_clients.consumer(self.bootstrap, max_poll_records=5000)
         conn = psycopg2.connect(self.dsn, application_name="lifecert-api-directory")
         try:
-            partitions = kafka_clients.partitions_of(consumer, self.topic)
+            partitions = broker_clients.partitions_of(consumer, self.topic)
             tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
             stored = self._stored(conn)

@@ -42,11 +42,11 @@ import grpc
 from psycopg2.extras import Json
 
 from lifecert.api import authz, challenges, db, lockouts
-from lifecert.api.config import ApiConfig
 from lifecert.api.gate import Call, Gate
 from lifecert.api.partner import event_id_for, timestamp
 from lifecert.api.protos import face_verification_pb2, face_verification_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
+from lifecert.api.server_config import ApiConfig
 from lifecert.domain.fold import uuid5
 from lifecert.events import bounds
 from lifecert.events.time import isoformat_local
@@ -56,16 +56,13 @@ from lifecert.face import (
     EnrollmentRefused,
     FaceDecision,
     FaceEngine,
-    FaceKeyError,
-    SealError,
     Verification,
-    key_from_env,
-    seal,
-    unseal,
 )
 from lifecert.face.images import BadImage, check_pixels
+from lifecert.face.key import FaceKeyError, key_from_env
 from lifecert.face.liveness import ChallengePolicy, fresh_actions
 from lifecert.face.screenlight import colours_for
+from lifecert.sealing import SealError, seal, unseal
 
 log = logging.getLogger("lifecert.api")
 pb = face_verification_pb2

@@ -40,10 +40,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifecert.api.authz import RoleRules
-from lifecert.api.config import Limits
 from lifecert.api.db import AsyncReader, Connection, Database
 from lifecert.api.publisher import NotWritten, Written
 from lifecert.api.secondfactor import subject_ref
+from lifecert.api.server_config import Limits
 from lifecert.domain.fold import uuid5
 
 # gRPC metadata by which a role that acts for the public names the address of the person

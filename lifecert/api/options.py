@@ -38,7 +38,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-threshold", type=float,
                         help="largest face-encoding distance that matches (default: the "
                         "face engine's, chosen in docs/face.md)")
-    # Face limits: unset = the defaults of lifecert.api.config.Limits.
+    # Face limits: unset = the defaults of lifecert.api.server_config.Limits.
     parser.add_argument("--face-concurrency", type=int,
                         help="face calls one agency may run at once (default 2)")
     parser.add_argument("--face-failures-per-retiree-day", type=int,

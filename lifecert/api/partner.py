@@ -47,8 +47,8 @@ from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
 from lifecert.events.time import isoformat_local, local_date
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.campaign_clock import Clock, wall_clock
-from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import TopicLayout
 
 log = logging.getLogger("lifecert.api")

@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 
 from lifecert.events import codec
 from lifecert.events.record import EventLike
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import TopicLayout
 
 
@@ -34,7 +34,7 @@ class Publisher:
         self.topics = topics
         self.timeout = timeout
         # A partner waits for the answer: send at once rather than filling batches.
-        self._producer = kafka_clients.producer(bootstrap, linger_ms=1)
+        self._producer = broker_clients.producer(bootstrap, linger_ms=1)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-kafka")
 
     async def publish(self, events: Sequence[EventLike]) -> list[Written | NotWritten]:
@@ -56,7 +56,7 @@ class Publisher:
                     value=codec.encode(event),
                 ))
             except (KafkaError, codec.CodecError) as exc:
-                futures.append(NotWritten(kafka_clients.describe_error(exc)))
+                futures.append(NotWritten(broker_clients.describe_error(exc)))
         results: list[Written | NotWritten] = []
         for future in futures:
             if isinstance(future, NotWritten):
@@ -65,7 +65,7 @@ class Publisher:
             try:
                 meta = future.get(timeout=self.timeout)
             except KafkaError as exc:
-                results.append(NotWritten(kafka_clients.describe_error(exc)))
+                results.append(NotWritten(broker_clients.describe_error(exc)))
             else:
                 results.append(Written(meta.topic, meta.partition, meta.offset))
         return results

@@ -33,7 +33,6 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from lifecert.api import challenges, lockouts, protos
-from lifecert.api.config import ApiConfig, Limits, weaker_liveness
 from lifecert.api.consular import ConsularReview
 from lifecert.api.crlnumbers import PostgresCrlNumbers
 from lifecert.api.db import STATUS_PREPARE, AsyncReader, AuditWriter, Database
@@ -44,9 +43,10 @@ from lifecert.api.options import add_serve_arguments
 from lifecert.api.partner import PartnerExchange
 from lifecert.api.publisher import Publisher
 from lifecert.api.ratelimit import RateLimiter
+from lifecert.api.server_config import ApiConfig, Limits, weaker_liveness
 from lifecert.api.status import StatusQuery
 from lifecert.keyfiles import MissingKeyError
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.campaign_clock import clock_of
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
@@ -138,7 +138,7 @@ def _prepare_database(dsn: str) -> None:
 
     from lifecert.api.migrate import migrate
     from lifecert.migrations import MigrationError
-    from projections.config import connect
+    from projections.connection import connect
 
     try:
         conn = connect(dsn)
@@ -156,13 +156,13 @@ def _partitions(bootstrap: str, topics: TopicLayout) -> dict[str, list[int]]:
     """The partitions of every topic the server reads or writes (they must exist)."""
     roles = [EVENTS, STATUS, *topics.output_roles]
     try:
-        client = kafka_clients.consumer(bootstrap)
+        client = broker_clients.consumer(bootstrap)
         try:
-            return {topics[r].name: kafka_clients.partitions_of(client, topics[r].name)
+            return {topics[r].name: broker_clients.partitions_of(client, topics[r].name)
                     for r in roles}
         finally:
             client.close()
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         raise ServerError(str(exc)) from None
 
 
@@ -207,7 +207,7 @@ async def start(config: ApiConfig) -> Running:
         publisher = await loop.run_in_executor(
             None, lambda: Publisher(config.bootstrap, topics, timeout=config.kafka_timeout)
         )
-    except kafka_clients.KafkaUnavailable as exc:
+    except broker_clients.KafkaUnavailable as exc:
         audit.close()
         database.close()
         reader.close()

@@ -71,12 +71,13 @@ def _dsn(parser: argparse.ArgumentParser) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
+    from lifecert.api.db import connect
     from lifecert.api.migrate import migrate
+    from lifecert.endpoints import postgres_dsn
     from lifecert.migrations import MigrationError
-    from projections.config import connect, resolve_dsn
 
     try:
-        conn = connect(resolve_dsn(args.dsn, "owner"))
+        conn = connect(postgres_dsn(args.dsn, "owner"), "lifecert-api-migrate")
         try:
             done = migrate(conn)
         finally:
@@ -100,11 +101,12 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
     import psycopg2
 
     from lifecert.api import secondfactor
-    from lifecert.api.config import second_factor_key
+    from lifecert.api.db import connect
     from lifecert.api.migrate import migrate
+    from lifecert.api.server_config import second_factor_key
+    from lifecert.endpoints import postgres_dsn
     from lifecert.keyfiles import MissingKeyError
     from lifecert.pki import PkiPaths
-    from projections.config import connect, resolve_dsn
 
     folder = PkiPaths.default(args.pki_dir).root.parent / "api"
     try:
@@ -114,7 +116,7 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
         print(f"lifecert api: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        conn = connect(resolve_dsn(args.dsn, "owner"))
+        conn = connect(postgres_dsn(args.dsn, "owner"), "lifecert-api-second-factors")
         try:
             migrate(conn)
             n = secondfactor.store(conn, registrations)
@@ -123,7 +125,7 @@ def _store(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> int:
     except psycopg2.Error as exc:
         print(f"lifecert api: PostgreSQL: {str(exc).strip()}", file=sys.stderr)
         return EXIT_FAILED
-    from lifecert.api.config import SECOND_FACTOR_KEY_ENV, SECOND_FACTOR_KEY_FILE
+    from lifecert.api.server_config import SECOND_FACTOR_KEY_ENV, SECOND_FACTOR_KEY_FILE
 
     used = (f"${SECOND_FACTOR_KEY_ENV}" if os.environ.get(SECOND_FACTOR_KEY_ENV)
             else folder / SECOND_FACTOR_KEY_FILE)

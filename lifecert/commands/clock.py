@@ -23,8 +23,9 @@ from typing import Any
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import Policy, PolicyError, load_policy
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.events.time import isoformat_local
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.campaign_clock import ClockFileError, clock_of
 from lifecert.pipeline.scheduler import advance
 from lifecert.pipeline.topics import layout
@@ -108,14 +109,14 @@ def run_follow(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    bootstrap, topics = kafka_clients.bootstrap_servers(args.bootstrap), layout(args.prefix)
+    bootstrap, topics = kafka_bootstrap(args.bootstrap), layout(args.prefix)
     which = (f"the campaign clock of {args.clock_file}" if args.clock_file else "the wall clock")
     print(f"lifecert clock: following {which} for {policy.name}", file=sys.stderr)
     while not stop.is_set():
         now = args.now or clock()
         try:
             result = advance(bootstrap, topics, policy, now)
-        except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+        except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
             print(f"lifecert clock: {exc}; trying again", file=sys.stderr)
         else:
             for moment in result.published:
@@ -130,9 +131,9 @@ def run_advance(args: argparse.Namespace) -> int:
     if policy is None:
         return EXIT_USAGE
     try:
-        result = advance(kafka_clients.bootstrap_servers(args.bootstrap), layout(args.prefix),
+        result = advance(kafka_bootstrap(args.bootstrap), layout(args.prefix),
                          policy, args.to)
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         print(f"lifecert clock: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:

@@ -61,14 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace) -> Built:
-    from connectors.sdk import app, config
+    from connectors.sdk import app, config_file
 
-    return app.build(config.load(args.config), args.name, bootstrap=args.bootstrap,
+    return app.build(config_file.load(args.config), args.name, bootstrap=args.bootstrap,
                      topic_prefix=args.topic_prefix)
 
 
 def _list(args: argparse.Namespace) -> int:
-    from connectors.sdk import config, registry
+    from connectors.sdk import config_file, registry
 
     found = registry.installed()
     rows = []
@@ -85,8 +85,8 @@ def _list(args: argparse.Namespace) -> int:
     instances: list[dict[str, Any]] = []  # JSON objects
     if args.config is not None:
         try:
-            loaded = config.load(args.config)
-        except config.ConfigError as exc:
+            loaded = config_file.load(args.config)
+        except config_file.ConfigError as exc:
             print(f"lifecert connectors: {exc}", file=sys.stderr)
             return EXIT_USAGE
         instances = [{"name": i.name, "kind": i.kind, "settings": i.public_settings()}

@@ -23,8 +23,8 @@ import psycopg2
 from psycopg2 import sql
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE
+from lifecert.datakeys import KeyStoreError
 from lifecert.events.personal import DEAD_LETTERS_SUBJECT
-from lifecert.keystore import KeyStoreError
 from lifecert.keystore.postgres import KEYS_DSN_ENV, PostgresKeyStore, resolve_keys_dsn
 from lifecert.pipeline.topics import DEAD_LETTERS, layout
 
@@ -101,7 +101,7 @@ def purge(dsns: list[str], keys_dsn: str, days: float,
 
 
 def run(args: argparse.Namespace) -> int:
-    from projections.config import resolve_dsn
+    from lifecert.endpoints import postgres_dsn
 
     try:
         days = retention_days() if args.days is None else args.days
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if days <= 0:
         print("lifecert dead-letters purge: --days must be above 0", file=sys.stderr)
         return EXIT_USAGE
-    dsns = args.dsn or [resolve_dsn(None)]
+    dsns = args.dsn or [postgres_dsn(None)]
     # no --dsn: the local stack's key store, as its own role
     keys_dsn = (args.keys_dsn or os.environ.get(KEYS_DSN_ENV)
                 or (dsns[0] if args.dsn else resolve_keys_dsn()))

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg2
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE
-from lifecert.keystore import KeyStoreError
+from lifecert.datakeys import KeyStoreError
 from lifecert.keystore.postgres import KEYS_DSN_ENV, PostgresKeyStore, resolve_keys_dsn
 
 log = logging.getLogger("lifecert.erase")
@@ -87,8 +87,8 @@ def scrub(dsn: str, retiree_id: str, subject: str | None = None) -> int:
 def api_subject(retiree_id: str) -> str | None:
     """The retiree's keyed hash in the API's tables (``subject``), None without the API's
     key ($LIFECERT_SECOND_FACTOR_KEY, else the one beside the PKI folder)."""
-    from lifecert.api.config import existing_second_factor_key
     from lifecert.api.secondfactor import subject_ref
+    from lifecert.api.server_config import existing_second_factor_key
 
     try:
         key = existing_second_factor_key()
@@ -146,10 +146,10 @@ def run(args: argparse.Namespace) -> int:
     keys_dsn = resolve_keys_dsn(args.keys_dsn)
     # the read models and the API's tables, as before the key store had its own role (which
     # may touch nothing but its keys): the key store's database
-    from projections.config import resolve_dsn
+    from lifecert.endpoints import postgres_dsn
 
     scrub_dsns = args.scrub_dsn or [args.keys_dsn or os.environ.get(KEYS_DSN_ENV)
-                                    or resolve_dsn(None)]
+                                    or postgres_dsn(None)]
     try:
         destroyed, scrubbed, before = erase(rid, keys_dsn, scrub_dsns, getpass.getuser())
     except (KeyStoreError, psycopg2.Error) as exc:

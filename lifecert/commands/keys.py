@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def create_keys(pki_dir: Path | None = None) -> list[Path]:
     """Make the keys that do not exist yet; the files made."""
-    from lifecert.api.config import create_second_factor_key, second_factor_dir
+    from lifecert.api.server_config import create_second_factor_key, second_factor_dir
     from lifecert.keystore.master import create_master_key
 
     made = [create_master_key(), create_second_factor_key(second_factor_dir(pki_dir))]

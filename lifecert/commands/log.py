@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from lifecert.commands.topics import add_broker_arguments
-from lifecert.pipeline import kafka_clients
+from lifecert.endpoints import kafka_bootstrap
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import EVENTS, layout
 
 EXIT_FAILED = 1
@@ -72,15 +73,15 @@ def run_dump(args: argparse.Namespace) -> int:
         name = topic_reader.resolve(topics, args.topic)
     except topic_reader.UnknownTopic as exc:
         return _fail(str(exc), EXIT_USAGE)
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     try:
-        client = kafka_clients.consumer(bootstrap)
+        client = broker_clients.consumer(bootstrap)
         try:
             ends = topic_reader.assign(client, name, None)
             reading = topic_reader.read_up_to(client, ends, timeout=600.0)
         finally:
             client.close()
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         return _fail(str(exc))
     if reading.undecodable:
         first = reading.undecodable[0]

@@ -131,11 +131,12 @@ def _keep_scan(scan: Path, documents: Path, sha: str) -> None:
 def outstanding(args: argparse.Namespace) -> int:
     import psycopg2
 
+    from lifecert.endpoints import postgres_dsn
     from projections import queries  # the read models: only this action needs them
-    from projections.config import connect, resolve_dsn
+    from projections.connection import connect
 
     try:
-        conn = connect(resolve_dsn(args.dsn))
+        conn = connect(postgres_dsn(args.dsn))
         try:
             report = queries.paper_forms(conn, older_than_days=args.older_than)
         finally:

@@ -156,12 +156,13 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import psycopg2
 
+    from lifecert.endpoints import postgres_dsn
     from lifecert.migrations import MigrationError
-    from projections.config import connect, resolve_dsn
+    from projections.connection import connect
     from projections.migrate import applied_versions, migrate
 
     try:
-        conn = connect(resolve_dsn(args.dsn, "owner"))
+        conn = connect(postgres_dsn(args.dsn, "owner"))
     except psycopg2.Error as exc:
         return _fail(f"cannot connect to PostgreSQL: {str(exc).strip()}")
     try:
@@ -191,13 +192,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     import psycopg2
     from kafka.errors import KafkaError
 
+    from lifecert.endpoints import kafka_bootstrap, postgres_dsn
     from lifecert.migrations import MigrationError
-    from projections.config import resolve_bootstrap, resolve_dsn
     from projections.writer import ProjectionWriter
 
     setup_logging()
     writer = ProjectionWriter(
-        resolve_dsn(args.dsn, "projections"), resolve_bootstrap(args.bootstrap),
+        postgres_dsn(args.dsn, "projections"), kafka_bootstrap(args.bootstrap),
         layout(args.topic_prefix),
         _writer_options(args, args.until_idle),
     )
@@ -221,15 +222,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     import psycopg2
     from kafka.errors import KafkaError
 
-    from projections.config import connect, resolve_bootstrap, resolve_dsn
+    from lifecert.endpoints import kafka_bootstrap, postgres_dsn
+    from projections.connection import connect
     from projections.lag import backlog
     from projections.migrate import migrate
     from projections.store import Store
     from projections.writer import ProjectionWriter, read_topics
 
     setup_logging()
-    dsn = resolve_dsn(args.dsn, "projections")
-    bootstrap, topics = resolve_bootstrap(args.bootstrap), layout(args.topic_prefix)
+    dsn = postgres_dsn(args.dsn, "projections")
+    bootstrap, topics = kafka_bootstrap(args.bootstrap), layout(args.topic_prefix)
     try:
         conn = connect(dsn)
         try:
@@ -263,11 +265,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import psycopg2
 
-    from projections.config import connect, resolve_dsn
+    from lifecert.endpoints import postgres_dsn
+    from projections.connection import connect
     from projections.queries import ExportError, export
 
     try:
-        conn = connect(resolve_dsn(args.dsn, "reader"))
+        conn = connect(postgres_dsn(args.dsn, "reader"))
     except psycopg2.Error as exc:
         return _fail(f"cannot connect to PostgreSQL: {str(exc).strip()}")
     try:

@@ -22,11 +22,12 @@ import psycopg2
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.commands.topics import add_broker_arguments
+from lifecert.datakeys import KeyStoreError
 from lifecert.domain.policy import PolicyError, load_policy
-from lifecert.keystore import KeyStoreError
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.keystore.master import MasterKeyError
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import layout
 from lifecert.progress import Progress
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.events.is_file():
         print(f"lifecert publish: no such file: {args.events}", file=sys.stderr)
         return EXIT_USAGE
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     try:
         keys = open_keystore(args.keys_dsn)
     except (KeyStoreError, MasterKeyError, psycopg2.Error) as exc:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             on_bytes=progress.advance if progress is not None else None,
             keys=keys,
         )
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem, KeyStoreError) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem, KeyStoreError) as exc:
         if progress is not None:
             progress.close("failed")
         print(f"lifecert publish: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.pipeline.topics import layout
 
 LEDGER_DSN_ENV = "LIFECERT_PAYMENT_LEDGER_DSN"
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg2
 
     from connectors.payment_ledger.reconcile import reconcile, reconcile_replay, render
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
 
     dsn = args.ledger_dsn or os.environ.get(LEDGER_DSN_ENV, "").strip()
     if not dsn:
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             report = reconcile_replay(args.replay_instructions, dsn)
         else:
             report = reconcile(
-                kafka_clients.bootstrap_servers(args.bootstrap), layout(args.topic_prefix), dsn,
+                kafka_bootstrap(args.bootstrap), layout(args.topic_prefix), dsn,
                 timeout=args.timeout, dead_letters=not args.no_dead_letters,
             )
     except OSError as exc:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert reconcile: cannot read {args.replay_instructions}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_USAGE
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         print(f"lifecert reconcile: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg2.Error as exc:

@@ -35,9 +35,10 @@ from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain import consular
 from lifecert.domain.policy import Policy, PolicyError, load_policy
 from lifecert.domain.working_days import WorkingCalendarError
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.events import codec
 from lifecert.events.time import local_date
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import layout
 
 EXIT_REFUSED = 3
@@ -85,7 +86,8 @@ def _aware(text: str) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    from projections.config import connect, resolve_dsn
+    from lifecert.endpoints import postgres_dsn
+    from projections.connection import connect
 
     try:
         policy = load_policy(args.policy)
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert review: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        conn = connect(resolve_dsn(args.dsn, "api"))
+        conn = connect(postgres_dsn(args.dsn, "api"))
     except psycopg2.Error as exc:
         print(f"lifecert review: cannot reach the read models: {exc}".strip(),
               file=sys.stderr)
@@ -147,7 +149,7 @@ def _review(conn: Any, policy: Policy, args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     topics = layout(args.prefix)
     try:
-        producer = kafka_clients.producer(kafka_clients.bootstrap_servers(args.bootstrap))
+        producer = broker_clients.producer(kafka_bootstrap(args.bootstrap))
         try:
             for event in events:
                 producer.send(topics.for_type(event["type"]).name,
@@ -155,7 +157,7 @@ def _review(conn: Any, policy: Policy, args: argparse.Namespace) -> int:
             producer.flush(timeout=30)
         finally:
             producer.close(timeout=10)
-    except (kafka_clients.KafkaUnavailable, KafkaError) as exc:
+    except (broker_clients.KafkaUnavailable, KafkaError) as exc:
         print(f"lifecert review: publishing the review failed ({exc}); nothing is lost by "
               f"running the same command again: the review's events have fixed ids",
               file=sys.stderr)

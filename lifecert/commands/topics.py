@@ -20,7 +20,8 @@ import json
 import sys
 from typing import Any
 
-from lifecert.pipeline import acls, kafka_clients
+from lifecert.endpoints import BOOTSTRAP_ENV, kafka_bootstrap
+from lifecert.pipeline import acls, broker_clients
 from lifecert.pipeline.topics import layout
 
 EXIT_FAILED = 1
@@ -30,7 +31,7 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     """``--bootstrap`` and ``--prefix``, shared by the pipeline's commands."""
     parser.add_argument(
         "--bootstrap", metavar="HOST:PORT",
-        help=f"Kafka broker (default: ${kafka_clients.BOOTSTRAP_ENV}, else the local stack's)",
+        help=f"Kafka broker (default: ${BOOTSTRAP_ENV}, else the local stack's)",
     )
     parser.add_argument(
         "--prefix", metavar="P",
@@ -91,7 +92,7 @@ def _count(text: str) -> int:
     return n
 
 
-def _as_dict(state: kafka_clients.TopicState) -> dict[str, Any]:
+def _as_dict(state: broker_clients.TopicState) -> dict[str, Any]:
     return {
         "role": state.spec.role,
         "name": state.spec.name,
@@ -104,7 +105,7 @@ def _as_dict(state: kafka_clients.TopicState) -> dict[str, Any]:
     }
 
 
-def _print(states: list[kafka_clients.TopicState], as_json: bool) -> None:
+def _print(states: list[broker_clients.TopicState], as_json: bool) -> None:
     if as_json:
         print(json.dumps([_as_dict(s) for s in states], indent=2))
         return
@@ -127,13 +128,13 @@ def _fail(message: str) -> int:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     try:
-        with kafka_clients.admin_client(bootstrap) as admin:
-            states = kafka_clients.ensure_topics(admin, layout(args.prefix))
+        with broker_clients.admin_client(bootstrap) as admin:
+            states = broker_clients.ensure_topics(admin, layout(args.prefix))
             acls.apply(admin, layout(args.prefix))
             removed = acls.prune(admin, layout(args.prefix))
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     for stray in removed:
@@ -151,11 +152,11 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     try:
-        with kafka_clients.admin_client(bootstrap) as admin:
-            states = kafka_clients.describe_topics(admin, layout(args.prefix))
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+        with broker_clients.admin_client(bootstrap) as admin:
+            states = broker_clients.describe_topics(admin, layout(args.prefix))
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     if not args.json:
@@ -184,10 +185,10 @@ def run_tail(args: argparse.Namespace) -> int:
             print(f"lifecert topics: {partition}@{offset}: undecodable: {why}",
                   file=sys.stderr, flush=True)
 
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)
+    bootstrap = kafka_bootstrap(args.bootstrap)
     count = args.lines if args.lines is not None else (None if args.from_beginning else 10)
     try:
-        client = kafka_clients.consumer(bootstrap)
+        client = broker_clients.consumer(bootstrap)
         try:
             ends = topic_reader.assign(client, name, None if args.from_beginning else count)
             reading = topic_reader.read_up_to(client, ends)
@@ -206,7 +207,7 @@ def run_tail(args: argparse.Namespace) -> int:
                 topic_reader.follow(client, emit, lambda: False)
         finally:
             client.close()
-    except (kafka_clients.KafkaUnavailable, kafka_clients.TopicProblem) as exc:
+    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
         return _fail(str(exc))
     except (KeyboardInterrupt, BrokenPipeError):
         return 0

@@ -46,14 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from projections.config import resolve_bootstrap, resolve_dsn
+    from lifecert.endpoints import kafka_bootstrap, postgres_dsn
     from projections.lag import wait_idle
 
     topics = layout(args.topic_prefix)
     prefix = topics.prefix
     group = args.worker_group or f"{prefix}lifecert-worker"
     result = wait_idle(
-        resolve_bootstrap(args.bootstrap), resolve_dsn(args.dsn, "reader"), topics,
+        kafka_bootstrap(args.bootstrap), postgres_dsn(args.dsn, "reader"), topics,
         group, timeout=args.timeout, interval=args.interval,
     )
     if result.idle:

@@ -34,9 +34,9 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
+from lifecert.datakeys import DataKey, KeyStore, UnknownKey
 from lifecert.events.catalogue import PERSONAL_PROPERTY, personal_field_names
 from lifecert.events.record import EventRecord
-from lifecert.keystore import DataKey, KeyStore, UnknownKey
 from lifecert.sealing import SealError, seal, unseal
 
 __all__ = [

@@ -17,7 +17,6 @@ from lifecert.face.engine import (
     Verification,
 )
 from lifecert.face.liveness import LivenessPolicy
-from lifecert.sealing import FaceKeyError, SealError, generate_key, key_from_env, seal, unseal
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -27,14 +26,8 @@ __all__ = [
     "EnrollmentRefused",
     "FaceDecision",
     "FaceEngine",
-    "FaceKeyError",
     "FaceLibraryUnavailable",
     "FaceRefused",
     "LivenessPolicy",
-    "SealError",
     "Verification",
-    "generate_key",
-    "key_from_env",
-    "seal",
-    "unseal",
 ]

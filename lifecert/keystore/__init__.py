@@ -4,11 +4,12 @@ Personal fields travel and rest sealed under their retiree's data key
 (:mod:`lifecert.events.personal`); destroying the key (``lifecert erase``) makes every
 copy unreadable at once, wherever it lies: topics, changelogs, dead letters, backups.
 
-:class:`KeyStore` is all the rest of lifecert knows of it, small enough for a real KMS
-(AWS KMS, Vault transit, an HSM) to implement: ``create`` a subject's live key, ``get`` a
-key by id, ``destroy`` a subject's keys. :class:`~lifecert.keystore.postgres.PostgresKeyStore`
-implements it in PostgreSQL, each key wrapped with a master key kept outside the database;
-:class:`CachedKeyStore` keeps keys a short while in the process (see docs/personal-data.md).
+:class:`lifecert.datakeys.KeyStore` is all the rest of lifecert knows of it, small enough
+for a real KMS (AWS KMS, Vault transit, an HSM) to implement: ``create`` a subject's live
+key, ``get`` a key by id, ``destroy`` a subject's keys.
+:class:`~lifecert.keystore.postgres.PostgresKeyStore` implements it in PostgreSQL, each
+key wrapped with a master key kept outside the database; :class:`CachedKeyStore` keeps
+keys a short while in the process (see docs/personal-data.md).
 """
 
 from __future__ import annotations
@@ -16,45 +17,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
 
-__all__ = ["CachedKeyStore", "DataKey", "KeyStore", "KeyStoreError", "UnknownKey"]
+from lifecert.datakeys import DataKey, KeyStore
 
-
-class KeyStoreError(RuntimeError):
-    """The key store cannot answer (unreachable, misconfigured); the message says why."""
-
-
-class UnknownKey(LookupError):
-    """No key with this id was ever made for this subject (another key store's, or forged)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DataKey:
-    """A subject's data key: ``key_id`` names it in every sealed value; ``secret`` is the
-    32-byte AES key (never shown by repr)."""
-
-    subject: str
-    key_id: str
-    secret: bytes = field(repr=False)
-
-
-class KeyStore(Protocol):
-    def create(self, subject: str) -> DataKey:
-        """The subject's live key, made now if it has none (a subject whose keys were
-        destroyed gets a new key: data received after an erasure is new data)."""
-        ...
-
-    def get(self, subject: str, key_id: str) -> DataKey | None:
-        """The key ``key_id`` of ``subject``; None once destroyed; :class:`UnknownKey` if
-        it never existed."""
-        ...
-
-    def destroy(self, subject: str) -> int:
-        """Destroy every key of ``subject``; returns how many were live (0: nothing left
-        to destroy, the call is idempotent)."""
-        ...
+__all__ = ["CachedKeyStore"]
 
 
 class CachedKeyStore:

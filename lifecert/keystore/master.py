@@ -37,7 +37,7 @@ def keys_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def _decode(text: str, where: str) -> bytes:
-    how = f"it must be the base64 of {KEY_BYTES} random bytes (lifecert.face.generate_key())"
+    how = f"it must be the base64 of {KEY_BYTES} random bytes (lifecert.sealing.generate_key())"
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import threading
 
-from lifecert.keystore import DataKey, UnknownKey
+from lifecert.datakeys import DataKey, UnknownKey
 from lifecert.sealing import KEY_BYTES
 
 
 class MemoryKeyStore:
-    """:class:`~lifecert.keystore.KeyStore` in a dict."""
+    """:class:`~lifecert.datakeys.KeyStore` in a dict."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

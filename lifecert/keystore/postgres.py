@@ -20,7 +20,8 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from lifecert.keystore import CachedKeyStore, DataKey, KeyStoreError, UnknownKey
+from lifecert.datakeys import DataKey, KeyStoreError, UnknownKey
+from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.master import master_key
 from lifecert.migrations import MigrationSet
 from lifecert.sealing import KEY_BYTES, SealError, seal, unseal
@@ -40,7 +41,7 @@ def _aad(subject: str, key_id: str) -> bytes:
 
 
 class PostgresKeyStore:
-    """:class:`~lifecert.keystore.KeyStore` in the database of ``dsn``; one connection,
+    """:class:`~lifecert.datakeys.KeyStore` in the database of ``dsn``; one connection,
     used by one thread at a time. Without a ``master`` key it can only destroy
     (``lifecert erase`` needs no key to shred)."""
 

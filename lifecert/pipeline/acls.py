@@ -1,14 +1,14 @@
 """The broker's ACLs, from ``acls.toml`` beside this module: what each component's
 principal may do on the topics of a layout (one place decides; docs/kafka-security.md).
 
-    from lifecert.pipeline import acls, kafka_clients
-    with kafka_clients.admin_client(bootstrap) as admin:
+    from lifecert.pipeline import acls, broker_clients
+    with broker_clients.admin_client(bootstrap) as admin:
         acls.apply(admin, layout("demo."))      # idempotent: existing ACLs stay
         acls.prune(admin, layout("demo."))      # grants acls.toml does not make go
 
 Topic names carry the layout's prefix anywhere in front of them, so the ACLs are made per
 layout (exact names; groups and the worker's own topics by prefix), when its topics are
-made (:func:`lifecert.pipeline.kafka_clients.ensure_topics`, `lifecert topics create`).
+made (:func:`lifecert.pipeline.broker_clients.ensure_topics`, `lifecert topics create`).
 """
 
 from __future__ import annotations

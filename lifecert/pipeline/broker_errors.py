@@ -1,7 +1,7 @@
 """How the live pipeline reports a broker it cannot use: :class:`KafkaUnavailable` (or
 :class:`TopicProblem` for a topic that is missing or differs from ``topics.toml``), each with
 a message that says what to do; kafka-python's own exceptions are chained, never shown
-raw. The Kafka client plumbing (lifecert/pipeline/kafka_clients.py) and the ACLs (acls.py) raise
+raw. The Kafka client plumbing (lifecert/pipeline/broker_clients.py) and the ACLs (acls.py) raise
 them."""
 
 from __future__ import annotations

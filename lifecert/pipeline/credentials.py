@@ -7,7 +7,7 @@ has a principal of its own. A process says which component it is once, where it 
     with credentials.acting_as("worker"):     # lifecert.cli does this for every command
         ...                                   # every client made here is the worker
 
-and :func:`lifecert.pipeline.kafka_clients.client_security` turns that into client settings.
+and :func:`lifecert.pipeline.broker_clients.client_security` turns that into client settings.
 Credentials come, in this order, from
 
 1. ``LIFECERT_KAFKA_USERNAME`` + ``LIFECERT_KAFKA_PASSWORD`` (production: one process, one

@@ -33,6 +33,7 @@ from typing import IO, Any, Literal
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
+from lifecert.datakeys import KeyStore
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Moment, Policy
 from lifecert.events import bounds, codec
@@ -41,8 +42,7 @@ from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.events.typed import from_event
 from lifecert.events.types import InputEvent
-from lifecert.keystore import KeyStore
-from lifecert.pipeline import kafka_clients, scheduler
+from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert.replay import dead_letter_record
 
@@ -375,8 +375,8 @@ class _Sender:
         except MessageSizeTooLargeError as exc:
             raise _TooLarge(str(exc)) from exc
         except KafkaError as exc:
-            raise kafka_clients.KafkaUnavailable(
-                f"cannot send to {topic}: {kafka_clients.describe_error(exc)}") from exc
+            raise broker_clients.KafkaUnavailable(
+                f"cannot send to {topic}: {broker_clients.describe_error(exc)}") from exc
         future.add_callback(self._ok)
         future.add_errback(self._failed)
         self.sent += 1
@@ -384,8 +384,8 @@ class _Sender:
     def check(self) -> None:
         if self.errors:
             exc = self.errors[0]
-            raise kafka_clients.KafkaUnavailable(
-                f"the broker rejected a record: {kafka_clients.describe_error(exc)}"
+            raise broker_clients.KafkaUnavailable(
+                f"the broker rejected a record: {broker_clients.describe_error(exc)}"
                 + (f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else "")
             ) from exc
 
@@ -393,13 +393,13 @@ class _Sender:
         try:
             self.producer.flush(timeout=timeout)
         except KafkaError as exc:
-            raise kafka_clients.KafkaUnavailable(
+            raise broker_clients.KafkaUnavailable(
                 f"the broker did not acknowledge every record within {timeout:.0f} s: "
-                f"{kafka_clients.describe_error(exc)}"
+                f"{broker_clients.describe_error(exc)}"
             ) from exc
         self.check()
         if self.acked != self.sent:
-            raise kafka_clients.KafkaUnavailable(
+            raise broker_clients.KafkaUnavailable(
                 f"only {self.acked:,} of {self.sent:,} records were acknowledged by the broker"
             )
 
@@ -415,15 +415,15 @@ def publish_file(
     dead_letter_topic: bool = True,
     dead_letters_file: Path | None = None,
     on_bytes: Callable[[int], None] | None = None,
-    connect_timeout: float = kafka_clients.CONNECT_TIMEOUT_S,
+    connect_timeout: float = broker_clients.CONNECT_TIMEOUT_S,
     flush_timeout: float = 300.0,
     now: Callable[[], datetime] = _now,
     producer_settings: dict[str, Any] | None = None,
     keys: KeyStore,
 ) -> PublishStats:
     """Publish the event log ``path`` (see the module doc). Raises
-    :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable` or
-    :class:`~lifecert.pipeline.kafka_clients.TopicProblem`; returns only once the broker has
+    :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable` or
+    :class:`~lifecert.pipeline.broker_clients.TopicProblem`; returns only once the broker has
     acknowledged every record."""
     started = time.monotonic()
     stats = PublishStats()
@@ -431,20 +431,20 @@ def publish_file(
     dead_topic = layout[DEAD_LETTERS].name
     source = str(path.resolve())
 
-    consumer = kafka_clients.consumer(bootstrap, connect_timeout=connect_timeout)
+    consumer = broker_clients.consumer(bootstrap, connect_timeout=connect_timeout)
     try:
-        partitions = kafka_clients.partitions_of(consumer, events_topic)
+        partitions = broker_clients.partitions_of(consumer, events_topic)
         if ticks:
-            kafka_clients.partitions_of(consumer, layout[CLOCK].name)
+            broker_clients.partitions_of(consumer, layout[CLOCK].name)
         if dead_letter_topic:
-            kafka_clients.partitions_of(consumer, dead_topic)
+            broker_clients.partitions_of(consumer, dead_topic)
         fired = scheduler.published_moments(consumer, layout, policy.name) if ticks else {}
     finally:
         consumer.close()
     stats.partitions = len(partitions)
     stats.ticks_already_published = [m.kind for m in policy.moments if m.kind in fired]
 
-    producer = kafka_clients.producer(bootstrap, connect_timeout=connect_timeout,
+    producer = broker_clients.producer(bootstrap, connect_timeout=connect_timeout,
                                       **(producer_settings or {}))
     sender = _Sender(producer)
     writer = scheduler.TickWriter(producer, layout, policy.name, partitions)

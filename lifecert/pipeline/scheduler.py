@@ -150,11 +150,11 @@ def published_moments(
     """Moment kind -> its ClockTick, for every moment of ``policy_name`` that the clock
     topic records as published (read to its end). Records that do not decode, or that
     belong to another policy, are ignored: the clock topic is the scheduler's own."""
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
 
     found: dict[str, dict[str, Any]] = {}
     prefix = f"{policy_name}/".encode()
-    for record in kafka_clients.read_to_end(consumer, layout[CLOCK].name, timeout=timeout):
+    for record in broker_clients.read_to_end(consumer, layout[CLOCK].name, timeout=timeout):
         if record.key is None or not record.key.startswith(prefix) or record.value is None:
             continue
         try:
@@ -189,7 +189,7 @@ class TickWriter:
         self.records = 0
 
     def write(self, moment: Moment) -> None:
-        """Write ``moment``; raises :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable`
+        """Write ``moment``; raises :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable`
         when the broker does not acknowledge every record."""
         events_topic = self.layout[EVENTS].name
         clock_topic = self.layout[CLOCK].name
@@ -213,7 +213,7 @@ class TickWriter:
     ) -> None:
         from kafka.errors import KafkaError
 
-        from lifecert.pipeline import kafka_clients
+        from lifecert.pipeline import broker_clients
 
         try:
             futures = [
@@ -224,8 +224,8 @@ class TickWriter:
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise kafka_clients.KafkaUnavailable(
-                f"the broker did not acknowledge {what}: {kafka_clients.describe_error(exc)}"
+            raise broker_clients.KafkaUnavailable(
+                f"the broker did not acknowledge {what}: {broker_clients.describe_error(exc)}"
             ) from exc
 
 
@@ -267,16 +267,16 @@ def advance(
     """Publish every moment of ``policy`` at or before the end of day ``to`` (Asia/Shanghai),
     or at or before the instant ``to``, that the clock topic does not show as published;
     idempotent. Raises
-    :class:`~lifecert.pipeline.kafka_clients.KafkaUnavailable` or
-    :class:`~lifecert.pipeline.kafka_clients.TopicProblem`."""
-    from lifecert.pipeline import kafka_clients
+    :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable` or
+    :class:`~lifecert.pipeline.broker_clients.TopicProblem`."""
+    from lifecert.pipeline import broker_clients
 
     if connect_timeout is None:
-        connect_timeout = kafka_clients.CONNECT_TIMEOUT_S
+        connect_timeout = broker_clients.CONNECT_TIMEOUT_S
     until = to_utc(to) if isinstance(to, datetime) else cutoff(to)
-    consumer = kafka_clients.consumer(bootstrap, connect_timeout=connect_timeout)
+    consumer = broker_clients.consumer(bootstrap, connect_timeout=connect_timeout)
     try:
-        partitions = kafka_clients.partitions_of(consumer, layout[EVENTS].name)
+        partitions = broker_clients.partitions_of(consumer, layout[EVENTS].name)
         done = published_moments(consumer, layout, policy.name)
     finally:
         consumer.close()
@@ -284,7 +284,7 @@ def advance(
     due = clock.due(until)
     already = tuple(m for m in policy.moments if m.kind in done)
     if due:
-        producer = kafka_clients.producer(bootstrap, connect_timeout=connect_timeout)
+        producer = broker_clients.producer(bootstrap, connect_timeout=connect_timeout)
         try:
             writer = TickWriter(producer, layout, policy.name, partitions)
             for moment in due:

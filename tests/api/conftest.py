@@ -35,7 +35,7 @@ def box(stack: StackStatus, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="session")
 def face_key() -> str:
-    from lifecert.face import generate_key
+    from lifecert.sealing import generate_key
 
     return generate_key()
 

@@ -13,7 +13,7 @@ import pytest
 from lifecert.api.protos import consular_review_pb2 as cr
 from lifecert.api.protos import consular_review_pb2_grpc as cr_grpc
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import CONSULAR_CASES, EVENTS
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
@@ -76,11 +76,11 @@ def test_staff_lists_and_approves_and_the_review_is_published(
                         timeout=30)
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     with acting_as(ADMIN):
-        consumer = kafka_clients.consumer(box.bootstrap)
+        consumer = broker_clients.consumer(box.bootstrap)
         try:
-            reviews = [codec.decode(r.value) for r in kafka_clients.read_to_end(
+            reviews = [codec.decode(r.value) for r in broker_clients.read_to_end(
                 consumer, box.topics[CONSULAR_CASES].name)]
-            certs = [e for e in (codec.decode(r.value) for r in kafka_clients.read_to_end(
+            certs = [e for e in (codec.decode(r.value) for r in broker_clients.read_to_end(
                 consumer, box.topics[EVENTS].name)) if e["type"] == "CertificationRecorded"]
         finally:
             consumer.close()

@@ -32,7 +32,7 @@ from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import ALERTS, EVENTS
 from lifecert_dev.api_sandbox import Sandbox, SandboxError, ServerProcess
 
@@ -178,9 +178,9 @@ def enrolled(staff: fv_grpc.FaceVerificationStub, photos: Path) -> dict[str, str
 
 
 def certifications(box: Sandbox) -> list[dict[str, Any]]:
-    client = kafka_clients.consumer(box.bootstrap)
+    client = broker_clients.consumer(box.bootstrap)
     try:
-        records = kafka_clients.read_to_end(client, box.topics[EVENTS].name)
+        records = broker_clients.read_to_end(client, box.topics[EVENTS].name)
         events = [codec.decode(r.value) for r in records]
     finally:
         client.close()
@@ -189,9 +189,9 @@ def certifications(box: Sandbox) -> list[dict[str, Any]]:
 
 
 def alerts(box: Sandbox) -> list[dict[str, Any]]:
-    client = kafka_clients.consumer(box.bootstrap)
+    client = broker_clients.consumer(box.bootstrap)
     try:
-        records = kafka_clients.read_to_end(client, box.topics[ALERTS].name)
+        records = broker_clients.read_to_end(client, box.topics[ALERTS].name)
         return [codec.decode(r.value) for r in records]
     finally:
         client.close()

@@ -18,9 +18,11 @@ from lifecert.api.protos import common_pb2
 from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.events import bounds
 from lifecert.events.interchange import MalformedEvent
+from tests.helpers import examples
 
 NOW = dt.datetime(2017, 5, 3, tzinfo=dt.UTC)
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(300), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 # Text as protobuf carries it (valid UTF-8: it refuses lone surrogates itself), with the
 # characters hostile input favours.

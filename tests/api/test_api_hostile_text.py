@@ -37,7 +37,7 @@ from lifecert.api.secondfactor import factor_of_id_number
 from lifecert.databases import create_database, drop_database
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import EVENTS
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from lifecert_dev.stack import StackStatus
@@ -546,7 +546,7 @@ def test_the_directory_sets_aside_hostile_records_and_reads_on(
         (_swap(retiree_hdr, b"PLACEHOLD", b"\xe2\x80\xae\xe2\x80\xa8ab\\"),
          "is not a valid retiree_id"),
     ]
-    producer = kafka_clients.producer(box.bootstrap)
+    producer = broker_clients.producer(box.bootstrap)
     try:
         futures = [producer.send(topic, key=b"HX", value=value) for value, _ in hostile]
         good = parse_line(enroll("LATE-1"))

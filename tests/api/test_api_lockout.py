@@ -25,7 +25,7 @@ from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.api.protos import status_query_pb2 as sq
 from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import ALERTS
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
@@ -63,10 +63,10 @@ def guess(server: ServerProcess, agency: str, role: str, retiree_id: str, times:
 
 
 def alerts_on(box: Sandbox) -> list[dict[str, Any]]:
-    client = kafka_clients.consumer(box.bootstrap)
+    client = broker_clients.consumer(box.bootstrap)
     try:
         return [codec.decode(r.value)
-                for r in kafka_clients.read_to_end(client, box.topics[ALERTS].name)]
+                for r in broker_clients.read_to_end(client, box.topics[ALERTS].name)]
     finally:
         client.close()
 

@@ -30,11 +30,12 @@ from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.api.protos import status_query_pb2 as sq
 from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
+from lifecert.dbroles import API
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.domain.verdicts import verdict
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
@@ -60,10 +61,10 @@ def batch(*items: px.SubmitItem) -> px.SubmitBatchRequest:
 
 
 def events_on(box: Sandbox, role: str = EVENTS) -> list[dict[str, Any]]:
-    client = kafka_clients.consumer(box.bootstrap, component=ADMIN)
+    client = broker_clients.consumer(box.bootstrap, component=ADMIN)
     try:
         return [codec.decode(r.value)
-                for r in kafka_clients.read_to_end(client, box.topics[role].name)]
+                for r in broker_clients.read_to_end(client, box.topics[role].name)]
     finally:
         client.close()
 
@@ -129,6 +130,21 @@ def _visitor(stub: sq_grpc.StatusQueryStub, address: str) -> Any:
 
 
 # --------------------------------------------------------------------------- tests
+
+
+def test_the_server_connects_to_postgresql_as_the_apis_own_role(
+        box: Sandbox, server: ServerProcess) -> None:
+    """Every session the running server holds is the API's role, named lifecert-api* in
+    pg_stat_activity: none is the projections' (whose role may write the read models)."""
+    with server.channel("MO-SSF", "MACAU_SSF") as channel:  # the pool is in use by now
+        health = health_pb2_grpc.HealthStub(channel)
+        health.Check(health_pb2.HealthCheckRequest(), timeout=20)
+    sessions = box.query(
+        "SELECT usename, application_name FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert sessions, "the server holds no PostgreSQL session"
+    for role, application in sessions:
+        assert (role, application.startswith("lifecert-api")) == (API, True), sessions
 
 
 def test_health_and_reflection(server: ServerProcess) -> None:

@@ -286,7 +286,7 @@ def test_lockout_keys_bind_the_caller_and_hold_no_id_or_address() -> None:
 def test_the_second_factor_key_is_made_only_by_the_explicit_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lifecert.api.config import (
+    from lifecert.api.server_config import (
         SECOND_FACTOR_KEY_ENV,
         create_second_factor_key,
         second_factor_key,

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import EVENTS
 from lifecert.pki import PkiPaths, init, issue
@@ -209,14 +209,14 @@ def test_the_scheduler_fires_the_deadline_in_every_partition(
     topic and the worker suspends every retiree left uncertified, whatever partition."""
     box, info = sandbox
     box.reset("2017-06-25")
-    consumer = kafka_clients.consumer(info.bootstrap, component=ADMIN)
+    consumer = broker_clients.consumer(info.bootstrap, component=ADMIN)
     topic = box.run(info).topics[EVENTS].name
     try:
-        partitions = kafka_clients.partitions_of(consumer, topic)
+        partitions = broker_clients.partitions_of(consumer, topic)
         deadline = time.monotonic() + 90
         fired: set[int] = set()
         while time.monotonic() < deadline and fired != set(partitions):
-            for record in kafka_clients.read_to_end(consumer, topic):
+            for record in broker_clients.read_to_end(consumer, topic):
                 event = codec.decode(record.value)
                 if event["type"] == "ClockTick" and event["moment"] == "DEADLINE":
                     fired.add(record.partition)

@@ -21,7 +21,7 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_line
 from lifecert.events.personal import seal_personal
 from lifecert.keystore.memory import MemoryKeyStore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, EVENTS, TopicLayout, layout
 from lifecert.replay import replay_file
@@ -41,10 +41,10 @@ LINES = [
 def lay(stack: StackStatus) -> Iterator[TopicLayout]:
     lay = layout(f"t{uuid.uuid4().hex[:12]}.")
     bootstrap = stack.kafka_bootstrap
-    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
-        kafka_clients.ensure_topics(admin, lay)
+    with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        broker_clients.ensure_topics(admin, lay)
     keys = MemoryKeyStore()
-    producer = kafka_clients.producer(bootstrap, component=ADMIN)
+    producer = broker_clients.producer(bootstrap, component=ADMIN)
     try:
         for line in LINES:
             event = seal_personal(parse_line(line), keys)
@@ -55,7 +55,7 @@ def lay(stack: StackStatus) -> Iterator[TopicLayout]:
     finally:
         producer.close()
     yield lay
-    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+    with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
         admin.delete_topics([s.name for s in lay.topics.values()], raise_errors=False)
 
 
@@ -99,7 +99,7 @@ def test_tail_follows_new_records(stack: StackStatus, lay: TopicLayout) -> None:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(4)  # it has read the (empty) topic and waits
-        producer = kafka_clients.producer(stack.kafka_bootstrap, component=ADMIN)
+        producer = broker_clients.producer(stack.kafka_bootstrap, component=ADMIN)
         try:
             from lifecert.domain.verdicts import verdict
 
@@ -152,7 +152,7 @@ def test_dump_refusals(stack: StackStatus, lay: TopicLayout, tmp_path: Path) -> 
     unknown = _run(stack, lay, "log", "dump", "--topic", "nope", "--out", str(tmp_path / "x"))
     assert unknown.returncode == 2 and "'nope' is not one of lifecert's topics" in unknown.stderr
     # A record that is neither Avro nor JSON on a topic: the dump stops, writing nothing...
-    producer = kafka_clients.producer(stack.kafka_bootstrap, component=ADMIN)
+    producer = broker_clients.producer(stack.kafka_bootstrap, component=ADMIN)
     try:
         producer.send(lay["tasks"].name, key=b"R-9", value=b"\x00\x01junk").get(30)
     finally:

@@ -25,8 +25,10 @@ from connectors.pension_master.mapping import OutboxRow, to_events
 from connectors.sdk.errors import RecordRejected
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event
+from tests.helpers import examples
 
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(200), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 _DEEP = json.loads("[" * 600 + "]" * 600)
 HOSTILE_JSON = st.one_of(

@@ -46,6 +46,7 @@ from lifecert.events.codec import (
     from_datum,
     to_datum,
 )
+from tests.helpers import examples
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 UTC = dt.UTC
@@ -648,7 +649,7 @@ def test_invalid_utf8_is_corrupt() -> None:
         decode(bad)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(
     type_name=st.sampled_from(["CertificationRecorded", "OverpaymentDetected", "RetireeEnrolled"]),
     position=st.integers(min_value=HEADER_SIZE, max_value=200),
@@ -785,7 +786,7 @@ _CERTIFICATIONS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(_CERTIFICATIONS)
 def test_round_trip_property(event: dict[str, Any]) -> None:
     data = encode(event)

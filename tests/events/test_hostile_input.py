@@ -30,9 +30,10 @@ from lifecert.pipeline.publish import prepare_line
 from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS, layout
 from projections.records import BatchBuilder
 from streams.records import Input, Unusable, classify
-from tests.helpers import cert, contact, death, docs, enroll, retract, revoke
+from tests.helpers import cert, contact, death, docs, enroll, examples, retract, revoke
 
-FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(250), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 GOOD: dict[str, dict[str, Any]] = {
     kind: json.loads(text) for kind, text in (

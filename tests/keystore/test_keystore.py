@@ -18,7 +18,7 @@ from lifecert import cli
 from lifecert.api.migrate import migrate as migrate_api
 from lifecert.commands.dead_letters import purge, retention_days
 from lifecert.databases import create_database, drop_database
-from lifecert.keystore import KeyStoreError, UnknownKey
+from lifecert.datakeys import KeyStoreError, UnknownKey
 from lifecert.keystore.master import KEY_ENV, MasterKeyError, create_master_key, master_key
 from lifecert.keystore.postgres import PostgresKeyStore
 from lifecert.pipeline.topics import DEAD_LETTERS, layout
@@ -125,7 +125,7 @@ def test_master_key_from_the_environment_or_a_private_file(tmp_path: Path) -> No
 def test_lifecert_keys_create_makes_both_keys_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lifecert.api.config import SECOND_FACTOR_KEY_ENV, second_factor_key
+    from lifecert.api.server_config import SECOND_FACTOR_KEY_ENV, second_factor_key
     from lifecert.cli import main
 
     monkeypatch.setenv("LIFECERT_KEYS_DIR", str(tmp_path / "keys"))

@@ -12,7 +12,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.replay import replay_file
 from lifecert_dev import live
 from lifecert_dev.generate import CampaignProfile, write_campaign_file
-from projections.config import connect
+from projections.connection import connect
 from projections.queries import export
 
 POLICY = load_policy("foshan-2017")

@@ -21,8 +21,8 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
+from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline import credentials as creds
-from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout, layout
 from lifecert_dev.generate import write_campaign_file
 from tests.helpers import cert, enroll
@@ -191,10 +191,10 @@ def test_tick_records_have_deterministic_ids_and_encode() -> None:
 def fresh_layout(stack: Any) -> Iterator[TopicLayout]:
     """A set of topics of its own (a unique prefix), created, and deleted afterwards."""
     lay = layout(f"t{uuid.uuid4().hex[:12]}.")
-    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
-        kafka_clients.ensure_topics(admin, lay)
+    with broker_clients.admin_client(stack.kafka_bootstrap) as admin:
+        broker_clients.ensure_topics(admin, lay)
     yield lay
-    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
+    with broker_clients.admin_client(stack.kafka_bootstrap) as admin:
         admin.delete_topics([spec.name for spec in lay.topics.values()], raise_errors=False)
 
 
@@ -214,9 +214,9 @@ def _run(*argv: str) -> int:
 
 
 def _records(bootstrap: str, topic: str) -> list[Any]:
-    consumer = kafka_clients.consumer(bootstrap)
+    consumer = broker_clients.consumer(bootstrap)
     try:
-        return list(kafka_clients.read_to_end(consumer, topic, timeout=30))
+        return list(broker_clients.read_to_end(consumer, topic, timeout=30))
     finally:
         consumer.close()
 
@@ -258,12 +258,12 @@ def test_clock_advance_publishes_each_due_moment_once(
 
     ticks = _records(bootstrap, fresh_layout[EVENTS].name)
     # one consumer reading topics to their ends in turn
-    consumer = kafka_clients.consumer(bootstrap)
+    consumer = broker_clients.consumer(bootstrap)
     try:
         for topic in (fresh_layout[EVENTS].name, fresh_layout[CLOCK].name) * 2:
-            again = list(kafka_clients.read_to_end(consumer, topic, timeout=30))
+            again = list(broker_clients.read_to_end(consumer, topic, timeout=30))
             assert len(again) == (len(ticks) if topic == fresh_layout[EVENTS].name else 2)
-        assert len(list(kafka_clients.read_to_end(consumer, fresh_layout[EVENTS].name,
+        assert len(list(broker_clients.read_to_end(consumer, fresh_layout[EVENTS].name,
                                        partitions=[0, 1]))) == 4
     finally:
         consumer.close()
@@ -297,7 +297,7 @@ def test_clock_advance_without_a_broker_fails_clearly(monkeypatch: pytest.Monkey
     # Credentials of its own: the broker, not the local stack's credential files, is missing.
     monkeypatch.setenv(creds.USERNAME_ENV, "admin")
     monkeypatch.setenv(creds.PASSWORD_ENV, "unused")
-    with pytest.raises(kafka_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
+    with pytest.raises(broker_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
         scheduler.advance("127.0.0.1:1", layout("nowhere."), POLICY, date(2017, 6, 20),
                    connect_timeout=1)

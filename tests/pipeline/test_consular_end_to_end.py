@@ -21,13 +21,13 @@ import pytest
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.events import codec
 from lifecert.events.interchange import to_json
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import CONSULAR_CASES, DEAD_LETTERS, EVENTS
 from lifecert_dev import live
 from lifecert_dev.partners.consular_app.harness import ConsularAppHarness
 from lifecert_dev.stack import StackStatus
-from projections.config import connect
+from projections.connection import connect
 from tests.pipeline.live_helpers import POLICY, assert_live_equals_replay
 
 pytestmark = pytest.mark.stack
@@ -83,10 +83,10 @@ def _cases(run: live.LiveRun) -> dict[str, dict[str, Any]]:
 
 def _read(run: live.LiveRun, role: str) -> list[dict[str, Any]]:
     with acting_as(ADMIN):
-        consumer = kafka_clients.consumer(run.bootstrap)
+        consumer = broker_clients.consumer(run.bootstrap)
         try:
             return [codec.decode(r.value) for r in
-                    kafka_clients.read_to_end(consumer, run.topics[role].name)]
+                    broker_clients.read_to_end(consumer, run.topics[role].name)]
         finally:
             consumer.close()
 

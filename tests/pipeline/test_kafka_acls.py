@@ -22,7 +22,7 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from lifecert.pipeline import acls, kafka_clients
+from lifecert.pipeline import acls, broker_clients
 from lifecert.pipeline.credentials import ADMIN, COMPONENTS
 from lifecert.pipeline.topics import (
     ALERTS,
@@ -51,20 +51,20 @@ def refused(outcome: object) -> bool:
 @pytest.fixture(scope="module")
 def topics(stack: StackStatus) -> Iterator[TopicLayout]:
     lay = layout(f"acl{uuid.uuid4().hex[:10]}.")
-    with kafka_clients.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
-        kafka_clients.ensure_topics(admin, lay)
+    with broker_clients.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
+        broker_clients.ensure_topics(admin, lay)
     # one payment instruction for the readers to find
-    producer = kafka_clients.producer(stack.kafka_bootstrap, component="worker")
+    producer = broker_clients.producer(stack.kafka_bootstrap, component="worker")
     producer.send(lay[PAYMENT_INSTRUCTIONS].name, key=b"FS1", value=b"instruction").get(30)
     producer.close()
     yield lay
-    with kafka_clients.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
+    with broker_clients.admin_client(stack.kafka_bootstrap, component=ADMIN) as admin:
         admin.delete_topics([s.name for s in lay.topics.values()])
 
 
 def _write(bootstrap: str, component: str, topic: str) -> KafkaError | None:
     """None when ``component`` wrote a record to ``topic``, else the broker's refusal."""
-    producer = kafka_clients.producer(bootstrap, component=component, connect_timeout=BOUND_S)
+    producer = broker_clients.producer(bootstrap, component=component, connect_timeout=BOUND_S)
     try:
         producer.send(topic, key=b"FS1", value=b"x").get(timeout=BOUND_S)
         return None
@@ -76,9 +76,9 @@ def _write(bootstrap: str, component: str, topic: str) -> KafkaError | None:
 
 def _read(bootstrap: str, component: str, topic: str) -> list[bytes] | KafkaError:
     """The values of ``topic`` as ``component`` reads them from the start, or the refusal."""
-    consumer = kafka_clients.consumer(bootstrap, component=component, connect_timeout=BOUND_S)
+    consumer = broker_clients.consumer(bootstrap, component=component, connect_timeout=BOUND_S)
     try:
-        tps = [TopicPartition(topic, p) for p in kafka_clients.partitions_of(consumer, topic)]
+        tps = [TopicPartition(topic, p) for p in broker_clients.partitions_of(consumer, topic)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         got: list[bytes] = []
@@ -123,7 +123,7 @@ def test_a_client_without_credentials_can_neither_write_nor_read(
 
 @pytest.mark.stack
 def test_a_wrong_password_is_refused(stack: StackStatus, topics: TopicLayout) -> None:
-    settings = {**kafka_clients.client_security("connector").kafka_python(),
+    settings = {**broker_clients.client_security("connector").kafka_python(),
                 "sasl_plain_password": "not-the-password"}
     t0 = time.monotonic()
     with pytest.raises((SaslAuthenticationFailedError, KafkaError)):
@@ -190,7 +190,7 @@ def test_a_worker_group_of_another_prefix_is_refused(
     """The worker joins only its own layout's group ("<prefix>lifecert-worker...")."""
     consumer = KafkaConsumer(
         topics[EVENTS].name, bootstrap_servers=stack.kafka_bootstrap,
-        group_id="someone-else", **kafka_clients.client_security("worker").kafka_python(),
+        group_id="someone-else", **broker_clients.client_security("worker").kafka_python(),
         request_timeout_ms=int(BOUND_S * 1000),
     )
     try:
@@ -252,7 +252,7 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
         stray = ACL("User:payment-system", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
                     ResourcePattern(ResourceType.TOPIC, instructions,
                                     ACLResourcePatternType.LITERAL))
-        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
             assert not admin.create_acls([stray])["failed"]
         deadline = time.monotonic() + BOUND_S
         while _write(bootstrap, "payment-system", instructions) is not None:
@@ -264,7 +264,7 @@ def test_topics_create_removes_a_grant_acls_toml_does_not_make(
         assert "User:payment-system WRITE TOPIC " + instructions in capsys.readouterr().err
         assert refused(_write(bootstrap, "payment-system", instructions))
     finally:
-        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
             admin.delete_topics([s.name for s in lay.topics.values()])
 
 
@@ -308,7 +308,7 @@ def test_every_component_logs_in_after_stack_up(stack: StackStatus, topics: Topi
     from lifecert_dev.stack import StackConfig
 
     for component in COMPONENTS:
-        consumer = kafka_clients.consumer(stack.kafka_bootstrap, component=component,
+        consumer = broker_clients.consumer(stack.kafka_bootstrap, component=component,
                                connect_timeout=BOUND_S)
         try:
             assert topics[EVENTS].name in consumer.topics(), component

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline import credentials as creds
-from lifecert.pipeline import kafka_clients
 
 ENV_VARS = (creds.USERNAME_ENV, creds.PASSWORD_ENV, creds.CREDENTIALS_ENV, creds.CA_ENV,
             creds.PROTOCOL_ENV, creds.COMPONENT_ENV)
@@ -32,7 +32,7 @@ def test_local_stack_files_are_private_and_read_per_component(clean_env: Path) -
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
     assert creds.write_local(folder, ("worker", "api")) == made  # kept, not regenerated
-    security = kafka_clients.client_security("worker")
+    security = broker_clients.client_security("worker")
     assert (security.username, security.password) == ("worker", made["worker"])
     assert security.kafka_python()["security_protocol"] == "SASL_PLAINTEXT"
     assert security.kafka_python()["sasl_mechanism"] == "SCRAM-SHA-512"
@@ -40,18 +40,18 @@ def test_local_stack_files_are_private_and_read_per_component(clean_env: Path) -
 
 
 def test_missing_credentials_say_what_to_do(clean_env: Path) -> None:
-    with pytest.raises(kafka_clients.KafkaUnavailable, match="lifecert stack up"):
-        kafka_clients.client_security("worker")
+    with pytest.raises(broker_clients.KafkaUnavailable, match="lifecert stack up"):
+        broker_clients.client_security("worker")
 
 
 def test_the_environment_wins_and_needs_both_halves(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(creds.USERNAME_ENV, "svc-worker")
-    with pytest.raises(kafka_clients.KafkaUnavailable, match="both"):
-        kafka_clients.client_security("worker")
+    with pytest.raises(broker_clients.KafkaUnavailable, match="both"):
+        broker_clients.client_security("worker")
     monkeypatch.setenv(creds.PASSWORD_ENV, "s3cret")
-    got = kafka_clients.client_security("worker").kafka_python()
+    got = broker_clients.client_security("worker").kafka_python()
     assert (got["sasl_plain_username"], got["sasl_plain_password"]) == ("svc-worker", "s3cret")
 
 
@@ -61,17 +61,17 @@ def test_a_credentials_file_and_a_ca_give_sasl_ssl(
     path = clean_env / "api.json"
     path.write_text("{not json", encoding="utf-8")
     monkeypatch.setenv(creds.CREDENTIALS_ENV, str(path))
-    with pytest.raises(kafka_clients.KafkaUnavailable, match="must be JSON"):
-        kafka_clients.client_security("api")
+    with pytest.raises(broker_clients.KafkaUnavailable, match="must be JSON"):
+        broker_clients.client_security("api")
     path.write_text(json.dumps({"username": "api", "password": "pw"}), encoding="utf-8")
     ca = clean_env / "ca.pem"  # named only: kafka-python opens it when it connects
     monkeypatch.setenv(creds.CA_ENV, str(ca))
-    security = kafka_clients.client_security("api")
+    security = broker_clients.client_security("api")
     assert security.protocol == "SASL_SSL"
     assert security.kafka_python()["ssl_cafile"] == str(ca)
     monkeypatch.setenv(creds.PROTOCOL_ENV, "PLAINTEXT")
-    with pytest.raises(kafka_clients.KafkaUnavailable, match="SASL_PLAINTEXT"):
-        kafka_clients.client_security("api")
+    with pytest.raises(broker_clients.KafkaUnavailable, match="SASL_PLAINTEXT"):
+        broker_clients.client_security("api")
 
 
 def test_sasl_plaintext_is_refused_to_a_host_that_is_not_loopback(
@@ -80,16 +80,16 @@ def test_sasl_plaintext_is_refused_to_a_host_that_is_not_loopback(
     monkeypatch.setenv(creds.USERNAME_ENV, "api")
     monkeypatch.setenv(creds.PASSWORD_ENV, "pw")
     for bootstrap in ("127.0.0.1:19092", "localhost:9092", "[::1]:9092,127.0.0.2:9092"):
-        security = kafka_clients.client_security("api", bootstrap)
+        security = broker_clients.client_security("api", bootstrap)
         assert security.protocol == "SASL_PLAINTEXT", bootstrap
     for bootstrap in ("kafka.example.org:9092", "127.0.0.1:19092,10.0.0.5:9092"):
-        with pytest.raises(kafka_clients.KafkaUnavailable, match=creds.CA_ENV) as refused:
-            kafka_clients.client_security("api", bootstrap)
+        with pytest.raises(broker_clients.KafkaUnavailable, match=creds.CA_ENV) as refused:
+            broker_clients.client_security("api", bootstrap)
         assert "not loopback" in str(refused.value) and "SASL_SSL" in str(refused.value)
-        with pytest.raises(kafka_clients.KafkaUnavailable, match="not loopback"):
-            kafka_clients.producer(bootstrap, component="api")
+        with pytest.raises(broker_clients.KafkaUnavailable, match="not loopback"):
+            broker_clients.producer(bootstrap, component="api")
     monkeypatch.setenv(creds.CA_ENV, str(clean_env / "ca.pem"))
-    assert kafka_clients.client_security("api", "kafka.example.org:9092").protocol == "SASL_SSL"
+    assert broker_clients.client_security("api", "kafka.example.org:9092").protocol == "SASL_SSL"
 
 
 def test_kafka_python_s_plaintext_warning_is_not_hidden() -> None:

@@ -15,13 +15,13 @@ from connectors.payment_ledger.connector import to_instruction
 from connectors.payment_ledger.intake import connect as ledger_connect
 from lifecert.events.catalogue import OUTPUT_TYPES
 from lifecert.events.interchange import parse_event
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import EVENTS, PAYMENT_INSTRUCTIONS
 from lifecert.replay import replay_file
 from lifecert.summary import CampaignCounters, InstructionTotals
 from lifecert_dev import live
 from lifecert_dev.partners.systems import Partners, play, read_log, wait_for_sink
-from projections.config import connect
+from projections.connection import connect
 from projections.queries import campaign_counters
 from tests.pipeline.live_helpers import (
     POLICY,
@@ -93,13 +93,13 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
         assert stats.by_source["hk-assist"] > 0
         assert live.wait_until_idle(run, 300, [worker, projections]), \
             "the worker and the projections did not catch up"
-        consumer = kafka_clients.consumer(run.bootstrap)
+        consumer = broker_clients.consumer(run.bootstrap)
         try:
-            sent = sum(kafka_clients.end_offsets(
+            sent = sum(broker_clients.end_offsets(
                 consumer, run.topics[PAYMENT_INSTRUCTIONS].name).values())
-            dead = sum(kafka_clients.end_offsets(
+            dead = sum(broker_clients.end_offsets(
                 consumer, run.topics["dead_letters"].name).values())
-            published = sum(kafka_clients.end_offsets(consumer, run.topics[EVENTS].name).values())
+            published = sum(broker_clients.end_offsets(consumer, run.topics[EVENTS].name).values())
         finally:
             consumer.close()
         wait_for_sink(partners, "payment-ledger", sent, 120)

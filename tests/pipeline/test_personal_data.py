@@ -79,14 +79,14 @@ def _found_in(blob: bytes, needles: dict[str, bytes]) -> list[str]:
 
 
 def _records(run: live.LiveRun, role: str) -> list[Any]:
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
 
-    consumer = kafka_clients.consumer(run.bootstrap)
+    consumer = broker_clients.consumer(run.bootstrap)
     try:
         from kafka import TopicPartition
 
         topic = run.topics[role].name
-        tps = [TopicPartition(topic, p) for p in kafka_clients.partitions_of(consumer, topic)]
+        tps = [TopicPartition(topic, p) for p in broker_clients.partitions_of(consumer, topic)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)

@@ -23,7 +23,7 @@ from lifecert.events.interchange import MalformedEvent, parse_line
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients, scheduler
+from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.publish import (
     Prepared,
@@ -168,14 +168,14 @@ def test_dead_letter_record_is_deterministic_and_encodes() -> None:
 
 def _new_layout(bootstrap: str) -> TopicLayout:
     lay = layout(f"t{uuid.uuid4().hex[:12]}.")
-    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
-        states = kafka_clients.ensure_topics(admin, lay)
+    with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        states = broker_clients.ensure_topics(admin, lay)
     assert all(s.created and not s.problems for s in states)
     return lay
 
 
 def _drop(bootstrap: str, lay: TopicLayout) -> None:
-    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+    with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
         admin.delete_topics([spec.name for spec in lay.topics.values()], raise_errors=False)
 
 
@@ -184,9 +184,9 @@ def _prefix(lay: TopicLayout) -> str:
 
 
 def _records(bootstrap: str, topic: str) -> list[Any]:
-    consumer = kafka_clients.consumer(bootstrap, component=ADMIN)
+    consumer = broker_clients.consumer(bootstrap, component=ADMIN)
     try:
-        return sorted(kafka_clients.read_to_end(consumer, topic, timeout=30),
+        return sorted(broker_clients.read_to_end(consumer, topic, timeout=30),
                       key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
@@ -374,7 +374,7 @@ def test_every_valid_line_arrives_once_in_file_order_per_partition_with_ticks_wh
                 want[p].append(("ClockTick", kind))
         sig = (event["type"], event["retiree_id"],
                ASSIGNED if n in pub.without_id else event["event_id"])
-        want[kafka_clients.partition_for_key(event["retiree_id"], partitions)].append(sig)
+        want[broker_clients.partition_for_key(event["retiree_id"], partitions)].append(sig)
 
     got: dict[int, list[tuple[str, ...]]] = defaultdict(list)
     for record in pub.events[0]:
@@ -388,7 +388,7 @@ def test_every_valid_line_arrives_once_in_file_order_per_partition_with_ticks_wh
             got[record.partition].append(("ClockTick", event["moment"]))
             continue
         assert record.key == event["retiree_id"].encode()
-        assert record.partition == kafka_clients.partition_for_key(record.key, partitions)
+        assert record.partition == broker_clients.partition_for_key(record.key, partitions)
         got[record.partition].append(_signature(pub, event, file_ids))
     assert set(got) == set(range(partitions))
     for p in range(partitions):
@@ -590,8 +590,9 @@ def test_missing_topics_and_missing_broker_fail_with_what_to_do(
     assert "no such file" in capsys.readouterr().err
 
     with acting_as("connector"), \
-            pytest.raises(kafka_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
-                          r"127\.0\.0\.1:1: .*lifecert stack up"):
+            pytest.raises(broker_clients.KafkaUnavailable,
+                          match=r"cannot reach the Kafka broker at 127\.0\.0\.1:1: "
+                                r".*lifecert stack up"):
         publish_file(path, POLICY, bootstrap="127.0.0.1:1", layout=layout("nowhere."),
                      connect_timeout=1, keys=KEYS)
 

@@ -48,8 +48,8 @@ from lifecert.events.interchange import parse_line
 from lifecert.events.personal import ERASED, reveal, seal_personal
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.pipeline import acls
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.credentials import ADMIN, acting_as
-from lifecert.pipeline.kafka_clients import client_security
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, STATUS, TopicLayout, layout
 from lifecert.replay import replay_file
 from lifecert.summary import CampaignCounters, InstructionTotals

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 
-from tests.helpers import ReplayImpl
+from tests.helpers import ReplayImpl, examples
 from tests.payment_sim import SHANGHAI, months, simulate, stops
 from tests.property.test_properties import SETTINGS, describe, event_logs
 
@@ -223,14 +223,14 @@ TWO_DEATHS_RETRACTED_AROUND_A_HOLD = [
 ]
 
 
-@settings(SETTINGS, max_examples=300)
+@settings(SETTINGS, max_examples=examples(300))
 @given(lines=event_logs(corrections=True, in_order=True))
 @example(lines=TWO_DEATHS_RETRACTED_AROUND_A_HOLD)
 def test_money_is_conserved(replay_impl: ReplayImpl, lines: list[str]) -> None:
     run(replay_impl, lines)
 
 
-@settings(SETTINGS, max_examples=150)
+@settings(SETTINGS, max_examples=examples(150))
 @given(lines=event_logs(in_order=True))
 def test_money_is_conserved_without_corrections(replay_impl: ReplayImpl, lines: list[str]) -> None:
     run(replay_impl, lines)
@@ -381,7 +381,7 @@ def test_money_out_of_order_counterexample(replay_impl: ReplayImpl, lines: list[
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=OUT_OF_ORDER_REASON)
-@settings(SETTINGS, max_examples=200)
+@settings(SETTINGS, max_examples=examples(200))
 @given(lines=event_logs(corrections=True, in_order=False))
 @example(lines=REVOKED_IN_THE_PAST)
 def test_money_is_conserved_out_of_order(replay_impl: ReplayImpl, lines: list[str]) -> None:

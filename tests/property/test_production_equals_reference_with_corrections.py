@@ -7,11 +7,11 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import ReplayImpl, first_differences, normalize, reasons
+from tests.helpers import ReplayImpl, examples, first_differences, normalize, reasons
 from tests.property.test_properties import SETTINGS, UNTILS, describe, event_logs
 
 
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=examples(400))
 @given(lines=event_logs(corrections=True), until=st.sampled_from(UNTILS))
 def test_production_equals_reference_with_corrections(
     production_impl: ReplayImpl,

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifecert.events.catalogue import enum_symbols
-from tests.helpers import ReplayImpl, first_differences, normalize, reasons
+from tests.helpers import ReplayImpl, examples, first_differences, normalize, reasons
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEADLINE_MOMENT = dt.datetime(2017, 6, 21, tzinfo=SHANGHAI)
@@ -43,7 +43,7 @@ OFFSETS = (
 )
 
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -118,6 +118,53 @@ def instants(extra: list[dt.datetime] | None = None) -> st.SearchStrategy[dt.dat
     return st.builds(lambda t, j: t + dt.timedelta(minutes=j), base, jitter)
 
 
+# The strategies of one retiree's events, built once: a strategy made inside a draw is a
+# new object each time, which hypothesis validates (and labels) again at every example;
+# that bookkeeping cost five times the replays it fed.
+INSTANTS = instants()
+INSTANTS_OR_EARLY = instants(EARLY_INSTANTS)
+SCHEMES = st.sampled_from(
+    ["URBAN_EMPLOYEE"] * 3 + ["URBAN_RURAL_RESIDENT"] * 2 + ["GOV_INSTITUTION"])
+CATEGORIES = st.sampled_from(["REGULAR"] * 4 + ["CADRE_RETIREE"])
+RESIDENCES = st.sampled_from(
+    ["FOSHAN"] * 4 + ["GUANGDONG", "OTHER_PROVINCE", "HONG_KONG", "MACAU", "ABROAD"])
+BIRTH_DATES = st.sampled_from(
+    ["1937-06-20", "1937-06-21", "1936-02-29", "1930-05-05", "1950-03-15"])
+PENSION_STARTS = st.sampled_from(["2005-03-01"] * 4 + ["2016-12-31", "2017-01-01", "2017-04-15"])
+AMOUNTS = st.sampled_from([250_000, 300_000, 412_345])
+EMPLOYER_CHANNELS = st.sampled_from(["EMPLOYER_BATCH"] * 4 + list(CHANNELS))
+ANY_CHANNEL = st.sampled_from(CHANNELS)
+RECORDING_DELAYS = st.sampled_from(DELAYS)
+REVOCATIONS = st.sampled_from([0, 0, 1, 1, 2])
+# a revocation at an edge instant, or some delay after its certification
+REVOKED_AT = st.one_of(INSTANTS, st.sampled_from(DELAYS[1:]))
+REVOKING_AGENCIES = {agency: st.sampled_from([agency] * 4 + ["AG-9"])
+                     for agency in ("AG-1", "AG-2")}
+REVOCATION_REASONS = st.sampled_from(["FRAUD", "MISATTRIBUTED", "ENTERED_IN_ERROR"])
+FORM_DELAYS = st.sampled_from(DOCS_DELAYS)
+FORM_AGENCIES = {agency: st.sampled_from([agency, agency, "AG-2", "AG-1"])
+                 for agency in ("AG-1", "AG-2")}
+DEATH_COUNTS = st.sampled_from([0] * 17 + [1] * 4 + [2])
+DEATH_COUNTS_WITH_CORRECTIONS = st.sampled_from([0] * 17 + [1] * 4 + [2] + [1] * 8)
+DEATH_DATE = st.sampled_from(DEATH_DATES)
+DEATH_REPORT_DAYS = st.sampled_from([0, 3, 20, 45, 100])
+RETRACTIONS = st.sampled_from([0, 1, 1, 2])
+LATER_DELAYS = st.sampled_from(DELAYS[1:])
+PHONES = st.sampled_from([None, "+86 757 0000 0001"])
+NEW_AMOUNTS = st.sampled_from([260_000, 330_000, 345_678])
+EFFECTIVE_MONTHS = st.sampled_from(MONTHS)
+MOVES = st.sampled_from([0, 0, 1, 2, 3])
+REDELIVERIES = st.sampled_from([0, 0, 1, 2])
+RANDOMS = st.randoms(use_true_random=False)
+UP_TO = {n: st.integers(0, n) for n in (2, 3, 4, 9, 19, 29)}
+COIN = st.booleans()
+
+
+def after(recorded: dt.datetime, at_or_delay: dt.datetime | dt.timedelta) -> dt.datetime:
+    """An instant drawn as it is, a delay after ``recorded``."""
+    return at_or_delay if isinstance(at_or_delay, dt.datetime) else recorded + at_or_delay
+
+
 class _Ids:
     def __init__(self) -> None:
         self.n = 0
@@ -140,25 +187,19 @@ def retiree_events(
     agency (or another), revocations, death retractions, contact updates."""
 
     def event_id() -> str | None:
-        return ids.next() if draw(st.integers(0, 9)) else None
+        return ids.next() if draw(UP_TO[9]) else None
 
     events: list[dict[str, Any]] = []
-    scheme = draw(
-        st.sampled_from(["URBAN_EMPLOYEE"] * 3 + ["URBAN_RURAL_RESIDENT"] * 2 + ["GOV_INSTITUTION"])
-    )
-    category = draw(st.sampled_from(["REGULAR"] * 4 + ["CADRE_RETIREE"]))
-    residence = draw(
-        st.sampled_from(
-            ["FOSHAN"] * 4 + ["GUANGDONG", "OTHER_PROVINCE", "HONG_KONG", "MACAU", "ABROAD"]
-        )
-    )
+    scheme = draw(SCHEMES)
+    category = draw(CATEGORIES)
+    residence = draw(RESIDENCES)
     employer_only = scheme == "GOV_INSTITUTION" or category == "CADRE_RETIREE"
     enrolled_at = local(2016, 12, 1, 9, 0) + dt.timedelta(minutes=index)
-    presence = draw(st.integers(0, 29))
+    presence = draw(UP_TO[29])
     if presence == 0:
         enrolled_at = None  # never enrolled: every event of this retiree is UNKNOWN_RETIREE
     elif presence == 1:
-        enrolled_at = draw(instants())  # enrolled late (maybe after its other events)
+        enrolled_at = draw(INSTANTS)  # enrolled late (maybe after its other events)
     if enrolled_at is not None:
         events.append(
             {
@@ -167,47 +208,38 @@ def retiree_events(
                 "recorded_at": enrolled_at,
                 "retiree_id": rid,
                 "name": f"Retiree {rid}",
-                "birth_date": draw(
-                    st.sampled_from(
-                        ["1937-06-20", "1937-06-21", "1936-02-29", "1930-05-05", "1950-03-15"]
-                    )
-                ),
+                "birth_date": draw(BIRTH_DATES),
                 "scheme": scheme,
                 "category": category,
                 "residence": residence,
                 "district": "NANHAI" if residence == "FOSHAN" else None,
                 "country": None,
-                "pension_start": draw(
-                    st.sampled_from(["2005-03-01"] * 4 + ["2016-12-31", "2017-01-01", "2017-04-15"])
-                ),
-                "monthly_amount_fen": draw(st.sampled_from([250_000, 300_000, 412_345])),
-                "disabled": draw(st.integers(0, 4)) == 0,
+                "pension_start": draw(PENSION_STARTS),
+                "monthly_amount_fen": draw(AMOUNTS),
+                "disabled": draw(UP_TO[4]) == 0,
                 "managing_unit": "UNIT-1" if employer_only else None,
             }
         )
-    if enrolled_at is not None and draw(st.integers(0, 19)) == 0:
+    if enrolled_at is not None and draw(UP_TO[19]) == 0:
         # enrolled again, differently (ALREADY_ENROLLED: the first enrollment stands)
         events.append(
             dict(
                 events[0],
                 event_id=ids.next(),
-                recorded_at=draw(instants()),
+                recorded_at=draw(INSTANTS),
                 pension_start="2017-02-01",
                 scheme="GOV_INSTITUTION",
                 residence="FOSHAN",
                 disabled=True,
             )
         )
-    for k in range(draw(st.integers(0, 3))):
-        if employer_only:
-            channel = draw(st.sampled_from(["EMPLOYER_BATCH"] * 4 + list(CHANNELS)))
-        else:
-            channel = draw(st.sampled_from(CHANNELS))
-        performed = draw(instants(EARLY_INSTANTS))
-        recorded = performed + draw(st.sampled_from(DELAYS))
+    for k in range(draw(UP_TO[3])):
+        channel = draw(EMPLOYER_CHANNELS if employer_only else ANY_CHANNEL)
+        performed = draw(INSTANTS_OR_EARLY)
+        recorded = performed + draw(RECORDING_DELAYS)
         cid = f"C-{rid}-{k}"
         agency = "AG-1"
-        if corrections and k and draw(st.integers(0, 2)) == 0:
+        if corrections and k and draw(UP_TO[2]) == 0:
             cid, agency = f"C-{rid}-0", "AG-2"  # another agency's certification, same id
         cert = {
             "type": "CertificationRecorded",
@@ -220,30 +252,25 @@ def retiree_events(
             "performed_at": performed,
         }
         events.append(cert)
-        if draw(st.integers(0, 9)) == 0:  # redelivered by the partner with a new event id
+        if draw(UP_TO[9]) == 0:  # redelivered by the partner with a new event id
             events.append(
                 dict(cert, event_id=ids.next(), recorded_at=recorded + dt.timedelta(days=3))
             )
-        for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2])) if corrections else 0):
+        for _ in range(draw(REVOCATIONS) if corrections else 0):
             events.append(
                 {
                     "type": "CertificationRevoked",
                     "event_id": event_id(),
-                    "recorded_at": draw(
-                        st.one_of(
-                            instants(),
-                            st.sampled_from(DELAYS[1:]).map(lambda d, at=recorded: at + d),
-                        )
-                    ),
+                    "recorded_at": after(recorded, draw(REVOKED_AT)),
                     "retiree_id": rid,
                     "certification_id": cid,
-                    "agency_id": draw(st.sampled_from([agency] * 4 + ["AG-9"])),
-                    "reason": draw(st.sampled_from(["FRAUD", "MISATTRIBUTED", "ENTERED_IN_ERROR"])),
+                    "agency_id": draw(REVOKING_AGENCIES[agency]),
+                    "reason": draw(REVOCATION_REASONS),
                 }
             )
-        wants_docs = draw(st.integers(0, 9)) < (8 if channel in FORM_CHANNELS else 1)
+        wants_docs = draw(UP_TO[9]) < (8 if channel in FORM_CHANNELS else 1)
         if wants_docs:
-            docs_at = recorded + draw(st.sampled_from(DOCS_DELAYS))
+            docs_at = recorded + draw(FORM_DELAYS)
             form = {
                 "type": "CertificationDocumentsReceived",
                 "event_id": event_id(),
@@ -252,21 +279,21 @@ def retiree_events(
                 "retiree_id": rid,
                 "received_at": docs_at - dt.timedelta(hours=2),
             }
-            if corrections and draw(st.booleans()):
-                form["agency_id"] = draw(st.sampled_from([agency, agency, "AG-2", "AG-1"]))
+            if corrections and draw(COIN):
+                form["agency_id"] = draw(FORM_AGENCIES[agency])
             events.append(form)
-            if draw(st.integers(0, 9)) == 0:  # the form reported twice
+            if draw(UP_TO[9]) == 0:  # the form reported twice
                 events.append(
                     dict(form, event_id=ids.next(), recorded_at=docs_at + dt.timedelta(days=1))
                 )
-    deaths = draw(st.sampled_from([0] * 17 + [1] * 4 + [2] + ([1] * 8 if corrections else [])))
+    deaths = draw(DEATH_COUNTS_WITH_CORRECTIONS if corrections else DEATH_COUNTS)
     for _ in range(deaths):
-        died = dt.date.fromisoformat(draw(st.sampled_from(DEATH_DATES)))
-        if draw(st.booleans()):
+        died = dt.date.fromisoformat(draw(DEATH_DATE))
+        if draw(COIN):
             reported = dt.datetime.combine(died, dt.time(10, 0), tzinfo=SHANGHAI)
-            reported += dt.timedelta(days=draw(st.sampled_from([0, 3, 20, 45, 100])))
+            reported += dt.timedelta(days=draw(DEATH_REPORT_DAYS))
         else:
-            reported = draw(instants())
+            reported = draw(INSTANTS)
         events.append(
             {
                 "type": "DeathRecorded",
@@ -279,10 +306,10 @@ def retiree_events(
         )
     if corrections:
         deaths_at = [e["recorded_at"] for e in events if e["type"] == "DeathRecorded"]
-        for _ in range(draw(st.sampled_from([0, 1, 1, 2]))):
-            at = draw(instants())
-            if deaths_at and draw(st.booleans()):
-                at = draw(st.sampled_from(deaths_at)) + draw(st.sampled_from(DELAYS[1:]))
+        for _ in range(draw(RETRACTIONS)):
+            at = draw(INSTANTS)
+            if deaths_at and draw(COIN):
+                at = draw(st.sampled_from(deaths_at)) + draw(LATER_DELAYS)
             events.append(
                 {
                     "type": "DeathReportRetracted",
@@ -293,28 +320,28 @@ def retiree_events(
                     "reason": "reported in error",
                 }
             )
-        if draw(st.integers(0, 3)) == 0:
+        if draw(UP_TO[3]) == 0:
             events.append(
                 {
                     "type": "ContactDetailsUpdated",
                     "event_id": event_id(),
-                    "recorded_at": draw(instants()),
+                    "recorded_at": draw(INSTANTS),
                     "retiree_id": rid,
-                    "phone": draw(st.sampled_from([None, "+86 757 0000 0001"])),
+                    "phone": draw(PHONES),
                     "address": None,
                     "channel": "COUNTER",
                     "agency_id": "AG-1",
                 }
             )
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(UP_TO[2])):
         events.append(
             {
                 "type": "PensionAmountChanged",
                 "event_id": event_id(),
-                "recorded_at": draw(instants()),
+                "recorded_at": draw(INSTANTS),
                 "retiree_id": rid,
-                "monthly_amount_fen": draw(st.sampled_from([260_000, 330_000, 345_678])),
-                "effective_month": draw(st.sampled_from(MONTHS)),
+                "monthly_amount_fen": draw(NEW_AMOUNTS),
+                "effective_month": draw(EFFECTIVE_MONTHS),
             }
         )
     return events
@@ -358,14 +385,14 @@ def event_logs(
     if not events:
         return []
     # Mostly in recorded_at order, with a few events moved.
-    for _ in range(0 if in_order else draw(st.sampled_from([0, 0, 1, 2, 3]))):
+    for _ in range(0 if in_order else draw(MOVES)):
         i = draw(st.integers(0, len(events) - 1))
         j = draw(st.integers(0, len(events) - 1))
         events.insert(j, events.pop(i))
-    rnd = draw(st.randoms(use_true_random=False))
+    rnd = draw(RANDOMS)
     lines = [_render(rnd, e) for e in events]
     # Exact redeliveries, later in the log.
-    for _ in range(0 if in_order else draw(st.sampled_from([0, 0, 1, 2]))):
+    for _ in range(0 if in_order else draw(REDELIVERIES)):
         i = draw(st.integers(0, len(lines) - 1))
         j = draw(st.integers(i + 1, len(lines)))
         lines.insert(j, lines[i])
@@ -423,7 +450,7 @@ def describe(lines: list[str]) -> str:
 # ---------------------------------------------------------------------------------------
 # Properties
 # ---------------------------------------------------------------------------------------
-@settings(SETTINGS, max_examples=400)
+@settings(SETTINGS, max_examples=examples(400))
 @given(lines=event_logs(), until=st.sampled_from(UNTILS))
 def test_production_equals_reference(
     production_impl: ReplayImpl,

@@ -42,8 +42,8 @@ from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
-from lifecert.pipeline.kafka_clients import client_security
+from lifecert.pipeline import broker_clients
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import (
     ALERTS,
@@ -88,8 +88,8 @@ class Pipeline:
         self.app_id = f"t{tag}.lifecert-worker"
         self.data_dir = tmp / "worker-data"
         self.tmp = tmp
-        with kafka_clients.admin_client(bootstrap) as admin:
-            kafka_clients.ensure_topics(admin, self.topics)
+        with broker_clients.admin_client(bootstrap) as admin:
+            broker_clients.ensure_topics(admin, self.topics)
 
     def name(self, role: str) -> str:
         return self.topics[role].name
@@ -98,7 +98,7 @@ class Pipeline:
         """The layout's topics and the worker's own (changelog, assignor), on a shared
         broker that other tests use too."""
         prefix = self.name(EVENTS).removesuffix("lifecert.events")
-        with kafka_clients.admin_client(self.bootstrap) as admin:
+        with broker_clients.admin_client(self.bootstrap) as admin:
             mine = [t for t in admin.list_topics()
                     if t.startswith(prefix) or t.startswith(self.app_id + "-")]
             if mine:
@@ -220,19 +220,19 @@ def wait_until(worker: Worker, reached: float = 1.0, timeout: float = DECIDE_TIM
 
 
 def records_on(pipeline: Pipeline, role: str) -> int:
-    consumer = kafka_clients.consumer(pipeline.bootstrap)
+    consumer = broker_clients.consumer(pipeline.bootstrap)
     try:
-        return sum(kafka_clients.end_offsets(consumer, pipeline.name(role)).values())
+        return sum(broker_clients.end_offsets(consumer, pipeline.name(role)).values())
     finally:
         consumer.close()
 
 
 def read_topics(pipeline: Pipeline, roles: Iterable[str]) -> Iterator[ConsumerRecord]:
     """Every record of the topics of ``roles``, up to their current ends."""
-    consumer = kafka_clients.consumer(pipeline.bootstrap)
+    consumer = broker_clients.consumer(pipeline.bootstrap)
     try:
         for role in roles:
-            yield from kafka_clients.read_to_end(consumer, pipeline.name(role), timeout=60)
+            yield from broker_clients.read_to_end(consumer, pipeline.name(role), timeout=60)
     finally:
         consumer.close()
 
@@ -359,7 +359,7 @@ def test_partition_campaigns_restored_at_every_step_decide_as_replay() -> None:
             for p in range(partitions):
                 logs[p].append(("tick", {"type": "ClockTick", "event_id": f"t{p}",
                                          "policy": POLICY.name, "at": moment.at}))
-        partition = kafka_clients.partition_for_key(event["retiree_id"], partitions)
+        partition = broker_clients.partition_for_key(event["retiree_id"], partitions)
         logs[partition].append(("event", event))
     table: dict[bytes, Any] = {}
     outputs: dict[str, dict[str, Any]] = {}

@@ -14,7 +14,7 @@ from typing import Any
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.scheduler import TICK_KEY, tick_event
 from lifecert.pipeline.topics import DEAD_LETTERS, STATUS, VERDICTS, layout
 from lifecert.replay import replay_lines
@@ -105,7 +105,7 @@ def partitioned_log(
             for p in range(PARTITIONS):
                 tick = tick_event(POLICY.name, moment, p)
                 logs[p].append((TICK_KEY, codec.encode(tick)))
-        partition = kafka_clients.partition_for_key(event["retiree_id"], PARTITIONS)
+        partition = broker_clients.partition_for_key(event["retiree_id"], PARTITIONS)
         logs[partition].append((event["retiree_id"].encode(), codec.encode(event)))
     return logs, lines
 

@@ -105,11 +105,11 @@ def _say(message: str) -> None:
 async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        **kafka_clients.client_security(bootstrap=bootstrap).aiokafka(),
+        **broker_clients.client_security(bootstrap=bootstrap).aiokafka(),
         auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=64 << 20,
     )
@@ -144,7 +144,7 @@ def raw_consume(bootstrap: str, topic: str) -> dict[str, Any]:
 
 def raw_copy(dsn: str, rows: int) -> dict[str, Any]:
     """COPY ``rows`` status-shaped rows into a fresh table, in one transaction."""
-    from projections.config import connect
+    from projections.connection import connect
 
     chunk = "".join(
         f"FS{n:08d}\tfoshan-2017\tCERTIFIED\tCHANCHENG\tFOSHAN\tFACE_APP\t"
@@ -219,11 +219,11 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _topic_ends(bootstrap: str, topics: Sequence[str]) -> int:
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
 
-    consumer = kafka_clients.consumer(bootstrap)
+    consumer = broker_clients.consumer(bootstrap)
     try:
-        return sum(sum(kafka_clients.end_offsets(consumer, name).values()) for name in topics)
+        return sum(sum(broker_clients.end_offsets(consumer, name).values()) for name in topics)
     finally:
         consumer.close()
 
@@ -329,7 +329,7 @@ def latency(run: Any, events: Path, policy: Any, rate: float, seconds: float,
     """Publish at ``rate`` events/s with the worker and a noting projection writer
     running; publish-to-commit latency of every event that yields a status."""
     from lifecert.domain.fold import uuid5
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
     from lifecert.pipeline.topics import EVENTS
     from lifecert_dev import live
 
@@ -347,7 +347,7 @@ def latency(run: Any, events: Path, policy: Any, rate: float, seconds: float,
     projector = [sys.executable, "-m", "lifecert_dev.bench.pipeline", "projector",
                  "--dsn", run.dsn, "--bootstrap", run.bootstrap, "--topic-prefix", run.prefix,
                  "--out", str(commits)]
-    producer = kafka_clients.producer(run.bootstrap)
+    producer = broker_clients.producer(run.bootstrap)
     topic = run.topics[EVENTS].name
     sent: dict[str, float] = {}
     try:
@@ -421,14 +421,14 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 def _status_times(run: Any) -> dict[str, float]:
     """Status event id -> the record's timestamp (when the worker's producer made it)."""
     from lifecert.events import codec
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
     from lifecert.pipeline.topics import STATUS
 
-    consumer = kafka_clients.consumer(run.bootstrap)
+    consumer = broker_clients.consumer(run.bootstrap)
     try:
         return {
             codec.decode(record.value)["event_id"]: record.timestamp / 1000
-            for record in kafka_clients.read_to_end(consumer, run.topics[STATUS].name, timeout=60)
+            for record in broker_clients.read_to_end(consumer, run.topics[STATUS].name, timeout=60)
         }
     finally:
         consumer.close()
@@ -482,14 +482,14 @@ def _new_run(bootstrap: str, admin_dsn: str, work: Path, tag: str) -> Any:
 
 def run_pipeline_bench(args: argparse.Namespace) -> int:
     from lifecert.domain.policy import load_policy
-    from lifecert.pipeline import kafka_clients
+    from lifecert.endpoints import kafka_bootstrap, postgres_dsn
+    from lifecert.pipeline import broker_clients
     from lifecert.pipeline.topics import EVENTS
     from lifecert_dev import live
     from lifecert_dev.bench.replay import campaign_file
-    from projections.config import resolve_bootstrap, resolve_dsn
 
-    bootstrap = resolve_bootstrap(args.bootstrap)
-    admin_dsn = resolve_dsn(args.dsn)
+    bootstrap = kafka_bootstrap(args.bootstrap)
+    admin_dsn = postgres_dsn(args.dsn)
     policy = load_policy("foshan-2017")
     work = args.work_dir.resolve()
     events = campaign_file(work, args.retirees, args.seed)
@@ -525,7 +525,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
         runs.append(second)
         figures["latency"] = latency(second, events, policy, args.rate,
                                      args.latency_seconds, args.timeout)
-    except kafka_clients.KafkaUnavailable as exc:
+    except broker_clients.KafkaUnavailable as exc:
         raise SystemExit(f"lifecert bench: {exc}") from None
     finally:
         if not args.keep:

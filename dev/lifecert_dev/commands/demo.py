@@ -136,7 +136,7 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
         return 1
     print(f"  caught up in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
-    from projections.config import connect
+    from projections.connection import connect
     from projections.queries import campaign_counters, export
 
     conn = connect(run.dsn)
@@ -184,7 +184,7 @@ def _through_partners(
     """Play the campaign through the partners; (caught up, ledger report, ledger equal)."""
     from connectors.payment_ledger import reconcile
     from lifecert.keystore.postgres import KEYS_DSN_ENV, migrate_as
-    from lifecert.pipeline import kafka_clients
+    from lifecert.pipeline import broker_clients
     from lifecert.pipeline.topics import PAYMENT_INSTRUCTIONS
     from lifecert_dev.partners.systems import (
         Partners,
@@ -214,9 +214,9 @@ def _through_partners(
             step("waiting for the worker, the projections and the payment system")
             if not _wait_idle(run, args.timeout, children, started):
                 return False, None, False
-            consumer = kafka_clients.consumer(run.bootstrap)
+            consumer = broker_clients.consumer(run.bootstrap)
             try:
-                sent = sum(kafka_clients.end_offsets(consumer,
+                sent = sum(broker_clients.end_offsets(consumer,
                                           run.topics[PAYMENT_INSTRUCTIONS].name).values())
             finally:
                 consumer.close()

@@ -27,7 +27,7 @@ from lifecert.domain.policy import Policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
-from lifecert.pipeline import kafka_clients, scheduler
+from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
 from lifecert_dev.partners.hk_assist.harness import HkAssistHarness
@@ -182,12 +182,12 @@ class _Topics:
     """Counting records on the events and dead-letter topics (end offsets)."""
 
     def __init__(self, bootstrap: str, topics: TopicLayout) -> None:
-        self.consumer = kafka_clients.consumer(bootstrap)
+        self.consumer = broker_clients.consumer(bootstrap)
         self.events = topics[EVENTS].name
         self.dead = topics[DEAD_LETTERS].name
 
     def count(self, topic: str) -> int:
-        return sum(kafka_clients.end_offsets(self.consumer, topic).values())
+        return sum(broker_clients.end_offsets(self.consumer, topic).values())
 
     def close(self) -> None:
         self.consumer.close()
@@ -213,8 +213,8 @@ def play(
     windows = plan_windows(events, source_of, [m.at for m in policy.moments])
     stats.windows = len(windows)
     counter = _Topics(partners.bootstrap, partners.topics)
-    producer = kafka_clients.producer(partners.bootstrap)
-    partitions = len(kafka_clients.partitions_of(counter.consumer, partners.topics[EVENTS].name))
+    producer = broker_clients.producer(partners.bootstrap)
+    partitions = len(broker_clients.partitions_of(counter.consumer, partners.topics[EVENTS].name))
     dead_before = counter.count(counter.dead)
     try:
         for n, window in enumerate(windows, 1):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecert_dev.stack import broker, postgres
-from lifecert_dev.stack.config import (
+from lifecert_dev.stack.stack_config import (
     ENV_VARS,
     KAFKA_VERSION,
     MissingPrerequisite,

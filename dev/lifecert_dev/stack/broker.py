@@ -46,7 +46,7 @@ from lifecert.pipeline.credentials import (
     read_file,
     write_local,
 )
-from lifecert_dev.stack.config import (
+from lifecert_dev.stack.stack_config import (
     LOG4J_VERSION,
     SCALA_BINARY_VERSION,
     MissingPrerequisite,
@@ -538,7 +538,7 @@ def apply_default_acls(cfg: StackConfig) -> None:
     from kafka.errors import KafkaError
 
     from lifecert.pipeline import acls
-    from lifecert.pipeline.kafka_clients import KafkaUnavailable
+    from lifecert.pipeline.broker_clients import KafkaUnavailable
     from lifecert.pipeline.topics import layout
 
     try:
@@ -586,7 +586,7 @@ def spawn_detached(cmd: list[str], log: Path, cwd: Path) -> int:
 def _admin_settings(cfg: StackConfig, timeout: float) -> dict[str, object]:
     """kafka-python settings of an admin client of this stack's broker, logged in with
     the admin's credentials of this stack (whatever the environment says)."""
-    from lifecert.pipeline.kafka_clients import ClientSecurity
+    from lifecert.pipeline.broker_clients import ClientSecurity
 
     admin = read_file(_files(cfg)["credentials"] / f"{ADMIN}.json", ADMIN)
     # The stack's own listener (SASL_PLAINTEXT on its loopback host), not the environment's

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecert_dev.stack.config import (
+from lifecert_dev.stack.stack_config import (
     MissingPrerequisite,
     StackConfig,
     StackError,

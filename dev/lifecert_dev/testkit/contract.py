@@ -38,12 +38,13 @@ from connectors.sdk import registry
 from connectors.sdk.base import SourceConnector
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from connectors.sdk.runner import stage_of
+from lifecert.endpoints import kafka_bootstrap
 from lifecert.events import codec
 from lifecert.events.catalogue import EVENT_TYPES, PARTNER_TYPES, personal_field_names
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import acls, kafka_clients
+from lifecert.pipeline import acls, broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
@@ -89,17 +90,17 @@ class Kit:
 
     def read(self, role: str) -> list[dict[str, Any]]:
         """Every record of a topic, decoded, in offset order per partition."""
-        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
         try:
             return [codec.decode(r.value)
-                    for r in kafka_clients.read_to_end(consumer, self.topics[role].name)]
+                    for r in broker_clients.read_to_end(consumer, self.topics[role].name)]
         finally:
             consumer.close()
 
     def checkpoints(self) -> list[Any]:
-        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
         try:
-            return [r.value for r in kafka_clients.read_to_end(consumer,
+            return [r.value for r in broker_clients.read_to_end(consumer,
                                                     self.topics[CONNECTOR_CHECKPOINTS].name)
                     if r.key == INSTANCE.encode()]
         finally:
@@ -109,7 +110,7 @@ class Kit:
                 raw: dict[int, bytes] | None = None) -> None:
         """Publish ``events`` to a topic keyed by retiree id; ``raw`` puts undecodable
         values at the given positions."""
-        producer = kafka_clients.producer(self.bootstrap, component=ADMIN)
+        producer = broker_clients.producer(self.bootstrap, component=ADMIN)
         try:
             topic = self.topics[role].name
             for n, event in enumerate(events):
@@ -137,7 +138,7 @@ def wait_for(what: str, check: Callable[[], bool], proc: ConnectorProcess | None
 
 @pytest.fixture
 def connector_kit_bootstrap() -> str:
-    return kafka_clients.bootstrap_servers()
+    return kafka_bootstrap()
 
 
 class _Contract:
@@ -150,8 +151,8 @@ class _Contract:
             tmp_path: Path) -> Iterator[Kit]:
         prefix = f"kit-{uuid.uuid4().hex[:10]}."
         topics = layout(prefix)
-        with kafka_clients.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
-            kafka_clients.ensure_topics(admin, topics)
+        with broker_clients.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
+            broker_clients.ensure_topics(admin, topics)
         settings = harness.start(tmp_path / "partner")
         config = write_config(
             tmp_path / "connectors.toml", bootstrap=connector_kit_bootstrap,
@@ -172,7 +173,7 @@ def _delete_topics(bootstrap: str, topics: TopicLayout) -> None:
     refuses: the test's own result matters more than the clean-up)."""
     names = [spec.name for spec in topics.topics.values()]
     try:
-        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+        with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
             admin.delete_topics(names, timeout_ms=30_000)
             acls.revoke(admin, topics)
     except Exception as exc:

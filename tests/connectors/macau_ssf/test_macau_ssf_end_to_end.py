@@ -30,7 +30,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
 from lifecert.events.time import SHANGHAI
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, layout
 from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
@@ -52,8 +52,8 @@ class World:
         self.bootstrap = bootstrap
         self.prefix = f"ssf-{uuid.uuid4().hex[:10]}."
         self.topics = layout(self.prefix)
-        with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
-            kafka_clients.ensure_topics(admin, self.topics)
+        with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
+            broker_clients.ensure_topics(admin, self.topics)
         self.sim = SsfSimulator(work / "fss")
         self.sim.start()
         self.work = work
@@ -73,15 +73,15 @@ class World:
         return proc
 
     def read(self, role: str) -> list[dict[str, Any]]:
-        consumer = kafka_clients.consumer(self.bootstrap, component=ADMIN)
+        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
         try:
             return [codec.decode(r.value) for r in
-                    kafka_clients.read_to_end(consumer, self.topics[role].name)]
+                    broker_clients.read_to_end(consumer, self.topics[role].name)]
         finally:
             consumer.close()
 
     def publish(self, events: list[dict[str, Any]]) -> None:
-        producer = kafka_clients.producer(self.bootstrap, component=ADMIN)
+        producer = broker_clients.producer(self.bootstrap, component=ADMIN)
         try:
             for event in events:
                 producer.send(self.topics[ASSISTANCE_RESULTS].name,

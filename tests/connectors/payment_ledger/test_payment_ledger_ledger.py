@@ -28,7 +28,7 @@ from connectors.sdk.errors import ConfigError, PartnerUnavailable
 from lifecert.commands import reconcile as reconcile_command
 from lifecert.events import codec
 from lifecert.events.interchange import parse_event
-from lifecert.pipeline.kafka_clients import partition_for_key
+from lifecert.pipeline.broker_clients import partition_for_key
 from lifecert.replay import replay_lines
 from lifecert_dev.generate import CampaignProfile, iter_campaign
 from lifecert_dev.partners.payment_ledger import simulator

@@ -20,7 +20,7 @@ from connectors.payment_ledger.intake import connect
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.commands import reconcile as reconcile_command
 from lifecert.events import codec
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import DEAD_LETTERS, PAYMENT_INSTRUCTIONS, TopicLayout, layout
 from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness, sample_instructions
 from lifecert_dev.stack import StackStatus
@@ -40,7 +40,7 @@ class World:
     log: Path
 
     def publish(self, events: list[dict[str, Any]], garbage: bytes | None = None) -> None:
-        producer = kafka_clients.producer(self.bootstrap)
+        producer = broker_clients.producer(self.bootstrap)
         try:
             topic = self.topics[PAYMENT_INSTRUCTIONS].name
             for e in events:
@@ -52,9 +52,9 @@ class World:
             producer.close()
 
     def dead_letters(self) -> int:
-        consumer = kafka_clients.consumer(self.bootstrap)
+        consumer = broker_clients.consumer(self.bootstrap)
         try:
-            return sum(1 for _ in kafka_clients.read_to_end(consumer,
+            return sum(1 for _ in broker_clients.read_to_end(consumer,
                                                             self.topics[DEAD_LETTERS].name))
         finally:
             consumer.close()
@@ -87,8 +87,8 @@ class World:
 @pytest.fixture
 def world(stack: StackStatus, tmp_path: Path) -> Iterator[World]:
     topics = layout(f"reconcile-{uuid.uuid4().hex[:10]}.")
-    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
-        kafka_clients.ensure_topics(admin, topics)
+    with broker_clients.admin_client(stack.kafka_bootstrap) as admin:
+        broker_clients.ensure_topics(admin, topics)
     ledger = PaymentLedgerHarness(stack.postgres_dsn)
     settings = ledger.start(tmp_path / "ledger")
     config = write_config(tmp_path / "connectors.toml", bootstrap=stack.kafka_bootstrap,
@@ -99,7 +99,7 @@ def world(stack: StackStatus, tmp_path: Path) -> Iterator[World]:
         yield World(stack.kafka_bootstrap, topics, ledger, config, tmp_path / "sink.log")
     finally:
         ledger.stop()
-        with kafka_clients.admin_client(stack.kafka_bootstrap) as admin, \
+        with broker_clients.admin_client(stack.kafka_bootstrap) as admin, \
                 contextlib.suppress(Exception):
             admin.delete_topics([spec.name for spec in topics.topics.values()])
 

@@ -27,7 +27,7 @@ from lifecert.events import codec
 from lifecert.events.interchange import parse_event
 from lifecert.events.personal import is_sealed, reveal
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import kafka_clients
+from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, EVENTS, TopicLayout, layout
 from lifecert_dev.generate import iter_campaign
 from lifecert_dev.partners.pension_master import simulator
@@ -42,17 +42,17 @@ BATCH = 100
 @pytest.fixture
 def topics(stack: StackStatus) -> Iterator[TopicLayout]:
     made = layout(f"pm-crash-{uuid.uuid4().hex[:10]}.")
-    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
-        kafka_clients.ensure_topics(admin, made)
+    with broker_clients.admin_client(stack.kafka_bootstrap) as admin:
+        broker_clients.ensure_topics(admin, made)
     yield made
-    with kafka_clients.admin_client(stack.kafka_bootstrap) as admin:
+    with broker_clients.admin_client(stack.kafka_bootstrap) as admin:
         admin.delete_topics([spec.name for spec in made.topics.values()])
 
 
 def read(bootstrap: str, topic: str) -> list[Any]:
-    consumer = kafka_clients.consumer(bootstrap)
+    consumer = broker_clients.consumer(bootstrap)
     try:
-        return list(kafka_clients.read_to_end(consumer, topic))
+        return list(broker_clients.read_to_end(consumer, topic))
     finally:
         consumer.close()
 
@@ -129,7 +129,7 @@ def test_a_kill_mid_run_and_a_lost_checkpoint_lose_and_change_nothing(
             return procs[-1].start()
 
         store = CheckpointStore(stack.kafka_bootstrap, topics[CONNECTOR_CHECKPOINTS].name,
-                                producer := kafka_clients.producer(stack.kafka_bootstrap))
+                                producer := broker_clients.producer(stack.kafka_bootstrap))
         proc = start()
         proc.wait_metric("lifecert_connector_last_commit_timestamp_seconds", 1, 60)
         proc.kill()

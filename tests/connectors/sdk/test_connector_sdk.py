@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sdk import config, registry
+from connectors.sdk import config_file, registry
 from connectors.sdk.errors import ConfigError, PartnerUnavailable
 from connectors.sdk.retry import Backoff, Stopped, retrying
 from connectors.sdk.runner import event_id_of
@@ -37,7 +37,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_config_resolves_secrets_from_the_environment_and_masks_them(tmp_path: Path) -> None:
-    loaded = config.load(write(tmp_path, GOOD), environ={"MASTER_PW": "s3cret"})
+    loaded = config_file.load(write(tmp_path, GOOD), environ={"MASTER_PW": "s3cret"})
     master = loaded.instance("master")
     assert loaded.bootstrap == "127.0.0.1:19092" and loaded.topic_prefix == "t."
     assert master.kind == "pension-master"
@@ -49,7 +49,7 @@ def test_config_resolves_secrets_from_the_environment_and_masks_them(tmp_path: P
 
 
 def test_a_password_inside_a_url_is_masked_too(tmp_path: Path) -> None:
-    loaded = config.load(write(tmp_path, "[connectors.m]\nkind = 'k'\n"
+    loaded = config_file.load(write(tmp_path, "[connectors.m]\nkind = 'k'\n"
                                           "dsn = 'postgresql://sync:pa55@master:5432/db'\n"))
     assert loaded.instance("m").public_settings()["dsn"] == "postgresql://sync:***@master:5432/db"
 
@@ -65,13 +65,13 @@ def test_a_password_inside_a_url_is_masked_too(tmp_path: Path) -> None:
 ])
 def test_config_errors_say_where_and_what(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        config.load(write(tmp_path, text), environ={})
+        config_file.load(write(tmp_path, text), environ={})
     assert message in str(caught.value)
     assert str(tmp_path / "connectors.toml") in str(caught.value)
 
 
 def test_unknown_instance_lists_the_known_ones(tmp_path: Path) -> None:
-    loaded = config.load(write(tmp_path, GOOD), environ={"MASTER_PW": "x"})
+    loaded = config_file.load(write(tmp_path, GOOD), environ={"MASTER_PW": "x"})
     with pytest.raises(ConfigError, match="instances in this file: master"):
         loaded.instance("ministry")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.pipeline import acls, kafka_clients
+from lifecert.pipeline import acls, broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert_dev.stack import StackStatus
 
@@ -51,13 +51,13 @@ MUTANTS = {
 
 
 def _kit_topics(bootstrap: str) -> set[str]:
-    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+    with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
         return {t for t in admin.list_topics() if t.startswith("kit-")}
 
 
 def _kit_acls(bootstrap: str) -> set[str]:
     """The ACLs on the kit's resources (topics and groups of prefixes ``kit-...``)."""
-    with kafka_clients.admin_client(bootstrap, component=ADMIN) as admin:
+    with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
         found = admin.describe_acls(acls._every_acl())[0]
     return {repr(a) for a in found if a.resource_pattern.resource_name.startswith("kit-")}
 

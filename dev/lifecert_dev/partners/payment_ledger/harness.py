@@ -32,9 +32,9 @@ class PaymentLedgerHarness(SinkHarness):
         """``server_dsn``: any database of the PostgreSQL server to create ledgers in
         (default: $LIFECERT_POSTGRES_DSN, else the local stack's)."""
         if server_dsn is None:
-            from projections.config import resolve_dsn
+            from lifecert.endpoints import postgres_dsn
 
-            server_dsn = resolve_dsn()
+            server_dsn = postgres_dsn()
         self.server_dsn = server_dsn
         self.dsn: str | None = None
 

@@ -22,9 +22,9 @@ import psycopg2.extensions
 from connectors.pension_master import codes
 from lifecert.databases import create_database, drop_database
 from lifecert.dbroles import MASTER_SOURCE, dsn_as, role_exists
+from lifecert.endpoints import postgres_dsn
 from lifecert_dev.partners.pension_master import simulator
 from lifecert_dev.testkit.harness import Event, SourceHarness
-from projections.config import resolve_dsn
 
 # Changes per transaction in feed(): a generated campaign's enrolments go in at some
 # thousands a second, and every change still has its own outbox row.
@@ -48,7 +48,7 @@ class PensionMasterHarness(SourceHarness):
     def __init__(self, admin_dsn: str | None = None, *, poll_interval: float = 0.5) -> None:
         """``admin_dsn``: a superuser connection to the cluster (default: as lifecert finds
         PostgreSQL: ``$LIFECERT_POSTGRES_DSN``, else the local stack)."""
-        self.admin_dsn = resolve_dsn(admin_dsn)
+        self.admin_dsn = postgres_dsn(admin_dsn)
         self.poll_interval = poll_interval
         self.dbname: str | None = None
         self.dsn: str | None = None

@@ -1,7 +1,5 @@
-"""Where the projections (and lifecert's other PostgreSQL clients) find PostgreSQL and
-Kafka: an explicit value, else the environment (``LIFECERT_POSTGRES_DSN``,
-``LIFECERT_KAFKA_BOOTSTRAP``), else the local stack's, as the component's own role
-(:mod:`lifecert.endpoints`); and how they connect."""
+"""How the projections (and the tools that read their read models) connect to PostgreSQL.
+Where PostgreSQL and the broker are is :mod:`lifecert.endpoints`'s to say."""
 
 from __future__ import annotations
 
@@ -10,17 +8,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from lifecert.endpoints import DSN_ENV, kafka_bootstrap
-from lifecert.endpoints import postgres_dsn as resolve_dsn
-
-__all__ = ["APPLICATION_NAME", "DSN_ENV", "connect", "resolve_bootstrap", "resolve_dsn"]
-
 APPLICATION_NAME = "lifecert-projections"
-
-
-def resolve_bootstrap(explicit: str | None = None) -> str:
-    """The broker, found as every other part of lifecert finds it."""
-    return kafka_bootstrap(explicit)
 
 
 def connect(dsn: str, **kwargs: Any) -> psycopg2.extensions.connection:

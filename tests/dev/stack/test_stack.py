@@ -20,8 +20,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.credentials import ADMIN
-from lifecert.pipeline.kafka_clients import client_security
 from lifecert_dev.stack import (
     KAFKA_VERSION,
     MissingPrerequisite,
@@ -364,7 +364,7 @@ def test_bad_port_variable_is_named() -> None:
 
 def test_config_defaults_and_overrides(tmp_path: Path) -> None:
     cfg = StackConfig.from_env({"HOME": str(tmp_path)}, cwd=Path(__file__).parent)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     assert cfg.data_dir == repo / "data" / "stack"
     assert cfg.data_dir_is_default and cfg.pg_dir is None
     assert cfg.postgres_dir == cfg.data_dir / "postgres"

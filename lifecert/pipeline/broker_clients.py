@@ -1,13 +1,14 @@
-"""Shared kafka-python plumbing of the live pipeline: where the broker is, the producer
+"""The broker's clients (kafka-python) of the live pipeline: the producer
 every lifecert writer uses, topic creation from the layout, key partitioning, offsets.
 
-    from lifecert.pipeline import kafka_clients, topics
+    from lifecert.endpoints import kafka_bootstrap
+    from lifecert.pipeline import broker_clients, topics
 
-    bootstrap = kafka_clients.bootstrap_servers(args.bootstrap)  # flag, env, or local stack
-    with kafka_clients.admin_client(bootstrap) as admin:
-        kafka_clients.ensure_topics(admin, topics.layout())
-    producer = kafka_clients.producer(bootstrap)            # idempotent, acks=all, batched
-    kafka_clients.partition_for_key("FS000104729", 6)       # what Kafka's partitioner picks
+    bootstrap = kafka_bootstrap(args.bootstrap)  # flag, env, or local stack
+    with broker_clients.admin_client(bootstrap) as admin:
+        broker_clients.ensure_topics(admin, topics.layout())
+    producer = broker_clients.producer(bootstrap)            # idempotent, acks=all, batched
+    broker_clients.partition_for_key("FS000104729", 6)       # what Kafka's partitioner picks
 
 Every client logs in as the component its process says it is (SASL/SCRAM-SHA-512; the
 broker authorizes each request with the ACLs of ``acls.toml``): :func:`client_security`
@@ -35,20 +36,17 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner import murmur2
 
 from lifecert.endpoints import BOOTSTRAP_ENV
-from lifecert.endpoints import kafka_bootstrap as bootstrap_servers
 from lifecert.pipeline import credentials as creds
 from lifecert.pipeline.broker_errors import KafkaUnavailable, TopicProblem, describe_error
 from lifecert.pipeline.topics import TopicLayout, TopicSpec
 
 __all__ = [
-    "BOOTSTRAP_ENV",
     "PRODUCER_SETTINGS",
     "ClientSecurity",
     "KafkaUnavailable",
     "TopicProblem",
     "TopicState",
     "admin_client",
-    "bootstrap_servers",
     "client_security",
     "consumer",
     "describe_error",

@@ -111,15 +111,14 @@ class ApiConfig:
         face_threshold: float | None = None,
         face_min_parallax: float | None = None,
     ) -> ApiConfig:
-        from lifecert.pipeline.kafka_clients import bootstrap_servers
-        from projections.config import resolve_dsn
+        from lifecert.endpoints import kafka_bootstrap, postgres_dsn
 
         pki = PkiPaths.default(pki_dir)
         return cls(
             listen=listen or os.environ.get(LISTEN_ENV) or DEFAULT_LISTEN,
             pki=pki,
-            dsn=resolve_dsn(dsn, "api"),
-            bootstrap=bootstrap_servers(bootstrap),
+            dsn=postgres_dsn(dsn, "api"),
+            bootstrap=kafka_bootstrap(bootstrap),
             topic_prefix=(
                 topic_prefix if topic_prefix is not None
                 else os.environ.get("LIFECERT_TOPIC_PREFIX", "")

@@ -132,6 +132,20 @@ def test_the_api_reads_the_status_but_writes_no_read_model(
     assert "permission denied for schema public" in refused(api, "CREATE TABLE x (a int)")
 
 
+@pytest.mark.parametrize("table", dbroles.READ_MODEL_TABLES)
+def test_the_api_can_change_no_read_model(stack: StackStatus, database: str, table: str) -> None:
+    """The API connects as its own role (lifecert_api), never the projections': whatever
+    it may read, it can insert, update, delete or truncate no row of any read model."""
+    api = stack.postgres_dsn_for("api", database)
+    admin = psycopg2.extensions.make_dsn(stack.postgres_dsn, dbname=database)
+    [(column,)] = run(admin, "SELECT column_name FROM information_schema.columns "
+                             f"WHERE table_name = '{table}' AND ordinal_position = 1")
+    for statement in (f"INSERT INTO {table} DEFAULT VALUES",
+                      f"UPDATE {table} SET {column} = {column}",
+                      f"DELETE FROM {table}", f"TRUNCATE {table}"):
+        assert f"permission denied for table {table}" in refused(api, statement), statement
+
+
 def test_the_api_appends_to_its_audit_trail_and_cannot_rewrite_it(
         stack: StackStatus, database: str) -> None:
     api = stack.postgres_dsn_for("api", database)
@@ -376,8 +390,8 @@ def test_the_keystore_owns_its_tables_vacuums_them_and_reads_nothing_else(
 
 def test_the_stacks_key_store_clients_connect_as_the_keystore_role(
         stack: StackStatus, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecert.endpoints import DSN_ENV
     from lifecert.keystore.postgres import KEYS_DSN_ENV, resolve_keys_dsn
-    from projections.config import DSN_ENV
 
     monkeypatch.delenv(KEYS_DSN_ENV, raising=False)
     monkeypatch.delenv(DSN_ENV, raising=False)

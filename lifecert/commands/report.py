@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dsn", help="PostgreSQL DSN (default: $LIFECERT_POSTGRES_DSN, "
                         "else the local stack)")
     parser.add_argument("--no-pdf", action="store_true", help="write the HTML only")
+    parser.add_argument("--font", type=Path, metavar="FILE",
+                        help="embed this TrueType font (.ttf/.ttc with Chinese glyphs) in the "
+                        "PDF instead of naming the reader's STSong-Light")
     parser.set_defaults(func=run)
 
 
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_FAILED)
     figures = compute(policy.name, policy.window_opens, policy.deadline, retirees,
                       instructions, args.as_of)
-    return _write(figures, args.out, source, not args.no_pdf)
+    return _write(figures, args.out, source, False if args.no_pdf else args.font or True)
 
 
 def _from_database(args: argparse.Namespace
@@ -109,20 +112,24 @@ def _from_database(args: argparse.Namespace
     return (policy, *database_rows(rows.retirees, rows.instructions))
 
 
-def _write(figures: Figures, out: Path, source: str, pdf: bool) -> int:
+def _write(figures: Figures, out: Path, source: str, pdf: Path | bool) -> int:
+    """``pdf``: False for none, True with the built-in font, or a font file to embed."""
     doc = build(figures, _today(), source)
     out.mkdir(parents=True, exist_ok=True)
     html_path = out / "report.html"
     html_path.write_text(render(doc), encoding="utf-8")
     written = [html_path]
-    if pdf:
+    if pdf is not False:
         try:
-            from lifecert.report.pdf import write
+            from lifecert.report.pdf import FontError, write
         except ModuleNotFoundError as exc:
             if exc.name is None or not exc.name.startswith("reportlab"):
                 raise
             return _fail(f"{html_path} written; {PDF_EXTRA_HINT}", EXIT_FAILED)
-        write(doc, out / "report.pdf")
+        try:
+            write(doc, out / "report.pdf", None if pdf is True else pdf)
+        except FontError as exc:
+            return _fail(f"{html_path} written; {exc}", EXIT_USAGE)
         written.append(out / "report.pdf")
     print(f"lifecert report: {figures.certified:,} of {figures.in_scope:,} certified; "
           f"written {', '.join(str(p) for p in written)}", file=sys.stderr)

@@ -1,6 +1,8 @@
 """The report as a PDF, drawn with ReportLab (the ``report`` extra): pure Python on PyPI,
 it draws the charts itself, and its built-in CID font STSong-Light (Adobe's Simplified
-Chinese font, which PDF readers supply) renders the Chinese text with no font file."""
+Chinese font, which PDF readers supply) renders the Chinese text with no font file. A
+TrueType font file (.ttf, or .ttc: its first face) may be given instead: it is embedded
+(subset), for readers that have no Chinese font of their own."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 from reportlab.platypus import Table as RLTable
 
@@ -25,14 +28,28 @@ from lifecert.report.document import Document, Figure, Heading, Para, Table
 FONT = "STSong-Light"
 
 
-def _font() -> str:
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    return FONT
+class FontError(ValueError):
+    """A font file that cannot be embedded."""
 
 
-def write(doc: Document, path: Path) -> None:
-    font = _font()
+def _font(font_file: Path | None) -> str:
+    if font_file is None:
+        if FONT not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+        return FONT
+    name = f"lifecert-{font_file.stem}"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        try:
+            pdfmetrics.registerFont(TTFont(name, str(font_file), subfontIndex=0))
+        except (OSError, TTFError) as exc:
+            raise FontError(f"{font_file}: cannot embed this font ({exc}); give a TrueType "
+                            ".ttf or .ttc file with Chinese glyphs, e.g. Debian's "
+                            "fonts-wqy-zenhei") from None
+    return name
+
+
+def write(doc: Document, path: Path, font_file: Path | None = None) -> None:
+    font = _font(font_file)
     styles = {
         "title": ParagraphStyle("title", fontName=font, fontSize=15, leading=20, spaceAfter=4),
         "sub": ParagraphStyle("sub", fontName=font, fontSize=8.5, leading=12,

@@ -81,6 +81,7 @@ def _from_database(args: argparse.Namespace
                    ) -> int | tuple[Policy, list[RetireeGroup], list[InstructionGroup]]:
     try:
         import psycopg2
+        import psycopg2.errors
 
         from projections.config import connect, resolve_dsn
         from projections.queries import policies, report_rows
@@ -105,6 +106,10 @@ def _from_database(args: argparse.Namespace
             name = found[0]
         policy = load_policy(name)
         rows = report_rows(conn, policy.name)
+    except psycopg2.errors.UndefinedTable:
+        return _fail("this database has no read models: run `lifecert projections migrate` "
+                     "and the projections (`lifecert projections run`) first, or pass --dsn",
+                     EXIT_FAILED)
     except psycopg2.Error as exc:
         return _fail(f"reading the read models: {str(exc).strip()}", EXIT_FAILED)
     finally:

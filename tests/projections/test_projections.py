@@ -882,3 +882,17 @@ def test_the_report_from_the_read_models_equals_the_report_from_replay(
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "数据来源 Source: PostgreSQL read models" in html and "截至 As of: 2017-07-10" in html
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
+
+
+@pytest.mark.stack
+def test_the_report_on_a_database_without_read_models_says_what_to_run(
+    new_database: Callable[[], str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lifecert.cli import main as lifecert_main
+
+    dsn = new_database()
+    assert lifecert_main(["report", "--dsn", dsn, "--out", str(tmp_path)]) == 1
+    assert "has no read models: run `lifecert projections migrate`" in capsys.readouterr().err
+    assert cli("projections", "migrate", "--dsn", dsn) == 0
+    assert lifecert_main(["report", "--dsn", dsn, "--out", str(tmp_path)]) == 1
+    assert "no retiree yet: nothing to report" in capsys.readouterr().err

@@ -181,3 +181,21 @@ def test_as_of_must_be_a_date(tmp_path: Path) -> None:
                     "--as-of", "10 July")
     assert code == 2 and "expected a date as YYYY-MM-DD" in err
     assert date(2017, 7, 10)  # the form the bureau writes: 2017-07-10
+
+
+def test_retirees_csv_quotes_what_csv_must_and_reads_back(tmp_path: Path) -> None:
+    from lifecert.domain.state import RetireeState
+    from lifecert.replay import write_retirees_csv
+
+    odd = RetireeState("R,1", True, False, False, 2000 * 12, 100, 'RES"X', "D\nY")
+    plain = RetireeState("R2", True, False, False, 2000 * 12, 100, "FOSHAN", "NANHAI")
+    write_retirees_csv(tmp_path / "retirees.csv", [odd, plain])
+    text = (tmp_path / "retirees.csv").read_text(encoding="utf-8")
+    assert text.startswith('retiree_id,status,district,residence,channel,completed_day\n"R,1",')
+    with (tmp_path / "retirees.csv").open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[1][0] == "R,1" and rows[1][2:4] == ["D\nY", 'RES"X']
+    assert rows[2][0] == "R2" and rows[2][2:] == ["NANHAI", "FOSHAN", "", ""]
+    groups = replay_retirees(tmp_path)
+    assert sorted((g.district, g.residence) for g in groups) == [
+        ("D\nY", 'RES"X'), ("NANHAI", "FOSHAN")]

@@ -292,24 +292,15 @@ def write_retirees_csv(path: Path, states: Iterable[RetireeState]) -> None:
     Asia/Shanghai day it did (empty when none did). The same as the read model's
     ``retiree_status`` columns."""
     with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
         fh.write(RETIREES_HEADER)
-        lines: list[str] = []
         for state in states:
             completed_at = state.completed_at
-            row = (state.retiree_id, state.status(), state.district or "", state.residence,
-                   state.completed_by or "",
-                   "" if completed_at is None else local_date(completed_at).isoformat())
-            line = ",".join(row)
-            if line.count(",") == 5 and _CSV_SPECIAL.isdisjoint(line.replace(",", "")):
-                lines.append(line + "\n")
-            else:
-                quoted = io.StringIO()
-                csv.writer(quoted, lineterminator="\n").writerow(row)
-                lines.append(quoted.getvalue())
-            if len(lines) >= 65536:
-                fh.write("".join(lines))
-                lines.clear()
-        fh.write("".join(lines))
+            writer.writerow((
+                state.retiree_id, state.status(), state.district or "", state.residence,
+                state.completed_by or "",
+                "" if completed_at is None else local_date(completed_at).isoformat(),
+            ))
 
 
 def write_status_csv(path: Path, statuses: Iterable[tuple[str, str]]) -> None:

@@ -4,9 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean poppler
 
-setup: $(STAMP)
+setup: $(STAMP) poppler
+
+# pdftoppm (Debian's poppler-utils): the report tests render the PDF to PNG with it; a
+# Chinese font (fonts-wqy-zenhei) for poppler to draw the PDF's STSong-Light with.
+poppler:
+	@{ command -v pdftoppm >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc; } \
+	  || { apt-get update -qq && apt-get install -y -qq poppler-utils fonts-wqy-zenhei; }
 
 $(STAMP): pyproject.toml dev/pyproject.toml $(wildcard proto/lifecert/v1/*.proto)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lifecert needs Python >= 3.11; set PYTHON=/path/to/python3.11")'

@@ -5,7 +5,8 @@ event; this module only reads lines, routes malformed ones, and hands the result
 sinks. ``replay_lines`` collects them in memory (tests, small logs); ``replay_file`` streams
 them to ``instructions.jsonl``, ``status.csv``, ``rejections.jsonl`` (line, reason) and
 ``verdicts.jsonl`` (the ``EventRejected`` output events the live worker publishes on
-``lifecert.verdicts``, in the interchange form).
+``lifecert.verdicts``, in the interchange form), and ``retirees.csv`` (what the campaign
+report counts: status, district, channel and day of completion).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import IO, Any
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.clock import cutoff
 from lifecert.domain.policy import Policy, load_policy
+from lifecert.domain.state import RetireeState
 from lifecert.domain.verdicts import verdict
 from lifecert.events.catalogue import ALL_TYPES, Event, personal_field_names
 from lifecert.events.interchange import MalformedEvent, parse_line, to_json
+from lifecert.events.time import local_date
 
 InstructionSink = Callable[[Event], None]
 RejectionSink = Callable[[dict[str, Any]], None]
@@ -244,7 +247,7 @@ def replay_file(
     on_instruction: InstructionSink | None = None,
 ) -> tuple[Campaign, ReplayStats]:
     """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl,
-    verdicts.jsonl.
+    verdicts.jsonl, retirees.csv.
     ``on_instruction`` also sees every instruction (e.g. to total them up)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with (
@@ -276,7 +279,28 @@ def replay_file(
             on_verdict=jsonl_writer(verdicts, to_json),
         )
     write_status_csv(out_dir / "status.csv", campaign.statuses())
+    write_retirees_csv(out_dir / "retirees.csv", campaign.retirees.values())
     return campaign, stats
+
+
+RETIREES_HEADER = "retiree_id,status,district,residence,channel,completed_day\n"
+
+
+def write_retirees_csv(path: Path, states: Iterable[RetireeState]) -> None:
+    """What the campaign report counts (``lifecert report --replay``), one row per retiree:
+    status, district and residence, the channel that completed the certification and the
+    Asia/Shanghai day it did (empty when none did). The same as the read model's
+    ``retiree_status`` columns."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        fh.write(RETIREES_HEADER)
+        for state in states:
+            completed_at = state.completed_at
+            writer.writerow((
+                state.retiree_id, state.status(), state.district or "", state.residence,
+                state.completed_by or "",
+                "" if completed_at is None else local_date(completed_at).isoformat(),
+            ))
 
 
 def write_status_csv(path: Path, statuses: Iterable[tuple[str, str]]) -> None:

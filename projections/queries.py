@@ -428,3 +428,41 @@ def assistance_refusals(conn: Connection) -> list[tuple[str, str, str, str, str]
         cur.execute("SELECT event_id, partner, case_id, event_type, reason "
                     "FROM assistance_refusals ORDER BY recorded_at, event_id")
         return [tuple(row) for row in cur.fetchall()]
+
+
+# ------------------------------------------------------------------ campaign report
+
+
+@dataclass(frozen=True)
+class ReportRows:
+    """What the campaign report counts (``lifecert report``): retirees grouped by (status,
+    district, residence, completing channel, Asia/Shanghai day of completion) with their
+    number, and instructions grouped by (type, reason, recorded_at) with their number,
+    amount (fen) and months."""
+
+    retirees: list[tuple[str, str | None, str, str | None, date | None, int]]
+    instructions: list[tuple[str, str | None, datetime, int, int, int]]
+
+
+def report_rows(conn: Connection, policy: str) -> ReportRows:
+    """The report's rows for ``policy`` from one snapshot. The instruction ledger is not
+    kept per policy: it holds every policy's instructions (as the campaign counters do)."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(
+            "SELECT status, district, residence, channel, completed_day, sum(retirees)::bigint "
+            "FROM campaign_counters WHERE policy = %s "
+            "GROUP BY status, district, residence, channel, completed_day",
+            (policy,),
+        )
+        retirees = [(s, d, r, c, day, int(n)) for s, d, r, c, day, n in cur.fetchall()]
+        cur.execute(
+            "SELECT type, payload ->> 'reason', recorded_at, count(*), "
+            "coalesce(sum(amount_fen), 0), "
+            "coalesce(sum(jsonb_array_length(coalesce(payload -> 'backpay_months', "
+            "payload -> 'months'))), 0) "
+            "FROM instruction_ledger GROUP BY 1, 2, 3 ORDER BY 3"
+        )
+        instructions = [(t, reason, at, int(n), int(fen), int(months))
+                        for t, reason, at, n, fen, months in cur.fetchall()]
+    return ReportRows(retirees, instructions)

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read events (JSON lines, in log order), decide those recorded up to the end of "
             "the --until day (Asia/Shanghai) with every clock moment due, and write "
-            "instructions.jsonl, status.csv and rejections.jsonl into --out."
+            "instructions.jsonl, status.csv, rejections.jsonl, verdicts.jsonl and retirees.csv "
+            "(what `lifecert report --replay` reads) into --out."
         ),
     )
     parser.add_argument("events", type=Path, help="event log, one JSON object per line")

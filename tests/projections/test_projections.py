@@ -851,3 +851,48 @@ def test_contact_read_model_keeps_phone_and_address_sealed(
     assert letter["value"] is None and "is not sealed" in letter["reason"]
     keys.destroy("R1")
     assert reveal(sealed, "phone", keys) == ERASED
+
+
+@pytest.mark.stack
+def test_the_report_from_the_read_models_equals_the_report_from_replay(
+    projected: Projected, world: World, tmp_path: Path,
+) -> None:
+    from lifecert.cli import main as lifecert_main
+    from lifecert.report.figures import compute
+    from lifecert.report.sources import database_rows, replay_instructions, replay_retirees
+    from projections.queries import report_rows
+
+    policy = load_policy(POLICY)
+    conn = psycopg2.connect(dsn_as(projected.dsn, "reader"))
+    try:
+        rows = report_rows(conn, POLICY)
+    finally:
+        conn.close()
+    for as_of in (None, dt.date(2017, 6, 20), dt.date(2017, 7, 10)):
+        ours = compute(POLICY, policy.window_opens, policy.deadline,
+                       *database_rows(rows.retirees, rows.instructions), as_of)
+        theirs = compute(POLICY, policy.window_opens, policy.deadline,
+                         replay_retirees(world.replay_dir),
+                         replay_instructions(world.replay_dir), as_of)
+        assert ours == theirs, as_of
+    assert ours.certified > 0 and ours.backpay_fen > 0 and ours.terminated > 0
+    out = tmp_path / "report"
+    assert lifecert_main(["report", "--dsn", dsn_as(projected.dsn, "reader"), "--out",
+                          str(out), "--as-of", "2017-07-10"]) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "数据来源 Source: PostgreSQL read models" in html and "截至 As of: 2017-07-10" in html
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
+
+
+@pytest.mark.stack
+def test_the_report_on_a_database_without_read_models_says_what_to_run(
+    new_database: Callable[[], str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lifecert.cli import main as lifecert_main
+
+    dsn = new_database()
+    assert lifecert_main(["report", "--dsn", dsn, "--out", str(tmp_path)]) == 1
+    assert "has no read models: run `lifecert projections migrate`" in capsys.readouterr().err
+    assert cli("projections", "migrate", "--dsn", dsn) == 0
+    assert lifecert_main(["report", "--dsn", dsn, "--out", str(tmp_path)]) == 1
+    assert "no retiree yet: nothing to report" in capsys.readouterr().err

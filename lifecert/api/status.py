@@ -94,26 +94,7 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
                                            who.client)
         except Exception as exc:
             await self._unavailable(call, exc, retiree_id)
-        if found.refused_for > 0:
-            by = (f"this client address of agency {call.agency}" if address
-                  else f"agency {call.agency}")
-            await call.refuse(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{by} gave {found.budget_failures} wrong second factors within "
-                f"{lockouts.minutes(self.policy.window_seconds)} minutes, its whole budget of "
-                f"{self.policy.budget}: its status queries are refused for "
-                f"{lockouts.minutes(found.refused_for)} more minutes"
-                + ("" if address else ", and the bureau's security staff are alerted"),
-                detail="BUDGET_SPENT", subject=retiree_id,
-            )
-        if found.locked_for > 0:
-            by = "your agency" + (" from this client address" if address else "")
-            await call.refuse(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many wrong second factors for this retiree id by {by}; try again in "
-                f"{lockouts.minutes(found.locked_for)} minutes",
-                detail="LOCKED", subject=retiree_id,
-            )
+        await self._refuse_when_locked(call, found, address, retiree_id)
         retiree = found.retiree
         in_scope = (rules.scope.allows(call.agency, retiree) if retiree is not None
                     else rules.scope.everyone)
@@ -174,6 +155,32 @@ class StatusQuery(status_query_pb2_grpc.StatusQueryServicer):
             _set_ts(reply.open_hold.placed_at, placed)
         call.done("OK", row.status if row else "NO_STATUS", subject=retiree_id)
         return reply
+
+    async def _refuse_when_locked(
+        self, call: Call, found: db.StatusLookup, address: str | None, retiree_id: str
+    ) -> None:
+        """Refuse when the caller's budget of wrong second factors is spent, or this
+        retiree id is locked for it (lifecert/api/lockouts.py)."""
+        if found.refused_for > 0:
+            by = (f"this client address of agency {call.agency}" if address
+                  else f"agency {call.agency}")
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{by} gave {found.budget_failures} wrong second factors within "
+                f"{lockouts.minutes(self.policy.window_seconds)} minutes, its whole budget of "
+                f"{self.policy.budget}: its status queries are refused for "
+                f"{lockouts.minutes(found.refused_for)} more minutes"
+                + ("" if address else ", and the bureau's security staff are alerted"),
+                detail="BUDGET_SPENT", subject=retiree_id,
+            )
+        if found.locked_for > 0:
+            by = "your agency" + (" from this client address" if address else "")
+            await call.refuse(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many wrong second factors for this retiree id by {by}; try again in "
+                f"{lockouts.minutes(found.locked_for)} minutes",
+                detail="LOCKED", subject=retiree_id,
+            )
 
     async def _with_verdict(
         self, step: Step, retiree_id: str, policy: str, unit_certifies: bool

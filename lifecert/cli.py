@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.review",
     "lifecert.commands.mailroom",
     "lifecert.commands.log",
+    "lifecert.commands.web",
 )
 
 
@@ -61,6 +62,7 @@ COMMAND_COMPONENTS: dict[str, str] = {
 EXTRA_OF: dict[str, str] = {
     "kafka": "live", "aiokafka": "live", "faust": "live", "mode": "live", "psycopg2": "live",
     "prometheus_client": "live", "cryptography": "live", "grpc": "api", "google": "api",
+    "starlette": "web", "uvicorn": "web", "jinja2": "web", "argon2": "web", "multipart": "web",
 }
 
 

@@ -1,0 +1,46 @@
+"""The whole ASGI application of ``lifecert web serve``: the routes of the status page
+(lifecert/web/app.py) and the staff pages (lifecert/web/staffpages.py), the package's
+static files, security headers outermost; and :func:`serve` (uvicorn)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from lifecert.web.app import HERE, ASGIApp, SecurityHeaders, Web
+from lifecert.web.config import WebConfig
+from lifecert.web.staffpages import StaffPages
+
+
+def build(config: WebConfig) -> ASGIApp:
+    """The whole application, security headers outermost."""
+    web = Web(config)
+    pages = StaffPages(web)
+    routes = [
+        Route("/", web.status_page, methods=["GET", "POST"]),
+        Route("/api/v1/status", web.status_json, methods=["POST"]),
+        Route("/healthz", web.healthz),
+        Route("/staff", pages.dashboard),
+        Route("/staff/panel", pages.panel),
+        Route("/staff/login", pages.login, methods=["GET", "POST"]),
+        Route("/staff/logout", pages.logout, methods=["POST"]),
+        Route("/staff/retiree", pages.retiree, methods=["GET", "POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=web.lifespan)
+    return SecurityHeaders(app)
+
+
+
+
+def serve(config: WebConfig, host: str = "127.0.0.1", port: int = 8080,
+          ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+          forwarded_allow_ips: str | None = None) -> None:
+    """Serve until interrupted (uvicorn; HTTPS when given a certificate and key)."""
+    import uvicorn
+
+    uvicorn.run(build(config), host=host, port=port, ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile, proxy_headers=forwarded_allow_ips is not None,
+                forwarded_allow_ips=forwarded_allow_ips, log_level="info",
+                server_header=False)

@@ -4,9 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The browser tests (tests/web) drive Debian's Chromium through its chromium-driver
+# (/usr/bin/chromium, /usr/bin/chromedriver): installed once, when missing (as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver (browser tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 \
+	    chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install \
+	    -y -q -o DPkg::Lock::Timeout=600 chromium chromium-driver >/dev/null; } || \
+	  { echo "make setup: could not install chromium and chromium-driver (run as root, or \
+	install them yourself: apt-get install chromium chromium-driver)" >&2; exit 1; }; \
+	fi
 
 $(STAMP): pyproject.toml dev/pyproject.toml $(wildcard proto/lifecert/v1/*.proto)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lifecert needs Python >= 3.11; set PYTHON=/path/to/python3.11")'

@@ -86,7 +86,8 @@ def test_wrong_factor_and_unknown_id_read_alike(web: WebProcess) -> None:
 
 @pytest.mark.parametrize("body", [
     b"not json", b"[]", b'{"retiree_id": "FS-1"}', b'{"retiree_id": 1, "second_factor": "1"}',
-    b'{"retiree_id": "FS-1", "second_factor": "12"}', b'{"retiree_id": "", "second_factor": "1234"}',
+    b'{"retiree_id": "FS-1", "second_factor": "12"}',
+    b'{"retiree_id": "", "second_factor": "1234"}',
 ])
 def test_status_json_refuses_bad_input(web: WebProcess, body: bytes) -> None:
     req = urllib.request.Request(web.url + "/api/v1/status", data=body,
@@ -208,7 +209,7 @@ def test_logout_needs_csrf(web: WebProcess) -> None:
     assert request(web, "/staff/logout", data=b"csrf=forged", opener=opener)[0] == 403
     code, headers, _ = request(web, "/staff/logout", data=f"csrf={csrf}".encode(),
                                opener=opener)
-    assert code == 303
+    assert code == 303 and headers["location"] == "/staff/login"
     assert request(web, "/staff", opener=opener)[0] == 303  # the session is gone
 
 

@@ -2,6 +2,7 @@
 
     lifecert web serve [--listen 127.0.0.1:8080] [--cert C --key K]   until interrupted
     lifecert web user add USERNAME --role CITY|DISTRICT [--district D] (password on stdin)
+    lifecert web bench [--rate 200 --seconds 10]                    (lifecert-dev)
 
 ``serve`` answers the retirees' status page (``/``) and its JSON (``POST /api/v1/status``)
 and the staff dashboard (``/staff``), from the PostgreSQL read models, as the API's role
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE
+from lifecert.commands.plugins import GROUP, add_plugins
 
 # The third-party packages of the `web` extra (lifecert/cli.py's EXTRA_OF names them too).
 WEB_PACKAGES = ("starlette", "uvicorn", "jinja2", "argon2", "multipart")
@@ -57,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--replace", action="store_true", help="reset an existing account")
     add.add_argument("--dsn", help="PostgreSQL DSN of the schema's owner (default: "
                      "$LIFECERT_POSTGRES_DSN, else the local stack's)")
+    add.add_argument("--database", help="a database of the local stack (e.g. lifecert_demo)")
     add.set_defaults(func=cmd_user_add)
+    add_plugins(actions, f"{GROUP}.web", prog="lifecert web")  # lifecert-dev: bench
 
 
 def _databases(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +69,8 @@ def _databases(parser: argparse.ArgumentParser) -> None:
                         "$LIFECERT_POSTGRES_DSN, else the local stack's)")
     parser.add_argument("--reader-dsn", help="PostgreSQL DSN as the reader's role, for the "
                         "dashboard (default: the local stack's)")
+    parser.add_argument("--database", help="a database of the local stack (e.g. the demo's, "
+                        "lifecert_demo) instead of the DSNs' own")
     parser.add_argument("--pki-dir", type=Path, help="PKI folder; the API's second-factor "
                         "key lives beside it in data/api (default: $LIFECERT_PKI_DIR)")
 
@@ -92,8 +98,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lifecert.keyfiles import MissingKeyError
 
     try:
+        dsn, reader_dsn = _dsns(args)
         config = WebConfig.resolve(
-            args.dsn, args.reader_dsn, args.pki_dir, secure_cookies=args.secure_cookies
+            dsn, reader_dsn, args.pki_dir, secure_cookies=args.secure_cookies
             or args.cert is not None, poll_seconds=max(2, args.poll_seconds), cycle=args.cycle)
     except (ValueError, OSError, MissingKeyError) as exc:
         print(f"lifecert web serve: {exc}", file=sys.stderr)
@@ -104,12 +111,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dsns(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The API's and the reader's DSNs, on ``--database`` when given."""
+    if not args.database:
+        return args.dsn, args.reader_dsn
+    import psycopg2.extensions
+
+    from projections.config import resolve_dsn
+
+    return tuple(  # type: ignore[return-value]
+        psycopg2.extensions.make_dsn(resolve_dsn(given, role), dbname=args.database)
+        for given, role in ((args.dsn, "api"), (args.reader_dsn, "reader")))
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     try:
         from lifecert.web import staff
     except ModuleNotFoundError as exc:
         return _missing(exc)
     import psycopg2
+    import psycopg2.extensions
 
     from lifecert.api.migrate import migrate
     from projections.config import connect, resolve_dsn
@@ -121,7 +142,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        conn = connect(resolve_dsn(args.dsn, "owner"))
+        dsn = resolve_dsn(args.dsn, "owner")
+        if args.database:
+            dsn = psycopg2.extensions.make_dsn(dsn, dbname=args.database)
+        conn = connect(dsn)
         try:
             migrate(conn)
             staff.add_user(conn, args.username, password, args.role, args.district,

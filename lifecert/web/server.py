@@ -43,4 +43,6 @@ def serve(config: WebConfig, host: str = "127.0.0.1", port: int = 8080,
     uvicorn.run(build(config), host=host, port=port, ssl_certfile=ssl_certfile,
                 ssl_keyfile=ssl_keyfile, proxy_headers=forwarded_allow_ips is not None,
                 forwarded_allow_ips=forwarded_allow_ips, log_level="info",
-                server_header=False)
+                # no access log: it would keep every visitor's address (personal data);
+                # the audit trail records each status query, keyed
+                access_log=False, server_header=False, timeout_keep_alive=30)

@@ -4,25 +4,17 @@ real ``lifecert web serve`` process on a free port, as a bureau runs it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from lifecert.dbroles import dsn_as
 from lifecert_dev.api_sandbox import Sandbox
-from lifecert_dev.sandbox import free_port
 from lifecert_dev.stack import StackStatus
+from lifecert_dev.web_harness import PROJECT_ROOT, WebServer, start_web
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Screenshots and browser logs of the tests (git ignores tests/output/).
 OUTPUT = PROJECT_ROOT / "tests" / "output" / "web"
 
@@ -67,52 +59,12 @@ def _seed(box: Sandbox) -> None:
 
 @dataclass
 class WebProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
+    server: WebServer
     box: Sandbox
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def start_web(box: Sandbox, *args: str) -> WebProcess:
-    port = free_port()
-    log = box.root / f"web-{port}.log"
-    command = [sys.executable, "-m", "lifecert.cli", "web", "serve",
-               "--listen", f"127.0.0.1:{port}", "--dsn", box.api_dsn,
-               "--reader-dsn", dsn_as(box.dsn, "reader"), "--pki-dir", str(box.pki.root),
-               *args]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ),
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    web = WebProcess(process, port, log, box)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"lifecert web serve exited {process.returncode}:\n"
-                               + log.read_text(errors="replace"))
-        try:
-            with urllib.request.urlopen(f"{web.url}/healthz", timeout=5) as response:
-                if response.status == 200:
-                    return web
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            web.stop()
-            raise RuntimeError("lifecert web serve not ready in 60 s:\n"
-                               + log.read_text(errors="replace"))
-        time.sleep(0.2)
+        return self.server.url
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +77,9 @@ def web_box(stack: StackStatus, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 def web(web_box: Sandbox) -> Iterator[WebProcess]:
-    server = start_web(web_box, "--poll-seconds", "2")
+    server = start_web(web_box.api_dsn, dsn_as(web_box.dsn, "reader"), web_box.pki.root,
+                       web_box.root / "web.log", "--poll-seconds", "2")
     try:
-        yield server
+        yield WebProcess(server, web_box)
     finally:
         server.stop()

@@ -41,6 +41,8 @@ class Dashboard:
     consular_overdue: int = 0
     projection_partitions: int = 0
     projection_offset_total: int = 0
+    # rows the API set aside (api_directory_dead_letters, api_audit_dead_letters)
+    dead_letters: dict[str, int] = field(default_factory=dict)
 
     @property
     def face(self) -> int:
@@ -125,6 +127,15 @@ def _payments(cur: Any, board: Dashboard, policy: str, district: str | None) -> 
         board.instructions[kind] = int(n)
         if kind == "PaymentHoldReleased":
             board.backpay_fen = int(amount)
+
+
+def api_dead_letters(conn: Connection) -> dict[str, int]:
+    """Rows set aside by the API (read as the API's role: the reader sees none of its
+    tables), by table."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT 'directory', count(*) FROM api_directory_dead_letters "
+                    "UNION ALL SELECT 'audit', count(*) FROM api_audit_dead_letters")
+        return {name: int(n) for name, n in cur.fetchall()}
 
 
 # ------------------------------------------------------------------ one retiree

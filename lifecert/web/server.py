@@ -4,7 +4,12 @@ static files, security headers outermost; and :func:`serve` (uvicorn)."""
 
 from __future__ import annotations
 
+import logging
+
+import psycopg2
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -28,10 +33,20 @@ def build(config: WebConfig) -> ASGIApp:
         Route("/staff/retiree", pages.retiree, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=web.lifespan)
+    app = Starlette(routes=routes, lifespan=web.lifespan,
+                    exception_handlers={psycopg2.Error: _database_down})
     return SecurityHeaders(app)
 
 
+
+
+log = logging.getLogger("lifecert.web")
+
+
+async def _database_down(_request: Request, exc: Exception) -> Response:
+    log.error("PostgreSQL: %s", type(exc).__name__)
+    return PlainTextResponse("数据库暂不可用，请稍后再试 / The database is unavailable; try again "
+                             "shortly\n", 503)
 
 
 def serve(config: WebConfig, host: str = "127.0.0.1", port: int = 8080,

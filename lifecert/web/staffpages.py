@@ -86,6 +86,8 @@ class StaffPages:
         district = session.staff.district if session.staff.role == staff.DISTRICT else None
         cycle = self.web.config.cycle
         board = await self.web.read_db.run(lambda conn: dashboard.read(conn, cycle, district))
+        assert self.web.api_db is not None
+        board.dead_letters = await self.web.api_db.run(dashboard.api_dead_letters)
         return {"board": board, "svg": _charts(board), "session": session,
                 "poll": self.web.config.poll_seconds}
 

@@ -41,7 +41,7 @@ class Dashboard:
     consular_overdue: int = 0
     projection_partitions: int = 0
     projection_offset_total: int = 0
-    # rows the API set aside (api_directory_dead_letters, api_audit_dead_letters)
+    # records of the events topic the API's directory set aside (api_directory_dead_letters)
     dead_letters: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -130,12 +130,12 @@ def _payments(cur: Any, board: Dashboard, policy: str, district: str | None) -> 
 
 
 def api_dead_letters(conn: Connection) -> dict[str, int]:
-    """Rows set aside by the API (read as the API's role: the reader sees none of its
-    tables), by table."""
+    """Records the API's directory set aside, read as the API's role (the reader sees
+    none of its tables; the audit's dead letters the API may only append to)."""
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT 'directory', count(*) FROM api_directory_dead_letters "
-                    "UNION ALL SELECT 'audit', count(*) FROM api_audit_dead_letters")
-        return {name: int(n) for name, n in cur.fetchall()}
+        cur.execute("SELECT count(*) FROM api_directory_dead_letters")
+        row = cur.fetchone()
+        return {"directory": int(row[0]) if row else 0}
 
 
 # ------------------------------------------------------------------ one retiree

@@ -68,3 +68,20 @@ def test_csp_allows_nothing_inline_or_foreign() -> None:
     assert directives["default-src"] == "'none'"
     assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
+
+
+def test_every_template_and_static_file_is_package_data() -> None:
+    """The wheel carries every file the pages use (pyproject's package-data globs)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["lifecert"]
+    web = root / "lifecert"
+    files = [p.relative_to(web).as_posix()
+             for folder in ("web/templates", "web/static") for p in (web / folder).iterdir()]
+    assert files
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)]
+    assert missing == []

@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         from lifecert.web.config import WebConfig
-        from lifecert.web.server import serve
+        from lifecert.web.server import preflight, serve
     except ModuleNotFoundError as exc:
         return _missing(exc)
     from lifecert.keyfiles import MissingKeyError
@@ -104,6 +104,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             or args.cert is not None, poll_seconds=max(2, args.poll_seconds), cycle=args.cycle)
     except (ValueError, OSError, MissingKeyError) as exc:
         print(f"lifecert web serve: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    problem = preflight(config)
+    if problem is not None:
+        print(f"lifecert web serve: {problem}", file=sys.stderr)
         return EXIT_FAILED
     print(f"lifecert web: status page http{'s' if args.cert else ''}://{args.listen}/ , "
           f"dashboard /staff", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import psycopg2
+import psycopg2.errors
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -47,6 +48,31 @@ async def _database_down(_request: Request, exc: Exception) -> Response:
     log.error("PostgreSQL: %s", type(exc).__name__)
     return PlainTextResponse("数据库暂不可用，请稍后再试 / The database is unavailable; try again "
                              "shortly\n", 503)
+
+
+def preflight(config: WebConfig) -> str | None:
+    """What keeps the pages from starting, in words (None: nothing): PostgreSQL out of
+    reach, or its schema without the API's migrations (the staff tables among them)."""
+    from projections.config import connect
+
+    for dsn, role, table in ((config.api_dsn, "API", "api_web_sessions"),
+                             (config.reader_dsn, "reader", "retiree_status")):
+        try:
+            conn = connect(dsn, connect_timeout=10)
+        except psycopg2.Error as exc:
+            return f"cannot connect to PostgreSQL as the {role}'s role: {str(exc).strip()}"
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(f"SELECT 1 FROM {table} LIMIT 1")
+        except psycopg2.errors.UndefinedTable:
+            return (f"the database has no table {table}: apply the migrations first, as "
+                    "the schema's owner: lifecert api migrate (with --dsn of the database "
+                    "served)")
+        except psycopg2.Error as exc:
+            return f"PostgreSQL, as the {role}'s role: {str(exc).strip()}"
+        finally:
+            conn.close()
+    return None
 
 
 def serve(config: WebConfig, host: str = "127.0.0.1", port: int = 8080,

@@ -16,8 +16,13 @@ import psycopg2.extensions
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from lifecert.api.db import AsyncReader
+from lifecert.api.lockouts import Caller
+
 Connection = psycopg2.extensions.connection
 
+# The agency name under which wrong staff passwords are counted (lifecert/api/lockouts.py).
+LOGIN_AGENCY = "lifecert-web-staff"
 CITY = "CITY"
 DISTRICT = "DISTRICT"
 SESSION_SECONDS = 8 * 3600
@@ -110,6 +115,22 @@ def session(conn: Connection, token: str) -> Session | None:
                     "WHERE s.token_hash = %s AND s.expires_at > now()", (_token_hash(token),))
         row = cur.fetchone()
     return Session(Staff(row[0], row[1], row[2]), row[3]) if row else None
+
+
+_LOCKED_FOR = """
+SELECT greatest(
+    coalesce((SELECT extract(epoch FROM locked_until - now()) FROM api_second_factor_lockouts
+              WHERE subject = %s AND agency = %s AND client = %s), 0),
+    coalesce((SELECT extract(epoch FROM refused_until - now()) FROM api_agency_failure_budgets
+              WHERE agency = %s AND client = %s), 0))"""
+
+
+async def locked_for(reader: AsyncReader, who: Caller) -> float:
+    """Seconds left of the lock of ``who`` (an account from an address) or of its
+    address's budget; 0 when neither is in force."""
+    row = await reader.fetchone(_LOCKED_FOR, (who.subject, who.agency, who.client,
+                                              who.agency, who.client))
+    return max(0.0, float(row[0])) if row else 0.0
 
 
 def logout(conn: Connection, token: str) -> None:

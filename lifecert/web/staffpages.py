@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from lifecert.api import lockouts
 from lifecert.events import bounds
 from lifecert.web import charts, dashboard, staff
 from lifecert.web.app import PRE_COOKIE, SESSION_COOKIE, Web, _form, new_token, same
@@ -51,19 +52,43 @@ class StaffPages:
             return self.web.page("login.html", 403, csrf=request.cookies.get(PRE_COOKIE, ""),
                                  error="表单已过期，请重试 / The form expired; please try again")
         username, password = form.get("username", "")[:64], form.get("password", "")[:200]
-        assert self.web.api_db is not None
+        assert self.web.api_db is not None and self.web.reader is not None
         started = time.perf_counter()
+        pre = request.cookies.get(PRE_COOKIE, "")
+        who = self._guesser(request, username)
+        wait = await staff.locked_for(self.web.reader, who)
+        if wait > 0:
+            self.web.audit_row("web.Login", "LOCKED", role="STAFF", peer=None, started=started)
+            return self.web.page(
+                "login.html", 429, csrf=pre,
+                error=f"密码错误次数过多，请{lockouts.minutes(wait)}分钟后再试 / Too many wrong "
+                f"passwords: try again in {lockouts.minutes(wait)} minutes")
         made = await self.web.api_db.run(lambda conn: staff.login(conn, username, password))
         self.web.audit_row("web.Login", "OK" if made else "REFUSED", role="STAFF",
                            peer=username if made else None, started=started)
         if made is None:
-            return self.web.page("login.html", 401, csrf=request.cookies.get(PRE_COOKIE, ""),
+            alert_at = self.web.config.policy.public_budget
+            await lockouts.record_failure(self.web.reader, who, self.web.config.policy,
+                                          alert_at)
+            return self.web.page("login.html", 401, csrf=pre,
                                  error="用户名或密码不正确 / Wrong username or password")
+        await lockouts.clear(self.web.reader, who)
         token, _session = made
         response = RedirectResponse("/staff", status_code=303)
         self._cookie(request, response, SESSION_COOKIE, token, staff.SESSION_SECONDS)
         response.delete_cookie(PRE_COOKIE, path="/staff")
         return response
+
+    def _guesser(self, request: Request, username: str) -> lockouts.Caller:
+        """The lockout key of wrong passwords: the account (keyed) and the address it is
+        tried from (keyed), under the staff pages' own agency name. The status query's
+        tables and rules (lifecert/api/lockouts.py): 5 wrong passwords lock the account
+        from that address; the address's budget refuses it whatever the accounts; the
+        agency-wide count refuses nothing and raises the SecurityAlert."""
+        address = lockouts.client_address(request.client.host if request.client
+                                          else "127.0.0.1")
+        return lockouts.caller(self.web.config.second_factor_key, f"staff\0{username}",
+                               staff.LOGIN_AGENCY, address)
 
     async def logout(self, request: Request) -> Response:
         found = await self._session(request)

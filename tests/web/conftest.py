@@ -27,6 +27,7 @@ ID_NUMBERS = {
 RIGHT = {rid: number[-4:] for rid, number in ID_NUMBERS.items()}
 CITY = ("city.admin", "correct horse battery")
 DISTRICT = ("nanhai.staff", "staple battery horse")
+LOCKED = ("lock.test", "a long enough password")  # locked out by a test
 
 
 def _seed(box: Sandbox) -> None:
@@ -55,6 +56,7 @@ def _seed(box: Sandbox) -> None:
     with box.connect() as conn:
         staff.add_user(conn, CITY[0], CITY[1], staff.CITY, None)
         staff.add_user(conn, DISTRICT[0], DISTRICT[1], staff.DISTRICT, "Nanhai")
+        staff.add_user(conn, LOCKED[0], LOCKED[1], staff.CITY, None)
 
 
 @dataclass

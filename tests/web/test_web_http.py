@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lifecert.web.app import CSP
-from tests.web.conftest import CITY, DISTRICT, PROJECT_ROOT, RIGHT, WebProcess
+from tests.web.conftest import CITY, DISTRICT, LOCKED, PROJECT_ROOT, RIGHT, WebProcess
 
 pytestmark = pytest.mark.stack
 
@@ -168,6 +168,32 @@ def test_login_refuses_a_wrong_password_and_a_missing_csrf(web: WebProcess) -> N
     code, _, _ = request(web, "/staff/login", data=urllib.parse.urlencode(form).encode(),
                          opener=opener)
     assert code == 403
+
+
+def test_wrong_passwords_lock_the_account_from_that_address(web: WebProcess) -> None:
+    """Five wrong passwords (the status query's lockout rules and tables) lock the
+    account from this address: the right password is then refused too; another account
+    is not locked."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    _, _, page = request(web, "/staff/login", opener=opener)
+    pre = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert pre is not None
+
+    def login(password: str) -> tuple[int, str]:
+        form = {"csrf": pre.group(1), "username": LOCKED[0], "password": password}
+        code, _, body = request(web, "/staff/login", opener=opener,
+                                data=urllib.parse.urlencode(form).encode())
+        return code, body
+
+    for _ in range(5):
+        assert login("not the password")[0] == 401
+    code, body = login(LOCKED[1])
+    assert code == 429 and "Too many wrong passwords" in body
+    rows = web.box.query("SELECT failures FROM api_second_factor_lockouts "
+                         "WHERE agency = 'lifecert-web-staff'")
+    assert (5,) in rows  # (another test's wrong password for another account: 1)
+    _staff(web, CITY)  # another account from the same address signs in
 
 
 def test_dashboard_of_the_city_and_of_a_district(web: WebProcess) -> None:

@@ -7,6 +7,7 @@ Screenshots are kept in tests/output/web/ (ignored by git)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,12 +56,16 @@ def desktop(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 
 def shot(driver: webdriver.Chrome, name: str) -> Path:
-    """A full-height screenshot kept as a test artefact."""
+    """A full-page screenshot (beyond the viewport, through the DevTools protocol) kept
+    as a test artefact."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    data = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
+                 "scale": 1}})["data"]
     path = OUTPUT / f"{name}.png"
-    driver.set_window_size(driver.get_window_size()["width"], max(600, min(4000, height)))
-    driver.save_screenshot(str(path))
+    path.write_bytes(base64.b64decode(data))
     assert path.stat().st_size > 5000, f"{path} looks blank"
     return path
 

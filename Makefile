@@ -4,9 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean poppler
+.PHONY: setup browser demo test lint bench clean poppler
 
-setup: $(STAMP) poppler
+setup: $(STAMP) browser poppler
+
+# The browser tests (tests/web) drive Debian's Chromium through its chromium-driver
+# (/usr/bin/chromium, /usr/bin/chromedriver): installed once, when missing (as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver (browser tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 \
+	    chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install \
+	    -y -q -o DPkg::Lock::Timeout=600 chromium chromium-driver >/dev/null; } || \
+	  { echo "make setup: could not install chromium and chromium-driver (run as root, or \
+	install them yourself: apt-get install chromium chromium-driver)" >&2; exit 1; }; \
+	fi
 
 # pdftoppm (Debian's poppler-utils): the report tests render the PDF to PNG with it; a
 # Chinese font (fonts-wqy-zenhei) for poppler to draw the PDF's STSong-Light with.

@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.mailroom",
     "lifecert.commands.log",
     "lifecert.commands.report",
+    "lifecert.commands.web",
 )
 
 
@@ -63,6 +64,7 @@ EXTRA_OF: dict[str, str] = {
     "kafka": "live", "aiokafka": "live", "faust": "live", "mode": "live", "psycopg2": "live",
     "prometheus_client": "live", "cryptography": "live", "grpc": "api", "google": "api",
     "reportlab": "report",
+    "starlette": "web", "uvicorn": "web", "jinja2": "web", "argon2": "web", "multipart": "web",
 }
 
 

@@ -83,8 +83,8 @@ def _from_database(args: argparse.Namespace
         import psycopg2
         import psycopg2.errors
 
-        from projections.connection import connect
         from lifecert.endpoints import postgres_dsn
+        from projections.connection import connect
         from projections.queries import policies, report_rows
     except ModuleNotFoundError as exc:
         return _fail(f"reading PostgreSQL needs {exc.name!r}, which comes with lifecert's "

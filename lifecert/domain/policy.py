@@ -60,7 +60,8 @@ class Policy:
     # without the mailed form 2 (the China Consular app, 2021 on); optional, default off.
     consular_app_completes: bool = False
     # Issue 14: the notice lets a district lower the home-visit age (rule 9); a district not
-    # listed keeps the city's ``home_visit_min_age``. Optional: [rules.home_visit_min_age_by_district].
+    # listed keeps the city's ``home_visit_min_age``. Optional table:
+    # [rules.home_visit_min_age_by_district].
     home_visit_min_age_by_district: tuple[tuple[str, int], ...] = ()
 
     def home_visit_age(self, district: str | None) -> int:

@@ -99,6 +99,7 @@ class HomeVisitsSource(SourceConnector):
     description = ("District home-visit teams: results files (alive, not found, deceased) "
                    "in a drop folder per team")
     source_agency = "FS-SIB-HOME-VISITS"
+    publishes = ("CertificationRecorded", "ContactDetailsUpdated", "HomeVisitReported")
 
     def _configure(self, settings: dict[str, Any]) -> None:
         self.drop = Path(self._setting(settings, "drop", str))

@@ -94,3 +94,15 @@ def test_a_contact_update_through_the_api_lands_sealed_in_the_read_model(
     log = server.log()
     for secret in (PHONE, ADDRESS, "隐私路", "call 110"):
         assert secret not in log and secret not in dump
+
+
+def test_a_home_visit_team_may_not_record_a_death_through_the_api(
+        team: px_grpc.PartnerExchangeStub) -> None:
+    """A team's report of a death goes to the review queue (its results file), never
+    straight to a DeathRecorded (issue 14 item 4)."""
+    import grpc
+
+    with pytest.raises(grpc.RpcError) as caught:
+        team.SubmitBatch(batch(px.SubmitItem(death=px.DeathReport(
+            retiree_id="HV-1", date_of_death="2017-04-20"))), timeout=20)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED

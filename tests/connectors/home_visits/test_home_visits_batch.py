@@ -3,10 +3,14 @@ a row becomes (connectors.home_visits.connector.events_of): pure, no broker."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
+from connectors.death_registers import review
 from connectors.home_visits import batch as hb
 from connectors.home_visits.connector import events_of
 from lifecert.events.catalogue import EVENT_TYPES, PARTNER_TYPES
@@ -132,3 +136,28 @@ def test_a_long_cell_is_the_rows_problem_not_the_files() -> None:
     [row] = rows(good(address="佛" * 200_000))
     with pytest.raises(hb.RowRefused, match="address has 200000 characters"):
         hb.check_row(row, ARRIVED, {})
+
+
+def test_a_death_a_team_found_waits_once_in_the_review_queue_and_staff_confirm_it(
+        tmp_path: Path) -> None:
+    """The death-registers review queue takes the team's report (one entry per team and
+    visit however often it is read); `lifecert review deaths` lists it and a confirmation
+    becomes the staff line the death-registers connector turns into a DeathRecorded with
+    source HOME_VISIT."""
+    folder, inbox = tmp_path / "review", tmp_path / "inbox"
+    inbox.mkdir()
+    rid, path = review.write_home_visit(folder, "HV-SHUNDE", "V-9", "FS000000009",
+                                        date(2017, 5, 30), AT)
+    assert path is not None
+    assert review.write_home_visit(folder, "HV-SHUNDE", "V-9", "FS000000009",
+                                   date(2017, 5, 30), AT) == (rid, None)
+    shown = subprocess.run([sys.executable, "-m", "lifecert.cli", "review", "deaths", "list",
+                            "--review-dir", str(folder)], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"{rid}  HOME_VISIT_DECEASED" in shown.stdout and "1 review(s)" in shown.stdout
+    line = review.confirm(folder, inbox, rid, "FS000000009", "STAFF-7", "checked with the "
+                          "family", datetime(2017, 6, 2, 2, 0, tzinfo=UTC))
+    event = review.confirmation_event(line.read_bytes())
+    assert (event["type"], event["source"], event["date_of_death"]) == \
+        ("DeathRecorded", "HOME_VISIT", "2017-05-30")

@@ -78,7 +78,7 @@ def read_batch(data: bytes) -> tuple[Row, ...]:
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != HEADER:
             raise BatchRefused(f"line 1 must be the header {','.join(HEADER)}")
-        rows = []
+        rows: list[Row] = []
         for cells in reader:
             if not any(c.strip() for c in cells):
                 continue

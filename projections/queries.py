@@ -466,3 +466,56 @@ def report_rows(conn: Connection, policy: str) -> ReportRows:
         instructions = [(t, reason, at, int(n), int(fen), int(months))
                         for t, reason, at, n, fen, months in cur.fetchall()]
     return ReportRows(retirees, instructions)
+
+
+# ------------------------------------------------------------------ home-visit tasks
+
+
+@dataclass(frozen=True)
+class HomeVisitTask:
+    """One HomeVisitDue task (the view ``home_visit_tasks``, migration 0011)."""
+
+    retiree_id: str
+    team_id: str
+    district: str | None
+    due_date: date
+    state: str  # OPEN, NOT_FOUND, CERTIFIED, DECEASED_REVIEW
+    visit_id: str | None
+    visited_on: date | None
+
+
+@dataclass(frozen=True)
+class TeamTasks:
+    """A team's tasks on a day: still to do and due (not yet past due), still to do and
+    overdue, and the done ones by state."""
+
+    team_id: str
+    due: int
+    overdue: int
+    not_found: int
+    certified: int
+    deceased_review: int
+
+
+def home_visit_task_list(conn: Connection) -> list[HomeVisitTask]:
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute("SELECT retiree_id, team_id, district, due_date, state, visit_id, "
+                    "visited_on FROM home_visit_tasks ORDER BY team_id, due_date, retiree_id")
+        return [HomeVisitTask(*row) for row in cur.fetchall()]
+
+
+def home_visit_tasks_by_team(conn: Connection, as_of: date) -> list[TeamTasks]:
+    """Per team on ``as_of`` (a local date): tasks still to do (OPEN or NOT_FOUND) due
+    on or after it, and those past due; NOT_FOUND counts among them and on its own."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute(
+            "SELECT team_id,"
+            " count(*) FILTER (WHERE state IN ('OPEN', 'NOT_FOUND') AND due_date >= %(d)s),"
+            " count(*) FILTER (WHERE state IN ('OPEN', 'NOT_FOUND') AND due_date < %(d)s),"
+            " count(*) FILTER (WHERE state = 'NOT_FOUND'),"
+            " count(*) FILTER (WHERE state = 'CERTIFIED'),"
+            " count(*) FILTER (WHERE state = 'DECEASED_REVIEW')"
+            " FROM home_visit_tasks GROUP BY team_id ORDER BY team_id", {"d": as_of})
+        return [TeamTasks(*row) for row in cur.fetchall()]

@@ -27,6 +27,7 @@ from lifecert.pipeline.topics import (
     ASSISTANCE_RESULTS,
     CONSULAR_CASES,
     EVENTS,
+    HOME_VISIT_REPORTS,
     STATUS,
     TopicLayout,
 )
@@ -197,6 +198,8 @@ class Batch:
     statuses: dict[tuple[str, str], StatusRow] = field(default_factory=dict)
     contacts: dict[str, ContactRow] = field(default_factory=dict)  # latest per retiree
     consular: list[ConsularRow] = field(default_factory=list)  # poll order
+    # what the home-visit teams reported (HomeVisitReported; ConsularRow's shape), poll order
+    home_visits: list[ConsularRow] = field(default_factory=list)
     # the paper-forms read model: the first recording of each (agency, certification), and
     # each form once by event id
     form_certifications: dict[tuple[str, str], FormCertificationRow] = field(
@@ -228,6 +231,8 @@ class BatchBuilder:
         self._form_headers = {rs.header: rs.type_name for name in (CERTIFICATION, DOCUMENTS)
                               for rs in store.versions(name)}
         self._form_channels = form_channels()
+        self._visits_topic = topics[HOME_VISIT_REPORTS].name
+        self._carries[self._visits_topic] = frozenset(topics[HOME_VISIT_REPORTS].carries)
         self._cases_topic = topics[ASSISTANCE_RESULTS].name
         self._carries[self._cases_topic] = frozenset(topics[ASSISTANCE_RESULTS].carries)
         self.batch = Batch()
@@ -260,6 +265,11 @@ class BatchBuilder:
                 batch.cases.append(event)
             elif record.topic == self._status_topic:
                 self._add_status(record, event)
+            elif record.topic == self._visits_topic:
+                if _has_nul(event):
+                    raise _nul(event)
+                batch.home_visits.append(ConsularRow(event["type"], event, record.topic,
+                                                     record.partition, record.offset))
             elif record.topic == self._consular_topic:
                 if _has_nul(event):
                     raise _nul(event)

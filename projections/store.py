@@ -40,7 +40,7 @@ WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
                "consular_cases", "assistance_cases", "assistance_refusals", "projection_offsets",
-               "form_certifications", "paper_forms", "event_verdicts")
+               "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports")
 
 
 class OffsetsMoved(RuntimeError):
@@ -130,6 +130,8 @@ class Store:
                 _merge_contacts(cur, list(batch.contacts.values()))
             if batch.consular:
                 _merge_consular(cur, batch.consular)
+            if batch.home_visits:
+                _merge_home_visits(cur, batch.home_visits)
             _merge_forms(cur, batch)
             if batch.verdicts:
                 _merge_verdicts(cur, batch.verdicts)
@@ -253,6 +255,22 @@ def _merge_consular(cur: Any, rows: list[ConsularRow]) -> None:
             cur.execute(_CONSULAR_REVIEW, (e["decision"], e.get("reason"), e["reviewer"],
                                        e["reviewed_at"], e["due_on"], e["overdue"],
                                        e["event_id"], e["case_id"]))
+
+
+_HOME_VISIT_INSERT = """
+INSERT INTO home_visit_reports (team_id, visit_id, retiree_id, visited_on, outcome, event_id,
+    recorded_at, source_topic, source_partition, source_offset)
+VALUES %s
+ON CONFLICT (team_id, visit_id) DO NOTHING"""
+
+
+def _merge_home_visits(cur: Any, rows: list[ConsularRow]) -> None:
+    """The first report of each (team, visit id) counts: the same file delivered again,
+    or a record read again, changes nothing."""
+    execute_values(cur, _HOME_VISIT_INSERT, [(
+        r.event["team_id"], r.event["visit_id"], r.event["retiree_id"], r.event["visited_on"],
+        r.event["outcome"], r.event["event_id"], r.event["recorded_at"], r.topic, r.partition,
+        r.offset) for r in rows])
 
 
 def _merge_forms(cur: Any, batch: Batch) -> None:

@@ -34,6 +34,7 @@ from lifecert.pipeline.topics import (
     CONSULAR_CASES,
     DEAD_LETTERS,
     EVENTS,
+    HOME_VISIT_REPORTS,
     STATUS,
     TopicLayout,
     layout,
@@ -51,9 +52,11 @@ _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 def read_topics(topics: TopicLayout) -> tuple[str, ...]:
     """The topics the projections read: status, the output topics, then the input log (for
-    the contact read model), the consular cases, then the assistance cases."""
+    the contact read model), the consular cases, the assistance cases, then the home-visit
+    teams' reports."""
     return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles),
-            topics[EVENTS].name, topics[CONSULAR_CASES].name, topics[ASSISTANCE_RESULTS].name)
+            topics[EVENTS].name, topics[CONSULAR_CASES].name, topics[ASSISTANCE_RESULTS].name,
+            topics[HOME_VISIT_REPORTS].name)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,10 @@ from lifecert.events import bounds, interchange
 from lifecert.events.time import SHANGHAI
 
 CONFIRM_NAME = re.compile(r"(SR)-(\d{8})-([0-9a-f]{16})\.jsonl")
-SOURCES = frozenset(source for _, source in REGISTERS.values())
+# HOME_VISIT: a district home-visit team found the retiree deceased (the home-visits door,
+# issue 14); like a partial match it waits for staff, never stops a pension on its own.
+HOME_VISIT = "HOME_VISIT"
+SOURCES = frozenset(source for _, source in REGISTERS.values()) | {HOME_VISIT}
 STATES = ("pending", "confirmed", "dismissed")
 STAFF_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._@-]{0,63}")
 
@@ -60,6 +63,23 @@ def write_pending(folder: Path, death: Death, found: Match) -> Path | None:
         "date_of_death": death.date_of_death.isoformat(),
         "reported_at": death.reported_at.isoformat()})
     return path
+
+
+def write_home_visit(folder: Path, team: str, visit_id: str, retiree_id: str,
+                     date_of_death: date, reported_at: datetime) -> tuple[str, Path | None]:
+    """Queue a home-visit team's report of a death (idempotent on the team and its visit
+    id: the same visit reported again is one review). Returns the review id and the path
+    written (None when it was queued or decided already)."""
+    rid = hashlib.sha256(f"{HOME_VISIT}|{team}|{visit_id}".encode()).hexdigest()[:16]
+    if any((folder / state / f"{rid}.json").exists() for state in STATES):
+        return rid, None
+    path = folder / "pending" / f"{rid}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, {
+        "review_id": rid, "kind": "HOME_VISIT_DECEASED", "candidates": [retiree_id],
+        "source": HOME_VISIT, "row": f"team {team} visit {visit_id}",
+        "date_of_death": date_of_death.isoformat(), "reported_at": reported_at.isoformat()})
+    return rid, path
 
 
 def listing(folder: Path, state: str = "pending") -> list[dict[str, Any]]:

@@ -25,6 +25,13 @@ from typing import Any
 from lifecert.events import bounds
 
 HEADER: tuple[str, ...] = ("序号", "认证编号", "养老金编号", "姓名", "公民身份号码", "认证日期")
+# Issue 14: two optional columns after those: the retiree's phone and address, as the unit
+# has them (a ContactDetailsUpdated beside the certification; personal data: sealed on the
+# topic, never quoted in a reason or a log line).
+CONTACT_HEADER: tuple[str, ...] = ("联系电话", "联系地址")
+PHONE, ADDRESS = len(HEADER), len(HEADER) + 1
+MAX_PHONE, MAX_ADDRESS = 32, 200
+_PHONE_CHARS = frozenset("0123456789+- ()")
 (ROW_NO, CERT_ID, RETIREE_ID, NAME, CITIZEN_ID, CERTIFIED_ON) = range(len(HEADER))
 MAX_NAME = 50
 MAX_ROWS = 100_000
@@ -83,6 +90,7 @@ class Row:
 class Batch:
     kind: str  # "csv (utf-8)", "csv (gb18030)", "xlsx"
     rows: tuple[Row, ...]
+    contact: bool = False  # the header has the contact columns (联系电话, 联系地址)
 
     @property
     def last_row(self) -> int:
@@ -94,6 +102,8 @@ class Accepted:
     certification_id: str
     retiree_id: str
     certified_on: date
+    phone: str | None = None
+    address: str | None = None
 
 
 def mask_citizen_ids(raw: bytes) -> bytes:
@@ -155,9 +165,25 @@ def _text(cell: Cell) -> str:
     return str(cell).strip()
 
 
+def _contact_cell(cell: Cell, where: str, column: str, limit: int) -> str | None:
+    """A phone or address cell, or None when empty; the reason never quotes it."""
+    value = _text(cell)
+    if not value:
+        return None
+    if len(value) > limit:
+        raise RowRefused(f"{where}: {column} has {len(value)} characters, at most {limit}")
+    if bounds.text_problem(value) is not None or any(ord(c) < 32 for c in value):
+        raise RowRefused(f"{where}: {column} holds control characters or invalid text")
+    if limit == MAX_PHONE and (not set(value) <= _PHONE_CHARS
+                               or sum(c.isdigit() for c in value) < 5):
+        raise RowRefused(f"{where}: {column} must be digits (with + - ( ) and spaces), at "
+                         f"least 5 digits")
+    return value
+
+
 def check_row(
     row: Row, unit: str, arrived: date, roster: Mapping[str, str] | None,
-    seen: dict[str, int],
+    seen: dict[str, int], contact: bool = False,
 ) -> Accepted:
     """The certification of one row of ``unit``'s batch received on ``arrived``; raises
     :class:`RowRefused`. ``roster``: retiree id -> managing unit where known; ``seen``:
@@ -165,10 +191,12 @@ def check_row(
     where = f"row {row.number}"
     if row.cells is None:
         raise RowRefused(f"{where}: {row.problem}")
-    if len(row.cells) != len(HEADER):
-        raise RowRefused(f"{where}: {len(row.cells)} columns, expected {len(HEADER)} "
-                         f"({','.join(HEADER)})")
-    cells = row.cells
+    columns = HEADER + CONTACT_HEADER if contact else HEADER
+    # an XLSX row's empty trailing cells are dropped when read: the contact ones may be
+    if not (len(HEADER) if contact else len(columns)) <= len(row.cells) <= len(columns):
+        raise RowRefused(f"{where}: {len(row.cells)} columns, expected {len(columns)} "
+                         f"({','.join(columns)})")
+    cells = row.cells + (None,) * (len(columns) - len(row.cells))
     cert_id = _text(cells[CERT_ID])
     if not bounds.CERTIFICATION_ID.fullmatch(cert_id):
         raise RowRefused(f"{where}: 认证编号 (certification_id) {bounds.show(cert_id)} must be "
@@ -206,8 +234,12 @@ def check_row(
         raise RowRefused(f"{where}: 养老金编号 (retiree_id) {retiree_id} is not a retiree of unit "
                          f"{unit} in the bureau's roster; a unit certifies only its own "
                          f"retirees (ask the bureau if the roster is wrong)")
+    phone = address = None
+    if contact:
+        phone = _contact_cell(cells[PHONE], where, "联系电话 (phone)", MAX_PHONE)
+        address = _contact_cell(cells[ADDRESS], where, "联系地址 (address)", MAX_ADDRESS)
     seen[cert_id] = row.number
-    return Accepted(cert_id, retiree_id, certified_on)
+    return Accepted(cert_id, retiree_id, certified_on, phone, address)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -224,13 +256,19 @@ def read_batch(name: str, data: bytes) -> Batch:
                        f".csv and send it again")
 
 
-def _check_header(cells: Sequence[Cell]) -> None:
+def _check_header(cells: Sequence[Cell]) -> bool:
+    """Whether the header is the template's with the contact columns; BatchRefused when
+    it is neither the template's nor that."""
     got = tuple(_text(c) for c in cells)
     while got and got[-1] == "":
         got = got[:-1]
+    if got == HEADER + CONTACT_HEADER:
+        return True
     if got != HEADER:
         raise BatchRefused(f"the header (row 1) is {bounds.show(','.join(got), 120)}; it must "
-                           f"be exactly {','.join(HEADER)}: use the bureau's template")
+                           f"be exactly {','.join(HEADER)} (optionally followed by "
+                           f"{','.join(CONTACT_HEADER)}): use the bureau's template")
+    return False
 
 
 def _read_csv(data: bytes) -> Batch:
@@ -253,7 +291,7 @@ def _read_csv(data: bytes) -> Batch:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise BatchRefused(f"the header (row 1) cannot be read as {encoding} CSV ({exc}); save "
                            f"as CSV UTF-8 or CSV (逗号分隔)") from None
-    _check_header(header)
+    contact = _check_header(header)
     if len(lines) - 1 > MAX_ROWS:
         raise BatchRefused(f"{len(lines) - 1:,} rows, at most {MAX_ROWS:,}: split the batch")
     rows = []
@@ -271,7 +309,7 @@ def _read_csv(data: bytes) -> Batch:
         if all(_text(c) == "" for c in cells):
             continue  # a blank line, or Excel's trailing ",,,,,"
         rows.append(Row(index, cells, raw))
-    return Batch(f"csv ({encoding})", tuple(rows))
+    return Batch(f"csv ({encoding})", tuple(rows), contact)
 
 
 def _csv_cells(text: str) -> list[str]:
@@ -305,7 +343,7 @@ def _read_xlsx(data: bytes) -> Batch:
                            f"{bounds.show(str(exc), 120)}): save it again from Excel") from None
     if not values:
         raise BatchRefused("the first sheet is empty: it needs the header row")
-    _check_header(values[0])
+    contact = _check_header(values[0])
     if len(values) - 1 > MAX_ROWS:
         raise BatchRefused(f"more than {MAX_ROWS:,} rows: split the batch")
     rows = []
@@ -319,7 +357,7 @@ def _read_xlsx(data: bytes) -> Batch:
         csv.writer(shown).writerow([_text(c) for c in trimmed])
         raw = mask_citizen_ids(shown.getvalue().rstrip("\r\n").encode("utf-8"))
         rows.append(Row(index, tuple(_cell(c) for c in trimmed), raw))
-    return Batch("xlsx", tuple(rows))
+    return Batch("xlsx", tuple(rows), contact)
 
 
 def _cell(value: Any) -> Cell:

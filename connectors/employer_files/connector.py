@@ -94,6 +94,20 @@ def event_of(claimed: Claimed, accepted: eb.Accepted) -> Event:
             "performed_at": performed.isoformat()}
 
 
+def events_of(claimed: Claimed, accepted: eb.Accepted) -> list[Event]:
+    """The certification of an accepted row, and its ContactDetailsUpdated when the row
+    gave a phone or an address (the optional columns 联系电话, 联系地址; sealed by the
+    runner)."""
+    events = [event_of(claimed, accepted)]
+    if accepted.phone is not None or accepted.address is not None:
+        events.append({"type": "ContactDetailsUpdated",
+                       "recorded_at": isoformat_local(claimed.recorded_at),
+                       "retiree_id": accepted.retiree_id, "phone": accepted.phone,
+                       "address": accepted.address, "channel": CHANNEL,
+                       "agency_id": claimed.unit})
+    return events
+
+
 class EmployerFilesSource(SourceConnector):
     kind = "employer-files"
     description = ("Managing units of government retirees: CSV/XLSX certification batches "
@@ -185,7 +199,7 @@ class EmployerFilesSource(SourceConnector):
         outcome = claimed.verdicts[record.data.number]
         if isinstance(outcome, eb.RowRefused):
             raise RecordRejected(f"{claimed.name} (unit {claimed.unit}) {outcome.reason}")
-        return [event_of(claimed, outcome)]
+        return events_of(claimed, outcome)
 
     def _committed(self, records: Sequence[PartnerRecord],
                    rejected: Sequence[tuple[PartnerRecord, str]], position: Position) -> None:
@@ -207,7 +221,8 @@ class EmployerFilesSource(SourceConnector):
         for row in claimed.batch.rows:
             try:
                 claimed.verdicts[row.number] = eb.check_row(row, claimed.unit, claimed.arrived,
-                                                            roster, seen)
+                                                            roster, seen,
+                                                            claimed.batch.contact)
             except eb.RowRefused as exc:
                 claimed.verdicts[row.number] = exc
 
@@ -431,4 +446,4 @@ def _move(src: Path, dst: Path) -> None:
         src.unlink()
 
 
-__all__ = ["CHANNEL", "EmployerFilesSource", "event_of", "load_roster"]
+__all__ = ["CHANNEL", "EmployerFilesSource", "event_of", "events_of", "load_roster"]

@@ -191,7 +191,9 @@ MATRIX: dict[str, RoleRules] = {
     ),
     "HOME_VISIT": RoleRules(
         "the bureau's home-visit team",
-        channels=frozenset({"HOME_VISIT"}), deaths=True,
+        # issue 14: a team that finds a retiree deceased reports it in its results file,
+        # to the death review queue: never a DeathRecorded on its own (no deaths here)
+        channels=frozenset({"HOME_VISIT"}),
         scope=Scope(frozenset({"FOSHAN"})),
         feed=frozenset({"HomeVisitDue", "RetireeStatus"}) | VERDICTS_FEED, status_query=True,
     ),

@@ -24,7 +24,7 @@ import heapq
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -44,9 +44,12 @@ from lifecert.domain.fold import uuid5
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
 from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
+from lifecert.events.personal import seal_personal
 from lifecert.events.time import isoformat_local, local_date
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
+from lifecert.keystore import KeyStore
+from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.campaign_clock import Clock, wall_clock
 from lifecert.pipeline.topics import TopicLayout
@@ -81,6 +84,9 @@ class Prepared:
     retiree_id: str
     event: TypedEvent  # an input type: authz admits only those
     digest: str
+    # a certification's ContactDetailsUpdated (issue 14), its phone and address still in
+    # the clear: sealed just before it is published (PartnerExchange._sealed), never logged
+    contact: TypedEvent | None = None
 
     @property
     def event_id(self) -> str:
@@ -101,6 +107,48 @@ def _text_field(value: str, name: str) -> str:
     if problem is not None:
         raise ItemError(problem)
     return value
+
+
+# A certification's contact details (ContactDetailsUpdated): limits, and what a phone holds.
+MAX_PHONE, MAX_ADDRESS = 32, 200
+_PHONE_CHARS = frozenset("0123456789+- ()")
+
+
+def _contact_text(value: str, name: str, limit: int) -> str | None:
+    """A phone or address of an item, or None when empty; the reason never holds it."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > limit:
+        raise ItemError(f"contact.{name} must be at most {limit} characters")
+    if not value.isprintable() or bounds.text_problem(value) is not None:
+        raise ItemError(f"contact.{name} holds control characters or invalid text")
+    if name == "phone" and (not set(value) <= _PHONE_CHARS
+                            or sum(ch.isdigit() for ch in value) < 5):
+        raise ItemError("contact.phone must be digits (with + - ( ) and spaces), at least 5")
+    return value
+
+
+def _contact(c: pb.Certification, fields: dict[str, Any], agency: str,
+             recorded_at: str) -> TypedEvent | None:
+    """The ContactDetailsUpdated of a certification item that carries contact details."""
+    if not c.HasField("contact"):
+        return None
+    phone = _contact_text(c.contact.phone, "phone", MAX_PHONE)
+    address = _contact_text(c.contact.address, "address", MAX_ADDRESS)
+    if phone is None and address is None:
+        return None
+    key = fields["certification_id"]
+    try:
+        return parse_typed({
+            "type": "ContactDetailsUpdated",
+            "event_id": event_id_for(agency, "ContactDetailsUpdated", key),
+            "recorded_at": recorded_at, "source_agency": agency,
+            "retiree_id": fields["retiree_id"], "phone": phone, "address": address,
+            "channel": fields["channel"], "agency_id": agency,
+        })
+    except MalformedEvent:  # its description could quote the values: say where only
+        raise ItemError("contact: the phone or address is not valid text") from None
 
 
 # The longest free text an item may carry (a retraction's reason).
@@ -186,6 +234,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
     """The event an item stands for; raises ItemError or MalformedEvent."""
     which = item.WhichOneof("item")
     recorded_at = isoformat_local(now)
+    contact: TypedEvent | None = None
     if which == "certification":
         c = item.certification
         channel = _channel(c.channel)
@@ -197,6 +246,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
             "performed_at": _instant(c, "performed_at", now),
         }
         kind, key = authz.CERTIFICATION, fields["certification_id"]
+        contact = _contact(c, fields, agency, recorded_at)
     elif which == "documents_received":
         fields, key = _documents(item.documents_received, now)
         kind, channel = authz.DOCUMENTS, None
@@ -255,7 +305,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
         "source_agency": agency,
         **fields,
     })
-    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest)
+    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest, contact)
 
 
 def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.ItemResult:
@@ -400,7 +450,12 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         max_streams_per_agency: int = 4,
         idle_checkpoint_seconds: float = 30.0,
         clock: Clock = wall_clock,
+        keys_factory: Callable[[], KeyStore] = open_keystore,
     ) -> None:
+        # the key store that seals contact details (ContactDetailsUpdated), opened when
+        # the first certification with contact details comes
+        self.keys_factory = keys_factory
+        self._keys: KeyStore | None = None
         self.gate = gate
         self.db = database
         self.publisher = publisher
@@ -528,7 +583,18 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     ) -> list[db.NewAccepted]:
         """Publish the events; the rows to remember for those the broker acknowledged
         (the others are answered NOT_RECORDED)."""
-        written = await self.publisher.publish([p.event for p in to_publish])
+        contacts = await self._sealed(call, to_publish)
+        events: list[Any] = [p.event for p in to_publish]
+        events += [c for c in contacts if c is not None]
+        written = await self.publisher.publish(events)
+        # an item is written when its certification and its contact update both were
+        extra = iter(written[len(to_publish):])
+        for i, contact in enumerate(contacts):
+            if contact is not None:
+                also = next(extra)
+                if not isinstance(also, Written) and isinstance(written[i], Written):
+                    written[i] = also
+        written = written[:len(to_publish)]
         rows: list[db.NewAccepted] = []
         for p, outcome in zip(to_publish, written, strict=True):
             if isinstance(outcome, Written):
@@ -544,6 +610,28 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     event_id=p.event_id,
                 )
         return rows
+
+    async def _sealed(self, call: Call,
+                      to_publish: list[Prepared]) -> list[TypedEvent | None]:
+        """Each item's contact update with its phone and address sealed (None: it has
+        none). When they cannot be sealed (the key store is unreachable), the whole batch
+        is answered UNAVAILABLE: nothing is recorded, the client submits it again."""
+        if not any(p.contact is not None for p in to_publish):
+            return [None] * len(to_publish)
+        loop = asyncio.get_running_loop()
+
+        def seal() -> list[Any]:
+            if self._keys is None:
+                self._keys = self.keys_factory()
+            return [None if p.contact is None else seal_personal(p.contact, self._keys)
+                    for p in to_publish]
+
+        try:
+            return await loop.run_in_executor(None, seal)
+        except Exception as exc:  # the key store: nothing was published
+            self._keys = None
+            await self._unavailable(call, exc, len(to_publish))
+            raise  # not reached: _unavailable aborts the call
 
     @staticmethod
     def _remembered(

@@ -120,7 +120,8 @@ def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decisio
     pension_start = event["pension_start"]
     home_visit = policy.home_visits and event["residence"] in policy.home_visit_residences and (
         (policy.home_visit_if_disabled and event["disabled"])
-        or age_on(event["birth_date"], policy.deadline) >= policy.home_visit_min_age
+        or age_on(event["birth_date"], policy.deadline)
+        >= policy.home_visit_age(event["district"])
     )
     state = RetireeState(
         event["retiree_id"],

@@ -59,6 +59,18 @@ class Policy:
     # Issue 13: a consular case approved by staff completes its CONSULATE certification
     # without the mailed form 2 (the China Consular app, 2021 on); optional, default off.
     consular_app_completes: bool = False
+    # Issue 14: the notice lets a district lower the home-visit age (rule 9); a district not
+    # listed keeps the city's ``home_visit_min_age``. Optional table:
+    # [rules.home_visit_min_age_by_district].
+    home_visit_min_age_by_district: tuple[tuple[str, int], ...] = ()
+
+    def home_visit_age(self, district: str | None) -> int:
+        """The home-visit age limit (rule 9) for a retiree of ``district`` (None: no
+        district, the city's limit)."""
+        for name, age in self.home_visit_min_age_by_district:
+            if name == district:
+                return age
+        return self.home_visit_min_age
 
     @property
     def moments(self) -> tuple[Moment, ...]:
@@ -150,6 +162,7 @@ def _policy_from(data: dict[str, Any], origin: str) -> Policy:
         overpayment_checks=get("switches", "overpayment_checks", bool),
         working_days=_working_calendar(get, origin),
         consular_app_completes=_optional_switch(data, "consular_app_completes", origin),
+        home_visit_min_age_by_district=_ages_by_district(data, origin),
     )
     if policy.timezone != "Asia/Shanghai":
         raise PolicyError(f"{origin}: only timezone 'Asia/Shanghai' is supported")
@@ -164,6 +177,30 @@ def _optional_switch(data: dict[str, Any], key: str, origin: str) -> bool:
         raise PolicyError(f"{origin}: key 'switches.{key}' must be true or false, got "
                           f"{value!r}")
     return value
+
+
+def _ages_by_district(data: dict[str, Any], origin: str) -> tuple[tuple[str, int], ...]:
+    """[rules.home_visit_min_age_by_district]: district -> age limit, each a known District
+    symbol and an age from 60 to the city's limit (a district may lower it, never raise it)."""
+    rules = data.get("rules", {})
+    table = rules.get("home_visit_min_age_by_district", {})
+    where = "rules.home_visit_min_age_by_district"
+    if not isinstance(table, dict):
+        raise PolicyError(f"{origin}: [{where}] must be a table of DISTRICT = age, got "
+                          f"{table!r}")
+    known = enum_symbols("District")
+    city = rules.get("home_visit_min_age")
+    ages = []
+    for district, age in sorted(table.items()):
+        if district not in known:
+            raise PolicyError(f"{origin}: [{where}] has {district!r}, not one of "
+                              f"{', '.join(known)}")
+        if type(age) is not int or not 60 <= age <= (city if type(city) is int else 120):
+            raise PolicyError(f"{origin}: [{where}] {district} = {age!r}: an age from 60 to the "
+                              f"city's home_visit_min_age ({city}); a district may lower the "
+                              f"limit, not raise it")
+        ages.append((district, age))
+    return tuple(ages)
 
 
 def _working_calendar(get: Any, origin: str) -> WorkingCalendar:

@@ -129,6 +129,11 @@ ConsularDecision: TypeAlias = Literal[
     "APPROVED",
     "REJECTED",
 ]
+HomeVisitOutcome: TypeAlias = Literal[
+    "ALIVE",
+    "NOT_FOUND",
+    "DECEASED",
+]
 SecurityAlertKind: TypeAlias = Literal[
     "SECOND_FACTOR_BUDGET_SPENT",
 ]
@@ -823,6 +828,34 @@ class ConsularCaseReviewed(EventRecord, tag="ConsularCaseReviewed", frozen=True,
     """Whether the review was made after due_on."""
 
 
+class HomeVisitReported(EventRecord, tag="HomeVisitReported", frozen=True, kw_only=True):
+    """A district home-visit team reported the outcome of a visit (the home-visits door, issue 14).
+    Not a fold input: ALIVE also comes as a HOME_VISIT CertificationRecorded on the input log;
+    DECEASED waits in the death review queue; NOT_FOUND is recorded here only.
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    retiree_id: str
+    """Retiree visited."""
+    team_id: str
+    """The district team that visited (its agency id)."""
+    visit_id: str
+    """The team's id of the visit; with team_id, the idempotency key."""
+    visited_on: date
+    """Day of the visit (Asia/Shanghai)."""
+    outcome: HomeVisitOutcome
+    """ALIVE: certified (HOME_VISIT); NOT_FOUND: nobody at the address; DECEASED: sent to the death
+    review queue.
+    """
+
+
 class SecurityAlert(EventRecord, tag="SecurityAlert", frozen=True, kw_only=True):
     """Something at the hub's edge that the bureau's security staff must look at: about an agency,
     never about a person (no retiree id, no personal data). Keyed by agency on lifecert.alerts.
@@ -879,6 +912,7 @@ TypedEvent: TypeAlias = (
     | AssistanceAcknowledged
     | ConsularCaseReceived
     | ConsularCaseReviewed
+    | HomeVisitReported
     | SecurityAlert
 )
 """Any lifecert event, typed."""
@@ -922,6 +956,7 @@ BY_NAME: dict[str, type[EventRecord]] = {
     "AssistanceAcknowledged": AssistanceAcknowledged,
     "ConsularCaseReceived": ConsularCaseReceived,
     "ConsularCaseReviewed": ConsularCaseReviewed,
+    "HomeVisitReported": HomeVisitReported,
     "SecurityAlert": SecurityAlert,
 }
 """Event type name -> class (the record names of namespace lifecert.events)."""

@@ -22,6 +22,7 @@ DEAD_LETTERS = "dead_letters"
 ASSISTANCE_RESULTS = "assistance_results"
 CONNECTOR_CHECKPOINTS = "connector_checkpoints"
 CONSULAR_CASES = "consular_cases"
+HOME_VISIT_REPORTS = "home_visit_reports"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ RETIREES = [
     enroll("MO-3", residence="MACAU", district=None, country="MO"),
     enroll("FS-1"),
     enroll("FS-2"),
+    # the home-visit team's contact updates (tests/api/test_api_contacts.py)
+    enroll("HV-1", district="SHUNDE"),
     enroll("AB-1", residence="ABROAD", district=None, country="US"),
     gov_enroll("GOV-A1", managing_unit="UNIT-A"),
     gov_enroll("GOV-B1", managing_unit="UNIT-B"),

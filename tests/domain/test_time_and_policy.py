@@ -100,3 +100,62 @@ def test_bad_policy_files_say_where(tmp_path: Path, old: str, new: str, words: s
 def test_unknown_policy_lists_the_known_ones() -> None:
     with pytest.raises(PolicyError, match="known policies are foshan-2017"):
         load_policy("foshan-2071")
+
+
+# Issue 14: a district may lower the home-visit age (rule 9); the city's limit stays the
+# default.
+def _with_district_ages(tmp_path: Path, table: str) -> Path:
+    text = (Path(__file__).parents[2] / "lifecert/policies/foshan-2017.toml").read_text()
+    draft = tmp_path / "foshan-2017-districts.toml"
+    draft.write_text(text.replace("[working_days]",
+                                  f"[rules.home_visit_min_age_by_district]\n{table}\n\n"
+                                  f"[working_days]", 1))
+    return draft
+
+
+def test_home_visit_age_per_district_keeps_the_city_default(tmp_path: Path) -> None:
+    policy = load_policy(str(_with_district_ages(tmp_path, "SHUNDE = 75\nNANHAI = 78")))
+    assert policy.home_visit_age("SHUNDE") == 75
+    assert policy.home_visit_age("NANHAI") == 78
+    assert policy.home_visit_age("CHANCHENG") == 80
+    assert policy.home_visit_age(None) == 80
+    shipped = load_policy("foshan-2017")
+    assert shipped.home_visit_min_age_by_district == ()
+    assert shipped.home_visit_age("SHUNDE") == 80
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ("SHUNDE = 85", "may lower the limit, not raise it"),
+        ("SHUNDE = 59", "an age from 60"),
+        ('SHUNDE = "75"', "an age from 60"),
+        ("SHUNDE = true", "an age from 60"),
+        ("LUOCUN = 75", "'LUOCUN', not one of CHANCHENG"),
+    ],
+)
+def test_bad_district_ages_are_refused(tmp_path: Path, table: str, words: str) -> None:
+    draft = _with_district_ages(tmp_path, table)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(str(draft))
+    assert str(draft) in str(caught.value)
+    assert "rules.home_visit_min_age_by_district" in str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_replay_with_a_district_that_lowered_the_age(tmp_path: Path) -> None:
+    """The replay example: Shunde visits from 75, Chancheng keeps 80."""
+    from lifecert import replay
+    from tests.helpers import enroll
+
+    draft = _with_district_ages(tmp_path, "SHUNDE = 75")
+    lines = [
+        enroll("R1", birth_date="1941-06-20", district="SHUNDE"),  # 76 on the deadline
+        enroll("R2", birth_date="1941-06-20", district="CHANCHENG"),  # 76: not visited
+        enroll("R3", birth_date="1942-06-21", district="SHUNDE"),  # 74: not visited
+        enroll("R4", birth_date="1937-06-20", district="CHANCHENG"),  # 80: visited
+    ]
+    for policy_name, visited in ((str(draft), ["R1", "R4"]), ("foshan-2017", ["R4"])):
+        result = replay.replay_lines(lines, policy_name=policy_name, until=date(2017, 6, 10))
+        got = sorted(i["retiree_id"] for i in result.instructions if i["type"] == "HomeVisitDue")
+        assert got == visited, policy_name

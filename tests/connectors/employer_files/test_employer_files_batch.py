@@ -217,3 +217,61 @@ def test_hostile_cells_are_refused_naming_the_row_or_accepted_valid(column: int,
     assert bounds.CERTIFICATION_ID.fullmatch(accepted.certification_id)
     assert bounds.RETIREE_ID.fullmatch(accepted.retiree_id)
     assert ARRIVED - eb.MAX_AGE <= accepted.certified_on <= ARRIVED
+
+
+# Issue 14: the optional contact columns (联系电话, 联系地址).
+PHONE, ADDRESS = "13912345678", "佛山市禅城区秘密街 1 号"
+CONTACT_HEADER = ",".join(eb.HEADER + eb.CONTACT_HEADER)
+
+
+def test_contact_columns_are_optional_and_make_a_contact_update() -> None:
+    from connectors.employer_files.connector import Claimed, events_of
+
+    data = "\r\n".join([CONTACT_HEADER, ",".join([*GOOD, PHONE, ADDRESS]),
+                        ",".join([*GOOD[:1], "EB-2", *GOOD[2:], "", ""])]).encode("gbk")
+    batch = eb.read_batch("名单.csv", data)
+    assert batch.contact
+    seen: dict[str, int] = {}
+    first = eb.check_row(batch.rows[0], "UNIT-A", ARRIVED, None, seen, batch.contact)
+    second = eb.check_row(batch.rows[1], "UNIT-A", ARRIVED, None, seen, batch.contact)
+    assert (first.phone, first.address) == (PHONE, ADDRESS)
+    assert (second.phone, second.address) == (None, None)
+    claimed = Claimed("UNIT-A~" + "0" * 64 + "~名单.csv", "UNIT-A", "名单.csv",
+                      datetime(2017, 5, 2, 1, 0).astimezone(), batch)
+    assert [e["type"] for e in events_of(claimed, first)] == \
+        ["CertificationRecorded", "ContactDetailsUpdated"]
+    update = events_of(claimed, first)[1]
+    assert (update["phone"], update["address"], update["channel"], update["agency_id"]) == \
+        (PHONE, ADDRESS, "EMPLOYER_BATCH", "UNIT-A")
+    assert [e["type"] for e in events_of(claimed, second)] == ["CertificationRecorded"]
+    assert not eb.read_batch("a.csv", csv_bytes([GOOD])).contact
+
+
+def test_contact_columns_in_xlsx_trailing_empty_cells_dropped() -> None:
+    batch = eb.read_batch("名单.xlsx", xlsx_bytes(
+        [[1, "EB-1", "FS000000001", "李秀英", CID, datetime(2017, 4, 28), PHONE],
+         [2, "EB-2", "FS000000002", "陈伟", made_up_citizen_id("FS000000002"),
+          datetime(2017, 4, 28), None, None]], eb.HEADER + eb.CONTACT_HEADER))
+    seen: dict[str, int] = {}
+    accepted = [eb.check_row(r, "UNIT-A", ARRIVED, None, seen, True) for r in batch.rows]
+    assert [(a.phone, a.address) for a in accepted] == [(PHONE, None), (None, None)]
+
+
+@pytest.mark.parametrize(("phone", "address", "words"), [
+    ("call me", "", "联系电话 (phone) must be digits"),
+    ("1" * 40, "", "联系电话 (phone) has 40 characters"),
+    ("", "秘密" * 101, "联系地址 (address) has 202 characters"),
+    ("", "秘密\x1b[2J", "联系地址 (address) holds control characters"),
+])
+def test_contact_refusals_name_the_column_never_the_value(phone: str, address: str,
+                                                          words: str) -> None:
+    row = eb.Row(2, (*GOOD, phone, address), b"")
+    with pytest.raises(eb.RowRefused) as caught:
+        eb.check_row(row, "UNIT-A", ARRIVED, None, {}, True)
+    assert words in caught.value.reason
+    assert "call me" not in caught.value.reason and "秘密" not in caught.value.reason
+
+
+def test_without_the_contact_header_contact_cells_are_too_many_columns() -> None:
+    reason = refused([*GOOD, PHONE, ADDRESS])
+    assert "8 columns, expected 6" in reason and PHONE not in reason

@@ -1,0 +1,1 @@
+"""The home-visits door: district home-visit teams report visit results (issue 14)."""

@@ -1,0 +1,197 @@
+"""Home visits end to end with the real broker and PostgreSQL (issue 14 items 4-5): the
+worker's home-visit sweep gives HomeVisitDue tasks, the read model assigns them to the
+district teams (due, then overdue); a team's results file, written by the team's
+simulator, goes through the home-visits connector (a `lifecert connectors run` process):
+alive -> a HOME_VISIT certification (the retiree CERTIFIED) and its contact update sealed
+in the contact read model; deceased -> the death review queue, not a death, no
+termination; not found -> recorded; a malformed row refused with its reason, the rest
+flowing on; the same file delivered again has no second effect."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.death_registers import review
+from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
+from lifecert.events import codec
+from lifecert.events.personal import is_sealed, reveal
+from lifecert.keystore.postgres import open_keystore
+from lifecert.pipeline import broker_clients
+from lifecert.pipeline.credentials import ADMIN, acting_as
+from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, HOME_VISIT_REPORTS, TASKS
+from lifecert_dev import live
+from lifecert_dev.partners.home_visits.harness import HomeVisitsHarness
+from projections.connection import connect
+from projections.queries import contact, home_visit_task_list, home_visit_tasks_by_team
+from tests.pipeline.live_helpers import POLICY
+
+pytestmark = pytest.mark.stack
+
+PHONE, ADDRESS = "0757-26661234", "佛山市南海区桂城街道保密路 3 号"
+AT = "2017-06-08T10:00:00+08:00"
+
+
+@pytest.fixture
+def run(stack: Any, tmp_path: Path) -> Iterator[live.LiveRun]:
+    tag = uuid.uuid4().hex[:10]
+    run = live.LiveRun(stack.kafka_bootstrap, stack.postgres_dsn, f"hv{tag}.",
+                       f"lifecert_hv_{tag}", tmp_path)
+    with acting_as(ADMIN):
+        live.prepare(run)
+    yield run
+    with acting_as(ADMIN):
+        live.discard(run)
+
+
+def _enrolled(retiree_id: str, district: str) -> dict[str, Any]:
+    return {"type": "RetireeEnrolled", "event_id": f"enrol-{retiree_id}",
+            "recorded_at": "2017-03-01T09:00:00+08:00", "retiree_id": retiree_id,
+            "name": "梁国强", "birth_date": "1930-05-01", "scheme": "URBAN_EMPLOYEE",
+            "category": "REGULAR", "residence": "FOSHAN", "district": district,
+            "country": "CN", "pension_start": "2008-03-01", "monthly_amount_fen": 320_000,
+            "disabled": False, "managing_unit": None}
+
+
+def _visit(rid: str, team: str, outcome: str, **extra: str) -> dict[str, Any]:
+    return {"type": "HomeVisitReported", "recorded_at": AT, "retiree_id": rid,
+            "team_id": team, "visit_id": f"V-{rid}", "visited_on": "2017-06-05",
+            "outcome": outcome, **extra}
+
+
+def _read(run: live.LiveRun, role: str) -> list[dict[str, Any]]:
+    with acting_as(ADMIN):
+        consumer = broker_clients.consumer(run.bootstrap)
+        try:
+            return [codec.decode(r.value) for r in
+                    broker_clients.read_to_end(consumer, run.topics[role].name)]
+        finally:
+            consumer.close()
+
+
+def _wait(what: str, predicate: Any, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _tasks(run: live.LiveRun) -> dict[str, tuple[str, str]]:
+    conn = connect(run.dsn)
+    try:
+        return {t.retiree_id: (t.team_id, t.state) for t in home_visit_task_list(conn)}
+    finally:
+        conn.close()
+
+
+def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> None:
+    retirees = {"HV000000001": "NANHAI", "HV000000002": "SHUNDE", "HV000000003": "SHUNDE",
+                "HV000000004": "GAOMING"}
+    enrolments = run.work_dir / "enrolments.jsonl"
+    enrolments.write_text("".join(json.dumps(_enrolled(r, d), ensure_ascii=False) + "\n"
+                                  for r, d in retirees.items()), encoding="utf-8")
+    harness = HomeVisitsHarness()
+    settings = harness.start(run.work_dir / "partner")
+    logs = run.work_dir / "logs"
+    config = write_config(run.work_dir / "connectors.toml", bootstrap=run.bootstrap,
+                          topic_prefix=run.prefix,
+                          instances={"visits": InstanceSpec("home-visits", settings)})
+    try:
+        with (
+            live.running(run.worker_argv(), logs / "worker.log") as worker,
+            live.running(run.projections_argv(), logs / "projections.log") as projections,
+        ):
+            with acting_as("connector"):
+                live.publish(run, enrolments, POLICY, until=date(2017, 6, 10))
+            _wait("4 tasks in the read model", lambda: len(_tasks(run)) == 4)
+            assert _tasks(run) == {
+                "HV000000001": ("HV-NANHAI", "OPEN"), "HV000000002": ("HV-SHUNDE", "OPEN"),
+                "HV000000003": ("HV-SHUNDE", "OPEN"), "HV000000004": ("HV-GAOMING", "OPEN")}
+            conn = connect(run.dsn)
+            try:
+                due = {t.team_id: (t.due, t.overdue)
+                       for t in home_visit_tasks_by_team(conn, date(2017, 6, 10))}
+                late = {t.team_id: (t.due, t.overdue)
+                        for t in home_visit_tasks_by_team(conn, date(2017, 6, 21))}
+            finally:
+                conn.close()
+            assert due == {"HV-GAOMING": (1, 0), "HV-NANHAI": (1, 0), "HV-SHUNDE": (2, 0)}
+            assert late == {"HV-GAOMING": (0, 1), "HV-NANHAI": (0, 1), "HV-SHUNDE": (0, 2)}
+
+            harness.report([_visit("HV000000002", "HV-SHUNDE", "ALIVE", phone=PHONE,
+                                   address=ADDRESS),
+                            _visit("HV000000003", "HV-SHUNDE", "DECEASED",
+                                   date_of_death="2017-05-30")])
+            harness.report([_visit("HV000000001", "HV-NANHAI", "NOT_FOUND"),
+                            _visit("HV000000004", "HV-NANHAI", "ALIVE")],
+                           "--malform", "3:visited_on")
+            connector = ConnectorProcess(config, "visits", run.work_dir / "connector.log")
+            connector.start()
+            _wait("3 reports and a dead letter",
+                  lambda: len(_read(run, HOME_VISIT_REPORTS)) >= 3
+                  and len(_read(run, DEAD_LETTERS)) >= 1)
+            # the Shunde team delivers its file again
+            [first] = [p for p in (harness.archive / "done").iterdir()
+                       if p.name.startswith("HV-SHUNDE~")]
+            (harness.drop_root / "HV-SHUNDE" / "visits again.csv").write_bytes(
+                first.read_bytes())
+            _wait("the duplicate set aside", lambda: any(
+                n.endswith("~dup1") for n in os.listdir(harness.archive / "done")))
+            assert connector.stop() == 0, connector.log_tail()
+            with acting_as(ADMIN):
+                assert live.wait_until_idle(run, 300, [worker, projections]), \
+                    "the worker and the projections did not catch up"
+        tasks = _tasks(run)
+        assert tasks == {
+            "HV000000001": ("HV-NANHAI", "NOT_FOUND"),
+            "HV000000002": ("HV-SHUNDE", "CERTIFIED"),
+            "HV000000003": ("HV-SHUNDE", "DECEASED_REVIEW"),
+            "HV000000004": ("HV-GAOMING", "OPEN"),  # its row was refused
+        }
+        conn = connect(run.dsn)
+        try:
+            sealed = contact(conn, "HV000000002")
+            with conn.cursor() as cur:
+                cur.execute("SELECT retiree_id, status, completed_by FROM retiree_status")
+                statuses = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+                cur.execute("SELECT count(*) FROM home_visit_reports")
+                [(reports,)] = cur.fetchall()
+        finally:
+            conn.close()
+    finally:
+        harness.stop()
+    assert statuses["HV000000002"] == ("CERTIFIED", "HOME_VISIT")
+    assert statuses["HV000000003"][0] != "DECEASED", "a team's report is not a death"
+    assert reports == 3 and len(_read(run, HOME_VISIT_REPORTS)) == 3
+    inputs = _read(run, EVENTS)
+    assert not [e for e in inputs if e["type"] == "DeathRecorded"]
+    assert not [e for e in _read(run, "payment_instructions")
+                if e["type"] == "PaymentTerminated"]
+    assert [e["retiree_id"] for e in inputs if e["type"] == "CertificationRecorded"] == \
+        ["HV000000002"]
+    assert len([e for e in _read(run, TASKS) if e["type"] == "HomeVisitDue"]) == 4
+    [pending] = review.listing(harness.review)
+    assert (pending["candidates"], pending["source"]) == (["HV000000003"], "HOME_VISIT")
+    assert sealed is not None and is_sealed(sealed.phone_sealed)
+    keys = open_keystore()  # the connector's key store (its default, as the kit's)
+    try:
+        opened = {"retiree_id": "HV000000002", "phone": sealed.phone_sealed,
+                  "address": sealed.address_sealed}
+        assert (reveal(opened, "phone", keys), reveal(opened, "address", keys)) == \
+            (PHONE, ADDRESS)
+    finally:
+        keys.close()
+    [letter] = _read(run, DEAD_LETTERS)
+    assert "line 3: visited_on" in letter["reason"]
+    texts = [letter["reason"], *(p.read_text(errors="replace") for p in
+                                 [run.work_dir / "connector.log", *logs.iterdir()])]
+    for text in texts:
+        assert PHONE not in text and "保密路" not in text

@@ -89,6 +89,7 @@ class DeathRegistersSource(SourceConnector):
         self.key_file = self._path(settings, "key_file", None)
         self._roster: tuple[tuple[int, int], Roster] | None = None
         self._digester: Digester | None = None
+        self._line_counts: dict[tuple[str, int, int], int] = {}
 
     def _path(self, settings: dict[str, Any], key: str, default: Path | None) -> Path:
         value = self._setting(settings, key, str, ... if default is None else str(default))
@@ -223,8 +224,42 @@ class DeathRegistersSource(SourceConnector):
             os.replace(self.inbox / name, self.done / name)
 
     def _lag(self, position: Any) -> int | None:
-        try:
-            return len(self._extracts())
-        except PartnerUnavailable:
-            return None
+        """The records :meth:`_poll` will still return after ``position``: the rows left in
+        its extract and every row of the extracts after it (one record for an extract
+        without rows, or refused whole)."""
+        names = self._extracts()
+        waiting = 0
+        for name in names:
+            mine = position if isinstance(position, dict) and position.get("file") == name \
+                else {}
+            if mine and mine.get("line") == mine.get("last"):
+                continue
+            last = self._line_count(name)
+            if last is None:  # refused whole: one record, unless it is the position's
+                waiting += 0 if mine else 1
+            elif last >= 0:   # (-1: gone meanwhile, no record)
+                skip = formats.HEADER_LINES.get(name[:2], 0)
+                rows = last - max(int(mine.get("line", 0)), skip)
+                waiting += rows if rows > 0 else 1
+        self._line_counts = {k: v for k, v in self._line_counts.items() if k[0] in names}
+        return waiting
 
+    def _line_count(self, name: str) -> int | None:
+        """The lines of an extract as :meth:`_rows` splits it (None: refused whole; -1:
+        gone), remembered while its size and time stay the same (lag is asked at every
+        idle poll)."""
+        path = self.inbox / name
+        try:
+            seen = os.stat(path, follow_symlinks=False)
+            stamp = (name, seen.st_size, seen.st_mtime_ns)
+            if stamp not in self._line_counts:
+                content = read_regular_file(path, MAX_EXTRACT_BYTES)
+                self._line_counts[stamp] = len(content.splitlines())
+            return self._line_counts[stamp]
+        except FileNotFoundError:
+            return -1
+        except FileRefused:
+            return None
+        except OSError as exc:
+            raise PartnerUnavailable(f"extract {name} cannot be read ({exc.strerror})") \
+                from None

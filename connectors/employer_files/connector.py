@@ -136,6 +136,7 @@ class EmployerFilesSource(SourceConnector):
         self._claimed: Claimed | None = None
         self._roster: tuple[int, dict[str, str]] | None = None
         self._ignored: set[str] = set()
+        self._counted: dict[tuple[str, int, int], tuple[str | None, int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _open(self) -> None:
@@ -209,6 +210,65 @@ class EmployerFilesSource(SourceConnector):
         claimed = self._load(claim)
         if position.get("refused") or position.get("row") == claimed.last_row:
             self._finish(claimed)
+
+    def _lag(self, position: Position | None) -> int | None:
+        """The records :meth:`_poll` will still return after ``position``: the rows left in
+        the claimed file, then every row of the files waiting in the units' folders (one
+        record for a file refused whole, none for a file received before)."""
+        self._require_drop()
+        waiting = 0
+        claim = self._current()
+        if claim is not None:
+            claimed = self._load(claim)
+            mine = position if isinstance(position, dict) and position.get("file") == claim \
+                else {}
+            if claimed.batch is None:
+                waiting += 0 if mine.get("refused") else 1
+            else:
+                after = int(mine.get("row", 1))
+                waiting += sum(1 for row in claimed.batch.rows if row.number > after)
+        seen: set[tuple[str, str]] = set()
+        arrivals = self._arrivals()
+        for _mtime, unit, name in arrivals:
+            digest, records = self._waiting_records(self.drop / unit / name)
+            if digest is not None:
+                if (unit, digest) in seen or self._received(unit, digest) is not None:
+                    continue  # a duplicate: set aside, no record
+                seen.add((unit, digest))
+            waiting += records
+        live = {str(self.drop / unit / name) for _m, unit, name in arrivals}
+        self._counted = {k: v for k, v in self._counted.items() if k[0] in live}
+        return waiting
+
+    def _waiting_records(self, path: Path) -> tuple[str | None, int]:
+        """(SHA-256 or None when unreadable, records it will be) of a file waiting in a
+        unit's folder, remembered while its size and time stay the same (lag is asked at
+        every idle poll)."""
+        try:
+            seen = os.lstat(path)
+        except FileNotFoundError:
+            return None, 0
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+        stamp = (str(path), seen.st_size, seen.st_mtime_ns)
+        if stamp not in self._counted:
+            try:
+                data = read_regular_file(path, self.max_file_bytes)
+            except FileRefused:
+                self._counted[stamp] = (None, 1)
+                return self._counted[stamp]
+            except FileNotFoundError:
+                return None, 0
+            except OSError as exc:
+                raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+            digest, records = hashlib.sha256(data).hexdigest(), 1  # refused whole: one
+            if _SAFE_NAME.fullmatch(path.name) and path.name != "unnamed":
+                try:
+                    records = len(eb.read_batch(path.name, data).rows)
+                except eb.BatchRefused:
+                    records = 1
+            self._counted[stamp] = (digest, records)
+        return self._counted[stamp]
 
     # -- rows ----------------------------------------------------------------------------------
     def _judge(self, claimed: Claimed) -> None:

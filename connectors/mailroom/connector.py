@@ -73,6 +73,20 @@ class MailroomSource(SourceConnector):
         except OSError as exc:
             raise PartnerUnavailable(f"cannot read {self.register}: {exc.strerror}") from exc
 
+    def _lag(self, position: int | None) -> int | None:
+        try:
+            with self.register.open("rb") as fh:
+                fh.seek(position or 0)
+                waiting = 0
+                while chunk := fh.read(1 << 20):
+                    waiting += chunk.count(b"\n")  # complete lines: a line being written
+                return waiting                     # is not a record yet
+        except FileNotFoundError:
+            raise PartnerUnavailable(f"the mailroom register {self.register} is not there "
+                                     f"(share not mounted?)") from None
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot read {self.register}: {exc.strerror}") from exc
+
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         try:
             reg = parse_line(record.raw)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from connectors.death_registers.formats import GA_COLUMNS
 from connectors.death_registers.identity import check_digit
 from connectors.death_registers.roster import write_key
+from lifecert_dev.partners.death_registers import simulator
 from lifecert_dev.testkit.harness import Event, SourceHarness
 
 SIMULATOR = "lifecert_dev.partners.death_registers.simulator"
@@ -95,11 +97,28 @@ class DeathRegistersHarness(SourceHarness):
         path.write_bytes(content)
         self._run("raw", str(self.inbox), name, str(path))
 
-    def feed(self, events: Sequence[Event]) -> None:
+    def _deaths(self, events: Sequence[Event]) -> list[dict[str, Any]]:
         self.enrol([str(e["retiree_id"]) for e in events])
-        deaths = [dict(self.people[str(e["retiree_id"])], date_of_death=str(e["date_of_death"]),
-                       reported_at=str(e["recorded_at"])) for e in events]
-        self.drop_deaths("MZ", deaths)
+        return [dict(self.people[str(e["retiree_id"])], date_of_death=str(e["date_of_death"]),
+                     reported_at=str(e["recorded_at"])) for e in events]
+
+    def feed(self, events: Sequence[Event]) -> None:
+        self.drop_deaths("MZ", self._deaths(events))
+
+    def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None]:
+        """Civil affairs' extract half written under its dot-name (``.MZ-....dat.part``),
+        as the office's export looks until it renames the finished file."""
+        name = self.next_name("MZ")
+        content = simulator.extract("MZ", self._deaths(events))
+        part = self.inbox / f".{name}.part"
+        part.write_bytes(content[:len(content) // 2])
+
+        def finish() -> None:
+            with part.open("ab") as fh:
+                fh.write(content[len(content) // 2:])
+            os.replace(part, self.inbox / name)
+
+        return finish
 
     def feed_malformed(self) -> str:
         self.enrol(["KIT-BAD"])

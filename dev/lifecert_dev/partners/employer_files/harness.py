@@ -22,7 +22,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,28 @@ class EmployerFilesHarness(SourceHarness):
             group.append(event)
         if group:
             self.drop(group)
+
+    def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None]:
+        """One batch of ``events`` (one unit, one ``recorded_at``) half uploaded: the
+        share's upload page writes ``.<name>.part`` and renames it when complete."""
+        self._seq += 1
+        fmt = simulator.FORMATS[self._seq % len(simulator.FORMATS)]
+        name = f"认证名单-{self._seq:05d}.{'xlsx' if fmt == 'xlsx' else 'csv'}"
+        folder = self.drop_root / events[0]["agency_id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        data = simulator.encode(simulator.rows_of(list(events), fmt), fmt)
+        part = folder / f".{name}.part"
+        part.write_bytes(data[:len(data) // 2])
+
+        def finish() -> None:
+            with part.open("ab") as fh:
+                fh.write(data[len(data) // 2:])
+            mtime = datetime.fromisoformat(events[0]["recorded_at"])
+            ns = int(mtime.timestamp()) * 1_000_000_000
+            os.utime(part, ns=(ns, ns))
+            os.replace(part, folder / name)
+
+        return finish
 
     def feed_malformed(self) -> str:
         event = {"type": "CertificationRecorded", "recorded_at": "2017-05-02T10:00:00+08:00",

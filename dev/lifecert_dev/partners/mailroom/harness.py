@@ -15,14 +15,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from lifecert.events.catalogue import Event
 from lifecert.events.time import SHANGHAI
-from lifecert_dev.partners.mailroom.simulator import scan_sha256
+from lifecert_dev.partners.mailroom.simulator import registration_of, scan_sha256
 from lifecert_dev.testkit.harness import SourceHarness
 from lifecert_dev.testkit.samples import sample_events
 
@@ -76,6 +76,21 @@ class MailroomHarness(SourceHarness):
         subprocess.run([sys.executable, "-m", SIMULATOR, "receive", "--register",
                         str(self.register), "--documents", str(self.share / "documents"),
                         str(spool)], check=True, timeout=120)
+
+    def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None]:
+        """The register as a reader on the mailroom's share sees a clerk's append that has
+        not all landed yet: the lines of ``events``, the last one cut in half (no end)."""
+        data = b"".join(registration_of(n, dict(e), self.share / "documents").line()
+                        for n, e in enumerate(events, start=1))
+        cut = len(data) - len(data.rsplit(b"\n", 2)[-2]) // 2 - 1
+        with self.register.open("ab") as fh:
+            fh.write(data[:cut])
+
+        def finish() -> None:
+            with self.register.open("ab") as fh:
+                fh.write(data[cut:])
+
+        return finish
 
     def _raw(self, lines: Sequence[bytes]) -> None:
         with self.register.open("ab") as fh:

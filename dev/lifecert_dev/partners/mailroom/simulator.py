@@ -41,25 +41,30 @@ def scan_sha256(certification_id: str) -> str:
     return hashlib.sha256(fake_scan(certification_id)).hexdigest()
 
 
+def registration_of(n: int, event: dict[str, Any], documents: Path | None) -> mr.Registration:
+    """The register line of the ``n``-th event (its scan kept in ``documents``)."""
+    if event.get("type") != "CertificationDocumentsReceived":
+        raise ValueError(f"event {n}: not a CertificationDocumentsReceived")
+    scan = fake_scan(event["certification_id"])
+    sha = hashlib.sha256(scan).hexdigest()
+    if event.get("scan_sha256") not in (None, sha):
+        raise ValueError(f"event {n}: scan_sha256 is not the fake scan's")
+    reg = mr.registration({
+        "v": mr.VERSION, "registered_at": event["recorded_at"],
+        "certification_id": event["certification_id"],
+        "agency_id": event.get("agency_id"), "retiree_id": event["retiree_id"],
+        "form_number": event.get("form_number") or 1,
+        "postmarked_on": event.get("postmarked_on"), "received_at": event["received_at"],
+        "scan_sha256": sha})
+    if documents is not None:
+        documents.mkdir(parents=True, exist_ok=True)
+        (documents / f"{sha}.pdf").write_bytes(scan)
+    return reg
+
+
 def receive(register: Path, documents: Path | None, events: Sequence[dict[str, Any]]) -> None:
     for n, event in enumerate(events, start=1):
-        if event.get("type") != "CertificationDocumentsReceived":
-            raise ValueError(f"event {n}: not a CertificationDocumentsReceived")
-        scan = fake_scan(event["certification_id"])
-        sha = hashlib.sha256(scan).hexdigest()
-        if event.get("scan_sha256") not in (None, sha):
-            raise ValueError(f"event {n}: scan_sha256 is not the fake scan's")
-        reg = mr.registration({
-            "v": mr.VERSION, "registered_at": event["recorded_at"],
-            "certification_id": event["certification_id"],
-            "agency_id": event.get("agency_id"), "retiree_id": event["retiree_id"],
-            "form_number": event.get("form_number") or 1,
-            "postmarked_on": event.get("postmarked_on"), "received_at": event["received_at"],
-            "scan_sha256": sha})
-        if documents is not None:
-            documents.mkdir(parents=True, exist_ok=True)
-            (documents / f"{sha}.pdf").write_bytes(scan)
-        mr.append(register, reg, again=True)
+        mr.append(register, registration_of(n, event, documents), again=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

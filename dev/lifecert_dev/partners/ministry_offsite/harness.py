@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,25 @@ class MinistryOffsiteHarness(SourceHarness):
     def feed(self, events: Sequence[Event]) -> None:
         for start in range(0, len(events), self.batch_limit):
             self.drop(events[start:start + self.batch_limit])
+
+    def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None]:
+        """A batch half uploaded over SFTP: ``.<name>.part`` in the inbox (no trailer yet),
+        renamed when complete."""
+        self._seq += 1
+        batch_id = f"{self._seq:08d}"
+        lines = [json.dumps(e, ensure_ascii=False, default=_jsonable) for e in events]
+        self._path("spool", f"{batch_id}.jsonl").write_text("".join(f"{t}\n" for t in lines),
+                                                            encoding="utf-8")
+        data = simulator.batch_bytes(batch_id, simulator.rows_of(lines, "feed_in_progress"))
+        part = self.inbox / f".{bf.file_name(batch_id)}.part"
+        part.write_bytes(data[:len(data) // 2])
+
+        def finish() -> None:
+            with part.open("ab") as fh:
+                fh.write(data[len(data) // 2:])
+            os.rename(part, self.inbox / bf.file_name(batch_id))
+
+        return finish
 
     def feed_malformed(self) -> str:
         event = {"type": "CertificationRecorded", "recorded_at": "2017-05-02T10:00:00+08:00",

@@ -282,6 +282,9 @@ def test_unreachable_default_data_dir_moves_postgres_to_var_tmp(
     # (<clone>/data/stack) is out of the `postgres` user's reach
     clone = locked_folder(tmp_path) / "clone"
     clone.mkdir()
+    # a checkout: lifecert's pyproject.toml (outside any checkout, the data folder would be
+    # the one of the checkout lifecert runs from: lifecert.endpoints.project_data_dir)
+    (clone / "pyproject.toml").write_text('[project]\nname = "lifecert"\n', encoding="utf-8")
     env = {k: v for k, v in private_stack_env.items() if k != "LIFECERT_DATA_DIR"}
     cfg = StackConfig.from_env(env, cwd=clone)
     assert cfg.data_dir == clone.resolve() / "data" / "stack" and cfg.data_dir_is_default

@@ -8,6 +8,7 @@ runs never see each other's records.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from kafka.errors import KafkaError
 from lifecert.databases import create_database, drop_database
 from lifecert.dbroles import dsn_as, lock_down
 from lifecert.domain.policy import Policy
+from lifecert.events.time import local_date
 from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.postgres import migrate_as as migrate_keystore
 from lifecert.keystore.postgres import open_keystore
@@ -242,3 +244,36 @@ def _reconnect(dsn: str, deadline: float) -> psycopg2.extensions.connection:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
+
+
+# What a door assigns in a verdict (EventRejected) that the generated file cannot know: the
+# event id of the judged event (the connector derives it from the partner's record) and so
+# the verdict's own id, the door's agency as the reporter. The time of day of
+# ``performed_at`` where the partner reports a date only (the employers' files).
+_DOOR_ASSIGNED = ("event_id", "judged_event_id", "reported_by")
+
+
+def comparable_verdict(line: str) -> str:
+    """A verdict line without what the door it came through assigned (see above), its
+    ``performed_at`` reduced to the day in Asia/Shanghai: the verdict as the partner's
+    record decides it, to compare a campaign played through the doors with its replay."""
+    verdict = json.loads(line)
+    for name in _DOOR_ASSIGNED:
+        verdict.pop(name, None)
+    if verdict.get("performed_at"):
+        verdict["performed_at"] = local_date(datetime.fromisoformat(
+            verdict["performed_at"])).isoformat()
+    return json.dumps(verdict, sort_keys=True, ensure_ascii=False)
+
+
+def comparable_lines(folder: Path, *, through_doors: bool) -> dict[str, list[str]]:
+    """The instructions, verdicts and statuses of an export or a replay, each file's lines
+    sorted (partitions decide concurrently); verdicts by :func:`comparable_verdict` when
+    the campaign came ``through_doors``."""
+    out = {}
+    for name in ("instructions.jsonl", "verdicts.jsonl", "status.csv"):
+        lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        if through_doors and name == "verdicts.jsonl":
+            lines = [comparable_verdict(line) for line in lines]
+        out[name] = sorted(lines)
+    return out

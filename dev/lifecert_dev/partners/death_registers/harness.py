@@ -18,6 +18,10 @@ from connectors.death_registers.roster import write_key
 from lifecert_dev.testkit.harness import Event, SourceHarness
 
 SIMULATOR = "lifecert_dev.partners.death_registers.simulator"
+# A death's source -> the register whose extract reports it.
+REGISTER_OF = {"CIVIL_AFFAIRS": "MZ", "CREMATION_RECORD": "MZ",
+               "HUKOU_CANCELLATION": "GA",
+               "DEATH_CERTIFICATE": "WJ", "HOSPITAL_REPORT": "WJ"}
 NAMES = ("李秀英", "陈伟", "黄丽娟", "梁国强", "何美玲", "艾力·买买提", "张建华", "刘淑珍")
 
 
@@ -67,7 +71,8 @@ class DeathRegistersHarness(SourceHarness):
     def next_name(self, register: str) -> str:
         self.seq += 1
         ext = {"MZ": "dat", "GA": "csv", "WJ": "jsonl"}[register]
-        return f"{register}-20170410-{self.seq:03d}.{ext}"
+        day = date(2017, 4, 10) + timedelta(days=self.seq // 1000)  # 3 digits a day
+        return f"{register}-{day:%Y%m%d}-{self.seq % 1000:03d}.{ext}"
 
     def enrol(self, retiree_ids: Sequence[str]) -> None:
         used = {p["citizen_id"] for p in self.people.values()}
@@ -96,10 +101,17 @@ class DeathRegistersHarness(SourceHarness):
         self._run("raw", str(self.inbox), name, str(path))
 
     def feed(self, events: Sequence[Event]) -> None:
+        """One extract per register the deaths name (``source``: the generator's words or
+        the registers' own; civil affairs for any other), in the order fed."""
         self.enrol([str(e["retiree_id"]) for e in events])
-        deaths = [dict(self.people[str(e["retiree_id"])], date_of_death=str(e["date_of_death"]),
-                       reported_at=str(e["recorded_at"])) for e in events]
-        self.drop_deaths("MZ", deaths)
+        by_register: dict[str, list[dict[str, Any]]] = {}
+        for e in events:
+            register = REGISTER_OF.get(str(e.get("source")), "MZ")
+            by_register.setdefault(register, []).append(dict(
+                self.people[str(e["retiree_id"])], date_of_death=str(e["date_of_death"]),
+                reported_at=str(e["recorded_at"])))
+        for register, deaths in by_register.items():
+            self.drop_deaths(register, deaths)
 
     def feed_malformed(self) -> str:
         self.enrol(["KIT-BAD"])

@@ -51,6 +51,8 @@ def test_verdicts_compare_without_what_a_door_assigns_and_nothing_else() -> None
                     "reported_by": "EMPLOYER-UNITS", "performed_at": "2017-04-07T00:00:00+08:00"}
     assert comparable_verdict(json.dumps(from_file)) == comparable_verdict(
         json.dumps(through_door))
+    stamped = {**through_door, "recorded_at": "2017-04-14T16:11:17.031204+08:00"}
+    assert comparable_verdict(json.dumps(from_file)) == comparable_verdict(json.dumps(stamped))
     for field, other in (("reason", "LATE"), ("certification_id", "B-2"),
                          ("performed_at", "2017-04-08T00:00:00+08:00"),
                          ("recorded_at", "2017-04-14T16:11:18+08:00")):

@@ -29,6 +29,7 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import kafka_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
+from lifecert_dev.partners.counters import CountersDoor
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
@@ -91,6 +92,7 @@ DOORS: dict[str, str] = {
     "mailroom": "mailroom register (paper forms)",
     "employer-files": "employers' files",
     "death-registers": "death registers' extracts",
+    "counters": "counters, gRPC API (role COUNTER)",
     "home-visits": "home-visit teams",
     DIRECT: "published directly (no door yet)",
 }
@@ -103,12 +105,17 @@ class PartnersFailed(RuntimeError):
 
 
 class Partners:
-    def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path) -> None:
+    def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path, *,
+                 database: tuple[str, str, str] | None = None) -> None:
+        """``database``: (admin DSN, name, DSN) of the run's read models, where the API
+        server of the counters' door keeps its tables; without it, no counters' door."""
         self.bootstrap = bootstrap
         self.topics = topics
         self.work_dir = work_dir
+        self.database = database
         self.harnesses: dict[str, Harness] = {}
         self.processes: dict[str, ConnectorProcess] = {}
+        self.api_doors: dict[str, CountersDoor] = {}
 
     def __enter__(self) -> Partners:
         # The partner systems start empty. A province feed kept from an earlier run would be
@@ -130,6 +137,10 @@ class Partners:
             for name in specs:
                 self.processes[name] = ConnectorProcess(
                     config, name, self.work_dir / "logs" / f"connector-{name}.log").start()
+            if self.database is not None:
+                door = CountersDoor(*self.database, self.bootstrap, self.topics)
+                self.api_doors["counters"] = door
+                door.start(self.work_dir / "partners" / "counters")
         except BaseException:
             self.close()
             raise
@@ -140,6 +151,8 @@ class Partners:
         self.close()
 
     def close(self) -> None:
+        for door in self.api_doors.values():
+            door.stop()
         for proc in self.processes.values():
             try:
                 proc.stop()
@@ -165,7 +178,12 @@ class Partners:
         return harness.dsn
 
     def source_of(self) -> Callable[[Event], str]:
-        return router({name: ROUTES.get(name, h.carries) for name, h in self.sources.items()})
+        carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
+        return router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
+
+    def feeder(self, name: str) -> SourceHarness | CountersDoor:
+        """What takes the events of door ``name``: a partner system or the API's clients."""
+        return self.api_doors.get(name) or self.sources[name]
 
     @property
     def ssf(self) -> MacauSsfHarness:
@@ -205,6 +223,9 @@ class PlayStats:
     ticks: list[str] = field(default_factory=list)
     assistance_results: int = 0
     redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
+    # The file's event ids the API published nothing for (counters.py): resent
+    # certifications (DUPLICATE) and unknown retirees; replay judges them, with verdicts.
+    absorbed: list[str] = field(default_factory=list)
     ssf_requests: int = 0  # SSF's beneficiaries living in Foshan, asked about
     ssf_results: int = 0   # Foshan's answers to SSF
     seconds: float = 0.0
@@ -213,7 +234,8 @@ class PlayStats:
         sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_source.items()))
         return (f"played {self.events:,} events in {self.windows} windows ({sources}); "
                 f"clock ticks: {', '.join(self.ticks) or 'none'}; "
-                f"{self.redeliveries} redeliveries left out; "
+                f"{self.redeliveries} redeliveries left out, {len(self.absorbed)} "
+                f"certifications the API recorded once before or refused; "
                 f"{self.assistance_results} assistance results for the province, "
                 f"{self.ssf_results} for SSF; {self.seconds:.0f} s")
 
@@ -336,13 +358,17 @@ def play(
                 if source != DIRECT:
                     batch = _first_deliveries(batch, seen, stats)
                     if batch:
-                        partners.sources[source].feed([to_json(e) for e in batch])
+                        partners.feeder(source).feed([to_json(e) for e in batch])
                 else:
                     _send(producer, partners.topics[EVENTS].name, batch)
                 stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
                 stats.events += len(batch)
-            _wait_published(partners, counter, stats.events + len(stats.ticks) * partitions,
-                            dead_before, timeout_per_window)
+            stats.absorbed = [i for d in partners.api_doors.values() for i in d.absorbed]
+            for door in partners.api_doors.values():
+                door.enrolled.update(e["retiree_id"] for batch in window.by_source.values()
+                                     for e in batch if e["type"] == "RetireeEnrolled")
+            _wait_published(partners, counter, stats.events - len(stats.absorbed)
+                            + len(stats.ticks) * partitions, dead_before, timeout_per_window)
             if on_window is not None:
                 on_window(n, len(windows), stats)
         _tick(partners, policy, until, stats, partitions)

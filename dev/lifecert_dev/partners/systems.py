@@ -223,9 +223,11 @@ class PlayStats:
     ticks: list[str] = field(default_factory=list)
     assistance_results: int = 0
     redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
-    # The file's event ids the API published nothing for (counters.py): resent
-    # certifications (DUPLICATE) and unknown retirees; replay judges them, with verdicts.
+    # The file's event ids a door published nothing new for: resent certifications
+    # (DUPLICATE) and unknown retirees at the API (counters.py), the same death from a
+    # second register (one event id); replay judges them, with verdicts.
     absorbed: list[str] = field(default_factory=list)
+    absorbed_deaths: list[str] = field(default_factory=list)  # the same death reported again
     ssf_requests: int = 0  # SSF's beneficiaries living in Foshan, asked about
     ssf_results: int = 0   # Foshan's answers to SSF
     seconds: float = 0.0
@@ -234,8 +236,9 @@ class PlayStats:
         sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_source.items()))
         return (f"played {self.events:,} events in {self.windows} windows ({sources}); "
                 f"clock ticks: {', '.join(self.ticks) or 'none'}; "
-                f"{self.redeliveries} redeliveries left out, {len(self.absorbed)} "
-                f"certifications the API recorded once before or refused; "
+                f"{self.redeliveries} redeliveries left out; {len(self.absorbed)} "
+                f"events a door recorded once before or refused "
+                f"({len(self.absorbed_deaths)} deaths); "
                 f"{self.assistance_results} assistance results for the province, "
                 f"{self.ssf_results} for SSF; {self.seconds:.0f} s")
 
@@ -347,6 +350,7 @@ def play(
     partitions = len(kafka_clients.partitions_of(counter.consumer, partners.topics[EVENTS].name))
     dead_before = counter.count(counter.dead)
     seen: set[str] = set()
+    deaths: set[tuple[str, str]] = set()
     beneficiaries = ssf_beneficiaries(events)
     if "macau-ssf" in partners.harnesses:
         partners.ssf._running().populate(0, beneficiaries, seed)
@@ -357,17 +361,21 @@ def play(
             for source, batch in window.by_source.items():
                 if source != DIRECT:
                     batch = _first_deliveries(batch, seen, stats)
+                if source == "death-registers":
+                    _one_death(batch, deaths, stats)
                     if batch:
                         partners.feeder(source).feed([to_json(e) for e in batch])
                 else:
                     _send(producer, partners.topics[EVENTS].name, batch)
                 stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
                 stats.events += len(batch)
-            stats.absorbed = [i for d in partners.api_doors.values() for i in d.absorbed]
+            unpublished = [i for d in partners.api_doors.values() for i in d.absorbed]
+            # the registers' repeated deaths are published (the first one's event id)
+            stats.absorbed = [*stats.absorbed_deaths, *unpublished]
             for door in partners.api_doors.values():
                 door.enrolled.update(e["retiree_id"] for batch in window.by_source.values()
                                      for e in batch if e["type"] == "RetireeEnrolled")
-            _wait_published(partners, counter, stats.events - len(stats.absorbed)
+            _wait_published(partners, counter, stats.events - len(unpublished)
                             + len(stats.ticks) * partitions, dead_before, timeout_per_window)
             if on_window is not None:
                 on_window(n, len(windows), stats)
@@ -401,6 +409,17 @@ def _first_deliveries(batch: list[Event], seen: set[str], stats: PlayStats) -> l
         seen.add(event["event_id"])
         fresh.append(event)
     return fresh
+
+
+def _one_death(batch: list[Event], deaths: set[tuple[str, str]], stats: PlayStats) -> None:
+    """Note the deaths the registers' door reports again (one retiree, one date of death,
+    from a second register): the connector gives it the first one's event id, which the
+    worker skips, where replay of the file judges it DEATH_ALREADY_RECORDED."""
+    for event in batch:
+        key = (str(event["retiree_id"]), str(event["date_of_death"]))
+        if key in deaths:
+            stats.absorbed_deaths.append(str(event["event_id"]))
+        deaths.add(key)
 
 
 def _tick(partners: Partners, policy: Policy, to: date | datetime, stats: PlayStats,

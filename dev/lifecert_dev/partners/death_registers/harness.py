@@ -101,16 +101,19 @@ class DeathRegistersHarness(SourceHarness):
         self._run("raw", str(self.inbox), name, str(path))
 
     def feed(self, events: Sequence[Event]) -> None:
-        """One extract per register the deaths name (``source``: the generator's words or
-        the registers' own; civil affairs for any other), in the order fed."""
+        """An extract for each run of deaths of one register (``source``: the generator's
+        words or the registers' own; civil affairs for any other), numbered in the order
+        fed: the connector reads extracts by date and number, whatever the register."""
         self.enrol([str(e["retiree_id"]) for e in events])
-        by_register: dict[str, list[dict[str, Any]]] = {}
+        runs: list[tuple[str, list[dict[str, Any]]]] = []
         for e in events:
             register = REGISTER_OF.get(str(e.get("source")), "MZ")
-            by_register.setdefault(register, []).append(dict(
+            if not runs or runs[-1][0] != register:
+                runs.append((register, []))
+            runs[-1][1].append(dict(
                 self.people[str(e["retiree_id"])], date_of_death=str(e["date_of_death"]),
                 reported_at=str(e["recorded_at"])))
-        for register, deaths in by_register.items():
+        for register, deaths in runs:
             self.drop_deaths(register, deaths)
 
     def feed_malformed(self) -> str:

@@ -8,16 +8,17 @@ runs never see each other's records.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from kafka.errors import KafkaError
 from lifecert.databases import create_database, drop_database
 from lifecert.dbroles import dsn_as, lock_down
 from lifecert.domain.policy import Policy
+from lifecert.events.time import isoformat_local, local_date
 from lifecert.keystore import CachedKeyStore
 from lifecert.keystore.postgres import migrate_as as migrate_keystore
 from lifecert.keystore.postgres import open_keystore
@@ -242,3 +244,61 @@ def _reconnect(dsn: str, deadline: float) -> psycopg2.extensions.connection:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
+
+
+# What a door assigns in a verdict (EventRejected) that the generated file cannot know: the
+# event id of the judged event (the connector derives it from the partner's record) and so
+# the verdict's own id, the door's agency as the reporter. The time of day of
+# ``performed_at`` where the partner reports a date only (the employers' files).
+_DOOR_ASSIGNED = ("event_id", "judged_event_id", "reported_by")
+
+
+def comparable_verdict(line: str) -> str:
+    """A verdict line without what the door it came through assigned (see above), its
+    ``performed_at`` reduced to the day in Asia/Shanghai and its ``recorded_at`` to the
+    second: the verdict as the partner's record decides it, to compare a campaign played
+    through the doors with its replay."""
+    verdict = json.loads(comparable_output(line))
+    for name in _DOOR_ASSIGNED:
+        verdict.pop(name, None)
+    if verdict.get("performed_at"):
+        verdict["performed_at"] = local_date(datetime.fromisoformat(
+            verdict["performed_at"])).isoformat()
+    return json.dumps(verdict, sort_keys=True, ensure_ascii=False)
+
+
+def comparable_output(line: str) -> str:
+    """An output event's line with its ``recorded_at`` to the second: the API server stamps
+    the time of the call, a few milliseconds after the campaign clock was set to the
+    file's time (lifecert_dev.partners.counters), where the file has whole seconds."""
+    event = json.loads(line)
+    if event.get("recorded_at"):
+        at = datetime.fromisoformat(event["recorded_at"]).replace(microsecond=0)
+        event["recorded_at"] = isoformat_local(at)
+    return json.dumps(event, sort_keys=True, ensure_ascii=False)
+
+
+def comparable_lines(folder: Path, *, through_doors: bool,
+                     absorbed: Collection[str] = ()) -> dict[str, list[str]]:
+    """The instructions, verdicts and statuses of an export or a replay, each file's lines
+    sorted (partitions decide concurrently); verdicts by :func:`comparable_verdict` when
+    the campaign came ``through_doors``, without the verdicts on the events ``absorbed``
+    (event ids of the file the API published nothing for: a resent certification it
+    records once, a retiree nobody enrolled; replay of the file judges them)."""
+    out = {}
+    for name in ("instructions.jsonl", "verdicts.jsonl", "status.csv"):
+        lines = (folder / name).read_text(encoding="utf-8").splitlines()
+        if through_doors and name == "verdicts.jsonl":
+            lines = [comparable_verdict(line) for line in lines
+                     if not _absorbed(line, absorbed)]
+        elif through_doors and name == "instructions.jsonl":
+            lines = [comparable_output(line) for line in lines]
+        out[name] = sorted(lines)
+    return out
+
+
+def _absorbed(line: str, absorbed: Collection[str]) -> bool:
+    if not absorbed:
+        return False
+    verdict = json.loads(line)
+    return verdict.get("judged_event_id") in absorbed

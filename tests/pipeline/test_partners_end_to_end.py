@@ -1,5 +1,6 @@
 """A generated campaign played through the partner systems' simulators and connectors
-(pension master, Guangdong feed, ministry and Hong Kong batch files) ends, in the payment
+(pension master, Guangdong feed, ministry and Hong Kong batch files, Macau's SSF, the
+mailroom, the employers' files, the death registers) ends, in the payment
 system's own ledger, exactly as `replay` decides for the same file (the connectors issue)."""
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from lifecert.pipeline.topics import EVENTS, PAYMENT_INSTRUCTIONS
 from lifecert.replay import replay_file
 from lifecert.summary import CampaignCounters, InstructionTotals
 from lifecert_dev import live
-from lifecert_dev.partners.systems import Partners, play, read_log, wait_for_sink
+from lifecert_dev.partners.playback import DIRECT
+from lifecert_dev.partners.systems import (
+    Partners,
+    play,
+    read_log,
+    render_doors,
+    wait_for_sink,
+)
 from projections.connection import connect
 from projections.queries import campaign_counters
 from tests.pipeline.live_helpers import (
@@ -84,13 +92,21 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
     with (
         live.running(run.worker_argv(), logs / "worker.log") as worker,
         live.running(run.projections_argv(), logs / "projections.log") as projections,
-        Partners(run.bootstrap, run.topics, run.work_dir) as partners,
+        Partners(run.bootstrap, run.topics, run.work_dir,
+                 database=(run.admin_dsn, run.database, run.dsn)) as partners,
     ):
         stats = play(partners, log, POLICY, until=UNTIL, seed=seed)
         assert stats.by_source["pension-master"] > 600
         assert stats.by_source["guangdong-xregion"] > 0
         assert stats.by_source["ministry-offsite"] > 0
         assert stats.by_source["hk-assist"] > 0
+        for door in ("macau-ssf", "mailroom", "employer-files", "death-registers", "counters"):
+            assert stats.by_source[door] > 0, f"nothing came through {door}"
+        table = render_doors(stats)
+        assert table.splitlines()[-1] == f"published directly: {stats.published_directly}"
+        assert stats.published_directly == (stats.by_source[DIRECT] + stats.assistance_results
+                                            + stats.ssf_results)
+        assert stats.published_directly < len(log) // 2, "most of the campaign came by a door"
         assert live.wait_until_idle(run, 300, [worker, projections]), \
             "the worker and the projections did not catch up"
         consumer = broker_clients.consumer(run.bootstrap)
@@ -104,6 +120,8 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
             consumer.close()
         wait_for_sink(partners, "payment-ledger", sent, 120)
         wait_for_sink(partners, "guangdong-results", stats.assistance_results, 120)
+        assert stats.ssf_results > 0
+        wait_for_sink(partners, "macau-ssf-results", stats.ssf_results, 120)
         report = reconcile.reconcile(run.bootstrap, run.topics, partners.ledger_dsn)
         conn = ledger_connect(partners.ledger_dsn)
         try:
@@ -112,9 +130,16 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
             conn.close()
 
     assert dead == 0, "no partner record of a generated campaign is dead-lettered"
-    assert published >= len(log), "every event of the log is on the events topic"
+    assert published >= len(log) - stats.redeliveries - len(stats.absorbed), \
+        "every event of the log is on the events topic, but for the log's redeliveries and " \
+        "what the API records once or refuses"
     assert report.equal, reconcile.render(report, limit=10)
-    assert_live_equals_replay(run, events)  # statuses and instructions via the projections
+    assert_live_equals_replay(run, events, through_doors=True, absorbed=stats.absorbed)
+    replayed_verdicts = [json.loads(line) for line in (run.work_dir / "replay" / "verdicts.jsonl")
+                         .read_text(encoding="utf-8").splitlines()]
+    judged = {v["judged_event_id"] for v in replayed_verdicts}
+    assert all(i in judged for i in stats.absorbed), \
+        "the API refuses (or records once) only certifications replay refuses too"
     expected = replay_instructions(run.work_dir / "replay")
     got = Counter((ins.event_id, *ins.content()) for ins, _, _ in ledger.instructions.values())
     assert sum(expected.values()) > 50, "a campaign with holds, releases, terminations"

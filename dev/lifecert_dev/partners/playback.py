@@ -13,8 +13,8 @@ connector has published the previous one:
 - a window never straddles a clock moment, so each moment falls between the same events as
   in replay; the scheduler publishes the moment's ticks before the next window.
 
-Events no connector carries yet (face app, counters, consulates... reported through the
-partner API of issue 5) are published by the playback itself as ``direct`` events.
+Events no door carries yet are published by the playback itself as ``direct`` events;
+the demo counts and prints them (``published directly: N``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ class Window:
 
 
 def router(carries: Mapping[str, Iterable[tuple[str, str | None]]]) -> Callable[[Event], str]:
-    """``source_of(event)``: the source whose harness carries the event's (type, channel)
-    (a carried pair with channel ``None`` matches any channel), else :data:`DIRECT`."""
+    """``source_of(event)``: the source whose harness carries the event's (type, detail),
+    the detail being its ``channel`` (certifications) or its ``source`` (deaths: each
+    register, SSF), else the source carrying (type, ``None``) (any detail), else
+    :data:`DIRECT`."""
     table: dict[tuple[str, str | None], str] = {}
     for source, pairs in carries.items():
         for pair in pairs:
@@ -52,7 +54,8 @@ def router(carries: Mapping[str, Iterable[tuple[str, str | None]]]) -> Callable[
             table[pair] = source
 
     def source_of(event: Event) -> str:
-        found = table.get((event["type"], event.get("channel")))
+        detail = event.get("channel") or event.get("source")
+        found = table.get((event["type"], detail)) if detail is not None else None
         if found is None:
             found = table.get((event["type"], None))
         return found or DIRECT

@@ -29,13 +29,31 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
+from lifecert_dev.partners.counters import CountersDoor
+from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
+from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
 from lifecert_dev.partners.hk_assist.harness import HkAssistHarness
+from lifecert_dev.partners.macau_ssf.harness import (
+    MacauSsfHarness,
+    MacauSsfResultsHarness,
+    result_event,
+)
+from lifecert_dev.partners.mailroom.harness import MailroomHarness
 from lifecert_dev.partners.ministry_offsite.harness import MinistryOffsiteHarness
 from lifecert_dev.partners.payment_ledger.harness import PaymentLedgerHarness
 from lifecert_dev.partners.pension_master.harness import PensionMasterHarness
 from lifecert_dev.partners.playback import DIRECT, Event, plan_windows, router
 from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
+
+# ---------------------------------------------------------------- HOME VISITS PLUG POINT
+# The home-visits door (issue 14 item 4, branch 14/visits) plugs in HERE and only here:
+# set HOME_VISITS to its harness (a SourceHarness whose connector publishes the district
+# teams' results; its ``carries`` must hold ("CertificationRecorded", "HOME_VISIT")). Until
+# then the playback publishes HOME_VISIT certifications itself, and the demo counts them
+# in ``published directly``.
+HOME_VISITS: Callable[[], SourceHarness] | None = None
+# -----------------------------------------------------------------------------------------
 
 # Instance name -> harness, in start order. Instance names are the connector kinds.
 SOURCES: dict[str, Callable[[], SourceHarness]] = {
@@ -43,10 +61,40 @@ SOURCES: dict[str, Callable[[], SourceHarness]] = {
     "guangdong-xregion": GuangdongHarness,
     "ministry-offsite": MinistryOffsiteHarness,
     "hk-assist": HkAssistHarness,
+    "macau-ssf": MacauSsfHarness,
+    "mailroom": MailroomHarness,
+    "employer-files": EmployerFilesHarness,
+    "death-registers": DeathRegistersHarness,
+    **({"home-visits": HOME_VISITS} if HOME_VISITS is not None else {}),
 }
 SINKS: dict[str, Callable[[], SinkHarness]] = {
     "payment-ledger": PaymentLedgerHarness,
     "guangdong-results": GuangdongResultsHarness,
+    "macau-ssf-results": MacauSsfResultsHarness,  # shares the macau-ssf simulator (SSF)
+}
+# What a door brings in the demo where it is narrower than all its partner may report
+# (its harness's ``carries``): SSF reports its own certifications and deaths, while the
+# paper forms it mails come through the mailroom; each register reports the deaths of its
+# own kind (the generator's words: lifecert_dev.generate).
+ROUTES: dict[str, frozenset[tuple[str, str | None]]] = {
+    "macau-ssf": frozenset({("CertificationRecorded", "MACAU_SSF"),
+                            ("DeathRecorded", "MACAU_SSF")}),
+    "death-registers": frozenset(("DeathRecorded", source) for source in
+                                 ("CREMATION_RECORD", "HUKOU_CANCELLATION", "HOSPITAL_REPORT")),
+}
+# The door of each source, for the demo's table.
+DOORS: dict[str, str] = {
+    "pension-master": "pension master's database",
+    "guangdong-xregion": "Guangdong provincial feed",
+    "ministry-offsite": "ministry's batch files",
+    "hk-assist": "Hong Kong assisting bodies' files",
+    "macau-ssf": "Macau SSF (HTTPS)",
+    "mailroom": "mailroom register (paper forms)",
+    "employer-files": "employers' files",
+    "death-registers": "death registers' extracts",
+    "counters": "counters, gRPC API (role COUNTER)",
+    "home-visits": "home-visit teams",
+    DIRECT: "published directly (no door yet)",
 }
 # Quick polls: the playback waits for every window to be published before the next.
 RUNNER = {"batch_size": 1000, "retry_initial": 0.2, "retry_max": 5.0, "idle_interval": 0.1}
@@ -57,12 +105,17 @@ class PartnersFailed(RuntimeError):
 
 
 class Partners:
-    def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path) -> None:
+    def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path, *,
+                 database: tuple[str, str, str] | None = None) -> None:
+        """``database``: (admin DSN, name, DSN) of the run's read models, where the API
+        server of the counters' door keeps its tables; without it, no counters' door."""
         self.bootstrap = bootstrap
         self.topics = topics
         self.work_dir = work_dir
+        self.database = database
         self.harnesses: dict[str, Harness] = {}
         self.processes: dict[str, ConnectorProcess] = {}
+        self.api_doors: dict[str, CountersDoor] = {}
 
     def __enter__(self) -> Partners:
         # The partner systems start empty. A province feed kept from an earlier run would be
@@ -73,6 +126,8 @@ class Partners:
             specs = {}
             for name, make in {**SOURCES, **SINKS}.items():
                 harness = make()
+                if isinstance(harness, MacauSsfResultsHarness):
+                    harness = _SsfResults(self.harnesses["macau-ssf"])
                 settings = harness.start(self.work_dir / "partners" / name)
                 self.harnesses[name] = harness
                 specs[name] = InstanceSpec(harness.connector_kind, settings, RUNNER)
@@ -82,6 +137,10 @@ class Partners:
             for name in specs:
                 self.processes[name] = ConnectorProcess(
                     config, name, self.work_dir / "logs" / f"connector-{name}.log").start()
+            if self.database is not None:
+                door = CountersDoor(*self.database, self.bootstrap, self.topics)
+                self.api_doors["counters"] = door
+                door.start(self.work_dir / "partners" / "counters")
         except BaseException:
             self.close()
             raise
@@ -92,6 +151,8 @@ class Partners:
         self.close()
 
     def close(self) -> None:
+        for door in self.api_doors.values():
+            door.stop()
         for proc in self.processes.values():
             try:
                 proc.stop()
@@ -117,12 +178,41 @@ class Partners:
         return harness.dsn
 
     def source_of(self) -> Callable[[Event], str]:
-        return router({name: h.carries for name, h in self.sources.items()})
+        carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
+        return router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
+
+    def feeder(self, name: str) -> SourceHarness | CountersDoor:
+        """What takes the events of door ``name``: a partner system or the API's clients."""
+        return self.api_doors.get(name) or self.sources[name]
+
+    @property
+    def ssf(self) -> MacauSsfHarness:
+        harness = self.harnesses["macau-ssf"]
+        assert isinstance(harness, MacauSsfHarness)
+        return harness
 
     def check_alive(self) -> None:
         for name, proc in self.processes.items():
             if not proc.alive:
                 raise PartnersFailed(f"connector {name} exited; log:\n{proc.log_tail()}")
+
+
+class _SsfResults(MacauSsfResultsHarness):
+    """The results sink against the source's SSF (one fund: the beneficiaries it asked
+    about are the cases it takes answers for)."""
+
+    def __init__(self, source: Harness) -> None:
+        super().__init__()
+        assert isinstance(source, MacauSsfHarness)
+        self.source = source
+
+    def start(self, work_dir: Path) -> dict[str, Any]:
+        self.sim = self.source._running()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return {**self.sim.settings(), "ack_log": str(work_dir / "ssf-acks.jsonl")}
+
+    def stop(self) -> None:
+        pass  # the source's harness stops the simulator
 
 
 @dataclass
@@ -132,14 +222,52 @@ class PlayStats:
     by_source: dict[str, int] = field(default_factory=dict)
     ticks: list[str] = field(default_factory=list)
     assistance_results: int = 0
+    redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
+    # The file's event ids a door published nothing new for: resent certifications
+    # (DUPLICATE) and unknown retirees at the API (counters.py), the same death from a
+    # second register (one event id); replay judges them, with verdicts.
+    absorbed: list[str] = field(default_factory=list)
+    absorbed_deaths: list[str] = field(default_factory=list)  # the same death reported again
+    ssf_requests: int = 0  # SSF's beneficiaries living in Foshan, asked about
+    ssf_results: int = 0   # Foshan's answers to SSF
     seconds: float = 0.0
 
     def describe(self) -> str:
         sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.by_source.items()))
         return (f"played {self.events:,} events in {self.windows} windows ({sources}); "
                 f"clock ticks: {', '.join(self.ticks) or 'none'}; "
-                f"{self.assistance_results} assistance results for the province; "
-                f"{self.seconds:.0f} s")
+                f"{self.redeliveries} redeliveries left out; {len(self.absorbed)} "
+                f"events a door recorded once before or refused "
+                f"({len(self.absorbed_deaths)} deaths); "
+                f"{self.assistance_results} assistance results for the province, "
+                f"{self.ssf_results} for SSF; {self.seconds:.0f} s")
+
+    @property
+    def published_directly(self) -> int:
+        """Records the playback put on the log itself rather than through a door: the
+        campaign's events no door carries, and the counters' assistance results."""
+        return self.by_source.get(DIRECT, 0) + self.assistance_results + self.ssf_results
+
+    def doors(self) -> list[tuple[str, str, int]]:
+        """(instance, door, events brought) for the demo's table, direct last."""
+        rows = [(name, DOORS.get(name, name), n) for name, n in self.by_source.items()
+                if name != DIRECT]
+        rows.sort(key=lambda row: list(DOORS).index(row[0]) if row[0] in DOORS else 99)
+        if self.ssf_requests:
+            rows.append(("macau-ssf", "Macau SSF (HTTPS): cases to certify in Foshan",
+                         self.ssf_requests))
+        rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
+        rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
+                     self.assistance_results + self.ssf_results))
+        return rows
+
+
+def render_doors(stats: PlayStats) -> str:
+    """The demo's table of doors and the events each brought, and the direct count."""
+    lines = ["Doors and the events each brought:"]
+    lines += [f"  {name:<18} {door:<48} {n:>8,}" for name, door, n in stats.doors()]
+    lines.append(f"published directly: {stats.published_directly}")
+    return "\n".join(lines)
 
 
 def read_log(path: Path) -> list[Event]:
@@ -176,6 +304,11 @@ def assistance_results(events: Sequence[Event], seed: int) -> list[Event]:
             "performed_at": at,
         })
     return out
+
+
+def ssf_beneficiaries(events: Sequence[Event]) -> int:
+    """SSF's beneficiaries living in Foshan for a campaign: one per 200 retirees."""
+    return max(1, sum(1 for e in events if e["type"] == "RetireeEnrolled") // 200)
 
 
 class _Topics:
@@ -216,29 +349,77 @@ def play(
     producer = broker_clients.producer(partners.bootstrap)
     partitions = len(broker_clients.partitions_of(counter.consumer, partners.topics[EVENTS].name))
     dead_before = counter.count(counter.dead)
+    seen: set[str] = set()
+    deaths: set[tuple[str, str]] = set()
+    beneficiaries = ssf_beneficiaries(events)
+    if "macau-ssf" in partners.harnesses:
+        partners.ssf._running().populate(0, beneficiaries, seed)
+        stats.ssf_requests = beneficiaries
     try:
         for n, window in enumerate(windows, 1):
             _tick(partners, policy, window.starts_at, stats, partitions)
             for source, batch in window.by_source.items():
-                stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
-                if source == DIRECT:
-                    _send(producer, partners.topics[EVENTS].name, batch)
+                if source != DIRECT:
+                    batch = _first_deliveries(batch, seen, stats)
+                if source == "death-registers":
+                    _one_death(batch, deaths, stats)
+                    if batch:
+                        partners.feeder(source).feed([to_json(e) for e in batch])
                 else:
-                    partners.sources[source].feed([to_json(e) for e in batch])
-            stats.events += window.size
-            _wait_published(partners, counter, stats.events + len(stats.ticks) * partitions,
-                            dead_before, timeout_per_window)
+                    _send(producer, partners.topics[EVENTS].name, batch)
+                stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
+                stats.events += len(batch)
+            unpublished = [i for d in partners.api_doors.values() for i in d.absorbed]
+            # the registers' repeated deaths are published (the first one's event id)
+            stats.absorbed = [*stats.absorbed_deaths, *unpublished]
+            for door in partners.api_doors.values():
+                door.enrolled.update(e["retiree_id"] for batch in window.by_source.values()
+                                     for e in batch if e["type"] == "RetireeEnrolled")
+            _wait_published(partners, counter, stats.events - len(unpublished)
+                            + len(stats.ticks) * partitions, dead_before, timeout_per_window)
             if on_window is not None:
                 on_window(n, len(windows), stats)
         _tick(partners, policy, until, stats, partitions)
         results = assistance_results(events, seed)
         _send(producer, partners.topics[ASSISTANCE_RESULTS].name, results)
         stats.assistance_results = len(results)
+        if stats.ssf_requests:
+            # Foshan's counters certify SSF's beneficiaries (form 3); the results sink
+            # answers SSF.
+            answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
+            _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
+            stats.ssf_results = len(answers)
     finally:
         producer.close(timeout=10)
         counter.close()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def _first_deliveries(batch: list[Event], seen: set[str], stats: PlayStats) -> list[Event]:
+    """``batch`` without the events already fed (the log's redeliveries: one event id
+    twice). Replay ignores the second; through a door it would be a second record of the
+    partner (another row, another file), a new event id and an ALREADY_ENROLLED or
+    duplicate verdict replay never gives. Each door's own tests deliver twice."""
+    fresh = []
+    for event in batch:
+        if event["event_id"] in seen:
+            stats.redeliveries += 1
+            continue
+        seen.add(event["event_id"])
+        fresh.append(event)
+    return fresh
+
+
+def _one_death(batch: list[Event], deaths: set[tuple[str, str]], stats: PlayStats) -> None:
+    """Note the deaths the registers' door reports again (one retiree, one date of death,
+    from a second register): the connector gives it the first one's event id, which the
+    worker skips, where replay of the file judges it DEATH_ALREADY_RECORDED."""
+    for event in batch:
+        key = (str(event["retiree_id"]), str(event["date_of_death"]))
+        if key in deaths:
+            stats.absorbed_deaths.append(str(event["event_id"]))
+        deaths.add(key)
 
 
 def _tick(partners: Partners, policy: Policy, to: date | datetime, stats: PlayStats,

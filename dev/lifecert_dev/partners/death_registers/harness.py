@@ -20,6 +20,10 @@ from lifecert_dev.partners.death_registers import simulator
 from lifecert_dev.testkit.harness import Event, SourceHarness
 
 SIMULATOR = "lifecert_dev.partners.death_registers.simulator"
+# A death's source -> the register whose extract reports it.
+REGISTER_OF = {"CIVIL_AFFAIRS": "MZ", "CREMATION_RECORD": "MZ",
+               "HUKOU_CANCELLATION": "GA",
+               "DEATH_CERTIFICATE": "WJ", "HOSPITAL_REPORT": "WJ"}
 NAMES = ("李秀英", "陈伟", "黄丽娟", "梁国强", "何美玲", "艾力·买买提", "张建华", "刘淑珍")
 
 
@@ -69,7 +73,8 @@ class DeathRegistersHarness(SourceHarness):
     def next_name(self, register: str) -> str:
         self.seq += 1
         ext = {"MZ": "dat", "GA": "csv", "WJ": "jsonl"}[register]
-        return f"{register}-20170410-{self.seq:03d}.{ext}"
+        day = date(2017, 4, 10) + timedelta(days=self.seq // 1000)  # 3 digits a day
+        return f"{register}-{day:%Y%m%d}-{self.seq % 1000:03d}.{ext}"
 
     def enrol(self, retiree_ids: Sequence[str]) -> None:
         used = {p["citizen_id"] for p in self.people.values()}
@@ -103,7 +108,20 @@ class DeathRegistersHarness(SourceHarness):
                      reported_at=str(e["recorded_at"])) for e in events]
 
     def feed(self, events: Sequence[Event]) -> None:
-        self.drop_deaths("MZ", self._deaths(events))
+        """An extract for each run of deaths of one register (``source``: the generator's
+        words or the registers' own; civil affairs for any other), numbered in the order
+        fed: the connector reads extracts by date and number, whatever the register."""
+        self.enrol([str(e["retiree_id"]) for e in events])
+        runs: list[tuple[str, list[dict[str, Any]]]] = []
+        for e in events:
+            register = REGISTER_OF.get(str(e.get("source")), "MZ")
+            if not runs or runs[-1][0] != register:
+                runs.append((register, []))
+            runs[-1][1].append(dict(
+                self.people[str(e["retiree_id"])], date_of_death=str(e["date_of_death"]),
+                reported_at=str(e["recorded_at"])))
+        for register, deaths in runs:
+            self.drop_deaths(register, deaths)
 
     def feed_in_progress(self, events: Sequence[Event]) -> Callable[[], None]:
         """Civil affairs' extract half written under its dot-name (``.MZ-....dat.part``),

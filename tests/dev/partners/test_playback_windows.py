@@ -73,3 +73,17 @@ def test_windows_keep_each_retirees_order_and_never_straddle_a_moment(
             for e in events:
                 per_retiree.setdefault(e["retiree_id"], set()).add(source)
         assert all(len(s) == 1 for s in per_retiree.values())
+
+
+def test_router_tells_deaths_apart_by_their_source() -> None:
+    source_of = router({
+        "registers": [("DeathRecorded", "CREMATION_RECORD"), ("DeathRecorded", "HOSPITAL_REPORT")],
+        "ssf": [("DeathRecorded", "MACAU_SSF"), ("CertificationRecorded", "MACAU_SSF")],
+        "mailroom": [("CertificationDocumentsReceived", None)],
+    })
+    death = {"type": "DeathRecorded", "retiree_id": "R", "recorded_at": T0}
+    assert source_of({**death, "source": "HOSPITAL_REPORT"}) == "registers"
+    assert source_of({**death, "source": "MACAU_SSF"}) == "ssf"
+    assert source_of({**death, "source": "FAMILY_REPORT"}) == DIRECT
+    assert source_of({"type": "CertificationDocumentsReceived", "retiree_id": "R",
+                      "recorded_at": T0}) == "mailroom"

@@ -198,7 +198,9 @@ def test_consular_cases_reviewed_end_to_end_equal_replay(run: live.LiveRun) -> N
         out.write(enrolments.read_text(encoding="utf-8"))
         for event in sorted(inputs, key=lambda e: e["recorded_at"]):
             out.write(json.dumps(to_json(event), ensure_ascii=False) + "\n")
-    assert_live_equals_replay(run, log)
+    # every certification of these five retirees counts: the rules reject nothing here
+    # (the refused reviews never reach the log), so no verdict is expected
+    assert_live_equals_replay(run, log, expect_verdicts=False)
     conn = connect(run.dsn)
     try:
         with conn.cursor() as cur:

@@ -189,7 +189,7 @@ class DeathRegistersSource(SourceConnector):
     def _row(self, prefix: str, line: bytes, row_ref: str, roster: Roster | None) -> Row:
         if roster is None:
             try:
-                return Row(event=review.confirmation_event(line))
+                return Row(event=review.confirmed_death(self.review, line))
             except formats.RowRejected as exc:
                 return Row(refused=f"{row_ref}: {exc}")
         assert self._digester is not None

@@ -90,7 +90,7 @@ def listing(folder: Path, state: str = "pending") -> list[dict[str, Any]]:
 
 
 def _decide(folder: Path, rid: str, state: str, by: str, why: str,
-            now: datetime) -> dict[str, Any]:
+            now: datetime, **also: str) -> dict[str, Any]:
     if not re.fullmatch(r"[0-9a-f]{16}", rid):
         raise ReviewError(f"{masked(rid)} is not a review id (16 hex digits; see `lifecert "
                           f"review deaths list`)")
@@ -105,7 +105,7 @@ def _decide(folder: Path, rid: str, state: str, by: str, why: str,
                           (f": it was {decided[0]} already" if decided else ": no such review"))
     entry = json.loads(source.read_text(encoding="utf-8"))
     entry.update({"decision": state, "decided_by": by, "reason": why,
-                  "decided_at": now.isoformat()})
+                  "decided_at": now.isoformat(), **also})
     (folder / state).mkdir(exist_ok=True)
     _write_atomic(folder / state / f"{rid}.json", entry)
     source.unlink()
@@ -122,7 +122,7 @@ def confirm(folder: Path, inbox: Path, rid: str, retiree_id: str, by: str, why: 
         if retiree_id not in candidates:
             raise ReviewError(f"retiree {masked(retiree_id)} is not a candidate of review "
                               f"{rid} ({', '.join(candidates)})")
-    entry = _decide(folder, rid, "confirmed", by, why, now)
+    entry = _decide(folder, rid, "confirmed", by, why, now, retiree_id=retiree_id)
     line = {"review_id": rid, "retiree_id": retiree_id, "date_of_death": entry["date_of_death"],
             "source": entry["source"], "confirmed_by": by, "reason": why,
             "confirmed_at": entry["decided_at"]}
@@ -163,4 +163,33 @@ def confirmation_event(line: bytes) -> dict[str, Any]:
         raise RowRejected("confirmed_at", "needs its UTC offset and a date in range")
     return {"type": "DeathRecorded", "recorded_at": at.isoformat(),
             "retiree_id": obj["retiree_id"], "date_of_death": died.isoformat(),
-            "source": obj["source"]}
+            "source": obj["source"], "review_id": obj["review_id"],
+            "confirmed_by": obj["confirmed_by"]}
+
+
+def confirmed_death(folder: Path, line: bytes) -> dict[str, Any]:
+    """The DeathRecorded of a staff file's line, only when the review folder holds that
+    staff confirmation: the same review, retiree, date of death, source and staff id. The
+    inbox is the registers' share, so a line there proves nothing by itself; the review
+    folder is the connector's own, written by `lifecert review deaths confirm` only."""
+    event = confirmation_event(line)
+    rid = event.pop("review_id")
+    by = event.pop("confirmed_by")
+    if not re.fullmatch(r"[0-9a-f]{16}", rid):
+        raise RowRejected("review_id", "is not a review id (16 hex digits)")
+    path = folder / "confirmed" / f"{rid}.json"
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise RowRejected("review_id", f"review {rid} has no staff confirmation in the "
+                          "review folder; confirm it with `lifecert review deaths "
+                          "confirm`") from None
+    expected = {"decision": "confirmed", "retiree_id": event["retiree_id"],
+                "date_of_death": event["date_of_death"], "source": event["source"],
+                "decided_by": by}
+    differ = sorted(k for k, v in expected.items() if entry.get(k) != v)
+    if differ:
+        raise RowRejected("review_id", f"the line does not match the staff confirmation of "
+                          f"review {rid} ({', '.join(differ)} differ); it was not written by "
+                          f"`lifecert review deaths confirm`")
+    return event

@@ -265,9 +265,16 @@ def _check_header(cells: Sequence[Cell]) -> bool:
     if got == HEADER + CONTACT_HEADER:
         return True
     if got != HEADER:
-        raise BatchRefused(f"the header (row 1) is {bounds.show(','.join(got), 120)}; it must "
-                           f"be exactly {','.join(HEADER)} (optionally followed by "
-                           f"{','.join(CONTACT_HEADER)}): use the bureau's template")
+        # Name the first wrong column by its place and the label expected there, never the
+        # cell's text: a file sent without its header has a retiree's row in row 1.
+        expected = HEADER + CONTACT_HEADER
+        column = next((n for n, (cell, want) in enumerate(zip(got, expected), start=1)
+                       if cell != want), min(len(got), len(expected)) + 1)
+        want = expected[column - 1] if column <= len(expected) else "(nothing)"
+        raise BatchRefused(f"the header (row 1) has {len(got)} columns and column {column} "
+                           f"is not {want}; it must be exactly {','.join(HEADER)} "
+                           f"(optionally followed by {','.join(CONTACT_HEADER)}): use the "
+                           f"bureau's template")
     return False
 
 

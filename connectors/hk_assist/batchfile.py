@@ -274,8 +274,15 @@ def read_batch(name: str, data: bytes) -> Batch:
         raise BatchRefused(f"{name}: the file is empty (no header, no trailer)")
     header = _text(lines[0]).removesuffix("\r")
     if header != HEADER:
-        raise BatchRefused(f"{name} line 1: the header is {_show(header, 120)}, expected "
-                           f"{HEADER!r} (UTF-8)")
+        # Name the first wrong column, never the line's text: a file sent without its
+        # header has a retiree's record (a name) on line 1.
+        got, want = header.split(","), [column for column, _ in COLUMNS]
+        column = next((n for n, (a, b) in enumerate(zip(got, want), start=1) if a != b),
+                      min(len(got), len(want)) + 1)
+        raise BatchRefused(f"{name} line 1: the header has {len(got)} columns and column "
+                           f"{column} is not "
+                           f"{want[column - 1] if column <= len(want) else '(nothing)'}; "
+                           f"expected {HEADER!r} (UTF-8)")
     if len(lines) < 2:
         raise BatchRefused(f"{name}: no trailer line after the header (file cut short?)")
     trailer_no = len(lines)
@@ -304,8 +311,10 @@ def _trailer(name: str, number: int, raw: bytes, batch_id: str) -> tuple[int, st
     parts = text.split(",")
     where = f"{name} line {number}"
     if parts[0] != TRAILER_TAG:
+        # not quoted: without its trailer, the last line is a record (a name)
         raise BatchRefused(f"{where}: the last line is not a trailer ({TRAILER_TAG},<batch id>"
-                           f",<count>,<sha256>), got {_show(text, 80)}; file cut short?")
+                           f",<count>,<sha256>) but {len(parts)} fields starting "
+                           f"{_show(parts[0], 24)}; file cut short?")
     if len(parts) != 4:
         raise BatchRefused(f"{where}: the trailer has {len(parts)} fields, expected 4 "
                            f"({TRAILER_TAG},<batch id>,<count>,<sha256>)")

@@ -16,8 +16,9 @@ from lifecert.api.gate import Call, Gate
 from lifecert.api.protos import consular_review_pb2, consular_review_pb2_grpc
 from lifecert.api.publisher import NotWritten, Publisher
 from lifecert.domain import consular
-from lifecert.domain.policy import Policy, PolicyError, load_policy
+from lifecert.domain.policy import Policy, PolicyError, available_policies, load_policy
 from lifecert.domain.working_days import WorkingCalendarError
+from lifecert.events import bounds
 from lifecert.events.time import local_date
 from projections.consular import STATES, CaseView, list_cases, load_case
 
@@ -46,8 +47,16 @@ class ConsularReview(consular_review_pb2_grpc.ConsularReviewServicer):
         self.publisher = publisher
 
     async def _policy(self, call: Call, cycle: str) -> Policy:
+        # A shipped policy's name only: load_policy also takes a file path, which a caller
+        # must not be able to make the server read.
+        known = available_policies()
+        name = cycle or DEFAULT_CYCLE
+        if name not in known:
+            await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"cycle {bounds.show(name, 40)} is not a policy of this hub: "
+                              f"the cycles are {', '.join(known)}")
         try:
-            return load_policy(cycle or DEFAULT_CYCLE)
+            return load_policy(name)
         except PolicyError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, f"cycle: {exc}")
 

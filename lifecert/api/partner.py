@@ -40,6 +40,7 @@ from lifecert.api import authz, db
 from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
+from lifecert.datakeys import KeyStore
 from lifecert.domain.fold import uuid5
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES
@@ -48,7 +49,6 @@ from lifecert.events.personal import seal_personal
 from lifecert.events.time import isoformat_local, local_date
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
-from lifecert.keystore import KeyStore
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.campaign_clock import Clock, wall_clock

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -152,8 +153,12 @@ class Web:
         return self.page("status.html", answer=found)
 
     async def status_json(self, request: Request) -> Response:
+        raw = await _body(request, MAX_FORM_BYTES)
+        if raw is None:
+            return _problem(413, sa.INVALID, f"the body is over {MAX_FORM_BYTES} bytes: send "
+                            "one JSON object with retiree_id and second_factor")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return _problem(400, sa.INVALID, "the body must be one JSON object with "
                             "retiree_id and second_factor")
@@ -202,13 +207,22 @@ def status_json(found: sa.StatusAnswer) -> dict[str, Any]:
     }
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The URL-encoded form of a POST, as text fields; refused past MAX_FORM_BYTES."""
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, read no further than ``limit`` bytes (None past it): an
+    unauthenticated client cannot make the server hold a large body."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return {}
+        if len(body) > limit:
+            return None
+    return body
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The URL-encoded form of a POST, as text fields; refused past MAX_FORM_BYTES."""
+    body = await _body(request, MAX_FORM_BYTES)
+    if body is None:
+        return {}
     from urllib.parse import parse_qsl
 
     try:

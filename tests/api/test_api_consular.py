@@ -75,6 +75,12 @@ def test_staff_lists_and_approves_and_the_review_is_published(
             stub.Review(cr.ReviewConsularCaseRequest(case_id="LS-NONE", approve=True),
                         timeout=30)
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+        # a cycle is a shipped policy's name, never a path the server would read
+        for cycle in ("/etc/hosts.toml", "../policies/foshan-2017", "foshan-2099"):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ListCases(cr.ListConsularCasesRequest(cycle=cycle), timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "is not a policy of this hub" in refused.value.details()
     with acting_as(ADMIN):
         consumer = broker_clients.consumer(box.bootstrap)
         try:

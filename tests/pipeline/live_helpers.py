@@ -58,6 +58,8 @@ def assert_live_equals_replay(run: live.LiveRun, events: Path, *,
     # let live and replay agree on nothing.
     if expect_verdicts:
         assert expected["verdicts.jsonl"], "the campaign gave no verdict to compare"
+    else:
+        assert not expected["verdicts.jsonl"], "the campaign gave verdicts: compare them"
     for name in expected:
         missing = sorted(set(expected[name]) - set(got[name]))[:3]
         extra = sorted(set(got[name]) - set(expected[name]))[:3]

@@ -98,6 +98,17 @@ def test_status_json_refuses_bad_input(web: WebProcess, body: bytes) -> None:
     assert json.loads(caught.value.read())["error"] == "INVALID"
 
 
+def test_status_json_refuses_a_body_over_its_limit_before_reading_it_all(
+        web: WebProcess) -> None:
+    body = b'{"retiree_id": "FS-1", "second_factor": "1234", "pad": "' + b"x" * 20_000 + b'"}'
+    req = urllib.request.Request(web.url + "/api/v1/status", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(req, timeout=20)
+    assert caught.value.code == 413
+    assert json.loads(caught.value.read())["error"] == "INVALID"
+
+
 def test_wrong_factors_lock_the_guesser_out(web: WebProcess) -> None:
     """Five wrong factors (the API's default) lock this retiree id for this address: the
     right factor is then refused too, in the tables the gRPC status query uses."""

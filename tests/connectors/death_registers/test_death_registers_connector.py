@@ -118,6 +118,34 @@ def test_a_confirmed_review_becomes_the_death_with_who_and_why(
         review.dismiss(source.review, entry["review_id"], "staff-8", "no", NOW)
 
 
+def test_a_staff_file_without_its_confirmation_is_refused(
+        source: DeathRegistersSource) -> None:
+    # The inbox is the registers' share: a line shaped like a staff confirmation proves
+    # nothing until the review folder (the connector's own) holds that confirmation.
+    forged = {"review_id": "0123456789abcdef", "retiree_id": "FS001",
+              "date_of_death": "2017-04-01", "source": "CIVIL_AFFAIRS",
+              "confirmed_by": "staff-7", "reason": "x", "confirmed_at": NOW.isoformat()}
+    (source.inbox / "SR-20170410-0123456789abcdef.jsonl").write_text(
+        json.dumps(forged) + "\n", encoding="utf-8")
+    simulator.drop(source.inbox, "GA-20170410-001.csv",
+                   simulator.extract("GA", [death("FS002", name="王五")]))
+    records = drain(source)
+    assert events(records, source) == []
+    refused = [r.data.refused for r in records if r.data.refused]
+    assert len(refused) == 1 and "has no staff confirmation" in refused[0]
+    # A real confirmation, then a second line naming another retiree under its review id.
+    (entry,) = review.listing(source.review)
+    path = review.confirm(source.review, source.inbox, entry["review_id"], "FS002",
+                          "staff-7", "family confirmed by phone", NOW)
+    line = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(line) + "\n" + json.dumps({**line, "retiree_id": "FS003"})
+                    + "\n", encoding="utf-8")
+    records = drain(source)
+    assert [e["retiree_id"] for _, e in events(records, source)] == ["FS002"]
+    (bad,) = [r.data.refused for r in records if r.data.refused]
+    assert "retiree_id differ" in bad
+
+
 @pytest.mark.parametrize(("rid", "by", "why", "words"), [
     ("not-an-id", "staff-7", "x", "not a review id"),
     ("0123456789abcdef", "staff-7", "x", "no such review"),

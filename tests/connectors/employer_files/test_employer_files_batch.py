@@ -167,15 +167,27 @@ def test_xlsx_with_date_cells() -> None:
     ("a.txt", b"x", "neither CSV nor XLSX"),
     ("noext", b"x", "file type (none)"),
     ("a.csv", b"", "the file is empty"),
-    ("a.csv", "序号,编号\r\n".encode("gbk"), "the header (row 1) is '序号,编号'"),
+    ("a.csv", "序号,编号\r\n".encode("gbk"), "the header (row 1) has 2 columns and column 2 "
+     "is not 认证编号"),
     ("a.csv", b"\x80\xff,\x81\r\n", "the header (row 1)"),
     ("a.xlsx", b"PK not a zip", "not an Excel workbook"),
-    ("a.xlsx", xlsx_bytes([], ("认证编号",)), "the header (row 1) is '认证编号'"),
+    ("a.xlsx", xlsx_bytes([], ("认证编号",)), "column 1 is not 序号"),
 ])
 def test_files_refused_whole(name: str, data: bytes, words: str) -> None:
     with pytest.raises(eb.BatchRefused) as caught:
         eb.read_batch(name, data)
     assert words in caught.value.reason, caught.value.reason
+
+
+def test_a_file_without_its_header_is_refused_without_quoting_row_1() -> None:
+    # Row 1 is then a retiree's row: the reason (a dead letter's, a log line's) names the
+    # column, never the cells.
+    row = "1,EB-1,FS000000001,张三,440602195001010016,2017-04-28\r\n"
+    with pytest.raises(eb.BatchRefused) as caught:
+        eb.read_batch("a.csv", row.encode("utf-8"))
+    reason = caught.value.reason
+    assert "column 1 is not 序号" in reason
+    assert "张三" not in reason and "440602195001010016" not in reason and "FS0" not in reason
 
 
 def test_a_zip_bomb_is_refused_before_it_is_inflated() -> None:

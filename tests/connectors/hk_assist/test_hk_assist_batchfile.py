@@ -66,3 +66,18 @@ def test_receipts_round_trip_with_a_duplicate() -> None:
     dup = bf.read_receipt(bf.encode_duplicate_receipt("B1", "HKASSIST_B1.receipt.csv"))
     assert (dup.status, dup.lines) == (bf.DUPLICATE, ())
     assert "HKASSIST_B1.receipt.csv" in dup.reason
+
+
+def test_a_file_without_header_or_trailer_is_refused_without_quoting_a_record() -> None:
+    # Without its header, line 1 is a record; without its trailer, the last line is: the
+    # reason (a dead letter's, a receipt's, a log line's) names columns, never the name.
+    record = bf.encode_records([bf.csv_line(ROW)])
+    headless = bf.BOM + record + _batch(ROW).splitlines(keepends=True)[-1]
+    with pytest.raises(bf.BatchRefused) as caught:
+        bf.read_batch(bf.file_name("HKFTU-20170502-01"), headless)
+    assert "column 1 is not 表格編號" in caught.value.reason
+    assert "陳大文" not in caught.value.reason
+    cut = b"".join(_batch(ROW, ROW).splitlines(keepends=True)[:-1])
+    with pytest.raises(bf.BatchRefused) as caught:
+        bf.read_batch(bf.file_name("HKFTU-20170502-01"), cut)
+    assert "is not a trailer" in caught.value.reason and "陳大文" not in caught.value.reason

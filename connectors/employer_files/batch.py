@@ -268,8 +268,9 @@ def _check_header(cells: Sequence[Cell]) -> bool:
         # Name the first wrong column by its place and the label expected there, never the
         # cell's text: a file sent without its header has a retiree's row in row 1.
         expected = HEADER + CONTACT_HEADER
-        column = next((n for n, (cell, want) in enumerate(zip(got, expected), start=1)
-                       if cell != want), min(len(got), len(expected)) + 1)
+        pairs = enumerate(zip(got, expected, strict=False), start=1)
+        column = next((n for n, (cell, want) in pairs if cell != want),
+                      min(len(got), len(expected)) + 1)
         want = expected[column - 1] if column <= len(expected) else "(nothing)"
         raise BatchRefused(f"the header (row 1) has {len(got)} columns and column {column} "
                            f"is not {want}; it must be exactly {','.join(HEADER)} "

@@ -277,8 +277,8 @@ def read_batch(name: str, data: bytes) -> Batch:
         # Name the first wrong column, never the line's text: a file sent without its
         # header has a retiree's record (a name) on line 1.
         got, want = header.split(","), [column for column, _ in COLUMNS]
-        column = next((n for n, (a, b) in enumerate(zip(got, want), start=1) if a != b),
-                      min(len(got), len(want)) + 1)
+        pairs = enumerate(zip(got, want, strict=False), start=1)
+        column = next((n for n, (a, b) in pairs if a != b), min(len(got), len(want)) + 1)
         raise BatchRefused(f"{name} line 1: the header has {len(got)} columns and column "
                            f"{column} is not "
                            f"{want[column - 1] if column <= len(want) else '(nothing)'}; "

@@ -28,6 +28,7 @@ from lifecert.api.nextstep import (
     not_counted,
 )
 from lifecert.api.secondfactor import SecondFactorError, matches, normalize_factor
+from lifecert.domain.policy import available_policies
 from lifecert.events import bounds
 from lifecert.events.time import local_date
 
@@ -165,6 +166,12 @@ async def _answer_of(reader: db.AsyncReader, found: db.StatusLookup, retiree_id:
                      cycle: str) -> StatusAnswer:
     statuses = found.statuses
     if cycle:
+        known = {*available_policies(), *(s.policy for s in statuses)}
+        if cycle not in known:  # not "no decision yet" (with a 1970 as_of)
+            raise StatusRefused(
+                INVALID, f"unknown cycle {bounds.show(cycle)}: the cycles are "
+                f"{', '.join(sorted(known))}; leave cycle empty for the latest",
+                "UNKNOWN_CYCLE")
         statuses = [s for s in statuses if s.policy == cycle]
     row = max(statuses, key=lambda s: s.policy) if statuses else None
     cycle = row.policy if row else cycle

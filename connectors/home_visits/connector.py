@@ -114,6 +114,9 @@ class HomeVisitsSource(SourceConnector):
                               f"max_file_bytes must be positive")
         self._claimed: Claimed | None = None
         self._ignored: set[str] = set()
+        # (path, size, mtime_ns) -> (sha256 or None, records): a waiting file's count,
+        # remembered while it does not change (lag is asked at every idle poll)
+        self._counted: dict[tuple[str, int, int], tuple[str | None, int]] = {}
 
     def _open(self) -> None:
         self._require_drop()
@@ -203,6 +206,65 @@ class HomeVisitsSource(SourceConnector):
             self._finish(claimed)
 
     # -- files ---------------------------------------------------------------------------
+    def _lag(self, position: Position | None) -> int | None:
+        """The records :meth:`_poll` will still return after ``position``: the rows left in
+        the claimed file, then every row of the files waiting in the teams' folders (one
+        record for a file refused whole, none for a file received before)."""
+        self._require_drop()
+        waiting = 0
+        claim = self._current()
+        if claim is not None:
+            claimed = self._load(claim)
+            mine = position if isinstance(position, dict) and position.get("file") == claim \
+                else {}
+            if claimed.rows is None:
+                waiting += 0 if mine.get("refused") else 1
+            else:
+                after = int(mine.get("row", 1))
+                waiting += sum(1 for row in claimed.rows if row.number > after)
+        seen: set[tuple[str, str]] = set()
+        arrivals = self._arrivals()
+        done = os.listdir(self.done) if arrivals else []
+        for _mtime, team, name in arrivals:
+            digest, records = self._waiting_records(self.drop / team / name)
+            if digest is not None:
+                if (team, digest) in seen or any(n.startswith(f"{team}~{digest}~")
+                                                 for n in done):
+                    continue  # a duplicate: set aside, no record
+                seen.add((team, digest))
+            waiting += records
+        live = {str(self.drop / team / name) for _m, team, name in arrivals}
+        self._counted = {k: v for k, v in self._counted.items() if k[0] in live}
+        return waiting
+
+    def _waiting_records(self, path: Path) -> tuple[str | None, int]:
+        """(SHA-256 or None when unreadable, records it will be) of a waiting file."""
+        try:
+            seen = os.lstat(path)
+        except FileNotFoundError:
+            return None, 0
+        except OSError as exc:
+            raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+        stamp = (str(path), seen.st_size, seen.st_mtime_ns)
+        if stamp not in self._counted:
+            try:
+                data = read_regular_file(path, self.max_file_bytes)
+            except FileRefused:
+                self._counted[stamp] = (None, 1)
+                return self._counted[stamp]
+            except FileNotFoundError:
+                return None, 0
+            except OSError as exc:
+                raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+            digest, records = hashlib.sha256(data).hexdigest(), 1  # refused whole: one
+            if _SAFE_NAME.fullmatch(path.name) and path.name != "unnamed":
+                try:
+                    records = len(hb.read_batch(data))
+                except hb.BatchRefused:
+                    records = 1
+            self._counted[stamp] = (digest, records)
+        return self._counted[stamp]
+
     def _arrivals(self) -> list[tuple[int, str, str]]:
         """(mtime_ns, team, name) of every file waiting in a team's folder."""
         try:

@@ -35,7 +35,7 @@ def test_prepare_gives_a_login_and_retirees_to_try(stack: StackStatus, tmp_path:
         text = demo.describe()
         assert "http://127.0.0.1:8080/staff" in text and demo.password in text
         assert f"--database {box.db_name}" in text
-        server = start_web(box.api_dsn, dsn_as(box.dsn, "reader"), box.pki.root,
+        server = start_web(dsn_as(box.dsn, "web"), box.pki.root,
                            tmp_path / "web.log")
         try:
             for rid, factor, status in demo.retirees:

@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"lifecert web bench: seeding {args.retirees:,} retirees", file=sys.stderr)
             pairs = seed(box, args.retirees, rng)
             try:
-                server = start_web(box.api_dsn, dsn_as(box.dsn, "reader"), box.pki.root,
+                server = start_web(dsn_as(box.dsn, "web"), box.pki.root,
                                    Path(tmp) / "web.log")
             except WebError as exc:
                 print(f"lifecert web bench: {exc}", file=sys.stderr)

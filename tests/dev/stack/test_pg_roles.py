@@ -227,6 +227,7 @@ def test_the_web_refuses_what_it_has_no_business_with(
     # made by the owner, lifecert web user add), its audit appended to only
     for statement in ("UPDATE retiree_status SET status = 'TERMINATED'",
                       "DELETE FROM open_holds", "TRUNCATE instruction_ledger",
+                      "UPDATE campaign_counts SET retirees = 0",
                       "INSERT INTO api_second_factors VALUES ('R', '', '')",
                       "DELETE FROM api_retiree_directory",
                       "INSERT INTO api_web_staff (username, password_hash, role) "

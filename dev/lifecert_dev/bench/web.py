@@ -75,16 +75,16 @@ _SEED_STATUSES = """
 INSERT INTO retiree_status (retiree_id, policy, status, district, residence, completed_by,
                             completed_at, event_id, recorded_at, source_topic,
                             source_partition, source_offset)
-SELECT 'WEB' || lpad(n::text, 7, '0'), 'foshan-2017', status, (%(districts)s)[1 + n %% 5],
+SELECT 'WEB' || lpad(n::text, 7, '0'), 'foshan-2017', status, (%(districts)s)[1 + (n %% 5)::int],
        'FOSHAN',
-       CASE WHEN done THEN (%(channels)s)[1 + (n * 7919) %% 3] END,
+       CASE WHEN done THEN (%(channels)s)[1 + ((n * 7919) %% 3)::int] END,
        CASE WHEN done THEN timestamptz '2017-05-01 09:30:00+08'
-                           + make_interval(days => (n %% 28)) END,
+                           + make_interval(days => (n %% 28)::int) END,
        'seed-' || n, now(), 'seed', 0, n
 FROM (SELECT n, status, status IN ('CERTIFIED', 'PENDING_DOCUMENTS') AS done
       FROM (SELECT n, CASE {cases} END AS status
-            FROM (SELECT n, (n::bigint * 2654435761) %% 1000 AS draw
-                  FROM generate_series(0, %(last)s) AS n) AS d) AS s) AS r"""
+            FROM (SELECT n, (n * 2654435761) %% 1000 AS draw
+                  FROM generate_series(0::bigint, %(last)s) AS n) AS d) AS s) AS r"""
 _SEED_HOLDS = """
 INSERT INTO open_holds (retiree_id, effective_month, hold_event_id, placed_at)
 SELECT retiree_id, '2017-07', 'hold-' || retiree_id, now() FROM retiree_status

@@ -46,7 +46,11 @@ BEGIN
         (policy, district, residence, status, channel, completed_day, retirees)
     SELECT policy, district, residence, status, completed_by,
            (completed_at AT TIME ZONE 'Asia/Shanghai')::date, sum(n)
-    FROM (SELECT *, 1 AS n FROM status_new UNION ALL SELECT *, -1 FROM status_old) AS rows
+    FROM (SELECT policy, district, residence, status, completed_by, completed_at, 1 AS n
+          FROM status_new
+          UNION ALL
+          SELECT policy, district, residence, status, completed_by, completed_at, -1
+          FROM status_old) AS rows
     GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT ON CONSTRAINT campaign_counts_group
     DO UPDATE SET retirees = c.retirees + excluded.retirees;

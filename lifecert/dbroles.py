@@ -18,6 +18,14 @@ role                          may
                               face decisions (no UPDATE, no DELETE)
 ``lifecert_reader``           read the read models (exports, reports, dashboards);
                               write nothing, read nothing of the API's
+``lifecert_web``              (``lifecert web serve``) read the read models the status
+                              page and the dashboard show (not the contacts, not the
+                              home visits' reports), the status query's tables
+                              (second factors, directory) and its shared lockouts, which
+                              it writes (with ``api_second_factor_failed``); own the
+                              staff sessions (the accounts it only reads: ``lifecert
+                              web user add`` runs as the owner); append to the audit
+                              trail; nothing else of the API's
 ``lifecert_keystore``         own the key store's tables (``personal_data_keys``,
                               ``personal_data_erasures``: owning them is what lets
                               ``destroy`` VACUUM the destroyed keys away) and read
@@ -64,6 +72,7 @@ OWNER = "lifecert_owner"
 PROJECTIONS = "lifecert_projections"
 API = "lifecert_api"
 READER = "lifecert_reader"
+WEB = "lifecert_web"
 # the connectors that reach into a partner's own database, as the partner lets them
 # (the partner's grants: each simulator's ``init --connector-role``); nothing in ours
 MASTER_SOURCE = "lifecert_master_source"
@@ -79,18 +88,19 @@ ROLES: dict[str, str] = {
     "projections": PROJECTIONS,
     "api": API,
     "reader": READER,
+    "web": WEB,
     "pension-master": MASTER_SOURCE,
     "payment-ledger": LEDGER_SINK,
     "keystore": KEYSTORE,
 }
-COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE)
+COMPONENT_ROLES = (PROJECTIONS, API, READER, KEYSTORE, WEB)
 
 # retiree_contacts holds phone and address sealed only (lifecert.events.personal)
 READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
                      "retiree_contacts", "consular_cases", "assistance_cases",
                      "assistance_refusals", "projection_offsets",
                      "form_certifications", "paper_forms", "event_verdicts",
-                     "home_visit_reports", "home_visit_teams")
+                     "home_visit_reports", "home_visit_teams", "campaign_counts")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections",
                     "forms_outstanding", "forms_unmatched", "forms_outstanding_by_agency",
                     "home_visit_tasks")
@@ -111,6 +121,15 @@ class Grant:
 WRITE = "SELECT, INSERT, UPDATE, DELETE"
 # the API's records of what happened: inserted, never updated or deleted by the API
 APPEND_ONLY = ("api_audit", "api_audit_dead_letters", "api_face_decisions")
+# the web pages' staff accounts and sessions (lifecert/web/staff.py): the web's, not the API's
+WEB_STAFF = ("api_web_staff", "api_web_sessions")
+# the brute-force protection the status query and the web pages share (lifecert/api/lockouts.py)
+LOCKOUTS = ("api_second_factor_lockouts", "api_agency_failure_budgets")
+# what the status page and the dashboard show (lifecert/web/dashboard.py, api/db.py's
+# status statement); the views read their tables with their owner's rights
+WEB_READ_MODELS = ("retiree_status", "open_holds", "event_verdicts", "instruction_ledger",
+                   "consular_cases", "assistance_cases", "projection_offsets",
+                   "campaign_counters", "forms_outstanding", "forms_unmatched")
 
 GRANTS: tuple[Grant, ...] = (
     # the projection writer: its read models and offsets (TRUNCATE: `projections rebuild`)
@@ -121,11 +140,20 @@ GRANTS: tuple[Grant, ...] = (
     # API process cannot cover its tracks)
     Grant(API, "SELECT", ("retiree_status", "open_holds", "event_verdicts", "schema_migrations",
                           "api_schema_migrations", "consular_cases")),
-    Grant(API, WRITE, prefix="api_", excluding=("api_schema_migrations", *APPEND_ONLY)),
+    Grant(API, WRITE, prefix="api_",
+          excluding=("api_schema_migrations", *APPEND_ONLY, *WEB_STAFF)),
     Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),
     Grant(API, "SELECT, INSERT", ("api_face_decisions",)),
     # reports and exports
     Grant(READER, "SELECT", (*READ_MODEL_TABLES, *READ_MODEL_VIEWS, "schema_migrations")),
+    # the web pages: what they show, the status query's lockouts (shared with the API),
+    # their sessions; the audit trail they append to (their alerts: recorded pending, for
+    # the API to publish)
+    Grant(WEB, "SELECT", (*WEB_READ_MODELS, "api_second_factors", "api_retiree_directory",
+                          "api_directory_dead_letters", "api_web_staff")),
+    Grant(WEB, WRITE, LOCKOUTS),
+    Grant(WEB, "SELECT, INSERT, DELETE", ("api_web_sessions",)),
+    Grant(WEB, "INSERT", ("api_audit", "api_audit_dead_letters", "api_pending_alerts")),
     # the key store: its own tables it owns (see KEYSTORE_TABLES), reads its migrations
     Grant(KEYSTORE, "SELECT", ("keystore_schema_migrations",)),
 )
@@ -190,18 +218,38 @@ def apply_grants(cur: psycopg2.extensions.cursor, schema: str = "public") -> Non
                 sql.SQL(grant.privileges),
                 sql.SQL(", ").join(sql.Identifier(schema, n) for n in names),
                 sql.Identifier(grant.role)))
+        owned = _serials(cur, schema, [t for t in grant.tables if t in relations])
+        if owned and "INSERT" in grant.privileges:  # the serial columns' sequences
+            cur.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                sql.SQL(", ").join(sql.Identifier(schema, s) for s in owned),
+                sql.Identifier(grant.role)))
     # the API's functions (api_second_factor_failed) run with the caller's rights
     cur.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
         JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = %s AND p.proname LIKE 'api\\_%%'""", (schema,))
     functions = [name for (name,) in cur.fetchall()]
-    if functions and API in roles:
-        cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
-            sql.SQL(", ").join(sql.SQL(f) for f in functions), sql.Identifier(API)))
+    for role in (API, WEB):  # the web pages count wrong factors and passwords alike
+        if functions and role in roles:
+            cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                sql.SQL(", ").join(sql.SQL(f) for f in functions), sql.Identifier(role)))
     for function in functions:  # functions are executable by PUBLIC unless revoked
         cur.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(
             sql.SQL(function)))
+
+
+def _serials(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> list[str]:
+    """The sequences of the serial (or identity) columns of ``tables``."""
+    if not tables:
+        return []
+    cur.execute("""
+        SELECT DISTINCT s.relname FROM pg_class s
+        JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass
+        JOIN pg_class t ON t.oid = d.refobjid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        WHERE s.relkind = 'S' AND d.deptype IN ('a', 'i') AND n.nspname = %s
+          AND t.relname = ANY(%s) ORDER BY 1""", (schema, tables))
+    return [name for (name,) in cur.fetchall()]
 
 
 def _keystores(relation: str) -> bool:

@@ -59,7 +59,9 @@ def _snapshot(cur: Any) -> None:
 
 def policies(conn: Connection) -> list[str]:
     with conn, conn.cursor() as cur:
-        cur.execute('SELECT policy FROM retiree_status GROUP BY policy ORDER BY policy COLLATE "C"')
+        # the counters (one row per group, kept with the statuses), not every status row
+        cur.execute('SELECT policy FROM campaign_counters GROUP BY policy '
+                    'ORDER BY policy COLLATE "C"')
         return [policy for (policy,) in cur.fetchall()]
 
 
@@ -126,7 +128,7 @@ def _tmp(path: Path) -> Path:
 def _choose_policy(cur: Any, policy: str | None) -> str | None:
     if policy is not None:
         return policy
-    cur.execute('SELECT policy FROM retiree_status GROUP BY policy ORDER BY policy COLLATE "C"')
+    cur.execute('SELECT policy FROM campaign_counters GROUP BY policy ORDER BY policy COLLATE "C"')
     found = [p for (p,) in cur.fetchall()]
     if len(found) > 1:
         raise ExportError(

@@ -40,7 +40,8 @@ WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
                "consular_cases", "assistance_cases", "assistance_refusals", "projection_offsets",
-               "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports")
+               "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports",
+               "campaign_counts")
 
 
 class OffsetsMoved(RuntimeError):

@@ -9,7 +9,9 @@ migrations as the schema's owner (the staff tables among them), makes the second
 key when there is none (data/api), registers a made-up ID number for one retiree of each
 status (the demo's campaign carries none), and (re)sets the staff account ``demo.city``
 with a new random password. It starts nothing: ``lifecert web serve --database
-lifecert_demo`` serves the pages (the command is in :meth:`DemoWeb.describe`)."""
+lifecert_demo`` serves the pages, and so does ``lifecert web serve`` with no options (it
+serves the local stack's ``lifecert_demo`` when there is one); the command is in
+:meth:`DemoWeb.describe`."""
 
 from __future__ import annotations
 
@@ -33,9 +35,13 @@ class DemoWeb:
     retirees: list[tuple[str, str, str]] = field(default_factory=list)  # (id, factor, status)
 
     def describe(self) -> str:
+        from lifecert.commands.web import DEMO_DATABASE
+
         base = f"http://{self.listen}"
+        where = "" if self.database == DEMO_DATABASE else f" --database {self.database}"
+        listen = "" if self.listen == "127.0.0.1:8080" else f" --listen {self.listen}"
         lines = [
-            f"Web pages: start them with  lifecert web serve --database {self.database}",
+            f"Web pages: start them with  lifecert web serve{where}{listen}",
             f"  status page (retirees): {base}/",
             f"  staff dashboard:        {base}/staff   login {self.username} / {self.password}",
         ]

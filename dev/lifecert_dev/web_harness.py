@@ -40,13 +40,13 @@ class WebServer:
             self.process.wait(10)
 
 
-def start_web(api_dsn: str, reader_dsn: str, pki_dir: Path, log: Path, *args: str,
+def start_web(dsn: str, pki_dir: Path, log: Path, *args: str,
               timeout: float = 60.0) -> WebServer:
-    """Start ``lifecert web serve`` on 127.0.0.1 and a free port; ``args`` are more
-    options (e.g. ``--poll-seconds 2``)."""
+    """Start ``lifecert web serve`` on 127.0.0.1 and a free port, as the web's role
+    (``dsn``: lifecert_web's); ``args`` are more options (e.g. ``--poll-seconds 2``)."""
     port = free_port()
     command = [sys.executable, "-m", "lifecert.cli", "web", "serve",
-               "--listen", f"127.0.0.1:{port}", "--dsn", api_dsn, "--reader-dsn", reader_dsn,
+               "--listen", f"127.0.0.1:{port}", "--dsn", dsn,
                "--pki-dir", str(pki_dir), *args]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ),

@@ -27,11 +27,12 @@ role_password lifecert_projections "$SECRETS"/pg_projections
 role_password lifecert_api "$SECRETS"/pg_api
 role_password lifecert_reader "$SECRETS"/pg_reader
 role_password lifecert_keystore "$SECRETS"/pg_keystore
+role_password lifecert_web "$SECRETS"/pg_web
 
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL
 REVOKE ALL ON DATABASE "$POSTGRES_DB" FROM PUBLIC;
 ALTER DATABASE "$POSTGRES_DB" OWNER TO lifecert_owner;
 GRANT CONNECT ON DATABASE "$POSTGRES_DB" TO lifecert_projections, lifecert_api, lifecert_reader,
-    lifecert_keystore;
+    lifecert_keystore, lifecert_web;
 GRANT TEMPORARY ON DATABASE "$POSTGRES_DB" TO lifecert_projections;
 SQL

@@ -5,9 +5,10 @@
     lifecert web bench [--rate 200 --seconds 10]                    (lifecert-dev)
 
 ``serve`` answers the retirees' status page (``/``) and its JSON (``POST /api/v1/status``)
-and the staff dashboard (``/staff``), from the PostgreSQL read models, as the API's role
-(status query, lockouts, staff accounts, audit) and the reader's (dashboard). With no
-options it serves the local stack's (``make demo``'s) campaign. ``/healthz`` for probes.
+and the staff dashboard (``/staff``), from the PostgreSQL read models, as the web's own
+role ``lifecert_web`` (lifecert/dbroles.py). With no options it serves the local stack's
+demo database (``lifecert_demo``, ``make demo``'s campaign) when there is one, else the
+stack's own database. ``/healthz`` for probes.
 
 ``user add`` reads the password from stdin (never from the command line); ``--generate``
 makes one and prints it once. Passwords are kept as argon2id hashes only.
@@ -64,13 +65,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_plugins(actions, f"{GROUP}.web", prog="lifecert web")  # lifecert-dev: bench
 
 
+# The demo's database (lifecert_dev's `lifecert demo`): what `web serve` shows by default.
+DEMO_DATABASE = "lifecert_demo"
+
+
 def _databases(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dsn", help="PostgreSQL DSN as the API's role (default: "
-                        "$LIFECERT_POSTGRES_DSN, else the local stack's)")
-    parser.add_argument("--reader-dsn", help="PostgreSQL DSN as the reader's role, for the "
-                        "dashboard (default: the local stack's)")
-    parser.add_argument("--database", help="a database of the local stack (e.g. the demo's, "
-                        "lifecert_demo) instead of the DSNs' own")
+    parser.add_argument("--dsn", help="PostgreSQL DSN as the web's role, lifecert_web "
+                        "(default: $LIFECERT_POSTGRES_DSN, else the local stack's)")
+    parser.add_argument("--database", help="a database of the local stack instead of the "
+                        f"DSN's own (default with neither: {DEMO_DATABASE} when the local "
+                        "stack has it)")
     parser.add_argument("--pki-dir", type=Path, help="PKI folder; the API's second-factor "
                         "key lives beside it in data/api (default: $LIFECERT_PKI_DIR)")
 
@@ -98,9 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lifecert.keyfiles import MissingKeyError
 
     try:
-        dsn, reader_dsn = _dsns(args)
         config = WebConfig.resolve(
-            dsn, reader_dsn, args.pki_dir, secure_cookies=args.secure_cookies
+            _dsn(args), args.pki_dir, secure_cookies=args.secure_cookies
             or args.cert is not None, poll_seconds=max(2, args.poll_seconds), cycle=args.cycle)
     except (ValueError, OSError, MissingKeyError) as exc:
         print(f"lifecert web serve: {exc}", file=sys.stderr)
@@ -109,23 +112,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"lifecert web serve: {problem}", file=sys.stderr)
         return EXIT_FAILED
+    import psycopg2.extensions
+
+    database = psycopg2.extensions.parse_dsn(config.dsn).get("dbname", "?")
     print(f"lifecert web: status page http{'s' if args.cert else ''}://{args.listen}/ , "
-          f"dashboard /staff", file=sys.stderr)
+          f"dashboard /staff (database {database})", file=sys.stderr)
     serve(config, host.strip("[]"), int(port), args.cert, args.key, args.forwarded_allow_ips)
     return 0
 
 
-def _dsns(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The API's and the reader's DSNs, on ``--database`` when given."""
-    if not args.database:
-        return args.dsn, args.reader_dsn
+def _dsn(args: argparse.Namespace) -> str:
+    """The web role's DSN: ``--dsn`` (or $LIFECERT_POSTGRES_DSN), on ``--database`` when
+    given; with neither, the local stack's demo database when it has one."""
+    import os
+
     import psycopg2.extensions
 
-    from lifecert.endpoints import postgres_dsn
+    from lifecert.endpoints import DSN_ENV, postgres_dsn
 
-    return tuple(  # type: ignore[return-value]
-        psycopg2.extensions.make_dsn(postgres_dsn(given, role), dbname=args.database)
-        for given, role in ((args.dsn, "api"), (args.reader_dsn, "reader")))
+    dsn = postgres_dsn(args.dsn, "web")
+    if args.database:
+        return psycopg2.extensions.make_dsn(dsn, dbname=args.database)
+    if args.dsn or os.environ.get(DSN_ENV):
+        return dsn
+    demo = psycopg2.extensions.make_dsn(dsn, dbname=DEMO_DATABASE)
+    return demo if _exists(demo) else dsn
+
+
+def _exists(dsn: str) -> bool:
+    """The database of ``dsn`` exists (any other trouble is preflight's to tell)."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(dsn, connect_timeout=10).close()
+    except psycopg2.OperationalError as exc:
+        return "does not exist" not in str(exc)
+    return True
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

@@ -85,11 +85,11 @@ class Web:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self.reader = db.AsyncReader(self.config.api_dsn, size=4, prepare=[db.STATUS_PREPARE])
+        self.reader = db.AsyncReader(self.config.dsn, size=4, prepare=[db.STATUS_PREPARE])
         await self.reader.open()
-        self.api_db = db.Database(self.config.api_dsn, 4)
-        self.read_db = db.Database(self.config.reader_dsn, 2)
-        self.audit = db.AuditWriter(self.config.api_dsn)
+        self.api_db = db.Database(self.config.dsn, 4)
+        self.read_db = db.Database(self.config.dsn, 2)
+        self.audit = db.AuditWriter(self.config.dsn)
         try:
             yield
         finally:

@@ -55,23 +55,23 @@ def preflight(config: WebConfig) -> str | None:
     reach, or its schema without the API's migrations (the staff tables among them)."""
     from projections.connection import connect
 
-    for dsn, role, table in ((config.api_dsn, "API", "api_web_sessions"),
-                             (config.reader_dsn, "reader", "retiree_status")):
-        try:
-            conn = connect(dsn, connect_timeout=10)
-        except psycopg2.Error as exc:
-            return f"cannot connect to PostgreSQL as the {role}'s role: {str(exc).strip()}"
-        try:
+    try:
+        conn = connect(config.dsn, connect_timeout=10)
+    except psycopg2.Error as exc:
+        return f"cannot connect to PostgreSQL as the web's role: {str(exc).strip()}"
+    try:
+        for table in ("api_web_sessions", "retiree_status"):
             with conn, conn.cursor() as cur:
                 cur.execute(f"SELECT 1 FROM {table} LIMIT 1")
-        except psycopg2.errors.UndefinedTable:
-            return (f"the database has no table {table}: apply the migrations first, as "
-                    "the schema's owner: lifecert api migrate (with --dsn of the database "
-                    "served)")
-        except psycopg2.Error as exc:
-            return f"PostgreSQL, as the {role}'s role: {str(exc).strip()}"
-        finally:
-            conn.close()
+    except psycopg2.errors.UndefinedTable:
+        return (f"the database has no table {table}: apply the migrations first, as "
+                "the schema's owner: lifecert api migrate (with --dsn of the database "
+                "served)")
+    except psycopg2.Error as exc:
+        return (f"PostgreSQL, as the web's role: {str(exc).strip()} (the grants come with "
+                "the migrations: lifecert api migrate, as the schema's owner)")
+    finally:
+        conn.close()
     return None
 
 

@@ -1,7 +1,7 @@
-"""Settings of ``lifecert web serve``: where PostgreSQL is (the API's role for the status
-query, its lockouts, the staff accounts and the audit trail; the reader's role for the
-dashboard's read models), the second-factor key (the API's: the same hashes, the same
-lockouts), and the cookies' Secure flag."""
+"""Settings of ``lifecert web serve``: where PostgreSQL is (as the web's own role,
+``lifecert_web``: the read models it shows, the status query's tables and lockouts, the
+staff sessions, the audit trail; lifecert/dbroles.py), the second-factor key (the API's:
+the same hashes, the same lockouts), and the cookies' Secure flag."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ ROLE = "PORTAL"
 
 @dataclass(frozen=True)
 class WebConfig:
-    api_dsn: str
-    reader_dsn: str
+    dsn: str
     second_factor_key: bytes
     policy: lockouts.Policy = field(default_factory=lambda: lockouts.Policy.of(Limits()))
     rules: RoleRules = field(default_factory=lambda: MATRIX[ROLE])
@@ -31,9 +30,9 @@ class WebConfig:
     cycle: str | None = None  # the campaign shown (None: the latest in the read models)
 
     @classmethod
-    def resolve(cls, api_dsn: str | None = None, reader_dsn: str | None = None,
-                pki_dir: Path | None = None, **kwargs: object) -> WebConfig:
+    def resolve(cls, dsn: str | None = None, pki_dir: Path | None = None,
+                **kwargs: object) -> WebConfig:
         from lifecert.endpoints import postgres_dsn
 
-        return cls(postgres_dsn(api_dsn, "api"), postgres_dsn(reader_dsn, "reader"),
-                   second_factor_key(second_factor_dir(pki_dir)), **kwargs)  # type: ignore[arg-type]
+        return cls(postgres_dsn(dsn, "web"), second_factor_key(second_factor_dir(pki_dir)),
+                   **kwargs)  # type: ignore[arg-type]

@@ -456,6 +456,32 @@ def test_export_equals_replay(projected: Projected, published: Published, world:
     assert_rows_match_offsets(projected.dsn, published)
 
 
+_GROUPED = """
+SELECT policy, district, residence, status, completed_by,
+       (completed_at AT TIME ZONE 'Asia/Shanghai')::date, count(*)
+FROM retiree_status GROUP BY 1, 2, 3, 4, 5, 6"""
+
+
+def assert_counts_match_rows(dsn: str) -> int:
+    """The counters the triggers keep (campaign_counts, through the campaign_counters
+    view) are exactly a GROUP BY over retiree_status; returns the number of groups."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(_GROUPED)
+            grouped = sorted(cur.fetchall(), key=repr)
+            cur.execute("SELECT policy, district, residence, status, channel, completed_day, "
+                        "retirees FROM campaign_counters")
+            kept = sorted(cur.fetchall(), key=repr)
+            cur.execute("SELECT count(*) FROM campaign_counts WHERE retirees < 0")
+            negative = cur.fetchone()
+    finally:
+        conn.close()
+    assert kept == grouped
+    assert negative == (0,)
+    return len(kept)
+
+
 @pytest.mark.stack
 def test_read_models_agree_with_replay(projected: Projected, world: World) -> None:
     replay_status = dict(
@@ -486,6 +512,8 @@ def test_read_models_agree_with_replay(projected: Projected, world: World) -> No
     }
     # The summary's figures, from PostgreSQL and from replay's states.
     assert counters == world.counters
+    # kept by the projections' transactions: the same groups as counting every row
+    assert assert_counts_match_rows(projected.dsn) > 10
     # The corrections view: per retiree, what the ledger and the statuses say.
     conn = psycopg2.connect(projected.dsn)
     try:
@@ -520,6 +548,7 @@ def test_rebuild_gives_the_same_export(projected: Projected, published: Publishe
     assert cli("projections", "export", *common, "--out", str(tmp_path)) == 0
     for name in ("instructions.jsonl", "status.csv"):
         assert (tmp_path / name).read_bytes() == (projected.export_dir / name).read_bytes()
+    assert assert_counts_match_rows(projected.dsn) > 10  # reset, then kept again
 
 
 @pytest.mark.stack

@@ -79,7 +79,7 @@ def web_box(stack: StackStatus, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 def web(web_box: Sandbox) -> Iterator[WebProcess]:
-    server = start_web(web_box.api_dsn, dsn_as(web_box.dsn, "reader"), web_box.pki.root,
+    server = start_web(dsn_as(web_box.dsn, "web"), web_box.pki.root,
                        web_box.root / "web.log", "--poll-seconds", "2")
     try:
         yield WebProcess(server, web_box)

@@ -268,10 +268,10 @@ def test_user_add_refuses_a_short_password(web: WebProcess) -> None:
 
 
 def test_serve_refuses_to_start_without_its_database(web: WebProcess) -> None:
-    nowhere = "postgresql://lifecert_api@127.0.0.1:1/none?connect_timeout=2"
+    nowhere = "postgresql://lifecert_web@127.0.0.1:1/none?connect_timeout=2"
     result = subprocess.run(
         [sys.executable, "-m", "lifecert.cli", "web", "serve", "--listen", "127.0.0.1:0",
-         "--dsn", nowhere, "--reader-dsn", nowhere, "--pki-dir", str(web.box.pki.root)],
+         "--dsn", nowhere, "--pki-dir", str(web.box.pki.root)],
         capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     assert result.returncode == 1
-    assert "cannot connect to PostgreSQL as the API's role" in result.stderr
+    assert "cannot connect to PostgreSQL as the web's role" in result.stderr

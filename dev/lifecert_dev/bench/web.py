@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifecert_dev.bench.api import STATUSES, _id_number, cpu_seconds, percentile
+from lifecert_dev.bench.api import STATUSES, cpu_seconds, percentile
 
 TARGET_P99_MS = 50.0
 TARGET_RATE = 200.0
@@ -60,30 +60,87 @@ class Figures:
                 and not self.errors)
 
 
+# The statuses' shares (lifecert_dev.bench.api.STATUSES) as cumulative thousandths, for
+# the SQL that draws them.
+_THOUSANDTHS = [(status, round(sum(w for _, w in STATUSES[:i + 1]) * 1000))
+                for i, (status, _) in enumerate(STATUSES)]
+DISTRICTS = ("Chancheng", "Nanhai", "Shunde", "Gaoming", "Sanshui")
+CHANNELS = ("FACE_APP", "COUNTER", "FACE_COUNTER")
+# Retiree n's statuses as the projections would write them, made by PostgreSQL itself in
+# one statement (1,000,000 rows in seconds, where a million-row VALUES list from Python
+# takes minutes); a draw per retiree from a multiplicative hash of n, so that the same n
+# gives the same status on every run. The counters' triggers (projections migration
+# 0012) run on it as on the projections' writes.
+_SEED_STATUSES = """
+INSERT INTO retiree_status (retiree_id, policy, status, district, residence, completed_by,
+                            completed_at, event_id, recorded_at, source_topic,
+                            source_partition, source_offset)
+SELECT 'WEB' || lpad(n::text, 7, '0'), 'foshan-2017', status, (%(districts)s)[1 + (n %% 5)::int],
+       'FOSHAN',
+       CASE WHEN done THEN (%(channels)s)[1 + ((n * 7919) %% 3)::int] END,
+       CASE WHEN done THEN timestamptz '2017-05-01 09:30:00+08'
+                           + make_interval(days => (n %% 28)::int) END,
+       'seed-' || n, now(), 'seed', 0, n
+FROM (SELECT n, status, status IN ('CERTIFIED', 'PENDING_DOCUMENTS') AS done
+      FROM (SELECT n, CASE {cases} END AS status
+            FROM (SELECT n, (n * 2654435761) %% 1000 AS draw
+                  FROM generate_series(0::bigint, %(last)s) AS n) AS d) AS s) AS r"""
+_SEED_HOLDS = """
+INSERT INTO open_holds (retiree_id, effective_month, hold_event_id, placed_at)
+SELECT retiree_id, '2017-07', 'hold-' || retiree_id, now() FROM retiree_status
+WHERE status = 'SUSPENDED'"""
+
+
+def _status_cases() -> str:
+    return " ".join(f"WHEN draw < {upto} THEN '{status}'" for status, upto in _THOUSANDTHS[:-1]) \
+        + f" ELSE '{_THOUSANDTHS[-1][0]}'"
+
+
 def seed(box: Any, retirees: int, rng: random.Random) -> list[tuple[str, str]]:
-    """Statuses, holds and second factors of ``retirees``; (retiree id, factor) pairs."""
+    """Statuses, holds and second factors of ``retirees`` (bulk SQL and COPY); (retiree
+    id, factor) pairs."""
     from lifecert.web import staff
 
-    ids = [f"WEB{i:07d}" for i in range(retirees)]
-    statuses, weights = zip(*STATUSES, strict=True)
-    districts = ("Chancheng", "Nanhai", "Shunde", "Gaoming", "Sanshui")
-    rows, holds = [], []
-    for n, rid in enumerate(ids):
-        status = rng.choices(statuses, weights)[0]
-        row: dict[str, Any] = {"retiree_id": rid, "status": status, "residence": "FOSHAN",
-                               "district": districts[n % len(districts)]}
-        if status in ("CERTIFIED", "PENDING_DOCUMENTS"):
-            row["completed_by"] = rng.choice(("FACE_APP", "COUNTER", "FACE_COUNTER"))
-            row["completed_at"] = f"2017-05-{1 + n % 28:02d}T09:30:00+08:00"
-        if status == "SUSPENDED":
-            holds.append((rid, "2017-07"))
-        rows.append(row)
-    box.seed_statuses(rows, holds)
-    id_numbers = {rid: _id_number(rng) for rid in ids}
-    box.register_second_factors(id_numbers.items())
+    with box.connect() as conn, conn, conn.cursor() as cur:
+        cur.execute(_SEED_STATUSES.format(cases=_status_cases()),
+                    {"districts": list(DISTRICTS), "channels": list(CHANNELS),
+                     "last": retirees - 1})
+        cur.execute(_SEED_HOLDS)
+    pairs = _register_factors(box, retirees, rng)
     with box.connect() as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE retiree_status")
+            cur.execute("ANALYZE open_holds")
+            cur.execute("ANALYZE api_second_factors")
         staff.add_user(conn, STAFF[0], STAFF[1], staff.CITY, None)
-    return [(rid, number[-4:]) for rid, number in id_numbers.items()]
+    return pairs
+
+
+def _register_factors(box: Any, retirees: int, rng: random.Random,
+                      chunk: int = 100_000) -> list[tuple[str, str]]:
+    """Every retiree's second factor (4 characters, as ``lifecert api second-factor
+    import`` stores them: salted keyed hashes), COPYed in chunks."""
+    import io
+    import secrets
+
+    from lifecert.api.secondfactor import digest
+
+    key = box.second_factor_key
+    pairs: list[tuple[str, str]] = []
+    with box.connect() as conn, conn, conn.cursor() as cur:
+        for begin in range(0, retirees, chunk):
+            lines = []
+            for n in range(begin, min(retirees, begin + chunk)):
+                rid = f"WEB{n:07d}"
+                factor = f"{rng.randrange(1000):03d}{rng.choice('0123456789X')}"
+                salt = secrets.token_bytes(16)
+                lines.append(f"{rid}\t\\\\x{salt.hex()}\t\\\\x"
+                             f"{digest(key, salt, rid, factor).hex()}\n")
+                pairs.append((rid, factor))
+            cur.copy_expert("COPY api_second_factors (retiree_id, salt, digest) FROM STDIN",
+                            io.StringIO("".join(lines)))
+    return pairs
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -182,9 +239,12 @@ def run(args: argparse.Namespace) -> int:
             return 1
         with box:
             print(f"lifecert web bench: seeding {args.retirees:,} retirees", file=sys.stderr)
+            seeding = time.perf_counter()
             pairs = seed(box, args.retirees, rng)
+            print(f"lifecert web bench: seeded in {time.perf_counter() - seeding:.1f} s",
+                  file=sys.stderr)
             try:
-                server = start_web(box.api_dsn, dsn_as(box.dsn, "reader"), box.pki.root,
+                server = start_web(dsn_as(box.dsn, "web"), box.pki.root,
                                    Path(tmp) / "web.log")
             except WebError as exc:
                 print(f"lifecert web bench: {exc}", file=sys.stderr)

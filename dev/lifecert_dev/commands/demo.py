@@ -168,7 +168,25 @@ def run_live(args: argparse.Namespace, work: Path, events: Path) -> int:
         print(f"\n{ledger}")
     print(f"\nLive instructions and statuses {'==' if same else '!='} offline replay "
           f"({work}/live vs {work}/replay)")
+    print(f"\n{web_pages(stack.postgres_dsn_for('owner', run.database), run.database)}")
     return 0 if same and (not args.partners or ledger_equal) else 1
+
+
+def web_pages(owner_dsn: str, database: str, pki_dir: Path | None = None) -> str:
+    """The demo's last lines: the URLs of the status page and the dashboard, the staff
+    login and retirees to try (lifecert_dev.web_demo); or why the pages cannot be had,
+    which does not fail the demo (its campaign is done and checked)."""
+    import psycopg2
+
+    try:
+        from lifecert_dev.web_demo import prepare
+
+        return prepare(database, owner_dsn=owner_dsn, pki_dir=pki_dir).describe()
+    except ModuleNotFoundError as exc:
+        return (f"Web pages: not available, the Python package {exc.name!r} is missing "
+                "(lifecert's 'web' extra: make setup installs it)")
+    except (psycopg2.Error, OSError) as exc:
+        return f"Web pages: not prepared: {str(exc).strip()}"
 
 
 def render_cases(cases: Iterable[Case]) -> str:

@@ -185,6 +185,66 @@ def test_the_reader_only_reads_the_read_models(stack: StackStatus, database: str
     assert "permission denied" in refused(reader, "SELECT * FROM api_audit")
 
 
+def test_the_web_reads_what_it_shows_and_keeps_the_shared_lockouts(
+        stack: StackStatus, database: str) -> None:
+    """lifecert web serve's own role: the read models of the status page and the
+    dashboard, the status query's tables, the lockouts it shares with the API (through
+    api_second_factor_failed), its sessions, its audit rows."""
+    web = stack.postgres_dsn_for("web", database)
+    for table in ("retiree_status", "open_holds", "event_verdicts", "instruction_ledger",
+                  "consular_cases", "assistance_cases", "projection_offsets",
+                  "campaign_counters", "forms_outstanding", "forms_unmatched",
+                  "api_second_factors", "api_retiree_directory", "api_web_staff",
+                  "api_directory_dead_letters"):
+        assert run(web, f"SELECT count(*) FROM {table}") == [(0,)], table
+    [(failures, *_rest)] = run(web, "SELECT * FROM api_second_factor_failed("
+                                    "'s', 'lifecert-web', 'c', 5, 60, 100, 60, 1)")
+    assert failures == 1
+    run(web, "DELETE FROM api_second_factor_lockouts WHERE subject = 's'")
+    run(web, "INSERT INTO api_audit (at, agency, role, peer, method, outcome) "
+             "VALUES (now(), 'lifecert-web', 'PORTAL', NULL, 'web.GetStatus', 'OK')")
+    admin = psycopg2.extensions.make_dsn(stack.postgres_dsn, dbname=database)
+    run(admin, "INSERT INTO api_web_staff (username, password_hash, role) "
+               "VALUES ('city.a', '$argon2id$x', 'CITY')")
+    run(web, "INSERT INTO api_web_sessions (token_hash, username, csrf, expires_at) "
+             "VALUES ('t', 'city.a', 'c', now() + interval '1 hour')")
+    run(web, "DELETE FROM api_web_sessions WHERE token_hash = 't'")
+    assert run(admin, "SELECT count(*) FROM api_agency_failure_budgets") == [(2,)]
+    assert run(admin, "SELECT count(*) FROM api_pending_alerts") == [(1,)]
+
+
+def test_the_web_refuses_what_it_has_no_business_with(
+        stack: StackStatus, database: str) -> None:
+    web = stack.postgres_dsn_for("web", database)
+    # personal data it never shows, the API's other tables, the partner API's records
+    for table in ("retiree_contacts", "home_visit_reports", "home_visit_teams",
+                  "assistance_refusals", "paper_forms", "api_audit",
+                  "api_audit_dead_letters", "api_face_references", "api_face_decisions",
+                  "api_accepted_events", "api_subscription_cursors", "api_pending_alerts"):
+        assert f"permission denied for table {table}" in refused(
+            web, f"SELECT * FROM {table}"), table
+    # no read model it may change; no api_ table it does not own (the staff accounts are
+    # made by the owner, lifecert web user add), its audit appended to only
+    for statement in ("UPDATE retiree_status SET status = 'TERMINATED'",
+                      "DELETE FROM open_holds", "TRUNCATE instruction_ledger",
+                      "UPDATE campaign_counts SET retirees = 0",
+                      "INSERT INTO api_second_factors VALUES ('R', '', '')",
+                      "DELETE FROM api_retiree_directory",
+                      "INSERT INTO api_web_staff (username, password_hash, role) "
+                      "VALUES ('x.y', '$argon2id$x', 'CITY')",
+                      "UPDATE api_web_staff SET role = 'CITY'",
+                      "UPDATE api_web_sessions SET expires_at = now()",
+                      "UPDATE api_audit SET outcome = 'NOTHING'", "DELETE FROM api_audit",
+                      "DELETE FROM api_pending_alerts",
+                      "INSERT INTO api_subscription_cursors VALUES ('a', 'c', now())"):
+        assert "permission denied" in refused(web, statement), statement
+    assert "permission denied for schema public" in refused(web, "CREATE TABLE x (a int)")
+    # and the API's role, in turn, no longer reaches the web's sessions nor its accounts
+    api = stack.postgres_dsn_for("api", database)
+    for table in ("api_web_staff", "api_web_sessions"):
+        assert f"permission denied for table {table}" in refused(api, f"SELECT * FROM {table}")
+
+
 def test_the_owner_owns_the_schema_and_nothing_more(stack: StackStatus, database: str) -> None:
     owner = stack.postgres_dsn_for("owner", database)
     assert run(owner, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 import psycopg2.pool
-from psycopg2.extras import execute_values
+from psycopg2.extras import Json, execute_values
 
 from lifecert.api.authz import Retiree
 from lifecert.api.escape import escaped
@@ -261,6 +261,9 @@ class AcceptedRow:
     event_id: str
     content_digest: str
     recorded_at: datetime
+    # one digest per field (partner.field_digests); None for rows accepted before they
+    # were kept
+    field_digests: dict[str, str] | None = None
 
 
 def accepted(conn: Connection, event_ids: Sequence[str]) -> dict[str, AcceptedRow]:
@@ -268,7 +271,8 @@ def accepted(conn: Connection, event_ids: Sequence[str]) -> dict[str, AcceptedRo
         return {}
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT event_id, content_digest, recorded_at FROM api_accepted_events "
+            "SELECT event_id, content_digest, recorded_at, field_digests "
+            "FROM api_accepted_events "
             "WHERE event_id = ANY(%s)",
             (list(event_ids),),
         )
@@ -286,6 +290,7 @@ class NewAccepted:
     partition: int
     offset: int
     recorded_at: datetime
+    field_digests: dict[str, str] | None = None
 
 
 def record_accepted(conn: Connection, rows: Sequence[NewAccepted]) -> set[str]:
@@ -297,9 +302,10 @@ def record_accepted(conn: Connection, rows: Sequence[NewAccepted]) -> set[str]:
         inserted = execute_values(
             cur,
             "INSERT INTO api_accepted_events (event_id, agency, type, idempotency_key, "
-            'content_digest, topic, "partition", "offset", recorded_at) VALUES %s '
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            [astuple(r) for r in rows],
+            'content_digest, topic, "partition", "offset", recorded_at, field_digests) '
+            "VALUES %s ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [(*astuple(r)[:-1], None if r.field_digests is None else Json(r.field_digests))
+             for r in rows],
             fetch=True,
         )
         return {event_id for (event_id,) in inserted}

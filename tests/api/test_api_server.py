@@ -213,6 +213,9 @@ def test_item_results_rejected_duplicate_conflict(
     # The reason names the idempotency key (the certification id) ...
     assert "CertificationRecorded 'MO-SSF-X-1'" in conflict.results[0].reason, \
         conflict.results[0].reason
+    # ... and the field that differs from the earlier submission, by name only.
+    assert "retiree_id differs" in conflict.results[0].reason, conflict.results[0].reason
+    assert "MO-3" not in conflict.results[0].reason
     # ... and, for a conflict inside one batch, the field that differs.
     twice = macau.SubmitBatch(batch(
         certification("MO-SSF-X-4", "MO-2", common_pb2.MACAU_SSF),

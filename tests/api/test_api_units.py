@@ -16,6 +16,7 @@ from lifecert.api.nextstep import next_step
 from lifecert.api.partner import (
     CursorError,
     ItemError,
+    conflict_reason,
     decode_cursor,
     encode_cursor,
     event_id_for,
@@ -180,6 +181,30 @@ def test_items_become_events_with_deterministic_ids() -> None:
                                                           date_of_death="2017-04-01")),
                     "MO-SSF", now)
     assert death.event["source"] == "MO-SSF" and death.key == "R1|2017-04-01"
+
+
+def test_a_conflict_with_an_earlier_submission_names_the_key_and_fields_not_values() -> None:
+    now = dt.datetime(2017, 5, 3, tzinfo=dt.UTC)
+    first = prepare(0, _cert_item(), "MO-SSF", now)
+    # What the accepted row keeps: one digest per field, none of them a value in clear.
+    kept = dict(first.field_digests)
+    assert set(kept) == {"certification_id", "retiree_id", "channel", "agency_id",
+                         "performed_at"}
+    assert not {"R1", "C-1", "MO-SSF"} & set(kept.values())
+    again = prepare(0, _cert_item(retiree_id="R9",
+                                  performed_at=dt.datetime(2017, 5, 2, 2, tzinfo=dt.UTC)),
+                    "MO-SSF", now + dt.timedelta(days=1))
+    recorded = dt.datetime(2017, 5, 3, 8, tzinfo=dt.UTC)
+    reason = conflict_reason(again, None, recorded, kept)
+    assert "idempotency key CertificationRecorded 'C-1'" in reason
+    assert "performed_at, retiree_id differ" in reason, reason
+    assert "R9" not in reason and "R1" not in reason
+    # One field: named alone.
+    one = prepare(0, _cert_item(retiree_id="R9"), "MO-SSF", now)
+    assert "retiree_id differs;" in conflict_reason(one, None, recorded, kept)
+    # A row accepted before the digests were kept: the key, and no field names guessed.
+    old = conflict_reason(again, None, recorded, None)
+    assert "'C-1'" in old and "differ" not in old
 
 
 @pytest.mark.parametrize(

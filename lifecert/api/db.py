@@ -318,7 +318,8 @@ SELECT sf.salt, sf.digest,
        d.residence, d.managing_unit, d.scheme, d.category,
        (SELECT coalesce(json_agg(json_build_array(
                    s.policy, s.status, s.residence, s.completed_by,
-                   extract(epoch FROM s.completed_at), extract(epoch FROM s.recorded_at))
+                   extract(epoch FROM s.completed_at), extract(epoch FROM s.recorded_at),
+                   s.performed_on)
                ORDER BY s.policy COLLATE "C"), '[]'::json)
           FROM retiree_status s WHERE s.retiree_id = $1) AS statuses,
        (SELECT coalesce(json_agg(json_build_array(
@@ -346,8 +347,11 @@ class StatusRow:
     status: str
     residence: str
     completed_by: str | None
-    completed_at: float | None  # epoch seconds
+    completed_at: float | None  # epoch seconds: when lifecert recorded the completion
     as_of: float
+    # YYYY-MM-DD (Asia/Shanghai): when the completing certification was performed; None
+    # for statuses projected before it was kept
+    performed_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -388,8 +392,8 @@ async def status_lookup(
         bytes(dig) if dig is not None else None,
         retiree,
         [
-            StatusRow(p, s, r, c, float(ca) if ca is not None else None, float(a))
-            for p, s, r, c, ca, a in statuses
+            StatusRow(p, s, r, c, float(ca) if ca is not None else None, float(a), on)
+            for p, s, r, c, ca, a, on in statuses
         ],
         [(m, float(at)) for m, at in holds],
         key_failures,

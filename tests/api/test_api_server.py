@@ -35,12 +35,14 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.domain.verdicts import verdict
 from lifecert.events import codec
+from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
+from streams.records import retiree_status
 from tests.api.api_world import ID_NUMBERS, POLICY
 
 pytestmark = pytest.mark.stack
@@ -90,13 +92,9 @@ def decide_and_project(box: Sandbox) -> None:
         for rid in touched:
             state = campaign.retirees.get(rid)
             if state is not None:
-                records.append((STATUS, {
-                    "type": "RetireeStatus", "event_id": f"status-{event['event_id']}-{rid}",
-                    "recorded_at": event["recorded_at"], "source_agency": "lifecert",
-                    "retiree_id": rid, "policy": POLICY, "status": state.status(),
-                    "district": state.district, "residence": state.residence,
-                    "completed_by": state.completed_by, "completed_at": state.completed_at,
-                }))
+                # the worker's own status record (streams/records.py)
+                records.append((STATUS, retiree_status(POLICY, state, event["recorded_at"],
+                                                       event["event_id"])))
     box.publish(records)
     with acting_as("projections"):
         run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
@@ -441,7 +439,11 @@ def test_status_query_reads_the_projections(server: ServerProcess, decided: None
         assert reply.cycle == POLICY
         assert reply.status == sq.CERTIFIED
         assert reply.channel == common_pb2.MACAU_SSF
-        assert reply.completed_on  # a local date
+        # The day the person was seen (performed_at, Asia/Shanghai), not the day the hub
+        # received the certification (completed_at).
+        assert reply.completed_on == PERFORMED.astimezone(SHANGHAI).date().isoformat()
+        received = reply.completed_at.ToDatetime(tzinfo=dt.UTC).astimezone(SHANGHAI)
+        assert received.date().isoformat() != reply.completed_on, received  # wall clock
         assert reply.next_step.code == "NOTHING_TO_DO" and reply.next_step.zh
         # A cycle that does not exist is an error naming it, not "no decision yet" (1970).
         no_cycle = expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.GetStatus,

@@ -20,11 +20,10 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import heapq
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -37,6 +36,7 @@ from aiokafka.structs import TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db
+from lifecert.api.feedorder import LogOrder
 from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
@@ -52,7 +52,7 @@ from lifecert.events.types import TypedEvent
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.campaign_clock import Clock, wall_clock
-from lifecert.pipeline.topics import TopicLayout
+from lifecert.pipeline.topics import STATUS, VERDICTS, TopicLayout
 
 log = logging.getLogger("lifecert.api")
 
@@ -445,15 +445,6 @@ def conflict_reason(p: Prepared, earlier: Prepared | None,
                    "key for a new report")
 
 
-def log_order(partitions: Iterable[Sequence[Any]]) -> list[Any]:
-    """The records of one fetch, one list per partition, as one sequence in the order they
-    were written: merged by their log time (Kafka's record timestamp), each partition's
-    own order kept. Events of one retiree on several topics (a status, a release, a
-    rejection) then reach the partner in the order the worker wrote them, not topic by
-    topic."""
-    return list(heapq.merge(*partitions, key=lambda r: r.timestamp))
-
-
 class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     def __init__(
         self,
@@ -799,29 +790,26 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     consumer.seek(tp, offset)
             checkpointed: str | None = None
             idle_since = asyncio.get_running_loop().time()
+            order = LogOrder(((tp.topic, tp.partition) for tp in tps), rank=self._rank)
+            by_key = {(tp.topic, tp.partition): tp for tp in tps}
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                records = log_order(batch.values())
+                order.add({(tp.topic, tp.partition): rs for tp, rs in batch.items()})
+                for key, tp in by_key.items():
+                    if not order.waiting(key):
+                        order.start_at(key, await consumer.position(tp))
+                    elif order.full(key):
+                        consumer.pause(tp)
+                records = order.release(lambda key: consumer.highwater(by_key[key]))
+                consumer.resume(*[tp for key, tp in by_key.items()
+                                  if tp in consumer.paused() and not order.full(key)])
                 if records:
-                    events = []
-                    for record in records:
-                        event = self._decode(record.value, wanted)
-                        events.append((record, event))
-                    scope = rules.scope
-                    need = [e["retiree_id"] for _, e in events
-                            if e is not None and e["type"] != VERDICT]
-                    directory: dict[str, authz.Retiree] = {}
-                    if need and not scope.everyone:
-                        directory = await self.db.run(partial(db.directory, retiree_ids=need))
-                    for record, event in events:
-                        positions.setdefault(record.topic, {})[record.partition] = \
-                            record.offset + 1
-                        if event is None or not self._in_scope(call, scope, event, directory):
-                            continue
-                        yield pb.SubscribeResponse(
-                            event=self._partner_event(event), cursor=encode_cursor(positions)
-                        )
+                    async for response in self._deliver(call, rules, wanted, records,
+                                                        positions):
+                        yield response
                     continue
+                if order.waiting():
+                    continue  # held back until the partitions behind are fetched
                 cursor = encode_cursor(positions)
                 now = asyncio.get_running_loop().time()
                 if cursor == checkpointed and now - idle_since < self.idle_checkpoint_seconds:
@@ -841,6 +829,33 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     )
         finally:
             await consumer.stop()
+
+    async def _deliver(
+        self, call: Call, rules: authz.RoleRules, wanted: set[str], records: list[Any],
+        positions: dict[str, dict[int, int]],
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        """The records, in the order given, that the caller may see; the cursor after
+        each moves past every record before it, shown or not."""
+        events = [(record, self._decode(record.value, wanted)) for record in records]
+        scope = rules.scope
+        need = [e["retiree_id"] for _, e in events if e is not None and e["type"] != VERDICT]
+        directory: dict[str, authz.Retiree] = {}
+        if need and not scope.everyone:
+            directory = await self.db.run(partial(db.directory, retiree_ids=need))
+        for record, event in events:
+            positions.setdefault(record.topic, {})[record.partition] = record.offset + 1
+            if event is None or not self._in_scope(call, scope, event, directory):
+                continue
+            yield pb.SubscribeResponse(
+                event=self._partner_event(event), cursor=encode_cursor(positions)
+            )
+
+    def _rank(self, topic: str) -> int:
+        """Ties in log time follow the worker's write order: outputs, verdicts, statuses
+        (streams/processor.py)."""
+        if topic == self.topics[STATUS].name:
+            return 2
+        return 1 if topic == self.topics[VERDICTS].name else 0
 
     @staticmethod
     def _decode(value: bytes | None, wanted: set[str]) -> dict[str, Any] | None:

@@ -407,19 +407,47 @@ def test_a_certification_that_did_not_count_is_explained_in_both_languages() -> 
         "DUPLICATE_CERTIFICATION", "CertificationRecorded", None, False)[1]
 
 
-def test_subscribe_delivers_one_fetch_in_log_order_across_topics() -> None:
+def test_subscribe_delivers_in_log_order_across_topics_and_fetches() -> None:
     from collections import namedtuple
 
-    from lifecert.api.partner import log_order
+    from lifecert.api.feedorder import LogOrder
 
     rec = namedtuple("rec", "topic partition offset timestamp")
-    # One retiree's status (status topic) and its release (output topic), written in that
-    # order, then a later status: a fetch hands them over topic by topic.
-    statuses = [rec("status", 2, 10, 1000), rec("status", 2, 11, 1300)]
-    outputs = [rec("outputs", 2, 5, 1001)]
-    merged = log_order([outputs, statuses])
-    assert [(r.topic, r.offset) for r in merged] == [("status", 10), ("outputs", 5),
-                                                     ("status", 11)]
-    # Each partition's own order is kept, even with a timestamp out of step.
-    skewed = [rec("status", 0, 1, 500), rec("status", 0, 2, 400)]
-    assert [r.offset for r in log_order([skewed])] == [1, 2]
+    parts = [("status", 2), ("outputs", 2), ("status", 0)]
+    rank = {"outputs": 0, "verdicts": 1, "status": 2}.__getitem__
+    ends: dict[tuple[str, int], int | None] = {("status", 2): 12, ("outputs", 2): None,
+                                              ("status", 0): 0}
+    order = LogOrder(parts, rank=rank)
+    # One retiree's statuses (status topic, written at 1000 and 1300) and its release
+    # (outputs, 1001), the outputs partition not fetched yet (its end unknown): nothing
+    # goes, the outputs partition may hold earlier records.
+    order.add({("status", 2): [rec("status", 2, 10, 1000), rec("status", 2, 11, 1300)]})
+    assert order.release(ends.get) == [] and order.waiting() == 2
+    # A fetch brings an earlier output, not the release yet (the partition's end is 6):
+    # that output goes, the statuses still wait.
+    ends[("outputs", 2)] = 6
+    order.add({("outputs", 2): [rec("outputs", 2, 4, 990)]})
+    assert [(r.topic, r.offset) for r in order.release(ends.get)] == [("outputs", 4)]
+    # The next fetch brings the release: it goes between the two statuses.
+    order.add({("outputs", 2): [rec("outputs", 2, 5, 1001)]})
+    assert [(r.topic, r.offset) for r in order.release(ends.get)] == [
+        ("status", 10), ("outputs", 5), ("status", 11)]
+    assert order.waiting() == 0
+    # A partition at its end holds nothing back; one that delivered later already neither.
+    order.add({("status", 2): [rec("status", 2, 12, 1400)]})
+    ends[("status", 2)] = 13
+    assert [r.offset for r in order.release(ends.get)] == [12]
+    # Ties in log time follow the worker's write order (outputs, then statuses).
+    tie = LogOrder(parts, rank=rank)
+    tie.add({("status", 2): [rec("status", 2, 1, 500)],
+             ("outputs", 2): [rec("outputs", 2, 1, 500)]})
+    assert [r.topic for r in tie.release(lambda key: 2 if key[1] == 2 else 0)] == [
+        "outputs", "status"]
+    # Each partition's own order is kept, even with a log time out of step.
+    skewed = LogOrder([("status", 0)])
+    skewed.add({("status", 0): [rec("status", 0, 1, 500), rec("status", 0, 2, 400)]})
+    assert [r.offset for r in skewed.release({("status", 0): 3}.get)] == [1, 2]
+    # A partition holds at most hold_at_most records before it is paused.
+    small = LogOrder(parts, hold_at_most=2)
+    small.add({("status", 0): [rec("status", 0, i, 900 + i) for i in range(2)]})
+    assert small.full(("status", 0)) and not small.full(("status", 2))

@@ -451,3 +451,13 @@ def test_subscribe_delivers_in_log_order_across_topics_and_fetches() -> None:
     small = LogOrder(parts, hold_at_most=2)
     small.add({("status", 0): [rec("status", 0, i, 900 + i) for i in range(2)]})
     assert small.full(("status", 0)) and not small.full(("status", 2))
+
+
+def test_the_server_warns_when_grpc_would_hide_refused_tls_handshakes() -> None:
+    from lifecert.api.server import tls_refusal_logging
+
+    for level in ("ERROR", "none"):
+        warning = tls_refusal_logging({"GRPC_VERBOSITY": level})
+        assert warning is not None and "refused TLS handshakes" in warning
+    for environ in ({}, {"GRPC_VERBOSITY": "WARNING"}, {"GRPC_VERBOSITY": "info"}):
+        assert tls_refusal_logging(environ) is None

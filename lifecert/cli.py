@@ -44,7 +44,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 # (``KAFKA_COMPONENT`` of its module: lifecert-dev's demo, stack and bench are the admin).
 COMMAND_COMPONENTS: dict[str, str] = {
     "topics": "admin",
-    "log": "admin",
+    # a command's action may log in as another principal than the command's (key
+    # "<command> <action>"): looking at the log needs no right to change it
+    "topics tail": "reader",
+    "log": "reader",
     "publish": "connector",
     "connectors": "connector",
     "reconcile": "connector",
@@ -102,10 +105,16 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, add_plugins(subparsers)
 
 
-def component_of(command: str, plugin: ModuleType | None = None) -> str | None:
-    """The Kafka principal of ``command``, ``plugin`` its module when a plug-in."""
+def component_of(command: str, plugin: ModuleType | None = None,
+                 action: str | None = None) -> str | None:
+    """The Kafka principal of ``command`` (its ``action`` when it has one), ``plugin`` its
+    module when a plug-in."""
     declared = getattr(plugin, "KAFKA_COMPONENT", None)
-    return declared if isinstance(declared, str) else COMMAND_COMPONENTS.get(command)
+    if isinstance(declared, str):
+        return declared
+    if action is not None and f"{command} {action}" in COMMAND_COMPONENTS:
+        return COMMAND_COMPONENTS[f"{command} {action}"]
+    return COMMAND_COMPONENTS.get(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from lifecert.pipeline.credentials import acting_as
 
-    component = component_of(args.command, plugins.get(args.command))
+    action = getattr(args, f"{args.command.replace('-', '_')}_action", None)
+    component = component_of(args.command, plugins.get(args.command), action)
     try:
         if component is None:
             return int(args.func(args) or 0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from lifecert.domain.policy import available_policies, load_policy
@@ -97,6 +97,7 @@ class StatusRow:
     topic: str
     partition: int
     offset: int
+    performed_on: date | None = None
 
 
 @dataclass(slots=True)
@@ -437,6 +438,7 @@ class BatchBuilder:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            performed_on=event.get("performed_on"),
         )
         # Poll order is offset order within a partition, and a retiree's statuses share one
         # partition: the last one added is the latest.

@@ -69,7 +69,7 @@ _LEDGER_COLUMNS = (
 _STATUS_COLUMNS = (
     "retiree_id, policy, status, district, residence, completed_by, completed_at, "
     "revocations, retractions, event_id, recorded_at, source_topic, source_partition, "
-    "source_offset"
+    "source_offset, performed_on"
 )
 _STATUS_MERGE = f"""
 INSERT INTO retiree_status AS s ({_STATUS_COLUMNS})
@@ -77,6 +77,7 @@ SELECT {_STATUS_COLUMNS} FROM projection_status_in
 ON CONFLICT (retiree_id, policy) DO UPDATE SET
     status = excluded.status, district = excluded.district, residence = excluded.residence,
     completed_by = excluded.completed_by, completed_at = excluded.completed_at,
+    performed_on = excluded.performed_on,
     revocations = excluded.revocations, retractions = excluded.retractions,
     event_id = excluded.event_id, recorded_at = excluded.recorded_at,
     source_topic = excluded.source_topic, source_partition = excluded.source_partition,
@@ -385,11 +386,12 @@ def _ledger_line(row: LedgerRow) -> str:
 
 def _status_line(row: StatusRow) -> str:
     completed_at = "\\N" if row.completed_at is None else row.completed_at.isoformat()
+    performed_on = "\\N" if row.performed_on is None else row.performed_on.isoformat()
     return (
         f"{_text(row.retiree_id)}\t{_text(row.policy)}\t{row.status}\t"
         f"{_optional(row.district)}\t{row.residence}\t{_optional(row.completed_by)}\t"
         f"{completed_at}\t{row.revocations}\t{row.retractions}\t{_text(row.event_id)}\t{row.recorded_at.isoformat()}\t"
-        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\n"
+        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\t{performed_on}\n"
     )
 
 

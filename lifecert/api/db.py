@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 import psycopg2.pool
-from psycopg2.extras import execute_values
+from psycopg2.extras import Json, execute_values
 
 from lifecert.api.authz import Retiree
 from lifecert.api.escape import escaped
@@ -261,6 +261,9 @@ class AcceptedRow:
     event_id: str
     content_digest: str
     recorded_at: datetime
+    # one digest per field (partner.field_digests); None for rows accepted before they
+    # were kept
+    field_digests: dict[str, str] | None = None
 
 
 def accepted(conn: Connection, event_ids: Sequence[str]) -> dict[str, AcceptedRow]:
@@ -268,7 +271,8 @@ def accepted(conn: Connection, event_ids: Sequence[str]) -> dict[str, AcceptedRo
         return {}
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT event_id, content_digest, recorded_at FROM api_accepted_events "
+            "SELECT event_id, content_digest, recorded_at, field_digests "
+            "FROM api_accepted_events "
             "WHERE event_id = ANY(%s)",
             (list(event_ids),),
         )
@@ -286,6 +290,7 @@ class NewAccepted:
     partition: int
     offset: int
     recorded_at: datetime
+    field_digests: dict[str, str] | None = None
 
 
 def record_accepted(conn: Connection, rows: Sequence[NewAccepted]) -> set[str]:
@@ -297,9 +302,10 @@ def record_accepted(conn: Connection, rows: Sequence[NewAccepted]) -> set[str]:
         inserted = execute_values(
             cur,
             "INSERT INTO api_accepted_events (event_id, agency, type, idempotency_key, "
-            'content_digest, topic, "partition", "offset", recorded_at) VALUES %s '
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            [astuple(r) for r in rows],
+            'content_digest, topic, "partition", "offset", recorded_at, field_digests) '
+            "VALUES %s ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [(*astuple(r)[:-1], None if r.field_digests is None else Json(r.field_digests))
+             for r in rows],
             fetch=True,
         )
         return {event_id for (event_id,) in inserted}
@@ -312,7 +318,8 @@ SELECT sf.salt, sf.digest,
        d.residence, d.managing_unit, d.scheme, d.category,
        (SELECT coalesce(json_agg(json_build_array(
                    s.policy, s.status, s.residence, s.completed_by,
-                   extract(epoch FROM s.completed_at), extract(epoch FROM s.recorded_at))
+                   extract(epoch FROM s.completed_at), extract(epoch FROM s.recorded_at),
+                   s.performed_on)
                ORDER BY s.policy COLLATE "C"), '[]'::json)
           FROM retiree_status s WHERE s.retiree_id = $1) AS statuses,
        (SELECT coalesce(json_agg(json_build_array(
@@ -340,8 +347,11 @@ class StatusRow:
     status: str
     residence: str
     completed_by: str | None
-    completed_at: float | None  # epoch seconds
+    completed_at: float | None  # epoch seconds: when lifecert recorded the completion
     as_of: float
+    # YYYY-MM-DD (Asia/Shanghai): when the completing certification was performed; None
+    # for statuses projected before it was kept
+    performed_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -382,8 +392,8 @@ async def status_lookup(
         bytes(dig) if dig is not None else None,
         retiree,
         [
-            StatusRow(p, s, r, c, float(ca) if ca is not None else None, float(a))
-            for p, s, r, c, ca, a in statuses
+            StatusRow(p, s, r, c, float(ca) if ca is not None else None, float(a), on)
+            for p, s, r, c, ca, a, on in statuses
         ],
         [(m, float(at)) for m, at in holds],
         key_failures,

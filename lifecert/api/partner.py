@@ -20,12 +20,11 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import heapq
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -37,6 +36,7 @@ from aiokafka.structs import TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lifecert.api import authz, db
+from lifecert.api.feedorder import LogOrder
 from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
@@ -52,7 +52,7 @@ from lifecert.events.types import TypedEvent
 from lifecert.keystore.postgres import open_keystore
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.campaign_clock import Clock, wall_clock
-from lifecert.pipeline.topics import TopicLayout
+from lifecert.pipeline.topics import STATUS, VERDICTS, TopicLayout
 
 log = logging.getLogger("lifecert.api")
 
@@ -87,6 +87,9 @@ class Prepared:
     # a certification's ContactDetailsUpdated (issue 14), its phone and address still in
     # the clear: sealed just before it is published (PartnerExchange._sealed), never logged
     contact: TypedEvent | None = None
+    # one digest per field (field_digests), kept with the accepted row so that a later
+    # CONFLICT can name the fields that differ without keeping their values
+    field_digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def event_id(self) -> str:
@@ -230,6 +233,16 @@ def _digest(fields: dict[str, Any]) -> str:
     ).hexdigest()
 
 
+def field_digests(event_id: str, fields: dict[str, Any]) -> dict[str, str]:
+    """A short digest of each field's value, salted with the event id: enough to tell
+    which fields of a later item with the same key differ, without keeping the values."""
+    return {
+        name: hashlib.sha256(json.dumps([event_id, name, value], sort_keys=True,
+                                        separators=(",", ":")).encode()).hexdigest()[:16]
+        for name, value in fields.items()
+    }
+
+
 def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prepared:
     """The event an item stands for; raises ItemError or MalformedEvent."""
     which = item.WhichOneof("item")
@@ -298,14 +311,16 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
         raise ItemError("the item is empty (set certification, documents_received, death, "
                         "revocation or retraction)")
     digest = _digest({"kind": kind, **fields})
+    event_id = event_id_for(agency, kind, key)
     event = parse_typed({
         "type": kind,
-        "event_id": event_id_for(agency, kind, key),
+        "event_id": event_id,
         "recorded_at": recorded_at,
         "source_agency": agency,
         **fields,
     })
-    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest, contact)
+    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest, contact,
+                    field_digests(event_id, fields))
 
 
 def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.ItemResult:
@@ -409,31 +424,25 @@ def interchange(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def conflict_reason(p: Prepared, earlier: Prepared | None,
-                    recorded_at: datetime | None) -> str:
+                    recorded_at: datetime | None,
+                    earlier_digests: dict[str, str] | None = None) -> str:
     """Why an item is a CONFLICT: its idempotency key (kind and key, e.g. the
-    certification id), where the other content was, and the fields that differ when the
-    other item is at hand (earlier in the same batch)."""
+    certification id), where the other content was, and the names of the fields that
+    differ (never their values): compared with the other item when it is earlier in the
+    same batch, else with the field digests kept with the accepted row."""
     where = (f"by item {earlier.index} of this batch" if earlier is not None else
              "before" + (f" (recorded {recorded_at.isoformat()})" if recorded_at else ""))
     text = (f"idempotency key {p.kind} {bounds.show(p.key)} was accepted {where} with other "
             "content")
     if earlier is not None:
-        fields = sorted(k for k in set(p.event) | set(earlier.event)
-                        if k not in ("event_id", "recorded_at")
-                        and p.event.get(k) != earlier.event.get(k))
+        earlier_digests = earlier.field_digests
+    if earlier_digests is not None:
+        fields = sorted(k for k in set(p.field_digests) | set(earlier_digests)
+                        if p.field_digests.get(k) != earlier_digests.get(k))
         if fields:
-            text += f": {', '.join(fields)} differ"
+            text += f": {', '.join(fields)} differ{'s' if len(fields) == 1 else ''}"
     return text + ("; send the same content again to be answered DUPLICATE, or use a new "
                    "key for a new report")
-
-
-def log_order(partitions: Iterable[Sequence[Any]]) -> list[Any]:
-    """The records of one fetch, one list per partition, as one sequence in the order they
-    were written: merged by their log time (Kafka's record timestamp), each partition's
-    own order kept. Events of one retiree on several topics (a status, a release, a
-    rejection) then reach the partner in the order the worker wrote them, not topic by
-    topic."""
-    return list(heapq.merge(*partitions, key=lambda r: r.timestamp))
 
 
 class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
@@ -569,7 +578,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         for p in checked:
             before = known.get(p.event_id)
             if before is not None:
-                results[p.index] = self._again(p, before.content_digest, before.recorded_at)
+                results[p.index] = self._again(p, before.content_digest, before.recorded_at,
+                                               earlier_digests=before.field_digests)
             elif p.event_id in first_in_batch:
                 first = first_in_batch[p.event_id]
                 results[p.index] = self._again(p, first.digest, None, first)
@@ -601,6 +611,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 rows.append(db.NewAccepted(
                     p.event_id, call.agency, p.kind, p.key, p.digest,
                     outcome.topic, outcome.partition, outcome.offset, p.event["recorded_at"],
+                    p.field_digests,
                 ))
             else:
                 log.warning("%s: an event was not written: %s", call.agency, outcome.reason)
@@ -661,11 +672,13 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
 
     @staticmethod
     def _again(p: Prepared, digest: str, recorded_at: datetime | None,
-               earlier: Prepared | None = None) -> pb.ItemResult:
+               earlier: Prepared | None = None,
+               earlier_digests: dict[str, str] | None = None) -> pb.ItemResult:
         if digest != p.digest:
             return _result(
                 p.index, ItemResult.REJECTED, reason_code="CONFLICT",
-                reason=conflict_reason(p, earlier, recorded_at), event_id=p.event_id,
+                reason=conflict_reason(p, earlier, recorded_at, earlier_digests),
+                event_id=p.event_id,
             )
         kwargs: dict[str, Any] = {"event_id": p.event_id}
         if recorded_at is not None:
@@ -777,29 +790,26 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     consumer.seek(tp, offset)
             checkpointed: str | None = None
             idle_since = asyncio.get_running_loop().time()
+            order = LogOrder(((tp.topic, tp.partition) for tp in tps), rank=self._rank)
+            by_key = {(tp.topic, tp.partition): tp for tp in tps}
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                records = log_order(batch.values())
+                order.add({(tp.topic, tp.partition): rs for tp, rs in batch.items()})
+                for key, tp in by_key.items():
+                    if not order.waiting(key):
+                        order.start_at(key, await consumer.position(tp))
+                    elif order.full(key):
+                        consumer.pause(tp)
+                records = order.release(lambda key: consumer.highwater(by_key[key]))
+                consumer.resume(*[tp for key, tp in by_key.items()
+                                  if tp in consumer.paused() and not order.full(key)])
                 if records:
-                    events = []
-                    for record in records:
-                        event = self._decode(record.value, wanted)
-                        events.append((record, event))
-                    scope = rules.scope
-                    need = [e["retiree_id"] for _, e in events
-                            if e is not None and e["type"] != VERDICT]
-                    directory: dict[str, authz.Retiree] = {}
-                    if need and not scope.everyone:
-                        directory = await self.db.run(partial(db.directory, retiree_ids=need))
-                    for record, event in events:
-                        positions.setdefault(record.topic, {})[record.partition] = \
-                            record.offset + 1
-                        if event is None or not self._in_scope(call, scope, event, directory):
-                            continue
-                        yield pb.SubscribeResponse(
-                            event=self._partner_event(event), cursor=encode_cursor(positions)
-                        )
+                    async for response in self._deliver(call, rules, wanted, records,
+                                                        positions):
+                        yield response
                     continue
+                if order.waiting():
+                    continue  # held back until the partitions behind are fetched
                 cursor = encode_cursor(positions)
                 now = asyncio.get_running_loop().time()
                 if cursor == checkpointed and now - idle_since < self.idle_checkpoint_seconds:
@@ -819,6 +829,33 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     )
         finally:
             await consumer.stop()
+
+    async def _deliver(
+        self, call: Call, rules: authz.RoleRules, wanted: set[str], records: list[Any],
+        positions: dict[str, dict[int, int]],
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        """The records, in the order given, that the caller may see; the cursor after
+        each moves past every record before it, shown or not."""
+        events = [(record, self._decode(record.value, wanted)) for record in records]
+        scope = rules.scope
+        need = [e["retiree_id"] for _, e in events if e is not None and e["type"] != VERDICT]
+        directory: dict[str, authz.Retiree] = {}
+        if need and not scope.everyone:
+            directory = await self.db.run(partial(db.directory, retiree_ids=need))
+        for record, event in events:
+            positions.setdefault(record.topic, {})[record.partition] = record.offset + 1
+            if event is None or not self._in_scope(call, scope, event, directory):
+                continue
+            yield pb.SubscribeResponse(
+                event=self._partner_event(event), cursor=encode_cursor(positions)
+            )
+
+    def _rank(self, topic: str) -> int:
+        """Ties in log time follow the worker's write order: outputs, verdicts, statuses
+        (streams/processor.py)."""
+        if topic == self.topics[STATUS].name:
+            return 2
+        return 1 if topic == self.topics[VERDICTS].name else 0
 
     @staticmethod
     def _decode(value: bytes | None, wanted: set[str]) -> dict[str, Any] | None:

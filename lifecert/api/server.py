@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,6 +118,29 @@ def credentials(config: ApiConfig) -> grpc.ServerCredentials:
     )
 
 
+# Refused TLS handshakes (an expired client certificate, one of another CA, none) never
+# reach Python: grpcio's server credentials have no handshake callback (the certificate
+# fetcher of dynamic_ssl_server_credentials takes no argument and runs before the
+# client's certificate is checked; interceptors and the gate run only after a handshake
+# succeeded). gRPC's core logs each refusal itself, on the server's stderr, e.g.
+#   ssl_transport_security.cc:2563] Handshake failed with error SSL_ERROR_SSL: ...
+#   CERTIFICATE_VERIFY_FAILED: certificate has expired
+# ("unable to get local issuer certificate": another CA; "peer did not return a
+# certificate": none), without the peer's address or the certificate's subject; the
+# levels GRPC_VERBOSITY=ERROR or NONE hide those lines (docs/partners.md, section 8).
+TLS_REFUSALS_HIDDEN = ("ERROR", "NONE")
+
+
+def tls_refusal_logging(environ: Mapping[str, str]) -> str | None:
+    """A warning to log when the environment hides gRPC's log of refused handshakes."""
+    level = environ.get("GRPC_VERBOSITY", "").strip().upper()
+    if level in TLS_REFUSALS_HIDDEN:
+        return (f"GRPC_VERBOSITY={level} hides gRPC's log of refused TLS handshakes "
+                "(expired or foreign client certificates): a partner's 'Socket closed' "
+                "will have no server-side reason; leave it unset or set WARNING")
+    return None
+
+
 def deny_list(config: ApiConfig) -> DenyList:
     """The CRL checked on every call (re-read when its file changes)."""
     try:
@@ -188,6 +211,9 @@ async def start(config: ApiConfig) -> Running:
         raise ServerError(str(exc)) from None
     for setting in weaker:
         log.warning("face liveness weaker than its default: %s", setting)
+    hidden = tls_refusal_logging(os.environ)
+    if hidden is not None:
+        log.warning("%s", hidden)
     topics = layout(config.topic_prefix)
     await loop.run_in_executor(None, _prepare_database, config.dsn)
     partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)

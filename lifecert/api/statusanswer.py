@@ -72,8 +72,10 @@ class StatusAnswer:
     channel: str | None  # how the certification was completed
     step: Step
     as_of: float | None = None  # epoch seconds of the status
-    completed_at: float | None = None  # epoch seconds
-    completed_on: str | None = None  # local (Asia/Shanghai) date, ISO
+    completed_at: float | None = None  # epoch seconds: when lifecert recorded it
+    # the local (Asia/Shanghai) date, ISO, the person was seen: the completing
+    # certification's performed day (completed_at's day for statuses from before it was kept)
+    completed_on: str | None = None
     hold_month: str | None = None  # the open hold's first month (YYYY-MM)
     hold_placed_at: float | None = None
 
@@ -188,7 +190,9 @@ async def _answer_of(reader: db.AsyncReader, found: db.StatusLookup, retiree_id:
         except Exception as exc:
             raise _unavailable(exc) from exc
     completed_on = None
-    if row is not None and row.completed_at is not None:
+    if row is not None and row.performed_on is not None:
+        completed_on = row.performed_on
+    elif row is not None and row.completed_at is not None:
         completed_on = local_date(datetime.fromtimestamp(row.completed_at, UTC)).isoformat()
     last_hold = found.holds[-1] if found.holds else None
     return StatusAnswer(

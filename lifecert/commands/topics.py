@@ -7,7 +7,8 @@
     lifecert topics create --prefix t42.   # a side-by-side set (tests, trial campaigns)
     lifecert topics tail TOPIC [-n N] [--from-beginning] [--follow] [--json]
                                            # decoded records, one line each (personal
-                                           # fields stay sealed)
+                                           # fields stay sealed), read as the read-only
+                                           # `reader` principal (acls.toml)
 
 Exit codes: 0 success; 1 the broker is unreachable or refused, or (``create``) a topic
 exists with other partitions or config than topics.toml says.

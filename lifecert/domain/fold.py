@@ -13,7 +13,7 @@ docs/rules.md explains every choice the rules in DESIGN.md leave open.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from hashlib import sha1
 from typing import Any
 
@@ -202,7 +202,7 @@ def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled
         state.pending_documents += 1
         return [], None
     keep(Certification(cert_id, channel, performed_on, True, True, agency_id))
-    return _complete(state, channel, event["recorded_at"], policy), None
+    return _complete(state, channel, event["recorded_at"], performed_on, policy), None
 
 
 def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
@@ -228,17 +228,19 @@ def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
         return [], reasons.DUPLICATE_DOCUMENTS
     cert.complete = True
     state.pending_documents -= 1
-    return _complete(state, cert.channel, event["recorded_at"], policy), None
+    return _complete(state, cert.channel, event["recorded_at"], cert.performed_on, policy), None
 
 
-def _complete(state: RetireeState, channel: str, at: datetime, policy: Policy) -> list[Event]:
-    """A counting certification through ``channel`` became complete at ``at``: release an
-    open hold."""
+def _complete(state: RetireeState, channel: str, at: datetime, performed_on: date,
+              policy: Policy) -> list[Event]:
+    """A counting certification through ``channel``, performed on ``performed_on`` (the
+    day the person was seen), became complete at ``at``: release an open hold."""
     if state.complete:
         return []
     state.complete = True
     state.completed_by = channel
     state.completed_at = at
+    state.completed_performed_on = performed_on
     hold = state.hold_month
     if hold is None:
         return []

@@ -85,6 +85,7 @@ class RetireeState:
         "complete",
         "completed_at",
         "completed_by",
+        "completed_performed_on",
         "corrections",
         "date_of_death",
         "deadline_passed",
@@ -141,6 +142,9 @@ class RetireeState:
         # Channel and recorded_at of the event that completed the counting certification.
         self.completed_by: str | None = None
         self.completed_at: datetime | None = None
+        # The day (Asia/Shanghai) that certification was performed: when the person was
+        # seen, which may be days before lifecert received it (completed_at).
+        self.completed_performed_on: date | None = None
         self.pending_documents = 0
         # First held month of the open hold; None when no hold is open.
         self.hold_month: Month | None = None
@@ -211,7 +215,7 @@ class RetireeState:
         self.complete = complete
         self.pending_documents = pending
         if not complete:
-            self.completed_by = self.completed_at = None
+            self.completed_by = self.completed_at = self.completed_performed_on = None
 
     def amount_in_force(self, month: Month) -> int:
         """The monthly amount in force in ``month`` (see docs/rules.md, Amounts)."""
@@ -242,6 +246,8 @@ class RetireeState:
             "complete": self.complete,
             "completed_by": self.completed_by,
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "completed_performed_on": (self.completed_performed_on.isoformat()
+                                       if self.completed_performed_on else None),
             "pending_documents": self.pending_documents,
             "hold_month": self.hold_month,
             "date_of_death": self.date_of_death.isoformat() if self.date_of_death else None,
@@ -284,6 +290,9 @@ class RetireeState:
         state.completed_by = data["completed_by"]
         completed_at = data["completed_at"]
         state.completed_at = datetime.fromisoformat(completed_at) if completed_at else None
+        # absent from states saved before it was kept
+        performed = data.get("completed_performed_on")
+        state.completed_performed_on = date.fromisoformat(performed) if performed else None
         state.pending_documents = data["pending_documents"]
         state.hold_month = data["hold_month"]
         death = data["date_of_death"]

@@ -611,7 +611,7 @@ class RetireeStatus(EventRecord, tag="RetireeStatus", frozen=True, kw_only=True)
     completed_by: Channel | None = None
     """Channel of the completed counting certification, or null."""
     completed_at: datetime | None = None
-    """When it completed, or null."""
+    """When lifecert recorded the event that completed it, or null."""
     revocations: int = 0
     """Certifications of the retiree revoked so far (rule 12); 0 in records written before rules
     11-14.
@@ -619,6 +619,11 @@ class RetireeStatus(EventRecord, tag="RetireeStatus", frozen=True, kw_only=True)
     retractions: int = 0
     """Death reports of the retiree retracted so far (rule 13); 0 in records written before rules
     11-14.
+    """
+    performed_on: date | None = None
+    """Day (Asia/Shanghai) the completing certification was performed, i.e. when the person was
+    seen (completed_at is when lifecert received it), or null; null in records written before it
+    was kept.
     """
 
 

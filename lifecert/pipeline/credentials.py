@@ -36,10 +36,12 @@ MECHANISM = "SCRAM-SHA-512"
 
 # Every principal of lifecert (User:<name> on the broker). ``admin`` creates topics and
 # ACLs (`lifecert stack`, `lifecert topics create`, the demo's and the tests' set-up) and
-# is a super user; the others get exactly the ACLs of acls.toml.
+# is a super user; the others get exactly the ACLs of acls.toml. ``reader`` is the
+# people's read-only look at the log (`lifecert topics tail`, `lifecert log dump`).
 ADMIN = "admin"
 COMPONENTS: tuple[str, ...] = (
     ADMIN, "api", "connector", "scheduler", "worker", "projections", "payment-system",
+    "reader",
 )
 # The broker's own identities: inter-broker (SCRAM) and broker -> controller (PLAIN).
 BROKER_USERS: tuple[str, ...] = ("broker", "controller")

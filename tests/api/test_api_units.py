@@ -16,6 +16,7 @@ from lifecert.api.nextstep import next_step
 from lifecert.api.partner import (
     CursorError,
     ItemError,
+    conflict_reason,
     decode_cursor,
     encode_cursor,
     event_id_for,
@@ -180,6 +181,30 @@ def test_items_become_events_with_deterministic_ids() -> None:
                                                           date_of_death="2017-04-01")),
                     "MO-SSF", now)
     assert death.event["source"] == "MO-SSF" and death.key == "R1|2017-04-01"
+
+
+def test_a_conflict_with_an_earlier_submission_names_the_key_and_fields_not_values() -> None:
+    now = dt.datetime(2017, 5, 3, tzinfo=dt.UTC)
+    first = prepare(0, _cert_item(), "MO-SSF", now)
+    # What the accepted row keeps: one digest per field, none of them a value in clear.
+    kept = dict(first.field_digests)
+    assert set(kept) == {"certification_id", "retiree_id", "channel", "agency_id",
+                         "performed_at"}
+    assert not {"R1", "C-1", "MO-SSF"} & set(kept.values())
+    again = prepare(0, _cert_item(retiree_id="R9",
+                                  performed_at=dt.datetime(2017, 5, 2, 2, tzinfo=dt.UTC)),
+                    "MO-SSF", now + dt.timedelta(days=1))
+    recorded = dt.datetime(2017, 5, 3, 8, tzinfo=dt.UTC)
+    reason = conflict_reason(again, None, recorded, kept)
+    assert "idempotency key CertificationRecorded 'C-1'" in reason
+    assert "performed_at, retiree_id differ" in reason, reason
+    assert "R9" not in reason and "R1" not in reason
+    # One field: named alone.
+    one = prepare(0, _cert_item(retiree_id="R9"), "MO-SSF", now)
+    assert "retiree_id differs;" in conflict_reason(one, None, recorded, kept)
+    # A row accepted before the digests were kept: the key, and no field names guessed.
+    old = conflict_reason(again, None, recorded, None)
+    assert "'C-1'" in old and "differ" not in old
 
 
 @pytest.mark.parametrize(
@@ -382,19 +407,57 @@ def test_a_certification_that_did_not_count_is_explained_in_both_languages() -> 
         "DUPLICATE_CERTIFICATION", "CertificationRecorded", None, False)[1]
 
 
-def test_subscribe_delivers_one_fetch_in_log_order_across_topics() -> None:
+def test_subscribe_delivers_in_log_order_across_topics_and_fetches() -> None:
     from collections import namedtuple
 
-    from lifecert.api.partner import log_order
+    from lifecert.api.feedorder import LogOrder
 
     rec = namedtuple("rec", "topic partition offset timestamp")
-    # One retiree's status (status topic) and its release (output topic), written in that
-    # order, then a later status: a fetch hands them over topic by topic.
-    statuses = [rec("status", 2, 10, 1000), rec("status", 2, 11, 1300)]
-    outputs = [rec("outputs", 2, 5, 1001)]
-    merged = log_order([outputs, statuses])
-    assert [(r.topic, r.offset) for r in merged] == [("status", 10), ("outputs", 5),
-                                                     ("status", 11)]
-    # Each partition's own order is kept, even with a timestamp out of step.
-    skewed = [rec("status", 0, 1, 500), rec("status", 0, 2, 400)]
-    assert [r.offset for r in log_order([skewed])] == [1, 2]
+    parts = [("status", 2), ("outputs", 2), ("status", 0)]
+    rank = {"outputs": 0, "verdicts": 1, "status": 2}.__getitem__
+    ends: dict[tuple[str, int], int | None] = {("status", 2): 12, ("outputs", 2): None,
+                                              ("status", 0): 0}
+    order = LogOrder(parts, rank=rank)
+    # One retiree's statuses (status topic, written at 1000 and 1300) and its release
+    # (outputs, 1001), the outputs partition not fetched yet (its end unknown): nothing
+    # goes, the outputs partition may hold earlier records.
+    order.add({("status", 2): [rec("status", 2, 10, 1000), rec("status", 2, 11, 1300)]})
+    assert order.release(ends.get) == [] and order.waiting() == 2
+    # A fetch brings an earlier output, not the release yet (the partition's end is 6):
+    # that output goes, the statuses still wait.
+    ends[("outputs", 2)] = 6
+    order.add({("outputs", 2): [rec("outputs", 2, 4, 990)]})
+    assert [(r.topic, r.offset) for r in order.release(ends.get)] == [("outputs", 4)]
+    # The next fetch brings the release: it goes between the two statuses.
+    order.add({("outputs", 2): [rec("outputs", 2, 5, 1001)]})
+    assert [(r.topic, r.offset) for r in order.release(ends.get)] == [
+        ("status", 10), ("outputs", 5), ("status", 11)]
+    assert order.waiting() == 0
+    # A partition at its end holds nothing back; one that delivered later already neither.
+    order.add({("status", 2): [rec("status", 2, 12, 1400)]})
+    ends[("status", 2)] = 13
+    assert [r.offset for r in order.release(ends.get)] == [12]
+    # Ties in log time follow the worker's write order (outputs, then statuses).
+    tie = LogOrder(parts, rank=rank)
+    tie.add({("status", 2): [rec("status", 2, 1, 500)],
+             ("outputs", 2): [rec("outputs", 2, 1, 500)]})
+    assert [r.topic for r in tie.release(lambda key: 2 if key[1] == 2 else 0)] == [
+        "outputs", "status"]
+    # Each partition's own order is kept, even with a log time out of step.
+    skewed = LogOrder([("status", 0)])
+    skewed.add({("status", 0): [rec("status", 0, 1, 500), rec("status", 0, 2, 400)]})
+    assert [r.offset for r in skewed.release({("status", 0): 3}.get)] == [1, 2]
+    # A partition holds at most hold_at_most records before it is paused.
+    small = LogOrder(parts, hold_at_most=2)
+    small.add({("status", 0): [rec("status", 0, i, 900 + i) for i in range(2)]})
+    assert small.full(("status", 0)) and not small.full(("status", 2))
+
+
+def test_the_server_warns_when_grpc_would_hide_refused_tls_handshakes() -> None:
+    from lifecert.api.server import tls_refusal_logging
+
+    for level in ("ERROR", "none"):
+        warning = tls_refusal_logging({"GRPC_VERBOSITY": level})
+        assert warning is not None and "refused TLS handshakes" in warning
+    for environ in ({}, {"GRPC_VERBOSITY": "WARNING"}, {"GRPC_VERBOSITY": "info"}):
+        assert tls_refusal_logging(environ) is None

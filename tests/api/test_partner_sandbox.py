@@ -166,6 +166,17 @@ def _expired_copy(box: PartnerSandbox, agency: str, out: Path) -> tuple[Path, Pa
     return out / "expired.crt", out / "expired.key"
 
 
+def _refusals(log: Path, since: int) -> list[str]:
+    """The refused TLS handshakes the server logged after character ``since``."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in log.read_text(errors="replace")[since:].splitlines()
+                 if "Handshake failed" in line]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.2)
+
+
 def test_tls_failures_are_told_apart(
     sandbox: tuple[PartnerSandbox, SandboxInfo], tmp_path: Path,
 ) -> None:
@@ -174,12 +185,18 @@ def test_tls_failures_are_told_apart(
     other = PkiPaths(tmp_path / "other" / "pki", tmp_path / "other" / "pki-ca")
     init(other, hosts=["localhost"])
     foreign = issue(other, "MO-SSF", role="MACAU_SSF")
+    server_log = box.root / "logs" / "api.log"
+    logged = len(server_log.read_text(errors="replace"))
     seen = client(box, info, "feed", cert=foreign.cert, key=foreign.key)
     assert seen.returncode == 1
     assert "error: UNAVAILABLE" in seen.stderr
     assert "Socket closed" in seen.stderr  # all grpc says
     assert "the server closed the connection" in seen.stderr
     assert "was issued by another CA" in seen.stderr, seen.stderr
+    # The bureau's side: the server's log names the refusal and its reason (gRPC's core
+    # logs it; lifecert/api/server.py, TLS_REFUSALS_HIDDEN).
+    refusals = _refusals(server_log, logged)
+    assert any("unable to get local issuer certificate" in r for r in refusals), refusals
     # The partner trusts that other CA too: now the server's certificate is refused.
     seen = client(box, info, "feed", ca=other.ca_cert, cert=foreign.cert, key=foreign.key)
     assert "error: UNAVAILABLE" in seen.stderr
@@ -187,9 +204,12 @@ def test_tls_failures_are_told_apart(
     assert "issued by another CA" in seen.stderr, seen.stderr
 
     expired_cert, expired_key = _expired_copy(box, info.agency, tmp_path / "expired")
+    logged = len(server_log.read_text(errors="replace"))
     seen = client(box, info, "feed", cert=expired_cert, key=expired_key)
     assert "error: UNAVAILABLE" in seen.stderr
     assert "has expired" in seen.stderr, seen.stderr
+    refusals = _refusals(server_log, logged)
+    assert any("certificate has expired" in r for r in refusals), refusals
 
     # The server's CA is the partner's trust anchor; a host name its certificate lacks.
     seen = client(box, info, "--server-name", "api.wrong.example", "feed")

@@ -36,6 +36,7 @@ from tests.helpers import (
     home_visit,
     normalize,
     reasons,
+    revoke,
     terminated,
     with_event_id,
     without_event_id,
@@ -973,6 +974,38 @@ def test_states_keep_the_birth_date_and_older_snapshots_still_load() -> None:
     late = parse_line(death("R1", date_of_death="2017-05-11",
                             recorded_at="2017-05-10T10:00:00+08:00"))
     assert decide(RetireeState.from_dict(saved), late, policy)[2] == "IMPOSSIBLE_DEATH_DATE"
+
+
+def test_the_status_keeps_the_day_the_person_was_seen_besides_when_it_completed() -> None:
+    """completed_at is when lifecert recorded the completing event (a form's documents
+    weeks later); completed_performed_on is the Asia/Shanghai day the certification was
+    performed, which GetStatus answers as completed_on (issue 18)."""
+    policy = load_policy("foshan-2017")
+    state = None
+    for line in (
+        enroll("R1", residence="OTHER_PROVINCE", district=None),
+        # 23:30 UTC on 10 May is 11 May in Shanghai; recorded three days later
+        cert("C1", "R1", "ASSISTING_AGENCY", performed_at="2017-05-10T23:30:00Z",
+             recorded_at="2017-05-14T10:00:00+08:00"),
+    ):
+        state, _, rejected = decide(state, parse_line(line), policy)
+        assert rejected is None
+    assert state is not None and state.completed_performed_on is None  # pending documents
+    documents = docs("C1", "R1", recorded_at="2017-07-05T10:00:00+08:00")
+    state, _, _ = decide(state, parse_line(documents), policy)
+    assert state is not None
+    assert state.completed_at == dt.datetime(2017, 7, 5, 2, tzinfo=dt.UTC)
+    assert state.completed_performed_on == dt.date(2017, 5, 11)
+    # Kept in the worker's changelog and replay's snapshots; older ones load without it.
+    saved = state.to_dict()
+    assert RetireeState.from_dict(saved).completed_performed_on == dt.date(2017, 5, 11)
+    del saved["completed_performed_on"]
+    assert RetireeState.from_dict(saved).completed_performed_on is None
+    # Revoked with no other counting certification left: cleared with completed_at.
+    revoked = revoke("C1", "R1", recorded_at="2017-07-06T10:00:00+08:00")
+    state, _, _ = decide(state, parse_line(revoked), policy)
+    assert state is not None
+    assert state.completed_at is None and state.completed_performed_on is None
 
 
 def test_after_death_inputs_rejected(replay_impl: ReplayImpl) -> None:

@@ -809,7 +809,8 @@ def test_pipeline_records_round_trip() -> None:
         {"type": "RetireeStatus", "event_id": "s1", "recorded_at": at, "source_agency": None,
          "retiree_id": "R1", "policy": "foshan-2017", "status": "CERTIFIED",
          "district": "NANHAI", "residence": "FOSHAN", "completed_by": "FACE_APP",
-         "completed_at": at, "revocations": 1, "retractions": 0},
+         "completed_at": at, "revocations": 1, "retractions": 0,
+         "performed_on": dt.date(2017, 6, 19)},
         {"type": "DeadLetter", "event_id": "d1", "recorded_at": at, "source_agency": None,
          "stage": "worker", "source_topic": "lifecert.events", "source_partition": 3,
          "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "source_position": None,
@@ -841,6 +842,27 @@ def test_fraud_suspected_written_before_the_face_reason_still_decodes() -> None:
 def _old(name: str, version: int = 1) -> dict[str, Any]:
     """The schema ``name`` as it was in version ``version`` (previous/NAME.vN.avsc)."""
     return [s for s in previous_schemas() if s["name"] == name][version - 1]
+
+
+def test_statuses_written_before_performed_on_still_decode() -> None:
+    """RetireeStatus gained performed_on (issue 18: when the person was seen): a status
+    written with v2 decodes with it null under the current schema; a reader on v2 reads a
+    new status without it."""
+    at = dt.datetime(2017, 6, 20, 16, tzinfo=UTC)
+    status = {"type": "RetireeStatus", "event_id": "s1", "recorded_at": at,
+              "source_agency": "lifecert", "retiree_id": "R1", "policy": "foshan-2017",
+              "status": "CERTIFIED", "district": None, "residence": "MACAU",
+              "completed_by": "MACAU_SSF", "completed_at": at, "revocations": 0,
+              "retractions": 0}
+    writer = SchemaStore(catalogue=False)
+    writer.register(_old("RetireeStatus", 2), current=True)
+    data = encode(status, store=writer)
+    assert decode(data) == status
+    assert decode(data, reader_schema=raw_schema("RetireeStatus")) == {
+        **status, "performed_on": None}
+    new = {**status, "performed_on": dt.date(2017, 6, 18)}
+    assert decode(encode(new)) == new
+    assert decode(encode(new), reader_schema=_old("RetireeStatus", 2)) == status
 
 
 def test_records_written_before_rules_11_to_14_still_decode() -> None:

@@ -150,6 +150,29 @@ def test_the_payment_system_reads_instructions_only(
         assert isinstance(outcome, TopicAuthorizationFailedError), (role, outcome)
 
 
+@pytest.mark.stack
+def test_topics_tail_and_log_dump_read_as_a_reader_that_cannot_write(
+    stack: StackStatus, topics: TopicLayout
+) -> None:
+    """Looking at the log needs no right to change it: `lifecert topics tail` and
+    `lifecert log dump` log in as ``reader``, which reads any topic of the layout and
+    writes none (tests/commands/test_topics_tail_and_log_dump.py runs both as processes,
+    so as the reader)."""
+    from lifecert.cli import component_of
+
+    assert component_of("topics", None, "tail") == "reader"
+    assert component_of("log", None, "dump") == "reader"
+    assert component_of("topics", None, "create") == ADMIN
+    bootstrap = stack.kafka_bootstrap
+    assert _read(bootstrap, "reader", topics[PAYMENT_INSTRUCTIONS].name) == [b"instruction"]
+    outcomes = {role: _write(bootstrap, "reader", spec.name)
+                for role, spec in topics.topics.items()}
+    assert all(refused(v) for v in outcomes.values()), outcomes
+    assert not [g for g in acls.grants(topics) if g.principal == "reader"
+                and (g.resource == "GROUP" or g.operation not in ("READ", "DESCRIBE",
+                                                                  "DESCRIBE_CONFIGS"))]
+
+
 # The one documented exception to "only the worker writes outputs" (acls.toml,
 # docs/kafka-security.md): the API writes its SecurityAlerts and the face path's
 # FraudSuspected to the alerts topic.

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lifecert.pipeline.credentials import (
     ADMIN,
@@ -530,6 +531,28 @@ def wait_ready(cfg: StackConfig, pid: int) -> KafkaState:
     return status(cfg)
 
 
+def add_missing_users(client: Any, cfg: StackConfig) -> list[str]:
+    """A SCRAM user on the broker for each component that has none: the storage was
+    formatted with the components of its day, and a component added since (``reader``)
+    would otherwise need the storage deleted. Its password is made beside the others'
+    (0600) when it has none. Returns the users added."""
+    from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+    passwords = write_local(_files(cfg)["credentials"], COMPONENTS)
+    known = client.describe_user_scram_credentials()
+    missing = [c for c in COMPONENTS
+               if not (known.get(c) or {}).get("credential_infos")]
+    if not missing:
+        return []
+    mechanism = ScramMechanism[MECHANISM.replace("-", "_")]
+    errors = client.alter_user_scram_credentials(
+        [UserScramCredentialUpsertion(c, mechanism, passwords[c]) for c in missing])
+    failed = {user: why for user, why in errors.items() if why}
+    if failed:
+        raise StackError(f"could not add the broker users {sorted(failed)}: {failed}")
+    return missing
+
+
 def apply_default_acls(cfg: StackConfig) -> None:
     """The ACLs of lifecert/pipeline/acls.toml on the topics of the default layout
     (``LIFECERT_TOPIC_PREFIX``, else none), as the admin; `lifecert topics create --prefix`
@@ -544,6 +567,7 @@ def apply_default_acls(cfg: StackConfig) -> None:
     try:
         client = KafkaAdminClient(**_admin_settings(cfg, cfg.start_timeout))
         try:
+            add_missing_users(client, cfg)
             acls.apply(client, layout())
             acls.prune(client, layout())
         finally:

@@ -97,6 +97,8 @@ class StatusRow:
     topic: str
     partition: int
     offset: int
+    death_source: str | None = None  # who reported the standing death (DeathRecorded.source)
+    death_recorded_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -420,7 +422,9 @@ class BatchBuilder:
 
     def _add_status(self, record: Record, event: dict[str, Any]) -> None:
         # Enum fields cannot hold a NUL; the free strings can.
-        if "\x00" in event["retiree_id"] + event["policy"] + event["event_id"]:
+        death_source = event.get("death_source")
+        if "\x00" in event["retiree_id"] + event["policy"] + event["event_id"] + (
+                death_source or ""):
             raise _nul(event)
         row = StatusRow(
             retiree_id=event["retiree_id"],
@@ -437,6 +441,8 @@ class BatchBuilder:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            death_source=death_source,
+            death_recorded_at=event.get("death_recorded_at"),
         )
         # Poll order is offset order within a partition, and a retiree's statuses share one
         # partition: the last one added is the latest.

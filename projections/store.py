@@ -68,7 +68,7 @@ _LEDGER_COLUMNS = (
 _STATUS_COLUMNS = (
     "retiree_id, policy, status, district, residence, completed_by, completed_at, "
     "revocations, retractions, event_id, recorded_at, source_topic, source_partition, "
-    "source_offset"
+    "source_offset, death_source, death_recorded_at"
 )
 _STATUS_MERGE = f"""
 INSERT INTO retiree_status AS s ({_STATUS_COLUMNS})
@@ -77,6 +77,7 @@ ON CONFLICT (retiree_id, policy) DO UPDATE SET
     status = excluded.status, district = excluded.district, residence = excluded.residence,
     completed_by = excluded.completed_by, completed_at = excluded.completed_at,
     revocations = excluded.revocations, retractions = excluded.retractions,
+    death_source = excluded.death_source, death_recorded_at = excluded.death_recorded_at,
     event_id = excluded.event_id, recorded_at = excluded.recorded_at,
     source_topic = excluded.source_topic, source_partition = excluded.source_partition,
     source_offset = excluded.source_offset
@@ -384,11 +385,14 @@ def _ledger_line(row: LedgerRow) -> str:
 
 def _status_line(row: StatusRow) -> str:
     completed_at = "\\N" if row.completed_at is None else row.completed_at.isoformat()
+    died_at = "\\N" if row.death_recorded_at is None else row.death_recorded_at.isoformat()
     return (
         f"{_text(row.retiree_id)}\t{_text(row.policy)}\t{row.status}\t"
         f"{_optional(row.district)}\t{row.residence}\t{_optional(row.completed_by)}\t"
-        f"{completed_at}\t{row.revocations}\t{row.retractions}\t{_text(row.event_id)}\t{row.recorded_at.isoformat()}\t"
-        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\n"
+        f"{completed_at}\t{row.revocations}\t{row.retractions}\t{_text(row.event_id)}\t"
+        f"{row.recorded_at.isoformat()}\t"
+        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\t"
+        f"{_optional(row.death_source)}\t{died_at}\n"
     )
 
 

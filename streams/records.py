@@ -89,7 +89,7 @@ def cause_of(event: Event, position: Position) -> str:
 def status_fields(state: RetireeState) -> tuple[Any, ...]:
     """The fields a RetireeStatus reports, to tell whether a decision changed them."""
     return (state.status(), state.district, state.residence, state.completed_by,
-            state.completed_at, state.corrections, state.retractions)
+            state.completed_at, state.corrections, state.retractions, state.death_report)
 
 
 def retiree_status(policy_name: str, state: RetireeState, at: datetime, cause: str) -> Event:
@@ -108,6 +108,8 @@ def retiree_status(policy_name: str, state: RetireeState, at: datetime, cause: s
         "completed_at": state.completed_at,
         "revocations": state.revocations,
         "retractions": state.retractions,
+        "death_source": None if state.death_report is None else state.death_report[0],
+        "death_recorded_at": None if state.death_report is None else state.death_report[1],
     }
 
 

@@ -274,7 +274,8 @@ def findings(f: Figures) -> list[Finding]:
         f"{f.terminated:,} deaths recorded and payments stopped; {f.overpayments:,} "
         f"overpayments to recover, {yuan(f.overpaid_fen)} yuan"))
     if f.deaths_by_source:
-        (top, n), = f.deaths_by_source.most_common(1)
+        # ties go to the name first in order: the same whichever source the rows came from
+        top, n = min(f.deaths_by_source.items(), key=lambda kv: (-kv[1], kv[0]))
         whole = sum(f.deaths_by_source.values())
         out.append(Finding(
             f"死亡信息来源最多的是 {source_label(top)}：{n:,} 人（共 {whole:,} 人）",

@@ -135,6 +135,8 @@ def simulate_worker(lines: list[str]) -> tuple[list[dict[str, Any]], list[tuple[
                 "completed_at": state.completed_at,
                 "revocations": state.revocations,
                 "retractions": state.retractions,
+                "death_source": state.death_report and state.death_report[0],
+                "death_recorded_at": state.death_report and state.death_report[1],
             }))
     return inputs, records
 
@@ -859,7 +861,12 @@ def test_the_report_from_the_read_models_equals_the_report_from_replay(
 ) -> None:
     from lifecert.cli import main as lifecert_main
     from lifecert.report.figures import compute
-    from lifecert.report.sources import database_rows, replay_instructions, replay_retirees
+    from lifecert.report.sources import (
+        database_rows,
+        replay_deaths,
+        replay_instructions,
+        replay_retirees,
+    )
     from projections.queries import report_rows
 
     policy = load_policy(POLICY)
@@ -869,18 +876,25 @@ def test_the_report_from_the_read_models_equals_the_report_from_replay(
     finally:
         conn.close()
     for as_of in (None, dt.date(2017, 6, 20), dt.date(2017, 7, 10)):
-        ours = compute(POLICY, policy.window_opens, policy.deadline,
-                       *database_rows(rows.retirees, rows.instructions), as_of)
+        retirees, instructions, deaths = database_rows(rows.retirees, rows.instructions,
+                                                       rows.deaths)
+        ours = compute(POLICY, policy.window_opens, policy.deadline, retirees, instructions,
+                       as_of, deaths)
         theirs = compute(POLICY, policy.window_opens, policy.deadline,
                          replay_retirees(world.replay_dir),
-                         replay_instructions(world.replay_dir), as_of)
+                         replay_instructions(world.replay_dir), as_of,
+                         replay_deaths(world.replay_dir))
         assert ours == theirs, as_of
+        if as_of is None:  # the deaths by register: every deceased one's source
+            assert sum(ours.deaths_by_source.values()) == ours.deceased > 0
+            assert len(ours.deaths_by_source) > 1, ours.deaths_by_source
     assert ours.certified > 0 and ours.backpay_fen > 0 and ours.terminated > 0
     out = tmp_path / "report"
     assert lifecert_main(["report", "--dsn", dsn_as(projected.dsn, "reader"), "--out",
                           str(out), "--as-of", "2017-07-10"]) == 0
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "数据来源 Source: PostgreSQL read models" in html and "截至 As of: 2017-07-10" in html
+    assert "Deaths found through the registers" in html
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 

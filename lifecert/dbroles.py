@@ -90,7 +90,8 @@ READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
                      "retiree_contacts", "consular_cases", "assistance_cases",
                      "assistance_refusals", "projection_offsets",
                      "form_certifications", "paper_forms", "event_verdicts",
-                     "home_visit_reports", "home_visit_teams")
+                     "home_visit_reports", "home_visit_teams",
+                     "connector_health", "dead_letter_index")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections",
                     "forms_outstanding", "forms_unmatched", "forms_outstanding_by_agency",
                     "home_visit_tasks")

@@ -40,7 +40,8 @@ WRITER_LOCK = 0x6C69666563657202
 
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
                "consular_cases", "assistance_cases", "assistance_refusals", "projection_offsets",
-               "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports")
+               "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports",
+               "connector_health", "dead_letter_index")
 
 
 class OffsetsMoved(RuntimeError):
@@ -138,6 +139,7 @@ class Store:
                 _merge_verdicts(cur, batch.verdicts)
             if batch.cases:
                 _fold_cases(cur, batch.cases)
+            _merge_health(cur, batch)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -272,6 +274,27 @@ def _merge_home_visits(cur: Any, rows: list[ConsularRow]) -> None:
         r.event["team_id"], r.event["visit_id"], r.event["retiree_id"], r.event["visited_on"],
         r.event["outcome"], r.event["event_id"], r.event["recorded_at"], r.topic, r.partition,
         r.offset) for r in rows])
+
+
+def _merge_health(cur: Any, batch: Batch) -> None:
+    """The connectors' latest heartbeats (a tombstone forgets one) and the dead letters'
+    index, once per dead letter id (a dead letter published twice counts once)."""
+    gone = [name for name, beat in batch.heartbeats.items() if beat is None]
+    if gone:
+        cur.execute("DELETE FROM connector_health WHERE connector = ANY(%s)", (gone,))
+    beats = [beat for beat in batch.heartbeats.values() if beat is not None]
+    if beats:
+        execute_values(cur, """
+INSERT INTO connector_health (connector, kind, lag, measured_at) VALUES %s
+ON CONFLICT (connector) DO UPDATE SET kind = excluded.kind, lag = excluded.lag,
+    measured_at = excluded.measured_at""",
+                       [(b.connector, b.kind, b.lag, b.measured_at) for b in beats])
+    if batch.dead_letters:
+        execute_values(cur, """
+INSERT INTO dead_letter_index (letter_id, stage, source_topic, recorded_at) VALUES %s
+ON CONFLICT (letter_id) DO NOTHING""", [
+            (e.letter_id, e.stage, e.source_topic, e.recorded_at)
+            for e in batch.dead_letters.values()])
 
 
 def _merge_forms(cur: Any, batch: Batch) -> None:

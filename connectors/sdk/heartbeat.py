@@ -38,9 +38,30 @@ def heartbeat_value(kind: str, lag: int | None, at: datetime) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
+class Schedule:
+    """When a heartbeat is due (pure; times in monotonic seconds): the first, one whose lag
+    changed, or :data:`EVERY_S` after the last sent; none for :data:`PAUSE_S` after a
+    failed send."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int | None, float] | None = None  # (lag, when sent)
+        self._paused_until = float("-inf")
+
+    def due(self, lag: int | None, at: float) -> bool:
+        if at < self._paused_until:
+            return False
+        return self._last is None or self._last[0] != lag or at - self._last[1] >= EVERY_S
+
+    def sent(self, lag: int | None, at: float) -> None:
+        self._last = (lag, at)
+
+    def failed(self, at: float) -> None:
+        self._paused_until = at + PAUSE_S
+
+
 class Heartbeat:
-    """Decides when to send and sends; ``clock`` is monotonic seconds, ``now`` the wall
-    time written in the value."""
+    """Sends the heartbeats of one instance when :class:`Schedule` says; ``clock`` is
+    monotonic seconds, ``now`` the wall time written in the value."""
 
     def __init__(
         self, producer: Any, topic: str, instance: str, kind: str, *,
@@ -55,28 +76,21 @@ class Heartbeat:
         self.log = log
         self.clock = clock
         self.now = now
-        self._last: tuple[int | None, float] | None = None  # (lag, when sent)
-        self._paused_until = float("-inf")
-
-    def due(self, lag: int | None) -> bool:
-        at = self.clock()
-        if at < self._paused_until:
-            return False
-        return self._last is None or self._last[0] != lag or at - self._last[1] >= EVERY_S
+        self.schedule = Schedule()
 
     def beat(self, lag: int | None) -> bool:
         """Send the heartbeat if it is due; whether one was sent."""
-        if not self.due(lag):
+        if not self.schedule.due(lag, self.clock()):
             return False
         try:
             self.producer.send(self.topic, key=self.key,
                                value=heartbeat_value(self.kind, lag, self.now()))
         except KafkaError as exc:
-            self._paused_until = self.clock() + PAUSE_S
+            self.schedule.failed(self.clock())
             self.log.warning(
                 "cannot publish the heartbeat to %s (%s): the dashboard will show this "
                 "connector as stale; does the topic exist (`lifecert topics create`)? "
                 "Trying again in %.0f s", self.topic, type(exc).__name__, PAUSE_S)
             return False
-        self._last = (lag, self.clock())
+        self.schedule.sent(lag, self.clock())
         return True

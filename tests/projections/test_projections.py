@@ -788,6 +788,72 @@ def world_states(world: World) -> dict[str, Any]:
     return dict(campaign.retirees)
 
 
+# ------------------------------------------------------------------ the connectors panel
+
+
+@pytest.mark.stack
+def test_heartbeats_and_dead_letters_reach_the_dashboard(
+    bootstrap: str, new_topics: Callable[[], TopicLayout], new_database: Callable[[], str],
+) -> None:
+    """Connector heartbeats (connector_status) and dead letters (the dead-letter topic)
+    through the broker into connector_health and dead_letter_index, and the dashboard's
+    connectors panel as the reader sees it: the latest lag, stale flagged, dead letters
+    counted once each, none of their content kept."""
+    from connectors.sdk.heartbeat import heartbeat_value
+    from lifecert.pipeline.topics import CONNECTOR_STATUS
+    from lifecert.web import dashboard
+    from projections.health import STALE_AFTER
+
+    topics = new_topics()
+    now = dt.datetime.now(dt.UTC)
+    status = {"type": "RetireeStatus", "event_id": "s1", "recorded_at": now,
+              "source_agency": "lifecert", "retiree_id": "R1", "policy": POLICY,
+              "status": "NOT_CERTIFIED", "district": "NANHAI", "residence": "FOSHAN",
+              "completed_by": None, "completed_at": None, "revocations": 0, "retractions": 0,
+              "death_source": None, "death_recorded_at": None}
+    publish(bootstrap, topics, [(STATUS, status)])
+
+    def letter(event_id: str, stage: str) -> bytes:
+        return encode({"type": "DeadLetter", "event_id": event_id, "recorded_at": now,
+                       "source_agency": None, "stage": stage, "source_topic": "t",
+                       "source_partition": 0, "source_offset": 1, "key": b"R1",
+                       "value": b"13800138000", "source_position": None,
+                       "reason": "R1 phone 13800138000 refused"})
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                             **client_security(ADMIN).kafka_python())
+    try:
+        beats, dead = topics[CONNECTOR_STATUS].name, topics[DEAD_LETTERS].name
+        producer.send(beats, key=b"master", value=heartbeat_value("pension-master", 40, now))
+        producer.send(beats, key=b"master", value=heartbeat_value("pension-master", 0, now))
+        old = now - STALE_AFTER - dt.timedelta(seconds=5)
+        producer.send(beats, key=b"ledger", value=heartbeat_value("payment-ledger", 7, old))
+        for event_id, stage in (("d1", "connector:master"), ("d1", "connector:master"),
+                                ("d2", "connector:master"), ("d3", "worker")):
+            producer.send(dead, key=b"R1", value=letter(event_id, stage))
+        producer.flush()
+    finally:
+        producer.close()
+    dsn = new_database()
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, topics, **FAST)
+    assert stats.dead_letters == 0
+    conn = psycopg2.connect(dsn_as(dsn, "reader"))
+    try:
+        board = dashboard.read(conn, None, None)
+        district = dashboard.read(conn, None, "NANHAI")
+    finally:
+        conn.close()
+    got = {r.name: (r.kind, r.lag, r.stale, r.dead_letters) for r in board.connectors}
+    assert got == {"ledger": ("payment-ledger", 7, True, 0),
+                   "master": ("pension-master", 0, False, 2),
+                   "worker": (None, None, False, 1)}
+    assert board.stale_connectors == 1 and district.connectors == []
+    dump = json.dumps([scalar(dsn, f"SELECT json_agg(t)::text FROM {t} t")
+                       for t in ("connector_health", "dead_letter_index")])
+    assert "13800138000" not in dump and "refused" not in dump
+
+
 # ------------------------------------------------------------------ the contact read model
 
 

@@ -100,7 +100,8 @@ READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
                      "retiree_contacts", "consular_cases", "assistance_cases",
                      "assistance_refusals", "projection_offsets",
                      "form_certifications", "paper_forms", "event_verdicts",
-                     "home_visit_reports", "home_visit_teams", "campaign_counts")
+                     "home_visit_reports", "home_visit_teams", "campaign_counts",
+                     "connector_health", "dead_letter_index")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections",
                     "forms_outstanding", "forms_unmatched", "forms_outstanding_by_agency",
                     "home_visit_tasks")
@@ -129,7 +130,8 @@ LOCKOUTS = ("api_second_factor_lockouts", "api_agency_failure_budgets")
 # status statement); the views read their tables with their owner's rights
 WEB_READ_MODELS = ("retiree_status", "open_holds", "event_verdicts", "instruction_ledger",
                    "consular_cases", "assistance_cases", "projection_offsets",
-                   "campaign_counters", "forms_outstanding", "forms_unmatched")
+                   "campaign_counters", "forms_outstanding", "forms_unmatched",
+                   "connector_health", "dead_letter_index")
 
 GRANTS: tuple[Grant, ...] = (
     # the projection writer: its read models and offsets (TRUNCATE: `projections rebuild`)

@@ -5,8 +5,9 @@ event; this module only reads lines, routes malformed ones, and hands the result
 sinks. ``replay_lines`` collects them in memory (tests, small logs); ``replay_file`` streams
 them to ``instructions.jsonl``, ``status.csv``, ``rejections.jsonl`` (line, reason) and
 ``verdicts.jsonl`` (the ``EventRejected`` output events the live worker publishes on
-``lifecert.verdicts``, in the interchange form), and ``retirees.csv`` (what the campaign
-report counts: status, district, channel and day of completion).
+``lifecert.verdicts``, in the interchange form), ``retirees.csv`` (what the campaign
+report counts: status, district, channel and day of completion) and ``deaths.csv`` (who
+reported each standing death, and the day it was recorded).
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ def replay_file(
     on_instruction: InstructionSink | None = None,
 ) -> tuple[Campaign, ReplayStats]:
     """Replay a file into ``out_dir``: instructions.jsonl, status.csv, rejections.jsonl,
-    verdicts.jsonl, retirees.csv.
+    verdicts.jsonl, retirees.csv, deaths.csv.
     ``on_instruction`` also sees every instruction (e.g. to total them up)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with (
@@ -280,6 +281,7 @@ def replay_file(
         )
     write_status_csv(out_dir / "status.csv", campaign.statuses())
     write_retirees_csv(out_dir / "retirees.csv", campaign.retirees.values())
+    write_deaths_csv(out_dir / "deaths.csv", campaign.retirees.values())
     return campaign, stats
 
 
@@ -301,6 +303,23 @@ def write_retirees_csv(path: Path, states: Iterable[RetireeState]) -> None:
                 state.completed_by or "",
                 "" if completed_at is None else local_date(completed_at).isoformat(),
             ))
+
+
+DEATHS_HEADER = "retiree_id,source,recorded_day\n"
+
+
+def write_deaths_csv(path: Path, states: Iterable[RetireeState]) -> None:
+    """Who reported each standing death (``DeathRecorded.source``: a register, a family,
+    a home visit...) and the Asia/Shanghai day the hub recorded it, one row per deceased
+    retiree: the report's deaths by register. The same as the read model's
+    ``retiree_status.death_source`` and ``death_recorded_at``."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        fh.write(DEATHS_HEADER)
+        for state in states:
+            if state.death_report is not None:
+                source, at = state.death_report
+                writer.writerow((state.retiree_id, source, local_date(at).isoformat()))
 
 
 def write_status_csv(path: Path, statuses: Iterable[tuple[str, str]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -440,10 +440,12 @@ class ReportRows:
     """What the campaign report counts (``lifecert report``): retirees grouped by (status,
     district, residence, completing channel, Asia/Shanghai day of completion) with their
     number, and instructions grouped by (type, reason, recorded_at) with their number,
-    amount (fen) and months."""
+    amount (fen) and months; the deceased grouped by who reported the standing death and
+    the Asia/Shanghai day it was recorded (migration 0013; None in statuses written before)."""
 
     retirees: list[tuple[str, str | None, str, str | None, date | None, int]]
     instructions: list[tuple[str, str | None, datetime, int, int, int]]
+    deaths: list[tuple[str | None, date | None, int]] = field(default_factory=list)
 
 
 def report_rows(conn: Connection, policy: str) -> ReportRows:
@@ -467,7 +469,14 @@ def report_rows(conn: Connection, policy: str) -> ReportRows:
         )
         instructions = [(t, reason, at, int(n), int(fen), int(months))
                         for t, reason, at, n, fen, months in cur.fetchall()]
-    return ReportRows(retirees, instructions)
+        cur.execute(
+            "SELECT death_source, (death_recorded_at AT TIME ZONE 'Asia/Shanghai')::date, "
+            "count(*) FROM retiree_status WHERE policy = %s AND status = 'DECEASED' "
+            "GROUP BY 1, 2",
+            (policy,),
+        )
+        deaths = [(source, day, int(n)) for source, day, n in cur.fetchall()]
+    return ReportRows(retirees, instructions, deaths)
 
 
 # ------------------------------------------------------------------ home-visit tasks

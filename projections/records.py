@@ -25,11 +25,20 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.personal import is_sealed
 from lifecert.pipeline.topics import (
     ASSISTANCE_RESULTS,
+    CONNECTOR_STATUS,
     CONSULAR_CASES,
+    DEAD_LETTERS,
     EVENTS,
     HOME_VISIT_REPORTS,
     STATUS,
     TopicLayout,
+)
+from projections.health import (
+    ConnectorHeartbeat,
+    DeadLetterEntry,
+    HeartbeatError,
+    dead_letter_entry,
+    parse_heartbeat,
 )
 
 TopicPartitionKey = tuple[str, int]
@@ -98,6 +107,8 @@ class StatusRow:
     partition: int
     offset: int
     performed_on: date | None = None
+    death_source: str | None = None  # who reported the standing death (DeathRecorded.source)
+    death_recorded_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +222,10 @@ class Batch:
     cases: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     verdicts: list[VerdictRow] = field(default_factory=list)  # poll order, first per id
+    # the connectors' heartbeats, the latest per instance (None: a tombstone, forget it)
+    heartbeats: dict[str, ConnectorHeartbeat | None] = field(default_factory=dict)
+    # the dead letters' index (no payload, no reason): once per dead letter id
+    dead_letters: dict[str, DeadLetterEntry] = field(default_factory=dict)
     next_offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     records: int = 0
 
@@ -236,6 +251,9 @@ class BatchBuilder:
         self._carries[self._visits_topic] = frozenset(topics[HOME_VISIT_REPORTS].carries)
         self._cases_topic = topics[ASSISTANCE_RESULTS].name
         self._carries[self._cases_topic] = frozenset(topics[ASSISTANCE_RESULTS].carries)
+        self._dead_topic = topics[DEAD_LETTERS].name
+        self._carries[self._dead_topic] = frozenset(topics[DEAD_LETTERS].carries)
+        self._heartbeat_topic = topics[CONNECTOR_STATUS].name
         self.batch = Batch()
         self._ledger_ids: set[str] = set()
 
@@ -248,6 +266,16 @@ class BatchBuilder:
         batch.records += 1
         batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
         try:
+            if record.topic == self._dead_topic:
+                # Counted, never set aside again: a dead letter that cannot be read is
+                # counted as such (dead-lettering it would feed this topic to itself).
+                entry = dead_letter_entry(record.topic, record.partition, record.offset,
+                                          record.value)
+                batch.dead_letters.setdefault(entry.letter_id, entry)
+                return
+            if record.topic == self._heartbeat_topic:
+                self._add_heartbeat(record)
+                return
             if record.topic == self._events_topic:
                 # The input log: only contact updates and the paper forms' certifications
                 # and returns are projected; the rest (and what the worker dead-letters) is
@@ -290,6 +318,16 @@ class BatchBuilder:
                     record.key, None if personal else record.value, str(reject),
                 )
             )
+
+    def _add_heartbeat(self, record: Record) -> None:
+        if not record.key:
+            raise _Reject("a connector heartbeat without a key (the instance name)")
+        try:
+            name = record.key.decode("utf-8")
+            beat = None if record.value is None else parse_heartbeat(name, record.value)
+        except (UnicodeDecodeError, HeartbeatError) as exc:
+            raise _Reject(f"connector heartbeat: {exc}") from None
+        self.batch.heartbeats[name] = beat  # poll order: the last one is the latest
 
     def _decode(self, record: Record) -> dict[str, Any]:
         carries = self._carries.get(record.topic)
@@ -421,7 +459,9 @@ class BatchBuilder:
 
     def _add_status(self, record: Record, event: dict[str, Any]) -> None:
         # Enum fields cannot hold a NUL; the free strings can.
-        if "\x00" in event["retiree_id"] + event["policy"] + event["event_id"]:
+        death_source = event.get("death_source")
+        if "\x00" in event["retiree_id"] + event["policy"] + event["event_id"] + (
+                death_source or ""):
             raise _nul(event)
         row = StatusRow(
             retiree_id=event["retiree_id"],
@@ -439,6 +479,8 @@ class BatchBuilder:
             partition=record.partition,
             offset=record.offset,
             performed_on=event.get("performed_on"),
+            death_source=death_source,
+            death_recorded_at=event.get("death_recorded_at"),
         )
         # Poll order is offset order within a partition, and a retiree's statuses share one
         # partition: the last one added is the latest.

@@ -41,7 +41,8 @@ WRITER_LOCK = 0x6C69666563657202
 READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_contacts",
                "consular_cases", "assistance_cases", "assistance_refusals", "projection_offsets",
                "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports",
-               "campaign_counts")
+               "campaign_counts",
+               "connector_health", "dead_letter_index")
 
 
 class OffsetsMoved(RuntimeError):
@@ -69,7 +70,7 @@ _LEDGER_COLUMNS = (
 _STATUS_COLUMNS = (
     "retiree_id, policy, status, district, residence, completed_by, completed_at, "
     "revocations, retractions, event_id, recorded_at, source_topic, source_partition, "
-    "source_offset, performed_on"
+    "source_offset, performed_on, death_source, death_recorded_at"
 )
 _STATUS_MERGE = f"""
 INSERT INTO retiree_status AS s ({_STATUS_COLUMNS})
@@ -79,6 +80,7 @@ ON CONFLICT (retiree_id, policy) DO UPDATE SET
     completed_by = excluded.completed_by, completed_at = excluded.completed_at,
     performed_on = excluded.performed_on,
     revocations = excluded.revocations, retractions = excluded.retractions,
+    death_source = excluded.death_source, death_recorded_at = excluded.death_recorded_at,
     event_id = excluded.event_id, recorded_at = excluded.recorded_at,
     source_topic = excluded.source_topic, source_partition = excluded.source_partition,
     source_offset = excluded.source_offset
@@ -139,6 +141,7 @@ class Store:
                 _merge_verdicts(cur, batch.verdicts)
             if batch.cases:
                 _fold_cases(cur, batch.cases)
+            _merge_health(cur, batch)
             _write_offsets(cur, batch.next_offsets)
         return Applied(len(new_ids), len(batch.statuses))
 
@@ -275,6 +278,27 @@ def _merge_home_visits(cur: Any, rows: list[ConsularRow]) -> None:
         r.offset) for r in rows])
 
 
+def _merge_health(cur: Any, batch: Batch) -> None:
+    """The connectors' latest heartbeats (a tombstone forgets one) and the dead letters'
+    index, once per dead letter id (a dead letter published twice counts once)."""
+    gone = [name for name, beat in batch.heartbeats.items() if beat is None]
+    if gone:
+        cur.execute("DELETE FROM connector_health WHERE connector = ANY(%s)", (gone,))
+    beats = [beat for beat in batch.heartbeats.values() if beat is not None]
+    if beats:
+        execute_values(cur, """
+INSERT INTO connector_health (connector, kind, lag, measured_at) VALUES %s
+ON CONFLICT (connector) DO UPDATE SET kind = excluded.kind, lag = excluded.lag,
+    measured_at = excluded.measured_at""",
+                       [(b.connector, b.kind, b.lag, b.measured_at) for b in beats])
+    if batch.dead_letters:
+        execute_values(cur, """
+INSERT INTO dead_letter_index (letter_id, stage, source_topic, recorded_at) VALUES %s
+ON CONFLICT (letter_id) DO NOTHING""", [
+            (e.letter_id, e.stage, e.source_topic, e.recorded_at)
+            for e in batch.dead_letters.values()])
+
+
 def _merge_forms(cur: Any, batch: Batch) -> None:
     """The paper-forms read model: first recording wins, a form once by event id."""
     if batch.form_certifications:
@@ -387,11 +411,14 @@ def _ledger_line(row: LedgerRow) -> str:
 def _status_line(row: StatusRow) -> str:
     completed_at = "\\N" if row.completed_at is None else row.completed_at.isoformat()
     performed_on = "\\N" if row.performed_on is None else row.performed_on.isoformat()
+    died_at = "\\N" if row.death_recorded_at is None else row.death_recorded_at.isoformat()
     return (
         f"{_text(row.retiree_id)}\t{_text(row.policy)}\t{row.status}\t"
         f"{_optional(row.district)}\t{row.residence}\t{_optional(row.completed_by)}\t"
-        f"{completed_at}\t{row.revocations}\t{row.retractions}\t{_text(row.event_id)}\t{row.recorded_at.isoformat()}\t"
-        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\t{performed_on}\n"
+        f"{completed_at}\t{row.revocations}\t{row.retractions}\t{_text(row.event_id)}\t"
+        f"{row.recorded_at.isoformat()}\t"
+        f"{_text(row.topic)}\t{row.partition}\t{row.offset}\t{performed_on}\t"
+        f"{_optional(row.death_source)}\t{died_at}\n"
     )
 
 

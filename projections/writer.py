@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.topics import (
     ASSISTANCE_RESULTS,
+    CONNECTOR_STATUS,
     CONSULAR_CASES,
     DEAD_LETTERS,
     EVENTS,
@@ -52,11 +53,13 @@ _DB_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 def read_topics(topics: TopicLayout) -> tuple[str, ...]:
     """The topics the projections read: status, the output topics, then the input log (for
-    the contact read model), the consular cases, the assistance cases, then the home-visit
-    teams' reports."""
+    the contact read model), the consular cases, the assistance cases, the home-visit
+    teams' reports, then the dead letters and the connectors' heartbeats (the dashboard's
+    connectors panel)."""
     return (topics[STATUS].name, *(topics[role].name for role in topics.output_roles),
             topics[EVENTS].name, topics[CONSULAR_CASES].name, topics[ASSISTANCE_RESULTS].name,
-            topics[HOME_VISIT_REPORTS].name)
+            topics[HOME_VISIT_REPORTS].name, topics[DEAD_LETTERS].name,
+            topics[CONNECTOR_STATUS].name)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def status_fields(state: RetireeState) -> tuple[Any, ...]:
     """The fields a RetireeStatus reports, to tell whether a decision changed them."""
     return (state.status(), state.district, state.residence, state.completed_by,
             state.completed_at, state.completed_performed_on, state.corrections,
-            state.retractions)
+            state.retractions, state.death_report)
 
 
 def retiree_status(policy_name: str, state: RetireeState, at: datetime, cause: str) -> Event:
@@ -110,6 +110,8 @@ def retiree_status(policy_name: str, state: RetireeState, at: datetime, cause: s
         "revocations": state.revocations,
         "retractions": state.retractions,
         "performed_on": state.completed_performed_on,
+        "death_source": None if state.death_report is None else state.death_report[0],
+        "death_recorded_at": None if state.death_report is None else state.death_report[1],
     }
 
 

@@ -67,7 +67,7 @@ def run(built: Built, *, metrics_port: int | None = None) -> None:
 def check(built: Built) -> list[str]:
     """What would stop the instance working: the broker, its topics, the partner."""
     problems: list[str] = []
-    roles = ["events", "dead_letters", "connector_checkpoints"]
+    roles = ["events", "dead_letters", "connector_checkpoints", "connector_status"]
     if isinstance(built.connector, SinkConnector):
         roles += list(built.connector.topics)
     try:

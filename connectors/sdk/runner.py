@@ -40,6 +40,7 @@ from connectors.sdk.base import (
 from connectors.sdk.checkpoints import CheckpointStore
 from connectors.sdk.config_file import InstanceConfig
 from connectors.sdk.errors import PartnerUnavailable, RecordRejected
+from connectors.sdk.heartbeat import Heartbeat
 from connectors.sdk.metrics import ConnectorMetrics
 from connectors.sdk.retry import Backoff, Stopped, retrying
 from lifecert.datakeys import KeyStore
@@ -50,7 +51,12 @@ from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
 from lifecert.pipeline import broker_clients
-from lifecert.pipeline.topics import CONNECTOR_CHECKPOINTS, DEAD_LETTERS, TopicLayout
+from lifecert.pipeline.topics import (
+    CONNECTOR_CHECKPOINTS,
+    CONNECTOR_STATUS,
+    DEAD_LETTERS,
+    TopicLayout,
+)
 
 # A dead letter keeps at most this much of the raw record (a Kafka record stays < 1 MiB).
 MAX_RAW = 256 * 1024
@@ -107,6 +113,7 @@ class _Runner:
         self.backoff = Backoff(instance.runner.retry_initial, instance.runner.retry_max)
         self.producer: KafkaProducer | None = None
         self.checkpoints: CheckpointStore | None = None
+        self.heartbeat: Heartbeat | None = None
         self._open = False
         self._dead_topic = layout[DEAD_LETTERS].name
 
@@ -155,8 +162,18 @@ class _Runner:
             self.checkpoints = CheckpointStore(
                 self.bootstrap, self.layout[CONNECTOR_CHECKPOINTS].name, self.producer
             )
+            self.heartbeat = Heartbeat(self.producer, self.layout[CONNECTOR_STATUS].name,
+                                       self.name, self.kind, log=self.log,
+                                       clock=time.monotonic, now=self.now)
 
         self._retry(connect, "connecting to the broker")
+
+    def _report_lag(self, lag: int | None) -> None:
+        """The lag just measured: into the metrics and the heartbeat (connector_status)."""
+        if lag is not None:
+            self.metrics.lag.set(lag)
+        if self.heartbeat is not None:
+            self.heartbeat.beat(lag)
 
     def _send_all(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """Send ``(topic, key, value)`` records and wait until the broker acknowledged
@@ -249,8 +266,7 @@ class SourceRunner(_Runner):
             lag = self._partner(lambda: self.connector._lag(position))
         except PartnerUnavailable:
             return
-        if lag is not None:
-            self.metrics.lag.set(lag)
+        self._report_lag(lag)
 
     def events_of(self, record: PartnerRecord) -> list[TypedEvent]:
         """The record's events, with ids, times and agency, checked against the schemas.
@@ -383,7 +399,7 @@ class SinkRunner(_Runner):
             ends = consumer.end_offsets(self._tps)
         except KafkaError:
             return
-        self.metrics.lag.set(sum(
+        self._report_lag(sum(
             max(0, ends[tp] - self._offsets.get(_offset_key(tp.topic, tp.partition), 0))
             for tp in self._tps))
 

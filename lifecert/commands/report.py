@@ -20,9 +20,20 @@ from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
 from lifecert.domain.policy import Policy, PolicyError, load_policy
 from lifecert.events.time import local_date
 from lifecert.report.document import build
-from lifecert.report.figures import Figures, InstructionGroup, RetireeGroup, compute
+from lifecert.report.figures import (
+    DeathGroup,
+    Figures,
+    InstructionGroup,
+    RetireeGroup,
+    compute,
+)
 from lifecert.report.html import render
-from lifecert.report.sources import SourceError, replay_instructions, replay_retirees
+from lifecert.report.sources import (
+    SourceError,
+    replay_deaths,
+    replay_instructions,
+    replay_retirees,
+)
 
 PDF_EXTRA_HINT = ("the PDF needs the Python package 'reportlab', which comes with lifecert's "
                   "'report' extra: pip install 'lifecert[report]' (or pass --no-pdf)")
@@ -59,26 +70,28 @@ def run(args: argparse.Namespace) -> int:
             policy = load_policy(args.policy or "foshan-2017")
             if not args.replay.is_dir():
                 return _fail(f"no such folder: {args.replay}", EXIT_USAGE)
-            retirees, instructions = (replay_retirees(args.replay),
-                                      replay_instructions(args.replay))
+            retirees, instructions, deaths = (replay_retirees(args.replay),
+                                              replay_instructions(args.replay),
+                                              replay_deaths(args.replay))
             source = f"lifecert replay ({args.replay.name})"
         else:
             loaded = _from_database(args)
             if isinstance(loaded, int):
                 return loaded
-            policy, retirees, instructions = loaded
+            policy, retirees, instructions, deaths = loaded
             source = "PostgreSQL read models"
     except PolicyError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except SourceError as exc:
         return _fail(str(exc), EXIT_FAILED)
     figures = compute(policy.name, policy.window_opens, policy.deadline, retirees,
-                      instructions, args.as_of)
+                      instructions, args.as_of, deaths)
     return _write(figures, args.out, source, False if args.no_pdf else args.font or True)
 
 
 def _from_database(args: argparse.Namespace
-                   ) -> int | tuple[Policy, list[RetireeGroup], list[InstructionGroup]]:
+                   ) -> int | tuple[Policy, list[RetireeGroup], list[InstructionGroup],
+                                    list[DeathGroup]]:
     try:
         import psycopg2
         import psycopg2.errors
@@ -115,7 +128,7 @@ def _from_database(args: argparse.Namespace
         return _fail(f"reading the read models: {str(exc).strip()}", EXIT_FAILED)
     finally:
         conn.close()
-    return (policy, *database_rows(rows.retirees, rows.instructions))
+    return (policy, *database_rows(rows.retirees, rows.instructions, rows.deaths))
 
 
 def _write(figures: Figures, out: Path, source: str, pdf: Path | bool) -> int:

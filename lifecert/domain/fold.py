@@ -277,6 +277,7 @@ def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
     if died_on > local_date(at) or (state.birth_date is not None and died_on < state.birth_date):
         return [], reasons.IMPOSSIBLE_DEATH_DATE
     state.date_of_death = died_on
+    state.death_report = (event["source"], at)
     death_month = month_of_date(died_on)
     terminated = format_month(death_month + 1)
     outputs = [
@@ -360,6 +361,7 @@ def _retraction(state: RetireeState, event: Event, policy: Policy) -> Handled:
     retracted_in = month_of(at)
     state.date_of_death = None
     state.death_memory = None
+    state.death_report = None
     state.corrections += 1
     state.retractions += 1
     outputs: list[Event] = []

@@ -90,6 +90,7 @@ class RetireeState:
         "date_of_death",
         "deadline_passed",
         "death_memory",
+        "death_report",
         "district",
         "early_documents",
         "employer_only",
@@ -168,6 +169,9 @@ class RetireeState:
         self.death_memory: tuple[Month, list[Month], list[Month], int, list[Month]] | None = (
             None
         )
+        # Who reported the standing death (DeathRecorded.source) and when the hub recorded
+        # it: the report splits deaths by register. None while no death stands.
+        self.death_report: tuple[str, datetime] | None = None
 
     @property
     def revocations(self) -> int:
@@ -259,6 +263,10 @@ class RetireeState:
                                           for x in self.death_memory[1:])]
                 if self.death_memory else None
             ),
+            "death_report": (
+                [self.death_report[0], self.death_report[1].isoformat()]
+                if self.death_report else None
+            ),
         }
 
     @classmethod
@@ -305,4 +313,6 @@ class RetireeState:
             (memory[0], list(memory[1]), list(memory[2]), memory[3], list(memory[4]))
             if memory else None
         )
+        report = data.get("death_report")  # absent in states saved before it was kept
+        state.death_report = (report[0], datetime.fromisoformat(report[1])) if report else None
         return state

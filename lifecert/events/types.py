@@ -625,6 +625,12 @@ class RetireeStatus(EventRecord, tag="RetireeStatus", frozen=True, kw_only=True)
     seen (completed_at is when lifecert received it), or null; null in records written before it
     was kept.
     """
+    death_source: str | None = None
+    """Who reported the death that stands (the DeathRecorded's source: a register, a family report,
+    a home visit...), or null; null in records written before it was kept.
+    """
+    death_recorded_at: datetime | None = None
+    """When the hub recorded the death that stands, or null."""
 
 
 class DeadLetter(EventRecord, tag="DeadLetter", frozen=True, kw_only=True):

@@ -21,6 +21,7 @@ STATUS = "status"
 DEAD_LETTERS = "dead_letters"
 ASSISTANCE_RESULTS = "assistance_results"
 CONNECTOR_CHECKPOINTS = "connector_checkpoints"
+CONNECTOR_STATUS = "connector_status"
 CONSULAR_CASES = "consular_cases"
 HOME_VISIT_REPORTS = "home_visit_reports"
 

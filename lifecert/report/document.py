@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from lifecert.report.charts import Chart, columns, hbars, split_bar
-from lifecert.report.figures import Figures, channel_label, district_label, rate
+from lifecert.report.figures import (
+    Figures,
+    channel_label,
+    district_label,
+    rate,
+    source_label,
+)
 from lifecert.summary import yuan
 
 
@@ -54,6 +60,7 @@ def build(f: Figures, generated_on: date, source: str) -> Document:
         ("中文", "English"), tuple((x.zh, x.en) for x in f.findings), (False, False))]
     blocks += _certification(f)
     blocks += _payments(f)
+    blocks += _deaths(f)
     return Document(title, subtitle, tuple(blocks))
 
 
@@ -129,12 +136,34 @@ def _payments(f: Figures) -> list[Block]:
         Heading("待遇发放 Payments"),
         Para("金额以分为单位计算，以元显示（保留两位小数）。 Amounts are summed in fen and "
              "shown in yuan with two decimals. 死亡人数为经死亡登记（民政、公安、医院等）"
-             "或其他报告确认的人数。 Deaths are those recorded from the registers or other "
-             "reports; the read models do not keep which register."),
+             "或其他报告确认的人数，来源见下节。 Deaths are those recorded from the "
+             "registers or other reports; the next section splits them by source."),
         Table(("项目 Item", "人次 Count", "金额（元） Amount (yuan)"), tuple(rows),
               (False, True, True)),
     ]
     if placed:
         blocks.append(Figure(hbars("暂停后恢复 Suspensions released",
                                    [("恢复 Released", f.holds_released, placed)])))
+    return blocks
+
+
+def _deaths(f: Figures) -> list[Block]:
+    """The standing deaths by who reported them: the registers (civil affairs, public
+    security, health), families, home visits, partners abroad."""
+    whole = sum(f.deaths_by_source.values())
+    ranked = sorted(f.deaths_by_source.items(), key=lambda x: (-x[1], x[0]))
+    blocks: list[Block] = [
+        Heading("死亡信息来源 Deaths found through the registers"),
+        Para(f"已故 {whole:,} 人，按报告死亡的登记或渠道（以现存有效的死亡报告为准）。 "
+             f"{whole:,} deceased, by the register or report whose death record stands."),
+    ]
+    if not ranked:
+        return blocks
+    blocks.append(Table(
+        ("来源 Source", "人数 Deaths", "占比 Share"),
+        (*((source_label(s), f"{n:,}", rate(n, whole)) for s, n in ranked),
+         ("合计 All", f"{whole:,}", rate(whole, whole))),
+        (False, True, True)))
+    blocks.append(Figure(hbars("死亡信息来源 Deaths by source",
+                               [(source_label(s), n, whole) for s, n in ranked])))
     return blocks

@@ -51,6 +51,17 @@ class InstructionGroup:
 
 
 @dataclass(frozen=True)
+class DeathGroup:
+    """``n`` standing deaths reported by ``source`` (DeathRecorded.source: a register, a
+    family report, a home visit...; "" when the row does not say) and recorded on ``day``
+    (Asia/Shanghai; None when the row does not say)."""
+
+    source: str
+    day: date | None
+    n: int = 1
+
+
+@dataclass(frozen=True)
 class AreaRow:
     area: str
     in_scope: int
@@ -97,6 +108,8 @@ class Figures:
     cancelled_fen: int = 0
     estate_fen: int = 0
     fraud: Counter[str] = field(default_factory=Counter)  # by reason
+    # the standing deaths by who reported them (deaths found through the registers)
+    deaths_by_source: Counter[str] = field(default_factory=Counter)
     home_visits: int = 0
     findings: list[Finding] = field(default_factory=list)
 
@@ -120,10 +133,12 @@ def rate(part: int, whole: int) -> str:
 def compute(
     policy: str, window_opens: date, deadline: date, retirees: list[RetireeGroup],
     instructions: list[InstructionGroup], as_of: date | None = None,
+    deaths: list[DeathGroup] | None = None,
 ) -> Figures:
     figures = Figures(policy, as_of, window_opens, deadline)
     _count_retirees(figures, retirees)
     _count_instructions(figures, instructions)
+    figures.deaths_by_source = count_deaths(deaths or [], as_of)
     figures.findings = findings(figures)
     return figures
 
@@ -200,6 +215,30 @@ def _count_instructions(figures: Figures, groups: list[InstructionGroup]) -> Non
             figures.home_visits += g.n
 
 
+# A death's source is a partner's free text: the report shows at most this many characters
+# of it, and folds the rarest sources beyond the first MAX_SOURCES into one line.
+SOURCE_CHARS = 40
+MAX_SOURCES = 12
+OTHER_SOURCES = "(other)"
+UNKNOWN_SOURCE = "(not recorded)"
+
+
+def count_deaths(groups: list[DeathGroup], as_of: date | None) -> Counter[str]:
+    """The standing deaths by source, recorded no later than ``as_of`` (when given)."""
+    counts: Counter[str] = Counter()
+    for g in groups:
+        if as_of is not None and g.day is not None and g.day > as_of:
+            continue
+        text = g.source.strip()[:SOURCE_CHARS] if g.source.strip() else UNKNOWN_SOURCE
+        counts[text if text.isprintable() else UNKNOWN_SOURCE] += g.n
+    if len(counts) > MAX_SOURCES:
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        kept = Counter(dict(ranked[:MAX_SOURCES - 1]))
+        kept[OTHER_SOURCES] += sum(n for _, n in ranked[MAX_SOURCES - 1:])
+        counts = kept
+    return counts
+
+
 def findings(f: Figures) -> list[Finding]:
     """The short table of findings: what a reader should take away, in both languages."""
     out = [Finding(
@@ -234,6 +273,13 @@ def findings(f: Figures) -> list[Finding]:
         f"{yuan(f.overpaid_fen)} 元",
         f"{f.terminated:,} deaths recorded and payments stopped; {f.overpayments:,} "
         f"overpayments to recover, {yuan(f.overpaid_fen)} yuan"))
+    if f.deaths_by_source:
+        # ties go to the name first in order: the same whichever source the rows came from
+        top, n = min(f.deaths_by_source.items(), key=lambda kv: (-kv[1], kv[0]))
+        whole = sum(f.deaths_by_source.values())
+        out.append(Finding(
+            f"死亡信息来源最多的是 {source_label(top)}：{n:,} 人（共 {whole:,} 人）",
+            f"Most deaths were found through {top}: {n:,} of {whole:,}"))
     fraud = sum(f.fraud.values())
     if fraud:
         out.append(Finding(f"疑似冒领预警 {fraud:,} 宗，需核查",
@@ -256,6 +302,22 @@ CHANNEL_NAMES = {
     "HK_AGENCY": "香港机构 HK agency", "MACAU_SSF": "澳门社保 Macau SSF",
     "EMPLOYER_BATCH": "单位批量 Employer", "HOME_VISIT": "上门认证 Home visit",
 }
+
+
+# The death sources the connectors and the API write (DeathRecorded.source).
+SOURCE_NAMES = {
+    "CIVIL_AFFAIRS": "民政殡葬 Civil affairs", "HUKOU_CANCELLATION": "公安户籍注销 Hukou",
+    "DEATH_CERTIFICATE": "卫健死亡医学证明 Death certificate",
+    "HOSPITAL_REPORT": "医院报告 Hospital report",
+    "CREMATION_RECORD": "火化记录 Cremation record", "FAMILY_REPORT": "家属报告 Family report",
+    "HOME_VISIT": "上门核查 Home visit", "CONSULATE_REPORT": "使领馆报告 Consulate",
+    "MACAU_SSF": "澳门社保 Macau SSF", UNKNOWN_SOURCE: "未记录 Not recorded",
+    OTHER_SOURCES: "其他 Other",
+}
+
+
+def source_label(code: str) -> str:
+    return SOURCE_NAMES.get(code, code)
 
 
 def district_label(code: str) -> str:

@@ -10,10 +10,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from lifecert.replay import RETIREES_HEADER
-from lifecert.report.figures import InstructionGroup, RetireeGroup
+from lifecert.replay import DEATHS_HEADER, RETIREES_HEADER
+from lifecert.report.figures import DeathGroup, InstructionGroup, RetireeGroup
 
 _COLUMNS = tuple(RETIREES_HEADER.strip().split(","))
+_DEATH_COLUMNS = tuple(DEATHS_HEADER.strip().split(","))
 
 
 class SourceError(ValueError):
@@ -56,6 +57,34 @@ def _retiree_key(path: Path, line_no: int, row: list[str]
             raise SourceError(f"{path}:{line_no}: field 'completed_day': {day!r} is not a "
                               "date YYYY-MM-DD") from None
     return status, district or None, residence, channel or None, completed
+
+
+def replay_deaths(out_dir: Path) -> list[DeathGroup]:
+    """The standing deaths of a replay output (``deaths.csv``), grouped by source and day."""
+    path = out_dir / "deaths.csv"
+    if not path.is_file():
+        raise SourceError(
+            f"{path}: not found. The report reads the deaths.csv that `lifecert replay` "
+            "writes (from this version on): run `lifecert replay ... --out "
+            f"{out_dir}` again.")
+    counts: dict[tuple[str, date], int] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, None)
+        if header is None or tuple(header) != _DEATH_COLUMNS:
+            raise SourceError(f"{path}:1: the header must be {','.join(_DEATH_COLUMNS)}")
+        for line_no, row in enumerate(rows, 2):
+            if len(row) != len(_DEATH_COLUMNS):
+                raise SourceError(f"{path}:{line_no}: {len(row)} fields, expected "
+                                  f"{len(_DEATH_COLUMNS)}")
+            _, source, day = row
+            try:
+                recorded = date.fromisoformat(day)
+            except ValueError:
+                raise SourceError(f"{path}:{line_no}: field 'recorded_day': {day[:20]!r} is "
+                                  "not a date YYYY-MM-DD") from None
+            counts[(source, recorded)] = counts.get((source, recorded), 0) + 1
+    return [DeathGroup(source, day, n) for (source, day), n in counts.items()]
 
 
 def replay_instructions(out_dir: Path) -> list[InstructionGroup]:
@@ -116,10 +145,12 @@ def _instruction(path: Path, line_no: int, obj: dict[str, Any]
 def database_rows(
     retirees: list[tuple[str, str | None, str, str | None, date | None, int]],
     instructions: list[tuple[str, str | None, datetime, int, int, int]],
-) -> tuple[list[RetireeGroup], list[InstructionGroup]]:
+    deaths: list[tuple[str | None, date | None, int]] | None = None,
+) -> tuple[list[RetireeGroup], list[InstructionGroup], list[DeathGroup]]:
     """The rows of ``projections.queries.report_rows`` as the figures' row types."""
     return (
         [RetireeGroup(s, d, r, c, day, n) for s, d, r, c, day, n in retirees],
         [InstructionGroup(t, at, reason, n, fen, months)
          for t, reason, at, n, fen, months in instructions],
+        [DeathGroup(source or "", day, n) for source, day, n in deaths or []],
     )

@@ -75,7 +75,7 @@ class Web:
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]))
         self.templates.globals.update(status_words=words.STATUS, channel=words.channel,
-                                      fen=dashboard.fen)
+                                      fen=dashboard.fen, local_time=dashboard.local_time)
         self.reader: db.AsyncReader | None = None
         self.api_db: db.Database | None = None
         self.read_db: db.Database | None = None

@@ -1,7 +1,8 @@
 """What the staff dashboard shows, read from the read models (as ``lifecert_reader``)
 in one snapshot: progress by district, channel and day, face against manual, holds,
 releases and back-pay, forms outstanding, assistance and consular cases overdue, the
-projections' position; and one retiree's detail. A district account sees its district
+projections' position, each connector's lag and the dead letters; and one retiree's
+detail. A district account sees its district
 only (``district``); the city sees all."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.events.time import local_date, local_wall_time
 from lifecert.summary import CampaignCounters
 from projections import queries
+from projections.health import ConnectorRow, connector_rows
 
 Connection = psycopg2.extensions.connection
 
@@ -43,6 +45,13 @@ class Dashboard:
     projection_offset_total: int = 0
     # records of the events topic the API's directory set aside (api_directory_dead_letters)
     dead_letters: dict[str, int] = field(default_factory=dict)
+    # each connector's lag and last heartbeat, and the dead letters of every stage (the
+    # city's: connector_health and dead_letter_index)
+    connectors: list[ConnectorRow] = field(default_factory=list)
+
+    @property
+    def stale_connectors(self) -> int:
+        return sum(1 for row in self.connectors if row.stale)
 
     @property
     def face(self) -> int:
@@ -87,6 +96,8 @@ def read(conn: Connection, policy: str | None, district: str | None,
         board.consular_open, board.consular_overdue = _pair(cur.fetchone())
         cur.execute("SELECT count(*), coalesce(sum(next_offset), 0) FROM projection_offsets")
         board.projection_partitions, board.projection_offset_total = _pair(cur.fetchone())
+        if district is None:
+            board.connectors = _connectors(cur, at)
     if district is None:  # forms and assistance cases are the city's (by agency, partner)
         forms = queries.paper_forms(conn)
         board.forms, board.unmatched_forms = forms.outstanding, len(forms.unmatched)
@@ -98,6 +109,21 @@ def read(conn: Connection, policy: str | None, district: str | None,
             board.assistance = queries.open_cases_by_age(
                 queries.assistance_cases(conn), today, calendar)
     return board
+
+
+def _connectors(cur: Any, now: datetime) -> list[ConnectorRow]:
+    cur.execute("SELECT connector, kind, lag, measured_at FROM connector_health")
+    beats = [(name, kind, None if lag is None else int(lag), at)
+             for name, kind, lag, at in cur.fetchall()]
+    cur.execute("SELECT stage, count(*), max(recorded_at) FROM dead_letter_index "
+                "GROUP BY stage")
+    letters = [(stage, int(n), newest) for stage, n, newest in cur.fetchall()]
+    return connector_rows(beats, letters, now)
+
+
+def local_time(at: datetime | None) -> str:
+    """A time as the dashboard shows it: local wall time to the second, '—' for none."""
+    return "—" if at is None else local_wall_time(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _pair(row: Any) -> tuple[int, int]:

@@ -17,10 +17,10 @@ from lifecert.cli import main
 from lifecert.domain.policy import load_policy
 from lifecert.replay import replay_file
 from lifecert.report.figures import compute
-from lifecert.report.sources import replay_instructions, replay_retirees
+from lifecert.report.sources import replay_deaths, replay_instructions, replay_retirees
 from lifecert.summary import CampaignCounters, InstructionTotals
 from lifecert_dev.generate import write_campaign_file
-from tests.helpers import cert, death, docs, enroll
+from tests.helpers import cert, death, docs, enroll, retract
 
 LOG = [
     enroll("R1", birth_date="1937-06-20"),
@@ -33,6 +33,16 @@ LOG = [
          recorded_at="2017-05-02T10:01:00+08:00"),
     docs("C2", "R2", recorded_at="2017-07-31T16:00:30Z"),
     death("R1", date_of_death="2017-05-10", recorded_at="2017-10-05T10:00:00+08:00"),
+    # R5's first death report is retracted: the family's later one stands
+    enroll("R5"),
+    death("R5", date_of_death="2017-03-01", recorded_at="2017-03-05T10:00:00+08:00",
+          source="HUKOU_CANCELLATION"),
+    retract("R5", recorded_at="2017-04-10T10:00:00+08:00"),
+    death("R5", date_of_death="2017-08-01", recorded_at="2017-08-03T10:00:00+08:00",
+          source="FAMILY_REPORT"),
+    # an impossible death (after its own recording) is rejected: R3 stays alive
+    death("R3", date_of_death="2017-09-01", recorded_at="2017-08-20T10:00:00+08:00",
+          source="CREMATION_RECORD"),
 ]
 
 
@@ -55,7 +65,34 @@ def test_replay_writes_what_the_report_counts(tmp_path: Path) -> None:
         ["R2", "CERTIFIED", "", "ABROAD", "CONSULATE", "2017-08-01"],
         ["R3", "SUSPENDED", "CHANCHENG", "FOSHAN", "", ""],
         ["R4", "CERTIFIED", "NANHAI", "FOSHAN", "FACE_APP", "2017-05-02"],
+        ["R5", "DECEASED", "CHANCHENG", "FOSHAN", "", ""],
     ]
+    with (out / "deaths.csv").open(newline="") as fh:
+        assert list(csv.reader(fh)) == [
+            ["retiree_id", "source", "recorded_day"],
+            ["R1", "CIVIL_AFFAIRS", "2017-10-05"],
+            ["R5", "FAMILY_REPORT", "2017-08-03"],
+        ]
+
+
+def test_the_report_splits_the_deaths_by_register(tmp_path: Path) -> None:
+    out = replay(tmp_path, LOG)
+    deaths = replay_deaths(out)
+    policy = load_policy("foshan-2017")
+    rows = replay_retirees(out), replay_instructions(out)
+    f = compute(policy.name, policy.window_opens, policy.deadline, *rows, None, deaths)
+    assert dict(f.deaths_by_source) == {"CIVIL_AFFAIRS": 1, "FAMILY_REPORT": 1}
+    assert f.deceased == sum(f.deaths_by_source.values())
+    september = compute(policy.name, policy.window_opens, policy.deadline, *rows,
+                        date(2017, 9, 30), deaths)
+    assert dict(september.deaths_by_source) == {"FAMILY_REPORT": 1}
+    report = tmp_path / "report"
+    assert main(["report", "--replay", str(out), "--out", str(report)]) == 0
+    html = (report / "report.html").read_text(encoding="utf-8")
+    assert "Deaths found through the registers" in html
+    assert "<td>民政殡葬 Civil affairs</td><td class=\"n\">1</td><td class=\"n\">50.0%</td>" \
+        in html
+    assert "家属报告 Family report" in html and "Hukou" not in html
 
 
 def test_the_report_from_a_replay_output(tmp_path: Path) -> None:
@@ -83,7 +120,10 @@ def test_a_generated_campaign_agrees_with_the_summary(tmp_path: Path) -> None:
     campaign, _ = replay_file(events, policy, tmp_path / "replay", on_instruction=totals)
     counters = CampaignCounters.from_states(policy.name, campaign.retirees.values(), totals)
     f = compute(policy.name, policy.window_opens, policy.deadline,
-                replay_retirees(tmp_path / "replay"), replay_instructions(tmp_path / "replay"))
+                replay_retirees(tmp_path / "replay"), replay_instructions(tmp_path / "replay"),
+                None, replay_deaths(tmp_path / "replay"))
+    # every deceased retiree's standing death has its source
+    assert sum(f.deaths_by_source.values()) == f.deceased > 0
     assert f.retirees == counters.retirees == len(campaign.retirees)
     assert {a.area: a.in_scope for a in f.areas} == dict(counters.in_scope)
     assert {a.area: a.certified for a in f.areas} == {
@@ -119,6 +159,13 @@ def test_a_replay_output_without_retirees_csv_says_to_replay_again(tmp_path: Pat
     assert code == 1 and "retirees.csv: not found" in err and "run `lifecert replay" in err
 
 
+def test_a_replay_output_without_deaths_csv_says_to_replay_again(tmp_path: Path) -> None:
+    out = replay(tmp_path, LOG)
+    (out / "deaths.csv").unlink()
+    code, err = run("report", "--replay", str(out), "--out", str(tmp_path / "r"))
+    assert code == 1 and "deaths.csv: not found" in err and "run `lifecert replay" in err
+
+
 def test_a_folder_that_is_not_there(tmp_path: Path) -> None:
     code, err = run("report", "--replay", str(tmp_path / "nothing"), "--out", str(tmp_path))
     assert code == 2 and "no such folder" in err
@@ -130,6 +177,10 @@ def test_a_folder_that_is_not_there(tmp_path: Path) -> None:
      r"retirees.csv:3: field 'completed_day': '2017-13-01' is not a date"),
     ("retirees.csv", 2, "R9,CERTIFIED,NANHAI\n", r"retirees.csv:3: 3 fields, expected 6"),
     ("retirees.csv", 2, "R9,,NANHAI,FOSHAN,,\n", r"retirees.csv:3: field 'status' is empty"),
+    ("deaths.csv", 0, "id,source\n", r"deaths.csv:1: the header must be"),
+    ("deaths.csv", 1, "R9,CIVIL_AFFAIRS\n", r"deaths.csv:2: 2 fields, expected 3"),
+    ("deaths.csv", 1, "R9,CIVIL_AFFAIRS,2017-02-30\n",
+     r"deaths.csv:2: field 'recorded_day': '2017-02-30' is not a date"),
     ("instructions.jsonl", 1, "{not json\n", r"instructions.jsonl:2: not JSON"),
     ("instructions.jsonl", 1, '{"type":"PaymentHoldPlaced","recorded_at":"2017-06-21T00:00:00"}\n',
      r"instructions.jsonl:2: field 'recorded_at' must be a time with its offset"),

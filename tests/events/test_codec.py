@@ -810,7 +810,13 @@ def test_pipeline_records_round_trip() -> None:
          "retiree_id": "R1", "policy": "foshan-2017", "status": "CERTIFIED",
          "district": "NANHAI", "residence": "FOSHAN", "completed_by": "FACE_APP",
          "completed_at": at, "revocations": 1, "retractions": 0,
-         "performed_on": dt.date(2017, 6, 19)},
+         "performed_on": dt.date(2017, 6, 19), "death_source": None,
+         "death_recorded_at": None},
+        {"type": "RetireeStatus", "event_id": "s2", "recorded_at": at, "source_agency": None,
+         "retiree_id": "R2", "policy": "foshan-2017", "status": "DECEASED",
+         "district": None, "residence": "MACAU", "completed_by": None, "completed_at": None,
+         "revocations": 0, "retractions": 1, "performed_on": None, "death_source": "MACAU_SSF",
+         "death_recorded_at": at},
         {"type": "DeadLetter", "event_id": "d1", "recorded_at": at, "source_agency": None,
          "stage": "worker", "source_topic": "lifecert.events", "source_partition": 3,
          "source_offset": 17, "key": b"R1", "value": b"\xc3\x01\x00", "source_position": None,
@@ -859,8 +865,9 @@ def test_statuses_written_before_performed_on_still_decode() -> None:
     data = encode(status, store=writer)
     assert decode(data) == status
     assert decode(data, reader_schema=raw_schema("RetireeStatus")) == {
-        **status, "performed_on": None}
-    new = {**status, "performed_on": dt.date(2017, 6, 18)}
+        **status, "performed_on": None, "death_source": None, "death_recorded_at": None}
+    new = {**status, "performed_on": dt.date(2017, 6, 18), "death_source": None,
+           "death_recorded_at": None}
     assert decode(encode(new)) == new
     assert decode(encode(new), reader_schema=_old("RetireeStatus", 2)) == status
 
@@ -882,6 +889,23 @@ def test_records_written_before_rules_11_to_14_still_decode() -> None:
         "scan_sha256": None}
     hold = SAMPLES["PaymentHoldPlaced"]
     assert decode(encode(hold, store=writer)) == hold
+
+
+def test_statuses_written_before_the_death_source_still_decode() -> None:
+    """RetireeStatus gained optional death_source and death_recorded_at (issue 15, the
+    report's deaths by register): statuses written with the second schema decode, the new
+    fields as null for a reader on the current schema."""
+    writer = SchemaStore(catalogue=False)
+    writer.register(_old("RetireeStatus", 2), current=True)
+    at = dt.datetime(2017, 6, 20, 16, tzinfo=UTC)
+    status = {"type": "RetireeStatus", "event_id": "s3", "recorded_at": at,
+              "source_agency": None, "retiree_id": "R3", "policy": "foshan-2017",
+              "status": "DECEASED", "district": None, "residence": "FOSHAN",
+              "completed_by": None, "completed_at": None, "revocations": 0, "retractions": 0}
+    data = encode(status, store=writer)
+    assert decode(data) == status
+    assert decode(data, reader_schema=raw_schema("RetireeStatus")) == {
+        **status, "performed_on": None, "death_source": None, "death_recorded_at": None}
 
 
 def test_documents_written_before_the_mailroom_still_decode() -> None:

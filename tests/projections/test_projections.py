@@ -135,6 +135,8 @@ def simulate_worker(lines: list[str]) -> tuple[list[dict[str, Any]], list[tuple[
                 "completed_at": state.completed_at,
                 "revocations": state.revocations,
                 "retractions": state.retractions,
+                "death_source": state.death_report and state.death_report[0],
+                "death_recorded_at": state.death_report and state.death_report[1],
             }))
     return inputs, records
 
@@ -815,6 +817,72 @@ def world_states(world: World) -> dict[str, Any]:
     return dict(campaign.retirees)
 
 
+# ------------------------------------------------------------------ the connectors panel
+
+
+@pytest.mark.stack
+def test_heartbeats_and_dead_letters_reach_the_dashboard(
+    bootstrap: str, new_topics: Callable[[], TopicLayout], new_database: Callable[[], str],
+) -> None:
+    """Connector heartbeats (connector_status) and dead letters (the dead-letter topic)
+    through the broker into connector_health and dead_letter_index, and the dashboard's
+    connectors panel as the reader sees it: the latest lag, stale flagged, dead letters
+    counted once each, none of their content kept."""
+    from connectors.sdk.heartbeat import heartbeat_value
+    from lifecert.pipeline.topics import CONNECTOR_STATUS
+    from lifecert.web import dashboard
+    from projections.health import STALE_AFTER
+
+    topics = new_topics()
+    now = dt.datetime.now(dt.UTC)
+    status = {"type": "RetireeStatus", "event_id": "s1", "recorded_at": now,
+              "source_agency": "lifecert", "retiree_id": "R1", "policy": POLICY,
+              "status": "NOT_CERTIFIED", "district": "NANHAI", "residence": "FOSHAN",
+              "completed_by": None, "completed_at": None, "revocations": 0, "retractions": 0,
+              "death_source": None, "death_recorded_at": None}
+    publish(bootstrap, topics, [(STATUS, status)])
+
+    def letter(event_id: str, stage: str) -> bytes:
+        return encode({"type": "DeadLetter", "event_id": event_id, "recorded_at": now,
+                       "source_agency": None, "stage": stage, "source_topic": "t",
+                       "source_partition": 0, "source_offset": 1, "key": b"R1",
+                       "value": b"13800138000", "source_position": None,
+                       "reason": "R1 phone 13800138000 refused"})
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                             **client_security(ADMIN).kafka_python())
+    try:
+        beats, dead = topics[CONNECTOR_STATUS].name, topics[DEAD_LETTERS].name
+        producer.send(beats, key=b"master", value=heartbeat_value("pension-master", 40, now))
+        producer.send(beats, key=b"master", value=heartbeat_value("pension-master", 0, now))
+        old = now - STALE_AFTER - dt.timedelta(seconds=5)
+        producer.send(beats, key=b"ledger", value=heartbeat_value("payment-ledger", 7, old))
+        for event_id, stage in (("d1", "connector:master"), ("d1", "connector:master"),
+                                ("d2", "connector:master"), ("d3", "worker")):
+            producer.send(dead, key=b"R1", value=letter(event_id, stage))
+        producer.flush()
+    finally:
+        producer.close()
+    dsn = new_database()
+    with acting_as("projections"):
+        stats = run_until_idle(dsn, bootstrap, topics, **FAST)
+    assert stats.dead_letters == 0
+    conn = psycopg2.connect(dsn_as(dsn, "reader"))
+    try:
+        board = dashboard.read(conn, None, None)
+        district = dashboard.read(conn, None, "NANHAI")
+    finally:
+        conn.close()
+    got = {r.name: (r.kind, r.lag, r.stale, r.dead_letters) for r in board.connectors}
+    assert got == {"ledger": ("payment-ledger", 7, True, 0),
+                   "master": ("pension-master", 0, False, 2),
+                   "worker": (None, None, False, 1)}
+    assert board.stale_connectors == 1 and district.connectors == []
+    dump = json.dumps([scalar(dsn, f"SELECT json_agg(t)::text FROM {t} t")
+                       for t in ("connector_health", "dead_letter_index")])
+    assert "13800138000" not in dump and "refused" not in dump
+
+
 # ------------------------------------------------------------------ the contact read model
 
 
@@ -888,7 +956,12 @@ def test_the_report_from_the_read_models_equals_the_report_from_replay(
 ) -> None:
     from lifecert.cli import main as lifecert_main
     from lifecert.report.figures import compute
-    from lifecert.report.sources import database_rows, replay_instructions, replay_retirees
+    from lifecert.report.sources import (
+        database_rows,
+        replay_deaths,
+        replay_instructions,
+        replay_retirees,
+    )
     from projections.queries import report_rows
 
     policy = load_policy(POLICY)
@@ -898,18 +971,25 @@ def test_the_report_from_the_read_models_equals_the_report_from_replay(
     finally:
         conn.close()
     for as_of in (None, dt.date(2017, 6, 20), dt.date(2017, 7, 10)):
-        ours = compute(POLICY, policy.window_opens, policy.deadline,
-                       *database_rows(rows.retirees, rows.instructions), as_of)
+        retirees, instructions, deaths = database_rows(rows.retirees, rows.instructions,
+                                                       rows.deaths)
+        ours = compute(POLICY, policy.window_opens, policy.deadline, retirees, instructions,
+                       as_of, deaths)
         theirs = compute(POLICY, policy.window_opens, policy.deadline,
                          replay_retirees(world.replay_dir),
-                         replay_instructions(world.replay_dir), as_of)
+                         replay_instructions(world.replay_dir), as_of,
+                         replay_deaths(world.replay_dir))
         assert ours == theirs, as_of
+        if as_of is None:  # the deaths by register: every deceased one's source
+            assert sum(ours.deaths_by_source.values()) == ours.deceased > 0
+            assert len(ours.deaths_by_source) > 1, ours.deaths_by_source
     assert ours.certified > 0 and ours.backpay_fen > 0 and ours.terminated > 0
     out = tmp_path / "report"
     assert lifecert_main(["report", "--dsn", dsn_as(projected.dsn, "reader"), "--out",
                           str(out), "--as-of", "2017-07-10"]) == 0
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "数据来源 Source: PostgreSQL read models" in html and "截至 As of: 2017-07-10" in html
+    assert "Deaths found through the registers" in html
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF-")
 
 

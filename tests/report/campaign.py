@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from lifecert.report.figures import Figures, InstructionGroup, RetireeGroup, compute
+from lifecert.report.figures import (
+    DeathGroup,
+    Figures,
+    InstructionGroup,
+    RetireeGroup,
+    compute,
+)
 
 WINDOW_OPENS, DEADLINE = date(2017, 4, 1), date(2017, 6, 20)
 
@@ -46,5 +52,10 @@ INSTRUCTIONS = [
 ]
 
 
+# The deceased one's death, found through the civil-affairs register on 2 May.
+DEATHS = [DeathGroup("CIVIL_AFFAIRS", date(2017, 5, 2))]
+
+
 def figures(as_of: date | None = None) -> Figures:
-    return compute("foshan-2017", WINDOW_OPENS, DEADLINE, RETIREES, INSTRUCTIONS, as_of)
+    return compute("foshan-2017", WINDOW_OPENS, DEADLINE, RETIREES, INSTRUCTIONS, as_of,
+                   DEATHS)

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from lifecert.report.figures import AreaRow, Figures, compute, rate
+from lifecert.report.figures import (
+    OTHER_SOURCES,
+    UNKNOWN_SOURCE,
+    AreaRow,
+    DeathGroup,
+    Figures,
+    compute,
+    count_deaths,
+    rate,
+)
 from tests.report.campaign import DEADLINE, WINDOW_OPENS, figures
 
 
@@ -27,6 +36,7 @@ def test_the_whole_campaign() -> None:
     assert dict(f.fraud) == {"CERTIFIED_AFTER_DEATH": 1}
     assert f.home_visits == 2
     assert f.deceased == 1
+    assert dict(f.deaths_by_source) == {"CIVIL_AFFAIRS": 1}
 
 
 def test_as_of_10_july_leaves_out_what_came_later() -> None:
@@ -84,3 +94,27 @@ def test_rate_rounds_half_up_with_integers() -> None:
     assert [rate(1, 3), rate(2, 3), rate(1, 8), rate(0, 5), rate(5, 5), rate(0, 0)] == [
         "33.3%", "66.7%", "12.5%", "0.0%", "100.0%", "–"]
     assert rate(1, 2000) == "0.1%"  # 0.05 % rounds up
+
+
+def test_deaths_by_register_count_what_was_recorded_by_the_as_of_day() -> None:
+    groups = [DeathGroup("CIVIL_AFFAIRS", date(2017, 5, 2), 3),
+              DeathGroup("HUKOU_CANCELLATION", date(2017, 7, 11), 2),
+              DeathGroup("CIVIL_AFFAIRS", date(2017, 7, 10)),
+              DeathGroup("", None, 4)]  # statuses written before the source was kept
+    assert count_deaths(groups, None) == {"CIVIL_AFFAIRS": 4, "HUKOU_CANCELLATION": 2,
+                                          UNKNOWN_SOURCE: 4}
+    assert count_deaths(groups, date(2017, 7, 10)) == {"CIVIL_AFFAIRS": 4, UNKNOWN_SOURCE: 4}
+    assert figures(date(2017, 5, 1)).deaths_by_source == {}
+    en = [x.en for x in figures().findings]
+    assert "Most deaths were found through CIVIL_AFFAIRS: 1 of 1" in en
+
+
+def test_a_partners_free_text_source_is_cut_and_the_rarest_folded() -> None:
+    hostile = DeathGroup("X" * 500 + "\n<script>", date(2017, 5, 2))
+    control = DeathGroup("A\x07B", date(2017, 5, 2))
+    assert count_deaths([hostile, control], None) == {"X" * 40: 1, UNKNOWN_SOURCE: 1}
+    many = [DeathGroup(f"REGISTER_{i:02}", date(2017, 5, 2), n=100 - i) for i in range(20)]
+    counted = count_deaths(many, None)
+    assert len(counted) == 12 and sum(counted.values()) == sum(g.n for g in many)
+    assert counted["REGISTER_00"] == 100 and counted[OTHER_SOURCES] == sum(
+        100 - i for i in range(11, 20))

@@ -78,7 +78,7 @@ def test_the_html_is_well_formed_and_fetches_nothing() -> None:
     assert not checker.seen & {"script", "img", "link", "iframe", "object"}
     assert not [u for u in checker.links if re.match(r"\s*(https?:)?//", u, re.I)]
     assert not re.search(r"url\(|@import", html)  # nothing fetched from the CSS either
-    assert html.count("<svg") == 6
+    assert html.count("<svg") == 7  # the deaths by register's bars are the 7th
 
 
 def test_the_html_carries_the_figures() -> None:
@@ -88,6 +88,7 @@ def test_the_html_carries_the_figures() -> None:
     assert "1,234.56 (1 月 months)" in text  # overpaid
     assert "禅城区 CHANCHENG" in text and "（香港） (HONG_KONG)" in text
     assert "Fraud alert: CERTIFIED_AFTER_DEATH" in text
+    assert "Deaths found through the registers" in text and "民政殡葬 Civil affairs" in text
     as_of = " ".join(parsed(report_html(date(2017, 7, 10))).text)
     assert "截至 As of: 2017-07-10" in as_of and "3,500.00 (1 月 months)" in as_of
 
@@ -149,6 +150,9 @@ def test_the_pdf_renders_pages_that_are_not_blank(tmp_path: Path) -> None:
     shares = [ink(p) for p in pages]
     assert all(0.005 < s < 0.6 for s in shares), shares
     assert shares[0] > 0.03  # the first page: title, findings, the district chart and table
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Deaths found through the registers" in text and "Civil affairs" in text
     # kept for a person to look at ($LIFECERT_TEST_ARTIFACTS, else test-artifacts/)
     keep = Path(os.environ.get("LIFECERT_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "report"
     keep.mkdir(parents=True, exist_ok=True)

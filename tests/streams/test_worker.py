@@ -38,6 +38,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import parse_line, to_json
@@ -405,6 +406,18 @@ def test_decides_a_campaign_as_replay_does(pipeline: Pipeline) -> None:
     distinct, _ = assert_same_as_replay(pipeline, lines)
     assert distinct > 20
     assert not list(read_topics(pipeline, [DEAD_LETTERS]))
+    # the deceased's statuses carry who reported the standing death, as the fold keeps it
+    # (the report's deaths by register, from PostgreSQL, rest on them)
+    fold = Campaign(POLICY)
+    for line in lines:
+        fold.decide(parse_line(line))
+    want = {rid: (s.death_report[0], s.death_report[1]) for rid, s in fold.retirees.items()
+            if s.death_report is not None}
+    latest = {e["retiree_id"]: e for e in map(codec.decode, (
+        r.value for r in read_topics(pipeline, [STATUS])))}
+    live = {rid: (e["death_source"], e["death_recorded_at"]) for rid, e in latest.items()
+            if e["status"] == "DECEASED"}
+    assert live == want and len({source for source, _ in want.values()}) > 1, live
     names = {json.loads(line)["name"] for line in lines if "RetireeEnrolled" in line[:30]}
     log = worker.log()
     assert not [name for name in names if name in log]  # no personal data in the log

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,6 +50,17 @@ def _seed(box: Sandbox) -> None:
           for i in range(60)),
     ]
     box.seed_statuses(rows, holds=[("SU-1", "2017-07")])
+    # the connectors panel: one connector fresh, one stale, and dead letters of two stages
+    # (test_projections.py brings them through the broker; here the rows the panel reads)
+    now = datetime.now(UTC)
+    with box.connect() as conn, conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO connector_health (connector, kind, lag, measured_at) VALUES "
+                    "('master', 'pension-master', 1234, %s), "
+                    "('ledger', 'payment-ledger', 0, %s)", (now, now - timedelta(hours=1)))
+        cur.execute("INSERT INTO dead_letter_index (letter_id, stage, source_topic, "
+                    "recorded_at) VALUES ('d1', 'connector:master', 't', %s), "
+                    "('d2', 'connector:master', 't', %s), ('d3', 'worker', 't', %s)",
+                    (now, now, now))
     box.register_second_factors(ID_NUMBERS.items())
     from lifecert.web import staff
 

@@ -140,6 +140,9 @@ def test_dashboard_after_login(web: WebProcess, desktop: webdriver.Chrome) -> No
     assert len(charts) == 4 and all(c.size["width"] > 300 for c in charts)
     assert desktop.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     assert contrast(desktop, "#panel .tile p") >= 4.5
+    # the connectors panel's stale line (the seeded 'ledger') is flagged and readable
+    assert contrast(desktop, "#connectors tr.stale td") >= 4.5
+    assert contrast(desktop, "#connectors tr.stale strong") >= 4.5
     # the first-party script refreshes the panel (every 2 s here), under the CSP
     WebDriverWait(desktop, 20).until(
         lambda d: d.find_element(By.ID, "panel").get_attribute("data-refreshed"))

@@ -213,9 +213,20 @@ def test_dashboard_of_the_city_and_of_a_district(web: WebProcess) -> None:
     assert code == 200 and page.count("<svg") >= 4
     assert "Chancheng" in page and "Nanhai" in page and "Shunde" in page
     assert '<script src="/static/dashboard.js" defer></script>' in page
+    # the connectors panel: lag, last seen, dead letters; the stale one flagged
+    connectors = page[page.index('id="connectors"'):]
+    connectors = connectors[:connectors.index("</section>")]
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", connectors)
+    ledger = next(r for r in rows if "ledger" in r)
+    master = next(r for r in rows if "master" in r)
+    assert 'class="stale"' in ledger and "stale" not in master
+    assert '<td class="num">1,234</td>' in master and '<td class="num">2</td>' in master
+    assert any("worker" in r and '<td class="num">1</td>' in r for r in rows)
+    assert "Pipeline dead-letter topic</span>: 3" in page
     opener, _ = _staff(web, DISTRICT)
     code, _, page = request(web, "/staff/panel", opener=opener)
     assert code == 200 and "Nanhai" in page and "Chancheng" not in page
+    assert 'id="connectors"' not in page  # the city's
 
 
 def test_retiree_detail_needs_csrf_and_is_audited(web: WebProcess) -> None:

@@ -48,6 +48,7 @@ from lifecert.pipeline import acls, broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
+    CONNECTOR_STATUS,
     DEAD_LETTERS,
     EVENTS,
     TopicLayout,
@@ -105,6 +106,16 @@ class Kit:
                     if r.key == INSTANCE.encode()]
         finally:
             consumer.close()
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        """The connector's latest heartbeat (connector_status), None before the first."""
+        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
+        try:
+            values = [r.value for r in broker_clients.read_to_end(
+                consumer, self.topics[CONNECTOR_STATUS].name) if r.key == INSTANCE.encode()]
+        finally:
+            consumer.close()
+        return json.loads(values[-1]) if values and values[-1] is not None else None
 
     def publish(self, role: str, events: list[dict[str, Any]],
                 raw: dict[int, bytes] | None = None) -> None:
@@ -373,6 +384,10 @@ class SourceContract(_Contract):
             f"{IDLE_WATCH} s: it keeps re-reading")
         if harness.tells_lag:
             assert lag == 0, f"caught up, lifecert_connector_lag is {lag}, not 0 (_lag)"
+        beat = kit.heartbeat()  # the SDK's heartbeat: what the dashboard shows
+        assert beat is not None and beat["kind"] == harness.connector_kind, beat
+        if harness.tells_lag:
+            assert beat["lag"] == 0, f"caught up, the heartbeat says lag {beat['lag']}"
         published = self._published(kit)
         assert len(published) == 12, f"{len(published)} events for 12 partner records"
         self._assert_same(published, fed)
@@ -504,6 +519,9 @@ class SinkContract(_Contract):
         kit.publish(self._role(kit), events)
         proc = kit.connector()
         wait_for("20 applied", lambda: len(self._applied(kit)) >= 20, proc)
+        # the SDK's heartbeat: caught up, the topics' ends less its offsets is 0
+        wait_for("a heartbeat with lag 0", lambda: (kit.heartbeat() or {}).get("lag") == 0,
+                 proc)
         assert proc.stop() == 0, proc.log_tail()
         self._assert_once(kit, events)
         assert kit.read(DEAD_LETTERS) == []

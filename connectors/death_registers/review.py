@@ -20,9 +20,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.death_registers.formats import REGISTERS, RowRejected, masked
+from connectors.death_registers.formats import REGISTERS, RowRejected
 from connectors.death_registers.matching import Death, Match
-from lifecert.events import bounds, interchange
+from lifecert.events import bounds, interchange, masking
 from lifecert.events.time import SHANGHAI
 
 CONFIRM_NAME = re.compile(r"(SR)-(\d{8})-([0-9a-f]{16})\.jsonl")
@@ -92,10 +92,11 @@ def listing(folder: Path, state: str = "pending") -> list[dict[str, Any]]:
 def _decide(folder: Path, rid: str, state: str, by: str, why: str,
             now: datetime, **also: str) -> dict[str, Any]:
     if not re.fullmatch(r"[0-9a-f]{16}", rid):
-        raise ReviewError(f"{masked(rid)} is not a review id (16 hex digits; see `lifecert "
+        raise ReviewError(f"{masking.show(rid)} is not a review id (16 hex digits; see `lifecert "
                           f"review deaths list`)")
     if not STAFF_ID.fullmatch(by):
-        raise ReviewError(f"--by {masked(by)} is not a staff id (1-64 of 0-9 A-Z a-z . _ @ -)")
+        raise ReviewError(f"--by {masking.show(by)} is not a staff id (1-64 of 0-9 A-Z a-z "
+                          f". _ @ -)")
     if not why.strip() or len(why) > 500 or any(ord(c) < 32 for c in why):
         raise ReviewError("--reason must say why, in 1-500 characters on one line")
     source = folder / "pending" / f"{rid}.json"
@@ -120,7 +121,7 @@ def confirm(folder: Path, inbox: Path, rid: str, retiree_id: str, by: str, why: 
     if pending.exists():
         candidates = json.loads(pending.read_text(encoding="utf-8"))["candidates"]
         if retiree_id not in candidates:
-            raise ReviewError(f"retiree {masked(retiree_id)} is not a candidate of review "
+            raise ReviewError(f"retiree {masking.show(retiree_id)} is not a candidate of review "
                               f"{rid} ({', '.join(candidates)})")
     entry = _decide(folder, rid, "confirmed", by, why, now, retiree_id=retiree_id)
     line = {"review_id": rid, "retiree_id": retiree_id, "date_of_death": entry["date_of_death"],
@@ -151,7 +152,8 @@ def confirmation_event(line: bytes) -> dict[str, Any]:
     if problem:
         raise RowRejected("retiree_id", problem)
     if obj["source"] not in SOURCES:
-        raise RowRejected("source", f"{masked(obj['source'])} is not one of {sorted(SOURCES)}")
+        raise RowRejected("source", f"{masking.show(obj['source'])} is not one of "
+                                    f"{sorted(SOURCES)}")
     if not STAFF_ID.fullmatch(obj["confirmed_by"]):
         raise RowRejected("confirmed_by", "is not a staff id")
     try:

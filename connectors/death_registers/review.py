@@ -29,6 +29,7 @@ CONFIRM_NAME = re.compile(r"(SR)-(\d{8})-([0-9a-f]{16})\.jsonl")
 # HOME_VISIT: a district home-visit team found the retiree deceased (the home-visits door,
 # issue 14); like a partial match it waits for staff, never stops a pension on its own.
 HOME_VISIT = "HOME_VISIT"
+HOME_VISIT_DECEASED = "HOME_VISIT_DECEASED"
 SOURCES = frozenset(source for _, source in REGISTERS.values()) | {HOME_VISIT}
 STATES = ("pending", "confirmed", "dismissed")
 STAFF_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._@-]{0,63}")
@@ -76,8 +77,9 @@ def write_home_visit(folder: Path, team: str, visit_id: str, retiree_id: str,
     path = folder / "pending" / f"{rid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, {
-        "review_id": rid, "kind": "HOME_VISIT_DECEASED", "candidates": [retiree_id],
+        "review_id": rid, "kind": HOME_VISIT_DECEASED, "candidates": [retiree_id],
         "source": HOME_VISIT, "row": f"team {team} visit {visit_id}",
+        "team_id": team, "visit_id": visit_id,
         "date_of_death": date_of_death.isoformat(), "reported_at": reported_at.isoformat()})
     return rid, path
 
@@ -134,6 +136,15 @@ def confirm(folder: Path, inbox: Path, rid: str, retiree_id: str, by: str, why: 
 
 def dismiss(folder: Path, rid: str, by: str, why: str, now: datetime) -> dict[str, Any]:
     return _decide(folder, rid, "dismissed", by, why, now)
+
+
+def home_visit_dismissals(folder: Path) -> list[dict[str, Any]]:
+    """The dismissed entries of home-visit teams' death reports (each with its
+    ``team_id``, ``visit_id`` and candidate), oldest decision first."""
+    entries = [e for e in listing(folder, "dismissed")
+               if e.get("kind") == HOME_VISIT_DECEASED and e.get("team_id")
+               and e.get("visit_id") and len(e.get("candidates", ())) == 1]
+    return sorted(entries, key=lambda e: (str(e.get("decided_at")), e["review_id"]))
 
 
 def confirmation_event(line: bytes) -> dict[str, Any]:

@@ -148,11 +148,7 @@ class EmployerFilesSource(SourceConnector):
     # -- lifecycle ---------------------------------------------------------------------------
     def _open(self) -> None:
         df.require_folder(self.drop, "drop folder")
-        try:
-            for folder in (self.outbox, self.processing, self.done, self.refused):
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+        df.make_folders(self.outbox, self.processing, self.done, self.refused)
 
     def _close(self) -> None:
         self._claimed = None

@@ -65,6 +65,26 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Dismissal:
+    """Staff dismissed the death a team reported (an entry of the review queue's
+    ``dismissed/``)."""
+
+    review_id: str
+    retiree_id: str
+    team_id: str
+    visit_id: str
+    decided_at: str
+
+    def event(self) -> Event:
+        event: Event = {"type": "HomeVisitDeathDismissed", "retiree_id": self.retiree_id,
+                        "team_id": self.team_id, "visit_id": self.visit_id,
+                        "review_id": self.review_id}
+        if self.decided_at:
+            event["recorded_at"] = self.decided_at
+        return event
+
+
 @dataclass(slots=True)
 class Claimed:
     claim: str
@@ -106,7 +126,8 @@ class HomeVisitsSource(SourceConnector):
     description = ("District home-visit teams: results files (alive, not found, deceased) "
                    "in a drop folder per team")
     source_agency = "FS-SIB-HOME-VISITS"
-    publishes = ("CertificationRecorded", "ContactDetailsUpdated", "HomeVisitReported")
+    publishes = ("CertificationRecorded", "ContactDetailsUpdated", "HomeVisitReported",
+                 "HomeVisitDeathDismissed")
 
     def _configure(self, settings: dict[str, Any]) -> None:
         self.drop = Path(self._setting(settings, "drop", str))
@@ -114,6 +135,8 @@ class HomeVisitsSource(SourceConnector):
         archive = Path(self._setting(settings, "archive", str,
                                      str(self.drop.parent / "archive")))
         self.processing, self.done = archive / "processing", archive / "done"
+        # one empty file per dismissal published (named by its review id)
+        self.dismissals = archive / "dismissals-published"
         self.idle_interval = self._setting(settings, "scan_interval", float, 1.0)
         self.max_file_bytes = self._setting(settings, "max_file_bytes", int, MAX_FILE_BYTES)
         if self.idle_interval <= 0 or self.max_file_bytes < 1:
@@ -135,11 +158,7 @@ class HomeVisitsSource(SourceConnector):
 
     def _open(self) -> None:
         df.require_folder(self.drop, "drop folder")
-        try:
-            for folder in (self.processing, self.done, self.review / "pending"):
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+        df.make_folders(self.processing, self.done, self.dismissals, self.review / "pending")
 
     def _close(self) -> None:
         self._claimed = None
@@ -163,7 +182,7 @@ class HomeVisitsSource(SourceConnector):
         while True:
             claim = self.claims.current() or self.claims.claim_next(_no_answer)
             if claim is None:
-                return []
+                return self._dismissed()[:max_records]
             claimed = self._load(claim)
             mine: dict[str, Any] = position if isinstance(position, dict) and \
                 position.get("file") == claim else {}
@@ -185,6 +204,8 @@ class HomeVisitsSource(SourceConnector):
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         if isinstance(record.data, Refusal):
             raise RecordRejected(record.data.reason)
+        if isinstance(record.data, Dismissal):
+            return [record.data.event()]
         claimed = self._load(record.position["file"])
         if claimed.rows is None:
             raise RecordRejected(f"{claimed.name} (team {claimed.team}) changed while it was "
@@ -210,8 +231,15 @@ class HomeVisitsSource(SourceConnector):
 
     def _committed(self, records: Sequence[PartnerRecord],
                    rejected: Sequence[tuple[PartnerRecord, str]], position: Position) -> None:
-        claim = position["file"]
-        if not (self.processing / claim).exists():
+        for record in records:
+            if isinstance(record.data, Dismissal):
+                try:
+                    (self.dismissals / record.data.review_id).touch()
+                except OSError as exc:
+                    raise PartnerUnavailable(f"cannot write {self.dismissals}: "
+                                             f"{exc.strerror}") from exc
+        claim = position.get("file")
+        if claim is None or not (self.processing / claim).exists():
             return
         claimed = self._load(claim)
         last = claimed.rows[-1].number if claimed.rows else 1
@@ -235,7 +263,27 @@ class HomeVisitsSource(SourceConnector):
             else:
                 after = int(mine.get("row", 1))
                 waiting += sum(1 for row in claimed.rows if row.number > after)
-        return waiting + self.claims.waiting()
+        return waiting + self.claims.waiting() + len(self._dismissed())
+
+    def _dismissed(self) -> list[PartnerRecord]:
+        """The dismissals of deaths teams reported not published yet, as records (staff
+        decide in the death review queue: ``lifecert review deaths dismiss``)."""
+        try:
+            entries = review.home_visit_dismissals(self.review)
+            done = set(os.listdir(self.dismissals)) if self.dismissals.is_dir() else set()
+        except (OSError, ValueError) as exc:
+            raise PartnerUnavailable(f"cannot read the review queue {self.review}: "
+                                     f"{exc}") from exc
+        out = []
+        for e in entries:
+            if e["review_id"] in done:
+                continue
+            dismissal = Dismissal(e["review_id"], e["candidates"][0], e["team_id"],
+                                  e["visit_id"], str(e.get("decided_at", "")))
+            out.append(PartnerRecord(key=f"dismissed:{dismissal.review_id}",
+                                     position={"dismissed": dismissal.review_id},
+                                     raw=b"", data=dismissal))
+        return out
 
     def _load(self, claim: str) -> Claimed:
         if self._claimed is not None and self._claimed.claim == claim:

@@ -84,6 +84,15 @@ def current_claim(processing: Path, is_claim: Callable[[str], object]) -> str | 
     return names[0] if names else None
 
 
+def make_folders(*folders: Path) -> None:
+    """Make the connector's own folders (answers, archive); PartnerUnavailable if not."""
+    try:
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+
+
 def require_folder(folder: Path, what: str) -> None:
     if not folder.is_dir():
         raise PartnerUnavailable(f"{what} {folder} is missing (share not mounted?); "

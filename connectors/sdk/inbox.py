@@ -135,11 +135,7 @@ class NamedBatchInbox(SourceConnector):
     # -- lifecycle ------------------------------------------------------------------------
     def _open(self) -> None:
         self._require_inbox()
-        try:
-            for folder in (self.receipts, self.processing, self.done, self.refused):
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+        df.make_folders(self.receipts, self.processing, self.done, self.refused)
 
     def _close(self) -> None:
         self._claimed = None

@@ -44,6 +44,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -171,22 +172,16 @@ class EmployerFilesSource(SourceConnector):
             if claim is None:
                 return []
             claimed = self._load(claim)
-            mine: dict[str, Any] = position if isinstance(position, dict) and \
-                position.get("file") == claim else {}
-            if claimed.batch is None:
-                if mine.get("refused"):
-                    self._finish(claimed)
-                    continue
-                return [PartnerRecord(key=claim, position={"file": claim, "refused": True},
-                                      raw=claimed.raw, data=Refusal(self._refusal_reason(claimed)))]
-            after = int(mine.get("row", 1))
-            rows = [r for r in claimed.batch.rows if r.number > after][:max_records]
-            if not rows:
+            rows = claimed.batch.rows if claimed.batch is not None else None
+            records = df.claimed_records(claim, rows, position, max_records, _row_raw,
+                                         partial(self._refused, claimed))
+            if records is None:
                 self._finish(claimed)
                 continue
-            return [PartnerRecord(key=f"{claim}:{row.number}",
-                                  position={"file": claim, "row": row.number},
-                                  raw=row.raw, data=row) for row in rows]
+            return records
+
+    def _refused(self, claimed: Claimed) -> tuple[Refusal, bytes]:
+        return Refusal(self._refusal_reason(claimed)), claimed.raw
 
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         if isinstance(record.data, Refusal):
@@ -214,17 +209,11 @@ class EmployerFilesSource(SourceConnector):
         the claimed file, then every row of the files waiting in the units' folders (one
         record for a file refused whole, none for a file received before)."""
         df.require_folder(self.drop, "drop folder")
-        waiting = 0
         claim = self.claims.current()
-        if claim is not None:
-            claimed = self._load(claim)
-            mine = position if isinstance(position, dict) and position.get("file") == claim \
-                else {}
-            if claimed.batch is None:
-                waiting += 0 if mine.get("refused") else 1
-            else:
-                after = int(mine.get("row", 1))
-                waiting += sum(1 for row in claimed.batch.rows if row.number > after)
+        claimed = self._load(claim) if claim is not None else None
+        rows = claimed.batch.rows if claimed is not None and claimed.batch is not None \
+            else None
+        waiting = df.rows_left(claim, rows, position)
         return waiting + self.claims.waiting()
 
     # -- rows ----------------------------------------------------------------------------------
@@ -314,6 +303,10 @@ class EmployerFilesSource(SourceConnector):
         self._claimed = None
         self.log.info("batch %s of unit %s finished: %s/", bounds.show(claimed.name),
                       claimed.unit, target.name)
+
+
+def _row_raw(row: eb.Row) -> bytes:
+    return row.raw
 
 
 def _count_rows(name: str, data: bytes) -> int:

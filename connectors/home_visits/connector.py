@@ -42,6 +42,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
@@ -184,22 +185,15 @@ class HomeVisitsSource(SourceConnector):
             if claim is None:
                 return self._dismissed()[:max_records]
             claimed = self._load(claim)
-            mine: dict[str, Any] = position if isinstance(position, dict) and \
-                position.get("file") == claim else {}
-            if claimed.rows is None:
-                if mine.get("refused"):
-                    self._finish(claimed)
-                    continue
-                return [PartnerRecord(key=claim, position={"file": claim, "refused": True},
-                                      raw=b"", data=Refusal(self._refusal(claimed)))]
-            after = int(mine.get("row", 1))
-            rows = [r for r in claimed.rows if r.number > after][:max_records]
-            if not rows:
+            records = df.claimed_records(claim, claimed.rows, position, max_records,
+                                         hb.row_raw, partial(self._refused, claimed))
+            if records is None:
                 self._finish(claimed)
                 continue
-            return [PartnerRecord(key=f"{claim}:{row.number}",
-                                  position={"file": claim, "row": row.number},
-                                  raw=hb.row_raw(row), data=row) for row in rows]
+            return records
+
+    def _refused(self, claimed: Claimed) -> tuple[Refusal, bytes]:
+        return Refusal(self._refusal(claimed)), b""
 
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         if isinstance(record.data, Refusal):
@@ -252,17 +246,9 @@ class HomeVisitsSource(SourceConnector):
         the claimed file, then every row of the files waiting in the teams' folders (one
         record for a file refused whole, none for a file received before)."""
         df.require_folder(self.drop, "drop folder")
-        waiting = 0
         claim = self.claims.current()
-        if claim is not None:
-            claimed = self._load(claim)
-            mine = position if isinstance(position, dict) and position.get("file") == claim \
-                else {}
-            if claimed.rows is None:
-                waiting += 0 if mine.get("refused") else 1
-            else:
-                after = int(mine.get("row", 1))
-                waiting += sum(1 for row in claimed.rows if row.number > after)
+        rows = self._load(claim).rows if claim is not None else None
+        waiting = df.rows_left(claim, rows, position)
         return waiting + self.claims.waiting() + len(self._dismissed())
 
     def _dismissed(self) -> list[PartnerRecord]:

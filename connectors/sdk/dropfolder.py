@@ -28,11 +28,13 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
+from connectors.sdk.base import PartnerRecord
 from connectors.sdk.errors import PartnerUnavailable
 from connectors.sdk.files import FileRefused, read_regular_file
 from lifecert.events import bounds
@@ -362,6 +364,49 @@ class ContentClaims:
                 records = self.count(a.name, data)
             self._counted[stamp] = (hashlib.sha256(data).hexdigest(), records)
         return self._counted[stamp]
+
+
+class Numbered(Protocol):
+    @property
+    def number(self) -> int: ...  # the row's line in its file
+
+
+def mine(position: Any, claim: str) -> dict[str, Any]:
+    """The part of the checkpoint ``position`` about ``claim`` ({} when it is another's)."""
+    return position if isinstance(position, dict) and position.get("file") == claim else {}
+
+
+def claimed_records(claim: str, rows: Sequence[Numbered] | None, position: Any,
+                    max_records: int, raw: Callable[[Any], bytes],
+                    refusal: Callable[[], tuple[Any, bytes]]) -> list[PartnerRecord] | None:
+    """The next records of the claimed file after ``position``: its rows, keyed
+    ``<claim>:<row>`` with the bytes ``raw`` keeps of each; ``rows`` None: the file
+    refused whole, one record keyed ``<claim>``, position ``{"file": claim, "refused":
+    true}``, whose data and bytes ``refusal`` gives. None when nothing of it is left to
+    publish: the caller finishes it."""
+    done = mine(position, claim)
+    if rows is None:
+        if done.get("refused"):
+            return None
+        data, whole = refusal()
+        return [PartnerRecord(key=claim, position={"file": claim, "refused": True},
+                              raw=whole, data=data)]
+    after = int(done.get("row", 1))
+    return [PartnerRecord(key=f"{claim}:{row.number}", position={"file": claim,
+                                                                  "row": row.number},
+                          raw=raw(row), data=row)
+            for row in rows if row.number > after][:max_records] or None
+
+
+def rows_left(claim: str | None, rows: Sequence[Numbered] | None, position: Any) -> int:
+    """How many records of the claimed file :func:`claimed_records` will still give."""
+    if claim is None:
+        return 0
+    done = mine(position, claim)
+    if rows is None:
+        return 0 if done.get("refused") else 1
+    after = int(done.get("row", 1))
+    return sum(1 for row in rows if row.number > after)
 
 
 def load_pairs(data: bytes, header: tuple[str, str], key_re: re.Pattern[str],

@@ -12,8 +12,9 @@ role                          may
 ``lifecert_projections``      write the read models and their offsets; read nothing
                               of the API's
 ``lifecert_api``              read the read models the partner API answers from
-                              (``retiree_status``, ``open_holds``, and
-                              ``consular_cases`` for staff reviews); write only its own
+                              (``retiree_status``, ``open_holds``, and of
+                              ``consular_cases`` the columns of a staff review, not
+                              its event ids and topic positions); write only its own
                               ``api_*`` tables, and only append to its audit trail and
                               face decisions (no UPDATE, no DELETE)
 ``lifecert_reader``           read the read models (exports, reports, dashboards);
@@ -101,7 +102,8 @@ READ_MODEL_TABLES = ("retiree_status", "instruction_ledger", "open_holds",
                      "assistance_refusals", "projection_offsets",
                      "form_certifications", "paper_forms", "event_verdicts",
                      "home_visit_reports", "home_visit_teams", "campaign_counts",
-                     "connector_health", "dead_letter_index")
+                     "connector_health", "dead_letter_index",
+                     "home_visit_dismissals")
 READ_MODEL_VIEWS = ("campaign_counters", "retiree_corrections",
                     "forms_outstanding", "forms_unmatched", "forms_outstanding_by_agency",
                     "home_visit_tasks")
@@ -117,9 +119,15 @@ class Grant:
     tables: tuple[str, ...] = ()
     prefix: str | None = None
     excluding: tuple[str, ...] = ()
+    # only these columns of ``tables`` (a column-level grant), when given
+    columns: tuple[str, ...] = ()
 
 
 WRITE = "SELECT, INSERT, UPDATE, DELETE"
+API_CONSULAR_COLUMNS = ("case_id", "retiree_id", "mission_id", "mission_kind",
+                        "passport_checked", "residence_permit_checked", "face_checked",
+                        "performed_at", "received_at", "decision", "reviewer", "reviewed_at",
+                        "country", "deliveries", "reason")
 # the API's records of what happened: inserted, never updated or deleted by the API
 APPEND_ONLY = ("api_audit", "api_audit_dead_letters", "api_face_decisions")
 # the web pages' staff accounts and sessions (lifecert/web/staff.py): the web's, not the API's
@@ -141,7 +149,10 @@ GRANTS: tuple[Grant, ...] = (
     # trail and face decisions it appends to, and cannot rewrite or erase (a compromised
     # API process cannot cover its tracks)
     Grant(API, "SELECT", ("retiree_status", "open_holds", "event_verdicts", "schema_migrations",
-                          "api_schema_migrations", "consular_cases")),
+                          "api_schema_migrations")),
+    # the consular review (lifecert/api/consular.py, projections/consular.py): the case
+    # and its decision only, not the event ids and topic positions the projections keep
+    Grant(API, "SELECT", ("consular_cases",), columns=API_CONSULAR_COLUMNS),
     Grant(API, WRITE, prefix="api_",
           excluding=("api_schema_migrations", *APPEND_ONLY, *WEB_STAFF)),
     Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),
@@ -215,7 +226,13 @@ def apply_grants(cur: psycopg2.extensions.cursor, schema: str = "public") -> Non
                 cur.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
                     sql.SQL(", ").join(sql.Identifier(schema, s) for s in sequences),
                     sql.Identifier(grant.role)))
-        if names:
+        if names and grant.columns:
+            columns = sql.SQL(", ").join(sql.Identifier(c) for c in grant.columns)
+            for name in names:
+                cur.execute(sql.SQL("GRANT {} ({}) ON TABLE {} TO {}").format(
+                    sql.SQL(grant.privileges), columns, sql.Identifier(schema, name),
+                    sql.Identifier(grant.role)))
+        elif names:
             cur.execute(sql.SQL("GRANT {} ON TABLE {} TO {}").format(
                 sql.SQL(grant.privileges),
                 sql.SQL(", ").join(sql.Identifier(schema, n) for n in names),

@@ -65,6 +65,14 @@ def policies(conn: Connection) -> list[str]:
         return [policy for (policy,) in cur.fetchall()]
 
 
+def current_policy(conn: Connection) -> str | None:
+    """The policy the hub runs: the one the worker stamps on the statuses it projects (its
+    ``--policy``), the latest by name while the read models hold several (a new campaign
+    started), None before the first status."""
+    names = policies(conn)
+    return names[-1] if names else None
+
+
 def export(conn: Connection, out_dir: Path, policy: str | None = None) -> ExportResult:
     """Write ``out_dir/instructions.jsonl``, ``out_dir/verdicts.jsonl`` and
     ``out_dir/status.csv``. Statuses and verdicts are those of ``policy``, which may be left
@@ -490,7 +498,7 @@ class HomeVisitTask:
     team_id: str
     district: str | None
     due_date: date
-    state: str  # OPEN, NOT_FOUND, CERTIFIED, DECEASED_REVIEW
+    state: str  # OPEN, NOT_FOUND, DEATH_DISMISSED, CERTIFIED, DECEASED_REVIEW
     visit_id: str | None
     visited_on: date | None
 
@@ -517,16 +525,18 @@ def home_visit_task_list(conn: Connection) -> list[HomeVisitTask]:
 
 
 def home_visit_tasks_by_team(conn: Connection, as_of: date) -> list[TeamTasks]:
-    """Per team on ``as_of`` (a local date): tasks still to do (OPEN or NOT_FOUND) due
-    on or after it, and those past due; NOT_FOUND counts among them and on its own."""
+    """Per team on ``as_of`` (a local date): tasks still to do (OPEN, NOT_FOUND or
+    DEATH_DISMISSED) due on or after it, and those past due; NOT_FOUND counts among them
+    and on its own."""
     with conn, conn.cursor() as cur:
         _snapshot(cur)
         cur.execute(
             "SELECT team_id,"
-            " count(*) FILTER (WHERE state IN ('OPEN', 'NOT_FOUND') AND due_date >= %(d)s),"
-            " count(*) FILTER (WHERE state IN ('OPEN', 'NOT_FOUND') AND due_date < %(d)s),"
+            " count(*) FILTER (WHERE state IN %(todo)s AND due_date >= %(d)s),"
+            " count(*) FILTER (WHERE state IN %(todo)s AND due_date < %(d)s),"
             " count(*) FILTER (WHERE state = 'NOT_FOUND'),"
             " count(*) FILTER (WHERE state = 'CERTIFIED'),"
             " count(*) FILTER (WHERE state = 'DECEASED_REVIEW')"
-            " FROM home_visit_tasks GROUP BY team_id ORDER BY team_id", {"d": as_of})
+            " FROM home_visit_tasks GROUP BY team_id ORDER BY team_id",
+            {"d": as_of, "todo": ("OPEN", "NOT_FOUND", "DEATH_DISMISSED")})
         return [TeamTasks(*row) for row in cur.fetchall()]

@@ -42,7 +42,8 @@ READ_MODELS = ("retiree_status", "instruction_ledger", "open_holds", "retiree_co
                "consular_cases", "assistance_cases", "assistance_refusals", "projection_offsets",
                "form_certifications", "paper_forms", "event_verdicts", "home_visit_reports",
                "campaign_counts",
-               "connector_health", "dead_letter_index")
+               "connector_health", "dead_letter_index",
+               "home_visit_dismissals")
 
 
 class OffsetsMoved(RuntimeError):
@@ -269,13 +270,28 @@ VALUES %s
 ON CONFLICT (team_id, visit_id) DO NOTHING"""
 
 
+_HOME_VISIT_DISMISSED = """
+INSERT INTO home_visit_dismissals (team_id, visit_id, retiree_id, review_id, event_id,
+    recorded_at, source_topic, source_partition, source_offset)
+VALUES %s
+ON CONFLICT (team_id, visit_id) DO NOTHING"""
+
+
 def _merge_home_visits(cur: Any, rows: list[ConsularRow]) -> None:
     """The first report of each (team, visit id) counts: the same file delivered again,
-    or a record read again, changes nothing."""
-    execute_values(cur, _HOME_VISIT_INSERT, [(
-        r.event["team_id"], r.event["visit_id"], r.event["retiree_id"], r.event["visited_on"],
-        r.event["outcome"], r.event["event_id"], r.event["recorded_at"], r.topic, r.partition,
-        r.offset) for r in rows])
+    or a record read again, changes nothing; likewise its dismissal by staff."""
+    reports = [r for r in rows if r.type == "HomeVisitReported"]
+    dismissals = [r for r in rows if r.type == "HomeVisitDeathDismissed"]
+    if reports:
+        execute_values(cur, _HOME_VISIT_INSERT, [(
+            r.event["team_id"], r.event["visit_id"], r.event["retiree_id"],
+            r.event["visited_on"], r.event["outcome"], r.event["event_id"],
+            r.event["recorded_at"], r.topic, r.partition, r.offset) for r in reports])
+    if dismissals:
+        execute_values(cur, _HOME_VISIT_DISMISSED, [(
+            r.event["team_id"], r.event["visit_id"], r.event["retiree_id"],
+            r.event["review_id"], r.event["event_id"], r.event["recorded_at"], r.topic,
+            r.partition, r.offset) for r in dismissals])
 
 
 def _merge_health(cur: Any, batch: Batch) -> None:

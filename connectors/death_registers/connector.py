@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +46,10 @@ from connectors.sdk import (
     SourceConnector,
 )
 from connectors.sdk.files import FileRefused, read_regular_file
+from lifecert.events import masking
 
 MAX_EXTRACT_BYTES = 512 * 1024 * 1024
 MAX_ROSTER_BYTES = 1024 * 1024 * 1024
-_ID_BYTES = re.compile(rb"(?<![0-9])[0-9]{15,17}[0-9Xx]?(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,6 @@ def extract_order(name: str) -> tuple[str, str, str]:
     m = formats.FILE_NAME.fullmatch(name) or review.CONFIRM_NAME.fullmatch(name)
     assert m is not None
     return m.group(2), m.group(3), m.group(1)
-
-
-def mask_ids(raw: bytes) -> bytes:
-    """``raw`` with every run of digits shaped like a citizen id replaced by ``*``."""
-    return _ID_BYTES.sub(lambda m: b"*" * len(m.group()), raw)
 
 
 class DeathRegistersSource(SourceConnector):
@@ -177,7 +171,7 @@ class DeathRegistersSource(SourceConnector):
                 key = death_key(row.found.retiree_ids[0], row.death.date_of_death)
             elif row.event is not None:
                 key = f"death:{row.event['retiree_id']}:{row.event['date_of_death']}"
-            records.append(PartnerRecord(key=key, raw=mask_ids(line), data=row,
+            records.append(PartnerRecord(key=key, raw=masking.mask_bytes(line), data=row,
                                          position={"file": name, "line": number, "last": last}))
             if len(records) >= max_records:
                 break

@@ -24,7 +24,7 @@ from typing import Any
 
 from connectors.death_registers.identity import Digester, IdentityError
 from connectors.death_registers.matching import Death
-from lifecert.events import bounds, interchange
+from lifecert.events import bounds, interchange, masking
 from lifecert.events.time import SHANGHAI, local_date
 
 # (prefix, extension, source)
@@ -40,7 +40,6 @@ MZ_FIELDS = {"身份证号": (0, 18), "姓名": (18, 48), "出生日期": (48, 5
 MZ_WIDTH = 84
 GA_COLUMNS = ("注销编号", "公民身份号码", "姓名", "出生日期", "死亡日期", "注销时间", "派出所代码")
 WJ_FIELDS = ("cert_no", "id_no", "name", "birth_date", "death_time", "issued_at", "hospital")
-_ID_LIKE = re.compile(r"[0-9]{15,17}[0-9Xx]?")
 
 
 class RowRejected(ValueError):
@@ -63,11 +62,6 @@ def register_of(file_name: str) -> Register | None:
     return Register(m.group(1), REGISTERS[m.group(1)][1])
 
 
-def masked(value: Any) -> str:
-    """``bounds.show`` of a value, with anything shaped like a citizen id masked."""
-    return bounds.show(_ID_LIKE.sub(lambda m: "*" * len(m.group()), str(value)))
-
-
 def _date8(field: str, text: str) -> date:
     # by hand: strptime costs ten times as much, and a register sends 100,000 rows
     try:
@@ -75,7 +69,7 @@ def _date8(field: str, text: str) -> date:
             raise ValueError
         value = date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
-        raise RowRejected(field, f"{masked(text)} is not a date YYYYMMDD") from None
+        raise RowRejected(field, f"{masking.show(text)} is not a date YYYYMMDD") from None
     return _in_years(field, value)
 
 
@@ -85,7 +79,7 @@ def _iso_date(field: str, text: Any) -> date:
     except ValueError:
         value = None
     if value is None:
-        raise RowRejected(field, f"{masked(text)} is not a date YYYY-MM-DD")
+        raise RowRejected(field, f"{masking.show(text)} is not a date YYYY-MM-DD")
     return _in_years(field, value)
 
 
@@ -110,7 +104,7 @@ def _beijing(field: str, text: str, fmt: str) -> datetime:
                          int(digits[8:10]), int(digits[10:12]), int(digits[12:]),
                          tzinfo=SHANGHAI)
     except ValueError:
-        raise RowRejected(field, f"{masked(text)} is not a Beijing time {fmt}") from None
+        raise RowRejected(field, f"{masking.show(text)} is not a Beijing time {fmt}") from None
     _in_years(field, value.date())
     return value
 
@@ -122,7 +116,7 @@ def _iso_time(field: str, text: Any) -> datetime:
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
-        raise RowRejected(field, f"{masked(text)} is not an ISO 8601 time with its offset")
+        raise RowRejected(field, f"{masking.show(text)} is not an ISO 8601 time with its offset")
     _in_years(field, value.date())
     return value
 
@@ -195,7 +189,7 @@ def parse_wj(line: bytes, row_ref: str, digester: Digester) -> Death:
     try:
         obj = interchange.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RowRejected("line", f"is not a JSON object in UTF-8 ({masked(exc)})") from None
+        raise RowRejected("line", f"is not a JSON object in UTF-8 ({masking.show(exc)})") from None
     if not isinstance(obj, dict):
         raise RowRejected("line", "is not a JSON object")
     for key in WJ_FIELDS:
@@ -203,7 +197,7 @@ def parse_wj(line: bytes, row_ref: str, digester: Digester) -> Death:
             raise RowRejected(key, "is missing")
     for key in ("id_no", "name"):
         if not isinstance(obj[key], str):
-            raise RowRejected(key, f"{masked(obj[key])} is not a string")
+            raise RowRejected(key, f"{masking.show(obj[key])} is not a string")
     died_at = _iso_time("death_time", obj["death_time"])
     values: dict[str, Any] = {
         "id": obj["id_no"], "name": obj["name"], "born": _iso_date("birth_date", obj["birth_date"]),

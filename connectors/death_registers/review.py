@@ -20,15 +20,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.death_registers.formats import REGISTERS, RowRejected, masked
+from connectors.death_registers.formats import REGISTERS, RowRejected
 from connectors.death_registers.matching import Death, Match
-from lifecert.events import bounds, interchange
+from lifecert.events import bounds, interchange, masking
 from lifecert.events.time import SHANGHAI
 
 CONFIRM_NAME = re.compile(r"(SR)-(\d{8})-([0-9a-f]{16})\.jsonl")
 # HOME_VISIT: a district home-visit team found the retiree deceased (the home-visits door,
 # issue 14); like a partial match it waits for staff, never stops a pension on its own.
 HOME_VISIT = "HOME_VISIT"
+HOME_VISIT_DECEASED = "HOME_VISIT_DECEASED"
 SOURCES = frozenset(source for _, source in REGISTERS.values()) | {HOME_VISIT}
 STATES = ("pending", "confirmed", "dismissed")
 STAFF_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._@-]{0,63}")
@@ -76,8 +77,9 @@ def write_home_visit(folder: Path, team: str, visit_id: str, retiree_id: str,
     path = folder / "pending" / f"{rid}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, {
-        "review_id": rid, "kind": "HOME_VISIT_DECEASED", "candidates": [retiree_id],
+        "review_id": rid, "kind": HOME_VISIT_DECEASED, "candidates": [retiree_id],
         "source": HOME_VISIT, "row": f"team {team} visit {visit_id}",
+        "team_id": team, "visit_id": visit_id,
         "date_of_death": date_of_death.isoformat(), "reported_at": reported_at.isoformat()})
     return rid, path
 
@@ -92,10 +94,11 @@ def listing(folder: Path, state: str = "pending") -> list[dict[str, Any]]:
 def _decide(folder: Path, rid: str, state: str, by: str, why: str,
             now: datetime, **also: str) -> dict[str, Any]:
     if not re.fullmatch(r"[0-9a-f]{16}", rid):
-        raise ReviewError(f"{masked(rid)} is not a review id (16 hex digits; see `lifecert "
+        raise ReviewError(f"{masking.show(rid)} is not a review id (16 hex digits; see `lifecert "
                           f"review deaths list`)")
     if not STAFF_ID.fullmatch(by):
-        raise ReviewError(f"--by {masked(by)} is not a staff id (1-64 of 0-9 A-Z a-z . _ @ -)")
+        raise ReviewError(f"--by {masking.show(by)} is not a staff id (1-64 of 0-9 A-Z a-z "
+                          f". _ @ -)")
     if not why.strip() or len(why) > 500 or any(ord(c) < 32 for c in why):
         raise ReviewError("--reason must say why, in 1-500 characters on one line")
     source = folder / "pending" / f"{rid}.json"
@@ -120,7 +123,7 @@ def confirm(folder: Path, inbox: Path, rid: str, retiree_id: str, by: str, why: 
     if pending.exists():
         candidates = json.loads(pending.read_text(encoding="utf-8"))["candidates"]
         if retiree_id not in candidates:
-            raise ReviewError(f"retiree {masked(retiree_id)} is not a candidate of review "
+            raise ReviewError(f"retiree {masking.show(retiree_id)} is not a candidate of review "
                               f"{rid} ({', '.join(candidates)})")
     entry = _decide(folder, rid, "confirmed", by, why, now, retiree_id=retiree_id)
     line = {"review_id": rid, "retiree_id": retiree_id, "date_of_death": entry["date_of_death"],
@@ -133,6 +136,15 @@ def confirm(folder: Path, inbox: Path, rid: str, retiree_id: str, by: str, why: 
 
 def dismiss(folder: Path, rid: str, by: str, why: str, now: datetime) -> dict[str, Any]:
     return _decide(folder, rid, "dismissed", by, why, now)
+
+
+def home_visit_dismissals(folder: Path) -> list[dict[str, Any]]:
+    """The dismissed entries of home-visit teams' death reports (each with its
+    ``team_id``, ``visit_id`` and candidate), oldest decision first."""
+    entries = [e for e in listing(folder, "dismissed")
+               if e.get("kind") == HOME_VISIT_DECEASED and e.get("team_id")
+               and e.get("visit_id") and len(e.get("candidates", ())) == 1]
+    return sorted(entries, key=lambda e: (str(e.get("decided_at")), e["review_id"]))
 
 
 def confirmation_event(line: bytes) -> dict[str, Any]:
@@ -151,7 +163,8 @@ def confirmation_event(line: bytes) -> dict[str, Any]:
     if problem:
         raise RowRejected("retiree_id", problem)
     if obj["source"] not in SOURCES:
-        raise RowRejected("source", f"{masked(obj['source'])} is not one of {sorted(SOURCES)}")
+        raise RowRejected("source", f"{masking.show(obj['source'])} is not one of "
+                                    f"{sorted(SOURCES)}")
     if not STAFF_ID.fullmatch(obj["confirmed_by"]):
         raise RowRejected("confirmed_by", "is not a staff id")
     try:

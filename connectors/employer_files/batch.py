@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from lifecert.events import bounds
+from lifecert.events import bounds, masking
 
 HEADER: tuple[str, ...] = ("序号", "认证编号", "养老金编号", "姓名", "公民身份号码", "认证日期")
 # Issue 14: two optional columns after those: the retiree's phone and address, as the unit
@@ -48,8 +48,6 @@ ACCEPTED, REFUSED = "ACCEPTED", "REFUSED"
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _CITIZEN_RE = re.compile(r"[0-9]{17}[0-9X]")
-# What masking hides in raw bytes kept by a dead letter: 18-character ids and old 15-digit ones.
-_MASK_RE = re.compile(rb"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9Xx])")
 _DATE_RES = (re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"),
              re.compile(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})"),
              re.compile(r"([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日"))
@@ -104,11 +102,6 @@ class Accepted:
     certified_on: date
     phone: str | None = None
     address: str | None = None
-
-
-def mask_citizen_ids(raw: bytes) -> bytes:
-    """``raw`` with every digit run shaped like a citizen id number replaced by ``*``."""
-    return _MASK_RE.sub(lambda m: b"*" * len(m.group(0)), raw)
 
 
 def citizen_id_problem(value: str, latest_birth: date) -> str | None:
@@ -304,7 +297,7 @@ def _read_csv(data: bytes) -> Batch:
         raise BatchRefused(f"{len(lines) - 1:,} rows, at most {MAX_ROWS:,}: split the batch")
     rows = []
     for index, line in enumerate(lines[1:], start=2):
-        raw = mask_citizen_ids(line.rstrip(b"\r"))
+        raw = masking.mask_bytes(line.rstrip(b"\r"))
         try:
             cells: tuple[Cell, ...] = tuple(_csv_cells(line.rstrip(b"\r").decode(encoding)))
         except UnicodeDecodeError:
@@ -363,7 +356,7 @@ def _read_xlsx(data: bytes) -> Batch:
             continue
         shown = io.StringIO()
         csv.writer(shown).writerow([_text(c) for c in trimmed])
-        raw = mask_citizen_ids(shown.getvalue().rstrip("\r\n").encode("utf-8"))
+        raw = masking.mask_bytes(shown.getvalue().rstrip("\r\n").encode("utf-8"))
         rows.append(Row(index, tuple(_cell(c) for c in trimmed), raw))
     return Batch("xlsx", tuple(rows), contact)
 

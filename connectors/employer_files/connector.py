@@ -9,6 +9,10 @@ Settings::
 
     drop            required: the root of the units' folders. Missing (share not mounted)
                     is PartnerUnavailable, retried; never "no files"
+    units           required: the units given a folder, a list of unit ids or the path of
+                    a file of them (one a line, read again when it changes). A file in any
+                    other folder is claimed and refused whole (one dead letter saying so,
+                    kept in refused/, no result file): never published
     outbox          where each unit finds its result files, ``outbox/<unit id>/``
                     (default: ``outbox`` beside ``drop``)
     archive         ours (default: ``archive`` beside ``drop``): processing/, done/,
@@ -36,29 +40,24 @@ written to the unit's outbox and the file moved to done/.
 
 from __future__ import annotations
 
-import csv
-import errno
-import hashlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from connectors.employer_files import batch as eb
+from connectors.sdk import dropfolder as df
 from connectors.sdk.base import Event, PartnerRecord, Position, SourceConnector
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
-from connectors.sdk.files import FileRefused, read_regular_file
-from lifecert.events import bounds
+from connectors.sdk.files import FileRefused
+from lifecert.events import bounds, masking
 from lifecert.events.time import SHANGHAI, isoformat_local
 
 CHANNEL = "EMPLOYER_BATCH"
 MAX_FILE_BYTES = 16 * 1024 * 1024
-_CLAIM_RE = re.compile(r"([0-9A-Za-z][0-9A-Za-z._-]{0,63})~([0-9a-f]{64}|unread-[0-9]+)~(.+)")
-_DUP_RE = re.compile(r"(.+)~dup([0-9]+)")
-_SAFE_NAME = re.compile(r"[^~\x00-\x1f\x7f/\\]{1,120}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +120,9 @@ class EmployerFilesSource(SourceConnector):
         archive = Path(self._setting(settings, "archive", str, str(beside / "archive")))
         roster = self._setting(settings, "roster", str, "")
         self.roster_file = Path(roster) if roster else None
+        self._roster = None if self.roster_file is None else df.ReloadedExport(
+            self.roster_file, ("retiree_id", "managing_unit"), bounds.RETIREE_ID,
+            bounds.AGENCY_ID)
         self.processing, self.done, self.refused = (archive / "processing", archive / "done",
                                                     archive / "refused")
         self.idle_interval = self._setting(settings, "scan_interval", float, 1.0)
@@ -129,29 +131,31 @@ class EmployerFilesSource(SourceConnector):
             raise ConfigError(f"connector {self.name!r} ({self.kind}): scan_interval and "
                               f"max_file_bytes must be positive")
         try:
+            self.units = df.Senders(self._setting(settings, "units", (list, str)), "units",
+                                    f"connector {self.name!r} ({self.kind})")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
             import openpyxl  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
             raise ConfigError(f"connector {self.name!r} ({self.kind}) reads XLSX with openpyxl, "
                               f"which is not installed: pip install 'lifecert[files]'") from None
+        self.folders = df.SenderFolders(self.drop, "unit", self.units, self.log)
+        self.claims = df.ContentClaims(self.folders, self.processing,
+                                       (self.done, self.refused), self.refused,
+                                       self.max_file_bytes, _count_rows)
         self._claimed: Claimed | None = None
-        self._roster: tuple[int, dict[str, str]] | None = None
-        self._ignored: set[str] = set()
-        self._counted: dict[tuple[str, int, int], tuple[str | None, int]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _open(self) -> None:
-        self._require_drop()
-        try:
-            for folder in (self.outbox, self.processing, self.done, self.refused):
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+        df.require_folder(self.drop, "drop folder")
+        df.make_folders(self.outbox, self.processing, self.done, self.refused)
 
     def _close(self) -> None:
         self._claimed = None
 
     def _check(self) -> list[str]:
-        problems = []
+        problems = [f"{self.name}: {p}" for p in self.units.check()]
         if not self.drop.is_dir():
             problems.append(f"{self.name}: drop {self.drop} is not a folder (share not "
                             f"mounted?); mount the units' share or fix `drop`")
@@ -160,35 +164,24 @@ class EmployerFilesSource(SourceConnector):
                             f"from the pension master or remove `roster`")
         return problems
 
-    def _require_drop(self) -> None:
-        if not self.drop.is_dir():
-            raise PartnerUnavailable(f"drop folder {self.drop} is missing (units' share not "
-                                     f"mounted?); waiting for it to come back")
-
     # -- reading -----------------------------------------------------------------------------
     def _poll(self, position: Position | None, max_records: int) -> Sequence[PartnerRecord]:
-        self._require_drop()
+        df.require_folder(self.drop, "drop folder")
         while True:
-            claim = self._current() or self._claim_next()
+            claim = self.claims.current() or self.claims.claim_next(self._duplicate)
             if claim is None:
                 return []
             claimed = self._load(claim)
-            mine: dict[str, Any] = position if isinstance(position, dict) and \
-                position.get("file") == claim else {}
-            if claimed.batch is None:
-                if mine.get("refused"):
-                    self._finish(claimed)
-                    continue
-                return [PartnerRecord(key=claim, position={"file": claim, "refused": True},
-                                      raw=claimed.raw, data=Refusal(self._refusal_reason(claimed)))]
-            after = int(mine.get("row", 1))
-            rows = [r for r in claimed.batch.rows if r.number > after][:max_records]
-            if not rows:
+            rows = claimed.batch.rows if claimed.batch is not None else None
+            records = df.claimed_records(claim, rows, position, max_records, _row_raw,
+                                         partial(self._refused, claimed))
+            if records is None:
                 self._finish(claimed)
                 continue
-            return [PartnerRecord(key=f"{claim}:{row.number}",
-                                  position={"file": claim, "row": row.number},
-                                  raw=row.raw, data=row) for row in rows]
+            return records
+
+    def _refused(self, claimed: Claimed) -> tuple[Refusal, bytes]:
+        return Refusal(self._refusal_reason(claimed)), claimed.raw
 
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         if isinstance(record.data, Refusal):
@@ -215,60 +208,13 @@ class EmployerFilesSource(SourceConnector):
         """The records :meth:`_poll` will still return after ``position``: the rows left in
         the claimed file, then every row of the files waiting in the units' folders (one
         record for a file refused whole, none for a file received before)."""
-        self._require_drop()
-        waiting = 0
-        claim = self._current()
-        if claim is not None:
-            claimed = self._load(claim)
-            mine = position if isinstance(position, dict) and position.get("file") == claim \
-                else {}
-            if claimed.batch is None:
-                waiting += 0 if mine.get("refused") else 1
-            else:
-                after = int(mine.get("row", 1))
-                waiting += sum(1 for row in claimed.batch.rows if row.number > after)
-        seen: set[tuple[str, str]] = set()
-        arrivals = self._arrivals()
-        for _mtime, unit, name in arrivals:
-            digest, records = self._waiting_records(self.drop / unit / name)
-            if digest is not None:
-                if (unit, digest) in seen or self._received(unit, digest) is not None:
-                    continue  # a duplicate: set aside, no record
-                seen.add((unit, digest))
-            waiting += records
-        live = {str(self.drop / unit / name) for _m, unit, name in arrivals}
-        self._counted = {k: v for k, v in self._counted.items() if k[0] in live}
-        return waiting
-
-    def _waiting_records(self, path: Path) -> tuple[str | None, int]:
-        """(SHA-256 or None when unreadable, records it will be) of a file waiting in a
-        unit's folder, remembered while its size and time stay the same (lag is asked at
-        every idle poll)."""
-        try:
-            seen = os.lstat(path)
-        except FileNotFoundError:
-            return None, 0
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-        stamp = (str(path), seen.st_size, seen.st_mtime_ns)
-        if stamp not in self._counted:
-            try:
-                data = read_regular_file(path, self.max_file_bytes)
-            except FileRefused:
-                self._counted[stamp] = (None, 1)
-                return self._counted[stamp]
-            except FileNotFoundError:
-                return None, 0
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-            digest, records = hashlib.sha256(data).hexdigest(), 1  # refused whole: one
-            if _SAFE_NAME.fullmatch(path.name) and path.name != "unnamed":
-                try:
-                    records = len(eb.read_batch(path.name, data).rows)
-                except eb.BatchRefused:
-                    records = 1
-            self._counted[stamp] = (digest, records)
-        return self._counted[stamp]
+        df.require_folder(self.drop, "drop folder")
+        claim = self.claims.current()
+        claimed = self._load(claim) if claim is not None else None
+        rows = claimed.batch.rows if claimed is not None and claimed.batch is not None \
+            else None
+        waiting = df.rows_left(claim, rows, position)
+        return waiting + self.claims.waiting()
 
     # -- rows ----------------------------------------------------------------------------------
     def _judge(self, claimed: Claimed) -> None:
@@ -277,7 +223,7 @@ class EmployerFilesSource(SourceConnector):
         of runs)."""
         assert claimed.batch is not None
         seen: dict[str, int] = {}
-        roster = self._roster_map()
+        roster = self._roster.get() if self._roster is not None else None
         for row in claimed.batch.rows:
             try:
                 claimed.verdicts[row.number] = eb.check_row(row, claimed.unit, claimed.arrived,
@@ -286,135 +232,35 @@ class EmployerFilesSource(SourceConnector):
             except eb.RowRefused as exc:
                 claimed.verdicts[row.number] = exc
 
-    def _roster_map(self) -> dict[str, str] | None:
-        if self.roster_file is None:
-            return None
-        try:
-            stamp = self.roster_file.stat().st_mtime_ns
-            if self._roster is None or self._roster[0] != stamp:
-                self._roster = (stamp, load_roster(self.roster_file.read_bytes()))
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot read the roster {self.roster_file}: "
-                                     f"{exc.strerror}") from exc
-        except ValueError as exc:
-            raise PartnerUnavailable(f"roster {self.roster_file}: {exc}; export it again") \
-                from exc
-        return self._roster[1]
-
-    # -- folders -------------------------------------------------------------------------------
-    def _units(self) -> list[Path]:
-        try:
-            entries = list(os.scandir(self.drop))
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot list {self.drop}: {exc.strerror}") from exc
-        units = []
-        for e in entries:
-            if e.is_dir(follow_symlinks=False) and bounds.AGENCY_ID.fullmatch(e.name):
-                units.append(Path(e.path))
-            elif e.name[:1] != "." and e.name not in self._ignored:
-                self._ignored.add(e.name)
-                self.log.warning("drop %s: ignoring %s: not a unit's folder (a folder named "
-                                 "by the unit id)", self.drop, bounds.show(e.name))
-        return units
-
-    def _arrivals(self) -> list[tuple[int, str, str]]:
-        """(mtime_ns, unit, name) of every file waiting in a unit's folder."""
-        waiting = []
-        for unit in self._units():
-            try:
-                for e in os.scandir(unit):
-                    if e.name.startswith((".", "~$")) or e.is_dir(follow_symlinks=False):
-                        continue  # an upload in progress, an Excel lock file, a sub-folder
-                    waiting.append((e.stat(follow_symlinks=False).st_mtime_ns, unit.name,
-                                    e.name))
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot list {unit}: {exc.strerror}") from exc
-        return sorted(waiting)
-
-    def _current(self) -> str | None:
-        try:
-            names = sorted(n for n in os.listdir(self.processing) if _CLAIM_RE.fullmatch(n))
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot list {self.processing}: {exc.strerror}") \
-                from exc
-        return names[0] if names else None
-
-    def _claim_next(self) -> str | None:
-        for _mtime, unit, name in self._arrivals():
-            source = self.drop / unit / name
-            try:
-                digest = hashlib.sha256(read_regular_file(source, self.max_file_bytes)) \
-                    .hexdigest()
-            except FileRefused:
-                digest = f"unread-{_mtime}"
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot read {source}: {exc.strerror}") from exc
-            safe = name if _SAFE_NAME.fullmatch(name) else "unnamed"
-            claim = f"{unit}~{digest}~{safe}"
-            earlier = self._received(unit, digest)
-            if earlier is not None:
-                self._duplicate(source, claim, earlier)
-                continue
-            try:
-                _move(source, self.processing / claim)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot claim {source}: {exc.strerror}") from exc
-            self.log.info("claimed %s of unit %s", bounds.show(name), unit)
-            return claim
-        return None
-
-    def _received(self, unit: str, digest: str) -> str | None:
-        if digest.startswith("unread-"):
-            return None
-        prefix = f"{unit}~{digest}~"
-        for folder in (self.done, self.refused):
-            for n in os.listdir(folder):
-                if n.startswith(prefix) and not _DUP_RE.fullmatch(n):
-                    return n[len(prefix):]
-        return None
-
-    def _duplicate(self, source: Path, claim: str, earlier: str) -> None:
+    # -- files -----------------------------------------------------------------------------
+    def _duplicate(self, claim: str, earlier: str, k: int) -> None:
         """The same content again: a result file says so; nothing is published."""
-        k = 1 + sum(1 for n in os.listdir(self.refused) if n.startswith(f"{claim}~dup"))
-        unit, _, name = _parts(claim)
+        unit, _, name = df.claim_parts(claim)
+        if self.folders.refusal(unit) is not None:
+            return  # no answer into the folder of a unit not configured
         reason = (f"the same file (same content, SHA-256) was already received as "
                   f"{earlier}; it was not read again and has no effect")
-        try:
-            _write_atomically(self._result_path(unit, name, claim, f".dup{k}"),
-                              eb.encode_result(name, [], refused=reason))
-            _move(source, self.refused / f"{claim}~dup{k}")
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot set aside the duplicate {source}: "
-                                     f"{exc.strerror}") from exc
-        self.log.info("unit %s delivered %s again: same content as %s; no effect", unit,
-                      bounds.show(name), bounds.show(earlier))
+        df.write_atomically(self._result_path(unit, name, claim, f".dup{k}"),
+                            eb.encode_result(name, [], refused=reason))
 
     def _load(self, claim: str) -> Claimed:
         if self._claimed is not None and self._claimed.claim == claim:
             return self._claimed
-        unit, _digest, name = _parts(claim)
-        path = self.processing / claim
+        unit, _digest, name = df.claim_parts(claim)
         try:
-            mtime = os.lstat(path).st_mtime_ns
-            recorded = min(datetime.fromtimestamp(mtime / 1e9, UTC).replace(microsecond=0),
-                           datetime.now(UTC))
-            data = read_regular_file(path, self.max_file_bytes)
+            recorded, data = self.claims.read(claim)
         except FileRefused as exc:
             size = " (setting max_file_bytes)" if exc.oversize else ""
             return self._keep(Claimed(claim, unit, name, datetime.now(UTC), None,
                                       f"the file {exc.reason}{size}"))
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-        if name == "unnamed" or not _SAFE_NAME.fullmatch(name):
+        stranger = self.folders.refusal(unit)
+        if stranger is not None:
+            return self._keep(Claimed(claim, unit, name, recorded, None, stranger))
+        raw = masking.mask_bytes(data)
+        if name == df.UNNAMED or not df.SAFE_NAME.fullmatch(name):
             return self._keep(Claimed(claim, unit, name, recorded, None,
                                       "the file name holds ~, control characters or more "
-                                      "than 120 characters: rename the file",
-                                      eb.mask_citizen_ids(data)))
-        raw = eb.mask_citizen_ids(data)
+                                      "than 120 characters: rename the file", raw))
         try:
             claimed = Claimed(claim, unit, name, recorded, eb.read_batch(name, data), raw=raw)
         except eb.BatchRefused as exc:
@@ -427,14 +273,16 @@ class EmployerFilesSource(SourceConnector):
         return claimed
 
     def _result_path(self, unit: str, name: str, claim: str, extra: str = "") -> Path:
-        digest = _parts(claim)[1]
+        digest = df.claim_parts(claim)[1]
         tag = digest[:12] if not digest.startswith("unread-") else digest
         return self.outbox / unit / f"{name}.{tag}{extra}.result.csv"
 
     def _refusal_reason(self, claimed: Claimed) -> str:
+        answer = "no result file (not a unit configured)" \
+            if self.folders.refusal(claimed.unit) is not None else \
+            f"Result file {self._result_path(claimed.unit, claimed.name, claimed.claim)}"
         return (f"batch {bounds.show(claimed.name)} of unit {claimed.unit} refused as a whole, "
-                f"none of its rows used: {claimed.refusal}. Result file "
-                f"{self._result_path(claimed.unit, claimed.name, claimed.claim)}")
+                f"none of its rows used: {claimed.refusal}. {answer}")
 
     def _finish(self, claimed: Claimed) -> None:
         if claimed.batch is None:
@@ -445,8 +293,9 @@ class EmployerFilesSource(SourceConnector):
                 eb.result_line(row, claimed.verdicts[row.number]) for row in claimed.batch.rows])
             target = self.done
         try:
-            _write_atomically(self._result_path(claimed.unit, claimed.name, claimed.claim),
-                              result)
+            if self.folders.refusal(claimed.unit) is None:
+                df.write_atomically(self._result_path(claimed.unit, claimed.name,
+                                                      claimed.claim), result)
             os.replace(self.processing / claimed.claim, target / claimed.claim)
         except OSError as exc:
             raise PartnerUnavailable(f"cannot finish {claimed.claim}: {exc.filename}: "
@@ -456,54 +305,21 @@ class EmployerFilesSource(SourceConnector):
                       claimed.unit, target.name)
 
 
+def _row_raw(row: eb.Row) -> bytes:
+    return row.raw
+
+
+def _count_rows(name: str, data: bytes) -> int:
+    try:
+        return len(eb.read_batch(name, data).rows)
+    except eb.BatchRefused:
+        return 1
+
+
 def load_roster(data: bytes) -> dict[str, str]:
     """retiree id -> managing unit, from the roster CSV; ValueError naming the line."""
-    text = data.decode("utf-8-sig")
-    rows = csv.reader(text.splitlines())
-    header = next(rows, None)
-    if header != ["retiree_id", "managing_unit"]:
-        raise ValueError("line 1 must be the header retiree_id,managing_unit")
-    roster = {}
-    for number, row in enumerate(rows, start=2):
-        if len(row) != 2 or not bounds.RETIREE_ID.fullmatch(row[0]) \
-                or not bounds.AGENCY_ID.fullmatch(row[1]):
-            raise ValueError(f"line {number} is not retiree_id,managing_unit")
-        roster[row[0]] = row[1]
-    return roster
-
-
-def _parts(claim: str) -> tuple[str, str, str]:
-    m = _CLAIM_RE.fullmatch(claim)
-    if m is None:
-        raise ValueError(f"not a claim name: {claim!r}")
-    return m.group(1), m.group(2), m.group(3)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.part")
-    with temp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
-
-
-def _move(src: Path, dst: Path) -> None:
-    """Rename (a link is moved, not followed); across file systems, copy with its
-    modification time (its ``recorded_at``) then delete."""
-    try:
-        os.rename(src, dst)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        seen = os.lstat(src)
-        data = read_regular_file(src, 1 << 40)
-        temp = dst.with_name(f".{dst.name}.part")
-        temp.write_bytes(data)
-        os.utime(temp, ns=(seen.st_atime_ns, seen.st_mtime_ns))
-        os.replace(temp, dst)
-        src.unlink()
+    return df.load_pairs(data, ("retiree_id", "managing_unit"), bounds.RETIREE_ID,
+                         bounds.AGENCY_ID)
 
 
 __all__ = ["CHANNEL", "EmployerFilesSource", "event_of", "events_of", "load_roster"]

@@ -103,7 +103,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lifecert.events import bounds
+from lifecert.events import bounds, masking
 
 ENCODING = "utf-8"
 BOM = b"\xef\xbb\xbf"
@@ -132,13 +132,6 @@ _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{
 # check often in brackets), standing alone.
 _ID_CARD = r"(?:[0-9]{17}[0-9Xx]|[0-9]{15}|[A-Z]{1,2}[0-9]{6}(?:\([0-9A]\)|[0-9A]))"
 _CITIZEN_ID_RE = re.compile(rf"(?<![0-9A-Za-z]){_ID_CARD}(?![0-9A-Za-z])")
-# The same in decoded text for masking, also in full-width digits (０-９, Ｘ) as a person
-# may type them.
-_CITIZEN_ID_TEXT_RE = re.compile(
-    r"(?<![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])(?:[0-9０-９]{17}[0-9Xx０-９Ｘｘ]|[0-9０-９]{15}"
-    r"|[A-ZＡ-Ｚ]{1,2}[0-9０-９]{6}(?:[(（][0-9A０-９][)）]|[0-9A０-９]))"
-    r"(?![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
-_CITIZEN_ID_BYTES_RE = re.compile(_CITIZEN_ID_RE.pattern.encode())
 _MAX_NAME = 50
 _FIX = "correct the line and send it again in a new batch"
 
@@ -370,27 +363,10 @@ def parse_line(line: Line) -> Row:
     return Row(cert, pension, name, performed, office, reported)
 
 
-def mask_citizen_ids(raw: bytes) -> bytes:
-    """``raw`` with every identity card number replaced by asterisks, so that one sent by
-    mistake never reaches a topic (a dead letter keeps the raw record). Bytes that are not
-    UTF-8 are kept as they are (``surrogateescape``); a second pass over the bytes masks a
-    number that such a byte hid from the decoder."""
-    text = raw.decode(ENCODING, errors="surrogateescape")
-    masked = mask_text(text)
-    if masked != text:
-        raw = masked.encode(ENCODING, errors="surrogateescape")
-    return _CITIZEN_ID_BYTES_RE.sub(lambda m: b"*" * len(m.group()), raw)
-
-
-def mask_text(text: str) -> str:
-    """``text`` with every citizen id number replaced by asterisks."""
-    return _CITIZEN_ID_TEXT_RE.sub(lambda m: "*" * len(m.group()), text)
-
-
 def _show(value: str, limit: int | None = None) -> str:
     """A value for a reason, with any citizen id number masked (before it is cut to its
     first ``limit`` characters, so that no part of a number is left)."""
-    return repr(mask_text(value)[:limit])
+    return repr(masking.mask_text(value, hong_kong=True)[:limit])
 
 
 def show_name(name: str) -> str:

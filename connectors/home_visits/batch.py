@@ -176,3 +176,15 @@ def check_row(row: Row, arrived: date, seen: dict[str, int]) -> Report:
                          f"retiree gave them)")
     seen[visit_id] = row.number
     return Report(visit_id, retiree_id, visited_on, outcome, died, phone, address)
+
+
+def check_district(report: Report, number: int, team: str, district: str,
+                   roster: dict[str, str]) -> None:
+    """RowRefused unless the retiree of ``report`` lives in ``district``, the district of
+    ``team``, by the bureau's roster (retiree id -> district): a team reports only the
+    retirees of its own district. The retiree's actual district is never named."""
+    if roster.get(report.retiree_id) != district:
+        raise RowRefused(f"line {number}: retiree_id {report.retiree_id} is not a retiree of "
+                         f"district {district} (team {team}'s) by the roster: a team reports "
+                         f"only the retirees of its own district; leave the row out, the "
+                         f"district's own team visits them")

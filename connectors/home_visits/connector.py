@@ -11,6 +11,14 @@ team's identity (its agency id), never a column. Settings::
     review          required: the death-registers connector's review folder (its
                     ``review`` setting): a DECEASED visit waits there for staff
                     (``lifecert review deaths``), never a DeathRecorded on its own
+    teams           required: the teams given a folder and the district of each, a table
+                    ``HV-SHUNDE = "SHUNDE"`` or the path of a file of ``team,district``
+                    lines (read again when it changes). A file in any other folder is
+                    claimed and refused whole (one dead letter saying so): never published
+    roster          required: CSV ``retiree_id,district`` (UTF-8, header line), the
+                    bureau's export of its retirees' districts from the pension master
+                    (read again when it changes). A row of a retiree who is not of the
+                    team's district (or not in it) is refused with its reason
     archive         ours (default: ``archive`` beside ``drop``): processing/, done/
     scan_interval   seconds between scans of an empty drop (default 1)
     max_file_bytes  the largest file read (default 16 MiB); a larger one is refused whole
@@ -29,33 +37,53 @@ address masked) and the other rows flow on.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from connectors.death_registers import review
 from connectors.home_visits import batch as hb
+from connectors.sdk import dropfolder as df
 from connectors.sdk.base import Event, PartnerRecord, Position, SourceConnector
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
-from connectors.sdk.files import FileRefused, read_regular_file
+from connectors.sdk.files import FileRefused
 from lifecert.events import bounds
 from lifecert.events.time import SHANGHAI, isoformat_local
+from lifecert.events.types import District
 
 CHANNEL = "HOME_VISIT"
 MAX_FILE_BYTES = 16 * 1024 * 1024
-_CLAIM_RE = re.compile(r"([0-9A-Za-z][0-9A-Za-z._-]{0,63})~([0-9a-f]{64}|unread-[0-9]+)~(.+)")
-_SAFE_NAME = re.compile(r"[^~\x00-\x1f\x7f/\\]{1,120}")
+DISTRICT = re.compile("|".join(get_args(District)))
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dismissal:
+    """Staff dismissed the death a team reported (an entry of the review queue's
+    ``dismissed/``)."""
+
+    review_id: str
+    retiree_id: str
+    team_id: str
+    visit_id: str
+    decided_at: str
+
+    def event(self) -> Event:
+        event: Event = {"type": "HomeVisitDeathDismissed", "retiree_id": self.retiree_id,
+                        "team_id": self.team_id, "visit_id": self.visit_id,
+                        "review_id": self.review_id}
+        if self.decided_at:
+            event["recorded_at"] = self.decided_at
+        return event
 
 
 @dataclass(slots=True)
@@ -99,7 +127,8 @@ class HomeVisitsSource(SourceConnector):
     description = ("District home-visit teams: results files (alive, not found, deceased) "
                    "in a drop folder per team")
     source_agency = "FS-SIB-HOME-VISITS"
-    publishes = ("CertificationRecorded", "ContactDetailsUpdated", "HomeVisitReported")
+    publishes = ("CertificationRecorded", "ContactDetailsUpdated", "HomeVisitReported",
+                 "HomeVisitDeathDismissed")
 
     def _configure(self, settings: dict[str, Any]) -> None:
         self.drop = Path(self._setting(settings, "drop", str))
@@ -107,71 +136,70 @@ class HomeVisitsSource(SourceConnector):
         archive = Path(self._setting(settings, "archive", str,
                                      str(self.drop.parent / "archive")))
         self.processing, self.done = archive / "processing", archive / "done"
+        # one empty file per dismissal published (named by its review id)
+        self.dismissals = archive / "dismissals-published"
         self.idle_interval = self._setting(settings, "scan_interval", float, 1.0)
         self.max_file_bytes = self._setting(settings, "max_file_bytes", int, MAX_FILE_BYTES)
         if self.idle_interval <= 0 or self.max_file_bytes < 1:
             raise ConfigError(f"connector {self.name!r} ({self.kind}): scan_interval and "
                               f"max_file_bytes must be positive")
+        where = f"connector {self.name!r} ({self.kind})"
+        try:
+            self.teams = df.Senders(self._setting(settings, "teams", (dict, str)), "teams",
+                                    where, DISTRICT)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.roster_file = Path(self._setting(settings, "roster", str))
+        self._roster = df.ReloadedExport(self.roster_file, ("retiree_id", "district"),
+                                         bounds.RETIREE_ID, DISTRICT)
+        self.folders = df.SenderFolders(self.drop, "team", self.teams, self.log)
+        self.claims = df.ContentClaims(self.folders, self.processing, (self.done,),
+                                       self.done, self.max_file_bytes, _count_rows)
         self._claimed: Claimed | None = None
-        self._ignored: set[str] = set()
-        # (path, size, mtime_ns) -> (sha256 or None, records): a waiting file's count,
-        # remembered while it does not change (lag is asked at every idle poll)
-        self._counted: dict[tuple[str, int, int], tuple[str | None, int]] = {}
 
     def _open(self) -> None:
-        self._require_drop()
-        try:
-            for folder in (self.processing, self.done, self.review / "pending"):
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot create {exc.filename}: {exc.strerror}") from exc
+        df.require_folder(self.drop, "drop folder")
+        df.make_folders(self.processing, self.done, self.dismissals, self.review / "pending")
 
     def _close(self) -> None:
         self._claimed = None
 
     def _check(self) -> list[str]:
-        problems = []
+        problems = [f"{self.name}: {p}" for p in self.teams.check()]
         if not self.drop.is_dir():
             problems.append(f"{self.name}: drop {self.drop} is not a folder (share not "
                             f"mounted?); mount the teams' share or fix `drop`")
         if not self.review.is_dir():
             problems.append(f"{self.name}: review {self.review} is not a folder; give the "
                             f"death-registers connector's review folder")
+        if not self.roster_file.is_file():
+            problems.append(f"{self.name}: roster {self.roster_file} is not there; export "
+                            f"retiree_id,district from the pension master")
         return problems
-
-    def _require_drop(self) -> None:
-        if not self.drop.is_dir():
-            raise PartnerUnavailable(f"drop folder {self.drop} is missing (teams' share not "
-                                     f"mounted?); waiting for it to come back")
 
     # -- reading -------------------------------------------------------------------------
     def _poll(self, position: Position | None, max_records: int) -> Sequence[PartnerRecord]:
-        self._require_drop()
+        df.require_folder(self.drop, "drop folder")
         while True:
-            claim = self._current() or self._claim_next()
+            claim = self.claims.current() or self.claims.claim_next(_no_answer)
             if claim is None:
-                return []
+                return self._dismissed()[:max_records]
             claimed = self._load(claim)
-            mine: dict[str, Any] = position if isinstance(position, dict) and \
-                position.get("file") == claim else {}
-            if claimed.rows is None:
-                if mine.get("refused"):
-                    self._finish(claimed)
-                    continue
-                return [PartnerRecord(key=claim, position={"file": claim, "refused": True},
-                                      raw=b"", data=Refusal(self._refusal(claimed)))]
-            after = int(mine.get("row", 1))
-            rows = [r for r in claimed.rows if r.number > after][:max_records]
-            if not rows:
+            records = df.claimed_records(claim, claimed.rows, position, max_records,
+                                         hb.row_raw, partial(self._refused, claimed))
+            if records is None:
                 self._finish(claimed)
                 continue
-            return [PartnerRecord(key=f"{claim}:{row.number}",
-                                  position={"file": claim, "row": row.number},
-                                  raw=hb.row_raw(row), data=row) for row in rows]
+            return records
+
+    def _refused(self, claimed: Claimed) -> tuple[Refusal, bytes]:
+        return Refusal(self._refusal(claimed)), b""
 
     def _to_events(self, record: PartnerRecord) -> list[Event]:
         if isinstance(record.data, Refusal):
             raise RecordRejected(record.data.reason)
+        if isinstance(record.data, Dismissal):
+            return [record.data.event()]
         claimed = self._load(record.position["file"])
         if claimed.rows is None:
             raise RecordRejected(f"{claimed.name} (team {claimed.team}) changed while it was "
@@ -197,8 +225,15 @@ class HomeVisitsSource(SourceConnector):
 
     def _committed(self, records: Sequence[PartnerRecord],
                    rejected: Sequence[tuple[PartnerRecord, str]], position: Position) -> None:
-        claim = position["file"]
-        if not (self.processing / claim).exists():
+        for record in records:
+            if isinstance(record.data, Dismissal):
+                try:
+                    (self.dismissals / record.data.review_id).touch()
+                except OSError as exc:
+                    raise PartnerUnavailable(f"cannot write {self.dismissals}: "
+                                             f"{exc.strerror}") from exc
+        claim = position.get("file")
+        if claim is None or not (self.processing / claim).exists():
             return
         claimed = self._load(claim)
         last = claimed.rows[-1].number if claimed.rows else 1
@@ -210,142 +245,42 @@ class HomeVisitsSource(SourceConnector):
         """The records :meth:`_poll` will still return after ``position``: the rows left in
         the claimed file, then every row of the files waiting in the teams' folders (one
         record for a file refused whole, none for a file received before)."""
-        self._require_drop()
-        waiting = 0
-        claim = self._current()
-        if claim is not None:
-            claimed = self._load(claim)
-            mine = position if isinstance(position, dict) and position.get("file") == claim \
-                else {}
-            if claimed.rows is None:
-                waiting += 0 if mine.get("refused") else 1
-            else:
-                after = int(mine.get("row", 1))
-                waiting += sum(1 for row in claimed.rows if row.number > after)
-        seen: set[tuple[str, str]] = set()
-        arrivals = self._arrivals()
-        done = os.listdir(self.done) if arrivals else []
-        for _mtime, team, name in arrivals:
-            digest, records = self._waiting_records(self.drop / team / name)
-            if digest is not None:
-                if (team, digest) in seen or any(n.startswith(f"{team}~{digest}~")
-                                                 for n in done):
-                    continue  # a duplicate: set aside, no record
-                seen.add((team, digest))
-            waiting += records
-        live = {str(self.drop / team / name) for _m, team, name in arrivals}
-        self._counted = {k: v for k, v in self._counted.items() if k[0] in live}
-        return waiting
+        df.require_folder(self.drop, "drop folder")
+        claim = self.claims.current()
+        rows = self._load(claim).rows if claim is not None else None
+        waiting = df.rows_left(claim, rows, position)
+        return waiting + self.claims.waiting() + len(self._dismissed())
 
-    def _waiting_records(self, path: Path) -> tuple[str | None, int]:
-        """(SHA-256 or None when unreadable, records it will be) of a waiting file."""
+    def _dismissed(self) -> list[PartnerRecord]:
+        """The dismissals of deaths teams reported not published yet, as records (staff
+        decide in the death review queue: ``lifecert review deaths dismiss``)."""
         try:
-            seen = os.lstat(path)
-        except FileNotFoundError:
-            return None, 0
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-        stamp = (str(path), seen.st_size, seen.st_mtime_ns)
-        if stamp not in self._counted:
-            try:
-                data = read_regular_file(path, self.max_file_bytes)
-            except FileRefused:
-                self._counted[stamp] = (None, 1)
-                return self._counted[stamp]
-            except FileNotFoundError:
-                return None, 0
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-            digest, records = hashlib.sha256(data).hexdigest(), 1  # refused whole: one
-            if _SAFE_NAME.fullmatch(path.name) and path.name != "unnamed":
-                try:
-                    records = len(hb.read_batch(data))
-                except hb.BatchRefused:
-                    records = 1
-            self._counted[stamp] = (digest, records)
-        return self._counted[stamp]
-
-    def _arrivals(self) -> list[tuple[int, str, str]]:
-        """(mtime_ns, team, name) of every file waiting in a team's folder."""
-        try:
-            entries = list(os.scandir(self.drop))
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot list {self.drop}: {exc.strerror}") from exc
-        waiting = []
+            entries = review.home_visit_dismissals(self.review)
+            done = set(os.listdir(self.dismissals)) if self.dismissals.is_dir() else set()
+        except (OSError, ValueError) as exc:
+            raise PartnerUnavailable(f"cannot read the review queue {self.review}: "
+                                     f"{exc}") from exc
+        out = []
         for e in entries:
-            if not (e.is_dir(follow_symlinks=False) and bounds.AGENCY_ID.fullmatch(e.name)):
-                if e.name[:1] != "." and e.name not in self._ignored:
-                    self._ignored.add(e.name)
-                    self.log.warning("drop %s: ignoring %s: not a team's folder (a folder "
-                                     "named by the team id)", self.drop, bounds.show(e.name))
+            if e["review_id"] in done:
                 continue
-            try:
-                for f in os.scandir(e.path):
-                    if f.name.startswith((".", "~$")) or f.is_dir(follow_symlinks=False):
-                        continue  # an upload in progress, a lock file, a sub-folder
-                    waiting.append((f.stat(follow_symlinks=False).st_mtime_ns, e.name, f.name))
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot list {e.path}: {exc.strerror}") from exc
-        return sorted(waiting)
-
-    def _current(self) -> str | None:
-        try:
-            names = sorted(n for n in os.listdir(self.processing) if _CLAIM_RE.fullmatch(n))
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot list {self.processing}: {exc.strerror}") \
-                from exc
-        return names[0] if names else None
-
-    def _claim_next(self) -> str | None:
-        for mtime, team, name in self._arrivals():
-            source = self.drop / team / name
-            try:
-                digest = hashlib.sha256(read_regular_file(source, self.max_file_bytes)) \
-                    .hexdigest()
-            except FileRefused:
-                digest = f"unread-{mtime}"
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot read {source}: {exc.strerror}") from exc
-            safe = name if _SAFE_NAME.fullmatch(name) else "unnamed"
-            claim = f"{team}~{digest}~{safe}"
-            try:
-                if not digest.startswith("unread-") and any(
-                        n.startswith(f"{team}~{digest}~") for n in os.listdir(self.done)):
-                    k = 1 + sum(1 for n in os.listdir(self.done) if n.startswith(claim))
-                    _move(source, self.done / f"{claim}~dup{k}")
-                    self.log.info("team %s delivered %s again (same content): no effect",
-                                  team, bounds.show(name))
-                    continue
-                _move(source, self.processing / claim)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise PartnerUnavailable(f"cannot claim {source}: {exc.strerror}") from exc
-            self.log.info("claimed %s of team %s", bounds.show(name), team)
-            return claim
-        return None
+            dismissal = Dismissal(e["review_id"], e["candidates"][0], e["team_id"],
+                                  e["visit_id"], str(e.get("decided_at", "")))
+            out.append(PartnerRecord(key=f"dismissed:{dismissal.review_id}",
+                                     position={"dismissed": dismissal.review_id},
+                                     raw=b"", data=dismissal))
+        return out
 
     def _load(self, claim: str) -> Claimed:
         if self._claimed is not None and self._claimed.claim == claim:
             return self._claimed
-        m = _CLAIM_RE.fullmatch(claim)
-        if m is None:
-            raise ValueError(f"not a claim name: {claim!r}")
-        team, name = m.group(1), m.group(3)
-        path = self.processing / claim
+        team, _digest, name = df.claim_parts(claim)
         try:
-            mtime = os.lstat(path).st_mtime_ns
-            recorded = min(datetime.fromtimestamp(mtime / 1e9, UTC).replace(microsecond=0),
-                           datetime.now(UTC))
-            data = read_regular_file(path, self.max_file_bytes)
+            recorded, data = self.claims.read(claim)
         except FileRefused as exc:
             size = " (setting max_file_bytes)" if exc.oversize else ""
             claimed = Claimed(claim, team, name, datetime.now(UTC), None,
                               f"the file {exc.reason}{size}")
-        except OSError as exc:
-            raise PartnerUnavailable(f"cannot read {path}: {exc.strerror}") from exc
         else:
             claimed = self._read(claim, team, name, recorded, data)
         self._claimed = claimed
@@ -353,7 +288,10 @@ class HomeVisitsSource(SourceConnector):
 
     def _read(self, claim: str, team: str, name: str, recorded: datetime,
               data: bytes) -> Claimed:
-        if name == "unnamed":
+        stranger = self.folders.refusal(team)
+        if stranger is not None:
+            return Claimed(claim, team, name, recorded, None, stranger)
+        if name == df.UNNAMED:
             return Claimed(claim, team, name, recorded, None,
                            "the file name holds ~, control characters or more than 120 "
                            "characters: rename the file")
@@ -362,10 +300,14 @@ class HomeVisitsSource(SourceConnector):
         except hb.BatchRefused as exc:
             return Claimed(claim, team, name, recorded, None, exc.reason)
         seen: dict[str, int] = {}
+        district = self.teams.get()[team]
+        roster = self._roster.get()
         assert claimed.rows is not None
         for row in claimed.rows:
             try:
-                claimed.verdicts[row.number] = hb.check_row(row, claimed.arrived, seen)
+                report = hb.check_row(row, claimed.arrived, seen)
+                hb.check_district(report, row.number, team, district, roster)
+                claimed.verdicts[row.number] = report
             except hb.RowRefused as exc:
                 claimed.verdicts[row.number] = exc
         return claimed
@@ -387,21 +329,15 @@ class HomeVisitsSource(SourceConnector):
                       claimed.team)
 
 
-def _move(src: Path, dst: Path) -> None:
-    """Rename (a link is moved, not followed); across file systems, copy with its
-    modification time (its ``recorded_at``) then delete."""
+def _count_rows(name: str, data: bytes) -> int:
     try:
-        os.rename(src, dst)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        seen = os.lstat(src)
-        data = read_regular_file(src, 1 << 40)
-        temp = dst.with_name(f".{dst.name}.part")
-        temp.write_bytes(data)
-        os.utime(temp, ns=(seen.st_atime_ns, seen.st_mtime_ns))
-        os.replace(temp, dst)
-        src.unlink()
+        return len(hb.read_batch(data))
+    except hb.BatchRefused:
+        return 1
+
+
+def _no_answer(claim: str, earlier: str, k: int) -> None:
+    """Teams get no result file: a duplicate is only set aside."""
 
 
 __all__ = ["CHANNEL", "HomeVisitsSource", "events_of"]

@@ -106,7 +106,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lifecert.events import bounds
+from lifecert.events import bounds, masking
 
 ENCODING = "gb18030"
 EOL = b"\r\n"
@@ -131,12 +131,6 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:\d{2}|Z)$")
 # A citizen id number (18 characters, or 15 digits for the first generation), standing alone.
 _CITIZEN_ID_RE = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
-# The same in decoded text for masking, also in full-width digits (０-９, Ｘ) as a person
-# may type them.
-_CITIZEN_ID_TEXT_RE = re.compile(
-    r"(?<![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])(?:[0-9０-９]{17}[0-9Xx０-９Ｘｘ]|[0-9０-９]{15})"
-    r"(?![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
-_CITIZEN_ID_BYTES_RE = re.compile(_CITIZEN_ID_RE.pattern.encode())
 _MAX_NAME = 50
 _FIX = "correct the line and send it again in a new batch"
 
@@ -355,31 +349,10 @@ def parse_line(line: Line) -> Row:
     return Row(cert, pension, name, performed, office, reported)
 
 
-def mask_citizen_ids(raw: bytes) -> bytes:
-    """``raw`` with every citizen id number replaced by asterisks, so that one sent by
-    mistake never reaches a topic (a dead letter keeps the raw record). The bytes are
-    decoded first: in GB18030 the second and fourth bytes of a four-byte character are
-    ASCII digits, and the second of a two-byte one may be an ASCII letter, so a number
-    right after such a character is not "standing alone" in the bytes. Bytes that are
-    not GB18030 are kept as they are (``surrogateescape``), and a second pass over the
-    bytes masks a number that a byte which is not GB18030 hid from the decoder (it
-    may then also mask a digit that ends a four-byte character: safe side)."""
-    text = raw.decode(ENCODING, errors="surrogateescape")
-    masked = mask_text(text)
-    if masked != text:
-        raw = masked.encode(ENCODING, errors="surrogateescape")
-    return _CITIZEN_ID_BYTES_RE.sub(lambda m: b"*" * len(m.group()), raw)
-
-
-def mask_text(text: str) -> str:
-    """``text`` with every citizen id number replaced by asterisks."""
-    return _CITIZEN_ID_TEXT_RE.sub(lambda m: "*" * len(m.group()), text)
-
-
 def _show(value: str, limit: int | None = None) -> str:
     """A value for a reason, with any citizen id number masked (before it is cut to its
     first ``limit`` characters, so that no part of a number is left)."""
-    return repr(mask_text(value)[:limit])
+    return repr(masking.mask_text(value)[:limit])
 
 
 def show_name(name: str) -> str:

@@ -21,9 +21,9 @@ from lifecert.domain.working_days import WorkingCalendarError
 from lifecert.events import bounds
 from lifecert.events.time import local_date
 from projections.consular import STATES, CaseView, list_cases, load_case
+from projections.queries import current_policy
 
 pb = consular_review_pb2
-DEFAULT_CYCLE = "foshan-2017"
 MAX_LIST = 1000
 
 
@@ -50,7 +50,18 @@ class ConsularReview(consular_review_pb2_grpc.ConsularReviewServicer):
         # A shipped policy's name only: load_policy also takes a file path, which a caller
         # must not be able to make the server read.
         known = available_policies()
-        name = cycle or DEFAULT_CYCLE
+        name = cycle
+        if not name:  # the policy the hub runs (the worker's), never a year written here
+            try:
+                current = await self.database.run(current_policy)
+            except Exception as exc:
+                await _unavailable(call, exc)
+            if current is None:
+                await call.refuse(grpc.StatusCode.FAILED_PRECONDITION,
+                                  "the read models hold no campaign yet, so there is no "
+                                  "policy to default to: name the cycle "
+                                  f"({', '.join(known)})")
+            name = current
         if name not in known:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT,
                               f"cycle {bounds.show(name, 40)} is not a policy of this hub: "

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -132,8 +133,17 @@ def _contact_text(value: str, name: str, limit: int) -> str | None:
     return value
 
 
+def _contact_row(agency: str, contact: TypedEvent, written: Written) -> db.NewAccepted:
+    """What the API remembers of a contact update it published: its id (the details only
+    as their keyed digest, in the key), never the phone or address."""
+    key = event_key = str(contact["event_id"])
+    return db.NewAccepted(event_key, agency, "ContactDetailsUpdated", key, event_key,
+                          written.topic, written.partition, written.offset,
+                          contact["recorded_at"])
+
+
 def _contact(c: pb.Certification, fields: dict[str, Any], agency: str,
-             recorded_at: str) -> TypedEvent | None:
+             recorded_at: str, contact_key: bytes) -> TypedEvent | None:
     """The ContactDetailsUpdated of a certification item that carries contact details."""
     if not c.HasField("contact"):
         return None
@@ -141,7 +151,7 @@ def _contact(c: pb.Certification, fields: dict[str, Any], agency: str,
     address = _contact_text(c.contact.address, "address", MAX_ADDRESS)
     if phone is None and address is None:
         return None
-    key = fields["certification_id"]
+    key = f"{fields['certification_id']}|{contact_digest(contact_key, phone, address)}"
     try:
         return parse_typed({
             "type": "ContactDetailsUpdated",
@@ -152,6 +162,15 @@ def _contact(c: pb.Certification, fields: dict[str, Any], agency: str,
         })
     except MalformedEvent:  # its description could quote the values: say where only
         raise ItemError("contact: the phone or address is not valid text") from None
+
+
+def contact_digest(contact_key: bytes, phone: str | None, address: str | None) -> str:
+    """What identifies a certification's contact details in its event id: the same details
+    sent again are the same event, new details sent with the certification resubmitted a
+    new one. Keyed (the server's secret), so that an event id cannot be checked against
+    guessed phone numbers."""
+    return hmac.new(contact_key, json.dumps([phone, address]).encode(),
+                    hashlib.sha256).hexdigest()[:16]
 
 
 # The longest free text an item may carry (a retraction's reason).
@@ -243,8 +262,10 @@ def field_digests(event_id: str, fields: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prepared:
-    """The event an item stands for; raises ItemError or MalformedEvent."""
+def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
+            contact_key: bytes = b"contact") -> Prepared:
+    """The event an item stands for; raises ItemError or MalformedEvent. ``contact_key``:
+    the server's secret of :func:`contact_digest`."""
     which = item.WhichOneof("item")
     recorded_at = isoformat_local(now)
     contact: TypedEvent | None = None
@@ -259,7 +280,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime) -> Prep
             "performed_at": _instant(c, "performed_at", now),
         }
         kind, key = authz.CERTIFICATION, fields["certification_id"]
-        contact = _contact(c, fields, agency, recorded_at)
+        contact = _contact(c, fields, agency, recorded_at, contact_key)
     elif which == "documents_received":
         fields, key = _documents(item.documents_received, now)
         kind, channel = authz.DOCUMENTS, None
@@ -329,14 +350,14 @@ def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.Ite
 
 def _prepare_items(
     items: Sequence[pb.SubmitItem], agency: str, now: datetime,
-    results: list[pb.ItemResult | None],
+    results: list[pb.ItemResult | None], contact_key: bytes,
 ) -> list[Prepared]:
     """The events the items stand for; a malformed item is answered REJECTED MALFORMED
     in ``results`` (the rest of the batch goes on)."""
     prepared: list[Prepared] = []
     for index, item in enumerate(items):
         try:
-            prepared.append(prepare(index, item, agency, now))
+            prepared.append(prepare(index, item, agency, now, contact_key))
         except (ItemError, MalformedEvent) as exc:
             reason = exc.describe() if isinstance(exc, MalformedEvent) else str(exc)
             results[index] = _result(index, ItemResult.REJECTED, reason_code="MALFORMED",
@@ -460,7 +481,10 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         idle_checkpoint_seconds: float = 30.0,
         clock: Clock = wall_clock,
         keys_factory: Callable[[], KeyStore] = open_keystore,
+        secret: bytes = b"",
     ) -> None:
+        # keys the contact details' part of a contact update's event id (contact_digest)
+        self.contact_key = hmac.new(secret, b"contact event ids", hashlib.sha256).digest()
         # the key store that seals contact details (ContactDetailsUpdated), opened when
         # the first certification with contact details comes
         self.keys_factory = keys_factory
@@ -498,7 +522,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             )
         now = self.clock()
         results: list[pb.ItemResult | None] = [None] * n
-        prepared = _prepare_items(request.items, call.agency, now, results)
+        prepared = _prepare_items(request.items, call.agency, now, results, self.contact_key)
         try:
             directory = await self.db.run(
                 lambda conn: db.directory(conn, [p.retiree_id for p in prepared])
@@ -514,6 +538,7 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             await self._unavailable(call, exc, n)
         to_publish = self._first_submissions(checked, known, results)
         rows = await self._publish(call, to_publish, results)
+        await self._renewed_contacts(call, checked, to_publish, results)
         try:
             inserted = await self.db.run(lambda conn: db.record_accepted(conn, rows))
         except Exception as exc:
@@ -613,6 +638,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     outcome.topic, outcome.partition, outcome.offset, p.event["recorded_at"],
                     p.field_digests,
                 ))
+                if p.contact is not None:  # remembered: sent again, no second event
+                    rows.append(_contact_row(call.agency, p.contact, outcome))
             else:
                 log.warning("%s: an event was not written: %s", call.agency, outcome.reason)
                 results[p.index] = _result(
@@ -621,6 +648,50 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                     event_id=p.event_id,
                 )
         return rows
+
+    async def _renewed_contacts(self, call: Call, checked: list[Prepared],
+                                to_publish: list[Prepared],
+                                results: list[pb.ItemResult | None]) -> None:
+        """The contact details of a certification answered DUPLICATE (resubmitted as it
+        was, with contact details): the certification has no second effect, its contact
+        update is recorded all the same (published once per distinct details: its event
+        id derives from them). Not written: the item is answered NOT_RECORDED, to be
+        submitted again."""
+        published = {str(p.contact["event_id"]) for p in to_publish if p.contact is not None}
+        candidates: list[Prepared] = []
+        for p in checked:
+            result = results[p.index]
+            if p.contact is None or result is None or result.outcome != ItemResult.DUPLICATE:
+                continue
+            if str(p.contact["event_id"]) not in published:
+                published.add(str(p.contact["event_id"]))
+                candidates.append(p)
+        if not candidates:
+            return
+        ids = [str(p.contact["event_id"]) for p in candidates if p.contact is not None]
+        try:
+            known = await self.db.run(lambda conn: db.accepted(conn, ids))
+            renewed = [p for p in candidates
+                       if p.contact is not None and str(p.contact["event_id"]) not in known]
+            if not renewed:
+                return
+            contacts = await self._sealed(call, renewed)
+            written = await self.publisher.publish([c for c in contacts if c is not None])
+            rows = [_contact_row(call.agency, c, w) for c, w in zip(contacts, written,
+                                                                      strict=True)
+                    if c is not None and isinstance(w, Written)]
+            await self.db.run(lambda conn: db.record_accepted(conn, rows))
+        except Exception as exc:
+            await self._unavailable(call, exc, len(results))
+            raise  # not reached: _unavailable aborts the call
+        for p, outcome in zip(renewed, written, strict=True):
+            if not isinstance(outcome, Written):
+                log.warning("%s: a contact update was not written: %s", call.agency,
+                            outcome.reason)
+                results[p.index] = _result(
+                    p.index, ItemResult.REJECTED, reason_code="NOT_RECORDED",
+                    reason="the certification was recorded before, its new contact details "
+                           "could not be; submit the item again", event_id=p.event_id)
 
     async def _sealed(self, call: Call,
                       to_publish: list[Prepared]) -> list[TypedEvent | None]:
@@ -653,6 +724,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
         call inserted first; each accepted retraction audited."""
         by_id = {p.event_id: p for p in to_publish}
         for row in rows:
+            if row.event_id not in by_id:
+                continue  # a certification's contact update: its item answers for it
             p = by_id[row.event_id]
             outcome_code = ItemResult.ACCEPTED if row.event_id in inserted else \
                 ItemResult.DUPLICATE

@@ -252,6 +252,7 @@ async def start(config: ApiConfig) -> Running:
     )
     partner = PartnerExchange(gate, database, publisher, topics, config.bootstrap, partitions,
                               max_batch_items=limits.max_batch_items,
+                              secret=config.second_factor_key,
                               clock=clock_of(config.clock_file))
     protos.partner_exchange_pb2_grpc.add_PartnerExchangeServicer_to_server(partner, server)
     policy = lockouts.Policy.of(limits)

@@ -69,7 +69,8 @@ def register(subparsers: Any) -> None:
                                                  "(default: now)")
         add_broker_arguments(p)
     for p in (lst, *[actions.choices[n] for n in ("approve", "reject")]):
-        p.add_argument("--policy", default="foshan-2017", help="policy name or .toml path")
+        p.add_argument("--policy", help="policy name or .toml path (default: the one the "
+                                         "hub runs, of the statuses in the read models)")
         p.add_argument("--dsn", help="PostgreSQL DSN of the read models (default: "
                                      "$LIFECERT_POSTGRES_DSN, else the local stack's)")
     cons.set_defaults(func=run)
@@ -88,9 +89,10 @@ def _aware(text: str) -> datetime:
 def run(args: argparse.Namespace) -> int:
     from lifecert.endpoints import postgres_dsn
     from projections.connection import connect
+    from projections.queries import current_policy
 
     try:
-        policy = load_policy(args.policy)
+        policy = load_policy(args.policy) if args.policy else None
     except PolicyError as exc:
         print(f"lifecert review: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -101,6 +103,18 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     try:
+        if policy is None:  # the policy the hub runs, never a year written here
+            current = current_policy(conn)
+            if current is None:
+                print("lifecert review: the read models hold no campaign yet: name its "
+                      "policy (--policy)", file=sys.stderr)
+                return EXIT_USAGE
+            try:
+                policy = load_policy(current)
+            except PolicyError as exc:
+                print(f"lifecert review: the read models' policy: {exc}; name one "
+                      f"(--policy)", file=sys.stderr)
+                return EXIT_USAGE
         if args.action == "list":
             return _list(conn, policy, args)
         return _review(conn, policy, args)

@@ -72,8 +72,9 @@ PIPELINE_TYPES: tuple[str, ...] = ("ClockTick", "RetireeStatus", "DeadLetter")
 PARTNER_TYPES: tuple[str, ...] = (
     "AssistanceResult", "AssistanceRequested", "AssistanceAcknowledged",
     "ConsularCaseReceived", "ConsularCaseReviewed",
-    # issue 14: what a district home-visit team found (the home-visit tasks read model)
-    "HomeVisitReported",
+    # issue 14: what a district home-visit team found (the home-visit tasks read model),
+    # and staff's dismissal of a death it reported
+    "HomeVisitReported", "HomeVisitDeathDismissed",
 )
 # What the hub's edge raises for its security staff (on lifecert.alerts): about an agency,
 # never about a retiree; the read models do not project them.

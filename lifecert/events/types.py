@@ -867,6 +867,33 @@ class HomeVisitReported(EventRecord, tag="HomeVisitReported", frozen=True, kw_on
     """
 
 
+class HomeVisitDeathDismissed(
+    EventRecord, tag="HomeVisitDeathDismissed", frozen=True, kw_only=True
+):
+    """Bureau staff dismissed the death a district home-visit team reported (its entry in the death
+    review queue: `lifecert review deaths dismiss`); published by the home-visits connector from
+    the queue's dismissed entries. Not a fold input: the home-visit task is to do again (the
+    home-visit tasks read model).
+    """
+
+    PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+    event_id: str
+    """Unique id of this event; a redelivery keeps it, so it is the idempotency key."""
+    recorded_at: datetime
+    """When the hub recorded the event (UTC microseconds); judged in Asia/Shanghai."""
+    source_agency: str | None = None
+    """Agency or system that reported the event, or null."""
+    retiree_id: str
+    """Retiree the team reported deceased."""
+    team_id: str
+    """The district team that reported the death (its agency id)."""
+    visit_id: str
+    """The team's id of the visit whose report was dismissed."""
+    review_id: str
+    """The death review queue's id of the dismissed entry."""
+
+
 class SecurityAlert(EventRecord, tag="SecurityAlert", frozen=True, kw_only=True):
     """Something at the hub's edge that the bureau's security staff must look at: about an agency,
     never about a person (no retiree id, no personal data). Keyed by agency on lifecert.alerts.
@@ -924,6 +951,7 @@ TypedEvent: TypeAlias = (
     | ConsularCaseReceived
     | ConsularCaseReviewed
     | HomeVisitReported
+    | HomeVisitDeathDismissed
     | SecurityAlert
 )
 """Any lifecert event, typed."""
@@ -968,6 +996,7 @@ BY_NAME: dict[str, type[EventRecord]] = {
     "ConsularCaseReceived": ConsularCaseReceived,
     "ConsularCaseReviewed": ConsularCaseReviewed,
     "HomeVisitReported": HomeVisitReported,
+    "HomeVisitDeathDismissed": HomeVisitDeathDismissed,
     "SecurityAlert": SecurityAlert,
 }
 """Event type name -> class (the record names of namespace lifecert.events)."""

@@ -47,6 +47,9 @@ def _stub(server: ServerProcess, agency: str, role: str) -> tuple[grpc.Channel,
 
 def test_staff_lists_and_approves_and_the_review_is_published(
         box: Sandbox, server: ServerProcess, cases: None) -> None:
+    # the hub runs the 2017 campaign: its statuses are of foshan-2017, the default cycle
+    box.seed_statuses([{"retiree_id": "AB-1", "status": "NOT_CERTIFIED", "residence": "ABROAD",
+                        "policy": "foshan-2017"}])
     channel, stub = _stub(server, "FS-STAFF", "STAFF")
     with channel:
         listed = stub.ListCases(cr.ListConsularCasesRequest(as_of="2017-04-27"), timeout=30)
@@ -108,3 +111,35 @@ def test_only_staff_may_review(server: ServerProcess, cases: None, role: str) ->
                 call()
             assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, \
                 refused.value.details()
+
+
+def test_the_default_cycle_is_the_policy_the_hub_runs(box: Sandbox, server: ServerProcess,
+                                                      cases: None) -> None:
+    """Without a cycle, a review is judged by the policy of the statuses the read models
+    hold (the worker's), never a year written in the server: once the hub runs 2021, an
+    approval also completes the documents (foshan-2021's consular switch). Last in this
+    module: it starts the 2021 campaign in the session's read models."""
+    received = dt.datetime(2021, 4, 12, 9, 0, tzinfo=SHANGHAI)
+    with box.connect() as conn, conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO consular_cases (case_id, retiree_id, mission_id, mission_kind, "
+            "country, passport_checked, residence_permit_checked, face_checked, "
+            "performed_at, received_at, event_id, source_topic, source_partition, "
+            "source_offset) VALUES ('LS-API-2021', 'AB-2', 'CT-CH-FOR-CN-TUVALU', "
+            "'CARETAKER_EMBASSY', 'TV', true, true, true, %s, %s, 'seed-2021', 'seed', 0, 0)",
+            (received - dt.timedelta(hours=12), received))
+    box.seed_statuses([{"retiree_id": "AB-2", "status": "NOT_CERTIFIED", "residence": "ABROAD",
+                        "policy": "foshan-2021"}])
+    channel, stub = _stub(server, "FS-STAFF", "STAFF")
+    with channel:
+        listed = stub.ListCases(cr.ListConsularCasesRequest(as_of="2021-04-13"), timeout=30)
+        got = {c.case_id: c.due_on for c in listed.cases}
+        assert got["LS-API-2021"] == "2021-04-25"  # 2021's calendar: Sunday 25 April worked
+        assert got["LS-API-2"] == ""  # a 2017 case is outside 2021's calendar
+        reply = stub.Review(cr.ReviewConsularCaseRequest(case_id="LS-API-2021", approve=True),
+                            timeout=30)
+        assert list(reply.published) == ["ConsularCaseReviewed", "CertificationRecorded",
+                                          "CertificationDocumentsReceived"]
+        old = stub.ListCases(cr.ListConsularCasesRequest(cycle="foshan-2017",
+                                                         as_of="2017-04-27"), timeout=30)
+        assert {c.case_id: c.due_on for c in old.cases}["LS-API-2"] == "2017-04-26"

@@ -60,7 +60,8 @@ def test_a_contact_update_through_the_api_lands_sealed_in_the_read_model(
     events = {e["event_id"]: e for e in events_on(box)}
     cert = events[event_id_for(TEAM, "CertificationRecorded", "HV-API-1")]
     assert (cert["channel"], cert["agency_id"]) == ("HOME_VISIT", TEAM)
-    update = events[event_id_for(TEAM, "ContactDetailsUpdated", "HV-API-1")]
+    [update] = [e for e in events.values() if e["type"] == "ContactDetailsUpdated"
+                and e["retiree_id"] == "HV-1"]
     assert (update["retiree_id"], update["channel"], update["agency_id"]) == \
         ("HV-1", "HOME_VISIT", TEAM)
     assert is_sealed(update["phone"]) and is_sealed(update["address"])
@@ -106,3 +107,42 @@ def test_a_home_visit_team_may_not_record_a_death_through_the_api(
         team.SubmitBatch(batch(px.SubmitItem(death=px.DeathReport(
             retiree_id="HV-1", date_of_death="2017-04-20"))), timeout=20)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_new_contact_details_with_a_certification_sent_again_are_recorded(
+        box: Sandbox, server: ServerProcess, team: px_grpc.PartnerExchangeStub) -> None:
+    """The certification is answered DUPLICATE (no second effect), and the new phone it
+    carries is still recorded: one more ContactDetailsUpdated, the read model's latest.
+    The same new details sent a third time add nothing."""
+    def updates() -> list[dict[str, object]]:
+        return [e for e in events_on(box) if e["type"] == "ContactDetailsUpdated"
+                and e["retiree_id"] == "HV-1"]
+
+    before = len(updates())
+    first = team.SubmitBatch(batch(visit("HV-API-7", "HV-1", PHONE)), timeout=20)
+    assert [r.outcome for r in first.results] == [OK.ACCEPTED]
+    moved = "0757-66554433"
+    for _ in range(2):
+        again = team.SubmitBatch(batch(visit("HV-API-7", "HV-1", moved, ADDRESS)), timeout=20)
+        assert [r.outcome for r in again.results] == [OK.DUPLICATE]
+    now = updates()
+    assert len(now) == before + 2 and len({e["event_id"] for e in now}) == len(now)
+    assert sum(1 for e in events_on(box) if e["type"] == "CertificationRecorded"
+               and e["certification_id"] == "HV-API-7") == 1
+    with acting_as("projections"):
+        run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+    conn = psycopg2.connect(box.dsn)
+    try:
+        row = contact(conn, "HV-1")
+    finally:
+        conn.close()
+    assert row is not None
+    keys = open_keystore()
+    try:
+        opened = {"type": "ContactDetailsUpdated", "retiree_id": "HV-1",
+                  "phone": row.phone_sealed, "address": row.address_sealed}
+        assert reveal(opened, "phone", keys) == moved
+        assert reveal(opened, "address", keys) == ADDRESS
+    finally:
+        keys.close()
+    assert moved not in server.log()

@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +149,26 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
             with acting_as(ADMIN):
                 assert live.wait_until_idle(run, 300, [worker, projections]), \
                     "the worker and the projections did not catch up"
+            assert _tasks(run)["HV000000003"] == ("HV-SHUNDE", "DECEASED_REVIEW")
+            [pending] = review.listing(harness.review)
+            assert (pending["candidates"], pending["source"]) == \
+                (["HV000000003"], "HOME_VISIT")
+            # staff dismiss the death the team reported: the task is to do again
+            review.dismiss(harness.review, pending["review_id"], "FS-STAFF-7",
+                           "seen alive at the Shunde counter", datetime.now(UTC))
+            connector = ConnectorProcess(config, "visits", run.work_dir / "connector.log")
+            connector.start()
+            _wait("the dismissal published", lambda: any(
+                e["type"] == "HomeVisitDeathDismissed"
+                for e in _read(run, HOME_VISIT_REPORTS)))
+            _wait("the task to do again",
+                  lambda: _tasks(run)["HV000000003"] == ("HV-SHUNDE", "DEATH_DISMISSED"))
+            assert connector.stop() == 0, connector.log_tail()
         tasks = _tasks(run)
         assert tasks == {
             "HV000000001": ("HV-NANHAI", "NOT_FOUND"),
             "HV000000002": ("HV-SHUNDE", "CERTIFIED"),
-            "HV000000003": ("HV-SHUNDE", "DECEASED_REVIEW"),
+            "HV000000003": ("HV-SHUNDE", "DEATH_DISMISSED"),
             "HV000000004": ("HV-GAOMING", "OPEN"),  # its row was refused
         }
         conn = connect(run.dsn)
@@ -170,7 +185,11 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
         harness.stop()
     assert statuses["HV000000002"] == ("CERTIFIED", "HOME_VISIT")
     assert statuses["HV000000003"][0] != "DECEASED", "a team's report is not a death"
-    assert reports == 3 and len(_read(run, HOME_VISIT_REPORTS)) == 3
+    [dismissed] = [e for e in _read(run, HOME_VISIT_REPORTS)
+                   if e["type"] == "HomeVisitDeathDismissed"]
+    assert (dismissed["retiree_id"], dismissed["team_id"], dismissed["review_id"]) == \
+        ("HV000000003", "HV-SHUNDE", pending["review_id"])
+    assert reports == 3 and len(_read(run, HOME_VISIT_REPORTS)) == 4
     inputs = _read(run, EVENTS)
     assert not [e for e in inputs if e["type"] == "DeathRecorded"]
     assert not [e for e in _read(run, "payment_instructions")
@@ -178,8 +197,7 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
     assert [e["retiree_id"] for e in inputs if e["type"] == "CertificationRecorded"] == \
         ["HV000000002"]
     assert len([e for e in _read(run, TASKS) if e["type"] == "HomeVisitDue"]) == 4
-    [pending] = review.listing(harness.review)
-    assert (pending["candidates"], pending["source"]) == (["HV000000003"], "HOME_VISIT")
+    assert review.listing(harness.review) == []
     assert sealed is not None and is_sealed(sealed.phone_sealed)
     keys = open_keystore()  # the connector's key store (its default, as the kit's)
     try:

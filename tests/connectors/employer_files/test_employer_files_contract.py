@@ -69,9 +69,14 @@ class TestEmployerFiles(SourceContract):
         harness.drop(events, "--malform", "3:公民身份号码", fmt="gbk-csv", name="四月.csv")
         folder = harness.drop_root / unit
         (folder / "四月.xls").write_bytes(b"\xd0\xcf\x11\xe0 an old Excel 97 file")
+        # A well-formed batch in the folder of a unit the bureau never configured (anyone
+        # with write access to the share's root could make one): refused whole, unread.
+        stranger = [{**e, "agency_id": "UNIT-STRANGER", "certification_id": f"EB-X{i}"}
+                    for i, e in enumerate(events)]
+        harness.drop(stranger, fmt="utf8-csv", name="stranger.csv", allow=False)
         proc = kit.connector()
-        wait_for("2 events and 3 dead letters",
-                 lambda: len(_published(kit)) >= 2 and len(kit.read(DEAD_LETTERS)) >= 3, proc)
+        wait_for("2 events and 4 dead letters",
+                 lambda: len(_published(kit)) >= 2 and len(kit.read(DEAD_LETTERS)) >= 4, proc)
         wait_for("two result files", lambda: len(harness.results()) == 2, proc)
         assert proc.stop() == 0, proc.log_tail()
         assert sorted(e["certification_id"] for e in _published(kit)) == \
@@ -82,8 +87,15 @@ class TestEmployerFiles(SourceContract):
         assert any("row 4: 公民身份号码 (citizen id) is a number Excel shortened" in r
                    for r in reasons), reasons
         assert any("refused as a whole" in r and "neither CSV nor XLSX" in r for r in reasons)
+        assert any("unit UNIT-STRANGER refused as a whole" in r and "the folder UNIT-STRANGER "
+                   "is not the folder of a unit configured (setting `units`" in r
+                   for r in reasons), reasons
+        assert not any(e["agency_id"] == "UNIT-STRANGER" for e in _published(kit))
+        assert not (harness.outbox / "UNIT-STRANGER").exists()  # no answer to a stranger
+        assert [p.name.endswith("~stranger.csv") for p in (harness.archive / "refused")
+                .iterdir() if "UNIT-STRANGER" in p.name] == [True]
         positions = [json.loads(d["source_position"]) for d in kit.read(DEAD_LETTERS)]
-        assert sum(1 for p in positions if p.get("refused")) == 1
+        assert sum(1 for p in positions if p.get("refused")) == 2
         for letter in kit.read(DEAD_LETTERS):
             assert b"4.40604E+17" not in letter["value"]  # sealed
             _ = _raw(letter)

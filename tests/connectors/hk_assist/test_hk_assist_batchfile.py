@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.hk_assist import batchfile as bf
+from lifecert.events import masking
 
 ROW = ("HKF2-17-000123", "FS000000001", "陳大文", "2017-04-28T09:30:00+08:00",
        "HKFTU-KWUNTONG", "2017-05-02T10:00:00+08:00")
@@ -43,12 +44,12 @@ def test_an_identity_card_number_as_pension_id_is_rejected(value: str) -> None:
     line = bf.read_batch(bf.file_name("HKFTU-20170502-01"), data).records[0]
     with pytest.raises(bf.LineRejected, match=r"line 2, field 養老金編號.*identity card"):
         bf.parse_line(line)
-    assert value.encode() not in bf.mask_citizen_ids(line.raw)
+    assert value.encode() not in masking.mask_bytes(line.raw, hong_kong=True)
 
 
 def test_a_pension_id_is_not_taken_for_an_identity_card() -> None:
-    assert bf.mask_citizen_ids(b"FS000000001,A1234567X") == b"FS000000001,A1234567X"
-    assert bf.mask_citizen_ids("陳A123456（7）".encode()) == "陳**********".encode()
+    assert masking.mask_bytes(b"FS000000001,A1234567X", hong_kong=True) == b"FS000000001,A1234567X"
+    assert masking.mask_bytes("陳A123456（7）".encode(), hong_kong=True) == "陳**********".encode()
 
 
 def test_bytes_that_are_not_utf8_name_their_field() -> None:

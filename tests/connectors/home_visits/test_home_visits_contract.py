@@ -93,6 +93,40 @@ class TestHomeVisits(SourceContract):
             assert secret not in letter["reason"] and secret not in log
             assert secret.encode() not in (letter["value"] or b"")
 
+    def test_a_team_reports_only_its_district_from_its_own_configured_folder(
+            self, kit: Kit) -> None:
+        """A row of a retiree of another district (by the roster) is refused, the rest of
+        the file flows on; a file in the folder of a team not configured is refused whole,
+        and nothing of it is published."""
+        harness = kit.harness
+        assert isinstance(harness, HomeVisitsHarness)
+
+        def visit(team: str, n: int) -> dict[str, Any]:
+            return {"type": "HomeVisitReported", "recorded_at": AT,
+                    "retiree_id": f"FS00000020{n}", "team_id": team, "visit_id": f"V-D{n}",
+                    "visited_on": "2017-04-28", "outcome": "ALIVE"}
+
+        harness.enrol(["FS000000201"], "SHUNDE")
+        harness.enrol(["FS000000202"], "NANHAI")
+        harness.report([visit("HV-SHUNDE", 1), visit("HV-SHUNDE", 2)], enrol=False)
+        harness.enrol(["FS000000203"], "SHUNDE")
+        harness.report([visit("HV-ROGUE", 3)])
+        proc = kit.connector()
+        wait_for("a report and 2 dead letters",
+                 lambda: len(kit.read("home_visit_reports")) >= 1
+                 and len(kit.read(DEAD_LETTERS)) >= 2, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        assert [e["visit_id"] for e in kit.read("home_visit_reports")] == ["V-D1"]
+        assert [e["certification_id"] for e in kit.read(EVENTS)
+                if e["type"] == "CertificationRecorded"] == ["V-D1"]
+        reasons = sorted(d["reason"] for d in kit.read(DEAD_LETTERS))
+        assert any("team HV-SHUNDE" in r and "line 3: retiree_id FS000000202 is not a "
+                   "retiree of district SHUNDE" in r and "NANHAI" not in r
+                   for r in reasons), reasons
+        assert any("team HV-ROGUE refused as a whole" in r and "the folder HV-ROGUE is not "
+                   "the folder of a team configured (setting `teams`" in r
+                   for r in reasons), reasons
+
     def test_a_file_delivered_twice_has_one_effect(self, kit: Kit) -> None:
         harness = kit.harness
         assert isinstance(harness, HomeVisitsHarness)

@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from connectors.ministry_offsite import batchfile as bf
+from lifecert.events import masking
 
 NAME = "MOHRSS_440600_20170402-001.csv"
 BATCH = "20170402-001"
@@ -150,11 +151,11 @@ def test_every_line_rejection_names_line_and_field(raw: bytes, column: str | Non
 
 def test_citizen_id_numbers_are_masked_in_kept_bytes_and_nothing_else_is() -> None:
     raw = "C1,44010219500101123X,𠮷田,2017-04-01T09:00:00+08:00,AG,x 440102500101123\r\n"
-    masked = bf.mask_citizen_ids(raw.encode(bf.ENCODING)).decode(bf.ENCODING)
+    masked = masking.mask_bytes(raw.encode(bf.ENCODING), bf.ENCODING).decode(bf.ENCODING)
     assert masked == "C1,******************,𠮷田,2017-04-01T09:00:00+08:00,AG,x " + "*" * 15 \
         + "\r\n"
     keep = fields_line(certification_id="MOHRSS-17-00000044", retiree_id="FS095160846")
-    assert bf.mask_citizen_ids(keep) == keep
+    assert masking.mask_bytes(keep, bf.ENCODING) == keep
 
 
 def test_a_time_in_another_offset_or_with_fractions_is_accepted() -> None:
@@ -187,7 +188,8 @@ def test_receipts_round_trip() -> None:
     "姓名４４０１０２１９５００１０１１２３Ｘ",  # typed in full-width digits
 ])
 def test_citizen_id_numbers_are_masked_in_the_decoded_text(text: str) -> None:
-    masked = bf.mask_citizen_ids(f"C1,{text},x\r\n".encode(bf.ENCODING)).decode(bf.ENCODING)
+    raw = f"C1,{text},x\r\n".encode(bf.ENCODING)
+    masked = masking.mask_bytes(raw, bf.ENCODING).decode(bf.ENCODING)
     assert masked == f"C1,{text[:-18]}{'*' * 18},x\r\n"
 
 
@@ -195,5 +197,5 @@ def test_masking_keeps_bytes_that_are_not_gb18030_and_masks_beside_them() -> Non
     # 81 30 81 34 decodes as one character, hiding the number's first digit from the
     # text: the pass over the bytes masks it all the same.
     raw = b"\xff\x8144010219500101123X,\x81\x30\x81" + b"440102195001011234"
-    assert bf.mask_citizen_ids(raw) == b"\xff\x81" + b"*" * 18 + b",\x81\x30\x81" + \
+    assert masking.mask_bytes(raw, bf.ENCODING) == b"\xff\x81" + b"*" * 18 + b",\x81\x30\x81" + \
         b"*" * 18

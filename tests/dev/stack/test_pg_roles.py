@@ -4,6 +4,7 @@ lifecert/dbroles.py grants it. Against the stack's real PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import stat
 import time
 import uuid
@@ -130,6 +131,26 @@ def test_the_api_reads_the_status_but_writes_no_read_model(
     assert "instruction_ledger" in refused(api, "SELECT count(*) FROM instruction_ledger")
     assert "projection_offsets" in refused(api, "SELECT count(*) FROM projection_offsets")
     assert "permission denied for schema public" in refused(api, "CREATE TABLE x (a int)")
+
+
+def test_the_api_reads_of_the_consular_cases_what_a_review_shows_only(
+        stack: StackStatus, database: str) -> None:
+    """The consular review's own queries (projections.consular, as the API and `lifecert
+    review consular` run them) work as the API's role; the event ids and topic positions
+    the projections keep beside them are refused."""
+    from lifecert.domain.policy import load_policy
+    from projections.consular import list_cases, load_case
+
+    conn = connect(stack.postgres_dsn_for("api", database))
+    try:
+        assert list_cases(conn, load_policy("foshan-2017"), dt.date(2017, 5, 1), "all") == []
+        assert load_case(conn, "LS-NONE") is None
+    finally:
+        conn.close()
+    api = stack.postgres_dsn_for("api", database)
+    for column in ("event_id", "review_event_id", "source_offset", "due_on", "*"):
+        assert "permission denied for table consular_cases" in refused(
+            api, f"SELECT {column} FROM consular_cases"), column
 
 
 @pytest.mark.parametrize("table", dbroles.READ_MODEL_TABLES)

@@ -81,13 +81,30 @@ class EmployerFilesHarness(SourceHarness):
     def archive(self) -> Path:
         return self._path("hub", "archive")
 
+    @property
+    def units_file(self) -> Path:
+        return self._path("hub", "units.txt")
+
+    def allow(self, unit: str) -> None:
+        """Give ``unit`` a folder: add it to the connector's ``units`` file."""
+        known = self.units_file.read_text(encoding="utf-8").splitlines()
+        if unit not in known:
+            with self.units_file.open("a", encoding="utf-8") as fh:
+                fh.write(unit + "\n")
+
     def start(self, work_dir: Path) -> dict[str, Any]:
         self.root = work_dir
         for folder in (self.drop_root, self.outbox, self.archive, self._path("spool")):
             folder.mkdir(parents=True, exist_ok=True)
         self._seq = len(list(self._path("spool").glob("*.jsonl")))
+        # The bureau's list of the units given a folder: each unit the harness drops for
+        # is added before its file (the connector reads the list again when it changes).
+        if not self.units_file.exists():
+            self.units_file.write_text("# units given a folder on the share\n",
+                                       encoding="utf-8")
         settings: dict[str, Any] = {"drop": str(self.drop_root), "outbox": str(self.outbox),
                                     "archive": str(self.archive),
+                                    "units": str(self.units_file),
                                     "scan_interval": self.scan_interval}
         if self.roster is not None:
             roster = self._path("roster.csv")
@@ -123,6 +140,7 @@ class EmployerFilesHarness(SourceHarness):
         self._seq += 1
         fmt = simulator.FORMATS[self._seq % len(simulator.FORMATS)]
         name = f"认证名单-{self._seq:05d}.{'xlsx' if fmt == 'xlsx' else 'csv'}"
+        self.allow(events[0]["agency_id"])
         folder = self.drop_root / events[0]["agency_id"]
         folder.mkdir(parents=True, exist_ok=True)
         data = simulator.encode(simulator.rows_of(list(events), fmt), fmt)
@@ -170,20 +188,24 @@ class EmployerFilesHarness(SourceHarness):
         row(9, 5, "12345", "certified_on")
         header = ",".join(eb.HEADER).encode("gbk") + b"\r\n"
         self._seq += 1
+        self.allow("UNIT-HOSTILE")
         simulator.drop(self.drop_root / "UNIT-HOSTILE", f"hostile-{self._seq:05d}.csv",
                        header + b"".join(raw for raw, _ in rows),
                        datetime(2017, 5, 2, 10, 0, tzinfo=SHANGHAI))
         return [hint for _, hint in rows]
 
     def drop(self, events: Sequence[Event], *options: str, fmt: str | None = None,
-             name: str | None = None) -> Path:
+             name: str | None = None, allow: bool = True) -> Path:
         """Drop one batch of ``events`` (one unit, one ``recorded_at``) through the
-        simulator; returns the file."""
+        simulator; returns the file. ``allow=False``: into the folder of a unit not
+        configured (not added to ``units``)."""
         self._seq += 1
         fmt = fmt or simulator.FORMATS[self._seq % len(simulator.FORMATS)]
         ext = "xlsx" if fmt == "xlsx" else "csv"
         name = name or f"认证名单-{self._seq:05d}.{ext}"
         unit = events[0]["agency_id"]
+        if allow:
+            self.allow(unit)
         spool = self._path("spool", f"{self._seq:08d}.jsonl")
         spool.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
                          encoding="utf-8")

@@ -36,6 +36,8 @@ from lifecert_dev.testkit.samples import START
 SIMULATOR = "lifecert_dev.partners.home_visits.simulator"
 PER_FILE = 4
 DISTRICTS = ("CHANCHENG", "NANHAI", "SHUNDE", "GAOMING", "SANSHUI")
+# The connector's `teams`: a team per district, and the kit's two teams of bad files.
+TEAMS = {**{team_of(d): d for d in DISTRICTS}, "HV-BAD": "CHANCHENG", "HV-HOSTILE": "NANHAI"}
 
 
 def home_visit_events(count: int, seed: int, per_file: int = PER_FILE) -> list[Event]:
@@ -88,8 +90,21 @@ class HomeVisitsHarness(SourceHarness):
         for folder in (self.drop_root, self.archive, self.review, self._path("spool")):
             folder.mkdir(parents=True, exist_ok=True)
         self._seq = len(list(self._path("spool").glob("*.jsonl")))
+        if not self.roster.exists():
+            self.roster.write_text("retiree_id,district\n", encoding="utf-8")
         return {"drop": str(self.drop_root), "review": str(self.review),
-                "archive": str(self.archive), "scan_interval": self.scan_interval}
+                "archive": str(self.archive), "teams": dict(TEAMS),
+                "roster": str(self.roster), "scan_interval": self.scan_interval}
+
+    @property
+    def roster(self) -> Path:
+        """The bureau's export ``retiree_id,district``: the harness adds each retiree a
+        team reports as one of the team's district before the team's file is written."""
+        return self._path("hub", "roster.csv")
+
+    def enrol(self, retirees: Sequence[str], district: str) -> None:
+        with self.roster.open("a", encoding="utf-8") as fh:
+            fh.writelines(f"{r},{district}\n" for r in retirees)
 
     def stop(self) -> None:
         if self.root is not None and self._path("share", "drop.unmounted").exists():
@@ -101,9 +116,13 @@ class HomeVisitsHarness(SourceHarness):
     def mend_partner(self) -> None:
         os.rename(self._path("share", "drop.unmounted"), self.drop_root)
 
-    def report(self, events: Sequence[Event], *extra: str) -> None:
-        """Run the simulator for one file of ``events`` (one team)."""
+    def report(self, events: Sequence[Event], *extra: str, enrol: bool = True) -> None:
+        """Run the simulator for one file of ``events`` (one team); ``enrol``: first add
+        its retirees to the roster as of the team's district."""
         self._seq += 1
+        district = TEAMS.get(events[0]["team_id"])
+        if district is not None and enrol:
+            self.enrol([e["retiree_id"] for e in events], district)
         spool = self._path("spool", f"{self._seq:05d}.jsonl")
         spool.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events),
                          encoding="utf-8")
@@ -154,6 +173,7 @@ class HomeVisitsHarness(SourceHarness):
         row(9, "visited_on", "2017-02-30", "visited_on")
         header = ",".join(HEADER).encode() + b"\r\n"
         self._seq += 1
+        self.enrol([f"FS00000000{n}" for n in range(1, 10)], TEAMS["HV-HOSTILE"])
         folder = self.drop_root / "HV-HOSTILE"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"visits-{self._seq:05d}.csv"

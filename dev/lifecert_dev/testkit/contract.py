@@ -23,6 +23,7 @@ it).
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 import warnings
@@ -58,7 +59,10 @@ from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
 from lifecert_dev.testkit.samples import sample_events
 
 INSTANCE = "under-test"
-TIMEOUT = 60.0
+# How long a case waits for what it expects (events, a metric) before it fails. A kit run
+# that expects cases to fail (the kit's own mutant tests) may shorten it.
+TIMEOUT_ENV = "LIFECERT_KIT_TIMEOUT"
+TIMEOUT = float(os.environ.get(TIMEOUT_ENV, "60"))
 # Quick retries and idle polls, and batches small enough for a restart to land inside one
 # and for every counted case (12 records, 10, 6...) to cross batch boundaries.
 BATCH = 5

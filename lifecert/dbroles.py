@@ -150,6 +150,9 @@ GRANTS: tuple[Grant, ...] = (
     # API process cannot cover its tracks)
     Grant(API, "SELECT", ("retiree_status", "open_holds", "event_verdicts", "schema_migrations",
                           "api_schema_migrations")),
+    # which policy the hub runs (projections.queries.current_policy: the consular review's
+    # default cycle): the counters' policies, counts only
+    Grant(API, "SELECT", ("campaign_counters",)),
     # the consular review (lifecert/api/consular.py, projections/consular.py): the case
     # and its decision only, not the event ids and topic positions the projections keep
     Grant(API, "SELECT", ("consular_cases",), columns=API_CONSULAR_COLUMNS),

@@ -28,11 +28,12 @@ from lifecert.domain import assistance
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
-from lifecert.events.interchange import parse_event
+from lifecert.events.interchange import parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, layout
+from lifecert.replay import replay_assistance
 from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
@@ -204,6 +205,20 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     for key, case in folded.items():
         assert _utc(projected[key]) == _utc(case), key
     assert open_cases_by_age(list(projected.values()), date(2017, 7, 1), CAL) == []
+    # `lifecert replay --assistance` on the topic's dump gives the projected cases too.
+    dump = world.work / "assistance.jsonl"
+    dump.write_text("".join(json.dumps(to_json(e), ensure_ascii=False) + "\n"
+                            for e in world.read(ASSISTANCE_RESULTS)), encoding="utf-8")
+    dead: list[dict[str, Any]] = []
+    replayed, totals = replay_assistance(dump, world.work / "replay", date(2017, 7, 1),
+                                         on_dead_letter=dead.append)
+    assert dead == [] and replayed.keys() == projected.keys()
+    for key, case in replayed.items():
+        assert _utc(projected[key]) == _utc(case), key
+    assert (totals.inbound, totals.outbound, totals.answered, totals.overdue) == (
+        BENEFICIARIES, ASKED, sum(not c.is_open for c in projected.values()), 0)
+    rows = (world.work / "replay" / "assistance.csv").read_text().splitlines()
+    assert len(rows) == 1 + BENEFICIARIES + ASKED
     assert refusals == [("stray-ack", "MACAU-SSF", "FSS-P3-NEVER", "AssistanceAcknowledged",
                          assistance.UNKNOWN_CASE)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,9 @@ def test_the_connector_dead_letters_a_case_from_an_unknown_mission(tmp_path: Pat
     (event,) = source._to_events(_record(tmp_path, CASE))
     assert event["mission_kind"] == "TRADE_OFFICE"
     stranger = {**CASE, "mission": {"code": "CN-EMB-ZZ", "type": "EMBASSY", "country": "ZZ"}}
-    with pytest.raises(RecordRejected, match="case at seq 1: field mission.code: 'CN-EMB-ZZ' "
-                                             "is not a mission of the partner directory"):
+    with pytest.raises(RecordRejected, match=re.escape(
+            "case at seq 1: field mission.code: 'CN-EMB-ZZ' is not a mission of the partner "
+            "directory")):
         source._to_events(_record(tmp_path, stranger))
 
 
@@ -75,8 +77,8 @@ def test_a_bureaus_own_directory_file_and_its_errors(tmp_path: Path) -> None:
     with pytest.raises(RecordRejected, match="CN-TO-PORTMORESBY"):
         source._to_events(_record(tmp_path, CASE))  # not in that file
     own.write_text('[missions."CN-EMB-ZZ"]\nkind = "PALACE"\ncountry = "ZZ"\ncity = "S"\n')
-    with pytest.raises(ConfigError, match="missions_file.*CN-EMB-ZZ.*kind 'PALACE' is not "
-                                          "one of EMBASSY"):
+    with pytest.raises(ConfigError, match=r"missions_file.*CN-EMB-ZZ.*kind 'PALACE' is not "
+                                          r"one of EMBASSY"):
         _source(tmp_path, missions_file=str(own))
     with pytest.raises(ConfigError, match="cannot read it"):
         _source(tmp_path, missions_file=str(tmp_path / "absent.toml"))

@@ -36,7 +36,7 @@ from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS, layout
-from lifecert.replay import replay_assistance
+from lifecert.replay import AssistanceTotals, replay_assistance
 from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
@@ -178,6 +178,14 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
     assert len(asks) == 2 * ASKED and len({a["event_id"] for a in asks}) == ASKED
     assert {a["retiree_id"] for a in asks} == {f"FS-MO-{n:05d}" for n in range(ASKED)}
     asks = list({a["event_id"]: a for a in asks}.values())
+    # Mid-campaign, SSF not answered yet: on 20 June the five requests (due 13 June) are
+    # overdue, in the read model as in `lifecert replay --assistance`.
+    world.project()
+    projected, totals = _cases_both_ways(world, date(2017, 6, 20), "mid")
+    assert (totals.inbound, totals.outbound, totals.answered, totals.overdue) == (
+        BENEFICIARIES, ASKED, BENEFICIARIES, ASKED)
+    assert sum(r.overdue for r in open_cases_by_age(list(projected.values()),
+                                                   date(2017, 6, 20), CAL)) == ASKED
     sink = world.start("ssf-out")
     sink.wait_metric("lifecert_connector_retries_total", 3, 60)
     source.check_alive()
@@ -232,21 +240,35 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
         assert _utc(projected[key]) == _utc(case), key
     assert open_cases_by_age(list(projected.values()), date(2017, 7, 1), CAL) == []
     # `lifecert replay --assistance` on the topic's dump gives the projected cases too.
-    dump = world.work / "assistance.jsonl"
+    projected, totals = _cases_both_ways(world, date(2017, 7, 1), "replay")
+    assert (totals.inbound, totals.outbound, totals.answered, totals.overdue) == (
+        BENEFICIARIES, ASKED, BENEFICIARIES + ASKED, 0)
+    assert refusals == [("stray-ack", "MACAU-SSF", "FSS-P3-NEVER", "AssistanceAcknowledged",
+                         assistance.UNKNOWN_CASE)]
+
+
+def _cases_both_ways(world: World, as_of: date, out: str
+                     ) -> tuple[dict[tuple[str, str], assistance.Case], AssistanceTotals]:
+    """The read model's cases, checked equal to `lifecert replay --assistance`'s over the
+    topic's dump (into ``out``), and replay's totals on ``as_of``."""
+    conn = psycopg2.connect(world.dsn)
+    try:
+        projected = {c.key: c for c in assistance_cases(conn)}
+    finally:
+        conn.close()
+    dump = world.work / f"{out}.jsonl"
     dump.write_text("".join(json.dumps(to_json(e), ensure_ascii=False) + "\n"
                             for e in world.read(ASSISTANCE_RESULTS)), encoding="utf-8")
     dead: list[dict[str, Any]] = []
-    replayed, totals = replay_assistance(dump, world.work / "replay", date(2017, 7, 1),
+    replayed, totals = replay_assistance(dump, world.work / out, as_of,
                                          on_dead_letter=dead.append)
     assert dead == [] and replayed.keys() == projected.keys()
     for key, case in replayed.items():
         assert _utc(projected[key]) == _utc(case), key
-    assert (totals.inbound, totals.outbound, totals.answered, totals.overdue) == (
-        BENEFICIARIES, ASKED, sum(not c.is_open for c in projected.values()), 0)
-    rows = (world.work / "replay" / "assistance.csv").read_text().splitlines()
-    assert len(rows) == 1 + BENEFICIARIES + ASKED
-    assert refusals == [("stray-ack", "MACAU-SSF", "FSS-P3-NEVER", "AssistanceAcknowledged",
-                         assistance.UNKNOWN_CASE)]
+    rows = (world.work / out / "assistance.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(projected)
+    assert sum(row.endswith(",1") for row in rows) == totals.overdue
+    return projected, totals
 
 
 def _receipts(world: World) -> list[dict[str, Any]]:

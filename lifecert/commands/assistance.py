@@ -104,8 +104,12 @@ def _publish(args: argparse.Namespace, policy: Policy, at: datetime, due: list[A
         for event in events:
             print(f"would ask {event['partner']} about {event['retiree_id']} "
                   f"(case {event['case_id']}, due {event['due_on'].isoformat()})")
-        print(f"{len(events)} request(s) due on {local_date(at).isoformat()}"
-              + (" (dry run: none published)" if events else ""))
+        why = (" (dry run: none published)" if events else
+               f" (policy {policy.name} has no [assistance] table: nobody is asked)"
+               if policy.assistance_ask_on is None else
+               f" (asking starts on {policy.assistance_ask_on.isoformat()})"
+               if local_date(at) < policy.assistance_ask_on else "")
+        print(f"{len(events)} request(s) due on {local_date(at).isoformat()}{why}")
         return 0
     topic = layout(args.prefix)[ASSISTANCE_RESULTS].name
     try:

@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"lifecert replay: {exc}", file=sys.stderr)
         return 2
-    if not args.events.is_file():
-        print(f"lifecert replay: no such file: {args.events}", file=sys.stderr)
-        return 2
+    for path in (args.events, args.assistance):
+        if path is not None and not path.is_file():
+            print(f"lifecert replay: no such file: {path}", file=sys.stderr)
+            return 2
     progress = None if args.quiet else Progress(args.events.stat().st_size, "replay", unit="bytes")
     try:
         _, stats = replay_file(
@@ -88,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _assistance(args: argparse.Namespace) -> AssistanceTotals:
-    if not args.assistance.is_file():
-        raise ReplayError(f"--assistance: no such file: {args.assistance}")
     as_of = args.until or datetime.now(SHANGHAI).date()
     if args.dead_letters is None:
         return replay_assistance(args.assistance, args.out, as_of)[1]

@@ -244,3 +244,12 @@ def test_a_bad_assistance_line_stops_the_run_or_goes_to_dead_letters(
     assert [(d["line"], d["field"]) for d in letters] == [(2, "due_on"), (3, "type")]
     assert "RetireeEnrolled" in letters[1]["reason"]
     assert len((out / "assistance.csv").read_text().splitlines()) == 2  # header, P1
+
+
+def test_a_missing_assistance_file_is_refused_before_the_replay(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"),
+                 "--assistance", str(tmp_path / "absent.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

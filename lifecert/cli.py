@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lifecert.commands.erase",
     "lifecert.commands.dead_letters",
     "lifecert.commands.review",
+    "lifecert.commands.assistance",
     "lifecert.commands.mailroom",
     "lifecert.commands.log",
     "lifecert.commands.report",
@@ -58,6 +59,8 @@ COMMAND_COMPONENTS: dict[str, str] = {
     "api": "api",
     # staff reviews publish as the API does (its STAFF role makes the same reviews)
     "review": "api",
+    # Foshan's requests to partners go where the API's results for other regions go
+    "assistance": "api",
     "mailroom": "projections",
 }
 

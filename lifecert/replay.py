@@ -7,7 +7,10 @@ them to ``instructions.jsonl``, ``status.csv``, ``rejections.jsonl`` (line, reas
 ``verdicts.jsonl`` (the ``EventRejected`` output events the live worker publishes on
 ``lifecert.verdicts``, in the interchange form), ``retirees.csv`` (what the campaign
 report counts: status, district, channel and day of completion) and ``deaths.csv`` (who
-reported each standing death, and the day it was recorded).
+reported each standing death, and the day it was recorded). ``replay_assistance`` folds
+the assistance topic (``lifecert log dump --topic assistance_results``) with the same
+:func:`lifecert.domain.assistance.fold` the projections writer applies, into
+``assistance.csv`` (one row per case) and its totals: in, out, answered, overdue.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from lifecert.domain import assistance
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.clock import cutoff
 from lifecert.domain.policy import Policy, load_policy
 from lifecert.domain.state import RetireeState
 from lifecert.domain.verdicts import verdict
 from lifecert.events.catalogue import ALL_TYPES, Event, personal_field_names
-from lifecert.events.interchange import MalformedEvent, parse_line, to_json
-from lifecert.events.time import local_date
+from lifecert.events.interchange import MalformedEvent, loads, parse_event, parse_line, to_json
+from lifecert.events.time import SHANGHAI, local_date
 
 InstructionSink = Callable[[Event], None]
 RejectionSink = Callable[[dict[str, Any]], None]
@@ -283,6 +287,94 @@ def replay_file(
     write_retirees_csv(out_dir / "retirees.csv", campaign.retirees.values())
     write_deaths_csv(out_dir / "deaths.csv", campaign.retirees.values())
     return campaign, stats
+
+
+@dataclass(frozen=True, slots=True)
+class AssistanceTotals:
+    """The assistance cases of a replay: INBOUND (a partner asked Foshan), OUTBOUND
+    (Foshan asked a partner), those with a result, those overdue on ``as_of``."""
+
+    inbound: int
+    outbound: int
+    answered: int
+    overdue: int
+    as_of: date
+
+
+def replay_assistance(
+    events: Path,
+    out_dir: Path,
+    as_of: date,
+    *,
+    on_dead_letter: DeadLetterSink | None = None,
+) -> tuple[dict[tuple[str, str], assistance.Case], AssistanceTotals]:
+    """Fold the assistance topic's dump ``events`` (interchange JSON lines, log order)
+    into ``out_dir/assistance.csv``; a line that is not an assistance case event goes to
+    ``on_dead_letter`` or, when it is ``None``, stops the run with a :class:`ReplayError`.
+    Overdue is judged on ``as_of`` (an Asia/Shanghai day)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with events.open("rb") as source:
+        cases = assistance.fold(_case_events(source, str(events), on_dead_letter))
+    write_assistance_csv(out_dir / "assistance.csv", cases.values(), as_of)
+    totals = AssistanceTotals(
+        inbound=sum(c.direction == "INBOUND" for c in cases.values()),
+        outbound=sum(c.direction == "OUTBOUND" for c in cases.values()),
+        answered=sum(not c.is_open for c in cases.values()),
+        overdue=sum(assistance.is_overdue(c, as_of) for c in cases.values()),
+        as_of=as_of)
+    return cases, totals
+
+
+def _case_events(lines: Iterable[bytes], source: str, on_dead_letter: DeadLetterSink | None
+                 ) -> Iterator[Event]:
+    for line_no, line in enumerate(lines, 1):
+        if not line or line.isspace():
+            continue
+        try:
+            try:
+                obj = loads(line)
+            except ValueError as exc:
+                raise MalformedEvent(f"not valid JSON: {exc}") from None
+            yield parse_event(obj, allowed=assistance.CASE_TYPES)
+        except MalformedEvent as error:
+            error = error.at_line(line_no)
+            if on_dead_letter is None:
+                raise ReplayError(
+                    f"{source}: {error.describe()}\n"
+                    "The assistance log holds only AssistanceRequested, "
+                    "AssistanceAcknowledged and AssistanceResult; fix the line, or pass "
+                    "--dead-letters FILE to set it aside and go on."
+                ) from None
+            on_dead_letter(dead_letter_record(line_no, error, line))
+
+
+ASSISTANCE_HEADER = ("partner,case_id,retiree_id,direction,status,requested_at,due_on,"
+                     "acknowledged_at,answered_at,outcome,result_id,received_at,receipt,"
+                     "overdue\n")
+
+
+def write_assistance_csv(path: Path, cases: Iterable[assistance.Case], as_of: date) -> None:
+    """One row per assistance case, by partner and case id: the read model's
+    ``assistance_cases`` columns (times in Asia/Shanghai, ISO 8601) and whether the case
+    is overdue on ``as_of``."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        fh.write(ASSISTANCE_HEADER)
+        for case in sorted(cases, key=lambda c: c.key):
+            writer.writerow((
+                case.partner, case.case_id, case.retiree_id, case.direction, case.status,
+                _iso(case.requested_at), _iso(case.due_on), _iso(case.acknowledged_at),
+                _iso(case.answered_at), case.outcome or "", case.result_id or "",
+                _iso(case.received_at), case.receipt or "",
+                "1" if assistance.is_overdue(case, as_of) else "0"))
+
+
+def _iso(value: date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(SHANGHAI).isoformat()
+    return value.isoformat()
 
 
 RETIREES_HEADER = "retiree_id,status,district,residence,channel,completed_day\n"

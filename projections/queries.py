@@ -18,6 +18,7 @@ from typing import Any
 import psycopg2.extensions
 
 from lifecert.domain.assistance import Case, age_working_days, is_overdue
+from lifecert.domain.assistance_requests import Standing
 from lifecert.domain.working_days import WorkingCalendar
 from lifecert.events.interchange import to_json
 from lifecert.replay import jsonl_writer, write_status_csv
@@ -388,6 +389,16 @@ def paper_forms(conn: Connection, *, older_than_days: int = 0,
 
 _CASE_COLUMNS = ("partner, case_id, retiree_id, direction, status, requested_at, due_on, "
                  "acknowledged_at, answered_at, outcome, result_id, received_at, receipt")
+
+
+def standings(conn: Connection, policy: str) -> list[Standing]:
+    """(retiree id, residence, status) of every retiree of ``policy``'s campaign: what
+    Foshan's outbound assistance requests are decided from."""
+    with conn, conn.cursor() as cur:
+        _snapshot(cur)
+        cur.execute("SELECT retiree_id, residence, status FROM retiree_status "
+                    'WHERE policy = %s ORDER BY retiree_id COLLATE "C"', (policy,))
+        return [Standing(*row) for row in cur.fetchall()]
 
 
 def assistance_cases(conn: Connection, partner: str | None = None) -> list[Case]:

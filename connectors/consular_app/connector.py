@@ -17,10 +17,15 @@ CONSULATE CertificationRecorded::
     token = { env = "CONSULAR_TOKEN" }                # optional bearer token
     division = "440600"                               # optional; Foshan's bureau
     page_size = 200                                   # optional, at most 1000
+    missions_file = "/etc/lifecert/missions.toml"     # optional; default: the shipped
+                                                      # partner directory (missions.toml)
 
 The checkpoint is the feed's ``seq`` of the last case published; the record key is
 ``seq-<seq>``. A case whose signature does not verify, or whose payload is malformed, is a
-dead letter naming the field, and the feed flows on. The same case pushed twice (same case
+dead letter naming the field, and the feed flows on; so is a case from a mission that is
+not in the partner directory of missions (connectors/consular_app/missions.toml:
+embassies, consulates, trade offices, caretaker embassies), or that the directory lists
+with another kind or country. The same case pushed twice (same case
 number, a new ``seq``) is published twice and has one effect: the read model keeps the
 first, and a review is of the case number.
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from connectors.consular_app import missions as directory
 from connectors.consular_app import protocol as cp
 from connectors.guangdong.client import ProvinceClient, Response
 from connectors.sdk.base import Event, PartnerRecord, Position, SourceConnector
@@ -82,6 +88,10 @@ class ConsularAppSource(SourceConnector):
             self.verify_key = cp.load_verify_key(key_file)
         except ValueError as exc:
             raise ConfigError(f"{where}: setting 'verify_key_file': {exc}") from None
+        try:
+            self.missions = directory.load(self._setting(settings, "missions_file", str, None))
+        except directory.DirectoryError as exc:
+            raise ConfigError(f"{where}: setting 'missions_file': {exc}") from None
 
         def client() -> ProvinceClient:
             return ProvinceClient(url, token, timeout, ca_file=ca_file,
@@ -158,7 +168,12 @@ class ConsularAppSource(SourceConnector):
             payload = cp.b64(item.get("payload"), "payload")
             signature = cp.b64(item.get("signature"), "signature")
             cp.verify(self.verify_key, payload, signature)
-            return [cp.case_to_event(payload)]
+            event = cp.case_to_event(payload)
+            refused = directory.problem(self.missions, event["mission_id"],
+                                        event["mission_kind"], event["country"])
+            if refused is not None:
+                raise cp.CaseRejected(refused)
+            return [event]
         except cp.CaseRejected as exc:
             raise RecordRejected(f"case at seq {item.get('seq')}: {exc.reason}") from None
 

@@ -1,4 +1,4 @@
-"""``lifecert connectors list | run NAME | check NAME``: partner connectors.
+"""``lifecert connectors list | run NAME | check NAME | missions``: partner connectors.
 
 Connector types are installed packages (entry-point group ``lifecert.connectors``);
 instances and their settings are in one TOML file (``--config``, default
@@ -44,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="also list the instances of this configuration file")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_list)
+
+    missions = sub.add_parser(
+        "missions", help="the partner directory of missions (embassies, consulates, trade "
+                         "offices, caretaker embassies) the consular-app connector takes")
+    missions.add_argument("--file", type=Path, default=None,
+                          help="a directory file (a consular-app instance's missions_file; "
+                               "default: the one shipped with the connector)")
+    missions.add_argument("--json", action="store_true", help="machine-readable output")
+    missions.set_defaults(func=_missions)
 
     run = sub.add_parser("run", help="run one connector instance until SIGTERM")
     run.add_argument("name", help="the instance name ([connectors.NAME] in the file)")
@@ -101,6 +110,26 @@ def _list(args: argparse.Namespace) -> int:
     for inst in instances:
         print(f"instance {inst['name']} ({inst['kind']}): "
               + ", ".join(f"{k}={v}" for k, v in inst["settings"].items()))
+    return EXIT_OK
+
+
+def _missions(args: argparse.Namespace) -> int:
+    from connectors.consular_app import missions as directory
+
+    try:
+        found = directory.load(args.file)
+    except directory.DirectoryError as exc:
+        print(f"lifecert connectors: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    rows = sorted(found.values(), key=lambda m: (m.country, m.kind, m.code))
+    if args.json:
+        print(json.dumps({"missions": [{"code": m.code, "kind": m.kind, "country": m.country,
+                                        "city": m.city} for m in rows]},
+                         ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for m in rows:
+        print(f"{m.code:<24} {m.kind:<18} {m.country}  {m.city}")
+    print(f"{len(rows)} missions")
     return EXIT_OK
 
 

@@ -63,6 +63,13 @@ class Policy:
     # listed keeps the city's ``home_visit_min_age``. Optional table:
     # [rules.home_visit_min_age_by_district].
     home_visit_min_age_by_district: tuple[tuple[str, int], ...] = ()
+    # Issue 13: Foshan's OUTBOUND assistance requests (lifecert.domain.assistance_requests):
+    # from ``assistance_ask_on`` a retiree living on a partner's side (residence -> partner)
+    # who has not certified is asked about, due within so many working days. Optional
+    # table [assistance]; without it nobody is asked.
+    assistance_ask_on: date | None = None
+    assistance_due_working_days: int = 20
+    assistance_partners: tuple[tuple[str, str], ...] = ()
 
     def home_visit_age(self, district: str | None) -> int:
         """The home-visit age limit (rule 9) for a retiree of ``district`` (None: no
@@ -163,12 +170,48 @@ def _policy_from(data: dict[str, Any], origin: str) -> Policy:
         working_days=_working_calendar(get, origin),
         consular_app_completes=_optional_switch(data, "consular_app_completes", origin),
         home_visit_min_age_by_district=_ages_by_district(data, origin),
+        **_assistance(data, origin),
     )
     if policy.timezone != "Asia/Shanghai":
         raise PolicyError(f"{origin}: only timezone 'Asia/Shanghai' is supported")
     if policy.window_opens > policy.deadline:
         raise PolicyError(f"{origin}: calendar.window_opens is after calendar.deadline")
+    ask_on = policy.assistance_ask_on
+    if ask_on is not None and not policy.window_opens <= ask_on <= policy.deadline:
+        raise PolicyError(f"{origin}: key 'assistance.ask_on' ({ask_on}) must be within the "
+                          f"window, calendar.window_opens to calendar.deadline")
     return policy
+
+
+def _assistance(data: dict[str, Any], origin: str) -> dict[str, Any]:
+    """[assistance]: ask_on (a date), due_working_days (1 to 120), partners (a table
+    RESIDENCE = "PARTNER", a known Residence other than FOSHAN)."""
+    table = data.get("assistance")
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise PolicyError(f"{origin}: [assistance] must be a table, got {table!r}")
+    ask_on, due = table.get("ask_on"), table.get("due_working_days", 20)
+    if not isinstance(ask_on, date) or isinstance(ask_on, datetime):
+        raise PolicyError(f"{origin}: key 'assistance.ask_on' must be a date (YYYY-MM-DD), "
+                          f"got {ask_on!r}")
+    if type(due) is not int or not 1 <= due <= 120:
+        raise PolicyError(f"{origin}: key 'assistance.due_working_days' must be 1 to 120 "
+                          f"working days, got {due!r}")
+    partners = table.get("partners", {})
+    if not isinstance(partners, dict) or not partners:
+        raise PolicyError(f"{origin}: [assistance.partners] must be a table of RESIDENCE = "
+                          f"\"PARTNER\" (e.g. MACAU = \"MACAU-SSF\"), got {partners!r}")
+    known = [r for r in enum_symbols("Residence") if r != "FOSHAN"]
+    for residence, partner in partners.items():
+        if residence not in known:
+            raise PolicyError(f"{origin}: [assistance.partners] has {residence!r}, not one "
+                              f"of {', '.join(known)}")
+        if not isinstance(partner, str) or not partner.strip():
+            raise PolicyError(f"{origin}: [assistance.partners] {residence} must name a "
+                              f"partner (its connector's agency id), got {partner!r}")
+    return {"assistance_ask_on": ask_on, "assistance_due_working_days": due,
+            "assistance_partners": tuple(sorted(partners.items()))}
 
 
 def _optional_switch(data: dict[str, Any], key: str, origin: str) -> bool:

@@ -187,3 +187,69 @@ def test_bench_replay_runs_and_reports_its_figures(tmp_path: Path) -> None:
     assert figures["replay_events_per_s"]["wall"] > 0
     assert figures["peak_rss_mib"] > 10
     assert (tmp_path / "replay-out" / "status.csv").exists()
+
+
+def _case_event(kind: str, case_id: str, **fields: object) -> str:
+    base = {"type": kind, "event_id": f"{kind}-{case_id}-{len(fields)}",
+            "recorded_at": "2017-05-02T09:00:00+08:00", "source_agency": "MACAU-SSF",
+            "case_id": case_id, "partner": "MACAU-SSF"}
+    return json.dumps({**base, **fields})
+
+
+ASSIST = [
+    _case_event("AssistanceRequested", "P1", retiree_id="MO-SSF-1", direction="INBOUND",
+                requested_at="2017-05-02T09:00:00+08:00", due_on="2017-05-10"),
+    _case_event("AssistanceRequested", "P2", retiree_id="MO-SSF-2", direction="INBOUND",
+                requested_at="2017-05-02T09:00:00+08:00", due_on="2017-05-10"),
+    _case_event("AssistanceRequested", "Q1", retiree_id="R1", direction="OUTBOUND",
+                requested_at="2017-05-02T09:00:00+08:00", due_on="2017-06-30",
+                source_agency="FS-SIB"),
+    _case_event("AssistanceResult", "P1", retiree_id="MO-SSF-1", certification_id="FC-1",
+                home_region="FOSHAN", method="COUNTER", agency_id="FS-01",
+                performed_at="2017-05-05T10:00:00+08:00", direction="INBOUND",
+                outcome="CERTIFIED_ALIVE", date_of_death=None, source_agency="FS-SIB"),
+]
+
+
+def test_replay_folds_the_assistance_log_into_assistance_csv(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    assist = write_log(tmp_path / "assist.jsonl", [*ASSIST, ASSIST[3]])  # a redelivery
+    out = tmp_path / "out"
+    assert main(["replay", str(events), "--until", "2017-05-31", "--out", str(out),
+                 "--assistance", str(assist)]) == 0
+    with (out / "assistance.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["case_id"], r["direction"], r["status"], r["overdue"]) for r in rows] == [
+        ("P1", "INBOUND", "ANSWERED", "0"), ("P2", "INBOUND", "REQUESTED", "1"),
+        ("Q1", "OUTBOUND", "REQUESTED", "0")]
+    assert rows[0]["answered_at"] == "2017-05-05T10:00:00+08:00"
+    assert "assistance cases: in 2, out 1, answered 1, overdue 1 (on 2017-05-31)" in \
+        capsys.readouterr().err
+
+
+def test_a_bad_assistance_line_stops_the_run_or_goes_to_dead_letters(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    bad = json.dumps({**json.loads(ASSIST[1]), "due_on": "2017-13-01"})
+    assist = write_log(tmp_path / "assist.jsonl", [ASSIST[0], bad, LOG[0]])
+    out = tmp_path / "out"
+    args = ["replay", str(events), "--out", str(out), "--assistance", str(assist)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "line 2, field 'due_on'" in err and "--dead-letters" in err
+    dead = tmp_path / "dead.jsonl"
+    assert main([*args, "--dead-letters", str(dead), "--quiet"]) == 0
+    letters = read_jsonl(dead)
+    assert [(d["line"], d["field"]) for d in letters] == [(2, "due_on"), (3, "type")]
+    assert "RetireeEnrolled" in letters[1]["reason"]
+    assert len((out / "assistance.csv").read_text().splitlines()) == 2  # header, P1
+
+
+def test_a_missing_assistance_file_is_refused_before_the_replay(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_log(tmp_path / "events.jsonl", LOG)
+    assert main(["replay", str(events), "--out", str(tmp_path / "out"),
+                 "--assistance", str(tmp_path / "absent.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -4,14 +4,17 @@ its own process, both connectors as `lifecert connectors run` processes.
 SSF's generated population comes in (form-4 certifications, forms, deaths of Foshan
 retirees in Macau; SSF's beneficiaries living in Foshan as assistance cases); Foshan's
 counters answer every case (each result delivered twice on the topic, one re-entered under
-a new event id) and Foshan asks SSF about five of its retirees in Macau, while SSF is
-stopped; SSF is started again; every answer and request reaches SSF once, SSF's receipts
+a new event id) and Foshan asks SSF about its five retirees in Macau who have not
+certified (`lifecert assistance request` from the projected statuses, run twice), while SSF
+is stopped; SSF is started again; every answer and request reaches SSF once, SSF's receipts
 and its answers to Foshan come back, and the projected read model equals the domain's fold
-of the topic (live == replay)."""
+of the topic and `lifecert replay --assistance`'s cases (live == replay)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,11 +31,12 @@ from lifecert.domain import assistance
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import load_policy
 from lifecert.events import codec
-from lifecert.events.interchange import parse_event
+from lifecert.events.interchange import parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
-from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, layout
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS, layout
+from lifecert.replay import AssistanceTotals, replay_assistance
 from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
@@ -48,8 +52,10 @@ CAL = load_policy("foshan-2017").working_days
 
 
 class World:
-    def __init__(self, bootstrap: str, work: Path) -> None:
+    def __init__(self, bootstrap: str, work: Path, admin_dsn: str) -> None:
         self.bootstrap = bootstrap
+        self.admin_dsn, self.database = admin_dsn, f"lifecert_test_{uuid.uuid4().hex[:12]}"
+        self.dsn = create_database(admin_dsn, self.database)
         self.prefix = f"ssf-{uuid.uuid4().hex[:10]}."
         self.topics = layout(self.prefix)
         with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
@@ -80,25 +86,39 @@ class World:
         finally:
             consumer.close()
 
-    def publish(self, events: list[dict[str, Any]]) -> None:
+    def publish(self, events: list[dict[str, Any]], role: str = ASSISTANCE_RESULTS) -> None:
         producer = broker_clients.producer(self.bootstrap, component=ADMIN)
         try:
             for event in events:
-                producer.send(self.topics[ASSISTANCE_RESULTS].name,
+                producer.send(self.topics[role].name,
                               key=event["retiree_id"].encode(), value=codec.encode(event))
             producer.flush(30)
         finally:
             producer.close()
 
+    def project(self) -> None:
+        with acting_as("projections"):
+            run_until_idle(self.dsn, self.bootstrap, self.topics, **FAST)
+
+    def ask(self, at: str) -> str:
+        """`lifecert assistance request` at ``at``: its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "lifecert.cli", "assistance", "request", "--at", at,
+             "--policy", "foshan-2017", "--dsn", self.dsn, "--bootstrap", self.bootstrap,
+             "--prefix", self.prefix], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def close(self) -> None:
         for proc in self.procs.values():
             proc.kill()
         self.sim.stop()
+        drop_database(self.admin_dsn, self.database)
 
 
 @pytest.fixture
 def world(stack: StackStatus, tmp_path: Path) -> Iterator[World]:
-    w = World(stack.kafka_bootstrap, tmp_path)
+    w = World(stack.kafka_bootstrap, tmp_path, stack.postgres_dsn)
     yield w
     w.close()
 
@@ -107,8 +127,7 @@ def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == kind]
 
 
-def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: StackStatus
-                                                      ) -> None:
+def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
     fed = world.sim.populate(RETIREES, BENEFICIARIES, SEED)
     world.sim.append([{"tipo": "BENEFICIARIO", "n_processo": "FSS-P3-BAD",
                        "n_beneficiario": "99000001", "bir": "1234567(8)",
@@ -143,10 +162,30 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
         "case_id": "FSS-P3-NEVER", "retiree_id": "MO-SSF-1", "partner": "MACAU-SSF",
         "acknowledges": "RESULT", "acknowledged_at": "2017-06-01T10:00:00+08:00",
         "receipt": "FSS-R0"}, allowed=("AssistanceAcknowledged",))
-    # Foshan asks SSF about five of its retirees living in Macau (OUTBOUND), one twice.
-    asks = [outbound_request(f"FS-MO-{n:05d}") for n in range(ASKED)]
     # every result delivered twice, one re-entered, and a receipt of a case never asked
-    world.publish(answers + answers + [again, stray] + asks + asks[:1])
+    world.publish(answers + answers + [again, stray])
+    # Foshan asks SSF about its retirees living in Macau who have not certified (OUTBOUND):
+    # the statuses the worker publishes, projected; `lifecert assistance request` run twice
+    # before the read model shows its cases (the same requests again, same ids).
+    world.publish([_status(f"FS-MO-{n:05d}", "MACAU", "NOT_CERTIFIED") for n in range(ASKED)]
+                  + [_status("FS-MO-99999", "MACAU", "CERTIFIED"),
+                     _status("FS-FS-00001", "FOSHAN", "NOT_CERTIFIED")], STATUS)
+    world.project()
+    for _ in range(2):
+        assert "published 5 request(s)" in world.ask("2017-05-15T09:00:00+08:00")
+    asks = [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceRequested")
+            if e["direction"] == "OUTBOUND"]
+    assert len(asks) == 2 * ASKED and len({a["event_id"] for a in asks}) == ASKED
+    assert {a["retiree_id"] for a in asks} == {f"FS-MO-{n:05d}" for n in range(ASKED)}
+    asks = list({a["event_id"]: a for a in asks}.values())
+    # Mid-campaign, SSF not answered yet: on 20 June the five requests (due 13 June) are
+    # overdue, in the read model as in `lifecert replay --assistance`.
+    world.project()
+    projected, totals = _cases_both_ways(world, date(2017, 6, 20), "mid")
+    assert (totals.inbound, totals.outbound, totals.answered, totals.overdue) == (
+        BENEFICIARIES, ASKED, BENEFICIARIES, ASKED)
+    assert sum(r.overdue for r in open_cases_by_age(list(projected.values()),
+                                                   date(2017, 6, 20), CAL)) == ASKED
     sink = world.start("ssf-out")
     sink.wait_metric("lifecert_connector_retries_total", 3, 60)
     source.check_alive()
@@ -167,7 +206,7 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     wait_for("Foshan's requests at SSF", lambda: len(world.sim.requests()) >= ASKED, source)
     assert sorted(r["n_pensionista_foshan"] for r in world.sim.requests()) == \
         sorted(a["retiree_id"] for a in asks)
-    assert world.sim.answer_requests("2017-05-10T10:00:00+08:00") == ASKED
+    assert world.sim.answer_requests("2017-05-20T10:00:00+08:00") == ASKED
     wait_for("SSF's answers", lambda: len(_outbound(world)) >= ASKED, source)
     time.sleep(1.0)  # a receipt listed twice, or an answer posted back, would show now
     assert len(_receipts(world)) == BENEFICIARIES
@@ -186,26 +225,50 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World, stack: Stack
     assert all(c.status == assistance.RECEIVED for c in inbound)
     assert all(c.status == assistance.ANSWERED and c.acknowledged_at is not None
                and c.outcome == "CERTIFIED_ALIVE" for c in outbound)
-    name = f"lifecert_test_{uuid.uuid4().hex[:12]}"
-    dsn = create_database(stack.postgres_dsn, name)
+    world.project()
+    world.project()  # a restart: no change
+    conn = psycopg2.connect(world.dsn)
     try:
-        with acting_as("projections"):
-            run_until_idle(dsn, world.bootstrap, world.topics, **FAST)
-            run_until_idle(dsn, world.bootstrap, world.topics, **FAST)  # a restart: no change
-        conn = psycopg2.connect(dsn)
-        try:
-            projected = {c.key: c for c in assistance_cases(conn)}
-            refusals = assistance_refusals(conn)
-        finally:
-            conn.close()
+        projected = {c.key: c for c in assistance_cases(conn)}
+        refusals = assistance_refusals(conn)
     finally:
-        drop_database(stack.postgres_dsn, name)
+        conn.close()
+    # every case is open or answered now: nobody is asked again
+    assert "0 request(s) due on 2017-06-01" in world.ask("2017-06-01T09:00:00+08:00")
     assert projected.keys() == folded.keys()
     for key, case in folded.items():
         assert _utc(projected[key]) == _utc(case), key
     assert open_cases_by_age(list(projected.values()), date(2017, 7, 1), CAL) == []
+    # `lifecert replay --assistance` on the topic's dump gives the projected cases too.
+    projected, totals = _cases_both_ways(world, date(2017, 7, 1), "replay")
+    assert (totals.inbound, totals.outbound, totals.answered, totals.overdue) == (
+        BENEFICIARIES, ASKED, BENEFICIARIES + ASKED, 0)
     assert refusals == [("stray-ack", "MACAU-SSF", "FSS-P3-NEVER", "AssistanceAcknowledged",
                          assistance.UNKNOWN_CASE)]
+
+
+def _cases_both_ways(world: World, as_of: date, out: str
+                     ) -> tuple[dict[tuple[str, str], assistance.Case], AssistanceTotals]:
+    """The read model's cases, checked equal to `lifecert replay --assistance`'s over the
+    topic's dump (into ``out``), and replay's totals on ``as_of``."""
+    conn = psycopg2.connect(world.dsn)
+    try:
+        projected = {c.key: c for c in assistance_cases(conn)}
+    finally:
+        conn.close()
+    dump = world.work / f"{out}.jsonl"
+    dump.write_text("".join(json.dumps(to_json(e), ensure_ascii=False) + "\n"
+                            for e in world.read(ASSISTANCE_RESULTS)), encoding="utf-8")
+    dead: list[dict[str, Any]] = []
+    replayed, totals = replay_assistance(dump, world.work / out, as_of,
+                                         on_dead_letter=dead.append)
+    assert dead == [] and replayed.keys() == projected.keys()
+    for key, case in replayed.items():
+        assert _utc(projected[key]) == _utc(case), key
+    rows = (world.work / out / "assistance.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(projected)
+    assert sum(row.endswith(",1") for row in rows) == totals.overdue
+    return projected, totals
 
 
 def _receipts(world: World) -> list[dict[str, Any]]:
@@ -218,16 +281,14 @@ def _outbound(world: World) -> list[dict[str, Any]]:
             if e.get("direction") == "OUTBOUND"]
 
 
-def outbound_request(retiree_id: str) -> dict[str, Any]:
-    """Foshan's request to SSF to certify one of its retirees living in Macau."""
-    at = datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI)
-    return parse_event({
-        "type": "AssistanceRequested", "event_id": uuid5(f"ask|{retiree_id}"),
-        "recorded_at": at.isoformat(), "source_agency": "FS-SIB",
-        "case_id": f"FS-Q17-{retiree_id}", "retiree_id": retiree_id, "partner": "MACAU-SSF",
-        "direction": "OUTBOUND", "requested_at": at.isoformat(),
-        "due_on": assistance.due_date(at, 20, CAL).isoformat()},
-        allowed=("AssistanceRequested",))
+def _status(retiree_id: str, residence: str, status: str) -> dict[str, Any]:
+    """The RetireeStatus the worker publishes for a retiree of the 2017 campaign."""
+    return {"type": "RetireeStatus", "event_id": uuid5(f"status|{retiree_id}"),
+            "recorded_at": datetime(2017, 5, 2, 9, 0, tzinfo=SHANGHAI),
+            "source_agency": "lifecert", "retiree_id": retiree_id, "policy": "foshan-2017",
+            "status": status, "district": None, "residence": residence,
+            "completed_by": None, "completed_at": None, "revocations": 0, "retractions": 0,
+            "performed_on": None, "death_source": None, "death_recorded_at": None}
 
 
 def _utc(case: assistance.Case) -> tuple[Any, ...]:

@@ -359,14 +359,14 @@ def play(
         for n, window in enumerate(windows, 1):
             _tick(partners, policy, window.starts_at, stats, partitions)
             for source, batch in window.by_source.items():
-                if source != DIRECT:
+                if source == DIRECT:
+                    _send(producer, partners.topics[EVENTS].name, batch)
+                else:
                     batch = _first_deliveries(batch, seen, stats)
-                if source == "death-registers":
-                    _one_death(batch, deaths, stats)
+                    if source == "death-registers":
+                        _one_death(batch, deaths, stats)
                     if batch:
                         partners.feeder(source).feed([to_json(e) for e in batch])
-                else:
-                    _send(producer, partners.topics[EVENTS].name, batch)
                 stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
                 stats.events += len(batch)
             unpublished = [i for d in partners.api_doors.values() for i in d.absorbed]

@@ -100,7 +100,8 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
         assert stats.by_source["guangdong-xregion"] > 0
         assert stats.by_source["ministry-offsite"] > 0
         assert stats.by_source["hk-assist"] > 0
-        for door in ("macau-ssf", "mailroom", "employer-files", "death-registers", "counters"):
+        for door in ("macau-ssf", "mailroom", "employer-files", "death-registers", "counters",
+                     "home-visits"):
             assert stats.by_source[door] > 0, f"nothing came through {door}"
         table = render_doors(stats)
         assert table.splitlines()[-1] == f"published directly: {stats.published_directly}"

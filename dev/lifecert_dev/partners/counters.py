@@ -92,12 +92,10 @@ class Door:
 API_DOORS: dict[str, Door] = {
     "counters": Door("COUNTER", frozenset({("CertificationRecorded", "COUNTER")}),
                      certification),
-    "assisted-offices": Door("ASSISTED_OFFICE",
-                             frozenset({("CertificationRecorded", "ASSISTED_OFFICE")}),
-                             certification),
-    "assisting-agencies": Door("ASSISTING_AGENCY",
-                               frozenset({("CertificationRecorded", "ASSISTING_AGENCY")}),
-                               certification),
+    # Guangdong's offices and agencies report through the provincial feed (its cert types
+    # 02 and 03); those of other provinces call the API (systems.Partners.source_of).
+    "assisted-offices": Door("ASSISTED_OFFICE", frozenset(), certification),
+    "assisting-agencies": Door("ASSISTING_AGENCY", frozenset(), certification),
     "staff": Door("STAFF", frozenset({("CertificationRevoked", None),
                                       ("DeathReportRetracted", None)}),
                   lambda e: revocation(e) if e["type"] == "CertificationRevoked"

@@ -183,7 +183,17 @@ class Partners:
 
     def source_of(self) -> Callable[[Event], str]:
         carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
-        return router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
+        route = router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
+        by_role = {d.door.role: n for n, d in self.api_doors.items()}
+
+        def source_of(event: Event) -> str:
+            name = route(event)
+            if name == "guangdong-xregion" and not str(event["agency_id"]).startswith("GD-"):
+                # another province's office or agency: not on Guangdong's feed, the API
+                return by_role.get(str(event["channel"]), name)
+            return name
+
+        return source_of
 
     def feeder(self, name: str) -> SourceHarness | ApiDoor:
         """What takes the events of door ``name``: a partner system or the API's clients."""

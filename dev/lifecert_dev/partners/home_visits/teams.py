@@ -4,10 +4,11 @@ certifications (lifecert_dev.partners.systems, ``HOME_VISITS``).
 Each certification the campaign file holds becomes a row ALIVE of its team's results file
 (the format of docs/partners/home-visits.md), written into the team's folder of the share
 the home-visits connector reads: the team is the certification's agency (the generator's
-``FS-<district>-HOMEVISIT``), the visit id its certification id, the visit's day its
-``performed_at`` as a day in Asia/Shanghai (the files carry a date, not a time: the demo
-compares it as for the employers' files), the file's modification time its
-``recorded_at``. The connector's ``teams`` are the campaign's five districts' teams; the
+``FS-<district>-HOMEVISIT``, or the district's second team ``...-B``), the visit id its
+certification id, the visit's day its ``performed_at`` as a day in Asia/Shanghai (the
+files carry a date, not a time: the demo compares it as for the employers' files), the
+file's modification time its ``recorded_at``. The connector's ``teams`` are the
+campaign's districts' teams; the
 bureau's ``roster`` (retiree_id,district) gets each visited retiree as of the team's
 district before the team's file is written, rewritten whole (never read half-written).
 
@@ -35,7 +36,9 @@ def campaign_team(district: str) -> str:
     return f"FS-{district}-HOMEVISIT"
 
 
-TEAMS = {campaign_team(d): d for d in DISTRICTS}
+# Each district's team, and its second team ``-B`` (the generator's rule-11 clash: the same
+# visit id reported by another team of the district).
+TEAMS = {team: d for d in DISTRICTS for team in (campaign_team(d), f"{campaign_team(d)}-B")}
 
 
 class HomeVisitTeams(HomeVisitsHarness):

@@ -383,7 +383,8 @@ def play(
                         partners.feeder(source).feed([to_json(e) for e in batch])
                 stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
                 stats.events += len(batch)
-            unpublished = [i for d in partners.api_doors.values() for i in d.absorbed]
+            unpublished = [i for d in (*partners.api_doors.values(), *partners.sources.values())
+                           for i in getattr(d, "absorbed", ())]
             # the registers' repeated deaths are published (the first one's event id)
             stats.absorbed = [*stats.absorbed_deaths, *unpublished]
             for door in partners.api_doors.values():

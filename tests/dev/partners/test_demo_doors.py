@@ -99,6 +99,11 @@ def test_the_home_visit_teams_write_the_campaigns_certifications_as_their_files(
     assert teams.roster.read_text(encoding="utf-8").splitlines() == [
         "retiree_id,district", "FS000000001,NANHAI", "FS000000002,NANHAI",
         "FS000000003,SHUNDE"]
+    assert teams.absorbed == []
+    resent = cert(3, "FS-SHUNDE-HOMEVISIT", "2017-03-19T09:00:00+08:00",
+                  "2017-03-18T08:00:00+08:00")
+    teams.feed([{**resent, "event_id": "e3-again"}])  # the same row: the same file's content
+    assert teams.absorbed == ["e3-again"], "the connector publishes nothing for it"
     with pytest.raises(ValueError, match="none of the demo's teams"):
         teams.feed([cert(4, "FS-NOWHERE-HOMEVISIT", "2017-03-18T09:00:00+08:00",
                          "2017-03-18T08:00:00+08:00")])

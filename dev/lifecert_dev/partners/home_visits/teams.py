@@ -49,6 +49,11 @@ class HomeVisitTeams(HomeVisitsHarness):
     def __init__(self, scan_interval: float = 0.1) -> None:
         super().__init__(scan_interval)
         self.districts: dict[str, str] = {}  # the roster: retiree -> district
+        # The file's event ids the connector publishes nothing for: the campaign's resend
+        # of a visit (a new event id, the same row) is the team's file sent again, which
+        # the connector knows by its content; replay judges it (DUPLICATE).
+        self.absorbed: list[str] = []
+        self.sent: set[tuple[str, tuple[tuple[str, ...], ...]]] = set()
 
     def start(self, work_dir: Path) -> dict[str, Any]:
         settings = super().start(work_dir)
@@ -79,6 +84,11 @@ class HomeVisitTeams(HomeVisitsHarness):
                     "visit_id": c["certification_id"], "outcome": "ALIVE",
                     "visited_on": local_date(_aware(c["performed_at"])).isoformat()}
                    for c in certifications]
+        content = (team, tuple((str(r["visit_id"]), str(r["retiree_id"]), r["visited_on"])
+                               for r in reports))
+        if content in self.sent:
+            self.absorbed.extend(str(c["event_id"]) for c in certifications)
+        self.sent.add(content)
         self._seq += 1
         simulator.report(self.drop_root, team, reports, name=f"visits-{self._seq:05d}.csv")
 

@@ -92,9 +92,9 @@ DOORS: dict[str, str] = {
     "employer-files": "employers' files",
     "death-registers": "death registers' extracts",
     "counters": "counters, gRPC API (role COUNTER)",
-    "assisted-offices": "other regions' offices, gRPC API (ASSISTED_OFFICE)",
+    "assisted-offices": "offices elsewhere, gRPC API (ASSISTED_OFFICE)",
     "assisting-agencies": "assisting agencies, gRPC API (ASSISTING_AGENCY)",
-    "staff": "staff: revocations, retractions, gRPC API (STAFF)",
+    "staff": "staff revocations, retractions, API (STAFF)",
     "home-visits": "home-visit teams",
     DIRECT: "published directly (no door yet)",
 }

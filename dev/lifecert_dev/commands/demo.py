@@ -4,9 +4,12 @@ Live (the default): brings the local stack up, generates a campaign and plays it
 the simulated partner systems, each read by its connector: the pension master's database,
 the Guangdong provincial feed, the ministry's and Hong Kong's batch files, Macau's SSF,
 the mailroom's register of paper forms, the employers' files and the death registers'
-extracts (lifecert_dev.partners.systems). Events no door carries yet (the face app's, the
-counters', the consulates', the home visits') are published directly, and counted: the
-demo prints a table of doors and the events each brought, then ``published directly: N``.
+extracts, the home-visit teams' results files, and the gRPC API's clients (counters,
+other provinces' offices and assisting agencies, staff's revocations and retractions)
+(lifecert_dev.partners.systems). Events no door carries yet (the face app's and the
+counters' face verifications, the consulates', the families' death reports) are published
+directly, and counted: the demo prints a table of doors and the events each brought, then
+``published directly: N``.
 SSF's beneficiaries living in Foshan are asked about through SSF's door and answered
 through its results connector. The stream worker and the PostgreSQL projections decide and project
 until every event is done; the payment-system connector applies the instructions to the

@@ -1,7 +1,14 @@
-"""The bureau's counters as the demo's door for COUNTER certifications: a simulated counter
-client making real gRPC calls (PartnerExchange.SubmitBatch) over mutual TLS to the real API
-server (``python -m lifecert.api.server``), each counter with its own certificate of role
-COUNTER issued by the demo's PKI, the certifying agency being the certificate's.
+"""The partner API's clients as the demo's doors: simulated clients making real gRPC calls
+(PartnerExchange.SubmitBatch) over mutual TLS to the real API server
+(``python -m lifecert.api.server``), each agency with its own certificate of the role the
+authorization matrix (lifecert/api/authz.py) gives what it reports, issued by the demo's
+PKI (:data:`API_DOORS`):
+
+- the bureau's counters (COUNTER), other regions' social-insurance offices
+  (ASSISTED_OFFICE) and the assisting agencies of form 1 (ASSISTING_AGENCY) submit their
+  certifications, the certifying agency being the certificate's;
+- bureau staff (STAFF, agency ``FS-SIB-CITY``) revoke certifications (any agency's, rule
+  12) and retract death reports (rule 13).
 
 The server runs on the demo's database (its directory and idempotency tables beside the
 read models) and topics, with a campaign clock file (lifecert/pipeline/campaign_clock.py):
@@ -19,7 +26,8 @@ face flow with a photo per attempt; the demo does not run it (see systems.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,33 +45,73 @@ from lifecert.pipeline.topics import TopicLayout
 from lifecert.pki import PkiPaths, init
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 
-ROLE = "COUNTER"
 UNKNOWN_RETIREE = "UNKNOWN_RETIREE"
+STAFF_AGENCY = "FS-SIB-CITY"
 
 
 class CounterRefused(RuntimeError):
-    """The API refused a certification the campaign holds as valid."""
+    """The API refused an item the campaign holds as valid."""
 
 
-class CountersDoor:
-    """The counters and the API server they call (a real process)."""
+def _timestamp(value: object) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.fromisoformat(str(value)))
+    return stamp
 
-    connector_kind = "api"
-    carries = frozenset({("CertificationRecorded", "COUNTER")})
+
+def certification(event: Event) -> px.SubmitItem:
+    return px.SubmitItem(certification=px.Certification(
+        certification_id=event["certification_id"], retiree_id=event["retiree_id"],
+        channel=event["channel"], performed_at=_timestamp(event["performed_at"])))
+
+
+def revocation(event: Event) -> px.SubmitItem:
+    return px.SubmitItem(revocation=px.CertificationRevocation(
+        certification_id=event["certification_id"], retiree_id=event["retiree_id"],
+        agency_id=event["agency_id"],
+        reason=str(event["reason"])))
+
+
+def retraction(event: Event) -> px.SubmitItem:
+    return px.SubmitItem(retraction=px.DeathReportRetraction(
+        retiree_id=event["retiree_id"], source=event["source"], reason=event["reason"]))
+
+
+@dataclass(frozen=True)
+class Door:
+    """One role's clients: what they carry, how an event becomes an item, and the agency
+    whose certificate submits it (None: the event's ``agency_id``)."""
+
+    role: str
+    carries: frozenset[tuple[str, str | None]]
+    item: Callable[[Event], px.SubmitItem]
+    agency: str | None = None
+
+
+# Door name (the demo's table) -> door.
+API_DOORS: dict[str, Door] = {
+    "counters": Door("COUNTER", frozenset({("CertificationRecorded", "COUNTER")}),
+                     certification),
+    # Guangdong's offices and agencies report through the provincial feed (its cert types
+    # 02 and 03); those of other provinces call the API (systems.Partners.source_of).
+    "assisted-offices": Door("ASSISTED_OFFICE", frozenset(), certification),
+    "assisting-agencies": Door("ASSISTING_AGENCY", frozenset(), certification),
+    "staff": Door("STAFF", frozenset({("CertificationRevoked", None),
+                                      ("DeathReportRetracted", None)}),
+                  lambda e: revocation(e) if e["type"] == "CertificationRevoked"
+                  else retraction(e), STAFF_AGENCY),
+}
+
+
+class ApiServer:
+    """The API server the doors call (a real process), on the demo's database and topics."""
 
     def __init__(self, admin_dsn: str, database: str, dsn: str, bootstrap: str,
-                 topics: TopicLayout, timeout: float = 60.0) -> None:
+                 topics: TopicLayout) -> None:
         self.admin_dsn, self.database, self.dsn = admin_dsn, database, dsn
-        self.bootstrap, self.topics, self.timeout = bootstrap, topics, timeout
+        self.bootstrap, self.topics = bootstrap, topics
         self.server: ServerProcess | None = None
-        self.channels: dict[str, Any] = {}
-        self.calls = 0
-        # The file's event ids the API published nothing for: answered DUPLICATE (a resent
-        # certification, recorded once) or UNKNOWN_RETIREE (nobody enrolled by that id).
-        self.absorbed: list[str] = []
-        # Retirees enrolled so far in the campaign (the playback keeps it): an unknown one
-        # is refused at once, without waiting for the server's directory.
-        self.enrolled: set[str] = set()
+        self.channels: dict[tuple[str, str], Any] = {}
 
     def start(self, work_dir: Path) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -94,36 +142,53 @@ class CountersDoor:
             self.server.stop()
             self.server = None
 
-    def _stub(self, agency: str) -> Any:
+    def stub(self, agency: str, role: str) -> Any:
         assert self.server is not None, "start() first"
-        if agency not in self.channels:
-            self.channels[agency] = self.server.channel(agency, ROLE)
-        return px_grpc.PartnerExchangeStub(self.channels[agency])
+        if (agency, role) not in self.channels:
+            self.channels[agency, role] = self.server.channel(agency, role)
+        return px_grpc.PartnerExchangeStub(self.channels[agency, role])
+
+    def at(self, recorded_at: object) -> None:
+        """Set the campaign clock: the server stamps what it records now at this time."""
+        CampaignClock(datetime.fromisoformat(str(recorded_at)),
+                      datetime.now(UTC)).write(self.clock_file)
+
+
+class ApiDoor:
+    """One role's simulated clients, submitting each event at the campaign time the file
+    records it."""
+
+    connector_kind = "api"
+
+    def __init__(self, server: ApiServer, door: Door, timeout: float = 60.0) -> None:
+        self.server, self.door, self.timeout = server, door, timeout
+        self.carries = door.carries
+        self.calls = 0
+        # The file's event ids the API published nothing for: answered DUPLICATE (a resent
+        # item, recorded once) or UNKNOWN_RETIREE (nobody enrolled by that id).
+        self.absorbed: list[str] = []
+        # Retirees enrolled so far in the campaign (the playback keeps it): an unknown one
+        # is refused at once, without waiting for the server's directory.
+        self.enrolled: set[str] = set()
 
     def feed(self, events: Sequence[Event]) -> None:
-        """Each certification submitted by its counter (agency), at the campaign time the
-        file records it."""
         for event in events:
             self._submit(event)
 
     def _submit(self, event: Event) -> None:
-        performed = Timestamp()
-        performed.FromDatetime(datetime.fromisoformat(str(event["performed_at"])))
-        item = px.SubmitItem(certification=px.Certification(
-            certification_id=event["certification_id"], retiree_id=event["retiree_id"],
-            channel=ROLE, performed_at=performed))
-        stub = self._stub(str(event["agency_id"]))
+        item = self.door.item(event)
+        agency = self.door.agency or str(event["agency_id"])
+        stub = self.server.stub(agency, self.door.role)
         deadline = time.monotonic() + self.timeout
         while True:
-            CampaignClock(datetime.fromisoformat(str(event["recorded_at"])),
-                          datetime.now(UTC)).write(self.clock_file)
+            self.server.at(event["recorded_at"])
             result = stub.SubmitBatch(px.SubmitBatchRequest(items=[item]), timeout=30).results[0]
             self.calls += 1
             if result.outcome == px.ItemResult.ACCEPTED:
                 return
             if result.outcome == px.ItemResult.DUPLICATE:
-                # the campaign's resend of a certification (same counter and number, a
-                # new event id in the file): the API records it once
+                # the campaign's resend (same agency and key, a new event id in the
+                # file): the API records it once
                 self.absorbed.append(str(event["event_id"]))
                 return
             if result.reason_code == UNKNOWN_RETIREE and event["retiree_id"] not in self.enrolled:
@@ -131,6 +196,6 @@ class CountersDoor:
                 return
             if result.reason_code != UNKNOWN_RETIREE or time.monotonic() > deadline:
                 raise CounterRefused(
-                    f"the API refused certification {event['certification_id']} of counter "
-                    f"{event['agency_id']}: {result.reason_code}: {result.reason}")
+                    f"the API refused {event['type']} {event['event_id']} of {agency} (role "
+                    f"{self.door.role}): {result.reason_code}: {result.reason}")
             time.sleep(0.1)  # the server's directory has not read the enrolment yet

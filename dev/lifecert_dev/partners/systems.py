@@ -29,11 +29,12 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
-from lifecert_dev.partners.counters import CountersDoor
+from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
 from lifecert_dev.partners.hk_assist.harness import HkAssistHarness
+from lifecert_dev.partners.home_visits.teams import HomeVisitTeams
 from lifecert_dev.partners.macau_ssf.harness import (
     MacauSsfHarness,
     MacauSsfResultsHarness,
@@ -47,12 +48,10 @@ from lifecert_dev.partners.playback import DIRECT, Event, plan_windows, router
 from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
 
 # ---------------------------------------------------------------- HOME VISITS PLUG POINT
-# The home-visits door (issue 14 item 4, branch 14/visits) plugs in HERE and only here:
-# set HOME_VISITS to its harness (a SourceHarness whose connector publishes the district
-# teams' results; its ``carries`` must hold ("CertificationRecorded", "HOME_VISIT")). Until
-# then the playback publishes HOME_VISIT certifications itself, and the demo counts them
-# in ``published directly``.
-HOME_VISITS: Callable[[], SourceHarness] | None = None
+# The home-visits door (issue 14 item 4): the district teams' results files, read by the
+# home-visits connector (its teams are the campaign's districts' teams, its roster the
+# districts of the retirees they visit: lifecert_dev.partners.home_visits.teams).
+HOME_VISITS: Callable[[], SourceHarness] | None = HomeVisitTeams
 # -----------------------------------------------------------------------------------------
 
 # Instance name -> harness, in start order. Instance names are the connector kinds.
@@ -93,6 +92,9 @@ DOORS: dict[str, str] = {
     "employer-files": "employers' files",
     "death-registers": "death registers' extracts",
     "counters": "counters, gRPC API (role COUNTER)",
+    "assisted-offices": "offices elsewhere, gRPC API (ASSISTED_OFFICE)",
+    "assisting-agencies": "assisting agencies, gRPC API (ASSISTING_AGENCY)",
+    "staff": "staff revocations, retractions, API (STAFF)",
     "home-visits": "home-visit teams",
     DIRECT: "published directly (no door yet)",
 }
@@ -108,14 +110,15 @@ class Partners:
     def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path, *,
                  database: tuple[str, str, str] | None = None) -> None:
         """``database``: (admin DSN, name, DSN) of the run's read models, where the API
-        server of the counters' door keeps its tables; without it, no counters' door."""
+        server of the API's doors keeps its tables; without it, no API doors."""
         self.bootstrap = bootstrap
         self.topics = topics
         self.work_dir = work_dir
         self.database = database
         self.harnesses: dict[str, Harness] = {}
         self.processes: dict[str, ConnectorProcess] = {}
-        self.api_doors: dict[str, CountersDoor] = {}
+        self.api_server: ApiServer | None = None
+        self.api_doors: dict[str, ApiDoor] = {}
 
     def __enter__(self) -> Partners:
         # The partner systems start empty. A province feed kept from an earlier run would be
@@ -138,9 +141,10 @@ class Partners:
                 self.processes[name] = ConnectorProcess(
                     config, name, self.work_dir / "logs" / f"connector-{name}.log").start()
             if self.database is not None:
-                door = CountersDoor(*self.database, self.bootstrap, self.topics)
-                self.api_doors["counters"] = door
-                door.start(self.work_dir / "partners" / "counters")
+                self.api_server = ApiServer(*self.database, self.bootstrap, self.topics)
+                self.api_server.start(self.work_dir / "partners" / "counters")
+                self.api_doors = {name: ApiDoor(self.api_server, door)
+                                  for name, door in API_DOORS.items()}
         except BaseException:
             self.close()
             raise
@@ -151,8 +155,8 @@ class Partners:
         self.close()
 
     def close(self) -> None:
-        for door in self.api_doors.values():
-            door.stop()
+        if self.api_server is not None:
+            self.api_server.stop()
         for proc in self.processes.values():
             try:
                 proc.stop()
@@ -179,9 +183,19 @@ class Partners:
 
     def source_of(self) -> Callable[[Event], str]:
         carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
-        return router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
+        route = router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
+        by_role = {d.door.role: n for n, d in self.api_doors.items()}
 
-    def feeder(self, name: str) -> SourceHarness | CountersDoor:
+        def source_of(event: Event) -> str:
+            name = route(event)
+            if name == "guangdong-xregion" and not str(event["agency_id"]).startswith("GD-"):
+                # another province's office or agency: not on Guangdong's feed, the API
+                return by_role.get(str(event["channel"]), name)
+            return name
+
+        return source_of
+
+    def feeder(self, name: str) -> SourceHarness | ApiDoor:
         """What takes the events of door ``name``: a partner system or the API's clients."""
         return self.api_doors.get(name) or self.sources[name]
 
@@ -359,17 +373,18 @@ def play(
         for n, window in enumerate(windows, 1):
             _tick(partners, policy, window.starts_at, stats, partitions)
             for source, batch in window.by_source.items():
-                if source != DIRECT:
+                if source == DIRECT:
+                    _send(producer, partners.topics[EVENTS].name, batch)
+                else:
                     batch = _first_deliveries(batch, seen, stats)
-                if source == "death-registers":
-                    _one_death(batch, deaths, stats)
+                    if source == "death-registers":
+                        _one_death(batch, deaths, stats)
                     if batch:
                         partners.feeder(source).feed([to_json(e) for e in batch])
-                else:
-                    _send(producer, partners.topics[EVENTS].name, batch)
                 stats.by_source[source] = stats.by_source.get(source, 0) + len(batch)
                 stats.events += len(batch)
-            unpublished = [i for d in partners.api_doors.values() for i in d.absorbed]
+            unpublished = [i for d in (*partners.api_doors.values(), *partners.sources.values())
+                           for i in getattr(d, "absorbed", ())]
             # the registers' repeated deaths are published (the first one's event id)
             stats.absorbed = [*stats.absorbed_deaths, *unpublished]
             for door in partners.api_doors.values():

@@ -4,6 +4,12 @@ place to plug in."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from lifecert.events.time import SHANGHAI
 from lifecert_dev.partners import systems
 from lifecert_dev.partners.playback import DIRECT
 from lifecert_dev.partners.systems import PlayStats, render_doors
@@ -58,3 +64,72 @@ def test_verdicts_compare_without_what_a_door_assigns_and_nothing_else() -> None
                          ("recorded_at", "2017-04-14T16:11:18+08:00")):
         assert comparable_verdict(json.dumps(from_file)) != comparable_verdict(
             json.dumps({**through_door, field: other})), field
+
+
+def test_the_home_visit_teams_write_the_campaigns_certifications_as_their_files(
+        tmp_path: Path) -> None:
+    """Each HOME_VISIT certification becomes a row ALIVE of its team's file, which the
+    connector's own reader takes: the visit's day in Shanghai, the file's time the
+    certification's recorded_at; the roster has the retiree in the team's district."""
+    from connectors.home_visits.batch import check_row, read_batch
+    from lifecert_dev.partners.home_visits.teams import HomeVisitTeams
+
+    assert systems.HOME_VISITS is HomeVisitTeams
+    teams = HomeVisitTeams()
+    settings = teams.start(tmp_path)
+    assert settings["teams"]["FS-NANHAI-HOMEVISIT"] == "NANHAI"
+
+    def cert(n: int, team: str, recorded: str, performed: str) -> dict[str, str]:
+        return {"type": "CertificationRecorded", "event_id": f"e{n}", "recorded_at": recorded,
+                "certification_id": f"HV-17-{n:08d}", "retiree_id": f"FS00000000{n}",
+                "channel": "HOME_VISIT", "agency_id": team, "performed_at": performed}
+
+    teams.feed([cert(1, "FS-NANHAI-HOMEVISIT", "2017-03-17T20:59:27Z", "2017-03-16T17:21:03Z"),
+                cert(2, "FS-NANHAI-HOMEVISIT", "2017-03-17T20:59:27Z", "2017-03-17T01:00:00Z"),
+                cert(3, "FS-SHUNDE-HOMEVISIT", "2017-03-18T09:00:00+08:00",
+                     "2017-03-18T08:00:00+08:00")])
+    files = sorted(teams.drop_root.glob("*/*.csv"))
+    assert [f.parent.name for f in files] == ["FS-NANHAI-HOMEVISIT", "FS-SHUNDE-HOMEVISIT"]
+    arrived = datetime.fromtimestamp(files[0].stat().st_mtime, SHANGHAI)
+    assert arrived == datetime(2017, 3, 18, 4, 59, 27, tzinfo=SHANGHAI)
+    reports = [check_row(row, arrived.date(), {}) for row in read_batch(files[0].read_bytes())]
+    assert [(r.visit_id, r.visited_on, r.outcome) for r in reports] == [
+        ("HV-17-00000001", date(2017, 3, 17), "ALIVE"),  # 17:21 UTC is the 17th's 01:21
+        ("HV-17-00000002", date(2017, 3, 17), "ALIVE")]
+    assert teams.roster.read_text(encoding="utf-8").splitlines() == [
+        "retiree_id,district", "FS000000001,NANHAI", "FS000000002,NANHAI",
+        "FS000000003,SHUNDE"]
+    assert teams.absorbed == []
+    resent = cert(3, "FS-SHUNDE-HOMEVISIT", "2017-03-19T09:00:00+08:00",
+                  "2017-03-18T08:00:00+08:00")
+    teams.feed([{**resent, "event_id": "e3-again"}])  # the same row: the same file's content
+    assert teams.absorbed == ["e3-again"], "the connector publishes nothing for it"
+    with pytest.raises(ValueError, match="none of the demo's teams"):
+        teams.feed([cert(4, "FS-NOWHERE-HOMEVISIT", "2017-03-18T09:00:00+08:00",
+                         "2017-03-18T08:00:00+08:00")])
+
+
+def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() -> None:
+    from lifecert_dev.partners.counters import API_DOORS
+
+    roles = {name: door.role for name, door in API_DOORS.items()}
+    assert roles == {"counters": "COUNTER", "assisted-offices": "ASSISTED_OFFICE",
+                     "assisting-agencies": "ASSISTING_AGENCY", "staff": "STAFF"}
+    assert all(name in systems.DOORS for name in API_DOORS)
+    partners = systems.Partners("localhost:1", None, Path("."))  # type: ignore[arg-type]
+    partners.harnesses = {name: make() for name, make in systems.SOURCES.items()}  # unstarted
+    partners.api_doors = {name: systems.ApiDoor(None, door)  # type: ignore[arg-type]
+                          for name, door in API_DOORS.items()}
+    source_of = partners.source_of()
+
+    def cert(channel: str, agency: str) -> dict[str, str]:
+        return {"type": "CertificationRecorded", "retiree_id": "FS1", "channel": channel,
+                "agency_id": agency}
+
+    assert source_of(cert("ASSISTED_OFFICE", "GD-GUANGZHOU-SIB")) == "guangdong-xregion"
+    assert source_of(cert("ASSISTED_OFFICE", "GX-WUZHOU-SIB")) == "assisted-offices"
+    assert source_of(cert("ASSISTING_AGENCY", "BJ-POLICE-001")) == "assisting-agencies"
+    assert source_of(cert("ASSISTING_AGENCY", "GD-SHENZHEN-COMMUNITY-1")) == "guangdong-xregion"
+    assert source_of({"type": "CertificationRevoked", "retiree_id": "FS1"}) == "staff"
+    assert source_of({"type": "DeathReportRetracted", "retiree_id": "FS1"}) == "staff"
+    assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == DIRECT

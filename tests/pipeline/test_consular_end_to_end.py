@@ -68,8 +68,10 @@ def _case(n: int, retiree_id: str, *, permit: bool = True) -> dict[str, Any]:
 
 
 def _review(run: live.LiveRun, *args: str) -> subprocess.CompletedProcess[str]:
+    # The campaign is named: listing may start before the first status is projected, when
+    # the default (the policy of the statuses in the read models) is not known yet.
     argv = [sys.executable, "-m", "lifecert.cli", "review", "consular", *args,
-            "--dsn", run.dsn_for("api")]
+            "--dsn", run.dsn_for("api"), "--policy", POLICY.name]
     if args[0] != "list":
         argv += ["--bootstrap", run.bootstrap, "--prefix", run.prefix]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)

@@ -1,6 +1,6 @@
 """A partner's client of the lifecert API, as an example to copy (docs/partners.md). It uses
 only the installed ``lifecert`` package (its generated gRPC code ships in the wheel) and
-grpcio: ``pip install 'lifecert[api]'``, then
+grpcio: ``pip install 'lifecert[api]'``, then:
 
     python -m lifecert.api.example_client --target localhost:50051 \\
         --ca ca.crt --cert MO-SSF.crt --key MO-SSF.key submit SBX-MO-001
@@ -153,7 +153,7 @@ def _hint(exc: ssl.SSLError) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lifecert.api.example_client",
-                                description=__doc__.split("\n\n")[0])
+                                description=__doc__.split("\n\n")[0].removesuffix(", then:") + ".")
     p.add_argument("--target", default="localhost:50051", help="host:port of the API")
     p.add_argument("--ca", type=Path, required=True, help="the CA certificate (ca.crt)")
     p.add_argument("--cert", type=Path, required=True, help="your client certificate")

@@ -194,12 +194,7 @@ def run_tail(args: argparse.Namespace) -> int:
             ends = topic_reader.assign(client, name, None if args.from_beginning else count)
             reading = topic_reader.read_up_to(client, ends)
             records = [r for rs in reading.by_partition.values() for r in rs]
-            if args.from_beginning:
-                records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-                shown = records if count is None else records[:count]
-            else:
-                records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-                shown = records[len(records) - count:] if count else []
+            shown = topic_reader.chosen(records, count, args.from_beginning)
             for where in reading.undecodable:
                 emit(where)
             for record in shown:

@@ -91,6 +91,16 @@ def read_up_to(client: KafkaConsumer, ends: dict[TopicPartition, int],
     return reading
 
 
+def chosen(records: list[Decoded], count: int | None, from_beginning: bool) -> list[Decoded]:
+    """What ``topics tail`` shows of ``records`` (every partition's, read up to its end),
+    in time order: the first ``count`` from the beginning, else the last ``count`` (all
+    of them when there are fewer); ``None``: all."""
+    ordered = sorted(records, key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+    if count is None:
+        return ordered
+    return ordered[:count] if from_beginning else ordered[max(0, len(ordered) - count):]
+
+
 def poll(client: KafkaConsumer, timeout_ms: int = 500) -> Iterator[Decoded | Undecodable]:
     try:
         batches = client.poll(timeout_ms=timeout_ms)

@@ -11,6 +11,7 @@ as gRPC reports them and as the example client tells them apart.
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN
 from lifecert.pipeline.topics import EVENTS
 from lifecert.pki import PkiPaths, init, issue
+from lifecert_dev.commands.sandbox import describe
 from lifecert_dev.sandbox import PartnerSandbox, SandboxInfo, free_port, sandbox_retirees
 from lifecert_dev.stack import StackStatus
 
@@ -248,3 +250,20 @@ def test_the_scheduler_fires_the_deadline_in_every_partition(
                         ("SBX-MO-003", "0003"), ("SBX-MO-GOV", "9999")):
         shown = eventually(lambda r=rid, f=factor: "SUSPENDED" in status_of(box, info, r, f))
         assert shown == "True", (rid, status_of(box, info, rid, factor))
+
+
+def test_the_printed_try_line_runs_from_any_folder(
+    sandbox: tuple[PartnerSandbox, SandboxInfo],
+) -> None:
+    """`sandbox create` ends with a `try:` line a partner's engineer copies: its
+    interpreter must be lifecert's (a bare `python` outside the venv has no lifecert), and
+    the client's help must read as a whole sentence (the walk-through found both)."""
+    box, info = sandbox
+    line = next(x for x in describe(box, info).splitlines() if x.strip().startswith("try:"))
+    argv = shlex.split(line.strip().removeprefix("try:"))
+    assert argv[1:3] == ["-m", "lifecert.api.example_client"], line
+    helped = subprocess.run([*argv[:3], "--help"], capture_output=True, text=True,
+                            timeout=60, cwd="/")
+    assert helped.returncode == 0 and "submit" in helped.stdout, helped.stderr
+    about = " ".join(helped.stdout.split("positional arguments")[0].split())
+    assert about.endswith("``pip install 'lifecert[api]'``."), about

@@ -225,6 +225,12 @@ def test_a_worker_group_of_another_prefix_is_refused(
         consumer.close()
 
 
+def test_the_reader_reads_every_topic_of_the_layout() -> None:
+    # `topics tail` and `log dump` read any lifecert topic: a topic added to topics.toml
+    # must be added to the reader's list too (connector_status once was not).
+    assert set(acls.rules()["reader"]["read"]) == set(layout("").topics)
+
+
 def test_acls_toml_names_only_real_topics_and_principals() -> None:
     lay = layout("x.")
     names = {s.name for s in lay.topics.values()}

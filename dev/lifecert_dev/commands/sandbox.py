@@ -205,7 +205,8 @@ def describe(box: Any, info: Any) -> str:
     ]
     for r in info.retirees:
         lines.append(f"    {r['retiree_id']:14} {r['id_number'][-4:]}  {r['note']}")
-    lines.append("  try: python -m lifecert.api.example_client --target "
+    # the interpreter lifecert runs in: a bare `python` outside its venv has no lifecert
+    lines.append(f"  try: {sys.executable} -m lifecert.api.example_client --target "
                  f"{info.target} --ca {box.pki.ca_cert} --cert {cert} --key {key} "
                  f"submit {info.retirees[0]['retiree_id']}")
     return "\n".join(lines)

@@ -109,6 +109,7 @@ def test_consular_cases_reviewed_end_to_end_equal_replay(run: live.LiveRun) -> N
     harness = ConsularAppHarness()
     settings = harness.start(run.work_dir / "partner")
     logs = run.work_dir / "logs"
+    connector: ConnectorProcess | None = None
     try:
         harness.push([_case(1, RETIREES[0]), _case(2, RETIREES[1]),
                       _case(3, RETIREES[2], permit=False), _case(4, RETIREES[3])])
@@ -188,6 +189,8 @@ def test_consular_cases_reviewed_end_to_end_equal_replay(run: live.LiveRun) -> N
         assert sorted((e["case_id"], e["overdue"]) for e in reviews) == [
             ("LS2017-000001", False), ("LS2017-000002", True), ("LS2017-000003", False)]
     finally:
+        if connector is not None:  # a failed check above must not leave it running
+            connector.kill()
         harness.stop()
 
     inputs = [e for e in _read(run, EVENTS) if e["type"] not in ("ClockTick", "RetireeEnrolled")]

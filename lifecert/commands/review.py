@@ -30,7 +30,7 @@ import psycopg2
 from kafka.errors import KafkaError
 
 from lifecert.commands import review_deaths
-from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, iso_date
+from lifecert.commands.args import EXIT_FAILED, EXIT_USAGE, aware_time, iso_date
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain import consular
 from lifecert.domain.policy import Policy, PolicyError, load_policy
@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--reviewer", required=True, help="your staff id (no name)")
         p.add_argument("--reason", required=name == "reject",
                        help="why (required for a rejection)")
-        p.add_argument("--at", type=_aware, help="time of the review, ISO 8601 with offset "
+        p.add_argument("--at", type=aware_time, help="time of the review, ISO 8601 with offset "
                                                  "(default: now)")
         add_broker_arguments(p)
     for p in (lst, *[actions.choices[n] for n in ("approve", "reject")]):
@@ -74,16 +74,6 @@ def register(subparsers: Any) -> None:
         p.add_argument("--dsn", help="PostgreSQL DSN of the read models (default: "
                                      "$LIFECERT_POSTGRES_DSN, else the local stack's)")
     cons.set_defaults(func=run)
-
-
-def _aware(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add +08:00")
-    return at
 
 
 def run(args: argparse.Namespace) -> int:

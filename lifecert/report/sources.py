@@ -21,14 +21,20 @@ class SourceError(ValueError):
     """A report source that cannot be read; the message names the file, line and field."""
 
 
-def replay_retirees(out_dir: Path) -> list[RetireeGroup]:
-    """The retirees of a replay output (``retirees.csv``), grouped."""
-    path = out_dir / "retirees.csv"
+def _replay_file(out_dir: Path, name: str) -> Path:
+    """``out_dir/name``, a file `lifecert replay --out` writes; refused when missing."""
+    path = out_dir / name
     if not path.is_file():
         raise SourceError(
-            f"{path}: not found. The report reads the retirees.csv that `lifecert replay` "
+            f"{path}: not found. The report reads the {name} that `lifecert replay` "
             "writes (from this version on): run `lifecert replay ... --out "
             f"{out_dir}` again.")
+    return path
+
+
+def replay_retirees(out_dir: Path) -> list[RetireeGroup]:
+    """The retirees of a replay output (``retirees.csv``), grouped."""
+    path = _replay_file(out_dir, "retirees.csv")
     counts: dict[tuple[str, str | None, str, str | None, date | None], int] = {}
     with path.open(encoding="utf-8", newline="") as fh:
         rows = csv.reader(fh)
@@ -61,12 +67,7 @@ def _retiree_key(path: Path, line_no: int, row: list[str]
 
 def replay_deaths(out_dir: Path) -> list[DeathGroup]:
     """The standing deaths of a replay output (``deaths.csv``), grouped by source and day."""
-    path = out_dir / "deaths.csv"
-    if not path.is_file():
-        raise SourceError(
-            f"{path}: not found. The report reads the deaths.csv that `lifecert replay` "
-            "writes (from this version on): run `lifecert replay ... --out "
-            f"{out_dir}` again.")
+    path = _replay_file(out_dir, "deaths.csv")
     counts: dict[tuple[str, date], int] = {}
     with path.open(encoding="utf-8", newline="") as fh:
         rows = csv.reader(fh)

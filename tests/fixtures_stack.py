@@ -30,6 +30,8 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -64,17 +66,60 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     require_marker(item, getattr(item, "fixturenames", ()))
 
 
+@dataclass
+class _Found:
+    """How the stack was found before a run, to leave it so after the run."""
+
+    cfg: StackConfig
+    was_running: bool
+    new_fallback: Path | None  # PostgreSQL's fallback folder, if the run is to make it
+
+    @classmethod
+    def now(cls) -> _Found:
+        cfg = StackConfig.from_env()
+        fallback = postgres.locate(cfg).pg_dir
+        new = fallback.parent if fallback and not fallback.parent.exists() else None
+        return cls(cfg, status(cfg).running, new)
+
+    def restore(self) -> None:
+        if not self.was_running and os.environ.get("LIFECERT_KEEP_STACK") != "1":
+            down(self.cfg)
+            if self.new_fallback is not None:
+                shutil.rmtree(self.new_fallback, ignore_errors=True)
+
+
+_found_key = pytest.StashKey[_Found]()
+
+
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """The process that hands tests to pytest-xdist's workers (``-n N``, N > 0)."""
+    return not _xdist_worker(config) and bool(getattr(config.option, "numprocesses", 0))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # With parallel workers each worker's session brings the stack up (`up` is serialised
+    # by the stack's file lock and starts only what does not run); none of them may stop
+    # it while the others still test: the controller, which outlives them, does.
+    if _xdist_controller(config):
+        config.stash[_found_key] = _Found.now()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    found = config.stash.get(_found_key, None)
+    if found is not None:
+        found.restore()
+
+
 @pytest.fixture(scope="session")
-def stack() -> Iterator[StackStatus]:
+def stack(request: pytest.FixtureRequest) -> Iterator[StackStatus]:
     if _current is not None:  # asked for by request.getfixturevalue, past the set-up check
         require_marker(_current, ["stack"])
-    cfg = StackConfig.from_env()
-    was_running = status(cfg).running
-    fallback = postgres.locate(cfg).pg_dir
-    new_fallback = fallback.parent if fallback and not fallback.parent.exists() else None
-    st = up(cfg)
+    found = _Found.now()
+    st = up(found.cfg)
     yield st
-    if not was_running and os.environ.get("LIFECERT_KEEP_STACK") != "1":
-        down(cfg)
-        if new_fallback is not None:
-            shutil.rmtree(new_fallback, ignore_errors=True)
+    if not _xdist_worker(request.config):
+        found.restore()

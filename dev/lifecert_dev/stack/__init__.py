@@ -154,12 +154,14 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
             raise StackError(f"the stack did not come up: {final.to_dict()}")
         if not current.running:
             progress(f"stack up in {time.monotonic() - t0:.1f} s")
-    # The local stack's explicit key step (as `lifecert keys create`): nothing else
-    # makes the secret keys (lifecert/keyfiles.py).
-    from lifecert.commands.keys import create_keys
+        # The local stack's explicit key step (as `lifecert keys create`): nothing else
+        # makes the secret keys (lifecert/keyfiles.py). Under the lock: two processes
+        # bringing the stack up at once (parallel test workers) must not both find a key
+        # missing and write two different ones.
+        from lifecert.commands.keys import create_keys
 
-    for path in create_keys():
-        progress(f"made the key {path}")
+        for path in create_keys():
+            progress(f"made the key {path}")
     return final
 
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from connectors.sdk.errors import PartnerUnavailable
 from lifecert.datakeys import KeyStoreError
-from lifecert.pipeline.broker_clients import KafkaUnavailable
+from lifecert.pipeline.broker_errors import KafkaUnavailable
 
 T = TypeVar("T")
 # What is worth retrying: the partner, the broker or the key store being away for a while.

@@ -50,7 +50,7 @@ from lifecert.events.interchange import MalformedEvent
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
     CONNECTOR_STATUS,
@@ -187,8 +187,8 @@ class _Runner:
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
-                f"publishing failed: {broker_clients.describe_error(exc)}") from exc
+            raise broker_errors.KafkaUnavailable(
+                f"publishing failed: {broker_errors.describe_error(exc)}") from exc
 
     def _dead_letter(
         self, id_key: str, reason: str, *, key: bytes | None, raw: bytes,
@@ -388,8 +388,8 @@ class SinkRunner(_Runner):
                 timeout_ms=int(self.instance.runner.idle_interval * 1000),
                 max_records=self.instance.runner.batch_size)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
-                f"cannot read: {broker_clients.describe_error(exc)}") from exc
+            raise broker_errors.KafkaUnavailable(
+                f"cannot read: {broker_errors.describe_error(exc)}") from exc
         records = [r for batch in batches.values() for r in batch]
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records

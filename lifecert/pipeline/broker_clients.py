@@ -43,13 +43,10 @@ from lifecert.pipeline.topics import TopicLayout, TopicSpec
 __all__ = [
     "PRODUCER_SETTINGS",
     "ClientSecurity",
-    "KafkaUnavailable",
-    "TopicProblem",
     "TopicState",
     "admin_client",
     "client_security",
     "consumer",
-    "describe_error",
     "describe_topics",
     "end_offsets",
     "ensure_topics",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.broker_errors import describe_error
 from lifecert.pipeline.readable import Decoded, decoded
 from lifecert.pipeline.topics import TopicLayout
@@ -62,7 +62,7 @@ def assign(client: KafkaConsumer, topic: str, last: int | None) -> dict[TopicPar
         begins = client.beginning_offsets(tps)
         ends = client.end_offsets(tps)
     except KafkaError as exc:
-        raise broker_clients.KafkaUnavailable(
+        raise broker_errors.KafkaUnavailable(
             f"cannot read the offsets of {topic}: {describe_error(exc)}") from exc
     for tp in tps:
         start = begins[tp] if last is None else max(begins[tp], ends[tp] - last)
@@ -78,7 +78,7 @@ def read_up_to(client: KafkaConsumer, ends: dict[TopicPartition, int],
     deadline = time.monotonic() + timeout
     while remaining:
         if time.monotonic() > deadline:
-            raise broker_clients.KafkaUnavailable(
+            raise broker_errors.KafkaUnavailable(
                 f"reading to the end took more than {timeout:.0f} s")
         for item in poll(client):
             topic, partition, offset = (
@@ -105,7 +105,7 @@ def poll(client: KafkaConsumer, timeout_ms: int = 500) -> Iterator[Decoded | Und
     try:
         batches = client.poll(timeout_ms=timeout_ms)
     except KafkaError as exc:
-        raise broker_clients.KafkaUnavailable(f"cannot read: {describe_error(exc)}") from exc
+        raise broker_errors.KafkaUnavailable(f"cannot read: {describe_error(exc)}") from exc
     for records in batches.values():
         for record in records:
             yield _decode(record)

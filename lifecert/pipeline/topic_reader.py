@@ -24,11 +24,26 @@ class UnknownTopic(ValueError):
 
 def resolve(layout: TopicLayout, topic: str) -> str:
     """The topic's full name from a role (``events``), a full name, or a name without the
-    layout's prefix (``lifecert.events``)."""
+    layout's prefix (``lifecert.events``).
+
+    Without a prefix, a known name under one (``t42.lifecert.events``) is taken as the
+    full name it is; with another prefix than its own, it is refused, naming the
+    ``--prefix`` to give."""
     specs = layout.topics.values()
     for spec in specs:
         if topic in (spec.role, spec.name, spec.name.removeprefix(layout.prefix)):
             return spec.name
+    prefixed = [(spec.role, topic.removesuffix(base)) for spec in specs
+                if len(topic) > len(base := spec.name.removeprefix(layout.prefix))
+                and topic.endswith(base)]
+    if prefixed:
+        role, prefix = max(prefixed, key=lambda found: len(topic) - len(found[1]))
+        if not layout.prefix:
+            return topic
+        raise UnknownTopic(
+            f"{topic!r} is lifecert's topic {role} under the prefix {prefix!r}, not under "
+            f"the prefix {layout.prefix!r} given (--prefix or LIFECERT_TOPIC_PREFIX): give "
+            f"`{role} --prefix {prefix}`")
     names = ", ".join(f"{s.role} ({s.name})" for s in specs)
     raise UnknownTopic(f"{topic!r} is not one of lifecert's topics: {names}")
 

@@ -97,5 +97,6 @@ def test_a_name_under_a_prefix_is_taken_without_one_and_refused_under_another() 
             "under the prefix 't1.' given (--prefix or LIFECERT_TOPIC_PREFIX): give "
             "`events --prefix t42.`")):
         resolve(layout("t1."), "t42.lifecert.events")
-    with pytest.raises(UnknownTopic, match="'t42.lifecert.evnts' is not one of lifecert's"):
+    with pytest.raises(UnknownTopic,
+                       match=re.escape("'t42.lifecert.evnts' is not one of lifecert's")):
         resolve(layout(""), "t42.lifecert.evnts")

@@ -106,6 +106,7 @@ async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from lifecert.pipeline import broker_clients
+    from streams import faust_internals
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -115,8 +116,7 @@ async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
     )
     await consumer.start()
     try:
-        consumer._client.add_topic(topic)
-        await consumer._client.force_metadata_update()
+        await faust_internals.load_topic_metadata(consumer, topic)
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -152,7 +152,7 @@ class _Runner:
 
     def _on_retry(self, exc: BaseException) -> None:
         self.metrics.retries.inc()
-        if isinstance(exc, broker_clients.KafkaUnavailable):
+        if isinstance(exc, broker_errors.KafkaUnavailable):
             self._drop_kafka(str(exc))
 
     def _partner(self, call: Callable[[], Any]) -> Any:
@@ -184,7 +184,7 @@ class _Runner:
         if self.producer is None:
             wait = self._reconnect_at - time.monotonic()
             if wait > 0:
-                raise broker_clients.KafkaUnavailable(
+                raise broker_errors.KafkaUnavailable(
                     f"the broker at {self.bootstrap} was unreachable; connecting again in "
                     f"{wait:.1f} s")
             self.producer = broker_clients.producer(
@@ -241,7 +241,7 @@ class _Runner:
             self.metrics.lag.set(lag)
         try:
             self._open_kafka()
-        except broker_clients.KafkaUnavailable:
+        except broker_errors.KafkaUnavailable:
             return  # no heartbeat while the broker is away; the dashboard shows it stale
         if self.heartbeat is not None:
             self.heartbeat.beat(lag)

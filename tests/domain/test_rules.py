@@ -34,6 +34,7 @@ from tests.helpers import (
     hold_placed,
     hold_released,
     home_visit,
+    late_logged_for,
     normalize,
     reasons,
     revoke,
@@ -1485,7 +1486,8 @@ def test_unknown_retiree_rejected_and_its_event_id_not_remembered(
 
 def test_log_order_wins_over_recorded_at(replay_impl: ReplayImpl) -> None:
     """An event recorded before the deadline but logged after one recorded after it is
-    decided after the deadline moment (held, then released)."""
+    decided after the deadline moment (held, then released), as of the deadline moment
+    (docs/rules.md, "Late-logged events")."""
     early = "2017-06-19T10:00:00+08:00"
     lines = [
         enroll("R1"),
@@ -1494,11 +1496,11 @@ def test_log_order_wins_over_recorded_at(replay_impl: ReplayImpl) -> None:
         cert("C1", "R1", "FACE_APP", performed_at=early),
     ]
     check(
-        replay_impl(lines),
+        replay_impl(late_logged_for(replay_impl, lines)),
         instructions=[
             hold_placed("R1"),
             hold_placed("R2"),
-            hold_released("R1", "2017-07", [], 0, recorded_at=early),
+            hold_released("R1", "2017-07", [], 0, recorded_at=DEADLINE_AT),
         ],
         statuses={"R1": "CERTIFIED", "R2": "SUSPENDED"},
     )
@@ -1511,10 +1513,10 @@ def test_rejected_event_still_moves_the_clock(replay_impl: ReplayImpl) -> None:
         cert("C2", "R1", "FACE_APP", performed_at="2017-06-20T10:00:00+08:00"),
     ]
     check(
-        replay_impl(lines),
+        replay_impl(late_logged_for(replay_impl, lines)),
         instructions=[
             hold_placed("R1"),
-            hold_released("R1", "2017-07", [], 0, recorded_at="2017-06-20T10:00:00+08:00"),
+            hold_released("R1", "2017-07", [], 0, recorded_at=DEADLINE_AT),
         ],
         statuses={"R1": "CERTIFIED"},
         rejections=[(2, "UNKNOWN_RETIREE")],

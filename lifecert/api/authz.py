@@ -117,6 +117,9 @@ class RoleRules:
     # only one with retracts may retract a death report.
     revokes_any: bool = False
     retracts: bool = False
+    # May name who reported a death (DeathReport.source: the family at a counter, a
+    # mission's letter) rather than be its source itself: bureau staff only.
+    names_death_source: bool = False
     scope: Scope = field(default_factory=Scope)
     feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
     # EventRejected of every agency (else only those on what the caller reported)
@@ -214,7 +217,7 @@ MATRIX: dict[str, RoleRules] = {
     "STAFF": RoleRules(
         "bureau staff (face enrollment, returned forms, deaths, corrections, the whole feed, "
         "consular case reviews)",
-        documents=True, deaths=True, revokes_any=True, retracts=True,
+        documents=True, deaths=True, revokes_any=True, retracts=True, names_death_source=True,
         feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"} | VERDICTS_FEED, all_verdicts=True,
         status_query=True, face_enroll=True, consular_review=True,
     ),
@@ -295,6 +298,21 @@ def check_item(
     check_kind(role, kind, channel)
     if retiree is not None:
         rules(role).scope.check(role, agency, retiree)
+
+
+# The sources staff may name on a death report (DeathReport.source): those the bureau
+# hears of in person or by letter, not a register or partner with a door of its own.
+NAMED_DEATH_SOURCES = frozenset({"FAMILY_REPORT", "CONSULATE_REPORT"})
+
+
+def check_death_source(role: str) -> None:
+    """May ``role`` name the source of a death report (else its source is the caller's
+    agency)? Bureau staff only: a partner saying "the family reported it" would put its
+    own report under another's name."""
+    if not rules(role).names_death_source:
+        raise Refusal(f"role {role} may not set a death report's source (bureau staff "
+                      "only); leave source empty: the death is recorded as your agency's "
+                      "report")
 
 
 def check_revocation(role: str, agency: str, certification_agency: str) -> None:

@@ -91,6 +91,8 @@ class Prepared:
     # one digest per field (field_digests), kept with the accepted row so that a later
     # CONFLICT can name the fields that differ without keeping their values
     field_digests: dict[str, str] = field(default_factory=dict)
+    # a death report's source as the item names it (DeathReport.source; STAFF only)
+    named_source: str | None = None
 
     @property
     def event_id(self) -> str:
@@ -297,12 +299,15 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
             raise ItemError(f"date_of_death: {problem}")
         if died > (now + FUTURE_TOLERANCE).date():
             raise ItemError("date_of_death is in the future")
+        named_source = _text_field(r.source, "source") if r.source else None
         fields = {
             "retiree_id": _text_field(r.retiree_id, "retiree_id"),
             "date_of_death": died.isoformat(),
-            "source": agency,
+            "source": named_source or agency,
         }
         kind, key, channel = authz.DEATH, f"{fields['retiree_id']}|{died.isoformat()}", None
+        if named_source is not None:  # one death told by the family and by a letter: two
+            key = f"{key}|{named_source}"
     elif which == "revocation":
         v = item.revocation
         if v.reason == pb.CertificationRevocation.REASON_UNSPECIFIED:
@@ -340,8 +345,11 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
         "source_agency": agency,
         **fields,
     })
-    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest, contact,
-                    field_digests(event_id, fields))
+    prepared = Prepared(index, kind, key, channel, fields["retiree_id"], event, digest,
+                        contact, field_digests(event_id, fields))
+    if which == "death" and item.death.source:
+        prepared.named_source = fields["source"]
+    return prepared
 
 
 def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.ItemResult:
@@ -572,8 +580,17 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 authz.check_kind(call.role, p.kind, p.channel)
                 if p.kind == authz.REVOCATION:
                     authz.check_revocation(call.role, call.agency, p.event["agency_id"])
+                if p.named_source is not None:
+                    authz.check_death_source(call.role)
             except authz.Refusal as exc:
                 refusals.append(f"item {p.index}: {exc}")
+                continue
+            if p.named_source is not None and p.named_source not in authz.NAMED_DEATH_SOURCES:
+                results[p.index] = _result(
+                    p.index, ItemResult.REJECTED, reason_code="MALFORMED",
+                    reason=f"source {bounds.show(p.named_source)} is not a source staff may "
+                           f"name (one of {', '.join(sorted(authz.NAMED_DEATH_SOURCES))}); "
+                           "a register's or a partner's deaths come through its own door")
                 continue
             if retiree is None or not scope.allows(call.agency, retiree):
                 out_of_scope += retiree is not None

@@ -616,6 +616,48 @@ def test_a_death_report_is_retracted_by_staff_only_and_audited(
     assert subject and subject != "MO-3"
 
 
+def test_a_death_reports_source_is_named_by_staff_only(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    """The family's report at a counter: staff record it with source FAMILY_REPORT. A
+    partner naming a source (any, even its own words for it) is refused whole; staff naming
+    a source that has a door of its own is MALFORMED; without a source a death is the
+    caller's."""
+    family = px.SubmitItem(death=px.DeathReport(retiree_id="MO-2", date_of_death="2017-04-21",
+                                                source="FAMILY_REPORT"))
+    before = len(events_on(box))
+    for named in ("FAMILY_REPORT", "MO-SSF"):
+        item = px.SubmitItem(death=px.DeathReport(retiree_id="MO-2",
+                                                  date_of_death="2017-04-21", source=named))
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch, batch(
+            px.SubmitItem(death=px.DeathReport(retiree_id="MO-1", date_of_death="2017-04-19")),
+            item))
+        assert "item 1: role MACAU_SSF may not set a death report's source (bureau staff " \
+            "only)" in error.details(), error.details()
+    with server.channel("COUNTER-CC01", "COUNTER") as channel:
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED,
+                             px_grpc.PartnerExchangeStub(channel).SubmitBatch, batch(family))
+        assert "role COUNTER may not report deaths" in error.details()
+    assert len(events_on(box)) == before, "nothing of a refused batch is recorded"
+    with server.channel("FS-STAFF", "STAFF") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        reply = stub.SubmitBatch(batch(
+            family, px.SubmitItem(death=px.DeathReport(
+                retiree_id="MO-2", date_of_death="2017-04-21", source="HOSPITAL_REPORT"))),
+            timeout=20)
+        assert [r.outcome for r in reply.results] == [OK.ACCEPTED, OK.REJECTED]
+        assert reply.results[1].reason_code == "MALFORMED"
+        assert "source 'HOSPITAL_REPORT' is not a source staff may name" in \
+            reply.results[1].reason
+        again = stub.SubmitBatch(batch(family), timeout=20)
+        assert again.results[0].outcome == OK.DUPLICATE
+    assert len(events_on(box)) == before + 1
+    [event] = [e for e in events_on(box) if e["event_id"] == reply.results[0].event_id]
+    assert (event["type"], event["retiree_id"], str(event["date_of_death"]), event["source"],
+            event["source_agency"]) == ("DeathRecorded", "MO-2", "2017-04-21", "FAMILY_REPORT",
+                                        "FS-STAFF")
+
+
 def test_one_retirees_events_keep_log_order_across_fetches(
     box: Sandbox, server: ServerProcess
 ) -> None:

@@ -8,7 +8,8 @@ PKI (:data:`API_DOORS`):
   (ASSISTED_OFFICE) and the assisting agencies of form 1 (ASSISTING_AGENCY) submit their
   certifications, the certifying agency being the certificate's;
 - bureau staff (STAFF, agency ``FS-SIB-CITY``) revoke certifications (any agency's, rule
-  12) and retract death reports (rule 13).
+  12) and retract death reports (rule 13), and record the deaths families report at a
+  counter (and missions by letter) with their source (``family-deaths``).
 
 The server runs on the demo's database (its directory and idempotency tables beside the
 read models) and topics, with a campaign clock file (lifecert/pipeline/campaign_clock.py):
@@ -77,6 +78,14 @@ def retraction(event: Event) -> px.SubmitItem:
         retiree_id=event["retiree_id"], source=event["source"], reason=event["reason"]))
 
 
+def family_death(event: Event) -> px.SubmitItem:
+    """A death the family reported at a counter (or a mission by letter), recorded by bureau
+    staff with its source (DeathReport.source: STAFF only)."""
+    return px.SubmitItem(death=px.DeathReport(
+        retiree_id=event["retiree_id"], date_of_death=str(event["date_of_death"]),
+        source=event["source"]))
+
+
 @dataclass(frozen=True)
 class Door:
     """One role's clients: what they carry, how an event becomes an item, and the agency
@@ -100,6 +109,10 @@ API_DOORS: dict[str, Door] = {
                                       ("DeathReportRetracted", None)}),
                   lambda e: revocation(e) if e["type"] == "CertificationRevoked"
                   else retraction(e), STAFF_AGENCY),
+    # Deaths told to the bureau in person or by letter: staff record them with the source.
+    "family-deaths": Door("STAFF", frozenset({("DeathRecorded", "FAMILY_REPORT"),
+                                              ("DeathRecorded", "CONSULATE_REPORT")}),
+                          family_death, STAFF_AGENCY),
 }
 
 

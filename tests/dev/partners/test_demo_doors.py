@@ -114,7 +114,8 @@ def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() 
 
     roles = {name: door.role for name, door in API_DOORS.items()}
     assert roles == {"counters": "COUNTER", "assisted-offices": "ASSISTED_OFFICE",
-                     "assisting-agencies": "ASSISTING_AGENCY", "staff": "STAFF"}
+                     "assisting-agencies": "ASSISTING_AGENCY", "staff": "STAFF",
+                     "family-deaths": "STAFF"}
     assert all(name in systems.DOORS for name in API_DOORS)
     partners = systems.Partners("localhost:1", None, Path("."))  # type: ignore[arg-type]
     partners.harnesses = {name: make() for name, make in systems.SOURCES.items()}  # unstarted
@@ -133,3 +134,18 @@ def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() 
     assert source_of({"type": "CertificationRevoked", "retiree_id": "FS1"}) == "staff"
     assert source_of({"type": "DeathReportRetracted", "retiree_id": "FS1"}) == "staff"
     assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == DIRECT
+    death = {"type": "DeathRecorded", "retiree_id": "FS1", "date_of_death": "2017-05-01"}
+    assert source_of({**death, "source": "FAMILY_REPORT"}) == "family-deaths"
+    assert source_of({**death, "source": "CONSULATE_REPORT"}) == "family-deaths"
+    assert source_of({**death, "source": "HOSPITAL_REPORT"}) == "death-registers"
+
+
+def test_a_family_death_becomes_a_staff_death_report_naming_its_source() -> None:
+    from lifecert_dev.partners.counters import API_DOORS, STAFF_AGENCY
+
+    door = API_DOORS["family-deaths"]
+    assert (door.role, door.agency) == ("STAFF", STAFF_AGENCY)
+    item = door.item({"type": "DeathRecorded", "retiree_id": "FS7", "source": "FAMILY_REPORT",
+                      "date_of_death": date(2017, 5, 1), "agency_id": "FS-CIVIL-AFFAIRS"})
+    assert (item.death.retiree_id, item.death.date_of_death, item.death.source) == \
+        ("FS7", "2017-05-01", "FAMILY_REPORT")

@@ -54,12 +54,23 @@ from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
 HOME_VISITS: Callable[[], SourceHarness] | None = HomeVisitTeams
 # -----------------------------------------------------------------------------------------
 
-# Instance name -> harness, in start order. Instance names are the connector kinds.
+# The Hong Kong bodies of the campaign (lifecert_dev.generate), each with its own exchange
+# account, inbox and hk-assist instance: the connector records the certifications of an
+# inbox as its body's (issue 14: never the agency a file's column asserts).
+HK_BODIES: dict[str, str] = {"hk-assist": "HK-FTU", "hk-assist-gdlo": "HK-GDLO"}
+
+
+def _hk_body(instance: str) -> Callable[[], SourceHarness]:
+    return lambda: HkAssistHarness(agency=HK_BODIES[instance])
+
+
+# Instance name -> harness, in start order. Instance names are the connector kinds (but
+# the second Hong Kong body's).
 SOURCES: dict[str, Callable[[], SourceHarness]] = {
     "pension-master": PensionMasterHarness,
     "guangdong-xregion": GuangdongHarness,
     "ministry-offsite": MinistryOffsiteHarness,
-    "hk-assist": HkAssistHarness,
+    **{instance: _hk_body(instance) for instance in HK_BODIES},
     "macau-ssf": MacauSsfHarness,
     "mailroom": MailroomHarness,
     "employer-files": EmployerFilesHarness,
@@ -80,13 +91,16 @@ ROUTES: dict[str, frozenset[tuple[str, str | None]]] = {
                             ("DeathRecorded", "MACAU_SSF")}),
     "death-registers": frozenset(("DeathRecorded", source) for source in
                                  ("CREMATION_RECORD", "HUKOU_CANCELLATION", "HOSPITAL_REPORT")),
+    # one route per door: Partners.source_of sends each body's certifications to its inbox
+    **{instance: frozenset() for instance in list(HK_BODIES)[1:]},
 }
 # The door of each source, for the demo's table.
 DOORS: dict[str, str] = {
     "pension-master": "pension master's database",
     "guangdong-xregion": "Guangdong provincial feed",
     "ministry-offsite": "ministry's batch files",
-    "hk-assist": "Hong Kong assisting bodies' files",
+    "hk-assist": "Hong Kong assisting bodies' files (FTU)",
+    "hk-assist-gdlo": "Hong Kong assisting bodies' files (GDLO)",
     "macau-ssf": "Macau SSF (HTTPS)",
     "mailroom": "mailroom register (paper forms)",
     "employer-files": "employers' files",
@@ -95,6 +109,7 @@ DOORS: dict[str, str] = {
     "assisted-offices": "offices elsewhere, gRPC API (ASSISTED_OFFICE)",
     "assisting-agencies": "assisting agencies, gRPC API (ASSISTING_AGENCY)",
     "staff": "staff revocations, retractions, API (STAFF)",
+    "family-deaths": "families' death reports at counters, API (STAFF)",
     "home-visits": "home-visit teams",
     DIRECT: "published directly (no door yet)",
 }
@@ -185,12 +200,15 @@ class Partners:
         carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
         route = router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
         by_role = {d.door.role: n for n, d in self.api_doors.items()}
+        hk_inbox = {body: instance for instance, body in HK_BODIES.items()}
 
         def source_of(event: Event) -> str:
             name = route(event)
             if name == "guangdong-xregion" and not str(event["agency_id"]).startswith("GD-"):
                 # another province's office or agency: not on Guangdong's feed, the API
                 return by_role.get(str(event["channel"]), name)
+            if name in HK_BODIES:  # each body drops its certifications into its own inbox
+                return hk_inbox.get(str(event["agency_id"]), name)
             return name
 
         return source_of

@@ -36,6 +36,9 @@ DOCUMENTS = "CertificationDocumentsReceived"
 DEATH = "DeathRecorded"
 REVOCATION = "CertificationRevoked"
 RETRACTION = "DeathReportRetracted"
+# Foshan's answer to a Macau SSF case (form 3): on the assistance-results topic, never on
+# the events topic (SSF's beneficiaries are not Foshan pensioners: no payment instruction)
+FORM3_RESULT = "AssistanceResult"
 
 PAYMENT_TYPES = frozenset(
     {"PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated", "PaymentReinstated",
@@ -120,6 +123,8 @@ class RoleRules:
     # May name who reported a death (DeathReport.source: the family at a counter, a
     # mission's letter) rather than be its source itself: bureau staff only.
     names_death_source: bool = False
+    # May answer Macau SSF's cases (form 3, Form3Result): the bureau's windows
+    form3_results: bool = False
     scope: Scope = field(default_factory=Scope)
     feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
     # EventRejected of every agency (else only those on what the caller reported)
@@ -139,7 +144,7 @@ class RoleRules:
     @property
     def submits(self) -> bool:
         return (bool(self.channels) or self.documents or self.deaths or self.revokes_any
-                or self.retracts)
+                or self.retracts or self.form3_results)
 
     @property
     def revokes(self) -> bool:
@@ -203,7 +208,7 @@ MATRIX: dict[str, RoleRules] = {
     "COUNTER": RoleRules(
         "a window of the bureau (ID card check, camera, returned paper forms)",
         channels=frozenset({"COUNTER"}), documents=True, status_query=True, feed=VERDICTS_FEED,
-        face_channel="FACE_COUNTER",
+        face_channel="FACE_COUNTER", form3_results=True,
     ),
     "APP": RoleRules(
         "the bureau's mobile app (remote face verification)",
@@ -285,6 +290,10 @@ def check_kind(role: str, kind: str, channel: str | None) -> None:
     elif kind == RETRACTION:
         if not r.retracts:
             raise Refusal(f"role {role} may not retract death reports (bureau staff only)")
+    elif kind == FORM3_RESULT:
+        if not r.form3_results:
+            raise Refusal(f"role {role} may not answer Macau SSF's cases (form 3: the "
+                          "bureau's counters only)")
     else:
         raise Refusal(f"role {role} may not report {kind} events")
 

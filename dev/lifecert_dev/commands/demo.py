@@ -276,7 +276,7 @@ def _through_partners(
             wait_for_sink(partners, "payment-ledger", sent, args.timeout)
             wait_for_sink(partners, "guangdong-results", stats.assistance_results,
                           args.timeout)
-            wait_for_sink(partners, "macau-ssf-results", stats.ssf_results, args.timeout)
+            wait_for_sink(partners, "macau-ssf-results", stats.ssf_answers, args.timeout)
             # the projections fold the cases' last events (the results just sent)
             if not _wait_idle(run, args.timeout, children, started):
                 return False, None, False

@@ -47,6 +47,7 @@ from lifecert.pki import PkiPaths, init
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 
 UNKNOWN_RETIREE = "UNKNOWN_RETIREE"
+UNKNOWN_CASE = "UNKNOWN_CASE"
 STAFF_AGENCY = "FS-SIB-CITY"
 
 
@@ -212,3 +213,45 @@ class ApiDoor:
                     f"the API refused {event['type']} {event['event_id']} of {agency} (role "
                     f"{self.door.role}): {result.reason_code}: {result.reason}")
             time.sleep(0.1)  # the server's directory has not read the enrolment yet
+
+
+# ------------------------------------------------------------------ form 3 (Macau SSF)
+
+
+def form3_result(event: Event) -> px.SubmitItem:
+    """A counter's answer to one of SSF's cases (an AssistanceResult of partner MACAU-SSF)
+    as the API's Form3Result item."""
+    died = event.get("date_of_death")
+    return px.SubmitItem(form3_result=px.Form3Result(
+        case_id=event["case_id"], beneficiary_id=event["retiree_id"],
+        certification_id=event["certification_id"],
+        outcome=str(event.get("outcome") or "CERTIFIED_ALIVE"), method=str(event["method"]),
+        performed_at=_timestamp(event["performed_at"]),
+        date_of_death="" if died is None else str(died)))
+
+
+def answer_ssf_cases(server: ApiServer, answers: Sequence[Event],
+                     timeout: float = 120.0) -> int:
+    """Foshan's counters answer SSF's cases (form 3) through the API, each at the campaign
+    time the answer records, from the certificate of the office that certified (role
+    COUNTER). A case the server does not know yet (SSF's list still on its way to the read
+    models) is tried again, as a clerk would, never longer than ``timeout``. Returns the
+    answers the API recorded (ACCEPTED or DUPLICATE); anything else raises CounterRefused."""
+    recorded = 0
+    for event in answers:
+        stub = server.stub(str(event["agency_id"]), "COUNTER")
+        item = form3_result(event)
+        deadline = time.monotonic() + timeout
+        while True:
+            server.at(event["recorded_at"])
+            result = stub.SubmitBatch(px.SubmitBatchRequest(items=[item]), timeout=30).results[0]
+            if result.outcome in (px.ItemResult.ACCEPTED, px.ItemResult.DUPLICATE):
+                recorded += 1
+                break
+            if result.reason_code != UNKNOWN_CASE or time.monotonic() > deadline:
+                raise CounterRefused(
+                    f"the API refused the form-3 answer to SSF case {event['case_id']} of "
+                    f"{event['agency_id']}: {result.reason_code}: {result.reason}")
+            time.sleep(0.2)  # the read models have not taken SSF's list yet
+    return recorded
+

@@ -29,7 +29,7 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
-from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer
+from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_ssf_cases
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
@@ -111,6 +111,7 @@ DOORS: dict[str, str] = {
     "staff": "staff revocations, retractions, API (STAFF)",
     "family-deaths": "families' death reports at counters, API (STAFF)",
     "home-visits": "home-visit teams",
+    "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
     DIRECT: "published directly (no door yet)",
 }
 # Quick polls: the playback waits for every window to be published before the next.
@@ -261,7 +262,8 @@ class PlayStats:
     absorbed: list[str] = field(default_factory=list)
     absorbed_deaths: list[str] = field(default_factory=list)  # the same death reported again
     ssf_requests: int = 0  # SSF's beneficiaries living in Foshan, asked about
-    ssf_results: int = 0   # Foshan's answers to SSF
+    ssf_results: int = 0   # Foshan's answers to SSF, published directly (no API server)
+    ssf_answered: int = 0  # Foshan's answers to SSF through the counters' API (form 3)
     seconds: float = 0.0
 
     def describe(self) -> str:
@@ -272,7 +274,13 @@ class PlayStats:
                 f"events a door recorded once before or refused "
                 f"({len(self.absorbed_deaths)} deaths); "
                 f"{self.assistance_results} assistance results for the province, "
-                f"{self.ssf_results} for SSF; {self.seconds:.0f} s")
+                f"{self.ssf_answers} for SSF; {self.seconds:.0f} s")
+
+    @property
+    def ssf_answers(self) -> int:
+        """Foshan's answers to SSF, through the counters' API or directly: what the
+        macau-ssf-results sink posts to SSF."""
+        return self.ssf_results + self.ssf_answered
 
     @property
     def published_directly(self) -> int:
@@ -288,6 +296,8 @@ class PlayStats:
         if self.ssf_requests:
             rows.append(("macau-ssf", "Macau SSF (HTTPS): cases to certify in Foshan",
                          self.ssf_requests))
+        if self.ssf_answered:
+            rows.append(("ssf-answers", DOORS["ssf-answers"], self.ssf_answered))
         rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
         rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
                      self.assistance_results + self.ssf_results))
@@ -417,16 +427,25 @@ def play(
         _send(producer, partners.topics[ASSISTANCE_RESULTS].name, results)
         stats.assistance_results = len(results)
         if stats.ssf_requests:
-            # Foshan's counters certify SSF's beneficiaries (form 3); the results sink
-            # answers SSF.
-            answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
-            _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
-            stats.ssf_results = len(answers)
+            _answer_ssf(partners, producer, seed, stats)
     finally:
         producer.close(timeout=10)
         counter.close()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def _answer_ssf(partners: Partners, producer: Any, seed: int, stats: PlayStats) -> None:
+    """Foshan's counters certify SSF's beneficiaries (form 3) and answer each case through
+    the API (role COUNTER), which puts the answer on the assistance-results topic; the
+    results sink posts it to SSF. Without the API server (no database), published
+    directly."""
+    answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
+    if partners.api_server is not None:
+        stats.ssf_answered = answer_ssf_cases(partners.api_server, answers)
+    else:
+        _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
+        stats.ssf_results = len(answers)
 
 
 def _first_deliveries(batch: list[Event], seen: set[str], stats: PlayStats) -> list[Event]:

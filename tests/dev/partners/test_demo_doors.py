@@ -149,3 +149,32 @@ def test_a_family_death_becomes_a_staff_death_report_naming_its_source() -> None
                       "date_of_death": date(2017, 5, 1), "agency_id": "FS-CIVIL-AFFAIRS"})
     assert (item.death.retiree_id, item.death.date_of_death, item.death.source) == \
         ("FS7", "2017-05-01", "FAMILY_REPORT")
+
+
+def test_ssfs_answers_through_the_counters_api_are_a_door_not_direct() -> None:
+    stats = PlayStats(by_source={"mailroom": 3}, ssf_requests=50, ssf_answered=50,
+                      assistance_results=7)
+    text = render_doors(stats).splitlines()
+    [row] = [line for line in text if line.split()[0] == "ssf-answers"]
+    assert row.split()[-1] == "50" and "form 3" in row
+    assert text[-1] == "published directly: 7"
+    assert stats.ssf_answers == 50
+
+
+def test_a_form3_answer_becomes_the_apis_form3_item() -> None:
+    from lifecert.api.protos import partner_exchange_pb2 as px
+    from lifecert_dev.partners.counters import form3_result
+    from lifecert_dev.partners.macau_ssf.harness import result_event
+
+    answers = [result_event(4, n, outcome) for n, outcome in
+               enumerate(("CERTIFIED_ALIVE", "NOT_FOUND", "DECEASED"))]
+    items = [form3_result(e).form3_result for e in answers]
+    assert [(i.case_id, i.beneficiary_id, i.certification_id) for i in items] == \
+        [(e["case_id"], e["retiree_id"], e["certification_id"]) for e in answers]
+    assert [px.Form3Result.Outcome.Name(i.outcome) for i in items] == \
+        ["CERTIFIED_ALIVE", "NOT_FOUND", "DECEASED"]
+    assert [px.Form3Result.Method.Name(i.method) for i in items] == \
+        ["COUNTER", "HOME_VISIT", "COUNTER"]
+    assert [i.date_of_death for i in items] == ["", "", str(answers[2]["date_of_death"])]
+    assert items[0].performed_at.ToDatetime(tzinfo=answers[0]["performed_at"].tzinfo) == \
+        answers[0]["performed_at"]

@@ -157,10 +157,14 @@ class ApiServer:
             self.server = None
 
     def stub(self, agency: str, role: str) -> Any:
+        return px_grpc.PartnerExchangeStub(self.channel(agency, role))
+
+    def channel(self, agency: str, role: str) -> Any:
+        """The channel of ``agency``'s certificate of ``role`` (one per agency and role)."""
         assert self.server is not None, "start() first"
         if (agency, role) not in self.channels:
             self.channels[agency, role] = self.server.channel(agency, role)
-        return px_grpc.PartnerExchangeStub(self.channels[agency, role])
+        return self.channels[agency, role]
 
     def at(self, recorded_at: object) -> None:
         """Set the campaign clock: the server stamps what it records now at this time."""

@@ -29,6 +29,7 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
+from lifecert_dev.partners.consulates import CampaignConsulates
 from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_ssf_cases
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
@@ -76,6 +77,8 @@ SOURCES: dict[str, Callable[[], SourceHarness]] = {
     "employer-files": EmployerFilesHarness,
     "death-registers": DeathRegistersHarness,
     **({"home-visits": HOME_VISITS} if HOME_VISITS is not None else {}),
+    # needs the API (staff approve the cases): started only with a database
+    "consular-app": CampaignConsulates,
 }
 SINKS: dict[str, Callable[[], SinkHarness]] = {
     "payment-ledger": PaymentLedgerHarness,
@@ -111,6 +114,7 @@ DOORS: dict[str, str] = {
     "staff": "staff revocations, retractions, API (STAFF)",
     "family-deaths": "families' death reports at counters, API (STAFF)",
     "home-visits": "home-visit teams",
+    "consular-app": "China Consular app's cases, staff review (API)",
     "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
     DIRECT: "published directly (no door yet)",
 }
@@ -144,6 +148,8 @@ class Partners:
         try:
             specs = {}
             for name, make in {**SOURCES, **SINKS}.items():
+                if name == "consular-app" and self.database is None:
+                    continue  # no API server: no staff review, the consulates stay direct
                 harness = make()
                 if isinstance(harness, MacauSsfResultsHarness):
                     harness = _SsfResults(self.harnesses["macau-ssf"])
@@ -161,6 +167,9 @@ class Partners:
                 self.api_server.start(self.work_dir / "partners" / "counters")
                 self.api_doors = {name: ApiDoor(self.api_server, door)
                                   for name, door in API_DOORS.items()}
+                for harness in self.harnesses.values():
+                    if isinstance(harness, CampaignConsulates):
+                        harness.attach_api(self.api_server)
         except BaseException:
             self.close()
             raise

@@ -178,3 +178,39 @@ def test_a_form3_answer_becomes_the_apis_form3_item() -> None:
     assert [i.date_of_death for i in items] == ["", "", str(answers[2]["date_of_death"])]
     assert items[0].performed_at.ToDatetime(tzinfo=answers[0]["performed_at"].tzinfo) == \
         answers[0]["performed_at"]
+
+
+def test_a_consulate_certification_becomes_a_case_of_a_listed_mission(tmp_path: Path) -> None:
+    """The consulates' door: the campaign's CONSULATE certification is the consular
+    system's case (its number the certification id, the mailed form 2 matches it), from a
+    mission of the demo's partner directory as the connector checks it; a mission outside
+    the campaign's is refused before anything is pushed."""
+    from connectors.consular_app import missions as directory
+    from connectors.consular_app import protocol
+    from lifecert_dev.partners.consulates import consular_case, missions_toml
+
+    cert = {"type": "CertificationRecorded", "event_id": "e1",
+            "recorded_at": datetime(2017, 5, 20, 10, 0, tzinfo=SHANGHAI),
+            "certification_id": "CS-17-0001", "retiree_id": "FS000000009",
+            "channel": "CONSULATE", "agency_id": "CN-CONSULATE-US-SF",
+            "performed_at": datetime(2017, 5, 9, 0, 30, tzinfo=SHANGHAI)}
+    case = consular_case(cert)
+    assert (case["case_id"], case["retiree_id"], case["mission_id"], case["country"],
+            case["performed_at"], case["recorded_at"]) == (
+        "CS-17-0001", "FS000000009", "CN-CONSULATE-US-SF", "US", cert["performed_at"],
+        cert["performed_at"])
+    assert case["passport_checked"] and case["residence_permit_checked"] and \
+        case["face_checked"], "an approval needs every check"
+    path = tmp_path / "missions.toml"
+    path.write_text(missions_toml(), encoding="utf-8")
+    missions = directory.load(path)
+    assert directory.problem(missions, case["mission_id"], case["mission_kind"],
+                             case["country"]) is None
+    wire = protocol.event_to_case({**case, "performed_at": case["performed_at"].isoformat(),
+                                   "recorded_at": case["recorded_at"].isoformat()})
+    import json
+    back = protocol.case_to_event(json.dumps(wire).encode())
+    assert (back["case_id"], back["mission_id"]) == ("CS-17-0001", "CN-CONSULATE-US-SF")
+    assert "CN-EMB-US" not in missions and len(missions) == 19
+    with pytest.raises(ValueError, match="not a mission of the campaign"):
+        consular_case({**cert, "agency_id": "CN-EMB-US"})

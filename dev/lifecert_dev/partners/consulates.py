@@ -14,7 +14,9 @@ which comes through the mailroom as the other paper forms do.
 
 The campaign's missions (``CN-CONSULATE-<country>-<post>``, lifecert_dev.generate) are the
 demo bureau's partner directory (the connector's ``missions_file``), consulates-general of
-their country.
+their country. (The simulator's ``certification_cases`` draws a mission of the shipped
+directory instead: the approval's agency would then differ from the file's, which the
+mailroom's form 2 names.)
 """
 
 from __future__ import annotations

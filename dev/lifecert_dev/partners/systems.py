@@ -57,8 +57,10 @@ HOME_VISITS: Callable[[], SourceHarness] | None = HomeVisitTeams
 
 # The Hong Kong bodies of the campaign (lifecert_dev.generate), each with its own exchange
 # account, inbox and hk-assist instance: the connector records the certifications of an
-# inbox as its body's (issue 14: never the agency a file's column asserts).
-HK_BODIES: dict[str, str] = {"hk-assist": "HK-FTU", "hk-assist-gdlo": "HK-GDLO"}
+# inbox as its body's (issue 14: never the agency a file's column asserts). The "-B" ones
+# are the campaign's clashing certification ids (rule 11: another agency, the same id).
+HK_BODIES: dict[str, str] = {"hk-assist": "HK-FTU", "hk-assist-gdlo": "HK-GDLO",
+                             "hk-assist-ftu-b": "HK-FTU-B", "hk-assist-gdlo-b": "HK-GDLO-B"}
 
 
 def _hk_body(instance: str) -> Callable[[], SourceHarness]:
@@ -104,6 +106,8 @@ DOORS: dict[str, str] = {
     "ministry-offsite": "ministry's batch files",
     "hk-assist": "Hong Kong assisting bodies' files (FTU)",
     "hk-assist-gdlo": "Hong Kong assisting bodies' files (GDLO)",
+    "hk-assist-ftu-b": "Hong Kong assisting bodies' files (FTU-B)",
+    "hk-assist-gdlo-b": "Hong Kong assisting bodies' files (GDLO-B)",
     "macau-ssf": "Macau SSF (HTTPS)",
     "mailroom": "mailroom register (paper forms)",
     "employer-files": "employers' files",

@@ -134,6 +134,9 @@ def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() 
     assert source_of({"type": "CertificationRevoked", "retiree_id": "FS1"}) == "staff"
     assert source_of({"type": "DeathReportRetracted", "retiree_id": "FS1"}) == "staff"
     assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == DIRECT
+    assert source_of(cert("HK_AGENCY", "HK-FTU")) == "hk-assist"
+    assert source_of(cert("HK_AGENCY", "HK-GDLO-B")) == "hk-assist-gdlo-b", \
+        "each Hong Kong body (the clashing ids' too) through its own inbox"
     death = {"type": "DeathRecorded", "retiree_id": "FS1", "date_of_death": "2017-05-01"}
     assert source_of({**death, "source": "FAMILY_REPORT"}) == "family-deaths"
     assert source_of({**death, "source": "CONSULATE_REPORT"}) == "family-deaths"

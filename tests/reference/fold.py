@@ -1,6 +1,6 @@
 """The reference fold: policy foshan-2017 decided the obvious, slow, readable way.
 
-Written only from ``DESIGN.md`` (rules 1-14) and ``docs/rules.md``. It keeps every decided
+Written only from ``DESIGN.md`` (rules 1-10) and ``docs/rules.md``. It keeps every decided
 input of every retiree and answers each question ("is a hold open?", "is there a complete
 counting certification?", "which amount is in force in August?") by scanning that history
 again, so there is no cached flag that could go stale. It is meant to be right, not fast.
@@ -55,9 +55,6 @@ INPUT_TYPES = frozenset(
         "CertificationRecorded",
         "CertificationDocumentsReceived",
         "DeathRecorded",
-        "CertificationRevoked",
-        "DeathReportRetracted",
-        "ContactDetailsUpdated",
     }
 )
 
@@ -74,10 +71,6 @@ CERTIFICATION_NOT_COUNTING = "CERTIFICATION_NOT_COUNTING"
 DUPLICATE_DOCUMENTS = "DUPLICATE_DOCUMENTS"
 DEATH_ALREADY_RECORDED = "DEATH_ALREADY_RECORDED"
 IMPOSSIBLE_DEATH_DATE = "IMPOSSIBLE_DEATH_DATE"
-UNKNOWN_CERTIFICATION = "UNKNOWN_CERTIFICATION"  # rule 12
-ALREADY_REVOKED = "ALREADY_REVOKED"  # rule 12: revoking it again has no effect
-CERTIFICATION_REVOKED = "CERTIFICATION_REVOKED"  # rule 12: documents for a revoked one
-NO_DEATH_RECORDED = "NO_DEATH_RECORDED"  # rule 13
 
 # A rejected certification is still kept (for rule 8) with these reasons.
 KEPT_CERTIFICATION_REASONS = frozenset(
@@ -194,13 +187,6 @@ class RetireeFile:
     enrollment: Input
     decisions: list[Decision] = field(default_factory=list)
     instructions: list[dict[str, Any]] = field(default_factory=list)
-    # The input that caused each instruction (None: a clock moment), same order.
-    causes: list[Input | None] = field(default_factory=list)
-    # Months that a hold placed by a death's retraction leaves for its release to pay
-    # besides its own (rule 13), by the hold instruction's position in ``instructions``.
-    carried: dict[int, list[str]] = field(default_factory=dict)
-    # Certifications (agency, id) already suspected: rule 8 alerts at most once each.
-    suspected: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def retiree_id(self) -> str:
@@ -229,19 +215,10 @@ def seen_event_ids(r: RetireeFile) -> set[str]:
 
 
 def death_of(r: RetireeFile) -> Input | None:
-    """The death that stands: the last applied DeathRecorded not retracted since (rule 13)."""
-    death = None
     for d in r.decisions:
         if d.input.type == "DeathRecorded" and d.applied:
-            death = d.input
-        elif d.input.type == "DeathReportRetracted" and d.applied:
-            death = None
-    return death
-
-
-def pair(ev: Input) -> tuple[str, str]:
-    """Rule 11: a certification is its agency and its id."""
-    return (ev.fields["agency_id"], ev.fields["certification_id"])
+            return d.input
+    return None
 
 
 def kept_certifications(r: RetireeFile) -> list[Decision]:
@@ -252,71 +229,32 @@ def kept_certifications(r: RetireeFile) -> list[Decision]:
     ]
 
 
-def kept_certification(
-    r: RetireeFile, certification_id: str, agency_id: str | None = None
-) -> Decision | None:
-    """The kept certification with that pair; without an agency, the earliest-recorded
-    one with that id (rule 11)."""
+def kept_certification(r: RetireeFile, certification_id: str) -> Decision | None:
     for d in kept_certifications(r):
-        if d.input.fields["certification_id"] == certification_id and (
-            agency_id is None or d.input.fields["agency_id"] == agency_id
-        ):
+        if d.input.fields["certification_id"] == certification_id:
             return d
     return None
 
 
-def revoked(r: RetireeFile, cert: Decision) -> bool:
-    return any(
-        d.input.type == "CertificationRevoked" and d.applied and pair(d.input) == pair(cert.input)
-        for d in r.decisions
-    )
-
-
-def allowed_by_rules_2_and_3(r: RetireeFile, cert: Decision) -> bool:
-    ev = cert.input
-    return channel_allowed(r, ev.fields["channel"]) and (
-        local_date(ev.instant("performed_at")) >= WINDOW_OPENS
-    )
-
-
-def counts(r: RetireeFile, cert: Decision) -> bool:
-    """Applied, or recorded while a death stood (rule 13: it counts once that death is
-    retracted), and not revoked (rule 12)."""
-    if cert.reason not in (None, RETIREE_DECEASED) or revoked(r, cert):
-        return False
-    return allowed_by_rules_2_and_3(r, cert)
-
-
 def counting_certifications(r: RetireeFile) -> list[Decision]:
-    return [d for d in kept_certifications(r) if counts(r, d)]
+    return [d for d in kept_certifications(r) if d.applied]
 
 
-def form_targets(r: RetireeFile, form: Input, cert: Decision) -> bool:
-    """Whether a form belongs to ``cert``: the same pair, or, without agency_id, the same id
-    and ``cert`` is the earliest-recorded certification with it (rule 11)."""
-    if form.fields["certification_id"] != cert.input.fields["certification_id"]:
-        return False
-    agency = form.fields.get("agency_id")
-    if agency is not None:
-        return agency == cert.input.fields["agency_id"]
-    return kept_certification(r, form.fields["certification_id"]) is cert
-
-
-def documents_received(r: RetireeFile, cert: Decision) -> bool:
+def documents_received(r: RetireeFile, certification_id: str) -> bool:
     return any(
         d.input.type == "CertificationDocumentsReceived"
         and d.applied
-        and form_targets(r, d.input, cert)
+        and d.input.fields["certification_id"] == certification_id
         for d in r.decisions
     )
 
 
 def is_complete(r: RetireeFile, cert: Decision) -> bool:
-    if not counts(r, cert):
+    if not cert.applied:
         return False
     if cert.input.fields["channel"] not in FORM_CHANNELS:
         return True
-    return documents_received(r, cert)
+    return documents_received(r, cert.input.fields["certification_id"])
 
 
 def has_complete_counting_certification(r: RetireeFile) -> bool:
@@ -327,29 +265,16 @@ def has_pending_counting_certification(r: RetireeFile) -> bool:
     return any(not is_complete(r, c) for c in counting_certifications(r))
 
 
-def open_hold_index(r: RetireeFile, before: int | None = None) -> int | None:
-    """The position of the hold instruction still in force among the first ``before``
-    instructions (all by default): placed, then neither released nor ended by a
-    termination."""
+def open_hold(r: RetireeFile) -> dict[str, Any] | None:
+    """The hold instruction still in force, if any (placed, then neither released nor
+    ended by a termination)."""
     hold = None
-    for i, instruction in enumerate(r.instructions[:before]):
+    for instruction in r.instructions:
         if instruction["type"] == "PaymentHoldPlaced":
-            hold = i
+            hold = instruction
         elif instruction["type"] in ("PaymentHoldReleased", "PaymentTerminated"):
             hold = None
     return hold
-
-
-def open_hold(r: RetireeFile) -> dict[str, Any] | None:
-    index = open_hold_index(r)
-    return None if index is None else r.instructions[index]
-
-
-def months_a_release_pays(r: RetireeFile, hold_index: int, last: str) -> list[str]:
-    """What releasing the hold at ``hold_index`` in month ``last`` back-pays: the months it
-    carries (rule 13), then its own months through ``last``."""
-    own = months_from_to(r.instructions[hold_index]["effective_month"], last)
-    return r.carried.get(hold_index, []) + own
 
 
 def amount_in_force(r: RetireeFile, month: str) -> int:
@@ -416,15 +341,11 @@ class _Replay:
         self.fired: set[str] = set()
 
     # -- output ---------------------------------------------------------------------------
-    def emit(
-        self, r: RetireeFile, kind: str, at: dt.datetime, cause: Input | None = None,
-        **fields: Any,
-    ) -> None:
+    def emit(self, r: RetireeFile, kind: str, at: dt.datetime, **fields: Any) -> None:
         instruction = {"type": kind, "recorded_at": iso(at), "retiree_id": r.retiree_id}
         instruction.update(fields)
         self.instructions.append(instruction)
         r.instructions.append(instruction)
-        r.causes.append(cause)
 
     def reject(self, ev: Input, r: RetireeFile | None, reason: str) -> None:
         self.rejections.append(
@@ -449,9 +370,6 @@ class _Replay:
             if moment <= up_to and name not in self.fired:
                 self.fired.add(name)
                 self.decide_moment(moment, name)
-
-    def hold_passed(self) -> bool:
-        return HOLD in self.fired
 
     def decide_moment(self, moment: dt.datetime, name: str) -> None:
         for r in list(self.retirees.values()):  # enrollment order
@@ -487,12 +405,6 @@ class _Replay:
             self.documents(ev, r)
         elif ev.type == "DeathRecorded":
             self.death(ev, r)
-        elif ev.type == "CertificationRevoked":
-            self.revocation(ev, r)
-        elif ev.type == "DeathReportRetracted":
-            self.retraction(ev, r)
-        elif ev.type == "ContactDetailsUpdated":
-            self.apply(ev, r)  # no status, no payment; dead or alive
 
     def enrolled(self, ev: Input, r: RetireeFile | None) -> None:
         if r is not None:
@@ -510,7 +422,7 @@ class _Replay:
 
     def certification(self, ev: Input, r: RetireeFile) -> None:
         certification_id = ev.fields["certification_id"]
-        if kept_certification(r, certification_id, ev.fields["agency_id"]) is not None:
+        if kept_certification(r, certification_id) is not None:
             self.reject(ev, r, DUPLICATE_CERTIFICATION)
             return
         death = death_of(r)
@@ -527,26 +439,31 @@ class _Replay:
             self.apply(ev, r)
         else:
             self.reject(ev, r, reason)  # kept all the same, for rule 8
-        cert = kept_certification(r, certification_id, ev.fields["agency_id"])
-        assert cert is not None
         if death is not None and performed_on > death.date("date_of_death"):
-            self.suspect(r, cert, ev)
-        if reason is None and is_complete(r, cert):
-            self.completed(ev, r)
+            self.emit(
+                r,
+                "FraudSuspected",
+                ev.recorded_at,
+                certification_id=certification_id,
+                reason="CERTIFIED_AFTER_DEATH",
+            )
+        if reason is None:
+            cert = kept_certification(r, certification_id)
+            assert cert is not None
+            if is_complete(r, cert):
+                self.completed(ev, r)
 
     def documents(self, ev: Input, r: RetireeFile) -> None:
         if death_of(r) is not None:
             self.reject(ev, r, RETIREE_DECEASED)
             return
         certification_id = ev.fields["certification_id"]
-        agency_id = ev.fields.get("agency_id")
-        cert = kept_certification(r, certification_id, agency_id)
+        cert = kept_certification(r, certification_id)
         if cert is None:  # the form came before its certification: kept, once
             earlier_form = any(
                 d.reason is None
                 and d.input.type == "CertificationDocumentsReceived"
                 and d.input.fields["certification_id"] == certification_id
-                and d.input.fields.get("agency_id") == agency_id
                 for d in r.decisions
             )
             if earlier_form:
@@ -554,13 +471,10 @@ class _Replay:
             else:
                 self.apply(ev, r)
             return
-        if revoked(r, cert):
-            self.reject(ev, r, CERTIFICATION_REVOKED)
-            return
         if cert.input.fields["channel"] not in FORM_CHANNELS:
             self.reject(ev, r, DOCUMENTS_NOT_REQUIRED)
             return
-        if not counts(r, cert):
+        if not cert.applied:
             self.reject(ev, r, CERTIFICATION_NOT_COUNTING)
             return
         if is_complete(r, cert):
@@ -570,36 +484,20 @@ class _Replay:
         self.completed(ev, r)
 
     def completed(self, ev: Input, r: RetireeFile) -> None:
-        """A counting certification of ``r`` became complete with ``ev`` (rule 6; rules 12
-        and 13 for holds placed by a correction)."""
-        index = open_hold_index(r)
-        if index is None:
+        """A counting certification of ``r`` became complete with ``ev`` (rule 6)."""
+        hold = open_hold(r)
+        if hold is None:
             return
-        hold_month = r.instructions[index]["effective_month"]
+        hold_month = hold["effective_month"]
         completed_in = month_of_instant(ev.recorded_at)
-        backpay = months_a_release_pays(r, index, completed_in)
+        backpay = months_from_to(hold_month, completed_in)
         self.emit(
             r,
             "PaymentHoldReleased",
             ev.recorded_at,
-            ev,
             effective_month=max(add_months(completed_in, 1), hold_month),
             backpay_months=backpay,
             backpay_amount_fen=sum(amount_in_force(r, m) for m in backpay),
-        )
-
-    def suspect(self, r: RetireeFile, cert: Decision, cause: Input) -> None:
-        """Rule 8, at most once per certification (alerts stand through corrections)."""
-        if pair(cert.input) in r.suspected:
-            return
-        r.suspected.add(pair(cert.input))
-        self.emit(
-            r,
-            "FraudSuspected",
-            cause.recorded_at,
-            cause,
-            certification_id=cert.input.fields["certification_id"],
-            reason="CERTIFIED_AFTER_DEATH",
         )
 
     def death(self, ev: Input, r: RetireeFile) -> None:
@@ -613,26 +511,18 @@ class _Replay:
             self.reject(ev, r, IMPOSSIBLE_DEATH_DATE)
             return
         death_month = month_of_date(died_on)
-        recorded_in = month_of_instant(ev.recorded_at)
-        pension_month = month_of_date(r.enrollment.date("pension_start"))
-        hold_index = open_hold_index(r)  # as it is before the death ends it
-        unpaid_by_hold = (
-            [] if hold_index is None else months_a_release_pays(r, hold_index, recorded_in)
-        )
+        hold = open_hold(r)  # as it is before the death ends it
         overpaid = [
             m
-            for m in months_from_to(add_months(death_month, 1), recorded_in)
-            if m >= pension_month and m not in unpaid_by_hold
+            for m in months_from_to(add_months(death_month, 1), month_of_instant(ev.recorded_at))
+            if m >= month_of_date(r.enrollment.date("pension_start"))
+            and not (hold is not None and m >= hold["effective_month"])
         ]
-        # Rule 14: what a release of the open hold would have back-paid, up to the month
-        # of death, is owed to the estate.
-        estate = [m for m in unpaid_by_hold if pension_month <= m <= death_month]
         self.apply(ev, r)
         self.emit(
             r,
             "PaymentTerminated",
             ev.recorded_at,
-            ev,
             effective_month=add_months(death_month, 1),
             reason="DECEASED",
         )
@@ -641,120 +531,18 @@ class _Replay:
                 r,
                 "OverpaymentDetected",
                 ev.recorded_at,
-                ev,
                 months=overpaid,
                 amount_fen=sum(amount_in_force(r, m) for m in overpaid),
             )
-        if estate:
-            self.emit(
-                r,
-                "PaymentEstateSettled",
-                ev.recorded_at,
-                ev,
-                months=estate,
-                amount_fen=sum(amount_in_force(r, m) for m in estate),
-            )
         for cert in kept_certifications(r):
             if local_date(cert.input.instant("performed_at")) > died_on:
-                self.suspect(r, cert, ev)
-
-    def revocation(self, ev: Input, r: RetireeFile) -> None:
-        """Rule 12."""
-        cert = kept_certification(r, ev.fields["certification_id"], ev.fields["agency_id"])
-        if cert is None:
-            self.reject(ev, r, UNKNOWN_CERTIFICATION)
-            return
-        if revoked(r, cert):
-            self.reject(ev, r, ALREADY_REVOKED)
-            return
-        was_complete = is_complete(r, cert)
-        self.apply(ev, r)
-        if (
-            was_complete
-            and death_of(r) is None
-            and in_scope(r)
-            and self.hold_passed()
-            and open_hold(r) is None
-            and not has_complete_counting_certification(r)
-        ):
-            self.emit(
-                r,
-                "PaymentHoldPlaced",
-                ev.recorded_at,
-                ev,
-                effective_month=add_months(month_of_instant(ev.recorded_at), 1),
-                reason="CERTIFICATION_REVOKED",
-            )
-
-    def retraction(self, ev: Input, r: RetireeFile) -> None:
-        """Rule 13."""
-        death = death_of(r)
-        if death is None:
-            self.reject(ev, r, NO_DEATH_RECORDED)
-            return
-        m = month_of_instant(ev.recorded_at)
-        first_of_death = r.causes.index(death)
-        caused = [
-            (i, instr) for i, instr in enumerate(r.instructions) if r.causes[i] is death
-        ]
-
-        def of_death(kind: str) -> dict[str, Any] | None:
-            for _, instr in caused:
-                if instr["type"] == kind:
-                    return instr
-            return None
-
-        overpayment = of_death("OverpaymentDetected")
-        estate = of_death("PaymentEstateSettled")
-        termination = of_death("PaymentTerminated")
-        assert termination is not None
-        hold_index = open_hold_index(r, before=first_of_death)
-        if hold_index is None:
-            unpaid = months_from_to(termination["effective_month"], m)
-        else:
-            unpaid = months_a_release_pays(r, hold_index, m)
-        pension_month = month_of_date(r.enrollment.date("pension_start"))
-        leave_out = set(estate["months"] if estate else []) | set(
-            overpayment["months"] if overpayment else []
-        )
-        u = [x for x in unpaid if x not in leave_out and x >= pension_month]
-        self.apply(ev, r)  # alive again from here: recorded-while-dead certifications count
-        if overpayment is not None:
-            self.emit(
-                r,
-                "OverpaymentCancelled",
-                ev.recorded_at,
-                ev,
-                months=overpayment["months"],
-                amount_fen=overpayment["amount_fen"],
-            )
-        whole = (
-            not in_scope(r)
-            or has_complete_counting_certification(r)
-            or not self.hold_passed()
-        )
-        backpay = u if whole else [x for x in u if x < HOLD_EFFECTIVE_MONTH]
-        self.emit(
-            r,
-            "PaymentReinstated",
-            ev.recorded_at,
-            ev,
-            effective_month=add_months(m, 1),
-            backpay_months=backpay,
-            backpay_amount_fen=sum(amount_in_force(r, x) for x in backpay),
-        )
-        if not whole:
-            self.emit(
-                r,
-                "PaymentHoldPlaced",
-                ev.recorded_at,
-                ev,
-                effective_month=add_months(m, 1),
-                reason="NOT_CERTIFIED",
-            )
-            rest = [x for x in u if x >= HOLD_EFFECTIVE_MONTH]
-            if rest:
-                r.carried[len(r.instructions) - 1] = rest
+                self.emit(
+                    r,
+                    "FraudSuspected",
+                    ev.recorded_at,
+                    certification_id=cert.input.fields["certification_id"],
+                    reason="CERTIFIED_AFTER_DEATH",
+                )
 
     def result(self) -> RefResult:
         return RefResult(

@@ -26,6 +26,21 @@ DEADLINE_AT = "2017-06-21T00:00:00+08:00"
 DEADLINE = "2017-06-20"
 HOLD_MONTH = "2017-07"
 
+# docs/rules.md "Late-logged events" (issue 16): an event recorded before its retiree's
+# knowledge moment K (the latest recorded_at of that retiree's events read before it, and
+# the deadline moment once decided) is judged as of K. The reference fold (tests/reference)
+# follows it; the production fold does not yet. The day it does, set this True: until then
+# every test naming it (tests/conftest.py ``late_logged_impl``, the strict xfails of
+# tests/property) is a strict xfail for production, so the change cannot pass unnoticed.
+PRODUCTION_JUDGES_LATE_EVENTS = False
+
+
+def judges_late_events(impl_name: str) -> bool:
+    """Does the implementation named so (``reference``, ``production``) judge late-logged
+    events as of the knowledge moment?"""
+    return impl_name == "reference" or PRODUCTION_JUDGES_LATE_EVENTS
+
+
 AUTO = "auto"
 _ids = itertools.count(1)
 

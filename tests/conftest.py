@@ -43,8 +43,8 @@ Impl = Callable[..., Any]
 
 
 def _reference() -> Impl:
-    def impl(lines: list[str], until: dt.date | None = None) -> Any:
-        return reference_replay(lines, until=until)
+    def impl(lines: list[str], until: dt.date | None = None, **options: Any) -> Any:
+        return reference_replay(lines, until=until, **options)
 
     impl.__name__ = "reference"
     return impl

@@ -506,6 +506,53 @@ def test_a_retraction_logged_after_a_later_event_of_its_retiree_is_judged_as_of_
     )
 
 
+def test_a_line_of_a_retiree_not_enrolled_yet_does_not_move_its_knowledge_moment(
+    replay_impl: ReplayImpl,
+) -> None:
+    """A certification of 20 May read before R1's enrollment (UNKNOWN_RETIREE, not
+    remembered) does not make the death of 20 April, logged after both, late: April is
+    its overpayment's last month, not May. (A fold judging every event from its own
+    recorded_at decides the same, so this runs on both folds as they are.)"""
+    lines = [
+        cert("C0", "R1", "FACE_APP", performed_at=at("2017-05-20")),  # 1
+        enroll("R1"),
+        death("R1", date_of_death="2017-03-10", recorded_at=at("2017-04-20")),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[
+            terminated("R1", "2017-04", recorded_at=at("2017-04-20")),
+            overpayment("R1", ["2017-04"], A, recorded_at=at("2017-04-20")),
+        ],
+        statuses={"R1": "DECEASED"},
+        rejections=[(1, "UNKNOWN_RETIREE")],
+    )
+
+
+def test_a_redelivery_read_later_moves_the_knowledge_moment(
+    late_logged_impl: ReplayImpl,
+) -> None:
+    """The certification re-sent on 5 July with its event id (DUPLICATE_EVENT) was read
+    then: the revocation recorded 25 June and logged after it is judged as of 5 July, its
+    hold effective August."""
+    lines = [
+        enroll("R1"),
+        cert("C1", "R1", "COUNTER", performed_at=at("2017-05-10"), event_id="X"),
+        cert("C1", "R1", "COUNTER", performed_at=at("2017-05-10"),
+             recorded_at=at("2017-07-05"), event_id="X"),  # 3
+        revoke("C1", "R1", recorded_at=at("2017-06-25")),
+    ]
+    check(
+        late_logged_impl(lines, until=END),
+        instructions=[
+            hold_placed("R1", recorded_at=at("2017-07-05"), effective_month="2017-08",
+                        reason="CERTIFICATION_REVOKED"),
+        ],
+        statuses={"R1": "SUSPENDED"},
+        rejections=[(3, "DUPLICATE_EVENT")],
+    )
+
+
 def test_a_state_written_before_the_deadline_knows_it_passed_once_restored() -> None:
     """The live worker writes a retiree's state only when it changes: a certified
     retiree's state in the table predates the deadline. Restored after the deadline, a

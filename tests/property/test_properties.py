@@ -454,19 +454,21 @@ def amount_in_force(changes: list[tuple[str, int]], enrolled_amount: int, month:
 def judged_instants(events: list[dict[str, Any]]) -> list[dt.datetime]:
     """The instant each line of a log (no --until) is judged as of, by docs/rules.md
     "Late-logged events": max(recorded_at, K), K the latest recorded_at of the earlier
-    lines of the same retiree and, once a line recorded at or after it was read, the
-    deadline moment."""
+    lines of the same retiree from its first RetireeEnrolled on and, once a line recorded
+    at or after it was read, the deadline moment."""
     out: list[dt.datetime] = []
-    latest: dict[str, dt.datetime] = {}
+    latest: dict[str, dt.datetime] = {}  # of the retirees enrolled so far
     deadline_decided = False
     for e in events:
+        rid = e["retiree_id"]
         recorded = instant(e["recorded_at"])
         deadline_decided = deadline_decided or recorded >= DEADLINE_MOMENT
-        known = [recorded, *([latest[e["retiree_id"]]] if e["retiree_id"] in latest else [])]
+        known = [recorded, *([latest[rid]] if rid in latest else [])]
         if deadline_decided:
             known.append(DEADLINE_MOMENT)
         out.append(max(known))
-        latest[e["retiree_id"]] = max(recorded, latest.get(e["retiree_id"], recorded))
+        if rid in latest or e["type"] == "RetireeEnrolled":
+            latest[rid] = max(recorded, latest.get(rid, recorded))
     return out
 
 

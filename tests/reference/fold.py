@@ -484,9 +484,12 @@ def status_of(r: RetireeFile) -> str:
 # own day in the IMPOSSIBLE_DEATH_DATE check) are not moved. For logs in recorded_at order
 # K is never after recorded_at, so nothing changes.
 #
-# Reading: "every event of that retiree read" counts every line read for that retiree id,
-# applied or rejected, events rejected as UNKNOWN_RETIREE before its enrollment included
-# (the hub did read them); lines skipped by --until are not read.
+# "Every event of that retiree read" counts every line of that retiree from its
+# RetireeEnrolled on, whatever its verdict (a DUPLICATE_EVENT redelivered later moves K to
+# its own recorded_at); lines rejected UNKNOWN_RETIREE before the enrollment are not
+# remembered and move nothing, and lines skipped by --until are not read (docs/rules.md
+# "Late-logged events", whose final wording this follows; this fold first counted the
+# UNKNOWN_RETIREE lines too). The home-visit sweep is not part of K.
 # Switch: JUDGE_LATE_EVENTS_AS_OF_KNOWLEDGE = False gives the fold before the decision.
 JUDGE_LATE_EVENTS_AS_OF_KNOWLEDGE = True
 
@@ -510,8 +513,11 @@ class Knowledge:
             known.append(DEADLINE_MOMENT)
         return max(known)
 
-    def read(self, ev: Input) -> None:
-        """``ev`` was decided: its recorded_at is known from now on."""
+    def read(self, ev: Input, enrolled: bool) -> None:
+        """``ev`` was decided: its recorded_at is known from now on, if its retiree is
+        enrolled (an UNKNOWN_RETIREE line is not remembered)."""
+        if not enrolled:
+            return
         before = self.latest_read.get(ev.retiree_id)
         if before is None or ev.recorded_at > before:
             self.latest_read[ev.retiree_id] = ev.recorded_at
@@ -601,7 +607,7 @@ class _Replay:
     def decide(self, ev: Input) -> None:
         at = self.knowledge.judged_at(ev)
         self.judge(ev, at)
-        self.knowledge.read(ev)
+        self.knowledge.read(ev, enrolled=ev.retiree_id in self.retirees)
 
     def judge(self, ev: Input, at: dt.datetime) -> None:
         r = self.retirees.get(ev.retiree_id)

@@ -26,6 +26,22 @@ DEADLINE_AT = "2017-06-21T00:00:00+08:00"
 DEADLINE = "2017-06-20"
 HOLD_MONTH = "2017-07"
 
+# docs/rules.md "Late-logged events" (issue 16): an event recorded before its retiree's
+# knowledge moment K (the latest recorded_at of that retiree's events read before it, and
+# the deadline moment once decided) is judged as of K. Both folds follow it: the reference
+# fold (tests/reference) was written from that section, the production fold
+# (lifecert/domain) from the same section by another hand, and the property tests compare
+# them on raw logs out of order. Were it ever set False, every test naming it
+# (tests/conftest.py ``late_logged_impl``, tests/property) would expect production to fail.
+PRODUCTION_JUDGES_LATE_EVENTS = True
+
+
+def judges_late_events(impl_name: str) -> bool:
+    """Does the implementation named so (``reference``, ``production``) judge late-logged
+    events as of the knowledge moment?"""
+    return impl_name == "reference" or PRODUCTION_JUDGES_LATE_EVENTS
+
+
 AUTO = "auto"
 _ids = itertools.count(1)
 
@@ -428,66 +444,3 @@ def examples(thorough: int) -> int:
 THOROUGH_EXAMPLES = 100
 
 
-def judged_as_of_knowledge(lines: list[str], until: dt.date | None = None) -> list[str]:
-    """The log with each event's ``recorded_at`` moved to the moment lifecert judges it
-    (docs/rules.md, "Late-logged events"): max(recorded_at, K), K being the latest
-    ``recorded_at`` of the retiree's lines read before it (from its first
-    ``RetireeEnrolled`` on, redeliveries and rejected lines included) and the deadline
-    moment once decided (before the first line, of anyone, recorded at or after it). Lines
-    ``until`` skips are left as they are and move nothing.
-
-    Written here from the decision, not from the fold: a fold that does not apply the
-    decision itself, given this log, must decide what the production fold decides on the
-    original one, so the property tests compare production on ``lines`` with the
-    reference fold on this. For a log in recorded_at order it returns the lines unchanged.
-    One thing the decision does not move: a death report's own ``recorded_at`` still
-    judges an impossible ``date_of_death`` (after the day it was reported); such a line,
-    when moved, gets the date 2999-12-31, impossible at any moment of the log."""
-    shanghai = dt.timezone(dt.timedelta(hours=8))
-    deadline = dt.datetime.fromisoformat(DEADLINE_AT)
-    cutoff = (
-        None
-        if until is None
-        else dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), shanghai)
-    )
-    deadline_decided = False
-    known: dict[str, dt.datetime] = {}
-    out = []
-    for line in lines:
-        event = json.loads(line)
-        at = dt.datetime.fromisoformat(event["recorded_at"].replace("Z", "+00:00"))
-        if cutoff is not None and at >= cutoff:
-            out.append(line)
-            continue
-        deadline_decided = deadline_decided or at >= deadline
-        rid = event["retiree_id"]
-        if rid not in known:
-            if event["type"] == "RetireeEnrolled":
-                known[rid] = at
-            out.append(line)
-            continue
-        k = max(known[rid], at)
-        known[rid] = k
-        if deadline_decided:
-            k = max(k, deadline)
-        if k <= at:
-            out.append(line)
-            continue
-        event["recorded_at"] = k.isoformat()
-        if (
-            event["type"] == "DeathRecorded"
-            and event["date_of_death"] > at.astimezone(shanghai).date().isoformat()
-        ):
-            event["date_of_death"] = "2999-12-31"
-        out.append(json.dumps(event))
-    return out
-
-
-def late_logged_for(impl: ReplayImpl, lines: list[str]) -> list[str]:
-    """What ``impl`` is given by an example test of a late-logged event: the lines for the
-    production fold; for the reference fold, which does not judge late-logged events as
-    of the knowledge moment yet, the lines moved there (``judged_as_of_knowledge``), so
-    both are held to the same expected instructions. Drop it once the reference does."""
-    if getattr(impl, "__name__", "") == "reference":
-        return judged_as_of_knowledge(lines)
-    return lines

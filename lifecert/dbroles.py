@@ -128,6 +128,8 @@ API_CONSULAR_COLUMNS = ("case_id", "retiree_id", "mission_id", "mission_kind",
                         "passport_checked", "residence_permit_checked", "face_checked",
                         "performed_at", "received_at", "decision", "reviewer", "reviewed_at",
                         "country", "deliveries", "reason")
+API_ASSISTANCE_COLUMNS = ("partner", "case_id", "retiree_id", "direction", "status",
+                          "result_id")
 # the API's records of what happened: inserted, never updated or deleted by the API
 APPEND_ONLY = ("api_audit", "api_audit_dead_letters", "api_face_decisions")
 # the web pages' staff accounts and sessions (lifecert/web/staff.py): the web's, not the API's
@@ -156,6 +158,9 @@ GRANTS: tuple[Grant, ...] = (
     # the consular review (lifecert/api/consular.py, projections/consular.py): the case
     # and its decision only, not the event ids and topic positions the projections keep
     Grant(API, "SELECT", ("consular_cases",), columns=API_CONSULAR_COLUMNS),
+    # the counters' form-3 answers (lifecert/api/partner.py, form3_refusal): is the case
+    # SSF's, for that beneficiary, still open
+    Grant(API, "SELECT", ("assistance_cases",), columns=API_ASSISTANCE_COLUMNS),
     Grant(API, WRITE, prefix="api_",
           excluding=("api_schema_migrations", *APPEND_ONLY, *WEB_STAFF)),
     Grant(API, "INSERT", ("api_audit", "api_audit_dead_letters")),

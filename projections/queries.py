@@ -503,13 +503,16 @@ def report_rows(conn: Connection, policy: str) -> ReportRows:
 
 @dataclass(frozen=True)
 class HomeVisitTask:
-    """One HomeVisitDue task (the view ``home_visit_tasks``, migration 0011)."""
+    """One HomeVisitDue task (the view ``home_visit_tasks``, migrations 0011, 0016,
+    0017)."""
 
     retiree_id: str
     team_id: str
     district: str | None
     due_date: date
-    state: str  # OPEN, NOT_FOUND, DEATH_DISMISSED, CERTIFIED, DECEASED_REVIEW
+    # OPEN, NOT_FOUND, DEATH_DISMISSED, CERTIFIED, DECEASED_REVIEW (the team's report, under
+    # review), DECEASED (a death recorded: the review confirmed it, or another source)
+    state: str
     visit_id: str | None
     visited_on: date | None
 
@@ -525,6 +528,7 @@ class TeamTasks:
     not_found: int
     certified: int
     deceased_review: int
+    deceased: int
 
 
 def home_visit_task_list(conn: Connection) -> list[HomeVisitTask]:
@@ -547,7 +551,8 @@ def home_visit_tasks_by_team(conn: Connection, as_of: date) -> list[TeamTasks]:
             " count(*) FILTER (WHERE state IN %(todo)s AND due_date < %(d)s),"
             " count(*) FILTER (WHERE state = 'NOT_FOUND'),"
             " count(*) FILTER (WHERE state = 'CERTIFIED'),"
-            " count(*) FILTER (WHERE state = 'DECEASED_REVIEW')"
+            " count(*) FILTER (WHERE state = 'DECEASED_REVIEW'),"
+            " count(*) FILTER (WHERE state = 'DECEASED')"
             " FROM home_visit_tasks GROUP BY team_id ORDER BY team_id",
             {"d": as_of, "todo": ("OPEN", "NOT_FOUND", "DEATH_DISMISSED")})
         return [TeamTasks(*row) for row in cur.fetchall()]

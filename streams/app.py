@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import weakref
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -43,7 +42,6 @@ from typing import Any, NoReturn
 
 import faust
 from faust.stores.base import SerializedStore
-from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP, EventT
 
@@ -51,6 +49,7 @@ from lifecert.domain.policy import load_policy
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.topics import EVENTS, layout
 from streams import faust_fixes
+from streams import faust_internals as internals
 from streams.offsets import OffsetGuard
 from streams.partition_state import Step, TableValue
 from streams.processor import AfterSend, Processor, Record
@@ -160,7 +159,7 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
     def committed(tp: Any) -> int | None:
         consumer = app.consumer
         assert isinstance(consumer, Consumer)  # faust's base class, which keeps the offsets
-        found = consumer._committed_offset.get(tp)
+        found = internals.committed_offset(consumer, tp)
         return found if found is not None else faust_fixes.first_offsets.get(tp)
 
     guard = OffsetGuard(committed)
@@ -253,14 +252,11 @@ class FaustTable:
         key, encoded, value = entry
         data = self._table.data
         # The RocksDB store files an entry under the current event's partition.
-        token = _current_event.set(weakref.ref(record.token))
-        try:
+        with internals.current_event(record.token):
             if self._serialized:
-                data._set(key, encoded)
+                internals.store_encoded(data, key, encoded)
             else:
                 data[key] = value
-        finally:
-            _current_event.reset(token)
 
     def items(self) -> Iterable[tuple[bytes, TableValue]]:
         return self._table.items()

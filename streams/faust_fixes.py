@@ -50,9 +50,10 @@ import faust
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 
+from streams import faust_internals as internals
+
 log = logging.getLogger("lifecert.worker")
 
-PATCHED_VERSIONS = ("0.15.",)
 # How long the broker may hold a fetch of the worker's consumer that finds no record.
 FETCH_MAX_WAIT_MS = 20
 _applied = False
@@ -62,29 +63,23 @@ first_offsets: dict[Any, int] = {}
 
 
 def apply() -> bool:
-    """Patch faust's Recovery (once); False when the faust version is not one it fits."""
-    global _applied
+    """Patch faust's Recovery (once); False when the faust version is not the one it was
+    made for (streams.faust_internals.FAUST_VERSION, pinned in pyproject.toml)."""
+    global _applied, _seek_to_committed
     if _applied:
         return True
-    if not faust.__version__.startswith(PATCHED_VERSIONS):
+    if faust.__version__ != internals.FAUST_VERSION:
         log.warning(
-            "faust %s: recovery ordering fix not applied (made for %s); the offset guard "
-            "still stops the worker on a hole", faust.__version__, ", ".join(PATCHED_VERSIONS),
+            "faust %s: recovery ordering fix not applied (made for %s: re-check the entries "
+            "of streams/faust_internals.py); the offset guard still stops the worker on a "
+            "hole", faust.__version__, internals.FAUST_VERSION,
         )
         return False
-    # Replacing faust's methods is what this module is for (each `ignore[method-assign]`).
-    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
-    Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
-    seek_to_committed = Consumer.perform_seek
-
-    async def perform_seek(self: Consumer) -> None:
-        await seek_to_committed(self)
-        stream_tps = {tp for tp in self.assignment() if not self._is_changelog_tp(tp)}
-        await _seek_uncommitted_to_beginning(self, stream_tps)
-
-    # Both callers: the recovery's resume (below), and getmany when records arrive while
-    # the flow is stopped for a rebalance (it drops them and seeks back).
-    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+    # Replacing faust's methods is what this module is for; each is listed, with what to
+    # re-check on an upgrade, in streams.faust_internals.
+    internals.replace(Recovery, "on_recovery_completed", _on_recovery_completed)
+    internals.replace(Recovery, "_resume_streams", _resume_streams)
+    _seek_to_committed = internals.replace(Consumer, "perform_seek", _perform_seek)
     _shorten_fetch_wait()
     _fetch_active_only()
     _applied = True
@@ -107,49 +102,63 @@ class ActiveOnly:
         return True
 
 
+_seek_to_committed: Any = None  # faust's own perform_seek, once apply() replaced it
+
+
+async def _perform_seek(consumer: Consumer) -> None:
+    # Both callers: the recovery's resume (below), and getmany when records arrive while
+    # the flow is stopped for a rebalance (it drops them and seeks back).
+    await _seek_to_committed(consumer)
+    stream_tps = {tp for tp in consumer.assignment()
+                  if not internals.is_changelog_tp(consumer, tp)}
+    await _seek_uncommitted_to_beginning(consumer, stream_tps)
+
+
 def _fetch_active_only() -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     # faust types the set as set[TP]; it only hands it on to aiokafka.
-    fetch_records: Any = AIOKafkaConsumerThread._fetch_records
+    fetch_records: Any = internals.original(AIOKafkaConsumerThread, "_fetch_records")
 
     async def fetch_active_records(
-        self: Any, consumer: Any, active_partitions: Any, timeout: float | None = None,
+        thread: Any, consumer: Any, active_partitions: Any, timeout: float | None = None,
         max_records: int | None = None,
     ) -> Any:
-        return await fetch_records(self, consumer, ActiveOnly(active_partitions),
+        return await fetch_records(thread, consumer, ActiveOnly(active_partitions),
                                    timeout=timeout, max_records=max_records)
 
-    AIOKafkaConsumerThread._fetch_records = fetch_active_records  # type: ignore[method-assign]
+    internals.replace(AIOKafkaConsumerThread, "_fetch_records", fetch_active_records)
 
 
 def _shorten_fetch_wait() -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    create = AIOKafkaConsumerThread._create_worker_consumer
+    create = internals.original(AIOKafkaConsumerThread, "_create_worker_consumer")
 
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = create(self, transport)
-        # Read by AIOKafkaConsumer.start() when it makes its fetcher.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+    def create_worker_consumer(thread: Any, transport: Any) -> Any:
+        consumer = create(thread, transport)
+        internals.set_fetch_max_wait(consumer, FETCH_MAX_WAIT_MS)
         return consumer
 
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+    internals.replace(AIOKafkaConsumerThread, "_create_worker_consumer",
+                      create_worker_consumer)
 
 
 async def _resume_stream_partitions(recovery: Any) -> None:
     """faust's tail of both methods, reordered: seek, resume flow, then partitions."""
     app = recovery.app
     consumer = app.consumer
-    stream_tps = {tp for tp in consumer.assignment() if not recovery._is_changelog_tp(tp)}
+    stream_tps = {tp for tp in consumer.assignment()
+                  if not internals.is_changelog_tp(recovery, tp)}
     if stream_tps:
         recovery.log.info("Seek stream partitions to committed offsets.")
-        await recovery._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        await internals.recovery_wait(recovery, consumer.perform_seek(),
+                                      timeout=app.conf.broker_request_timeout)
     recovery.completed.set()
     app.flow_control.resume()
     consumer.resume_flow()
     consumer.resume_partitions(stream_tps)
-    await app._fetcher.maybe_start()
+    await internals.start_fetcher(app)
 
 
 async def _seek_uncommitted_to_beginning(consumer: Any, tps: set[Any]) -> None:
@@ -163,7 +172,7 @@ async def _seek_uncommitted_to_beginning(consumer: Any, tps: set[Any]) -> None:
     records of its first fetches (the partner demo lost 4,708 of 10,000 retirees so).
     ``auto_offset_reset=earliest`` means such a partition starts at its
     beginning, so seek there explicitly, and remember where that is for the offset guard."""
-    uncommitted = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
+    uncommitted = [tp for tp in tps if internals.committed_offset(consumer, tp) is None]
     if not uncommitted:
         return
     starts = await consumer.earliest_offsets(*uncommitted)
@@ -173,43 +182,43 @@ async def _seek_uncommitted_to_beginning(consumer: Any, tps: set[Any]) -> None:
         first_offsets[tp] = start
 
 
-async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:
+async def _on_recovery_completed(recovery: Recovery, generation_id: int = 0) -> None:
     import asyncio
 
-    self.log.info("Restore complete!")
-    await self.app.on_rebalance_complete.send()
-    self._set_recovery_ended()
+    recovery.log.info("Restore complete!")
+    await recovery.app.on_rebalance_complete.send()
+    internals.recovery_ended(recovery)
     callbacks = [
         asyncio.ensure_future(
             table.on_recovery_completed(
-                self.actives_for_table[table], self.standbys_for_table[table]
+                recovery.actives_for_table[table], recovery.standbys_for_table[table]
             )
         )
-        for table in self.tables.values()
+        for table in recovery.tables.values()
     ]
     if callbacks:
         await asyncio.wait(callbacks)
-    if self.app.consumer_generation_id != generation_id:
-        self.log.warning(
-            f"Recovery rebalancing again app id {self.app.consumer_generation_id} "
+    if recovery.app.consumer_generation_id != generation_id:
+        recovery.log.warning(
+            f"Recovery rebalancing again app id {recovery.app.consumer_generation_id} "
             f"param {generation_id}"
         )
         return
-    await _resume_stream_partitions(self)
-    self.tables.on_actives_ready()
-    if not self.app.assignor.assigned_standbys():
-        self.tables.on_standbys_ready()
-    self.app.on_rebalance_end()
-    self.log.info("Worker ready")
+    await _resume_stream_partitions(recovery)
+    recovery.tables.on_actives_ready()
+    if not recovery.app.assignor.assigned_standbys():
+        recovery.tables.on_standbys_ready()
+    recovery.app.on_rebalance_end()
+    recovery.log.info("Worker ready")
 
 
-async def _resume_streams(self: Recovery, generation_id: int = 0) -> None:
-    await self.app.on_rebalance_complete.send()
-    if self.app.consumer_generation_id != generation_id:
-        self.log.warning("Recovery rebalancing again")
+async def _resume_streams(recovery: Recovery, generation_id: int = 0) -> None:
+    await recovery.app.on_rebalance_complete.send()
+    if recovery.app.consumer_generation_id != generation_id:
+        recovery.log.warning("Recovery rebalancing again")
         return
-    await _resume_stream_partitions(self)
-    self.tables.on_actives_ready()
-    self.tables.on_standbys_ready()
-    self.app.on_rebalance_end()
-    self.log.info("Worker ready")
+    await _resume_stream_partitions(recovery)
+    recovery.tables.on_actives_ready()
+    recovery.tables.on_standbys_ready()
+    recovery.app.on_rebalance_end()
+    recovery.log.info("Worker ready")

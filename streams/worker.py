@@ -59,7 +59,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 def run(args: argparse.Namespace) -> int:
     """Run until stopped; the exit code."""
     from lifecert.domain.policy import PolicyError
-    from lifecert.pipeline import broker_clients
+    from lifecert.pipeline import broker_errors
     from streams.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         _ensure_topics(settings.bootstrap, layout(settings.topic_prefix))
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         print(f"lifecert worker: {exc}", file=sys.stderr)
         return 1
     log.info(
@@ -156,7 +156,7 @@ def running_marker(data_dir: Path, tabledir: Path) -> Iterator[Callable[[bool], 
 def _ensure_topics(bootstrap: str, topics: TopicLayout) -> None:
     """Create the layout's missing topics; refuse an events topic whose partition count
     differs from the layout's (the table's changelog is co-partitioned with it)."""
-    from lifecert.pipeline import broker_clients
+    from lifecert.pipeline import broker_clients, broker_errors
 
     log = logging.getLogger("lifecert.worker")
     with broker_clients.admin_client(bootstrap) as admin:
@@ -166,7 +166,7 @@ def _ensure_topics(bootstrap: str, topics: TopicLayout) -> None:
             log.info("created topic %s (%d partitions)", state.spec.name, state.partitions)
         for problem in state.problems:
             if state.spec.role == EVENTS and state.partitions != state.spec.partitions:
-                raise broker_clients.TopicProblem(problem)
+                raise broker_errors.TopicProblem(problem)
             log.warning("%s", problem)
 
 

@@ -142,6 +142,23 @@ def read_before(stream: list[Mapping[str, Any]], month: str) -> list[Mapping[str
     return out
 
 
+# What the payment system reads: the payment instructions (lifecert/pipeline/topics.toml,
+# topic lifecert.payment-instructions, "what the payment system consumes"). HomeVisitDue is a
+# task (lifecert.tasks) and FraudSuspected an alert (lifecert.alerts): another reader's
+# topics, so they do not hold back what the payment system reads (``read_before``).
+PAYMENT_INSTRUCTIONS = frozenset(
+    {
+        "PaymentHoldPlaced",
+        "PaymentHoldReleased",
+        "PaymentTerminated",
+        "OverpaymentDetected",
+        "PaymentReinstated",
+        "OverpaymentCancelled",
+        "PaymentEstateSettled",
+    }
+)
+
+
 def simulate(
     instructions: Iterable[Mapping[str, Any]],
     pension_start_months: Mapping[str, str],
@@ -150,7 +167,8 @@ def simulate(
     """Each retiree's payments and recoveries by the end of ``horizon``."""
     by_retiree: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for ins in instructions:
-        by_retiree[ins["retiree_id"]].append(ins)
+        if ins["type"] in PAYMENT_INSTRUCTIONS:
+            by_retiree[ins["retiree_id"]].append(ins)
     paid: dict[str, Paid] = {}
     for rid, first in pension_start_months.items():
         mine = by_retiree.get(rid, [])

@@ -85,9 +85,12 @@ class ProvinceClient:
                 return self._once(method, path, body, headers or {})
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
+                # a TLS server that drops the idle connection without close_notify shows
+                # as SSLEOFError on the next request (seen with the SSF simulator's 60 s
+                # keep-alive timeout)
                 if attempt == 1 and reused and isinstance(
                         exc, http.client.RemoteDisconnected | ConnectionResetError
-                        | BrokenPipeError):
+                        | BrokenPipeError | ssl.SSLEOFError):
                     continue
                 raise PartnerUnavailable(
                     f"{method} {self.base}{path.split('?')[0]}: {_describe(exc)}") from None

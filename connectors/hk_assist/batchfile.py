@@ -133,7 +133,7 @@ _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{
 _ID_CARD = r"(?:[0-9]{17}[0-9Xx]|[0-9]{15}|[A-Z]{1,2}[0-9]{6}(?:\([0-9A]\)|[0-9A]))"
 _CITIZEN_ID_RE = re.compile(rf"(?<![0-9A-Za-z]){_ID_CARD}(?![0-9A-Za-z])")
 _MAX_NAME = 50
-_FIX = "correct the line and send it again in a new batch"
+FIX = "correct the line and send it again in a new batch"
 
 
 def file_name(batch_id: str) -> str:
@@ -220,7 +220,7 @@ class LineRejected(Exception):
         where = f"line {line}"
         if column is not None:
             where += f", field {column} ({dict(COLUMNS)[column]})"
-        self.reason = f"{where}: {problem}; {_FIX}"
+        self.reason = f"{where}: {problem}; {FIX}"
         super().__init__(self.reason)
 
 

@@ -435,7 +435,7 @@ def _why_missing(where: Where, positions: Mapping[int, int] | None,
 def reconcile(bootstrap: str, topics: Any, ledger_dsn: str, *, timeout: float = 120.0,
               dead_letters: bool = True) -> Report:
     """Read the ledger, then the topic (and its dead letters), and compare.
-    Raises psycopg2.Error or broker_clients.KafkaUnavailable / broker_clients.TopicProblem
+    Raises psycopg2.Error or broker_errors.KafkaUnavailable / broker_errors.TopicProblem
     when one is not there."""
     ledger = _read_ledger(ledger_dsn)
     topic = topics["payment_instructions"].name

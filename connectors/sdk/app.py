@@ -17,7 +17,7 @@ from connectors.sdk.config_file import ConnectorsConfig, InstanceConfig
 from connectors.sdk.metrics import ConnectorMetrics, serve
 from connectors.sdk.runner import runner_for
 from lifecert.endpoints import kafka_bootstrap
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import TopicLayout, layout
 
 log = logging.getLogger("lifecert.connectors")
@@ -76,7 +76,7 @@ def check(built: Built) -> list[str]:
         for state in states:
             if state.spec.role in roles:
                 problems += state.problems
-    except broker_clients.KafkaUnavailable as exc:
+    except broker_errors.KafkaUnavailable as exc:
         problems.append(str(exc))
     problems += built.connector._check()
     return problems

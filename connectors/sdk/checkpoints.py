@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from connectors.sdk.base import Position
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 
 
 class CheckpointStore:
@@ -23,7 +23,7 @@ class CheckpointStore:
 
     def load(self, instance: str) -> Position | None:
         """The last committed position of ``instance`` (``None``: never committed).
-        Raises :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable`."""
+        Raises :class:`~lifecert.pipeline.broker_errors.KafkaUnavailable`."""
         key = instance.encode("utf-8")
         position: Position | None = None
         consumer = broker_clients.consumer(self.bootstrap)
@@ -50,7 +50,7 @@ class CheckpointStore:
             )
             future.get(timeout=timeout)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
+            raise broker_errors.KafkaUnavailable(
                 f"cannot commit the checkpoint of {instance} to {self.topic}: "
-                f"{broker_clients.describe_error(exc)}"
+                f"{broker_errors.describe_error(exc)}"
             ) from exc

@@ -77,14 +77,28 @@ class Heartbeat:
         self.clock = clock
         self.now = now
         self.schedule = Schedule()
+        # The last heartbeat sent and when (clock), until the broker acknowledges it.
+        self._pending: tuple[Any, float] | None = None
+
+    def undelivered_for(self) -> float:
+        """Seconds the last heartbeat sent has waited for the broker's acknowledgement (0
+        once acknowledged or failed). A heartbeat is tiny: one unacknowledged for long
+        means the broker is unreachable or the topic is gone."""
+        if self._pending is None:
+            return 0.0
+        future, sent_at = self._pending
+        if future.is_done:
+            self._pending = None
+            return 0.0
+        return self.clock() - sent_at
 
     def beat(self, lag: int | None) -> bool:
         """Send the heartbeat if it is due; whether one was sent."""
         if not self.schedule.due(lag, self.clock()):
             return False
         try:
-            self.producer.send(self.topic, key=self.key,
-                               value=heartbeat_value(self.kind, lag, self.now()))
+            future = self.producer.send(self.topic, key=self.key,
+                                        value=heartbeat_value(self.kind, lag, self.now()))
         except KafkaError as exc:
             self.schedule.failed(self.clock())
             self.log.warning(
@@ -93,4 +107,6 @@ class Heartbeat:
                 "Trying again in %.0f s", self.topic, type(exc).__name__, PAUSE_S)
             return False
         self.schedule.sent(lag, self.clock())
+        if self._pending is None:
+            self._pending = (future, self.clock())
         return True

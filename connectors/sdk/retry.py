@@ -12,12 +12,17 @@ from typing import TypeVar
 
 from connectors.sdk.errors import PartnerUnavailable
 from lifecert.datakeys import KeyStoreError
-from lifecert.pipeline.broker_clients import KafkaUnavailable
+from lifecert.pipeline.broker_errors import KafkaUnavailable
 
 T = TypeVar("T")
 # What is worth retrying: the partner, the broker or the key store being away for a while.
 TRANSIENT: tuple[type[BaseException], ...] = (PartnerUnavailable, KafkaUnavailable,
                                               KeyStoreError)
+
+
+# A wait to retry is cut in slices this long, for on_wait (e.g. to let go of a stuck broker
+# connection while the partner is away).
+WAIT_SLICE_S = 1.0
 
 
 class Stopped(Exception):
@@ -48,9 +53,11 @@ def retrying(
     stop: threading.Event,
     log: logging.Logger,
     on_retry: Callable[[BaseException], None] = lambda _exc: None,
+    on_wait: Callable[[], None] = lambda: None,
 ) -> T:
     """``step()``, retried on a transient failure until it succeeds; raises
-    :class:`Stopped` if ``stop`` is set meanwhile. Other exceptions pass through."""
+    :class:`Stopped` if ``stop`` is set meanwhile. Other exceptions pass through.
+    ``on_wait`` is called about every :data:`WAIT_SLICE_S` seconds of a wait to retry."""
     backoff.reset()
     failing_since: float | None = None
     while True:
@@ -63,8 +70,11 @@ def retrying(
             failing_since = failing_since or now
             log.warning("%s failed (%s); retry %d in %.1f s (failing for %.0f s)",
                         what, exc, backoff.attempt, delay, now - failing_since)
-            if stop.wait(delay):
-                raise Stopped from exc
+            deadline = time.monotonic() + delay
+            while (left := deadline - time.monotonic()) > 0:
+                if stop.wait(min(left, WAIT_SLICE_S)):
+                    raise Stopped from exc
+                on_wait()
             continue
         if failing_since is not None:
             log.warning("%s recovered after %d retries", what, backoff.attempt)

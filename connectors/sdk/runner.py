@@ -50,7 +50,7 @@ from lifecert.events.interchange import MalformedEvent
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.events.typed import parse_typed
 from lifecert.events.types import TypedEvent
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import (
     CONNECTOR_CHECKPOINTS,
     CONNECTOR_STATUS,
@@ -61,6 +61,16 @@ from lifecert.pipeline.topics import (
 # A dead letter keeps at most this much of the raw record (a Kafka record stays < 1 MiB).
 MAX_RAW = 256 * 1024
 LAG_EVERY_S = 5.0
+# A record the broker has not acknowledged for this long (a heartbeat), or a batch not
+# acknowledged within it: the broker is unreachable, or the record's topic is gone. The
+# producer is then closed, dropping what it holds, and made again after a backoff: while a
+# kafka-python producer holds a record it cannot deliver (its topic deleted under it, its
+# broker replaced) its sender thread spins (70% of a core, seen for 45 minutes).
+STUCK_S = 10.0
+# How long a send may wait for its topic's metadata. kafka-python's wait for the metadata of
+# a topic that does not exist is busy too (about 16 metadata requests a second, and the
+# wake-ups between them), so it is kept short; the backoff between attempts is not.
+METADATA_WAIT_S = 3.0
 
 
 def stage_of(instance: str) -> str:
@@ -115,6 +125,10 @@ class _Runner:
         self.checkpoints: CheckpointStore | None = None
         self.heartbeat: Heartbeat | None = None
         self._open = False
+        # After the producer was dropped (broker unreachable): failures in a row, and the
+        # monotonic time before which it is not made again.
+        self._kafka_failures = 0
+        self._reconnect_at = 0.0
         self._dead_topic = layout[DEAD_LETTERS].name
 
     # Whether a dead letter's raw record is sealed (see _dead_letter): a source's comes
@@ -134,7 +148,12 @@ class _Runner:
 
     def _retry(self, step: Callable[[], Any], what: str) -> Any:
         return retrying(step, what, backoff=self.backoff, stop=self.stop, log=self.log,
-                        on_retry=lambda _exc: self.metrics.retries.inc())
+                        on_retry=self._on_retry, on_wait=self._check_kafka)
+
+    def _on_retry(self, exc: BaseException) -> None:
+        self.metrics.retries.inc()
+        if isinstance(exc, broker_errors.KafkaUnavailable):
+            self._drop_kafka(str(exc))
 
     def _partner(self, call: Callable[[], Any]) -> Any:
         """``call()`` against the partner, opening the connection first; a transient
@@ -157,38 +176,92 @@ class _Runner:
                 self.log.debug("closing the partner connection failed", exc_info=True)
 
     def _connect_kafka(self) -> None:
-        def connect() -> None:
-            self.producer = broker_clients.producer(self.bootstrap)
+        self._retry(self._open_kafka, "connecting to the broker")
+
+    def _open_kafka(self) -> CheckpointStore:
+        """The producer (with the checkpoints and heartbeats that use it), made unless it
+        is open; not before the backoff after it was dropped. Raises KafkaUnavailable."""
+        if self.producer is None:
+            wait = self._reconnect_at - time.monotonic()
+            if wait > 0:
+                raise broker_errors.KafkaUnavailable(
+                    f"the broker at {self.bootstrap} was unreachable; connecting again in "
+                    f"{wait:.1f} s")
+            self.producer = broker_clients.producer(
+                self.bootstrap, max_block_ms=int(METADATA_WAIT_S * 1000))
             self.checkpoints = CheckpointStore(
                 self.bootstrap, self.layout[CONNECTOR_CHECKPOINTS].name, self.producer
             )
             self.heartbeat = Heartbeat(self.producer, self.layout[CONNECTOR_STATUS].name,
                                        self.name, self.kind, log=self.log,
                                        clock=time.monotonic, now=self.now)
+        assert self.checkpoints is not None
+        return self.checkpoints
 
-        self._retry(connect, "connecting to the broker")
+    def _drop_kafka(self, reason: str) -> None:
+        """Close the producer at once, dropping the records it holds (a source reads its
+        batch again from the checkpoint, with the same event ids; a heartbeat is not
+        missed), and make it again no sooner than a backoff doubling up to retry_max."""
+        if self.producer is None:
+            return
+        runner = self.instance.runner
+        delay = min(runner.retry_max, runner.retry_initial * 2 ** self._kafka_failures)
+        self._kafka_failures += 1
+        self._reconnect_at = time.monotonic() + delay
+        self.log.warning(
+            "the Kafka broker at %s is unreachable or lost a topic (%s): closed the producer "
+            "and dropped the records it held; connecting again in %.1f s (failure %d in a "
+            "row)", self.bootstrap, reason, delay, self._kafka_failures)
+        producer, self.producer = self.producer, None
+        self.checkpoints = None
+        self.heartbeat = None
+        try:
+            broker_clients.close_now(producer)
+        except Exception:  # closing a broken producer may fail too
+            self.log.debug("closing the producer failed", exc_info=True)
+
+    def _kafka_ok(self) -> None:
+        """The broker acknowledged what was sent: the backoff starts again from its first
+        step (a producer that connects but cannot deliver does not reset it)."""
+        if self._kafka_failures:
+            self.log.warning("the broker at %s acknowledges again", self.bootstrap)
+            self._kafka_failures = 0
+
+    def _check_kafka(self) -> None:
+        """Drop the producer when its last heartbeat has waited STUCK_S for the broker."""
+        if self.heartbeat is not None:
+            waited = self.heartbeat.undelivered_for()
+            if waited > STUCK_S:
+                self._drop_kafka(f"a heartbeat to {self.heartbeat.topic} unacknowledged for "
+                                 f"{waited:.0f} s")
 
     def _report_lag(self, lag: int | None) -> None:
         """The lag just measured: into the metrics and the heartbeat (connector_status)."""
         if lag is not None:
             self.metrics.lag.set(lag)
+        try:
+            self._open_kafka()
+        except broker_errors.KafkaUnavailable:
+            return  # no heartbeat while the broker is away; the dashboard shows it stale
         if self.heartbeat is not None:
             self.heartbeat.beat(lag)
 
     def _send_all(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """Send ``(topic, key, value)`` records and wait until the broker acknowledged
         every one; a failure raises KafkaUnavailable (the caller retries the batch)."""
+        self._open_kafka()
         assert self.producer is not None
         futures = []
         try:
             for topic, key, value in records:
                 futures.append(self.producer.send(topic, key=key, value=value))
-            self.producer.flush(timeout=60)
+            self.producer.flush(timeout=STUCK_S)
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
-                f"publishing failed: {broker_clients.describe_error(exc)}") from exc
+            raise broker_errors.KafkaUnavailable(
+                f"publishing failed: {broker_errors.describe_error(exc)}") from exc
+        self._kafka_ok()
 
     def _dead_letter(
         self, id_key: str, reason: str, *, key: bytes | None, raw: bytes,
@@ -236,14 +309,14 @@ class SourceRunner(_Runner):
         """Run until ``stop`` is set (returns) or a connector bug raises."""
         try:
             self._connect_kafka()
-            assert self.checkpoints is not None
-            checkpoints = self.checkpoints
-            position = self._retry(lambda: checkpoints.load(self.name), "reading the checkpoint")
+            position = self._retry(lambda: self._open_kafka().load(self.name),
+                                   "reading the checkpoint")
             self.log.info("%s (%s) starting from %s", self.name, self.kind,
                           "the beginning" if position is None else json.dumps(position))
             idle = self.connector.idle_interval or self.instance.runner.idle_interval
             last_lag = 0.0
             while not self.stop.is_set():
+                self._check_kafka()
                 poll = partial(self.connector._poll, position, self.instance.runner.batch_size)
                 records = self._retry(partial(self._partner, poll), "polling the partner")
                 if time.monotonic() - last_lag > LAG_EVERY_S or not records:
@@ -319,9 +392,7 @@ class SourceRunner(_Runner):
         self._retry(lambda: self._send_all(outgoing), "publishing a batch")
         self.metrics.published.inc(published)
         position = records[-1].position
-        assert self.checkpoints is not None
-        checkpoints = self.checkpoints
-        self._retry(lambda: checkpoints.commit(self.name, self.kind, position),
+        self._retry(lambda: self._open_kafka().commit(self.name, self.kind, position),
                     "committing the checkpoint")
         self.metrics.committed()
         self._retry(lambda: self._partner(
@@ -345,6 +416,7 @@ class SinkRunner(_Runner):
             consumer = self._retry(lambda: self._assign(topics), "assigning the topics")
             last_lag = 0.0
             while not self.stop.is_set():
+                self._check_kafka()
                 polled = self._retry(lambda: self._poll(consumer), "reading the topics")
                 if time.monotonic() - last_lag > LAG_EVERY_S or not polled:
                     last_lag = time.monotonic()
@@ -366,8 +438,7 @@ class SinkRunner(_Runner):
         consumer.assign(tps)
         stored = self._partner(self.connector._stored_offsets)
         if stored is None:
-            assert self.checkpoints is not None
-            saved = self.checkpoints.load(self.name) or {}
+            saved = self._open_kafka().load(self.name) or {}
             stored = {tuple(k.rsplit(":", 1)): v for k, v in saved.items()}
             stored = {(t, int(p)): v for (t, p), v in stored.items()}
             self._exactly_once = False
@@ -388,8 +459,8 @@ class SinkRunner(_Runner):
                 timeout_ms=int(self.instance.runner.idle_interval * 1000),
                 max_records=self.instance.runner.batch_size)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
-                f"cannot read: {broker_clients.describe_error(exc)}") from exc
+            raise broker_errors.KafkaUnavailable(
+                f"cannot read: {broker_errors.describe_error(exc)}") from exc
         records = [r for batch in batches.values() for r in batch]
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
@@ -441,9 +512,8 @@ class SinkRunner(_Runner):
         for r in polled:
             self._offsets[_offset_key(r.topic, r.partition)] = r.offset + 1
         if not self._exactly_once:
-            assert self.checkpoints is not None
-            checkpoints, offsets = self.checkpoints, dict(self._offsets)
-            self._retry(lambda: checkpoints.commit(self.name, self.kind, offsets),
+            offsets = dict(self._offsets)
+            self._retry(lambda: self._open_kafka().commit(self.name, self.kind, offsets),
                         "committing the checkpoint")
         self.metrics.committed()
 

@@ -36,6 +36,12 @@ per retiree (~620 MB resident for 1,000,000 retirees, ~2.4 million lines, ~820 M
 
 Internal time is integer seconds since 2017-01-01T00:00 Asia/Shanghai (UTC+8, no DST);
 ``day`` numbers count local days from 2017-01-01 (day 0).
+
+Every event is built as its typed class (:mod:`lifecert.events.types`, generated from the
+``.avsc`` schemas: a field it lacks or does not have fails at once, mypy checks the values)
+and written by one function, :func:`_line`. A time is written in the offset of its value
+(UTC, +08:00, a consulate's), UTC as ``Z`` or, when its value's zone is
+:data:`PLUS_ZERO`, as ``+00:00``: the spellings partners use, drawn by the generator.
 """
 
 from __future__ import annotations
@@ -46,10 +52,28 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import count
-from operator import itemgetter
-from typing import BinaryIO
+from operator import attrgetter, itemgetter
+from typing import BinaryIO, cast
+
+import msgspec
+
+from lifecert.events.record import EventRecord
+from lifecert.events.types import (
+    CertificationDocumentsReceived,
+    CertificationRecorded,
+    CertificationRevoked,
+    Channel,
+    DeathRecorded,
+    DeathReportRetracted,
+    District,
+    PensionAmountChanged,
+    Residence,
+    RetireeEnrolled,
+    RevocationReason,
+    Scheme,
+)
 
 __all__ = [
     "CHANNELS",
@@ -85,12 +109,7 @@ HORIZON_DAY = _day(date(2018, 1, 1))  # events recorded from here on are not in 
 _LATE_LAST_DAY = _day(date(2017, 12, 20))
 _BUCKETS = _day(date(2018, 2, 1))  # log-order buckets; later keys go to the last one
 
-_DAYS: list[str] = [
-    (_EPOCH + timedelta(days=d)).isoformat() for d in range(_FIRST_DAY, _LAST_DAY)
-]
-_HMS: list[str] = [
-    f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
-]
+_DATES: list[date] = [_EPOCH + timedelta(days=d) for d in range(_FIRST_DAY, _LAST_DAY)]
 
 # 2017 mainland public holidays and the weekend days worked in exchange (State Council).
 _HOLIDAYS = {
@@ -146,7 +165,7 @@ _NEXT_MONTH_START: list[int] = _next_month_start_table()  # index day - _FIRST_D
 # Vocabulary
 # --------------------------------------------------------------------------------------
 
-CHANNELS: tuple[str, ...] = (
+CHANNELS: tuple[Channel, ...] = (
     "FACE_APP",
     "FACE_COUNTER",
     "COUNTER",
@@ -174,14 +193,15 @@ CHANNELS: tuple[str, ...] = (
     _BATCH,
     _HOME_VISIT,
 ) = range(len(CHANNELS))
-_CH_INDEX = {name: k for k, name in enumerate(CHANNELS)}
+_CH_INDEX: dict[str, int] = {name: k for k, name in enumerate(CHANNELS)}
 _PAPER = frozenset({_ASSISTED, _ASSISTING, _CONSULATE, _HK})
 _CERT_PREFIX = ("FAPP", "FCTR", "CTR", "GDXR", "MOHRSS", "AOFF", "FORM1", "FORM2", "HKA",
                 "MOSSF", "BATCH", "HV")
 
-_SCHEMES = ("URBAN_EMPLOYEE", "URBAN_RURAL_RESIDENT", "GOV_INSTITUTION")
-_RESIDENCES = ("FOSHAN", "GUANGDONG", "OTHER_PROVINCE", "HONG_KONG", "MACAU", "ABROAD")
-_DISTRICTS = ("CHANCHENG", "NANHAI", "SHUNDE", "GAOMING", "SANSHUI")
+_SCHEMES: tuple[Scheme, ...] = ("URBAN_EMPLOYEE", "URBAN_RURAL_RESIDENT", "GOV_INSTITUTION")
+_RESIDENCES: tuple[Residence, ...] = ("FOSHAN", "GUANGDONG", "OTHER_PROVINCE", "HONG_KONG",
+                                      "MACAU", "ABROAD")
+_DISTRICTS: tuple[District, ...] = ("CHANCHENG", "NANHAI", "SHUNDE", "GAOMING", "SANSHUI")
 
 _GD_CITIES = ("GUANGZHOU", "SHENZHEN", "ZHUHAI", "SHANTOU", "SHAOGUAN", "HEYUAN", "MEIZHOU",
               "HUIZHOU", "SHANWEI", "DONGGUAN", "ZHONGSHAN", "JIANGMEN", "YANGJIANG",
@@ -203,7 +223,7 @@ _POSTS: dict[str, tuple[tuple[str, int], ...]] = {
     "TH": (("BKK", 7),),
 }
 _ASSISTING_KINDS = ("POLICE", "STREET", "COMMUNITY")
-_REVOCATION_REASONS = ("FRAUD", "MISATTRIBUTED", "ENTERED_IN_ERROR")
+_REVOCATION_REASONS: tuple[RevocationReason, ...] = ("FRAUD", "MISATTRIBUTED", "ENTERED_IN_ERROR")
 _RETRACTION_REASONS = (
     "hukou of a namesake cancelled in error",
     "the retiree came to the counter in person",
@@ -341,7 +361,7 @@ class CampaignProfile:
             raise ValueError("need 18 <= age_min <= age_mode <= age_max <= 115")
         if self.unit_mean_size < 1:
             raise ValueError("unit_mean_size must be at least 1")
-        known = {
+        known: dict[str, set[str]] = {
             "scheme_weights": set(_SCHEMES),
             "residence_weights": set(_RESIDENCES),
             "district_weights": set(_DISTRICTS),
@@ -349,7 +369,7 @@ class CampaignProfile:
         }
         for f in fields(self):
             if f.name.endswith("channel_weights"):
-                known[f.name] = set(CHANNELS) - {"EMPLOYER_BATCH"}
+                known[f.name] = {str(c) for c in CHANNELS} - {"EMPLOYER_BATCH"}
         for name, allowed in known.items():
             bad = [k for k, _ in getattr(self, name) if k not in allowed]
             if bad:
@@ -458,8 +478,8 @@ _FEATURES = ("redelivered", "late_arrival", "unknown_retiree", "exempt", "cadre"
              "retracted_death")
 
 # A planned certification: (channel, performed, recorded, agency, source agency, the
-# performed_at text when it is not written by ``ts``).
-_Cert = tuple[int, int, int, str, str, str | None]
+# performed_at value when it is not drawn by ``ts``).
+_Cert = tuple[int, int, int, str, str, datetime | None]
 
 
 _ENROLL_SLOT = 30_600  # seconds of a migration day (09:00-17:30)
@@ -469,24 +489,73 @@ _MARCH_1 = _day(date(2017, 3, 1))
 _LAST_BUCKET = _BUCKETS - 1
 _N_SURNAMES = len(_SURNAMES)
 _N_GIVEN = len(_GIVEN)
-# A district or country as a JSON value.
-_JSON_TEXT: dict[str | None, str] = {
-    None: "null",
-    **{v: f'"{v}"' for v in (*_DISTRICTS, "HK", "MO", *_POSTS)},
-}
 _recorded = itemgetter(0)  # the sort key of a bucket's (recorded time, line)
 
+# The zones a time is written in. UTC is written "Z", or "+00:00" when its value's zone is
+# PLUS_ZERO (equal to UTC: the instant is the same, only the spelling differs).
+PLUS_ZERO = timezone(timedelta(0), "+00:00")
+SHANGHAI = timezone(timedelta(hours=8))
+_POST_ZONES = {hours: timezone(timedelta(hours=hours))
+               for posts in _POSTS.values() for _, hours in posts}
+_T0 = int(datetime(2017, 1, 1, tzinfo=SHANGHAI).timestamp())  # local-seconds 0, POSIX
+_at = datetime.fromtimestamp
 
-def _local_ts(t: int) -> str:
-    """A JSON string for local-seconds ``t`` in +08:00 (the corrections write no other)."""
-    return f'"{_DAYS[t // _DAY - _FIRST_DAY]}T{_HMS[t % _DAY]}+08:00"'
+
+def _local_ts(t: int) -> datetime:
+    """Local-seconds ``t`` in +08:00 (the corrections write no other)."""
+    return _at(_T0 + t, SHANGHAI)
 
 
-def _offset_ts(t: int, hours: int) -> str:
-    """A JSON string for local-seconds ``t`` in the offset of ``hours`` (a consulate's)."""
-    u = t - _SHANGHAI + hours * _HOUR
-    sign = "-" if hours < 0 else "+"
-    return f'"{_DAYS[u // _DAY - _FIRST_DAY]}T{_HMS[u % _DAY]}{sign}{abs(hours):02d}:00"'
+def _offset_ts(t: int, hours: int) -> datetime:
+    """Local-seconds ``t`` in the offset of ``hours`` (a consulate's)."""
+    return _at(_T0 + t, _POST_ZONES[hours])
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+# Fields the campaign does not write when they are null (its forms come from before the
+# mailroom and rule 11): absent from the line, as partners of the time sent them.
+_LEFT_OUT_WHEN_NULL: dict[type[EventRecord], tuple[str, ...]] = {
+    CertificationDocumentsReceived: ("agency_id", "form_number", "postmarked_on",
+                                     "scan_sha256"),
+}
+
+
+# How a class is written: the texts of its null fields left out; per time field, the text
+# opening its value and the reader of the value.
+_WrittenAs = tuple[tuple[str, ...], tuple[tuple[str, Callable[[EventRecord], datetime]], ...]]
+
+
+def _written_as(cls: type[EventRecord]) -> _WrittenAs:
+    """For one event class: the texts of the null fields the campaign leaves out, and for
+    each time field, the text that opens its value and how to read it."""
+    times = tuple((f'"{f.name}":"', attrgetter(f.name))
+                  for f in msgspec.structs.fields(cls) if f.type is datetime)
+    left_out = _LEFT_OUT_WHEN_NULL.get(cls, ())
+    return tuple(f',"{name}":null' for name in left_out), times
+
+
+_WRITTEN_AS: dict[type[EventRecord], _WrittenAs] = {
+    cls: _written_as(cls) for cls in (
+    RetireeEnrolled, PensionAmountChanged, CertificationRecorded,
+        CertificationDocumentsReceived, DeathRecorded, CertificationRevoked,
+        DeathReportRetracted)}
+
+
+def _line(event: EventRecord) -> str:
+    """The interchange line of ``event``: its JSON object (``type`` first, the fields in
+    their schema's order, dates and times in ISO 8601), each time in the offset of its
+    value, UTC as ``Z`` or, for a value in :data:`PLUS_ZERO`, as ``+00:00``."""
+    text = _encode(event).decode()
+    nulls, times = _WRITTEN_AS[type(event)]
+    for null in nulls:
+        text = text.replace(null, "", 1)
+    for opening, value_of in times:
+        if value_of(event).tzinfo is PLUS_ZERO:  # written "...Z" by the encoder
+            z = text.index('Z"', text.index(opening) + len(opening))
+            text = f"{text[:z]}+00:00{text[z + 1:]}"
+    return text + "\n"
 
 
 class _Retiree:
@@ -498,17 +567,17 @@ class _Retiree:
         "unit",
     )
     rid: str
-    scheme: str
+    scheme: Scheme
     cadre: bool
     gov: bool
-    residence: str
-    district: str | None
+    residence: Residence
+    district: District | None
     country: str | None
     place: str
     birth: date
     elderly: bool
     disabled: bool
-    pension_start: str
+    pension_start: date
     amount: int
     unit: int
     name: str
@@ -530,7 +599,7 @@ class _Campaign:
         "enroll_total", "feat", "flushed", "getrandbits", "late_rate", "n_units",
         "near_midnight", "p", "raise_days", "raise_factor", "rand", "redeliver_to",
         "residence_pick", "retirees", "scheme_pick", "st", "t_enroll_now",
-        "unit_json", "unit_kind", "unit_names", "unit_upload", "unknown_count", "window_table",
+        "unit_kind", "unit_names", "unit_upload", "unknown_count", "window_table",
         "z_rate", "zo_rate",
     )
 
@@ -608,7 +677,6 @@ class _Campaign:
                      / sum(w for _, w in p.scheme_weights) + p.cadre_rate * 0.8)
         n_units = self.n_units = max(1, round(self.retirees * gov_share / p.unit_mean_size))
         self.unit_names = [f"UNIT-{u + 1:04d}" for u in range(n_units)]
-        self.unit_json = [f'"{name}"' for name in self.unit_names]
         upload: list[int] = []
         kind: list[int] = []  # 0 in the window, 1 deadline evening, 2 late
         self.unit_upload, self.unit_kind = upload, kind
@@ -677,20 +745,19 @@ class _Campaign:
 
     # ---- how times and ids are written -----------------------------------------------
 
-    def ts(self, t: int) -> str:
-        """A JSON string for local-seconds ``t``, in UTC or +08:00."""
+    def ts(self, t: int) -> datetime:
+        """Local-seconds ``t`` as partners write it: in UTC (``Z`` or ``+00:00``) or in
+        +08:00."""
         s = t % _DAY
         if s < 1800 or s >= 84600:
             self.near_midnight += 1
         rand = self.rand
         r = rand()
         if r < self.z_rate:
-            u = t - _SHANGHAI
-            return f'"{_DAYS[u // _DAY - _FIRST_DAY]}T{_HMS[u % _DAY]}Z"'
+            return _at(_T0 + t, UTC)
         if r < self.zo_rate:
-            u = t - _SHANGHAI
-            return f'"{_DAYS[u // _DAY - _FIRST_DAY]}T{_HMS[u % _DAY]}+00:00"'
-        return f'"{_DAYS[t // _DAY - _FIRST_DAY]}T{_HMS[s]}+08:00"'
+            return _at(_T0 + t, PLUS_ZERO)
+        return _at(_T0 + t, SHANGHAI)
 
     def event_id(self) -> str:
         getrandbits = self.getrandbits
@@ -753,8 +820,9 @@ class _Campaign:
             raise AssertionError("generator bug: event for a day already written")
         self.buckets[b].append((key, body))
 
-    def emit(self, rec: int, body: str, kind: str) -> None:
+    def emit(self, rec: int, event: EventRecord) -> None:
         """An event recorded at ``rec``: some arrive late, some are delivered twice."""
+        body, kind = _line(event), type(event).__name__
         by_type = self.by_type
         by_type[kind] += 1
         rand = self.rand
@@ -769,9 +837,9 @@ class _Campaign:
             by_type[kind] += 1
             self.push(rec + self.log_uniform(30, 3 * _DAY), body)
 
-    def cemit(self, rec: int, body: str, kind: str) -> None:
-        self.by_type[kind] += 1
-        self.push(rec, body)
+    def cemit(self, rec: int, event: EventRecord) -> None:
+        self.by_type[type(event).__name__] += 1
+        self.push(rec, _line(event))
 
     def flush(self, upto: int) -> Iterator[str]:
         upto = min(upto, _BUCKETS)
@@ -794,7 +862,7 @@ class _Campaign:
         p, rand = self.p, self.rand
         r = _Retiree()
         r.rid = f"FS{(i * _ID_MULTIPLIER + _ID_OFFSET) % _ID_SPACE:09d}"
-        scheme = r.scheme = self.pick(self.scheme_pick)
+        scheme = r.scheme = cast(Scheme, self.pick(self.scheme_pick))
         cadre = r.cadre = scheme != "URBAN_RURAL_RESIDENT" and rand() < p.cadre_rate
         gov = r.gov = cadre or scheme == "GOV_INSTITUTION"
         self.draw_residence(r)
@@ -818,11 +886,11 @@ class _Campaign:
 
     def draw_residence(self, r: _Retiree) -> None:
         rand = self.rand
-        residence = r.residence = self.pick(self.residence_pick)
+        residence = r.residence = cast(Residence, self.pick(self.residence_pick))
         r.district = r.country = None
         r.place = ""
         if residence == "FOSHAN":
-            r.district = self.pick(self.district_pick)
+            r.district = cast(District, self.pick(self.district_pick))
         elif residence == "GUANGDONG":
             r.place = _GD_CITIES[int(rand() * len(_GD_CITIES))]
         elif residence == "OTHER_PROVINCE":
@@ -845,7 +913,7 @@ class _Campaign:
         r.birth = date.fromordinal(birth_ord)
         r.elderly = birth_ord <= _BIRTH_80
 
-    def pension_start(self, birth: date, female: bool, gov: bool) -> str:
+    def pension_start(self, birth: date, female: bool, gov: bool) -> date:
         """The first month of the pension (during 2017 for the exempt)."""
         rand = self.rand
         if rand() < self.p.exempt_rate:
@@ -858,7 +926,7 @@ class _Campaign:
                 start_year += 1
             if start_year >= 2017:
                 start_year, start_month = 2015 + int(rand() * 2), 1 + int(rand() * 12)
-        return f"{start_year:04d}-{start_month:02d}-01"
+        return date(start_year, start_month, 1)
 
     def enroll(self, r: _Retiree, i: int) -> None:
         """RetireeEnrolled, recorded by the migration in retiree order (a few twice)."""
@@ -866,24 +934,23 @@ class _Campaign:
         pos = int((i + rand()) * self.enroll_total / self.retirees)
         k, s = divmod(pos, _ENROLL_SLOT)
         t_enroll = r.t_enroll = self.enroll_days[k] * _DAY + 32_400 + s
-        enrolled = (
-            f'"source_agency":"FS-SIB-{district or "CITY"}","retiree_id":"{r.rid}",'
-            f'"name":"{r.name}","birth_date":"{r.birth.isoformat()}","scheme":"{r.scheme}",'
-            f'"category":"{"CADRE_RETIREE" if r.cadre else "REGULAR"}",'
-            f'"residence":"{r.residence}",'
-            f'"district":{_JSON_TEXT[district]},"country":{_JSON_TEXT[r.country]},'
-            f'"pension_start":"{r.pension_start}","monthly_amount_fen":{r.amount},'
-            f'"disabled":{"true" if r.disabled else "false"},'
-            f'"managing_unit":{self.unit_json[r.unit] if r.gov else "null"}}}\n')
         self.t_enroll_now = t_enroll
-        self.emit(t_enroll, f'{{"type":"RetireeEnrolled","event_id":"{self.event_id()}",'
-                            f'"recorded_at":{self.ts(t_enroll)},{enrolled}', "RetireeEnrolled")
+        enrolled = RetireeEnrolled(
+            event_id=self.event_id(), recorded_at=self.ts(t_enroll),
+            source_agency=f"FS-SIB-{district or 'CITY'}", retiree_id=r.rid, name=r.name,
+            birth_date=r.birth, scheme=r.scheme,
+            category="CADRE_RETIREE" if r.cadre else "REGULAR", residence=r.residence,
+            district=district, country=r.country, pension_start=r.pension_start,
+            monthly_amount_fen=r.amount, disabled=r.disabled,
+            managing_unit=self.unit_names[r.unit] if r.gov else None)
+        self.emit(t_enroll, enrolled)
         if rand() < self.p.reenrollment_rate:
             t2 = t_enroll + self.log_uniform(_HOUR, 20 * _DAY)
             if t2 < WINDOW_OPEN_DAY * _DAY:
                 self.feat["reenrolled"] += 1
-                self.emit(t2, f'{{"type":"RetireeEnrolled","event_id":"{self.event_id()}",'
-                              f'"recorded_at":{self.ts(t2)},{enrolled}', "RetireeEnrolled")
+                event_id = self.event_id()
+                self.emit(t2, msgspec.structs.replace(enrolled, event_id=event_id,
+                                                      recorded_at=self.ts(t2)))
 
     # ---- what happens to them --------------------------------------------------------
 
@@ -1039,21 +1106,18 @@ class _Campaign:
             source_text, agency = "MACAU_SSF", "MO-FSS"
         else:
             source_text, agency = "FAMILY_REPORT", "FS-SIB-CITY"
-        ddate = _DAYS[death_day - _FIRST_DAY]
-        self.emit(death_rec, f'{{"type":"DeathRecorded","event_id":"{self.event_id()}",'
-                             f'"recorded_at":{self.ts(death_rec)},"source_agency":"{agency}",'
-                             f'"retiree_id":"{rid}","date_of_death":"{ddate}",'
-                             f'"source":"{source_text}"}}\n', "DeathRecorded")
+        self.emit(death_rec, DeathRecorded(
+            event_id=self.event_id(), recorded_at=self.ts(death_rec), source_agency=agency,
+            retiree_id=rid, date_of_death=_DATES[death_day - _FIRST_DAY], source=source_text))
         if rand() < self.p.second_death_report_rate:
             rec2 = death_rec + self.log_uniform(_DAY, 60 * _DAY)
             if rec2 < HORIZON_DAY * _DAY:
                 self.feat["second_death_report"] += 1
-                d2 = _DAYS[death_day - _FIRST_DAY + (1 if rand() < 0.3 else 0)]
-                self.emit(rec2, f'{{"type":"DeathRecorded","event_id":"{self.event_id()}",'
-                                f'"recorded_at":{self.ts(rec2)},'
-                                f'"source_agency":"FS-CIVIL-AFFAIRS",'
-                                f'"retiree_id":"{rid}","date_of_death":"{d2}",'
-                                f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+                d2 = _DATES[death_day - _FIRST_DAY + (1 if rand() < 0.3 else 0)]
+                self.emit(rec2, DeathRecorded(
+                    event_id=self.event_id(), recorded_at=self.ts(rec2),
+                    source_agency="FS-CIVIL-AFFAIRS", retiree_id=rid, date_of_death=d2,
+                    source="HUKOU_CANCELLATION"))
 
     def pension_raise(self, r: _Retiree, death_rec: int | None) -> None:
         """The 2017 raise, effective 2017-07, recorded in July-August (unless dead by then)."""
@@ -1062,11 +1126,10 @@ class _Campaign:
             rand() * 3 * _HOUR)
         if death_rec is None or rec < death_rec:
             self.feat["raise"] += 1
-            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
-                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                           f'"retiree_id":"{r.rid}",'
-                           f'"monthly_amount_fen":{round(r.amount * self.raise_factor)},'
-                           f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
+            self.emit(rec, PensionAmountChanged(
+                event_id=self.event_id(), recorded_at=self.ts(rec),
+                source_agency="FS-SIB-PENSION", retiree_id=r.rid,
+                monthly_amount_fen=round(r.amount * self.raise_factor), effective_month="2017-07"))
 
     def retro_change(self, r: _Retiree, death_rec: int | None) -> None:
         """A correction of the amount, effective 2017-01, recorded later in the year."""
@@ -1075,26 +1138,26 @@ class _Campaign:
         if death_rec is None or rec < death_rec:
             self.feat["retro_change"] += 1
             new_amount = max(1, amount + int(amount * (rand() * 0.1 - 0.05)))
-            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
-                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                           f'"retiree_id":"{r.rid}","monthly_amount_fen":{new_amount},'
-                           f'"effective_month":"2017-01"}}\n', "PensionAmountChanged")
+            self.emit(rec, PensionAmountChanged(
+                event_id=self.event_id(), recorded_at=self.ts(rec),
+                source_agency="FS-SIB-PENSION", retiree_id=r.rid, monthly_amount_fen=new_amount,
+                effective_month="2017-01"))
 
     # ---- the events of a certification -------------------------------------------------
 
     def certification(self, rid: str, c: int, perf: int, rec: int, agency: str, source: str,
-                      perf_text: str | None = None, death_rec: int | None = None) -> None:
+                      performed: datetime | None = None, death_rec: int | None = None) -> None:
         """Emit a certification (and its paper form, resends) if recorded in 2017."""
         p, rand = self.p, self.rand
         cert_counter = self.cert_counter
         cid = f"{_CERT_PREFIX[c]}-17-{cert_counter():08d}"
         if rec < HORIZON_DAY * _DAY:
-            ptext = perf_text if perf_text is not None else self.ts(perf)
-            tail = (f'"source_agency":"{source}","certification_id":"{cid}",'
-                    f'"retiree_id":"{rid}","channel":"{CHANNELS[c]}",'
-                    f'"agency_id":"{agency}","performed_at":{ptext}}}\n')
-            self.emit(rec, f'{{"type":"CertificationRecorded","event_id":"{self.event_id()}",'
-                           f'"recorded_at":{self.ts(rec)},{tail}', "CertificationRecorded")
+            performed_at = performed if performed is not None else self.ts(perf)
+            recorded = CertificationRecorded(
+                event_id=self.event_id(), recorded_at=self.ts(rec), source_agency=source,
+                certification_id=cid, retiree_id=rid, channel=CHANNELS[c], agency_id=agency,
+                performed_at=performed_at)
+            self.emit(rec, recorded)
             crand = self.crand  # rules 11-12, on the corrections' own stream
             if crand() < p.clash_rate:
                 self.clash(rid, c, cid, perf, rec, agency)
@@ -1104,10 +1167,9 @@ class _Campaign:
                 rec2 = rec + self.log_uniform(60, 2 * _DAY)
                 if rec2 < HORIZON_DAY * _DAY:
                     self.feat["resent_certification"] += 1
-                    self.emit(rec2, f'{{"type":"CertificationRecorded",'
-                                    f'"event_id":"{self.event_id()}",'
-                                    f'"recorded_at":{self.ts(rec2)},{tail}',
-                              "CertificationRecorded")
+                    event_id = self.event_id()
+                    self.emit(rec2, msgspec.structs.replace(recorded, event_id=event_id,
+                                                            recorded_at=self.ts(rec2)))
         if c in _PAPER:
             self.paper_forms(rid, cid, perf, death_rec)
         elif c == _COUNTER and rand() < p.stray_documents_rate:
@@ -1152,19 +1214,16 @@ class _Campaign:
             received_day += 3 + int(rand() * 20)
 
     def documents(self, rid: str, cid: str, received: int, drec: int) -> None:
-        self.emit(drec, f'{{"type":"CertificationDocumentsReceived",'
-                        f'"event_id":"{self.event_id()}",'
-                        f'"recorded_at":{self.ts(drec)},"source_agency":"FS-SIB-MAILROOM",'
-                        f'"certification_id":"{cid}","retiree_id":"{rid}",'
-                        f'"received_at":{self.ts(received)}}}\n',
-                  "CertificationDocumentsReceived")
+        self.emit(drec, CertificationDocumentsReceived(
+            event_id=self.event_id(), recorded_at=self.ts(drec), source_agency="FS-SIB-MAILROOM",
+            certification_id=cid, retiree_id=rid, received_at=self.ts(received)))
 
     def perf_and_rec(self, c: int, day: int, place: str, district: str | None,
-                     country: str | None) -> tuple[int, int, str, str, str | None]:
+                     country: str | None) -> tuple[int, int, str, str, datetime | None]:
         """Performed and recorded times, agency, source agency and (consulates) the
-        performed_at text in the post's own offset."""
+        performed_at value in the post's own offset."""
         rand = self.rand
-        ptext: str | None = None
+        ptext: datetime | None = None
         if c == _FACE_APP:
             perf = self.app_time(day)
             return perf, perf + 1 + int(rand() * 120), "FS-SIB-FACEAPP", "FS-SIB-FACEAPP", None
@@ -1246,11 +1305,10 @@ class _Campaign:
         crec = max(rec - self.clog_uniform(60, 6 * _HOUR), self.t_enroll_now + 60)
         cperf = min(perf, crec - 1)
         self.feat["clashing_certification_id"] += 1
-        self.cemit(crec, f'{{"type":"CertificationRecorded","event_id":"{self.cevent_id()}",'
-                         f'"recorded_at":{_local_ts(crec)},"source_agency":"{other}",'
-                         f'"certification_id":"{cid}","retiree_id":"{rid}",'
-                         f'"channel":"{CHANNELS[c]}","agency_id":"{other}",'
-                         f'"performed_at":{_local_ts(cperf)}}}\n', "CertificationRecorded")
+        self.cemit(crec, CertificationRecorded(
+            event_id=self.cevent_id(), recorded_at=_local_ts(crec), source_agency=other,
+            certification_id=cid, retiree_id=rid, channel=CHANNELS[c], agency_id=other,
+            performed_at=_local_ts(cperf)))
 
     def revocation(self, rid: str, cid: str, rec: int, agency: str) -> None:
         """Rule 12 in the campaign: the certification revoked by its agency weeks later."""
@@ -1259,11 +1317,9 @@ class _Campaign:
             self.feat["revoked_certification"] += 1
             crand = self.crand
             reason = _REVOCATION_REASONS[int(crand() * len(_REVOCATION_REASONS))]
-            self.cemit(rrec, f'{{"type":"CertificationRevoked","event_id":"{self.cevent_id()}",'
-                             f'"recorded_at":{_local_ts(rrec)},"source_agency":"{agency}",'
-                             f'"retiree_id":"{rid}","certification_id":"{cid}",'
-                             f'"agency_id":"{agency}","reason":"{reason}"}}\n',
-                       "CertificationRevoked")
+            self.cemit(rrec, CertificationRevoked(
+                event_id=self.cevent_id(), recorded_at=_local_ts(rrec), source_agency=agency,
+                retiree_id=rid, certification_id=cid, agency_id=agency, reason=reason))
 
     def wrong_death(self, rid: str, birth: date, t_enroll: int) -> None:
         """Rule 13 in the campaign: a death reported in error, retracted later."""
@@ -1275,15 +1331,14 @@ class _Campaign:
         if back >= HORIZON_DAY * _DAY:
             return
         self.feat["retracted_death"] += 1
-        self.cemit(rec, f'{{"type":"DeathRecorded","event_id":"{self.cevent_id()}",'
-                        f'"recorded_at":{_local_ts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
-                        f'"retiree_id":"{rid}","date_of_death":"{_DAYS[died - _FIRST_DAY]}",'
-                        f'"source":"HUKOU_CANCELLATION"}}\n', "DeathRecorded")
+        self.cemit(rec, DeathRecorded(
+            event_id=self.cevent_id(), recorded_at=_local_ts(rec),
+            source_agency="FS-CIVIL-AFFAIRS", retiree_id=rid,
+            date_of_death=_DATES[died - _FIRST_DAY], source="HUKOU_CANCELLATION"))
         why = _RETRACTION_REASONS[int(crand() * len(_RETRACTION_REASONS))]
-        self.cemit(back, f'{{"type":"DeathReportRetracted","event_id":"{self.cevent_id()}",'
-                         f'"recorded_at":{_local_ts(back)},"source_agency":"FS-SIB-CITY",'
-                         f'"retiree_id":"{rid}","source":"HUKOU_CANCELLATION",'
-                         f'"reason":"{why}"}}\n', "DeathReportRetracted")
+        self.cemit(back, DeathReportRetracted(
+            event_id=self.cevent_id(), recorded_at=_local_ts(back), source_agency="FS-SIB-CITY",
+            retiree_id=rid, source="HUKOU_CANCELLATION", reason=why))
 
     # ---- noise -----------------------------------------------------------------------
 
@@ -1301,27 +1356,21 @@ class _Campaign:
         elif r < 0.88:
             received = self.work_office(self.window_table[int(rand() * 4096)] + 10)
             drec = received + self.log_uniform(600, _DAY)
-            self.emit(drec, f'{{"type":"CertificationDocumentsReceived",'
-                            f'"event_id":"{self.event_id()}",'
-                            f'"recorded_at":{self.ts(drec)},"source_agency":"FS-SIB-MAILROOM",'
-                            f'"certification_id":"FORM1-17-X{k:07d}","retiree_id":"{rid}",'
-                            f'"received_at":{self.ts(received)}}}\n',
-                      "CertificationDocumentsReceived")
+            self.documents(rid, f"FORM1-17-X{k:07d}", received, drec)
         elif r < 0.94:
             dday = WINDOW_OPEN_DAY + int(rand() * 200)
             rec = self.work_office(dday + 3)
-            self.emit(rec, f'{{"type":"DeathRecorded","event_id":"{self.event_id()}",'
-                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-CIVIL-AFFAIRS",'
-                           f'"retiree_id":"{rid}","date_of_death":"{_DAYS[dday - _FIRST_DAY]}",'
-                           f'"source":"CREMATION_RECORD"}}\n', "DeathRecorded")
+            self.emit(rec, DeathRecorded(
+                event_id=self.event_id(), recorded_at=self.ts(rec),
+                source_agency="FS-CIVIL-AFFAIRS", retiree_id=rid,
+                date_of_death=_DATES[dday - _FIRST_DAY], source="CREMATION_RECORD"))
         else:
             rec = self.raise_days[int(rand() * len(self.raise_days))] * _DAY + 21 * _HOUR + int(
                 rand() * 3 * _HOUR)
-            self.emit(rec, f'{{"type":"PensionAmountChanged","event_id":"{self.event_id()}",'
-                           f'"recorded_at":{self.ts(rec)},"source_agency":"FS-SIB-PENSION",'
-                           f'"retiree_id":"{rid}",'
-                           f'"monthly_amount_fen":{150_000 + int(rand() * 1e5)},'
-                           f'"effective_month":"2017-07"}}\n', "PensionAmountChanged")
+            self.emit(rec, PensionAmountChanged(
+                event_id=self.event_id(), recorded_at=self.ts(rec),
+                source_agency="FS-SIB-PENSION", retiree_id=rid,
+                monthly_amount_fen=150_000 + int(rand() * 1e5), effective_month="2017-07"))
 
 
 def iter_campaign(

@@ -36,6 +36,9 @@ DOCUMENTS = "CertificationDocumentsReceived"
 DEATH = "DeathRecorded"
 REVOCATION = "CertificationRevoked"
 RETRACTION = "DeathReportRetracted"
+# Foshan's answer to a Macau SSF case (form 3): on the assistance-results topic, never on
+# the events topic (SSF's beneficiaries are not Foshan pensioners: no payment instruction)
+FORM3_RESULT = "AssistanceResult"
 
 PAYMENT_TYPES = frozenset(
     {"PaymentHoldPlaced", "PaymentHoldReleased", "PaymentTerminated", "PaymentReinstated",
@@ -117,6 +120,11 @@ class RoleRules:
     # only one with retracts may retract a death report.
     revokes_any: bool = False
     retracts: bool = False
+    # May name who reported a death (DeathReport.source: the family at a counter, a
+    # mission's letter) rather than be its source itself: bureau staff only.
+    names_death_source: bool = False
+    # May answer Macau SSF's cases (form 3, Form3Result): the bureau's windows
+    form3_results: bool = False
     scope: Scope = field(default_factory=Scope)
     feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
     # EventRejected of every agency (else only those on what the caller reported)
@@ -136,7 +144,7 @@ class RoleRules:
     @property
     def submits(self) -> bool:
         return (bool(self.channels) or self.documents or self.deaths or self.revokes_any
-                or self.retracts)
+                or self.retracts or self.form3_results)
 
     @property
     def revokes(self) -> bool:
@@ -200,7 +208,7 @@ MATRIX: dict[str, RoleRules] = {
     "COUNTER": RoleRules(
         "a window of the bureau (ID card check, camera, returned paper forms)",
         channels=frozenset({"COUNTER"}), documents=True, status_query=True, feed=VERDICTS_FEED,
-        face_channel="FACE_COUNTER",
+        face_channel="FACE_COUNTER", form3_results=True,
     ),
     "APP": RoleRules(
         "the bureau's mobile app (remote face verification)",
@@ -214,7 +222,7 @@ MATRIX: dict[str, RoleRules] = {
     "STAFF": RoleRules(
         "bureau staff (face enrollment, returned forms, deaths, corrections, the whole feed, "
         "consular case reviews)",
-        documents=True, deaths=True, revokes_any=True, retracts=True,
+        documents=True, deaths=True, revokes_any=True, retracts=True, names_death_source=True,
         feed=frozenset(OUTPUT_TYPES) | {"RetireeStatus"} | VERDICTS_FEED, all_verdicts=True,
         status_query=True, face_enroll=True, consular_review=True,
     ),
@@ -282,6 +290,10 @@ def check_kind(role: str, kind: str, channel: str | None) -> None:
     elif kind == RETRACTION:
         if not r.retracts:
             raise Refusal(f"role {role} may not retract death reports (bureau staff only)")
+    elif kind == FORM3_RESULT:
+        if not r.form3_results:
+            raise Refusal(f"role {role} may not answer Macau SSF's cases (form 3: the "
+                          "bureau's counters only)")
     else:
         raise Refusal(f"role {role} may not report {kind} events")
 
@@ -295,6 +307,21 @@ def check_item(
     check_kind(role, kind, channel)
     if retiree is not None:
         rules(role).scope.check(role, agency, retiree)
+
+
+# The sources staff may name on a death report (DeathReport.source): those the bureau
+# hears of in person or by letter, not a register or partner with a door of its own.
+NAMED_DEATH_SOURCES = frozenset({"FAMILY_REPORT", "CONSULATE_REPORT"})
+
+
+def check_death_source(role: str) -> None:
+    """May ``role`` name the source of a death report (else its source is the caller's
+    agency)? Bureau staff only: a partner saying "the family reported it" would put its
+    own report under another's name."""
+    if not rules(role).names_death_source:
+        raise Refusal(f"role {role} may not set a death report's source (bureau staff "
+                      "only); leave source empty: the death is recorded as your agency's "
+                      "report")
 
 
 def check_revocation(role: str, agency: str, certification_agency: str) -> None:

@@ -257,6 +257,31 @@ def directory(conn: Connection, retiree_ids: Sequence[str]) -> dict[str, Retiree
 
 
 @dataclass(frozen=True)
+class AssistanceCase:
+    """What the API reads of an assistance case (projections' ``assistance_cases``)."""
+
+    case_id: str
+    retiree_id: str
+    direction: str
+    status: str
+    result_id: str | None
+
+
+def assistance_cases(conn: Connection, partner: str,
+                     case_ids: Sequence[str]) -> dict[str, AssistanceCase]:
+    """``partner``'s cases by case id, of those named."""
+    if not case_ids:
+        return {}
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT case_id, retiree_id, direction, status, result_id FROM assistance_cases "
+            "WHERE partner = %s AND case_id = ANY(%s)",
+            (partner, list(set(case_ids))),
+        )
+        return {row[0]: AssistanceCase(*row) for row in cur.fetchall()}
+
+
+@dataclass(frozen=True)
 class AcceptedRow:
     event_id: str
     content_digest: str

@@ -39,7 +39,7 @@ from lifecert.api.db import is_outage
 from lifecert.api.escape import escaped
 from lifecert.datakeys import KeyStore
 from lifecert.events import codec, personal
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import EVENTS, TopicLayout
 
 log = logging.getLogger("lifecert.api")
@@ -78,8 +78,8 @@ class DirectoryFeed:
                 return
             except Exception as exc:  # the thread must not die: retry
                 self.error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, KafkaError | broker_clients.KafkaUnavailable
-                              | broker_clients.TopicProblem | psycopg2.Error):
+                if isinstance(exc, KafkaError | broker_errors.KafkaUnavailable
+                              | broker_errors.TopicProblem | psycopg2.Error):
                     log.warning("retiree directory: %s; retrying in %.1f s", self.error,
                                 backoff)
                 else:  # a fault of ours: say where

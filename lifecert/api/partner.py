@@ -42,9 +42,10 @@ from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
 from lifecert.datakeys import KeyStore
+from lifecert.domain.assistance import ANSWERED, MACAU_SSF, RECEIVED
 from lifecert.domain.fold import uuid5
 from lifecert.events import bounds, codec
-from lifecert.events.catalogue import EVENT_TYPES
+from lifecert.events.catalogue import EVENT_TYPES, INPUT_TYPES
 from lifecert.events.interchange import MalformedEvent, loads, plain, to_json
 from lifecert.events.personal import seal_personal
 from lifecert.events.time import isoformat_local, local_date
@@ -91,6 +92,8 @@ class Prepared:
     # one digest per field (field_digests), kept with the accepted row so that a later
     # CONFLICT can name the fields that differ without keeping their values
     field_digests: dict[str, str] = field(default_factory=dict)
+    # a death report's source as the item names it (DeathReport.source; STAFF only)
+    named_source: str | None = None
 
     @property
     def event_id(self) -> str:
@@ -286,23 +289,16 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
         kind, channel = authz.DOCUMENTS, None
     elif which == "death":
         r = item.death
-        try:
-            if len(r.date_of_death) != 10:  # fromisoformat also takes 20170401
-                raise ValueError
-            died = date.fromisoformat(r.date_of_death)
-        except ValueError:
-            raise ItemError("date_of_death must be a date written YYYY-MM-DD") from None
-        problem = bounds.year_problem(died)
-        if problem is not None:
-            raise ItemError(f"date_of_death: {problem}")
-        if died > (now + FUTURE_TOLERANCE).date():
-            raise ItemError("date_of_death is in the future")
+        died = _date_of_death(r.date_of_death, now)
+        named_source = _text_field(r.source, "source") if r.source else None
         fields = {
             "retiree_id": _text_field(r.retiree_id, "retiree_id"),
             "date_of_death": died.isoformat(),
-            "source": agency,
+            "source": named_source or agency,
         }
         kind, key, channel = authz.DEATH, f"{fields['retiree_id']}|{died.isoformat()}", None
+        if named_source is not None:  # one death told by the family and by a letter: two
+            key = f"{key}|{named_source}"
     elif which == "revocation":
         v = item.revocation
         if v.reason == pb.CertificationRevocation.REASON_UNSPECIFIED:
@@ -318,6 +314,9 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
         }
         kind, channel = authz.REVOCATION, None
         key = f"{fields['agency_id']}|{fields['certification_id']}"
+    elif which == "form3_result":
+        fields, key = _form3(item.form3_result, agency, now)
+        kind, channel = authz.FORM3_RESULT, None
     elif which == "retraction":
         t = item.retraction
         fields = {
@@ -330,7 +329,7 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
         key = f"{fields['retiree_id']}|{fields['source']}|{reason_digest[:16]}"
     else:
         raise ItemError("the item is empty (set certification, documents_received, death, "
-                        "revocation or retraction)")
+                        "revocation, retraction or form3_result)")
     digest = _digest({"kind": kind, **fields})
     event_id = event_id_for(agency, kind, key)
     event = parse_typed({
@@ -339,9 +338,69 @@ def prepare(index: int, item: pb.SubmitItem, agency: str, now: datetime,
         "recorded_at": recorded_at,
         "source_agency": agency,
         **fields,
-    })
-    return Prepared(index, kind, key, channel, fields["retiree_id"], event, digest, contact,
-                    field_digests(event_id, fields))
+    }, allowed=(kind,) if kind == authz.FORM3_RESULT else INPUT_TYPES)
+    prepared = Prepared(index, kind, key, channel, fields["retiree_id"], event, digest,
+                        contact, field_digests(event_id, fields))
+    if which == "death" and item.death.source:
+        prepared.named_source = fields["source"]
+    return prepared
+
+
+def _date_of_death(value: str, now: datetime) -> date:
+    """A date of death of an item, YYYY-MM-DD, in range and not in the future."""
+    try:
+        if len(value) != 10:  # fromisoformat also takes 20170401
+            raise ValueError
+        died = date.fromisoformat(value)
+    except ValueError:
+        raise ItemError("date_of_death must be a date written YYYY-MM-DD") from None
+    problem = bounds.year_problem(died)
+    if problem is not None:
+        raise ItemError(f"date_of_death: {problem}")
+    if died > (now + FUTURE_TOLERANCE).date():
+        raise ItemError("date_of_death is in the future")
+    return died
+
+
+def _form3(r: pb.Form3Result, agency: str, now: datetime) -> tuple[dict[str, Any], str]:
+    """The AssistanceResult fields of a counter's answer to an SSF case (form 3), and its
+    idempotency key (the case id). Whether the case is SSF's, open and for that
+    beneficiary is checked against the assistance cases (PartnerExchange._authorised)."""
+    if r.outcome == pb.Form3Result.OUTCOME_UNSPECIFIED:
+        raise ItemError("outcome is missing")
+    if r.outcome not in pb.Form3Result.Outcome.values():
+        raise ItemError(f"outcome {r.outcome} is not a form-3 outcome (update the client's "
+                        "copy of partner_exchange.proto?)")
+    if r.method == pb.Form3Result.METHOD_UNSPECIFIED:
+        raise ItemError("method is missing")
+    if r.method not in pb.Form3Result.Method.values():
+        raise ItemError(f"method {r.method} is not a form-3 method (update the client's "
+                        "copy of partner_exchange.proto?)")
+    outcome = str(pb.Form3Result.Outcome.Name(r.outcome))
+    beneficiary = _text_field(r.beneficiary_id, "beneficiary_id")
+    if not bounds.RETIREE_ID.fullmatch(beneficiary):
+        raise ItemError(f"beneficiary_id {bounds.show(beneficiary)} is not an id of the hub "
+                        "(as SSF's list gave it, e.g. MO-SSF-12345678)")
+    if outcome == "DECEASED" and not r.date_of_death:
+        raise ItemError("date_of_death is missing: it is required when outcome is DECEASED")
+    if outcome != "DECEASED" and r.date_of_death:
+        raise ItemError(f"date_of_death is given but outcome is {outcome}: it goes only with "
+                        "DECEASED")
+    died = _date_of_death(r.date_of_death, now) if r.date_of_death else None
+    fields: dict[str, Any] = {
+        "certification_id": _text_field(r.certification_id, "certification_id"),
+        "retiree_id": beneficiary,
+        "home_region": "MACAU",
+        "method": str(pb.Form3Result.Method.Name(r.method)),
+        "agency_id": agency,
+        "performed_at": _instant(r, "performed_at", now),
+        "partner": MACAU_SSF,
+        "case_id": _text_field(r.case_id, "case_id"),
+        "outcome": outcome,
+        "date_of_death": None if died is None else died.isoformat(),
+        "direction": "INBOUND",
+    }
+    return fields, fields["case_id"]
 
 
 def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.ItemResult:
@@ -466,6 +525,25 @@ def conflict_reason(p: Prepared, earlier: Prepared | None,
                    "key for a new report")
 
 
+def form3_refusal(p: Prepared, case: db.AssistanceCase | None) -> tuple[str, str] | None:
+    """Why a form-3 result cannot answer ``case`` (reason code, text), or None. A case that
+    is not SSF's, not INBOUND or not for that beneficiary is answered as a missing one (the
+    text tells nothing of whose case it is)."""
+    beneficiary, case_id = p.retiree_id, str(p.event["case_id"])
+    if case is None or case.direction != "INBOUND" or case.retiree_id != beneficiary:
+        return ("UNKNOWN_CASE",
+                f"Macau SSF has no case {bounds.show(case_id)} for beneficiary "
+                f"{bounds.show(beneficiary)} (or its list has not reached the hub yet): "
+                "answer only the cases of SSF's list, with the case id and beneficiary id "
+                "it gave")
+    if case.status in (ANSWERED, RECEIVED) and case.result_id != p.event["certification_id"]:
+        return ("ALREADY_ANSWERED",
+                f"case {bounds.show(case_id)} was answered by certification "
+                f"{bounds.show(case.result_id)}; a second answer is not sent to SSF: ask "
+                "the bureau's staff to correct it with SSF")
+    return None
+
+
 class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     def __init__(
         self,
@@ -527,9 +605,15 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             directory = await self.db.run(
                 lambda conn: db.directory(conn, [p.retiree_id for p in prepared])
             )
+            case_ids = [str(p.event["case_id"]) for p in prepared
+                        if p.kind == authz.FORM3_RESULT]
+            cases = await self.db.run(
+                lambda conn: db.assistance_cases(conn, MACAU_SSF, case_ids)
+            ) if case_ids else {}
         except Exception as exc:  # database trouble: nothing recorded, try again
             await self._unavailable(call, exc, n)
-        checked, out_of_scope = await self._authorised(call, prepared, directory, results, n)
+        checked, out_of_scope = await self._authorised(call, prepared, directory, results, n,
+                                                       cases)
         try:
             known = await self.db.run(
                 lambda conn: db.accepted(conn, [p.event_id for p in checked])
@@ -551,10 +635,13 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     async def _authorised(
         self, call: Call, prepared: list[Prepared], directory: dict[str, authz.Retiree],
         results: list[pb.ItemResult | None], n: int,
+        cases: dict[str, db.AssistanceCase] | None = None,
     ) -> tuple[list[Prepared], int]:
         """The items the caller may report, for retirees in its scope; and how many were
         answered UNKNOWN_RETIREE although enrolled (out of scope). An item of a kind or
-        channel the role may not report refuses the whole batch (PERMISSION_DENIED)."""
+        channel the role may not report refuses the whole batch (PERMISSION_DENIED). A
+        form-3 result answers one of SSF's cases (``cases``, by case id), not a retiree of
+        the directory."""
         refusals: list[str] = []
         checked: list[Prepared] = []
         scope = authz.rules(call.role).scope
@@ -572,8 +659,26 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                 authz.check_kind(call.role, p.kind, p.channel)
                 if p.kind == authz.REVOCATION:
                     authz.check_revocation(call.role, call.agency, p.event["agency_id"])
+                if p.named_source is not None:
+                    authz.check_death_source(call.role)
             except authz.Refusal as exc:
                 refusals.append(f"item {p.index}: {exc}")
+                continue
+            if p.named_source is not None and p.named_source not in authz.NAMED_DEATH_SOURCES:
+                results[p.index] = _result(
+                    p.index, ItemResult.REJECTED, reason_code="MALFORMED",
+                    reason=f"source {bounds.show(p.named_source)} is not a source staff may "
+                           f"name (one of {', '.join(sorted(authz.NAMED_DEATH_SOURCES))}); "
+                           "a register's or a partner's deaths come through its own door")
+                continue
+            if p.kind == authz.FORM3_RESULT:
+                refused = form3_refusal(p, (cases or {}).get(str(p.event["case_id"])))
+                if refused is not None:
+                    results[p.index] = _result(p.index, ItemResult.REJECTED,
+                                               reason_code=refused[0], reason=refused[1],
+                                               event_id=p.event_id)
+                else:
+                    checked.append(p)
                 continue
             if retiree is None or not scope.allows(call.agency, retiree):
                 out_of_scope += retiree is not None

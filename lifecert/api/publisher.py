@@ -13,7 +13,7 @@ from kafka.errors import KafkaError
 
 from lifecert.events import codec
 from lifecert.events.record import EventLike
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import TopicLayout
 
 
@@ -56,7 +56,7 @@ class Publisher:
                     value=codec.encode(event),
                 ))
             except (KafkaError, codec.CodecError) as exc:
-                futures.append(NotWritten(broker_clients.describe_error(exc)))
+                futures.append(NotWritten(broker_errors.describe_error(exc)))
         results: list[Written | NotWritten] = []
         for future in futures:
             if isinstance(future, NotWritten):
@@ -65,7 +65,7 @@ class Publisher:
             try:
                 meta = future.get(timeout=self.timeout)
             except KafkaError as exc:
-                results.append(NotWritten(broker_clients.describe_error(exc)))
+                results.append(NotWritten(broker_errors.describe_error(exc)))
             else:
                 results.append(Written(meta.topic, meta.partition, meta.offset))
         return results

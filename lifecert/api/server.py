@@ -46,7 +46,7 @@ from lifecert.api.ratelimit import RateLimiter
 from lifecert.api.server_config import ApiConfig, Limits, weaker_liveness
 from lifecert.api.status import StatusQuery
 from lifecert.keyfiles import MissingKeyError
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.campaign_clock import clock_of
 from lifecert.pipeline.topics import EVENTS, STATUS, TopicLayout, layout
 from lifecert.pki import DenyList, PkiError
@@ -185,7 +185,7 @@ def _partitions(bootstrap: str, topics: TopicLayout) -> dict[str, list[int]]:
                     for r in roles}
         finally:
             client.close()
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         raise ServerError(str(exc)) from None
 
 
@@ -233,7 +233,7 @@ async def start(config: ApiConfig) -> Running:
         publisher = await loop.run_in_executor(
             None, lambda: Publisher(config.bootstrap, topics, timeout=config.kafka_timeout)
         )
-    except broker_clients.KafkaUnavailable as exc:
+    except broker_errors.KafkaUnavailable as exc:
         audit.close()
         database.close()
         reader.close()

@@ -36,7 +36,7 @@ from lifecert.domain.working_days import WorkingCalendarError
 from lifecert.endpoints import kafka_bootstrap
 from lifecert.events import codec
 from lifecert.events.time import local_date
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, layout
 
 
@@ -121,7 +121,7 @@ def _publish(args: argparse.Namespace, policy: Policy, at: datetime, due: list[A
             producer.flush(timeout=30)
         finally:
             producer.close(timeout=10)
-    except (broker_clients.KafkaUnavailable, KafkaError) as exc:
+    except (broker_errors.KafkaUnavailable, KafkaError) as exc:
         return _fail(f"publishing the requests failed ({exc}); running the same command "
                      f"again is safe: each request has a fixed id", EXIT_FAILED)
     by_partner: dict[str, int] = {}

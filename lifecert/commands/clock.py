@@ -25,7 +25,7 @@ from lifecert.commands.topics import add_broker_arguments
 from lifecert.domain.policy import Policy, PolicyError, load_policy
 from lifecert.endpoints import kafka_bootstrap
 from lifecert.events.time import isoformat_local
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_errors
 from lifecert.pipeline.campaign_clock import ClockFileError, clock_of
 from lifecert.pipeline.scheduler import advance
 from lifecert.pipeline.topics import layout
@@ -116,7 +116,7 @@ def run_follow(args: argparse.Namespace) -> int:
         now = args.now or clock()
         try:
             result = advance(bootstrap, topics, policy, now)
-        except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+        except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
             print(f"lifecert clock: {exc}; trying again", file=sys.stderr)
         else:
             for moment in result.published:
@@ -133,7 +133,7 @@ def run_advance(args: argparse.Namespace) -> int:
     try:
         result = advance(kafka_bootstrap(args.bootstrap), layout(args.prefix),
                          policy, args.to)
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         print(f"lifecert clock: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:

@@ -28,7 +28,7 @@ from typing import Any
 
 from lifecert.commands.topics import add_broker_arguments
 from lifecert.endpoints import kafka_bootstrap
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import EVENTS, layout
 
 EXIT_FAILED = 1
@@ -81,7 +81,7 @@ def run_dump(args: argparse.Namespace) -> int:
             reading = topic_reader.read_up_to(client, ends, timeout=600.0)
         finally:
             client.close()
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         return _fail(str(exc))
     if reading.undecodable:
         first = reading.undecodable[0]

@@ -27,7 +27,7 @@ from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.endpoints import kafka_bootstrap
 from lifecert.keystore.master import MasterKeyError
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_errors
 from lifecert.pipeline.publish import publish_file
 from lifecert.pipeline.topics import layout
 from lifecert.progress import Progress
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             on_bytes=progress.advance if progress is not None else None,
             keys=keys,
         )
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem, KeyStoreError) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem, KeyStoreError) as exc:
         if progress is not None:
             progress.close("failed")
         print(f"lifecert publish: {exc}", file=sys.stderr)

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg2
 
     from connectors.payment_ledger.reconcile import reconcile, reconcile_replay, render
-    from lifecert.pipeline import broker_clients
+    from lifecert.pipeline import broker_errors
 
     dsn = args.ledger_dsn or os.environ.get(LEDGER_DSN_ENV, "").strip()
     if not dsn:
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"lifecert reconcile: cannot read {args.replay_instructions}: {exc.strerror}",
               file=sys.stderr)
         return EXIT_USAGE
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         print(f"lifecert reconcile: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except psycopg2.Error as exc:

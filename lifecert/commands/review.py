@@ -38,7 +38,7 @@ from lifecert.domain.working_days import WorkingCalendarError
 from lifecert.endpoints import kafka_bootstrap
 from lifecert.events import codec
 from lifecert.events.time import local_date
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.topics import layout
 
 EXIT_REFUSED = 3
@@ -161,7 +161,7 @@ def _review(conn: Any, policy: Policy, args: argparse.Namespace) -> int:
             producer.flush(timeout=30)
         finally:
             producer.close(timeout=10)
-    except (broker_clients.KafkaUnavailable, KafkaError) as exc:
+    except (broker_errors.KafkaUnavailable, KafkaError) as exc:
         print(f"lifecert review: publishing the review failed ({exc}); nothing is lost by "
               f"running the same command again: the review's events have fixed ids",
               file=sys.stderr)

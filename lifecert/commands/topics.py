@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from lifecert.endpoints import BOOTSTRAP_ENV, kafka_bootstrap
-from lifecert.pipeline import acls, broker_clients
+from lifecert.pipeline import acls, broker_clients, broker_errors
 from lifecert.pipeline.topics import layout
 
 EXIT_FAILED = 1
@@ -135,7 +135,7 @@ def run_create(args: argparse.Namespace) -> int:
             states = broker_clients.ensure_topics(admin, layout(args.prefix))
             acls.apply(admin, layout(args.prefix))
             removed = acls.prune(admin, layout(args.prefix))
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     for stray in removed:
@@ -157,7 +157,7 @@ def run_list(args: argparse.Namespace) -> int:
     try:
         with broker_clients.admin_client(bootstrap) as admin:
             states = broker_clients.describe_topics(admin, layout(args.prefix))
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         return _fail(str(exc))
     _print(states, args.json)
     if not args.json:
@@ -170,7 +170,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_tail(args: argparse.Namespace) -> int:
-    from lifecert.pipeline import readable, topic_reader
+    from lifecert.pipeline import broker_errors, readable, topic_reader
 
     try:
         name = topic_reader.resolve(layout(args.prefix), args.topic)
@@ -203,7 +203,7 @@ def run_tail(args: argparse.Namespace) -> int:
                 topic_reader.follow(client, emit, lambda: False)
         finally:
             client.close()
-    except (broker_clients.KafkaUnavailable, broker_clients.TopicProblem) as exc:
+    except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         return _fail(str(exc))
     except (KeyboardInterrupt, BrokenPipeError):
         return 0

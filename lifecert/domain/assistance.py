@@ -43,6 +43,8 @@ OUTCOMES = (CERTIFIED_ALIVE, "NOT_FOUND", "DECEASED")
 
 # The partner of an AssistanceResult written before cases existed (partner null).
 GUANGDONG = "GD-XREGION"
+# Macau's Social Security Fund (the macau-ssf connector's agency): form-3 cases
+MACAU_SSF = "MACAU-SSF"
 CASE_TYPES = ("AssistanceRequested", "AssistanceAcknowledged", "AssistanceResult")
 
 # Rejection reasons (what a dead letter or the read model's refusal column says).

@@ -69,11 +69,27 @@ def decide(state: RetireeState | None, event: Event, policy: Policy) -> Decision
         return _enroll(state, event, policy)
     if state is None:
         return None, [], reasons.UNKNOWN_RETIREE
+    at = _judged_at(state, event["recorded_at"], policy)
     if _seen_before(state, event.get("event_id")):
         return state, [], reasons.DUPLICATE_EVENT
     handler = _HANDLERS[type_name]
-    outputs, rejection = handler(state, event, policy)
+    outputs, rejection = handler(state, event, policy, at)
     return state, outputs, rejection
+
+
+def _judged_at(state: RetireeState, recorded_at: datetime, policy: Policy) -> datetime:
+    """The moment an event recorded at ``recorded_at`` is judged as of (docs/rules.md,
+    "Late-logged events"): the retiree's knowledge moment K, now including this event, is
+    the latest recorded_at of its events read so far (whatever their verdict) and the
+    deadline moment once decided; the event is judged as of max(recorded_at, K). For a log
+    in recorded_at order that is the event's own ``recorded_at`` (the same object: an
+    equal instant keeps the event's own offset)."""
+    known = state.known_at
+    if known is None or recorded_at >= known:
+        state.known_at = known = recorded_at
+    if state.deadline_passed and known < policy.deadline_moment:
+        return policy.deadline_moment
+    return known
 
 
 def _seen_before(state: RetireeState, event_id: str | None) -> bool:
@@ -114,6 +130,7 @@ def apply_moment(state: RetireeState, moment: Moment, policy: Policy) -> list[Ev
 
 def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decision:
     if state is not None:
+        _judged_at(state, event["recorded_at"], policy)
         if _seen_before(state, event.get("event_id")):
             return state, [], reasons.DUPLICATE_EVENT
         return state, [], reasons.ALREADY_ENROLLED
@@ -135,6 +152,7 @@ def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decisio
         event["district"],
         event["birth_date"],
     )
+    state.known_at = event["recorded_at"]
     event_id = event.get("event_id")
     if event_id is not None:
         state.event_ids = [event_id]
@@ -144,7 +162,9 @@ def _enroll(state: RetireeState | None, event: Event, policy: Policy) -> Decisio
 Handled = tuple[list[Event], str | None]
 
 
-def _amount_changed(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _amount_changed(
+    state: RetireeState, event: Event, policy: Policy, at: datetime
+) -> Handled:
     if state.date_of_death is not None:
         return [], reasons.RETIREE_DECEASED
     change = (parse_month(event["effective_month"]), event["monthly_amount_fen"])
@@ -161,7 +181,9 @@ def _key(state: RetireeState, key: str) -> str:
     return key if not state.corrections else f"{key}|c{state.corrections}"
 
 
-def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _certification(
+    state: RetireeState, event: Event, policy: Policy, at: datetime
+) -> Handled:
     cert_id = event["certification_id"]
     agency_id = event["agency_id"]
     if state.certifications is None:
@@ -190,7 +212,7 @@ def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled
         cert = Certification(cert_id, channel, performed_on, counting, complete, agency_id)
         keep(cert)
         state.recount()
-        return _fraud_check(state, cert, event["recorded_at"], policy), reasons.RETIREE_DECEASED
+        return _fraud_check(state, cert, at, policy), reasons.RETIREE_DECEASED
     if state.employer_only != (channel in policy.employer_channels):
         keep(Certification(cert_id, channel, performed_on, False, False, agency_id))
         return [], reasons.CHANNEL_NOT_ALLOWED
@@ -202,10 +224,10 @@ def _certification(state: RetireeState, event: Event, policy: Policy) -> Handled
         state.pending_documents += 1
         return [], None
     keep(Certification(cert_id, channel, performed_on, True, True, agency_id))
-    return _complete(state, channel, event["recorded_at"], performed_on, policy), None
+    return _complete(state, channel, event["recorded_at"], at, performed_on, policy), None
 
 
-def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _documents(state: RetireeState, event: Event, policy: Policy, at: datetime) -> Handled:
     if state.date_of_death is not None:
         return [], reasons.RETIREE_DECEASED
     cert_id = event["certification_id"]
@@ -228,18 +250,22 @@ def _documents(state: RetireeState, event: Event, policy: Policy) -> Handled:
         return [], reasons.DUPLICATE_DOCUMENTS
     cert.complete = True
     state.pending_documents -= 1
-    return _complete(state, cert.channel, event["recorded_at"], cert.performed_on, policy), None
+    return (
+        _complete(state, cert.channel, event["recorded_at"], at, cert.performed_on, policy),
+        None,
+    )
 
 
-def _complete(state: RetireeState, channel: str, at: datetime, performed_on: date,
-              policy: Policy) -> list[Event]:
+def _complete(state: RetireeState, channel: str, recorded_at: datetime, at: datetime,
+              performed_on: date, policy: Policy) -> list[Event]:
     """A counting certification through ``channel``, performed on ``performed_on`` (the
-    day the person was seen), became complete at ``at``: release an open hold."""
+    day the person was seen), became complete by an event recorded at ``recorded_at`` and
+    judged as of ``at``: release an open hold (the completion month is ``at``'s)."""
     if state.complete:
         return []
     state.complete = True
     state.completed_by = channel
-    state.completed_at = at
+    state.completed_at = recorded_at
     state.completed_performed_on = performed_on
     hold = state.hold_month
     if hold is None:
@@ -268,16 +294,18 @@ def _hold(state: RetireeState, at: datetime, month: Month, reason: str, policy: 
     )
 
 
-def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _death(state: RetireeState, event: Event, policy: Policy, at: datetime) -> Handled:
     if state.date_of_death is not None:
         return [], reasons.DEATH_ALREADY_RECORDED
     died_on = event["date_of_death"]
-    at = event["recorded_at"]
-    # Nobody dies before being born, nor after the report of the death was recorded.
-    if died_on > local_date(at) or (state.birth_date is not None and died_on < state.birth_date):
+    recorded_at = event["recorded_at"]
+    # Nobody dies before being born, nor after the report of the death was recorded (the
+    # report's own recorded_at: a late-logged report is no less impossible).
+    born = state.birth_date
+    if died_on > local_date(recorded_at) or (born is not None and died_on < born):
         return [], reasons.IMPOSSIBLE_DEATH_DATE
     state.date_of_death = died_on
-    state.death_report = (event["source"], at)
+    state.death_report = (event["source"], recorded_at)
     death_month = month_of_date(died_on)
     terminated = format_month(death_month + 1)
     outputs = [
@@ -327,7 +355,7 @@ def _death(state: RetireeState, event: Event, policy: Policy) -> Handled:
     return outputs, None
 
 
-def _revocation(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _revocation(state: RetireeState, event: Event, policy: Policy, at: datetime) -> Handled:
     """Rule 12."""
     cert = state.certification(event["certification_id"], event["agency_id"])
     if cert is None:
@@ -347,17 +375,15 @@ def _revocation(state: RetireeState, event: Event, policy: Policy) -> Handled:
         and state.hold_month is None
         and not state.complete
     ):
-        at = event["recorded_at"]
         return [_hold(state, at, month_of(at) + 1, "CERTIFICATION_REVOKED", policy)], None
     return [], None
 
 
-def _retraction(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _retraction(state: RetireeState, event: Event, policy: Policy, at: datetime) -> Handled:
     """Rule 13."""
     if state.date_of_death is None or state.death_memory is None:
         return [], reasons.NO_DEATH_RECORDED
     unpaid_from, extra, paid, detected, estate = state.death_memory
-    at = event["recorded_at"]
     retracted_in = month_of(at)
     state.date_of_death = None
     state.death_memory = None
@@ -398,7 +424,9 @@ def _retraction(state: RetireeState, event: Event, policy: Policy) -> Handled:
     return outputs, None
 
 
-def _contact_details(state: RetireeState, event: Event, policy: Policy) -> Handled:
+def _contact_details(
+    state: RetireeState, event: Event, policy: Policy, at: datetime
+) -> Handled:
     """Changes no status or payment: the read models keep the contact record."""
     return [], None
 

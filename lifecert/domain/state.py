@@ -100,6 +100,7 @@ class RetireeState:
         "hold_month",
         "home_visit_candidate",
         "in_scope",
+        "known_at",
         "pending_documents",
         "pension_start_month",
         "residence",
@@ -172,6 +173,11 @@ class RetireeState:
         # Who reported the standing death (DeathRecorded.source) and when the hub recorded
         # it: the report splits deaths by register. None while no death stands.
         self.death_report: tuple[str, datetime] | None = None
+        # The retiree's knowledge moment K without the deadline (docs/rules.md,
+        # "Late-logged events"): the latest recorded_at of its events read so far, the
+        # enrollment's included, whatever their verdict. An event recorded before it is
+        # judged as of it. The deadline moment's part of K comes from deadline_passed.
+        self.known_at: datetime | None = None
 
     @property
     def revocations(self) -> int:
@@ -267,6 +273,7 @@ class RetireeState:
                 [self.death_report[0], self.death_report[1].isoformat()]
                 if self.death_report else None
             ),
+            "known_at": self.known_at.isoformat() if self.known_at else None,
         }
 
     @classmethod
@@ -315,4 +322,18 @@ class RetireeState:
         )
         report = data.get("death_report")  # absent in states saved before it was kept
         state.death_report = (report[0], datetime.fromisoformat(report[1])) if report else None
+        known = data.get("known_at")
+        state.known_at = datetime.fromisoformat(known) if known else state.derived_known_at()
         return state
+
+    def derived_known_at(self) -> datetime | None:
+        """K for a state saved before it was kept: the latest recorded_at the state still
+        holds (the completing event's, the standing death report's, early forms'). Never
+        later than the true K, so a log in recorded_at order is judged as before; an event
+        recorded before the true K but after this one is judged as of its own recorded_at,
+        as the fold that wrote the state judged it. The deadline's part of K needs no
+        deriving (deadline_passed is set on restore)."""
+        death_at = self.death_report[1] if self.death_report else None
+        held = [at for at in (self.completed_at, death_at) if at is not None]
+        held.extend((self.early_documents or {}).values())
+        return max(held, default=None)

@@ -43,13 +43,11 @@ from lifecert.pipeline.topics import TopicLayout, TopicSpec
 __all__ = [
     "PRODUCER_SETTINGS",
     "ClientSecurity",
-    "KafkaUnavailable",
-    "TopicProblem",
     "TopicState",
     "admin_client",
     "client_security",
+    "close_now",
     "consumer",
-    "describe_error",
     "describe_topics",
     "end_offsets",
     "ensure_topics",
@@ -220,6 +218,27 @@ def producer(
         return KafkaProducer(**settings)
     except KafkaError as exc:
         raise _unreachable(bootstrap, exc) from exc
+
+
+def close_now(producer: KafkaProducer) -> None:
+    """Close ``producer`` at once, dropping the records it still holds.
+
+    kafka-python 3.0.12's ``close(timeout)`` flushes first and raises KafkaTimeoutError
+    when records are still pending, so it never reaches its own force close: the sender
+    thread and its metadata refresh loop live on, and a record it cannot deliver (its topic
+    deleted, its broker replaced) keeps that thread busy. This does what ``close(0)`` means
+    to do: the sender's ``force_close`` (kafka-python's private ``_sender``: re-check on a
+    kafka-python upgrade), then ``close``, whose flush has nothing left to wait for."""
+    try:
+        producer.close(timeout=0)
+        return
+    except KafkaError:
+        pass
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(5)
+    producer.close(timeout=0)
 
 
 def consumer(

@@ -42,7 +42,7 @@ from lifecert.events.interchange import MalformedEvent, loads, parse_event
 from lifecert.events.personal import PersonalDataError, seal_personal, seal_raw
 from lifecert.events.typed import from_event
 from lifecert.events.types import InputEvent
-from lifecert.pipeline import broker_clients, scheduler
+from lifecert.pipeline import broker_clients, broker_errors, scheduler
 from lifecert.pipeline.topics import CLOCK, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert.replay import dead_letter_record
 
@@ -375,8 +375,8 @@ class _Sender:
         except MessageSizeTooLargeError as exc:
             raise _TooLarge(str(exc)) from exc
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
-                f"cannot send to {topic}: {broker_clients.describe_error(exc)}") from exc
+            raise broker_errors.KafkaUnavailable(
+                f"cannot send to {topic}: {broker_errors.describe_error(exc)}") from exc
         future.add_callback(self._ok)
         future.add_errback(self._failed)
         self.sent += 1
@@ -384,8 +384,8 @@ class _Sender:
     def check(self) -> None:
         if self.errors:
             exc = self.errors[0]
-            raise broker_clients.KafkaUnavailable(
-                f"the broker rejected a record: {broker_clients.describe_error(exc)}"
+            raise broker_errors.KafkaUnavailable(
+                f"the broker rejected a record: {broker_errors.describe_error(exc)}"
                 + (f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else "")
             ) from exc
 
@@ -393,13 +393,13 @@ class _Sender:
         try:
             self.producer.flush(timeout=timeout)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
+            raise broker_errors.KafkaUnavailable(
                 f"the broker did not acknowledge every record within {timeout:.0f} s: "
-                f"{broker_clients.describe_error(exc)}"
+                f"{broker_errors.describe_error(exc)}"
             ) from exc
         self.check()
         if self.acked != self.sent:
-            raise broker_clients.KafkaUnavailable(
+            raise broker_errors.KafkaUnavailable(
                 f"only {self.acked:,} of {self.sent:,} records were acknowledged by the broker"
             )
 
@@ -422,8 +422,8 @@ def publish_file(
     keys: KeyStore,
 ) -> PublishStats:
     """Publish the event log ``path`` (see the module doc). Raises
-    :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable` or
-    :class:`~lifecert.pipeline.broker_clients.TopicProblem`; returns only once the broker has
+    :class:`~lifecert.pipeline.broker_errors.KafkaUnavailable` or
+    :class:`~lifecert.pipeline.broker_errors.TopicProblem`; returns only once the broker has
     acknowledged every record."""
     started = time.monotonic()
     stats = PublishStats()

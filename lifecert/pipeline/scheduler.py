@@ -189,7 +189,7 @@ class TickWriter:
         self.records = 0
 
     def write(self, moment: Moment) -> None:
-        """Write ``moment``; raises :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable`
+        """Write ``moment``; raises :class:`~lifecert.pipeline.broker_errors.KafkaUnavailable`
         when the broker does not acknowledge every record."""
         events_topic = self.layout[EVENTS].name
         clock_topic = self.layout[CLOCK].name
@@ -213,7 +213,7 @@ class TickWriter:
     ) -> None:
         from kafka.errors import KafkaError
 
-        from lifecert.pipeline import broker_clients
+        from lifecert.pipeline import broker_errors
 
         try:
             futures = [
@@ -224,8 +224,8 @@ class TickWriter:
             for future in futures:
                 future.get(timeout=0)
         except KafkaError as exc:
-            raise broker_clients.KafkaUnavailable(
-                f"the broker did not acknowledge {what}: {broker_clients.describe_error(exc)}"
+            raise broker_errors.KafkaUnavailable(
+                f"the broker did not acknowledge {what}: {broker_errors.describe_error(exc)}"
             ) from exc
 
 
@@ -267,8 +267,8 @@ def advance(
     """Publish every moment of ``policy`` at or before the end of day ``to`` (Asia/Shanghai),
     or at or before the instant ``to``, that the clock topic does not show as published;
     idempotent. Raises
-    :class:`~lifecert.pipeline.broker_clients.KafkaUnavailable` or
-    :class:`~lifecert.pipeline.broker_clients.TopicProblem`."""
+    :class:`~lifecert.pipeline.broker_errors.KafkaUnavailable` or
+    :class:`~lifecert.pipeline.broker_errors.TopicProblem`."""
     from lifecert.pipeline import broker_clients
 
     if connect_timeout is None:

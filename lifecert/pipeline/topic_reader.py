@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline.broker_errors import describe_error
 from lifecert.pipeline.readable import Decoded, decoded
 from lifecert.pipeline.topics import TopicLayout
@@ -24,11 +24,26 @@ class UnknownTopic(ValueError):
 
 def resolve(layout: TopicLayout, topic: str) -> str:
     """The topic's full name from a role (``events``), a full name, or a name without the
-    layout's prefix (``lifecert.events``)."""
+    layout's prefix (``lifecert.events``).
+
+    Without a prefix, a known name under one (``t42.lifecert.events``) is taken as the
+    full name it is; with another prefix than its own, it is refused, naming the
+    ``--prefix`` to give."""
     specs = layout.topics.values()
     for spec in specs:
         if topic in (spec.role, spec.name, spec.name.removeprefix(layout.prefix)):
             return spec.name
+    prefixed = [(spec.role, topic.removesuffix(base)) for spec in specs
+                if len(topic) > len(base := spec.name.removeprefix(layout.prefix))
+                and topic.endswith(base)]
+    if prefixed:
+        role, prefix = max(prefixed, key=lambda found: len(topic) - len(found[1]))
+        if not layout.prefix:
+            return topic
+        raise UnknownTopic(
+            f"{topic!r} is lifecert's topic {role} under the prefix {prefix!r}, not under "
+            f"the prefix {layout.prefix!r} given (--prefix or LIFECERT_TOPIC_PREFIX): give "
+            f"`{role} --prefix {prefix}`")
     names = ", ".join(f"{s.role} ({s.name})" for s in specs)
     raise UnknownTopic(f"{topic!r} is not one of lifecert's topics: {names}")
 
@@ -62,7 +77,7 @@ def assign(client: KafkaConsumer, topic: str, last: int | None) -> dict[TopicPar
         begins = client.beginning_offsets(tps)
         ends = client.end_offsets(tps)
     except KafkaError as exc:
-        raise broker_clients.KafkaUnavailable(
+        raise broker_errors.KafkaUnavailable(
             f"cannot read the offsets of {topic}: {describe_error(exc)}") from exc
     for tp in tps:
         start = begins[tp] if last is None else max(begins[tp], ends[tp] - last)
@@ -78,7 +93,7 @@ def read_up_to(client: KafkaConsumer, ends: dict[TopicPartition, int],
     deadline = time.monotonic() + timeout
     while remaining:
         if time.monotonic() > deadline:
-            raise broker_clients.KafkaUnavailable(
+            raise broker_errors.KafkaUnavailable(
                 f"reading to the end took more than {timeout:.0f} s")
         for item in poll(client):
             topic, partition, offset = (
@@ -105,7 +120,7 @@ def poll(client: KafkaConsumer, timeout_ms: int = 500) -> Iterator[Decoded | Und
     try:
         batches = client.poll(timeout_ms=timeout_ms)
     except KafkaError as exc:
-        raise broker_clients.KafkaUnavailable(f"cannot read: {describe_error(exc)}") from exc
+        raise broker_errors.KafkaUnavailable(f"cannot read: {describe_error(exc)}") from exc
     for records in batches.values():
         for record in records:
             yield _decode(record)

@@ -37,10 +37,11 @@ from lifecert.domain.fold import output_event
 from lifecert.domain.policy import load_policy
 from lifecert.domain.verdicts import verdict
 from lifecert.events import codec
+from lifecert.events.interchange import parse_event
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
-from lifecert.pipeline.topics import EVENTS, STATUS
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
 from projections.writer import run_until_idle
@@ -614,6 +615,122 @@ def test_a_death_report_is_retracted_by_staff_only_and_audited(
     assert (agency, role, method) == ("FS-STAFF", "STAFF", "PartnerExchange/SubmitBatch")
     assert detail == "source MO-SSF; reason: 家属来电: alive\\n\\x1b[31mforged line"
     assert subject and subject != "MO-3"
+
+
+def test_a_death_reports_source_is_named_by_staff_only(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    """The family's report at a counter: staff record it with source FAMILY_REPORT. A
+    partner naming a source (any, even its own words for it) is refused whole; staff naming
+    a source that has a door of its own is MALFORMED; without a source a death is the
+    caller's."""
+    family = px.SubmitItem(death=px.DeathReport(retiree_id="MO-2", date_of_death="2017-04-21",
+                                                source="FAMILY_REPORT"))
+    before = len(events_on(box))
+    for named in ("FAMILY_REPORT", "MO-SSF"):
+        item = px.SubmitItem(death=px.DeathReport(retiree_id="MO-2",
+                                                  date_of_death="2017-04-21", source=named))
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch, batch(
+            px.SubmitItem(death=px.DeathReport(retiree_id="MO-1", date_of_death="2017-04-19")),
+            item))
+        assert "item 1: role MACAU_SSF may not set a death report's source (bureau staff " \
+            "only)" in error.details(), error.details()
+    with server.channel("COUNTER-CC01", "COUNTER") as channel:
+        error = expect_error(grpc.StatusCode.PERMISSION_DENIED,
+                             px_grpc.PartnerExchangeStub(channel).SubmitBatch, batch(family))
+        assert "role COUNTER may not report deaths" in error.details()
+    assert len(events_on(box)) == before, "nothing of a refused batch is recorded"
+    with server.channel("FS-STAFF", "STAFF") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        reply = stub.SubmitBatch(batch(
+            family, px.SubmitItem(death=px.DeathReport(
+                retiree_id="MO-2", date_of_death="2017-04-21", source="HOSPITAL_REPORT"))),
+            timeout=20)
+        assert [r.outcome for r in reply.results] == [OK.ACCEPTED, OK.REJECTED]
+        assert reply.results[1].reason_code == "MALFORMED"
+        assert "source 'HOSPITAL_REPORT' is not a source staff may name" in \
+            reply.results[1].reason
+        again = stub.SubmitBatch(batch(family), timeout=20)
+        assert again.results[0].outcome == OK.DUPLICATE
+    assert len(events_on(box)) == before + 1
+    [event] = [e for e in events_on(box) if e["event_id"] == reply.results[0].event_id]
+    assert (event["type"], event["retiree_id"], str(event["date_of_death"]), event["source"],
+            event["source_agency"]) == ("DeathRecorded", "MO-2", "2017-04-21", "FAMILY_REPORT",
+                                        "FS-STAFF")
+
+
+def _form3(case: str, beneficiary: str, cid: str, outcome: int = px.Form3Result.CERTIFIED_ALIVE,
+           died: str = "") -> px.SubmitItem:
+    return px.SubmitItem(form3_result=px.Form3Result(
+        case_id=case, beneficiary_id=beneficiary, certification_id=cid, outcome=outcome,
+        method=px.Form3Result.COUNTER, performed_at=PERFORMED, date_of_death=died))
+
+
+def test_a_counter_answers_an_ssf_case_on_the_assistance_topic_only(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    """Form 3: SSF's beneficiary living in Foshan certified at a counter. The answer goes to
+    the assistance-results topic (posted to SSF by its connector), never to the events
+    topic (no payment instruction for a foreign beneficiary); each refusal with its
+    reason: a case SSF never sent, a beneficiary other than the case's, a second answer,
+    an outcome without its date of death, a role other than COUNTER."""
+    requested = {"type": "AssistanceRequested", "event_id": "ssf-req-77",
+                 "recorded_at": "2017-04-01T09:00:00+08:00", "source_agency": "MACAU-SSF",
+                 "case_id": "FSS-P3-77", "retiree_id": "MO-SSF-77000001",
+                 "partner": "MACAU-SSF", "direction": "INBOUND",
+                 "requested_at": "2017-04-01T09:00:00+08:00", "due_on": "2017-04-17"}
+    other_case = {**requested, "event_id": "ssf-req-78", "case_id": "FSS-P3-78",
+                  "retiree_id": "MO-SSF-77000002"}
+    box.publish([(ASSISTANCE_RESULTS, parse_event(e, allowed=("AssistanceRequested",)))
+                 for e in (requested, other_case)])
+    with acting_as("projections"):
+        run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+    events_before = len(events_on(box))
+    results_before = len(events_on(box, ASSISTANCE_RESULTS))
+    error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch,
+                         batch(_form3("FSS-P3-77", "MO-SSF-77000001", "MO-F3-1")))
+    assert "may not answer Macau SSF's cases (form 3: the bureau's counters only)" in \
+        error.details()
+    with server.channel("FS-SIB-CC01", "COUNTER") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        reply = stub.SubmitBatch(batch(
+            _form3("FSS-P3-77", "MO-SSF-77000001", "FS-F3-1"),
+            _form3("FSS-P3-99", "MO-SSF-77000001", "FS-F3-2"),  # no such case
+            _form3("FSS-P3-78", "MO-SSF-77000001", "FS-F3-3"),  # another's case
+            _form3("FSS-P3-78", "MO-SSF-77000002", "FS-F3-4", px.Form3Result.DECEASED),
+            _form3("FSS-P3-78", "MO-SSF-77000002", "FS-F3-5", px.Form3Result.NOT_FOUND,
+                   died="2017-04-01"),
+            certification("FS-F3-6", "MO-SSF-77000002", common_pb2.COUNTER),
+        ), timeout=20)
+        outcomes = [(r.outcome, r.reason_code) for r in reply.results]
+        assert outcomes == [(OK.ACCEPTED, ""), (OK.REJECTED, "UNKNOWN_CASE"),
+                            (OK.REJECTED, "UNKNOWN_CASE"), (OK.REJECTED, "MALFORMED"),
+                            (OK.REJECTED, "MALFORMED"), (OK.REJECTED, "UNKNOWN_RETIREE")], \
+            [r.reason for r in reply.results]
+        assert "Macau SSF has no case 'FSS-P3-99' for beneficiary" in reply.results[1].reason
+        assert reply.results[2].reason.replace("78", "99") == reply.results[1].reason, \
+            "another beneficiary's case is answered as a missing one"
+        assert "date_of_death is missing" in reply.results[3].reason
+        assert "goes only with DECEASED" in reply.results[4].reason
+        again = stub.SubmitBatch(batch(_form3("FSS-P3-77", "MO-SSF-77000001", "FS-F3-1")),
+                                 timeout=20)
+        assert again.results[0].outcome == OK.DUPLICATE
+        with acting_as("projections"):
+            run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+        other = stub.SubmitBatch(batch(_form3("FSS-P3-77", "MO-SSF-77000001", "FS-F3-9")),
+                                 timeout=20)
+        assert (other.results[0].outcome, other.results[0].reason_code) == \
+            (OK.REJECTED, "ALREADY_ANSWERED")
+        assert "answered by certification 'FS-F3-1'" in other.results[0].reason
+    assert len(events_on(box)) == events_before, "nothing on the events topic: no payment"
+    results = events_on(box, ASSISTANCE_RESULTS)
+    assert len(results) == results_before + 1
+    [answer] = [e for e in results if e["event_id"] == reply.results[0].event_id]
+    assert (answer["type"], answer["case_id"], answer["retiree_id"], answer["partner"],
+            answer["agency_id"], answer["outcome"], answer["method"], answer["direction"],
+            answer["home_region"]) == (
+        "AssistanceResult", "FSS-P3-77", "MO-SSF-77000001", "MACAU-SSF", "FS-SIB-CC01",
+        "CERTIFIED_ALIVE", "COUNTER", "INBOUND", "MACAU")
 
 
 def test_one_retirees_events_keep_log_order_across_fetches(

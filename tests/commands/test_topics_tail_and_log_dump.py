@@ -6,6 +6,7 @@ to the live result is tests/pipeline/test_end_to_end.py.)"""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -127,6 +128,29 @@ def test_tail_refusals(stack: StackStatus, lay: TopicLayout) -> None:
          stack.kafka_bootstrap, "--prefix", "nosuch."],
         capture_output=True, text=True, timeout=120, check=False)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_tail_takes_a_prefixed_full_name_without_prefix_and_names_the_prefix_otherwise(
+    stack: StackStatus, lay: TopicLayout
+) -> None:
+    full, prefix = lay[EVENTS].name, _prefix(lay)
+    env = {k: v for k, v in os.environ.items() if k != "LIFECERT_TOPIC_PREFIX"}
+
+    def tail(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lifecert.cli", "topics", "tail", *args, "--bootstrap",
+             stack.kafka_bootstrap], env=env, capture_output=True, text=True, timeout=120,
+            check=False)
+
+    done = tail(full, "-n", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    [record] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert (record["topic"], record["value"]["event_id"]) == (full, "e-2")
+    other = tail(full, "--prefix", "other.")
+    assert other.returncode == 1
+    assert (f"{full!r} is lifecert's topic events under the prefix {prefix!r}, not under the "
+            f"prefix 'other.' given") in other.stderr
+    assert f"give `events --prefix {prefix}`" in other.stderr
 
 
 def test_dump_writes_lines_replay_takes(

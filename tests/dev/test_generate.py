@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import itertools
 import json
 import re
 import uuid
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lifecert.events import catalogue
+from lifecert.events import catalogue, types
 from lifecert.events.catalogue import Event
+from lifecert.events.typed import parse_typed
 from lifecert.progress import Progress
 from lifecert.replay import replay_lines
+from lifecert_dev import generate as generate_module
 from lifecert_dev.commands import generate as generate_command
 from lifecert_dev.generate import (
     CHANNELS,
@@ -95,6 +98,59 @@ def test_same_seed_same_bytes_and_other_seed_differs() -> None:
     assert first == _bytes(400, 7)
     assert first != _bytes(400, 8)
     assert first.decode("utf-8") == "".join(iter_campaign(400, 7))
+
+
+# SHA-256 of campaigns written by the generator as it was before it built its events
+# through the typed classes (main at c69b9c0, which wrote each line as text): the typed
+# generator must write the same bytes, time spellings (Z, +00:00, +08:00, a consulate's
+# offset) and left-out null fields included.
+_HOT = {"utc_z_rate": 0.3, "utc_offset_rate": 0.5, "foreign_offset_rate": 1.0,
+        "revocation_rate": 0.2, "clash_rate": 0.2, "wrong_death_rate": 0.2,
+        "stray_documents_rate": 0.3, "death_rate": 0.3, "redelivery_rate": 0.2,
+        "unknown_retiree_rate": 0.2, "residence_weights": (("ABROAD", 1.0), ("FOSHAN", 1.0))}
+
+
+@pytest.mark.parametrize(("retirees", "seed", "rates", "digest"), [
+    (400, 7, {}, "6bb724498da975a2fb8ab83daf0390298337c5f62e4ebefa3d141eebd4e79bad"),
+    (300, 5, _HOT, "b0dbf98ee4acd671c4eaa7d4ebe4667aa5b4dbebd6e6cf2a270809abf87cb60d"),
+])
+def test_the_typed_generator_writes_the_bytes_of_the_text_one(
+    retirees: int, seed: int, rates: dict[str, Any], digest: str
+) -> None:
+    data = _bytes(retirees, seed, CampaignProfile(**rates))
+    assert hashlib.sha256(data).hexdigest() == digest
+    if rates:  # every spelling of a time is in the hot campaign
+        text = data.decode("utf-8")
+        assert all(f'{suffix}"' in text for suffix in ("Z", "+00:00", "+08:00", "-07:00"))
+
+
+def test_each_line_parses_back_to_the_typed_event_it_was_written_from() -> None:
+    at = datetime(2017, 5, 2, 1, 30, tzinfo=UTC)
+    plus_zero = at.astimezone(generate_module.PLUS_ZERO)
+    consular = at.astimezone(timezone(timedelta(hours=-7)))
+    events = [
+        types.CertificationRecorded(
+            event_id="e-1", recorded_at=plus_zero, source_agency="FS-SIB-CITY",
+            certification_id="CTR-17-00000001", retiree_id="FS000000001", channel="COUNTER",
+            agency_id="FS-NANHAI-OFFICE01", performed_at=consular),
+        types.CertificationDocumentsReceived(
+            event_id="e-2", recorded_at=at.astimezone(generate_module.SHANGHAI),
+            source_agency="FS-SIB-MAILROOM", certification_id="FORM1-17-00000002",
+            retiree_id="FS000000001", received_at=plus_zero),
+        types.DeathReportRetracted(
+            event_id="e-3", recorded_at=at, source_agency="FS-SIB-CITY",
+            retiree_id="FS000000001", source="HUKOU_CANCELLATION",
+            reason='a "namesake" \\ 同名误报'),
+    ]
+    lines = [generate_module._line(event) for event in events]
+    assert '"recorded_at":"2017-05-02T01:30:00+00:00"' in lines[0]
+    assert '"performed_at":"2017-05-01T18:30:00-07:00"' in lines[0]
+    assert '"received_at":"2017-05-02T01:30:00+00:00"' in lines[1]
+    assert '"recorded_at":"2017-05-02T01:30:00Z"' in lines[2]
+    assert '"reason":"a \\"namesake\\" \\\\ 同名误报"' in lines[2]  # JSON, UTF-8
+    assert all(f'"{name}"' not in lines[1] for name in (  # left out, not null
+        "agency_id", "form_number", "postmarked_on", "scan_sha256"))
+    assert [parse_typed(json.loads(line)) for line in lines] == events
 
 
 def test_stats_match_the_output() -> None:

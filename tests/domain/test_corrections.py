@@ -11,7 +11,9 @@ import datetime as dt
 from typing import Any
 
 from tests.helpers import (
+    DEADLINE_AT,
     ReplayImpl,
+    amount,
     cert,
     contact,
     death,
@@ -428,6 +430,127 @@ def test_contact_details_change_no_status_or_payment(replay_impl: ReplayImpl) ->
     )
 
 
+
+
+# =======================================================================================
+# Late-logged events (docs/rules.md): judged as of the retiree's knowledge moment K
+# =======================================================================================
+def test_a_revocation_logged_after_the_release_it_undoes_holds_from_the_next_month(
+    late_logged_impl: ReplayImpl,
+) -> None:
+    """Recorded 30 May, logged after the late completion of 5 July that released the
+    deadline's hold: judged as of 5 July (K), so the new hold is effective August, not
+    June (June was paid, July back-paid)."""
+    lines = [
+        enroll("R1"),
+        cert("C1", "R1", "FACE_APP", performed_at=at("2017-07-05")),
+        revoke("C1", "R1", recorded_at=at("2017-05-30"), reason="FRAUD"),
+    ]
+    check(
+        late_logged_impl(lines, until=END),
+        instructions=[
+            hold_placed("R1"),
+            hold_released("R1", "2017-08", ["2017-07"], A, recorded_at=at("2017-07-05")),
+            hold_placed("R1", recorded_at=at("2017-07-05"), effective_month="2017-08",
+                        reason="CERTIFICATION_REVOKED"),
+        ],
+        statuses={"R1": "SUSPENDED"},
+    )
+
+
+def test_a_death_logged_after_the_deadline_recovers_june(late_logged_impl: ReplayImpl) -> None:
+    """A death of 15 May recorded 20 May but logged after the deadline moment (decided by
+    R2's enrollment of 25 June): judged as of the deadline moment, in June, so June (paid:
+    nothing stopped it before June began) is overpaid. The date of death is not moved:
+    terminated from June."""
+    lines = [
+        enroll("R1"),
+        enroll("R2", recorded_at=at("2017-06-25")),
+        death("R1", date_of_death="2017-05-15", recorded_at=at("2017-05-20")),
+    ]
+    check(
+        late_logged_impl(lines, until=END),
+        instructions=[
+            hold_placed("R1"),
+            terminated("R1", "2017-06", recorded_at=DEADLINE_AT),
+            overpayment("R1", ["2017-06"], A, recorded_at=DEADLINE_AT),
+        ],
+        statuses={"R1": "DECEASED", "R2": "NOT_CERTIFIED"},
+    )
+
+
+def test_a_retraction_logged_after_a_later_event_of_its_retiree_is_judged_as_of_it(
+    late_logged_impl: ReplayImpl,
+) -> None:
+    """K is the latest recorded_at of the retiree's events read before (a rejected one
+    too: the amount change of 2 June, rejected while the death stood): the retraction
+    recorded 15 May is judged as of 2 June, M = June, so U runs through June."""
+    lines = [
+        enroll("R1"),
+        death("R1", date_of_death="2017-03-10", recorded_at=at("2017-04-20")),
+        amount("R1", 310_000, "2017-09", recorded_at=at("2017-06-02")),  # 3
+        retract("R1", recorded_at=at("2017-05-15")),
+    ]
+    check(
+        late_logged_impl(lines, until=END),
+        instructions=[
+            terminated("R1", "2017-04", recorded_at=at("2017-04-20")),
+            overpayment("R1", ["2017-04"], A, recorded_at=at("2017-04-20")),
+            overpayment_cancelled("R1", ["2017-04"], A, recorded_at=at("2017-06-02")),
+            reinstated("R1", "2017-07", ["2017-05", "2017-06"], 2 * A,
+                       recorded_at=at("2017-06-02")),
+            hold_placed("R1"),
+        ],
+        statuses={"R1": "SUSPENDED"},
+        rejections=[(3, "RETIREE_DECEASED")],
+    )
+
+
+def test_a_line_of_a_retiree_not_enrolled_yet_does_not_move_its_knowledge_moment(
+    replay_impl: ReplayImpl,
+) -> None:
+    """A certification of 20 May read before R1's enrollment (UNKNOWN_RETIREE, not
+    remembered) does not make the death of 20 April, logged after both, late: April is
+    its overpayment's last month, not May. (A fold judging every event from its own
+    recorded_at decides the same, so this runs on both folds as they are.)"""
+    lines = [
+        cert("C0", "R1", "FACE_APP", performed_at=at("2017-05-20")),  # 1
+        enroll("R1"),
+        death("R1", date_of_death="2017-03-10", recorded_at=at("2017-04-20")),
+    ]
+    check(
+        replay_impl(lines, until=END),
+        instructions=[
+            terminated("R1", "2017-04", recorded_at=at("2017-04-20")),
+            overpayment("R1", ["2017-04"], A, recorded_at=at("2017-04-20")),
+        ],
+        statuses={"R1": "DECEASED"},
+        rejections=[(1, "UNKNOWN_RETIREE")],
+    )
+
+
+def test_a_redelivery_read_later_moves_the_knowledge_moment(
+    late_logged_impl: ReplayImpl,
+) -> None:
+    """The certification re-sent on 5 July with its event id (DUPLICATE_EVENT) was read
+    then: the revocation recorded 25 June and logged after it is judged as of 5 July, its
+    hold effective August."""
+    lines = [
+        enroll("R1"),
+        cert("C1", "R1", "COUNTER", performed_at=at("2017-05-10"), event_id="X"),
+        cert("C1", "R1", "COUNTER", performed_at=at("2017-05-10"),
+             recorded_at=at("2017-07-05"), event_id="X"),  # 3
+        revoke("C1", "R1", recorded_at=at("2017-06-25")),
+    ]
+    check(
+        late_logged_impl(lines, until=END),
+        instructions=[
+            hold_placed("R1", recorded_at=at("2017-07-05"), effective_month="2017-08",
+                        reason="CERTIFICATION_REVOKED"),
+        ],
+        statuses={"R1": "SUSPENDED"},
+        rejections=[(3, "DUPLICATE_EVENT")],
+    )
 
 
 def test_a_state_written_before_the_deadline_knows_it_passed_once_restored() -> None:

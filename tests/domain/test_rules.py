@@ -1483,9 +1483,11 @@ def test_unknown_retiree_rejected_and_its_event_id_not_remembered(
     )
 
 
-def test_log_order_wins_over_recorded_at(replay_impl: ReplayImpl) -> None:
+def test_log_order_wins_over_recorded_at(late_logged_impl: ReplayImpl) -> None:
     """An event recorded before the deadline but logged after one recorded after it is
-    decided after the deadline moment (held, then released)."""
+    decided after the deadline moment (held, then released), and judged as of the deadline
+    moment, its retiree's knowledge moment (docs/rules.md "Late-logged events"): the
+    release is stamped with it (June either way: effective July, no back-pay)."""
     early = "2017-06-19T10:00:00+08:00"
     lines = [
         enroll("R1"),
@@ -1494,27 +1496,29 @@ def test_log_order_wins_over_recorded_at(replay_impl: ReplayImpl) -> None:
         cert("C1", "R1", "FACE_APP", performed_at=early),
     ]
     check(
-        replay_impl(lines),
+        late_logged_impl(lines),
         instructions=[
             hold_placed("R1"),
             hold_placed("R2"),
-            hold_released("R1", "2017-07", [], 0, recorded_at=early),
+            hold_released("R1", "2017-07", [], 0, recorded_at=DEADLINE_AT),
         ],
         statuses={"R1": "CERTIFIED", "R2": "SUSPENDED"},
     )
 
 
-def test_rejected_event_still_moves_the_clock(replay_impl: ReplayImpl) -> None:
+def test_rejected_event_still_moves_the_clock(late_logged_impl: ReplayImpl) -> None:
+    """The release of the certification logged after the deadline moment is judged as of
+    that moment (docs/rules.md "Late-logged events")."""
     lines = [
         enroll("R1"),
         cert("C1", "R9", "FACE_APP", performed_at="2017-06-22T10:00:00+08:00"),
         cert("C2", "R1", "FACE_APP", performed_at="2017-06-20T10:00:00+08:00"),
     ]
     check(
-        replay_impl(lines),
+        late_logged_impl(lines),
         instructions=[
             hold_placed("R1"),
-            hold_released("R1", "2017-07", [], 0, recorded_at="2017-06-20T10:00:00+08:00"),
+            hold_released("R1", "2017-07", [], 0, recorded_at=DEADLINE_AT),
         ],
         statuses={"R1": "CERTIFIED"},
         rejections=[(2, "UNKNOWN_RETIREE")],

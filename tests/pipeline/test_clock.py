@@ -21,7 +21,7 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import DEADLINE, HOME_VISIT_SWEEP, Moment, load_policy
 from lifecert.events import codec
 from lifecert.events.interchange import MalformedEvent, parse_line
-from lifecert.pipeline import broker_clients, scheduler
+from lifecert.pipeline import broker_clients, broker_errors, scheduler
 from lifecert.pipeline import credentials as creds
 from lifecert.pipeline.topics import CLOCK, EVENTS, TopicLayout, layout
 from lifecert_dev.generate import write_campaign_file
@@ -297,7 +297,7 @@ def test_clock_advance_without_a_broker_fails_clearly(monkeypatch: pytest.Monkey
     # Credentials of its own: the broker, not the local stack's credential files, is missing.
     monkeypatch.setenv(creds.USERNAME_ENV, "admin")
     monkeypatch.setenv(creds.PASSWORD_ENV, "unused")
-    with pytest.raises(broker_clients.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
+    with pytest.raises(broker_errors.KafkaUnavailable, match=r"cannot reach the Kafka broker at "
                        r"127\.0\.0\.1:1: .*lifecert stack up"):
         scheduler.advance("127.0.0.1:1", layout("nowhere."), POLICY, date(2017, 6, 20),
                    connect_timeout=1)

@@ -5,7 +5,9 @@ simulator, goes through the home-visits connector (a `lifecert connectors run` p
 alive -> a HOME_VISIT certification (the retiree CERTIFIED) and its contact update sealed
 in the contact read model; deceased -> the death review queue, not a death, no
 termination; not found -> recorded; a malformed row refused with its reason, the rest
-flowing on; the same file delivered again has no second effect."""
+flowing on; the same file delivered again has no second effect. A death the staff dismiss
+makes the task to do again; one they confirm (the death-registers connector publishing the
+confirmation) closes it as DECEASED."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, HOME_VISIT_REPORTS, TASKS
 from lifecert_dev import live
+from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.home_visits.harness import HomeVisitsHarness
 from projections.connection import connect
 from projections.queries import contact, home_visit_task_list, home_visit_tasks_by_team
@@ -94,16 +97,23 @@ def _tasks(run: live.LiveRun) -> dict[str, tuple[str, str]]:
 
 def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> None:
     retirees = {"HV000000001": "NANHAI", "HV000000002": "SHUNDE", "HV000000003": "SHUNDE",
-                "HV000000004": "GAOMING"}
+                "HV000000004": "GAOMING", "HV000000005": "GAOMING"}
     enrolments = run.work_dir / "enrolments.jsonl"
     enrolments.write_text("".join(json.dumps(_enrolled(r, d), ensure_ascii=False) + "\n"
                                   for r, d in retirees.items()), encoding="utf-8")
     harness = HomeVisitsHarness()
     settings = harness.start(run.work_dir / "partner")
     logs = run.work_dir / "logs"
+    # the death review's door: a staff confirmation comes back through the registers'
+    # connector (connectors/death_registers/review.py), the review folder the teams' one
+    registers = DeathRegistersHarness()
+    register_settings = {**registers.start(run.work_dir / "registers"),
+                         "review": settings["review"]}
     config = write_config(run.work_dir / "connectors.toml", bootstrap=run.bootstrap,
                           topic_prefix=run.prefix,
-                          instances={"visits": InstanceSpec("home-visits", settings)})
+                          instances={"visits": InstanceSpec("home-visits", settings),
+                                     "registers": InstanceSpec("death-registers",
+                                                               register_settings)})
     try:
         with (
             live.running(run.worker_argv(), logs / "worker.log") as worker,
@@ -111,10 +121,11 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
         ):
             with acting_as("connector"):
                 live.publish(run, enrolments, POLICY, until=date(2017, 6, 10))
-            _wait("4 tasks in the read model", lambda: len(_tasks(run)) == 4)
+            _wait("5 tasks in the read model", lambda: len(_tasks(run)) == 5)
             assert _tasks(run) == {
                 "HV000000001": ("HV-NANHAI", "OPEN"), "HV000000002": ("HV-SHUNDE", "OPEN"),
-                "HV000000003": ("HV-SHUNDE", "OPEN"), "HV000000004": ("HV-GAOMING", "OPEN")}
+                "HV000000003": ("HV-SHUNDE", "OPEN"), "HV000000004": ("HV-GAOMING", "OPEN"),
+                "HV000000005": ("HV-GAOMING", "OPEN")}
             conn = connect(run.dsn)
             try:
                 due = {t.team_id: (t.due, t.overdue)
@@ -123,8 +134,8 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
                         for t in home_visit_tasks_by_team(conn, date(2017, 6, 21))}
             finally:
                 conn.close()
-            assert due == {"HV-GAOMING": (1, 0), "HV-NANHAI": (1, 0), "HV-SHUNDE": (2, 0)}
-            assert late == {"HV-GAOMING": (0, 1), "HV-NANHAI": (0, 1), "HV-SHUNDE": (0, 2)}
+            assert due == {"HV-GAOMING": (2, 0), "HV-NANHAI": (1, 0), "HV-SHUNDE": (2, 0)}
+            assert late == {"HV-GAOMING": (0, 2), "HV-NANHAI": (0, 1), "HV-SHUNDE": (0, 2)}
 
             harness.report([_visit("HV000000002", "HV-SHUNDE", "ALIVE", phone=PHONE,
                                    address=ADDRESS),
@@ -133,10 +144,12 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
             harness.report([_visit("HV000000001", "HV-NANHAI", "NOT_FOUND"),
                             _visit("HV000000004", "HV-NANHAI", "ALIVE")],
                            "--malform", "3:visited_on")
+            harness.report([_visit("HV000000005", "HV-GAOMING", "DECEASED",
+                                   date_of_death="2017-06-01")])
             connector = ConnectorProcess(config, "visits", run.work_dir / "connector.log")
             connector.start()
-            _wait("3 reports and a dead letter",
-                  lambda: len(_read(run, HOME_VISIT_REPORTS)) >= 3
+            _wait("4 reports and a dead letter",
+                  lambda: len(_read(run, HOME_VISIT_REPORTS)) >= 4
                   and len(_read(run, DEAD_LETTERS)) >= 1)
             # the Shunde team delivers its file again
             [first] = [p for p in (harness.archive / "done").iterdir()
@@ -150,9 +163,24 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
                 assert live.wait_until_idle(run, 300, [worker, projections]), \
                     "the worker and the projections did not catch up"
             assert _tasks(run)["HV000000003"] == ("HV-SHUNDE", "DECEASED_REVIEW")
-            [pending] = review.listing(harness.review)
+            assert _tasks(run)["HV000000005"] == ("HV-GAOMING", "DECEASED_REVIEW")
+            pending, confirmed = sorted(review.listing(harness.review),
+                                        key=lambda e: e["candidates"])
             assert (pending["candidates"], pending["source"]) == \
                 (["HV000000003"], "HOME_VISIT")
+            assert confirmed["candidates"] == ["HV000000005"]
+            # staff confirm the Gaoming team's report: the registers' door publishes the
+            # death, and the task is closed as DECEASED (no longer under review)
+            review.confirm(harness.review, registers.inbox, confirmed["review_id"],
+                           "HV000000005", "FS-STAFF-7", "death certificate seen",
+                           datetime.now(UTC))
+            deaths = ConnectorProcess(config, "registers", run.work_dir / "registers.log")
+            deaths.start()
+            _wait("the confirmed death published", lambda: any(
+                e["type"] == "DeathRecorded" for e in _read(run, EVENTS)))
+            assert deaths.stop() == 0, deaths.log_tail()
+            _wait("the task closed by the death",
+                  lambda: _tasks(run)["HV000000005"] == ("HV-GAOMING", "DECEASED"))
             # staff dismiss the death the team reported: the task is to do again
             review.dismiss(harness.review, pending["review_id"], "FS-STAFF-7",
                            "seen alive at the Shunde counter", datetime.now(UTC))
@@ -170,6 +198,7 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
             "HV000000002": ("HV-SHUNDE", "CERTIFIED"),
             "HV000000003": ("HV-SHUNDE", "DEATH_DISMISSED"),
             "HV000000004": ("HV-GAOMING", "OPEN"),  # its row was refused
+            "HV000000005": ("HV-GAOMING", "DECEASED"),
         }
         conn = connect(run.dsn)
         try:
@@ -185,18 +214,20 @@ def test_home_visit_tasks_worked_by_the_district_teams(run: live.LiveRun) -> Non
         harness.stop()
     assert statuses["HV000000002"] == ("CERTIFIED", "HOME_VISIT")
     assert statuses["HV000000003"][0] != "DECEASED", "a team's report is not a death"
+    assert statuses["HV000000005"][0] == "DECEASED", "staff confirmed it"
     [dismissed] = [e for e in _read(run, HOME_VISIT_REPORTS)
                    if e["type"] == "HomeVisitDeathDismissed"]
     assert (dismissed["retiree_id"], dismissed["team_id"], dismissed["review_id"]) == \
         ("HV000000003", "HV-SHUNDE", pending["review_id"])
-    assert reports == 3 and len(_read(run, HOME_VISIT_REPORTS)) == 4
+    assert reports == 4 and len(_read(run, HOME_VISIT_REPORTS)) == 5
     inputs = _read(run, EVENTS)
-    assert not [e for e in inputs if e["type"] == "DeathRecorded"]
-    assert not [e for e in _read(run, "payment_instructions")
-                if e["type"] == "PaymentTerminated"]
+    assert [(e["retiree_id"], e["source"]) for e in inputs if e["type"] == "DeathRecorded"] \
+        == [("HV000000005", "HOME_VISIT")], "only the death staff confirmed"
+    assert [e["retiree_id"] for e in _read(run, "payment_instructions")
+            if e["type"] == "PaymentTerminated"] == ["HV000000005"]
     assert [e["retiree_id"] for e in inputs if e["type"] == "CertificationRecorded"] == \
         ["HV000000002"]
-    assert len([e for e in _read(run, TASKS) if e["type"] == "HomeVisitDue"]) == 4
+    assert len([e for e in _read(run, TASKS) if e["type"] == "HomeVisitDue"]) == 5
     assert review.listing(harness.review) == []
     assert sealed is not None and is_sealed(sealed.phone_sealed)
     keys = open_keystore()  # the connector's key store (its default, as the kit's)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecert.pipeline import broker_clients
+from lifecert.pipeline import broker_clients, broker_errors
 from lifecert.pipeline import credentials as creds
 
 ENV_VARS = (creds.USERNAME_ENV, creds.PASSWORD_ENV, creds.CREDENTIALS_ENV, creds.CA_ENV,
@@ -40,7 +40,7 @@ def test_local_stack_files_are_private_and_read_per_component(clean_env: Path) -
 
 
 def test_missing_credentials_say_what_to_do(clean_env: Path) -> None:
-    with pytest.raises(broker_clients.KafkaUnavailable, match="lifecert stack up"):
+    with pytest.raises(broker_errors.KafkaUnavailable, match="lifecert stack up"):
         broker_clients.client_security("worker")
 
 
@@ -48,7 +48,7 @@ def test_the_environment_wins_and_needs_both_halves(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(creds.USERNAME_ENV, "svc-worker")
-    with pytest.raises(broker_clients.KafkaUnavailable, match="both"):
+    with pytest.raises(broker_errors.KafkaUnavailable, match="both"):
         broker_clients.client_security("worker")
     monkeypatch.setenv(creds.PASSWORD_ENV, "s3cret")
     got = broker_clients.client_security("worker").kafka_python()
@@ -61,7 +61,7 @@ def test_a_credentials_file_and_a_ca_give_sasl_ssl(
     path = clean_env / "api.json"
     path.write_text("{not json", encoding="utf-8")
     monkeypatch.setenv(creds.CREDENTIALS_ENV, str(path))
-    with pytest.raises(broker_clients.KafkaUnavailable, match="must be JSON"):
+    with pytest.raises(broker_errors.KafkaUnavailable, match="must be JSON"):
         broker_clients.client_security("api")
     path.write_text(json.dumps({"username": "api", "password": "pw"}), encoding="utf-8")
     ca = clean_env / "ca.pem"  # named only: kafka-python opens it when it connects
@@ -70,7 +70,7 @@ def test_a_credentials_file_and_a_ca_give_sasl_ssl(
     assert security.protocol == "SASL_SSL"
     assert security.kafka_python()["ssl_cafile"] == str(ca)
     monkeypatch.setenv(creds.PROTOCOL_ENV, "PLAINTEXT")
-    with pytest.raises(broker_clients.KafkaUnavailable, match="SASL_PLAINTEXT"):
+    with pytest.raises(broker_errors.KafkaUnavailable, match="SASL_PLAINTEXT"):
         broker_clients.client_security("api")
 
 
@@ -83,10 +83,10 @@ def test_sasl_plaintext_is_refused_to_a_host_that_is_not_loopback(
         security = broker_clients.client_security("api", bootstrap)
         assert security.protocol == "SASL_PLAINTEXT", bootstrap
     for bootstrap in ("kafka.example.org:9092", "127.0.0.1:19092,10.0.0.5:9092"):
-        with pytest.raises(broker_clients.KafkaUnavailable, match=creds.CA_ENV) as refused:
+        with pytest.raises(broker_errors.KafkaUnavailable, match=creds.CA_ENV) as refused:
             broker_clients.client_security("api", bootstrap)
         assert "not loopback" in str(refused.value) and "SASL_SSL" in str(refused.value)
-        with pytest.raises(broker_clients.KafkaUnavailable, match="not loopback"):
+        with pytest.raises(broker_errors.KafkaUnavailable, match="not loopback"):
             broker_clients.producer(bootstrap, component="api")
     monkeypatch.setenv(creds.CA_ENV, str(clean_env / "ca.pem"))
     assert broker_clients.client_security("api", "kafka.example.org:9092").protocol == "SASL_SSL"

@@ -23,7 +23,7 @@ from lifecert.events.interchange import MalformedEvent, parse_line
 from lifecert.events.personal import is_sealed, open_raw, reveal
 from lifecert.keystore.memory import MemoryKeyStore
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import broker_clients, scheduler
+from lifecert.pipeline import broker_clients, broker_errors, scheduler
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.publish import (
     Prepared,
@@ -590,7 +590,7 @@ def test_missing_topics_and_missing_broker_fail_with_what_to_do(
     assert "no such file" in capsys.readouterr().err
 
     with acting_as("connector"), \
-            pytest.raises(broker_clients.KafkaUnavailable,
+            pytest.raises(broker_errors.KafkaUnavailable,
                           match=r"cannot reach the Kafka broker at 127\.0\.0\.1:1: "
                                 r".*lifecert stack up"):
         publish_file(path, POLICY, bootstrap="127.0.0.1:1", layout=layout("nowhere."),

@@ -87,3 +87,16 @@ def test_topics_are_named_by_role_or_name_and_an_unknown_one_is_refused() -> Non
     with pytest.raises(UnknownTopic, match=re.escape(
             "'lifecert.evnts' is not one of lifecert's topics: events (t1.lifecert.events)")):
         resolve(lay, "lifecert.evnts")
+
+
+def test_a_name_under_a_prefix_is_taken_without_one_and_refused_under_another() -> None:
+    assert resolve(layout(""), "t42.lifecert.events") == "t42.lifecert.events"
+    assert resolve(layout(""), "t42.lifecert.dead-letters") == "t42.lifecert.dead-letters"
+    with pytest.raises(UnknownTopic, match=re.escape(
+            "'t42.lifecert.events' is lifecert's topic events under the prefix 't42.', not "
+            "under the prefix 't1.' given (--prefix or LIFECERT_TOPIC_PREFIX): give "
+            "`events --prefix t42.`")):
+        resolve(layout("t1."), "t42.lifecert.events")
+    with pytest.raises(UnknownTopic,
+                       match=re.escape("'t42.lifecert.evnts' is not one of lifecert's")):
+        resolve(layout(""), "t42.lifecert.evnts")

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ReplayImpl, first_differences, normalize, reasons
+from tests.helpers import (
+    PRODUCTION_JUDGES_LATE_EVENTS,
+    ReplayImpl,
+    first_differences,
+    normalize,
+    reasons,
+)
 
 SEEDS = [1, 2017, 424242]
 RETIREES = 2000
@@ -74,7 +80,11 @@ def test_generated_campaign_production_equals_reference(
     production_impl: ReplayImpl,
 ) -> None:
     lines = generate(seed, tmp_path / f"campaign-{seed}.jsonl")
-    expected = reference_impl(lines)
+    # Late-logged events judged as production judges them (docs/rules.md "Late-logged
+    # events"; see test_production_equals_reference_with_corrections.py).
+    expected = reference_impl(
+        lines, judge_late_events_as_of_knowledge=PRODUCTION_JUDGES_LATE_EVENTS
+    )
     actual = production_impl(lines)
 
     want, got = normalize(expected.instructions), normalize(actual.instructions)

@@ -364,30 +364,90 @@ DEATH_BEHIND_THE_DEADLINE_HOLD = [
     )
 ]
 
-OUT_OF_ORDER_REASON = (
-    "logs out of recorded_at order: an instruction stamped with an earlier recorded_at "
-    "than instructions before it in the stream (rule 12's M+1, rule 7's termination and "
-    "rule 13's reinstatement/hold judged from the late-logged event's recorded_at) makes "
-    "a hold effective in months already paid, or a month paid twice; both folds agree"
-)
+# Found by the property below (2026-12-07, 5000 examples), the checker's error again: a
+# death recorded 3 April, logged after an event of 1 June (which decided the home-visit
+# sweep: HomeVisitDue for R2, stamped 1 June). Judged as of R2's knowledge moment (its
+# revocation of 20 April; the sweep is not in K), the termination is stamped 20 April, after
+# the HomeVisitDue in the stream; payment_sim read every instruction of the retiree in
+# stream order, so the task held the termination back and May and June were paid after the
+# death. The payment system reads only lifecert.payment-instructions (tasks and alerts are
+# other topics): payment_sim.PAYMENT_INSTRUCTIONS.
+HOME_VISIT_BEFORE_A_LATE_DEATH = [
+    json.dumps(e)
+    for e in [
+        {
+            "type": "RetireeEnrolled",
+            "recorded_at": "2016-12-01T09:01:00+08:00",
+            "retiree_id": "R2",
+            "name": "Retiree R2",
+            "birth_date": "1937-06-20",
+            "scheme": "URBAN_EMPLOYEE",
+            "category": "REGULAR",
+            "residence": "FOSHAN",
+            "district": "NANHAI",
+            "country": None,
+            "pension_start": "2005-03-01",
+            "monthly_amount_fen": 250000,
+            "disabled": True,
+            "managing_unit": None,
+        },
+        {
+            "type": "CertificationRecorded",
+            "recorded_at": "2017-03-31T23:50:00+08:00",
+            "certification_id": "C-R2-0",
+            "retiree_id": "R2",
+            "channel": "FACE_APP",
+            "agency_id": "AG-1",
+            "performed_at": "2017-03-31T23:50:00+08:00",
+        },
+        {
+            "type": "CertificationRevoked",
+            "recorded_at": "2017-04-20T10:00:00+08:00",
+            "retiree_id": "R2",
+            "certification_id": "C-R2-0",
+            "agency_id": "AG-1",
+            "reason": "FRAUD",
+        },
+        {
+            "type": "PensionAmountChanged",
+            "recorded_at": "2017-06-01T00:00:00+08:00",
+            "retiree_id": "R1",
+            "monthly_amount_fen": 260000,
+            "effective_month": "2017-03",
+        },
+        {
+            "type": "DeathRecorded",
+            "recorded_at": "2017-04-03T10:00:00+08:00",
+            "retiree_id": "R2",
+            "date_of_death": "2017-03-31",
+            "source": "CIVIL_AFFAIRS",
+        },
+    ]
+]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=OUT_OF_ORDER_REASON)
+# Judged from the late-logged event's own recorded_at (rule 12's M+1, rule 7's
+# overpayment and rule 13's reinstatement and hold), both logs above lose money; judged as
+# of the retiree's knowledge moment (docs/rules.md "Late-logged events", issue 16) they do
+# not: the reference fold does so, the production fold not yet (``late_logged_impl``: a
+# strict xfail for production).
 @pytest.mark.parametrize(
     "lines", [REVOKED_IN_THE_PAST, DEATH_BEHIND_THE_DEADLINE_HOLD], ids=["revoked", "death"]
 )
-def test_money_out_of_order_counterexample(replay_impl: ReplayImpl, lines: list[str]) -> None:
-    run(replay_impl, lines)
+def test_money_out_of_order_counterexample(
+    late_logged_impl: ReplayImpl, lines: list[str]
+) -> None:
+    run(late_logged_impl, lines)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=OUT_OF_ORDER_REASON)
 @settings(SETTINGS, max_examples=examples(200))
 @given(lines=event_logs(corrections=True, in_order=False))
 @example(lines=REVOKED_IN_THE_PAST)
-def test_money_is_conserved_out_of_order(replay_impl: ReplayImpl, lines: list[str]) -> None:
-    """Events moved out of recorded_at order and lines redelivered: DESIGN says rules 1-14
-    keep the statements for any log. They do not (see the counterexamples above)."""
-    run(replay_impl, lines)
+@example(lines=HOME_VISIT_BEFORE_A_LATE_DEATH)
+def test_money_is_conserved_out_of_order(late_logged_impl: ReplayImpl, lines: list[str]) -> None:
+    """Events moved out of recorded_at order and lines redelivered: with late-logged events
+    judged as of the knowledge moment, the statements hold for these logs too."""
+    run(late_logged_impl, lines)
 
 
 def _ins(kind: str, month: str) -> dict[str, Any]:

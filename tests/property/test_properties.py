@@ -26,7 +26,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifecert.events.catalogue import enum_symbols
-from tests.helpers import ReplayImpl, examples, first_differences, normalize, reasons
+from tests.helpers import (
+    PRODUCTION_JUDGES_LATE_EVENTS,
+    ReplayImpl,
+    examples,
+    first_differences,
+    judges_late_events,
+    normalize,
+    reasons,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEADLINE_MOMENT = dt.datetime(2017, 6, 21, tzinfo=SHANGHAI)
@@ -443,6 +451,27 @@ def amount_in_force(changes: list[tuple[str, int]], enrolled_amount: int, month:
     return enrolled_amount if best is None else best[1]
 
 
+def judged_instants(events: list[dict[str, Any]]) -> list[dt.datetime]:
+    """The instant each line of a log (no --until) is judged as of, by docs/rules.md
+    "Late-logged events": max(recorded_at, K), K the latest recorded_at of the earlier
+    lines of the same retiree from its first RetireeEnrolled on and, once a line recorded
+    at or after it was read, the deadline moment."""
+    out: list[dt.datetime] = []
+    latest: dict[str, dt.datetime] = {}  # of the retirees enrolled so far
+    deadline_decided = False
+    for e in events:
+        rid = e["retiree_id"]
+        recorded = instant(e["recorded_at"])
+        deadline_decided = deadline_decided or recorded >= DEADLINE_MOMENT
+        known = [recorded, *([latest[rid]] if rid in latest else [])]
+        if deadline_decided:
+            known.append(DEADLINE_MOMENT)
+        out.append(max(known))
+        if rid in latest or e["type"] == "RetireeEnrolled":
+            latest[rid] = max(recorded, latest.get(rid, recorded))
+    return out
+
+
 def describe(lines: list[str]) -> str:
     return "\n".join(f"{n:3d} {line}" for n, line in enumerate(lines, start=1))
 
@@ -458,7 +487,11 @@ def test_production_equals_reference(
     lines: list[str],
     until: dt.date | None,
 ) -> None:
-    expected = reference_impl(lines, until=until)
+    # As production judges late-logged events (see
+    # test_production_equals_reference_with_corrections.py)
+    expected = reference_impl(
+        lines, until=until, judge_late_events_as_of_knowledge=PRODUCTION_JUDGES_LATE_EVENTS
+    )
     actual = production_impl(lines, until=until)
     want, got = normalize(expected.instructions), normalize(actual.instructions)
     assert got == want, (
@@ -508,6 +541,13 @@ def test_duplicate_delivery_changes_nothing(
 def test_backpay_is_sum_of_held_months(replay_impl: ReplayImpl, lines: list[str]) -> None:
     result = replay_impl(lines)
     events = parse(lines)
+    # The instant each line is judged as of: its recorded_at, or, where late-logged events
+    # are judged as of the knowledge moment (docs/rules.md), max(recorded_at, K). The
+    # release is stamped with the instant its cause was judged as of.
+    if judges_late_events(replay_impl.__name__):
+        judged = judged_instants(events)
+    else:
+        judged = [instant(e["recorded_at"]) for e in events]
     for release in result.instructions:
         if release["type"] != "PaymentHoldReleased":
             continue
@@ -515,35 +555,37 @@ def test_backpay_is_sum_of_held_months(replay_impl: ReplayImpl, lines: list[str]
         enrolled = first_index(events, rid, "RetireeEnrolled")
         assert enrolled is not None
         at = instant(release["recorded_at"])
-        cause = next(
+        # The cause: one line (several lines judged as of the same K may be it).
+        causes = [
             i
             for i in range(enrolled + 1, len(events))
             if events[i]["retiree_id"] == rid
             and events[i]["type"] in ("CertificationRecorded", "CertificationDocumentsReceived")
-            and instant(events[i]["recorded_at"]) == at
-        )
-        # Amount changes decided before the cause, in log order (a redelivered copy of one
-        # already decided has no effect).
-        changes: list[tuple[str, int]] = []
-        seen: set[str] = set()
-        for e in events[enrolled + 1 : cause]:
-            if e["retiree_id"] != rid:
-                continue
-            if "event_id" in e:
-                if e["event_id"] in seen:
-                    continue
-                seen.add(e["event_id"])
-            if e["type"] == "PensionAmountChanged":
-                changes.append((e["effective_month"], e["monthly_amount_fen"]))
-
+            and judged[i] == at
+        ]
+        assert causes, f"no line of {rid} judged as of {at} caused {release}\n{describe(lines)}"
         enrolled_amount = int(events[enrolled]["monthly_amount_fen"])
         completed_in = local_month(release["recorded_at"])
         held = months_from_to(HOLD_MONTH, completed_in)
         assert list(release["backpay_months"]) == held, describe(lines)
         assert release["effective_month"] == max(add_month(completed_in), HOLD_MONTH)
-        assert release["backpay_amount_fen"] == sum(
-            amount_in_force(changes, enrolled_amount, m) for m in held
-        ), describe(lines)
+        sums = []
+        for cause in causes:
+            # Amount changes decided before the cause, in log order (a redelivered copy of
+            # one already decided has no effect).
+            changes: list[tuple[str, int]] = []
+            seen: set[str] = set()
+            for e in events[enrolled + 1 : cause]:
+                if e["retiree_id"] != rid:
+                    continue
+                if "event_id" in e:
+                    if e["event_id"] in seen:
+                        continue
+                    seen.add(e["event_id"])
+                if e["type"] == "PensionAmountChanged":
+                    changes.append((e["effective_month"], e["monthly_amount_fen"]))
+            sums.append(sum(amount_in_force(changes, enrolled_amount, m) for m in held))
+        assert release["backpay_amount_fen"] in sums, describe(lines)
 
 
 @SETTINGS

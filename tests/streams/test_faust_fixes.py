@@ -21,6 +21,7 @@ from lifecert.pipeline import broker_clients
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from streams.faust_fixes import ActiveOnly
+from streams.faust_internals import fetched_partitions, fetcher_of
 
 PARTITIONS = 3
 PER_PARTITION = 5
@@ -58,14 +59,13 @@ async def _fetched(bootstrap: str, topic: str, partitions: Any) -> dict[int, int
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        fetcher = consumer._fetcher
         for _ in range(200):  # until the background fetch has every partition's records
-            if all(tp in fetcher._records for tp in tps):
+            if set(tps) <= fetched_partitions(consumer):
                 break
             await asyncio.sleep(0.05)
         else:
             pytest.fail("aiokafka did not fetch the topic's records within 10 s")
-        got = await fetcher.fetched_records(partitions, timeout=0.3)
+        got = await fetcher_of(consumer).fetched_records(partitions, timeout=0.3)
         return {tp.partition: len(records) for tp, records in got.items()}
     finally:
         await consumer.stop()

@@ -106,6 +106,7 @@ async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from lifecert.pipeline import broker_clients
+    from streams import faust_internals
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -115,8 +116,7 @@ async def _consume_all(bootstrap: str, topic: str) -> tuple[int, float, float]:
     )
     await consumer.start()
     try:
-        consumer._client.add_topic(topic)
-        await consumer._client.force_metadata_update()
+        await faust_internals.load_topic_metadata(consumer, topic)
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -483,7 +483,7 @@ def _new_run(bootstrap: str, admin_dsn: str, work: Path, tag: str) -> Any:
 def run_pipeline_bench(args: argparse.Namespace) -> int:
     from lifecert.domain.policy import load_policy
     from lifecert.endpoints import kafka_bootstrap, postgres_dsn
-    from lifecert.pipeline import broker_clients
+    from lifecert.pipeline import broker_errors
     from lifecert.pipeline.topics import EVENTS
     from lifecert_dev import live
     from lifecert_dev.bench.replay import campaign_file
@@ -525,7 +525,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
         runs.append(second)
         figures["latency"] = latency(second, events, policy, args.rate,
                                      args.latency_seconds, args.timeout)
-    except broker_clients.KafkaUnavailable as exc:
+    except broker_errors.KafkaUnavailable as exc:
         raise SystemExit(f"lifecert bench: {exc}") from None
     finally:
         if not args.keep:

@@ -4,15 +4,17 @@ Live (the default): brings the local stack up, generates a campaign and plays it
 the simulated partner systems, each read by its connector: the pension master's database,
 the Guangdong provincial feed, the ministry's and Hong Kong's batch files, Macau's SSF,
 the mailroom's register of paper forms, the employers' files and the death registers'
-extracts, the home-visit teams' results files, and the gRPC API's clients (counters,
-other provinces' offices and assisting agencies, staff's revocations and retractions)
+extracts, the home-visit teams' results files, the China Consular app's cases (approved
+by staff through the API), and the gRPC API's clients (counters, other provinces' offices
+and assisting agencies, staff's revocations, retractions and the families' death reports)
 (lifecert_dev.partners.systems). Events no door carries yet (the face app's and the
-counters' face verifications, the consulates', the families' death reports) are published
+counters' face verifications, the counters' results for Guangdong) are published
 directly, and counted: the demo prints a table of doors and the events each brought, then
 ``published directly: N``.
-SSF's beneficiaries living in Foshan are asked about through SSF's door and answered
-through its results connector. The stream worker and the PostgreSQL projections decide and project
-until every event is done; the payment-system connector applies the instructions to the
+SSF's beneficiaries living in Foshan are asked about through SSF's door, certified at the
+counters, answered through the API (form 3) and posted to SSF by its results connector.
+The stream worker and the PostgreSQL projections decide and project until every event is
+done; the payment-system connector applies the instructions to the
 payment ledger, and the Guangdong results connector posts Foshan's assistance results to
 the province. It prints the campaign summary and the assistance cases from PostgreSQL,
 reconciles the ledger with
@@ -276,7 +278,7 @@ def _through_partners(
             wait_for_sink(partners, "payment-ledger", sent, args.timeout)
             wait_for_sink(partners, "guangdong-results", stats.assistance_results,
                           args.timeout)
-            wait_for_sink(partners, "macau-ssf-results", stats.ssf_results, args.timeout)
+            wait_for_sink(partners, "macau-ssf-results", stats.ssf_answers, args.timeout)
             # the projections fold the cases' last events (the results just sent)
             if not _wait_idle(run, args.timeout, children, started):
                 return False, None, False

@@ -29,7 +29,8 @@ from lifecert.events.interchange import MalformedEvent, parse_event, to_json
 from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
-from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer
+from lifecert_dev.partners.consulates import CampaignConsulates
+from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_ssf_cases
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
@@ -54,17 +55,32 @@ from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
 HOME_VISITS: Callable[[], SourceHarness] | None = HomeVisitTeams
 # -----------------------------------------------------------------------------------------
 
-# Instance name -> harness, in start order. Instance names are the connector kinds.
+# The Hong Kong bodies of the campaign (lifecert_dev.generate), each with its own exchange
+# account, inbox and hk-assist instance: the connector records the certifications of an
+# inbox as its body's (issue 14: never the agency a file's column asserts). The "-B" ones
+# are the campaign's clashing certification ids (rule 11: another agency, the same id).
+HK_BODIES: dict[str, str] = {"hk-assist": "HK-FTU", "hk-assist-gdlo": "HK-GDLO",
+                             "hk-assist-ftu-b": "HK-FTU-B", "hk-assist-gdlo-b": "HK-GDLO-B"}
+
+
+def _hk_body(instance: str) -> Callable[[], SourceHarness]:
+    return lambda: HkAssistHarness(agency=HK_BODIES[instance])
+
+
+# Instance name -> harness, in start order. Instance names are the connector kinds (but
+# the second Hong Kong body's).
 SOURCES: dict[str, Callable[[], SourceHarness]] = {
     "pension-master": PensionMasterHarness,
     "guangdong-xregion": GuangdongHarness,
     "ministry-offsite": MinistryOffsiteHarness,
-    "hk-assist": HkAssistHarness,
+    **{instance: _hk_body(instance) for instance in HK_BODIES},
     "macau-ssf": MacauSsfHarness,
     "mailroom": MailroomHarness,
     "employer-files": EmployerFilesHarness,
     "death-registers": DeathRegistersHarness,
     **({"home-visits": HOME_VISITS} if HOME_VISITS is not None else {}),
+    # needs the API (staff approve the cases): started only with a database
+    "consular-app": CampaignConsulates,
 }
 SINKS: dict[str, Callable[[], SinkHarness]] = {
     "payment-ledger": PaymentLedgerHarness,
@@ -80,13 +96,18 @@ ROUTES: dict[str, frozenset[tuple[str, str | None]]] = {
                             ("DeathRecorded", "MACAU_SSF")}),
     "death-registers": frozenset(("DeathRecorded", source) for source in
                                  ("CREMATION_RECORD", "HUKOU_CANCELLATION", "HOSPITAL_REPORT")),
+    # one route per door: Partners.source_of sends each body's certifications to its inbox
+    **{instance: frozenset() for instance in list(HK_BODIES)[1:]},
 }
 # The door of each source, for the demo's table.
 DOORS: dict[str, str] = {
     "pension-master": "pension master's database",
     "guangdong-xregion": "Guangdong provincial feed",
     "ministry-offsite": "ministry's batch files",
-    "hk-assist": "Hong Kong assisting bodies' files",
+    "hk-assist": "Hong Kong assisting bodies' files (FTU)",
+    "hk-assist-gdlo": "Hong Kong assisting bodies' files (GDLO)",
+    "hk-assist-ftu-b": "Hong Kong assisting bodies' files (FTU-B)",
+    "hk-assist-gdlo-b": "Hong Kong assisting bodies' files (GDLO-B)",
     "macau-ssf": "Macau SSF (HTTPS)",
     "mailroom": "mailroom register (paper forms)",
     "employer-files": "employers' files",
@@ -95,7 +116,10 @@ DOORS: dict[str, str] = {
     "assisted-offices": "offices elsewhere, gRPC API (ASSISTED_OFFICE)",
     "assisting-agencies": "assisting agencies, gRPC API (ASSISTING_AGENCY)",
     "staff": "staff revocations, retractions, API (STAFF)",
+    "family-deaths": "families' death reports at counters, API (STAFF)",
     "home-visits": "home-visit teams",
+    "consular-app": "China Consular app's cases, staff review (API)",
+    "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
     DIRECT: "published directly (no door yet)",
 }
 # Quick polls: the playback waits for every window to be published before the next.
@@ -128,6 +152,8 @@ class Partners:
         try:
             specs = {}
             for name, make in {**SOURCES, **SINKS}.items():
+                if name == "consular-app" and self.database is None:
+                    continue  # no API server: no staff review, the consulates stay direct
                 harness = make()
                 if isinstance(harness, MacauSsfResultsHarness):
                     harness = _SsfResults(self.harnesses["macau-ssf"])
@@ -145,6 +171,9 @@ class Partners:
                 self.api_server.start(self.work_dir / "partners" / "counters")
                 self.api_doors = {name: ApiDoor(self.api_server, door)
                                   for name, door in API_DOORS.items()}
+                for harness in self.harnesses.values():
+                    if isinstance(harness, CampaignConsulates):
+                        harness.attach_api(self.api_server)
         except BaseException:
             self.close()
             raise
@@ -185,12 +214,15 @@ class Partners:
         carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
         route = router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
         by_role = {d.door.role: n for n, d in self.api_doors.items()}
+        hk_inbox = {body: instance for instance, body in HK_BODIES.items()}
 
         def source_of(event: Event) -> str:
             name = route(event)
             if name == "guangdong-xregion" and not str(event["agency_id"]).startswith("GD-"):
                 # another province's office or agency: not on Guangdong's feed, the API
                 return by_role.get(str(event["channel"]), name)
+            if name in HK_BODIES:  # each body drops its certifications into its own inbox
+                return hk_inbox.get(str(event["agency_id"]), name)
             return name
 
         return source_of
@@ -243,7 +275,8 @@ class PlayStats:
     absorbed: list[str] = field(default_factory=list)
     absorbed_deaths: list[str] = field(default_factory=list)  # the same death reported again
     ssf_requests: int = 0  # SSF's beneficiaries living in Foshan, asked about
-    ssf_results: int = 0   # Foshan's answers to SSF
+    ssf_results: int = 0   # Foshan's answers to SSF, published directly (no API server)
+    ssf_answered: int = 0  # Foshan's answers to SSF through the counters' API (form 3)
     seconds: float = 0.0
 
     def describe(self) -> str:
@@ -254,7 +287,13 @@ class PlayStats:
                 f"events a door recorded once before or refused "
                 f"({len(self.absorbed_deaths)} deaths); "
                 f"{self.assistance_results} assistance results for the province, "
-                f"{self.ssf_results} for SSF; {self.seconds:.0f} s")
+                f"{self.ssf_answers} for SSF; {self.seconds:.0f} s")
+
+    @property
+    def ssf_answers(self) -> int:
+        """Foshan's answers to SSF, through the counters' API or directly: what the
+        macau-ssf-results sink posts to SSF."""
+        return self.ssf_results + self.ssf_answered
 
     @property
     def published_directly(self) -> int:
@@ -270,6 +309,8 @@ class PlayStats:
         if self.ssf_requests:
             rows.append(("macau-ssf", "Macau SSF (HTTPS): cases to certify in Foshan",
                          self.ssf_requests))
+        if self.ssf_answered:
+            rows.append(("ssf-answers", DOORS["ssf-answers"], self.ssf_answered))
         rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
         rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
                      self.assistance_results + self.ssf_results))
@@ -399,16 +440,25 @@ def play(
         _send(producer, partners.topics[ASSISTANCE_RESULTS].name, results)
         stats.assistance_results = len(results)
         if stats.ssf_requests:
-            # Foshan's counters certify SSF's beneficiaries (form 3); the results sink
-            # answers SSF.
-            answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
-            _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
-            stats.ssf_results = len(answers)
+            _answer_ssf(partners, producer, seed, stats)
     finally:
         producer.close(timeout=10)
         counter.close()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def _answer_ssf(partners: Partners, producer: Any, seed: int, stats: PlayStats) -> None:
+    """Foshan's counters certify SSF's beneficiaries (form 3) and answer each case through
+    the API (role COUNTER), which puts the answer on the assistance-results topic; the
+    results sink posts it to SSF. Without the API server (no database), published
+    directly."""
+    answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
+    if partners.api_server is not None:
+        stats.ssf_answered = answer_ssf_cases(partners.api_server, answers)
+    else:
+        _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
+        stats.ssf_results = len(answers)
 
 
 def _first_deliveries(batch: list[Event], seen: set[str], stats: PlayStats) -> list[Event]:

@@ -561,7 +561,7 @@ def apply_default_acls(cfg: StackConfig) -> None:
     from kafka.errors import KafkaError
 
     from lifecert.pipeline import acls
-    from lifecert.pipeline.broker_clients import KafkaUnavailable
+    from lifecert.pipeline.broker_errors import KafkaUnavailable
     from lifecert.pipeline.topics import layout
 
     try:

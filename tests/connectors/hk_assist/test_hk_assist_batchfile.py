@@ -3,6 +3,8 @@ line's rejection, identity card numbers masked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connectors.hk_assist import batchfile as bf
@@ -82,3 +84,24 @@ def test_a_file_without_header_or_trailer_is_refused_without_quoting_a_record() 
     with pytest.raises(bf.BatchRefused) as caught:
         bf.read_batch(bf.file_name("HKFTU-20170502-01"), cut)
     assert "is not a trailer" in caught.value.reason and "陳大文" not in caught.value.reason
+
+
+def test_the_agency_is_the_connectors_body_and_a_line_naming_another_is_rejected(
+        tmp_path: Path) -> None:
+    from connectors.hk_assist.connector import HkAssistSource
+    from connectors.sdk.errors import ConfigError, RecordRejected
+
+    settings = {"inbox": str(tmp_path / "inbox")}
+    with pytest.raises(ConfigError, match="agency"):
+        HkAssistSource("hk", settings)  # required: whose inbox it is
+    with pytest.raises(ConfigError, match=r"agency 'HK FTU' is not an agency id"):
+        HkAssistSource("hk", {**settings, "agency": "HK FTU"})
+    source = HkAssistSource("hk", {**settings, "agency": "HKFTU-KWUNTONG"})
+    batch = bf.read_batch(bf.file_name("HKFTU-20170502-01"),
+                          _batch(ROW, (*ROW[:4], "HAD-WCH", ROW[5])))
+    own, other = batch.records
+    assert source.map_line(own)["agency_id"] == "HKFTU-KWUNTONG"
+    with pytest.raises(RecordRejected, match=r"line 3, field 協助機構代碼 \(agency_id\): names "
+                                             r"agency 'HAD-WCH' but this inbox is "
+                                             r"HKFTU-KWUNTONG's"):
+        source.map_line(other)

@@ -11,6 +11,7 @@ receipts say the same, line by line; an identity card number never leaves."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
 from lifecert_dev.partners.hk_assist.harness import HkAssistHarness
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import INSTANCE, Kit, SourceContract, wait_for
+from lifecert_dev.testkit.harness import SourceHarness
 from lifecert_dev.testkit.samples import sample_events
 
 pytestmark = pytest.mark.stack
@@ -49,10 +51,15 @@ class TestHkAssist(SourceContract):
     def harness(self) -> HkAssistHarness:
         return HkAssistHarness()
 
+    def expected(self, harness: SourceHarness, count: int, seed: int) -> list[dict[str, Any]]:
+        """The kit's samples as one body reports them: its own certifications."""
+        assert isinstance(harness, HkAssistHarness)
+        return harness.own(super().expected(harness, count, seed))
+
     def test_a_file_delivered_twice_has_one_effect(self, kit: Kit) -> None:
         harness = kit.harness
         assert isinstance(harness, HkAssistHarness)
-        events = sample_events(harness.carries, 5, seed=21)
+        events = harness.own(sample_events(harness.carries, 5, seed=21))
         first = harness.drop(events[:4])
         proc = kit.connector()
         wait_for("4 events", lambda: len(_published(kit)) >= 4, proc)
@@ -79,7 +86,7 @@ class TestHkAssist(SourceContract):
     def test_each_refusal_and_rejection_with_its_reason(self, kit: Kit) -> None:
         harness = kit.harness
         assert isinstance(harness, HkAssistHarness)
-        events = sample_events(harness.carries, 9, seed=23)
+        events = harness.own(sample_events(harness.carries, 9, seed=23))
         good = harness.drop(events[:3])
         no_bom = harness.drop(events[3:4], "--corrupt", "no-bom")
         corrupt = harness.drop(events[4:5], "--corrupt", "checksum")
@@ -119,6 +126,30 @@ class TestHkAssist(SourceContract):
             [(2, bf.ACCEPTED), (3, bf.REJECTED), (4, bf.ACCEPTED)]
         assert "identity card number" in lines[1].reason
         assert list(harness.inbox.iterdir()) == []
+
+
+    def test_a_line_naming_another_agency_is_refused(self, kit: Kit) -> None:
+        """The agency is the inbox's body (the connector's ``agency``), never what a line
+        says: a line naming another body is a dead letter and REJECTED on the receipt, and
+        the body's own lines flow on."""
+        harness = kit.harness
+        assert isinstance(harness, HkAssistHarness)
+        events = harness.own(sample_events(harness.carries, 3, seed=25))
+        events[1] = {**events[1], "agency_id": "HAD-WCH"}
+        batch = harness.drop(events)
+        proc = kit.connector()
+        wait_for("2 events and a dead letter",
+                 lambda: len(_published(kit)) >= 2 and len(kit.read(DEAD_LETTERS)) >= 1, proc)
+        assert proc.stop() == 0, proc.log_tail()
+        published = _published(kit)
+        assert sorted(e["certification_id"] for e in published) == \
+            sorted([events[0]["certification_id"], events[2]["certification_id"]])
+        assert {e["agency_id"] for e in published} == {harness.agency}
+        [letter] = kit.read(DEAD_LETTERS)
+        assert json.loads(letter["source_position"]) == {"file": bf.file_name(batch), "line": 3}
+        assert ("line 3, field 協助機構代碼 (agency_id): names agency 'HAD-WCH' but this inbox "
+                f"is {harness.agency}'s") in letter["reason"]
+        assert _receipts(harness) == {bf.receipt_name(bf.file_name(batch)): (bf.PARTIAL, 2, 1)}
 
 
 def _raw(letter: dict) -> bytes:

@@ -114,7 +114,8 @@ def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() 
 
     roles = {name: door.role for name, door in API_DOORS.items()}
     assert roles == {"counters": "COUNTER", "assisted-offices": "ASSISTED_OFFICE",
-                     "assisting-agencies": "ASSISTING_AGENCY", "staff": "STAFF"}
+                     "assisting-agencies": "ASSISTING_AGENCY", "staff": "STAFF",
+                     "family-deaths": "STAFF"}
     assert all(name in systems.DOORS for name in API_DOORS)
     partners = systems.Partners("localhost:1", None, Path("."))  # type: ignore[arg-type]
     partners.harnesses = {name: make() for name, make in systems.SOURCES.items()}  # unstarted
@@ -133,3 +134,86 @@ def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() 
     assert source_of({"type": "CertificationRevoked", "retiree_id": "FS1"}) == "staff"
     assert source_of({"type": "DeathReportRetracted", "retiree_id": "FS1"}) == "staff"
     assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == DIRECT
+    assert source_of(cert("HK_AGENCY", "HK-FTU")) == "hk-assist"
+    assert source_of(cert("HK_AGENCY", "HK-GDLO-B")) == "hk-assist-gdlo-b", \
+        "each Hong Kong body (the clashing ids' too) through its own inbox"
+    death = {"type": "DeathRecorded", "retiree_id": "FS1", "date_of_death": "2017-05-01"}
+    assert source_of({**death, "source": "FAMILY_REPORT"}) == "family-deaths"
+    assert source_of({**death, "source": "CONSULATE_REPORT"}) == "family-deaths"
+    assert source_of({**death, "source": "HOSPITAL_REPORT"}) == "death-registers"
+
+
+def test_a_family_death_becomes_a_staff_death_report_naming_its_source() -> None:
+    from lifecert_dev.partners.counters import API_DOORS, STAFF_AGENCY
+
+    door = API_DOORS["family-deaths"]
+    assert (door.role, door.agency) == ("STAFF", STAFF_AGENCY)
+    item = door.item({"type": "DeathRecorded", "retiree_id": "FS7", "source": "FAMILY_REPORT",
+                      "date_of_death": date(2017, 5, 1), "agency_id": "FS-CIVIL-AFFAIRS"})
+    assert (item.death.retiree_id, item.death.date_of_death, item.death.source) == \
+        ("FS7", "2017-05-01", "FAMILY_REPORT")
+
+
+def test_ssfs_answers_through_the_counters_api_are_a_door_not_direct() -> None:
+    stats = PlayStats(by_source={"mailroom": 3}, ssf_requests=50, ssf_answered=50,
+                      assistance_results=7)
+    text = render_doors(stats).splitlines()
+    [row] = [line for line in text if line.split()[0] == "ssf-answers"]
+    assert row.split()[-1] == "50" and "form 3" in row
+    assert text[-1] == "published directly: 7"
+    assert stats.ssf_answers == 50
+
+
+def test_a_form3_answer_becomes_the_apis_form3_item() -> None:
+    from lifecert.api.protos import partner_exchange_pb2 as px
+    from lifecert_dev.partners.counters import form3_result
+    from lifecert_dev.partners.macau_ssf.harness import result_event
+
+    answers = [result_event(4, n, outcome) for n, outcome in
+               enumerate(("CERTIFIED_ALIVE", "NOT_FOUND", "DECEASED"))]
+    items = [form3_result(e).form3_result for e in answers]
+    assert [(i.case_id, i.beneficiary_id, i.certification_id) for i in items] == \
+        [(e["case_id"], e["retiree_id"], e["certification_id"]) for e in answers]
+    assert [px.Form3Result.Outcome.Name(i.outcome) for i in items] == \
+        ["CERTIFIED_ALIVE", "NOT_FOUND", "DECEASED"]
+    assert [px.Form3Result.Method.Name(i.method) for i in items] == \
+        ["COUNTER", "HOME_VISIT", "COUNTER"]
+    assert [i.date_of_death for i in items] == ["", "", str(answers[2]["date_of_death"])]
+    assert items[0].performed_at.ToDatetime(tzinfo=answers[0]["performed_at"].tzinfo) == \
+        answers[0]["performed_at"]
+
+
+def test_a_consulate_certification_becomes_a_case_of_a_listed_mission(tmp_path: Path) -> None:
+    """The consulates' door: the campaign's CONSULATE certification is the consular
+    system's case (its number the certification id, the mailed form 2 matches it), from a
+    mission of the demo's partner directory as the connector checks it; a mission outside
+    the campaign's is refused before anything is pushed."""
+    from connectors.consular_app import missions as directory
+    from connectors.consular_app import protocol
+    from lifecert_dev.partners.consulates import consular_case, missions_toml
+
+    cert = {"type": "CertificationRecorded", "event_id": "e1",
+            "recorded_at": datetime(2017, 5, 20, 10, 0, tzinfo=SHANGHAI),
+            "certification_id": "CS-17-0001", "retiree_id": "FS000000009",
+            "channel": "CONSULATE", "agency_id": "CN-CONSULATE-US-SF",
+            "performed_at": datetime(2017, 5, 9, 0, 30, tzinfo=SHANGHAI)}
+    case = consular_case(cert)
+    assert (case["case_id"], case["retiree_id"], case["mission_id"], case["country"],
+            case["performed_at"], case["recorded_at"]) == (
+        "CS-17-0001", "FS000000009", "CN-CONSULATE-US-SF", "US", cert["performed_at"],
+        cert["performed_at"])
+    assert case["passport_checked"] and case["residence_permit_checked"] and \
+        case["face_checked"], "an approval needs every check"
+    path = tmp_path / "missions.toml"
+    path.write_text(missions_toml(), encoding="utf-8")
+    missions = directory.load(path)
+    assert directory.problem(missions, case["mission_id"], case["mission_kind"],
+                             case["country"]) is None
+    wire = protocol.event_to_case({**case, "performed_at": case["performed_at"].isoformat(),
+                                   "recorded_at": case["recorded_at"].isoformat()})
+    import json
+    back = protocol.case_to_event(json.dumps(wire).encode())
+    assert (back["case_id"], back["mission_id"]) == ("CS-17-0001", "CN-CONSULATE-US-SF")
+    assert "CN-EMB-US" not in missions and len(missions) == 19
+    with pytest.raises(ValueError, match="not a mission of the campaign"):
+        consular_case({**cert, "agency_id": "CN-EMB-US"})

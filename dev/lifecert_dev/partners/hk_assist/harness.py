@@ -43,8 +43,11 @@ class HkAssistHarness(SourceHarness):
     #: Records per batch file at most (a big feed becomes several batches, in order).
     batch_limit = 20_000
 
-    def __init__(self, scan_interval: float = 0.2) -> None:
+    def __init__(self, scan_interval: float = 0.2, agency: str = "HKFTU-KWUNTONG") -> None:
+        """``agency``: the body whose exchange account this inbox is (the connector's
+        ``agency``: it records every certification of the inbox as that body's)."""
         self.scan_interval = scan_interval
+        self.agency = agency
         self.root: Path | None = None
         self._seq = 0
 
@@ -77,7 +80,12 @@ class HkAssistHarness(SourceHarness):
             folder.mkdir(parents=True, exist_ok=True)
         self._seq = len(list(self._path("spool").glob("*.jsonl")))
         return {"inbox": str(self.inbox), "receipts": str(self.receipts),
-                "archive": str(self.archive), "scan_interval": self.scan_interval}
+                "archive": str(self.archive), "scan_interval": self.scan_interval,
+                "agency": self.agency}
+
+    def own(self, events: Sequence[Event]) -> list[Event]:
+        """``events`` as this body reports them: certified by its own agency."""
+        return [{**e, "agency_id": self.agency} for e in events]
 
     def stop(self) -> None:
         if self.root is not None and self._unmounted.exists():

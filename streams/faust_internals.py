@@ -1,0 +1,401 @@
+"""Every internal of faust-streaming and aiokafka that lifecert patches or relies on, in one
+place, and the only module that touches them.
+
+faust (and aiokafka under it) promise nothing about their private methods and attributes,
+and :mod:`streams.faust_fixes` replaces four of faust's methods with reordered copies. A
+new release can change any of them without a word, and the worker would then lose or
+stall records silently. So:
+
+- ``pyproject.toml`` pins faust-streaming and aiokafka to the exact versions below;
+- :data:`INTERNALS` lists each internal we patch, call, read, write or copy, with why we
+  rely on it and what to re-check, and a hash of its installed source;
+- the rest of lifecert reaches them only through the functions of this module
+  (:func:`replace` refuses a method not listed here);
+- ``tests/streams/test_faust_internals.py`` hashes the installed source of every entry
+  (the function, class or assignment, read from the installed module's source) and fails
+  on a difference, naming the entry and what to re-check; it also fails on a private
+  attribute of a faust or aiokafka object used outside this module.
+
+After an upgrade: re-check each entry the test names, adjust our use, then record the new
+hash (``python -m streams.faust_internals`` prints every entry's current hash).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import importlib
+import inspect
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# The exact versions the entries below were read against (pyproject.toml pins both).
+FAUST_VERSION = "0.15.3"
+AIOKAFKA_VERSION = "0.14.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Internal:
+    """One internal we depend on. ``sources``: the installed definitions whose text the
+    hash covers, as ``module:Qualname`` (a function, a class, a method or a module-level
+    assignment); ``use``: patched (replaced by our copy), wrapped (ours calls it), called,
+    read, written, mirrored (we do what it does) or relied (its behaviour is assumed)."""
+
+    name: str
+    use: str
+    sources: tuple[str, ...]
+    why: str
+    recheck: str
+    sha256: str
+
+
+INTERNALS: tuple[Internal, ...] = (
+    Internal(
+        "Recovery.on_recovery_completed", "patched",
+        ("faust.tables.recovery:Recovery.on_recovery_completed",),
+        "faust_fixes._on_recovery_completed is a copy of it with the tail reordered (seek "
+        "the stream partitions while paused, resume the flow, then resume the partitions): "
+        "faust's order loses records fetched in between after a table recovery.",
+        "diff faust's new body against faust_fixes._on_recovery_completed: carry over every "
+        "change outside the reordered tail; drop the fix if faust now seeks before resuming.",
+        "efa591d45ccd024c248d3916d78c85cb94fe141fa5fb2031a77af82738f5190a",
+    ),
+    Internal(
+        "Recovery._resume_streams", "patched",
+        ("faust.tables.recovery:Recovery._resume_streams",),
+        "faust_fixes._resume_streams is a copy of it with the same reordered tail (the path "
+        "taken when no table needed recovery).",
+        "diff faust's new body against faust_fixes._resume_streams and carry over changes.",
+        "b6d76e94a17dba55c55f39add65609622e62ff105bba8459253846bf6a7128cd",
+    ),
+    Internal(
+        "Consumer.perform_seek", "wrapped",
+        ("faust.transport.consumer:Consumer.perform_seek",),
+        "wrapped to also seek partitions without a committed offset to their beginning "
+        "(aiokafka's seek_to_committed leaves them where the fetcher is); it is also where "
+        "faust loads _committed_offset after an assignment.",
+        "that it still seeks every assigned partition to its committed offset and fills "
+        "_committed_offset (None for offset 0 or none): streams.app's offset guard reads it.",
+        "fb68f0f54dd78421836495124af8cb1aa3c3a55c092aa96535170ed1968387c3",
+    ),
+    Internal(
+        "AIOKafkaConsumerThread._fetch_records", "wrapped",
+        ("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._fetch_records",),
+        "wrapped to hand aiokafka ActiveOnly(active partitions) instead of faust's live set, "
+        "whose emptiness aiokafka reads as 'every partition'.",
+        "that it still passes its active_partitions argument on to Fetcher.fetched_records "
+        "unchanged (the wrapper's signature must match).",
+        "133b172babc46d3ce39923d6eb908fd59329d25bcd4787f18aa64c8b8def44d6",
+    ),
+    Internal(
+        "AIOKafkaConsumerThread._create_worker_consumer", "wrapped",
+        ("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._create_worker_consumer",),
+        "wrapped to lower the consumer's fetch_max_wait_ms (faust passes 1500 ms) to "
+        "faust_fixes.FETCH_MAX_WAIT_MS after the consumer is built.",
+        "that it still returns the aiokafka consumer before start(), and whether faust now "
+        "takes fetch_max_wait_ms from a setting (then use the setting instead).",
+        "412318fdc7c64a75dfd2a9d9736c8d68e1e6070858f5a951419679460bf5da86",
+    ),
+    Internal(
+        "AIOKafkaConsumer._fetch_max_wait_ms", "written",
+        ("aiokafka.consumer.consumer:AIOKafkaConsumer.__init__",
+         "aiokafka.consumer.consumer:AIOKafkaConsumer.start"),
+        "set_fetch_max_wait writes it after __init__; start() reads it when it builds the "
+        "Fetcher.",
+        "that __init__ still stores fetch_max_wait_ms as _fetch_max_wait_ms and start() "
+        "still hands that attribute to the Fetcher (not a copy taken in __init__).",
+        "26df5067a1042ad1da9f5d8743dbdf9a266efb79b83185305cd69d18a03883ce",
+    ),
+    Internal(
+        "Fetcher.fetched_records", "relied",
+        ("aiokafka.consumer.fetcher:Fetcher.fetched_records",),
+        "reads an empty (falsy) partition set as every partition (`if partitions and tp "
+        "not in partitions`): why ActiveOnly is never falsy and only answers `in`.",
+        "how it tests the partitions argument: ActiveOnly supports bool() and `in` only.",
+        "6e40c7282b19e72de4a071fdf0c87735131ed721ac1e3dc4525d184560218fda",
+    ),
+    Internal(
+        "Recovery._is_changelog_tp, Recovery._wait, Recovery._set_recovery_ended", "called",
+        ("faust.tables.recovery:Recovery._is_changelog_tp",
+         "faust.tables.recovery:Recovery._wait",
+         "faust.tables.recovery:Recovery._set_recovery_ended"),
+        "called by faust_fixes' copies of the two recovery methods, as faust's own bodies do.",
+        "their signatures and effects (the copies call them with the same arguments).",
+        "198bc11b760f60f36bf14536d06cd603164a84a81dea09cd6a17b742738ba30d",
+    ),
+    Internal(
+        "Consumer._is_changelog_tp", "called",
+        ("faust.transport.consumer:Consumer._is_changelog_tp",),
+        "faust_fixes' perform_seek wrapper separates stream partitions from changelog ones.",
+        "its signature and meaning (a changelog partition of a table).",
+        "af732ecca1b231b71f2f7f4b82b76e46cab98f2ed038c8f9057cb64d6002a0af",
+    ),
+    Internal(
+        "App._fetcher", "called",
+        ("faust.app.base:App._fetcher",),
+        "faust_fixes starts the fetcher (maybe_start) after resuming the partitions, as "
+        "faust's own methods do.",
+        "that it is still the fetcher service with maybe_start().",
+        "73fc4126bf00a2c61781d0722472dfce10b7f4863e1491570c264288f6f85cca",
+    ),
+    Internal(
+        "Consumer._committed_offset", "read",
+        ("faust.transport.consumer:Consumer.__init__",
+         "faust.transport.consumer:Consumer._commit_offsets"),
+        "streams.app's offset guard and faust_fixes read the committed offset per partition "
+        "(None for offset 0 or none) to know which offset comes next.",
+        "that __init__ still makes it a defaultdict(lambda: None) keyed by TP, and commits "
+        "still update it (perform_seek, listed above, fills it at assignment).",
+        "fcfd4603e79934e2dc28ffcf3bd53cbb6a550ab4ab41ad816e7076398b7919d9",
+    ),
+    Internal(
+        "faust.streams._current_event", "written",
+        ("faust.streams:_current_event", "faust.streams:current_event"),
+        "FaustTable.store sets it to the record being stored: the RocksDB store files an "
+        "entry under the current event's partition, and a batch holds several partitions.",
+        "that current_event() still reads this ContextVar holding a weakref to the event.",
+        "237e798c433f44dd105db7adaddc9e9fcc02185072e108c1ecb72c2fd9a5b606",
+    ),
+    Internal(
+        "SerializedStore._set (RocksDB Store._set)", "called",
+        ("faust.stores.base:SerializedStore._set", "faust.stores.rocksdb:Store._set"),
+        "FaustTable.store writes the already encoded changelog bytes straight into the "
+        "RocksDB store (encoded once), under the current event's partition.",
+        "that _set(key, value) still takes encoded bytes and takes the partition from "
+        "current_event().",
+        "7d14889e0d4fb374a02174fd3d775b7c90ed3e68f43dfe4d781cbe1ed0babab0",
+    ),
+    Internal(
+        "Collection._on_changelog_sent", "mirrored",
+        ("faust.tables.base:Collection._on_changelog_sent",),
+        "FaustTable.sent does what it does (set_persisted_offset per changelog partition) "
+        "for the entries the worker sends itself.",
+        "that it still only records the persisted offset; copy anything new into "
+        "FaustTable.sent.",
+        "a33e68bd81353bf1a19bbf00e02f183464d38a9268a64f8bddc42a00e5532bdb",
+    ),
+    Internal(
+        "Stream iteration and enable_acks", "relied",
+        ("faust.streams:Stream.__aiter__", "faust.streams:Stream._py_aiter",
+         "faust.streams:Stream._c_aiter"),
+        "the agent sets stream.enable_acks = False (as Stream.take does) and acks each "
+        "record itself once its outputs and state are acknowledged: the iterators must not "
+        "ack when it is False.",
+        "that both iterators still read enable_acks for each event before acking it.",
+        "7e0d7d3ebcbd05ac15b51310fb9ec85f9e718502d88b05e3cc5ffef3e6e5e0e8",
+    ),
+    Internal(
+        "Consumer._new_offset", "relied",
+        ("faust.transport.consumer:Consumer._new_offset",),
+        "offsets are committed only up to a record whose predecessors are all acked (and "
+        "past a gap of one: faust-streaming issue 606): why the decision loop acks in order.",
+        "whether the commit rule changed (issue 606 fixed: the in-order acking stays "
+        "correct either way; a new rule may allow acking out of order).",
+        "66a56cc287b4afee817133f9850e3a35a6abeb53d19b80d674699f9d503fb187",
+    ),
+    Internal(
+        "AIOKafkaConsumer._client", "called",
+        ("aiokafka.consumer.consumer:AIOKafkaConsumer.__init__",
+         "aiokafka.client:AIOKafkaClient.add_topic",
+         "aiokafka.client:AIOKafkaClient.force_metadata_update"),
+        "the pipeline benchmark's raw consume asks the consumer's client for one topic's "
+        "metadata before assigning its partitions (no subscription).",
+        "that the consumer still keeps its AIOKafkaClient as _client with these methods.",
+        "da4658809c4f296efd2de48c650999f3bbd694ab91a607168a21a4c0f3c0a78f",
+    ),
+    Internal(
+        "AIOKafkaConsumer._fetcher, Fetcher._records", "read",
+        ("aiokafka.consumer.consumer:AIOKafkaConsumer.start",
+         "aiokafka.consumer.fetcher:Fetcher.__init__"),
+        "tests/streams/test_faust_fixes.py waits until aiokafka's fetcher holds every "
+        "partition's records, to show deterministically what fetched_records does then.",
+        "that the fetcher is still _fetcher and keeps fetched records per TP in _records.",
+        "d47e54fad6a1ed0ca4de9572d42dc068d1b3c3325d135aa3acd069329f353ad5",
+    ),
+)
+
+
+class NotListed(LookupError):
+    """A faust or aiokafka internal used without an entry in :data:`INTERNALS`."""
+
+
+# ------------------------------------------------------------------ the source hashes
+
+
+def _definition(tree: ast.Module, qualname: str, where: str) -> list[ast.stmt]:
+    """The statements defining ``qualname`` (a class, a function, a method, or a
+    module-level name: every assignment to it) in a module's syntax tree."""
+    *outer, last = qualname.split(".")
+    body: list[ast.stmt] = tree.body
+    for part in outer:
+        classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == part]
+        if not classes:
+            raise NotListed(f"{where}: no class {part} in the installed source")
+        body = classes[-1].body
+    found: list[ast.stmt] = []
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == last:
+                found = [node]  # a later definition wins, as at import
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and not outer:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == last for t in targets):
+                found.append(node)
+    if not found:
+        raise NotListed(f"{where}: no definition of {qualname} in the installed source")
+    return found
+
+
+def installed_source(source: str) -> str:
+    """The installed text of ``module:Qualname``, decorators included, read from the
+    module's source file (so that our own patches do not hide faust's text)."""
+    module_name, _, qualname = source.partition(":")
+    module = importlib.import_module(module_name)
+    text = inspect.getsource(module)
+    lines = text.splitlines(keepends=True)
+    parts = []
+    for node in _definition(ast.parse(text), qualname, source):
+        decorators = getattr(node, "decorator_list", [])
+        first = min([node.lineno, *(d.lineno for d in decorators)])
+        assert node.end_lineno is not None
+        parts.append("".join(lines[first - 1:node.end_lineno]))
+    return "".join(parts)
+
+
+def source_hash(entry: Internal) -> str:
+    """SHA-256 of the installed sources of ``entry``, each prefixed by its name."""
+    digest = hashlib.sha256()
+    for source in entry.sources:
+        digest.update(f"{source}\n".encode())
+        digest.update(installed_source(source).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def changed() -> list[tuple[Internal, str]]:
+    """The entries whose installed source no longer has the recorded hash, each with the
+    hash it has now (or the reason it cannot be read)."""
+    out = []
+    for entry in INTERNALS:
+        try:
+            now = source_hash(entry)
+        except (NotListed, ImportError, OSError) as exc:
+            now = f"unreadable: {exc}"
+        if now != entry.sha256:
+            out.append((entry, now))
+    return out
+
+
+# ------------------------------------------------------------------ the uses
+
+_originals: dict[tuple[type, str], Any] = {}
+
+
+def _entry_for(owner: type, name: str) -> Internal:
+    source = f"{owner.__module__}:{owner.__qualname__}.{name}"
+    for entry in INTERNALS:
+        if source in entry.sources and entry.use in ("patched", "wrapped"):
+            return entry
+    raise NotListed(
+        f"{source} is not listed as patched or wrapped in streams/faust_internals.py: add "
+        "an entry (why, what to re-check, its source hash) before replacing it")
+
+
+def replace(owner: type, name: str, new: Callable[..., Any]) -> Any:
+    """Set ``owner.name`` to ``new`` (a listed patched or wrapped method); faust's
+    original, which a wrapper calls."""
+    _entry_for(owner, name)
+    key = (owner, name)
+    if key not in _originals:
+        _originals[key] = owner.__dict__[name]
+    setattr(owner, name, new)
+    return _originals[key]
+
+
+def original(owner: type, name: str) -> Any:
+    """faust's own ``owner.name``, also after :func:`replace`."""
+    _entry_for(owner, name)
+    return _originals.get((owner, name), owner.__dict__[name])
+
+
+def set_fetch_max_wait(consumer: Any, ms: int) -> None:
+    """An aiokafka consumer built but not started: how long the broker may hold a fetch."""
+    consumer._fetch_max_wait_ms = ms
+
+
+def is_changelog_tp(owner: Any, tp: Any) -> bool:
+    """faust's Recovery or Consumer: whether ``tp`` is a table's changelog partition."""
+    return bool(owner._is_changelog_tp(tp))
+
+
+async def recovery_wait(recovery: Any, coro: Any, timeout: float) -> None:
+    await recovery._wait(coro, timeout=timeout)
+
+
+def recovery_ended(recovery: Any) -> None:
+    recovery._set_recovery_ended()
+
+
+async def start_fetcher(app: Any) -> None:
+    await app._fetcher.maybe_start()
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """faust's committed offset of ``tp`` as loaded at its assignment or last commit;
+    None for none (or 0)."""
+    found = consumer._committed_offset.get(tp)
+    return None if found is None else int(found)
+
+
+@contextlib.contextmanager
+def current_event(event: Any) -> Iterator[None]:
+    """``event`` as faust's current event (what the RocksDB store takes the partition
+    from) within the block."""
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def store_encoded(data: Any, key: bytes | None, value: bytes | None) -> None:
+    """Write encoded bytes straight into a serialized (RocksDB) store: within
+    :func:`current_event` of the record whose partition it belongs to."""
+    data._set(key, value)
+
+
+async def load_topic_metadata(consumer: Any, topic: str) -> None:
+    """An aiokafka consumer without a subscription: fetch ``topic``'s metadata."""
+    consumer._client.add_topic(topic)
+    await consumer._client.force_metadata_update()
+
+
+def fetched_partitions(consumer: Any) -> set[Any]:
+    """The partitions whose fetched records an aiokafka consumer's fetcher holds now."""
+    return set(consumer._fetcher._records)
+
+
+def fetcher_of(consumer: Any) -> Any:
+    """An aiokafka consumer's fetcher (after start()), as faust's consumer thread uses it."""
+    return consumer._fetcher
+
+
+def main() -> int:
+    """Print each entry's current hash (after an upgrade, once its re-check is done)."""
+    for entry in INTERNALS:
+        try:
+            now = source_hash(entry)
+        except (NotListed, ImportError, OSError) as exc:
+            now = f"unreadable: {exc}"
+        mark = "" if now == entry.sha256 else "   <- changed"
+        print(f"{entry.name}: {now}{mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,8 +47,12 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	# every property at its full example count (tests/conftest.py: the thorough profile)
-	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest
+	# every property at its full example count (tests/conftest.py: the thorough profile);
+	# three test processes (pytest-xdist), each test file on one of them, as the stack
+	# tests mostly wait on the broker, the database and their children; then, alone, the
+	# few that stop or restart the shared stack (marker `exclusive`)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -n 3 --dist loadfile -m "not exclusive"
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -m exclusive
 
 lint: setup
 	$(BIN)/ruff check .

@@ -22,7 +22,9 @@ API's ``box``) fails at set-up, before anything starts, unless it is marked; and
 for them by ``request.getfixturevalue``.
 
 Tests must not stop this shared stack; a test that needs its own lifecycle makes a private
-stack (see ``private_stack_env`` in tests/dev/stack/conftest.py).
+stack (see ``private_stack_env`` in tests/dev/stack/conftest.py). The one kind of test that
+does stop it on purpose (a broker and database restart under a running pipeline) is marked
+``exclusive``: `make test` runs the others in parallel (pytest-xdist) and these alone.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def test_clean_run_and_a_batch_published_twice_equal_replay(
     assert_dump_replays_as_live(run)
 
 
+@pytest.mark.exclusive  # stops the shared broker and database: nothing may run beside it
 def test_broker_and_database_restarts_lose_and_double_nothing(
     run: live.LiveRun, stack: StackStatus, tmp_path: Path
 ) -> None:

@@ -222,16 +222,14 @@ def test_a_generated_campaign_comes_back_exactly_and_in_order(
     master: PensionMasterHarness, source: PensionMasterSource,
 ) -> None:
     """Re-enrolments, changes for never-enrolled persons, times in UTC and +08:00: what
-    the demo feeds; and feed() keeps up with a campaign."""
+    the demo feeds. (How fast feed() writes is not asserted here: a timing inside a test
+    fails on a loaded machine and proves nothing on a quiet one.)"""
     carried = [e for e in (json.loads(line) for line in iter_campaign(1500, seed=11))
                if e["type"] in simulator.CARRIED]
-    start = time.perf_counter()
     master.feed(carried)
-    rate = len(carried) / (time.perf_counter() - start)
     records, _ = read(source, len(carried), batch=500)
     events = [e for r in records for e in source._to_events(r)]
     assert [business(e) for e in events] == [business(e) for e in carried]
-    assert rate > 1000, f"feed() wrote {rate:.0f} changes/s"
 
 
 def test_poll_resumes_after_its_position(

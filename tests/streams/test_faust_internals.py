@@ -153,6 +153,14 @@ def _imports_a_library(tree: ast.Module) -> bool:
     return False
 
 
+# Private names of another library in a module that also imports faust (the scan cannot
+# tell whose object a name is read from): each with the library, and where it is explained.
+OTHER_LIBRARIES = {
+    # kafka-python's KafkaProducer._sender (close_now's docstring: re-check on an upgrade)
+    ("lifecert/pipeline/broker_clients.py", "getattr(producer, '_sender', None)"),
+}
+
+
 def test_no_private_name_of_faust_or_aiokafka_is_used_elsewhere() -> None:
     # Every module importing faust, aiokafka or mode reaches their objects' private names
     # only through streams/faust_internals.py (whose functions the entries cover).
@@ -168,8 +176,9 @@ def test_no_private_name_of_faust_or_aiokafka_is_used_elsewhere() -> None:
             scanned += 1
             visitor = _PrivateUses()
             visitor.visit(tree)
-            offences += [f"{path.relative_to(ROOT)}:{line}: {text}"
-                         for line, text in visitor.found]
+            where = str(path.relative_to(ROOT))
+            offences += [f"{where}:{line}: {text}" for line, text in visitor.found
+                         if (where, text) not in OTHER_LIBRARIES]
     assert scanned >= 8  # streams/, the API, the benchmark, these tests...
     assert not offences, (
         "private names reached outside streams/faust_internals.py in modules that import "

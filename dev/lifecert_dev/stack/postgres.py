@@ -519,9 +519,12 @@ def _server_options(cfg: StackConfig) -> str:
         socket_dir_opt = "''"  # path too long for a unix socket: TCP only
     else:
         socket_dir_opt = shlex.quote(str(socket_dir))
+    # 300 connections, not PostgreSQL's 100: `make test` runs three test processes side
+    # by side, each with pipelines, API servers and connectors holding sessions of their
+    # own; 100 ran out ("remaining connection slots are reserved").
     return (
         f"-p {cfg.pg_port} -c listen_addresses={cfg.host} -k {socket_dir_opt} "
-        "-c password_encryption=scram-sha-256"
+        "-c password_encryption=scram-sha-256 -c max_connections=300"
     )
 
 

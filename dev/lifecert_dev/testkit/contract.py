@@ -164,7 +164,9 @@ class _Contract:
     @pytest.fixture
     def kit(self, harness: Harness, connector_kit_bootstrap: str,
             tmp_path: Path) -> Iterator[Kit]:
-        prefix = f"kit-{uuid.uuid4().hex[:10]}."
+        # The process in the name: tests run side by side (pytest-xdist) can tell the
+        # topics and ACLs of one kit run from another's.
+        prefix = f"kit-{os.getpid()}-{uuid.uuid4().hex[:10]}."
         topics = layout(prefix)
         with broker_clients.admin_client(connector_kit_bootstrap, component=ADMIN) as admin:
             broker_clients.ensure_topics(admin, topics)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,16 +51,20 @@ MUTANTS = {
 }
 
 
-def _kit_topics(bootstrap: str) -> set[str]:
+def _kit_topics(bootstrap: str, pid: int) -> set[str]:
+    """The topics of the kit run in process ``pid`` (its prefixes are ``kit-<pid>-...``:
+    other tests' kits may run beside it)."""
     with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
-        return {t for t in admin.list_topics() if t.startswith("kit-")}
+        return {t for t in admin.list_topics() if t.startswith(f"kit-{pid}-")}
 
 
-def _kit_acls(bootstrap: str) -> set[str]:
-    """The ACLs on the kit's resources (topics and groups of prefixes ``kit-...``)."""
+def _kit_acls(bootstrap: str, pid: int) -> set[str]:
+    """The ACLs on the resources of the kit run in process ``pid`` (topics and groups of
+    prefixes ``kit-<pid>-...``)."""
     with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
         found = admin.describe_acls(acls._every_acl())[0]
-    return {repr(a) for a in found if a.resource_pattern.resource_name.startswith("kit-")}
+    return {repr(a) for a in found
+            if a.resource_pattern.resource_name.startswith(f"kit-{pid}-")}
 
 
 def _register(where: Path) -> Path:
@@ -79,36 +84,51 @@ def _register(where: Path) -> Path:
 MUTANT_TIMEOUT = "20"
 
 
-def _run_case(kind: str, case: str, path: Path) -> subprocess.CompletedProcess[str]:
+@dataclass
+class _Case:
+    """A kit case run in a pytest process of its own, and that process's id."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    pid: int
+
+
+def _run_case(kind: str, case: str, path: Path) -> _Case:
     env = dict(os.environ, LIFECERT_KIT_MUTANT=kind, LIFECERT_KEEP_STACK="1",
                LIFECERT_KIT_TIMEOUT=MUTANT_TIMEOUT,
                PYTHONPATH=os.pathsep.join([str(path), str(ROOT)]))
-    return subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
          f"{UNDER_MUTATION}::TestMutant::{case}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        return _Case(proc.returncode, out, err, proc.pid)
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
 def test_the_kit_fails_the_mutant(mutant: str, stack: StackStatus, tmp_path: Path) -> None:
     kind, case, phrase = MUTANTS[mutant]
-    before = _kit_topics(stack.kafka_bootstrap)
     done = _run_case(kind, case, _register(tmp_path / "site"))
     out = done.stdout + done.stderr
     assert done.returncode == 1 and "1 failed" in done.stdout, \
         f"the kit did not fail {mutant} in {case}:\n{out[-4000:]}"
     assert phrase in out, f"{case} failed {mutant}, but not for its fault ({phrase!r}):\n" \
         f"{out[-4000:]}"
-    left = _kit_topics(stack.kafka_bootstrap) - before
+    left = _kit_topics(stack.kafka_bootstrap, done.pid)
     assert not left, f"the kit left its topics on the broker: {sorted(left)}"
 
 
 def test_the_kit_deletes_its_topics_and_their_acls(stack: StackStatus, tmp_path: Path) -> None:
-    before, acls_before = _kit_topics(stack.kafka_bootstrap), _kit_acls(stack.kafka_bootstrap)
     done = _run_case("community-office", "test_each_record_becomes_exactly_one_valid_event",
                      tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    left = _kit_topics(stack.kafka_bootstrap) - before
+    left = _kit_topics(stack.kafka_bootstrap, done.pid)
     assert not left, f"the kit left {len(left)} topics on the broker: {sorted(left)}"
-    acls_left = _kit_acls(stack.kafka_bootstrap) - acls_before
+    acls_left = _kit_acls(stack.kafka_bootstrap, done.pid)
     assert not acls_left, f"the kit left {len(acls_left)} ACLs: {sorted(acls_left)[:3]}"

@@ -36,10 +36,16 @@ class Backoff:
         self.attempt = 0
         self._rng = rng or random.Random()
 
-    def next_delay(self) -> float:
+    def next_ceiling(self) -> float:
+        """The longest wait of this attempt (doubling from ``initial`` up to ``maximum``),
+        and on to the next attempt."""
         cap = min(self.maximum, self.initial * (2 ** self.attempt))
         self.attempt += 1
-        return self._rng.uniform(0, cap)
+        return cap
+
+    def next_delay(self) -> float:
+        """A wait drawn below this attempt's ceiling (full jitter), and on to the next."""
+        return self._rng.uniform(0, self.next_ceiling())
 
     def reset(self) -> None:
         self.attempt = 0

@@ -125,9 +125,10 @@ class _Runner:
         self.checkpoints: CheckpointStore | None = None
         self.heartbeat: Heartbeat | None = None
         self._open = False
-        # After the producer was dropped (broker unreachable): failures in a row, and the
-        # monotonic time before which it is not made again.
-        self._kafka_failures = 0
+        # After the producer was dropped (broker unreachable): the backoff before it is
+        # made again (its attempt counts the drops in a row), and the monotonic time
+        # before which it is not.
+        self._reconnect = Backoff(instance.runner.retry_initial, instance.runner.retry_max)
         self._reconnect_at = 0.0
         self._dead_topic = layout[DEAD_LETTERS].name
 
@@ -204,14 +205,12 @@ class _Runner:
         missed), and make it again no sooner than a backoff doubling up to retry_max."""
         if self.producer is None:
             return
-        runner = self.instance.runner
-        delay = min(runner.retry_max, runner.retry_initial * 2 ** self._kafka_failures)
-        self._kafka_failures += 1
+        delay = self._reconnect.next_ceiling()
         self._reconnect_at = time.monotonic() + delay
         self.log.warning(
             "the Kafka broker at %s is unreachable or lost a topic (%s): closed the producer "
             "and dropped the records it held; connecting again in %.1f s (failure %d in a "
-            "row)", self.bootstrap, reason, delay, self._kafka_failures)
+            "row)", self.bootstrap, reason, delay, self._reconnect.attempt)
         producer, self.producer = self.producer, None
         self.checkpoints = None
         self.heartbeat = None
@@ -223,9 +222,9 @@ class _Runner:
     def _kafka_ok(self) -> None:
         """The broker acknowledged what was sent: the backoff starts again from its first
         step (a producer that connects but cannot deliver does not reset it)."""
-        if self._kafka_failures:
+        if self._reconnect.attempt:
             self.log.warning("the broker at %s acknowledges again", self.bootstrap)
-            self._kafka_failures = 0
+            self._reconnect.reset()
 
     def _check_kafka(self) -> None:
         """Drop the producer when its last heartbeat has waited STUCK_S for the broker."""

@@ -91,6 +91,10 @@ class _Found:
 
 
 _found_key = pytest.StashKey[_Found]()
+_used_key = pytest.StashKey[bool]()
+# Whether this process's session used the stack (a worker tells the controller at its end).
+_USED = "lifecert_stack_used"
+_stack_used = False
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
@@ -110,9 +114,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_found_key] = _Found.now()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _xdist_worker(session.config):
+        session.config.workeroutput[_USED] = _stack_used
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_testnodedown(node: object, error: object) -> None:
+    if getattr(node, "workeroutput", {}).get(_USED):
+        node.config.stash[_used_key] = True
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    # Only when a worker used the stack: a parallel run of tests that need none (`-m "not
+    # stack" -n 2`) leaves a running stack alone, as a single process does.
     found = config.stash.get(_found_key, None)
-    if found is not None:
+    if found is not None and config.stash.get(_used_key, False):
         found.restore()
 
 
@@ -120,6 +137,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def stack(request: pytest.FixtureRequest) -> Iterator[StackStatus]:
     if _current is not None:  # asked for by request.getfixturevalue, past the set-up check
         require_marker(_current, ["stack"])
+    global _stack_used
+    _stack_used = True
     found = _Found.now()
     st = up(found.cfg)
     yield st

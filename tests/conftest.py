@@ -24,7 +24,6 @@ from hypothesis import settings
 from lifecert import replay
 from lifecert.pipeline.credentials import ADMIN, set_process_component
 from lifecert_dev.stack import StackStatus
-from tests.helpers import PRODUCTION_JUDGES_LATE_EVENTS
 from tests.reference import reference_replay
 
 POLICY = "foshan-2017"
@@ -71,34 +70,6 @@ def production_impl() -> Impl:
 @pytest.fixture(scope="session", params=["reference", "production"])
 def replay_impl(request: pytest.FixtureRequest) -> Impl:
     """Each test that takes this runs once per implementation."""
-    if request.param == "reference":
-        return _reference()
-    return _production()
-
-
-# The implementations, for the tests of docs/rules.md's "Late-logged events": a strict
-# xfail for production until it judges late-logged events as of the knowledge moment
-# (tests.helpers.PRODUCTION_JUDGES_LATE_EVENTS).
-_PRODUCTION_NOT_LATE = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="docs/rules.md 'Late-logged events' (issue 16): the production fold still judges "
-    "an event logged late from its own recorded_at (tests.helpers.PRODUCTION_JUDGES_LATE_EVENTS)",
-)
-
-
-@pytest.fixture(
-    scope="session",
-    params=[
-        "reference",
-        pytest.param(
-            "production", marks=() if PRODUCTION_JUDGES_LATE_EVENTS else _PRODUCTION_NOT_LATE
-        ),
-    ],
-)
-def late_logged_impl(request: pytest.FixtureRequest) -> Impl:
-    """Like ``replay_impl``, for a test whose log is out of recorded_at order and whose
-    expectations follow docs/rules.md "Late-logged events"."""
     if request.param == "reference":
         return _reference()
     return _production()

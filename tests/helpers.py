@@ -26,22 +26,6 @@ DEADLINE_AT = "2017-06-21T00:00:00+08:00"
 DEADLINE = "2017-06-20"
 HOLD_MONTH = "2017-07"
 
-# docs/rules.md "Late-logged events" (issue 16): an event recorded before its retiree's
-# knowledge moment K (the latest recorded_at of that retiree's events read before it, and
-# the deadline moment once decided) is judged as of K. Both folds follow it: the reference
-# fold (tests/reference) was written from that section, the production fold
-# (lifecert/domain) from the same section by another hand, and the property tests compare
-# them on raw logs out of order. Were it ever set False, every test naming it
-# (tests/conftest.py ``late_logged_impl``, tests/property) would expect production to fail.
-PRODUCTION_JUDGES_LATE_EVENTS = True
-
-
-def judges_late_events(impl_name: str) -> bool:
-    """Does the implementation named so (``reference``, ``production``) judge late-logged
-    events as of the knowledge moment?"""
-    return impl_name == "reference" or PRODUCTION_JUDGES_LATE_EVENTS
-
-
 AUTO = "auto"
 _ids = itertools.count(1)
 

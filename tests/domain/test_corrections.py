@@ -436,7 +436,7 @@ def test_contact_details_change_no_status_or_payment(replay_impl: ReplayImpl) ->
 # Late-logged events (docs/rules.md): judged as of the retiree's knowledge moment K
 # =======================================================================================
 def test_a_revocation_logged_after_the_release_it_undoes_holds_from_the_next_month(
-    late_logged_impl: ReplayImpl,
+    replay_impl: ReplayImpl,
 ) -> None:
     """Recorded 30 May, logged after the late completion of 5 July that released the
     deadline's hold: judged as of 5 July (K), so the new hold is effective August, not
@@ -447,7 +447,7 @@ def test_a_revocation_logged_after_the_release_it_undoes_holds_from_the_next_mon
         revoke("C1", "R1", recorded_at=at("2017-05-30"), reason="FRAUD"),
     ]
     check(
-        late_logged_impl(lines, until=END),
+        replay_impl(lines, until=END),
         instructions=[
             hold_placed("R1"),
             hold_released("R1", "2017-08", ["2017-07"], A, recorded_at=at("2017-07-05")),
@@ -458,7 +458,7 @@ def test_a_revocation_logged_after_the_release_it_undoes_holds_from_the_next_mon
     )
 
 
-def test_a_death_logged_after_the_deadline_recovers_june(late_logged_impl: ReplayImpl) -> None:
+def test_a_death_logged_after_the_deadline_recovers_june(replay_impl: ReplayImpl) -> None:
     """A death of 15 May recorded 20 May but logged after the deadline moment (decided by
     R2's enrollment of 25 June): judged as of the deadline moment, in June, so June (paid:
     nothing stopped it before June began) is overpaid. The date of death is not moved:
@@ -469,7 +469,7 @@ def test_a_death_logged_after_the_deadline_recovers_june(late_logged_impl: Repla
         death("R1", date_of_death="2017-05-15", recorded_at=at("2017-05-20")),
     ]
     check(
-        late_logged_impl(lines, until=END),
+        replay_impl(lines, until=END),
         instructions=[
             hold_placed("R1"),
             terminated("R1", "2017-06", recorded_at=DEADLINE_AT),
@@ -480,7 +480,7 @@ def test_a_death_logged_after_the_deadline_recovers_june(late_logged_impl: Repla
 
 
 def test_a_retraction_logged_after_a_later_event_of_its_retiree_is_judged_as_of_it(
-    late_logged_impl: ReplayImpl,
+    replay_impl: ReplayImpl,
 ) -> None:
     """K is the latest recorded_at of the retiree's events read before (a rejected one
     too: the amount change of 2 June, rejected while the death stood): the retraction
@@ -492,7 +492,7 @@ def test_a_retraction_logged_after_a_later_event_of_its_retiree_is_judged_as_of_
         retract("R1", recorded_at=at("2017-05-15")),
     ]
     check(
-        late_logged_impl(lines, until=END),
+        replay_impl(lines, until=END),
         instructions=[
             terminated("R1", "2017-04", recorded_at=at("2017-04-20")),
             overpayment("R1", ["2017-04"], A, recorded_at=at("2017-04-20")),
@@ -530,7 +530,7 @@ def test_a_line_of_a_retiree_not_enrolled_yet_does_not_move_its_knowledge_moment
 
 
 def test_a_redelivery_read_later_moves_the_knowledge_moment(
-    late_logged_impl: ReplayImpl,
+    replay_impl: ReplayImpl,
 ) -> None:
     """The certification re-sent on 5 July with its event id (DUPLICATE_EVENT) was read
     then: the revocation recorded 25 June and logged after it is judged as of 5 July, its
@@ -543,7 +543,7 @@ def test_a_redelivery_read_later_moves_the_knowledge_moment(
         revoke("C1", "R1", recorded_at=at("2017-06-25")),
     ]
     check(
-        late_logged_impl(lines, until=END),
+        replay_impl(lines, until=END),
         instructions=[
             hold_placed("R1", recorded_at=at("2017-07-05"), effective_month="2017-08",
                         reason="CERTIFICATION_REVOKED"),

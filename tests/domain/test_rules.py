@@ -1483,7 +1483,7 @@ def test_unknown_retiree_rejected_and_its_event_id_not_remembered(
     )
 
 
-def test_log_order_wins_over_recorded_at(late_logged_impl: ReplayImpl) -> None:
+def test_log_order_wins_over_recorded_at(replay_impl: ReplayImpl) -> None:
     """An event recorded before the deadline but logged after one recorded after it is
     decided after the deadline moment (held, then released), and judged as of the deadline
     moment, its retiree's knowledge moment (docs/rules.md "Late-logged events"): the
@@ -1496,7 +1496,7 @@ def test_log_order_wins_over_recorded_at(late_logged_impl: ReplayImpl) -> None:
         cert("C1", "R1", "FACE_APP", performed_at=early),
     ]
     check(
-        late_logged_impl(lines),
+        replay_impl(lines),
         instructions=[
             hold_placed("R1"),
             hold_placed("R2"),
@@ -1506,7 +1506,7 @@ def test_log_order_wins_over_recorded_at(late_logged_impl: ReplayImpl) -> None:
     )
 
 
-def test_rejected_event_still_moves_the_clock(late_logged_impl: ReplayImpl) -> None:
+def test_rejected_event_still_moves_the_clock(replay_impl: ReplayImpl) -> None:
     """The release of the certification logged after the deadline moment is judged as of
     that moment (docs/rules.md "Late-logged events")."""
     lines = [
@@ -1515,7 +1515,7 @@ def test_rejected_event_still_moves_the_clock(late_logged_impl: ReplayImpl) -> N
         cert("C2", "R1", "FACE_APP", performed_at="2017-06-20T10:00:00+08:00"),
     ]
     check(
-        late_logged_impl(lines),
+        replay_impl(lines),
         instructions=[
             hold_placed("R1"),
             hold_released("R1", "2017-07", [], 0, recorded_at=DEADLINE_AT),

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
-    PRODUCTION_JUDGES_LATE_EVENTS,
     ReplayImpl,
     first_differences,
     normalize,
@@ -80,11 +79,7 @@ def test_generated_campaign_production_equals_reference(
     production_impl: ReplayImpl,
 ) -> None:
     lines = generate(seed, tmp_path / f"campaign-{seed}.jsonl")
-    # Late-logged events judged as production judges them (docs/rules.md "Late-logged
-    # events"; see test_production_equals_reference_with_corrections.py).
-    expected = reference_impl(
-        lines, judge_late_events_as_of_knowledge=PRODUCTION_JUDGES_LATE_EVENTS
-    )
+    expected = reference_impl(lines)
     actual = production_impl(lines)
 
     want, got = normalize(expected.instructions), normalize(actual.instructions)

@@ -428,26 +428,25 @@ HOME_VISIT_BEFORE_A_LATE_DEATH = [
 
 # Judged from the late-logged event's own recorded_at (rule 12's M+1, rule 7's
 # overpayment and rule 13's reinstatement and hold), both logs above lose money; judged as
-# of the retiree's knowledge moment (docs/rules.md "Late-logged events", issue 16) they do
-# not: the reference fold does so, the production fold not yet (``late_logged_impl``: a
-# strict xfail for production).
+# of the retiree's knowledge moment (docs/rules.md "Late-logged events", issue 16), as
+# both folds judge them, they do not.
 @pytest.mark.parametrize(
     "lines", [REVOKED_IN_THE_PAST, DEATH_BEHIND_THE_DEADLINE_HOLD], ids=["revoked", "death"]
 )
 def test_money_out_of_order_counterexample(
-    late_logged_impl: ReplayImpl, lines: list[str]
+    replay_impl: ReplayImpl, lines: list[str]
 ) -> None:
-    run(late_logged_impl, lines)
+    run(replay_impl, lines)
 
 
 @settings(SETTINGS, max_examples=examples(200))
 @given(lines=event_logs(corrections=True, in_order=False))
 @example(lines=REVOKED_IN_THE_PAST)
 @example(lines=HOME_VISIT_BEFORE_A_LATE_DEATH)
-def test_money_is_conserved_out_of_order(late_logged_impl: ReplayImpl, lines: list[str]) -> None:
+def test_money_is_conserved_out_of_order(replay_impl: ReplayImpl, lines: list[str]) -> None:
     """Events moved out of recorded_at order and lines redelivered: with late-logged events
     judged as of the knowledge moment, the statements hold for these logs too."""
-    run(late_logged_impl, lines)
+    run(replay_impl, lines)
 
 
 def _ins(kind: str, month: str) -> dict[str, Any]:

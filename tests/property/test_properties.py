@@ -27,11 +27,9 @@ from hypothesis import strategies as st
 
 from lifecert.events.catalogue import enum_symbols
 from tests.helpers import (
-    PRODUCTION_JUDGES_LATE_EVENTS,
     ReplayImpl,
     examples,
     first_differences,
-    judges_late_events,
     normalize,
     reasons,
 )
@@ -487,11 +485,7 @@ def test_production_equals_reference(
     lines: list[str],
     until: dt.date | None,
 ) -> None:
-    # As production judges late-logged events (see
-    # test_production_equals_reference_with_corrections.py)
-    expected = reference_impl(
-        lines, until=until, judge_late_events_as_of_knowledge=PRODUCTION_JUDGES_LATE_EVENTS
-    )
+    expected = reference_impl(lines, until=until)
     actual = production_impl(lines, until=until)
     want, got = normalize(expected.instructions), normalize(actual.instructions)
     assert got == want, (
@@ -541,13 +535,9 @@ def test_duplicate_delivery_changes_nothing(
 def test_backpay_is_sum_of_held_months(replay_impl: ReplayImpl, lines: list[str]) -> None:
     result = replay_impl(lines)
     events = parse(lines)
-    # The instant each line is judged as of: its recorded_at, or, where late-logged events
-    # are judged as of the knowledge moment (docs/rules.md), max(recorded_at, K). The
-    # release is stamped with the instant its cause was judged as of.
-    if judges_late_events(replay_impl.__name__):
-        judged = judged_instants(events)
-    else:
-        judged = [instant(e["recorded_at"]) for e in events]
+    # The instant each line is judged as of (docs/rules.md "Late-logged events"):
+    # max(recorded_at, K). The release is stamped with the instant its cause was judged as of.
+    judged = judged_instants(events)
     for release in result.instructions:
         if release["type"] != "PaymentHoldReleased":
             continue

@@ -22,35 +22,18 @@ hash (``python -m streams.faust_internals`` prints every entry's current hash).
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import hashlib
-import importlib
-import inspect
 import sys
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
+
+from lifecert import library_internals
+from lifecert.library_internals import Internal, NotListed
 
 # The exact versions the entries below were read against (pyproject.toml pins both).
 FAUST_VERSION = "0.15.3"
 AIOKAFKA_VERSION = "0.14.0"
-
-
-@dataclass(frozen=True, slots=True)
-class Internal:
-    """One internal we depend on. ``sources``: the installed definitions whose text the
-    hash covers, as ``module:Qualname`` (a function, a class, a method or a module-level
-    assignment); ``use``: patched (replaced by our copy), wrapped (ours calls it), called,
-    read, written, mirrored (we do what it does) or relied (its behaviour is assumed)."""
-
-    name: str
-    use: str
-    sources: tuple[str, ...]
-    why: str
-    recheck: str
-    sha256: str
 
 
 INTERNALS: tuple[Internal, ...] = (
@@ -219,74 +202,10 @@ INTERNALS: tuple[Internal, ...] = (
 )
 
 
-class NotListed(LookupError):
-    """A faust or aiokafka internal used without an entry in :data:`INTERNALS`."""
-
-
-# ------------------------------------------------------------------ the source hashes
-
-
-def _definition(tree: ast.Module, qualname: str, where: str) -> list[ast.stmt]:
-    """The statements defining ``qualname`` (a class, a function, a method, or a
-    module-level name: every assignment to it) in a module's syntax tree."""
-    *outer, last = qualname.split(".")
-    body: list[ast.stmt] = tree.body
-    for part in outer:
-        classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == part]
-        if not classes:
-            raise NotListed(f"{where}: no class {part} in the installed source")
-        body = classes[-1].body
-    found: list[ast.stmt] = []
-    for node in body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if node.name == last:
-                found = [node]  # a later definition wins, as at import
-        elif isinstance(node, ast.Assign | ast.AnnAssign) and not outer:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == last for t in targets):
-                found.append(node)
-    if not found:
-        raise NotListed(f"{where}: no definition of {qualname} in the installed source")
-    return found
-
-
-def installed_source(source: str) -> str:
-    """The installed text of ``module:Qualname``, decorators included, read from the
-    module's source file (so that our own patches do not hide faust's text)."""
-    module_name, _, qualname = source.partition(":")
-    module = importlib.import_module(module_name)
-    text = inspect.getsource(module)
-    lines = text.splitlines(keepends=True)
-    parts = []
-    for node in _definition(ast.parse(text), qualname, source):
-        decorators = getattr(node, "decorator_list", [])
-        first = min([node.lineno, *(d.lineno for d in decorators)])
-        assert node.end_lineno is not None
-        parts.append("".join(lines[first - 1:node.end_lineno]))
-    return "".join(parts)
-
-
-def source_hash(entry: Internal) -> str:
-    """SHA-256 of the installed sources of ``entry``, each prefixed by its name."""
-    digest = hashlib.sha256()
-    for source in entry.sources:
-        digest.update(f"{source}\n".encode())
-        digest.update(installed_source(source).encode("utf-8"))
-    return digest.hexdigest()
-
-
 def changed() -> list[tuple[Internal, str]]:
     """The entries whose installed source no longer has the recorded hash, each with the
     hash it has now (or the reason it cannot be read)."""
-    out = []
-    for entry in INTERNALS:
-        try:
-            now = source_hash(entry)
-        except (NotListed, ImportError, OSError) as exc:
-            now = f"unreadable: {exc}"
-        if now != entry.sha256:
-            out.append((entry, now))
-    return out
+    return library_internals.changed(INTERNALS)
 
 
 # ------------------------------------------------------------------ the uses
@@ -387,14 +306,7 @@ def fetcher_of(consumer: Any) -> Any:
 
 def main() -> int:
     """Print each entry's current hash (after an upgrade, once its re-check is done)."""
-    for entry in INTERNALS:
-        try:
-            now = source_hash(entry)
-        except (NotListed, ImportError, OSError) as exc:
-            now = f"unreadable: {exc}"
-        mark = "" if now == entry.sha256 else "   <- changed"
-        print(f"{entry.name}: {now}{mark}")
-    return 0
+    return library_internals.print_hashes(INTERNALS)
 
 
 if __name__ == "__main__":

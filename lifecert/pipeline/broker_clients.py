@@ -37,6 +37,7 @@ from kafka.partitioner import murmur2
 
 from lifecert.endpoints import BOOTSTRAP_ENV
 from lifecert.pipeline import credentials as creds
+from lifecert.pipeline import kafka_python_internals
 from lifecert.pipeline.broker_errors import KafkaUnavailable, TopicProblem, describe_error
 from lifecert.pipeline.topics import TopicLayout, TopicSpec
 
@@ -227,17 +228,15 @@ def close_now(producer: KafkaProducer) -> None:
     when records are still pending, so it never reaches its own force close: the sender
     thread and its metadata refresh loop live on, and a record it cannot deliver (its topic
     deleted, its broker replaced) keeps that thread busy. This does what ``close(0)`` means
-    to do: the sender's ``force_close`` (kafka-python's private ``_sender``: re-check on a
-    kafka-python upgrade), then ``close``, whose flush has nothing left to wait for."""
+    to do: the sender's ``force_close`` (kafka-python's private ``_sender``, listed and
+    hash-guarded in :mod:`lifecert.pipeline.kafka_python_internals`), then ``close``,
+    whose flush has nothing left to wait for."""
     try:
         producer.close(timeout=0)
         return
     except KafkaError:
         pass
-    sender = getattr(producer, "_sender", None)
-    if sender is not None:
-        sender.force_close()
-        sender.join(5)
+    kafka_python_internals.force_close_sender(producer)
     producer.close(timeout=0)
 
 

@@ -19,8 +19,10 @@ import faust
 import pytest
 from faust.tables.recovery import Recovery
 
+from lifecert import library_internals
+from lifecert.library_internals import Internal, NotListed
 from streams import faust_fixes, faust_internals
-from streams.faust_internals import INTERNALS, Internal, NotListed
+from streams.faust_internals import INTERNALS
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARIES = {"faust", "aiokafka", "mode"}
@@ -76,7 +78,7 @@ def test_the_hash_reads_faust_source_not_our_patch() -> None:
     faust_own = faust_internals.original(Recovery, "_resume_streams")
     assert faust_own.__module__ == "faust.tables.recovery"
     assert vars(Recovery)["_resume_streams"] is not faust_own  # patched
-    text = faust_internals.installed_source("faust.tables.recovery:Recovery._resume_streams")
+    text = library_internals.installed_source("faust.tables.recovery:Recovery._resume_streams")
     assert text.lstrip().startswith("async def _resume_streams(self")
     assert "resume_partitions" in text  # faust's own tail, which the fix reorders
 
@@ -85,7 +87,7 @@ def test_a_source_that_is_gone_is_reported() -> None:
     gone = Internal("gone", "called", ("faust.tables.recovery:Recovery._no_such_method",),
                     "-", "-", "0" * 64)
     with pytest.raises(NotListed, match=r"no definition of Recovery\._no_such_method"):
-        faust_internals.source_hash(gone)
+        library_internals.source_hash(gone)
 
 
 def test_replacing_an_unlisted_method_is_refused() -> None:
@@ -154,11 +156,9 @@ def _imports_a_library(tree: ast.Module) -> bool:
 
 
 # Private names of another library in a module that also imports faust (the scan cannot
-# tell whose object a name is read from): each with the library, and where it is explained.
-OTHER_LIBRARIES = {
-    # kafka-python's KafkaProducer._sender (close_now's docstring: re-check on an upgrade)
-    ("lifecert/pipeline/broker_clients.py", "getattr(producer, '_sender', None)"),
-}
+# tell whose object a name is read from), as (path, text): each with the library, and where
+# it is explained. None today (kafka-python's are in lifecert/pipeline/kafka_python_internals.py).
+OTHER_LIBRARIES: set[tuple[str, str]] = set()
 
 
 def test_no_private_name_of_faust_or_aiokafka_is_used_elsewhere() -> None:

@@ -29,6 +29,11 @@ DATA_DIR_ENV = "LIFECERT_DATA_DIR"
 KAFKA_PORT_ENV = "LIFECERT_KAFKA_PORT"
 PG_PORT_ENV = "LIFECERT_PG_PORT"
 BOOTSTRAP_ENV = "LIFECERT_KAFKA_BOOTSTRAP"
+KAFKA_BROKERS_ENV = "LIFECERT_KAFKA_BROKERS"
+# How many brokers the local stack's Kafka cluster was formatted with (`lifecert stack up
+# --brokers N`), recorded under its kafka folder so that every process finds them all.
+KAFKA_NODES_FILE = "cluster.nodes"
+MAX_KAFKA_BROKERS = 5
 DSN_ENV = "LIFECERT_POSTGRES_DSN"
 
 
@@ -84,6 +89,8 @@ class LocalStack:
     pg_superuser: str = PG_SUPERUSER
     # True when data_dir is the project's default (no LIFECERT_DATA_DIR).
     data_dir_is_default: bool = False
+    # Brokers of the local cluster: node i (1..n) takes client port kafka_port + 2 (i - 1).
+    kafka_brokers: int = 1
 
     @classmethod
     def from_env(
@@ -96,11 +103,14 @@ class LocalStack:
             data_dir = data_dir if data_dir.is_absolute() else here / data_dir
         else:
             data_dir = project_data_dir("stack", cwd=here)
+        data_dir = data_dir.resolve()
         return cls(
-            data_dir=data_dir.resolve(),
+            data_dir=data_dir,
             kafka_port=int_env(env, KAFKA_PORT_ENV, DEFAULT_KAFKA_PORT, 1, 65535),
             pg_port=int_env(env, PG_PORT_ENV, DEFAULT_PG_PORT, 1, 65535),
             data_dir_is_default=not env.get(DATA_DIR_ENV),
+            kafka_brokers=int_env(env, KAFKA_BROKERS_ENV, recorded_kafka_brokers(data_dir),
+                                  1, MAX_KAFKA_BROKERS),
         )
 
     @property
@@ -108,8 +118,13 @@ class LocalStack:
         return self.data_dir / "kafka"
 
     @property
+    def kafka_client_ports(self) -> tuple[int, ...]:
+        """Each broker's client port, node 1 first."""
+        return tuple(self.kafka_port + 2 * i for i in range(self.kafka_brokers))
+
+    @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return ",".join(f"{self.host}:{port}" for port in self.kafka_client_ports)
 
     @property
     def pg_passfile(self) -> Path:
@@ -135,6 +150,16 @@ class LocalStack:
         import psycopg2.extensions
 
         return psycopg2.extensions.make_dsn(dsn, dbname=database)
+
+
+def recorded_kafka_brokers(data_dir: Path) -> int:
+    """The broker count the local stack under ``data_dir`` was formatted with (1 when it
+    records none: a stack made before clusters, or not made yet)."""
+    try:
+        count = int((data_dir / "kafka" / KAFKA_NODES_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return 1
+    return count if 1 <= count <= MAX_KAFKA_BROKERS else 1
 
 
 def kafka_bootstrap(explicit: str | None = None) -> str:

@@ -85,6 +85,9 @@ class WorkerSettings:
     commit_interval: float = 2.8  # seconds between offset commits (faust's default)
     # A worker that stops heart-beating (killed) holds its partitions this long.
     session_timeout: float = 30.0
+    # The table's changelog topic's replication: the events topic's, as the broker has it
+    # (the worker reads it at start; topics.toml leaves replication to the cluster).
+    changelog_replication: int = 1
 
 
 def rocksdb_available() -> bool:
@@ -135,7 +138,7 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
         producer_acks=-1,
         # The changelog is co-partitioned with the events topic (faust checks it).
         topic_partitions=events.partitions,
-        topic_replication_factor=events.replication,
+        topic_replication_factor=settings.changelog_replication,
         table_standby_replicas=0,
         broker_commit_interval=settings.commit_interval,
         broker_session_timeout=settings.session_timeout,

@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,9 +59,9 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
 
 def run(args: argparse.Namespace) -> int:
     """Run until stopped; the exit code."""
-    from lifecert.domain.policy import PolicyError
+    from lifecert.domain.policy import PolicyError, load_policy
     from lifecert.pipeline import broker_errors
-    from streams.app import create_app
+    from streams.app import create_app, store_url
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     loop = use_uvloop()
@@ -68,15 +69,21 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("lifecert.worker")
     try:
         settings = settings_from(args)
-        app, _ = create_app(settings)
+        load_policy(settings.policy)
+        store_url(settings.store)
     except (PolicyError, ValueError) as exc:
         print(f"lifecert worker: {exc}", file=sys.stderr)
         return 2
     try:
-        _ensure_topics(settings.bootstrap, layout(settings.topic_prefix))
+        replication = _ensure_topics(settings.bootstrap, layout(settings.topic_prefix))
     except (broker_errors.KafkaUnavailable, broker_errors.TopicProblem) as exc:
         print(f"lifecert worker: {exc}", file=sys.stderr)
         return 1
+    try:
+        app, _ = create_app(replace(settings, changelog_replication=replication))
+    except (PolicyError, ValueError) as exc:
+        print(f"lifecert worker: {exc}", file=sys.stderr)
+        return 2
     log.info(
         "worker %s: policy %s, events topic %s, store %s, data in %s, event loop %s",
         settings.app_id, settings.policy, layout(settings.topic_prefix)[EVENTS].name,
@@ -153,9 +160,10 @@ def running_marker(data_dir: Path, tabledir: Path) -> Iterator[Callable[[bool], 
             marker.unlink(missing_ok=True)
 
 
-def _ensure_topics(bootstrap: str, topics: TopicLayout) -> None:
+def _ensure_topics(bootstrap: str, topics: TopicLayout) -> int:
     """Create the layout's missing topics; refuse an events topic whose partition count
-    differs from the layout's (the table's changelog is co-partitioned with it)."""
+    differs from the layout's (the table's changelog is co-partitioned with it). Returns
+    the events topic's replication, which the changelog takes."""
     from lifecert.pipeline import broker_clients, broker_errors
 
     log = logging.getLogger("lifecert.worker")
@@ -168,6 +176,7 @@ def _ensure_topics(bootstrap: str, topics: TopicLayout) -> None:
             if state.spec.role == EVENTS and state.partitions != state.spec.partitions:
                 raise broker_errors.TopicProblem(problem)
             log.warning("%s", problem)
+    return next(s.replication for s in states if s.spec.role == EVENTS)
 
 
 def build_parser() -> argparse.ArgumentParser:

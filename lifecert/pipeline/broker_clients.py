@@ -39,7 +39,7 @@ from lifecert.endpoints import BOOTSTRAP_ENV
 from lifecert.pipeline import credentials as creds
 from lifecert.pipeline import kafka_python_internals
 from lifecert.pipeline.broker_errors import KafkaUnavailable, TopicProblem, describe_error
-from lifecert.pipeline.topics import TopicLayout, TopicSpec
+from lifecert.pipeline.topics import BROKER_DEFAULT_REPLICATION, TopicLayout, TopicSpec
 
 __all__ = [
     "PRODUCER_SETTINGS",
@@ -311,8 +311,8 @@ class TopicState:
     @property
     def problems(self) -> list[str]:
         """How the topic differs from topics.toml in what the pipeline relies on:
-        partition count and the configured keys (replication is left to the deployment,
-        whose docker/ files override it)."""
+        partition count and the configured keys (replication is left to the deployment:
+        the broker's default.replication.factor)."""
         if not self.exists:
             return [f"topic {self.spec.name} does not exist (run `lifecert topics create`)"]
         out = []
@@ -331,7 +331,8 @@ class TopicState:
 
     @property
     def notes(self) -> list[str]:
-        if self.exists and self.replication != self.spec.replication:
+        if (self.exists and self.spec.replication != BROKER_DEFAULT_REPLICATION
+                and self.replication != self.spec.replication):
             return [
                 f"topic {self.spec.name} has replication {self.replication}, topics.toml "
                 f"says {self.spec.replication}"

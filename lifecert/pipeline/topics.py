@@ -26,12 +26,16 @@ CONSULAR_CASES = "consular_cases"
 HOME_VISIT_REPORTS = "home_visit_reports"
 
 
+#: a TopicSpec's replication meaning "the broker's default.replication.factor"
+BROKER_DEFAULT_REPLICATION = -1
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     role: str
     name: str
     partitions: int
-    replication: int
+    replication: int  # BROKER_DEFAULT_REPLICATION: the cluster's default
     carries: tuple[str, ...]
     config: dict[str, str] = field(default_factory=dict)
 

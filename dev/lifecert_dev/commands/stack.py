@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from lifecert_dev.stack import (
@@ -40,8 +41,8 @@ def register(subparsers: Any) -> None:
         help="run the local Kafka broker and PostgreSQL (up | down | status)",
         description=(
             "The local stack: one Apache Kafka broker (KRaft, Java 17, jars resolved with "
-            "Maven) and one PostgreSQL cluster (Debian's packages), on 127.0.0.1, with data "
-            "and logs under the stack's data folder."
+            "Maven; or a cluster of them, --brokers) and one PostgreSQL cluster (Debian's "
+            "packages), on 127.0.0.1, with data and logs under the stack's data folder."
         ),
         epilog="environment overrides:\n" + env_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,6 +55,12 @@ def register(subparsers: Any) -> None:
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("--json", action="store_true", help="print the status as JSON")
+        if name == "up":
+            action.add_argument(
+                "--brokers", type=int, metavar="N",
+                help="Kafka brokers, 1 to 5 (default: as the stack was formatted, else 1); "
+                "3 makes a KRaft cluster with replication 3 and min.insync.replicas 2. A "
+                "stack's count is fixed when it is first formatted")
         action.set_defaults(func=func)
     from lifecert.dbroles import ROLES
 
@@ -78,6 +85,11 @@ def _report(st: StackStatus, as_json: bool) -> None:
     pid_k = f"pid {k['pid']}" if k["pid"] else ""
     pid_p = f"pid {p['pid']}" if p["pid"] else ""
     print(f"kafka     {k['state']:8} {pid_k:11} {k['bootstrap']}  (Apache Kafka {k['version']})")
+    if k["brokers"] > 1:
+        nodes = ", ".join(f"node {n['node']} " + (f"pid {n['pid']}" if n["pid"] else "stopped")
+                          for n in k["nodes"])
+        print(f"          {k['brokers']} brokers ({nodes}); replication "
+              f"{k['replication']}, min.insync.replicas {k['min_insync_replicas']}")
     print(f"postgres  {p['state']:8} {pid_p:11} {p['dsn']}")
     print(f"data      {info['data_dir']}")
     if p["fallback"]:
@@ -90,7 +102,11 @@ Action = Callable[[StackConfig, argparse.Namespace], int]
 
 def _guarded(action: Action, args: argparse.Namespace) -> int:
     try:
-        return action(StackConfig.from_env(), args)
+        cfg = StackConfig.from_env()
+        brokers = getattr(args, "brokers", None)
+        if brokers is not None:
+            cfg = replace(cfg, kafka_brokers=brokers)
+        return action(cfg, args)
     except MissingPrerequisite as exc:
         print(f"lifecert stack: missing prerequisite: {exc}", file=sys.stderr)
         return EXIT_MISSING

@@ -94,6 +94,13 @@ class StackStatus:
                 "version": self.kafka.version,
                 "port": cfg.kafka_port,
                 "controller_port": cfg.kafka_controller_port,
+                "brokers": cfg.kafka_brokers,
+                "nodes": [
+                    {"node": node, "pid": pid, "port": cfg.kafka_node_ports(node)[0],
+                     "controller_port": cfg.kafka_node_ports(node)[1]}
+                    for node, pid in zip(cfg.kafka_nodes, self.kafka.pids, strict=True)],
+                "replication": cfg.kafka_replication,
+                "min_insync_replicas": cfg.kafka_min_insync,
                 "security_protocol": "SASL_PLAINTEXT",
                 "sasl_mechanism": "SCRAM-SHA-512",
                 "credentials_dir": str(cfg.kafka_dir / "credentials"),
@@ -145,9 +152,9 @@ def up(cfg: StackConfig | None = None, progress: Progress = _quiet) -> StackStat
             postgres.preflight(cfg)
         t0 = time.monotonic()
         # the broker's JVM boots (~5 s) while PostgreSQL starts
-        kafka_pid = broker.launch(cfg, progress)
+        kafka_pids = broker.launch(cfg, progress)
         postgres.start(cfg, progress)
-        broker.wait_ready(cfg, kafka_pid)
+        broker.wait_ready(cfg, kafka_pids)
         broker.apply_default_acls(cfg)
         final = status(cfg)
         if not final.running:

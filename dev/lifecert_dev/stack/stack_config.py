@@ -20,6 +20,7 @@ from lifecert.endpoints import (
     DEFAULT_KAFKA_PORT,
     DEFAULT_PG_PORT,
     LOOPBACK,
+    MAX_KAFKA_BROKERS,
     PG_DATABASE,
     PG_SUPERUSER,
     EndpointError,
@@ -45,6 +46,9 @@ ENV_VARS: dict[str, str] = {
     "(default $XDG_CACHE_HOME/lifecert or ~/.cache/lifecert)",
     "LIFECERT_KAFKA_PORT": "Kafka client (SASL/SCRAM) port (default 19092)",
     "LIFECERT_KAFKA_CONTROLLER_PORT": "KRaft controller port (default Kafka port + 1)",
+    "LIFECERT_KAFKA_BROKERS": "brokers of the local Kafka cluster, 1 to 5 (default: as "
+    "`lifecert stack up --brokers N` formatted it, else 1); node i listens on the Kafka "
+    "and controller ports + 2 (i - 1)",
     "LIFECERT_KAFKA_VERSION": f"Apache Kafka release (default {KAFKA_VERSION})",
     "LIFECERT_KAFKA_HEAP": "broker JVM max heap, e.g. 512m, 1g (default 1g)",
     "LIFECERT_KAFKA_PARTITIONS": "num.partitions for new topics (default 6)",
@@ -104,13 +108,20 @@ class StackConfig:
     data_dir_is_default: bool = False
     # where PostgreSQL's folder was moved to (None: data_dir/postgres)
     pg_dir: Path | None = None
+    # the Kafka cluster's nodes, each broker and controller (KRaft combined mode)
+    kafka_brokers: int = 1
 
     def __post_init__(self) -> None:
-        ports = {
-            "kafka_port": self.kafka_port,
-            "kafka_controller_port": self.kafka_controller_port,
-            "pg_port": self.pg_port,
-        }
+        if not 1 <= self.kafka_brokers <= MAX_KAFKA_BROKERS:
+            raise StackError(
+                f"the local Kafka cluster takes 1 to {MAX_KAFKA_BROKERS} brokers, not "
+                f"{self.kafka_brokers}")
+        ports = {"pg_port": self.pg_port}
+        for node in self.kafka_nodes:
+            client, controller = self.kafka_node_ports(node)
+            suffix = "" if node == 1 else f" (node {node})"
+            ports[f"kafka_port{suffix}"] = client
+            ports[f"kafka_controller_port{suffix}"] = controller
         if len(set(ports.values())) != len(ports):
             raise StackError(f"stack ports must differ, got {ports}")
 
@@ -145,6 +156,7 @@ class StackConfig:
             pg_bindir=Path(pg_bindir) if pg_bindir else None,
             start_timeout=float(_int_env(env, "LIFECERT_STACK_TIMEOUT", 120, 1, 3600)),
             data_dir_is_default=local.data_dir_is_default,
+            kafka_brokers=local.kafka_brokers,
         )
 
     # ----------------------------------------------------------------- derived paths
@@ -155,6 +167,34 @@ class StackConfig:
     @property
     def kafka_dir(self) -> Path:
         return self.data_dir / "kafka"
+
+    @property
+    def kafka_nodes(self) -> range:
+        """The cluster's node ids, 1..n (node 1 is the single broker of a one-node stack)."""
+        return range(1, self.kafka_brokers + 1)
+
+    def kafka_node_ports(self, node: int) -> tuple[int, int]:
+        """Node ``node``'s client and controller ports: the configured ones + 2 (node - 1)."""
+        return (self.kafka_port + 2 * (node - 1), self.kafka_controller_port + 2 * (node - 1))
+
+    def kafka_node_dir(self, node: int) -> Path:
+        """Node 1 keeps the one-node stack's folder (and the cluster's credentials and id);
+        node i its own ``kafka/node<i>``."""
+        return self.kafka_dir if node == 1 else self.kafka_dir / f"node{node}"
+
+    def kafka_node_logs_dir(self, node: int) -> Path:
+        return self.logs_dir if node == 1 else self.logs_dir / f"kafka-node{node}"
+
+    @property
+    def kafka_replication(self) -> int:
+        """The cluster's default replication factor: 3 from three brokers up (docker/'s)."""
+        return min(3, self.kafka_brokers)
+
+    @property
+    def kafka_min_insync(self) -> int:
+        """min.insync.replicas: one fewer than the replicas (2 of 3: one broker may be lost
+        without refusing an acks=all write), 1 on a single broker."""
+        return max(1, self.kafka_replication - 1)
 
     @property
     def postgres_dir(self) -> Path:
@@ -174,7 +214,8 @@ class StackConfig:
         """Where the stack listens and keeps its secrets, as every lifecert process finds
         them (lifecert/endpoints.py)."""
         return LocalStack(self.data_dir, self.kafka_port, self.pg_port, self.host,
-                          self.pg_database, self.pg_superuser, self.data_dir_is_default)
+                          self.pg_database, self.pg_superuser, self.data_dir_is_default,
+                          self.kafka_brokers)
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -405,3 +405,46 @@ def test_status_run_from_another_folder_sees_the_running_stack(
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
     assert "running" in lines["kafka"] and "running" in lines["postgres"], done.stdout
     assert str(stack.config.data_dir) in lines["data"], done.stdout
+
+
+def test_a_cluster_config_gives_each_node_its_ports_folders_and_replication(
+        tmp_path: Path) -> None:
+    env = {"LIFECERT_DATA_DIR": str(tmp_path / "d"), "LIFECERT_KAFKA_PORT": "29092",
+           "LIFECERT_PG_PORT": "25432"}
+    single = StackConfig.from_env(env)
+    assert (single.kafka_brokers, single.kafka_replication, single.kafka_min_insync) == (1, 1, 1)
+    cfg = StackConfig.from_env({**env, "LIFECERT_KAFKA_BROKERS": "3"})
+    assert [cfg.kafka_node_ports(n) for n in cfg.kafka_nodes] == [
+        (29092, 29093), (29094, 29095), (29096, 29097)]
+    assert cfg.kafka_bootstrap == "127.0.0.1:29092,127.0.0.1:29094,127.0.0.1:29096"
+    assert cfg.kafka_node_dir(1) == cfg.kafka_dir
+    assert cfg.kafka_node_dir(3) == cfg.kafka_dir / "node3"
+    assert (cfg.kafka_replication, cfg.kafka_min_insync) == (3, 2)
+    props = stack_broker.server_properties(cfg, {"broker": "b", "controller": "c"}, 2)
+    assert "node.id=2\n" in props
+    assert ("controller.quorum.voters=1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097"
+            in props)
+    assert "listeners=CLIENT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29095" in props
+    assert f"log.dirs={cfg.kafka_dir / 'node2' / 'kraft-data'}" in props
+    assert "default.replication.factor=3\nmin.insync.replicas=2\n" in props
+    # the count formatted is recorded: every process then finds the three brokers
+    (cfg.kafka_dir).mkdir(parents=True)
+    (cfg.kafka_dir / "cluster.nodes").write_text("3\n")
+    assert StackConfig.from_env(env).kafka_bootstrap == cfg.kafka_bootstrap
+
+
+def test_a_cluster_config_refuses_what_cannot_run(tmp_path: Path) -> None:
+    env = {"LIFECERT_DATA_DIR": str(tmp_path / "d"), "LIFECERT_KAFKA_PORT": "29092",
+           "LIFECERT_PG_PORT": "29096"}
+    with pytest.raises(StackError, match=r"stack ports must differ.*node 3"):
+        StackConfig.from_env({**env, "LIFECERT_KAFKA_BROKERS": "3"})
+    with pytest.raises(StackError, match="LIFECERT_KAFKA_BROKERS=6 is out of range"):
+        StackConfig.from_env({**env, "LIFECERT_KAFKA_BROKERS": "6"})
+    # a storage formatted for one node refuses three (a KRaft quorum's voters are fixed)
+    single = StackConfig.from_env({**env, "LIFECERT_PG_PORT": "25432"})
+    (single.kafka_dir / "kraft-data").mkdir(parents=True)
+    (single.kafka_dir / "kraft-data" / "meta.properties").write_text("x\n")
+    three = dataclasses.replace(single, kafka_brokers=3)
+    with pytest.raises(StackError, match=r"formatted for 1 broker\(s\), not 3.*--brokers 3"):
+        stack_broker.check_node_count(three)
+    stack_broker.check_node_count(single)

@@ -276,7 +276,7 @@ def _through_partners(
             finally:
                 consumer.close()
             wait_for_sink(partners, "payment-ledger", sent, args.timeout)
-            wait_for_sink(partners, "guangdong-results", stats.assistance_results,
+            wait_for_sink(partners, "guangdong-results", stats.gd_answers,
                           args.timeout)
             wait_for_sink(partners, "macau-ssf-results", stats.ssf_answers, args.timeout)
             # the projections fold the cases' last events (the results just sent)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from connectors.guangdong import province as gd_province
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Policy
@@ -30,7 +31,7 @@ from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert_dev.partners.consulates import CampaignConsulates
-from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_ssf_cases
+from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_cases
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
@@ -84,7 +85,7 @@ SOURCES: dict[str, Callable[[], SourceHarness]] = {
 }
 SINKS: dict[str, Callable[[], SinkHarness]] = {
     "payment-ledger": PaymentLedgerHarness,
-    "guangdong-results": GuangdongResultsHarness,
+    "guangdong-results": GuangdongResultsHarness,  # shares the source's province
     "macau-ssf-results": MacauSsfResultsHarness,  # shares the macau-ssf simulator (SSF)
 }
 # What a door brings in the demo where it is narrower than all its partner may report
@@ -120,6 +121,7 @@ DOORS: dict[str, str] = {
     "home-visits": "home-visit teams",
     "consular-app": "China Consular app's cases, staff review (API)",
     "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
+    "gd-answers": "counters' answers to Guangdong's cases, API (COUNTER)",
     DIRECT: "published directly (no door yet)",
 }
 # Quick polls: the playback waits for every window to be published before the next.
@@ -157,6 +159,8 @@ class Partners:
                 harness = make()
                 if isinstance(harness, MacauSsfResultsHarness):
                     harness = _SsfResults(self.harnesses["macau-ssf"])
+                if isinstance(harness, GuangdongResultsHarness):
+                    harness = _GuangdongResults(self.harnesses["guangdong-xregion"])
                 settings = harness.start(self.work_dir / "partners" / name)
                 self.harnesses[name] = harness
                 specs[name] = InstanceSpec(harness.connector_kind, settings, RUNNER)
@@ -232,6 +236,12 @@ class Partners:
         return self.api_doors.get(name) or self.sources[name]
 
     @property
+    def province(self) -> GuangdongHarness:
+        harness = self.harnesses["guangdong-xregion"]
+        assert isinstance(harness, GuangdongHarness)
+        return harness
+
+    @property
     def ssf(self) -> MacauSsfHarness:
         harness = self.harnesses["macau-ssf"]
         assert isinstance(harness, MacauSsfHarness)
@@ -261,13 +271,36 @@ class _SsfResults(MacauSsfResultsHarness):
         pass  # the source's harness stops the simulator
 
 
+class _GuangdongResults(GuangdongResultsHarness):
+    """The results sink against the source's province (one provincial system: the cases it
+    routed to Foshan are those it takes answers for, and Foshan's cases come back on the
+    feed the source reads)."""
+
+    def __init__(self, source: Harness) -> None:
+        super().__init__()
+        assert isinstance(source, GuangdongHarness)
+        self.source = source
+
+    def start(self, work_dir: Path) -> dict[str, Any]:
+        self.sim = self.source._running()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return {"url": self.sim.url, "ca_file": str(self.sim.ca_file), "timeout": 5.0,
+                "assisting_city": "440600",
+                "ack_log": str(work_dir / "guangdong-acks.jsonl")}
+
+    def stop(self) -> None:
+        pass  # the source's harness stops the simulator
+
+
 @dataclass
 class PlayStats:
     events: int = 0
     windows: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     ticks: list[str] = field(default_factory=list)
-    assistance_results: int = 0
+    assistance_results: int = 0  # Foshan's answers to Guangdong, published directly
+    gd_cases: int = 0  # Guangdong's cities' retirees living in Foshan, asked about
+    gd_answered: int = 0  # Foshan's answers to Guangdong through the counters' API
     redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
     # The file's event ids a door published nothing new for: resent certifications
     # (DUPLICATE) and unknown retirees at the API (counters.py), the same death from a
@@ -286,8 +319,14 @@ class PlayStats:
                 f"{self.redeliveries} redeliveries left out; {len(self.absorbed)} "
                 f"events a door recorded once before or refused "
                 f"({len(self.absorbed_deaths)} deaths); "
-                f"{self.assistance_results} assistance results for the province, "
+                f"{self.gd_answers} assistance results for the province, "
                 f"{self.ssf_answers} for SSF; {self.seconds:.0f} s")
+
+    @property
+    def gd_answers(self) -> int:
+        """Foshan's answers to Guangdong's cases, through the counters' API or directly:
+        what the guangdong-results sink posts to the province."""
+        return self.assistance_results + self.gd_answered
 
     @property
     def ssf_answers(self) -> int:
@@ -311,6 +350,11 @@ class PlayStats:
                          self.ssf_requests))
         if self.ssf_answered:
             rows.append(("ssf-answers", DOORS["ssf-answers"], self.ssf_answered))
+        if self.gd_cases:
+            rows.append(("guangdong-xregion",
+                         "Guangdong provincial feed: cases to certify in Foshan", self.gd_cases))
+        if self.gd_answered:
+            rows.append(("gd-answers", DOORS["gd-answers"], self.gd_answered))
         rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
         rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
                      self.assistance_results + self.ssf_results))
@@ -339,9 +383,10 @@ def read_log(path: Path) -> list[Event]:
 
 
 def assistance_results(events: Sequence[Event], seed: int) -> list[Event]:
-    """Foshan's certifications of other regions' retirees living in Foshan, one per 100
-    retirees of the campaign, during the certification window (what the counters would
-    report through the partner API)."""
+    """Foshan's certifications of other Guangdong cities' retirees living in Foshan, one per
+    100 retirees of the campaign, during the certification window: the counters' answers
+    to the cases those cities registered through the provincial system
+    (:func:`guangdong_cases`)."""
     rng = random.Random(seed)
     retirees = sum(1 for e in events if e["type"] == "RetireeEnrolled")
     start = datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI)
@@ -356,9 +401,20 @@ def assistance_results(events: Sequence[Event], seed: int) -> list[Event]:
             "home_region": rng.choice(["GUANGZHOU", "SHENZHEN", "ZHAOQING", "JIANGMEN"]),
             "method": rng.choice(["COUNTER", "FACE_COUNTER", "HOME_VISIT"]),
             "agency_id": rng.choice(["FS-SIB-CC01", "FS-SIB-NH02", "FS-SIB-SD01"]),
-            "performed_at": at,
+            "performed_at": at, "partner": "GD-XREGION", "direction": "INBOUND",
+            "case_id": f"GDXC-17-{seed}-{n:06d}", "outcome": "CERTIFIED_ALIVE",
         })
     return out
+
+
+def guangdong_cases(results: Sequence[Event]) -> list[dict[str, str]]:
+    """The cases the other cities registered with Foshan (the provincial system's
+    ASSIST_CASE records), three days before the counters answered them."""
+    return [{"caseNo": str(r["case_id"]), "insuredId": str(r["retiree_id"]),
+             "insuredCity": gd_province.CITY_CODES[str(r["home_region"])],
+             "registerTime": gd_province.format_time(
+                 datetime.fromisoformat(str(r["performed_at"])) - timedelta(days=3))}
+            for r in results]
 
 
 def ssf_beneficiaries(events: Sequence[Event]) -> int:
@@ -410,6 +466,10 @@ def play(
     if "macau-ssf" in partners.harnesses:
         partners.ssf._running().populate(0, beneficiaries, seed)
         stats.ssf_requests = beneficiaries
+    results = assistance_results(events, seed)
+    if partners.api_server is not None:  # the counters answer them through the API
+        partners.province.register_cases(guangdong_cases(results))
+        stats.gd_cases = len(results)
     try:
         for n, window in enumerate(windows, 1):
             _tick(partners, policy, window.starts_at, stats, partitions)
@@ -436,9 +496,14 @@ def play(
             if on_window is not None:
                 on_window(n, len(windows), stats)
         _tick(partners, policy, until, stats, partitions)
-        results = assistance_results(events, seed)
-        _send(producer, partners.topics[ASSISTANCE_RESULTS].name, results)
-        stats.assistance_results = len(results)
+        if partners.api_server is not None:
+            stats.gd_answered = answer_cases(partners.api_server, results)
+        else:  # no API server (no database): published directly, caseless as before
+            caseless = [{k: v for k, v in r.items() if k not in ("partner", "direction",
+                                                                  "case_id", "outcome")}
+                        for r in results]
+            _send(producer, partners.topics[ASSISTANCE_RESULTS].name, caseless)
+            stats.assistance_results = len(results)
         if stats.ssf_requests:
             _answer_ssf(partners, producer, seed, stats)
     finally:
@@ -455,7 +520,7 @@ def _answer_ssf(partners: Partners, producer: Any, seed: int, stats: PlayStats) 
     directly."""
     answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
     if partners.api_server is not None:
-        stats.ssf_answered = answer_ssf_cases(partners.api_server, answers)
+        stats.ssf_answered = answer_cases(partners.api_server, answers)
     else:
         _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
         stats.ssf_results = len(answers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -121,7 +122,7 @@ DOORS: dict[str, str] = {
     "home-visits": "home-visit teams",
     "consular-app": "China Consular app's cases, staff review (API)",
     "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
-    "gd-answers": "counters' answers to Guangdong's cases, API (COUNTER)",
+    "gd-answers": "counters' answers to Guangdong, API (COUNTER)",
     DIRECT: "published directly (no door yet)",
 }
 # Quick polls: the playback waits for every window to be published before the next.
@@ -301,6 +302,8 @@ class PlayStats:
     assistance_results: int = 0  # Foshan's answers to Guangdong, published directly
     gd_cases: int = 0  # Guangdong's cities' retirees living in Foshan, asked about
     gd_answered: int = 0  # Foshan's answers to Guangdong through the counters' API
+    asked: dict[str, int] = field(default_factory=dict)  # Foshan's requests, by partner
+    gd_out_answered: int = 0  # the province's answers to Foshan's cases, through its feed
     redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
     # The file's event ids a door published nothing new for: resent certifications
     # (DUPLICATE) and unknown retirees at the API (counters.py), the same death from a
@@ -351,10 +354,15 @@ class PlayStats:
         if self.ssf_answered:
             rows.append(("ssf-answers", DOORS["ssf-answers"], self.ssf_answered))
         if self.gd_cases:
-            rows.append(("guangdong-xregion",
-                         "Guangdong provincial feed: cases to certify in Foshan", self.gd_cases))
+            rows.append(("guangdong-xregion", "Guangdong feed: cases to certify in Foshan",
+                         self.gd_cases))
         if self.gd_answered:
             rows.append(("gd-answers", DOORS["gd-answers"], self.gd_answered))
+        rows += [("assistance-request", f"Foshan's requests to {partner} (CLI)", n)
+                 for partner, n in sorted(self.asked.items())]
+        if self.gd_out_answered:
+            rows.append(("guangdong-xregion", "Guangdong feed: answers to Foshan's cases",
+                         self.gd_out_answered))
         rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
         rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
                      self.assistance_results + self.ssf_results))
@@ -446,15 +454,27 @@ def play(
     seed: int = 2017,
     timeout_per_window: float = 120.0,
     on_window: Callable[[int, int, PlayStats], None] | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> PlayStats:
     """Feed ``events`` (a campaign log, in order) to the partner systems window by window
     (see :mod:`lifecert_dev.partners.playback`), publishing the ``direct`` ones and the clock ticks
     itself, then the moments due by the end of ``until`` and some assistance results.
-    Returns once every event is on the events topic."""
+    Returns once every event is on the events topic.
+
+    With ``settle`` (a function returning once the worker and the projections have caught
+    up) and an API server, Foshan asks its partners on the policy's ``[assistance] ask_on``
+    day, 09:00, as a cron job would: ``lifecert assistance request`` on the read models as
+    they stand then (:func:`_ask`)."""
     started = time.monotonic()
     stats = PlayStats()
     source_of = partners.source_of()
-    windows = plan_windows(events, source_of, [m.at for m in policy.moments])
+    ask_at = None
+    if settle is not None and partners.database is not None \
+            and policy.assistance_ask_on is not None:
+        ask_at = datetime.combine(policy.assistance_ask_on, datetime.min.time(),
+                                  SHANGHAI).replace(hour=9)
+    windows = plan_windows(events, source_of, [m.at for m in policy.moments]
+                           + ([ask_at] if ask_at is not None else []))
     stats.windows = len(windows)
     counter = _Topics(partners.bootstrap, partners.topics)
     producer = broker_clients.producer(partners.bootstrap)
@@ -473,6 +493,10 @@ def play(
     try:
         for n, window in enumerate(windows, 1):
             _tick(partners, policy, window.starts_at, stats, partitions)
+            if ask_at is not None and settle is not None and window.starts_at >= ask_at:
+                settle()
+                stats.asked = _ask(partners, policy, ask_at)
+                ask_at = None
             for source, batch in window.by_source.items():
                 if source == DIRECT:
                     _send(producer, partners.topics[EVENTS].name, batch)
@@ -506,11 +530,69 @@ def play(
             stats.assistance_results = len(results)
         if stats.ssf_requests:
             _answer_ssf(partners, producer, seed, stats)
+        if stats.asked.get("GD-XREGION"):
+            stats.gd_out_answered = _province_answers(partners, stats.asked["GD-XREGION"],
+                                                      timeout_per_window)
     finally:
         producer.close(timeout=10)
         counter.close()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def _ask(partners: Partners, policy: Policy, at: datetime) -> dict[str, int]:
+    """``lifecert assistance request --at AT`` on the run's read models and topics: the
+    requests it published, by partner."""
+    assert partners.database is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "lifecert.cli", "assistance", "request", "--at", at.isoformat(),
+         "--policy", policy.name, "--dsn", partners.database[2], "--bootstrap",
+         partners.bootstrap, "--prefix", partners.topics.prefix],
+        capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise PartnersFailed(f"lifecert assistance request failed: {done.stderr.strip()}")
+    # "published N request(s) on TOPIC: GD-XREGION 3, MACAU-SSF 2" (or "0 request(s) ...")
+    _, _, counts = done.stdout.strip().partition(": ")
+    return {partner: int(n) for partner, n in
+            (part.rsplit(" ", 1) for part in counts.split(", ") if part)} \
+        if done.stdout.startswith("published") else {}
+
+
+def _province_answers(partners: Partners, asked: int, timeout: float) -> int:
+    """Once the province holds Foshan's ``asked`` cases, its offices answer those the
+    campaign's certifications did not (the retiree certified another way, or not at all):
+    not found, on their due day; returns once the source published every answer."""
+    province = partners.province
+    deadline = time.monotonic() + timeout
+    consumer = broker_clients.consumer(partners.bootstrap)
+    topic = partners.topics[ASSISTANCE_RESULTS].name
+    try:
+        while len([c for c in province.cases() if c["idempotencyKey"]]) < asked:
+            if time.monotonic() > deadline:
+                raise PartnersFailed(f"the province did not receive Foshan's {asked} cases "
+                                     f"within {timeout:.0f} s; see connector-guangdong-"
+                                     "results.log")
+            partners.check_alive()
+            time.sleep(0.2)
+        province.answer_cases("2017-06-13 17:00:00+08:00", "2")
+        while True:
+            answers = sum(1 for r in broker_clients.read_to_end(consumer, topic)
+                          if _province_answer(codec.decode(r.value)))
+            if answers >= asked:
+                return answers
+            if time.monotonic() > deadline:
+                raise PartnersFailed(f"{answers} of the province's {asked} answers published "
+                                     f"within {timeout:.0f} s; see "
+                                     "connector-guangdong-xregion.log")
+            partners.check_alive()
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def _province_answer(event: Event) -> bool:
+    return (event["type"] == "AssistanceResult" and event.get("partner") == "GD-XREGION"
+            and event.get("direction") == "OUTBOUND")
 
 
 def _answer_ssf(partners: Partners, producer: Any, seed: int, stats: PlayStats) -> None:

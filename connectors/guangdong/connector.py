@@ -156,7 +156,8 @@ def _connect(args: ClientArgs) -> ProvinceClient:
 class GuangdongSource(SourceConnector):
     kind = "guangdong-xregion"
     description = ("Guangdong cross-region collaboration system: certifications of Foshan "
-                   "retirees living elsewhere in the province (HTTP feed with a cursor)")
+                   "retirees living elsewhere in the province, and the assistance cases "
+                   "both ways (HTTP feed with a cursor)")
     source_agency = "GD-XREGION"
     publishes = ("CertificationRecorded", "AssistanceRequested", "AssistanceAcknowledged",
                  "AssistanceResult")
@@ -235,8 +236,9 @@ class GuangdongSource(SourceConnector):
 
 class GuangdongResultsSink(SinkConnector):
     kind = "guangdong-results"
-    description = ("Guangdong cross-region collaboration system: posts Foshan's assistance "
-                   "results for other cities' retirees (idempotency key = event id)")
+    description = ("Guangdong cross-region collaboration system: posts Foshan's answers to "
+                   "other cities' cases and results for their retirees, and Foshan's own "
+                   "cases (idempotency key = event id)")
     topics = ("assistance_results",)
 
     def _configure(self, settings: dict[str, Any]) -> None:

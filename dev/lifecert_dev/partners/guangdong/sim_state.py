@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS cases (
     register_time TEXT NOT NULL,
     idempotency_key TEXT UNIQUE,    -- a city's post (NULL: another city's, by the admin API)
     receipt_no TEXT NOT NULL,
+    received_at TEXT NOT NULL,
     posts INTEGER NOT NULL,
     answer TEXT,                    -- the answer's canonical JSON
     answer_key TEXT UNIQUE,
@@ -153,7 +154,11 @@ class Store:
             "SELECT case_no, register_time FROM cases WHERE insured_city = ? AND "
             "insured_id = ? AND answer IS NULL AND idempotency_key IS NOT NULL ORDER BY n",
             (city, cert.get("insuredId"))).fetchone()
-        if row is None or _instant(cert["certTime"]) < _instant(row[1]):
+        try:
+            if row is None or _instant(cert["certTime"]) < _instant(row[1]) \
+                    or not isinstance(cert.get("reportTime"), str):
+                return
+        except ValueError:  # a malformed record answers nothing (the connector refuses it)
             return
         answer = {"result": "1", "certNo": cert["certNo"],
                   "assistCity": cert.get("residenceCity") or _other_city(cert["insuredId"],
@@ -216,7 +221,7 @@ class Store:
             self._db.execute("UPDATE cases SET posts = posts + 1 WHERE case_no = ?",
                              (case_no,))
             received = self._db.execute(
-                "SELECT register_time FROM cases WHERE case_no = ?", (case_no,)).fetchone()[0]
+                "SELECT received_at FROM cases WHERE case_no = ?", (case_no,)).fetchone()[0]
             return row[1], True, received
         received = gd.format_time(datetime.now(UTC).astimezone(SHANGHAI))
         n = self._db.execute("SELECT coalesce(max(n), 0) + 1 FROM cases").fetchone()[0]
@@ -225,8 +230,9 @@ class Store:
         assist = assist_city or _other_city(insured, city)
         self._db.execute(
             "INSERT INTO cases (n, case_no, insured_id, insured_city, assist_city, "
-            "register_time, idempotency_key, receipt_no, posts) VALUES (?,?,?,?,?,?,?,?,1)",
-            (n, case_no, insured, city, assist, body["registerTime"], key, receipt))
+            "register_time, idempotency_key, receipt_no, received_at, posts) "
+            "VALUES (?,?,?,?,?,?,?,?,?,1)",
+            (n, case_no, insured, city, assist, body["registerTime"], key, receipt, received))
         if key is None:  # another city's case: the assisting city reads it in its feed
             self._append(assist, [{"recordType": gd.ASSIST_CASE, "caseNo": case_no,
                                    "insuredId": insured, "insuredCity": city,
@@ -241,10 +247,11 @@ class Store:
                 "SELECT record FROM feed WHERE city = ? AND instr(record, ?) > 0 ORDER BY seq",
                 (city, json.dumps(insured, ensure_ascii=False))).fetchall():
             cert = json.loads(record)
-            if _is_cert(cert) and cert.get("insuredId") == insured and \
-                    _instant(cert["certTime"]) >= _instant(body["registerTime"]):
+            if _is_cert(cert) and cert.get("insuredId") == insured:
                 self._answer_by_cert(city, cert)
-                break
+                if self._db.execute("SELECT answer IS NOT NULL FROM cases WHERE case_no = ?",
+                                    (case_no,)).fetchone()[0]:
+                    break
         return receipt, False, received
 
     def answer(self, case_no: str, key: str, body: dict[str, Any]) -> tuple[str, bool, str]:

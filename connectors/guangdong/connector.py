@@ -1,9 +1,14 @@
 """The Guangdong provincial cross-region collaboration system, both directions.
 
-``GuangdongSource`` (kind ``guangdong-xregion``) reads the province's certifications feed
-for Foshan's retirees living elsewhere in Guangdong and publishes CertificationRecorded
-(channels PROVINCIAL_XREGION, ASSISTED_OFFICE, ASSISTING_AGENCY). Its checkpoint is the
-feed's opaque cursor of the last record published::
+``GuangdongSource`` (kind ``guangdong-xregion``) reads the province's feed for Foshan and
+publishes the certifications of Foshan's retirees living elsewhere in Guangdong
+(CertificationRecorded, channels PROVINCIAL_XREGION, ASSISTED_OFFICE, ASSISTING_AGENCY) on
+the input log, and the assistance cases' records on the assistance topic: the cases other
+cities register with Foshan about their retirees living in Foshan (AssistanceRequested
+INBOUND, due ``due_working_days`` working days of the ``policy``'s calendar after they were
+registered), the province's receipts of Foshan's own cases (AssistanceAcknowledged REQUEST)
+and the residence cities' answers to them (AssistanceResult OUTBOUND). Its checkpoint is
+the feed's opaque cursor of the last record published::
 
     [connectors.gd-feed]
     kind = "guangdong-xregion"
@@ -13,15 +18,22 @@ feed's opaque cursor of the last record published::
     city = "440600"                        # optional; Foshan's division code
     page_size = 500                        # optional, at most 1000
     timeout = 10.0                         # optional, seconds
+    policy = "foshan-2017"                 # optional: the calendar of the cases' due dates
+    due_working_days = 20                  # optional
 
-``GuangdongResultsSink`` (kind ``guangdong-results``) posts each AssistanceResult of a
-Guangdong case (partner null or ``GD-XREGION``; the topic also carries other partners'
-cases and every case's requests and acknowledgements, which it reads past) of
-``lifecert.assistance-results`` with its ``event_id`` as ``Idempotency-Key``, so a batch
-retried after a failure is deduplicated by the province. The province's acknowledgement
-ids go to an append-only JSON-lines journal (``ack_log``), one line per answer:
-``event_id``, ``certification_id``, ``ack_id``, ``duplicate``, ``received_at`` (the
-province's time) and the record's topic/partition/offset; no personal data. It is the
+``GuangdongResultsSink`` (kind ``guangdong-results``) posts to the province, from
+``lifecert.assistance-results``, with each record's ``event_id`` as ``Idempotency-Key`` (a
+batch retried after a failure is deduplicated by the province): Foshan's
+AssistanceResults of Guangdong cases (partner null or ``GD-XREGION``, INBOUND) -- to
+``/api/v1/assistance-cases/{caseNo}/answer`` when they answer a case the province sent,
+else to ``/api/v1/assistance-results`` as before cases existed -- and Foshan's own cases
+about its retirees living elsewhere in Guangdong (AssistanceRequested OUTBOUND) to
+``/api/v1/assistance-cases``. The topic's other records (other partners' cases, the
+province's own receipts and answers) it reads past. The province's acknowledgement
+ids go to an append-only JSON-lines journal (``ack_log``), one line per post:
+``event_id``, ``type``, ``certification_id`` (a result's) or ``case_id``, ``ack_id``,
+``duplicate``, ``received_at`` (the province's time) and the record's
+topic/partition/offset; no personal data. It is the
 bureau's receipt for audits and reconciliation, separate from the runner's offsets: a
 retried batch adds lines marked ``"duplicate": true`` with the same ``ack_id``::
 
@@ -50,7 +62,17 @@ from typing import Any
 
 from connectors.guangdong import province as gd
 from connectors.guangdong.client import ProvinceClient, Response
-from connectors.guangdong.mapping import record_to_event, result_body
+from connectors.guangdong.mapping import (
+    answer_body,
+    case_body,
+    case_record_to_event,
+    is_case_answer,
+    is_case_request,
+    record_to_event,
+    record_type,
+    result_body,
+)
+from connectors.sdk.assistance import case_calendar
 from connectors.sdk.base import (
     Connector,
     Event,
@@ -134,11 +156,15 @@ def _connect(args: ClientArgs) -> ProvinceClient:
 class GuangdongSource(SourceConnector):
     kind = "guangdong-xregion"
     description = ("Guangdong cross-region collaboration system: certifications of Foshan "
-                   "retirees living elsewhere in the province (HTTP feed with a cursor)")
+                   "retirees living elsewhere in the province, and the assistance cases "
+                   "both ways (HTTP feed with a cursor)")
     source_agency = "GD-XREGION"
+    publishes = ("CertificationRecorded", "AssistanceRequested", "AssistanceAcknowledged",
+                 "AssistanceResult")
 
     def _configure(self, settings: dict[str, Any]) -> None:
         self._client_args, self.city = _province_settings(self, settings, "city")
+        self.calendar, self.due_working_days = case_calendar(self, settings)
         self.page_size = self._setting(settings, "page_size", int, 500)
         if not 1 <= self.page_size <= gd.MAX_PAGE:
             raise ConfigError(f"connector {self.name!r} ({self.kind}): setting 'page_size' "
@@ -199,7 +225,10 @@ class GuangdongSource(SourceConnector):
         return records
 
     def _to_events(self, record: PartnerRecord) -> list[Event]:
-        return [record_to_event(record.data, self.city)]
+        if record_type(record.data) == gd.CERT:
+            return [record_to_event(record.data, self.city)]
+        return [case_record_to_event(record.data, self.city, self.calendar,
+                                     self.due_working_days)]
 
     def _lag(self, position: Position | None) -> int | None:
         return self._remaining
@@ -207,8 +236,9 @@ class GuangdongSource(SourceConnector):
 
 class GuangdongResultsSink(SinkConnector):
     kind = "guangdong-results"
-    description = ("Guangdong cross-region collaboration system: posts Foshan's assistance "
-                   "results for other cities' retirees (idempotency key = event id)")
+    description = ("Guangdong cross-region collaboration system: posts Foshan's answers to "
+                   "other cities' cases and results for their retirees, and Foshan's own "
+                   "cases (idempotency key = event id)")
     topics = ("assistance_results",)
 
     def _configure(self, settings: dict[str, Any]) -> None:
@@ -255,14 +285,21 @@ class GuangdongResultsSink(SinkConnector):
         acks: list[dict[str, Any]] = []
         try:
             for record in records:
-                if not _for_province(record.event):
-                    continue  # another partner's case, or a request or acknowledgement
+                event = record.event
                 try:
-                    body = result_body(record.event, self.assisting_city)
+                    if is_case_request(event):
+                        path, body = gd.CASES_PATH, case_body(event, self.assisting_city)
+                    elif is_case_answer(event):
+                        path = gd.answer_path(event["case_id"])
+                        body = answer_body(event, self.assisting_city)
+                    elif _for_province(event):
+                        path, body = gd.RESULTS_PATH, result_body(event, self.assisting_city)
+                    else:
+                        continue  # another partner's case, or the province's own records
                 except RecordRejected as exc:
                     rejected.append((record, exc.reason))
                     continue
-                ack = self._post(record, body)
+                ack = self._post(record, path, body)
                 if isinstance(ack, str):
                     rejected.append((record, ack))
                 else:
@@ -271,21 +308,24 @@ class GuangdongResultsSink(SinkConnector):
             self._journal(acks)  # what the province acknowledged, even if a post then failed
         if acks or rejected:
             duplicates = sum(1 for a in acks if a["duplicate"])
-            self.log.info("province acknowledged %d results (%d already held), refused %d",
+            self.log.info("province acknowledged %d results and cases (%d already held), "
+                          "refused %d",
                           len(acks), duplicates, len(rejected))
         return rejected
 
-    def _post(self, record: SinkRecord, body: dict[str, str]) -> dict[str, Any] | str:
-        """The acknowledgement, or the reason the province refused the result for good."""
+    def _post(self, record: SinkRecord, path: str,
+              body: dict[str, str]) -> dict[str, Any] | str:
+        """The acknowledgement, or the reason the province refused the record for good."""
         assert self._client is not None
-        where = f"POST {self._client.base}{gd.RESULTS_PATH}"
+        where = f"POST {self._client.base}{path}"
         event_id = record.event["event_id"]
-        response = self._client.post(gd.RESULTS_PATH, body, {"Idempotency-Key": event_id})
+        what = "case" if record.event["type"] == "AssistanceRequested" else "result"
+        response = self._client.post(path, body, {gd.IDEMPOTENCY_HEADER: event_id})
         if _transient(response.status):
             raise _unavailable(where, response)
         if 400 <= response.status < 500:
             code = response.data.get("code") if isinstance(response.data, dict) else None
-            return (f"the province refused the result (HTTP {response.status}"
+            return (f"the province refused the {what} (HTTP {response.status}"
                     f"{' ' + code if code else ''}): {response.message()}")
         data = response.data
         if response.status not in (200, 201) or not isinstance(data, dict) \
@@ -293,7 +333,9 @@ class GuangdongResultsSink(SinkConnector):
             raise ProvinceProtocolError(f"{where} for event {event_id} answered HTTP "
                                         f"{response.status} without an ackId: "
                                         f"{response.text[:200]}")
-        return {"event_id": event_id, "certification_id": record.event["certification_id"],
+        named = ({"case_id": record.event["case_id"]} if what == "case"
+                 else {"certification_id": record.event["certification_id"]})
+        return {"event_id": event_id, "type": record.event["type"], **named,
                 "ack_id": data["ackId"], "duplicate": data.get("duplicate") is True,
                 "received_at": data.get("receivedAt"), "topic": record.topic,
                 "partition": record.partition, "offset": record.offset}
@@ -310,11 +352,13 @@ class GuangdongResultsSink(SinkConnector):
 
 
 def _for_province(event: dict[str, Any]) -> bool:
-    """Whether the province takes this record: an AssistanceResult of a Guangdong case (the
-    topic also carries the other partners' cases and every case's requests and
-    acknowledgements)."""
-    return event.get("type") == "AssistanceResult" and event.get("partner") in (
-        None, GuangdongSource.source_agency)
+    """Whether the province takes this record at its results endpoint: Foshan's
+    AssistanceResult of a Guangdong case without a case the province sent (the topic also
+    carries the other partners' cases, every case's requests and acknowledgements, and the
+    province's own answers to Foshan's cases, OUTBOUND)."""
+    return (event.get("type") == "AssistanceResult"
+            and event.get("partner") in (None, GuangdongSource.source_agency)
+            and event.get("direction") in (None, "INBOUND"))
 
 
 def read_ack_log(path: Path) -> list[dict[str, Any]]:

@@ -3,16 +3,23 @@
 ``record_to_event``: a feed record -> a CertificationRecorded (interchange form, without
 ``event_id``), or :class:`RecordRejected` naming the province's field and what is wrong.
 ``result_body``: an AssistanceResult -> the body the province takes.
+``case_record_to_event``: a case's feed record (``recordType`` ASSIST_CASE, its receipt,
+its answer) -> AssistanceRequested INBOUND, AssistanceAcknowledged REQUEST, AssistanceResult
+OUTBOUND (partner GD-XREGION). ``case_body`` and ``answer_body``: Foshan's case
+(AssistanceRequested OUTBOUND) and Foshan's answer to the province's case (AssistanceResult
+INBOUND with its case_id) -> the province's bodies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from connectors.guangdong import province as gd
 from connectors.sdk.errors import RecordRejected
+from lifecert.domain.assistance import GUANGDONG, due_date
+from lifecert.domain.working_days import WorkingCalendar, WorkingCalendarError
 from lifecert.events import bounds
 from lifecert.events.catalogue import Event
 from lifecert.events.interchange import MalformedEvent, parse_event
@@ -176,3 +183,140 @@ def _residence_city(agency_id: str) -> str | None:
     """The city in an agency code such as ``GD-GUANGZHOU-SIB`` (where the retiree lives)."""
     parts = agency_id.split("-")
     return gd.CITY_CODES.get(parts[1]) if len(parts) > 1 and parts[0] == "GD" else None
+
+
+# ---------------------------------------------------------------- assistance cases
+
+
+def record_type(record: Any) -> str:
+    """A feed record's ``recordType`` (none: a certification, CERT)."""
+    kind = record.get("recordType", gd.CERT) if isinstance(record, dict) else gd.CERT
+    if kind not in gd.RECORD_TYPES:
+        raise RecordRejected(f"field recordType {bounds.show(kind)} is not one of "
+                             f"{', '.join(gd.RECORD_TYPES)}")
+    return str(kind)
+
+
+def _text(record: Mapping[str, Any], name: str, id_field: str) -> str:
+    value = _required(record, name)
+    if not isinstance(value, str) or not value.strip():
+        raise RecordRejected(f"field {name} must be a non-empty string, got "
+                             f"{bounds.show(value)}")
+    problem = bounds.id_problem(id_field, value)
+    if problem is not None:
+        raise RecordRejected(f"field {name}: {problem}")
+    return value
+
+
+def case_record_to_event(record: Any, city: str, calendar: WorkingCalendar,
+                         due_working_days: int) -> Event:
+    """The case event a feed record of ``city``'s feed reports (``recordType`` other than
+    CERT): an ASSIST_CASE another city registered with ``city`` (due ``due_working_days``
+    working days of ``calendar`` after it was registered), the province's receipt of
+    ``city``'s case, or the answer to it."""
+    kind = record_type(record)
+    if kind == gd.ASSIST_CASE:
+        insured_city = _text(record, "insuredCity", "agency_id")
+        if insured_city not in gd.CITY_NAMES or insured_city == city:
+            raise RecordRejected(f"field insuredCity {bounds.show(insured_city)} is not "
+                                 f"another Guangdong city's division code")
+        if record.get("assistCity") != city:
+            raise RecordRejected(f"field assistCity {bounds.show(record.get('assistCity'))} is "
+                                 f"not this feed's city {gd.city_label(city)}")
+        registered = _time(record, "registerTime")
+        try:
+            due = due_date(registered, due_working_days, calendar)
+        except WorkingCalendarError as exc:
+            raise RecordRejected(f"field registerTime: {exc}") from None
+        return {"type": "AssistanceRequested", "recorded_at": isoformat_local(registered),
+                "case_id": _text(record, "caseNo", "certification_id"),
+                "retiree_id": _text(record, "insuredId", "retiree_id"),
+                "partner": GUANGDONG, "direction": "INBOUND",
+                "requested_at": isoformat_local(registered), "due_on": due.isoformat()}
+    if kind == gd.ASSIST_CASE_RECEIPT:
+        at = _time(record, "receiveTime")
+        return {"type": "AssistanceAcknowledged", "recorded_at": isoformat_local(at),
+                "case_id": _text(record, "caseNo", "certification_id"),
+                "retiree_id": _text(record, "insuredId", "retiree_id"),
+                "partner": GUANGDONG, "acknowledges": "REQUEST",
+                "acknowledged_at": isoformat_local(at),
+                "receipt": _text(record, "receiptNo", "certification_id")}
+    if kind == gd.ASSIST_CASE_ANSWER:
+        return _case_answer(record)
+    raise ValueError(f"a certification record, not a case's: {kind}")
+
+
+_METHOD_OF = {code: method for method, code in gd.ASSIST_METHODS.items()}
+
+
+def _case_answer(record: Mapping[str, Any]) -> Event:
+    outcome = gd.CASE_RESULTS.get(record.get("result"))  # type: ignore[arg-type]
+    if outcome is None:
+        raise RecordRejected(f"field result {bounds.show(record.get('result'))} is not one of "
+                             f"{', '.join(f'{c} ({o})' for c, o in gd.CASE_RESULTS.items())}")
+    method = _METHOD_OF.get(record.get("assistMethod"))  # type: ignore[arg-type]
+    if method is None:
+        raise RecordRejected(f"field assistMethod {bounds.show(record.get('assistMethod'))} "
+                             f"is not one of {', '.join(_METHOD_OF)}")
+    died = record.get("deathDate")
+    if (outcome == "DECEASED") != (died is not None):
+        raise RecordRejected("field deathDate must be given exactly when result is 3 "
+                             "(DECEASED)")
+    if died is not None:
+        try:
+            if not isinstance(died, str) or len(died) != 10:
+                raise ValueError
+            died = date.fromisoformat(died).isoformat()
+        except ValueError:
+            raise RecordRejected(f"field deathDate must be YYYY-MM-DD, got "
+                                 f"{bounds.show(record.get('deathDate'))}") from None
+    performed, reported = _time(record, "certTime"), _time(record, "reportTime")
+    return {"type": "AssistanceResult", "recorded_at": isoformat_local(reported),
+            "certification_id": _text(record, "certNo", "certification_id"),
+            "retiree_id": _text(record, "insuredId", "retiree_id"),
+            "home_region": "FOSHAN", "method": method,
+            "agency_id": _text(record, "handlerOrgCode", "agency_id"),
+            "performed_at": isoformat_local(performed), "partner": GUANGDONG,
+            "case_id": _text(record, "caseNo", "certification_id"), "outcome": outcome,
+            "direction": "OUTBOUND", "date_of_death": died}
+
+
+def is_case_request(event: Mapping[str, Any]) -> bool:
+    """Foshan's case for the province (AssistanceRequested OUTBOUND of GD-XREGION)."""
+    return (event.get("type") == "AssistanceRequested" and event.get("partner") == GUANGDONG
+            and event.get("direction") == "OUTBOUND")
+
+
+def is_case_answer(event: Mapping[str, Any]) -> bool:
+    """Foshan's answer to one of the province's cases (AssistanceResult INBOUND of
+    GD-XREGION with its case_id), not the answer the province gave Foshan (OUTBOUND)."""
+    return (event.get("type") == "AssistanceResult" and event.get("partner") == GUANGDONG
+            and event.get("direction") in (None, "INBOUND") and bool(event.get("case_id")))
+
+
+def case_body(event: Mapping[str, Any], city: str) -> dict[str, str]:
+    """The province's body for ``city``'s case about its retiree (an AssistanceRequested
+    OUTBOUND): the province finds where the retiree lives and routes it there."""
+    return {"caseNo": event["case_id"], "insuredId": event["retiree_id"],
+            "insuredCity": city, "registerTime": gd.format_time(event["requested_at"]),
+            "dueDate": event["due_on"].isoformat()}
+
+
+def answer_body(event: Mapping[str, Any], assisting_city: str) -> dict[str, str]:
+    """The province's body for ``assisting_city``'s answer to one of the province's cases
+    (the path names the case; the province knows whose retiree it is)."""
+    method = gd.ASSIST_METHODS.get(event.get("method", ""))
+    if method is None:
+        raise RecordRejected(f"method {event.get('method')!r} has no assistMethod code; "
+                             f"expected one of {', '.join(gd.ASSIST_METHODS)}")
+    outcome = event.get("outcome") or "CERTIFIED_ALIVE"
+    died = event.get("date_of_death")
+    if (outcome == "DECEASED") != (died is not None):
+        raise RecordRejected("date_of_death must be given exactly when outcome is DECEASED")
+    body = {"result": gd.CASE_RESULT_OF_OUTCOME[outcome],
+            "certNo": event["certification_id"], "assistCity": assisting_city,
+            "assistMethod": method, "handlerOrgCode": event["agency_id"],
+            "certTime": gd.format_time(_instant(event["performed_at"], "performed_at"))}
+    if died is not None:
+        body["deathDate"] = died.isoformat() if isinstance(died, date) else str(died)
+    return body

@@ -20,12 +20,41 @@ An assistance result (``POST /api/v1/assistance-results``, header ``Idempotency-
     {"certNo": "...", "insuredId": "GZ000000017", "insuredCity": "440100",
      "assistCity": "440600", "assistMethod": "1", "handlerOrgCode": "FS-NANHAI-OFFICE02",
      "certTime": "2017-05-02 09:30:00+08:00"}
+
+Assistance cases (协助认证案件): either city registers a case with the province, which
+routes it to the other. The feed's ``recordType`` tells a case's records from the
+certifications (a record without one is a certification, ``CERT``):
+
+- ``ASSIST_CASE``: another city asks Foshan to certify its retiree living in Foshan::
+
+    {"recordType": "ASSIST_CASE", "caseNo": "GDXC-440100-17-000042",
+     "insuredId": "GZ000000017", "insuredCity": "440100", "assistCity": "440600",
+     "registerTime": "2017-04-03 09:00:00+08:00"}
+
+  Foshan answers it with ``POST /api/v1/assistance-cases/{caseNo}/answer``
+  (``Idempotency-Key``; body :data:`ANSWER_FIELDS`, ``deathDate`` with result 3).
+- Foshan registers a case about its retiree living elsewhere in the province:
+  ``POST /api/v1/assistance-cases`` (``Idempotency-Key``; body :data:`CASE_FIELDS`, plus
+  ``dueDate``); the province's receipt is in the answer and in the feed::
+
+    {"recordType": "ASSIST_CASE_RECEIPT", "caseNo": "FS-2017-FS000123", "insuredId":
+     "FS000123", "receiptNo": "GDXR-20170515-00000001",
+     "receiveTime": "2017-05-15 09:00:01+08:00"}
+
+- ``ASSIST_CASE_ANSWER``: the residence city's office answered Foshan's case (a
+  certification, when it certified the retiree, is its own ``CERT`` record)::
+
+    {"recordType": "ASSIST_CASE_ANSWER", "caseNo": "FS-2017-FS000123",
+     "insuredId": "FS000123", "result": "1", "certNo": "GDXR-17-00000042",
+     "assistMethod": "1", "handlerOrgCode": "GD-GUANGZHOU-SIB",
+     "certTime": "2017-05-20 10:00:00+08:00", "reportTime": "2017-05-20 10:30:00+08:00"}
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Final
+from urllib.parse import quote
 
 from lifecert.events import bounds
 from lifecert.events.time import SHANGHAI
@@ -33,6 +62,15 @@ from lifecert.events.time import SHANGHAI
 FEED_PATH: Final = "/api/v1/certifications"
 RESULTS_PATH: Final = "/api/v1/assistance-results"
 HEALTH_PATH: Final = "/api/v1/health"
+CASES_PATH: Final = "/api/v1/assistance-cases"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+
+
+def answer_path(case_no: str) -> str:
+    """Where Foshan answers the province's case ``case_no`` (quoted: a case number is the
+    other city's text)."""
+    return f"{CASES_PATH}/{quote(case_no, safe='')}/answer"
+
 MAX_PAGE: Final = 1000
 
 FOSHAN: Final = "440600"
@@ -62,6 +100,24 @@ ASSIST_METHODS: Final[dict[str, str]] = {"COUNTER": "1", "FACE_COUNTER": "2", "H
 
 RECORD_FIELDS: Final = ("itemId", "certNo", "insuredId", "insuredCity", "certType",
                         "handlerOrgCode", "certTime", "reportTime")
+# recordType of a feed record (none: CERT)
+CERT: Final = "CERT"
+ASSIST_CASE: Final = "ASSIST_CASE"
+ASSIST_CASE_RECEIPT: Final = "ASSIST_CASE_RECEIPT"
+ASSIST_CASE_ANSWER: Final = "ASSIST_CASE_ANSWER"
+RECORD_TYPES: Final = (CERT, ASSIST_CASE, ASSIST_CASE_RECEIPT, ASSIST_CASE_ANSWER)
+
+# result of a case answer, both directions
+CASE_RESULTS: Final[dict[str, str]] = {"1": "CERTIFIED_ALIVE", "2": "NOT_FOUND",
+                                       "3": "DECEASED"}
+CASE_RESULT_OF_OUTCOME: Final[dict[str, str]] = {o: c for c, o in CASE_RESULTS.items()}
+
+# Foshan's case (POST CASES_PATH) and an answer to a case (POST answer_path(caseNo)): the
+# required text fields (deathDate too with result 3)
+CASE_FIELDS: Final = ("caseNo", "insuredId", "insuredCity", "registerTime", "dueDate")
+ANSWER_FIELDS: Final = ("result", "certNo", "assistCity", "assistMethod", "handlerOrgCode",
+                        "certTime")
+
 RESULT_FIELDS: Final = ("certNo", "insuredId", "insuredCity", "assistCity", "assistMethod",
                         "handlerOrgCode", "certTime")
 

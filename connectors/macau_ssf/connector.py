@@ -45,6 +45,7 @@ from typing import Any
 
 from connectors.guangdong.client import ProvinceClient, Response
 from connectors.macau_ssf import ssf
+from connectors.sdk.assistance import case_calendar
 from connectors.sdk.base import (
     Connector,
     Event,
@@ -55,7 +56,6 @@ from connectors.sdk.base import (
     SourceConnector,
 )
 from connectors.sdk.errors import ConfigError, PartnerUnavailable, RecordRejected
-from lifecert.domain.policy import PolicyError, load_policy
 from lifecert.events import bounds
 from lifecert.events.catalogue import INPUT_TYPES
 
@@ -150,18 +150,11 @@ class MacauSsfSource(SourceConnector):
 
     def _configure(self, settings: dict[str, Any]) -> None:
         self._args = _settings(self, settings)
-        where = f"connector {self.name!r} ({self.kind})"
-        policy = self._setting(settings, "policy", str, "foshan-2017")
-        try:
-            self.calendar = load_policy(policy).working_days
-        except (PolicyError, OSError) as exc:
-            raise ConfigError(f"{where}: setting 'policy': {exc}") from None
-        self.due_working_days = self._setting(settings, "due_working_days", int, 20)
-        if not 1 <= self.due_working_days <= 120:
-            raise ConfigError(f"{where}: setting 'due_working_days' must be 1 to 120")
+        self.calendar, self.due_working_days = case_calendar(self, settings)
         self.page_size = self._setting(settings, "page_size", int, 500)
         if not 1 <= self.page_size <= ssf.MAX_PAGE:
-            raise ConfigError(f"{where}: setting 'page_size' must be 1 to {ssf.MAX_PAGE}")
+            raise ConfigError(f"connector {self.name!r} ({self.kind}): setting 'page_size' "
+                              f"must be 1 to {ssf.MAX_PAGE}")
         self._client: SsfClient | None = None
         self._remaining: int | None = None
 

@@ -36,8 +36,9 @@ DOCUMENTS = "CertificationDocumentsReceived"
 DEATH = "DeathRecorded"
 REVOCATION = "CertificationRevoked"
 RETRACTION = "DeathReportRetracted"
-# Foshan's answer to a Macau SSF case (form 3): on the assistance-results topic, never on
-# the events topic (SSF's beneficiaries are not Foshan pensioners: no payment instruction)
+# Foshan's answer to a partner's INBOUND case (Macau SSF's form 3, a Guangdong city's
+# case): on the assistance-results topic, never on the events topic (the people asked
+# about are not Foshan pensioners: no payment instruction)
 FORM3_RESULT = "AssistanceResult"
 
 PAYMENT_TYPES = frozenset(
@@ -123,7 +124,8 @@ class RoleRules:
     # May name who reported a death (DeathReport.source: the family at a counter, a
     # mission's letter) rather than be its source itself: bureau staff only.
     names_death_source: bool = False
-    # May answer Macau SSF's cases (form 3, Form3Result): the bureau's windows
+    # May answer partners' INBOUND cases (Macau SSF's form 3, a Guangdong city's case;
+    # Form3Result): the bureau's windows
     form3_results: bool = False
     scope: Scope = field(default_factory=Scope)
     feed: frozenset[str] = frozenset()  # event types it receives by Subscribe
@@ -292,8 +294,8 @@ def check_kind(role: str, kind: str, channel: str | None) -> None:
             raise Refusal(f"role {role} may not retract death reports (bureau staff only)")
     elif kind == FORM3_RESULT:
         if not r.form3_results:
-            raise Refusal(f"role {role} may not answer Macau SSF's cases (form 3: the "
-                          "bureau's counters only)")
+            raise Refusal(f"role {role} may not answer partners' assistance cases (Macau "
+                          "SSF's form 3, Guangdong's cases: the bureau's counters only)")
     else:
         raise Refusal(f"role {role} may not report {kind} events")
 

@@ -267,18 +267,20 @@ class AssistanceCase:
     result_id: str | None
 
 
-def assistance_cases(conn: Connection, partner: str,
-                     case_ids: Sequence[str]) -> dict[str, AssistanceCase]:
-    """``partner``'s cases by case id, of those named."""
-    if not case_ids:
+def assistance_cases(conn: Connection, wanted: Sequence[tuple[str, str]]
+                     ) -> dict[tuple[str, str], AssistanceCase]:
+    """The cases named by (partner, case id), of those that exist."""
+    if not wanted:
         return {}
+    partners, case_ids = zip(*sorted(set(wanted)), strict=True)
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT case_id, retiree_id, direction, status, result_id FROM assistance_cases "
-            "WHERE partner = %s AND case_id = ANY(%s)",
-            (partner, list(set(case_ids))),
+            "SELECT a.partner, a.case_id, a.retiree_id, a.direction, a.status, a.result_id "
+            "FROM assistance_cases a JOIN unnest(%s::text[], %s::text[]) AS w(partner, case_id) "
+            "ON a.partner = w.partner AND a.case_id = w.case_id",
+            (list(partners), list(case_ids)),
         )
-        return {row[0]: AssistanceCase(*row) for row in cur.fetchall()}
+        return {(row[0], row[1]): AssistanceCase(*row[1:]) for row in cur.fetchall()}
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from lifecert.api.gate import Aborted, Call, Gate
 from lifecert.api.protos import common_pb2, partner_exchange_pb2, partner_exchange_pb2_grpc
 from lifecert.api.publisher import Publisher, Written
 from lifecert.datakeys import KeyStore
-from lifecert.domain.assistance import ANSWERED, MACAU_SSF, RECEIVED
+from lifecert.domain.assistance import ANSWERED, INBOUND_PARTNERS, MACAU_SSF, RECEIVED
 from lifecert.domain.fold import uuid5
 from lifecert.events import bounds, codec
 from lifecert.events.catalogue import EVENT_TYPES, INPUT_TYPES
@@ -363,9 +363,16 @@ def _date_of_death(value: str, now: datetime) -> date:
 
 
 def _form3(r: pb.Form3Result, agency: str, now: datetime) -> tuple[dict[str, Any], str]:
-    """The AssistanceResult fields of a counter's answer to an SSF case (form 3), and its
-    idempotency key (the case id). Whether the case is SSF's, open and for that
-    beneficiary is checked against the assistance cases (PartnerExchange._authorised)."""
+    """The AssistanceResult fields of a counter's answer to a partner's INBOUND case (SSF's
+    form 3, a Guangdong city's case), and its idempotency key: the case id (SSF's, as
+    before partners were named), the partner and the case id (any other partner). Whether
+    the case is the partner's, open and for that person is checked against the assistance
+    cases (PartnerExchange._authorised)."""
+    partner_id = r.partner or MACAU_SSF
+    partner = INBOUND_PARTNERS.get(partner_id)
+    if partner is None:
+        raise ItemError(f"partner {bounds.show(partner_id)} has no cases the counters answer "
+                        f"(one of {', '.join(sorted(INBOUND_PARTNERS))})")
     if r.outcome == pb.Form3Result.OUTCOME_UNSPECIFIED:
         raise ItemError("outcome is missing")
     if r.outcome not in pb.Form3Result.Outcome.values():
@@ -380,7 +387,7 @@ def _form3(r: pb.Form3Result, agency: str, now: datetime) -> tuple[dict[str, Any
     beneficiary = _text_field(r.beneficiary_id, "beneficiary_id")
     if not bounds.RETIREE_ID.fullmatch(beneficiary):
         raise ItemError(f"beneficiary_id {bounds.show(beneficiary)} is not an id of the hub "
-                        "(as SSF's list gave it, e.g. MO-SSF-12345678)")
+                        "(as the partner's case gave it, e.g. MO-SSF-12345678)")
     if outcome == "DECEASED" and not r.date_of_death:
         raise ItemError("date_of_death is missing: it is required when outcome is DECEASED")
     if outcome != "DECEASED" and r.date_of_death:
@@ -390,17 +397,18 @@ def _form3(r: pb.Form3Result, agency: str, now: datetime) -> tuple[dict[str, Any
     fields: dict[str, Any] = {
         "certification_id": _text_field(r.certification_id, "certification_id"),
         "retiree_id": beneficiary,
-        "home_region": "MACAU",
+        "home_region": partner.home_region,
         "method": str(pb.Form3Result.Method.Name(r.method)),
         "agency_id": agency,
         "performed_at": _instant(r, "performed_at", now),
-        "partner": MACAU_SSF,
+        "partner": partner_id,
         "case_id": _text_field(r.case_id, "case_id"),
         "outcome": outcome,
         "date_of_death": None if died is None else died.isoformat(),
         "direction": "INBOUND",
     }
-    return fields, fields["case_id"]
+    key = fields["case_id"] if partner_id == MACAU_SSF else f"{partner_id}|{fields['case_id']}"
+    return fields, key
 
 
 def _result(index: int, outcome: pb.ItemResult.Outcome, **kwargs: Any) -> pb.ItemResult:
@@ -526,21 +534,22 @@ def conflict_reason(p: Prepared, earlier: Prepared | None,
 
 
 def form3_refusal(p: Prepared, case: db.AssistanceCase | None) -> tuple[str, str] | None:
-    """Why a form-3 result cannot answer ``case`` (reason code, text), or None. A case that
-    is not SSF's, not INBOUND or not for that beneficiary is answered as a missing one (the
-    text tells nothing of whose case it is)."""
+    """Why a counter's answer cannot answer ``case`` (reason code, text), or None. A case
+    that is not the partner's, not INBOUND or not for that person is answered as a missing
+    one (the text tells nothing of whose case it is)."""
     beneficiary, case_id = p.retiree_id, str(p.event["case_id"])
+    name = INBOUND_PARTNERS[str(p.event["partner"])].name
     if case is None or case.direction != "INBOUND" or case.retiree_id != beneficiary:
         return ("UNKNOWN_CASE",
-                f"Macau SSF has no case {bounds.show(case_id)} for beneficiary "
+                f"{name} has no case {bounds.show(case_id)} for beneficiary "
                 f"{bounds.show(beneficiary)} (or its list has not reached the hub yet): "
-                "answer only the cases of SSF's list, with the case id and beneficiary id "
+                f"answer only the cases {name} sent, with the case id and beneficiary id "
                 "it gave")
     if case.status in (ANSWERED, RECEIVED) and case.result_id != p.event["certification_id"]:
         return ("ALREADY_ANSWERED",
                 f"case {bounds.show(case_id)} was answered by certification "
-                f"{bounds.show(case.result_id)}; a second answer is not sent to SSF: ask "
-                "the bureau's staff to correct it with SSF")
+                f"{bounds.show(case.result_id)}; a second answer is not sent to {name}: ask "
+                f"the bureau's staff to correct it with {name}")
     return None
 
 
@@ -605,11 +614,11 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
             directory = await self.db.run(
                 lambda conn: db.directory(conn, [p.retiree_id for p in prepared])
             )
-            case_ids = [str(p.event["case_id"]) for p in prepared
-                        if p.kind == authz.FORM3_RESULT]
+            wanted = [(str(p.event["partner"]), str(p.event["case_id"])) for p in prepared
+                      if p.kind == authz.FORM3_RESULT]
             cases = await self.db.run(
-                lambda conn: db.assistance_cases(conn, MACAU_SSF, case_ids)
-            ) if case_ids else {}
+                lambda conn: db.assistance_cases(conn, wanted)
+            ) if wanted else {}
         except Exception as exc:  # database trouble: nothing recorded, try again
             await self._unavailable(call, exc, n)
         checked, out_of_scope = await self._authorised(call, prepared, directory, results, n,
@@ -635,13 +644,13 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
     async def _authorised(
         self, call: Call, prepared: list[Prepared], directory: dict[str, authz.Retiree],
         results: list[pb.ItemResult | None], n: int,
-        cases: dict[str, db.AssistanceCase] | None = None,
+        cases: dict[tuple[str, str], db.AssistanceCase] | None = None,
     ) -> tuple[list[Prepared], int]:
         """The items the caller may report, for retirees in its scope; and how many were
         answered UNKNOWN_RETIREE although enrolled (out of scope). An item of a kind or
         channel the role may not report refuses the whole batch (PERMISSION_DENIED). A
-        form-3 result answers one of SSF's cases (``cases``, by case id), not a retiree of
-        the directory."""
+        partner's answer answers one of its INBOUND cases (``cases``, by partner and case
+        id), not a retiree of the directory."""
         refusals: list[str] = []
         checked: list[Prepared] = []
         scope = authz.rules(call.role).scope
@@ -672,7 +681,8 @@ class PartnerExchange(partner_exchange_pb2_grpc.PartnerExchangeServicer):
                            "a register's or a partner's deaths come through its own door")
                 continue
             if p.kind == authz.FORM3_RESULT:
-                refused = form3_refusal(p, (cases or {}).get(str(p.event["case_id"])))
+                refused = form3_refusal(p, (cases or {}).get(
+                    (str(p.event["partner"]), str(p.event["case_id"]))))
                 if refused is not None:
                     results[p.index] = _result(p.index, ItemResult.REJECTED,
                                                reason_code=refused[0], reason=refused[1],

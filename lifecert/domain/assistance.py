@@ -45,6 +45,24 @@ OUTCOMES = (CERTIFIED_ALIVE, "NOT_FOUND", "DECEASED")
 GUANGDONG = "GD-XREGION"
 # Macau's Social Security Fund (the macau-ssf connector's agency): form-3 cases
 MACAU_SSF = "MACAU-SSF"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPartner:
+    """A partner whose people living in Foshan the counters certify and answer for (its
+    INBOUND cases): its name in messages and the ``home_region`` of the answers."""
+
+    name: str
+    home_region: str
+
+
+#: partner -> what an answer to its INBOUND cases says of it. The Guangdong provincial
+#: system's cases name the other city themselves (the province routes an answer by its case
+#: number), so its answers say GUANGDONG, the province.
+INBOUND_PARTNERS: dict[str, InboundPartner] = {
+    MACAU_SSF: InboundPartner("Macau SSF", "MACAU"),
+    GUANGDONG: InboundPartner("the Guangdong provincial system", "GUANGDONG"),
+}
 CASE_TYPES = ("AssistanceRequested", "AssistanceAcknowledged", "AssistanceResult")
 
 # Rejection reasons (what a dead letter or the read model's refusal column says).

@@ -686,8 +686,9 @@ class AssistanceResult(EventRecord, tag="AssistanceResult", frozen=True, kw_only
     retiree_id: str
     """The retiree's id in the home region's system (no ID card number)."""
     home_region: str
-    """The region whose retiree it is, e.g. GUANGZHOU, MACAU; FOSHAN in a partner's answer to
-    Foshan (OUTBOUND).
+    """The region whose retiree it is, e.g. GUANGZHOU, MACAU; GUANGDONG in an answer to a case the
+    Guangdong provincial system sent (it routes the answer by its case); FOSHAN in a partner's
+    answer to Foshan (OUTBOUND).
     """
     method: AssistanceMethod
     """How Foshan certified the person."""

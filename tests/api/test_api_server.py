@@ -660,10 +660,11 @@ def test_a_death_reports_source_is_named_by_staff_only(
 
 
 def _form3(case: str, beneficiary: str, cid: str, outcome: int = px.Form3Result.CERTIFIED_ALIVE,
-           died: str = "") -> px.SubmitItem:
+           died: str = "", partner: str = "") -> px.SubmitItem:
     return px.SubmitItem(form3_result=px.Form3Result(
         case_id=case, beneficiary_id=beneficiary, certification_id=cid, outcome=outcome,
-        method=px.Form3Result.COUNTER, performed_at=PERFORMED, date_of_death=died))
+        method=px.Form3Result.COUNTER, performed_at=PERFORMED, date_of_death=died,
+        partner=partner))
 
 
 def test_a_counter_answers_an_ssf_case_on_the_assistance_topic_only(
@@ -689,8 +690,8 @@ def test_a_counter_answers_an_ssf_case_on_the_assistance_topic_only(
     results_before = len(events_on(box, ASSISTANCE_RESULTS))
     error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch,
                          batch(_form3("FSS-P3-77", "MO-SSF-77000001", "MO-F3-1")))
-    assert "may not answer Macau SSF's cases (form 3: the bureau's counters only)" in \
-        error.details()
+    assert "may not answer partners' assistance cases (Macau SSF's form 3, Guangdong's " \
+        "cases: the bureau's counters only)" in error.details()
     with server.channel("FS-SIB-CC01", "COUNTER") as channel:
         stub = px_grpc.PartnerExchangeStub(channel)
         reply = stub.SubmitBatch(batch(
@@ -731,6 +732,70 @@ def test_a_counter_answers_an_ssf_case_on_the_assistance_topic_only(
             answer["home_region"]) == (
         "AssistanceResult", "FSS-P3-77", "MO-SSF-77000001", "MACAU-SSF", "FS-SIB-CC01",
         "CERTIFIED_ALIVE", "COUNTER", "INBOUND", "MACAU")
+
+
+def test_a_counter_answers_a_guangdong_citys_case_with_the_same_item(
+    box: Sandbox, server: ServerProcess, macau: px_grpc.PartnerExchangeStub
+) -> None:
+    """The item answers any partner's INBOUND case: a Guangdong city's retiree living in
+    Foshan, its case registered through the provincial system (partner GD-XREGION). Each
+    refusal with its reason: a case the province never sent (and SSF's case under the
+    province's name), a partner with no cases to answer, a second answer, a role other
+    than COUNTER; the same answer again is a DUPLICATE, recorded once."""
+    case = {"type": "AssistanceRequested", "event_id": "gd-req-41",
+            "recorded_at": "2017-04-01T09:00:00+08:00", "source_agency": "GD-XREGION",
+            "case_id": "GDXC-440100-17-000041", "retiree_id": "GZ000000041",
+            "partner": "GD-XREGION", "direction": "INBOUND",
+            "requested_at": "2017-04-01T09:00:00+08:00", "due_on": "2017-04-17"}
+    ssf_case = {**case, "event_id": "ssf-req-41", "source_agency": "MACAU-SSF",
+                "partner": "MACAU-SSF", "case_id": "FSS-P3-41"}
+    box.publish([(ASSISTANCE_RESULTS, parse_event(e, allowed=("AssistanceRequested",)))
+                 for e in (case, ssf_case)])
+    with acting_as("projections"):
+        run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+    events_before = len(events_on(box))
+    results_before = len(events_on(box, ASSISTANCE_RESULTS))
+    gd = "GD-XREGION"
+    error = expect_error(grpc.StatusCode.PERMISSION_DENIED, macau.SubmitBatch,
+                         batch(_form3("GDXC-440100-17-000041", "GZ000000041", "MO-G-1",
+                                      partner=gd)))
+    assert "may not answer partners' assistance cases" in error.details()
+    with server.channel("FS-SIB-NH02", "COUNTER") as channel:
+        stub = px_grpc.PartnerExchangeStub(channel)
+        reply = stub.SubmitBatch(batch(
+            _form3("GDXC-440100-17-000041", "GZ000000041", "FS-G-1", partner=gd),
+            _form3("GDXC-440100-17-000042", "GZ000000041", "FS-G-2", partner=gd),  # none
+            _form3("FSS-P3-41", "GZ000000041", "FS-G-3", partner=gd),  # SSF's case
+            _form3("GDXC-440100-17-000041", "GZ000000041", "FS-G-4", partner="HK-FTU"),
+        ), timeout=20)
+        outcomes = [(r.outcome, r.reason_code) for r in reply.results]
+        assert outcomes == [(OK.ACCEPTED, ""), (OK.REJECTED, "UNKNOWN_CASE"),
+                            (OK.REJECTED, "UNKNOWN_CASE"), (OK.REJECTED, "MALFORMED")], \
+            [r.reason for r in reply.results]
+        assert "the Guangdong provincial system has no case 'GDXC-440100-17-000042'" in \
+            reply.results[1].reason
+        assert "partner 'HK-FTU' has no cases the counters answer (one of GD-XREGION, " \
+            "MACAU-SSF)" in reply.results[3].reason
+        again = stub.SubmitBatch(batch(_form3("GDXC-440100-17-000041", "GZ000000041",
+                                              "FS-G-1", partner=gd)), timeout=20)
+        assert (again.results[0].outcome, again.results[0].event_id) == \
+            (OK.DUPLICATE, reply.results[0].event_id)
+        with acting_as("projections"):
+            run_until_idle(box.dsn, box.bootstrap, box.topics, batch_seconds=0.05)
+        other = stub.SubmitBatch(batch(_form3("GDXC-440100-17-000041", "GZ000000041",
+                                              "FS-G-9", partner=gd)), timeout=20)
+        assert (other.results[0].outcome, other.results[0].reason_code) == \
+            (OK.REJECTED, "ALREADY_ANSWERED")
+        assert "a second answer is not sent to the Guangdong provincial system" in \
+            other.results[0].reason
+    assert len(events_on(box)) == events_before, "nothing on the events topic: no payment"
+    results = events_on(box, ASSISTANCE_RESULTS)
+    assert len(results) == results_before + 1
+    [answer] = [e for e in results if e["event_id"] == reply.results[0].event_id]
+    assert (answer["type"], answer["case_id"], answer["retiree_id"], answer["partner"],
+            answer["agency_id"], answer["direction"], answer["home_region"]) == (
+        "AssistanceResult", "GDXC-440100-17-000041", "GZ000000041", "GD-XREGION",
+        "FS-SIB-NH02", "INBOUND", "GUANGDONG")
 
 
 def test_one_retirees_events_keep_log_order_across_fetches(

@@ -29,6 +29,8 @@ RETIREES = [
     Standing("R-MO-6", "MACAU", "EXEMPT"),
     Standing("R-FS-1", "FOSHAN", "NOT_CERTIFIED"),
     Standing("R-HK-1", "HONG_KONG", "NOT_CERTIFIED"),  # no partner asked in Hong Kong
+    Standing("R-GD-1", "GUANGDONG", "NOT_CERTIFIED"),  # the provincial system
+    Standing("R-GD-2", "GUANGDONG", "CERTIFIED"),
 ]
 
 
@@ -38,14 +40,15 @@ def test_nobody_is_asked_before_the_policys_day() -> None:
 
 def test_retirees_on_a_partners_side_who_have_not_certified_are_asked() -> None:
     due = requests_due(RETIREES, POLICY, date(2017, 5, 15))
-    assert due == [Request("MACAU-SSF", "FS-2017-R-MO-1", "R-MO-1"),
+    assert due == [Request("GD-XREGION", "FS-2017-R-GD-1", "R-GD-1"),
+                   Request("MACAU-SSF", "FS-2017-R-MO-1", "R-MO-1"),
                    Request("MACAU-SSF", "FS-2017-R-MO-2", "R-MO-2")]
 
 
 def test_a_case_already_opened_is_not_asked_again() -> None:
     opened = {("MACAU-SSF", case_id(POLICY, "R-MO-1"))}
     assert [r.retiree_id for r in requests_due(RETIREES, POLICY, date(2017, 6, 1), opened)] \
-        == ["R-MO-2"]
+        == ["R-GD-1", "R-MO-2"]
 
 
 def test_a_policy_without_the_table_asks_nobody() -> None:

@@ -122,7 +122,9 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
         finally:
             consumer.close()
         wait_for_sink(partners, "payment-ledger", sent, 120)
-        wait_for_sink(partners, "guangdong-results", stats.assistance_results, 120)
+        assert stats.assistance_results == 0 and stats.gd_answered == stats.gd_cases > 0, \
+            "the counters answer Guangdong's cases through the API"
+        wait_for_sink(partners, "guangdong-results", stats.gd_answers, 120)
         assert stats.ssf_results == 0 and stats.ssf_answered > 0, \
             "the counters answer SSF through the API (form 3)"
         wait_for_sink(partners, "macau-ssf-results", stats.ssf_answered, 120)

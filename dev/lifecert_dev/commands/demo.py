@@ -8,11 +8,14 @@ extracts, the home-visit teams' results files, the China Consular app's cases (a
 by staff through the API), and the gRPC API's clients (counters, other provinces' offices
 and assisting agencies, staff's revocations, retractions and the families' death reports)
 (lifecert_dev.partners.systems). Events no door carries yet (the face app's and the
-counters' face verifications, the counters' results for Guangdong) are published
-directly, and counted: the demo prints a table of doors and the events each brought, then
-``published directly: N``.
-SSF's beneficiaries living in Foshan are asked about through SSF's door, certified at the
-counters, answered through the API (form 3) and posted to SSF by its results connector.
+counters' face verifications) are published directly, and counted: the demo prints a
+table of doors and the events each brought, then ``published directly: N``.
+SSF's beneficiaries living in Foshan and the other Guangdong cities' retirees living in
+Foshan are asked about through SSF's door and the provincial feed, certified at the
+counters, answered through the API (Form3Result) and posted back by the partners' results
+connectors. On the policy's ask_on day Foshan asks the partners about its own retirees
+living on their side who have not certified (``lifecert assistance request``); the
+province's offices answer with the retirees' certifications (or not found).
 The stream worker and the PostgreSQL projections decide and project until every event is
 done; the payment-system connector applies the instructions to the
 payment ledger, and the Guangdong results connector posts Foshan's assistance results to
@@ -261,9 +264,15 @@ def _through_partners(
                 print(f"  window {n}/{total}: {getattr(stats, 'events', 0):,} events "
                       f"published ({time.monotonic() - started:.0f} s)", file=sys.stderr)
 
+        def settle() -> None:
+            step("asking the partners on the policy's ask_on day (lifecert assistance "
+                 "request), once the pipeline caught up")
+            if not _wait_idle(run, args.timeout, children, started):
+                raise PartnersFailed("the pipeline did not catch up before asking")
+
         try:
             stats = play(partners, read_log(events), load_policy(POLICY), until=UNTIL,
-                         seed=args.seed, on_window=shown)
+                         seed=args.seed, on_window=shown, settle=settle)
             print(f"  {stats.describe()}", file=sys.stderr)
             absorbed.extend(stats.absorbed)
             step("waiting for the worker, the projections and the payment system")
@@ -276,7 +285,7 @@ def _through_partners(
             finally:
                 consumer.close()
             wait_for_sink(partners, "payment-ledger", sent, args.timeout)
-            wait_for_sink(partners, "guangdong-results", stats.assistance_results,
+            wait_for_sink(partners, "guangdong-results", stats.gd_answers,
                           args.timeout)
             wait_for_sink(partners, "macau-ssf-results", stats.ssf_answers, args.timeout)
             # the projections fold the cases' last events (the results just sent)

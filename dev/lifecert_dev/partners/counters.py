@@ -221,28 +221,29 @@ class ApiDoor:
             time.sleep(0.1)  # the server's directory has not read the enrolment yet
 
 
-# ------------------------------------------------------------------ form 3 (Macau SSF)
+# ------------------------------------------------- answers to partners' INBOUND cases
 
 
 def form3_result(event: Event) -> px.SubmitItem:
-    """A counter's answer to one of SSF's cases (an AssistanceResult of partner MACAU-SSF)
-    as the API's Form3Result item."""
+    """A counter's answer to a partner's INBOUND case (an AssistanceResult of partner
+    MACAU-SSF, SSF's form 3, or GD-XREGION, a Guangdong city's case) as the API's
+    Form3Result item."""
     died = event.get("date_of_death")
     return px.SubmitItem(form3_result=px.Form3Result(
         case_id=event["case_id"], beneficiary_id=event["retiree_id"],
         certification_id=event["certification_id"],
         outcome=str(event.get("outcome") or "CERTIFIED_ALIVE"), method=str(event["method"]),
         performed_at=_timestamp(event["performed_at"]),
-        date_of_death="" if died is None else str(died)))
+        date_of_death="" if died is None else str(died), partner=str(event["partner"])))
 
 
-def answer_ssf_cases(server: ApiServer, answers: Sequence[Event],
-                     timeout: float = 120.0) -> int:
-    """Foshan's counters answer SSF's cases (form 3) through the API, each at the campaign
-    time the answer records, from the certificate of the office that certified (role
-    COUNTER). A case the server does not know yet (SSF's list still on its way to the read
-    models) is tried again, as a clerk would, never longer than ``timeout``. Returns the
-    answers the API recorded (ACCEPTED or DUPLICATE); anything else raises CounterRefused."""
+def answer_cases(server: ApiServer, answers: Sequence[Event], timeout: float = 120.0) -> int:
+    """Foshan's counters answer partners' cases (SSF's form 3, Guangdong's cities' cases)
+    through the API, each at the campaign time the answer records, from the certificate of
+    the office that certified (role COUNTER). A case the server does not know yet (the
+    partner's list still on its way to the read models) is tried again, as a clerk would,
+    never longer than ``timeout``. Returns the answers the API recorded (ACCEPTED or
+    DUPLICATE); anything else raises CounterRefused."""
     recorded = 0
     for event in answers:
         stub = server.stub(str(event["agency_id"]), "COUNTER")
@@ -256,8 +257,8 @@ def answer_ssf_cases(server: ApiServer, answers: Sequence[Event],
                 break
             if result.reason_code != UNKNOWN_CASE or time.monotonic() > deadline:
                 raise CounterRefused(
-                    f"the API refused the form-3 answer to SSF case {event['case_id']} of "
-                    f"{event['agency_id']}: {result.reason_code}: {result.reason}")
-            time.sleep(0.2)  # the read models have not taken SSF's list yet
+                    f"the API refused the answer to {event['partner']}'s case "
+                    f"{event['case_id']} of {event['agency_id']}: {result.reason_code}: "
+                    f"{result.reason}")
+            time.sleep(0.2)  # the read models have not taken the partner's list yet
     return recorded
-

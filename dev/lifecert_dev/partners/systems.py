@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from connectors.guangdong import province as gd_province
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import Policy
@@ -30,7 +32,7 @@ from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients, scheduler
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, TopicLayout
 from lifecert_dev.partners.consulates import CampaignConsulates
-from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_ssf_cases
+from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_cases
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
@@ -84,7 +86,7 @@ SOURCES: dict[str, Callable[[], SourceHarness]] = {
 }
 SINKS: dict[str, Callable[[], SinkHarness]] = {
     "payment-ledger": PaymentLedgerHarness,
-    "guangdong-results": GuangdongResultsHarness,
+    "guangdong-results": GuangdongResultsHarness,  # shares the source's province
     "macau-ssf-results": MacauSsfResultsHarness,  # shares the macau-ssf simulator (SSF)
 }
 # What a door brings in the demo where it is narrower than all its partner may report
@@ -120,6 +122,7 @@ DOORS: dict[str, str] = {
     "home-visits": "home-visit teams",
     "consular-app": "China Consular app's cases, staff review (API)",
     "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
+    "gd-answers": "counters' answers to Guangdong, API (COUNTER)",
     DIRECT: "published directly (no door yet)",
 }
 # Quick polls: the playback waits for every window to be published before the next.
@@ -157,6 +160,8 @@ class Partners:
                 harness = make()
                 if isinstance(harness, MacauSsfResultsHarness):
                     harness = _SsfResults(self.harnesses["macau-ssf"])
+                if isinstance(harness, GuangdongResultsHarness):
+                    harness = _GuangdongResults(self.harnesses["guangdong-xregion"])
                 settings = harness.start(self.work_dir / "partners" / name)
                 self.harnesses[name] = harness
                 specs[name] = InstanceSpec(harness.connector_kind, settings, RUNNER)
@@ -232,6 +237,12 @@ class Partners:
         return self.api_doors.get(name) or self.sources[name]
 
     @property
+    def province(self) -> GuangdongHarness:
+        harness = self.harnesses["guangdong-xregion"]
+        assert isinstance(harness, GuangdongHarness)
+        return harness
+
+    @property
     def ssf(self) -> MacauSsfHarness:
         harness = self.harnesses["macau-ssf"]
         assert isinstance(harness, MacauSsfHarness)
@@ -261,13 +272,38 @@ class _SsfResults(MacauSsfResultsHarness):
         pass  # the source's harness stops the simulator
 
 
+class _GuangdongResults(GuangdongResultsHarness):
+    """The results sink against the source's province (one provincial system: the cases it
+    routed to Foshan are those it takes answers for, and Foshan's cases come back on the
+    feed the source reads)."""
+
+    def __init__(self, source: Harness) -> None:
+        super().__init__()
+        assert isinstance(source, GuangdongHarness)
+        self.source = source
+
+    def start(self, work_dir: Path) -> dict[str, Any]:
+        self.sim = self.source._running()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return {"url": self.sim.url, "ca_file": str(self.sim.ca_file), "timeout": 5.0,
+                "assisting_city": "440600",
+                "ack_log": str(work_dir / "guangdong-acks.jsonl")}
+
+    def stop(self) -> None:
+        pass  # the source's harness stops the simulator
+
+
 @dataclass
 class PlayStats:
     events: int = 0
     windows: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     ticks: list[str] = field(default_factory=list)
-    assistance_results: int = 0
+    assistance_results: int = 0  # Foshan's answers to Guangdong, published directly
+    gd_cases: int = 0  # Guangdong's cities' retirees living in Foshan, asked about
+    gd_answered: int = 0  # Foshan's answers to Guangdong through the counters' API
+    asked: dict[str, int] = field(default_factory=dict)  # Foshan's requests, by partner
+    gd_out_answered: int = 0  # the province's answers to Foshan's cases, through its feed
     redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
     # The file's event ids a door published nothing new for: resent certifications
     # (DUPLICATE) and unknown retirees at the API (counters.py), the same death from a
@@ -286,8 +322,14 @@ class PlayStats:
                 f"{self.redeliveries} redeliveries left out; {len(self.absorbed)} "
                 f"events a door recorded once before or refused "
                 f"({len(self.absorbed_deaths)} deaths); "
-                f"{self.assistance_results} assistance results for the province, "
+                f"{self.gd_answers} assistance results for the province, "
                 f"{self.ssf_answers} for SSF; {self.seconds:.0f} s")
+
+    @property
+    def gd_answers(self) -> int:
+        """Foshan's answers to Guangdong's cases, through the counters' API or directly:
+        what the guangdong-results sink posts to the province."""
+        return self.assistance_results + self.gd_answered
 
     @property
     def ssf_answers(self) -> int:
@@ -311,6 +353,16 @@ class PlayStats:
                          self.ssf_requests))
         if self.ssf_answered:
             rows.append(("ssf-answers", DOORS["ssf-answers"], self.ssf_answered))
+        if self.gd_cases:
+            rows.append(("guangdong-xregion", "Guangdong feed: cases to certify in Foshan",
+                         self.gd_cases))
+        if self.gd_answered:
+            rows.append(("gd-answers", DOORS["gd-answers"], self.gd_answered))
+        rows += [("assistance-request", f"Foshan's requests to {partner} (CLI)", n)
+                 for partner, n in sorted(self.asked.items())]
+        if self.gd_out_answered:
+            rows.append(("guangdong-xregion", "Guangdong feed: answers to Foshan's cases",
+                         self.gd_out_answered))
         rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
         rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
                      self.assistance_results + self.ssf_results))
@@ -339,9 +391,10 @@ def read_log(path: Path) -> list[Event]:
 
 
 def assistance_results(events: Sequence[Event], seed: int) -> list[Event]:
-    """Foshan's certifications of other regions' retirees living in Foshan, one per 100
-    retirees of the campaign, during the certification window (what the counters would
-    report through the partner API)."""
+    """Foshan's certifications of other Guangdong cities' retirees living in Foshan, one per
+    100 retirees of the campaign, during the certification window: the counters' answers
+    to the cases those cities registered through the provincial system
+    (:func:`guangdong_cases`)."""
     rng = random.Random(seed)
     retirees = sum(1 for e in events if e["type"] == "RetireeEnrolled")
     start = datetime(2017, 4, 5, 9, 0, tzinfo=SHANGHAI)
@@ -356,9 +409,20 @@ def assistance_results(events: Sequence[Event], seed: int) -> list[Event]:
             "home_region": rng.choice(["GUANGZHOU", "SHENZHEN", "ZHAOQING", "JIANGMEN"]),
             "method": rng.choice(["COUNTER", "FACE_COUNTER", "HOME_VISIT"]),
             "agency_id": rng.choice(["FS-SIB-CC01", "FS-SIB-NH02", "FS-SIB-SD01"]),
-            "performed_at": at,
+            "performed_at": at, "partner": "GD-XREGION", "direction": "INBOUND",
+            "case_id": f"GDXC-17-{seed}-{n:06d}", "outcome": "CERTIFIED_ALIVE",
         })
     return out
+
+
+def guangdong_cases(results: Sequence[Event]) -> list[dict[str, str]]:
+    """The cases the other cities registered with Foshan (the provincial system's
+    ASSIST_CASE records), three days before the counters answered them."""
+    return [{"caseNo": str(r["case_id"]), "insuredId": str(r["retiree_id"]),
+             "insuredCity": gd_province.CITY_CODES[str(r["home_region"])],
+             "registerTime": gd_province.format_time(
+                 datetime.fromisoformat(str(r["performed_at"])) - timedelta(days=3))}
+            for r in results]
 
 
 def ssf_beneficiaries(events: Sequence[Event]) -> int:
@@ -390,15 +454,27 @@ def play(
     seed: int = 2017,
     timeout_per_window: float = 120.0,
     on_window: Callable[[int, int, PlayStats], None] | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> PlayStats:
     """Feed ``events`` (a campaign log, in order) to the partner systems window by window
     (see :mod:`lifecert_dev.partners.playback`), publishing the ``direct`` ones and the clock ticks
     itself, then the moments due by the end of ``until`` and some assistance results.
-    Returns once every event is on the events topic."""
+    Returns once every event is on the events topic.
+
+    With ``settle`` (a function returning once the worker and the projections have caught
+    up) and an API server, Foshan asks its partners on the policy's ``[assistance] ask_on``
+    day, 09:00, as a cron job would: ``lifecert assistance request`` on the read models as
+    they stand then (:func:`_ask`)."""
     started = time.monotonic()
     stats = PlayStats()
     source_of = partners.source_of()
-    windows = plan_windows(events, source_of, [m.at for m in policy.moments])
+    ask_at = None
+    if settle is not None and partners.database is not None \
+            and policy.assistance_ask_on is not None:
+        ask_at = datetime.combine(policy.assistance_ask_on, datetime.min.time(),
+                                  SHANGHAI).replace(hour=9)
+    windows = plan_windows(events, source_of, [m.at for m in policy.moments]
+                           + ([ask_at] if ask_at is not None else []))
     stats.windows = len(windows)
     counter = _Topics(partners.bootstrap, partners.topics)
     producer = broker_clients.producer(partners.bootstrap)
@@ -410,9 +486,17 @@ def play(
     if "macau-ssf" in partners.harnesses:
         partners.ssf._running().populate(0, beneficiaries, seed)
         stats.ssf_requests = beneficiaries
+    results = assistance_results(events, seed)
+    if partners.api_server is not None:  # the counters answer them through the API
+        partners.province.register_cases(guangdong_cases(results))
+        stats.gd_cases = len(results)
     try:
         for n, window in enumerate(windows, 1):
             _tick(partners, policy, window.starts_at, stats, partitions)
+            if ask_at is not None and settle is not None and window.starts_at >= ask_at:
+                settle()
+                stats.asked = _ask(partners, policy, ask_at)
+                ask_at = None
             for source, batch in window.by_source.items():
                 if source == DIRECT:
                     _send(producer, partners.topics[EVENTS].name, batch)
@@ -436,16 +520,79 @@ def play(
             if on_window is not None:
                 on_window(n, len(windows), stats)
         _tick(partners, policy, until, stats, partitions)
-        results = assistance_results(events, seed)
-        _send(producer, partners.topics[ASSISTANCE_RESULTS].name, results)
-        stats.assistance_results = len(results)
+        if partners.api_server is not None:
+            stats.gd_answered = answer_cases(partners.api_server, results)
+        else:  # no API server (no database): published directly, caseless as before
+            caseless = [{k: v for k, v in r.items() if k not in ("partner", "direction",
+                                                                  "case_id", "outcome")}
+                        for r in results]
+            _send(producer, partners.topics[ASSISTANCE_RESULTS].name, caseless)
+            stats.assistance_results = len(results)
         if stats.ssf_requests:
             _answer_ssf(partners, producer, seed, stats)
+        if stats.asked.get("GD-XREGION"):
+            stats.gd_out_answered = _province_answers(partners, stats.asked["GD-XREGION"],
+                                                      timeout_per_window)
     finally:
         producer.close(timeout=10)
         counter.close()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def _ask(partners: Partners, policy: Policy, at: datetime) -> dict[str, int]:
+    """``lifecert assistance request --at AT`` on the run's read models and topics: the
+    requests it published, by partner."""
+    assert partners.database is not None
+    done = subprocess.run(
+        [sys.executable, "-m", "lifecert.cli", "assistance", "request", "--at", at.isoformat(),
+         "--policy", policy.name, "--dsn", partners.database[2], "--bootstrap",
+         partners.bootstrap, "--prefix", partners.topics.prefix],
+        capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise PartnersFailed(f"lifecert assistance request failed: {done.stderr.strip()}")
+    # "published N request(s) on TOPIC: GD-XREGION 3, MACAU-SSF 2" (or "0 request(s) ...")
+    _, _, counts = done.stdout.strip().partition(": ")
+    return {partner: int(n) for partner, n in
+            (part.rsplit(" ", 1) for part in counts.split(", ") if part)} \
+        if done.stdout.startswith("published") else {}
+
+
+def _province_answers(partners: Partners, asked: int, timeout: float) -> int:
+    """Once the province holds Foshan's ``asked`` cases, its offices answer those the
+    campaign's certifications did not (the retiree certified another way, or not at all):
+    not found, on their due day; returns once the source published every answer."""
+    province = partners.province
+    deadline = time.monotonic() + timeout
+    consumer = broker_clients.consumer(partners.bootstrap)
+    topic = partners.topics[ASSISTANCE_RESULTS].name
+    try:
+        while len([c for c in province.cases() if c["idempotencyKey"]]) < asked:
+            if time.monotonic() > deadline:
+                raise PartnersFailed(f"the province did not receive Foshan's {asked} cases "
+                                     f"within {timeout:.0f} s; see connector-guangdong-"
+                                     "results.log")
+            partners.check_alive()
+            time.sleep(0.2)
+        province.answer_cases("2017-06-13 17:00:00+08:00", "2")
+        while True:
+            answers = sum(1 for r in broker_clients.read_to_end(consumer, topic)
+                          if _province_answer(codec.decode(r.value)))
+            if answers >= asked:
+                return answers
+            if time.monotonic() > deadline:
+                raise PartnersFailed(f"{answers} of the province's {asked} answers published "
+                                     f"within {timeout:.0f} s; see "
+                                     "connector-guangdong-xregion.log")
+            partners.check_alive()
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def _province_answer(event: Event) -> bool:
+    return (event["type"] == "AssistanceResult" and event.get("partner") == "GD-XREGION"
+            and event.get("direction") == "OUTBOUND")
 
 
 def _answer_ssf(partners: Partners, producer: Any, seed: int, stats: PlayStats) -> None:
@@ -455,7 +602,7 @@ def _answer_ssf(partners: Partners, producer: Any, seed: int, stats: PlayStats) 
     directly."""
     answers = [result_event(seed, n) for n in range(stats.ssf_requests)]
     if partners.api_server is not None:
-        stats.ssf_answered = answer_ssf_cases(partners.api_server, answers)
+        stats.ssf_answered = answer_cases(partners.api_server, answers)
     else:
         _send(producer, partners.topics[ASSISTANCE_RESULTS].name, answers)
         stats.ssf_results = len(answers)

@@ -12,6 +12,7 @@ import pytest
 from connectors.guangdong import province as gd
 from connectors.guangdong.mapping import event_to_record, record_to_event, result_body
 from connectors.sdk.errors import RecordRejected
+from lifecert.domain.policy import load_policy
 from lifecert.events.interchange import parse_event
 
 FOSHAN = "440600"
@@ -195,3 +196,78 @@ def test_a_result_with_an_unknown_method_or_a_naive_time_is_refused() -> None:
         result_body(result(method="POST"), FOSHAN)
     with pytest.raises(RecordRejected, match="performed_at: naive datetime"):
         result_body(result(performed_at=datetime(2017, 5, 2, 9, 30)), FOSHAN)
+
+
+# ---------------------------------------------------------------- assistance cases
+
+CAL = load_policy("foshan-2017").working_days
+
+
+def case_record(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "itemId": "GDXT000000000043", "recordType": "ASSIST_CASE",
+        "caseNo": "GDXC-440100-17-000042", "insuredId": "GZ000000017",
+        "insuredCity": "440100", "assistCity": "440600",
+        "registerTime": "2017-05-15 09:00:00+08:00"}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def case_rejection(rec: Any) -> str:
+    from connectors.guangdong.mapping import case_record_to_event
+
+    with pytest.raises(RecordRejected) as info:
+        case_record_to_event(rec, FOSHAN, CAL, 20)
+    return info.value.reason
+
+
+def test_a_case_record_becomes_a_request_a_receipt_or_an_answer() -> None:
+    from connectors.guangdong.mapping import case_record_to_event
+
+    requested = case_record_to_event(case_record(), FOSHAN, CAL, 20)
+    assert (requested["type"], requested["partner"], requested["direction"],
+            requested["case_id"], requested["retiree_id"], requested["due_on"]) == (
+        "AssistanceRequested", "GD-XREGION", "INBOUND", "GDXC-440100-17-000042",
+        "GZ000000017", "2017-06-13")
+    receipt = case_record_to_event({
+        "recordType": "ASSIST_CASE_RECEIPT", "caseNo": "FS-2017-FS000123",
+        "insuredId": "FS000123", "receiptNo": "GDXR-00000001",
+        "receiveTime": "2017-05-15 09:00:01+08:00"}, FOSHAN, CAL, 20)
+    assert (receipt["type"], receipt["acknowledges"], receipt["receipt"]) == (
+        "AssistanceAcknowledged", "REQUEST", "GDXR-00000001")
+    answer = case_record_to_event({
+        "recordType": "ASSIST_CASE_ANSWER", "caseNo": "FS-2017-FS000123",
+        "insuredId": "FS000123", "result": "3", "certNo": "GDXA-17-00000001",
+        "assistMethod": "3", "handlerOrgCode": "GD-GUANGZHOU-SIB",
+        "certTime": "2017-06-13 17:00:00+08:00", "deathDate": "2017-06-01",
+        "reportTime": "2017-06-13 17:00:00+08:00"}, FOSHAN, CAL, 20)
+    assert (answer["type"], answer["direction"], answer["outcome"], answer["method"],
+            answer["date_of_death"], answer["home_region"]) == (
+        "AssistanceResult", "OUTBOUND", "DECEASED", "HOME_VISIT", "2017-06-01", "FOSHAN")
+    for event in (requested, receipt, answer):
+        parse_event({**event, "event_id": "e"}, allowed=(event["type"],))
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"recordType": "CASE?"}, "field recordType 'CASE?' is not one of CERT, ASSIST_CASE"),
+    ({"caseNo": ...}, "field caseNo is missing"),
+    ({"insuredCity": "440600"}, "is not another Guangdong city's division code"),
+    ({"assistCity": "440100"}, "is not this feed's city 440600 (FOSHAN)"),
+    ({"registerTime": "2017-05-15 09:00:00"}, "field registerTime: time '2017-05-15 "
+                                              "09:00:00' has no UTC offset"),
+    ({"registerTime": "2031-05-15 09:00:00+08:00"}, "field registerTime:"),
+    ({"insuredId": "GZ 1\n"}, "field insuredId:"),
+])
+def test_each_unreadable_case_record_is_refused_naming_its_field(
+        changes: dict[str, Any], words: str) -> None:
+    assert words in case_rejection(case_record(**changes))
+
+
+def test_an_answer_with_a_death_date_but_not_deceased_is_refused() -> None:
+    reason = case_rejection({
+        "recordType": "ASSIST_CASE_ANSWER", "caseNo": "FS-2017-FS000123",
+        "insuredId": "FS000123", "result": "1", "certNo": "GDXA-17-00000001",
+        "assistMethod": "1", "handlerOrgCode": "GD-GUANGZHOU-SIB",
+        "certTime": "2017-06-13 17:00:00+08:00", "deathDate": "2017-06-01",
+        "reportTime": "2017-06-13 17:00:00+08:00"})
+    assert "deathDate must be given exactly when result is 3" in reason

@@ -292,3 +292,46 @@ def test_the_feed_command_puts_a_files_carried_certifications_into_the_feed(
         assert "line 2, field 'performed_at'" in done.stderr
     finally:
         sim.stop()
+
+
+def test_cases_are_registered_and_answered_once_and_each_refusal_says_why(
+        sim: SimulatorProcess, api: ProvinceClient) -> None:
+    case = {"caseNo": "FS-2017-SIMTEST1", "insuredId": "FSSIM0001", "insuredCity": "440600",
+            "registerTime": "2017-05-15 09:00:00+08:00", "dueDate": "2017-06-13"}
+
+    def post(path: str, body: Any, key: str) -> tuple[int, Any]:
+        response = api.post(path, body, {gd.IDEMPOTENCY_HEADER: key})
+        return response.status, response.data
+
+    status, first = post(gd.CASES_PATH, case, "k1")
+    assert (status, first["duplicate"]) == (201, False)
+    assert post(gd.CASES_PATH, case, "k1") == (200, {**first, "duplicate": True})
+    assert post(gd.CASES_PATH, case, "k2") == (200, {**first, "duplicate": True}), \
+        "the same case under another key is registered once"
+    status, refused = post(gd.CASES_PATH, {**case, "insuredId": "FSSIM0002"}, "k3")
+    assert (status, refused["code"]) == (409, "CASE_NO_TAKEN")
+    status, refused = post(gd.CASES_PATH, {**case, "registerTime": "2017-05-15 09:00"}, "k4")
+    assert (status, refused["field"]) == (422, "registerTime")
+    assert api.post(gd.CASES_PATH, case).status == 400, "no Idempotency-Key"
+
+    # another city's case routed to Foshan, answered by Foshan
+    sim.admin("POST", "/admin/cases", {"cases": [{
+        "caseNo": "GDXC-440100-17-SIM1", "insuredId": "GZSIM0001", "insuredCity": "440100",
+        "registerTime": "2017-05-08 09:00:00+08:00"}]})
+    answer = {"result": "1", "certNo": "FS-SIM-1", "assistCity": "440600",
+              "assistMethod": "1", "handlerOrgCode": "FS-SIB-NH02",
+              "certTime": "2017-05-12 10:00:00+08:00"}
+    path = gd.answer_path("GDXC-440100-17-SIM1")
+    status, ack = post(path, answer, "a1")
+    assert status == 201
+    assert post(path, answer, "a2") == (200, {**ack, "duplicate": True})
+    status, refused = post(path, {**answer, "certNo": "FS-SIM-2"}, "a3")
+    assert (status, refused["code"]) == (409, "ALREADY_ANSWERED")
+    status, refused = post(gd.answer_path("GDXC-440100-17-NONE"), answer, "a4")
+    assert (status, refused["code"]) == (404, "UNKNOWN_CASE")
+    status, refused = post(path, {**answer, "result": "3"}, "a5")
+    assert (status, refused["field"]) == (422, "deathDate")
+    held = {c["caseNo"]: c for c in sim.admin("GET", "/admin/cases")["cases"]}
+    assert held["FS-2017-SIMTEST1"]["posts"] == 3
+    assert (held["GDXC-440100-17-SIM1"]["answer"]["certNo"],
+            held["GDXC-440100-17-SIM1"]["answerPosts"]) == ("FS-SIM-1", 2)

@@ -164,6 +164,46 @@ def test_ssfs_answers_through_the_counters_api_are_a_door_not_direct() -> None:
     assert stats.ssf_answers == 50
 
 
+def test_guangdongs_cases_and_their_answers_through_the_api_are_doors_not_direct() -> None:
+    stats = PlayStats(by_source={"mailroom": 3}, gd_cases=9, gd_answered=9)
+    text = render_doors(stats).splitlines()
+    [answers] = [line for line in text if line.split()[0] == "gd-answers"]
+    assert answers.split()[-1] == "9" and "to Guangdong, API (COUNTER)" in answers
+    [cases] = [line for line in text if "cases to certify in Foshan" in line]
+    assert cases.split()[0] == "guangdong-xregion" and cases.split()[-1] == "9"
+    assert text[-1] == "published directly: 0"
+    assert stats.gd_answers == 9 and "9 assistance results for the province" in \
+        stats.describe()
+
+
+def test_foshans_requests_and_the_provinces_answers_are_rows_of_their_own() -> None:
+    stats = PlayStats(by_source={"mailroom": 3}, asked={"GD-XREGION": 10, "MACAU-SSF": 2},
+                      gd_out_answered=10)
+    text = render_doors(stats).splitlines()
+    asked = [line.split() for line in text if line.split()[0] == "assistance-request"]
+    assert [(row[4], row[-1]) for row in asked] == [("GD-XREGION", "10"), ("MACAU-SSF", "2")]
+    [answers] = [line for line in text if "answers to Foshan's cases" in line]
+    assert answers.split()[-1] == "10"
+    assert all(len(line) <= 80 for line in text), "the door labels fit their column"
+    assert text[-1] == "published directly: 0"
+
+
+def test_a_guangdong_case_answer_becomes_the_same_item_naming_its_partner() -> None:
+    from lifecert_dev.partners.counters import form3_result
+    from lifecert_dev.partners.systems import assistance_results, guangdong_cases
+
+    enrolled = [{"type": "RetireeEnrolled"}] * 200
+    results = assistance_results(enrolled, 5)
+    assert len(results) == 2
+    items = [form3_result(e).form3_result for e in results]
+    assert [(i.partner, i.case_id, i.beneficiary_id) for i in items] == \
+        [("GD-XREGION", e["case_id"], e["retiree_id"]) for e in results]
+    cases = guangdong_cases(results)
+    assert [c["caseNo"] for c in cases] == [e["case_id"] for e in results]
+    assert all(c["registerTime"] < str(e["performed_at"]).replace("T", " ")
+               for c, e in zip(cases, results, strict=True)), "registered before answered"
+
+
 def test_a_form3_answer_becomes_the_apis_form3_item() -> None:
     from lifecert.api.protos import partner_exchange_pb2 as px
     from lifecert_dev.partners.counters import form3_result

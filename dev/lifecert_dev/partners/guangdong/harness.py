@@ -187,7 +187,34 @@ class _Partner:
             sim.admin("DELETE", "/admin/faults")
 
 
-class GuangdongHarness(_Partner, SourceHarness):
+class _Cases:
+    """The assistance cases the simulator holds (both harnesses' partner)."""
+
+    sim: SimulatorProcess | None
+
+    def _running(self) -> SimulatorProcess:
+        if self.sim is None:
+            raise RuntimeError("the harness is not started: call start(work_dir) first")
+        return self.sim
+
+    def register_cases(self, cases: Sequence[dict[str, str]]) -> None:
+        """Other cities register ``cases`` (``caseNo``, ``insuredId``, ``insuredCity``,
+        ``registerTime``) with Foshan: ASSIST_CASE records on Foshan's feed."""
+        for start in range(0, len(cases), _FEED_CHUNK):
+            self._running().admin("POST", "/admin/cases",
+                                  {"cases": list(cases[start:start + _FEED_CHUNK])})
+
+    def answer_cases(self, at: str, result: str = "1") -> int:
+        """The local offices answer the open cases a city registered (result 1: they
+        certify the retiree at ``at``; 2 not found; 3 deceased); how many."""
+        return int(self._running().admin("POST", "/admin/answer-cases",
+                                         {"at": at, "result": result})["answered"])
+
+    def cases(self) -> list[dict[str, Any]]:
+        return list(self._running().admin("GET", "/admin/cases")["cases"])
+
+
+class GuangdongHarness(_Partner, _Cases, SourceHarness):
     connector_kind = "guangdong-xregion"
     carries = frozenset(("CertificationRecorded", channel) for channel in gd.CERT_TYPES.values())
 
@@ -257,7 +284,7 @@ class GuangdongHarness(_Partner, SourceHarness):
         return [field for field, _ in changes]
 
 
-class GuangdongResultsHarness(_Partner, SinkHarness):
+class GuangdongResultsHarness(_Partner, _Cases, SinkHarness):
     connector_kind = "guangdong-results"
     topic_role = "assistance_results"
 
@@ -296,8 +323,13 @@ class GuangdongResultsHarness(_Partner, SinkHarness):
         return events
 
     def applied(self) -> list[str]:
+        """The idempotency keys of what the province holds from Foshan: caseless results,
+        answers to the province's cases, Foshan's own cases."""
         results = self._running().admin("GET", "/admin/results")["results"]
-        return [r["idempotencyKey"] for r in results]
+        keys = [r["idempotencyKey"] for r in results]
+        for case in self.cases():
+            keys += [k for k in (case["idempotencyKey"], case["answerKey"]) if k is not None]
+        return keys
 
     def wait_applied(self, count: int, timeout: float = 30.0) -> list[str]:
         """:meth:`applied` once it holds at least ``count`` ids (or at the timeout)."""

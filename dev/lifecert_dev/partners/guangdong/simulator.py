@@ -20,10 +20,26 @@ Partner API (what a city's connector uses; record shapes in :mod:`.province`):
   certifying another city's retiree. 201 ``{"ackId", "duplicate": false, "receivedAt"}``;
   the same key again: 200 with the same ``ackId`` and ``"duplicate": true``; the same key
   with another body: 409; an invalid body: 422 naming the field.
+- ``POST /api/v1/assistance-cases`` with ``Idempotency-Key``: a city registers a case about
+  its retiree living elsewhere in the province (``{"caseNo", "insuredId", "insuredCity",
+  "registerTime", "dueDate"}``). 201 ``{"ackId": <receipt number>, "duplicate": false,
+  "receivedAt"}``; the same key, or the same caseNo for the same person: 200, the same
+  receipt, ``"duplicate": true`` (applied once); the caseNo for another person, or the key
+  for another case: 409; an invalid body: 422. The receipt also goes on the city's feed
+  (``ASSIST_CASE_RECEIPT``), and the answer later (``ASSIST_CASE_ANSWER``).
+- ``POST /api/v1/assistance-cases/{caseNo}/answer`` with ``Idempotency-Key``: the assisting
+  city's answer to a case routed to it (``{"result", "certNo", "assistCity",
+  "assistMethod", "handlerOrgCode", "certTime", "deathDate"}``). 201 ``{"ackId",
+  "duplicate": false, "receivedAt"}``; the same answer again (any key): 200, duplicate;
+  another answer to an answered case: 409; a case not routed to ``assistCity``: 404.
 - ``GET /api/v1/health``.
 
 Admin API (tests and the demo; never faulted): ``POST /admin/feed`` ``{"city", "items"}``
 appends records to the feed (one transaction); ``GET /admin/results``;
+``POST /admin/cases`` ``{"cases": [{"caseNo", "insuredId", "insuredCity",
+"registerTime"}], "assistCity"}``: other cities register cases with ``assistCity``
+(default Foshan), on its feed; ``POST /admin/answer-cases`` ``{"at", "result"}``: the
+local offices answer the cities' open cases (sim_state); ``GET /admin/cases``;
 ``POST /admin/faults`` ``{"mode": "503"|"close", "count": N|null, "after": M}`` makes
 the partner API answer 503 or drop connections (``count`` times, or until mended) once
 ``M`` more requests (default 0) succeeded; ``DELETE /admin/faults`` mends;
@@ -50,7 +66,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors.guangdong import province as gd
 from lifecert_dev.partners.guangdong.sim_state import (
@@ -59,6 +75,8 @@ from lifecert_dev.partners.guangdong.sim_state import (
     Store,
     decode_cursor,
     encode_cursor,
+    validate_answer,
+    validate_case,
     validate_result,
 )
 
@@ -100,6 +118,7 @@ class Handler(BaseHTTPRequestHandler):
     # the client's delayed ACK (40 ms a request).
     disable_nagle_algorithm = True
     server: Province
+    case_no = ""  # the case of an answer's path
 
     def setup(self) -> None:
         super().setup()  # sets the socket's timeout first
@@ -131,6 +150,11 @@ class Handler(BaseHTTPRequestHandler):
                     raise Refused(503, "UNAVAILABLE", "the provincial system is under "
                                   "maintenance; retry later")
             route = _ROUTES.get((method, url.path))
+            prefix, suffix = gd.CASES_PATH + "/", "/answer"
+            if route is None and method == "POST" and url.path.startswith(prefix) \
+                    and url.path.endswith(suffix) and len(url.path) > len(prefix + suffix):
+                self.case_no = unquote(url.path[len(prefix):-len(suffix)])
+                route = Handler.case_answer
             if route is None:
                 raise Refused(404, "NOT_FOUND", f"no {method} {url.path}")
             status, answer = route(self, parse_qs(url.query), body)
@@ -206,7 +230,53 @@ class Handler(BaseHTTPRequestHandler):
         return (200 if duplicate else 201), {"ackId": ack, "duplicate": duplicate,
                                              "receivedAt": received}
 
+    def _key(self) -> str:
+        key = self.headers.get(gd.IDEMPOTENCY_HEADER, "").strip()
+        if not key:
+            raise Refused(400, "MISSING_IDEMPOTENCY_KEY", "header Idempotency-Key is required",
+                          gd.IDEMPOTENCY_HEADER)
+        return key
+
+    def case(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        key = self._key()
+        case = validate_case(_json_body(body))
+        receipt, duplicate, received = self.server.store.register_case(key, case)
+        return (200 if duplicate else 201), {"ackId": receipt, "duplicate": duplicate,
+                                             "receivedAt": received}
+
+    def case_answer(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        key = self._key()
+        answer = validate_answer(_json_body(body))
+        ack, duplicate, received = self.server.store.answer(self.case_no, key, answer)
+        return (200 if duplicate else 201), {"ackId": ack, "duplicate": duplicate,
+                                             "receivedAt": received}
+
     # -- admin API ---------------------------------------------------------------------
+    def admin_cases(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        request = _json_body(body)
+        if not isinstance(request, dict) or not isinstance(request.get("cases"), list):
+            raise Refused(400, "INVALID_BODY", 'expected {"cases": [...], "assistCity"}')
+        assist = request.get("assistCity", gd.FOSHAN)
+        receipts = [self.server.store.register_case(
+            None, validate_case({"dueDate": "-", **case}), assist)[0]
+            for case in request["cases"]]
+        return 200, {"registered": len(receipts)}
+
+    def admin_answer_cases(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        request = _json_body(body)
+        at, result = (request.get("at"), request.get("result", "1")) \
+            if isinstance(request, dict) else (None, None)
+        if result not in ("1", "2", "3"):
+            raise Refused(400, "INVALID_BODY", f"result must be 1, 2 or 3, got {result!r}")
+        try:
+            gd.parse_time(at)
+        except ValueError as exc:
+            raise Refused(400, "INVALID_BODY", f"at: {exc}", "at") from None
+        return 200, {"answered": self.server.store.answer_cases(str(at), str(result))}
+
+    def admin_list_cases(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        return 200, {"cases": self.server.store.cases()}
+
     def admin_feed(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         request = _json_body(body)
         if not isinstance(request, dict) or not isinstance(request.get("items"), list):
@@ -249,6 +319,10 @@ _ROUTES = {
     ("GET", gd.HEALTH_PATH): Handler.health,
     ("GET", gd.FEED_PATH): Handler.certifications,
     ("POST", gd.RESULTS_PATH): Handler.assistance_result,
+    ("POST", gd.CASES_PATH): Handler.case,
+    ("POST", "/admin/cases"): Handler.admin_cases,
+    ("POST", "/admin/answer-cases"): Handler.admin_answer_cases,
+    ("GET", "/admin/cases"): Handler.admin_list_cases,
     ("POST", "/admin/feed"): Handler.admin_feed,
     ("GET", "/admin/results"): Handler.admin_results,
     ("GET", "/admin/stats"): Handler.admin_stats,

@@ -1,6 +1,6 @@
 """SSF's simulator answers Foshan's requests (OUTBOUND cases) through its own protocol: a
-form-4 PROVA_DE_VIDA of the retiree asked, performed from the request's time to the end of
-its data_limite, answers it (RESPOSTA_PEDIDO VIVO naming the proof), whichever of the two
+form-4 PROVA_DE_VIDA of the retiree asked, performed at or after the request's time (after
+its data_limite: late), answers it (RESPOSTA_PEDIDO VIVO naming the proof), whichever of the two
 SSF holds first; the requests still open are answered NAO_ENCONTRADO on their due day; an
 answer is given once. The state alone (SQLite), no HTTP: the end-to-end test runs it as its
 process (tests/connectors/macau_ssf/test_macau_ssf_end_to_end.py)."""
@@ -50,22 +50,22 @@ def test_a_proof_answers_the_request_before_or_after_it_arrives(tmp_path: Path) 
         store.request(f"key-{retiree}", validate_request(_request(retiree)))
     store.append([_proof("FS3", "P-3", "2017-05-20T10:00:00+08:00"),
                   _proof("FS3", "P-3B", "2017-05-21T10:00:00+08:00"),  # answered already
-                  _proof("FS4", "P-LATE", "2017-06-14T10:00:00+08:00"),  # after the due day
+                  _proof("FS4", "P-LATE", "2017-06-14T10:00:00+08:00"),  # late, answers
                   {**_proof("FS5", "P-BAD", "2017-05-20T10:00:00+08:00"),
                    "bir": "1234567(8)"}])  # refused by the connector: answers nothing
     answers = _answers(store)
     assert {r: (a["resultado"], a["n_registo"]) for r, a in answers.items()} == {
-        "FS2": ("VIVO", "P-2"), "FS3": ("VIVO", "P-3")}
+        "FS2": ("VIVO", "P-2"), "FS3": ("VIVO", "P-3"), "FS4": ("VIVO", "P-LATE")}
     assert answers["FS3"]["data_hora_verificacao"] == "2017-05-20T10:00:00+08:00"
     assert answers["FS3"]["data_hora_comunicacao"] == "2017-05-20T11:00:00+08:00"
 
     # the rest: not found on their due day; a second call finds nothing open
-    assert store.answer_requests(resultado="NAO_ENCONTRADO") == 4
+    assert store.answer_requests(resultado="NAO_ENCONTRADO") == 3
     assert store.answer_requests(resultado="NAO_ENCONTRADO") == 0
     store.append([_proof("FS6", "P-6", "2017-05-22T10:00:00+08:00")])  # answered already
     answers = _answers(store)
     assert {r: a["resultado"] for r, a in answers.items()} == {
-        "FS1": "NAO_ENCONTRADO", "FS2": "VIVO", "FS3": "VIVO", "FS4": "NAO_ENCONTRADO",
+        "FS1": "NAO_ENCONTRADO", "FS2": "VIVO", "FS3": "VIVO", "FS4": "VIVO",
         "FS5": "NAO_ENCONTRADO", "FS6": "NAO_ENCONTRADO"}
     assert answers["FS1"]["data_hora_verificacao"] == "2017-06-13T17:00:00+08:00"
     assert answers["FS1"]["metodo"] == "VISITA_DOMICILIARIA"

@@ -21,9 +21,8 @@ has SSF answer every request not answered yet (VIVO: a PROVA_DE_VIDA first; no
 ``data_hora``: each on its ``data_limite``, 17:00).
 
 SSF answers Foshan's request with a form-4 certification of the retiree: a PROVA_DE_VIDA
-appended (``/admin/comunicacoes``) performed from the request's time to the end of its
-``data_limite`` answers it (a RESPOSTA_PEDIDO VIVO naming it), as does one already listed
-when the request arrives.
+appended (``/admin/comunicacoes``) performed at or after the request's time answers it (a
+RESPOSTA_PEDIDO VIVO naming it), as does one already listed when the request arrives.
 
 SSF applies a result once: by its ``Chave-Idempotencia``, and by its case (the same answer
 to an answered case under another key is a duplicate with the first receipt; another
@@ -106,21 +105,18 @@ class Store:
 
     def _answer_by_proof(self, proof: Any) -> bool:
         """A form-4 certification answers the retiree's open request when it was performed
-        from the request's time to the end of its ``data_limite`` (after that SSF answered
-        NAO_ENCONTRADO on that day, :meth:`answer_requests`): a RESPOSTA_PEDIDO VIVO naming
-        the proof's ``n_registo``, communicated with it. A record that does not read as a
-        proof (the connector refuses it) answers nothing. Whether it answered."""
+        at or after the request's time (after its ``data_limite``: late): a RESPOSTA_PEDIDO
+        VIVO naming the proof's ``n_registo``, communicated with it. A record that does not
+        read as a proof (the connector refuses it) answers nothing. Whether it answered."""
         if not _is_proof(proof):
             return False
-        row = self._db.execute("SELECT n, n_pedido, pedido_em, limite FROM pedidos WHERE "
+        row = self._db.execute("SELECT n, n_pedido, pedido_em FROM pedidos WHERE "
                                "pensionista = ? AND respondido = 0 ORDER BY n LIMIT 1",
                                (proof["n_pensionista_foshan"],)).fetchone()
         if row is None:
             return False
-        n, pedido, asked_at, limite = row
-        performed = datetime.fromisoformat(proof["data_hora_prova"])
-        if performed < datetime.fromisoformat(asked_at) \
-                or performed.astimezone(SHANGHAI).date() > date.fromisoformat(limite):
+        n, pedido, asked_at = row
+        if datetime.fromisoformat(proof["data_hora_prova"]) < datetime.fromisoformat(asked_at):
             return False
         answer = {"tipo": ssf.ANSWER, "n_registo": proof["n_registo"],
                   "n_pensionista_foshan": proof["n_pensionista_foshan"],

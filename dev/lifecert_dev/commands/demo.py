@@ -15,7 +15,7 @@ Foshan are asked about through SSF's door and the provincial feed, certified at 
 counters, answered through the API (Form3Result) and posted back by the partners' results
 connectors. On the policy's ask_on day Foshan asks the partners about its own retirees
 living on their side who have not certified (``lifecert assistance request``); the
-province's offices answer with the retirees' certifications (or not found).
+province's offices and SSF answer with the retirees' certifications (or not found).
 The stream worker and the PostgreSQL projections decide and project until every event is
 done; the payment-system connector applies the instructions to the
 payment ledger, and the Guangdong results connector posts Foshan's assistance results to

@@ -303,7 +303,8 @@ class PlayStats:
     gd_cases: int = 0  # Guangdong's cities' retirees living in Foshan, asked about
     gd_answered: int = 0  # Foshan's answers to Guangdong through the counters' API
     asked: dict[str, int] = field(default_factory=dict)  # Foshan's requests, by partner
-    gd_out_answered: int = 0  # the province's answers to Foshan's cases, through its feed
+    # the partners' answers to Foshan's cases (cases answered), through their sources
+    out_answered: dict[str, int] = field(default_factory=dict)
     redeliveries: int = 0  # the log's second deliveries of an event, not fed to a door
     # The file's event ids a door published nothing new for: resent certifications
     # (DUPLICATE) and unknown retirees at the API (counters.py), the same death from a
@@ -360,9 +361,8 @@ class PlayStats:
             rows.append(("gd-answers", DOORS["gd-answers"], self.gd_answered))
         rows += [("assistance-request", f"Foshan's requests to {partner} (CLI)", n)
                  for partner, n in sorted(self.asked.items())]
-        if self.gd_out_answered:
-            rows.append(("guangdong-xregion", "Guangdong feed: answers to Foshan's cases",
-                         self.gd_out_answered))
+        rows += [(ANSWERING[partner].source, ANSWERING[partner].door, n)
+                 for partner, n in sorted(self.out_answered.items())]
         rows.append((DIRECT, DOORS[DIRECT], self.by_source.get(DIRECT, 0)))
         rows.append((DIRECT, "assistance results (counters, to GD and SSF)",
                      self.assistance_results + self.ssf_results))
@@ -530,9 +530,10 @@ def play(
             stats.assistance_results = len(results)
         if stats.ssf_requests:
             _answer_ssf(partners, producer, seed, stats)
-        if stats.asked.get("GD-XREGION"):
-            stats.gd_out_answered = _province_answers(partners, stats.asked["GD-XREGION"],
-                                                      timeout_per_window)
+        for partner, asked in stats.asked.items():
+            if asked and partner in ANSWERING:
+                stats.out_answered[partner] = _partner_answers(partners, partner, asked,
+                                                               timeout_per_window)
     finally:
         producer.close(timeout=10)
         counter.close()
@@ -558,40 +559,70 @@ def _ask(partners: Partners, policy: Policy, at: datetime) -> dict[str, int]:
         if done.stdout.startswith("published") else {}
 
 
-def _province_answers(partners: Partners, asked: int, timeout: float) -> int:
-    """Once the province holds Foshan's ``asked`` cases, its offices answer those the
+@dataclass(frozen=True)
+class _Answering:
+    """A partner Foshan asks (OUTBOUND cases) as the demo runs it: its connectors, how many
+    of Foshan's cases it holds, and how its offices answer those still open at the end."""
+
+    source: str  # the source instance that publishes its answers
+    sink: str  # the sink instance that posts Foshan's cases to it
+    door: str  # the doors table's label of its answers
+    held: Callable[[Partners], int]
+    not_found: Callable[[Partners], int]  # answers the open cases NOT_FOUND on their due day
+
+
+# Partner -> how it answers Foshan's cases. Each answers with the campaign's own
+# certifications of the retirees asked (the province: a certification on the insuring
+# city's feed; SSF: a form-4 PROVA_DE_VIDA in its communications), so live == replay holds
+# (no certification the campaign file does not hold); the rest not found on their due day
+# (2017-06-13: 20 working days after ask_on 2017-05-15; SSF's requests carry it).
+ANSWERING: dict[str, _Answering] = {
+    "GD-XREGION": _Answering(
+        "guangdong-xregion", "guangdong-results", "Guangdong feed: answers to Foshan's cases",
+        lambda p: len([c for c in p.province.cases() if c["idempotencyKey"]]),
+        lambda p: p.province.answer_cases("2017-06-13 17:00:00+08:00", "2")),
+    "MACAU-SSF": _Answering(
+        "macau-ssf", "macau-ssf-results", "Macau SSF (HTTPS): answers to Foshan's cases",
+        lambda p: len(p.ssf._running().requests()),
+        lambda p: p.ssf._running().answer_requests(resultado="NAO_ENCONTRADO")),
+}
+
+
+def _partner_answers(partners: Partners, partner: str, asked: int, timeout: float) -> int:
+    """Once ``partner`` holds Foshan's ``asked`` cases, its offices answer those the
     campaign's certifications did not (the retiree certified another way, or not at all):
     not found, on their due day; returns once the source published every answer."""
-    province = partners.province
+    answering = ANSWERING[partner]
     deadline = time.monotonic() + timeout
     consumer = broker_clients.consumer(partners.bootstrap)
     topic = partners.topics[ASSISTANCE_RESULTS].name
     try:
-        while len([c for c in province.cases() if c["idempotencyKey"]]) < asked:
+        while answering.held(partners) < asked:
             if time.monotonic() > deadline:
-                raise PartnersFailed(f"the province did not receive Foshan's {asked} cases "
-                                     f"within {timeout:.0f} s; see connector-guangdong-"
-                                     "results.log")
+                raise PartnersFailed(f"{partner} did not receive Foshan's {asked} cases "
+                                     f"within {timeout:.0f} s; see connector-"
+                                     f"{answering.sink}.log")
             partners.check_alive()
             time.sleep(0.2)
-        province.answer_cases("2017-06-13 17:00:00+08:00", "2")
+        answering.not_found(partners)
         while True:
-            answers = sum(1 for r in broker_clients.read_to_end(consumer, topic)
-                          if _province_answer(codec.decode(r.value)))
+            answers = len({str(e["case_id"]) for e in map(codec.decode, (
+                r.value for r in broker_clients.read_to_end(consumer, topic)))
+                if _answer_to_foshan(e, partner)})
             if answers >= asked:
                 return answers
             if time.monotonic() > deadline:
-                raise PartnersFailed(f"{answers} of the province's {asked} answers published "
+                raise PartnersFailed(f"{answers} of {partner}'s {asked} answers published "
                                      f"within {timeout:.0f} s; see "
-                                     "connector-guangdong-xregion.log")
+                                     f"connector-{answering.source}.log")
             partners.check_alive()
             time.sleep(0.5)
     finally:
         consumer.close()
 
 
-def _province_answer(event: Event) -> bool:
-    return (event["type"] == "AssistanceResult" and event.get("partner") == "GD-XREGION"
+def _answer_to_foshan(event: Event, partner: str) -> bool:
+    return (event["type"] == "AssistanceResult" and event.get("partner") == partner
             and event.get("direction") == "OUTBOUND")
 
 

@@ -7,8 +7,10 @@ counters answer every case (each result delivered twice on the topic, one re-ent
 a new event id) and Foshan asks SSF about its five retirees in Macau who have not
 certified (`lifecert assistance request` from the projected statuses, run twice), while SSF
 is stopped; SSF is started again; every answer and request reaches SSF once, SSF's receipts
-and its answers to Foshan come back, and the projected read model equals the domain's fold
-of the topic and `lifecert replay --assistance`'s cases (live == replay)."""
+come back, and SSF answers Foshan's requests: three by a form-4 certification performed
+after Foshan asked (two listed before the request reached SSF, one after), two not found on
+their due day, one answer listed twice and applied once. The projected read model equals
+the domain's fold of the topic and `lifecert replay --assistance`'s cases (live == replay)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from connectors.macau_ssf import ssf
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
 from lifecert.databases import create_database, drop_database
 from lifecert.domain import assistance
@@ -37,7 +40,7 @@ from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS, layout
 from lifecert.replay import AssistanceTotals, replay_assistance
-from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, result_event
+from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, card_of, result_event
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
 from projections.queries import assistance_cases, assistance_refusals, open_cases_by_age
@@ -202,17 +205,33 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
         {r["n_recibo"] for r in results}
     assert any(a["duplicate"] for a in acks)
 
-    # SSF holds each of Foshan's requests once, acknowledges it, certifies and answers.
+    # SSF holds each of Foshan's requests once and acknowledges it. Its form-4
+    # certifications answer them: FS-MO-00000 and -00001 certified at SSF after Foshan asked
+    # (23 and 24 May), listed before the requests reached SSF; FS-MO-00002 certifies now;
+    # FS-MO-00003 and -00004 certified in April, before Foshan asked: those answer nothing,
+    # and SSF finds neither by the due day. Then SSF lists an answer a second time.
     wait_for("Foshan's requests at SSF", lambda: len(world.sim.requests()) >= ASKED, source)
     assert sorted(r["n_pensionista_foshan"] for r in world.sim.requests()) == \
         sorted(a["retiree_id"] for a in asks)
-    assert world.sim.answer_requests("2017-05-20T10:00:00+08:00") == ASKED
-    wait_for("SSF's answers", lambda: len(_outbound(world)) >= ASKED, source)
+    world.sim.append([{"tipo": "PROVA_DE_VIDA", "n_registo": "FSS-P4-41-LATE",
+                       "n_pensionista_foshan": "FS-MO-00002", "bir": card_of("FS-MO-00002"),
+                       "balcao": "MO-SSF-SEDE", "data_hora_prova": "2017-05-25T10:00:00+08:00",
+                       "data_hora_comunicacao": "2017-05-25T11:00:00+08:00"}])
+    assert world.sim.answer_requests(resultado="NAO_ENCONTRADO") == 2
+    client = world.sim.client()
+    try:
+        feed = client.get(ssf.FEED_PATH, {"limite": 1000}).data["itens"]
+    finally:
+        client.close()
+    said = [i["registo"] for i in feed if i["registo"]["tipo"] == ssf.ANSWER]
+    assert len(said) == ASKED, "SSF answered each request once"
+    world.sim.append([said[0]])  # the same answer listed again
+    wait_for("SSF's answers", lambda: len(_outbound(world)) >= ASKED + 1, source)
     time.sleep(1.0)  # a receipt listed twice, or an answer posted back, would show now
     assert len(_receipts(world)) == BENEFICIARIES
-    assert len(_outbound(world)) == ASKED
+    assert len({e["event_id"] for e in _outbound(world)}) == ASKED + 1
     assert len(world.sim.results()) == BENEFICIARIES, "SSF's own answers are not posted back"
-    assert len(_of(world.read(EVENTS), "CertificationRecorded")) == 27 + ASKED
+    assert len(_of(world.read(EVENTS), "CertificationRecorded")) == 27 + 1
     for proc in world.procs.values():
         assert proc.stop() == 0, proc.log_tail()
 
@@ -224,7 +243,16 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
     assert len(inbound) == BENEFICIARIES and len(outbound) == ASKED
     assert all(c.status == assistance.RECEIVED for c in inbound)
     assert all(c.status == assistance.ANSWERED and c.acknowledged_at is not None
-               and c.outcome == "CERTIFIED_ALIVE" for c in outbound)
+               for c in outbound)
+    answered = {c.retiree_id: (c.outcome, c.result_id) for c in outbound}
+    assert {r: a for r, a in answered.items() if a[0] == "CERTIFIED_ALIVE"} == {
+        "FS-MO-00000": ("CERTIFIED_ALIVE", "FSS-P4-41-00000"),
+        "FS-MO-00001": ("CERTIFIED_ALIVE", "FSS-P4-41-00001"),
+        "FS-MO-00002": ("CERTIFIED_ALIVE", "FSS-P4-41-LATE")}
+    not_found = [c for c in outbound if c.outcome == "NOT_FOUND"]
+    assert sorted(c.retiree_id for c in not_found) == ["FS-MO-00003", "FS-MO-00004"]
+    assert all(c.answered_at == datetime(2017, 6, 13, 17, 0, tzinfo=SHANGHAI)
+               and c.due_on == date(2017, 6, 13) for c in not_found), "on the due day"
     world.project()
     world.project()  # a restart: no change
     conn = psycopg2.connect(world.dsn)

@@ -178,12 +178,13 @@ def test_guangdongs_cases_and_their_answers_through_the_api_are_doors_not_direct
 
 def test_foshans_requests_and_the_provinces_answers_are_rows_of_their_own() -> None:
     stats = PlayStats(by_source={"mailroom": 3}, asked={"GD-XREGION": 10, "MACAU-SSF": 2},
-                      gd_out_answered=10)
+                      out_answered={"GD-XREGION": 10, "MACAU-SSF": 2})
     text = render_doors(stats).splitlines()
     asked = [line.split() for line in text if line.split()[0] == "assistance-request"]
     assert [(row[4], row[-1]) for row in asked] == [("GD-XREGION", "10"), ("MACAU-SSF", "2")]
-    [answers] = [line for line in text if "answers to Foshan's cases" in line]
-    assert answers.split()[-1] == "10"
+    answers = [line.split() for line in text if "answers to Foshan's cases" in line]
+    assert [(row[0], row[-1]) for row in answers] == [("guangdong-xregion", "10"),
+                                                       ("macau-ssf", "2")]
     assert all(len(line) <= 80 for line in text), "the door labels fit their column"
     assert text[-1] == "published directly: 0"
 

@@ -151,10 +151,13 @@ class SsfSimulator:
         requests: list[dict[str, Any]] = self.admin("GET", "/admin/pedidos")["pedidos"]
         return requests
 
-    def answer_requests(self, at: str | None = None) -> int:
-        """SSF certifies every Foshan retiree it was asked about (form 4) and answers, at
-        ``at`` (ISO 8601 with offset; default now)."""
-        body = {} if at is None else {"data_hora": at}
+    def answer_requests(self, at: str | None = None, resultado: str = "VIVO") -> int:
+        """SSF answers every request of Foshan's not answered yet: ``VIVO`` (it certifies
+        the retiree, form 4), ``NAO_ENCONTRADO`` or ``FALECIDO``, at ``at`` (ISO 8601 with
+        offset; default: each on its data_limite, 17:00). How many."""
+        body: dict[str, str] = {"resultado": resultado}
+        if at is not None:
+            body["data_hora"] = at
         answered: int = self.admin("POST", "/admin/responder", body)["respondidos"]
         return answered
 

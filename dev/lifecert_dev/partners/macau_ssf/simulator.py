@@ -16,8 +16,13 @@ Admin API (tests and the demo; never faulted): ``POST /admin/comunicacoes``
 results SSF applied (once each; ``posts`` counts the deliveries); ``POST /admin/faults``
 ``{"mode": "503"}`` / ``DELETE /admin/faults``; ``GET /admin/stats``; ``GET
 /admin/pedidos`` lists Foshan's requests (``POST /fss/v1/pedidos``) SSF holds, and ``POST
-/admin/responder`` has SSF certify every Foshan retiree asked about and not yet answered
-(a PROVA_DE_VIDA and a RESPOSTA_PEDIDO each).
+/admin/responder`` ``{"resultado": "VIVO" | "NAO_ENCONTRADO" | "FALECIDO", "data_hora": T}``
+has SSF answer every request not answered yet (VIVO: a PROVA_DE_VIDA first; no
+``data_hora``: each on its ``data_limite``, 17:00).
+
+SSF answers Foshan's request with a form-4 certification of the retiree: a PROVA_DE_VIDA
+appended (``/admin/comunicacoes``) performed at or after the request's time answers it (a
+RESPOSTA_PEDIDO VIVO naming it), as does one already listed when the request arrives.
 
 SSF applies a result once: by its ``Chave-Idempotencia``, and by its case (the same answer
 to an answered case under another key is a duplicate with the first receipt; another
@@ -36,7 +41,7 @@ import sqlite3
 import ssl
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -57,8 +62,8 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS keys (chave TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pedidos (
     n INTEGER PRIMARY KEY AUTOINCREMENT, n_pedido TEXT NOT NULL UNIQUE,
-    pensionista TEXT NOT NULL, n_recibo TEXT NOT NULL, posts INTEGER NOT NULL,
-    respondido INTEGER NOT NULL DEFAULT 0);
+    pensionista TEXT NOT NULL, pedido_em TEXT NOT NULL, limite TEXT NOT NULL,
+    n_recibo TEXT NOT NULL, posts INTEGER NOT NULL, respondido INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS pedido_keys (chave TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
 _REQUEST_FIELDS = ("n_pedido_foshan", "n_pensionista_foshan", "data_hora_pedido", "data_limite")
@@ -83,13 +88,45 @@ class Store:
         self._lock = threading.Lock()
 
     def append(self, records: list[Any]) -> int:
+        """Add communications; a form-4 PROVA_DE_VIDA of a retiree Foshan asked about
+        answers the request (:meth:`_answer_by_proof`)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            for record in records:
-                self._db.execute("INSERT INTO feed (record) VALUES (?)",
-                                 (json.dumps(record, ensure_ascii=False),))
-            self._db.execute("COMMIT")
+            try:
+                for record in records:
+                    self._db.execute("INSERT INTO feed (record) VALUES (?)",
+                                     (json.dumps(record, ensure_ascii=False),))
+                    self._answer_by_proof(record)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return len(records)
+
+    def _answer_by_proof(self, proof: Any) -> bool:
+        """A form-4 certification answers the retiree's open request when it was performed
+        at or after the request's time (after its ``data_limite``: late): a RESPOSTA_PEDIDO
+        VIVO naming the proof's ``n_registo``, communicated with it. A record that does not
+        read as a proof (the connector refuses it) answers nothing. Whether it answered."""
+        if not _is_proof(proof):
+            return False
+        row = self._db.execute("SELECT n, n_pedido, pedido_em FROM pedidos WHERE "
+                               "pensionista = ? AND respondido = 0 ORDER BY n LIMIT 1",
+                               (proof["n_pensionista_foshan"],)).fetchone()
+        if row is None:
+            return False
+        n, pedido, asked_at = row
+        if datetime.fromisoformat(proof["data_hora_prova"]) < datetime.fromisoformat(asked_at):
+            return False
+        answer = {"tipo": ssf.ANSWER, "n_registo": proof["n_registo"],
+                  "n_pensionista_foshan": proof["n_pensionista_foshan"],
+                  "balcao": proof["balcao"], "n_pedido_foshan": pedido, "resultado": "VIVO",
+                  "metodo": "BALCAO", "data_hora_verificacao": proof["data_hora_prova"],
+                  "data_hora_comunicacao": proof["data_hora_comunicacao"]}
+        self._db.execute("INSERT INTO feed (record) VALUES (?)",
+                         (json.dumps(answer, ensure_ascii=False),))
+        self._db.execute("UPDATE pedidos SET respondido = 1 WHERE n = ?", (n,))
+        return True
 
     def page(self, after: int, limit: int) -> tuple[list[tuple[int, str]], int]:
         with self._lock:
@@ -161,40 +198,60 @@ class Store:
                     return row[1], True, now
                 (n,) = self._db.execute("SELECT coalesce(max(n), 0) + 1 FROM pedidos").fetchone()
                 recibo = f"FSS-Q{n:08d}"
-                self._db.execute("INSERT INTO pedidos (n, n_pedido, pensionista, n_recibo, posts) "
-                                 "VALUES (?, ?, ?, ?, 1)",
-                                 (n, body["n_pedido_foshan"], body["n_pensionista_foshan"], recibo))
+                self._db.execute("INSERT INTO pedidos (n, n_pedido, pensionista, pedido_em, "
+                                 "limite, n_recibo, posts) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                                 (n, body["n_pedido_foshan"], body["n_pensionista_foshan"],
+                                  body["data_hora_pedido"], body["data_limite"], recibo))
                 self._db.execute("INSERT INTO pedido_keys VALUES (?, ?)", (chave, n))
                 receipt = {"tipo": ssf.REQUEST_RECEIPT, "n_pedido_foshan": body["n_pedido_foshan"],
                            "n_pensionista_foshan": body["n_pensionista_foshan"],
                            "n_recibo": recibo, "data_hora_rececao": now,
                            "data_hora_comunicacao": now}
                 self._db.execute("INSERT INTO feed (record) VALUES (?)", (json.dumps(receipt),))
+                # the retiree may have certified already (the proof reached SSF's list first)
+                for (record,) in self._db.execute(
+                        "SELECT record FROM feed WHERE instr(record, ?) > 0 ORDER BY seq",
+                        (json.dumps(body["n_pensionista_foshan"]),)).fetchall():
+                    proof = json.loads(record)
+                    if isinstance(proof, dict) and proof.get("n_pensionista_foshan") == \
+                            body["n_pensionista_foshan"] and self._answer_by_proof(proof):
+                        break
                 self._db.execute("COMMIT")
                 return recibo, False, now
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def answer_requests(self, at: str | None = None) -> int:
-        """SSF certifies every Foshan retiree it was asked about and not yet answered: a
-        form-4 PROVA_DE_VIDA and the RESPOSTA_PEDIDO naming Foshan's request, at ``at``
-        (ISO 8601 with offset; default now)."""
+    def answer_requests(self, at: str | None = None, resultado: str = "VIVO") -> int:
+        """SSF answers every request of Foshan's not answered yet, at ``at`` (ISO 8601 with
+        offset; default: each on its ``data_limite``, 17:00): ``VIVO``, a form-4
+        PROVA_DE_VIDA then the RESPOSTA_PEDIDO naming it; ``NAO_ENCONTRADO`` (a home visit
+        found nobody) or ``FALECIDO`` (died on ``at``'s day), the RESPOSTA_PEDIDO only.
+        How many."""
+        if resultado not in ssf.OUTCOMES.values():
+            raise ValueError(f"resultado must be one of {sorted(ssf.OUTCOMES.values())}")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            rows = self._db.execute("SELECT n, n_pedido, pensionista FROM pedidos "
+            rows = self._db.execute("SELECT n, n_pedido, pensionista, limite FROM pedidos "
                                     "WHERE respondido = 0 ORDER BY n").fetchall()
-            now = at or datetime.now(UTC).astimezone(SHANGHAI).isoformat(timespec="seconds")
-            for n, pedido, pensionista in rows:
-                registo = f"FSS-P4-Q{n:08d}"
-                common = {"n_registo": registo, "n_pensionista_foshan": pensionista,
-                          "balcao": "MO-SSF-SEDE", "data_hora_comunicacao": now}
-                proof = {"tipo": ssf.PROOF, **common, "bir": _card(pensionista),
-                         "data_hora_prova": now}
-                answer = {"tipo": ssf.ANSWER, **common, "n_pedido_foshan": pedido,
-                          "resultado": "VIVO", "metodo": "BALCAO",
-                          "data_hora_verificacao": now}
-                for record in (proof, answer):
+            for n, pedido, pensionista, limite in rows:
+                when = at or f"{limite}T17:00:00+08:00"
+                common = {"n_pensionista_foshan": pensionista, "balcao": "MO-SSF-SEDE",
+                          "data_hora_comunicacao": when}
+                records: list[dict[str, Any]] = []
+                if resultado == "VIVO":
+                    registo = f"FSS-P4-Q{n:08d}"
+                    records.append({"tipo": ssf.PROOF, "n_registo": registo, **common,
+                                    "bir": _card(pensionista), "data_hora_prova": when})
+                else:
+                    registo = f"FSS-V-Q{n:08d}"  # the home visit's record
+                records.append({"tipo": ssf.ANSWER, "n_registo": registo, **common,
+                                "n_pedido_foshan": pedido, "resultado": resultado,
+                                "metodo": "BALCAO" if resultado == "VIVO"
+                                else "VISITA_DOMICILIARIA", "data_hora_verificacao": when,
+                                **({"data_obito": when[:10]} if resultado == "FALECIDO"
+                                   else {})})
+                for record in records:
                     self._db.execute("INSERT INTO feed (record) VALUES (?)",
                                      (json.dumps(record, ensure_ascii=False),))
                 self._db.execute("UPDATE pedidos SET respondido = 1 WHERE n = ?", (n,))
@@ -223,6 +280,20 @@ class Store:
         return {"comunicacoes": feed, "resultados": results, "entregas": posts}
 
 
+def _is_proof(record: Any) -> bool:
+    """Whether ``record`` reads as a form-4 PROVA_DE_VIDA (what the connector would take)."""
+    if not isinstance(record, dict) or record.get("tipo") != ssf.PROOF:
+        return False
+    if not all(isinstance(record.get(k), str) and record[k] for k in (
+            "n_registo", "n_pensionista_foshan", "balcao", "data_hora_prova",
+            "data_hora_comunicacao")) or ssf.bir_problem(record.get("bir")) is not None:
+        return False
+    try:
+        return datetime.fromisoformat(record["data_hora_prova"]).utcoffset() is not None
+    except ValueError:
+        return False
+
+
 def _card(seed: str) -> str:
     rng = random.Random(seed)
     while True:
@@ -238,6 +309,16 @@ def validate_request(body: Any) -> dict[str, Any]:
     for name in _REQUEST_FIELDS:
         if not isinstance(body.get(name), str) or not body[name]:
             raise Refused(422, f"campo {name} em falta ou vazio", name)
+    try:
+        if datetime.fromisoformat(body["data_hora_pedido"]).utcoffset() is None:
+            raise ValueError
+    except ValueError:
+        raise Refused(422, "data_hora_pedido deve ser uma hora ISO 8601 com fuso",
+                      "data_hora_pedido") from None
+    try:
+        date.fromisoformat(body["data_limite"])
+    except ValueError:
+        raise Refused(422, "data_limite deve ser uma data AAAA-MM-DD", "data_limite") from None
     return body
 
 
@@ -377,7 +458,11 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 raise Refused(400, "data_hora deve ser uma hora ISO 8601 com fuso",
                               "data_hora") from None
-        return 200, {"respondidos": self.server.store.answer_requests(at)}
+        resultado = request.get("resultado", "VIVO") if isinstance(request, dict) else "VIVO"
+        if resultado not in ssf.OUTCOMES.values():
+            raise Refused(400, f"resultado deve ser um de {sorted(ssf.OUTCOMES.values())}",
+                          "resultado")
+        return 200, {"respondidos": self.server.store.answer_requests(at, resultado)}
 
     def admin_append(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         request = json.loads(body)

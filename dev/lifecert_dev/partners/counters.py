@@ -20,7 +20,7 @@ second). A retiree enrolled in an earlier window may not be in the server's dire
 never longer than ``timeout``.
 
 Face verification (FACE_COUNTER at a window, FACE_APP in the app) goes through the API's
-face flow with a photo per attempt; the demo does not run it (see systems.py).
+FaceVerification service: lifecert_dev.partners.faces.
 """
 
 from __future__ import annotations
@@ -113,7 +113,10 @@ class ApiServer:
         self.server: ServerProcess | None = None
         self.channels: dict[tuple[str, str], Any] = {}
 
-    def start(self, work_dir: Path) -> None:
+    def start(self, work_dir: Path, args: Sequence[str] = (),
+              env: dict[str, str] | None = None) -> None:
+        """``args``, ``env``: more of the server's flags and environment (the face doors':
+        lifecert_dev.partners.faces.server_options)."""
         work_dir.mkdir(parents=True, exist_ok=True)
         from projections.connection import connect
 
@@ -131,8 +134,8 @@ class ApiServer:
                            self.topics, pki)
         self.clock_file = work_dir / "clock.json"
         CampaignClock.starting(datetime(2017, 1, 1, tzinfo=UTC)).write(self.clock_file)
-        self.server = self.box.start_server("--clock-file", str(self.clock_file),
-                                            verbose=False)
+        self.server = self.box.start_server("--clock-file", str(self.clock_file), *args,
+                                            env=env, verbose=False)
 
     def stop(self) -> None:
         for channel in self.channels.values():

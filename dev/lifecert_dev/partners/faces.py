@@ -113,7 +113,9 @@ class FaceDoor(ApiDoor):
     attempts = 4
 
     def __init__(self, server: ApiServer, channel: str, photos: Path,
-                 timeout: float = 60.0) -> None:
+                 references: set[str] | None = None, timeout: float = 60.0) -> None:
+        """``references``: the retirees whose reference photo staff have enrolled, shared by
+        the doors (a retiree of the app may come to a window too)."""
         role = "APP" if channel == "FACE_APP" else "COUNTER"
         super().__init__(server, Door(role, frozenset({("CertificationRecorded", channel)}),
                                       certification), timeout)
@@ -123,7 +125,7 @@ class FaceDoor(ApiDoor):
         self._poses: dict[tuple[str, bool], _Poses] = {}
         self._stubs: dict[tuple[str, str], tuple[fv_grpc.FaceVerificationStub,
                                                   _ClientAddress | None]] = {}
-        self._references: set[str] = set()  # retirees this door had enrolled
+        self._references = set() if references is None else references
         self._certified: set[str] = set()  # certification ids it got a MATCH for
 
     # ------------------------------------------------------------------ clients
@@ -275,8 +277,9 @@ class FaceDoor(ApiDoor):
 
 def face_doors(server: ApiServer, photos: Path) -> dict[str, FaceDoor]:
     """Door name (the demo's table) -> the face door of each channel."""
-    return {"face-app": FaceDoor(server, "FACE_APP", photos),
-            "face-counters": FaceDoor(server, "FACE_COUNTER", photos)}
+    enrolled: set[str] = set()
+    return {"face-app": FaceDoor(server, "FACE_APP", photos, enrolled),
+            "face-counters": FaceDoor(server, "FACE_COUNTER", photos, enrolled)}
 
 
 def describe(doors: Sequence[FaceDoor]) -> str:

@@ -274,6 +274,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     async def BeginChallenge(
         self, request: pb.BeginChallengeRequest, context: grpc.aio.ServicerContext
     ) -> pb.Challenge:
+        issued = self.clock()  # the person is in front of the camera now
         call = await self.gate.enter(context, authz.FACE_CHALLENGE)
         retiree_id = request.retiree_id
         await self._retiree(call, retiree_id)
@@ -287,7 +288,6 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                                 recent)
         challenge_id = challenges.new_challenge_id()
         deadline = now + timedelta(seconds=self.limits.face_challenge_seconds)
-        issued = self.clock()
         await self.db.run(lambda c: challenges.issue(
             c, challenge_id, call.agency or "", subject, actions, issued, deadline))
         call.done("OK", "CHALLENGE", subject=retiree_id)
@@ -304,6 +304,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyResponse:
+        received = self.clock()  # the answer's arrival: a MATCH's recorded_at
         call = await self.gate.enter(context, authz.FACE_VERIFY)
         assert call.rules is not None and call.rules.face_channel is not None
         retiree_id = request.retiree_id
@@ -341,11 +342,11 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, f"frame {i}: {exc}",
                                   detail="FRAME_REFUSED", subject=retiree_id)
         async with self._slot(call, retiree_id):
-            return await self._verify(call, context, request, retiree_id, frames)
+            return await self._verify(call, context, request, retiree_id, frames, received)
 
     async def _verify(self, call: Call, context: grpc.aio.ServicerContext,
                       request: pb.VerifyRequest, retiree_id: str,
-                      frames: list[bytes]) -> pb.VerifyResponse:  # fmt: skip
+                      frames: list[bytes], received: datetime) -> pb.VerifyResponse:  # fmt: skip
         assert call.rules is not None and call.rules.face_channel is not None
         channel = call.rules.face_channel
         await self._retiree(call, retiree_id)
@@ -427,7 +428,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             call.done("OK", result.decision.value, subject=retiree_id)
             return reply
         recorded_at = await self._certify(call, retiree_id, certification_id, event_id,
-                                          channel, consumed.issued_at)
+                                          channel, consumed.issued_at, received)
         await self._store_decision(call, retiree_id, "VERIFY", "MATCH", verification=result,
                                    frames=len(frames), event_id=event_id, client=who.client)
         if spent.not_live_recent:
@@ -458,13 +459,14 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                         not_live, alert["event_id"])
 
     async def _certify(self, call: Call, retiree_id: str, certification_id: str,
-                       event_id: str, channel: str, performed_at: datetime) -> datetime:
+                       event_id: str, channel: str, performed_at: datetime,
+                       now: datetime) -> datetime:
         """Publish the certification of a MATCH (once per certification id): performed when
-        its challenge was issued (the person in front of the camera), recorded now."""
+        its challenge was issued (the person in front of the camera), recorded when the
+        answer arrived (``now``: the engine's second or so is not the person's)."""
         known = await self.db.run(lambda c: db.accepted(c, [event_id]))
         if event_id in known:
             return known[event_id].recorded_at
-        now = self.clock()
         event = parse_typed({
             "type": authz.CERTIFICATION, "event_id": event_id,
             "recorded_at": isoformat_local(now), "source_agency": call.agency,

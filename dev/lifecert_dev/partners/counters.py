@@ -134,8 +134,9 @@ class ApiServer:
                            self.topics, pki)
         self.clock_file = work_dir / "clock.json"
         CampaignClock.starting(datetime(2017, 1, 1, tzinfo=UTC)).write(self.clock_file)
+        # loading the face engine's models takes a minute on a loaded machine
         self.server = self.box.start_server("--clock-file", str(self.clock_file), *args,
-                                            env=env, verbose=False)
+                                            env=env, verbose=False, timeout=240)
 
     def stop(self) -> None:
         for channel in self.channels.values():

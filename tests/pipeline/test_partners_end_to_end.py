@@ -58,6 +58,31 @@ def test_campaign_through_the_partners_ends_in_the_ledger_as_replay_decides(
     through_the_partners(run, campaign(run.work_dir, 600, seed=4), seed=4)
 
 
+def test_a_campaigns_face_certifications_come_through_the_face_verification_api(
+    run: live.LiveRun,
+) -> None:
+    """A small campaign (12 face certifications: 8 FACE_APP, 4 FACE_COUNTER) played
+    through the partners: each face certification is a challenge answered and a MATCH
+    of the real API server (lifecert_dev.partners.faces), none is published directly, and
+    the live result equals replay's (the certifications' times are the campaign's)."""
+    events = campaign(run.work_dir, 25, seed=7)
+    log = read_log(events)
+    logs = run.work_dir / "logs"
+    with (
+        live.running(run.worker_argv(), logs / "worker.log") as worker,
+        live.running(run.projections_argv(), logs / "projections.log") as projections,
+        Partners(run.bootstrap, run.topics, run.work_dir,
+                 database=(run.admin_dsn, run.database, run.dsn)) as partners,
+    ):
+        stats = play(partners, log, POLICY, until=UNTIL, seed=7)
+        assert (stats.by_source["face-app"], stats.by_source["face-counters"]) == (8, 4)
+        assert stats.by_source.get(DIRECT, 0) == sum(1 for e in log if _no_door(e))
+        _faces_through_the_api(run, partners, log, stats.absorbed)
+        assert live.wait_until_idle(run, 300, [worker, projections]), \
+            "the worker and the projections did not catch up"
+    assert_live_equals_replay(run, events, through_doors=True, absorbed=stats.absorbed)
+
+
 def test_campaign_with_corrections_ends_in_the_ledger_and_the_summary_as_replay_decides(
     run: live.LiveRun,
 ) -> None:

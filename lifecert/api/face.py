@@ -79,7 +79,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         *, threshold: float | None = None, clock: Clock = wall_clock,
     ) -> None:
         """``clock``: the time the certifications of a MATCH are stamped with (performed_at:
-        when the challenge was issued; recorded_at: the MATCH); a campaign clock in a
+        when BeginChallenge arrived; recorded_at: when Verify arrived); a campaign clock in a
         sandbox or a drill (``--clock-file``). Challenge deadlines, budgets and retention
         always run on the wall clock."""
         try:

@@ -711,7 +711,7 @@ def test_a_match_is_performed_when_its_challenge_began_and_recorded_when_answere
     CampaignClock.starting(begun).write(clock)
     server = box.start_server("--clock-file", str(clock), "--face-min-parallax", "0",
                               env={"LIFECERT_FACE_KEY": face_key,
-                                   "LIFECERT_FACE_TEST_ONLY": "1"})
+                                   "LIFECERT_FACE_TEST_ONLY": "1"}, timeout=240)
     try:
         app = stub(server, "FS-APP", "APP")
         challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"),

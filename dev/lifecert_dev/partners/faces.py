@@ -35,6 +35,7 @@ with a new challenge, as a person asked to try again would, at most ``attempts``
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -148,16 +149,16 @@ class FaceDoor(ApiDoor):
         return PHOTO_PAIRS[h % len(PHOTO_PAIRS)]
 
     def _posed(self, probe: str, lit: bool) -> _Poses:
-        """The probe photo's frames: for the app (``lit``) a milder turn, as
-        tests/api/test_api_face.py answers, and the mouth opened wide (no retakes here:
-        a mouth not seen open is a NOT_LIVE, and a new challenge)."""
+        """The probe photo's frames: for the app (``lit``) the milder edits the screen
+        light keeps readable, as tests/api/test_api_face.py answers (a mouth opened wider
+        is seen less open under the light: tried), with retakes (:meth:`_open_wider`)."""
         if (probe, lit) not in self._poses:
             import numpy as np
 
             from lifecert_dev.face import synth
 
             frame = synth.fit((self.photos / probe).read_bytes())
-            degrees, mouth = (15.0, 0.5) if lit else (20.0, 0.5)
+            degrees, mouth = (15.0, 0.35) if lit else (20.0, 0.5)
             images = {"REST": frame, "TURN_LEFT": synth.turn_head(frame, degrees),
                       "TURN_RIGHT": synth.turn_head(frame, -degrees),
                       "OPEN_MOUTH": synth.open_mouth(frame, mouth)}
@@ -185,9 +186,43 @@ class FaceDoor(ApiDoor):
         colours = [fv.ScreenColour.Name(c).removeprefix("SCREEN_")
                    for c in challenge.screen_colours]
         rng = np.random.default_rng(self.rng.getrandbits(64))
-        return synth.lit_answer([poses.images[k] for k in layout],
-                                [poses.marks[k] for k in layout], colours,
-                                synth.Camera(strength=0.1), rng)
+        camera = synth.Camera(strength=0.1)
+        gains = synth.drifting_gains(len(layout), camera, rng)
+
+        def capture(i: int) -> bytes:
+            return synth.lit_frame(poses.images[layout[i]], poses.marks[layout[i]],
+                                   colours[i], camera, rng, gains[i])
+
+        frames = [capture(i) for i in range(len(layout))]
+        if "OPEN_MOUTH" in layout:
+            self._open_wider(frames, layout, capture)
+        return frames
+
+    @staticmethod
+    def _open_wider(frames: list[bytes], layout: list[str],
+                    capture: Callable[[int], bytes]) -> None:
+        """A lit open-mouth frame in which dlib sees the inner lips' aspect ratio risen
+        less than 0.31 over frame 0 (the policy asks 0.25) is captured again, up to 8
+        times, as an app prompts "open wider": under some screen colours the 2-D edit is
+        not seen open (as synth.lit_still_answer's ``retake_below``)."""
+        import numpy as np
+        from PIL import Image
+
+        from lifecert.face.liveness import motion_features
+        from lifecert_dev.face import synth
+
+        def marks(frame: bytes) -> Any:
+            return synth._landmarks(np.asarray(Image.open(io.BytesIO(frame)).convert("RGB")))
+
+        rest = marks(frames[0])
+        for i, state in enumerate(layout):
+            if state != "OPEN_MOUTH":
+                continue
+            for _ in range(8):
+                rise = motion_features(np.array([rest, marks(frames[i])]))["mouth"]
+                if rise[1] - rise[0] >= 0.31:
+                    break
+                frames[i] = capture(i)
 
     # --------------------------------------------------------------- the flow
     def _submit(self, event: Event) -> None:

@@ -714,6 +714,7 @@ def test_a_match_is_performed_when_its_challenge_began_and_recorded_when_answere
                                    "LIFECERT_FACE_TEST_ONLY": "1"}, timeout=240)
     try:
         app = stub(server, "FS-APP", "APP")
+        CampaignClock.starting(begun).write(clock)  # the clock runs on from when written
         challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"),
                                        timeout=30)
         frames = answer(frame, challenge)

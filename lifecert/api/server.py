@@ -196,7 +196,8 @@ def _face_servicer(config: ApiConfig, gate: Gate, database: Database,
     try:
         from lifecert.api.face import FaceService
 
-        return FaceService(gate, database, publisher, config, threshold=config.face_threshold)
+        return FaceService(gate, database, publisher, config, threshold=config.face_threshold,
+                           clock=clock_of(config.clock_file))
     except (ImportError, RuntimeError) as exc:  # no face engine, no dlib, no key
         log.warning("FaceVerification is not served: %s", exc)
         return None

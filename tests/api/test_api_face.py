@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -688,3 +689,44 @@ def test_only_sealed_encodings_and_evidence_are_stored(
             assert evidence["actions"] and evidence["parallax"]
     digests = box.query("SELECT digest FROM api_face_frame_digests")
     assert digests and all(len(bytes(d)) == 32 for (d,) in digests)  # digests, no image
+
+
+@pytest.mark.stack
+def test_a_match_is_performed_when_its_challenge_began_and_recorded_when_answered(
+    box: Sandbox, face_key: str, enrolled: dict[str, str], frame: Image.Image,
+    tmp_path: Path,
+) -> None:
+    """On a campaign clock (``--clock-file``: a sandbox, a drill, the demo's face doors), a
+    MATCH's certification is performed when its challenge was issued and recorded when the
+    answer arrived, both on that clock; here the two straddle the end of March 31, and the
+    challenge's deadline still runs on the wall clock (the clock jumped 100 s)."""
+    from datetime import datetime
+
+    from lifecert.events.time import SHANGHAI
+    from lifecert.pipeline.campaign_clock import CampaignClock
+
+    clock = tmp_path / "clock.json"
+    begun = datetime(2017, 3, 31, 23, 59, 50, tzinfo=SHANGHAI)
+    answered = datetime(2017, 4, 1, 0, 1, 30, tzinfo=SHANGHAI)
+    CampaignClock.starting(begun).write(clock)
+    server = box.start_server("--clock-file", str(clock), "--face-min-parallax", "0",
+                              env={"LIFECERT_FACE_KEY": face_key,
+                                   "LIFECERT_FACE_TEST_ONLY": "1"}, timeout=240)
+    try:
+        app = stub(server, "FS-APP", "APP")
+        CampaignClock.starting(begun).write(clock)  # the clock runs on from when written
+        challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"),
+                                       timeout=30)
+        frames = answer(frame, challenge)
+        CampaignClock.starting(answered).write(clock)
+        reply = app.Verify(fv.VerifyRequest(retiree_id="FC-4", frames=frames,
+                                            attempt_id="APP-CLOCKED-1",
+                                            challenge_id=challenge.challenge_id), timeout=60)
+    finally:
+        server.stop()
+    assert reply.decision == fv.MATCH, reply.reason
+    [cert] = [c for c in certifications(box) if c["event_id"] == reply.event_id]
+    performed, recorded = cert["performed_at"], cert["recorded_at"]
+    assert begun <= performed < begun + timedelta(seconds=5), performed
+    assert answered <= recorded < answered + timedelta(seconds=5), recorded
+    assert reply.recorded_at.ToDatetime(tzinfo=SHANGHAI) == recorded

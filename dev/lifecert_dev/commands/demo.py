@@ -265,6 +265,7 @@ def _through_partners(
             stats = play(partners, read_log(events), load_policy(POLICY), until=UNTIL,
                          seed=args.seed, on_window=shown)
             print(f"  {stats.describe()}", file=sys.stderr)
+            print(f"  {partners.face_summary()}", file=sys.stderr)
             absorbed.extend(stats.absorbed)
             step("waiting for the worker, the projections and the payment system")
             if not _wait_idle(run, args.timeout, children, started):

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import random
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ from lifecert.api.lockouts import CLIENT_ADDRESS_HEADER
 from lifecert.api.protos import face_verification_pb2 as fv
 from lifecert.api.protos import face_verification_pb2_grpc as fv_grpc
 from lifecert.events.catalogue import Event
+from lifecert.face.liveness import ChallengePolicy, motion_features
 from lifecert_dev.partners.counters import (
     STAFF_AGENCY,
     UNKNOWN_RETIREE,
@@ -68,6 +71,35 @@ PHOTO_PAIRS: tuple[tuple[str, str], ...] = (
     ("obama2.jpg", "obama3.jpg"),
     ("obama3.jpg", "obama3.jpg"),
 )
+
+
+# A prepared capture is kept when it shows its pose clear of the policy's thresholds by
+# this share of them (0.24: a mouth rise of 0.31 for the policy's 0.25, the margin found
+# for the lit 2-D edit under the light's noise).
+RETAKE_BELOW = 0.24
+
+
+def pose_margin(state: str, rest: Any, seen: Any, policy: ChallengePolicy | None = None
+                ) -> float:
+    """How clearly the landmarks ``seen`` show ``state`` (REST, TURN_LEFT, TURN_RIGHT,
+    OPEN_MOUTH) against the frame at rest ``rest``, as the server's check judges a frame
+    against frame 0 (lifecert.face.liveness.frame_states): the smallest of the relevant
+    distances from the policy's thresholds, in shares of them; negative when the server
+    would see something else."""
+    import numpy as np
+
+    policy = policy or ChallengePolicy()
+    features = motion_features(np.array([rest, seen]))
+    turn = features["turn"][1]
+    rise = features["mouth"][1] - features["mouth"][0]
+    still = (policy.turn_min - abs(turn)) / policy.turn_min
+    shut = (policy.mouth_open - rise) / policy.mouth_open
+    if state == "REST":
+        return min(still, shut)
+    if state == "OPEN_MOUTH":
+        return min((rise - policy.mouth_open) / policy.mouth_open, still)
+    side = 1 if state == "TURN_LEFT" else -1
+    return min((side * turn - policy.turn_min) / policy.turn_min, shut)
 
 
 def server_options(face_key: str) -> tuple[list[str], dict[str, str]]:
@@ -94,11 +126,12 @@ class _ClientAddress(grpc.UnaryUnaryClientInterceptor):
 
 @dataclass
 class _Poses:
-    """One probe photo as a camera frame, at rest and in each action, with the landmarks
-    of each (for the screen light), made once."""
+    """One probe photo as a camera frame, at rest and in each action (``images``, RGB
+    arrays), made once; for the app, each of them also captured once under each screen
+    colour of the palette (``lit``), checked by dlib (:meth:`FaceDoor._light`)."""
 
     images: dict[str, Any]
-    marks: dict[str, Any]
+    lit: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +163,8 @@ class FaceDoor(ApiDoor):
                                                   _ClientAddress | None]] = {}
         self._references = set() if references is None else references
         self._certified: set[str] = set()  # certification ids it got a MATCH for
+        self._camera = secrets.token_hex(8)  # this run's camera: frame numbers restart
+        self._shots = itertools.count()
 
     # ------------------------------------------------------------------ clients
     def _stub(self, agency: str, role: str) -> tuple[fv_grpc.FaceVerificationStub,
@@ -149,9 +184,11 @@ class FaceDoor(ApiDoor):
         return PHOTO_PAIRS[h % len(PHOTO_PAIRS)]
 
     def _posed(self, probe: str, lit: bool) -> _Poses:
-        """The probe photo's frames: for the app (``lit``) the milder edits the screen
-        light keeps readable, as tests/api/test_api_face.py answers (a mouth opened wider
-        is seen less open under the light: tried), with retakes (:meth:`_open_wider`)."""
+        """The probe photo's frames, prepared once per probe photo (the costly part: the
+        2-D edits, dlib's landmarks, the screen light): for the app (``lit``) the milder
+        edits the screen light keeps readable, as tests/api/test_api_face.py answers (a
+        mouth opened wider is seen less open under the light: tried), each lit by every
+        colour of the palette (:meth:`_light`)."""
         if (probe, lit) not in self._poses:
             import numpy as np
 
@@ -162,18 +199,66 @@ class FaceDoor(ApiDoor):
             images = {"REST": frame, "TURN_LEFT": synth.turn_head(frame, degrees),
                       "TURN_RIGHT": synth.turn_head(frame, -degrees),
                       "OPEN_MOUTH": synth.open_mouth(frame, mouth)}
-            marks = ({k: synth._landmarks(np.asarray(v)) for k, v in images.items()}
-                     if lit else {})
-            self._poses[probe, lit] = _Poses(images, marks)
+            poses = _Poses({k: np.asarray(v) for k, v in images.items()})
+            if lit:
+                poses.lit = self._light(images)
+            self._poses[probe, lit] = poses
         return self._poses[probe, lit]
+
+    def _light(self, images: dict[str, Any]) -> dict[tuple[str, str], Any]:
+        """Each pose captured under each screen colour of the palette (the screen's light,
+        the camera's gains and noise: lifecert_dev.face.synth.screen_lit), once: 4 poses x
+        6 colours. A capture is kept when dlib, on its JPEG, sees against every colour's
+        capture at rest what the pose is, clear of the policy's thresholds by a quarter
+        of them (:func:`pose_margin`), else captured again, up to 8 times (the best kept),
+        as an app prompts "open wider" or "turn further": under some colours the 2-D mouth
+        edit is not seen open. Any answer assembled from these captures then shows its
+        actions to the server's own check (frame i judged against frame 0 alone)."""
+        import numpy as np
+        from PIL import Image
+
+        from lifecert.face.screenlight import COLOURS, PALETTE
+        from lifecert_dev.face import synth
+
+        camera = synth.Camera(strength=0.1)
+        rng = np.random.default_rng(self.rng.getrandbits(64))
+        marks = {k: synth._landmarks(np.asarray(v)) for k, v in images.items()}
+
+        def capture(state: str, colour: str) -> tuple[Any, Any]:
+            gains = synth.drifting_gains(1, camera, rng)[0]
+            lit = np.asarray(synth.screen_lit(images[state], marks[state], PALETTE[colour],
+                                              camera, rng, gains))
+            jpeg = synth.to_bytes(Image.fromarray(lit), quality=camera.quality)
+            return lit, synth._landmarks(np.asarray(Image.open(io.BytesIO(jpeg))))
+
+        out: dict[tuple[str, str], Any] = {}
+        seen: dict[tuple[str, str], Any] = {}
+        for colour in COLOURS:
+            out["REST", colour], seen["REST", colour] = capture("REST", colour)
+        rests = [seen["REST", c] for c in COLOURS]
+        for state in images:
+            for colour in COLOURS:
+                best, best_margin = None, -np.inf
+                for _ in range(8):
+                    taken = (out["REST", colour], seen["REST", colour]) \
+                        if state == "REST" and best is None else capture(state, colour)
+                    margin = min(pose_margin(state, rest, taken[1]) for rest in rests)
+                    if margin > best_margin:
+                        best, best_margin = taken, margin
+                    if margin >= RETAKE_BELOW:
+                        break
+                assert best is not None
+                out[state, colour], seen[state, colour] = best
+                if state == "REST":
+                    rests = [seen["REST", c] for c in COLOURS]
+        return out
 
     def answer(self, probe: str, challenge: fv.Challenge) -> list[bytes]:
         """Frames answering ``challenge``: at rest, each action in order with a frame at
-        rest between, at rest; none byte-identical to another, here or in any answer."""
-        import numpy as np
-
-        from lifecert_dev.face import synth
-
+        rest between, at rest; assembled from the probe's prepared poses (for the app, the
+        pose captured under the frame's screen colour), each frame marked afresh and
+        encoded (:meth:`_frame`): a few milliseconds a frame, none byte-identical to
+        another, here or in any answer."""
         actions = [fv.ChallengeAction.Name(a) for a in challenge.actions]
         layout = ["REST"]
         for i, action in enumerate(actions):
@@ -181,48 +266,29 @@ class FaceDoor(ApiDoor):
         layout.append("REST")
         poses = self._posed(probe, bool(challenge.screen_colours))
         if not challenge.screen_colours:
-            return [synth.to_bytes(synth._marked(poses.images[k], i, self.rng))
-                    for i, k in enumerate(layout)]
+            return [self._frame(poses.images[k], i, 90) for i, k in enumerate(layout)]
         colours = [fv.ScreenColour.Name(c).removeprefix("SCREEN_")
                    for c in challenge.screen_colours]
-        rng = np.random.default_rng(self.rng.getrandbits(64))
-        camera = synth.Camera(strength=0.1)
-        gains = synth.drifting_gains(len(layout), camera, rng)
+        if len(colours) != len(layout):
+            raise CounterRefused(f"the challenge names {len(colours)} screen colours for "
+                                 f"{len(actions)} actions: the app answers 2 x actions + 1")
+        return [self._frame(poses.lit[k, c], i, 85)
+                for i, (k, c) in enumerate(zip(layout, colours, strict=True))]
 
-        def capture(i: int) -> bytes:
-            return synth.lit_frame(poses.images[layout[i]], poses.marks[layout[i]],
-                                   colours[i], camera, rng, gains[i])
-
-        frames = [capture(i) for i in range(len(layout))]
-        if "OPEN_MOUTH" in layout:
-            self._open_wider(frames, layout, capture)
-        return frames
-
-    @staticmethod
-    def _open_wider(frames: list[bytes], layout: list[str],
-                    capture: Callable[[int], bytes]) -> None:
-        """A lit open-mouth frame in which dlib sees the inner lips' aspect ratio risen
-        less than 0.31 over frame 0 (the policy asks 0.25) is captured again, up to 8
-        times, as an app prompts "open wider": under some screen colours the 2-D edit is
-        not seen open (as synth.lit_still_answer's ``retake_below``)."""
-        import numpy as np
+    def _frame(self, image: Any, index: int, quality: int) -> bytes:
+        """``image`` (an RGB array) as a new camera frame: its top-left pixel set from the
+        frame's index and at random (as lifecert_dev.face.synth._marked), encoded as JPEG
+        with the capture's frame number in its comment (as a camera writes its time and
+        counter in EXIF): no two frames are byte-identical, within an answer or across
+        answers, the server's check against replay (it remembers every frame's SHA-256)."""
         from PIL import Image
 
-        from lifecert.face.liveness import motion_features
-        from lifecert_dev.face import synth
-
-        def marks(frame: bytes) -> Any:
-            return synth._landmarks(np.asarray(Image.open(io.BytesIO(frame)).convert("RGB")))
-
-        rest = marks(frames[0])
-        for i, state in enumerate(layout):
-            if state != "OPEN_MOUTH":
-                continue
-            for _ in range(8):
-                rise = motion_features(np.array([rest, marks(frames[i])]))["mouth"]
-                if rise[1] - rise[0] >= 0.31:
-                    break
-                frames[i] = capture(i)
+        out = image.copy()
+        out[0, 0] = ((40 * index) % 256, self.rng.randrange(256), self.rng.randrange(256))
+        data = io.BytesIO()
+        Image.fromarray(out).save(data, "JPEG", quality=quality,
+                                  comment=f"lifecert-demo {self._camera} {next(self._shots)}")
+        return data.getvalue()
 
     # --------------------------------------------------------------- the flow
     def _submit(self, event: Event) -> None:

@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -58,9 +59,11 @@ from lifecert.face import (
     FaceEngine,
     Verification,
 )
+from lifecert.face.engine import Enrollment
 from lifecert.face.images import BadImage, check_pixels
 from lifecert.face.key import FaceKeyError, key_from_env
 from lifecert.face.liveness import ChallengePolicy, fresh_actions
+from lifecert.face.pool import EnginePool
 from lifecert.face.screenlight import colours_for
 from lifecert.pipeline.campaign_clock import Clock, wall_clock
 from lifecert.sealing import SealError, seal, unseal
@@ -91,18 +94,45 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         self.db = database
         self.publisher = publisher
         self.limits = config.limits
-        self.engine = FaceEngine(
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-            max_frames=config.limits.max_frames, max_pixels=config.limits.max_frame_pixels,
-            challenge=(ChallengePolicy() if config.face_min_parallax is None
-                       else ChallengePolicy(min_parallax=config.face_min_parallax)),
-        )
+        settings: dict[str, Any] = {
+            "threshold": DEFAULT_THRESHOLD if threshold is None else threshold,
+            "max_frames": config.limits.max_frames,
+            "max_pixels": config.limits.max_frame_pixels,
+            "challenge": (ChallengePolicy() if config.face_min_parallax is None
+                          else ChallengePolicy(min_parallax=config.face_min_parallax)),
+        }
+        # In this process: the model, the threshold, and the checks when there is no pool.
+        self.engine = FaceEngine(**settings)
         self._running: Counter[str] = Counter()  # face calls in progress, per agency
-        # dlib is CPU-bound: two verifications at a time on the 2-core machines.
+        workers = ((os.cpu_count() or 1) if config.face_workers is None
+                   else config.face_workers)
+        # dlib is CPU-bound and holds the GIL: threads share one core; the pool's
+        # processes each use one (lifecert.face.pool).
+        self.pool = EnginePool(workers, settings) if workers > 0 else None
+        self.workers = (f"{workers} engine processes" if self.pool is not None
+                        else "in the server's process")
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-face")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _engine_enroll(self, photo: bytes) -> Enrollment:
+        if self.pool is None:
+            return await self._run(self.engine.enroll, photo)
+        return await asyncio.wrap_future(self.pool.enroll(photo))
+
+    async def _engine_verify(self, encoding: bytes, frames: list[bytes], actions: list[str],
+                      colours: list[str] | None) -> Verification:
+        if self.pool is None:
+            return await self._run(
+                lambda: self.engine.verify(encoding, frames, actions, colours=colours))
+        return await asyncio.wrap_future(self.pool.verify(encoding, frames, actions, colours))
+
+    def close(self) -> None:
+        """Stop the engine's worker processes (the server's stop)."""
+        if self.pool is not None:
+            self.pool.close()
+        self._executor.shutdown(wait=False)
 
     @asynccontextmanager
     async def _slot(self, call: Call, retiree_id: str) -> AsyncIterator[None]:
@@ -238,7 +268,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         await self._retiree(call, retiree_id)
         try:
             async with self._slot(call, retiree_id):
-                enrollment = await self._run(self.engine.enroll, bytes(request.photo))
+                enrollment = await self._engine_enroll(bytes(request.photo))
         except EnrollmentRefused as refused:
             await self._store_decision(call, retiree_id, "ENROLL", refused.decision.value,
                                        model=self.engine.model)
@@ -412,8 +442,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                                      threshold=self.engine.threshold, model=self.engine.model)
         try:
             colours = self._screen_colours(call, request.challenge_id, len(consumed.actions))
-            result: Verification = await self._run(
-                lambda: self.engine.verify(encoding, frames, consumed.actions, colours=colours))
+            result = await self._engine_verify(encoding, frames, consumed.actions, colours)
         except ValueError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
         reply = pb.VerifyResponse(

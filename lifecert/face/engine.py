@@ -57,6 +57,10 @@ class FaceRefused(ValueError):
         self.decision = decision
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, tuple[FaceDecision, str]]:
+        # the same refusal back from a worker process (lifecert.face.pool)
+        return (type(self), (self.decision, self.reason))
+
 
 class EnrollmentRefused(FaceRefused):
     """The reference photo is refused (NO_FACE, MULTIPLE_FACES or POOR_QUALITY)."""

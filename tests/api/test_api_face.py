@@ -106,8 +106,10 @@ def protocol(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def limited(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
+    # the engine in the server's own process (--face-workers 0); the other servers run
+    # it in a pool of processes (the default: one per CPU)
     server = box.start_server("--face-concurrency", "1", "--face-failures-per-retiree-day", "3",
-                              "--face-failures-per-agency-minute", "4",
+                              "--face-failures-per-agency-minute", "4", "--face-workers", "0",
                               env={"LIFECERT_FACE_KEY": face_key})
     yield server
     server.stop()

@@ -117,8 +117,13 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
     with (
         live.running(run.worker_argv(), logs / "worker.log") as worker,
         live.running(run.projections_argv(), logs / "projections.log") as projections,
+        # The face doors verify each face certification with the real face engine (about
+        # 0.45 s of a core: 800 of them in this file's two campaigns, some 6 minutes of CI);
+        # they have their own test above: here the face certifications are published
+        # directly, as main did before them.
         Partners(run.bootstrap, run.topics, run.work_dir,
-                 database=(run.admin_dsn, run.database, run.dsn)) as partners,
+                 database=(run.admin_dsn, run.database, run.dsn),
+                 face_doors=False) as partners,
     ):
         stats = play(partners, log, POLICY, until=UNTIL, seed=seed)
         assert stats.by_source["pension-master"] > 600
@@ -126,14 +131,14 @@ def through_the_partners(run: live.LiveRun, events: Path, seed: int) -> Counter:
         assert stats.by_source["ministry-offsite"] > 0
         assert stats.by_source["hk-assist"] > 0
         for door in ("macau-ssf", "mailroom", "employer-files", "death-registers", "counters",
-                     "home-visits", "consular-app", "family-deaths", "face-app",
-                     "face-counters"):
+                     "home-visits", "consular-app", "family-deaths"):
             assert stats.by_source[door] > 0, f"nothing came through {door}"
-        assert stats.by_source.get(DIRECT, 0) == 0, "every event of the campaign came by a door"
-        _faces_through_the_api(run, partners, log, stats.absorbed)
+        assert stats.by_source.get(DIRECT, 0) == sum(1 for e in log if _face(e)) > 0, \
+            "only the face certifications (face doors off) are published directly"
         table = render_doors(stats)
         assert table.splitlines()[-1] == f"published directly: {stats.published_directly}"
-        assert stats.published_directly == (stats.by_source[DIRECT] + stats.assistance_results
+        assert stats.published_directly == (stats.by_source.get(DIRECT, 0)
+                                            + stats.assistance_results
                                             + stats.ssf_results)
         assert stats.published_directly < len(log) // 2, "most of the campaign came by a door"
         assert live.wait_until_idle(run, 300, [worker, projections]), \
@@ -223,3 +228,8 @@ def _faces_through_the_api(run: live.LiveRun, partners: Partners, log: list[Even
     finally:
         consumer.close()
     assert {(e["channel"], e["certification_id"]) for e in faces} <= on_topic
+
+
+def _face(event: Event) -> bool:
+    return (event["type"] == "CertificationRecorded"
+            and event["channel"] in ("FACE_APP", "FACE_COUNTER"))

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -27,6 +29,7 @@ from lifecert.face.engine import Enrollment, FaceEngine, Verification
 
 _ENGINE: FaceEngine | None = None  # a worker's engine, built by _start
 STARTUP_S = 600.0  # the longest a worker waits for the others to load their models
+PARENT_CHECK_S = 2.0  # how often a worker checks that its server still runs
 
 
 def _start(settings: dict[str, Any], started: Any) -> None:
@@ -34,8 +37,18 @@ def _start(settings: dict[str, Any], started: Any) -> None:
     a barrier of all the workers): no worker takes a call before all have loaded their
     models, so that the pool's first calls are spread over all of them."""
     global _ENGINE
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True,
+                     name="face-pool-parent").start()
     _ENGINE = FaceEngine(**settings)
     started.wait(STARTUP_S)
+
+
+def _exit_with(parent: int) -> None:
+    """A worker whose server is gone (killed: it had no time to stop its pool) exits too,
+    instead of waiting for calls that never come, its models in memory."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _engine() -> FaceEngine:

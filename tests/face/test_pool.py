@@ -99,3 +99,38 @@ def test_the_server_refuses_a_negative_number_of_face_workers(
     assert server.main(["--face-workers", "-1"]) != 0
     assert "--face-workers must be 0 (the engine in the server's process) or more, not -1" \
         in capsys.readouterr().err
+
+
+def test_the_workers_exit_when_their_server_is_killed(tmp_path: Path) -> None:
+    """A server killed (SIGKILL: no time to stop its pool) leaves no engine process behind:
+    each worker sees its parent gone and exits (before: they waited for calls forever)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import sys, time\n"
+        "from lifecert.face.pool import EnginePool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = EnginePool(1, {})\n"
+        "    pool.ready(300)\n"
+        "    print(' '.join(str(p.pid) for p in __import__('multiprocessing')"
+        ".active_children()), flush=True)\n"
+        "    time.sleep(600)\n", encoding="utf-8")
+    server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        workers = [int(p) for p in server.stdout.readline().split()]
+        assert workers, "the pool started no worker"
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    deadline = time.monotonic() + 30
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in workers if Path(f"/proc/{p}").exists()
+                 and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[-1][:3]]
+    assert not alive, f"engine processes {alive} outlived their killed server"

@@ -44,10 +44,16 @@ class ChallengeRefused(Exception):
 class Consumed:
     actions: list[str]
     replayed: int  # frames whose bytes were seen in an earlier answer
+    # When the challenge was issued, on the server's clock (the campaign clock of a sandbox
+    # or a drill, else the wall clock): when the person began to face the camera, the
+    # performed_at of the certification a MATCH records.
+    issued_at: datetime
 
 
 def issue(conn: Any, challenge_id: str, agency: str, subject: str, actions: Sequence[str],
           issued_at: datetime, deadline: datetime) -> None:  # fmt: skip
+    """``issued_at`` on the server's clock (see :class:`Consumed`); ``deadline`` on the wall
+    clock, as every time :func:`consume` compares (a challenge lasts real seconds)."""
     with conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO api_face_challenges (challenge_id, agency, subject, actions, "
@@ -77,7 +83,7 @@ def consume(conn: Any, challenge_id: str, agency: str, subject: str, now: dateti
         cur.execute(
             "UPDATE api_face_challenges SET used_at = %s WHERE challenge_id = %s AND "
             "agency = %s AND subject = %s AND used_at IS NULL AND deadline > %s "
-            "RETURNING actions",
+            "RETURNING actions, issued_at",
             (now, challenge_id, agency, subject, now),
         )
         row = cur.fetchone()
@@ -108,7 +114,7 @@ def consume(conn: Any, challenge_id: str, agency: str, subject: str, now: dateti
             (now, [psycopg2.Binary(d) for d in digests]),
         )
         replayed = len(digests) - len(cur.fetchall())
-    return Consumed(list(row[0]), int(replayed))
+    return Consumed(list(row[0]), int(replayed), row[1])
 
 
 def purge(conn: Any, now: datetime, memory: timedelta,

@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -58,10 +59,13 @@ from lifecert.face import (
     FaceEngine,
     Verification,
 )
+from lifecert.face.engine import Enrollment
 from lifecert.face.images import BadImage, check_pixels
 from lifecert.face.key import FaceKeyError, key_from_env
 from lifecert.face.liveness import ChallengePolicy, fresh_actions
+from lifecert.face.pool import EnginePool
 from lifecert.face.screenlight import colours_for
+from lifecert.pipeline.campaign_clock import Clock, wall_clock
 from lifecert.sealing import SealError, seal, unseal
 
 log = logging.getLogger("lifecert.api")
@@ -75,28 +79,60 @@ def _associated(retiree_id: str) -> bytes:
 class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     def __init__(
         self, gate: Gate, database: db.Database, publisher: Publisher, config: ApiConfig,
-        *, threshold: float | None = None,
+        *, threshold: float | None = None, clock: Clock = wall_clock,
     ) -> None:
+        """``clock``: the time the certifications of a MATCH are stamped with (performed_at:
+        when BeginChallenge arrived; recorded_at: when Verify arrived); a campaign clock in a
+        sandbox or a drill (``--clock-file``). Challenge deadlines, budgets and retention
+        always run on the wall clock."""
         try:
             self.key = key_from_env()
         except FaceKeyError as exc:
             raise ImportError(str(exc)) from None  # not served, with the reason
         self.gate = gate
+        self.clock = clock
         self.db = database
         self.publisher = publisher
         self.limits = config.limits
-        self.engine = FaceEngine(
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-            max_frames=config.limits.max_frames, max_pixels=config.limits.max_frame_pixels,
-            challenge=(ChallengePolicy() if config.face_min_parallax is None
-                       else ChallengePolicy(min_parallax=config.face_min_parallax)),
-        )
+        settings: dict[str, Any] = {
+            "threshold": DEFAULT_THRESHOLD if threshold is None else threshold,
+            "max_frames": config.limits.max_frames,
+            "max_pixels": config.limits.max_frame_pixels,
+            "challenge": (ChallengePolicy() if config.face_min_parallax is None
+                          else ChallengePolicy(min_parallax=config.face_min_parallax)),
+        }
+        # In this process: the model, the threshold, and the checks when there is no pool.
+        self.engine = FaceEngine(**settings)
         self._running: Counter[str] = Counter()  # face calls in progress, per agency
-        # dlib is CPU-bound: two verifications at a time on the 2-core machines.
+        workers = ((os.cpu_count() or 1) if config.face_workers is None
+                   else config.face_workers)
+        # dlib is CPU-bound and holds the GIL: threads share one core; the pool's
+        # processes each use one (lifecert.face.pool).
+        self.pool = EnginePool(workers, settings) if workers > 0 else None
+        self.workers = (f"{workers} engine processes" if self.pool is not None
+                        else "in the server's process")
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-face")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _engine_enroll(self, photo: bytes) -> Enrollment:
+        if self.pool is None:
+            return await self._run(self.engine.enroll, photo)
+        return await asyncio.wrap_future(self.pool.enroll(photo))
+
+    async def _engine_verify(self, encoding: bytes, frames: list[bytes], actions: list[str],
+                      colours: list[str] | None) -> Verification:
+        if self.pool is None:
+            return await self._run(
+                lambda: self.engine.verify(encoding, frames, actions, colours=colours))
+        return await asyncio.wrap_future(self.pool.verify(encoding, frames, actions, colours))
+
+    def close(self) -> None:
+        """Stop the engine's worker processes (the server's stop)."""
+        if self.pool is not None:
+            self.pool.close()
+        self._executor.shutdown(wait=False)
 
     @asynccontextmanager
     async def _slot(self, call: Call, retiree_id: str) -> AsyncIterator[None]:
@@ -232,7 +268,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         await self._retiree(call, retiree_id)
         try:
             async with self._slot(call, retiree_id):
-                enrollment = await self._run(self.engine.enroll, bytes(request.photo))
+                enrollment = await self._engine_enroll(bytes(request.photo))
         except EnrollmentRefused as refused:
             await self._store_decision(call, retiree_id, "ENROLL", refused.decision.value,
                                        model=self.engine.model)
@@ -268,6 +304,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     async def BeginChallenge(
         self, request: pb.BeginChallengeRequest, context: grpc.aio.ServicerContext
     ) -> pb.Challenge:
+        issued = self.clock()  # the person is in front of the camera now
         call = await self.gate.enter(context, authz.FACE_CHALLENGE)
         retiree_id = request.retiree_id
         await self._retiree(call, retiree_id)
@@ -282,7 +319,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
         challenge_id = challenges.new_challenge_id()
         deadline = now + timedelta(seconds=self.limits.face_challenge_seconds)
         await self.db.run(lambda c: challenges.issue(
-            c, challenge_id, call.agency or "", subject, actions, now, deadline))
+            c, challenge_id, call.agency or "", subject, actions, issued, deadline))
         call.done("OK", "CHALLENGE", subject=retiree_id)
         colours = self._screen_colours(call, challenge_id, len(actions)) or []
         reply = pb.Challenge(challenge_id=challenge_id,
@@ -297,6 +334,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyResponse:
+        received = self.clock()  # the answer's arrival: a MATCH's recorded_at
         call = await self.gate.enter(context, authz.FACE_VERIFY)
         assert call.rules is not None and call.rules.face_channel is not None
         retiree_id = request.retiree_id
@@ -334,11 +372,11 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                 await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, f"frame {i}: {exc}",
                                   detail="FRAME_REFUSED", subject=retiree_id)
         async with self._slot(call, retiree_id):
-            return await self._verify(call, context, request, retiree_id, frames)
+            return await self._verify(call, context, request, retiree_id, frames, received)
 
     async def _verify(self, call: Call, context: grpc.aio.ServicerContext,
                       request: pb.VerifyRequest, retiree_id: str,
-                      frames: list[bytes]) -> pb.VerifyResponse:  # fmt: skip
+                      frames: list[bytes], received: datetime) -> pb.VerifyResponse:  # fmt: skip
         assert call.rules is not None and call.rules.face_channel is not None
         channel = call.rules.face_channel
         await self._retiree(call, retiree_id)
@@ -404,8 +442,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                                      threshold=self.engine.threshold, model=self.engine.model)
         try:
             colours = self._screen_colours(call, request.challenge_id, len(consumed.actions))
-            result: Verification = await self._run(
-                lambda: self.engine.verify(encoding, frames, consumed.actions, colours=colours))
+            result = await self._engine_verify(encoding, frames, consumed.actions, colours)
         except ValueError as exc:
             await call.refuse(grpc.StatusCode.INVALID_ARGUMENT, str(exc), subject=retiree_id)
         reply = pb.VerifyResponse(
@@ -420,7 +457,7 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
             call.done("OK", result.decision.value, subject=retiree_id)
             return reply
         recorded_at = await self._certify(call, retiree_id, certification_id, event_id,
-                                          channel)
+                                          channel, consumed.issued_at, received)
         await self._store_decision(call, retiree_id, "VERIFY", "MATCH", verification=result,
                                    frames=len(frames), event_id=event_id, client=who.client)
         if spent.not_live_recent:
@@ -451,17 +488,20 @@ class FaceService(face_verification_pb2_grpc.FaceVerificationServicer):
                         not_live, alert["event_id"])
 
     async def _certify(self, call: Call, retiree_id: str, certification_id: str,
-                       event_id: str, channel: str) -> datetime:
-        """Publish the certification of a MATCH (once per certification id)."""
+                       event_id: str, channel: str, performed_at: datetime,
+                       now: datetime) -> datetime:
+        """Publish the certification of a MATCH (once per certification id): performed when
+        its challenge was issued (the person in front of the camera), recorded when the
+        answer arrived (``now``: the engine's second or so is not the person's)."""
         known = await self.db.run(lambda c: db.accepted(c, [event_id]))
         if event_id in known:
             return known[event_id].recorded_at
-        now = datetime.now(UTC)
         event = parse_typed({
             "type": authz.CERTIFICATION, "event_id": event_id,
             "recorded_at": isoformat_local(now), "source_agency": call.agency,
             "certification_id": certification_id, "retiree_id": retiree_id,
-            "channel": channel, "agency_id": call.agency, "performed_at": isoformat_local(now),
+            "channel": channel, "agency_id": call.agency,
+            "performed_at": isoformat_local(min(performed_at, now)),
         })
         [written] = await self.publisher.publish([event])
         if not isinstance(written, Written):

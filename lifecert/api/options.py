@@ -39,6 +39,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest face-encoding distance that matches (default: the "
                         "face engine's, chosen in docs/face.md)")
     # Face limits: unset = the defaults of lifecert.api.server_config.Limits.
+    parser.add_argument("--face-workers", type=int,
+                        help="processes that run the face engine's checks, each on a core "
+                        "of its own (dlib holds the GIL: threads would share one core); 0: "
+                        "in the server's own process, two threads (default: the CPU count)")
     parser.add_argument("--face-concurrency", type=int,
                         help="face calls one agency may run at once (default 2)")
     parser.add_argument("--face-failures-per-retiree-day", type=int,

@@ -74,6 +74,7 @@ class Running:
     publisher: Publisher
     reader: AsyncReader
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    face: Any | None = None  # the FaceService (its engine's worker processes)
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -81,6 +82,8 @@ class Running:
         for task in self.tasks:
             task.cancel()
         loop = asyncio.get_running_loop()
+        if self.face is not None:
+            await loop.run_in_executor(None, self.face.close)
         await loop.run_in_executor(None, self.directory.stop)
         await loop.run_in_executor(None, self.audit.close)
         await loop.run_in_executor(None, self.publisher.close)
@@ -196,7 +199,8 @@ def _face_servicer(config: ApiConfig, gate: Gate, database: Database,
     try:
         from lifecert.api.face import FaceService
 
-        return FaceService(gate, database, publisher, config, threshold=config.face_threshold)
+        return FaceService(gate, database, publisher, config, threshold=config.face_threshold,
+                           clock=clock_of(config.clock_file))
     except (ImportError, RuntimeError) as exc:  # no face engine, no dlib, no key
         log.warning("FaceVerification is not served: %s", exc)
         return None
@@ -262,8 +266,8 @@ async def start(config: ApiConfig) -> Running:
     services = list(protos.SERVICE_NAMES[:2])
     face = _face_servicer(config, gate, database, publisher)
     if face is not None:
-        log.info("FaceVerification served (model %s, threshold %.2f)", face.engine.model,
-                 face.engine.threshold)
+        log.info("FaceVerification served (model %s, threshold %.2f, %s)", face.engine.model,
+                 face.engine.threshold, face.workers)
         protos.face_verification_pb2_grpc.add_FaceVerificationServicer_to_server(face, server)
         services.append(protos.SERVICE_NAMES[2])
     review = ConsularReview(gate, database, publisher)
@@ -284,6 +288,8 @@ async def start(config: ApiConfig) -> Running:
         port = 0
         log.error("cannot listen on %s: %s", config.listen, exc)
     if port == 0:
+        if face is not None:
+            face.close()
         directory.stop()
         audit.close()
         publisher.close()
@@ -292,7 +298,7 @@ async def start(config: ApiConfig) -> Running:
         raise ServerError(f"cannot listen on {config.listen} (address in use?)")
     await server.start()
     running = Running(server, port, health, services, directory, audit, database, publisher,
-                      reader)
+                      reader, face=face)
     running.tasks.append(asyncio.create_task(_serving_when_ready(running)))
     running.tasks.append(asyncio.create_task(_purge_old_rows(
         database, "second-factor lockouts", lambda conn: lockouts.purge(conn, policy))))
@@ -321,6 +327,9 @@ async def _serving_when_ready(running: Running) -> None:
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(None, running.directory.caught_up.wait, 0.5):
         pass
+    if running.face is not None and running.face.pool is not None:
+        # each face engine process has loaded its models
+        await loop.run_in_executor(None, running.face.pool.ready)
     settle_garbage_collector()
     for name in ["", *running.services]:
         await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -365,6 +374,9 @@ async def _write_ready(running: Running, path: Path) -> None:
     loop = asyncio.get_running_loop()
     while not await loop.run_in_executor(None, running.directory.caught_up.wait, 0.5):
         pass
+    if running.face is not None and running.face.pool is not None:
+        # each face engine process has loaded its models
+        await loop.run_in_executor(None, running.face.pool.ready)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"port": running.port, "pid": os.getpid()}))
     tmp.replace(path)
@@ -393,6 +405,9 @@ def _positive(value: T | None, option: str, default: T) -> T:
 
 
 def config_from_args(args: argparse.Namespace) -> ApiConfig:
+    if args.face_workers is not None and args.face_workers < 0:
+        raise ValueError(f"--face-workers must be 0 (the engine in the server's process) or "
+                         f"more, not {args.face_workers}")
     defaults = Limits()
     face = {  # Limits field: (option, value)
         "face_concurrent_per_agency": ("--face-concurrency", args.face_concurrency),
@@ -420,6 +435,8 @@ def config_from_args(args: argparse.Namespace) -> ApiConfig:
         topic_prefix=args.topic_prefix, limits=limits, face=not args.no_face,
         face_threshold=args.face_threshold, face_min_parallax=args.face_min_parallax,
     )
+    if args.face_workers is not None:
+        config = replace(config, face_workers=args.face_workers)
     if args.clock_file is not None:
         clock_of(args.clock_file)  # a bad file refused here, with its name
         config = replace(config, clock_file=args.clock_file)

@@ -94,6 +94,9 @@ class ApiConfig:
     # chosen in docs/face.md). Lowering it lets 2-D warps of a photo through: refused
     # unless $LIFECERT_FACE_TEST_ONLY=1 (tests on synthetic frames; see weaker_liveness).
     face_min_parallax: float | None = None
+    # Processes running the face engine's checks (lifecert.face.pool); None: the CPU
+    # count; 0: in the server's process (two threads, one core: dlib holds the GIL).
+    face_workers: int | None = None
     # A campaign clock file (lifecert.pipeline.campaign_clock); None: the wall clock.
     clock_file: Path | None = None
 

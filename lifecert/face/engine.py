@@ -15,7 +15,10 @@ with :func:`lifecert.sealing.seal` before storing them).
 from __future__ import annotations
 
 import enum
+import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
@@ -53,6 +56,10 @@ class FaceRefused(ValueError):
         super().__init__(f"{decision.value}: {reason}")
         self.decision = decision
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, tuple[FaceDecision, str]]:
+        # the same refusal back from a worker process (lifecert.face.pool)
+        return (type(self), (self.decision, self.reason))
 
 
 class EnrollmentRefused(FaceRefused):
@@ -145,6 +152,51 @@ class _Live:
     event_frame: int | None
 
 
+class EnrollmentCache:
+    """The last ``size`` enrollments, keyed by the SHA-256 of the photo's bytes (a bounded
+    LRU, in this process's memory only; never logged, never written anywhere).
+
+    Encoding a reference photo costs about a second (ten jitters); a bureau enrolls the same
+    card photo again when it re-enrolls a retiree after a failed upload, a retry or a move,
+    and a drill or a demo enrolls the same few photos for many retirees. Only a photo
+    identical byte for byte hits: any other photo, however alike, is encoded afresh. The
+    entries are biometric data (the encoding of a face), so they live no longer than the
+    process and are never persisted (docs/face.md, docs/security.md). Thread-safe: the API
+    runs the engine on a pool of threads. ``size`` 0 turns it off."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, Enrollment] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> Enrollment | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: bytes, enrollment: Enrollment) -> None:
+        if self.size == 0:
+            return
+        with self._lock:
+            self._entries[key] = enrollment
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:  # never the keys or the encodings
+        return f"EnrollmentCache({len(self)}/{self.size} entries, {self.hits} hits)"
+
+
 class FaceEngine:
     """Enrollment and verification with one configuration.
 
@@ -169,6 +221,7 @@ class FaceEngine:
         challenge: ChallengePolicy | None = None,
         light: LightPolicy | None = None,
         max_pixels: int = MAX_PIXELS,
+        enrollment_cache: int = 256,
     ) -> None:
         if not 0.0 < threshold < 2.0:
             raise ValueError(f"threshold must be between 0 and 2 (a distance), got {threshold}")
@@ -176,6 +229,8 @@ class FaceEngine:
             raise ValueError("need 80 <= detection_width <= work_width")
         if jitters < 1 or min_face_px < 1 or max_frames < 1:
             raise ValueError("jitters, min_face_px and max_frames must be positive")
+        if enrollment_cache < 0:
+            raise ValueError(f"enrollment_cache must be 0 (off) or more, got {enrollment_cache}")
         self._fr: ModuleType = _lib.load()
         import dlib  # after _lib.load() checked it
 
@@ -192,6 +247,7 @@ class FaceEngine:
         self.light_policy = light or LightPolicy()
         self.max_pixels = max_pixels
         self.model = MODEL
+        self.enrollments = EnrollmentCache(enrollment_cache)
 
     # ----------------------------------------------------------------- detection
     def _detect(self, rgb: np.ndarray, width: int, upsample: int) -> list[_Face]:
@@ -266,7 +322,19 @@ class FaceEngine:
 
     # ---------------------------------------------------------------- enrollment
     def enroll(self, image: bytes) -> Enrollment:
-        """The reference encoding of the one face in ``image`` (JPEG or PNG bytes)."""
+        """The reference encoding of the one face in ``image`` (JPEG or PNG bytes).
+
+        The same photo, byte for byte, is encoded once: the enrollment is kept in memory
+        (:class:`EnrollmentCache`, keyed by the SHA-256 of the bytes) and given again."""
+        key = hashlib.sha256(image).digest()
+        cached = self.enrollments.get(key)
+        if cached is not None:
+            return cached
+        enrollment = self._enroll(image)
+        self.enrollments.put(key, enrollment)
+        return enrollment
+
+    def _enroll(self, image: bytes) -> Enrollment:
         try:
             decoded = decode(image, max_width=self.enrollment_width)
         except BadImage as exc:

@@ -42,4 +42,5 @@ def face_key() -> str:
 
 @pytest.fixture(scope="session")
 def server(box: Sandbox, face_key: str) -> ServerProcess:
-    return box.start_server(env={"LIFECERT_FACE_KEY": face_key})
+    # loading the face engine takes a minute or more on a loaded machine
+    return box.start_server(env={"LIFECERT_FACE_KEY": face_key}, timeout=240)

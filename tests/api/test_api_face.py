@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,10 @@ def protocol(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def limited(box: Sandbox, face_key: str) -> Iterator[ServerProcess]:
+    # the engine in the server's own process (--face-workers 0); the other servers run
+    # it in a pool of processes (the default: one per CPU)
     server = box.start_server("--face-concurrency", "1", "--face-failures-per-retiree-day", "3",
-                              "--face-failures-per-agency-minute", "4",
+                              "--face-failures-per-agency-minute", "4", "--face-workers", "0",
                               env={"LIFECERT_FACE_KEY": face_key})
     yield server
     server.stop()
@@ -688,3 +691,139 @@ def test_only_sealed_encodings_and_evidence_are_stored(
             assert evidence["actions"] and evidence["parallax"]
     digests = box.query("SELECT digest FROM api_face_frame_digests")
     assert digests and all(len(bytes(d)) == 32 for (d,) in digests)  # digests, no image
+
+
+@pytest.mark.stack
+def test_a_match_is_performed_when_its_challenge_began_and_recorded_when_answered(
+    box: Sandbox, face_key: str, enrolled: dict[str, str], frame: Image.Image,
+    tmp_path: Path,
+) -> None:
+    """On a campaign clock (``--clock-file``: a sandbox, a drill, the demo's face doors), a
+    MATCH's certification is performed when its challenge was issued and recorded when the
+    answer arrived, both on that clock; here the two straddle the end of March 31, and the
+    challenge's deadline still runs on the wall clock (the clock jumped 100 s)."""
+    from datetime import datetime
+
+    from lifecert.events.time import SHANGHAI
+    from lifecert.pipeline.campaign_clock import CampaignClock
+
+    clock = tmp_path / "clock.json"
+    begun = datetime(2017, 3, 31, 23, 59, 50, tzinfo=SHANGHAI)
+    answered = datetime(2017, 4, 1, 0, 1, 30, tzinfo=SHANGHAI)
+    CampaignClock.starting(begun).write(clock)
+    server = box.start_server("--clock-file", str(clock), "--face-min-parallax", "0",
+                              env={"LIFECERT_FACE_KEY": face_key,
+                                   "LIFECERT_FACE_TEST_ONLY": "1"}, timeout=240)
+    try:
+        app = stub(server, "FS-APP", "APP")
+        CampaignClock.starting(begun).write(clock)  # the clock runs on from when written
+        challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-4"),
+                                       timeout=30)
+        frames = answer(frame, challenge)
+        CampaignClock.starting(answered).write(clock)
+        reply = app.Verify(fv.VerifyRequest(retiree_id="FC-4", frames=frames,
+                                            attempt_id="APP-CLOCKED-1",
+                                            challenge_id=challenge.challenge_id), timeout=60)
+    finally:
+        server.stop()
+    assert reply.decision == fv.MATCH, reply.reason
+    [cert] = [c for c in certifications(box) if c["event_id"] == reply.event_id]
+    performed, recorded = cert["performed_at"], cert["recorded_at"]
+    assert begun <= performed < begun + timedelta(seconds=5), performed
+    assert answered <= recorded < answered + timedelta(seconds=5), recorded
+    assert reply.recorded_at.ToDatetime(tzinfo=SHANGHAI) == recorded
+
+
+# ------------------------------------------------------ the demo's cheap face answers
+#
+# The demo's face doors (lifecert_dev.partners.faces.FaceDoor) prepare each probe photo's
+# poses once (for the app, under every screen colour, checked by dlib) and assemble every
+# answer from them: the server must still decide on each answer for real.
+
+
+@pytest.fixture(scope="module")
+def demo_doors(photos: Path) -> dict[str, Any]:
+    """The demo's app and window camera, their probe photo (obama3.jpg) prepared."""
+    from lifecert_dev.partners.faces import FaceDoor
+
+    doors = {"APP": FaceDoor(None, "FACE_APP", photos),  # type: ignore[arg-type]
+             "COUNTER": FaceDoor(None, "FACE_COUNTER", photos)}  # type: ignore[arg-type]
+    for role, door in doors.items():
+        door._posed("obama3.jpg", lit=role == "APP")
+    return doors
+
+
+def cheap_answer(door: Any, challenge: fv.Challenge, monkeypatch: pytest.MonkeyPatch
+                 ) -> list[bytes]:
+    """``door``'s answer to ``challenge``, dlib forbidden meanwhile: nothing costly is
+    done per answer."""
+    from lifecert_dev.face import synth
+
+    def no_dlib(_rgb: Any) -> Any:
+        raise AssertionError("dlib ran while assembling an answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(synth, "_landmarks", no_dlib)
+        return door.answer("obama3.jpg", challenge)
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("role", "agency", "retiree_id"),
+                         [("APP", "FS-APP", "FC-6"), ("COUNTER", "FS-W05", "FC-7")])
+def test_the_demo_doors_answers_are_new_bytes_each_and_match(
+    protocol: ServerProcess, enrolled: dict[str, str], demo_doors: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, role: str, agency: str, retiree_id: str,
+) -> None:
+    """Three answers from the prepared poses: every frame's bytes new (within an answer
+    and across answers), each a MATCH of the real server (the test-only parallax switch
+    alone): challenge, order, screen light (the app), replay and face distance checked."""
+    client = stub(protocol, agency, role)
+    sent: list[bytes] = []
+    for n in range(3):
+        challenge = client.BeginChallenge(fv.BeginChallengeRequest(retiree_id=retiree_id),
+                                          timeout=30)
+        assert bool(challenge.screen_colours) == (role == "APP")
+        frames = cheap_answer(demo_doors[role], challenge, monkeypatch)
+        assert len(frames) == 2 * len(challenge.actions) + 1
+        sent += frames
+        reply = client.Verify(fv.VerifyRequest(
+            retiree_id=retiree_id, frames=frames, challenge_id=challenge.challenge_id,
+            attempt_id=f"DEMO-{role}-{n}"), timeout=60)
+        assert reply.decision == fv.MATCH, reply.reason
+    assert len(set(sent)) == len(sent) == 21
+
+
+@pytest.mark.stack
+def test_the_demo_doors_answer_for_another_man_is_no_match(
+    box: Sandbox, protocol: ServerProcess, enrolled: dict[str, str],
+    demo_doors: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FC-2's reference is biden.jpg: the app's answer made from obama3.jpg is live (the
+    switch) and refused as another person; nothing is certified."""
+    before = len(certifications(box))
+    app = stub(protocol, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-2"), timeout=30)
+    reply = app.Verify(fv.VerifyRequest(
+        retiree_id="FC-2", frames=cheap_answer(demo_doors["APP"], challenge, monkeypatch),
+        challenge_id=challenge.challenge_id), timeout=60)
+    assert reply.decision == fv.NO_MATCH, reply.reason
+    assert reply.live and reply.distance > reply.threshold
+    assert len(certifications(box)) == before
+
+
+@pytest.mark.stack
+def test_the_demo_doors_answer_is_not_live_for_the_default_server(
+    box: Sandbox, server: ServerProcess, enrolled: dict[str, str],
+    demo_doors: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the test-only switch, the same kind of answer is refused: its actions are
+    seen in order (the prepared poses are checked for that), and its turns lack the
+    parallax of a turning head, as any answer made from a still photo must."""
+    before = len(certifications(box))
+    app = stub(server, "FS-APP", "APP")
+    challenge = app.BeginChallenge(fv.BeginChallengeRequest(retiree_id="FC-5"), timeout=30)
+    reply = app.Verify(fv.VerifyRequest(
+        retiree_id="FC-5", frames=cheap_answer(demo_doors["APP"], challenge, monkeypatch),
+        challenge_id=challenge.challenge_id), timeout=60)
+    assert reply.decision == fv.NOT_LIVE and "parallax" in reply.reason, reply.reason
+    assert len(certifications(box)) == before

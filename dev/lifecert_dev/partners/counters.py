@@ -21,7 +21,7 @@ second). A retiree enrolled in an earlier window may not be in the server's dire
 never longer than ``timeout``.
 
 Face verification (FACE_COUNTER at a window, FACE_APP in the app) goes through the API's
-face flow with a photo per attempt; the demo does not run it (see systems.py).
+FaceVerification service: lifecert_dev.partners.faces.
 """
 
 from __future__ import annotations
@@ -127,7 +127,10 @@ class ApiServer:
         self.server: ServerProcess | None = None
         self.channels: dict[tuple[str, str], Any] = {}
 
-    def start(self, work_dir: Path) -> None:
+    def start(self, work_dir: Path, args: Sequence[str] = (),
+              env: dict[str, str] | None = None) -> None:
+        """``args``, ``env``: more of the server's flags and environment (the face doors':
+        lifecert_dev.partners.faces.server_options)."""
         work_dir.mkdir(parents=True, exist_ok=True)
         from projections.connection import connect
 
@@ -146,9 +149,9 @@ class ApiServer:
         self.clock_file = work_dir / "clock.json"
         CampaignClock.starting(datetime(2017, 1, 1, tzinfo=UTC)).write(self.clock_file)
         # 60 s (the sandbox's default) was seen too short on a shared two-core machine at
-        # load 30: the server's log still empty
-        self.server = self.box.start_server("--clock-file", str(self.clock_file),
-                                            verbose=False, timeout=300.0)
+        # load 30: the server's log still empty (the face engine's models load slowly)
+        self.server = self.box.start_server("--clock-file", str(self.clock_file), *args,
+                                            env=env, verbose=False, timeout=300.0)
 
     def stop(self) -> None:
         for channel in self.channels.values():

@@ -35,6 +35,8 @@ from lifecert_dev.partners.consulates import CampaignConsulates
 from lifecert_dev.partners.counters import API_DOORS, ApiDoor, ApiServer, answer_cases
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.employer_files.harness import EmployerFilesHarness
+from lifecert_dev.partners.faces import FaceDoor, face_doors
+from lifecert_dev.partners.faces import describe as faces_describe
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness, GuangdongResultsHarness
 from lifecert_dev.partners.hk_assist.harness import HkAssistHarness
 from lifecert_dev.partners.home_visits.teams import HomeVisitTeams
@@ -119,6 +121,8 @@ DOORS: dict[str, str] = {
     "assisting-agencies": "assisting agencies, gRPC API (ASSISTING_AGENCY)",
     "staff": "staff revocations, retractions, API (STAFF)",
     "family-deaths": "families' death reports at counters, API (STAFF)",
+    "face-app": "face app, gRPC FaceVerification (APP)",
+    "face-counters": "window cameras, gRPC FaceVerification (COUNTER)",
     "home-visits": "home-visit teams",
     "consular-app": "China Consular app's cases, staff review (API)",
     "ssf-answers": "counters' answers to SSF (form 3), API (COUNTER)",
@@ -135,9 +139,14 @@ class PartnersFailed(RuntimeError):
 
 class Partners:
     def __init__(self, bootstrap: str, topics: TopicLayout, work_dir: Path, *,
-                 database: tuple[str, str, str] | None = None) -> None:
+                 database: tuple[str, str, str] | None = None,
+                 face_doors: bool = True) -> None:
         """``database``: (admin DSN, name, DSN) of the run's read models, where the API
-        server of the API's doors keeps its tables; without it, no API doors."""
+        server of the API's doors keeps its tables; without it, no API doors.
+        ``face_doors``: False publishes the face certifications directly instead of
+        verifying each through the API's face engine (about 0.45 s of a core each): for
+        tests about something else, on campaigns with hundreds of them."""
+        self.face_doors = face_doors
         self.bootstrap = bootstrap
         self.topics = topics
         self.work_dir = work_dir
@@ -173,9 +182,14 @@ class Partners:
                     config, name, self.work_dir / "logs" / f"connector-{name}.log").start()
             if self.database is not None:
                 self.api_server = ApiServer(*self.database, self.bootstrap, self.topics)
-                self.api_server.start(self.work_dir / "partners" / "counters")
+                face_args, face_env = (_face_server_options() if self.face_doors
+                                       else (["--no-face"], None))
+                self.api_server.start(self.work_dir / "partners" / "counters", face_args,
+                                      face_env)
                 self.api_doors = {name: ApiDoor(self.api_server, door)
                                   for name, door in API_DOORS.items()}
+                if self.face_doors:
+                    self.api_doors.update(_face_doors(self.api_server))
                 for harness in self.harnesses.values():
                     if isinstance(harness, CampaignConsulates):
                         harness.attach_api(self.api_server)
@@ -218,7 +232,8 @@ class Partners:
     def source_of(self) -> Callable[[Event], str]:
         carries = {name: ROUTES.get(name, h.carries) for name, h in self.sources.items()}
         route = router({**carries, **{n: d.carries for n, d in self.api_doors.items()}})
-        by_role = {d.door.role: n for n, d in self.api_doors.items()}
+        by_role = {d.door.role: n for n, d in self.api_doors.items()
+                   if not isinstance(d, FaceDoor)}
         hk_inbox = {body: instance for instance, body in HK_BODIES.items()}
 
         def source_of(event: Event) -> str:
@@ -236,6 +251,11 @@ class Partners:
         """What takes the events of door ``name``: a partner system or the API's clients."""
         return self.api_doors.get(name) or self.sources[name]
 
+    def face_summary(self) -> str:
+        """What the face doors did (matches, retries, enrollments, time per certification)."""
+        doors = [d for d in self.api_doors.values() if isinstance(d, FaceDoor)]
+        return faces_describe(doors) if doors else "face doors: none (no API server)"
+
     @property
     def province(self) -> GuangdongHarness:
         harness = self.harnesses["guangdong-xregion"]
@@ -252,6 +272,21 @@ class Partners:
         for name, proc in self.processes.items():
             if not proc.alive:
                 raise PartnersFailed(f"connector {name} exited; log:\n{proc.log_tail()}")
+
+
+def _face_server_options() -> tuple[list[str], dict[str, str]]:
+    """The API server's face settings for the face doors: a fresh face key for the run."""
+    from lifecert.sealing import generate_key
+    from lifecert_dev.partners.faces import server_options
+
+    return server_options(generate_key())
+
+
+def _face_doors(server: ApiServer) -> dict[str, FaceDoor]:
+    """The face app's and the window cameras' clients (the photos shipped in packages)."""
+    from lifecert_dev.face.photos import ensure_photos
+
+    return face_doors(server, ensure_photos())
 
 
 class _SsfResults(MacauSsfResultsHarness):

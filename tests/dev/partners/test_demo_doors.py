@@ -133,7 +133,7 @@ def test_other_provinces_offices_call_the_api_and_guangdongs_stay_on_the_feed() 
     assert source_of(cert("ASSISTING_AGENCY", "GD-SHENZHEN-COMMUNITY-1")) == "guangdong-xregion"
     assert source_of({"type": "CertificationRevoked", "retiree_id": "FS1"}) == "staff"
     assert source_of({"type": "DeathReportRetracted", "retiree_id": "FS1"}) == "staff"
-    assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == DIRECT
+    assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == DIRECT, "no face doors here"
     assert source_of(cert("HK_AGENCY", "HK-FTU")) == "hk-assist"
     assert source_of(cert("HK_AGENCY", "HK-GDLO-B")) == "hk-assist-gdlo-b", \
         "each Hong Kong body (the clashing ids' too) through its own inbox"
@@ -258,3 +258,41 @@ def test_a_consulate_certification_becomes_a_case_of_a_listed_mission(tmp_path: 
     assert "CN-EMB-US" not in missions and len(missions) == 19
     with pytest.raises(ValueError, match="not a mission of the campaign"):
         consular_case({**cert, "agency_id": "CN-EMB-US"})
+
+
+def test_face_certifications_go_to_the_face_doors_and_nothing_else_does() -> None:
+    """With the face doors (lifecert_dev.partners.faces), FACE_APP goes to the app's
+    clients and FACE_COUNTER to the window cameras'; the counters keep COUNTER, and the
+    face doors' roles do not take other provinces' offices from the API's doors."""
+    from lifecert_dev.partners.counters import API_DOORS
+    from lifecert_dev.partners.faces import FaceDoor, face_doors
+
+    partners = systems.Partners("localhost:1", None, Path("."))  # type: ignore[arg-type]
+    partners.harnesses = {name: make() for name, make in systems.SOURCES.items()}  # unstarted
+    partners.api_doors = {name: systems.ApiDoor(None, door)  # type: ignore[arg-type]
+                          for name, door in API_DOORS.items()}
+    partners.api_doors.update(face_doors(None, Path(".")))  # type: ignore[arg-type]
+    assert all(name in systems.DOORS for name in partners.api_doors)
+    source_of = partners.source_of()
+
+    def cert(channel: str, agency: str) -> dict[str, str]:
+        return {"type": "CertificationRecorded", "retiree_id": "FS1", "channel": channel,
+                "agency_id": agency}
+
+    assert source_of(cert("FACE_APP", "FS-SIB-FACEAPP")) == "face-app"
+    assert source_of(cert("FACE_COUNTER", "FS-NANHAI-WIN03")) == "face-counters"
+    assert source_of(cert("COUNTER", "FS-NANHAI-OFFICE01")) == "counters"
+    assert source_of(cert("ASSISTED_OFFICE", "GX-WUZHOU-SIB")) == "assisted-offices"
+    app, windows = partners.api_doors["face-app"], partners.api_doors["face-counters"]
+    assert isinstance(app, FaceDoor) and isinstance(windows, FaceDoor)
+    assert (app.role, windows.role) == ("APP", "COUNTER")
+    assert app._references is windows._references, "one enrollment per retiree"
+
+
+def test_the_face_server_runs_the_real_checks_but_the_parallax_under_the_test_switch() -> None:
+    from lifecert_dev.partners.faces import server_options
+
+    args, env = server_options("a-key")
+    assert args[:2] == ["--face-min-parallax", "0"]
+    assert env == {"LIFECERT_FACE_KEY": "a-key", "LIFECERT_FACE_TEST_ONLY": "1"}
+    assert "--face-screen-light-counter" not in args and "--face-challenge-seconds" not in args

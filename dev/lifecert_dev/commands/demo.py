@@ -281,6 +281,7 @@ def _through_partners(
             print(f"  {stats.describe()}", file=sys.stderr)
             print(f"  {partners.face_summary()}", file=sys.stderr)
             absorbed.extend(stats.absorbed)
+            (work / "absorbed.txt").write_text("".join(f"{i}\n" for i in absorbed))
             step("waiting for the worker, the projections and the payment system")
             if not _wait_idle(run, args.timeout, children, started):
                 return False, None, False

@@ -168,7 +168,9 @@ class FaceDoor(ApiDoor):
         self._stubs: dict[tuple[str, str], tuple[fv_grpc.FaceVerificationStub,
                                                   _ClientAddress | None]] = {}
         self._references = set() if references is None else references
-        self._certified: set[str] = set()  # certification ids it got a MATCH for
+        # (agency, certification id) it got a MATCH for: the API keys a certification by
+        # both (two agencies may use the same id: rule 11), so the id alone is not a resend
+        self._certified: set[tuple[str, str]] = set()
         self._camera = secrets.token_hex(8)  # this run's camera: frame numbers restart
         self._shots = itertools.count()
 
@@ -342,11 +344,11 @@ class FaceDoor(ApiDoor):
             self.stats.decisions[decision] = self.stats.decisions.get(decision, 0) + 1
             if reply.decision == fv.MATCH:
                 self.stats.verified += 1
-                if reply.certification_id in self._certified:
-                    # the campaign's resend (same certification, a new event id in the
-                    # file): the server recorded it once
+                if (agency, reply.certification_id) in self._certified:
+                    # the campaign's resend (same agency and certification, a new event id
+                    # in the file): the server recorded it once
                     self.absorbed.append(str(event["event_id"]))
-                self._certified.add(reply.certification_id)
+                self._certified.add((agency, reply.certification_id))
                 return
             self.stats.retried += 1
             last = f"{decision}: {reply.reason}"

@@ -1,7 +1,8 @@
 """The ``lifecert`` command. Each sub-command lives in its own module and registers itself
 with ``register(subparsers)``; this module only assembles them: lifecert's own commands,
 then those other distributions add through entry points (lifecert/commands/plugins.py:
-lifecert-dev adds demo, generate, stack and bench)."""
+lifecert-dev adds demo, generate, stack and bench). Running one command imports that
+command's module alone; ``lifecert --help`` imports them all."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from lifecert.commands.plugins import add_plugins
+from lifecert.commands.plugins import add_plugins, plugin_names
 
 # Modules that define a sub-command: each has ``register(subparsers) -> None`` which adds
 # its parser and sets ``func`` (taking the parsed namespace, returning an exit code).
@@ -86,17 +87,30 @@ def missing_extra(exc: ModuleNotFoundError, module_name: str) -> str | None:
             "pip install 'lifecert[live,api]' (add 'face' for face verification).")
 
 
+def command_name(module_name: str) -> str:
+    """The sub-command a module of ``COMMAND_MODULES`` registers: its own name, with ``-``
+    for ``_`` (tests/commands/test_cli_dispatch.py checks that each one does)."""
+    return module_name.rpartition(".")[2].replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
 
-def _build() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+def _build(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The parser of every command; given ``command``, the first word of a command line, the
+    parser of that one command alone when it is known, so that running one command imports
+    its module only (the parser of one sub-command parses its arguments as the whole one
+    does; ``lifecert --help`` and an unknown word still get every command)."""
     parser = argparse.ArgumentParser(
         prog="lifecert",
         description="Pension eligibility certification hub (proof of life).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    own = [name for name in COMMAND_MODULES if command_name(name) == command]
+    if command is not None and not own and command in plugin_names():
+        return parser, add_plugins(subparsers, only=command)
+    for module_name in own or COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -105,7 +119,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
                 raise
             raise SystemExit(message) from None
         module.register(subparsers)
-    return parser, add_plugins(subparsers)
+    return parser, ({} if own else add_plugins(subparsers))
 
 
 def component_of(command: str, plugin: ModuleType | None = None,
@@ -121,7 +135,8 @@ def component_of(command: str, plugin: ModuleType | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, plugins = _build()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, plugins = _build(argv[0] if argv else None)
     args = parser.parse_args(argv)
     from lifecert.pipeline.credentials import acting_as
 

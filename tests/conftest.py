@@ -135,3 +135,23 @@ pytest_plugins = ["tests.fixtures_stack"]
 def connector_kit_bootstrap(stack: StackStatus) -> str:
     """The connector test kit runs against the project's own local stack."""
     return stack.kafka_bootstrap
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``-n N`` with xdist's default ``--dist load`` (the README's quick loop), the tests
+    of tests/face run in one process: they share the face engine, whose dlib models and
+    enrolled photos (session fixtures of tests/face/conftest.py) each process would load
+    and compute again; every other test is handed out alone, as ``load`` does. (xdist's
+    ``xdist_group`` marks would say this, but pytest 9.2 no longer lets xdist apply them:
+    pytest-dev/pytest-xdist#1386.) Other ``--dist`` modes (``make test``: loadfile) are
+    xdist's own."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FaceTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/face" if nodeid.startswith("tests/face/") else nodeid
+
+    return FaceTestsTogether(config, log)

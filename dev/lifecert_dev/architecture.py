@@ -114,13 +114,14 @@ def diagram() -> str:
     return "\n".join(lines)
 
 
-def render(page: str) -> str:
-    """``page`` with the text between the markers replaced by the current diagram."""
+def render(page: str, drawn: str | None = None) -> str:
+    """``page`` with the text between the markers replaced by the current diagram (``drawn``
+    when the caller has drawn it already)."""
     head, found, rest = page.partition(BEGIN)
     _old, found_end, tail = rest.partition(END)
     if not found or not found_end:
         raise SystemExit(f"{PAGE}: the markers {BEGIN!r} and {END!r} are missing")
-    return f"{head}{BEGIN}\n{diagram()}\n{END}{tail}"
+    return f"{head}{BEGIN}\n{diagram() if drawn is None else drawn}\n{END}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,13 +36,21 @@ INSTALL_DEV = (
 )
 
 
+def plugin_names(group: str = GROUP) -> set[str]:
+    """The commands the installed distributions add to ``group``, without importing them."""
+    return {ep.name for ep in entry_points(group=group)}
+
+
 def add_plugins(subparsers: argparse._SubParsersAction, group: str = GROUP,
-                prog: str = "lifecert") -> dict[str, ModuleType]:
-    """Register every command of ``group``; returns command name -> its module. A command
-    that lifecert-dev would add but that is absent, or one whose module cannot be
-    imported, is registered as a stand-in that says so when it is run."""
+                prog: str = "lifecert", only: str | None = None) -> dict[str, ModuleType]:
+    """Register every command of ``group`` (``only`` that one, when given); returns command
+    name -> its module. A command that lifecert-dev would add but that is absent, or one
+    whose module cannot be imported, is registered as a stand-in that says so when it is
+    run."""
     found: dict[str, ModuleType] = {}
     for ep in sorted(entry_points(group=group), key=lambda ep: ep.name):
+        if only is not None and ep.name != only:
+            continue
         try:
             module = ep.load()
         except ImportError as exc:
@@ -52,7 +60,7 @@ def add_plugins(subparsers: argparse._SubParsersAction, group: str = GROUP,
             continue
         module.register(subparsers)
         found[ep.name] = module
-    for name in DEV_COMMANDS.get(group, ()):
+    for name in DEV_COMMANDS.get(group, ()) if only is None else ():
         if name not in found and name not in subparsers.choices:
             _stand_in(subparsers, name, f"`{prog} {name}` is a command of {INSTALL_DEV}")
     return found

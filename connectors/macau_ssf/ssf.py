@@ -200,12 +200,18 @@ def beneficiary_id(number: str) -> str:
     return f"{BENEFICIARY_PREFIX}{number}"
 
 
-def _beneficiary(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) -> Event:
-    _check_bir(record)
+def _beneficiary_number(record: Mapping[str, Any]) -> str:
+    """The record's n_beneficiario: SSF's beneficiary number, 1 to 20 digits."""
     number = _text(record, "n_beneficiario", "retiree_id")
     if not number.isdigit() or len(number) > 20:
-        raise RecordRejected(f"field n_beneficiario must be SSF's beneficiary number (digits), "
-                             f"got {bounds.show(number)}")
+        raise RecordRejected(f"field n_beneficiario must be SSF's beneficiary number (1 to 20 "
+                             f"digits), got {bounds.show(number)}")
+    return number
+
+
+def _beneficiary(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) -> Event:
+    _check_bir(record)
+    number = _beneficiary_number(record)
     if record.get("prestacao") not in BENEFITS:
         raise RecordRejected(f"field prestacao {bounds.show(record.get('prestacao'))} is not a "
                              f"pension SSF asks Foshan about; expected {' or '.join(BENEFITS)}")
@@ -221,7 +227,7 @@ def _beneficiary(record: Mapping[str, Any], calendar: WorkingCalendar, days: int
 
 
 def _receipt(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) -> Event:
-    number = _text(record, "n_beneficiario", "retiree_id")
+    number = _beneficiary_number(record)
     at = parse_time(record.get("data_hora_rececao"), "data_hora_rececao")
     return {"type": "AssistanceAcknowledged",
             "case_id": _text(record, "n_processo", "certification_id"),

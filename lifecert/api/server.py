@@ -206,9 +206,8 @@ def _face_servicer(config: ApiConfig, gate: Gate, database: Database,
         return None
 
 
-async def start(config: ApiConfig) -> Running:
-    """Start the server; returns once it listens (health may still be NOT_SERVING)."""
-    loop = asyncio.get_running_loop()
+def _warn_of_weakened_settings(config: ApiConfig) -> None:
+    """Log every setting that weakens a check (refusing a test-only one without its switch)."""
     try:
         weaker = weaker_liveness(config, os.environ)
     except ValueError as exc:
@@ -218,6 +217,12 @@ async def start(config: ApiConfig) -> Running:
     hidden = tls_refusal_logging(os.environ)
     if hidden is not None:
         log.warning("%s", hidden)
+
+
+async def start(config: ApiConfig) -> Running:
+    """Start the server; returns once it listens (health may still be NOT_SERVING)."""
+    loop = asyncio.get_running_loop()
+    _warn_of_weakened_settings(config)
     topics = layout(config.topic_prefix)
     await loop.run_in_executor(None, _prepare_database, config.dsn)
     partitions = await loop.run_in_executor(None, _partitions, config.bootstrap, topics)

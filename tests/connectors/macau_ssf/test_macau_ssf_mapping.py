@@ -128,6 +128,17 @@ def test_a_receipt_closes_the_case_it_names() -> None:
     assert case.due_on is not None and case.due_on > date(2017, 4, 5)
 
 
+def test_a_receipts_beneficiary_number_is_checked_as_a_requests_is() -> None:
+    # 26 digits made a retiree id over 32 characters, refused naming retiree_id, not the
+    # partner's field (found by the hostile-value property below)
+    for number in ("0" * 26, "12AB"):
+        with pytest.raises(RecordRejected, match="field n_beneficiario must be"):
+            ssf.record_to_event({
+                "tipo": ssf.RECEIPT, "n_processo": "P3-1", "n_beneficiario": number,
+                "n_recibo": "FSS-R00000001", "data_hora_rececao": "2017-06-01T10:00:00+08:00",
+                "data_hora_comunicacao": "2017-06-01T10:00:00+08:00"}, CAL, 20)
+
+
 # -- hostile values in every field of every communication ------------------------------
 
 _RECORDS = {

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser demo test lint bench clean poppler
+.PHONY: setup browser demo test quick lint bench clean poppler
 
 setup: $(STAMP) browser poppler
 
@@ -53,6 +53,12 @@ test: setup
 	# few that stop or restart the shared stack (marker `exclusive`)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -n 3 --dist loadfile -m "not exclusive"
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -m exclusive
+
+# The quick loop: no broker, no database, two processes. Python may write its bytecode
+# cache for it (a shell's PYTHONDONTWRITEBYTECODE makes every run compile the sources again
+# in each process and in each `lifecert` command the tests start: about 25 s more CPU).
+quick: setup
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -m "not stack" -n 2
 
 lint: setup
 	$(BIN)/ruff check .

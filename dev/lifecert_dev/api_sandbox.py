@@ -189,7 +189,9 @@ class Sandbox:
     ) -> None:
         """Rows of ``retiree_status`` as the projections would write them (keys:
         retiree_id, status, residence, and optionally policy, district, completed_by,
-        completed_at), and open holds (retiree_id, effective month)."""
+        completed_at), and open holds (retiree_id, effective month). A row replaces the
+        retiree's status already there: the session's sandbox is shared by the test files
+        one process runs, and another file may have projected the same retirees first."""
         now = time.time()
         values = [
             (r["retiree_id"], r.get("policy", "foshan-2017"), r["status"], r.get("district"),
@@ -202,7 +204,14 @@ class Sandbox:
                 cur,
                 "INSERT INTO retiree_status (retiree_id, policy, status, district, residence, "
                 "completed_by, completed_at, event_id, recorded_at, source_topic, "
-                "source_partition, source_offset) VALUES %s",
+                "source_partition, source_offset) VALUES %s "
+                "ON CONFLICT (retiree_id, policy) DO UPDATE SET status = EXCLUDED.status, "
+                "district = EXCLUDED.district, residence = EXCLUDED.residence, "
+                "completed_by = EXCLUDED.completed_by, completed_at = EXCLUDED.completed_at, "
+                "event_id = EXCLUDED.event_id, recorded_at = EXCLUDED.recorded_at, "
+                "source_topic = EXCLUDED.source_topic, "
+                "source_partition = EXCLUDED.source_partition, "
+                "source_offset = EXCLUDED.source_offset",
                 values, page_size=5000,
             )
             hold_rows = [(rid, month, f"hold-{rid}", psycopg2.TimestampFromTicks(now))

@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 
 from lifecert.domain.campaign import Campaign
 from lifecert.domain.policy import load_policy
@@ -187,7 +188,20 @@ class Worker:
 
 
 def committed(pipeline: Pipeline) -> tuple[int, int]:
-    """(offsets the worker's group committed on the events topic, records in it)."""
+    """(offsets the worker's group committed on the events topic, records in it), asked
+    again when kafka-python's metadata request went to a broker a test killed (its client
+    raises instead of trying another broker of the cluster)."""
+    for attempt in range(20):
+        try:
+            return _committed(pipeline)
+        except KafkaError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def _committed(pipeline: Pipeline) -> tuple[int, int]:
     consumer = KafkaConsumer(
         bootstrap_servers=pipeline.bootstrap, group_id=pipeline.app_id,
         **client_security().kafka_python(),
@@ -552,17 +566,30 @@ def test_a_broker_restart_mid_stream_loses_nothing(
 
 def free_port_pair() -> int:
     """A free port whose successor is free too (Kafka's client and controller ports)."""
+    return free_port_run(2)
+
+
+def free_port_run(count: int) -> int:
+    """A port from which ``count`` consecutive ports are free on 127.0.0.1."""
     for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65535:
+            continue
+        held = []
+        try:
+            for offset in range(count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 @pytest.mark.stack

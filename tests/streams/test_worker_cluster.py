@@ -19,28 +19,27 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaError
 
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import EVENTS
 from lifecert_dev.stack import StackConfig
 from lifecert_dev.stack import broker as stack_broker
-from tests.streams import test_worker
 from tests.streams.test_worker import (
-    DECIDE_TIMEOUT,
     SESSION,
     Pipeline,
     Worker,
     assert_same_as_replay,
     campaign,
+    committed,
+    free_port_run,
     publish,
+    wait_until,
 )
 
 BROKERS = 3
@@ -77,59 +76,6 @@ def cluster(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackConfig
     finally:
         stack_broker.stop(cfg)
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def free_port_run(count: int) -> int:
-    """A port from which ``count`` consecutive ports are free on 127.0.0.1."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
-        held = []
-        try:
-            for offset in range(count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
-
-
-def committed(pipeline: Pipeline) -> tuple[int, int]:
-    """test_worker.committed, asked again when kafka-python's metadata request went to the
-    broker this test killed (its client raises instead of trying another broker)."""
-    for attempt in range(20):
-        try:
-            return test_worker.committed(pipeline)
-        except KafkaError:
-            if attempt == 19:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
-
-
-def wait_until(worker: Worker, reached: float = 1.0, timeout: float = DECIDE_TIMEOUT) -> int:
-    """test_worker.wait_until with :func:`committed` above."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, total = committed(worker.pipeline)
-        if done >= reached * total:
-            return done
-        if worker.proc.poll() is not None:
-            pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log()[-4000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"committed {done} of {total} records in {timeout:.0f} s:\n"
-                        f"{worker.log()[-4000:]}")
-        time.sleep(0.3)
 
 
 def leader_of_partition_0(pipeline: Pipeline) -> int:

@@ -1,21 +1,20 @@
-"""The faust app of ``lifecert worker``: one agent over the events topic, one state table.
+"""The faust app of ``lifecert worker``: the events topic decided a fetch at a time, one
+state table.
 
-Faust choices that matter for correctness (see docs/pipeline.md, Delivery):
+Choices that matter for correctness (see docs/pipeline.md, Delivery):
 
-- **concurrency 1**: each partition is decided strictly in log order by one decision
-  loop. The agent only hands the records it receives to that loop, which takes whatever
-  has arrived (up to ``BATCH_MAX`` records) as one batch: decides it, sends all its
-  outputs, waits for their acknowledgements once, then writes the batch's states
-  (:mod:`streams.processor`). While it holds records it waits at most ``BATCH_WAIT`` for
-  more, never for a record to arrive.
-- **acks by hand**: faust acks a record in a ``finally`` when the agent's loop moves on,
-  also when the body raised or was cancelled, and the offset is then committed. The agent
-  switches that off (``stream.enable_acks = False``, as ``Stream.take`` does) and the
-  decision loop acks a record only once its outputs are acknowledged by the broker and its
-  state is in the changelog (acknowledged too) and the local store. faust's offset
-  tracking commits only up to a record whose predecessors are all acked (and past an
-  unacked one when a later one was acked first: faust-streaming issue 606), so records
-  are acked in offset order. A rebalance waits until every record handed out is acked.
+- **faust is the control plane, not the data plane** (:mod:`streams.dataplane`): the
+  consumer's fetch loop hands each fetch of the events topic to :class:`DecisionPlane`,
+  which decides it in batches of up to ``BATCH_MAX`` records (each partition in offset
+  order), sends all their outputs, waits for their acknowledgements once, then writes the
+  batch's states (:mod:`streams.processor`). One fetch loop: each partition is decided
+  strictly in log order.
+- **acks when done**: a record is acknowledged to faust only once its outputs are
+  acknowledged by the broker and its state is in the changelog (acknowledged too) and the
+  local store. faust's offset tracking commits only up to a record whose predecessors are
+  all acked (and past an unacked one when a later one was acked first: faust-streaming
+  issue 606), so records are acked in offset order. A rebalance waits until every record
+  handed out is acked, and no batch is begun once it has stopped the flow.
 - **records in offset order**: faust 0.15 can lose records when it resumes a partition
   after recovering a table (:mod:`streams.faust_fixes` reorders that step); the decision
   loop also checks each partition's offsets are consecutive and stops rather than skip one
@@ -31,10 +30,9 @@ Faust choices that matter for correctness (see docs/pipeline.md, Delivery):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -43,13 +41,14 @@ from typing import Any, NoReturn
 import faust
 from faust.stores.base import SerializedStore
 from faust.transport.consumer import Consumer
-from faust.types import TP, EventT
+from faust.types import TP
 
 from lifecert.domain.policy import load_policy
 from lifecert.pipeline.broker_clients import client_security
 from lifecert.pipeline.topics import EVENTS, layout
 from streams import faust_fixes
 from streams import faust_internals as internals
+from streams.dataplane import SCHEME, BatchConsumer, BatchHandler
 from streams.offsets import OffsetGuard
 from streams.partition_state import Step, TableValue
 from streams.processor import AfterSend, Processor, Record
@@ -64,12 +63,8 @@ EX_TEMPFAIL = 75  # the worker stopped itself and should be started again
 # is decided again from the table's state after this many seconds, doubling up to the cap.
 RETRY_FIRST, RETRY_CAP = 0.5, 30.0
 # Records decided as one batch at most (outputs sent together, acknowledgements awaited
-# once); and records received but not yet decided at most.
+# once); a fetch holding more is decided in several.
 BATCH_MAX = int(os.environ.get("LIFECERT_WORKER_BATCH", "2000"))
-INBOX_SIZE = 2 * BATCH_MAX
-# A batch of fewer than BATCH_FILL records waits up to BATCH_WAIT seconds for more.
-BATCH_FILL = BATCH_MAX // 4
-BATCH_WAIT = float(os.environ.get("LIFECERT_WORKER_BATCH_WAIT", "0.05"))
 # Seconds between two progress lines in the log (counts and offsets, no personal data).
 REPORT_EVERY = float(os.environ.get("LIFECERT_WORKER_REPORT_EVERY", "30"))
 
@@ -106,14 +101,23 @@ def store_url(choice: str) -> str:
     return f"{choice}://"
 
 
-def faust_app(app_id: str, bootstrap: str, data_dir: Path, **options: Any) -> faust.App:
+class WorkerApp(faust.App):
+    """A faust app that may hand the records of some topics to a batch handler
+    (:mod:`streams.dataplane`) instead of faust's streams."""
+
+    data_plane: BatchHandler | None = None
+
+
+def faust_app(app_id: str, bootstrap: str, data_dir: Path, *, scheme: str = "kafka",
+              **options: Any) -> WorkerApp:
     """A faust app reading raw records from the first offset, at least once, with
-    :mod:`streams.faust_fixes` applied: the worker's, and the benchmark's floor
-    (:mod:`streams.floor`). ``options``: further faust settings."""
+    :mod:`streams.faust_fixes` applied: the worker's (``scheme`` ``lifecert``: the batch
+    data plane's transport), and the benchmark's floor (:mod:`streams.floor`: faust's own
+    ``kafka``). ``options``: further faust settings."""
     faust_fixes.apply()
-    return faust.App(
+    return WorkerApp(
         app_id,
-        broker=f"kafka://{bootstrap}",
+        broker=f"{scheme}://{bootstrap}",
         datadir=str(data_dir),
         autodiscover=False,
         web_enabled=False,
@@ -126,7 +130,7 @@ def faust_app(app_id: str, bootstrap: str, data_dir: Path, **options: Any) -> fa
     )
 
 
-def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
+def create_app(settings: WorkerSettings) -> tuple[WorkerApp, Processor]:
     policy = load_policy(settings.policy)
     topics = layout(settings.topic_prefix)
     events = topics[EVENTS]
@@ -134,6 +138,7 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
         settings.app_id,
         settings.bootstrap,
         settings.data_dir,
+        scheme=SCHEME,
         store=store_url(settings.store),
         producer_acks=-1,
         # The changelog is co-partitioned with the events topic (faust checks it).
@@ -167,20 +172,9 @@ def create_app(settings: WorkerSettings) -> tuple[faust.App, Processor]:
 
     guard = OffsetGuard(committed)
 
-    @app.agent(source, name="decide-events", concurrency=1)
-    async def decide_events(stream: faust.StreamT) -> None:
-        stream.enable_acks = False
-        inbox: asyncio.Queue[EventT] = asyncio.Queue(maxsize=INBOX_SIZE)
-        decider = asyncio.ensure_future(_decide_batches(processor, guard, stream, inbox))
-        try:
-            async for _ in stream:
-                event = stream.current_event
-                assert event is not None
-                await inbox.put(event)
-        finally:
-            decider.cancel()
-            with contextlib.suppress(BaseException):
-                await decider
+    # Subscribed without an agent: the data plane takes its records (streams.dataplane).
+    app.topics.add(source)
+    app.data_plane = DecisionPlane(processor, guard, events.name)
 
     # mode types a handler as (sender, *args): it cannot say that faust passes `revoked`.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -301,87 +295,72 @@ def _fault_from_env() -> AfterSend | None:
     return exit_after_send
 
 
-def _timestamp_ms(timestamp: float | None) -> int | None:
-    # faust gives the record's Kafka timestamp in seconds (a float).
-    return None if timestamp is None else round(timestamp * 1000)
+class DecisionPlane:
+    """The worker's :class:`streams.dataplane.BatchHandler`: each fetch of the events
+    topic, checked for sequence, decided in batches of up to BATCH_MAX records, each
+    record acknowledged once its batch is complete."""
 
+    def __init__(self, processor: Processor, guard: OffsetGuard, topic: str) -> None:
+        self.topics = frozenset({topic})
+        self._processor = processor
+        self._guard = guard
 
-async def _decide_batches(
-    processor: Processor, guard: OffsetGuard, stream: faust.StreamT,
-    inbox: asyncio.Queue[EventT],
-) -> None:
-    """Take what the agent has received so far (up to BATCH_MAX records), decide it as
-    one batch, acknowledge its records; again. While it holds records it waits at most
-    BATCH_WAIT for more, never for a record to arrive: a rebalance waits until every
-    record handed out is acknowledged, and records stop arriving meanwhile."""
-    try:
-        while True:
-            events = [await inbox.get()]
-            await _gather(inbox, events)
-            batch = await _checked(guard, stream, events)
+    async def handle(self, consumer: BatchConsumer, fetched: Mapping[TP, Sequence[Any]]
+                     ) -> None:
+        try:
+            await self._decide(consumer, fetched)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the fetcher stops (the worker stops)
+            # Cancelled from within (an awaited future), not by the fetcher: carrying on
+            # could skip the batch; stopping leaves it to the restarted worker.
+            log.exception("the decision loop was cancelled from within")
+            _halt("the decision loop was cancelled from within")
+        except BaseException as exc:  # a bug here must not leave the partitions unread
+            log.exception("the decision loop failed")
+            _halt(f"the decision loop failed: {type(exc).__name__}")
+
+    async def _decide(self, consumer: BatchConsumer, fetched: Mapping[TP, Sequence[Any]]
+                      ) -> None:
+        generation = consumer.app.consumer_generation_id
+        queued = [(tp, record) for tp, records in fetched.items() for record in records]
+        for start in range(0, len(queued), BATCH_MAX):
+            if not consumer.still_fetching(generation):
+                return  # a rebalance: the rest is fetched again from the commits
+            batch = await self._checked(consumer, queued[start:start + BATCH_MAX])
             done = 0
             while done < len(batch):
-                completed = await _until_done(processor, batch[done:])
+                completed = await _until_done(self._processor, batch[done:])
                 for record in batch[done:done + completed]:
-                    await stream.ack(record.token)
+                    consumer.acknowledge(record.token)
                 done += completed
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise  # the agent stops
-        # Cancelled from within (an awaited future), not by the agent: ending here would
-        # leave every partition unread while the agent fills the inbox and waits.
-        log.exception("the decision loop was cancelled from within")
-        _halt("the decision loop was cancelled from within")
-    except BaseException as exc:  # a bug here must not leave the partitions unread
-        log.exception("the decision loop failed")
-        _halt(f"the decision loop failed: {type(exc).__name__}")
 
-
-async def _gather(inbox: asyncio.Queue[EventT], events: list[EventT]) -> None:
-    """Add to ``events`` what the inbox holds, waiting up to BATCH_WAIT seconds (from
-    now) for the batch to reach BATCH_FILL records. The wait costs a busy worker nothing
-    (the agent receives records meanwhile) and spreads each batch's fixed costs (two
-    round trips to the broker) over more records; it bounds what an idle worker adds to
-    a record's latency."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BATCH_WAIT
-    while len(events) < BATCH_MAX:
-        if not inbox.empty():
-            events.append(inbox.get_nowait())
-            continue
-        left = deadline - loop.time()
-        if len(events) >= BATCH_FILL or left <= 0:
-            return
-        await asyncio.sleep(min(left, 0.002))
-
-
-async def _checked(
-    guard: OffsetGuard, stream: faust.StreamT, events: list[EventT]
-) -> list[Record]:
-    """The records of ``events`` in sequence; a repeat is acknowledged and dropped, a hole
-    stops the worker."""
-    records = []
-    for event in events:
-        message = event.message
-        if guard.expected(message.tp) is None:
-            # Nothing committed and no seek seen yet: the partition starts at its first
-            # offset, so that a record lost before this one is a hole, not the start.
-            starts = await stream.app.consumer.earliest_offsets(message.tp)
-            faust_fixes.first_offsets[message.tp] = starts.get(message.tp, 0)
-        verdict = guard.check(message.tp, message.offset)
-        if verdict == "seen":
-            await stream.ack(event)
-            continue
-        if verdict == "hole":
-            _halt(f"{message.tp.topic}/{message.partition}: got offset {message.offset}, "
-                  f"expected {guard.expected(message.tp)}; records were skipped on the "
-                  f"way, stopping before deciding past them")
-        guard.done(message.tp, message.offset)
-        position = Position(message.topic, message.partition, message.offset,
-                            _timestamp_ms(message.timestamp))
-        records.append(Record(position, message.key, message.value, event))
-    return records
+    async def _checked(self, consumer: BatchConsumer, fetched: list[tuple[TP, Any]]
+                       ) -> list[Record]:
+        """The records of ``fetched`` in sequence; a repeat is acknowledged and dropped, a
+        hole stops the worker."""
+        guard = self._guard
+        records = []
+        for tp, raw in fetched:
+            if guard.expected(tp) is None:
+                # Nothing committed and no seek seen yet: the partition starts at its
+                # first offset, so that a record lost before this one is a hole, not the
+                # start.
+                starts = await consumer.earliest_offsets(tp)
+                faust_fixes.first_offsets[tp] = starts.get(tp, 0)
+            verdict = guard.check(tp, raw.offset)
+            if verdict == "seen":
+                consumer.acknowledge(consumer.deliver(tp, raw))
+                continue
+            if verdict == "hole":
+                _halt(f"{tp.topic}/{tp.partition}: got offset {raw.offset}, expected "
+                      f"{guard.expected(tp)}; records were skipped on the way, stopping "
+                      f"before deciding past them")
+            guard.done(tp, raw.offset)
+            position = Position(tp.topic, tp.partition, raw.offset, raw.timestamp)
+            records.append(Record(position, raw.key, raw.value, consumer.deliver(tp, raw)))
+        return records
 
 
 async def _until_done(processor: Processor, records: list[Record]) -> int:

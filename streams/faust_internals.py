@@ -162,14 +162,45 @@ INTERNALS: tuple[Internal, ...] = (
         "a33e68bd81353bf1a19bbf00e02f183464d38a9268a64f8bddc42a00e5532bdb",
     ),
     Internal(
-        "Stream iteration and enable_acks", "relied",
-        ("faust.streams:Stream.__aiter__", "faust.streams:Stream._py_aiter",
-         "faust.streams:Stream._c_aiter"),
-        "the agent sets stream.enable_acks = False (as Stream.take does) and acks each "
-        "record itself once its outputs and state are acknowledged: the iterators must not "
-        "ack when it is False.",
-        "that both iterators still read enable_acks for each event before acking it.",
-        "7e0d7d3ebcbd05ac15b51310fb9ec85f9e718502d88b05e3cc5ffef3e6e5e0e8",
+        "Consumer._drain_messages and getmany", "mirrored",
+        ("faust.transport.consumer:Consumer._drain_messages",
+         "faust.transport.consumer:Consumer.getmany"),
+        "streams.dataplane.BatchConsumer overrides the fetch loop: it does what getmany "
+        "does with a fetch (skip partitions neither active nor buffered, drop and seek back "
+        "when the flow is stopped, stop handing over when the generation changes) and what "
+        "_drain_messages does with each record of other topics (callback, read offset), "
+        "but hands the events topic's records over a fetch at a time; without a handler it "
+        "calls faust's own _drain_messages.",
+        "diff both against BatchConsumer._drain_once and _faust_way: carry over a new "
+        "filter, flow or generation check, or a change in how records reach the callback.",
+        "6a5f235a50aab7e2bb96463050398a41dfbeab77de80a8d8217926320240a303",
+    ),
+    Internal(
+        "Consumer._wait_next_records", "called",
+        ("faust.transport.consumer:Consumer._wait_next_records",),
+        "the data plane's fetch: waits while the flow is stopped, fetches the active "
+        "partitions' records (through the wrapped _fetch_records), returns them with the "
+        "active set.",
+        "its signature and result ((records per TP or None, active set or None)).",
+        "667c28ff8e376c6291773170fa98225c67ecda37f88d7f849201fafe3df4478f",
+    ),
+    Internal(
+        "Consumer._to_message (aiokafka driver)", "called",
+        ("faust.transport.drivers.aiokafka:Consumer._to_message",),
+        "the data plane makes faust's message for each record it hands over: faust "
+        "acknowledges and commits messages, and the rebalance waits for them.",
+        "that it still builds a ConsumerMessage from (tp, aiokafka record).",
+        "6f6d0392975a48440a4375009172de31a0f14e285c37c5d69602d03c6bd05f75",
+    ),
+    Internal(
+        "Consumer._buffered_partitions, Consumer._read_offset", "read",
+        ("faust.transport.consumer:Consumer.__init__",
+         "faust.transport.consumer:Consumer._drain_messages"),
+        "the data plane keeps getmany's filter (active or buffered partitions) and, for "
+        "records of other topics, _drain_messages' read offsets (a record below its "
+        "partition's read offset is dropped as read already).",
+        "that both are still kept per TP under these names, _read_offset defaulting to None.",
+        "3c12caf46e56ddf4c53c04302c0c09b2549e66ada3616c261b9ade206b28bd90",
     ),
     Internal(
         "Consumer._new_offset", "relied",
@@ -260,6 +291,35 @@ def recovery_ended(recovery: Any) -> None:
 
 async def start_fetcher(app: Any) -> None:
     await app._fetcher.maybe_start()
+
+
+async def faust_drain(consumer: Any, fetcher: Any) -> None:
+    """faust's own fetch loop (a consumer without a batch handler)."""
+    from faust.transport.consumer import Consumer
+
+    await Consumer._drain_messages(consumer, fetcher)
+
+
+async def wait_next_records(consumer: Any, timeout: float) -> tuple[Any, Any]:
+    """One fetch of the active partitions: (records per TP or None, the active set)."""
+    return await consumer._wait_next_records(timeout)
+
+
+def to_message(consumer: Any, tp: Any, record: Any) -> Any:
+    return consumer._to_message(tp, record)
+
+
+def buffered_partitions(consumer: Any) -> Any:
+    return consumer._buffered_partitions
+
+
+def read_offset(consumer: Any, tp: Any) -> int | None:
+    found = consumer._read_offset[tp]
+    return None if found is None else int(found)
+
+
+def set_read_offset(consumer: Any, tp: Any, offset: int) -> None:
+    consumer._read_offset[tp] = offset
 
 
 def committed_offset(consumer: Any, tp: Any) -> int | None:

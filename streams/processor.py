@@ -263,7 +263,12 @@ async def _all_acknowledged(pending: list[Awaitable[Any]]) -> list[Any]:
     if not pending:
         return []
     futures = [asyncio.ensure_future(ack) for ack in pending]
-    await asyncio.wait(futures)
+    # One at a time: the broker acknowledges a produce request's records together, so
+    # most are done once an earlier one is (asyncio.wait over thousands of futures costs
+    # a callback on each: 5 % of the worker's time).
+    for future in futures:
+        if not future.done():
+            await asyncio.wait((future,))
     cancelled = sum(future.cancelled() for future in futures)
     if cancelled:
         # The producer's future, not this task, was cancelled: a failed send, to be

@@ -105,7 +105,7 @@ def test_broker_kill_worker_kill_and_a_join_on_a_three_broker_cluster(
     pipeline = Pipeline(cluster.kafka_bootstrap, tmp_path)
     # topics.toml leaves replication to the cluster: three replicas here
     assert replication_of(pipeline, pipeline.name(EVENTS)) == BROKERS
-    lines = publish(pipeline, campaign(tmp_path, 8000, seed=19))
+    lines = publish(pipeline, campaign(tmp_path, 20_000, seed=19))
     options = ("--commit-interval", "1", *SESSION)
     figures: list[str] = []
     with Worker(pipeline, *options, label="a", data_dir=tmp_path / "a") as a, \

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from lifecert_dev.bench import deaths as bench_deaths
 
     bench_deaths.add_parser(benches)
+    from lifecert_dev.bench import transactions as bench_transactions
+
+    bench_transactions.add_parser(benches)
 
 
 def run_face_bench(args: argparse.Namespace) -> int:

@@ -73,11 +73,13 @@ class LiveRun:
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "lifecert.cli", *args]
 
-    def worker_argv(self) -> list[str]:
+    def worker_argv(self, name: str = "worker") -> list[str]:
+        """A worker of the run's group; ``name`` names its data folder (each worker of a
+        group running at once needs its own)."""
         return self._cli(
             "worker", "--bootstrap", self.bootstrap, "--prefix", self.prefix,
             "--app-id", self.worker_group, "--policy", self.policy,
-            "--data-dir", str(self.work_dir / "worker"), "--log-level", "warning",
+            "--data-dir", str(self.work_dir / name), "--log-level", "warning",
         )
 
     def keystore(self) -> CachedKeyStore:

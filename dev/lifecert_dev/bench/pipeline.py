@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -94,6 +95,9 @@ def add_parser(benches: argparse._SubParsersAction) -> None:
                         help="how long the latency phase publishes (default 30)")
     parser.add_argument("--timeout", type=float, default=4 * 3600.0,
                         help="give up on a phase after this many seconds")
+    parser.add_argument("--workers", type=int, default=1, choices=range(1, 7),
+                        metavar="{1..6}", help="worker processes of the pipeline run "
+                        "(default 1; at most the events topic's 6 partitions do work)")
     parser.add_argument("--latency-only", action="store_true",
                         help="run only the latency phase (step 6)")
     parser.add_argument("--keep", action="store_true",
@@ -277,8 +281,8 @@ class Progress:
                  f"projections {projections:,}")
 
 
-def pipeline(run: Any, timeout: float) -> dict[str, Any]:
-    """Worker and projections from the start of the published log until both are idle."""
+def pipeline(run: Any, timeout: float, workers: int = 1) -> dict[str, Any]:
+    """Worker(s) and projections from the start of the published log until idle."""
     from lifecert.pipeline.topics import EVENTS
     from lifecert_dev import live
 
@@ -286,13 +290,16 @@ def pipeline(run: Any, timeout: float) -> dict[str, Any]:
     logs = run.work_dir / "logs"
     services_before = _service_cpu()
     progress = Progress()
-    with (
-        live.running(run.worker_argv(), logs / "worker.log") as worker,
-        live.running(run.projections_argv(), logs / "projections.log") as projections,
-    ):
-        idle = live.wait_until_idle(run, timeout, [worker, projections], progress)
+    with contextlib.ExitStack() as running:
+        deciders = [running.enter_context(live.running(
+            run.worker_argv(f"worker{n or ''}"), logs / f"worker{n or ''}.log"))
+            for n in range(workers)]
+        projections = running.enter_context(
+            live.running(run.projections_argv(), logs / "projections.log"))
+        idle = live.wait_until_idle(run, timeout, [*deciders, projections], progress)
         elapsed = time.monotonic() - progress.started
-        cpu = {"worker": _cpu_seconds(worker.pid), "projections": _cpu_seconds(projections.pid)}
+        cpu = {"worker": sum(_cpu_seconds(w.pid) for w in deciders),
+               "projections": _cpu_seconds(projections.pid)}
         services_after = _service_cpu()
     services = {name: round(used - services_before.get(name, 0.0), 1)
                 for name, used in services_after.items() if name in services_before}
@@ -305,6 +312,7 @@ def pipeline(run: Any, timeout: float) -> dict[str, Any]:
     if first is not None and elapsed - first[0] > 1:
         steady = round((first[1]) / (elapsed - first[0]))
     return {
+        "workers": workers,
         "records": records,
         "seconds": round(elapsed, 2),
         "per_s": round(records / elapsed),
@@ -572,7 +580,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
         _say("pure replay of the same campaign (lifecert replay) ...")
         figures["replay"] = pure_replay(events, work)
         _say("pipeline: worker + projections until idle ...")
-        figures["pipeline"] = pipeline(run, args.timeout)
+        figures["pipeline"] = pipeline(run, args.timeout, args.workers)
         _say("projection rebuild ...")
         figures["rebuild"] = rebuild(run, args.timeout)
         _say(f"latency at {args.rate:,.0f} events/s ...")
@@ -662,8 +670,9 @@ def _describe(f: dict[str, Any]) -> str:
         f"{pipe['per_s']:,} records/s)",
         f"                               {pipe['steady_per_s'] or 0:>10,} records/s steady "
         f"(from the worker's first commit)",
-        f"    worker {pipe['worker_cpu_seconds']} CPU s ({pipe['per_worker_cpu_s'] or 0:,} "
-        f"records per worker CPU second), projections {pipe['projections_cpu_seconds']} CPU s"
+        f"    {pipe['workers']} worker(s) {pipe['worker_cpu_seconds']} CPU s "
+        f"({pipe['per_worker_cpu_s'] or 0:,} records per worker CPU second), "
+        f"projections {pipe['projections_cpu_seconds']} CPU s"
         + "".join(f", {name} {seconds} CPU s" for name, seconds in services.items()),
         _cpu_per_event(f),
         f"  pipeline / pure replay       {t['ratio']:>10.4f} start to idle "

@@ -326,9 +326,13 @@ class DecisionPlane:
         generation = consumer.app.consumer_generation_id
         queued = [(tp, record) for tp, records in fetched.items() for record in records]
         for start in range(0, len(queued), BATCH_MAX):
+            chunk = queued[start:start + BATCH_MAX]
+            await self._find_starts(consumer, {tp for tp, _ in chunk})
+            # Checked after the last await before the records are handed over: a
+            # rebalance that began meanwhile found nothing to wait for.
             if not consumer.still_fetching(generation):
                 return  # a rebalance: the rest is fetched again from the commits
-            batch = await self._checked(consumer, queued[start:start + BATCH_MAX])
+            batch = self._checked(consumer, chunk)
             done = 0
             while done < len(batch):
                 completed = await _until_done(self._processor, batch[done:])
@@ -336,19 +340,22 @@ class DecisionPlane:
                     consumer.acknowledge(record.token)
                 done += completed
 
-    async def _checked(self, consumer: BatchConsumer, fetched: list[tuple[TP, Any]]
-                       ) -> list[Record]:
-        """The records of ``fetched`` in sequence; a repeat is acknowledged and dropped, a
-        hole stops the worker."""
+    async def _find_starts(self, consumer: BatchConsumer, tps: set[TP]) -> None:
+        """For a partition with nothing committed and no seek seen yet: where it starts,
+        so that a record lost before its first one is a hole, not the start."""
+        for tp in tps:
+            if self._guard.expected(tp) is None:
+                starts = await consumer.earliest_offsets(tp)
+                faust_fixes.first_offsets[tp] = starts.get(tp, 0)
+
+    def _checked(self, consumer: BatchConsumer, fetched: list[tuple[TP, Any]]
+                 ) -> list[Record]:
+        """The records of ``fetched`` in sequence, handed over (no await: a rebalance
+        cannot begin in between); a repeat is acknowledged and dropped, a hole stops the
+        worker."""
         guard = self._guard
         records = []
         for tp, raw in fetched:
-            if guard.expected(tp) is None:
-                # Nothing committed and no seek seen yet: the partition starts at its
-                # first offset, so that a record lost before this one is a hole, not the
-                # start.
-                starts = await consumer.earliest_offsets(tp)
-                faust_fixes.first_offsets[tp] = starts.get(tp, 0)
             verdict = guard.check(tp, raw.offset)
             if verdict == "seen":
                 consumer.acknowledge(consumer.deliver(tp, raw))

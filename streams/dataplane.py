@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
+from time import monotonic
 from typing import Any, ClassVar, Protocol
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -111,17 +112,26 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return
         if not self.flow_active:
             # As faust's getmany: records that arrived while the flow is stopped (a
-            # rebalance) are dropped, and the fetch position goes back to the commits.
-            await self.perform_seek()
+            # rebalance) are dropped, and the fetch position goes back to the commits;
+            # a failed seek is only logged (the seek before the flow resumes redoes it).
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seek while the flow is stopped failed: %r", exc)
             return
         generation = self.app.consumer_generation_id
         buffered = internals.buffered_partitions(self)
+        monitor = self.app.monitor
         batch: dict[TP, Sequence[Any]] = {}
         for tp, fetched in records.items():
             if active is not None and tp not in active and tp not in buffered:
                 continue
-            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in handler.topics:
+                # What faust's stream sensor notes per event: its slow-processing check
+                # (aiokafka Consumer.verify_event_path) would otherwise call the
+                # partition's stream idle since start.
+                monitor.stream_inbound_time[tp] = monotonic()
                 batch[tp] = fetched
             else:
                 await self._faust_way(tp, fetched, generation)

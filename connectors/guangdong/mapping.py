@@ -18,6 +18,7 @@ from typing import Any
 
 from connectors.guangdong import province as gd
 from connectors.sdk.errors import RecordRejected
+from connectors.sdk.fields import coded
 from lifecert.domain.assistance import GUANGDONG, due_date
 from lifecert.domain.working_days import WorkingCalendar, WorkingCalendarError
 from lifecert.events import bounds
@@ -250,14 +251,9 @@ _METHOD_OF = {code: method for method, code in gd.ASSIST_METHODS.items()}
 
 
 def _case_answer(record: Mapping[str, Any]) -> Event:
-    outcome = gd.CASE_RESULTS.get(record.get("result"))  # type: ignore[arg-type]
-    if outcome is None:
-        raise RecordRejected(f"field result {bounds.show(record.get('result'))} is not one of "
-                             f"{', '.join(f'{c} ({o})' for c, o in gd.CASE_RESULTS.items())}")
-    method = _METHOD_OF.get(record.get("assistMethod"))  # type: ignore[arg-type]
-    if method is None:
-        raise RecordRejected(f"field assistMethod {bounds.show(record.get('assistMethod'))} "
-                             f"is not one of {', '.join(_METHOD_OF)}")
+    outcome = coded(record, "result", gd.CASE_RESULTS,
+                    ", ".join(f"{c} ({o})" for c, o in gd.CASE_RESULTS.items()))
+    method = coded(record, "assistMethod", _METHOD_OF)
     died = record.get("deathDate")
     if (outcome == "DECEASED") != (died is not None):
         raise RecordRejected("field deathDate must be given exactly when result is 3 "

@@ -25,6 +25,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from connectors.sdk.errors import RecordRejected
+from connectors.sdk.fields import coded
 from lifecert.domain.assistance import due_date
 from lifecert.domain.working_days import WorkingCalendar, WorkingCalendarError
 from lifecert.events import bounds
@@ -250,15 +251,8 @@ _METHOD_OF = {v: k for k, v in METHODS.items()}
 
 
 def _answer(record: Mapping[str, Any], calendar: WorkingCalendar, days: int) -> Event:
-    said, how = record.get("resultado"), record.get("metodo")
-    outcome = _OUTCOME_OF.get(said) if isinstance(said, str) else None
-    if outcome is None:
-        raise RecordRejected(f"field resultado {bounds.show(record.get('resultado'))} is not "
-                             f"one of {', '.join(_OUTCOME_OF)}")
-    method = _METHOD_OF.get(how) if isinstance(how, str) else None
-    if method is None:
-        raise RecordRejected(f"field metodo {bounds.show(record.get('metodo'))} is not one of "
-                             f"{', '.join(_METHOD_OF)}")
+    outcome = coded(record, "resultado", _OUTCOME_OF)
+    method = coded(record, "metodo", _METHOD_OF)
     death = record.get("data_obito")
     if (outcome == "DECEASED") != (death is not None):
         raise RecordRejected("field data_obito must be given exactly when resultado is "

@@ -263,6 +263,19 @@ def test_each_unreadable_case_record_is_refused_naming_its_field(
     assert words in case_rejection(case_record(**changes))
 
 
+@pytest.mark.parametrize("field", ["result", "assistMethod"])
+@pytest.mark.parametrize("value", [["1"], {"1": 1}, 1, None])
+def test_an_answer_whose_code_is_not_a_code_string_is_refused(field: str, value: Any) -> None:
+    # A list or an object once raised TypeError (unhashable) out of the connector.
+    record = {"recordType": "ASSIST_CASE_ANSWER", "caseNo": "FS-2017-FS000123",
+              "insuredId": "FS000123", "result": "1", "certNo": "GDXA-17-00000001",
+              "assistMethod": "1", "handlerOrgCode": "GD-GUANGZHOU-SIB",
+              "certTime": "2017-06-13 17:00:00+08:00",
+              "reportTime": "2017-06-13 17:00:00+08:00", field: value}
+    assert f"field {field} " in case_rejection(record)
+    assert "is not one of" in case_rejection(record)
+
+
 def test_an_answer_with_a_death_date_but_not_deceased_is_refused() -> None:
     reason = case_rejection({
         "recordType": "ASSIST_CASE_ANSWER", "caseNo": "FS-2017-FS000123",

@@ -14,9 +14,6 @@ cases equal the domain's fold of the topic (live == replay)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -25,91 +22,41 @@ from typing import Any
 import psycopg2
 import pytest
 
-from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
-from lifecert.databases import create_database, drop_database
+from connectors.sdk.process import InstanceSpec
 from lifecert.domain import assistance
 from lifecert.domain.fold import uuid5
-from lifecert.events import codec
 from lifecert.events.interchange import parse_event
-from lifecert.pipeline import broker_clients
-from lifecert.pipeline.credentials import ADMIN, acting_as
-from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS, layout
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS
 from lifecert_dev.partners.guangdong.harness import GuangdongHarness
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
 from projections.queries import assistance_cases
-from projections.writer import run_until_idle
-from tests.connectors.macau_ssf.test_macau_ssf_end_to_end import _status, _utc
+from tests.connectors.assistance_world import (
+    RUNNER,
+    AssistanceWorld,
+    case_in_utc,
+    status_event,
+)
 
 pytestmark = pytest.mark.stack
 
-RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 1.0, "idle_interval": 0.2}
-FAST = {"batch_seconds": 0.05, "poll_ms": 100, "backoff_initial": 0.05, "backoff_max": 0.5}
 ASKED = ("FS-GD-00001", "FS-GD-00002", "FS-GD-00003")
 GZ_CASE = "GDXC-440100-17-000001"
 
 
-class World:
+class World(AssistanceWorld):
     def __init__(self, bootstrap: str, work: Path, admin_dsn: str) -> None:
-        self.bootstrap, self.work = bootstrap, work
-        self.admin_dsn, self.database = admin_dsn, f"lifecert_test_{uuid.uuid4().hex[:12]}"
-        self.dsn = create_database(admin_dsn, self.database)
-        self.prefix = f"gdc-{uuid.uuid4().hex[:10]}."
-        self.topics = layout(self.prefix)
-        with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
-            broker_clients.ensure_topics(admin, self.topics)
+        super().__init__(bootstrap, work, admin_dsn, "gdc")
         self.province = GuangdongHarness(break_mode="stop")
         settings = self.province.start(work)
-        self.config = write_config(work / "connectors.toml", bootstrap=bootstrap,
-                                   topic_prefix=self.prefix, instances={
+        self.configure({
             "gd-in": InstanceSpec("guangdong-xregion", settings, RUNNER),
             "gd-out": InstanceSpec("guangdong-results", {
                 "url": settings["url"], "ca_file": settings["ca_file"], "timeout": 5.0,
                 "ack_log": str(work / "acks.jsonl")}, RUNNER)})
-        self.procs: dict[str, ConnectorProcess] = {}
 
-    def start(self, name: str) -> ConnectorProcess:
-        proc = ConnectorProcess(self.config, name, self.work / f"{name}.log")
-        self.procs[name] = proc
-        proc.start()
-        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
-        return proc
-
-    def read(self, role: str) -> list[dict[str, Any]]:
-        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
-        try:
-            return [codec.decode(r.value) for r in
-                    broker_clients.read_to_end(consumer, self.topics[role].name)]
-        finally:
-            consumer.close()
-
-    def publish(self, events: list[dict[str, Any]], role: str = ASSISTANCE_RESULTS) -> None:
-        producer = broker_clients.producer(self.bootstrap, component=ADMIN)
-        try:
-            for event in events:
-                producer.send(self.topics[role].name,
-                              key=event["retiree_id"].encode(), value=codec.encode(event))
-            producer.flush(30)
-        finally:
-            producer.close()
-
-    def project(self) -> None:
-        with acting_as("projections"):
-            run_until_idle(self.dsn, self.bootstrap, self.topics, **FAST)
-
-    def ask(self, at: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "lifecert.cli", "assistance", "request", "--at", at,
-             "--policy", "foshan-2017", "--dsn", self.dsn, "--bootstrap", self.bootstrap,
-             "--prefix", self.prefix], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            proc.kill()
+    def stop_partner(self) -> None:
         self.province.stop()
-        drop_database(self.admin_dsn, self.database)
 
 
 @pytest.fixture
@@ -138,9 +85,9 @@ def test_cases_both_ways_with_the_province_down_and_duplicates(world: World) -> 
                               "registerTime": "2017-05-08 09:00:00+08:00"}])
     answer = _answer(uuid5("gd-answer-1"))
     world.publish([answer, answer, {**answer, "event_id": uuid5("re-entered")}])
-    world.publish([_status(r, "GUANGDONG", "NOT_CERTIFIED") for r in ASKED]
-                  + [_status("FS-GD-00009", "GUANGDONG", "CERTIFIED"),
-                     _status("FS-FS-00001", "FOSHAN", "NOT_CERTIFIED")], STATUS)
+    world.publish([status_event(r, "GUANGDONG", "NOT_CERTIFIED") for r in ASKED]
+                  + [status_event("FS-GD-00009", "GUANGDONG", "CERTIFIED"),
+                     status_event("FS-FS-00001", "FOSHAN", "NOT_CERTIFIED")], STATUS)
     world.project()
     for _ in range(2):  # before the read model shows the cases: the same requests again
         assert "published 3 request(s)" in world.ask("2017-05-15T09:00:00+08:00")
@@ -196,7 +143,7 @@ def test_cases_both_ways_with_the_province_down_and_duplicates(world: World) -> 
         conn.close()
     assert projected.keys() == folded.keys() and len(folded) == 4
     for key, case in folded.items():
-        assert _utc(projected[key]) == _utc(case), key
+        assert case_in_utc(projected[key]) == case_in_utc(case), key
     out = {c.retiree_id: c for c in folded.values() if c.direction == "OUTBOUND"}
     assert {r: (c.status, c.outcome) for r, c in out.items()} == {
         ASKED[0]: (assistance.ANSWERED, "CERTIFIED_ALIVE"),

@@ -15,12 +15,9 @@ the domain's fold of the topic and `lifecert replay --assistance`'s cases (live 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,95 +25,44 @@ import psycopg2
 import pytest
 
 from connectors.macau_ssf import ssf
-from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
-from lifecert.databases import create_database, drop_database
+from connectors.sdk.process import InstanceSpec
 from lifecert.domain import assistance
 from lifecert.domain.fold import uuid5
 from lifecert.domain.policy import load_policy
-from lifecert.events import codec
 from lifecert.events.interchange import parse_event, to_json
 from lifecert.events.time import SHANGHAI
-from lifecert.pipeline import broker_clients
-from lifecert.pipeline.credentials import ADMIN, acting_as
-from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS, layout
+from lifecert.pipeline.topics import ASSISTANCE_RESULTS, DEAD_LETTERS, EVENTS, STATUS
 from lifecert.replay import AssistanceTotals, replay_assistance
 from lifecert_dev.partners.macau_ssf.harness import SsfSimulator, card_of, result_event
 from lifecert_dev.stack import StackStatus
 from lifecert_dev.testkit.contract import wait_for
 from projections.queries import assistance_cases, assistance_refusals, open_cases_by_age
-from projections.writer import run_until_idle
+from tests.connectors.assistance_world import (
+    RUNNER,
+    AssistanceWorld,
+    case_in_utc,
+    status_event,
+)
 
 pytestmark = pytest.mark.stack
 
 RETIREES, BENEFICIARIES, SEED, ASKED = 30, 12, 41, 5
-RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 1.0, "idle_interval": 0.2}
-FAST = {"batch_seconds": 0.05, "poll_ms": 100, "backoff_initial": 0.05, "backoff_max": 0.5}
 CAL = load_policy("foshan-2017").working_days
 
 
-class World:
+class World(AssistanceWorld):
     def __init__(self, bootstrap: str, work: Path, admin_dsn: str) -> None:
-        self.bootstrap = bootstrap
-        self.admin_dsn, self.database = admin_dsn, f"lifecert_test_{uuid.uuid4().hex[:12]}"
-        self.dsn = create_database(admin_dsn, self.database)
-        self.prefix = f"ssf-{uuid.uuid4().hex[:10]}."
-        self.topics = layout(self.prefix)
-        with broker_clients.admin_client(bootstrap, component=ADMIN) as admin:
-            broker_clients.ensure_topics(admin, self.topics)
+        super().__init__(bootstrap, work, admin_dsn, "ssf")
         self.sim = SsfSimulator(work / "fss")
         self.sim.start()
-        self.work = work
         settings = self.sim.settings()
-        self.config = write_config(work / "connectors.toml", bootstrap=bootstrap,
-                                   topic_prefix=self.prefix, instances={
+        self.configure({
             "ssf-in": InstanceSpec("macau-ssf", {**settings, "due_working_days": 15}, RUNNER),
             "ssf-out": InstanceSpec("macau-ssf-results",
                                     {**settings, "ack_log": str(work / "acks.jsonl")}, RUNNER)})
-        self.procs: dict[str, ConnectorProcess] = {}
 
-    def start(self, name: str) -> ConnectorProcess:
-        proc = ConnectorProcess(self.config, name, self.work / f"{name}.log")
-        self.procs[name] = proc
-        proc.start()
-        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
-        return proc
-
-    def read(self, role: str) -> list[dict[str, Any]]:
-        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
-        try:
-            return [codec.decode(r.value) for r in
-                    broker_clients.read_to_end(consumer, self.topics[role].name)]
-        finally:
-            consumer.close()
-
-    def publish(self, events: list[dict[str, Any]], role: str = ASSISTANCE_RESULTS) -> None:
-        producer = broker_clients.producer(self.bootstrap, component=ADMIN)
-        try:
-            for event in events:
-                producer.send(self.topics[role].name,
-                              key=event["retiree_id"].encode(), value=codec.encode(event))
-            producer.flush(30)
-        finally:
-            producer.close()
-
-    def project(self) -> None:
-        with acting_as("projections"):
-            run_until_idle(self.dsn, self.bootstrap, self.topics, **FAST)
-
-    def ask(self, at: str) -> str:
-        """`lifecert assistance request` at ``at``: its output."""
-        done = subprocess.run(
-            [sys.executable, "-m", "lifecert.cli", "assistance", "request", "--at", at,
-             "--policy", "foshan-2017", "--dsn", self.dsn, "--bootstrap", self.bootstrap,
-             "--prefix", self.prefix], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            proc.kill()
+    def stop_partner(self) -> None:
         self.sim.stop()
-        drop_database(self.admin_dsn, self.database)
 
 
 @pytest.fixture
@@ -170,9 +116,9 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
     # Foshan asks SSF about its retirees living in Macau who have not certified (OUTBOUND):
     # the statuses the worker publishes, projected; `lifecert assistance request` run twice
     # before the read model shows its cases (the same requests again, same ids).
-    world.publish([_status(f"FS-MO-{n:05d}", "MACAU", "NOT_CERTIFIED") for n in range(ASKED)]
-                  + [_status("FS-MO-99999", "MACAU", "CERTIFIED"),
-                     _status("FS-FS-00001", "FOSHAN", "NOT_CERTIFIED")], STATUS)
+    world.publish([status_event(f"FS-MO-{n:05d}", "MACAU", "NOT_CERTIFIED") for n in range(ASKED)]
+                  + [status_event("FS-MO-99999", "MACAU", "CERTIFIED"),
+                     status_event("FS-FS-00001", "FOSHAN", "NOT_CERTIFIED")], STATUS)
     world.project()
     for _ in range(2):
         assert "published 5 request(s)" in world.ask("2017-05-15T09:00:00+08:00")
@@ -265,7 +211,7 @@ def test_both_directions_with_ssf_down_and_duplicates(world: World) -> None:
     assert "0 request(s) due on 2017-06-01" in world.ask("2017-06-01T09:00:00+08:00")
     assert projected.keys() == folded.keys()
     for key, case in folded.items():
-        assert _utc(projected[key]) == _utc(case), key
+        assert case_in_utc(projected[key]) == case_in_utc(case), key
     assert open_cases_by_age(list(projected.values()), date(2017, 7, 1), CAL) == []
     # `lifecert replay --assistance` on the topic's dump gives the projected cases too.
     projected, totals = _cases_both_ways(world, date(2017, 7, 1), "replay")
@@ -292,7 +238,7 @@ def _cases_both_ways(world: World, as_of: date, out: str
                                          on_dead_letter=dead.append)
     assert dead == [] and replayed.keys() == projected.keys()
     for key, case in replayed.items():
-        assert _utc(projected[key]) == _utc(case), key
+        assert case_in_utc(projected[key]) == case_in_utc(case), key
     rows = (world.work / out / "assistance.csv").read_text().splitlines()
     assert len(rows) == 1 + len(projected)
     assert sum(row.endswith(",1") for row in rows) == totals.overdue
@@ -307,20 +253,3 @@ def _receipts(world: World) -> list[dict[str, Any]]:
 def _outbound(world: World) -> list[dict[str, Any]]:
     return [e for e in _of(world.read(ASSISTANCE_RESULTS), "AssistanceResult")
             if e.get("direction") == "OUTBOUND"]
-
-
-def _status(retiree_id: str, residence: str, status: str) -> dict[str, Any]:
-    """The RetireeStatus the worker publishes for a retiree of the 2017 campaign."""
-    return {"type": "RetireeStatus", "event_id": uuid5(f"status|{retiree_id}"),
-            "recorded_at": datetime(2017, 5, 2, 9, 0, tzinfo=SHANGHAI),
-            "source_agency": "lifecert", "retiree_id": retiree_id, "policy": "foshan-2017",
-            "status": status, "district": None, "residence": residence,
-            "completed_by": None, "completed_at": None, "revocations": 0, "retractions": 0,
-            "performed_on": None, "death_source": None, "death_recorded_at": None}
-
-
-def _utc(case: assistance.Case) -> tuple[Any, ...]:
-    return tuple(v.astimezone(UTC) if hasattr(v, "astimezone") and hasattr(v, "hour") else v
-                 for v in (case.partner, case.case_id, case.retiree_id, case.direction,
-                           case.status, case.requested_at, case.due_on, case.answered_at,
-                           case.outcome, case.result_id, case.received_at, case.receipt))

@@ -30,6 +30,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -523,22 +524,25 @@ def test_a_crash_between_send_and_store_resends_the_same_outputs(pipeline: Pipel
     assert raw > distinct, "the decision interrupted by the crash was not sent again"
 
 
-@pytest.fixture
-def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackConfig]:
-    """A throw-away Kafka broker of this test's own (ports, data folder; the shared jar
-    cache): the shared broker must never be stopped, other tests are using it. Its data
-    folder goes into the environment, so that this test's clients and the worker it
-    starts log in with that broker's credentials."""
+@contextmanager
+def private_brokers(monkeypatch: pytest.MonkeyPatch, brokers: int, label: str, heap: str
+                    ) -> Iterator[StackConfig]:
+    """Throw-away Kafka broker(s) of a test's own (ports, data folder; the shared jar
+    cache): the shared broker must never be stopped, other tests are using it. The data
+    folder, ports and node count go into the environment, so that the test's clients and
+    the workers it starts log in with these brokers' credentials and find all of them.
+    PostgreSQL stays the shared one (the key store): its DSN names the shared passfile."""
     shared = StackConfig.from_env()
-    data_dir = Path(tempfile.mkdtemp(prefix="lifecert-worker-broker-", dir="/var/tmp"))
-    port = free_port_pair()
+    data_dir = Path(tempfile.mkdtemp(prefix=f"lifecert-{label}-", dir="/var/tmp"))
+    port = free_port_run(2 * brokers)
     monkeypatch.setenv("LIFECERT_DATA_DIR", str(data_dir))
-    # PostgreSQL stays the shared one: its DSN names the shared stack's password file
+    monkeypatch.setenv("LIFECERT_KAFKA_PORT", str(port))
+    monkeypatch.setenv("LIFECERT_KAFKA_BROKERS", str(brokers))
+    monkeypatch.delenv("LIFECERT_KAFKA_BOOTSTRAP", raising=False)
     monkeypatch.setenv("LIFECERT_POSTGRES_DSN", shared.postgres_dsn)
     cfg = StackConfig.from_env({
-        **os.environ, "LIFECERT_DATA_DIR": str(data_dir),
-        "LIFECERT_CACHE_DIR": str(shared.cache_dir), "LIFECERT_KAFKA_PORT": str(port),
-        "LIFECERT_KAFKA_CONTROLLER_PORT": str(port + 1), "LIFECERT_KAFKA_HEAP": "512m",
+        **os.environ, "LIFECERT_CACHE_DIR": str(shared.cache_dir),
+        "LIFECERT_KAFKA_CONTROLLER_PORT": str(port + 1), "LIFECERT_KAFKA_HEAP": heap,
     })
     try:
         stack_broker.start(cfg)
@@ -546,6 +550,13 @@ def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
     finally:
         stack_broker.stop(cfg)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_broker(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackConfig]:
+    """One throw-away broker (the restart test stops and starts it)."""
+    with private_brokers(monkeypatch, 1, "worker-broker", "512m") as cfg:
+        yield cfg
 
 
 @pytest.mark.stack
@@ -562,11 +573,6 @@ def test_a_broker_restart_mid_stream_loses_nothing(
         wait_until(worker)
         assert worker.stop() == 0, worker.log()[-4000:]
     assert_same_as_replay(pipeline, lines)
-
-
-def free_port_pair() -> int:
-    """A free port whose successor is free too (Kafka's client and controller ports)."""
-    return free_port_run(2)
 
 
 def free_port_run(count: int) -> int:

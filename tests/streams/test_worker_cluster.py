@@ -15,10 +15,7 @@ comes back, and live == replay: every instruction, verdict and status exactly as
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,7 @@ from tests.streams.test_worker import (
     assert_same_as_replay,
     campaign,
     committed,
-    free_port_run,
+    private_brokers,
     publish,
     wait_until,
 )
@@ -54,28 +51,9 @@ def _as_admin() -> Iterator[None]:
 
 @pytest.fixture
 def cluster(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[StackConfig]:
-    """A throw-away cluster of three brokers of this test's own (ports, data folder; the
-    shared jar cache). Its data folder goes into the environment, so that this test's
-    clients and workers log in with its credentials and find its three brokers."""
-    shared = StackConfig.from_env()
-    data_dir = Path(tempfile.mkdtemp(prefix="lifecert-cluster-", dir="/var/tmp"))
-    port = free_port_run(2 * BROKERS)
-    monkeypatch.setenv("LIFECERT_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("LIFECERT_KAFKA_PORT", str(port))
-    monkeypatch.setenv("LIFECERT_KAFKA_BROKERS", str(BROKERS))
-    monkeypatch.delenv("LIFECERT_KAFKA_BOOTSTRAP", raising=False)
-    # PostgreSQL stays the shared one (the key store): its DSN names the shared passfile
-    monkeypatch.setenv("LIFECERT_POSTGRES_DSN", shared.postgres_dsn)
-    cfg = StackConfig.from_env({
-        **os.environ, "LIFECERT_CACHE_DIR": str(shared.cache_dir),
-        "LIFECERT_KAFKA_CONTROLLER_PORT": str(port + 1), "LIFECERT_KAFKA_HEAP": "384m",
-    })
-    try:
-        stack_broker.start(cfg)
+    """A throw-away cluster of three brokers of this test's own."""
+    with private_brokers(monkeypatch, BROKERS, "cluster", "384m") as cfg:
         yield cfg
-    finally:
-        stack_broker.stop(cfg)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def leader_of_partition_0(pipeline: Pipeline) -> int:

@@ -24,10 +24,9 @@ from lifecert.api.protos import partner_exchange_pb2 as px
 from lifecert.api.protos import partner_exchange_pb2_grpc as px_grpc
 from lifecert.api.protos import status_query_pb2 as sq
 from lifecert.api.protos import status_query_pb2_grpc as sq_grpc
-from lifecert.events import codec
-from lifecert.pipeline import broker_clients
 from lifecert.pipeline.topics import ALERTS
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
+from lifecert_dev.testkit.reading import read_events
 from projections.writer import run_until_idle
 from tests.api.test_api_server import PERFORMED, _subscribe, batch, certification
 
@@ -63,12 +62,7 @@ def guess(server: ServerProcess, agency: str, role: str, retiree_id: str, times:
 
 
 def alerts_on(box: Sandbox) -> list[dict[str, Any]]:
-    client = broker_clients.consumer(box.bootstrap)
-    try:
-        return [codec.decode(r.value)
-                for r in broker_clients.read_to_end(client, box.topics[ALERTS].name)]
-    finally:
-        client.close()
+    return read_events(box.bootstrap, box.topics[ALERTS].name)
 
 
 @pytest.fixture(scope="module")

@@ -36,14 +36,13 @@ from lifecert.domain.campaign import Campaign
 from lifecert.domain.fold import output_event
 from lifecert.domain.policy import load_policy
 from lifecert.domain.verdicts import verdict
-from lifecert.events import codec
 from lifecert.events.interchange import parse_event
 from lifecert.events.time import SHANGHAI
-from lifecert.pipeline import broker_clients
-from lifecert.pipeline.credentials import ADMIN, acting_as
+from lifecert.pipeline.credentials import acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, EVENTS, STATUS
 from lifecert.pki import PkiPaths, init, issue
 from lifecert_dev.api_sandbox import Sandbox, ServerProcess
+from lifecert_dev.testkit.reading import read_events
 from projections.writer import run_until_idle
 from streams.records import retiree_status
 from tests.api.api_world import ID_NUMBERS, POLICY
@@ -66,12 +65,7 @@ def batch(*items: px.SubmitItem) -> px.SubmitBatchRequest:
 
 
 def events_on(box: Sandbox, role: str = EVENTS) -> list[dict[str, Any]]:
-    client = broker_clients.consumer(box.bootstrap, component=ADMIN)
-    try:
-        return [codec.decode(r.value)
-                for r in broker_clients.read_to_end(client, box.topics[role].name)]
-    finally:
-        client.close()
+    return read_events(box.bootstrap, box.topics[role].name)
 
 
 def decide_and_project(box: Sandbox) -> None:

@@ -21,7 +21,8 @@ from lifecert.events.time import SHANGHAI
 from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import ASSISTANCE_RESULTS, layout
-from lifecert_dev.testkit.contract import wait_for
+from lifecert_dev.testkit.contract import started
+from lifecert_dev.testkit.reading import read_events
 from projections.writer import run_until_idle
 
 RUNNER = {"batch_size": 25, "retry_initial": 0.1, "retry_max": 1.0, "idle_interval": 0.2}
@@ -52,17 +53,10 @@ class AssistanceWorld:
     def start(self, name: str) -> ConnectorProcess:
         proc = ConnectorProcess(self.config, name, self.work / f"{name}.log")
         self.procs[name] = proc
-        proc.start()
-        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
-        return proc
+        return started(proc)
 
     def read(self, role: str) -> list[dict[str, Any]]:
-        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
-        try:
-            return [codec.decode(r.value) for r in
-                    broker_clients.read_to_end(consumer, self.topics[role].name)]
-        finally:
-            consumer.close()
+        return read_events(self.bootstrap, self.topics[role].name)
 
     def publish(self, events: list[dict[str, Any]], role: str = ASSISTANCE_RESULTS) -> None:
         producer = broker_clients.producer(self.bootstrap, component=ADMIN)

@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
-from lifecert.events import codec
 from lifecert.events.interchange import to_json
-from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import CONSULAR_CASES, DEAD_LETTERS, EVENTS
 from lifecert_dev import live
 from lifecert_dev.partners.consular_app.harness import ConsularAppHarness
 from lifecert_dev.stack import StackStatus
+from lifecert_dev.testkit.reading import read_events
 from projections.connection import connect
 from tests.pipeline.live_helpers import POLICY, assert_live_equals_replay
 
@@ -84,13 +83,7 @@ def _cases(run: live.LiveRun) -> dict[str, dict[str, Any]]:
 
 
 def _read(run: live.LiveRun, role: str) -> list[dict[str, Any]]:
-    with acting_as(ADMIN):
-        consumer = broker_clients.consumer(run.bootstrap)
-        try:
-            return [codec.decode(r.value) for r in
-                    broker_clients.read_to_end(consumer, run.topics[role].name)]
-        finally:
-            consumer.close()
+    return read_events(run.bootstrap, run.topics[role].name)
 
 
 def _wait(what: str, predicate: Any, timeout: float = 120) -> None:

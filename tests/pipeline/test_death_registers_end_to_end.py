@@ -17,12 +17,11 @@ import pytest
 
 from connectors.death_registers import review
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
-from lifecert.events import codec
-from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS
 from lifecert_dev import live
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
+from lifecert_dev.testkit.reading import read_events
 from projections.connection import connect
 from projections.queries import RetireeView, retiree
 from tests.pipeline.live_helpers import POLICY, UNTIL
@@ -56,12 +55,7 @@ def enrolments(harness: DeathRegistersHarness, path: Path) -> Path:
 
 
 def read(run: live.LiveRun, role: str) -> list[dict]:
-    consumer = broker_clients.consumer(run.bootstrap)
-    try:
-        return [codec.decode(r.value)
-                for r in broker_clients.read_to_end(consumer, run.topics[role].name)]
-    finally:
-        consumer.close()
+    return read_events(run.bootstrap, run.topics[role].name)
 
 
 def view_of(run: live.LiveRun, retiree_id: str) -> RetireeView | None:

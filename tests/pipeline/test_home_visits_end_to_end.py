@@ -24,15 +24,14 @@ import pytest
 
 from connectors.death_registers import review
 from connectors.sdk.process import ConnectorProcess, InstanceSpec, write_config
-from lifecert.events import codec
 from lifecert.events.personal import is_sealed, reveal
 from lifecert.keystore.postgres import open_keystore
-from lifecert.pipeline import broker_clients
 from lifecert.pipeline.credentials import ADMIN, acting_as
 from lifecert.pipeline.topics import DEAD_LETTERS, EVENTS, HOME_VISIT_REPORTS, TASKS
 from lifecert_dev import live
 from lifecert_dev.partners.death_registers.harness import DeathRegistersHarness
 from lifecert_dev.partners.home_visits.harness import HomeVisitsHarness
+from lifecert_dev.testkit.reading import read_events
 from projections.connection import connect
 from projections.queries import contact, home_visit_task_list, home_visit_tasks_by_team
 from tests.pipeline.live_helpers import POLICY
@@ -71,13 +70,7 @@ def _visit(rid: str, team: str, outcome: str, **extra: str) -> dict[str, Any]:
 
 
 def _read(run: live.LiveRun, role: str) -> list[dict[str, Any]]:
-    with acting_as(ADMIN):
-        consumer = broker_clients.consumer(run.bootstrap)
-        try:
-            return [codec.decode(r.value) for r in
-                    broker_clients.read_to_end(consumer, run.topics[role].name)]
-        finally:
-            consumer.close()
+    return read_events(run.bootstrap, run.topics[role].name)
 
 
 def _wait(what: str, predicate: Any, timeout: float = 180) -> None:

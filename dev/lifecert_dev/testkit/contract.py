@@ -56,6 +56,7 @@ from lifecert.pipeline.topics import (
     layout,
 )
 from lifecert_dev.testkit.harness import Harness, SinkHarness, SourceHarness
+from lifecert_dev.testkit.reading import read_events, read_records
 from lifecert_dev.testkit.samples import sample_events
 
 INSTANCE = "under-test"
@@ -86,39 +87,23 @@ class Kit:
 
     def connector(self) -> ConnectorProcess:
         proc = ConnectorProcess(self.config, INSTANCE, self.work_dir / "connector.log")
-        self.processes.append(proc)
-        proc.start()
-        # The runner installs its SIGTERM handler before it serves metrics: once they
-        # answer, a stop is graceful rather than death by the default signal action.
-        wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
-        return proc
+        self.processes.append(proc)  # stopped at the end even if it never answers
+        return started(proc)
 
     def read(self, role: str) -> list[dict[str, Any]]:
         """Every record of a topic, decoded, in offset order per partition."""
-        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
-        try:
-            return [codec.decode(r.value)
-                    for r in broker_clients.read_to_end(consumer, self.topics[role].name)]
-        finally:
-            consumer.close()
+        return read_events(self.bootstrap, self.topics[role].name)
 
     def checkpoints(self) -> list[Any]:
-        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
-        try:
-            return [r.value for r in broker_clients.read_to_end(consumer,
-                                                    self.topics[CONNECTOR_CHECKPOINTS].name)
-                    if r.key == INSTANCE.encode()]
-        finally:
-            consumer.close()
+        return [r.value for r in read_records(self.bootstrap,
+                                              self.topics[CONNECTOR_CHECKPOINTS].name)
+                if r.key == INSTANCE.encode()]
 
     def heartbeat(self) -> dict[str, Any] | None:
         """The connector's latest heartbeat (connector_status), None before the first."""
-        consumer = broker_clients.consumer(self.bootstrap, component=ADMIN)
-        try:
-            values = [r.value for r in broker_clients.read_to_end(
-                consumer, self.topics[CONNECTOR_STATUS].name) if r.key == INSTANCE.encode()]
-        finally:
-            consumer.close()
+        values = [r.value for r in read_records(self.bootstrap,
+                                                self.topics[CONNECTOR_STATUS].name)
+                  if r.key == INSTANCE.encode()]
         return json.loads(values[-1]) if values and values[-1] is not None else None
 
     def publish(self, role: str, events: list[dict[str, Any]],
@@ -136,6 +121,15 @@ class Kit:
             producer.flush(30)
         finally:
             producer.close()
+
+
+def started(proc: ConnectorProcess) -> ConnectorProcess:
+    """``proc`` started and serving its metrics."""
+    proc.start()
+    # The runner installs its SIGTERM handler before it serves metrics: once they
+    # answer, a stop is graceful rather than death by the default signal action.
+    wait_for("the metrics endpoint", lambda: bool(proc.metrics()), proc)
+    return proc
 
 
 def wait_for(what: str, check: Callable[[], bool], proc: ConnectorProcess | None,
